@@ -1,0 +1,319 @@
+"""YAML run configuration -> validated, frozen config objects.
+
+One table, ``SPEC``, is the single source of truth for every key: its type, default,
+allowed values and one-line description. Validation, the frozen section objects, the
+resolved YAML written into every output file and the README's config reference all
+follow from it. Every error names the offending key (``section.key``) and what is
+allowed; the command line turns :class:`ConfigError` into exit code 2 before any work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+REQUIRED = object()  # marker: the key has no default
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: how to check it and what it means."""
+
+    kind: str                     # "int" | "float" | "str" | "bool" | "walltime"
+    default: Any
+    doc: str
+    choices: tuple = ()           # allowed values for "str"
+    minimum: float | None = None
+    maximum: float | None = None
+    min_exclusive: bool = False   # minimum itself not allowed (omega > 0)
+    nullable: bool = False
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.choices:
+            text = " | ".join(self.choices)
+        elif self.kind == "walltime":
+            text = '"HH:MM:SS"'
+        elif self.kind == "bool":
+            text = "true | false"
+        else:
+            text = "integer" if self.kind == "int" else "number"
+            lo = "" if self.minimum is None else (
+                f" {'>' if self.min_exclusive else '>='} {self.minimum:g}")
+            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            text += lo + ("," if lo and hi else "") + hi
+        return text + (" or null" if self.nullable else "")
+
+
+SPEC: dict[str, dict[str, Field]] = {
+    "system": {
+        "particles": Field("int", REQUIRED, "number of particles P", minimum=1),
+        "dimensions": Field("int", REQUIRED, "spatial dimensions D", minimum=1, maximum=3),
+        "omega": Field("float", REQUIRED, "trap frequency", minimum=0.0, min_exclusive=True),
+        "interaction": Field("str", "coulomb", "pair interaction 1/r_pq or none",
+                             choices=("coulomb", "none")),
+    },
+    "wavefunction": {
+        "hidden": Field("int", 4, "RBM hidden units N", minimum=1),
+        "psi": Field("str", "sqrt", "sqrt: |psi|^2 = F (RBM marginal); full: psi = F",
+                     choices=("sqrt", "full")),
+        "sigma": Field("float", None, "RBM width; null -> exact non-interacting width",
+                       minimum=0.0, min_exclusive=True, nullable=True),
+        "init_scale": Field("float", 0.001, "std of the random initial a, b, W", minimum=0.0),
+        "jastrow": Field("str", "none", "correlation factor (pade arrives with its issue)",
+                         choices=("none",)),
+    },
+    "sampler": {
+        "method": Field("str", "importance", "Markov chain sampler",
+                        choices=("metropolis", "importance")),
+        "step": Field("float", 0.5, "Metropolis step / Langevin time step (initial, then tuned)",
+                      minimum=0.0, min_exclusive=True),
+        "walkers_per_rank": Field("int", 16, "independent chains per MPI rank", minimum=1),
+        "thermalization": Field("int", 1000, "sweeps per walker before measuring "
+                                "(first half also tunes the step)", minimum=0),
+        "target_acceptance": Field("float", None, "acceptance the step is tuned to; "
+                                   "null -> 0.5 metropolis, 0.93 importance",
+                                   minimum=0.05, maximum=0.99, nullable=True),
+    },
+    "optimizer": {
+        "method": Field("str", "adam", "parameter update rule", choices=("sgd", "adam")),
+        "learning_rate": Field("float", 0.05, "step size of the update",
+                               minimum=0.0, min_exclusive=True),
+        "iterations": Field("int", 300, "optimisation iterations (0: production only)",
+                            minimum=0),
+        "samples_per_iteration": Field("int", 32768, "samples per iteration, total over "
+                                       "all ranks and walkers (one sample = one sweep)",
+                                       minimum=1),
+        "momentum": Field("float", 0.9, "SGD momentum (0: plain gradient descent)",
+                          minimum=0.0, maximum=0.999),
+    },
+    "production": {
+        "samples": Field("int", 1048576, "production samples, total over all ranks and "
+                         "walkers", minimum=1),
+        "store_components": Field("bool", False, "also store kinetic and potential "
+                                  "energy per sample"),
+    },
+    "output": {
+        "path": Field("str", "runs/quickstart.h5", "HDF5 result file (never overwritten "
+                      "without --overwrite)"),
+        "checkpoint_every": Field("float", 300.0, "seconds of wall time between "
+                                  "checkpoints", minimum=0.0, min_exclusive=True),
+        "max_walltime": Field("walltime", None, "stop cleanly before this wall time",
+                              nullable=True),
+        "progress_every": Field("float", 10.0, "seconds between plain progress lines "
+                                "when stdout is not a terminal", minimum=0.0),
+    },
+}
+SEED = Field("int", 2026, "root seed of every random stream", minimum=0)
+
+
+def _section_class(name: str) -> type:
+    cls_name = name.capitalize() + "Config"
+    fields = [(key, Any) for key in SPEC[name]]
+    return dataclasses.make_dataclass(cls_name, fields, frozen=True)
+
+
+SystemConfig = _section_class("system")
+WavefunctionConfig = _section_class("wavefunction")
+SamplerConfig = _section_class("sampler")
+OptimizerConfig = _section_class("optimizer")
+ProductionConfig = _section_class("production")
+OutputConfig = _section_class("output")
+_SECTION_CLASSES = {
+    "system": SystemConfig, "wavefunction": WavefunctionConfig, "sampler": SamplerConfig,
+    "optimizer": OptimizerConfig, "production": ProductionConfig, "output": OutputConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated run configuration (immutable)."""
+
+    system: Any
+    wavefunction: Any
+    sampler: Any
+    optimizer: Any
+    production: Any
+    output: Any
+    seed: int
+
+    def to_dict(self) -> dict:
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in SPEC}
+        out["seed"] = self.seed
+        return out
+
+    def to_yaml(self) -> str:
+        """The resolved configuration (every key, defaults filled in) as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **sections) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+_WALLTIME = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
+
+
+def walltime_seconds(text: str) -> int:
+    """'HH:MM:SS' -> seconds (hours may exceed 24)."""
+    h, m, s = (int(g) for g in _WALLTIME.match(text).groups())
+    return 3600 * h + 60 * m + s
+
+
+def _check(key: str, field: Field, value: Any) -> Any:
+    """Validate one value; return it normalised (ints accepted for floats)."""
+    if value is None:
+        if field.nullable:
+            return None
+        raise ConfigError(f"{key}: must not be null; allowed: {field.allowed()}")
+    kind = field.kind
+    got = f"got {value!r} ({type(value).__name__})"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, {got}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer ({field.allowed()}), {got}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number ({field.allowed()}), {got}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be finite, {got}")
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string ({field.allowed()}), {got}")
+        if field.choices and value not in field.choices:
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {field.allowed()}")
+        return value
+    elif kind == "walltime":
+        if not isinstance(value, str) or not _WALLTIME.match(value):
+            raise ConfigError(f'{key}: expected "HH:MM:SS", {got}')
+        return value
+    if field.minimum is not None:
+        too_small = value <= field.minimum if field.min_exclusive else value < field.minimum
+        if too_small:
+            raise ConfigError(f"{key}: {value!r} is out of range; allowed: {field.allowed()}")
+    if field.maximum is not None and value > field.maximum:
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed: {field.allowed()}")
+    return value
+
+
+def from_dict(raw: Any, source: str = "config") -> Config:
+    """Validate a parsed YAML mapping and build the frozen :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections "
+                          f"({', '.join(list(SPEC) + ['seed'])}), got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SPEC) - {"seed"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: "
+                          f"{', '.join(list(SPEC) + ['seed'])}")
+    if "system" not in raw:
+        raise ConfigError("system: section is required (particles, dimensions, omega)")
+    sections = {}
+    for name, fields in SPEC.items():
+        given = raw.get(name)
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{name}: expected a mapping of keys, got {given!r}")
+        extra = sorted(set(given) - set(fields))
+        if extra:
+            raise ConfigError(f"{name}.{extra[0]}: unknown key; allowed keys in {name}: "
+                              f"{', '.join(fields)}")
+        values = {}
+        for key, field in fields.items():
+            full = f"{name}.{key}"
+            if key in given:
+                values[key] = _check(full, field, given[key])
+            elif field.default is REQUIRED:
+                raise ConfigError(f"{full}: required key is missing; allowed: {field.allowed()}")
+            else:
+                values[key] = field.default
+        sections[name] = _SECTION_CLASSES[name](**values)
+    seed = _check("seed", SEED, raw.get("seed", SEED.default))
+    return Config(seed=seed, **sections)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'section.key=value' -> (['section', 'key'], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, _, value = text.partition("=")
+    parts = key.strip().split(".")
+    if not (parts == ["seed"] or (len(parts) == 2 and all(parts))):
+        raise ConfigError(f"--set {text!r}: key must be section.key (or seed)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+    return parts, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``raw`` with every ``--set section.key=value`` applied."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (raw or {}).items()}
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts == ["seed"]:
+            raw["seed"] = value
+            continue
+        section, key = parts
+        if section not in SPEC:
+            raise ConfigError(f"{section}: unknown section in --set {text!r}; allowed: "
+                              f"{', '.join(list(SPEC) + ['seed'])}")
+        current = raw.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"{section}: expected a mapping of keys, got {current!r}")
+        raw[section] = {**current, key: value}
+    return raw
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] = (),
+                output: str | None = None) -> Config:
+    """Read, override and validate a YAML config file; raise ConfigError on any problem."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of sections")
+    raw = apply_overrides(raw, list(overrides))
+    if output is not None:
+        raw["output"] = {**(raw.get("output") or {}), "path": output}
+    return from_dict(raw, source=path)
+
+
+def config_from_yaml_text(text: str) -> Config:
+    """Rebuild a Config from the resolved YAML stored in a run file."""
+    return from_dict(yaml.safe_load(text))
+
+
+def reference_table() -> str:
+    """Markdown table of every key (for the README's config reference)."""
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for name, fields in list(SPEC.items()) + [("", {"seed": SEED})]:
+        for key, field in fields.items():
+            full = f"{name}.{key}" if name else key
+            default = "(required)" if field.default is REQUIRED else yaml.safe_dump(
+                field.default, default_flow_style=True).strip().removesuffix("...").strip()
+            rows.append(f"| `{full}` | `{default}` | {field.allowed()} | {field.doc} |")
+    return "\n".join(rows)
+

@@ -1,0 +1,190 @@
+"""The Monte Carlo hot loops (numba). One call advances all walkers of a rank.
+
+:func:`run_walkers` runs ``n_sweeps`` sweeps (one proposed single-particle move per
+particle) of every walker, with no Python per step, and, depending on ``mode``:
+
+* ``THERMALIZE``: only moves (and acceptance counts);
+* ``OPTIMIZE``: accumulates the packed estimator sums of an optimisation iteration
+  (layout below), ready for a single Allreduce;
+* ``PRODUCE``: stores the local energy of every sweep of every walker (and optionally
+  its kinetic and potential parts) for offline blocking.
+
+Single-particle moves update the hidden pre-activations ``u`` incrementally, O(D*N) per
+move; ``exp(u)`` is cached so that the acceptance ratio of the hidden part,
+``prod_j (1 + exp(u'_j)) / (1 + exp(u_j))``, costs one exponential per hidden unit.
+All formulas of psi come from ``wavefunction.py`` and of the potential from ``system.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .rng import normal, uniform
+from .system import coulomb_potential, trap_potential
+from .wavefunction import (hidden_preactivations, kinetic_energy, parameter_derivatives,
+                           particle_gradient, sigmoid_from_exp)
+
+METROPOLIS, IMPORTANCE = 0, 1
+SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE}
+THERMALIZE, OPTIMIZE, PRODUCE = 0, 1, 2
+
+# Packed estimator sums of one optimisation iteration (float64 vector, Allreduced whole):
+# [count, sum E, sum E^2, walkers, sum of walker means, sum of squared walker means,
+#  accepted moves, proposed moves, sum O_k (n_params), sum E*O_k (n_params)].
+S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP = range(8)
+S_HEADER = 8
+
+
+def sums_size(n_params: int) -> int:
+    """Length of the packed sums vector."""
+    return S_HEADER + 2 * n_params
+
+
+@njit(cache=True)
+def init_positions(X, rng, width):
+    """Start every walker at Normal(0, width^2) coordinates drawn from its own stream.
+
+    X: (W, M) output; rng: (W, 4) uint64 states.
+    """
+    for w in range(X.shape[0]):
+        for i in range(X.shape[1]):
+            X[w, i] = width * normal(rng[w])
+
+
+@njit(cache=True, inline="always")
+def _hidden_ratio(x_row, dx, p, D, u, eu, un, eun, W, inv_s2):
+    """New pre-activations un, exp(un) for moving particle p by dx; returns
+    prod_j (1 + exp(un_j)) / (1 + exp(u_j)), i.e. F'/F of the hidden part."""
+    N = u.shape[0]
+    ratio = 1.0
+    for j in range(N):
+        du = 0.0
+        for d in range(D):
+            du += dx[d] * W[p * D + d, j]
+        un[j] = u[j] + du * inv_s2
+        eun[j] = np.exp(un[j])
+        ratio *= (1.0 + eun[j]) / (1.0 + eu[j])
+    return ratio
+
+
+@njit(cache=True, inline="always")
+def _accept(x, dx, p, D, u, eu, s, un, eun, sn_ready, sn):
+    """Commit the move of particle p: positions, u, exp(u) and sigmoids."""
+    for d in range(D):
+        x[p * D + d] += dx[d]
+    for j in range(u.shape[0]):
+        u[j] = un[j]
+        eu[j] = eun[j]
+        s[j] = sn[j] if sn_ready else sigmoid_from_exp(eun[j])
+
+
+@njit(cache=True)
+def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb):
+    """(kinetic, potential) of one configuration; E_L is their sum."""
+    kin = kinetic_energy(x, a, W, s, inv_s2, c)
+    pot = trap_potential(x, omega)
+    if coulomb:
+        pot += coulomb_potential(x, P, D)
+    return kin, pot
+
+
+@njit(cache=True)
+def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, coulomb,
+                X, rng, sums, e_out, kin_out, pot_out, accepted):
+    """Advance every walker by n_sweeps sweeps and accumulate or record estimators.
+
+    method: METROPOLIS (uniform box of side ``step``) or IMPORTANCE (Langevin time step
+    ``step``); mode: THERMALIZE | OPTIMIZE | PRODUCE.
+    a: (M,), b: (N,), W: (M, N) parameters; inv_s2 = 1/sigma^2; c = 1/2 or 1 (psi = F^c).
+    X: (W_r, M) walker positions, updated in place; rng: (W_r, 4) uint64 states.
+    sums: packed sums (``sums_size``), added to in OPTIMIZE mode.
+    e_out, kin_out, pot_out: (W_r, n_sweeps) records in PRODUCE mode (kin_out/pot_out
+    may have zero columns to skip them). accepted: (W_r,) int64, accepted moves added.
+    """
+    n_walkers, M = X.shape
+    N = b.shape[0]
+    n_params = M + N + M * N
+    u = np.empty(N)
+    eu = np.empty(N)
+    s = np.empty(N)
+    un = np.empty(N)
+    eun = np.empty(N)
+    sn = np.empty(N)
+    dx = np.empty(D)
+    g_old = np.empty(D)
+    O = np.empty(n_params)
+    sqrt_dt = np.sqrt(step)
+    store_parts = kin_out.shape[1] == n_sweeps
+    for w in range(n_walkers):
+        x = X[w]
+        st = rng[w]
+        # Parameters may have changed since the last call: rebuild the caches.
+        hidden_preactivations(x, b, W, inv_s2, u)
+        for j in range(N):
+            eu[j] = np.exp(u[j])
+            s[j] = sigmoid_from_exp(eu[j])
+        n_acc = 0
+        e_sum = 0.0
+        for sweep in range(n_sweeps):
+            for p in range(P):
+                # ---- propose
+                log_q = 0.0      # ln of |psi'|^2/|psi|^2 (Gaussian part) + ln Green ratio
+                if method == METROPOLIS:
+                    for d in range(D):
+                        dx[d] = step * (uniform(st) - 0.5)
+                else:
+                    particle_gradient(x, a, W, s, inv_s2, c, p, D, g_old)
+                    for d in range(D):
+                        dx[d] = step * g_old[d] + sqrt_dt * normal(st)
+                for d in range(D):
+                    i = p * D + d
+                    xo = x[i] - a[i]
+                    xn = xo + dx[d]
+                    log_q -= c * inv_s2 * (xn * xn - xo * xo)
+                ratio = _hidden_ratio(x, dx, p, D, u, eu, un, eun, W, inv_s2)
+                if c != 0.5:
+                    ratio = ratio ** (2.0 * c)
+                if method == IMPORTANCE:
+                    # Drift at the proposed point, then the Green's-function ratio
+                    # G(x|y)/G(y|x) with G(y|x) ~ exp(-(y - x - dt grad ln psi(x))^2 / 2dt).
+                    for j in range(N):
+                        sn[j] = sigmoid_from_exp(eun[j])
+                    for d in range(D):
+                        i = p * D + d
+                        g = -(x[i] + dx[d] - a[i])
+                        for j in range(N):
+                            g += W[i, j] * sn[j]
+                        g_new = c * g * inv_s2
+                        fwd = dx[d] - step * g_old[d]
+                        bwd = dx[d] + step * g_new
+                        log_q += (fwd * fwd - bwd * bwd) / (2.0 * step)
+                # ---- accept / reject
+                if uniform(st) < np.exp(log_q) * ratio:
+                    _accept(x, dx, p, D, u, eu, s, un, eun, method == IMPORTANCE, sn)
+                    n_acc += 1
+            if mode == THERMALIZE:
+                continue
+            kin, pot = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb)
+            e = kin + pot
+            if mode == PRODUCE:
+                e_out[w, sweep] = e
+                if store_parts:
+                    kin_out[w, sweep] = kin
+                    pot_out[w, sweep] = pot
+            else:
+                e_sum += e
+                sums[S_E2] += e * e
+                parameter_derivatives(x, a, s, inv_s2, c, O)
+                for k in range(n_params):
+                    sums[S_HEADER + k] += O[k]
+                    sums[S_HEADER + n_params + k] += e * O[k]
+        accepted[w] += n_acc
+        sums[S_ACC] += n_acc
+        sums[S_PROP] += n_sweeps * P
+        if mode == OPTIMIZE and n_sweeps > 0:
+            mean = e_sum / n_sweeps
+            sums[S_COUNT] += n_sweeps
+            sums[S_E] += e_sum
+            sums[S_WALKERS] += 1.0
+            sums[S_WMEAN] += mean
+            sums[S_WMEAN2] += mean * mean

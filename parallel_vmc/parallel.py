@@ -1,0 +1,125 @@
+"""The communicator: rank/size, Allreduce of packed buffers, gathers, agreement checks.
+
+With mpi4py importable and more than one process, :func:`world` wraps
+``MPI.COMM_WORLD``; otherwise a serial stand-in with the same methods runs the program
+as one rank. Numerics never depend on the number of ranks except through the number
+of chains.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+class SerialComm:
+    """One-rank stand-in with the interface of :class:`MPIComm`."""
+
+    rank = 0
+    size = 1
+    allreduce_calls = 0   # counted so tests can check 'one Allreduce per iteration'
+
+    def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
+        self.allreduce_calls += 1
+        return buf.copy()
+
+    def allreduce_max(self, value: float) -> float:
+        return value
+
+    def gather_rows(self, block: np.ndarray):
+        """Stack (rows, cols) blocks of all ranks on rank 0 (None elsewhere)."""
+        return block.copy()
+
+    def bcast(self, obj):
+        return obj
+
+    def barrier(self) -> None:
+        pass
+
+    def agree(self, flag: bool) -> bool:
+        """True if any rank says True (used for stop decisions and errors)."""
+        return bool(flag)
+
+    def checksums_equal(self, array: np.ndarray) -> bool:
+        return True
+
+    @property
+    def library(self) -> str:
+        return "serial (no MPI)"
+
+    def abort(self, code: int) -> None:
+        raise SystemExit(code)
+
+
+class MPIComm(SerialComm):
+    """Thin wrapper over an mpi4py communicator."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
+        from mpi4py import MPI
+        self.allreduce_calls += 1
+        out = np.empty_like(buf)
+        self.comm.Allreduce(np.ascontiguousarray(buf), out, op=MPI.SUM)
+        return out
+
+    def allreduce_max(self, value: float) -> float:
+        from mpi4py import MPI
+        return self.comm.allreduce(value, op=MPI.MAX)
+
+    def gather_rows(self, block: np.ndarray):
+        """Gather equally shaped (rows, cols) blocks to rank 0 in rank order."""
+        block = np.ascontiguousarray(block)
+        out = (np.empty((self.size * block.shape[0], block.shape[1]), dtype=block.dtype)
+               if self.rank == 0 else None)
+        self.comm.Gather(block, out, root=0)
+        return out
+
+    def bcast(self, obj):
+        return self.comm.bcast(obj, root=0)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def agree(self, flag: bool) -> bool:
+        from mpi4py import MPI
+        return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
+
+    def checksums_equal(self, array: np.ndarray) -> bool:
+        """Cheap cross-rank identity check of an array's bytes (CRC32, min == max)."""
+        from mpi4py import MPI
+        crc = zlib.crc32(np.ascontiguousarray(array).tobytes())
+        lo = self.comm.allreduce(crc, op=MPI.MIN)
+        hi = self.comm.allreduce(crc, op=MPI.MAX)
+        return lo == hi
+
+    @property
+    def library(self) -> str:
+        from mpi4py import MPI
+        return MPI.Get_library_version().splitlines()[0].strip()
+
+    def abort(self, code: int) -> None:
+        self.comm.Abort(code)
+
+
+def world() -> SerialComm:
+    """The world communicator, or the serial stand-in without MPI / with one process."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return SerialComm()
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() == 1:
+        return SerialComm()
+    return MPIComm(comm)
+
+
+def mpi4py_version() -> str:
+    try:
+        import mpi4py
+        return mpi4py.__version__
+    except ImportError:
+        return "not installed"
