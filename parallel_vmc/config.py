@@ -40,11 +40,13 @@ class Field:
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
         if self.choices:
-            text = " | ".join(self.choices)
+            text = ", ".join(self.choices)
         elif self.kind == "walltime":
             text = '"HH:MM:SS"'
         elif self.kind == "bool":
-            text = "true | false"
+            text = "true, false"
+        elif self.kind == "str":
+            text = "text"
         else:
             text = "integer" if self.kind == "int" else "number"
             lo = "" if self.minimum is None else (
@@ -314,6 +316,7 @@ def reference_table() -> str:
             full = f"{name}.{key}" if name else key
             default = "(required)" if field.default is REQUIRED else yaml.safe_dump(
                 field.default, default_flow_style=True).strip().removesuffix("...").strip()
-            rows.append(f"| `{full}` | `{default}` | {field.allowed()} | {field.doc} |")
+            cells = (f"`{full}`", f"`{default}`", field.allowed(), field.doc)
+            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)
 

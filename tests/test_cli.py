@@ -1,0 +1,127 @@
+"""Command line: bad input exits 2 naming the key, nothing written or overwritten."""
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from parallel_vmc.config import SPEC, ConfigError, from_dict, load_config
+
+GOOD = {"system": {"particles": 2, "dimensions": 2, "omega": 1.0}}
+
+
+def pvmc(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "parallel_vmc", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write(tmp_path, raw, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+BAD = [
+    ({"system": {"particles": "two", "dimensions": 2, "omega": 1.0}}, "system.particles"),
+    ({"system": {"particles": 2, "dimensions": 2, "omega": 1.0, "colour": 1}}, "system.colour"),
+    ({"system": {"particles": 2, "dimensions": 2, "omega": -1}}, "system.omega"),
+    ({"system": {"particles": 2, "dimensions": 4, "omega": 1.0}}, "system.dimensions"),
+    ({**GOOD, "wavefunction": {"hidden": 0}}, "wavefunction.hidden"),
+    ({**GOOD, "sampler": {"method": "gibbs"}}, "sampler.method"),
+    ({**GOOD, "optimizer": {"learning_rate": True}}, "optimizer.learning_rate"),
+    ({**GOOD, "output": {"max_walltime": "12h"}}, "output.max_walltime"),
+    ({**GOOD, "optimiser": {}}, "optimiser"),
+    ({"system": {"particles": 2, "dimensions": 2}}, "system.omega"),
+]
+
+
+@pytest.mark.parametrize("raw,key", BAD)
+def test_bad_config_exits_2_naming_the_key(tmp_path, raw, key):
+    out = tmp_path / "out.h5"
+    raw = {**raw, "output": {**raw.get("output", {}), "path": str(out)}}
+    for command in ("run", "validate"):
+        res = pvmc(command, str(write(tmp_path, raw)))
+        assert res.returncode == 2, res.stderr
+        assert key in res.stderr
+        assert not out.exists()
+
+
+def test_missing_config_file(tmp_path):
+    res = pvmc("run", str(tmp_path / "nope.yaml"))
+    assert res.returncode == 2
+    assert "config file not found" in res.stderr and "nope.yaml" in res.stderr
+
+
+def test_bad_override_names_the_key(tmp_path):
+    path = write(tmp_path, GOOD)
+    res = pvmc("validate", str(path), "--set", "system.omega=-2")
+    assert res.returncode == 2 and "system.omega" in res.stderr
+    res = pvmc("validate", str(path), "--set", "sampler.nothing=1")
+    assert res.returncode == 2 and "sampler.nothing" in res.stderr
+    res = pvmc("validate", str(path), "--set", "justtext")
+    assert res.returncode == 2
+
+
+def test_existing_output_is_never_touched(tmp_path):
+    out = tmp_path / "precious.h5"
+    out.write_bytes(b"results of last night")
+    before = os.stat(out)
+    path = write(tmp_path, {**GOOD, "output": {"path": str(out)}})
+    res = pvmc("run", str(path))
+    assert res.returncode == 2
+    assert "exists" in res.stderr and "--overwrite" in res.stderr
+    # A bad config with an existing output: also exit 2 and untouched.
+    res = pvmc("run", str(path), "--set", "system.dimensions=4")
+    assert res.returncode == 2
+    assert out.read_bytes() == b"results of last night"
+    assert os.stat(out).st_mtime_ns == before.st_mtime_ns
+
+
+def test_validate_prints_the_resolved_config(tmp_path):
+    res = pvmc("validate", str(write(tmp_path, GOOD)), "--set", "wavefunction.hidden=6",
+               "-o", "x.h5")
+    assert res.returncode == 0, res.stderr
+    resolved = yaml.safe_load(res.stdout)
+    assert resolved["wavefunction"]["hidden"] == 6
+    assert resolved["output"]["path"] == "x.h5"
+    assert resolved["sampler"]["walkers_per_rank"] == 16
+    assert from_dict(resolved).to_dict() == resolved
+
+
+def test_unknown_command_line_option_exits_2():
+    assert pvmc("run", "--frobnicate").returncode == 2
+
+
+def test_config_objects_are_frozen():
+    cfg = from_dict(GOOD)
+    with pytest.raises(Exception):
+        cfg.system.omega = 2.0
+
+
+def test_int_accepted_for_float_but_not_bool_for_int():
+    assert from_dict({"system": {"particles": 2, "dimensions": 1, "omega": 2}}).system.omega == 2.0
+    with pytest.raises(ConfigError, match="system.particles"):
+        from_dict({"system": {"particles": True, "dimensions": 1, "omega": 2}})
+
+
+def test_shipped_configs_are_valid():
+    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    names = [n for n in os.listdir(root) if n.endswith(".yaml")]
+    assert "quickstart.yaml" in names
+    for name in names:
+        load_config(os.path.join(root, name))
+
+
+def test_readme_documents_every_key():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    for section, fields in SPEC.items():
+        for key in fields:
+            assert f"`{section}.{key}`" in readme, f"{section}.{key} missing from README"
+
+
+def test_readme_config_table_is_generated_from_the_spec():
+    from parallel_vmc.config import reference_table
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = readme.split("<!-- config-table")[1].split("-->", 1)[1].split("<!-- /config-table")[0]
+    assert block.strip() == reference_table().strip()

@@ -1,0 +1,83 @@
+"""Under `mpiexec -n 2 python -m pytest --with-mpi`: parameters bit-identical on all
+ranks, the allreduced energy equals the mean of the gathered samples, one Allreduce per
+optimisation iteration, and bit-for-bit reproducibility for a fixed seed and rank count."""
+import os
+import tempfile
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_config, run_config
+
+
+def _comm():
+    from parallel_vmc.parallel import world
+    comm = world()
+    assert comm.size >= 2, "run these tests with mpiexec -n 2"
+    return comm
+
+
+def _shared_dir(comm):
+    path = tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None
+    return comm.bcast(path)
+
+
+def _run(comm, path, **sections):
+    cfg = make_config(path, **sections)
+    result = run_config(cfg, comm)
+    comm.barrier()
+    return cfg, result
+
+
+@pytest.mark.mpi(min_size=2)
+def test_parameters_identical_on_all_ranks():
+    comm = _comm()
+    d = _shared_dir(comm)
+    _, result = _run(comm, os.path.join(d, "p.h5"), optimizer={"iterations": 25})
+    everyone = comm.comm.allgather(result.theta.tobytes())
+    assert all(b == everyone[0] for b in everyone)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_allreduced_energy_equals_mean_of_gathered_samples():
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg, _ = _run(comm, os.path.join(d, "e.h5"))
+    if comm.rank == 0:
+        with h5py.File(cfg.output.path) as h5:
+            e = h5["production/local_energy"][:]
+            assert e.shape[0] == comm.size * cfg.sampler.walkers_per_rank
+            assert h5.attrs["mpi_size"] == comm.size
+            allreduced = h5["production"].attrs["energy_allreduced"]
+            assert allreduced == pytest.approx(e.mean(), rel=1e-13, abs=0)
+            assert h5["summary"].attrs["energy"] == pytest.approx(e.mean(), rel=1e-13, abs=0)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_one_allreduce_per_iteration():
+    comm = _comm()
+    d = _shared_dir(comm)
+    from parallel_vmc.driver import Run
+    cfg = make_config(os.path.join(d, "c.h5"), optimizer={"iterations": 7},
+                      sampler={"thermalization": 0})
+    run = Run(cfg, comm, progress=False)
+    theta, walkers = run._initial_state()
+    before = comm.allreduce_calls
+    run.optimize(theta, walkers)
+    assert comm.allreduce_calls - before == 7
+
+
+@pytest.mark.mpi(min_size=2)
+def test_fixed_seed_is_reproducible_bit_for_bit():
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg_a, res_a = _run(comm, os.path.join(d, "a.h5"))
+    cfg_b, res_b = _run(comm, os.path.join(d, "b.h5"))
+    assert res_a.theta.tobytes() == res_b.theta.tobytes()
+    if comm.rank == 0:
+        with h5py.File(cfg_a.output.path) as fa, h5py.File(cfg_b.output.path) as fb:
+            for name in ("optimization/energy", "optimization/params",
+                         "production/local_energy"):
+                np.testing.assert_array_equal(fa[name][:], fb[name][:])
+            assert fa["summary"].attrs["energy"] == fb["summary"].attrs["energy"]

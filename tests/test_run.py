@@ -1,0 +1,127 @@
+"""Whole runs in-process: file schema, exact limits, optimisation toward exact energies."""
+import h5py
+import numpy as np
+import pytest
+
+from analysis.blocking import blocking
+from conftest import make_config, run_config
+
+
+def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
+    """init_scale 0, non-interacting, no optimisation: every stored sample is 2."""
+    cfg = tiny_config(system={"interaction": "none"},
+                      wavefunction={"init_scale": 0.0},
+                      optimizer={"iterations": 0},
+                      production={"store_components": True})
+    result = run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        e = h5["production/local_energy"][:]
+        assert np.max(np.abs(e - 2.0)) < 1e-10
+        assert e.var() < 1e-12
+        # The parts add up to the total sample by sample.
+        np.testing.assert_allclose(h5["production/kinetic"][:] + h5["production/potential"][:],
+                                   e, rtol=0, atol=1e-12)
+        assert h5.attrs["status"] == "completed"
+        assert h5["summary"].attrs["error"] < 1e-10
+    assert result.summary["energy"] == pytest.approx(2.0, abs=1e-10)
+
+
+def test_file_follows_the_schema(tiny_config):
+    cfg = tiny_config()
+    run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        for key in ("format_version", "package_version", "created", "config", "mpi_size",
+                    "walkers_per_rank", "seed", "numba_version", "numpy_version",
+                    "mpi4py_version", "hostname", "status"):
+            assert key in h5.attrs, key
+        opt = h5["optimization"]
+        for name in ("iteration", "energy", "energy_error", "variance", "acceptance",
+                     "grad_norm", "learning_rate", "wall_time"):
+            assert opt[name].shape == (5,), name
+        assert opt["params"].shape == (5, 2 * 2 * 2 + 2 + 4 * 2)
+        n_chains = 4
+        assert h5["production/local_energy"].shape == (n_chains, 4096 // n_chains)
+        assert h5["production"].attrs["samples_per_chain"] == 1024
+        assert h5["wavefunction/W"].shape == (4, 2)
+        assert h5["wavefunction"].attrs["psi"] == "sqrt"
+        for key in ("energy", "error", "variance", "tau_int", "n_samples"):
+            assert key in h5["summary"].attrs
+        assert list(h5["segments/ended"].asstr()[:]) == ["completed"]
+        assert h5["checkpoint/rng_states"].dtype == np.uint64
+        assert h5["checkpoint/rng_states"].shape == (n_chains, 4)
+
+
+@pytest.mark.parametrize("D", [1, 2, 3])
+@pytest.mark.parametrize("omega", [0.5, 1.0, 2.0])
+def test_noninteracting_optimisation_reaches_exact_energy(tmp_path, D, omega):
+    cfg = make_config(tmp_path / "n.h5",
+                      system={"particles": 2, "dimensions": D, "omega": omega,
+                              "interaction": "none"},
+                      wavefunction={"hidden": 2, "init_scale": 0.5},
+                      sampler={"walkers_per_rank": 8, "thermalization": 300},
+                      optimizer={"iterations": 300, "samples_per_iteration": 4096,
+                                 "method": "adam", "learning_rate": 0.05},
+                      production={"samples": 2**16})
+    exact = D * omega
+    result = run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        first = h5["optimization/energy"][0]
+    assert first - exact > 5e-3, "the random start should be visibly off the exact energy"
+    assert abs(result.summary["energy"] - exact) < 1e-3
+
+
+def test_two_electrons_in_2d_below_3_10(tmp_path):
+    """Fast version of the quick start (the full one is in test_quickstart_slow)."""
+    cfg = make_config(tmp_path / "q.h5", wavefunction={"hidden": 4},
+                      sampler={"walkers_per_rank": 16, "thermalization": 500},
+                      optimizer={"iterations": 120, "samples_per_iteration": 8192},
+                      production={"samples": 2**18})
+    s = run_config(cfg).summary
+    assert s["energy"] < 3.10
+    assert s["energy"] > 3.0 - 3 * s["error"]      # variational: never below exact
+    assert s["error"] < 0.005
+
+
+def test_samplers_agree_at_fixed_parameters(tmp_path):
+    rng = np.random.default_rng(11)
+    energies = {}
+    for method in ("metropolis", "importance"):
+        cfg = make_config(tmp_path / f"{method}.h5", sampler={"method": method,
+                          "walkers_per_rank": 16, "thermalization": 500},
+                          wavefunction={"hidden": 3, "init_scale": 0.2},
+                          optimizer={"iterations": 0}, production={"samples": 2**18})
+        s = run_config(cfg).summary
+        energies[method] = (s["energy"], s["error"])
+    (e1, s1), (e2, s2) = energies.values()
+    assert abs(e1 - e2) < 4 * np.hypot(s1, s2), energies
+
+
+def test_same_seed_same_numbers(tiny_config, tmp_path):
+    a = run_config(make_config(tmp_path / "a.h5"))
+    b = run_config(make_config(tmp_path / "b.h5"))
+    np.testing.assert_array_equal(a.theta, b.theta)
+    with h5py.File(tmp_path / "a.h5") as fa, h5py.File(tmp_path / "b.h5") as fb:
+        np.testing.assert_array_equal(fa["production/local_energy"][:],
+                                      fb["production/local_energy"][:])
+    c = run_config(make_config(tmp_path / "c.h5", seed=8))
+    assert not np.array_equal(a.theta, c.theta)
+
+
+def test_summary_error_is_the_blocking_error(tiny_config):
+    cfg = tiny_config()
+    result = run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        series = h5["production/local_energy"][:].mean(axis=0)
+    assert result.summary["energy"] == pytest.approx(series.mean(), rel=1e-12)
+    assert result.summary["error"] > 0
+    assert blocking(series).error == pytest.approx(result.summary["error"], rel=0.5)
+
+
+@pytest.mark.slow
+def test_quickstart_config(tmp_path):
+    from parallel_vmc.config import load_config
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "quickstart.yaml")
+    cfg = load_config(path, output=str(tmp_path / "q.h5"))
+    s = run_config(cfg).summary
+    assert s["energy"] < 3.10 and s["error"] < 0.005
