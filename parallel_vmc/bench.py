@@ -78,11 +78,11 @@ def _time_kernel(sampler, theta, walkers, sweeps, mode) -> float:
     return time.perf_counter() - t
 
 
-def _compile_reference(source: str) -> str:
+def _compile_reference(source: str, workdir: str) -> str:
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise RuntimeError("no C compiler (gcc/cc) on PATH for --reference")
-    exe = os.path.join(tempfile.mkdtemp(prefix="pvmc-bench-"), "rbm_vmc_ref")
+    exe = os.path.join(workdir, "rbm_vmc_ref")
     subprocess.run([cc, "-O3", "-march=native", "-ffast-math", "-o", exe, source, "-lm"],
                    check=True)
     return exe
@@ -95,7 +95,6 @@ def _run_reference(exe, P, D, H, sweeps) -> float:
 
 
 def cmd_bench(args) -> int:
-    from . import kernels as K
     from .config import ConfigError
     from .parallel import world
     from .samplers import Sampler, Walkers
@@ -116,7 +115,6 @@ def cmd_bench(args) -> int:
     walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
                             system.n_coords, wf.sigma)
     sweeps = max(1, int(args.moves / (P * args.walkers)))
-    moves = sweeps * P * args.walkers
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
     say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} "
         f"{'coulomb' if system.coulomb else 'no interaction'}; {comm.size} rank(s) x "
@@ -125,7 +123,19 @@ def cmd_bench(args) -> int:
     sampler.accumulate(theta, walkers, 2)
     sampler.thermalize(theta, walkers, 200 if args.config else 0, comm)
 
-    ref_exe = _compile_reference(args.reference) if args.reference and comm.rank == 0 else None
+    with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
+        ref_exe = (_compile_reference(args.reference, workdir)
+                   if args.reference and comm.rank == 0 else None)
+        return _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
+
+
+def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say) -> int:
+    """Alternate timed runs of our kernel and the C reference; print the figures."""
+    from . import kernels as K
+    P = sampler.system.particles
+    moves = sweeps * P * args.walkers
+    H = wf.layout.n_hidden
+    D = sampler.system.dimensions
     ours, ref, opt = [], [], []
     for _ in range(args.repeats):
         comm.barrier()

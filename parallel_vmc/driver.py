@@ -209,6 +209,10 @@ class Run:
                                        self.comm.library, self.n_params, self.overwrite)
             self.file.begin_segment(self.comm.size, 0)
         status = "failed: unknown"
+        if self.system.dimensions == 1 and self.system.coulomb and self.system.particles > 1:
+            self._say("warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable "
+                      "singularity, and the RBM trial function has no node at contact, so "
+                      "<E> is infinite; use interaction: none or D >= 2")
         try:
             theta, walkers = self._initial_state()
             t = time.monotonic()

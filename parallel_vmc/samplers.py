@@ -15,7 +15,9 @@ from .rng import chain_states
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93}
 TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
-TUNE_GAIN = 3.0          # ln(step) changes by gain * (acceptance - target) per chunk
+TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) per chunk,
+TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
+                         # step settles instead of following the noise of the last chunk
 
 
 class Walkers:
@@ -77,16 +79,17 @@ class Sampler:
         Returns the acceptance of the frozen second half.
         """
         n_tune = n_sweeps // 2
-        done = 0
+        done = k = 0
         while done < n_tune:
             chunk = min(TUNE_CHUNK, n_tune - done)
             sums = np.zeros(K.sums_size(self.wf.layout.n_params))
             self._call(K.THERMALIZE, chunk, theta, walkers, sums)
             total = comm.allreduce_sum(sums[[K.S_ACC, K.S_PROP]])
             acceptance = total[0] / max(total[1], 1.0)
-            factor = math.exp(TUNE_GAIN * (acceptance - self.target))
-            self.step *= min(2.0, max(0.5, factor))
+            gain = TUNE_GAIN / (1.0 + k) ** TUNE_DECAY
+            self.step *= min(2.0, max(0.5, math.exp(gain * (acceptance - self.target))))
             done += chunk
+            k += 1
         sums = np.zeros(K.sums_size(self.wf.layout.n_params))
         self._call(K.THERMALIZE, n_sweeps - n_tune, theta, walkers, sums)
         total = comm.allreduce_sum(sums[[K.S_ACC, K.S_PROP]])

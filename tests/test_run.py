@@ -1,10 +1,18 @@
 """Whole runs in-process: file schema, exact limits, optimisation toward exact energies."""
+import pathlib
+import shutil
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
 
 from analysis.blocking import blocking
 from conftest import make_config, run_config
+from parallel_vmc.config import load_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
@@ -38,7 +46,7 @@ def test_file_follows_the_schema(tiny_config):
         for name in ("iteration", "energy", "energy_error", "variance", "acceptance",
                      "grad_norm", "learning_rate", "wall_time"):
             assert opt[name].shape == (5,), name
-        assert opt["params"].shape == (5, 2 * 2 * 2 + 2 + 4 * 2)
+        assert opt["params"].shape == (5, 4 + 2 + 4 * 2)      # a (M=4), b (N=2), W
         n_chains = 4
         assert h5["production/local_energy"].shape == (n_chains, 4096 // n_chains)
         assert h5["production"].attrs["samples_per_chain"] == 1024
@@ -54,14 +62,13 @@ def test_file_follows_the_schema(tiny_config):
 @pytest.mark.parametrize("D", [1, 2, 3])
 @pytest.mark.parametrize("omega", [0.5, 1.0, 2.0])
 def test_noninteracting_optimisation_reaches_exact_energy(tmp_path, D, omega):
-    cfg = make_config(tmp_path / "n.h5",
-                      system={"particles": 2, "dimensions": D, "omega": omega,
-                              "interaction": "none"},
-                      wavefunction={"hidden": 2, "init_scale": 0.5},
-                      sampler={"walkers_per_rank": 8, "thermalization": 300},
-                      optimizer={"iterations": 300, "samples_per_iteration": 4096,
-                                 "method": "adam", "learning_rate": 0.05},
-                      production={"samples": 2**16})
+    """configs/noninteracting.yaml, started visibly off (init_scale 0.5)."""
+    cfg = load_config(CONFIGS / "noninteracting.yaml", output=str(tmp_path / "n.h5"),
+                      overrides=[f"system.dimensions={D}", f"system.omega={omega}",
+                                 "wavefunction.init_scale=0.5", "sampler.walkers_per_rank=8",
+                                 "sampler.thermalization=300",
+                                 "optimizer.samples_per_iteration=4096",
+                                 "production.samples=65536"])
     exact = D * omega
     result = run_config(cfg)
     with h5py.File(cfg.output.path) as h5:
@@ -83,7 +90,6 @@ def test_two_electrons_in_2d_below_3_10(tmp_path):
 
 
 def test_samplers_agree_at_fixed_parameters(tmp_path):
-    rng = np.random.default_rng(11)
     energies = {}
     for method in ("metropolis", "importance"):
         cfg = make_config(tmp_path / f"{method}.h5", sampler={"method": method,
@@ -96,7 +102,7 @@ def test_samplers_agree_at_fixed_parameters(tmp_path):
     assert abs(e1 - e2) < 4 * np.hypot(s1, s2), energies
 
 
-def test_same_seed_same_numbers(tiny_config, tmp_path):
+def test_same_seed_same_numbers(tmp_path):
     a = run_config(make_config(tmp_path / "a.h5"))
     b = run_config(make_config(tmp_path / "b.h5"))
     np.testing.assert_array_equal(a.theta, b.theta)
@@ -119,9 +125,38 @@ def test_summary_error_is_the_blocking_error(tiny_config):
 
 @pytest.mark.slow
 def test_quickstart_config(tmp_path):
-    from parallel_vmc.config import load_config
-    import os
-    path = os.path.join(os.path.dirname(__file__), "..", "configs", "quickstart.yaml")
-    cfg = load_config(path, output=str(tmp_path / "q.h5"))
+    cfg = load_config(CONFIGS / "quickstart.yaml", output=str(tmp_path / "q.h5"))
     s = run_config(cfg).summary
     assert s["energy"] < 3.10 and s["error"] < 0.005
+
+
+@pytest.mark.parametrize("method,target", [("metropolis", 0.5), ("importance", 0.93)])
+def test_step_is_tuned_toward_target_acceptance(tiny_config, method, target):
+    cfg = tiny_config(sampler={"method": method, "step": 3.0, "thermalization": 1000},
+                      optimizer={"iterations": 0})
+    run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        assert abs(h5["production"].attrs["acceptance"] - target) < 0.05
+        assert h5["production"].attrs["step"] != 3.0
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None,
+                    reason="no mpiexec on PATH (install the 'mpi' extra)")
+def test_command_line_run_under_mpiexec(tmp_path):
+    """`mpiexec -n 2 pvmc run` end to end: exit 0, plain progress lines (not a TTY),
+    the summary block, a completed two-rank file."""
+    out = tmp_path / "cli.h5"
+    res = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "parallel_vmc", "run",
+                          str(CONFIGS / "quickstart.yaml"), "-o", str(out),
+                          "--set", "optimizer.iterations=20",
+                          "--set", "optimizer.samples_per_iteration=2048",
+                          "--set", "production.samples=16384",
+                          "--set", "sampler.thermalization=200"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "optimise 20/20" in res.stdout
+    assert "parallel_vmc summary" in res.stdout and "(blocking)" in res.stdout
+    with h5py.File(out) as h5:
+        assert h5.attrs["status"] == "completed"
+        assert h5.attrs["mpi_size"] == 2
+        assert h5["production/local_energy"].shape == (32, 512)

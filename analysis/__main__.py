@@ -1,0 +1,6 @@
+"""``python -m analysis``: see analysis.cli."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

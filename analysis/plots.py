@@ -1,0 +1,206 @@
+"""PNG figures of a run (matplotlib, imported only when a plot is made).
+
+Every function takes what it draws and the output path, writes one PNG with the
+non-interactive Agg machinery (no display, no pyplot global state) and returns
+the path. :func:`run_plots` writes the standard set for one run file into a
+directory, each name prefixed by the run file's stem so that several runs can
+share a directory:
+
+    <stem>_optimization.png   energy vs optimisation iteration, error band
+    <stem>_blocking.png       standard error vs blocking level, chosen level marked
+    <stem>_histogram.png      local-energy histogram of the production samples
+    <stem>_density.png        radial one-body density (only if the file has one)
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+__all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
+           "plot_histogram", "plot_density", "plot_scan", "run_plots", "plot_names"]
+
+
+class PlotError(RuntimeError):
+    """Plotting is impossible (matplotlib missing)."""
+
+
+def require_matplotlib():
+    """Import matplotlib's Figure class, or raise PlotError with how to get it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotError("plots need matplotlib, which is not installed "
+                        "(pip install matplotlib, or pip install 'parallel_vmc[plots]')") from None
+    return Figure
+
+
+def _figure(width=6.4, height=4.2):
+    Figure = require_matplotlib()
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _save(fig, path: str) -> str:
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
+    """Energy (with its error as a band) and variance per optimisation iteration."""
+    it = np.asarray(optimization["iteration"])
+    e = np.asarray(optimization["energy"])
+    err = np.asarray(optimization.get("energy_error", np.zeros_like(e)))
+    fig = _figure(6.4, 5.2)
+    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    ax.plot(it, e, lw=1.2, color="C0", label="energy")
+    ax.fill_between(it, e - err, e + err, color="C0", alpha=0.3, lw=0, label="± error")
+    ax.set_ylabel("energy")
+    ax.legend(loc="upper right")
+    ax.set_title(title or "optimisation")
+    if "variance" in optimization:
+        var = np.asarray(optimization["variance"])
+        if np.all(var > 0) and var.max() > 20 * var.min():
+            ax2.semilogy(it, var, color="C1", lw=1.0)
+        else:
+            ax2.plot(it, var, color="C1", lw=1.0)
+        ax2.set_ylabel("variance of E_L")
+    ax2.set_xlabel("iteration")
+    return _save(fig, path)
+
+
+def plot_blocking(result, path: str, title: str = "") -> str:
+    """Blocking curve: standard error per level with its own uncertainty, chosen level marked."""
+    levels = np.arange(result.errors.size)
+    nb = np.asarray(result.n_blocks, dtype=float)
+    spread = result.errors / np.sqrt(2.0 * np.maximum(nb - 1.0, 1.0))
+    fig = _figure()
+    ax = fig.subplots()
+    ax.errorbar(levels, result.errors, yerr=spread, fmt="o-", ms=4, lw=1, capsize=2,
+                color="C0", label="standard error at level k")
+    k = result.level
+    ax.plot([k], [result.errors[k]], "s", ms=11, mfc="none", mew=2, color="C3",
+            label=f"chosen level {k} (blocks of {result.block_size})")
+    ax.axvline(k, color="C3", lw=0.8, ls=":")
+    ax.axhline(result.error, color="C2", lw=1, ls="--",
+               label=f"reported error {result.error:.3g}")
+    ax.set_xlabel("blocking level k (block size 2^k)")
+    ax.set_ylabel("standard error of the mean")
+    ax.set_title(title or "automated blocking")
+    ax.legend(loc="lower right", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_histogram(samples, path: str, title: str = "", mean: float | None = None) -> str:
+    """Histogram of local-energy samples; bins over the central 99.8 % (tails counted)."""
+    x = np.asarray(samples, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    fig = _figure()
+    ax = fig.subplots()
+    if x.size:
+        lo, hi = np.quantile(x, [0.001, 0.999])
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        outside = int(np.count_nonzero((x < lo) | (x > hi)))
+        bins = int(min(200, max(10, math.sqrt(x.size))))
+        ax.hist(x, bins=bins, range=(lo, hi), density=True, color="C0", alpha=0.8,
+                label=f"{x.size} samples ({outside} outside the range)")
+        if mean is not None:
+            ax.axvline(mean, color="C3", lw=1.2, label=f"mean {mean:.6g}")
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_xlabel("local energy")
+    ax.set_ylabel("probability density")
+    ax.set_title(title or "local energy")
+    return _save(fig, path)
+
+
+def _ball_volume(r, dim: int):
+    return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * np.asarray(r, float) ** dim
+
+
+def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int = 1,
+                 title: str = "") -> str:
+    """Radial one-body density from histogram counts of particle distances r.
+
+    Counts (summed over any leading axes, e.g. chains) are normalised so that the
+    density integrates to the number of particles: ``rho(r) = P * counts /
+    (total * shell volume)`` with the D-dimensional shell volume; the second panel
+    shows the radial distribution ``P(r)`` (integrates to 1).
+    """
+    edges = np.asarray(edges, dtype=float).ravel()
+    counts = np.asarray(counts, dtype=float)
+    counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+    if counts.size != edges.size - 1:
+        raise ValueError(f"density: {counts.size} counts do not fit {edges.size} edges")
+    total = counts.sum()
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    width = np.diff(edges)
+    shell = _ball_volume(edges[1:], dimensions) - _ball_volume(edges[:-1], dimensions)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = particles * counts / (total * shell) if total > 0 else counts * 0
+        radial = counts / (total * width) if total > 0 else counts * 0
+    fig = _figure(6.4, 5.2)
+    ax, ax2 = fig.subplots(2, 1, sharex=True)
+    ax.plot(centres, rho, "-", color="C0", lw=1.4)
+    ax.set_ylabel("one-body density rho(r)")
+    ax.set_title(title or "one-body density")
+    ax2.plot(centres, radial, "-", color="C1", lw=1.4)
+    ax2.set_ylabel("radial distribution P(r)")
+    ax2.set_xlabel("r")
+    return _save(fig, path)
+
+
+def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
+    """Energy with error bars against a config value, one point per run."""
+    pts = [(r["key"], r["energy"], r["error"]) for r in rows
+           if r.get("energy") is not None and r.get("error") is not None]
+    fig = _figure()
+    ax = fig.subplots()
+    if pts:
+        numeric = all(isinstance(p[0], (int, float)) and not isinstance(p[0], bool)
+                      for p in pts)
+        xs = [p[0] for p in pts] if numeric else list(range(len(pts)))
+        ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o-", ms=5,
+                    capsize=3, lw=1)
+        if not numeric:
+            ax.set_xticks(xs, [str(p[0]) for p in pts], rotation=30)
+    ax.set_xlabel(key)
+    ax.set_ylabel("energy")
+    ax.set_title(title or f"energy vs {key}")
+    return _save(fig, path)
+
+
+def plot_names(stem: str) -> dict:
+    return {kind: f"{stem}_{kind}.png"
+            for kind in ("optimization", "blocking", "histogram", "density")}
+
+
+def run_plots(run, summary, directory: str) -> list:
+    """Write the standard figures of one run (RunData + ChainSummary or None) into directory.
+
+    Returns the list of paths written; a figure whose data are absent is skipped.
+    """
+    os.makedirs(directory, exist_ok=True)
+    names = plot_names(run.name)
+    written = []
+    label = f"{run.name} ({run.status})"
+    if run.n_iterations > 0:
+        written.append(plot_optimization(run.optimization,
+                                         os.path.join(directory, names["optimization"]),
+                                         title=f"optimisation: {label}"))
+    if summary is not None:
+        written.append(plot_blocking(summary.blocking,
+                                     os.path.join(directory, names["blocking"]),
+                                     title=f"blocking of the chain-averaged E_L: {label}"))
+        written.append(plot_histogram(run.production["local_energy"],
+                                      os.path.join(directory, names["histogram"]),
+                                      title=f"local energy: {label}", mean=summary.mean))
+    obs = run.observables
+    if "density_counts" in obs and "density_edges" in obs:
+        system = run.config.get("system", {}) if isinstance(run.config, dict) else {}
+        written.append(plot_density(obs["density_counts"], obs["density_edges"],
+                                    os.path.join(directory, names["density"]),
+                                    dimensions=int(system.get("dimensions", 3)),
+                                    particles=int(system.get("particles", 1)),
+                                    title=f"one-body density: {label}"))
+    return written
