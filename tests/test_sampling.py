@@ -104,3 +104,32 @@ def test_optimize_sums_match_recorded_samples():
     assert sums[K.S_E] == pytest.approx(e.sum(), rel=1e-12)
     assert sums[K.S_E2] == pytest.approx(np.square(e).sum(), rel=1e-12)
     assert sums[K.S_WMEAN2] == pytest.approx(np.square(e.mean(axis=1)).sum(), rel=1e-12)
+
+
+# Fixed RBM (P=2, D=2, N=3, sigma^2 = 1/2, psi = sqrt(F)) and its exact expectation
+# values, computed independently of this code by deterministic quadrature in
+# centre-of-mass and polar relative coordinates (converged to ~1e-9).
+XCHECK_A = [0.09994521166415575, 0.12107754721710406, 0.016547988284980747,
+            0.3478372515206548]
+XCHECK_B = [-0.01590606605404354, -0.37397562862295264, 0.25266558851510734]
+XCHECK_W = [[0.35799055911652927, 0.2825050239771711, 0.12797663756951064],
+            [0.5556865557886365, -0.369381554817075, -0.3307135817687384],
+            [0.2876651193131988, -0.40722360083515446, -0.04457616723511049],
+            [-0.1536968313403745, 0.26510832583017596, -0.2706498084572468]]
+XCHECK_KINETIC = 0.880869415
+XCHECK_POTENTIAL = 1.326791446 + 1.064702016      # trap + Coulomb
+XCHECK_ENERGY = 3.272362877
+
+
+@pytest.mark.parametrize("method,step", SAMPLERS)
+def test_energy_of_a_fixed_rbm_matches_quadrature(method, step):
+    from analysis import summarize_chains
+    system, wf, theta, w = setup(2, 2, 3, 1.0, True, "sqrt", walkers=32, seed=5)
+    theta[:] = wf.layout.join(XCHECK_A, XCHECK_B, XCHECK_W)
+    sampler = Sampler(method, step, system, wf)
+    sampler.thermalize(theta, w, 1000, _Serial())
+    e, kin, pot, *_ = sampler.produce(theta, w, 2**15, components=True)
+    for series, exact in ((e, XCHECK_ENERGY), (kin, XCHECK_KINETIC), (pot, XCHECK_POTENTIAL)):
+        s = summarize_chains(series)
+        assert abs(s.mean - exact) < 4 * s.error, (s.mean, s.error, exact)
+    assert summarize_chains(e).error < 0.005
