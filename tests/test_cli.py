@@ -125,3 +125,21 @@ def test_readme_config_table_is_generated_from_the_spec():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     block = readme.split("<!-- config-table")[1].split("-->", 1)[1].split("<!-- /config-table")[0]
     assert block.strip() == reference_table().strip()
+
+
+def test_info_on_a_run_file_and_on_bad_files(tmp_path):
+    from conftest import make_config, run_config
+    cfg = make_config(tmp_path / "r.h5")
+    run_config(cfg)
+    res = pvmc("info", cfg.output.path)
+    assert res.returncode == 0, res.stderr
+    assert "completed" in res.stdout and "segment 0" in res.stdout
+    assert pvmc("info", str(tmp_path / "missing.h5")).returncode == 2
+    (tmp_path / "text.h5").write_text("not hdf5")
+    res = pvmc("info", str(tmp_path / "text.h5"))
+    assert res.returncode == 2 and "not an HDF5 file" in res.stderr
+    import h5py
+    with h5py.File(tmp_path / "other.h5", "w") as h5:
+        h5["x"] = 1
+    res = pvmc("info", str(tmp_path / "other.h5"))
+    assert res.returncode == 2 and "not a pvmc run file" in res.stderr
