@@ -64,6 +64,8 @@ def _load(args):
 
 def _check_output(path: str, overwrite: bool) -> None:
     """Refuse to touch an existing file (or a directory) before any work is done."""
+    if not path.strip():
+        raise InputError("output.path is empty; give a file name")
     if os.path.isdir(path):
         raise InputError(f"output.path {path!r} is a directory; give a file name")
     if os.path.exists(path) and not overwrite:
@@ -95,7 +97,11 @@ def cmd_run(args) -> int:
     try:
         cfg = _load(args)
         problem = None
-        if comm.rank == 0:
+        n_chains = comm.size * cfg.sampler.walkers_per_rank
+        if -(-cfg.production.samples // n_chains) < 4:
+            problem = (f"production.samples: {cfg.production.samples} gives fewer than 4 "
+                       f"samples per chain for {n_chains} chains; allowed: >= {4 * n_chains}")
+        if comm.rank == 0 and problem is None:
             try:
                 _check_output(cfg.output.path, args.overwrite)
             except InputError as exc:

@@ -115,7 +115,8 @@ SPEC: dict[str, dict[str, Field]] = {
                                 "when stdout is not a terminal", minimum=0.0),
     },
 }
-SEED = Field("int", 2026, "root seed of every random stream", minimum=0)
+SEED = Field("int", 2026, "root seed of every random stream", minimum=0,
+             maximum=2**63 - 1)
 
 
 def _section_class(name: str) -> type:
@@ -215,7 +216,7 @@ def from_dict(raw: Any, source: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections "
                           f"({', '.join(list(SPEC) + ['seed'])}), got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(SPEC) - {"seed"})
+    unknown = sorted(map(str, set(raw) - set(SPEC) - {"seed"}))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: "
                           f"{', '.join(list(SPEC) + ['seed'])}")
@@ -228,7 +229,7 @@ def from_dict(raw: Any, source: str = "config") -> Config:
             given = {}
         if not isinstance(given, dict):
             raise ConfigError(f"{name}: expected a mapping of keys, got {given!r}")
-        extra = sorted(set(given) - set(fields))
+        extra = sorted(map(str, set(given) - set(fields)))
         if extra:
             raise ConfigError(f"{name}.{extra[0]}: unknown key; allowed keys in {name}: "
                               f"{', '.join(fields)}")

@@ -50,7 +50,8 @@ def iteration_estimates(g: np.ndarray, n_params: int) -> dict:
     o_mean = g[K.S_HEADER:K.S_HEADER + n_params] / n
     eo_mean = g[K.S_HEADER + n_params:K.S_HEADER + 2 * n_params] / n
     grad = 2.0 * (eo_mean - energy * o_mean)
-    return {"energy": energy, "energy_error": math.sqrt(spread / n_w), "variance": variance,
+    error = math.sqrt(spread / n_w) if n_w >= 2 else float("nan")   # one walker: unknown
+    return {"energy": energy, "energy_error": error, "variance": variance,
             "acceptance": g[K.S_ACC] / max(g[K.S_PROP], 1.0), "gradient": grad}
 
 

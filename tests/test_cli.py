@@ -143,3 +143,13 @@ def test_info_on_a_run_file_and_on_bad_files(tmp_path):
         h5["x"] = 1
     res = pvmc("info", str(tmp_path / "other.h5"))
     assert res.returncode == 2 and "not a pvmc run file" in res.stderr
+
+
+@pytest.mark.parametrize("override,key", [("production.samples=32", "production.samples"),
+                                          ("seed=99999999999999999999", "seed"),
+                                          ("output.path=''", "output.path")])
+def test_more_bad_values_exit_2(tmp_path, override, key):
+    res = pvmc("run", str(write(tmp_path, GOOD)), "--set", override)
+    assert res.returncode == 2, res.stderr
+    assert key in res.stderr
+    assert not list(tmp_path.glob("*.h5"))
