@@ -106,8 +106,9 @@ def cmd_bench(args) -> int:
     if args.reference and not os.path.isfile(args.reference):
         print(f"pvmc: error: --reference {args.reference!r}: file not found", file=sys.stderr)
         return 2
-    if args.walkers < 1 or args.repeats < 1 or args.moves < 1:
-        print("pvmc: error: --walkers, --repeats and --moves must be >= 1", file=sys.stderr)
+    if args.walkers < 1 or args.repeats < 1 or not 1 <= args.moves < 1e15:
+        print("pvmc: error: --walkers, --repeats must be >= 1 and --moves a finite number "
+              ">= 1", file=sys.stderr)
         return 2
     comm = world()
     P, D, H = system.particles, system.dimensions, wf.layout.n_hidden

@@ -137,34 +137,42 @@ def cmd_info(args) -> int:
         h5 = h5py.File(path, "r", locking=False)
     except OSError as exc:
         return _error(f"{path}: not an HDF5 file ({exc})")
-    with h5:
-        if "format_version" not in h5.attrs or "status" not in h5.attrs:
-            return _error(f"{path}: not a pvmc run file (no format_version/status attributes)")
-        a = h5.attrs
-        print(f"file          {path}")
-        print(f"status        {a['status']}")
-        print(f"created       {a['created']}  on {a['hostname']}, {a['mpi_size']} rank(s) x "
-              f"{a['walkers_per_rank']} walkers, seed {a['seed']}")
-        if "optimization/energy" in h5:
-            e = h5["optimization/energy"]
-            n = e.shape[0]
-            last = (f", last energy {e[n - 1]:.6f} +- {h5['optimization/energy_error'][n - 1]:.6f}"
-                    if n else "")
-            print(f"iterations    {n}{last}")
-        if "production" in h5:
-            print(f"production    {h5['production'].attrs.get('samples_per_chain', 0)} samples "
-                  f"per chain x {h5['production/local_energy'].shape[0]} chains")
-        if "summary" in h5:
-            s = h5["summary"].attrs
-            print(f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
-                  f"variance {s['variance']:.6g}")
-        if "segments/ended" in h5:
-            seg = h5["segments"]
-            for k in range(seg["ended"].shape[0]):
-                print(f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
-                      f"{seg['hostname'][k].decode()}, {seg['start_time'][k].decode()} -> "
-                      f"{seg['end_time'][k].decode() or '...'}: {seg['ended'][k].decode()}")
-        print(f"checkpoint    {'/checkpoint in this file' if 'checkpoint' in h5 else 'none'}")
+    try:
+        with h5:
+            return _print_info(path, h5)
+    except (KeyError, OSError, ValueError) as exc:
+        return _error(f"{path}: incomplete or damaged run file ({exc})")
+
+
+def _print_info(path, h5) -> int:
+    """Print the info table of an open run file; exit code."""
+    if "format_version" not in h5.attrs or "status" not in h5.attrs:
+        return _error(f"{path}: not a pvmc run file (no format_version/status attributes)")
+    a = h5.attrs
+    print(f"file          {path}")
+    print(f"status        {a['status']}")
+    print(f"created       {a['created']}  on {a['hostname']}, {a['mpi_size']} rank(s) x "
+          f"{a['walkers_per_rank']} walkers, seed {a['seed']}")
+    if "optimization/energy" in h5:
+        e = h5["optimization/energy"]
+        n = e.shape[0]
+        last = (f", last energy {e[n - 1]:.6f} +- {h5['optimization/energy_error'][n - 1]:.6f}"
+                if n else "")
+        print(f"iterations    {n}{last}")
+    if "production" in h5:
+        print(f"production    {h5['production'].attrs.get('samples_per_chain', 0)} samples "
+              f"per chain x {h5['production/local_energy'].shape[0]} chains")
+    if "summary" in h5:
+        s = h5["summary"].attrs
+        print(f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
+              f"variance {s['variance']:.6g}")
+    if "segments/ended" in h5:
+        seg = h5["segments"]
+        for k in range(seg["ended"].shape[0]):
+            print(f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
+                  f"{seg['hostname'][k].decode()}, {seg['start_time'][k].decode()} -> "
+                  f"{seg['end_time'][k].decode() or '...'}: {seg['ended'][k].decode()}")
+    print(f"checkpoint    {'/checkpoint in this file' if 'checkpoint' in h5 else 'none'}")
     return EXIT_OK
 
 
