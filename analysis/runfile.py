@@ -7,6 +7,9 @@ it; what is there is read, and a group that is present must be well formed.
 
 The file is opened read-only with HDF5 file locking off, so a file that ``pvmc``
 still has open for writing can be analysed; the view is that of its last flush.
+Format 2 allocates the growing datasets in full up front; only the first
+``/optimization/rows_written`` rows and ``/production/samples_written`` columns are
+data, and only those are read.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 
 __all__ = ["RunFileError", "RunData", "read_run", "config_value", "SUPPORTED_FORMATS"]
 
-SUPPORTED_FORMATS = (1,)
+SUPPORTED_FORMATS = (1, 2)
 OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 REQUIRED_ROOT = ("format_version", "status", "config")
@@ -181,6 +184,8 @@ def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) 
                     lengths[name] = ds.shape[0]
             if lengths:
                 n_iter = min(lengths.values())   # a row being appended: use complete rows
+                if "rows_written" in grp:        # format 2: preallocated, counted rows
+                    n_iter = max(0, min(n_iter, int(grp["rows_written"][0])))
                 for name in lengths:
                     run.optimization[name] = np.asarray(grp[name][:n_iter])
                 if "params" in grp and grp["params"].ndim == 2:
@@ -197,7 +202,8 @@ def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) 
                 if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
                     raise RunFileError(path, f"/production/{name} is not a 2-D "
                                        "(n_chains, n_samples) dataset")
-                filled = run.production_attrs.get("samples_per_chain", ds.shape[1])
+                filled = (grp["samples_written"][0] if "samples_written" in grp
+                          else run.production_attrs.get("samples_per_chain", ds.shape[1]))
                 try:
                     filled = int(filled)
                 except (TypeError, ValueError):

@@ -1,8 +1,14 @@
-"""`pvmc run | validate | info | bench`.
+"""`pvmc run | resume | validate | info | bench`.
 
-Exit codes: 0 success; 1 the run failed while running (status "failed: ..." in the
-file); 2 bad input (config, command line, files), reported before any work and without
-touching existing files.
+Exit codes (job scripts test them):
+
+* 0  completed (``pvmc run --resume`` on an already completed run: nothing to do);
+* 1  the run failed while running (status "failed: ..." in the file);
+* 2  bad input (config, command line, files), reported before any work and without
+  touching existing files;
+* 75 stopped cleanly by SIGTERM / SIGUSR1 / SIGINT or at the wall-time limit, with a
+  checkpoint written: status "interrupted", continue with ``pvmc resume RUN.h5``
+  (75 is EX_TEMPFAIL of sysexits.h, "try again later").
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import os
 import sys
 import traceback
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
 
 
 class InputError(Exception):
@@ -23,6 +29,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
     p.add_argument("-o", "--output", help="output HDF5 file (overrides output.path)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-walltime", metavar="HH:MM:SS",
+                   help="stop cleanly, checkpointed, before this wall time "
+                   "(overrides output.max_walltime); exit code 75")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,13 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (never done without this flag)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--resume", action="store_true",
+                   help="if the output file exists, continue it from its checkpoint "
+                   "(nothing to do if it is completed); otherwise start it")
+    _run_options(p)
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    p.add_argument("run_file", help="HDF5 file of the run (its config is stored in it)")
+    _run_options(p)
 
     p = sub.add_parser("validate", help="check a config and print it resolved; no work")
     _config_args(p)
 
-    p = sub.add_parser("info", help="status, segments and energies of a run file")
+    p = sub.add_parser("info", help="status, segments, checkpoint and the resume command")
     p.add_argument("run_file", help="HDF5 file written by pvmc run")
+    p.add_argument("--status", action="store_true",
+                   help="print only the status (running | interrupted | completed | "
+                   "failed: ...), for job scripts")
 
     from .bench import add_arguments
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
@@ -90,32 +113,169 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _with_output(cfg, path: str, max_walltime: str | None):
+    """cfg with output.path (and output.max_walltime, when given) replaced."""
+    import dataclasses
+    changes = {"path": path}
+    if max_walltime is not None:
+        changes["max_walltime"] = max_walltime
+    return cfg.replace(output=dataclasses.replace(cfg.output, **changes))
+
+
+def _check_walltime(text: str | None) -> None:
+    if text is None:
+        return
+    from .config import SPEC, _check
+    _check("--max-walltime", SPEC["output"]["max_walltime"], text)
+
+
+def _samples_problem(cfg, comm) -> str | None:
+    n_chains = comm.size * cfg.sampler.walkers_per_rank
+    if -(-cfg.production.samples // n_chains) < 4:
+        return (f"production.samples: {cfg.production.samples} gives fewer than 4 "
+                f"samples per chain for {n_chains} chains; allowed: >= {4 * n_chains}")
+    return None
+
+
 def cmd_run(args) -> int:
     from .config import ConfigError
     from .parallel import world
     comm = world()
+    resume = None
     try:
+        _check_walltime(args.max_walltime)
         cfg = _load(args)
-        problem = None
-        n_chains = comm.size * cfg.sampler.walkers_per_rank
-        if -(-cfg.production.samples // n_chains) < 4:
-            problem = (f"production.samples: {cfg.production.samples} gives fewer than 4 "
-                       f"samples per chain for {n_chains} chains; allowed: >= {4 * n_chains}")
+        if args.max_walltime is not None:
+            cfg = _with_output(cfg, cfg.output.path, args.max_walltime)
+        problem = _samples_problem(cfg, comm)
         if comm.rank == 0 and problem is None:
             try:
-                _check_output(cfg.output.path, args.overwrite)
+                if args.resume and os.path.exists(cfg.output.path):
+                    resume = _read_resumable(cfg.output.path, cfg)
+                else:
+                    _check_output(cfg.output.path, args.overwrite)
             except InputError as exc:
                 problem = str(exc)
-        problem = comm.bcast(problem)
+        problem, resume = comm.bcast((problem, resume))
         if problem:
             return _error(problem, comm.rank)
     except ConfigError as exc:
         return _error(str(exc), comm.rank)
+    if resume == "completed":
+        if comm.rank == 0:
+            print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
+        return EXIT_OK
+    return _execute(cfg, comm, args, resume)
 
-    from .driver import Run
+
+def cmd_resume(args) -> int:
+    from .config import ConfigError, config_from_yaml_text
+    from .parallel import world
+    comm = world()
+    path = args.run_file
+    problem = payload = None
     try:
-        run = Run(cfg, comm, overwrite=args.overwrite, progress=not args.quiet)
+        _check_walltime(args.max_walltime)
+        if comm.rank == 0:
+            try:
+                payload = _read_resumable(path)
+                if payload == "completed":
+                    raise InputError(f"{path}: the run is already completed; nothing to "
+                                     "resume")
+            except InputError as exc:
+                problem = str(exc)
+        problem, payload = comm.bcast((problem, payload))
+        if problem:
+            return _error(problem, comm.rank)
+        cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path,
+                           args.max_walltime)
+    except ConfigError as exc:
+        return _error(f"{path}: stored config: {exc}", comm.rank)
+    problem = _samples_problem(cfg, comm)
+    if problem:
+        return _error(problem, comm.rank)
+    return _execute(cfg, comm, args, payload)
+
+
+def _read_resumable(path: str, cfg=None):
+    """Check that path is a run that can be continued and read its checkpoint.
+
+    Returns (attrs, arrays) of the checkpoint, or "completed". cfg: when given (``run
+    --resume``), the config must equal the stored one apart from ``output``.
+    Raises InputError naming what is wrong; never modifies anything.
+    """
+    import h5py
+    from . import checkpoint as ckpt
+    from .output import FORMAT_VERSION
+    if not os.path.isfile(path):
+        raise InputError(f"run file not found: {path}")
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            attrs = dict(h5.attrs)
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if "format_version" not in attrs or "status" not in attrs or "config" not in attrs:
+        raise InputError(f"{path}: not a pvmc run file (no format_version/status/config "
+                         "attributes)")
+    status = _text(attrs["status"])
+    if status == "completed":
+        return "completed"
+    if int(attrs["format_version"]) != FORMAT_VERSION:
+        raise InputError(f"{path}: format_version {attrs['format_version']} was written by "
+                         f"another parallel_vmc version; this one resumes format "
+                         f"{FORMAT_VERSION} only")
+    name = _text(attrs.get("checkpoint_file", "")) or os.path.basename(ckpt.path_for(path))
+    ckpt_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+    try:
+        c_attrs, arrays = ckpt.read(ckpt_path)
+    except ckpt.CheckpointError as exc:
+        raise InputError(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
+                         "Start the run again (pvmc run CONFIG --overwrite)") from None
+    if cfg is not None:
+        import yaml
+        stored = yaml.safe_load(c_attrs["config"])
+        keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
+        if keys:
+            raise InputError(f"{path} exists and was started with a different config "
+                             f"({', '.join(keys)}); resume it with its own config "
+                             f"(pvmc resume {path}) or choose another output path")
+    return c_attrs, arrays
+
+
+def _flat(raw: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _differing_keys(a: dict, b: dict, ignore=()) -> list:
+    """Dotted keys whose values differ between two nested config dicts."""
+    fa, fb = _flat(a), _flat(b)
+    return sorted(k for k in set(fa) | set(fb)
+                  if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k))
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _execute(cfg, comm, args, resume) -> int:
+    """Run or resume on every rank; the exit code."""
+    from .driver import Run, RunFailed, RunInterrupted
+    try:
+        run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
+                  progress=not args.quiet, resume=resume)
         run.execute()
+    except RunInterrupted:
+        return EXIT_INTERRUPTED
+    except RunFailed as exc:     # decided on every rank together: a normal exit
+        if comm.rank == 0:
+            print(f"pvmc: run failed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - report, mark the file, and stop every rank
@@ -139,6 +299,12 @@ def cmd_info(args) -> int:
         return _error(f"{path}: not an HDF5 file ({exc})")
     try:
         with h5:
+            if "format_version" not in h5.attrs or "status" not in h5.attrs:
+                return _error(f"{path}: not a pvmc run file (no format_version/status "
+                              "attributes)")
+            if args.status:
+                print(_text(h5.attrs["status"]))
+                return EXIT_OK
             return _print_info(path, h5)
     except (KeyError, OSError, ValueError) as exc:
         return _error(f"{path}: incomplete or damaged run file ({exc})")
@@ -146,22 +312,25 @@ def cmd_info(args) -> int:
 
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
-    if "format_version" not in h5.attrs or "status" not in h5.attrs:
-        return _error(f"{path}: not a pvmc run file (no format_version/status attributes)")
+    from . import checkpoint as ckpt
     a = h5.attrs
+    status = _text(a["status"])
     print(f"file          {path}")
-    print(f"status        {a['status']}")
-    print(f"created       {a['created']}  on {a['hostname']}, {a['mpi_size']} rank(s) x "
-          f"{a['walkers_per_rank']} walkers, seed {a['seed']}")
+    print(f"status        {status}")
+    print(f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
+          f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}")
     if "optimization/energy" in h5:
-        e = h5["optimization/energy"]
-        n = e.shape[0]
-        last = (f", last energy {e[n - 1]:.6f} +- {h5['optimization/energy_error'][n - 1]:.6f}"
-                if n else "")
-        print(f"iterations    {n}{last}")
-    if "production" in h5:
-        print(f"production    {h5['production'].attrs.get('samples_per_chain', 0)} samples "
-              f"per chain x {h5['production/local_energy'].shape[0]} chains")
+        opt = h5["optimization"]
+        n = int(opt["rows_written"][0]) if "rows_written" in opt else opt["energy"].shape[0]
+        last = (f", last energy {opt['energy'][n - 1]:.6f} +- "
+                f"{opt['energy_error'][n - 1]:.6f}" if n else "")
+        print(f"iterations    {n} of {opt['energy'].shape[0]} done{last}")
+    if "production/local_energy" in h5:
+        prod = h5["production"]
+        done = (int(prod["samples_written"][0]) if "samples_written" in prod
+                else prod.attrs.get("samples_per_chain", 0))
+        print(f"production    {done} of {prod['local_energy'].shape[1]} samples per chain x "
+              f"{prod['local_energy'].shape[0]} chains")
     if "summary" in h5:
         s = h5["summary"].attrs
         print(f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
@@ -169,16 +338,30 @@ def _print_info(path, h5) -> int:
     if "segments/ended" in h5:
         seg = h5["segments"]
         for k in range(seg["ended"].shape[0]):
+            where = (f", at {_text(seg['progress'][k])}" if "progress" in seg else "")
             print(f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
-                  f"{seg['hostname'][k].decode()}, {seg['start_time'][k].decode()} -> "
-                  f"{seg['end_time'][k].decode() or '...'}: {seg['ended'][k].decode()}")
-    print(f"checkpoint    {'/checkpoint in this file' if 'checkpoint' in h5 else 'none'}")
+                  f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
+                  f"{_text(seg['end_time'][k]) or '...'}: {_text(seg['ended'][k])}{where}")
+    if "checkpoint" in h5:
+        print("checkpoint    final state in /checkpoint of this file")
+    if status != "completed":
+        name = _text(a.get("checkpoint_file", "")) or os.path.basename(ckpt.path_for(path))
+        live = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        try:
+            c, _ = ckpt.read(live)
+        except ckpt.CheckpointError as exc:
+            print(f"checkpoint    none usable ({exc}); the run cannot be resumed")
+            return EXIT_OK
+        print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
+        print(f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
+              f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)")
     return EXIT_OK
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info}.get(args.command)
+    handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
+               "info": cmd_info}.get(args.command)
     if handler is None:
         from .bench import cmd_bench
         handler = cmd_bench

@@ -97,6 +97,11 @@ SPEC: dict[str, dict[str, Field]] = {
                                        minimum=1),
         "momentum": Field("float", 0.9, "SGD momentum (0: plain gradient descent)",
                           minimum=0.0, maximum=0.999),
+        "max_rewinds": Field("int", 5, "rewinds to the last good parameters after a "
+                             "non-finite energy, gradient or update before failing",
+                             minimum=0),
+        "rewind_factor": Field("float", 0.5, "learning rate multiplier applied at each "
+                               "rewind", minimum=0.0, maximum=1.0, min_exclusive=True),
     },
     "production": {
         "samples": Field("int", 1048576, "production samples, total over all ranks and "
@@ -108,9 +113,10 @@ SPEC: dict[str, dict[str, Field]] = {
         "path": Field("str", "runs/quickstart.h5", "HDF5 result file (never overwritten "
                       "without --overwrite)"),
         "checkpoint_every": Field("float", 300.0, "seconds of wall time between "
-                                  "checkpoints", minimum=0.0, min_exclusive=True),
-        "max_walltime": Field("walltime", None, "stop cleanly before this wall time",
-                              nullable=True),
+                                  "checkpoints (also at phase ends and on a stop signal; "
+                                  "0: after every unit of work)", minimum=0.0),
+        "max_walltime": Field("walltime", None, "HH:MM:SS: stop cleanly, checkpointed, "
+                              "before this wall time (exit code 75)", nullable=True),
         "progress_every": Field("float", 10.0, "seconds between plain progress lines "
                                 "when stdout is not a terminal", minimum=0.0),
     },
@@ -171,6 +177,12 @@ def walltime_seconds(text: str) -> int:
     return 3600 * h + 60 * m + s
 
 
+def format_walltime(seconds: int) -> str:
+    """seconds -> 'HH:MM:SS'."""
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def _check(key: str, field: Field, value: Any) -> Any:
     """Validate one value; return it normalised (ints accepted for floats)."""
     if value is None:
@@ -199,8 +211,12 @@ def _check(key: str, field: Field, value: Any) -> Any:
             raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {field.allowed()}")
         return value
     elif kind == "walltime":
-        if not isinstance(value, str) or not _WALLTIME.match(value):
-            raise ConfigError(f'{key}: expected "HH:MM:SS", {got}')
+        # Unquoted 12:00:00 is a base-60 integer (seconds) to YAML 1.1: accept both.
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return format_walltime(value)
+        if not isinstance(value, str) or not _WALLTIME.match(value) \
+                or walltime_seconds(value) == 0:
+            raise ConfigError(f'{key}: expected a positive "HH:MM:SS" wall time, {got}')
         return value
     if field.minimum is not None:
         too_small = value <= field.minimum if field.min_exclusive else value < field.minimum

@@ -3,30 +3,55 @@
 Every rank executes the same code on its own walkers; rank 0 alone writes the file and
 prints. Sample counts in the config are totals over all ranks and walkers, so each
 walker does ``ceil(total / n_chains)`` sweeps.
+
+A run is a sequence of *units of work* whose boundaries depend only on the config:
+thermalisation chunks, optimisation iterations, production chunks. After each unit
+every rank joins one reduction (for an iteration, the same single Allreduce that
+carries the energy and gradient sums) with the flags of :mod:`control` appended, so
+all ranks decide together whether to checkpoint, stop or fail. The complete state
+(:class:`State` plus every walker) can be checkpointed at any unit boundary, and
+because checkpoints never change which jitted calls are made, a resumed run repeats
+the uninterrupted one bit for bit on the same number of ranks.
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from . import kernels as K
 from . import optimizers
-from .output import RunFile
-from .rng import params_generator
+from .control import Control
+from .output import RunFile, now_iso
+from .rng import chain_states, params_generator
 from .samplers import Sampler, Walkers
 from .system import System
 from .wavefunction import WaveFunction
 
 CHECKSUM_EVERY = 10            # iterations between cross-rank parameter checks
 PRODUCTION_GATHER_BYTES = 32 * 2**20   # bound on one gathered production block
+PRODUCTION_CHUNK_SWEEPS = 4096         # bound on one production unit of work
+STUCK_SWEEPS = 1000                    # a walker without an accepted move this long is stuck
 
 
 class RunFailed(RuntimeError):
     """The run cannot continue (non-finite numbers, ranks disagreeing, ...)."""
+
+
+class RunInterrupted(Exception):
+    """The run stopped cleanly (signal or wall time) after writing a checkpoint."""
+
+
+def production_chunk(n: int, n_chains: int) -> int:
+    """Sweeps per production unit: bounded in time and in gathered bytes; fixed by the
+    config and the chain count alone."""
+    return max(16, min(n, PRODUCTION_CHUNK_SWEEPS, PRODUCTION_GATHER_BYTES // (8 * n_chains)))
 
 
 def per_walker(total: int, n_chains: int) -> int:
@@ -111,10 +136,63 @@ class RunResult:
     timings: dict = field(default_factory=dict)
 
 
-class Run:
-    """A whole run for one config on one communicator."""
+@dataclass
+class State:
+    """Everything besides the walkers that a run needs to continue; identical on all
+    ranks (it only changes through reduced quantities).
 
-    def __init__(self, cfg, comm, overwrite: bool = False, stream=None, progress=True):
+    phase: "thermalize" | "optimize" | "produce" | "finish" (the phase to do next).
+    good: the last iteration whose energy and gradient were finite, as
+    {"iteration", "theta", "opt_state", "positions" (this rank's (W, M))}; None before.
+    """
+
+    theta: np.ndarray
+    opt_state: dict
+    step: float
+    phase: str = "thermalize"
+    therm_done: int = 0              # thermalisation sweeps done
+    tune_k: int = 0                  # step-tuning chunks done
+    therm_acc: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    iteration: int = 0               # optimisation iterations done
+    opt_seconds: float = 0.0         # wall time spent optimising, all segments
+    lr_scale: float = 1.0            # product of the rewind factors applied so far
+    rewinds: int = 0
+    rewind_log: str = ""
+    good: dict | None = None
+    prod_done: int = 0               # production samples per chain written
+    prod_totals: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    reseeds: int = 0                 # times the chain count changed on resume
+    stuck_total: int = 0             # walkers that passed the stuck limit, all ranks
+
+    SCALARS = ("phase", "therm_done", "tune_k", "step", "iteration", "opt_seconds",
+               "lr_scale", "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total")
+
+
+def _opt_arrays(prefix: str, state: dict) -> dict:
+    return {f"{prefix}/{k}": np.asarray(v) for k, v in state.items()}
+
+
+def _opt_state(arrays: dict, prefix: str) -> dict:
+    """Optimiser state back from checkpoint arrays (0-d arrays -> Python numbers, so
+    the resumed arithmetic is the uninterrupted one)."""
+    out = {}
+    for key, value in arrays.items():
+        if key.startswith(prefix + "/"):
+            value = np.asarray(value)
+            out[key[len(prefix) + 1:]] = value.item() if value.ndim == 0 else value.copy()
+    return out
+
+
+class Run:
+    """A whole run for one config on one communicator, fresh or from a checkpoint.
+
+    resume: (attrs, arrays) of a checkpoint (``checkpoint.read``), the same on every
+    rank, or None for a fresh run.
+    """
+
+    def __init__(self, cfg, comm, overwrite: bool = False, stream=None, progress=True,
+                 resume=None, start_time: float | None = None):
+        from .config import walltime_seconds
         self.cfg = cfg
         self.comm = comm
         self.overwrite = overwrite
@@ -125,146 +203,414 @@ class Run:
         self.n_params = self.wf.layout.n_params
         self.walkers_per_rank = cfg.sampler.walkers_per_rank
         self.n_chains = comm.size * self.walkers_per_rank
+        self.first_chain = comm.rank * self.walkers_per_rank
+        self.n_samples = per_walker(cfg.production.samples, self.n_chains)
         self.sampler = Sampler(cfg.sampler.method, cfg.sampler.step, self.system, self.wf,
                                cfg.sampler.target_acceptance)
+        limit = cfg.output.max_walltime
+        kwargs = {} if start_time is None else {"start": start_time}
+        self.control = Control(comm.rank, cfg.output.checkpoint_every,
+                               None if limit is None else walltime_seconds(limit), **kwargs)
+        self.path = cfg.output.path
+        self.ckpt_path = ckpt.path_for(self.path)
         self.file: RunFile | None = None
         self.timings: dict = {}
+        self.n_checkpoints = 0
+        self.production_reset = False
+        self.reseeded = False         # this segment gave the chains new streams
+        if resume is None:
+            self.resumed = False
+            self.state, self.walkers = self._fresh_state()
+        else:
+            self.resumed = True
+            self.state, self.walkers = self._restored_state(*resume)
+        self.sampler.step = self.state.step
 
-    # ------------------------------------------------------------------ output
-    def _say(self, text: str) -> None:
-        if self.comm.rank == 0:
-            print(text, file=self.stream, flush=True)
-
-    def _initial_state(self):
+    # ------------------------------------------------------------------ state
+    def _fresh_state(self):
         theta = self.wf.layout.initial(self.cfg.wavefunction.init_scale,
                                        params_generator(self.cfg.seed))
         # Start where |psi|^2 of the Gaussian part lives: std = sigma / sqrt(2c).
         width = self.wf.sigma / math.sqrt(2.0 * self.wf.c)
-        walkers = Walkers.start(self.cfg.seed, self.comm.rank * self.walkers_per_rank,
-                                self.walkers_per_rank, self.system.n_coords, width)
-        return theta, walkers
+        walkers = Walkers.start(self.cfg.seed, self.first_chain, self.walkers_per_rank,
+                                self.system.n_coords, width)
+        opt = optimizers.initial_state(self.cfg.optimizer.method, self.n_params)
+        return State(theta=theta, opt_state=opt, step=self.cfg.sampler.step), walkers
+
+    def _restored_state(self, attrs: dict, arrays: dict):
+        st = State(theta=np.array(arrays["theta"]),
+                   opt_state=_opt_state(arrays, "optimizer"), step=float(attrs["step"]),
+                   therm_acc=np.array(arrays["therm_acc"]),
+                   prod_totals=np.array(arrays["prod_totals"]))
+        for name in State.SCALARS:
+            setattr(st, name, type(getattr(st, name))(attrs[name]))
+        n_old = int(attrs["n_chains"])
+        W = self.walkers_per_rank
+        if n_old == self.n_chains:
+            rows = slice(self.first_chain, self.first_chain + W)
+            walkers = Walkers(arrays["positions"][rows], arrays["rng_states"][rows],
+                              arrays["accepted"][rows, 0], arrays["stuck"][rows, 0])
+        else:
+            # Another rank count: new chains with fresh streams (rng.py), starting from
+            # the saved configurations, chain k from old chain k mod n_old.
+            st.reseeds += 1
+            self.reseeded = True
+            rows = (self.first_chain + np.arange(W)) % n_old
+            walkers = Walkers(arrays["positions"][rows],
+                              chain_states(self.cfg.seed, self.first_chain, W, st.reseeds))
+            if st.phase == "produce" or (st.phase == "finish" and st.prod_done):
+                # Production series are per chain: the old chains' samples cannot be
+                # continued by other chains, so production starts again.
+                st.phase, st.prod_done = "produce", 0
+                st.prod_totals = np.zeros(5)
+                self.production_reset = True
+        if "good/theta" in arrays:
+            st.good = {"iteration": int(attrs["good_iteration"]),
+                       "theta": np.array(arrays["good/theta"]),
+                       "opt_state": _opt_state(arrays, "good/optimizer"),
+                       "positions": np.array(arrays["good/positions"][rows])}
+        return st, walkers
+
+    def _checkpoint_payload(self):
+        """Gather the state of every walker; (attrs, arrays) on rank 0, None elsewhere.
+        Collective: every rank must call it."""
+        st, w = self.state, self.walkers
+        per_rank = {"positions": w.positions, "rng_states": w.rng,
+                    "accepted": w.accepted[:, None], "stuck": w.stuck[:, None]}
+        if st.good is not None:
+            per_rank["good/positions"] = st.good["positions"]
+        gathered = {k: self.comm.gather_rows(v) for k, v in per_rank.items()}
+        if self.comm.rank != 0:
+            return None
+        st.step = self.sampler.step
+        attrs = {name: getattr(st, name) for name in State.SCALARS}
+        attrs.update(mpi_size=self.comm.size, walkers_per_rank=self.walkers_per_rank,
+                     n_chains=self.n_chains, n_params=self.n_params, seed=self.cfg.seed,
+                     config=self.cfg.to_yaml(), run_file=os.path.basename(self.path),
+                     written=now_iso(), progress=self.where())
+        arrays = dict(gathered, theta=st.theta, therm_acc=st.therm_acc,
+                      prod_totals=st.prod_totals, **_opt_arrays("optimizer", st.opt_state))
+        if st.good is not None:
+            attrs["good_iteration"] = st.good["iteration"]
+            arrays["good/theta"] = st.good["theta"]
+            arrays.update(_opt_arrays("good/optimizer", st.good["opt_state"]))
+        return attrs, arrays
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint (collective). The run file is synced first, so that all it
+        counts is on disk before the checkpoint that counts it exists."""
+        t = time.monotonic()
+        payload = self._checkpoint_payload()
+        if self.comm.rank == 0:
+            self.file.sync()
+            ckpt.write(self.ckpt_path, *payload)
+        seconds = time.monotonic() - t
+        self.control.checkpoint_written(seconds)
+        self.timings["checkpoint"] = self.timings.get("checkpoint", 0.0) + seconds
+        self.n_checkpoints += 1
+
+    def where(self) -> str:
+        """Human description of how far the run is."""
+        st, cfg = self.state, self.cfg
+        if st.phase == "thermalize":
+            return f"thermalize {st.therm_done}/{cfg.sampler.thermalization} sweeps"
+        if st.phase == "optimize":
+            return f"optimize {st.iteration}/{cfg.optimizer.iterations} iterations"
+        if st.phase == "produce":
+            return f"produce {st.prod_done}/{self.n_samples} samples per chain"
+        return {"finish": "writing the results", "done": "completed"}[st.phase]
+
+    # ------------------------------------------------------------------ helpers
+    def _say(self, text: str) -> None:
+        if self.comm.rank == 0:
+            print(text, file=self.stream, flush=True)
+
+    def _guarded(self, work, fallback):
+        """Run this rank's part of a unit; an exception becomes a flag for the next
+        reduction (so every rank stops together and rank 0 can record why)."""
+        try:
+            return work(), False
+        except Exception:  # noqa: BLE001 - reported here, decided collectively
+            print(f"pvmc: rank {self.comm.rank}: exception in {self.where()}:",
+                  file=sys.stderr)
+            traceback.print_exc()
+            sys.stderr.flush()
+            return fallback, True
+
+    def _newly_stuck(self, accepted_before: np.ndarray, sweeps: int) -> int:
+        """Update the per-walker sweeps-without-acceptance counters after a unit; the
+        number of walkers that just passed STUCK_SWEEPS."""
+        w = self.walkers
+        moved = w.accepted > accepted_before
+        before = w.stuck.copy()
+        w.stuck = np.where(moved, 0, w.stuck + sweeps)
+        return int(np.count_nonzero((before < STUCK_SWEEPS) & (w.stuck >= STUCK_SWEEPS)))
+
+    def _after_unit(self, decision) -> None:
+        if decision.failed_ranks:
+            raise RunFailed(f"an exception on {decision.failed_ranks} in {self.where()} "
+                            "(traceback on that rank's stderr)")
+        if decision.stuck:
+            self.state.stuck_total += decision.stuck
+            self._say(f"warning: {decision.stuck} walker(s) had no accepted move in "
+                      f"{STUCK_SWEEPS} sweeps ({self.where()}); "
+                      f"{self.state.stuck_total} so far")
+        if decision.checkpoint:
+            self.checkpoint()
+        if decision.stop:
+            raise RunInterrupted(f"stopped by {decision.stop} at {self.where()}")
+
+    def _reduce(self, local: np.ndarray, failed: bool, stuck: int):
+        """The one reduction of a unit: local sums with the control flags appended."""
+        n = local.shape[0]
+        total = self.comm.allreduce_sum(np.concatenate([local,
+                                                        self.control.flags(failed, stuck)]))
+        return total[:n], self.control.decide(total[n:])
 
     # ------------------------------------------------------------------ phases
-    def optimize(self, theta, walkers):
-        cfg = self.cfg.optimizer
-        state = optimizers.initial_state(cfg.method, self.n_params)
+    def thermalize(self) -> None:
+        st, n = self.state, self.cfg.sampler.thermalization
+        while st.therm_done < n:
+            chunk, tuning = self.sampler.thermalization_chunk(n, st.therm_done)
+            self.control.begin_unit()
+            before = self.walkers.accepted.copy()
+            local, failed = self._guarded(
+                lambda: self.sampler.sweep(st.theta, self.walkers, chunk), np.zeros(2))
+            total, decision = self._reduce(local, failed, self._newly_stuck(before, chunk))
+            if not decision.failed_ranks:
+                if tuning:
+                    self.sampler.tune(total[0] / max(total[1], 1.0), st.tune_k)
+                    st.tune_k += 1
+                else:
+                    st.therm_acc += total
+                st.therm_done += chunk
+            self._after_unit(decision)
+
+    def optimize(self) -> None:
+        st, cfg = self.state, self.cfg.optimizer
         sweeps = per_walker(cfg.samples_per_iteration, self.n_chains)
+        n_sums = K.sums_size(self.n_params)
         progress = Progress(cfg.iterations, "optimise", self.cfg.output.progress_every,
                             self.stream, self.progress)
-        t0 = time.monotonic()
-        for it in range(cfg.iterations):
-            local = self.sampler.accumulate(theta, walkers, sweeps)
-            est = iteration_estimates(self.comm.allreduce_sum(local), self.n_params)
+        if st.iteration:
+            progress.update(st.iteration, "resumed")
+        while st.iteration < cfg.iterations:
+            it = st.iteration
+            self.control.begin_unit()
+            t0 = time.monotonic()
+            start_positions = self.walkers.positions.copy()
+            before = self.walkers.accepted.copy()
+            local, failed = self._guarded(
+                lambda: self.sampler.accumulate(st.theta, self.walkers, sweeps),
+                np.zeros(n_sums))
+            sums, decision = self._reduce(local, failed, self._newly_stuck(before, sweeps))
+            if decision.failed_ranks:
+                self._after_unit(decision)
+            est = iteration_estimates(sums, self.n_params)
             grad = est.pop("gradient")
+            lr = cfg.learning_rate * st.lr_scale
+            problem = None
             if not (math.isfinite(est["energy"]) and np.all(np.isfinite(grad))):
-                raise RunFailed(f"non-finite energy or gradient at iteration {it}")
-            record = dict(est, grad_norm=float(np.linalg.norm(grad)),
-                          learning_rate=cfg.learning_rate, wall_time=time.monotonic() - t0)
-            if self.file is not None:
-                self.file.append_iteration(it, record, theta)
-            theta, state = optimizers.update(cfg.method, theta, grad, state,
-                                             cfg.learning_rate, cfg.momentum)
-            if (it + 1) % CHECKSUM_EVERY == 0 and not self.comm.checksums_equal(theta):
-                raise RunFailed(f"parameters differ between ranks at iteration {it}")
-            progress.update(it + 1, f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
-                                    f"  var = {est['variance']:.4f}"
-                                    f"  acc = {est['acceptance']:.3f}")
+                problem = "non-finite energy or gradient"
+            else:
+                theta, opt_state = optimizers.update(cfg.method, st.theta, grad,
+                                                     st.opt_state, lr, cfg.momentum)
+                if not np.all(np.isfinite(theta)):
+                    problem = "non-finite parameters after the update"
+            if problem:
+                self._rewind(problem, it)
+            else:
+                st.good = {"iteration": it, "theta": st.theta, "opt_state": st.opt_state,
+                           "positions": start_positions}
+                st.opt_seconds += time.monotonic() - t0
+                record = dict(est, grad_norm=float(np.linalg.norm(grad)),
+                              learning_rate=lr, wall_time=st.opt_seconds)
+                if self.file is not None:
+                    self.file.write_iteration(it, record, st.theta)
+                st.theta, st.opt_state = theta, opt_state
+                st.iteration += 1
+                if st.iteration % CHECKSUM_EVERY == 0:
+                    self._check_identical(st.theta)
+                progress.update(st.iteration,
+                                f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
+                                f"  var = {est['variance']:.4f}"
+                                f"  acc = {est['acceptance']:.3f}")
+            self._after_unit(decision)
         progress.close()
-        return theta, state
 
-    def produce(self, theta, walkers):
-        cfg = self.cfg.production
-        n = per_walker(cfg.samples, self.n_chains)
-        chunk = max(16, min(n, PRODUCTION_GATHER_BYTES // (8 * self.n_chains)))
+    def _check_identical(self, theta) -> None:
+        bad = self.comm.ranks_differing(theta)
+        if bad:
+            raise RunFailed(f"parameters on rank(s) {', '.join(map(str, bad))} differ from "
+                            f"rank 0 after iteration {self.state.iteration - 1}")
+
+    def _rewind(self, problem: str, it: int) -> None:
+        """Return to the last good parameters with a smaller learning rate, or fail."""
+        st, cfg = self.state, self.cfg.optimizer
+        where = f"{problem} at iteration {it}"
+        if st.good is None:
+            raise RunFailed(f"{where} (no earlier good parameters to return to)")
+        if st.rewinds >= cfg.max_rewinds:
+            self._restore_good()
+            raise RunFailed(f"{where} after {st.rewinds} rewind(s); the parameters of "
+                            f"iteration {st.good['iteration']} are kept")
+        self._restore_good()
+        st.rewinds += 1
+        st.lr_scale *= cfg.rewind_factor
+        line = (f"rewind {st.rewinds}/{cfg.max_rewinds}: {where}; back to iteration "
+                f"{st.iteration}, learning rate {cfg.learning_rate * st.lr_scale:.4g}")
+        st.rewind_log += line + "\n"
+        self._say(line)
+
+    def _restore_good(self) -> None:
+        st = self.state
+        g = st.good
+        st.iteration, st.theta, st.opt_state = g["iteration"], g["theta"], g["opt_state"]
+        self.walkers.positions[:] = g["positions"]
         if self.file is not None:
-            self.file.create_production(self.n_chains, n, cfg.store_components, chunk)
+            self.file.truncate(st.iteration, st.prod_done)
+
+    def produce(self) -> None:
+        st, cfg = self.state, self.cfg.production
+        n = self.n_samples
+        chunk = production_chunk(n, self.n_chains)
         progress = Progress(n, "produce", self.cfg.output.progress_every, self.stream,
                             self.progress)
-        totals = np.zeros(5)     # count, sum E, sum E^2, accepted, proposed (this rank)
-        done = 0
-        while done < n:
-            k = min(chunk, n - done)
-            e, kin, pot, acc, prop = self.sampler.produce(theta, walkers, k,
-                                                          cfg.store_components)
-            totals += (e.size, e.sum(), np.square(e).sum(), acc, prop)
+        W = self.walkers_per_rank
+        while st.prod_done < n:
+            k = min(chunk, n - st.prod_done)
+            self.control.begin_unit()
+            before = self.walkers.accepted.copy()
+            nan = np.full((W, k), np.nan)
+            (e, kin, pot, acc, prop), failed = self._guarded(
+                lambda: self.sampler.produce(st.theta, self.walkers, k,
+                                             cfg.store_components),
+                (nan, nan, nan, 0.0, 0.0))
+            local = np.array([e.size, e.sum(), np.square(e).sum(), acc, prop])
+            total, decision = self._reduce(local, failed, self._newly_stuck(before, k))
+            if decision.failed_ranks:
+                self._after_unit(decision)
             blocks = {"local_energy": e}
             if cfg.store_components:
                 blocks.update(kinetic=kin, potential=pot)
-            gathered = {name: self.comm.gather_rows(block) for name, block in blocks.items()}
+            gathered = {name: self.comm.gather_rows(b) for name, b in blocks.items()}
             if self.file is not None:
-                self.file.write_production(done, gathered)
-            done += k
-            progress.update(done, f"E(last block, rank 0) = {e.mean():.5f}")
+                self.file.write_production(st.prod_done, gathered)
+            st.prod_totals += total
+            st.prod_done += k
+            progress.update(st.prod_done, f"E(last block, rank 0) = {e.mean():.5f}")
+            self._after_unit(decision)
         progress.close()
-        g = self.comm.allreduce_sum(totals)
-        energy = g[1] / g[0]
-        return {"energy_allreduced": energy,
-                "variance_allreduced": max(g[2] / g[0] - energy * energy, 0.0),
-                "acceptance": g[3] / max(g[4], 1.0), "samples_per_chain": n}
 
     # ------------------------------------------------------------------ the run
+    def _open_file(self) -> None:
+        """Rank 0: create the run file, or reopen it and cut it back to the checkpoint."""
+        if self.comm.rank != 0:
+            return
+        st = self.state
+        if self.resumed:
+            self.file = RunFile.open(self.path)
+            self.file.truncate(st.iteration, st.prod_done)
+            if self.production_reset:
+                self.file.replace_production(self.n_chains, self.n_samples,
+                                             self.cfg.production.store_components)
+            self.file.set_status("running")
+        else:
+            self.file = RunFile.create(self.path, self.cfg, self.comm.size,
+                                       self.comm.library, self.n_params, self.n_chains,
+                                       self.n_samples, self.overwrite,
+                                       os.path.basename(self.ckpt_path))
+        self.file.begin_segment(self.comm.size, st.iteration, self.where(), self.reseeded)
+
     def execute(self) -> RunResult:
-        cfg = self.cfg
-        if self.comm.rank == 0:
-            self.file = RunFile.create(cfg.output.path, cfg, self.comm.size,
-                                       self.comm.library, self.n_params, self.overwrite)
-            self.file.begin_segment(self.comm.size, 0)
+        """Run (or continue) to the end. Raises RunInterrupted after a clean stop,
+        RunFailed (or the original exception) on failure; the file records either."""
+        st = self.state
+        self._open_file()
         status = "failed: unknown"
         if self.system.dimensions == 1 and self.system.coulomb and self.system.particles > 1:
             self._say("warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable "
                       "singularity, and the RBM trial function has no node at contact, so "
                       "<E> is infinite; use interaction: none or D >= 2")
+        if self.resumed:
+            self._say(f"resuming {self.path} at {self.where()} on {self.comm.size} rank(s)"
+                      + ("; the chain count changed, so the chains get new streams"
+                         + (" and production starts again" if self.production_reset else "")
+                         if self.reseeded else ""))
+        self.control.install()
+        summary = None
         try:
-            theta, walkers = self._initial_state()
-            t = time.monotonic()
-            acc = self.sampler.thermalize(theta, walkers, cfg.sampler.thermalization,
-                                          self.comm)
-            self.timings["thermalise"] = time.monotonic() - t
-            self._say(f"thermalised {cfg.sampler.thermalization} sweeps x {self.n_chains} "
-                      f"chains: {cfg.sampler.method} step {self.sampler.step:.4g}, "
-                      f"acceptance {acc:.3f}")
-            t = time.monotonic()
-            theta, opt_state = self.optimize(theta, walkers)
-            self.timings["optimise"] = time.monotonic() - t
-            t = time.monotonic()
-            prod = self.produce(theta, walkers)
-            self.timings["produce"] = time.monotonic() - t
-            summary = self._finish(theta, opt_state, walkers, prod)
+            if not self.resumed:
+                self.checkpoint()        # from here on the run can always be resumed
+            while st.phase != "done":
+                t = time.monotonic()
+                phase = st.phase
+                if phase == "thermalize":
+                    self.thermalize()
+                    a = st.therm_acc
+                    self._say(f"thermalised {self.cfg.sampler.thermalization} sweeps x "
+                              f"{self.n_chains} chains: {self.cfg.sampler.method} step "
+                              f"{self.sampler.step:.4g}, acceptance "
+                              f"{a[0] / max(a[1], 1.0):.3f}")
+                    st.phase = "optimize"
+                elif phase == "optimize":
+                    self.optimize()
+                    st.phase = "produce"
+                elif phase == "produce":
+                    self.produce()
+                    st.phase = "finish"
+                else:
+                    summary = self._finish()
+                    st.phase = "done"
+                self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - t
+                if st.phase in ("optimize", "produce", "finish"):
+                    self.checkpoint()
             status = "completed"
-            return RunResult(cfg.output.path, status, theta, summary, self.timings)
-        except KeyboardInterrupt:
+            return RunResult(self.path, status, st.theta, summary, self.timings)
+        except RunInterrupted as exc:
             status = "interrupted"
+            self._say(f"pvmc: {exc}; checkpoint written, resume with: "
+                      f"pvmc resume {self.path}")
             raise
         except BaseException as exc:
-            status = f"failed: {type(exc).__name__}: {exc}"
+            status = f"failed: {exc}" if isinstance(exc, RunFailed) else \
+                f"failed: {type(exc).__name__}: {exc}"
             raise
         finally:
+            self.control.uninstall()
             if self.file is not None:
                 self.file.set_status(status)
-                self.file.end_segment(cfg.optimizer.iterations if status == "completed"
-                                      else -1, status.split(":")[0])
+                self.file.end_segment(st.iteration, status.split(":")[0], self.where())
                 self.file.close()
+                if status == "completed":
+                    ckpt.remove(self.ckpt_path)
 
-    def _finish(self, theta, opt_state, walkers, prod) -> dict | None:
-        positions = self.comm.gather_rows(walkers.positions)
-        rng_states = self.comm.gather_rows(walkers.rng)
+    def _finish(self) -> dict | None:
+        st = self.state
+        payload = self._checkpoint_payload()
         if self.file is None:
             return None
         f = self.file
-        f.set_attrs("production", dict(prod, step=self.sampler.step,
-                                       sampler=self.sampler.method))
-        f.write_wavefunction(self.wf, theta)
-        f.write_checkpoint({"theta": theta, "optimizer": opt_state,
-                            "iteration": self.cfg.optimizer.iterations,
-                            "step": self.sampler.step, "positions": positions,
-                            "rng_states": rng_states, "phase": "completed"})
+        g = st.prod_totals
+        energy = g[1] / g[0]
+        f.set_attrs("production", {
+            "samples_per_chain": self.n_samples, "step": self.sampler.step,
+            "sampler": self.sampler.method, "energy_allreduced": energy,
+            "variance_allreduced": max(g[2] / g[0] - energy * energy, 0.0),
+            "acceptance": g[3] / max(g[4], 1.0), "stuck_walkers": st.stuck_total})
+        f.write_wavefunction(self.wf, st.theta)
+        attrs, arrays = payload
+        f.write_checkpoint(dict(attrs, phase="completed"), arrays)
+        if st.rewind_log:
+            f.set_attrs("optimization", {"rewinds": st.rewinds, "rewind_log": st.rewind_log})
         from analysis import summarize_chains
         t = time.monotonic()
-        s = summarize_chains(f.h5["production/local_energy"][:, :prod["samples_per_chain"]])
+        s = summarize_chains(f.h5["production/local_energy"][:, :self.n_samples])
         summary = {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
                    "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
                    "n_samples": s.n_samples, "rhat": s.rhat,
-                   "blocking_level": s.blocking.level, "acceptance": prod["acceptance"]}
+                   "blocking_level": s.blocking.level,
+                   "acceptance": g[3] / max(g[4], 1.0)}
         f.set_attrs("summary", summary)
         self.timings["analyse"] = time.monotonic() - t
         self._print_summary(summary)
@@ -289,7 +635,7 @@ class Run:
             f"samples       {s['n_samples']} ({self.n_chains} chains x "
             f"{s['n_samples'] // self.n_chains}), {self.comm.size} rank(s)",
             "time          " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
-            + f"; total {total:.1f} s",
+            + f"; total {total:.1f} s (this segment)",
             f"output        {cfg.output.path}",
             "==============================================================",
         ]

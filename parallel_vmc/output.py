@@ -1,24 +1,32 @@
 """The HDF5 run file (DESIGN section 4), written by rank 0 only.
 
-Layout (format_version 1)::
+Layout (format_version 2)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,
-                     hostname, mpi_library, status
+                     hostname, mpi_library, status, checkpoint_file
     /optimization/   iteration, energy, energy_error, variance, acceptance, grad_norm,
-                     learning_rate, wall_time: (n_iter,); params: (n_iter, n_params)
+                     learning_rate, wall_time: (iterations,); params: (iterations,
+                     n_params); rows_written: (1,) -- rows 0..rows_written-1 are valid
     /production/     local_energy (+ kinetic, potential): (n_chains, n_samples);
-                     attrs samples_per_chain (columns filled so far), acceptance, step,
-                     sampler, energy_allreduced, variance_allreduced
+                     samples_written: (1,) -- columns filled so far; attrs (at the end)
+                     samples_per_chain, acceptance, step, sampler, energy_allreduced,
+                     variance_allreduced, stuck_walkers
     /wavefunction/   a (M,), b (N,), W (M, N), sigma (); attrs kind, psi
-    /checkpoint/     theta, optimizer state, iteration, step, positions (n_chains, M),
-                     rng_states (n_chains, 4) uint64
+    /checkpoint/     the final state (the live one is the sibling RUN.h5.ckpt)
     /segments/       one row per launch: mpi_size, first_iteration, last_iteration,
-                     hostname, start_time, end_time, ended
+                     hostname, start_time, end_time, ended, progress, reseeded
     /summary/        attrs energy, error, variance, tau_int, n_samples, ...
 
-The file is flushed at phase ends and at most every few seconds, so a run that dies
-leaves everything written up to the last flush readable, with status "running".
+Crash safety. Every dataset that grows while the run works is allocated in full when
+the file is created (contiguous storage, allocated early), and how much of it is
+valid lives in the one-element counters ``rows_written`` / ``samples_written``. So
+during thermalisation, optimisation and production rank 0 only overwrites bytes inside
+already allocated storage and never changes the file's structure (its metadata): a
+SIGKILL at any instant leaves a file that opens. The structure changes only when a
+segment starts or ends and when the final results are written, each followed by one
+flush. Resuming sets the counters back to the checkpoint's, which truncates whatever
+was written after it.
 """
 from __future__ import annotations
 
@@ -30,11 +38,13 @@ import time
 import h5py
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
-                  "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str"}
+                  "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
+                  "progress": "str", "reseeded": "i8"}
+PRODUCTION_SERIES = ("local_energy", "kinetic", "potential")
 FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
 
 
@@ -50,8 +60,19 @@ def _versions() -> dict:
             "numpy_version": np.__version__, "mpi4py_version": mpi4py_version()}
 
 
+def _allocated(group, name: str, shape: tuple, dtype, fill=None):
+    """A contiguous dataset whose whole storage is allocated now, so that writing into
+    it later never changes the file's metadata. Without a fill value the storage is not
+    written (sparse on disk) until data arrives."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    if fill is None:
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return group.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, fillvalue=fill)
+
+
 class RunFile:
-    """Writer of one run's HDF5 file (open for the whole run on rank 0)."""
+    """Writer of one run's HDF5 file (open for the whole segment on rank 0)."""
 
     def __init__(self, path: str, h5: h5py.File):
         self.path = path
@@ -61,12 +82,29 @@ class RunFile:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path: str, cfg, mpi_size: int, mpi_library: str, n_params: int,
-               overwrite: bool = False) -> "RunFile":
-        """Create the file with its root attributes; refuses to replace an existing
-        file unless overwrite (checked again here, after the CLI's early check)."""
+               n_chains: int, samples_per_chain: int, overwrite: bool = False,
+               checkpoint_file: str = "") -> "RunFile":
+        """Create the file with its root attributes and every growing dataset allocated.
+
+        Refuses to replace an existing file unless overwrite (checked again here, after
+        the CLI's early check). If anything fails after creation, the file is removed.
+        """
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
         h5 = h5py.File(path, "w" if overwrite else "w-")
+        try:
+            cls._populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains,
+                          samples_per_chain, checkpoint_file)
+            h5.flush()
+        except BaseException:
+            h5.close()
+            os.remove(path)
+            raise
+        return cls(path, h5)
+
+    @staticmethod
+    def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
+                  checkpoint_file) -> None:
         attrs = h5.attrs
         attrs["format_version"] = FORMAT_VERSION
         attrs["created"] = now_iso()
@@ -79,26 +117,49 @@ class RunFile:
         for key, value in _versions().items():
             attrs[key] = value
         attrs["status"] = "running"
+        attrs["checkpoint_file"] = checkpoint_file
+        n_iter = cfg.optimizer.iterations
         opt = h5.create_group("optimization")
-        opt.create_dataset("iteration", shape=(0,), maxshape=(None,), dtype="i8",
-                           chunks=(1024,))
+        _allocated(opt, "iteration", (n_iter,), "i8", fill=-1)
         for name in OPT_FIELDS:
-            opt.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8",
-                               chunks=(1024,))
-        opt.create_dataset("params", shape=(0, n_params), maxshape=(None, n_params),
-                           dtype="f8", chunks=(max(1, min(256, 2**16 // n_params)), n_params))
+            _allocated(opt, name, (n_iter,), "f8", fill=np.nan)
+        _allocated(opt, "params", (n_iter, n_params), "f8", fill=np.nan)
+        _allocated(opt, "rows_written", (1,), "i8", fill=0)
+        prod = h5.create_group("production")
+        _allocated(prod, "samples_written", (1,), "i8", fill=0)
+        RunFile._production_datasets(prod, n_chains, samples_per_chain,
+                                     cfg.production.store_components)
         seg = h5.create_group("segments")
         for name, dtype in SEGMENT_FIELDS.items():
             dt = h5py.string_dtype() if dtype == "str" else dtype
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
-        h5.flush()
-        return cls(path, h5)
+
+    @staticmethod
+    def _production_datasets(prod, n_chains, n_samples, components) -> None:
+        names = PRODUCTION_SERIES if components else PRODUCTION_SERIES[:1]
+        for name in names:
+            _allocated(prod, name, (n_chains, n_samples), "f8")
+
+    @classmethod
+    def open(cls, path: str) -> "RunFile":
+        """Reopen an existing run file for a resumed segment."""
+        return cls(path, h5py.File(path, "r+"))
 
     # ------------------------------------------------------------------ helpers
     def flush(self, force: bool = False) -> None:
         if force or time.monotonic() - self._last_flush > FLUSH_INTERVAL:
             self.h5.flush()
             self._last_flush = time.monotonic()
+
+    def sync(self) -> None:
+        """Flush and fsync: everything written so far is on disk (before a checkpoint
+        that counts it is committed)."""
+        self.h5.flush()
+        self._last_flush = time.monotonic()
+        try:
+            os.fsync(self.h5.id.get_vfd_handle())
+        except (OSError, TypeError, ValueError):
+            pass   # drivers without a plain file descriptor
 
     def set_status(self, status: str) -> None:
         self.h5.attrs["status"] = status
@@ -111,41 +172,36 @@ class RunFile:
         ds[n] = value
 
     # ------------------------------------------------------------------ records
-    def append_iteration(self, iteration: int, record: dict, theta: np.ndarray) -> None:
-        """One row of /optimization (record holds every OPT_FIELDS entry)."""
+    @property
+    def rows_written(self) -> int:
+        return int(self.h5["optimization/rows_written"][0])
+
+    def write_iteration(self, iteration: int, record: dict, theta: np.ndarray) -> None:
+        """Row ``iteration`` of /optimization (record holds every OPT_FIELDS entry); the
+        rows after it are no longer valid (a rewind writes an earlier row again)."""
         opt = self.h5["optimization"]
-        self._append(opt["iteration"], iteration)
+        opt["iteration"][iteration] = iteration
         for name in OPT_FIELDS:
-            self._append(opt[name], record[name])
-        self._append(opt["params"], theta)
+            opt[name][iteration] = record[name]
+        opt["params"][iteration] = theta
+        opt["rows_written"][0] = iteration + 1
         self.flush()
 
-    def begin_segment(self, mpi_size: int, first_iteration: int) -> None:
-        seg = self.h5["segments"]
-        row = {"mpi_size": mpi_size, "first_iteration": first_iteration,
-               "last_iteration": first_iteration, "hostname": socket.gethostname(),
-               "start_time": now_iso(), "end_time": "", "ended": "running"}
-        for name, value in row.items():
-            self._append(seg[name], value)
+    def truncate(self, rows: int, samples: int) -> None:
+        """Declare only the first rows / sample columns valid (resume, rewind)."""
+        self.h5["optimization/rows_written"][0] = rows
+        self.h5["production/samples_written"][0] = samples
         self.flush(force=True)
 
-    def end_segment(self, last_iteration: int, ended: str) -> None:
-        seg = self.h5["segments"]
-        k = seg["ended"].shape[0] - 1
-        seg["last_iteration"][k] = last_iteration
-        seg["end_time"][k] = now_iso()
-        seg["ended"][k] = ended
-        self.flush(force=True)
-
-    def create_production(self, n_chains: int, n_samples: int, components: bool,
-                          chunk: int) -> None:
-        prod = self.h5.create_group("production")
-        names = ["local_energy"] + (["kinetic", "potential"] if components else [])
-        chunks = (n_chains, max(1, min(n_samples, chunk)))
-        for name in names:
-            prod.create_dataset(name, shape=(n_chains, n_samples), dtype="f8",
-                                chunks=chunks)
-        prod.attrs["samples_per_chain"] = 0
+    def replace_production(self, n_chains: int, n_samples: int, components: bool) -> None:
+        """New empty production datasets for another chain count (resume on a different
+        number of ranks; the old chains' samples cannot continue)."""
+        prod = self.h5["production"]
+        for name in PRODUCTION_SERIES:
+            if name in prod:
+                del prod[name]
+        self._production_datasets(prod, n_chains, n_samples, components)
+        prod["samples_written"][0] = 0
         self.flush(force=True)
 
     def write_production(self, start: int, blocks: dict) -> None:
@@ -153,8 +209,28 @@ class RunFile:
         prod = self.h5["production"]
         for name, block in blocks.items():
             prod[name][:, start:start + block.shape[1]] = block
-        prod.attrs["samples_per_chain"] = start + blocks["local_energy"].shape[1]
+        prod["samples_written"][0] = start + blocks["local_energy"].shape[1]
         self.flush()
+
+    def begin_segment(self, mpi_size: int, first_iteration: int, progress: str,
+                      reseeded: bool) -> None:
+        seg = self.h5["segments"]
+        row = {"mpi_size": mpi_size, "first_iteration": first_iteration,
+               "last_iteration": first_iteration, "hostname": socket.gethostname(),
+               "start_time": now_iso(), "end_time": "", "ended": "running",
+               "progress": progress, "reseeded": int(reseeded)}
+        for name, value in row.items():
+            self._append(seg[name], value)
+        self.flush(force=True)
+
+    def end_segment(self, last_iteration: int, ended: str, progress: str) -> None:
+        seg = self.h5["segments"]
+        k = seg["ended"].shape[0] - 1
+        seg["last_iteration"][k] = last_iteration
+        seg["end_time"][k] = now_iso()
+        seg["ended"][k] = ended
+        seg["progress"][k] = progress
+        self.flush(force=True)
 
     def set_attrs(self, group: str, values: dict) -> None:
         grp = self.h5.require_group(group)
@@ -173,20 +249,15 @@ class RunFile:
         grp.attrs["psi"] = wf.psi
         self.flush(force=True)
 
-    def write_checkpoint(self, state: dict) -> None:
-        """Replace /checkpoint with plain arrays and scalars (no pickle)."""
+    def write_checkpoint(self, attrs: dict, arrays: dict) -> None:
+        """Copy the final state into /checkpoint (plain arrays and attributes)."""
         if "checkpoint" in self.h5:
             del self.h5["checkpoint"]
         grp = self.h5.create_group("checkpoint")
-        for key, value in state.items():
-            if isinstance(value, dict):
-                sub = grp.create_group(key)
-                for k2, v2 in value.items():
-                    sub[k2] = v2
-            elif isinstance(value, str):
-                grp.attrs[key] = value
-            else:
-                grp[key] = value
+        for key, value in attrs.items():
+            grp.attrs[key] = value
+        for key, value in arrays.items():
+            grp.create_dataset(key, data=np.asarray(value))
         self.flush(force=True)
 
     def close(self) -> None:

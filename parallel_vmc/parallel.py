@@ -23,9 +23,6 @@ class SerialComm:
         self.allreduce_calls += 1
         return buf.copy()
 
-    def allreduce_max(self, value: float) -> float:
-        return value
-
     def gather_rows(self, block: np.ndarray):
         """Stack (rows, cols) blocks of all ranks on rank 0 (None elsewhere)."""
         return block.copy()
@@ -36,12 +33,10 @@ class SerialComm:
     def barrier(self) -> None:
         pass
 
-    def agree(self, flag: bool) -> bool:
-        """True if any rank says True (used for stop decisions and errors)."""
-        return bool(flag)
-
-    def checksums_equal(self, array: np.ndarray) -> bool:
-        return True
+    def ranks_differing(self, array: np.ndarray) -> list:
+        """Ranks whose copy of array differs from rank 0's (by CRC32); same list on
+        every rank."""
+        return []
 
     @property
     def library(self) -> str:
@@ -66,10 +61,6 @@ class MPIComm(SerialComm):
         self.comm.Allreduce(np.ascontiguousarray(buf), out, op=MPI.SUM)
         return out
 
-    def allreduce_max(self, value: float) -> float:
-        from mpi4py import MPI
-        return self.comm.allreduce(value, op=MPI.MAX)
-
     def gather_rows(self, block: np.ndarray):
         """Gather equally shaped (rows, cols) blocks to rank 0 in rank order."""
         block = np.ascontiguousarray(block)
@@ -84,17 +75,11 @@ class MPIComm(SerialComm):
     def barrier(self) -> None:
         self.comm.Barrier()
 
-    def agree(self, flag: bool) -> bool:
-        from mpi4py import MPI
-        return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
-
-    def checksums_equal(self, array: np.ndarray) -> bool:
-        """Cheap cross-rank identity check of an array's bytes (CRC32, min == max)."""
-        from mpi4py import MPI
-        crc = zlib.crc32(np.ascontiguousarray(array).tobytes())
-        lo = self.comm.allreduce(crc, op=MPI.MIN)
-        hi = self.comm.allreduce(crc, op=MPI.MAX)
-        return lo == hi
+    def ranks_differing(self, array: np.ndarray) -> list:
+        """Ranks whose copy of array differs from rank 0's, by a CRC32 of its bytes
+        (one small allgather); the same list on every rank."""
+        crcs = self.comm.allgather(zlib.crc32(np.ascontiguousarray(array).tobytes()))
+        return [r for r, c in enumerate(crcs) if c != crcs[0]]
 
     @property
     def library(self) -> str:

@@ -6,6 +6,11 @@ resumed run continues the very same streams. Seeds come from one root seed throu
 ``numpy.random.SeedSequence``: chain ``k`` (``k = rank*W + walker``) uses the spawned
 child ``k + 1`` and the initial parameters use child 0, so a chain's stream depends on
 its global index only, not on how chains are spread over ranks.
+
+Re-seeding. A run resumed on a different number of ranks has a different number of
+chains, so the saved streams cannot simply continue. Its chains then get fresh streams:
+after the r-th such change (r = 1, 2, ...) chain ``k`` uses the SeedSequence with
+spawn key ``(k + 1, r)``, which never coincides with a stream used before.
 """
 from __future__ import annotations
 
@@ -15,14 +20,16 @@ from numba import njit
 PARAMS_STREAM = 0  # SeedSequence child used for the initial parameters
 
 
-def chain_states(seed: int, first_chain: int, n_chains: int) -> np.ndarray:
-    """Initial xoshiro256** states for chains first_chain .. first_chain+n_chains-1.
+def chain_states(seed: int, first_chain: int, n_chains: int, reseed: int = 0) -> np.ndarray:
+    """Initial xoshiro256** states for chains first_chain .. first_chain+n_chains-1
+    (reseed > 0: the streams after the reseed-th change of the chain count).
 
     Returns uint64 array of shape (n_chains, 4).
     """
     states = np.empty((n_chains, 4), dtype=np.uint64)
     for k in range(n_chains):
-        child = np.random.SeedSequence(seed, spawn_key=(first_chain + k + 1,))
+        key = (first_chain + k + 1,) if reseed == 0 else (first_chain + k + 1, reseed)
+        child = np.random.SeedSequence(seed, spawn_key=key)
         states[k] = child.generate_state(4, dtype=np.uint64)
     return states
 

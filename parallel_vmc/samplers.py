@@ -24,13 +24,19 @@ class Walkers:
     """Positions and random streams of this rank's walkers.
 
     positions: (W, M) float64; rng: (W, 4) uint64 xoshiro256** states;
-    accepted: (W,) int64 accepted moves since the start of the run.
+    accepted: (W,) int64 accepted moves since the start of the run;
+    stuck: (W,) int64 sweeps since a walker last had a move accepted (counted per unit
+    of work, see the driver).
     """
 
-    def __init__(self, positions: np.ndarray, rng: np.ndarray):
+    def __init__(self, positions: np.ndarray, rng: np.ndarray, accepted=None, stuck=None):
         self.positions = np.ascontiguousarray(positions, dtype=np.float64)
         self.rng = np.ascontiguousarray(rng, dtype=np.uint64)
-        self.accepted = np.zeros(self.positions.shape[0], dtype=np.int64)
+        n = self.positions.shape[0]
+        self.accepted = (np.zeros(n, dtype=np.int64) if accepted is None
+                         else np.array(accepted, dtype=np.int64))
+        self.stuck = (np.zeros(n, dtype=np.int64) if stuck is None
+                      else np.array(stuck, dtype=np.int64))
 
     @classmethod
     def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,
@@ -72,28 +78,49 @@ class Sampler:
                       empty if kin_out is None else kin_out,
                       empty if pot_out is None else pot_out, walkers.accepted)
 
+    @staticmethod
+    def thermalization_chunk(n_sweeps: int, done: int) -> tuple[int, bool]:
+        """The next chunk after ``done`` of ``n_sweeps`` thermalisation sweeps:
+        (sweeps, tuning). The first half is tuned in chunks of TUNE_CHUNK, the second
+        half runs in chunks of the same size with the step frozen. The schedule is
+        fixed by n_sweeps alone, so an interrupted and resumed run makes the same calls.
+        """
+        n_tune = n_sweeps // 2
+        if done < n_tune:
+            return min(TUNE_CHUNK, n_tune - done), True
+        return min(TUNE_CHUNK, n_sweeps - done), False
+
+    def sweep(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
+        """n_sweeps moves of every walker, nothing measured; returns this rank's
+        [accepted, proposed] moves."""
+        sums = np.zeros(K.sums_size(self.wf.layout.n_params))
+        self._call(K.THERMALIZE, n_sweeps, theta, walkers, sums)
+        return sums[[K.S_ACC, K.S_PROP]]
+
+    def tune(self, acceptance: float, k: int) -> None:
+        """Robbins-Monro update of ln(step) after tuning chunk k (0-based) with the
+        given global acceptance; the change per chunk is capped to a factor 2."""
+        gain = TUNE_GAIN / (1.0 + k) ** TUNE_DECAY
+        self.step *= min(2.0, max(0.5, math.exp(gain * (acceptance - self.target))))
+
     def thermalize(self, theta, walkers: Walkers, n_sweeps: int, comm) -> float:
-        """Run n_sweeps sweeps; during the first half tune the step toward the target
-        acceptance (globally, so every rank keeps the same step), then freeze it.
+        """Thermalise in one go (tests and benchmarks; the driver runs the same schedule
+        chunk by chunk so that it can checkpoint and stop in between).
 
         Returns the acceptance of the frozen second half.
         """
-        n_tune = n_sweeps // 2
         done = k = 0
-        while done < n_tune:
-            chunk = min(TUNE_CHUNK, n_tune - done)
-            sums = np.zeros(K.sums_size(self.wf.layout.n_params))
-            self._call(K.THERMALIZE, chunk, theta, walkers, sums)
-            total = comm.allreduce_sum(sums[[K.S_ACC, K.S_PROP]])
-            acceptance = total[0] / max(total[1], 1.0)
-            gain = TUNE_GAIN / (1.0 + k) ** TUNE_DECAY
-            self.step *= min(2.0, max(0.5, math.exp(gain * (acceptance - self.target))))
+        frozen = np.zeros(2)
+        while done < n_sweeps:
+            chunk, tuning = self.thermalization_chunk(n_sweeps, done)
+            total = comm.allreduce_sum(self.sweep(theta, walkers, chunk))
+            if tuning:
+                self.tune(total[0] / max(total[1], 1.0), k)
+                k += 1
+            else:
+                frozen += total
             done += chunk
-            k += 1
-        sums = np.zeros(K.sums_size(self.wf.layout.n_params))
-        self._call(K.THERMALIZE, n_sweeps - n_tune, theta, walkers, sums)
-        total = comm.allreduce_sum(sums[[K.S_ACC, K.S_PROP]])
-        return total[0] / max(total[1], 1.0)
+        return frozen[0] / max(frozen[1], 1.0)
 
     def accumulate(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
         """One optimisation iteration's local packed sums (``kernels`` layout)."""

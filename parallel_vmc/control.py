@@ -1,0 +1,119 @@
+"""When to checkpoint and when to stop: signals, wall time, and rank-wide agreement.
+
+Every rank catches SIGTERM, SIGUSR1 and SIGINT and only raises a flag; nothing is
+decided inside a handler. After each unit of work (a thermalisation chunk, an
+optimisation iteration, a production chunk) every rank contributes a short vector of
+flags to a reduction the driver performs anyway, so that all ranks take the same
+decision at the same point:
+
+    F_SIGNAL    this rank received a stop signal
+    F_CKPT      rank 0's timer says a checkpoint is due
+    F_WALLTIME  rank 0 estimates the next unit + checkpoint would overrun max_walltime
+    F_FAIL      this rank raised an exception in its unit of work
+    F_FAILRANK  rank + 1 of a failing rank (names it when exactly one rank fails)
+    F_STUCK     walkers of this rank that just passed the stuck-walker limit
+
+The wall-time margin is measured, not guessed: twice the longest unit and the longest
+checkpoint seen so far, plus a fixed reserve for the final bookkeeping.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK = range(6)
+N_FLAGS = 6
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
+RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
+PROCESS_START = time.monotonic()   # import time of the package ~ process start
+
+
+@dataclass
+class Decision:
+    """What every rank does after a unit of work (identical on all ranks)."""
+
+    stop: str | None = None        # why to stop cleanly (signal name / wall time)
+    checkpoint: bool = False
+    failed_ranks: str | None = None  # "rank 3" / "2 ranks" when a rank raised
+    stuck: int = 0                 # walkers newly stuck in this unit (all ranks)
+
+
+class Control:
+    """Per-rank stop/checkpoint bookkeeping around the driver's reductions."""
+
+    def __init__(self, rank: int, checkpoint_every: float, max_walltime: float | None,
+                 start: float = PROCESS_START):
+        self.rank = rank
+        self.checkpoint_every = checkpoint_every
+        self.max_walltime = max_walltime
+        self.start = start
+        self.signal_name: str | None = None
+        self.last_checkpoint = time.monotonic()
+        self.unit_start = time.monotonic()
+        self.longest_unit = 0.0
+        self.longest_checkpoint = 0.0
+        self._previous = {}
+
+    # ------------------------------------------------------------------ signals
+    def install(self) -> None:
+        """Catch the stop signals (main thread only); restored by :meth:`uninstall`."""
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._previous[sig] = signal.signal(sig, self._handler)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handler(self, signum, frame) -> None:     # noqa: ARG002 - signal API
+        self.signal_name = signal.Signals(signum).name
+
+    # ------------------------------------------------------------------ flags
+    def begin_unit(self) -> None:
+        self.unit_start = time.monotonic()
+
+    def flags(self, failed: bool = False, stuck: int = 0) -> np.ndarray:
+        """This rank's flag vector for the reduction after a unit of work."""
+        now = time.monotonic()
+        self.longest_unit = max(self.longest_unit, now - self.unit_start)
+        f = np.zeros(N_FLAGS)
+        f[F_SIGNAL] = self.signal_name is not None
+        f[F_FAIL] = failed
+        f[F_FAILRANK] = (self.rank + 1) if failed else 0
+        f[F_STUCK] = stuck
+        if self.rank == 0:
+            f[F_CKPT] = now - self.last_checkpoint >= self.checkpoint_every
+            f[F_WALLTIME] = self.walltime_exceeded(now)
+        return f
+
+    def walltime_exceeded(self, now: float | None = None) -> bool:
+        """Would one more unit plus a checkpoint overrun the wall-time limit?"""
+        if self.max_walltime is None:
+            return False
+        now = time.monotonic() if now is None else now
+        margin = 2.0 * (self.longest_unit + self.longest_checkpoint) + RESERVE_SECONDS
+        return now - self.start + margin >= self.max_walltime
+
+    def decide(self, total: np.ndarray) -> Decision:
+        """Turn the reduced flag vector into the common decision."""
+        d = Decision(stuck=int(total[F_STUCK]))
+        n_fail = int(total[F_FAIL])
+        if n_fail:
+            d.failed_ranks = (f"rank {int(total[F_FAILRANK]) - 1}" if n_fail == 1
+                              else f"{n_fail} ranks")
+        if total[F_SIGNAL]:
+            d.stop = self.signal_name or "a stop signal (on another rank)"
+        elif total[F_WALLTIME]:
+            d.stop = "the wall-time limit"
+        d.checkpoint = bool(total[F_CKPT]) or d.stop is not None
+        return d
+
+    def checkpoint_written(self, seconds: float) -> None:
+        self.longest_checkpoint = max(self.longest_checkpoint, seconds)
+        self.last_checkpoint = time.monotonic()
+
