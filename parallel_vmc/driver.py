@@ -510,8 +510,11 @@ class Run:
         st = self.state
         if self.resumed:
             self.file = RunFile.open(self.path)
+            self.file.close_dangling_segment()
             self.file.truncate(st.iteration, st.prod_done)
-            if self.production_reset:
+            if self.file.h5["production/local_energy"].shape[0] != self.n_chains:
+                # Another chain count: production series of the new shape (any samples
+                # of the old chains were dropped by _restored_state).
                 self.file.replace_production(self.n_chains, self.n_samples,
                                              self.cfg.production.store_components)
             self.file.set_status("running")

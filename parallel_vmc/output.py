@@ -223,6 +223,14 @@ class RunFile:
             self._append(seg[name], value)
         self.flush(force=True)
 
+    def close_dangling_segment(self) -> None:
+        """Mark a segment that never ended (its job was killed) as 'killed'."""
+        seg = self.h5["segments"]
+        k = seg["ended"].shape[0] - 1
+        if k >= 0 and seg["ended"].asstr()[k] == "running":
+            seg["ended"][k] = "killed"
+            self.flush(force=True)
+
     def end_segment(self, last_iteration: int, ended: str, progress: str) -> None:
         seg = self.h5["segments"]
         k = seg["ended"].shape[0] - 1

@@ -39,3 +39,28 @@ def run_config(cfg, comm=None):
 @pytest.fixture
 def tiny_config(tmp_path):
     return lambda **sections: make_config(tmp_path / "run.h5", **sections)
+
+
+ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_")
+
+
+def subprocess_env(**extra) -> dict:
+    """Environment for a child `pvmc`/`mpiexec`: the package importable, and none of the
+    variables an enclosing mpiexec set (a child would otherwise try to join the parent's
+    MPI job, e.g. under `mpiexec -n 2 python -m pytest --with-mpi`)."""
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def pvmc_argv(ranks: int, *args) -> list:
+    """argv of `mpiexec -n ranks python -m parallel_vmc ARGS` (plain python for 1 rank)."""
+    import shutil
+    import sys
+    base = [sys.executable, "-m", "parallel_vmc", *map(str, args)]
+    if ranks == 1:
+        return base
+    return [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), *base]

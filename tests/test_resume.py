@@ -1,0 +1,230 @@
+"""Runs that are killed, stopped or resumed: `pvmc` under `mpiexec -n 2` as separate
+process groups, compared bit for bit with an uninterrupted run of the same seed."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import pvmc_argv, subprocess_env
+
+pytestmark = pytest.mark.skipif(shutil.which("mpiexec") is None,
+                                reason="no mpiexec on PATH (install the 'mpi' extra)")
+
+# Thermalisation, optimisation and production each take a good fraction of a second
+# with a checkpoint after every unit of work, so kills can be aimed at each of them.
+CONFIG = {
+    "system": {"particles": 2, "dimensions": 2, "omega": 1.0},
+    "wavefunction": {"hidden": 4},
+    "sampler": {"method": "importance", "walkers_per_rank": 8, "thermalization": 4000},
+    "optimizer": {"iterations": 150, "samples_per_iteration": 4096},
+    "production": {"samples": 2**21},
+    "seed": 11,
+}
+EVERY_UNIT = ("--set", "output.checkpoint_every=0")
+EXIT_INTERRUPTED = 75
+# Everything a result is made of; wall_time and the timestamps are not results.
+DATASETS = ("optimization/energy", "optimization/energy_error", "optimization/variance",
+            "optimization/acceptance", "optimization/grad_norm", "optimization/params",
+            "optimization/learning_rate", "production/local_energy", "wavefunction/a",
+            "wavefunction/b", "wavefunction/W", "checkpoint/theta", "checkpoint/positions",
+            "checkpoint/rng_states", "checkpoint/optimizer/m", "checkpoint/optimizer/v")
+
+
+def write_config(tmp_path, name="run.yaml", **sections):
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in CONFIG.items()}
+    for key, values in sections.items():
+        raw[key].update(values)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def launch(tmp_path, *args, ranks=2):
+    """Start pvmc in its own process group (so the whole MPI job can be killed)."""
+    log = open(tmp_path / f"log-{time.monotonic_ns()}.txt", "w")
+    return subprocess.Popen(pvmc_argv(ranks, *args), cwd=tmp_path, env=subprocess_env(),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(proc, timeout=120):
+    return proc.wait(timeout=timeout)
+
+
+def pvmc(tmp_path, *args, ranks=2, timeout=120):
+    res = subprocess.run(pvmc_argv(ranks, *args), cwd=tmp_path, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=timeout)
+    return res
+
+
+def progress_of(run_path) -> str:
+    """The live checkpoint's 'progress' attribute ('' while there is none)."""
+    try:
+        with h5py.File(str(run_path) + ".ckpt", "r", locking=False) as h5:
+            return str(h5.attrs["progress"])
+    except (OSError, KeyError):
+        return ""
+
+
+def wait_until(predicate, proc, timeout=60.0, poll=0.001):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(poll)
+    return False
+
+
+def kill_job(proc):
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def assert_same_results(ref, other):
+    with h5py.File(ref, "r") as a, h5py.File(other, "r") as b:
+        assert b.attrs["status"] == "completed"
+        for name in DATASETS:
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+        for group in ("summary", "production"):
+            for key, value in a[group].attrs.items():
+                assert np.array_equal(b[group].attrs[key], value), f"{group}.{key}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run (default checkpoint interval) on 2 ranks."""
+    d = tmp_path_factory.mktemp("reference")
+    cfg = write_config(d)
+    res = pvmc(d, "run", cfg, "-o", "ref.h5", "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return d / "ref.h5"
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
+    """Eight kill -9 of the whole 2-rank job, aimed at each phase and at the checkpoint
+    write itself (one trial is killed twice); every resume completes and equals the
+    uninterrupted run bit for bit."""
+    rnd = random.Random(20261123)
+    cfg = write_config(tmp_path)
+    trials = ["thermalize", "optimize", "produce", "write", "write", "optimize", "produce",
+              "optimize+produce"]
+    hit_write = 0
+    for k, target in enumerate(trials):
+        out = tmp_path / f"t{k}.h5"
+        tmp = tmp_path / f"t{k}.h5.ckpt.tmp"
+        proc = launch(tmp_path, "run", cfg, "-o", out, "--quiet", *EVERY_UNIT)
+        for n, phase in enumerate(target.split("+")):
+            if phase == "write":      # a later checkpoint's write, not the very first
+                assert wait_until(lambda: progress_of(out), proc)
+                assert wait_until(tmp.exists, proc), f"trial {k}: no checkpoint write seen"
+            else:
+                assert wait_until(lambda: progress_of(out).startswith(phase), proc), \
+                    f"trial {k}: never reached {phase}"
+                time.sleep(rnd.uniform(0.0, 0.05))
+            kill_job(proc)
+            assert progress_of(out), f"trial {k}: no checkpoint survived the kill"
+            hit_write += phase == "write" and tmp.exists()
+            if n + 1 < len(target.split("+")):      # killed again while resuming
+                proc = launch(tmp_path, "resume", out, "--quiet")
+        res = pvmc(tmp_path, "resume", out, "--quiet")
+        assert res.returncode == 0, f"trial {k} ({target}): " + res.stdout + res.stderr
+        assert_same_results(reference, out)
+        assert not os.path.exists(str(out) + ".ckpt"), "completed runs keep no live checkpoint"
+        with h5py.File(out) as h5:
+            ended = list(h5["segments/ended"].asstr()[:])
+        assert ended[-1] == "completed" and len(ended) == 1 + len(target.split("+"))
+        assert set(ended[:-1]) == {"killed"}
+    assert hit_write >= 1, "no kill landed inside a checkpoint write"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])
+def test_stop_signal_checkpoints_and_resumes_identically(tmp_path, reference, signame):
+    cfg = write_config(tmp_path)
+    out = tmp_path / "s.h5"
+    proc = launch(tmp_path, "run", cfg, "-o", out, *EVERY_UNIT)
+    assert wait_until(lambda: progress_of(out).startswith("optimize 5"), proc)
+    os.killpg(proc.pid, getattr(signal, signame))     # as SLURM signals every task
+    assert finish(proc) == EXIT_INTERRUPTED
+    with h5py.File(out, "r") as h5:
+        assert h5.attrs["status"] == "interrupted"
+        assert list(h5["segments/ended"].asstr()[:]) == ["interrupted"]
+    assert progress_of(out).startswith("optimize")
+    info = pvmc(tmp_path, "info", out, ranks=1)
+    assert info.returncode == 0 and "interrupted" in info.stdout
+    assert f"pvmc resume {out}" in info.stdout
+    res = pvmc(tmp_path, "resume", out, "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert_same_results(reference, out)
+
+
+def test_resume_on_one_rank_of_a_two_rank_run(tmp_path, reference):
+    """Another rank count: new streams (documented re-seeding), both segments recorded,
+    the energy agrees with the uninterrupted run within the error bars."""
+    cfg = write_config(tmp_path)
+    out = tmp_path / "r.h5"
+    proc = launch(tmp_path, "run", cfg, "-o", out, *EVERY_UNIT)
+    assert wait_until(lambda: progress_of(out).startswith("optimize 100"), proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert finish(proc) == EXIT_INTERRUPTED
+    res = pvmc(tmp_path, "resume", out, "--quiet", ranks=1)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "new streams" in res.stdout
+    with h5py.File(reference) as a, h5py.File(out) as b:
+        assert list(b["segments/mpi_size"][:]) == [2, 1]
+        assert list(b["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
+        assert list(b["segments/reseeded"][:]) == [0, 1]
+        assert b["production/local_energy"].shape[0] == 8       # 1 rank x 8 walkers
+        ea, eb = a["summary"].attrs["energy"], b["summary"].attrs["energy"]
+        err = np.hypot(a["summary"].attrs["error"], b["summary"].attrs["error"])
+        # The first 100 iterations are shared, so the two energies are correlated
+        # and 4 combined errors is a conservative bound.
+        assert abs(ea - eb) < 4 * err, (ea, eb, err)
+        # The iterations before the stop are the 2-rank run's, bit for bit.
+        np.testing.assert_array_equal(b["optimization/params"][:100],
+                                      a["optimization/params"][:100])
+
+
+def test_max_walltime_stops_cleanly_and_resumes(tmp_path):
+    cfg = write_config(tmp_path, optimizer={"iterations": 2000})   # ~6 s of work
+    out = tmp_path / "w.h5"
+    limit = 4
+    t0 = time.monotonic()
+    proc = launch(tmp_path, "run", cfg, "-o", out, "--max-walltime", f"00:00:0{limit}")
+    rc = finish(proc)
+    elapsed = time.monotonic() - t0
+    assert rc == EXIT_INTERRUPTED
+    # The limit counts from the start of the Python process; the launcher's own start
+    # and exit add a little on top of it.
+    assert elapsed < limit + 1.0, elapsed
+    with h5py.File(out) as h5:
+        assert h5.attrs["status"] == "interrupted"
+        stopped_at = int(h5["optimization/rows_written"][0])
+    assert 0 < stopped_at < 2000
+    res = pvmc(tmp_path, "resume", out, "--quiet", "--max-walltime", "00:10:00")
+    assert res.returncode == 0, res.stdout + res.stderr
+    with h5py.File(out) as h5:
+        assert list(h5["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
+        assert list(h5["segments/first_iteration"][:]) == [0, stopped_at]
+        assert np.all(np.isfinite(h5["optimization/energy"][:]))
+
+
+def test_run_resume_flag_starts_continues_and_is_idempotent(tmp_path, reference):
+    cfg = write_config(tmp_path)
+    out = tmp_path / "f.h5"
+    proc = launch(tmp_path, "run", cfg, "-o", out, "--resume", *EVERY_UNIT)
+    assert wait_until(lambda: progress_of(out).startswith("produce"), proc)
+    os.killpg(proc.pid, signal.SIGUSR1)
+    assert finish(proc) == EXIT_INTERRUPTED
+    res = pvmc(tmp_path, "run", cfg, "-o", out, "--resume", "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert_same_results(reference, out)
+    again = pvmc(tmp_path, "run", cfg, "-o", out, "--resume", "--quiet", ranks=1)
+    assert again.returncode == 0 and "already completed" in again.stdout
