@@ -218,6 +218,14 @@ def _read_resumable(path: str, cfg=None):
         raise InputError(f"{path}: not a pvmc run file (no format_version/status/config "
                          "attributes)")
     status = _text(attrs["status"])
+    if cfg is not None:
+        import yaml
+        stored = yaml.safe_load(_text(attrs["config"]))
+        keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
+        if keys:
+            raise InputError(f"{path} exists and was started with a different config "
+                             f"({', '.join(keys)}); resume it with its own config "
+                             f"(pvmc resume {path}) or choose another output path")
     if status == "completed":
         return "completed"
     if int(attrs["format_version"]) != FORMAT_VERSION:
@@ -231,14 +239,6 @@ def _read_resumable(path: str, cfg=None):
     except ckpt.CheckpointError as exc:
         raise InputError(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
                          "Start the run again (pvmc run CONFIG --overwrite)") from None
-    if cfg is not None:
-        import yaml
-        stored = yaml.safe_load(c_attrs["config"])
-        keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
-        if keys:
-            raise InputError(f"{path} exists and was started with a different config "
-                             f"({', '.join(keys)}); resume it with its own config "
-                             f"(pvmc resume {path}) or choose another output path")
     return c_attrs, arrays
 
 
@@ -353,6 +353,10 @@ def _print_info(path, h5) -> int:
             print(f"checkpoint    none usable ({exc}); the run cannot be resumed")
             return EXIT_OK
         print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
+        if status.startswith("failed"):
+            print("resume        possible from that checkpoint, but the run failed: "
+                  "read the status first")
+            return EXIT_OK
         print(f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
               f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)")
     return EXIT_OK

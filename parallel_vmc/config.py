@@ -168,6 +168,7 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+_EXPONENT_FLOAT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 _WALLTIME = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
 
 
@@ -199,6 +200,8 @@ def _check(key: str, field: Field, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer ({field.allowed()}), {got}")
     elif kind == "float":
+        if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
+            value = float(value)     # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number ({field.allowed()}), {got}")
         value = float(value)

@@ -66,6 +66,11 @@ def iteration_estimates(g: np.ndarray, n_params: int) -> dict:
     walker mean already averages over its own autocorrelation, so
     ``std(walker means) / sqrt(n_walkers)`` is an honest standard error.
     """
+    with np.errstate(invalid="ignore", over="ignore"):   # non-finite sums: guarded later
+        return _estimates(g, n_params)
+
+
+def _estimates(g: np.ndarray, n_params: int) -> dict:
     n = g[K.S_COUNT]
     energy = g[K.S_E] / n
     variance = max(g[K.S_E2] / n - energy * energy, 0.0)
@@ -423,7 +428,9 @@ class Run:
                 st.good = {"iteration": it, "theta": st.theta, "opt_state": st.opt_state,
                            "positions": start_positions}
                 st.opt_seconds += time.monotonic() - t0
-                record = dict(est, grad_norm=float(np.linalg.norm(grad)),
+                with np.errstate(over="ignore"):      # a huge gradient: inf is fine
+                    grad_norm = float(np.linalg.norm(grad))
+                record = dict(est, grad_norm=grad_norm,
                               learning_rate=lr, wall_time=st.opt_seconds)
                 if self.file is not None:
                     self.file.write_iteration(it, record, st.theta)
@@ -452,6 +459,8 @@ class Run:
             raise RunFailed(f"{where} (no earlier good parameters to return to)")
         if st.rewinds >= cfg.max_rewinds:
             self._restore_good()
+            if self.file is not None:     # the good iteration's own row stays valid
+                self.file.truncate(st.iteration + 1, st.prod_done)
             raise RunFailed(f"{where} after {st.rewinds} rewind(s); the parameters of "
                             f"iteration {st.good['iteration']} are kept")
         self._restore_good()
@@ -575,9 +584,13 @@ class Run:
             self._say(f"pvmc: {exc}; checkpoint written, resume with: "
                       f"pvmc resume {self.path}")
             raise
+        except RunFailed as exc:
+            status = f"failed: {exc}"
+            if self.file is not None:      # the last good parameters (after a rewind)
+                self.file.write_wavefunction(self.wf, st.theta)
+            raise
         except BaseException as exc:
-            status = f"failed: {exc}" if isinstance(exc, RunFailed) else \
-                f"failed: {type(exc).__name__}: {exc}"
+            status = f"failed: {type(exc).__name__}: {exc}"
             raise
         finally:
             self.control.uninstall()

@@ -12,8 +12,9 @@ GOOD = {"system": {"particles": 2, "dimensions": 2, "omega": 1.0}}
 
 
 def pvmc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "parallel_vmc", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    from conftest import subprocess_env
+    return subprocess.run([sys.executable, "-m", "parallel_vmc", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env=subprocess_env())
 
 
 def write(tmp_path, raw, name="c.yaml"):
@@ -153,3 +154,83 @@ def test_more_bad_values_exit_2(tmp_path, override, key):
     assert res.returncode == 2, res.stderr
     assert key in res.stderr
     assert not list(tmp_path.glob("*.h5"))
+
+
+def _snapshot(directory):
+    """Every file's bytes and mtime, to prove nothing was modified."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
+    import h5py
+    from conftest import make_config, run_config
+    done = make_config(tmp_path / "done.h5")
+    run_config(done)
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with h5py.File(tmp_path / "other.h5", "w") as h5:
+        h5["x"] = 1
+    # A run interrupted by a stop signal, then its checkpoint deleted.
+    cut = make_config(tmp_path / "cut.h5", optimizer={"iterations": 200})
+    cmd = ("import os, signal, conftest, parallel_vmc.driver as d\n"
+           "from parallel_vmc.config import load_config\n"
+           "cfg = load_config(os.environ['CFG'])\n"
+           "orig = d.Run.optimize\n"
+           "def opt(self):\n"
+           "    os.kill(os.getpid(), signal.SIGTERM)\n"
+           "    orig(self)\n"
+           "d.Run.optimize = opt\n"
+           "try:\n"
+           "    conftest.run_config(cfg)\n"
+           "except d.RunInterrupted:\n"
+           "    pass\n")
+    cfg_path = tmp_path / "cut.yaml"
+    cfg_path.write_text(cut.to_yaml())
+    from conftest import subprocess_env
+    subprocess.run([sys.executable, "-c", cmd], check=True, cwd=tmp_path,
+                   env=subprocess_env(CFG=str(cfg_path), PYTHONPATH=os.path.dirname(__file__)
+                                      + os.pathsep + os.path.dirname(os.path.dirname(__file__))))
+    with h5py.File(tmp_path / "cut.h5") as h5:
+        assert h5.attrs["status"] == "interrupted"
+    os.remove(tmp_path / "cut.h5.ckpt")
+    before = _snapshot(tmp_path)
+    cases = [("missing.h5", "not found"), ("text.h5", "not a readable HDF5 file"),
+             ("other.h5", "not a pvmc run file"), ("done.h5", "already completed"),
+             ("cut.h5", "no usable checkpoint")]
+    for name, message in cases:
+        res = pvmc("resume", tmp_path / name)
+        assert res.returncode == 2, (name, res.stdout, res.stderr)
+        assert message in res.stderr and name in res.stderr, (name, res.stderr)
+    assert pvmc("resume", tmp_path / "done.h5", "--max-walltime", "soon").returncode == 2
+    assert _snapshot(tmp_path) == before
+
+
+def test_info_status_and_resume_command(tmp_path):
+    from conftest import make_config, run_config
+    cfg = make_config(tmp_path / "r.h5")
+    run_config(cfg)
+    res = pvmc("info", "--status", cfg.output.path)
+    assert res.returncode == 0 and res.stdout == "completed\n"
+    assert pvmc("info", "--status", tmp_path / "nothing.h5").returncode == 2
+
+
+def test_run_resume_refuses_a_different_config(tmp_path):
+    from conftest import make_config, run_config
+    cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 3})
+    run_config(cfg)
+    import h5py
+    with h5py.File(cfg.output.path, "r+") as h5:     # pretend it was interrupted
+        h5.attrs["status"] = "interrupted"
+    other = write(tmp_path, {**GOOD, "output": {"path": str(cfg.output.path)}})
+    res = pvmc("run", other, "--resume")
+    assert res.returncode == 2
+    assert "different config" in res.stderr and "optimizer.iterations" in res.stderr
+
+
+def test_walltime_and_exponent_spellings_are_accepted(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD), ["output.max_walltime=12:00:00",
+                                              "optimizer.learning_rate=1e-3"])
+    # YAML reads an unquoted 12:00:00 as 43200 seconds; 1e-3 (no dot) as a string.
+    assert cfg.output.max_walltime == "12:00:00"
+    assert cfg.optimizer.learning_rate == 1e-3
+    with pytest.raises(ConfigError, match="output.max_walltime"):
+        load_config(write(tmp_path, GOOD), ["output.max_walltime=00:00:00"])

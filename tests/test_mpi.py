@@ -81,3 +81,50 @@ def test_fixed_seed_is_reproducible_bit_for_bit():
                          "production/local_energy"):
                 np.testing.assert_array_equal(fa[name][:], fb[name][:])
             assert fa["summary"].attrs["energy"] == fb["summary"].attrs["energy"]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_exception_on_one_rank_stops_every_rank_and_is_recorded(monkeypatch):
+    """The failing rank only raises a flag; the next reduction tells every rank, so all
+    stop together (no MPI_Abort) and rank 0 records which rank failed."""
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg = make_config(os.path.join(d, "x.h5"), optimizer={"iterations": 10})
+    from parallel_vmc import samplers
+    from parallel_vmc.driver import Run, RunFailed
+    if comm.rank == 1:
+        original = samplers.Sampler.accumulate
+        calls = []
+
+        def broken(self, *args):
+            calls.append(1)
+            if len(calls) == 4:
+                raise FloatingPointError("injected")
+            return original(self, *args)
+        monkeypatch.setattr(samplers.Sampler, "accumulate", broken)
+    with pytest.raises(RunFailed, match="an exception on rank 1 in optimize 3/10"):
+        Run(cfg, comm, progress=False).execute()
+    comm.barrier()
+    if comm.rank == 0:
+        with h5py.File(cfg.output.path) as h5:
+            assert h5.attrs["status"].startswith("failed: an exception on rank 1")
+            assert h5["optimization/rows_written"][0] == 3
+
+
+@pytest.mark.mpi(min_size=2)
+def test_parameter_mismatch_between_ranks_is_named(monkeypatch):
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg = make_config(os.path.join(d, "m.h5"), optimizer={"iterations": 25})
+    from parallel_vmc import optimizers
+    from parallel_vmc.driver import Run, RunFailed
+    if comm.rank == 1:
+        original = optimizers.update
+
+        def drifting(*args):
+            theta, state = original(*args)
+            return theta + 1e-15 * (1 + np.abs(theta)), state
+        monkeypatch.setattr(optimizers, "update", drifting)
+    with pytest.raises(RunFailed, match=r"parameters on rank\(s\) 1 differ from rank 0 "
+                                        "after iteration 9"):
+        Run(cfg, comm, progress=False).execute()

@@ -1,0 +1,66 @@
+"""Guards: rewinds on non-finite numbers, a clear failure with the last good
+parameters kept, and stuck walkers counted."""
+import io
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.runfile import read_run
+from conftest import make_config
+from parallel_vmc.driver import Run, RunFailed
+from parallel_vmc.parallel import SerialComm
+
+
+def test_diverging_learning_rate_rewinds_then_fails_cleanly(tmp_path):
+    lr, max_rewinds, factor = 1e3, 3, 0.5
+    cfg = make_config(tmp_path / "div.h5",
+                      optimizer={"method": "sgd", "learning_rate": lr, "iterations": 50,
+                                 "max_rewinds": max_rewinds, "rewind_factor": factor})
+    log = io.StringIO()
+    with pytest.raises(RunFailed, match="non-finite energy or gradient at iteration"):
+        Run(cfg, SerialComm(), stream=log, progress=False).execute()
+    lines = [x for x in log.getvalue().splitlines() if x.startswith("rewind ")]
+    assert len(lines) == max_rewinds and lines[-1].startswith(f"rewind {max_rewinds}/")
+    run = read_run(cfg.output.path)           # the file opens; analysis reads it
+    assert run.status.startswith("failed: non-finite energy or gradient at iteration")
+    assert f"after {max_rewinds} rewind(s)" in run.status
+    opt = run.optimization
+    n = opt["energy"].shape[0]
+    assert 0 < n < 50 and np.all(np.isfinite(opt["energy"]))
+    # The last good parameters: the kept row's, and they are what /wavefunction holds.
+    theta = np.concatenate([run.wavefunction["a"], run.wavefunction["b"],
+                            run.wavefunction["W"].ravel()])
+    np.testing.assert_array_equal(theta, opt["params"][n - 1])
+    assert np.all(np.isfinite(theta))
+    # That row was evaluated at the learning rate after the last rewind.
+    assert opt["learning_rate"][n - 1] == pytest.approx(lr * factor ** max_rewinds)
+    assert run.segments[-1]["ended"] == "failed"
+
+
+def test_no_rewinds_allowed_fails_at_the_first_bad_iteration(tmp_path):
+    cfg = make_config(tmp_path / "div0.h5",
+                      optimizer={"method": "sgd", "learning_rate": 1e3, "iterations": 50,
+                                 "max_rewinds": 0})
+    with pytest.raises(RunFailed, match="after 0 rewind"):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+
+
+def test_stuck_walkers_are_counted_and_reported(tmp_path):
+    """A Metropolis box of side 1e6 never accepts: every walker is stuck."""
+    cfg = make_config(tmp_path / "stuck.h5",
+                      sampler={"method": "metropolis", "step": 1e6, "thermalization": 0},
+                      optimizer={"iterations": 0}, production={"samples": 4 * 2048})
+    log = io.StringIO()
+    Run(cfg, SerialComm(), stream=log, progress=False).execute()
+    assert "4 walker(s) had no accepted move in 1000 sweeps" in log.getvalue()
+    with h5py.File(cfg.output.path) as h5:
+        assert h5["production"].attrs["stuck_walkers"] == 4
+        assert h5["production"].attrs["acceptance"] == 0.0
+
+
+def test_healthy_run_has_no_stuck_walkers(tiny_config):
+    cfg = tiny_config()
+    Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    with h5py.File(cfg.output.path) as h5:
+        assert h5["production"].attrs["stuck_walkers"] == 0
