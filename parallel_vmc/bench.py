@@ -166,6 +166,7 @@ def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
     say(f"Allreduce of {buf.size} doubles:       {1e6 * t_red:8.1f} us per iteration "
         f"({100 * t_red / (t_iter + t_red):.3f} % of an iteration of "
         f"{cfg.optimizer.samples_per_iteration} samples)")
+    _measure_checkpoint(cfg, comm, args.walkers, say)
     if ref:
         ratios = [o / r for o, r in zip(ours, ref)]
         say(f"C reference ({os.path.basename(args.reference)}): {statistics.median(ref):8.1f} "
@@ -173,3 +174,34 @@ def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
         say(f"ratio ours / C: median of pairs {statistics.median(ratios):.3f}, "
             f"ratio of medians {med / statistics.median(ref):.3f}")
     return 0
+
+
+def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:
+    """Time the real checkpoint (gather every walker, sync the run file, write the
+    sibling checkpoint atomically) for this problem, against the default interval."""
+    import dataclasses
+    import shutil
+
+    from .driver import Run
+    workdir = comm.bcast(tempfile.mkdtemp(prefix="pvmc-bench-") if comm.rank == 0 else None)
+    try:
+        out = dataclasses.replace(cfg.output, path=os.path.join(workdir, "bench.h5"))
+        sampler = dataclasses.replace(cfg.sampler, walkers_per_rank=walkers_per_rank)
+        run = Run(cfg.replace(output=out, sampler=sampler), comm, progress=False)
+        run._open_file()
+        times = []
+        for _ in range(repeats):
+            comm.barrier()
+            t = time.perf_counter()
+            run.checkpoint()
+            times.append(time.perf_counter() - t)
+        if run.file is not None:
+            run.file.close()
+        t_ckpt = statistics.median(times)
+        every = cfg.output.checkpoint_every
+        share = f"{100 * t_ckpt / every:.4f} % of the {every:g} s interval" if every else ""
+        say(f"checkpoint ({run.n_chains} chains):         {1e3 * t_ckpt:8.2f} ms  {share}")
+    finally:
+        comm.barrier()
+        if comm.rank == 0:
+            shutil.rmtree(workdir, ignore_errors=True)

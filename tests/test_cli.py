@@ -234,3 +234,11 @@ def test_walltime_and_exponent_spellings_are_accepted(tmp_path):
     assert cfg.optimizer.learning_rate == 1e-3
     with pytest.raises(ConfigError, match="output.max_walltime"):
         load_config(write(tmp_path, GOOD), ["output.max_walltime=00:00:00"])
+
+
+def test_bench_prints_its_figures():
+    """Not a timing test: the benchmark runs and reports every figure it promises."""
+    res = pvmc("bench", "--moves", "2e4", "--repeats", "1", "--walkers", "4")
+    assert res.returncode == 0, res.stderr
+    for text in ("ns/move", "samples (sweeps) per second", "Allreduce of", "checkpoint ("):
+        assert text in res.stdout, text
