@@ -538,7 +538,12 @@ class Run:
         """Run (or continue) to the end. Raises RunInterrupted after a clean stop,
         RunFailed (or the original exception) on failure; the file records either."""
         st = self.state
-        self._open_file()
+        self.control.install()        # a signal from now on stops at the first unit
+        try:
+            self._open_file()
+        except BaseException:
+            self.control.uninstall()
+            raise
         status = "failed: unknown"
         if self.system.dimensions == 1 and self.system.coulomb and self.system.particles > 1:
             self._say("warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable "
@@ -549,7 +554,6 @@ class Run:
                       + ("; the chain count changed, so the chains get new streams"
                          + (" and production starts again" if self.production_reset else "")
                          if self.reseeded else ""))
-        self.control.install()
         summary = None
         try:
             if not self.resumed:

@@ -64,3 +64,41 @@ def test_healthy_run_has_no_stuck_walkers(tiny_config):
     Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
     with h5py.File(cfg.output.path) as h5:
         assert h5["production"].attrs["stuck_walkers"] == 0
+
+
+def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
+                                                                     monkeypatch):
+    """One rank, in-process: Ctrl-C during optimisation -> RunInterrupted, status
+    'interrupted'; the checkpoint resumes to exactly the uninterrupted result."""
+    import os
+    import signal
+
+    from parallel_vmc import checkpoint, samplers
+    from parallel_vmc.driver import RunInterrupted
+    ref = make_config(tmp_path / "ref.h5", optimizer={"iterations": 12})
+    Run(ref, SerialComm(), stream=io.StringIO(), progress=False).execute()
+
+    cfg = make_config(tmp_path / "cut.h5", optimizer={"iterations": 12})
+    original = samplers.Sampler.accumulate
+    calls = []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
+    with pytest.raises(RunInterrupted, match="SIGINT at optimize 5/12"):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+    with h5py.File(cfg.output.path) as h5:
+        assert h5.attrs["status"] == "interrupted"
+    state = checkpoint.read(checkpoint.path_for(cfg.output.path))
+    Run(cfg, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
+    with h5py.File(ref.output.path) as a, h5py.File(cfg.output.path) as b:
+        for name in ("optimization/params", "optimization/energy", "production/local_energy",
+                     "checkpoint/rng_states", "checkpoint/positions"):
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+        assert a["summary"].attrs["energy"] == b["summary"].attrs["energy"]
+        assert list(b["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
