@@ -13,6 +13,7 @@ import pytest
 from analysis import summarize_chains
 from analysis.cli import main
 from analysis_fixtures import write_run_file
+from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -196,7 +197,7 @@ def test_table_bad_inputs(tmp_path, capsys):
 
 def test_module_entry_point_exit_codes(run_file, tmp_path):
     path, _ = run_file
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = subprocess_env()
     ok = subprocess.run([sys.executable, "-m", "analysis", str(path)], capture_output=True,
                         text=True, env=env, cwd=tmp_path)
     assert ok.returncode == 0 and "energy" in ok.stdout
@@ -218,7 +219,7 @@ def test_real_pvmc_output_file(tmp_path):
         output: {{path: {out}}}
         seed: 7
         """))
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = subprocess_env()
     run = subprocess.run([sys.executable, "-m", "parallel_vmc", "run", str(cfg), "--quiet"],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr

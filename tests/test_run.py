@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.blocking import blocking
-from conftest import make_config, run_config
+from conftest import make_config, run_config, subprocess_env
 from parallel_vmc.config import load_config
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -166,7 +166,7 @@ def test_command_line_run_under_mpiexec(tmp_path):
                           "--set", "optimizer.samples_per_iteration=2048",
                           "--set", "production.samples=16384",
                           "--set", "sampler.thermalization=200"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=subprocess_env())
     assert res.returncode == 0, res.stderr
     assert "optimise 20/20" in res.stdout
     assert "parallel_vmc summary" in res.stdout and "(blocking)" in res.stdout
