@@ -18,6 +18,7 @@ checkpoint seen so far, plus a fixed reserve for the final bookkeeping.
 """
 from __future__ import annotations
 
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -28,7 +29,25 @@ F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK = range(6)
 N_FLAGS = 6
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
-PROCESS_START = time.monotonic()   # import time of the package ~ process start
+
+
+def _process_start() -> float:
+    """time.monotonic() at which this process started (Linux /proc), else now; the
+    wall-time limit counts from there, interpreter start-up and imports included."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22: starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+        if 0.0 <= age < 3600.0 * 24 * 365:
+            return time.monotonic() - age
+    except (OSError, ValueError, IndexError):
+        pass
+    return time.monotonic()
+
+
+PROCESS_START = _process_start()
 
 
 @dataclass
@@ -112,6 +131,10 @@ class Control:
             d.stop = "the wall-time limit"
         d.checkpoint = bool(total[F_CKPT]) or d.stop is not None
         return d
+
+    def elapsed(self) -> float:
+        """Seconds since the process started."""
+        return time.monotonic() - self.start
 
     def checkpoint_written(self, seconds: float) -> None:
         self.longest_checkpoint = max(self.longest_checkpoint, seconds)

@@ -600,7 +600,8 @@ class Run:
             self.control.uninstall()
             if self.file is not None:
                 self.file.set_status(status)
-                self.file.end_segment(st.iteration, status.split(":")[0], self.where())
+                self.file.end_segment(st.iteration, status.split(":")[0], self.where(),
+                                      self.control.elapsed())
                 self.file.close()
                 if status == "completed":
                     ckpt.remove(self.ckpt_path)

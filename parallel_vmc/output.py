@@ -15,7 +15,8 @@ Layout (format_version 2)::
     /wavefunction/   a (M,), b (N,), W (M, N), sigma (); attrs kind, psi
     /checkpoint/     the final state (the live one is the sibling RUN.h5.ckpt)
     /segments/       one row per launch: mpi_size, first_iteration, last_iteration,
-                     hostname, start_time, end_time, ended, progress, reseeded
+                     hostname, start_time, end_time, ended, progress, reseeded,
+                     seconds (wall time of the process at the segment's end)
     /summary/        attrs energy, error, variance, tau_int, n_samples, ...
 
 Crash safety. Every dataset that grows while the run works is allocated in full when
@@ -43,7 +44,7 @@ OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
                   "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
-                  "progress": "str", "reseeded": "i8"}
+                  "progress": "str", "reseeded": "i8", "seconds": "f8"}
 PRODUCTION_SERIES = ("local_energy", "kinetic", "potential")
 FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
 
@@ -218,7 +219,7 @@ class RunFile:
         row = {"mpi_size": mpi_size, "first_iteration": first_iteration,
                "last_iteration": first_iteration, "hostname": socket.gethostname(),
                "start_time": now_iso(), "end_time": "", "ended": "running",
-               "progress": progress, "reseeded": int(reseeded)}
+               "progress": progress, "reseeded": int(reseeded), "seconds": np.nan}
         for name, value in row.items():
             self._append(seg[name], value)
         self.flush(force=True)
@@ -231,9 +232,12 @@ class RunFile:
             seg["ended"][k] = "killed"
             self.flush(force=True)
 
-    def end_segment(self, last_iteration: int, ended: str, progress: str) -> None:
+    def end_segment(self, last_iteration: int, ended: str, progress: str,
+                    seconds: float) -> None:
+        """Close the current segment; seconds: the process's wall time at its end."""
         seg = self.h5["segments"]
         k = seg["ended"].shape[0] - 1
+        seg["seconds"][k] = seconds
         seg["last_iteration"][k] = last_iteration
         seg["end_time"][k] = now_iso()
         seg["ended"][k] = ended

@@ -208,12 +208,14 @@ def test_max_walltime_stops_cleanly_and_resumes(tmp_path):
     rc = finish(proc)
     elapsed = time.monotonic() - t0
     assert rc == EXIT_INTERRUPTED
-    # The limit counts from the start of the Python process; the launcher's own start
-    # and exit add a little on top of it.
-    assert elapsed < limit + 1.0, elapsed
     with h5py.File(out) as h5:
         assert h5.attrs["status"] == "interrupted"
         stopped_at = int(h5["optimization/rows_written"][0])
+        # The limit counts from the start of the Python process; the segment closes
+        # (file written, checkpointed) inside it ...
+        assert h5["segments/seconds"][0] < limit
+    # ... and the launcher's own start and exit add only a little on top.
+    assert elapsed < limit + 3.0, elapsed
     assert 0 < stopped_at < 2000
     res = pvmc(tmp_path, "resume", out, "--quiet", "--max-walltime", "00:10:00")
     assert res.returncode == 0, res.stdout + res.stderr
