@@ -24,6 +24,10 @@ class InputError(Exception):
     """Bad input that is not a config key (files, paths)."""
 
 
+class NoCheckpoint(InputError):
+    """A run file without a usable checkpoint (killed before its first one)."""
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config file")
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -151,7 +155,12 @@ def cmd_run(args) -> int:
         if comm.rank == 0 and problem is None:
             try:
                 if args.resume and os.path.exists(cfg.output.path):
-                    resume = _read_resumable(cfg.output.path, cfg)
+                    try:
+                        resume = _read_resumable(cfg.output.path, cfg)
+                    except NoCheckpoint:
+                        if not _nothing_done(cfg.output.path):
+                            raise
+                        resume = "restart"   # killed before its first checkpoint
                 else:
                     _check_output(cfg.output.path, args.overwrite)
             except InputError as exc:
@@ -165,7 +174,23 @@ def cmd_run(args) -> int:
         if comm.rank == 0:
             print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
         return EXIT_OK
+    if resume == "restart":
+        if comm.rank == 0:
+            print(f"pvmc: {cfg.output.path} was stopped before its first checkpoint; "
+                  "starting it again")
+        args.overwrite, resume = True, None
     return _execute(cfg, comm, args, resume)
+
+
+def _nothing_done(path: str) -> bool:
+    """A run file with no iteration and no sample recorded (safe to start again)."""
+    import h5py
+    try:
+        with h5py.File(path, "r", locking="best-effort") as h5:   # not while in use
+            return (int(h5["optimization/rows_written"][0]) == 0
+                    and int(h5["production/samples_written"][0]) == 0)
+    except (OSError, KeyError):
+        return False
 
 
 def cmd_resume(args) -> int:
@@ -232,14 +257,44 @@ def _read_resumable(path: str, cfg=None):
         raise InputError(f"{path}: format_version {attrs['format_version']} was written by "
                          f"another parallel_vmc version; this one resumes format "
                          f"{FORMAT_VERSION} only")
-    name = _text(attrs.get("checkpoint_file", "")) or os.path.basename(ckpt.path_for(path))
-    ckpt_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
     try:
-        c_attrs, arrays = ckpt.read(ckpt_path)
+        c_attrs, arrays = ckpt.read(ckpt.path_for(path))
     except ckpt.CheckpointError as exc:
-        raise InputError(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
-                         "Start the run again (pvmc run CONFIG --overwrite)") from None
+        raise NoCheckpoint(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
+                           "Start the run again (pvmc run CONFIG --overwrite)") from None
+    problem = _checkpoint_problem(c_attrs, arrays, attrs)
+    if problem:
+        raise InputError(f"{path}: {problem}; it cannot be resumed")
+    try:      # a writer holds HDF5's lock on a run that is still going
+        h5py.File(path, "r", locking="best-effort").close()
+    except OSError as exc:
+        raise InputError(f"{path} is in use by another process ({exc}); is the run "
+                         "still going?") from None
     return c_attrs, arrays
+
+
+CHECKPOINT_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "phase",
+                    "therm_done", "tune_k", "iteration", "opt_seconds", "lr_scale",
+                    "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total",
+                    "progress", "written")
+CHECKPOINT_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "therm_acc",
+                     "prod_totals")
+
+
+def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
+    """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
+    from . import checkpoint as ckpt
+    if c_attrs.get("format_version") != ckpt.FORMAT_VERSION:
+        return (f"its checkpoint has format {c_attrs.get('format_version')}, this version "
+                f"reads {ckpt.FORMAT_VERSION}")
+    missing = [k for k in CHECKPOINT_ATTRS if k not in c_attrs] + \
+        [k for k in CHECKPOINT_ARRAYS if k not in arrays]
+    if missing:
+        return f"its checkpoint is incomplete (missing {', '.join(missing)})"
+    if _text(c_attrs["run_id"]) != _text(run_attrs.get("run_id", "")):
+        return ("the checkpoint beside it belongs to another run (run_id differs); "
+                "it was left behind by an earlier run of the same name")
+    return None
 
 
 def _flat(raw: dict, prefix: str = "") -> dict:
@@ -345,8 +400,7 @@ def _print_info(path, h5) -> int:
     if "checkpoint" in h5:
         print("checkpoint    final state in /checkpoint of this file")
     if status != "completed":
-        name = _text(a.get("checkpoint_file", "")) or os.path.basename(ckpt.path_for(path))
-        live = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        live = ckpt.path_for(path)
         try:
             c, _ = ckpt.read(live)
         except ckpt.CheckpointError as exc:
@@ -357,6 +411,9 @@ def _print_info(path, h5) -> int:
             print("resume        possible from that checkpoint, but the run failed: "
                   "read the status first")
             return EXIT_OK
+        if status == "running":
+            print("note          status 'running': the run is still going, or was killed "
+                  "without a chance to record it")
         print(f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
               f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)")
     return EXIT_OK

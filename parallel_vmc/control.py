@@ -12,6 +12,7 @@ decision at the same point:
     F_FAIL      this rank raised an exception in its unit of work
     F_FAILRANK  rank + 1 of a failing rank (names it when exactly one rank fails)
     F_STUCK     walkers of this rank that just passed the stuck-walker limit
+    F_BADTHETA  this rank's parameters are not finite
 
 The wall-time margin is measured, not guessed: twice the longest unit and the longest
 checkpoint seen so far, plus a fixed reserve for the final bookkeeping.
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK = range(6)
-N_FLAGS = 6
+F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK, F_BADTHETA = range(7)
+N_FLAGS = 7
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
 
@@ -58,6 +59,7 @@ class Decision:
     checkpoint: bool = False
     failed_ranks: str | None = None  # "rank 3" / "2 ranks" when a rank raised
     stuck: int = 0                 # walkers newly stuck in this unit (all ranks)
+    bad_theta: bool = False        # some rank's parameters are not finite
 
 
 class Control:
@@ -96,7 +98,8 @@ class Control:
     def begin_unit(self) -> None:
         self.unit_start = time.monotonic()
 
-    def flags(self, failed: bool = False, stuck: int = 0) -> np.ndarray:
+    def flags(self, failed: bool = False, stuck: int = 0, bad_theta: bool = False
+              ) -> np.ndarray:
         """This rank's flag vector for the reduction after a unit of work."""
         now = time.monotonic()
         self.longest_unit = max(self.longest_unit, now - self.unit_start)
@@ -105,6 +108,7 @@ class Control:
         f[F_FAIL] = failed
         f[F_FAILRANK] = (self.rank + 1) if failed else 0
         f[F_STUCK] = stuck
+        f[F_BADTHETA] = bad_theta
         if self.rank == 0:
             f[F_CKPT] = now - self.last_checkpoint >= self.checkpoint_every
             f[F_WALLTIME] = self.walltime_exceeded(now)
@@ -120,7 +124,7 @@ class Control:
 
     def decide(self, total: np.ndarray) -> Decision:
         """Turn the reduced flag vector into the common decision."""
-        d = Decision(stuck=int(total[F_STUCK]))
+        d = Decision(stuck=int(total[F_STUCK]), bad_theta=bool(total[F_BADTHETA]))
         n_fail = int(total[F_FAIL])
         if n_fail:
             d.failed_ranks = (f"rank {int(total[F_FAILRANK]) - 1}" if n_fail == 1

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,9 +226,11 @@ class Run:
         self.reseeded = False         # this segment gave the chains new streams
         if resume is None:
             self.resumed = False
+            self.run_id = uuid.uuid4().hex
             self.state, self.walkers = self._fresh_state()
         else:
             self.resumed = True
+            self.run_id = str(resume[0]["run_id"])
             self.state, self.walkers = self._restored_state(*resume)
         self.sampler.step = self.state.step
 
@@ -263,7 +266,7 @@ class Run:
             rows = (self.first_chain + np.arange(W)) % n_old
             walkers = Walkers(arrays["positions"][rows],
                               chain_states(self.cfg.seed, self.first_chain, W, st.reseeds))
-            if st.phase == "produce" or (st.phase == "finish" and st.prod_done):
+            if st.phase == "produce":
                 # Production series are per chain: the old chains' samples cannot be
                 # continued by other chains, so production starts again.
                 st.phase, st.prod_done = "produce", 0
@@ -292,6 +295,7 @@ class Run:
         attrs.update(mpi_size=self.comm.size, walkers_per_rank=self.walkers_per_rank,
                      n_chains=self.n_chains, n_params=self.n_params, seed=self.cfg.seed,
                      config=self.cfg.to_yaml(), run_file=os.path.basename(self.path),
+                     run_id=self.run_id,
                      written=now_iso(), progress=self.where())
         arrays = dict(gathered, theta=st.theta, therm_acc=st.therm_acc,
                       prod_totals=st.prod_totals, **_opt_arrays("optimizer", st.opt_state))
@@ -365,11 +369,11 @@ class Run:
         if decision.stop:
             raise RunInterrupted(f"stopped by {decision.stop} at {self.where()}")
 
-    def _reduce(self, local: np.ndarray, failed: bool, stuck: int):
+    def _reduce(self, local: np.ndarray, failed: bool, stuck: int, bad_theta=False):
         """The one reduction of a unit: local sums with the control flags appended."""
         n = local.shape[0]
-        total = self.comm.allreduce_sum(np.concatenate([local,
-                                                        self.control.flags(failed, stuck)]))
+        flags = self.control.flags(failed, stuck, bad_theta)
+        total = self.comm.allreduce_sum(np.concatenate([local, flags]))
         return total[:n], self.control.decide(total[n:])
 
     # ------------------------------------------------------------------ phases
@@ -399,32 +403,38 @@ class Run:
                             self.stream, self.progress)
         if st.iteration:
             progress.update(st.iteration, "resumed")
-        while st.iteration < cfg.iterations:
+        while st.iteration < cfg.iterations or not self._parameters_finite():
             it = st.iteration
+            if it == cfg.iterations:       # the last update was not finite
+                self._rewind("non-finite parameters after the update", it - 1)
+                continue
             self.control.begin_unit()
             t0 = time.monotonic()
             start_positions = self.walkers.positions.copy()
             before = self.walkers.accepted.copy()
-            local, failed = self._guarded(
+            # Parameters are checked where they are used, and the verdict is reduced
+            # with everything else, so no rank ever rewinds or fails alone.
+            bad_theta = not np.all(np.isfinite(st.theta))
+            local, failed = (np.zeros(n_sums), False) if bad_theta else self._guarded(
                 lambda: self.sampler.accumulate(st.theta, self.walkers, sweeps),
                 np.zeros(n_sums))
-            sums, decision = self._reduce(local, failed, self._newly_stuck(before, sweeps))
+            sums, decision = self._reduce(local, failed, self._newly_stuck(before, sweeps),
+                                          bad_theta)
             if decision.failed_ranks:
                 self._after_unit(decision)
             est = iteration_estimates(sums, self.n_params)
             grad = est.pop("gradient")
             lr = cfg.learning_rate * st.lr_scale
             problem = None
-            if not (math.isfinite(est["energy"]) and np.all(np.isfinite(grad))):
+            if decision.bad_theta:
+                problem, it = "non-finite parameters after the update", it - 1
+            elif not (math.isfinite(est["energy"]) and np.all(np.isfinite(grad))):
                 problem = "non-finite energy or gradient"
-            else:
-                theta, opt_state = optimizers.update(cfg.method, st.theta, grad,
-                                                     st.opt_state, lr, cfg.momentum)
-                if not np.all(np.isfinite(theta)):
-                    problem = "non-finite parameters after the update"
             if problem:
                 self._rewind(problem, it)
             else:
+                theta, opt_state = optimizers.update(cfg.method, st.theta, grad,
+                                                     st.opt_state, lr, cfg.momentum)
                 st.good = {"iteration": it, "theta": st.theta, "opt_state": st.opt_state,
                            "positions": start_positions}
                 st.opt_seconds += time.monotonic() - t0
@@ -444,6 +454,11 @@ class Run:
                                 f"  acc = {est['acceptance']:.3f}")
             self._after_unit(decision)
         progress.close()
+
+    def _parameters_finite(self) -> bool:
+        """Are the parameters finite on every rank (one small reduction)?"""
+        flag = np.array([0.0 if np.all(np.isfinite(self.state.theta)) else 1.0])
+        return self.comm.allreduce_sum(flag)[0] == 0.0
 
     def _check_identical(self, theta) -> None:
         bad = self.comm.ranks_differing(theta)
@@ -520,18 +535,24 @@ class Run:
         if self.resumed:
             self.file = RunFile.open(self.path)
             self.file.close_dangling_segment()
-            self.file.truncate(st.iteration, st.prod_done)
-            if self.file.h5["production/local_energy"].shape[0] != self.n_chains:
-                # Another chain count: production series of the new shape (any samples
-                # of the old chains were dropped by _restored_state).
+            self.file.truncate(st.iteration, st.prod_done, flush=False)
+            shape = self.file.h5["production/local_energy"].shape
+            if st.phase == "finish":
+                self.n_samples = shape[1]     # complete series of whichever chains
+            elif shape[0] != self.n_chains:
+                # Another chain count before production is complete: new, empty series
+                # (_restored_state dropped any samples of the old chains).
+                if st.prod_done:
+                    raise RunFailed("internal: production samples of another chain count")
                 self.file.replace_production(self.n_chains, self.n_samples,
                                              self.cfg.production.store_components)
-            self.file.set_status("running")
+            self.file.set_status("running", flush=False)
         else:
+            ckpt.remove(self.ckpt_path)   # never resume another run's leftover checkpoint
             self.file = RunFile.create(self.path, self.cfg, self.comm.size,
                                        self.comm.library, self.n_params, self.n_chains,
                                        self.n_samples, self.overwrite,
-                                       os.path.basename(self.ckpt_path))
+                                       os.path.basename(self.ckpt_path), self.run_id)
         self.file.begin_segment(self.comm.size, st.iteration, self.where(), self.reseeded)
 
     def execute(self) -> RunResult:
@@ -556,8 +577,10 @@ class Run:
                          if self.reseeded else ""))
         summary = None
         try:
-            if not self.resumed:
-                self.checkpoint()        # from here on the run can always be resumed
+            if not self.resumed or self.reseeded:
+                # From here on the run can always be resumed, and a re-seeded resume
+                # never falls back to a checkpoint of the old chains.
+                self.checkpoint()
             while st.phase != "done":
                 t = time.monotonic()
                 phase = st.phase
@@ -599,9 +622,11 @@ class Run:
         finally:
             self.control.uninstall()
             if self.file is not None:
-                self.file.set_status(status)
+                # The segment row first and the status last: a file whose status says
+                # completed has everything else in place.
                 self.file.end_segment(st.iteration, status.split(":")[0], self.where(),
                                       self.control.elapsed())
+                self.file.set_status(status)
                 self.file.close()
                 if status == "completed":
                     ckpt.remove(self.ckpt_path)
@@ -626,11 +651,12 @@ class Run:
             f.set_attrs("optimization", {"rewinds": st.rewinds, "rewind_log": st.rewind_log})
         from analysis import summarize_chains
         t = time.monotonic()
-        s = summarize_chains(f.h5["production/local_energy"][:, :self.n_samples])
+        series = f.h5["production/local_energy"]
+        s = summarize_chains(series[:, :self.n_samples])
         summary = {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
                    "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
                    "n_samples": s.n_samples, "rhat": s.rhat,
-                   "blocking_level": s.blocking.level,
+                   "blocking_level": s.blocking.level, "n_chains": series.shape[0],
                    "acceptance": g[3] / max(g[4], 1.0)}
         f.set_attrs("summary", summary)
         self.timings["analyse"] = time.monotonic() - t
@@ -653,8 +679,8 @@ class Run:
             f"   +- {s['error_bootstrap']:.6f} (bootstrap)",
             f"variance      {s['variance']:.6g}",
             f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
-            f"samples       {s['n_samples']} ({self.n_chains} chains x "
-            f"{s['n_samples'] // self.n_chains}), {self.comm.size} rank(s)",
+            f"samples       {s['n_samples']} ({s['n_chains']} chains x "
+            f"{s['n_samples'] // s['n_chains']}), {self.comm.size} rank(s)",
             "time          " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
             + f"; total {total:.1f} s (this segment)",
             f"output        {cfg.output.path}",

@@ -4,7 +4,8 @@ Layout (format_version 2)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,
-                     hostname, mpi_library, status, checkpoint_file
+                     hostname, mpi_library, status (fixed-length text), checkpoint_file,
+                     run_id (shared with the run's checkpoints)
     /optimization/   iteration, energy, energy_error, variance, acceptance, grad_norm,
                      learning_rate, wall_time: (iterations,); params: (iterations,
                      n_params); rows_written: (1,) -- rows 0..rows_written-1 are valid
@@ -46,6 +47,8 @@ SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "
                   "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
                   "progress": "str", "reseeded": "i8", "seconds": "f8"}
 PRODUCTION_SERIES = ("local_energy", "kinetic", "potential")
+TEXT_DTYPE = "S512"    # fixed-length text: no HDF5 global heap, which a kill mid-flush
+                       # can leave pointing at objects that never reached the disk
 FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
 
 
@@ -59,6 +62,11 @@ def _versions() -> dict:
     from .parallel import mpi4py_version
     return {"package_version": __version__, "numba_version": numba.__version__,
             "numpy_version": np.__version__, "mpi4py_version": mpi4py_version()}
+
+
+def _fixed(text: str) -> np.ndarray:
+    """text as a fixed-length TEXT_DTYPE value (cut to fit)."""
+    return np.array(text.encode()[:int(TEXT_DTYPE[1:]) - 1], dtype=TEXT_DTYPE)
 
 
 def _allocated(group, name: str, shape: tuple, dtype, fill=None):
@@ -84,7 +92,7 @@ class RunFile:
     @classmethod
     def create(cls, path: str, cfg, mpi_size: int, mpi_library: str, n_params: int,
                n_chains: int, samples_per_chain: int, overwrite: bool = False,
-               checkpoint_file: str = "") -> "RunFile":
+               checkpoint_file: str = "", run_id: str = "") -> "RunFile":
         """Create the file with its root attributes and every growing dataset allocated.
 
         Refuses to replace an existing file unless overwrite (checked again here, after
@@ -95,7 +103,7 @@ class RunFile:
         h5 = h5py.File(path, "w" if overwrite else "w-")
         try:
             cls._populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains,
-                          samples_per_chain, checkpoint_file)
+                          samples_per_chain, checkpoint_file, run_id)
             h5.flush()
         except BaseException:
             h5.close()
@@ -105,7 +113,7 @@ class RunFile:
 
     @staticmethod
     def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
-                  checkpoint_file) -> None:
+                  checkpoint_file, run_id) -> None:
         attrs = h5.attrs
         attrs["format_version"] = FORMAT_VERSION
         attrs["created"] = now_iso()
@@ -117,8 +125,9 @@ class RunFile:
         attrs["mpi_library"] = mpi_library
         for key, value in _versions().items():
             attrs[key] = value
-        attrs["status"] = "running"
+        attrs.create("status", _fixed("running"), dtype=TEXT_DTYPE)
         attrs["checkpoint_file"] = checkpoint_file
+        attrs["run_id"] = run_id
         n_iter = cfg.optimizer.iterations
         opt = h5.create_group("optimization")
         _allocated(opt, "iteration", (n_iter,), "i8", fill=-1)
@@ -132,7 +141,7 @@ class RunFile:
                                      cfg.production.store_components)
         seg = h5.create_group("segments")
         for name, dtype in SEGMENT_FIELDS.items():
-            dt = h5py.string_dtype() if dtype == "str" else dtype
+            dt = TEXT_DTYPE if dtype == "str" else dtype
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
 
     @staticmethod
@@ -162,9 +171,11 @@ class RunFile:
         except (OSError, TypeError, ValueError):
             pass   # drivers without a plain file descriptor
 
-    def set_status(self, status: str) -> None:
-        self.h5.attrs["status"] = status
-        self.flush(force=True)
+    def set_status(self, status: str, flush: bool = True) -> None:
+        """Overwrite the status in place (same fixed-length type: no new metadata)."""
+        self.h5.attrs.modify("status", _fixed(status))
+        if flush:
+            self.flush(force=True)
 
     @staticmethod
     def _append(ds, value) -> None:
@@ -188,11 +199,12 @@ class RunFile:
         opt["rows_written"][0] = iteration + 1
         self.flush()
 
-    def truncate(self, rows: int, samples: int) -> None:
+    def truncate(self, rows: int, samples: int, flush: bool = True) -> None:
         """Declare only the first rows / sample columns valid (resume, rewind)."""
         self.h5["optimization/rows_written"][0] = rows
         self.h5["production/samples_written"][0] = samples
-        self.flush(force=True)
+        if flush:
+            self.flush(force=True)
 
     def replace_production(self, n_chains: int, n_samples: int, components: bool) -> None:
         """New empty production datasets for another chain count (resume on a different
@@ -221,7 +233,7 @@ class RunFile:
                "start_time": now_iso(), "end_time": "", "ended": "running",
                "progress": progress, "reseeded": int(reseeded), "seconds": np.nan}
         for name, value in row.items():
-            self._append(seg[name], value)
+            self._append(seg[name], value.encode() if isinstance(value, str) else value)
         self.flush(force=True)
 
     def close_dangling_segment(self) -> None:
@@ -229,8 +241,7 @@ class RunFile:
         seg = self.h5["segments"]
         k = seg["ended"].shape[0] - 1
         if k >= 0 and seg["ended"].asstr()[k] == "running":
-            seg["ended"][k] = "killed"
-            self.flush(force=True)
+            seg["ended"][k] = b"killed"
 
     def end_segment(self, last_iteration: int, ended: str, progress: str,
                     seconds: float) -> None:
@@ -239,9 +250,9 @@ class RunFile:
         k = seg["ended"].shape[0] - 1
         seg["seconds"][k] = seconds
         seg["last_iteration"][k] = last_iteration
-        seg["end_time"][k] = now_iso()
-        seg["ended"][k] = ended
-        seg["progress"][k] = progress
+        seg["end_time"][k] = now_iso().encode()
+        seg["ended"][k] = ended.encode()
+        seg["progress"][k] = progress.encode()
         self.flush(force=True)
 
     def set_attrs(self, group: str, values: dict) -> None:

@@ -190,7 +190,7 @@ def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
                    env=subprocess_env(CFG=str(cfg_path), PYTHONPATH=os.path.dirname(__file__)
                                       + os.pathsep + os.path.dirname(os.path.dirname(__file__))))
     with h5py.File(tmp_path / "cut.h5") as h5:
-        assert h5.attrs["status"] == "interrupted"
+        assert h5.attrs["status"].decode() == "interrupted"
     os.remove(tmp_path / "cut.h5.ckpt")
     before = _snapshot(tmp_path)
     cases = [("missing.h5", "not found"), ("text.h5", "not a readable HDF5 file"),
@@ -242,3 +242,49 @@ def test_bench_prints_its_figures():
     assert res.returncode == 0, res.stderr
     for text in ("ns/move", "samples (sweeps) per second", "Allreduce of", "checkpoint ("):
         assert text in res.stdout, text
+
+
+def test_a_checkpoint_left_by_another_run_is_never_used(tmp_path, monkeypatch):
+    """A new run at the same path removes an old RUN.h5.ckpt before it starts, and a
+    checkpoint whose run_id differs from the file's is refused (exit 2)."""
+    import io
+    import shutil
+
+    from conftest import make_config
+    from parallel_vmc import checkpoint
+    from parallel_vmc.driver import Run
+    from parallel_vmc.parallel import SerialComm
+    first = make_config(tmp_path / "a.h5", optimizer={"iterations": 3})
+    Run(first, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    stale = tmp_path / "a.h5.ckpt"
+    stale.write_bytes(b"left over")
+
+    def dies(self):            # killed before the first checkpoint of the new run
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Run, "checkpoint", dies)
+    with pytest.raises(KeyboardInterrupt):
+        Run(first, SerialComm(), overwrite=True, stream=io.StringIO(),
+            progress=False).execute()
+    assert not stale.exists()
+    monkeypatch.undo()
+    # Two interrupted runs; b.h5 gets a.h5's checkpoint.
+    for name in ("a", "b"):
+        cfg = make_config(tmp_path / f"{name}.h5", optimizer={"iterations": 3})
+        Run(cfg, SerialComm(), overwrite=True, stream=io.StringIO(), progress=False).execute()
+    import h5py
+    for name in ("a", "b"):
+        with h5py.File(tmp_path / f"{name}.h5", "r+") as h5:
+            h5.attrs["status"] = "interrupted"
+    # The completed runs removed their live checkpoints; put a's final state back
+    # beside b.h5 as if it were b's.
+    with h5py.File(tmp_path / "a.h5") as h5:
+        attrs = dict(h5["checkpoint"].attrs)
+        arrays = {}
+        h5["checkpoint"].visititems(lambda n, o: arrays.__setitem__(n, o[()])
+                                    if isinstance(o, h5py.Dataset) else None)
+    checkpoint.write(str(tmp_path / "b.h5.ckpt"), attrs, arrays)
+    res = pvmc("resume", tmp_path / "b.h5")
+    assert res.returncode == 2 and "belongs to another run" in res.stderr
+    shutil.move(tmp_path / "b.h5.ckpt", tmp_path / "a.h5.ckpt")
+    res = pvmc("info", tmp_path / "a.h5")
+    assert res.returncode == 0 and "pvmc resume" in res.stdout

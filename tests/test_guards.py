@@ -93,7 +93,7 @@ def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
     monkeypatch.setattr(samplers.Sampler, "accumulate", original)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
     with h5py.File(cfg.output.path) as h5:
-        assert h5.attrs["status"] == "interrupted"
+        assert h5.attrs["status"].decode() == "interrupted"
     state = checkpoint.read(checkpoint.path_for(cfg.output.path))
     Run(cfg, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
     with h5py.File(ref.output.path) as a, h5py.File(cfg.output.path) as b:

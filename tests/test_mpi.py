@@ -65,7 +65,9 @@ def test_one_allreduce_per_iteration():
     before = comm.allreduce_calls
     run.optimize()       # no file: the stop/checkpoint flags ride in the same buffer
     assert run.state.iteration == 7
-    assert comm.allreduce_calls - before == 7
+    # One per iteration, plus one at the end of the phase that checks that the last
+    # update left finite parameters on every rank.
+    assert comm.allreduce_calls - before == 7 + 1
 
 
 @pytest.mark.mpi(min_size=2)
@@ -107,7 +109,7 @@ def test_exception_on_one_rank_stops_every_rank_and_is_recorded(monkeypatch):
     comm.barrier()
     if comm.rank == 0:
         with h5py.File(cfg.output.path) as h5:
-            assert h5.attrs["status"].startswith("failed: an exception on rank 1")
+            assert h5.attrs["status"].decode().startswith("failed: an exception on rank 1")
             assert h5["optimization/rows_written"][0] == 3
 
 
@@ -128,3 +130,29 @@ def test_parameter_mismatch_between_ranks_is_named(monkeypatch):
     with pytest.raises(RunFailed, match=r"parameters on rank\(s\) 1 differ from rank 0 "
                                         "after iteration 9"):
         Run(cfg, comm, progress=False).execute()
+
+
+@pytest.mark.mpi(min_size=2)
+def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
+    """The finiteness of the parameters is reduced with the next iteration's sums, so a
+    bad update on one rank makes all ranks rewind together instead of one rank alone
+    (which would leave the others waiting in the Allreduce)."""
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg = make_config(os.path.join(d, "n.h5"), optimizer={"iterations": 12})
+    from parallel_vmc import optimizers
+    from parallel_vmc.driver import Run
+    if comm.rank == 1:
+        original = optimizers.update
+        calls = []
+
+        def spoiled(*args):
+            theta, state = original(*args)
+            calls.append(1)
+            return (theta * np.inf if len(calls) == 5 else theta), state
+        monkeypatch.setattr(optimizers, "update", spoiled)
+    run = Run(cfg, comm, progress=False)
+    result = run.execute()
+    assert run.state.rewinds == 1
+    everyone = comm.comm.allgather(result.theta.tobytes())
+    assert all(b == everyone[0] for b in everyone)

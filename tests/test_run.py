@@ -29,7 +29,7 @@ def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
         # The parts add up to the total sample by sample.
         np.testing.assert_allclose(h5["production/kinetic"][:] + h5["production/potential"][:],
                                    e, rtol=0, atol=1e-12)
-        assert h5.attrs["status"] == "completed"
+        assert h5.attrs["status"].decode() == "completed"
         assert h5["summary"].attrs["error"] < 1e-10
     assert result.summary["energy"] == pytest.approx(2.0, abs=1e-10)
 
@@ -171,6 +171,6 @@ def test_command_line_run_under_mpiexec(tmp_path):
     assert "optimise 20/20" in res.stdout
     assert "parallel_vmc summary" in res.stdout and "(blocking)" in res.stdout
     with h5py.File(out) as h5:
-        assert h5.attrs["status"] == "completed"
+        assert h5.attrs["status"].decode() == "completed"
         assert h5.attrs["mpi_size"] == 2
         assert h5["production/local_energy"].shape == (32, 512)
