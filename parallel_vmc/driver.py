@@ -681,7 +681,9 @@ class Run:
             f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
             f"samples       {s['n_samples']} ({s['n_chains']} chains x "
             f"{s['n_samples'] // s['n_chains']}), {self.comm.size} rank(s)",
-            "time          " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
+            "time          " + ", ".join(f"{k} {v:.1f} s" for k, v in
+                                         sorted(self.timings.items(),
+                                                key=lambda kv: kv[0] == "checkpoint"))
             + f"; total {total:.1f} s (this segment)",
             f"output        {cfg.output.path}",
             "==============================================================",
