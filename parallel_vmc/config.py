@@ -71,8 +71,10 @@ SPEC: dict[str, dict[str, Field]] = {
         "sigma": Field("float", None, "RBM width; null -> exact non-interacting width",
                        minimum=0.0, min_exclusive=True, nullable=True),
         "init_scale": Field("float", 0.001, "std of the random initial a, b, W", minimum=0.0),
-        "jastrow": Field("str", "none", "correlation factor (pade arrives with its issue)",
-                         choices=("none",)),
+        "jastrow": Field("str", "none", "correlation factor: none, or the cusp-exact "
+                         "Padé-Jastrow exp(sum a r/(1 + beta r))", choices=("none", "pade")),
+        "jastrow_beta": Field("float", 0.5, "initial beta of both Padé-Jastrow pair kinds",
+                              minimum=0.0, min_exclusive=True),
     },
     "sampler": {
         "method": Field("str", "importance", "Markov chain sampler",
@@ -263,7 +265,16 @@ def from_dict(raw: Any, source: str = "config") -> Config:
                 values[key] = field.default
         sections[name] = _SECTION_CLASSES[name](**values)
     seed = _check("seed", SEED, raw.get("seed", SEED.default))
-    return Config(seed=seed, **sections)
+    cfg = Config(seed=seed, **sections)
+    _check_combinations(cfg)
+    return cfg
+
+
+def _check_combinations(cfg: Config) -> None:
+    """Rules that involve more than one key."""
+    if cfg.wavefunction.jastrow == "pade" and cfg.system.dimensions < 2:
+        raise ConfigError("wavefunction.jastrow: pade needs system.dimensions >= 2 (its "
+                          "cusp is 1/(D-1)); allowed with dimensions 1: none")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -237,7 +237,8 @@ class Run:
     # ------------------------------------------------------------------ state
     def _fresh_state(self):
         theta = self.wf.layout.initial(self.cfg.wavefunction.init_scale,
-                                       params_generator(self.cfg.seed))
+                                       params_generator(self.cfg.seed),
+                                       self.cfg.wavefunction.jastrow_beta)
         # Start where |psi|^2 of the Gaussian part lives: std = sigma / sqrt(2c).
         width = self.wf.sigma / math.sqrt(2.0 * self.wf.c)
         walkers = Walkers.start(self.cfg.seed, self.first_chain, self.walkers_per_rank,
@@ -671,7 +672,8 @@ class Run:
             "==================== parallel_vmc summary ====================",
             f"system        P={sy.particles} D={sy.dimensions} omega={sy.omega:g} "
             f"{'coulomb' if sy.coulomb else 'no interaction'}",
-            f"wavefunction  RBM, {wf.layout.n_hidden} hidden, psi={wf.psi}, "
+            f"wavefunction  RBM, {wf.layout.n_hidden} hidden"
+            f"{' x Pade-Jastrow' if wf.layout.n_jastrow else ''}, psi={wf.psi}, "
             f"sigma={wf.sigma:.6g}, {self.n_params} parameters",
             f"sampler       {self.sampler.method}, step {self.sampler.step:.4g}, "
             f"acceptance {s['acceptance']:.3f}",

@@ -21,8 +21,10 @@ from numba import njit
 
 from .rng import normal, uniform
 from .system import coulomb_potential, trap_potential
-from .wavefunction import (hidden_preactivations, kinetic_energy, parameter_derivatives,
-                           particle_gradient, sigmoid_from_exp)
+from .wavefunction import (hidden_preactivations, jastrow_beta_derivatives,
+                           jastrow_move_delta, jastrow_particle_gradient, kinetic_energy,
+                           kinetic_energy_jastrow, parameter_derivatives, particle_gradient,
+                           sigmoid_from_exp)
 
 METROPOLIS, IMPORTANCE = 0, 1
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE}
@@ -79,9 +81,14 @@ def _accept(x, dx, p, D, u, eu, s, un, eun, sn_ready, sn):
 
 
 @njit(cache=True)
-def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb):
-    """(kinetic, potential) of one configuration; E_L is their sum."""
-    kin = kinetic_energy(x, a, W, s, inv_s2, c)
+def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, grad, lap):
+    """(kinetic, potential) of one configuration; E_L is their sum. beta: Jastrow betas
+    (empty: no Jastrow factor), A, kind: (P, P) cusps and pair kinds; grad, lap: (M,)
+    work arrays."""
+    if beta.shape[0] > 0:
+        kin = kinetic_energy_jastrow(x, a, W, s, inv_s2, c, P, D, beta, A, kind, grad, lap)
+    else:
+        kin = kinetic_energy(x, a, W, s, inv_s2, c)
     pot = trap_potential(x, omega)
     if coulomb:
         pot += coulomb_potential(x, P, D)
@@ -89,13 +96,15 @@ def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb):
 
 
 @njit(cache=True)
-def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, coulomb,
-                X, rng, sums, e_out, kin_out, pot_out, accepted):
+def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c, P, D,
+                omega, coulomb, X, rng, sums, e_out, kin_out, pot_out, accepted):
     """Advance every walker by n_sweeps sweeps and accumulate or record estimators.
 
     method: METROPOLIS (uniform box of side ``step``) or IMPORTANCE (Langevin time step
     ``step``); mode: THERMALIZE | OPTIMIZE | PRODUCE.
     a: (M,), b: (N,), W: (M, N) parameters; inv_s2 = 1/sigma^2; c = 1/2 or 1 (psi = F^c).
+    beta: (2,) Padé-Jastrow betas, or (0,) without the factor; A: (P, P) cusps, kind:
+    (P, P) int64 pair kinds (ignored without the factor).
     X: (W_r, M) walker positions, updated in place; rng: (W_r, 4) uint64 states.
     sums: packed sums (``sums_size``), added to in OPTIMIZE mode.
     e_out, kin_out, pot_out: (W_r, n_sweeps) records in PRODUCE mode (kin_out/pot_out
@@ -103,7 +112,14 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, c
     """
     n_walkers, M = X.shape
     N = b.shape[0]
-    n_params = M + N + M * N
+    n_rbm = M + N + M * N
+    n_jas = beta.shape[0]
+    n_params = n_rbm + n_jas
+    jastrow = n_jas > 0
+    xp_new = np.empty(D)
+    g_jas = np.empty(D)
+    work_g = np.empty(M)
+    work_l = np.empty(M)
     u = np.empty(N)
     eu = np.empty(N)
     s = np.empty(N)
@@ -134,6 +150,9 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, c
                         dx[d] = step * (uniform(st) - 0.5)
                 else:
                     particle_gradient(x, a, W, s, inv_s2, c, p, D, g_old)
+                    if jastrow:
+                        jastrow_particle_gradient(x, p, x[p * D:(p + 1) * D], P, D, beta,
+                                                  A, kind, g_old)
                     for d in range(D):
                         dx[d] = step * g_old[d] + sqrt_dt * normal(st)
                 for d in range(D):
@@ -144,17 +163,25 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, c
                 ratio = _hidden_ratio(x, dx, p, D, u, eu, un, eun, W, inv_s2)
                 if c != 0.5:
                     ratio = ratio ** (2.0 * c)
+                if jastrow:      # |exp(J')|^2 / |exp(J)|^2, O(P)
+                    for d in range(D):
+                        xp_new[d] = x[p * D + d] + dx[d]
+                    log_q += 2.0 * jastrow_move_delta(x, p, xp_new, P, D, beta, A, kind)
                 if method == IMPORTANCE:
                     # Drift at the proposed point, then the Green's-function ratio
                     # G(x|y)/G(y|x) with G(y|x) ~ exp(-(y - x - dt grad ln psi(x))^2 / 2dt).
                     for j in range(N):
                         sn[j] = sigmoid_from_exp(eun[j])
                     for d in range(D):
+                        g_jas[d] = 0.0
+                    if jastrow:
+                        jastrow_particle_gradient(x, p, xp_new, P, D, beta, A, kind, g_jas)
+                    for d in range(D):
                         i = p * D + d
                         g = -(x[i] + dx[d] - a[i])
                         for j in range(N):
                             g += W[i, j] * sn[j]
-                        g_new = c * g * inv_s2
+                        g_new = c * g * inv_s2 + g_jas[d]
                         fwd = dx[d] - step * g_old[d]
                         bwd = dx[d] + step * g_new
                         log_q += (fwd * fwd - bwd * bwd) / (2.0 * step)
@@ -164,7 +191,8 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, c
                     n_acc += 1
             if mode == THERMALIZE:
                 continue
-            kin, pot = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb)
+            kin, pot = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A,
+                                    kind, work_g, work_l)
             e = kin + pot
             if mode == PRODUCE:
                 e_out[w, sweep] = e
@@ -175,6 +203,8 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, inv_s2, c, P, D, omega, c
                 e_sum += e
                 sums[S_E2] += e * e
                 parameter_derivatives(x, a, s, inv_s2, c, O)
+                if jastrow:
+                    jastrow_beta_derivatives(x, P, D, beta, A, kind, O[n_rbm:])
                 for k in range(n_params):
                     sums[S_HEADER + k] += O[k]
                     sums[S_HEADER + n_params + k] += e * O[k]

@@ -13,7 +13,9 @@ Layout (format_version 2)::
                      samples_written: (1,) -- columns filled so far; attrs (at the end)
                      samples_per_chain, acceptance, step, sampler, energy_allreduced,
                      variance_allreduced, stuck_walkers
-    /wavefunction/   a (M,), b (N,), W (M, N), sigma (); attrs kind, psi
+    /wavefunction/   a (M,), b (N,), W (M, N), sigma (); with the Padé-Jastrow factor
+                     jastrow_beta (2,) [antiparallel, parallel], jastrow_cusp (P, P);
+                     attrs kind, psi, jastrow
     /checkpoint/     the final state (the live one is the sibling RUN.h5.ckpt)
     /segments/       one row per launch: mpi_size, first_iteration, last_iteration,
                      hostname, start_time, end_time, ended, progress, reseeded,
@@ -264,12 +266,16 @@ class RunFile:
     def write_wavefunction(self, wf, theta: np.ndarray) -> None:
         grp = self.h5.require_group("wavefunction")
         a, b, W = wf.layout.split(theta)
-        for name, value in (("a", a), ("b", b), ("W", W), ("sigma", wf.sigma)):
+        items = [("a", a), ("b", b), ("W", W), ("sigma", wf.sigma)]
+        if wf.layout.n_jastrow:
+            items += [("jastrow_beta", wf.layout.betas(theta)), ("jastrow_cusp", wf.cusp)]
+        for name, value in items:
             if name in grp:
                 del grp[name]
             grp[name] = value
         grp.attrs["kind"] = "rbm"
         grp.attrs["psi"] = wf.psi
+        grp.attrs["jastrow"] = wf.jastrow
         self.flush(force=True)
 
     def write_checkpoint(self, attrs: dict, arrays: dict) -> None:

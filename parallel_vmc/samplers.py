@@ -65,14 +65,19 @@ class Sampler:
         self.target = DEFAULT_TARGET[method] if target is None else float(target)
         self.system = system
         self.wf = wf
+        P = system.particles
+        pade = wf.layout.n_jastrow > 0
+        self._cusp = wf.cusp if pade else np.zeros((P, P))
+        self._kind = wf.pair_kind if pade else np.zeros((P, P), dtype=np.int64)
 
     def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, kin_out=None,
               pot_out=None):
         a, b, W = self.wf.layout.split(theta)
+        beta = np.ascontiguousarray(self.wf.layout.betas(theta))
         empty = np.empty((walkers.count, 0))
         s = self.system
         K.run_walkers(self.code, mode, n_sweeps, self.step, a, b, np.ascontiguousarray(W),
-                      self.wf.inv_s2, self.wf.c, s.particles, s.dimensions, s.omega,
+                      beta, self._cusp, self._kind, self.wf.inv_s2, self.wf.c, s.particles, s.dimensions, s.omega,
                       s.coulomb, walkers.positions, walkers.rng, sums,
                       empty if e_out is None else e_out,
                       empty if kin_out is None else kin_out,
