@@ -31,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4)")
     p.add_argument("--sampler", choices=("metropolis", "importance"),
                    help="sampler (default metropolis)")
+    p.add_argument("--jastrow", choices=("none", "pade"),
+                   help="correlation factor (default: the config's, else none)")
     p.add_argument("--walkers", type=int, default=16, help="walkers per rank (default 16)")
     p.add_argument("--moves", type=float, default=4e6,
                    help="Monte Carlo moves per timed run and rank (default 4e6)")
@@ -57,12 +59,15 @@ def _problem(args):
         raw["wavefunction"]["hidden"] = args.hidden
     if args.sampler is not None:
         raw["sampler"]["method"] = args.sampler
+    if args.jastrow is not None:
+        raw["wavefunction"]["jastrow"] = args.jastrow
     cfg = from_dict(raw)
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     rng = np.random.default_rng(cfg.seed)
     M, N = wf.layout.n_visible, wf.layout.n_hidden
-    theta = wf.layout.join(np.zeros(M), np.zeros(N), 0.01 * (rng.random((M, N)) - 0.5))
+    theta = wf.layout.join(np.zeros(M), np.zeros(N), 0.01 * (rng.random((M, N)) - 0.5),
+                           np.full(wf.layout.n_jastrow, cfg.wavefunction.jastrow_beta))
     return cfg, system, wf, theta
 
 
@@ -117,7 +122,7 @@ def cmd_bench(args) -> int:
                             system.n_coords, wf.sigma)
     sweeps = max(1, int(args.moves / (P * args.walkers)))
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
-    say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} "
+    say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} jastrow={wf.jastrow} "
         f"{'coulomb' if system.coulomb else 'no interaction'}; {comm.size} rank(s) x "
         f"{args.walkers} walkers, {sweeps} sweeps per walker per timed run")
     sampler.produce(theta, walkers, 2, components=False)        # compile + warm up

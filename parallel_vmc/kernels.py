@@ -80,12 +80,12 @@ def _accept(x, dx, p, D, u, eu, s, un, eun, sn_ready, sn):
         s[j] = sn[j] if sn_ready else sigmoid_from_exp(eun[j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
 def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, grad, lap):
     """(kinetic, potential) of one configuration; E_L is their sum. beta: Jastrow betas
-    (empty: no Jastrow factor), A, kind: (P, P) cusps and pair kinds; grad, lap: (M,)
+    (None: no Jastrow factor), A, kind: (P, P) cusps and pair kinds; grad, lap: (M,)
     work arrays."""
-    if beta.shape[0] > 0:
+    if beta is not None:
         kin = kinetic_energy_jastrow(x, a, W, s, inv_s2, c, P, D, beta, A, kind, grad, lap)
     else:
         kin = kinetic_energy(x, a, W, s, inv_s2, c)
@@ -103,8 +103,9 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     method: METROPOLIS (uniform box of side ``step``) or IMPORTANCE (Langevin time step
     ``step``); mode: THERMALIZE | OPTIMIZE | PRODUCE.
     a: (M,), b: (N,), W: (M, N) parameters; inv_s2 = 1/sigma^2; c = 1/2 or 1 (psi = F^c).
-    beta: (2,) Padé-Jastrow betas, or (0,) without the factor; A: (P, P) cusps, kind:
-    (P, P) int64 pair kinds (ignored without the factor).
+    beta: (2,) Padé-Jastrow betas, or None without the factor (numba then compiles a
+    version with every Jastrow branch pruned, so the RBM-only loop pays nothing for it);
+    A: (P, P) cusps, kind: (P, P) int64 pair kinds (ignored without the factor).
     X: (W_r, M) walker positions, updated in place; rng: (W_r, 4) uint64 states.
     sums: packed sums (``sums_size``), added to in OPTIMIZE mode.
     e_out, kin_out, pot_out: (W_r, n_sweeps) records in PRODUCE mode (kin_out/pot_out
@@ -113,10 +114,12 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     n_walkers, M = X.shape
     N = b.shape[0]
     n_rbm = M + N + M * N
-    n_jas = beta.shape[0]
+    n_jas = 0
+    if beta is not None:
+        n_jas = beta.shape[0]
     n_params = n_rbm + n_jas
-    jastrow = n_jas > 0
     xp_new = np.empty(D)
+    xp_cur = np.empty(D)
     g_jas = np.empty(D)
     work_g = np.empty(M)
     work_l = np.empty(M)
@@ -150,9 +153,10 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                         dx[d] = step * (uniform(st) - 0.5)
                 else:
                     particle_gradient(x, a, W, s, inv_s2, c, p, D, g_old)
-                    if jastrow:
-                        jastrow_particle_gradient(x, p, x[p * D:(p + 1) * D], P, D, beta,
-                                                  A, kind, g_old)
+                    if beta is not None:
+                        for d in range(D):
+                            xp_cur[d] = x[p * D + d]
+                        jastrow_particle_gradient(x, p, xp_cur, P, D, beta, A, kind, g_old)
                     for d in range(D):
                         dx[d] = step * g_old[d] + sqrt_dt * normal(st)
                 for d in range(D):
@@ -163,7 +167,7 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                 ratio = _hidden_ratio(x, dx, p, D, u, eu, un, eun, W, inv_s2)
                 if c != 0.5:
                     ratio = ratio ** (2.0 * c)
-                if jastrow:      # |exp(J')|^2 / |exp(J)|^2, O(P)
+                if beta is not None:      # |exp(J')|^2 / |exp(J)|^2, O(P)
                     for d in range(D):
                         xp_new[d] = x[p * D + d] + dx[d]
                     log_q += 2.0 * jastrow_move_delta(x, p, xp_new, P, D, beta, A, kind)
@@ -174,7 +178,7 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                         sn[j] = sigmoid_from_exp(eun[j])
                     for d in range(D):
                         g_jas[d] = 0.0
-                    if jastrow:
+                    if beta is not None:
                         jastrow_particle_gradient(x, p, xp_new, P, D, beta, A, kind, g_jas)
                     for d in range(D):
                         i = p * D + d
@@ -203,7 +207,7 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                 e_sum += e
                 sums[S_E2] += e * e
                 parameter_derivatives(x, a, s, inv_s2, c, O)
-                if jastrow:
+                if beta is not None:
                     jastrow_beta_derivatives(x, P, D, beta, A, kind, O[n_rbm:])
                 for k in range(n_params):
                     sums[S_HEADER + k] += O[k]

@@ -73,7 +73,8 @@ class Sampler:
     def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, kin_out=None,
               pot_out=None):
         a, b, W = self.wf.layout.split(theta)
-        beta = np.ascontiguousarray(self.wf.layout.betas(theta))
+        beta = (np.ascontiguousarray(self.wf.layout.betas(theta))
+                if self.wf.layout.n_jastrow else None)
         empty = np.empty((walkers.count, 0))
         s = self.system
         K.run_walkers(self.code, mode, n_sweeps, self.step, a, b, np.ascontiguousarray(W),

@@ -188,7 +188,7 @@ def log_psi(x, a, b, W, inv_s2, c):
     return c * (-0.5 * g * inv_s2 + s)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_lap_log_psi(x, a, W, s, inv_s2, c, grad, lap):
     """Gradient d_i ln psi and diagonal second derivatives d_i^2 ln psi.
 
@@ -290,14 +290,21 @@ def jastrow_log(x, P, D, beta, A, kind):
 @njit(cache=True, inline="always")
 def jastrow_move_delta(x, p, xp_new, P, D, beta, A, kind):
     """J(particle p at xp_new) - J(x): the O(P) change of one single-particle move."""
-    xp_old = x[p * D:(p + 1) * D]
     dJ = 0.0
     for q in range(P):
         if q == p:
             continue
+        rn2 = 0.0
+        ro2 = 0.0
+        for d in range(D):
+            xq = x[q * D + d]
+            tn = xp_new[d] - xq
+            to = x[p * D + d] - xq
+            rn2 += tn * tn
+            ro2 += to * to
+        rn = np.sqrt(rn2)
+        ro = np.sqrt(ro2)
         bq = beta[kind[p, q]]
-        rn = _pair_distance(x, p, xp_new, q, D)
-        ro = _pair_distance(x, p, xp_old, q, D)
         dJ += A[p, q] * (rn / (1.0 + bq * rn) - ro / (1.0 + bq * ro))
     return dJ
 
@@ -315,7 +322,7 @@ def jastrow_particle_gradient(x, p, xp, P, D, beta, A, kind, out):
             out[d] += fr * (xp[d] - x[q * D + d])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def jastrow_grad_lap(x, P, D, beta, A, kind, grad):
     """Add nabla J to grad (shape (P*D,)); return sum_p nabla_p^2 J."""
     lap = 0.0
@@ -355,7 +362,7 @@ def jastrow_beta_derivatives(x, P, D, beta, A, kind, out):
             out[k] -= A[p, q] * r2 / (t1 * t1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kinetic_energy_jastrow(x, a, W, s, inv_s2, c, P, D, beta, A, kind, grad, lap):
     """-1/2 (nabla^2 psi)/psi for psi = F^c exp(J); grad, lap: (M,) work arrays."""
     grad_lap_log_psi(x, a, W, s, inv_s2, c, grad, lap)
