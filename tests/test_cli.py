@@ -34,6 +34,9 @@ BAD = [
     ({**GOOD, "output": {"max_walltime": "12h"}}, "output.max_walltime"),
     ({**GOOD, "optimiser": {}}, "optimiser"),
     ({"system": {"particles": 2, "dimensions": 2}}, "system.omega"),
+    ({"system": {"particles": 2, "dimensions": 1, "omega": 1.0},
+      "wavefunction": {"jastrow": "pade"}}, "wavefunction.jastrow"),
+    ({**GOOD, "wavefunction": {"jastrow": "slater"}}, "wavefunction.jastrow"),
 ]
 
 
