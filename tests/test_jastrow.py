@@ -165,3 +165,35 @@ def test_two_electrons_weaker_traps_reach_the_exact_energy(tmp_path, omega):
                       production={"samples": 2**22})
     exact, floor = REFERENCE[omega]
     assert exact - 3 * s["error"] <= s["energy"] <= floor + 3 * s["error"], s
+
+
+@pytest.mark.parametrize("psi", ["sqrt", "full"])
+def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
+    """At fixed random parameters (3 electrons in 2D, both pair kinds present) the two
+    samplers sample the same |psi|^2: their energies agree within 4 combined blocking
+    errors. A Jastrow drift inconsistent with the acceptance ratio would not."""
+    from analysis import summarize_chains
+    from parallel_vmc.samplers import Sampler, Walkers
+    from parallel_vmc.system import System
+
+    class One:
+        def allreduce_sum(self, x):
+            return x
+    P, D, N = 3, 2, 3
+    system = System(P, D, 1.0, True)
+    sigma = wfm.exact_sigma(1.0, psi)
+    A, kind = wfm.pade_cusps(P, D)
+    wf = wfm.WaveFunction(wfm.Layout(P * D, N, wfm.N_PAIR_KINDS), sigma, psi, "pade", A,
+                          kind)
+    theta = wf.layout.initial(0.2, np.random.default_rng(3), beta=0.8)
+    theta[-2:] = [0.2, 0.3]      # strong correlation: a large Jastrow drift
+    means = {}
+    for method, step in (("metropolis", 1.0), ("importance", 0.6)):
+        w = Walkers.start(4, 0, 32, P * D, sigma)
+        sampler = Sampler(method, step, system, wf)
+        sampler.thermalize(theta, w, 400, One())
+        e, *_ = sampler.produce(theta, w, 8000, components=False)
+        summary = summarize_chains(e)
+        means[method] = (summary.mean, summary.error)
+    (m1, e1), (m2, e2) = means["metropolis"], means["importance"]
+    assert abs(m1 - m2) < 4 * np.hypot(e1, e2), means
