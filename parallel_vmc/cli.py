@@ -276,9 +276,9 @@ def _read_resumable(path: str, cfg=None):
 CHECKPOINT_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "phase",
                     "therm_done", "tune_k", "iteration", "opt_seconds", "lr_scale",
                     "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total",
-                    "progress", "written")
+                    "converged", "progress", "written")
 CHECKPOINT_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "therm_acc",
-                     "prod_totals")
+                     "prod_totals", "recent")
 
 
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:

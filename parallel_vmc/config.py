@@ -99,6 +99,15 @@ SPEC: dict[str, dict[str, Field]] = {
                                        minimum=1),
         "momentum": Field("float", 0.9, "SGD momentum (0: plain gradient descent)",
                           minimum=0.0, maximum=0.999),
+        "schedule": Field("str", "constant", "learning-rate schedule over the iterations: "
+                          "constant, exponential or cosine decay to lr_final_fraction",
+                          choices=("constant", "exponential", "cosine")),
+        "lr_final_fraction": Field("float", 0.1, "last learning rate / first, for the "
+                                   "exponential and cosine schedules",
+                                   minimum=0.0, maximum=1.0, min_exclusive=True),
+        "plateau_window": Field("int", 0, "stop optimising when the energy of the last "
+                                "this many iterations has no significant slope (0: off)",
+                                minimum=0),
         "max_rewinds": Field("int", 5, "rewinds to the last good parameters after a "
                              "non-finite energy, gradient or update before failing",
                              minimum=0),
@@ -272,6 +281,9 @@ def from_dict(raw: Any, source: str = "config") -> Config:
 
 def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
+    if 0 < cfg.optimizer.plateau_window < 10:
+        raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
+                          "short for a slope test; allowed: 0 (off) or >= 10")
     if cfg.wavefunction.jastrow == "pade" and cfg.system.dimensions < 2:
         raise ConfigError("wavefunction.jastrow: pade needs system.dimensions >= 2 (its "
                           "cusp is 1/(D-1)); allowed with dimensions 1: none")

@@ -169,9 +169,13 @@ class State:
     prod_totals: np.ndarray = field(default_factory=lambda: np.zeros(5))
     reseeds: int = 0                 # times the chain count changed on resume
     stuck_total: int = 0             # walkers that passed the stuck limit, all ranks
+    converged: bool = False          # optimisation stopped on a plateau
+    recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (k, 2) last
+                                     # energies and errors, for the plateau test
 
     SCALARS = ("phase", "therm_done", "tune_k", "step", "iteration", "opt_seconds",
-               "lr_scale", "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total")
+               "lr_scale", "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total",
+               "converged")
 
 
 def _opt_arrays(prefix: str, state: dict) -> dict:
@@ -250,7 +254,8 @@ class Run:
         st = State(theta=np.array(arrays["theta"]),
                    opt_state=_opt_state(arrays, "optimizer"), step=float(attrs["step"]),
                    therm_acc=np.array(arrays["therm_acc"]),
-                   prod_totals=np.array(arrays["prod_totals"]))
+                   prod_totals=np.array(arrays["prod_totals"]),
+                   recent=np.array(arrays.get("recent", np.zeros((0, 2)))).reshape(-1, 2))
         for name in State.SCALARS:
             setattr(st, name, type(getattr(st, name))(attrs[name]))
         n_old = int(attrs["n_chains"])
@@ -298,7 +303,7 @@ class Run:
                      config=self.cfg.to_yaml(), run_file=os.path.basename(self.path),
                      run_id=self.run_id,
                      written=now_iso(), progress=self.where())
-        arrays = dict(gathered, theta=st.theta, therm_acc=st.therm_acc,
+        arrays = dict(gathered, theta=st.theta, therm_acc=st.therm_acc, recent=st.recent,
                       prod_totals=st.prod_totals, **_opt_arrays("optimizer", st.opt_state))
         if st.good is not None:
             attrs["good_iteration"] = st.good["iteration"]
@@ -404,9 +409,11 @@ class Run:
                             self.stream, self.progress)
         if st.iteration:
             progress.update(st.iteration, "resumed")
-        while st.iteration < cfg.iterations or not self._parameters_finite():
+        while (st.iteration < cfg.iterations and not st.converged
+               or not self._parameters_finite()):
             it = st.iteration
-            if it == cfg.iterations:       # the last update was not finite
+            if it == cfg.iterations or st.converged:     # the last update was not finite
+                st.converged = False
                 self._rewind("non-finite parameters after the update", it - 1)
                 continue
             self.control.begin_unit()
@@ -425,7 +432,8 @@ class Run:
                 self._after_unit(decision)
             est = iteration_estimates(sums, self.n_params)
             grad = est.pop("gradient")
-            lr = cfg.learning_rate * st.lr_scale
+            lr = st.lr_scale * optimizers.scheduled_rate(
+                cfg.schedule, cfg.learning_rate, it, cfg.iterations, cfg.lr_final_fraction)
             problem = None
             if decision.bad_theta:
                 problem, it = "non-finite parameters after the update", it - 1
@@ -447,6 +455,15 @@ class Run:
                     self.file.write_iteration(it, record, st.theta)
                 st.theta, st.opt_state = theta, opt_state
                 st.iteration += 1
+                if cfg.plateau_window:
+                    row = [est["energy"], est["energy_error"]]
+                    st.recent = np.vstack([st.recent, row])[-cfg.plateau_window:]
+                    if (st.recent.shape[0] == cfg.plateau_window
+                            and optimizers.plateaued(st.recent[:, 0], st.recent[:, 1])):
+                        st.converged = True
+                        self._say(f"energy plateau over the last {cfg.plateau_window} "
+                                  f"iterations: optimisation stops after iteration "
+                                  f"{st.iteration - 1}")
                 if st.iteration % CHECKSUM_EVERY == 0:
                     self._check_identical(st.theta)
                 progress.update(st.iteration,
@@ -482,6 +499,7 @@ class Run:
         self._restore_good()
         st.rewinds += 1
         st.lr_scale *= cfg.rewind_factor
+        st.recent = np.zeros((0, 2))     # the plateau test starts again
         line = (f"rewind {st.rewinds}/{cfg.max_rewinds}: {where}; back to iteration "
                 f"{st.iteration}, learning rate {cfg.learning_rate * st.lr_scale:.4g}")
         st.rewind_log += line + "\n"
@@ -650,6 +668,8 @@ class Run:
         f.write_checkpoint(dict(attrs, phase="completed"), arrays)
         if st.rewind_log:
             f.set_attrs("optimization", {"rewinds": st.rewinds, "rewind_log": st.rewind_log})
+        if st.converged:
+            f.set_attrs("optimization", {"stopped_on_plateau": st.iteration})
         from analysis import summarize_chains
         t = time.monotonic()
         series = f.h5["production/local_energy"]

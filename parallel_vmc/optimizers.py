@@ -45,3 +45,39 @@ def update(method, theta, grad, state, lr, momentum=0.9):
     if method == "adam":
         return adam(theta, grad, state, lr)
     raise ValueError(f"unknown optimizer {method!r}")
+
+
+def scheduled_rate(schedule: str, lr: float, t: int, n_iter: int,
+                   final_fraction: float) -> float:
+    """Learning rate of iteration t (0-based) of n_iter.
+
+    constant: lr; exponential: lr * f^(t/(n_iter-1)); cosine: lr * (f + (1-f)(1 + cos(pi
+    t/(n_iter-1)))/2), both going from lr at the first iteration to f*lr at the last.
+    """
+    if schedule == "constant" or n_iter < 2:
+        return lr
+    x = t / (n_iter - 1)
+    if schedule == "exponential":
+        return lr * final_fraction ** x
+    if schedule == "cosine":
+        return lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * x)))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def plateaued(energies: np.ndarray, errors: np.ndarray) -> bool:
+    """Has the energy stopped going down? Weighted least-squares line E = alpha + beta*i
+    through the given iterations (weights 1/error^2); True when the slope is not
+    significant: |beta| <= 2 sigma_beta.
+
+    energies, errors: (k,) of the last k iterations.
+    """
+    k = energies.shape[0]
+    if k < 3 or not (np.all(np.isfinite(errors)) and np.all(errors > 0)):
+        return False
+    i = np.arange(k, dtype=np.float64)
+    w = 1.0 / np.square(errors)
+    sw, swi, swii = w.sum(), (w * i).sum(), (w * i * i).sum()
+    det = sw * swii - swi * swi
+    slope = (sw * (w * i * energies).sum() - swi * (w * energies).sum()) / det
+    sigma = np.sqrt(sw / det)
+    return abs(slope) <= 2.0 * sigma
