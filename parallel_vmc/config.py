@@ -89,7 +89,8 @@ SPEC: dict[str, dict[str, Field]] = {
                                    minimum=0.05, maximum=0.99, nullable=True),
     },
     "optimizer": {
-        "method": Field("str", "adam", "parameter update rule", choices=("sgd", "adam")),
+        "method": Field("str", "adam", "parameter update rule; sr: stochastic "
+                        "reconfiguration", choices=("sgd", "adam", "sr")),
         "learning_rate": Field("float", 0.05, "step size of the update",
                                minimum=0.0, min_exclusive=True),
         "iterations": Field("int", 300, "optimisation iterations (0: production only)",
@@ -99,6 +100,9 @@ SPEC: dict[str, dict[str, Field]] = {
                                        minimum=1),
         "momentum": Field("float", 0.9, "SGD momentum (0: plain gradient descent)",
                           minimum=0.0, maximum=0.999),
+        "sr_shift": Field("float", 1e-3, "SR: absolute diagonal shift of S", minimum=0.0),
+        "sr_shift_relative": Field("float", 1e-2, "SR: diagonal shift of S relative to "
+                                   "diag(S)", minimum=0.0),
         "schedule": Field("str", "constant", "learning-rate schedule over the iterations: "
                           "constant, exponential or cosine decay to lr_final_fraction",
                           choices=("constant", "exponential", "cosine")),
@@ -179,6 +183,7 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+SR_MAX_PARAMS = 2000   # explicit S: 2000^2 doubles = 32 MB per Allreduce and solve
 _EXPONENT_FLOAT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 _WALLTIME = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
 
@@ -281,6 +286,17 @@ def from_dict(raw: Any, source: str = "config") -> Config:
 
 def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
+    if cfg.optimizer.method == "sr":
+        M = cfg.system.particles * cfg.system.dimensions
+        N = cfg.wavefunction.hidden
+        n = M + N + M * N + (2 if cfg.wavefunction.jastrow == "pade" else 0)
+        if n > SR_MAX_PARAMS:
+            raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
+                              f"(and Allreduces it every iteration); allowed up to "
+                              f"{SR_MAX_PARAMS} parameters: use fewer hidden units or adam")
+        if cfg.optimizer.sr_shift == 0 and cfg.optimizer.sr_shift_relative == 0:
+            raise ConfigError("optimizer.sr_shift: with sr_shift_relative also 0, S may be "
+                              "singular; allowed: at least one of them > 0")
     if 0 < cfg.optimizer.plateau_window < 10:
         raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
                           "short for a slope test; allowed: 0 (off) or >= 10")

@@ -81,9 +81,14 @@ def _estimates(g: np.ndarray, n_params: int) -> dict:
     o_mean = g[K.S_HEADER:K.S_HEADER + n_params] / n
     eo_mean = g[K.S_HEADER + n_params:K.S_HEADER + 2 * n_params] / n
     grad = 2.0 * (eo_mean - energy * o_mean)
+    s_matrix = None
+    if g.shape[0] > K.S_HEADER + 2 * n_params:    # SR: S = <O O^T> - <O><O>^T
+        oo = g[K.S_HEADER + 2 * n_params:].reshape(n_params, n_params) / n
+        s_matrix = oo - np.outer(o_mean, o_mean)
     error = math.sqrt(spread / n_w) if n_w >= 2 else float("nan")   # one walker: unknown
     return {"energy": energy, "energy_error": error, "variance": variance,
-            "acceptance": g[K.S_ACC] / max(g[K.S_PROP], 1.0), "gradient": grad}
+            "acceptance": g[K.S_ACC] / max(g[K.S_PROP], 1.0), "gradient": grad,
+            "s_matrix": s_matrix}
 
 
 class Progress:
@@ -404,7 +409,8 @@ class Run:
     def optimize(self) -> None:
         st, cfg = self.state, self.cfg.optimizer
         sweeps = per_walker(cfg.samples_per_iteration, self.n_chains)
-        n_sums = K.sums_size(self.n_params)
+        sr = cfg.method == "sr"
+        n_sums = K.sums_size(self.n_params, sr)
         progress = Progress(cfg.iterations, "optimise", self.cfg.output.progress_every,
                             self.stream, self.progress)
         if st.iteration:
@@ -424,7 +430,7 @@ class Run:
             # with everything else, so no rank ever rewinds or fails alone.
             bad_theta = not np.all(np.isfinite(st.theta))
             local, failed = (np.zeros(n_sums), False) if bad_theta else self._guarded(
-                lambda: self.sampler.accumulate(st.theta, self.walkers, sweeps),
+                lambda: self.sampler.accumulate(st.theta, self.walkers, sweeps, sr),
                 np.zeros(n_sums))
             sums, decision = self._reduce(local, failed, self._newly_stuck(before, sweeps),
                                           bad_theta)
@@ -432,6 +438,7 @@ class Run:
                 self._after_unit(decision)
             est = iteration_estimates(sums, self.n_params)
             grad = est.pop("gradient")
+            s_matrix = est.pop("s_matrix")
             lr = st.lr_scale * optimizers.scheduled_rate(
                 cfg.schedule, cfg.learning_rate, it, cfg.iterations, cfg.lr_final_fraction)
             problem = None
@@ -442,8 +449,9 @@ class Run:
             if problem:
                 self._rewind(problem, it)
             else:
-                theta, opt_state = optimizers.update(cfg.method, st.theta, grad,
-                                                     st.opt_state, lr, cfg.momentum)
+                theta, opt_state = optimizers.update(
+                    cfg.method, st.theta, grad, st.opt_state, lr, cfg.momentum,
+                    s_matrix=s_matrix, shift=cfg.sr_shift, shift_relative=cfg.sr_shift_relative)
                 st.good = {"iteration": it, "theta": st.theta, "opt_state": st.opt_state,
                            "positions": start_positions}
                 st.opt_seconds += time.monotonic() - t0

@@ -32,14 +32,15 @@ THERMALIZE, OPTIMIZE, PRODUCE = 0, 1, 2
 
 # Packed estimator sums of one optimisation iteration (float64 vector, Allreduced whole):
 # [count, sum E, sum E^2, walkers, sum of walker means, sum of squared walker means,
-#  accepted moves, proposed moves, sum O_k (n_params), sum E*O_k (n_params)].
+#  accepted moves, proposed moves, sum O_k (n_params), sum E*O_k (n_params)], and for
+# stochastic reconfiguration sum O_k O_l (n_params^2, row-major) after them.
 S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP = range(8)
 S_HEADER = 8
 
 
-def sums_size(n_params: int) -> int:
-    """Length of the packed sums vector."""
-    return S_HEADER + 2 * n_params
+def sums_size(n_params: int, with_s: bool = False) -> int:
+    """Length of the packed sums vector (with_s: also sum O O^T for SR)."""
+    return S_HEADER + 2 * n_params + (n_params * n_params if with_s else 0)
 
 
 @njit(cache=True)
@@ -118,6 +119,7 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     if beta is not None:
         n_jas = beta.shape[0]
     n_params = n_rbm + n_jas
+    with_s = sums.shape[0] > S_HEADER + 2 * n_params     # SR: the sum of O O^T too
     xp_new = np.empty(D)
     xp_cur = np.empty(D)
     g_jas = np.empty(D)
@@ -212,6 +214,13 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                 for k in range(n_params):
                     sums[S_HEADER + k] += O[k]
                     sums[S_HEADER + n_params + k] += e * O[k]
+                if with_s:
+                    base = S_HEADER + 2 * n_params
+                    for k in range(n_params):
+                        ok = O[k]
+                        row = base + k * n_params
+                        for l in range(n_params):
+                            sums[row + l] += ok * O[l]
         accepted[w] += n_acc
         sums[S_ACC] += n_acc
         sums[S_PROP] += n_sweeps * P

@@ -19,6 +19,8 @@ def initial_state(method: str, n_params: int) -> dict:
         return {"velocity": np.zeros(n_params), "step": 0}
     if method == "adam":
         return {"m": np.zeros(n_params), "v": np.zeros(n_params), "step": 0}
+    if method == "sr":
+        return {"step": 0, "fallbacks": 0}
     raise ValueError(f"unknown optimizer {method!r}")
 
 
@@ -38,12 +40,38 @@ def adam(theta, grad, state, lr):
     return theta - lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS), {"m": m, "v": v, "step": t}
 
 
-def update(method, theta, grad, state, lr, momentum=0.9):
+def sr(theta, grad, state, lr, s_matrix, shift=1e-3, shift_relative=1e-2):
+    """Stochastic reconfiguration: theta <- theta - lr (S + eps)^-1 g / 2.
+
+    s_matrix: (n, n) covariance S = <O O^T> - <O><O>^T of d ln psi / d theta; g / 2 =
+    <E O> - <E><O> is the force. eps = shift + shift_relative * diag(S) on the diagonal.
+    Solved by Cholesky; if the shifted S is not numerically positive definite, by its
+    eigen-decomposition keeping eigenvalues above 1e-12 of the largest (counted in
+    state["fallbacks"]).
+    """
+    A = s_matrix + np.diag(shift + shift_relative * np.diag(s_matrix))
+    force = 0.5 * grad
+    fallbacks = state["fallbacks"]
+    try:
+        L = np.linalg.cholesky(A)
+        delta = np.linalg.solve(L.T, np.linalg.solve(L, force))
+    except np.linalg.LinAlgError:
+        w, V = np.linalg.eigh(A)
+        keep = w > 1e-12 * max(w.max(), 1e-300)
+        delta = V[:, keep] @ ((V[:, keep].T @ force) / w[keep])
+        fallbacks += 1
+    return theta - lr * delta, {"step": state["step"] + 1, "fallbacks": fallbacks}
+
+
+def update(method, theta, grad, state, lr, momentum=0.9, s_matrix=None, shift=1e-3,
+           shift_relative=1e-2):
     """Dispatch to the named optimiser; returns (new theta, new state)."""
     if method == "sgd":
         return sgd(theta, grad, state, lr, momentum)
     if method == "adam":
         return adam(theta, grad, state, lr)
+    if method == "sr":
+        return sr(theta, grad, state, lr, s_matrix, shift, shift_relative)
     raise ValueError(f"unknown optimizer {method!r}")
 
 

@@ -128,9 +128,11 @@ class Sampler:
             done += chunk
         return frozen[0] / max(frozen[1], 1.0)
 
-    def accumulate(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
-        """One optimisation iteration's local packed sums (``kernels`` layout)."""
-        sums = np.zeros(K.sums_size(self.wf.layout.n_params))
+    def accumulate(self, theta, walkers: Walkers, n_sweeps: int,
+                   with_s: bool = False) -> np.ndarray:
+        """One optimisation iteration's local packed sums (``kernels`` layout; with_s:
+        also sum O O^T for stochastic reconfiguration)."""
+        sums = np.zeros(K.sums_size(self.wf.layout.n_params, with_s))
         self._call(K.OPTIMIZE, n_sweeps, theta, walkers, sums)
         return sums
 

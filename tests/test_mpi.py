@@ -55,11 +55,14 @@ def test_allreduced_energy_equals_mean_of_gathered_samples():
 
 
 @pytest.mark.mpi(min_size=2)
-def test_one_allreduce_per_iteration():
+@pytest.mark.parametrize("method", ["adam", "sr"])
+def test_one_allreduce_per_iteration(method):
+    """SR's S matrix rides in the same buffer as the energy and the gradient."""
     comm = _comm()
     d = _shared_dir(comm)
     from parallel_vmc.driver import Run
-    cfg = make_config(os.path.join(d, "c.h5"), optimizer={"iterations": 7},
+    cfg = make_config(os.path.join(d, f"c{method}.h5"),
+                      optimizer={"iterations": 7, "method": method},
                       sampler={"thermalization": 0})
     run = Run(cfg, comm, progress=False)
     before = comm.allreduce_calls
@@ -123,8 +126,8 @@ def test_parameter_mismatch_between_ranks_is_named(monkeypatch):
     if comm.rank == 1:
         original = optimizers.update
 
-        def drifting(*args):
-            theta, state = original(*args)
+        def drifting(*args, **kwargs):
+            theta, state = original(*args, **kwargs)
             return theta + 1e-15 * (1 + np.abs(theta)), state
         monkeypatch.setattr(optimizers, "update", drifting)
     with pytest.raises(RunFailed, match=r"parameters on rank\(s\) 1 differ from rank 0 "
@@ -146,8 +149,8 @@ def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
         original = optimizers.update
         calls = []
 
-        def spoiled(*args):
-            theta, state = original(*args)
+        def spoiled(*args, **kwargs):
+            theta, state = original(*args, **kwargs)
             calls.append(1)
             return (theta * np.inf if len(calls) == 5 else theta), state
         monkeypatch.setattr(optimizers, "update", spoiled)
