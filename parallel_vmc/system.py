@@ -46,17 +46,23 @@ def trap_potential(x, omega):
     return 0.5 * omega * omega * r2
 
 
+@njit(cache=True, inline="always")
+def pair_distance(x, p, q, D):
+    """r_pq = |x_p - x_q| for the flat position vector x (shape (P*D,))."""
+    r2 = 0.0
+    for d in range(D):
+        t = x[p * D + d] - x[q * D + d]
+        r2 += t * t
+    return np.sqrt(r2)
+
+
 @njit(cache=True)
 def coulomb_potential(x, P, D):
     """sum_{p<q} 1/r_pq for x of shape (P*D,)."""
     v = 0.0
     for p in range(P):
         for q in range(p + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                t = x[p * D + d] - x[q * D + d]
-                r2 += t * t
-            v += 1.0 / np.sqrt(r2)
+            v += 1.0 / pair_distance(x, p, q, D)
     return v
 
 

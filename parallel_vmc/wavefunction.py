@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .system import pair_distance
+
 
 def psi_exponent(psi: str) -> float:
     """c in psi = F^c: 0.5 for 'sqrt', 1.0 for 'full'."""
@@ -278,11 +280,7 @@ def jastrow_log(x, P, D, beta, A, kind):
     J = 0.0
     for p in range(P):
         for q in range(p + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                t = x[p * D + d] - x[q * D + d]
-                r2 += t * t
-            r = np.sqrt(r2)
+            r = pair_distance(x, p, q, D)
             J += A[p, q] * r / (1.0 + beta[kind[p, q]] * r)
     return J
 
@@ -328,11 +326,7 @@ def jastrow_grad_lap(x, P, D, beta, A, kind, grad):
     lap = 0.0
     for p in range(P):
         for q in range(p + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                t = x[p * D + d] - x[q * D + d]
-                r2 += t * t
-            r = np.sqrt(r2)
+            r = pair_distance(x, p, q, D)
             a = A[p, q]
             t1 = 1.0 + beta[kind[p, q]] * r
             f1 = a / (t1 * t1)                       # f'(r)
@@ -352,14 +346,10 @@ def jastrow_beta_derivatives(x, P, D, beta, A, kind, out):
         out[k] = 0.0
     for p in range(P):
         for q in range(p + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                t = x[p * D + d] - x[q * D + d]
-                r2 += t * t
-            r = np.sqrt(r2)
+            r = pair_distance(x, p, q, D)
             k = kind[p, q]
             t1 = 1.0 + beta[k] * r
-            out[k] -= A[p, q] * r2 / (t1 * t1)
+            out[k] -= A[p, q] * r * r / (t1 * t1)
 
 
 @njit(cache=True, inline="always")
