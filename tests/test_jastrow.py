@@ -25,6 +25,15 @@ def J(x, P, D, beta, A, kind):
     return wfm.jastrow_log(x, P, D, beta, A, kind)
 
 
+def rbm_jastrow(P, D, N, rng, scale, beta):
+    """Random RBM x Padé-Jastrow parameters: (a, b, W contiguous, betas, A, kind)."""
+    layout = wfm.Layout(P * D, N, wfm.N_PAIR_KINDS)
+    theta = layout.initial(scale, rng, beta=beta)
+    a, b, W = layout.split(theta)
+    return (a, b, np.ascontiguousarray(W), layout.betas(theta).copy(),
+            *wfm.pade_cusps(P, D))
+
+
 @pytest.mark.parametrize("P,D", [(2, 2), (3, 2), (4, 3), (5, 2)])
 def test_gradient_laplacian_and_beta_derivative_match_finite_differences(P, D):
     x, beta, A, kind = case(P, D, seed=P * 10 + D)
@@ -78,15 +87,9 @@ def test_cusps_follow_dimension_and_spins():
 def test_local_energy_stays_finite_at_coalescence(D):
     """With the cusp A = 1/(D-1), -(1/2) nabla^2 exp(J) cancels the 1/r12 of the
     Coulomb repulsion: E_L converges as r12 -> 0 while 1/r12 grows by 1e4."""
-    P = 2
+    P, M = 2, 2 * D
     rng = np.random.default_rng(D)
-    M, N = P * D, 3
-    layout = wfm.Layout(M, N, wfm.N_PAIR_KINDS)
-    theta = layout.initial(0.1, rng, beta=0.7)
-    a, b, W = layout.split(theta)
-    W = np.ascontiguousarray(W)
-    beta = layout.betas(theta).copy()
-    A, kind = wfm.pade_cusps(P, D)
+    a, b, W, beta, A, kind = rbm_jastrow(P, D, 3, rng, 0.1, 0.7)
     inv_s2, c = 2.0, 0.5
     centre = rng.standard_normal(D) * 0.3
     direction = rng.standard_normal(D)
@@ -104,14 +107,9 @@ def test_local_energy_stays_finite_at_coalescence(D):
 
 
 def test_kinetic_energy_with_jastrow_matches_finite_differences():
-    P, D, N = 3, 2, 4
+    P, D = 3, 2
     rng = np.random.default_rng(5)
-    layout = wfm.Layout(P * D, N, wfm.N_PAIR_KINDS)
-    theta = layout.initial(0.3, rng, beta=0.6)
-    a, b, W = layout.split(theta)
-    W = np.ascontiguousarray(W)
-    beta = layout.betas(theta).copy()
-    A, kind = wfm.pade_cusps(P, D)
+    a, b, W, beta, A, kind = rbm_jastrow(P, D, 4, rng, 0.3, 0.6)
     inv_s2, c = 1.3, 0.5
     x = rng.standard_normal(P * D)
 
