@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("-P", "--particles", type=int, help="particles (default 2)")
     p.add_argument("-D", "--dimensions", type=int, help="dimensions (default 2)")
     p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4)")
-    p.add_argument("--sampler", choices=("metropolis", "importance"),
+    p.add_argument("--sampler", choices=("metropolis", "importance", "gibbs"),
                    help="sampler (default metropolis)")
     p.add_argument("--jastrow", choices=("none", "pade"),
                    help="correlation factor (default: the config's, else none)")

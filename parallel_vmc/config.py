@@ -77,9 +77,11 @@ SPEC: dict[str, dict[str, Field]] = {
                               minimum=0.0, min_exclusive=True),
     },
     "sampler": {
-        "method": Field("str", "importance", "Markov chain sampler",
-                        choices=("metropolis", "importance")),
-        "step": Field("float", 0.5, "Metropolis step / Langevin time step (initial, then tuned)",
+        "method": Field("str", "importance", "Markov chain sampler; gibbs: alternate "
+                        "h | x and x | h draws of the RBM (psi: sqrt, jastrow: none only)",
+                        choices=("metropolis", "importance", "gibbs")),
+        "step": Field("float", 0.5, "Metropolis step / Langevin time step (initial, then "
+                      "tuned; unused by gibbs)",
                       minimum=0.0, min_exclusive=True),
         "walkers_per_rank": Field("int", 16, "independent chains per MPI rank", minimum=1),
         "thermalization": Field("int", 1000, "sweeps per walker before measuring "
@@ -300,6 +302,19 @@ def _check_combinations(cfg: Config) -> None:
     if 0 < cfg.optimizer.plateau_window < 10:
         raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
                           "short for a slope test; allowed: 0 (off) or >= 10")
+    if cfg.sampler.method == "gibbs":
+        # x | h and h | x are the conditionals of exp(-E(x, h)), whose marginal is F:
+        # Gibbs sampling draws |psi|^2 only when that is F itself.
+        if cfg.wavefunction.psi != "sqrt":
+            raise ConfigError(f"sampler.method: gibbs samples F, which is |psi|^2 only for "
+                              f"wavefunction.psi: sqrt (got wavefunction.psi: "
+                              f"{cfg.wavefunction.psi}); allowed: psi sqrt with gibbs, or "
+                              f"sampler.method metropolis/importance")
+        if cfg.wavefunction.jastrow != "none":
+            raise ConfigError(f"sampler.method: gibbs samples the RBM alone and cannot "
+                              f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
+                              f"allowed: jastrow none with gibbs, or sampler.method "
+                              f"metropolis/importance")
     if cfg.wavefunction.jastrow == "pade" and cfg.system.dimensions < 2:
         raise ConfigError("wavefunction.jastrow: pade needs system.dimensions >= 2 (its "
                           "cusp is 1/(D-1)); allowed with dimensions 1: none")

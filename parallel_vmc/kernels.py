@@ -24,10 +24,10 @@ from .system import coulomb_potential, trap_potential
 from .wavefunction import (hidden_preactivations, jastrow_beta_derivatives,
                            jastrow_move_delta, jastrow_particle_gradient, kinetic_energy,
                            kinetic_energy_jastrow, parameter_derivatives, particle_gradient,
-                           sigmoid_from_exp)
+                           sigmoid_from_exp, visible_mean_given_hidden)
 
-METROPOLIS, IMPORTANCE = 0, 1
-SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE}
+METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
+SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
 THERMALIZE, OPTIMIZE, PRODUCE = 0, 1, 2
 
 # Packed estimator sums of one optimisation iteration (float64 vector, Allreduced whole):
@@ -81,6 +81,24 @@ def _accept(x, dx, p, D, u, eu, s, un, eun, sn_ready, sn):
         s[j] = sn[j] if sn_ready else sigmoid_from_exp(eun[j])
 
 
+@njit(cache=True, inline="always")
+def _gibbs_sweep(x, a, b, W, inv_s2, u, eu, s, h, st):
+    """One Gibbs update of all units: h_j | x ~ Bernoulli(s_j), then x | h ~
+    Normal(a + W h, sigma^2) (``visible_mean_given_hidden``); u, exp(u) and the
+    sigmoids s are rebuilt for the new x. Exact for |psi|^2 = F (psi: sqrt, no Jastrow
+    factor), so there is nothing to accept or reject."""
+    for j in range(u.shape[0]):
+        h[j] = 1.0 if uniform(st) < s[j] else 0.0
+    visible_mean_given_hidden(a, W, h, x)
+    sigma = 1.0 / np.sqrt(inv_s2)
+    for i in range(x.shape[0]):
+        x[i] += sigma * normal(st)
+    hidden_preactivations(x, b, W, inv_s2, u)
+    for j in range(u.shape[0]):
+        eu[j] = np.exp(u[j])
+        s[j] = sigmoid_from_exp(eu[j])
+
+
 @njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
 def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, grad, lap):
     """(kinetic, potential) of one configuration; E_L is their sum. beta: Jastrow betas
@@ -101,8 +119,9 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                 omega, coulomb, X, rng, sums, e_out, kin_out, pot_out, accepted):
     """Advance every walker by n_sweeps sweeps and accumulate or record estimators.
 
-    method: METROPOLIS (uniform box of side ``step``) or IMPORTANCE (Langevin time step
-    ``step``); mode: THERMALIZE | OPTIMIZE | PRODUCE.
+    method: METROPOLIS (uniform box of side ``step``), IMPORTANCE (Langevin time step
+    ``step``) or GIBBS (``step`` unused; every particle moves every sweep);
+    mode: THERMALIZE | OPTIMIZE | PRODUCE.
     a: (M,), b: (N,), W: (M, N) parameters; inv_s2 = 1/sigma^2; c = 1/2 or 1 (psi = F^c).
     beta: (2,) Padé-Jastrow betas, or None without the factor (numba then compiles a
     version with every Jastrow branch pruned, so the RBM-only loop pays nothing for it);
@@ -131,6 +150,7 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     un = np.empty(N)
     eun = np.empty(N)
     sn = np.empty(N)
+    h = np.empty(N)
     dx = np.empty(D)
     g_old = np.empty(D)
     O = np.empty(n_params)
@@ -147,54 +167,58 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
         n_acc = 0
         e_sum = 0.0
         for sweep in range(n_sweeps):
-            for p in range(P):
-                # ---- propose
-                log_q = 0.0      # ln of |psi'|^2/|psi|^2 (Gaussian part) + ln Green ratio
-                if method == METROPOLIS:
-                    for d in range(D):
-                        dx[d] = step * (uniform(st) - 0.5)
-                else:
-                    particle_gradient(x, a, W, s, inv_s2, c, p, D, g_old)
-                    if beta is not None:
+            if method == GIBBS:
+                _gibbs_sweep(x, a, b, W, inv_s2, u, eu, s, h, st)
+                n_acc += P
+            else:
+                for p in range(P):
+                    # ---- propose
+                    log_q = 0.0      # ln of |psi'|^2/|psi|^2 (Gaussian part) + ln Green ratio
+                    if method == METROPOLIS:
                         for d in range(D):
-                            xp_cur[d] = x[p * D + d]
-                        jastrow_particle_gradient(x, p, xp_cur, P, D, beta, A, kind, g_old)
-                    for d in range(D):
-                        dx[d] = step * g_old[d] + sqrt_dt * normal(st)
-                for d in range(D):
-                    i = p * D + d
-                    xo = x[i] - a[i]
-                    xn = xo + dx[d]
-                    log_q -= c * inv_s2 * (xn * xn - xo * xo)
-                ratio = _hidden_ratio(x, dx, p, D, u, eu, un, eun, W, inv_s2)
-                if c != 0.5:
-                    ratio = ratio ** (2.0 * c)
-                if beta is not None:      # |exp(J')|^2 / |exp(J)|^2, O(P)
-                    for d in range(D):
-                        xp_new[d] = x[p * D + d] + dx[d]
-                    log_q += 2.0 * jastrow_move_delta(x, p, xp_new, P, D, beta, A, kind)
-                if method == IMPORTANCE:
-                    # Drift at the proposed point, then the Green's-function ratio
-                    # G(x|y)/G(y|x) with G(y|x) ~ exp(-(y - x - dt grad ln psi(x))^2 / 2dt).
-                    for j in range(N):
-                        sn[j] = sigmoid_from_exp(eun[j])
-                    for d in range(D):
-                        g_jas[d] = 0.0
-                    if beta is not None:
-                        jastrow_particle_gradient(x, p, xp_new, P, D, beta, A, kind, g_jas)
+                            dx[d] = step * (uniform(st) - 0.5)
+                    else:
+                        particle_gradient(x, a, W, s, inv_s2, c, p, D, g_old)
+                        if beta is not None:
+                            for d in range(D):
+                                xp_cur[d] = x[p * D + d]
+                            jastrow_particle_gradient(x, p, xp_cur, P, D, beta, A, kind, g_old)
+                        for d in range(D):
+                            dx[d] = step * g_old[d] + sqrt_dt * normal(st)
                     for d in range(D):
                         i = p * D + d
-                        g = -(x[i] + dx[d] - a[i])
+                        xo = x[i] - a[i]
+                        xn = xo + dx[d]
+                        log_q -= c * inv_s2 * (xn * xn - xo * xo)
+                    ratio = _hidden_ratio(x, dx, p, D, u, eu, un, eun, W, inv_s2)
+                    if c != 0.5:
+                        ratio = ratio ** (2.0 * c)
+                    if beta is not None:      # |exp(J')|^2 / |exp(J)|^2, O(P)
+                        for d in range(D):
+                            xp_new[d] = x[p * D + d] + dx[d]
+                        log_q += 2.0 * jastrow_move_delta(x, p, xp_new, P, D, beta, A, kind)
+                    if method == IMPORTANCE:
+                        # Drift at the proposed point, then the Green's-function ratio
+                        # G(x|y)/G(y|x) with G(y|x) ~ exp(-(y - x - dt grad ln psi(x))^2 / 2dt).
                         for j in range(N):
-                            g += W[i, j] * sn[j]
-                        g_new = c * g * inv_s2 + g_jas[d]
-                        fwd = dx[d] - step * g_old[d]
-                        bwd = dx[d] + step * g_new
-                        log_q += (fwd * fwd - bwd * bwd) / (2.0 * step)
-                # ---- accept / reject
-                if uniform(st) < np.exp(log_q) * ratio:
-                    _accept(x, dx, p, D, u, eu, s, un, eun, method == IMPORTANCE, sn)
-                    n_acc += 1
+                            sn[j] = sigmoid_from_exp(eun[j])
+                        for d in range(D):
+                            g_jas[d] = 0.0
+                        if beta is not None:
+                            jastrow_particle_gradient(x, p, xp_new, P, D, beta, A, kind, g_jas)
+                        for d in range(D):
+                            i = p * D + d
+                            g = -(x[i] + dx[d] - a[i])
+                            for j in range(N):
+                                g += W[i, j] * sn[j]
+                            g_new = c * g * inv_s2 + g_jas[d]
+                            fwd = dx[d] - step * g_old[d]
+                            bwd = dx[d] + step * g_new
+                            log_q += (fwd * fwd - bwd * bwd) / (2.0 * step)
+                    # ---- accept / reject
+                    if uniform(st) < np.exp(log_q) * ratio:
+                        _accept(x, dx, p, D, u, eu, s, un, eun, method == IMPORTANCE, sn)
+                        n_acc += 1
             if mode == THERMALIZE:
                 continue
             kin, pot = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A,

@@ -13,7 +13,7 @@ import numpy as np
 from . import kernels as K
 from .rng import chain_states
 
-DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93}
+DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
 TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) per chunk,
 TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
@@ -105,7 +105,10 @@ class Sampler:
 
     def tune(self, acceptance: float, k: int) -> None:
         """Robbins-Monro update of ln(step) after tuning chunk k (0-based) with the
-        given global acceptance; the change per chunk is capped to a factor 2."""
+        given global acceptance; the change per chunk is capped to a factor 2. Gibbs
+        sampling has no step (every draw is accepted): nothing to tune."""
+        if self.method == "gibbs":
+            return
         gain = TUNE_GAIN / (1.0 + k) ** TUNE_DECAY
         self.step *= min(2.0, max(0.5, math.exp(gain * (acceptance - self.target))))
 

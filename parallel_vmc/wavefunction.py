@@ -174,6 +174,20 @@ def hidden_preactivations(x, b, W, inv_s2, u):
             u[j] += xi * W[i, j]
 
 
+@njit(cache=True, inline="always")
+def visible_mean_given_hidden(a, W, h, out):
+    """out_i = a_i + sum_j W_ij h_j: the mean of x_i | h, which is Normal(mean, sigma^2)
+    under the joint weight exp(-E(x, h)) (complete the square of E in x). With
+    P(h_j = 1 | x) = sigmoid(u_j) this is the Gibbs sampler of F = |psi|^2 for
+    psi = sqrt(F). a, out: (M,); W: (M, N); h: (N,) of 0.0 / 1.0."""
+    M, N = W.shape
+    for i in range(M):
+        m = a[i]
+        for j in range(N):
+            m += W[i, j] * h[j]
+        out[i] = m
+
+
 @njit(cache=True)
 def log_psi(x, a, b, W, inv_s2, c):
     """ln psi(x) for one configuration x (shape (M,))."""

@@ -10,6 +10,10 @@ from parallel_vmc.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 
 SAMPLERS = [("metropolis", 1.0), ("importance", 0.3)]
+# Gibbs sampling is exact for psi = sqrt(F) without a Jastrow factor only (config rule).
+SQRT_SAMPLERS = SAMPLERS + [("gibbs", 1.0)]
+ZERO_VARIANCE_CASES = [(m, step, psi) for m, step in SAMPLERS for psi in ("sqrt", "full")] \
+    + [("gibbs", 1.0, "sqrt")]
 
 
 def setup(P, D, N, omega, coulomb, psi, theta=None, sigma=None, walkers=16, seed=1):
@@ -21,8 +25,7 @@ def setup(P, D, N, omega, coulomb, psi, theta=None, sigma=None, walkers=16, seed
     return system, wf, theta, w
 
 
-@pytest.mark.parametrize("method,step", SAMPLERS)
-@pytest.mark.parametrize("psi", ["sqrt", "full"])
+@pytest.mark.parametrize("method,step,psi", ZERO_VARIANCE_CASES)
 @pytest.mark.parametrize("D", [1, 2, 3])
 def test_exact_noninteracting_energy_has_zero_variance(method, step, psi, D):
     omega = 0.7
@@ -53,7 +56,7 @@ def _positions(sampler, theta, w, n_snap, gap):
     return np.concatenate(snaps)
 
 
-@pytest.mark.parametrize("method,step", SAMPLERS)
+@pytest.mark.parametrize("method,step", SQRT_SAMPLERS)
 def test_gaussian_density_is_sampled(method, step):
     """a != 0, W = 0: |psi|^2 is a Gaussian of mean a and variance sigma^2/(2c)."""
     system, wf, theta, w = setup(2, 2, 2, 1.0, True, "sqrt", walkers=64)
@@ -67,7 +70,7 @@ def test_gaussian_density_is_sampled(method, step):
         assert stats.kstest(z[:, i], "norm").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("method,step", SAMPLERS)
+@pytest.mark.parametrize("method,step", SQRT_SAMPLERS)
 def test_rbm_density_of_two_particles_in_1d(method, step):
     """Random a, b, W for P=2, D=1: the marginal of each coordinate matches |psi|^2
     integrated on a grid (KS test against the quadrature CDF)."""
@@ -121,7 +124,7 @@ XCHECK_POTENTIAL = 1.326791446 + 1.064702016      # trap + Coulomb
 XCHECK_ENERGY = 3.272362877
 
 
-@pytest.mark.parametrize("method,step", SAMPLERS)
+@pytest.mark.parametrize("method,step", SQRT_SAMPLERS)
 def test_energy_of_a_fixed_rbm_matches_quadrature(method, step):
     from analysis import summarize_chains
     system, wf, theta, w = setup(2, 2, 3, 1.0, True, "sqrt", walkers=32, seed=5)
@@ -133,3 +136,21 @@ def test_energy_of_a_fixed_rbm_matches_quadrature(method, step):
         s = summarize_chains(series)
         assert abs(s.mean - exact) < 4 * s.error, (s.mean, s.error, exact)
     assert summarize_chains(e).error < 0.005
+
+
+def test_gibbs_and_metropolis_agree_at_fixed_random_parameters():
+    """Three interacting electrons in 2D, random a, b, W: the two samplers of the same
+    |psi|^2 give the same energy within the combined blocking error."""
+    from analysis import summarize_chains
+    results = []
+    for method, step in (("gibbs", 1.0), ("metropolis", 1.0)):
+        system, wf, theta, w = setup(3, 2, 4, 1.0, True, "sqrt", walkers=32, seed=7)
+        theta[:] = 0.3 * np.random.default_rng(11).standard_normal(theta.size)
+        sampler = Sampler(method, step, system, wf)
+        sampler.thermalize(theta, w, 1000, _Serial())
+        e, *_ = sampler.produce(theta, w, 2**14, components=False)
+        results.append(summarize_chains(e))
+    gibbs, metropolis = results
+    assert gibbs.error < 0.01 and metropolis.error < 0.01
+    combined = np.hypot(gibbs.error, metropolis.error)
+    assert abs(gibbs.mean - metropolis.mean) < 4 * combined, (gibbs, metropolis)
