@@ -20,6 +20,9 @@ import time
 
 import numpy as np
 
+from . import kernels as K
+from . import observables
+
 
 def add_arguments(p) -> None:
     p.add_argument("config", nargs="?", help="take system/wave function/sampler from this "
@@ -71,12 +74,15 @@ def _problem(args):
     return cfg, system, wf, theta
 
 
-def _time_kernel(sampler, theta, walkers, sweeps, mode) -> float:
-    """Seconds for one call of `sweeps` sweeps of all walkers in the given mode."""
-    from . import kernels as K
+def _time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> float:
+    """Seconds for one call of `sweeps` sweeps of all walkers in the given mode (with
+    obs_layout: production that also accumulates the observables, as a run does)."""
     if mode == K.PRODUCE:
+        obs = spec = None
+        if obs_layout is not None:
+            obs, spec = obs_layout.zeros(), obs_layout.spec()
         t = time.perf_counter()
-        sampler.produce(theta, walkers, sweeps, components=False)
+        sampler.produce(theta, walkers, sweeps, False, obs, spec, 0, sweeps)
         return time.perf_counter() - t
     t = time.perf_counter()
     sampler.accumulate(theta, walkers, sweeps)
@@ -126,6 +132,8 @@ def cmd_bench(args) -> int:
         f"{'coulomb' if system.coulomb else 'no interaction'}; {comm.size} rank(s) x "
         f"{args.walkers} walkers, {sweeps} sweeps per walker per timed run")
     sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
+    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
+                 observables.Layout.from_config(cfg.production, system, 2))
     sampler.accumulate(theta, walkers, 2)
     sampler.thermalize(theta, walkers, 200 if args.config else 0, comm)
 
@@ -137,7 +145,6 @@ def cmd_bench(args) -> int:
 
 def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say) -> int:
     """Alternate timed runs of our kernel and the C reference; print the figures."""
-    from . import kernels as K
     P = sampler.system.particles
     moves = sweeps * P * args.walkers
     H = wf.layout.n_hidden
@@ -148,11 +155,17 @@ def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
         ours.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE) / moves)
         if ref_exe:
             ref.append(_run_reference(ref_exe, P, D, H, sweeps * args.walkers))
+    obs_layout = observables.Layout.from_config(cfg.production, sampler.system, sweeps)
+    with_obs = []
     for _ in range(max(1, args.repeats // 2)):
         opt.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.OPTIMIZE) / moves)
+        with_obs.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE,
+                                           obs_layout) / moves)
     med = statistics.median(ours)
     say(f"kernel, production (E_L per sweep):   {med:8.1f} ns/move  "
         f"(runs: {', '.join(f'{v:.1f}' for v in ours)})")
+    say(f"kernel, production + observables:     {statistics.median(with_obs):8.1f} ns/move  "
+        f"(energy parts, densities, pair histogram)")
     say(f"kernel, optimisation (E_L, O, E*O):   {statistics.median(opt):8.1f} ns/move")
     say(f"samples (sweeps) per second:          {1e9 / (med * P):10.3e} per rank, "
         f"{comm.size * 1e9 / (med * P):10.3e} total")

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 KIND = "pvmc checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2     # 2: with the observable accumulators (obs_totals)
 SUFFIX = ".ckpt"
 
 

@@ -123,8 +123,23 @@ SPEC: dict[str, dict[str, Field]] = {
     "production": {
         "samples": Field("int", 1048576, "production samples, total over all ranks and "
                          "walkers", minimum=1),
-        "store_components": Field("bool", False, "also store kinetic and potential "
-                                  "energy per sample"),
+        "store_components": Field("bool", False, "also store the kinetic, trap and "
+                                  "interaction energy of every sample"),
+        "observables": Field("bool", True, "accumulate the energy parts, one-body "
+                             "density, pair-distance histogram and <r12> (with errors)"),
+        "batches": Field("int", 32, "consecutive time batches whose spread gives the "
+                         "observables' errors (batch means)", minimum=2),
+        "density_bins": Field("int", 100, "bins of the radial one-body density",
+                              minimum=1),
+        "density_rmax": Field("float", None, "outer radius of the density histograms; "
+                              "null -> 4/sqrt(omega)", minimum=0.0, min_exclusive=True,
+                              nullable=True),
+        "image_bins": Field("int", 64, "pixels per side of the 2D density image (D = 2)",
+                            minimum=1),
+        "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1),
+        "pair_rmax": Field("float", None, "outer edge of the pair-distance histogram; "
+                           "null -> 2 density_rmax", minimum=0.0, min_exclusive=True,
+                           nullable=True),
     },
     "output": {
         "path": Field("str", "runs/quickstart.h5", "HDF5 result file (never overwritten "

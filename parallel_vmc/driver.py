@@ -27,7 +27,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import kernels as K
-from . import optimizers
+from . import observables, optimizers
 from .control import Control
 from .output import RunFile, now_iso
 from .rng import chain_states, params_generator
@@ -172,6 +172,7 @@ class State:
     good: dict | None = None
     prod_done: int = 0               # production samples per chain written
     prod_totals: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    obs_totals: np.ndarray | None = None   # (n_batches, width) observable sums, all ranks
     reseeds: int = 0                 # times the chain count changed on resume
     stuck_total: int = 0             # walkers that passed the stuck limit, all ranks
     converged: bool = False          # optimisation stopped on a plateau
@@ -222,6 +223,9 @@ class Run:
         self.n_samples = per_walker(cfg.production.samples, self.n_chains)
         self.sampler = Sampler(cfg.sampler.method, cfg.sampler.step, self.system, self.wf,
                                cfg.sampler.target_acceptance)
+        self.obs_layout = (observables.Layout.from_config(cfg.production, self.system,
+                                                          self.n_samples)
+                           if cfg.production.observables else None)
         limit = cfg.output.max_walltime
         kwargs = {} if start_time is None else {"start": start_time}
         self.control = Control(comm.rank, cfg.output.checkpoint_every,
@@ -253,13 +257,19 @@ class Run:
         walkers = Walkers.start(self.cfg.seed, self.first_chain, self.walkers_per_rank,
                                 self.system.n_coords, width)
         opt = optimizers.initial_state(self.cfg.optimizer.method, self.n_params)
-        return State(theta=theta, opt_state=opt, step=self.cfg.sampler.step), walkers
+        return State(theta=theta, opt_state=opt, step=self.cfg.sampler.step,
+                     obs_totals=self._no_observables()), walkers
+
+    def _no_observables(self):
+        return None if self.obs_layout is None else self.obs_layout.zeros()
 
     def _restored_state(self, attrs: dict, arrays: dict):
         st = State(theta=np.array(arrays["theta"]),
                    opt_state=_opt_state(arrays, "optimizer"), step=float(attrs["step"]),
                    therm_acc=np.array(arrays["therm_acc"]),
                    prod_totals=np.array(arrays["prod_totals"]),
+                   obs_totals=(np.array(arrays["obs_totals"]) if "obs_totals" in arrays
+                               else self._no_observables()),
                    recent=np.array(arrays.get("recent", np.zeros((0, 2)))).reshape(-1, 2))
         for name in State.SCALARS:
             setattr(st, name, type(getattr(st, name))(attrs[name]))
@@ -282,6 +292,7 @@ class Run:
                 # continued by other chains, so production starts again.
                 st.phase, st.prod_done = "produce", 0
                 st.prod_totals = np.zeros(5)
+                st.obs_totals = self._no_observables()
                 self.production_reset = True
         if "good/theta" in arrays:
             st.good = {"iteration": int(attrs["good_iteration"]),
@@ -310,6 +321,8 @@ class Run:
                      written=now_iso(), progress=self.where())
         arrays = dict(gathered, theta=st.theta, therm_acc=st.therm_acc, recent=st.recent,
                       prod_totals=st.prod_totals, **_opt_arrays("optimizer", st.opt_state))
+        if st.obs_totals is not None:
+            arrays["obs_totals"] = st.obs_totals
         if st.good is not None:
             attrs["good_iteration"] = st.good["iteration"]
             arrays["good/theta"] = st.good["theta"]
@@ -528,26 +541,39 @@ class Run:
         progress = Progress(n, "produce", self.cfg.output.progress_every, self.stream,
                             self.progress)
         W = self.walkers_per_rank
+        layout = self.obs_layout
+        spec = None if layout is None else layout.spec()
         while st.prod_done < n:
             k = min(chunk, n - st.prod_done)
             self.control.begin_unit()
             before = self.walkers.accepted.copy()
+            obs = None if layout is None else layout.zeros()
             nan = np.full((W, k), np.nan)
-            (e, kin, pot, acc, prop), failed = self._guarded(
-                lambda: self.sampler.produce(st.theta, self.walkers, k,
-                                             cfg.store_components),
-                (nan, nan, nan, 0.0, 0.0))
+            (e, parts, acc, prop), failed = self._guarded(
+                lambda: self.sampler.produce(st.theta, self.walkers, k, cfg.store_components,
+                                             obs, spec, st.prod_done, n),
+                (nan, np.full((3, W, k), np.nan), 0.0, 0.0))
+            # The observables of the batches this chunk touched ride along in the
+            # chunk's one reduction; their totals are then the same on every rank.
+            rows = slice(0, 0)
+            if layout is not None:
+                rows = slice(observables.batch_of(st.prod_done, layout.n_batches, n),
+                             observables.batch_of(st.prod_done + k - 1, layout.n_batches, n) + 1)
             local = np.array([e.size, e.sum(), np.square(e).sum(), acc, prop])
+            if layout is not None:
+                local = np.concatenate([local, obs[rows].ravel()])
             total, decision = self._reduce(local, failed, self._newly_stuck(before, k))
             if decision.failed_ranks:
                 self._after_unit(decision)
             blocks = {"local_energy": e}
             if cfg.store_components:
-                blocks.update(kinetic=kin, potential=pot)
+                blocks.update(kinetic=parts[0], trap=parts[1], interaction=parts[2])
             gathered = {name: self.comm.gather_rows(b) for name, b in blocks.items()}
             if self.file is not None:
                 self.file.write_production(st.prod_done, gathered)
-            st.prod_totals += total
+            st.prod_totals += total[:5]
+            if layout is not None:
+                st.obs_totals[rows] += total[5:].reshape(-1, layout.width)
             st.prod_done += k
             progress.update(st.prod_done, f"E(last block, rank 0) = {e.mean():.5f}")
             self._after_unit(decision)
@@ -688,9 +714,36 @@ class Run:
                    "blocking_level": s.blocking.level, "n_chains": series.shape[0],
                    "acceptance": g[3] / max(g[4], 1.0)}
         f.set_attrs("summary", summary)
+        if self.obs_layout is not None:
+            obs = observables.summarize(st.obs_totals, self.obs_layout)
+            batch_error = obs["scalars"]["local_energy"]["error"]
+            obs["attrs"].update(energy_error_batch_means=batch_error,
+                                energy_error_blocking=s.error)
+            f.write_observables(obs)
+            summary["observables"] = obs
         self.timings["analyse"] = time.monotonic() - t
         self._print_summary(summary)
         return summary
+
+    def _observable_lines(self, obs: dict | None) -> list:
+        """Summary lines of the observables (batch-means errors), with a warning when
+        the batches are too short to be independent."""
+        if obs is None:
+            return []
+        sc = obs["scalars"]
+        names = [("kinetic", "kinetic"), ("trap", "trap"), ("interaction", "interaction"),
+                 ("r12", "<r12>")]
+        lines = [f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
+                 + ("   (batch means)" if name == "kinetic" else "")
+                 for name, label in names if name in sc]
+        a = obs["attrs"]
+        if a["energy_error_batch_means"] < 0.7 * a["energy_error_blocking"]:
+            lines.append(f"warning       the batch-means error of E ("
+                         f"{a['energy_error_batch_means']:.3g}) is below the blocking "
+                         f"error ({a['energy_error_blocking']:.3g}): the batches are too "
+                         f"short, the observables' errors are underestimated; use fewer "
+                         f"production.batches or more samples")
+        return lines
 
     def _print_summary(self, s: dict) -> None:
         sy, wf, cfg = self.system, self.wf, self.cfg
@@ -709,6 +762,7 @@ class Run:
             f"   +- {s['error_bootstrap']:.6f} (bootstrap)",
             f"variance      {s['variance']:.6g}",
             f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
+            *self._observable_lines(s.get("observables")),
             f"samples       {s['n_samples']} ({s['n_chains']} chains x "
             f"{s['n_samples'] // s['n_chains']}), {self.comm.size} rank(s)",
             "time          " + ", ".join(f"{k} {v:.1f} s" for k, v in

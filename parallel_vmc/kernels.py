@@ -7,7 +7,8 @@ particle) of every walker, with no Python per step, and, depending on ``mode``:
 * ``OPTIMIZE``: accumulates the packed estimator sums of an optimisation iteration
   (layout below), ready for a single Allreduce;
 * ``PRODUCE``: stores the local energy of every sweep of every walker (and optionally
-  its kinetic and potential parts) for offline blocking.
+  its kinetic, trap and interaction parts) for offline blocking, and adds every sample
+  to the observable accumulators (``observables.py``).
 
 Single-particle moves update the hidden pre-activations ``u`` incrementally, O(D*N) per
 move; ``exp(u)`` is cached so that the acceptance ratio of the hidden part,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .observables import accumulate, batch_of
 from .rng import normal, uniform
 from .system import coulomb_potential, trap_potential
 from .wavefunction import (hidden_preactivations, jastrow_beta_derivatives,
@@ -101,22 +103,24 @@ def _gibbs_sweep(x, a, b, W, inv_s2, u, eu, s, h, st):
 
 @njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
 def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, grad, lap):
-    """(kinetic, potential) of one configuration; E_L is their sum. beta: Jastrow betas
-    (None: no Jastrow factor), A, kind: (P, P) cusps and pair kinds; grad, lap: (M,)
-    work arrays."""
+    """(kinetic, trap, interaction) energy of one configuration; E_L is their sum.
+    beta: Jastrow betas (None: no Jastrow factor), A, kind: (P, P) cusps and pair kinds;
+    grad, lap: (M,) work arrays."""
     if beta is not None:
         kin = kinetic_energy_jastrow(x, a, W, s, inv_s2, c, P, D, beta, A, kind, grad, lap)
     else:
         kin = kinetic_energy(x, a, W, s, inv_s2, c)
-    pot = trap_potential(x, omega)
+    trap = trap_potential(x, omega)
+    inter = 0.0
     if coulomb:
-        pot += coulomb_potential(x, P, D)
-    return kin, pot
+        inter = coulomb_potential(x, P, D)
+    return kin, trap, inter
 
 
 @njit(cache=True)
 def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c, P, D,
-                omega, coulomb, X, rng, sums, e_out, kin_out, pot_out, accepted):
+                omega, coulomb, X, rng, sums, e_out, parts_out, obs, obs_spec, t0, n_total,
+                accepted):
     """Advance every walker by n_sweeps sweeps and accumulate or record estimators.
 
     method: METROPOLIS (uniform box of side ``step``), IMPORTANCE (Langevin time step
@@ -128,8 +132,12 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     A: (P, P) cusps, kind: (P, P) int64 pair kinds (ignored without the factor).
     X: (W_r, M) walker positions, updated in place; rng: (W_r, 4) uint64 states.
     sums: packed sums (``sums_size``), added to in OPTIMIZE mode.
-    e_out, kin_out, pot_out: (W_r, n_sweeps) records in PRODUCE mode (kin_out/pot_out
-    may have zero columns to skip them). accepted: (W_r,) int64, accepted moves added.
+    e_out: (W_r, n_sweeps) local energies in PRODUCE mode; parts_out: (3, W_r, n_sweeps)
+    its kinetic, trap and interaction parts (or (3, W_r, 0): not stored). obs: the
+    observable accumulator (``observables.Layout``: (n_batches, width), or 0 rows: none),
+    filled in PRODUCE mode; obs_spec its geometry (``Layout.spec``); t0: the production
+    sweep (per chain) this call starts at, of n_total, which fixes each sweep's batch.
+    accepted: (W_r,) int64, accepted moves added.
     """
     n_walkers, M = X.shape
     N = b.shape[0]
@@ -155,7 +163,9 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
     g_old = np.empty(D)
     O = np.empty(n_params)
     sqrt_dt = np.sqrt(step)
-    store_parts = kin_out.shape[1] == n_sweeps
+    store_parts = parts_out.shape[2] == n_sweeps
+    with_obs = obs.shape[0] > 0
+    n_batches = obs.shape[0]
     for w in range(n_walkers):
         x = X[w]
         st = rng[w]
@@ -221,14 +231,18 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                         n_acc += 1
             if mode == THERMALIZE:
                 continue
-            kin, pot = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A,
-                                    kind, work_g, work_l)
-            e = kin + pot
+            kin, trap, inter = local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb,
+                                            beta, A, kind, work_g, work_l)
+            e = kin + (trap + inter)
             if mode == PRODUCE:
                 e_out[w, sweep] = e
                 if store_parts:
-                    kin_out[w, sweep] = kin
-                    pot_out[w, sweep] = pot
+                    parts_out[0, w, sweep] = kin
+                    parts_out[1, w, sweep] = trap
+                    parts_out[2, w, sweep] = inter
+                if with_obs:
+                    row = obs[batch_of(t0 + sweep, n_batches, n_total)]
+                    accumulate(row, x, P, D, e, kin, trap, inter, obs_spec)
             else:
                 e_sum += e
                 sums[S_E2] += e * e

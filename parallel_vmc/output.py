@@ -1,6 +1,6 @@
 """The HDF5 run file (DESIGN section 4), written by rank 0 only.
 
-Layout (format_version 2)::
+Layout (format_version 3)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,
@@ -9,10 +9,14 @@ Layout (format_version 2)::
     /optimization/   iteration, energy, energy_error, variance, acceptance, grad_norm,
                      learning_rate, wall_time: (iterations,); params: (iterations,
                      n_params); rows_written: (1,) -- rows 0..rows_written-1 are valid
-    /production/     local_energy (+ kinetic, potential): (n_chains, n_samples);
+    /production/     local_energy (+ kinetic, trap, interaction): (n_chains, n_samples);
                      samples_written: (1,) -- columns filled so far; attrs (at the end)
                      samples_per_chain, acceptance, step, sampler, energy_allreduced,
                      variance_allreduced, stuck_walkers
+      observables/   (at the end) local_energy, kinetic, trap, interaction, r12: batch
+                     means (n_batches,) with attrs mean, error; density/,
+                     density_image/ (D = 2), pair_distance/ (P > 1): edges, counts,
+                     density, error (see ``observables.summarize``)
     /wavefunction/   a (M,), b (N,), W (M, N), sigma (); with the Padé-Jastrow factor
                      jastrow_beta (2,) [antiparallel, parallel], jastrow_cusp (P, P);
                      attrs kind, psi, jastrow
@@ -42,13 +46,13 @@ import time
 import h5py
 import numpy as np
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
                   "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
                   "progress": "str", "reseeded": "i8", "seconds": "f8"}
-PRODUCTION_SERIES = ("local_energy", "kinetic", "potential")
+PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction")
 TEXT_DTYPE = "S512"    # fixed-length text: no HDF5 global heap, which a kill mid-flush
                        # can leave pointing at objects that never reached the disk
 FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
@@ -276,6 +280,29 @@ class RunFile:
         grp.attrs["kind"] = "rbm"
         grp.attrs["psi"] = wf.psi
         grp.attrs["jastrow"] = wf.jastrow
+        self.flush(force=True)
+
+    def write_observables(self, summary: dict) -> None:
+        """/production/observables from ``observables.summarize`` (replaced whole, so
+        that a finish interrupted and run again leaves one consistent group)."""
+        prod = self.h5["production"]
+        if "observables" in prod:
+            del prod["observables"]
+        grp = prod.create_group("observables")
+        grp.attrs.update(summary["attrs"])
+        for name, est in summary["scalars"].items():
+            ds = grp.create_dataset(name, data=est["batch_means"])
+            ds.attrs["mean"] = est["mean"]
+            ds.attrs["error"] = est["error"]
+        for name in ("density", "density_image", "pair_distance"):
+            if name not in summary:
+                continue
+            sub = grp.create_group(name)
+            for key, value in summary[name].items():
+                if key == "attrs":
+                    sub.attrs.update(value)
+                else:
+                    sub.create_dataset(key, data=np.asarray(value))
         self.flush(force=True)
 
     def write_checkpoint(self, attrs: dict, arrays: dict) -> None:

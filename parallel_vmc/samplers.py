@@ -70,19 +70,21 @@ class Sampler:
         self._cusp = wf.cusp if pade else np.zeros((P, P))
         self._kind = wf.pair_kind if pade else np.zeros((P, P), dtype=np.int64)
 
-    def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, kin_out=None,
-              pot_out=None):
+    def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, parts_out=None,
+              obs=None, obs_spec=None, t0=0, n_total=1):
         a, b, W = self.wf.layout.split(theta)
         beta = (np.ascontiguousarray(self.wf.layout.betas(theta))
                 if self.wf.layout.n_jastrow else None)
-        empty = np.empty((walkers.count, 0))
+        n = walkers.count
         s = self.system
         K.run_walkers(self.code, mode, n_sweeps, self.step, a, b, np.ascontiguousarray(W),
-                      beta, self._cusp, self._kind, self.wf.inv_s2, self.wf.c, s.particles, s.dimensions, s.omega,
-                      s.coulomb, walkers.positions, walkers.rng, sums,
-                      empty if e_out is None else e_out,
-                      empty if kin_out is None else kin_out,
-                      empty if pot_out is None else pot_out, walkers.accepted)
+                      beta, self._cusp, self._kind, self.wf.inv_s2, self.wf.c, s.particles,
+                      s.dimensions, s.omega, s.coulomb, walkers.positions, walkers.rng, sums,
+                      np.empty((n, 0)) if e_out is None else e_out,
+                      np.empty((3, n, 0)) if parts_out is None else parts_out,
+                      np.empty((0, 0)) if obs is None else obs,
+                      np.empty(0) if obs_spec is None else obs_spec, t0, n_total,
+                      walkers.accepted)
 
     @staticmethod
     def thermalization_chunk(n_sweeps: int, done: int) -> tuple[int, bool]:
@@ -139,15 +141,19 @@ class Sampler:
         self._call(K.OPTIMIZE, n_sweeps, theta, walkers, sums)
         return sums
 
-    def produce(self, theta, walkers: Walkers, n_sweeps: int, components: bool):
+    def produce(self, theta, walkers: Walkers, n_sweeps: int, components: bool,
+                obs=None, obs_spec=None, t0: int = 0, n_total: int = 1):
         """Record n_sweeps samples per walker.
 
-        Returns (local_energy, kinetic, potential, accepted, proposed); the energies
-        have shape (W, n_sweeps), kinetic/potential are None unless components.
+        Returns (local_energy, parts, accepted, proposed): local_energy (W, n_sweeps);
+        parts (3, W, n_sweeps) its kinetic, trap and interaction energy if components,
+        else None. obs: an ``observables`` accumulator (n_batches, width) to add the
+        samples to, with its spec; t0, n_total: where these sweeps lie in the production
+        of n_total sweeps per chain (this fixes their batches).
         """
         e = np.empty((walkers.count, n_sweeps))
-        kin = np.empty_like(e) if components else None
-        pot = np.empty_like(e) if components else None
+        parts = np.empty((3,) + e.shape) if components else None
         sums = np.zeros(K.sums_size(self.wf.layout.n_params))
-        self._call(K.PRODUCE, n_sweeps, theta, walkers, sums, e, kin, pot)
-        return e, kin, pot, sums[K.S_ACC], sums[K.S_PROP]
+        self._call(K.PRODUCE, n_sweeps, theta, walkers, sums, e, parts, obs, obs_spec,
+                   t0, n_total)
+        return e, parts, sums[K.S_ACC], sums[K.S_PROP]

@@ -98,10 +98,10 @@ def test_local_energy_stays_finite_at_coalescence(D):
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
         s = wfm.sigmoids(x, b, W, inv_s2)
-        kin, pot = K.local_energy(x, a, W, s, inv_s2, c, P, D, 1.0, True, beta, A, kind,
-                                  np.empty(M), np.empty(M))
-        assert pot > 0.99 / r
-        energies.append(kin + pot)
+        kin, trap, inter = K.local_energy(x, a, W, s, inv_s2, c, P, D, 1.0, True, beta, A,
+                                          kind, np.empty(M), np.empty(M))
+        assert inter > 0.99 / r
+        energies.append(kin + trap + inter)
     assert np.all(np.isfinite(energies))
     assert abs(energies[1] - energies[0]) < 1e-3 and abs(energies[2] - energies[1]) < 1e-5
 

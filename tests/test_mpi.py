@@ -55,6 +55,28 @@ def test_allreduced_energy_equals_mean_of_gathered_samples():
 
 
 @pytest.mark.mpi(min_size=2)
+def test_observables_count_every_sample_of_every_rank():
+    """The observable accumulators are reduced over the ranks: the means are those of
+    the gathered series of all chains, and every particle of every sample is counted."""
+    comm = _comm()
+    d = _shared_dir(comm)
+    cfg, _ = _run(comm, os.path.join(d, "o.h5"),
+                  production={"samples": 2**14, "store_components": True})
+    if comm.rank == 0:
+        with h5py.File(cfg.output.path) as h5:
+            prod = h5["production"]
+            obs = prod["observables"]
+            n = prod["local_energy"].size
+            assert obs.attrs["samples"] == n
+            for name in ("local_energy", "kinetic", "trap", "interaction"):
+                series = prod[name][:]
+                assert series.shape[0] == comm.size * cfg.sampler.walkers_per_rank
+                assert obs[name].attrs["mean"] == pytest.approx(series.mean(), rel=1e-12)
+            dens = obs["density"]
+            assert dens["counts"][:].sum() + dens.attrs["overflow"] == 2 * n
+
+
+@pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("method", ["adam", "sr"])
 def test_one_allreduce_per_iteration(method):
     """SR's S matrix rides in the same buffer as the energy and the gradient."""

@@ -34,7 +34,14 @@ DATASETS = ("optimization/energy", "optimization/energy_error", "optimization/va
             "optimization/acceptance", "optimization/grad_norm", "optimization/params",
             "optimization/learning_rate", "production/local_energy", "wavefunction/a",
             "wavefunction/b", "wavefunction/W", "checkpoint/theta", "checkpoint/positions",
-            "checkpoint/rng_states", "checkpoint/optimizer/m", "checkpoint/optimizer/v")
+            "checkpoint/rng_states", "checkpoint/optimizer/m", "checkpoint/optimizer/v",
+            "checkpoint/obs_totals", "production/observables/kinetic",
+            "production/observables/trap", "production/observables/interaction",
+            "production/observables/r12", "production/observables/density/counts",
+            "production/observables/density/error",
+            "production/observables/density_image/counts",
+            "production/observables/pair_distance/counts",
+            "production/observables/pair_distance/error")
 
 
 def write_config(tmp_path, name="run.yaml", **sections):
@@ -93,7 +100,7 @@ def assert_same_results(ref, other):
         assert b.attrs["status"].decode() == "completed"
         for name in DATASETS:
             assert a[name][()].tobytes() == b[name][()].tobytes(), name
-        for group in ("summary", "production"):
+        for group in ("summary", "production", "production/observables"):
             for key, value in a[group].attrs.items():
                 assert np.array_equal(b[group].attrs[key], value), f"{group}.{key}"
 

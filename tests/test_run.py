@@ -27,8 +27,9 @@ def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
         assert np.max(np.abs(e - 2.0)) < 1e-10
         assert e.var() < 1e-12
         # The parts add up to the total sample by sample.
-        np.testing.assert_allclose(h5["production/kinetic"][:] + h5["production/potential"][:],
-                                   e, rtol=0, atol=1e-12)
+        parts = [h5[f"production/{name}"][:] for name in ("kinetic", "trap", "interaction")]
+        np.testing.assert_allclose(sum(parts), e, rtol=0, atol=1e-12)
+        assert np.all(parts[2] == 0.0)
         assert h5.attrs["status"].decode() == "completed"
         assert h5["summary"].attrs["error"] < 1e-10
     assert result.summary["energy"] == pytest.approx(2.0, abs=1e-10)
@@ -57,6 +58,14 @@ def test_file_follows_the_schema(tiny_config):
         assert list(h5["segments/ended"].asstr()[:]) == ["completed"]
         assert h5["checkpoint/rng_states"].dtype == np.uint64
         assert h5["checkpoint/rng_states"].shape == (n_chains, 4)
+        obs = h5["production/observables"]
+        for name in ("local_energy", "kinetic", "trap", "interaction", "r12"):
+            assert obs[name].shape == (32,) and {"mean", "error"} <= set(obs[name].attrs)
+        for group, members in (("density", ("edges", "counts", "density", "error")),
+                               ("density_image", ("x_edges", "y_edges", "counts",
+                                                  "density", "error")),
+                               ("pair_distance", ("edges", "counts", "density", "error"))):
+            assert set(members) <= set(obs[group]), group
 
 
 @pytest.mark.parametrize("D", [1, 2, 3])

@@ -120,7 +120,8 @@ XCHECK_W = [[0.35799055911652927, 0.2825050239771711, 0.12797663756951064],
             [0.2876651193131988, -0.40722360083515446, -0.04457616723511049],
             [-0.1536968313403745, 0.26510832583017596, -0.2706498084572468]]
 XCHECK_KINETIC = 0.880869415
-XCHECK_POTENTIAL = 1.326791446 + 1.064702016      # trap + Coulomb
+XCHECK_TRAP = 1.326791446
+XCHECK_INTERACTION = 1.064702016      # Coulomb
 XCHECK_ENERGY = 3.272362877
 
 
@@ -131,8 +132,9 @@ def test_energy_of_a_fixed_rbm_matches_quadrature(method, step):
     theta[:] = wf.layout.join(XCHECK_A, XCHECK_B, XCHECK_W)
     sampler = Sampler(method, step, system, wf)
     sampler.thermalize(theta, w, 1000, _Serial())
-    e, kin, pot, *_ = sampler.produce(theta, w, 2**15, components=True)
-    for series, exact in ((e, XCHECK_ENERGY), (kin, XCHECK_KINETIC), (pot, XCHECK_POTENTIAL)):
+    e, (kin, trap, inter), *_ = sampler.produce(theta, w, 2**15, components=True)
+    for series, exact in ((e, XCHECK_ENERGY), (kin, XCHECK_KINETIC), (trap, XCHECK_TRAP),
+                          (inter, XCHECK_INTERACTION)):
         s = summarize_chains(series)
         assert abs(s.mean - exact) < 4 * s.error, (s.mean, s.error, exact)
     assert summarize_chains(e).error < 0.005

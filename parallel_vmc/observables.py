@@ -1,0 +1,229 @@
+"""Production observables besides the energy: accumulated in the kernels, summarised here.
+
+Every production sample (one sweep of one walker) adds to one row of a float64
+accumulator of shape (n_batches, width). The row is the sample's *batch*: the
+production sweeps of every chain are cut into ``n_batches`` consecutive, equally long
+stretches of time, and batch ``k`` holds sweeps ``t`` with ``t * K // n_samples == k``
+of all chains. Batch means of long batches are nearly independent, so the spread of
+the ``K`` batch means gives the error of every observable (the batch-means method);
+the driver compares that error for the energy with the blocking error of the full
+series, which would expose batches that are too short.
+
+Columns of a row (:class:`Layout`):
+
+* ``COUNT`` samples; ``E``, ``E2``, ``KINETIC``, ``TRAP``, ``INTERACTION``: sums of the
+  local energy, its square and its three parts (``E_L = T + V_trap + V_int``);
+* ``R12``: sum of the sample's mean pair distance ``(1/n_pairs) sum_{p<q} r_pq``;
+* the radial histogram of ``|r_p|`` (``n_radial`` bins of ``[0, r_max)``, then one
+  overflow bin), all particles;
+* for D = 2, the image of ``(x_p, y_p)`` (``n_image^2`` pixels of
+  ``[-r_max, r_max)^2``, index ``ix * n_image + iy``, then an overflow bin);
+* for P > 1, the histogram of the pair distances ``r_pq`` (``n_pair`` bins of
+  ``[0, pair_max)``, then an overflow bin).
+
+Counts are integers held in float64, exact up to 2^53, so their sums do not depend on
+the order of the reduction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .system import pair_distance
+
+COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
+N_SCALARS = 7
+# spec vector handed to the kernels (float64): where each histogram lives in a row
+SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_PMAX, SPEC_NP, SPEC_OFF_P = \
+    range(8)
+SCALARS = {"local_energy": E, "kinetic": KINETIC, "trap": TRAP, "interaction": INTERACTION,
+           "r12": R12}
+ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Shape of the observable accumulators of one run (fixed by config and system)."""
+
+    particles: int
+    dimensions: int
+    n_batches: int
+    n_radial: int
+    r_max: float
+    n_image: int          # 0 unless D == 2
+    n_pair: int           # 0 unless P > 1
+    pair_max: float
+
+    @classmethod
+    def from_config(cls, prod, system, n_samples: int) -> "Layout":
+        """prod: the ``production`` config section; n_samples: sweeps per chain."""
+        r_max = prod.density_rmax or 4.0 / math.sqrt(system.omega)
+        return cls(system.particles, system.dimensions,
+                   n_batches=max(1, min(prod.batches, n_samples)),
+                   n_radial=prod.density_bins, r_max=float(r_max),
+                   n_image=prod.image_bins if system.dimensions == 2 else 0,
+                   n_pair=prod.pair_bins if system.particles > 1 else 0,
+                   pair_max=float(prod.pair_rmax or 2.0 * r_max))
+
+    @property
+    def off_radial(self) -> int:
+        return N_SCALARS
+
+    @property
+    def off_image(self) -> int:
+        return self.off_radial + self.n_radial + 1
+
+    @property
+    def off_pair(self) -> int:
+        return self.off_image + (self.n_image * self.n_image + 1 if self.n_image else 0)
+
+    @property
+    def width(self) -> int:
+        return self.off_pair + (self.n_pair + 1 if self.n_pair else 0)
+
+    def zeros(self) -> np.ndarray:
+        """An empty accumulator, shape (n_batches, width)."""
+        return np.zeros((self.n_batches, self.width))
+
+    def spec(self) -> np.ndarray:
+        """The float64 vector the kernels read the histogram geometry from."""
+        out = np.zeros(8)
+        out[[SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_PMAX, SPEC_NP,
+             SPEC_OFF_P]] = (self.r_max, self.n_radial, self.off_radial, self.n_image,
+                             self.off_image, self.pair_max, self.n_pair, self.off_pair)
+        return out
+
+
+@njit(cache=True, inline="always")
+def _bin(value, n, upper):
+    """Bin of value in n equal bins of [0, upper); n (the overflow bin) outside or NaN."""
+    t = value * n / upper
+    if t >= 0.0 and t < n:
+        return int(t)
+    return n
+
+
+@njit(cache=True, inline="always")
+def batch_of(t, n_batches, n_samples):
+    """The batch of production sweep t (0-based, per chain) of n_samples."""
+    return t * n_batches // n_samples
+
+
+@njit(cache=True, inline="always")
+def accumulate(row, x, P, D, e, kin, trap, inter, spec):
+    """Add one sample (configuration x of shape (P*D,), local energy e = kin + trap +
+    inter) to the accumulator row (shape (width,)); spec from :meth:`Layout.spec`."""
+    row[COUNT] += 1.0
+    row[E] += e
+    row[E2] += e * e
+    row[KINETIC] += kin
+    row[TRAP] += trap
+    row[INTERACTION] += inter
+    r_max = spec[SPEC_RMAX]
+    n_r = int(spec[SPEC_NR])
+    off_r = int(spec[SPEC_OFF_R])
+    n_img = int(spec[SPEC_NIMG])
+    off_img = int(spec[SPEC_OFF_IMG])
+    for p in range(P):
+        r2 = 0.0
+        for d in range(D):
+            r2 += x[p * D + d] * x[p * D + d]
+        row[off_r + _bin(np.sqrt(r2), n_r, r_max)] += 1.0
+        if n_img > 0:
+            ix = _bin(x[p * D] + r_max, n_img, 2.0 * r_max)
+            iy = _bin(x[p * D + 1] + r_max, n_img, 2.0 * r_max)
+            if ix < n_img and iy < n_img:
+                row[off_img + ix * n_img + iy] += 1.0
+            else:
+                row[off_img + n_img * n_img] += 1.0
+    n_p = int(spec[SPEC_NP])
+    if n_p > 0:
+        off_p = int(spec[SPEC_OFF_P])
+        p_max = spec[SPEC_PMAX]
+        total = 0.0
+        for p in range(P):
+            for q in range(p + 1, P):
+                r = pair_distance(x, p, q, D)
+                total += r
+                row[off_p + _bin(r, n_p, p_max)] += 1.0
+        row[R12] += total / (P * (P - 1) // 2)
+
+
+def _shell_volumes(edges: np.ndarray, D: int) -> np.ndarray:
+    """Volume between radii edges[k] and edges[k+1] in D dimensions."""
+    unit_ball = {1: 2.0, 2: math.pi, 3: 4.0 * math.pi / 3.0}[D]
+    return unit_ball * np.diff(edges ** D)
+
+
+def _batch_estimate(values: np.ndarray, counts: np.ndarray):
+    """Mean and batch-means error of a quantity from per-batch sums.
+
+    values: (K, ...) per-batch sums of the quantity; counts: (K,) samples per batch.
+    Returns (mean over all samples, error), each of shape values.shape[1:].
+    """
+    used = counts > 0
+    values, counts = values[used], counts[used]
+    mean = values.sum(axis=0) / counts.sum()
+    k = counts.size
+    if k < 2:
+        return mean, np.full_like(mean, np.nan)
+    means = values / counts.reshape((-1,) + (1,) * (values.ndim - 1))
+    return mean, means.std(axis=0, ddof=1) / math.sqrt(k)
+
+
+def summarize(totals: np.ndarray, layout: Layout) -> dict:
+    """The observables of a finished production from the reduced accumulator.
+
+    totals: (n_batches, width). Returns {"attrs": {...}, "scalars": {name: {"batch_means"
+    (K,), "mean", "error"}}, and "density", "density_image" (D = 2), "pair_distance"
+    (P > 1): {dataset name: array, "attrs": {...}}} as written to
+    /production/observables.
+    """
+    n = totals[:, COUNT]
+    used = n > 0
+    samples = float(n.sum())
+    P, D = layout.particles, layout.dimensions
+    out = {"attrs": {"n_batches": int(used.sum()), "samples": int(samples),
+                     "error_method": ERROR_METHOD}, "scalars": {}}
+    for name, col in SCALARS.items():
+        if name == "r12" and P < 2:
+            continue
+        mean, err = _batch_estimate(totals[:, col], n)
+        out["scalars"][name] = {"batch_means": totals[used, col] / n[used],
+                                "mean": float(mean), "error": float(err)}
+
+    def histogram(offset, n_bins, norm):
+        counts = totals[:, offset:offset + n_bins]
+        density, error = _batch_estimate(counts / norm, n)
+        return {"counts": counts.sum(axis=0), "density": density, "error": error,
+                "attrs": {"overflow": float(totals[:, offset + n_bins].sum())}}
+
+    edges = np.linspace(0.0, layout.r_max, layout.n_radial + 1)
+    dens = histogram(layout.off_radial, layout.n_radial, _shell_volumes(edges, D))
+    dens["edges"] = edges
+    dens["attrs"].update(r_max=layout.r_max, dimensions=D, particles=P,
+                         normalization="integral over space = particles")
+    out["density"] = dens
+    if layout.n_image:
+        m = layout.n_image
+        xy = np.linspace(-layout.r_max, layout.r_max, m + 1)
+        img = histogram(layout.off_image, m * m, (xy[1] - xy[0]) ** 2)
+        for key in ("counts", "density", "error"):
+            img[key] = img[key].reshape(m, m)
+        img.update(x_edges=xy, y_edges=xy.copy())
+        img["attrs"].update(normalization="integral over the plane = particles",
+                            index="[ix, iy]")
+        out["density_image"] = img
+    if layout.n_pair:
+        n_pairs = P * (P - 1) // 2
+        p_edges = np.linspace(0.0, layout.pair_max, layout.n_pair + 1)
+        pair = histogram(layout.off_pair, layout.n_pair, n_pairs * np.diff(p_edges))
+        pair["edges"] = p_edges
+        r12 = out["scalars"]["r12"]
+        pair["attrs"].update(mean=r12["mean"], error=r12["error"],
+                             normalization="probability density of r_pq, integral 1")
+        out["pair_distance"] = pair
+    return out
