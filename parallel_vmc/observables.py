@@ -36,9 +36,10 @@ from .system import pair_distance
 
 COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
 N_SCALARS = 7
-# spec vector handed to the kernels (float64): where each histogram lives in a row
-SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_PMAX, SPEC_NP, SPEC_OFF_P = \
-    range(8)
+# spec vector handed to the kernels (float64): where each histogram lives in a row and
+# its bins per unit length (multiplications in the hot loop, not divisions)
+SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P, \
+    SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE = range(10)
 SCALARS = {"local_energy": E, "kinetic": KINETIC, "trap": TRAP, "interaction": INTERACTION,
            "r12": R12}
 ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
@@ -90,17 +91,20 @@ class Layout:
 
     def spec(self) -> np.ndarray:
         """The float64 vector the kernels read the histogram geometry from."""
-        out = np.zeros(8)
-        out[[SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_PMAX, SPEC_NP,
-             SPEC_OFF_P]] = (self.r_max, self.n_radial, self.off_radial, self.n_image,
-                             self.off_image, self.pair_max, self.n_pair, self.off_pair)
+        out = np.zeros(10)
+        out[[SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P,
+             SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE]] = (
+            self.r_max, self.n_radial, self.off_radial, self.n_image, self.off_image,
+            self.n_pair, self.off_pair, self.n_radial / self.r_max,
+            self.n_image / (2.0 * self.r_max), self.n_pair / self.pair_max)
         return out
 
 
 @njit(cache=True, inline="always")
-def _bin(value, n, upper):
-    """Bin of value in n equal bins of [0, upper); n (the overflow bin) outside or NaN."""
-    t = value * n / upper
+def _bin(value, n, scale):
+    """Bin of value in n equal bins of [0, n / scale); n (the overflow bin) outside
+    or NaN."""
+    t = value * scale
     if t >= 0.0 and t < n:
         return int(t)
     return n
@@ -125,16 +129,18 @@ def accumulate(row, x, P, D, e, kin, trap, inter, spec):
     r_max = spec[SPEC_RMAX]
     n_r = int(spec[SPEC_NR])
     off_r = int(spec[SPEC_OFF_R])
+    r_scale = spec[SPEC_R_SCALE]
     n_img = int(spec[SPEC_NIMG])
     off_img = int(spec[SPEC_OFF_IMG])
+    img_scale = spec[SPEC_IMG_SCALE]
     for p in range(P):
         r2 = 0.0
         for d in range(D):
             r2 += x[p * D + d] * x[p * D + d]
-        row[off_r + _bin(np.sqrt(r2), n_r, r_max)] += 1.0
+        row[off_r + _bin(np.sqrt(r2), n_r, r_scale)] += 1.0
         if n_img > 0:
-            ix = _bin(x[p * D] + r_max, n_img, 2.0 * r_max)
-            iy = _bin(x[p * D + 1] + r_max, n_img, 2.0 * r_max)
+            ix = _bin(x[p * D] + r_max, n_img, img_scale)
+            iy = _bin(x[p * D + 1] + r_max, n_img, img_scale)
             if ix < n_img and iy < n_img:
                 row[off_img + ix * n_img + iy] += 1.0
             else:
@@ -142,13 +148,13 @@ def accumulate(row, x, P, D, e, kin, trap, inter, spec):
     n_p = int(spec[SPEC_NP])
     if n_p > 0:
         off_p = int(spec[SPEC_OFF_P])
-        p_max = spec[SPEC_PMAX]
+        p_scale = spec[SPEC_P_SCALE]
         total = 0.0
         for p in range(P):
             for q in range(p + 1, P):
                 r = pair_distance(x, p, q, D)
                 total += r
-                row[off_p + _bin(r, n_p, p_max)] += 1.0
+                row[off_p + _bin(r, n_p, p_scale)] += 1.0
         row[R12] += total / (P * (P - 1) // 2)
 
 
