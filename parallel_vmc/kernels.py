@@ -117,7 +117,11 @@ def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, gra
     return kin, trap, inter
 
 
-@njit(cache=True)
+# error_model="numpy": a division by zero gives inf/nan (which the driver's guards catch)
+# instead of a Python exception. The exception checks blocked LLVM's optimisation of
+# the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
+# ~3x cheaper (pvmc bench), with bit-identical results.
+@njit(cache=True, error_model="numpy")
 def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c, P, D,
                 omega, coulomb, X, rng, sums, e_out, parts_out, obs, obs_spec, t0, n_total,
                 accepted):
@@ -241,8 +245,8 @@ def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c,
                     parts_out[1, w, sweep] = trap
                     parts_out[2, w, sweep] = inter
                 if with_obs:
-                    row = obs[batch_of(t0 + sweep, n_batches, n_total)]
-                    accumulate(row, x, P, D, e, kin, trap, inter, obs_spec)
+                    accumulate(obs, batch_of(t0 + sweep, n_batches, n_total), x, P, D, e,
+                               kin, trap, inter, obs_spec)
             else:
                 e_sum += e
                 sums[S_E2] += e * e

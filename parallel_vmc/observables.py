@@ -117,15 +117,17 @@ def batch_of(t, n_batches, n_samples):
 
 
 @njit(cache=True, inline="always")
-def accumulate(row, x, P, D, e, kin, trap, inter, spec):
+def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
     """Add one sample (configuration x of shape (P*D,), local energy e = kin + trap +
-    inter) to the accumulator row (shape (width,)); spec from :meth:`Layout.spec`."""
-    row[COUNT] += 1.0
-    row[E] += e
-    row[E2] += e * e
-    row[KINETIC] += kin
-    row[TRAP] += trap
-    row[INTERACTION] += inter
+    inter) to row b of the accumulator obs (shape (n_batches, width)); spec from
+    :meth:`Layout.spec`. (Indexing obs[b, k] rather than taking a row view spares a
+    reference-counted array object per sample.)"""
+    obs[b, COUNT] += 1.0
+    obs[b, E] += e
+    obs[b, E2] += e * e
+    obs[b, KINETIC] += kin
+    obs[b, TRAP] += trap
+    obs[b, INTERACTION] += inter
     r_max = spec[SPEC_RMAX]
     n_r = int(spec[SPEC_NR])
     off_r = int(spec[SPEC_OFF_R])
@@ -137,14 +139,14 @@ def accumulate(row, x, P, D, e, kin, trap, inter, spec):
         r2 = 0.0
         for d in range(D):
             r2 += x[p * D + d] * x[p * D + d]
-        row[off_r + _bin(np.sqrt(r2), n_r, r_scale)] += 1.0
+        obs[b, off_r + _bin(np.sqrt(r2), n_r, r_scale)] += 1.0
         if n_img > 0:
             ix = _bin(x[p * D] + r_max, n_img, img_scale)
             iy = _bin(x[p * D + 1] + r_max, n_img, img_scale)
             if ix < n_img and iy < n_img:
-                row[off_img + ix * n_img + iy] += 1.0
+                obs[b, off_img + ix * n_img + iy] += 1.0
             else:
-                row[off_img + n_img * n_img] += 1.0
+                obs[b, off_img + n_img * n_img] += 1.0
     n_p = int(spec[SPEC_NP])
     if n_p > 0:
         off_p = int(spec[SPEC_OFF_P])
@@ -154,8 +156,8 @@ def accumulate(row, x, P, D, e, kin, trap, inter, spec):
             for q in range(p + 1, P):
                 r = pair_distance(x, p, q, D)
                 total += r
-                row[off_p + _bin(r, n_p, p_scale)] += 1.0
-        row[R12] += total / (P * (P - 1) // 2)
+                obs[b, off_p + _bin(r, n_p, p_scale)] += 1.0
+        obs[b, R12] += total / (P * (P - 1) // 2)
 
 
 def _shell_volumes(edges: np.ndarray, D: int) -> np.ndarray:

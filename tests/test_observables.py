@@ -88,8 +88,8 @@ def test_binning_matches_numpy_histograms():
     X = 1.2 * rng.standard_normal((500, P * D))
     acc = layout.zeros()
     for t, x in enumerate(X):
-        row = acc[ob.batch_of(t % 100, layout.n_batches, 100)]
-        ob.accumulate(row, x, P, D, 1.0, 0.5, 0.25, 0.25, layout.spec())
+        ob.accumulate(acc, ob.batch_of(t % 100, layout.n_batches, 100), x, P, D, 1.0, 0.5,
+                      0.25, 0.25, layout.spec())
     s = ob.summarize(acc, layout)
     pts = X.reshape(-1, D)
     r = np.linalg.norm(pts, axis=1)
@@ -109,7 +109,7 @@ def test_binning_matches_numpy_histograms():
     nan_acc = layout.zeros()
     x = X[0].copy()
     x[0] = np.nan
-    ob.accumulate(nan_acc[0], x, P, D, 1.0, 0.5, 0.25, 0.25, layout.spec())
+    ob.accumulate(nan_acc, 0, x, P, D, 1.0, 0.5, 0.25, 0.25, layout.spec())
     bad = ob.summarize(nan_acc, layout)
     assert bad["density"]["attrs"]["overflow"] >= 1
     assert bad["density"]["counts"].sum() + bad["density"]["attrs"]["overflow"] == P
