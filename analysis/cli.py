@@ -19,6 +19,9 @@ from .plots import PlotError
 from .runfile import RunFileError, read_run
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
+ENERGY_PARTS = ("kinetic", "trap", "interaction", "potential")   # potential: format <= 2
+SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
+SHORT_BATCHES = 0.7    # batch-means error of E below this x blocking error: warn
 
 
 class UsageError(Exception):
@@ -122,7 +125,7 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
                     report["warnings"].append(
                         f"chains disagree: R-hat {summary.rhat:.5f} vs limit "
                         f"{summary.rhat_limit:.5f}; flagged chains {chains}{where}")
-        for part in ("kinetic", "potential"):
+        for part in ENERGY_PARTS:
             if part != series and part in run.production and run.production[part].shape[1] >= 4:
                 try:
                     ps = summarize_chains(run.production[part], n_boot=2, seed=seed)
@@ -132,10 +135,65 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
     report["production"] = prod
     report["summary_in_file"] = run.summary or None
     report["segments"] = run.segments
-    report["observables"] = sorted(run.observables)
+    report["observables"] = _observables_report(run, report["warnings"])
     if not run.status.startswith("completed"):
         report["warnings"].append(f"run status is '{run.status}': partial data analysed")
     return report, summary
+
+
+def _observables_report(run, warnings: list) -> dict | None:
+    """The /production/observables of a run for the report: scalar means with their
+    batch-means errors, the histograms' sizes and overflow, and the comparison of the
+    energy's batch-means error with its blocking error (warning if the batches are too
+    short to be independent)."""
+    obs = run.observables
+    if not obs:
+        return None
+    if not run.observables_attrs:                   # formats 1-2: names only
+        return {"datasets": sorted(obs)}
+    out = {"n_batches": run.observables_attrs.get("n_batches"),
+           "samples": run.observables_attrs.get("samples"), "scalars": {}}
+    for name in SCALAR_OBSERVABLES:
+        if isinstance(obs.get(name), dict):
+            out["scalars"][name] = {"mean": obs[name]["mean"], "error": obs[name]["error"]}
+    for name in ("density", "density_image", "pair_distance"):
+        h = obs.get(name)
+        if isinstance(h, dict):
+            total = float(h["counts"].sum()) + float(h["attrs"].get("overflow", 0.0))
+            out[name] = {"bins": list(h["counts"].shape),
+                         "overflow": h["attrs"].get("overflow"),
+                         "overflow_fraction": (h["attrs"].get("overflow", 0.0) / total
+                                               if total else None)}
+    batch = run.observables_attrs.get("energy_error_batch_means")
+    blocking = run.observables_attrs.get("energy_error_blocking")
+    out["energy_error_batch_means"], out["energy_error_blocking"] = batch, blocking
+    if batch is not None and blocking and batch < SHORT_BATCHES * blocking:
+        warnings.append(f"observables: the batch-means error of E ({batch:.3g}) is below "
+                        f"{SHORT_BATCHES} x its blocking error ({blocking:.3g}): batches too "
+                        "short for the autocorrelation time, so the observables' errors are "
+                        "underestimated")
+    for name in ("density", "pair_distance"):
+        frac = (out.get(name) or {}).get("overflow_fraction")
+        if frac is not None and frac > 1e-3:
+            warnings.append(f"observables: {100 * frac:.2g} % of the {name} counts lie "
+                            "beyond the histogram (raise production.density_rmax / "
+                            "pair_rmax)")
+    return out
+
+
+def _observable_rows(o: dict | None) -> list:
+    if not o or "scalars" not in o:
+        return []
+    labels = {"local_energy": "E (batches)", "r12": "<r12>"}
+    rows = [(labels.get(name, name), _pm(v["mean"], v["error"])
+             + ("  (batch means)" if name != "r12" else ""))
+            for name, v in o["scalars"].items()]
+    rows.append(("observables", f"{o['n_batches']} batch means of {o['samples']} samples; "
+                 "histograms: " + ", ".join(
+                     f"{k} {'x'.join(map(str, o[k]['bins']))} (overflow "
+                     f"{_g(o[k]['overflow'], '.0f')})"
+                     for k in ("density", "density_image", "pair_distance") if k in o)))
+    return rows
 
 
 def _pm(v, e, digits=6):
@@ -203,9 +261,10 @@ def format_report(r: dict) -> str:
             ("acceptance", f"{_g(p.get('acceptance'), '.4f')}  ({p.get('sampler')}, "
                            f"step {_g(p.get('step'), '.4g')})"),
         ]
-        for part in ("kinetic", "potential"):
+        for part in ENERGY_PARTS:
             if isinstance(p.get(part), dict):
-                rows.append((part, _pm(p[part]["mean"], p[part]["error"])))
+                rows.append((part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)"))
+    rows += _observable_rows(r.get("observables"))
     s = r.get("summary_in_file")
     if s and "energy" in s:
         rows.append(("pvmc summary", _pm(s.get("energy"), s.get("error"))))
@@ -231,7 +290,8 @@ def _summary_parser():
                    help="write PNG figures into DIR (created if needed)")
     p.add_argument("--series", default=None, metavar="NAME",
                    help="production series to analyse: local_energy (default), kinetic, "
-                        "potential; an explicitly named series must exist")
+                        "trap, interaction (potential in format <= 2); an explicitly "
+                        "named series must exist")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (1000)")
     p.add_argument("--seed", type=int, default=None, help="bootstrap seed")
     return p

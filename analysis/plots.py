@@ -9,7 +9,12 @@ share a directory:
     <stem>_optimization.png   energy vs optimisation iteration, error band
     <stem>_blocking.png       standard error vs blocking level, chosen level marked
     <stem>_histogram.png      local-energy histogram of the production samples
-    <stem>_density.png        radial one-body density (only if the file has one)
+    <stem>_density.png        radial one-body density with its error band
+    <stem>_density_image.png  2D one-body density rho(x, y) (D = 2 runs)
+    <stem>_pair_distance.png  pair-distance distribution, <r12> marked (P > 1)
+
+(each of the last three only if the file has it: /production/observables, format 3;
+older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import os
 import numpy as np
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
-           "plot_histogram", "plot_density", "plot_scan", "run_plots", "plot_names"]
+           "plot_histogram", "plot_density", "plot_radial_density", "plot_density_image",
+           "plot_pair_distance", "plot_scan", "run_plots", "plot_names"]
 
 
 class PlotError(RuntimeError):
@@ -150,6 +156,56 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     return _save(fig, path)
 
 
+def _band(ax, edges, values, errors, color, label):
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ax.plot(centres, values, "-", color=color, lw=1.4, label=label)
+    ax.fill_between(centres, values - errors, values + errors, color=color, alpha=0.3, lw=0,
+                    label="± error (batch means)")
+
+
+def plot_radial_density(edges, density, error, path: str, title: str = "") -> str:
+    """rho(r) as stored by pvmc (integral over space = P) with its error band."""
+    edges = np.asarray(edges, float)
+    fig = _figure()
+    ax = fig.subplots()
+    _band(ax, edges, np.asarray(density, float), np.asarray(error, float), "C0", "rho(r)")
+    ax.set_xlabel("r")
+    ax.set_ylabel("one-body density rho(r)")
+    ax.set_title(title or "one-body density")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") -> str:
+    """rho(x, y) of a 2D system (density[ix, iy]) as an image with a colour bar."""
+    x_edges, y_edges = np.asarray(x_edges, float), np.asarray(y_edges, float)
+    fig = _figure(6.4, 5.2)
+    ax = fig.subplots()
+    im = ax.imshow(np.asarray(density, float).T, origin="lower", cmap="viridis",
+                   extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title or "one-body density rho(x, y)")
+    fig.colorbar(im, ax=ax, label="rho(x, y)")
+    return _save(fig, path)
+
+
+def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") -> str:
+    """Probability density of the pair distance r_pq with its error band; <r12> marked."""
+    edges = np.asarray(edges, float)
+    fig = _figure()
+    ax = fig.subplots()
+    _band(ax, edges, np.asarray(density, float), np.asarray(error, float), "C1", "P(r12)")
+    if mean is not None and math.isfinite(mean):
+        ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
+    ax.set_xlabel("r12")
+    ax.set_ylabel("pair-distance density")
+    ax.set_title(title or "pair distance")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
 def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     """Energy with error bars against a config value, one point per run."""
     pts = [(r["key"], r["energy"], r["error"]) for r in rows
@@ -172,7 +228,8 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
 
 def plot_names(stem: str) -> dict:
     return {kind: f"{stem}_{kind}.png"
-            for kind in ("optimization", "blocking", "histogram", "density")}
+            for kind in ("optimization", "blocking", "histogram", "density", "density_image",
+                         "pair_distance")}
 
 
 def run_plots(run, summary, directory: str) -> list:
@@ -196,7 +253,24 @@ def run_plots(run, summary, directory: str) -> list:
                                       os.path.join(directory, names["histogram"]),
                                       title=f"local energy: {label}", mean=summary.mean))
     obs = run.observables
-    if "density_counts" in obs and "density_edges" in obs:
+    out = {kind: os.path.join(directory, names[kind])
+           for kind in ("density", "density_image", "pair_distance")}
+    if isinstance(obs.get("density"), dict):
+        d = obs["density"]
+        written.append(plot_radial_density(d["edges"], d["density"], d["error"],
+                                           out["density"],
+                                           title=f"one-body density: {label}"))
+    if isinstance(obs.get("density_image"), dict):
+        d = obs["density_image"]
+        written.append(plot_density_image(d["x_edges"], d["y_edges"], d["density"],
+                                          out["density_image"],
+                                          title=f"one-body density: {label}"))
+    if isinstance(obs.get("pair_distance"), dict):
+        d = obs["pair_distance"]
+        written.append(plot_pair_distance(d["edges"], d["density"], d["error"],
+                                          d["attrs"].get("mean"), out["pair_distance"],
+                                          title=f"pair distance: {label}"))
+    if "density_counts" in obs and "density_edges" in obs:      # formats 1-2
         system = run.config.get("system", {}) if isinstance(run.config, dict) else {}
         written.append(plot_density(obs["density_counts"], obs["density_edges"],
                                     os.path.join(directory, names["density"]),

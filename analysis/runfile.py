@@ -20,11 +20,14 @@ import numpy as np
 
 __all__ = ["RunFileError", "RunData", "read_run", "config_value", "SUPPORTED_FORMATS"]
 
-SUPPORTED_FORMATS = (1, 2)
+SUPPORTED_FORMATS = (1, 2, 3)
 OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 REQUIRED_ROOT = ("format_version", "status", "config")
-PRODUCTION_SERIES = ("local_energy", "kinetic", "potential")
+# kinetic, trap, interaction: format 3; potential (= trap + interaction): formats 1-2
+PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction", "potential")
+HISTOGRAMS = {"density": ("edges",), "pair_distance": ("edges",),
+              "density_image": ("x_edges", "y_edges")}
 
 
 class RunFileError(Exception):
@@ -73,9 +76,15 @@ class RunData:
 
     optimization : dict of 1-D arrays (+ 'params' 2-D), empty dict if absent/empty
     production   : dict name -> (n_chains, samples_per_chain) array, for the series
-                   present (local_energy, kinetic, potential); empty if absent
+                   present (local_energy, kinetic, trap, interaction; potential in
+                   formats 1-2); empty if absent
     production_attrs, summary, wavefunction_attrs : plain dicts (may be empty)
-    observables  : dict name -> array from /production/observables
+    observables  : /production/observables (format 3): scalar name (local_energy,
+                   kinetic, trap, interaction, r12) -> {"batch_means" (K,), "mean",
+                   "error"}; histogram name (density, density_image, pair_distance) ->
+                   {its arrays (edges or x_edges/y_edges, counts, density, error),
+                   "attrs": {...}}. Formats 1-2: flat name -> array.
+    observables_attrs : attrs of /production/observables (n_batches, samples, ...)
     segments     : list of dicts, one per launch
     """
 
@@ -87,6 +96,7 @@ class RunData:
     production: dict = field(default_factory=dict)
     production_attrs: dict = field(default_factory=dict)
     observables: dict = field(default_factory=dict)
+    observables_attrs: dict = field(default_factory=dict)
     wavefunction: dict = field(default_factory=dict)
     wavefunction_attrs: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
@@ -113,6 +123,38 @@ class RunData:
             if key in self.attrs:
                 return self.attrs[key]
             raise
+
+
+def _read_observables(path: str, grp) -> tuple:
+    """(attrs, observables) of a /production/observables group, validated."""
+    import h5py
+    where = "/production/observables/"
+    out = {}
+    for name, item in grp.items():
+        if isinstance(item, h5py.Dataset):
+            value = np.asarray(item[()])
+            if "mean" in item.attrs and "error" in item.attrs:      # a scalar observable
+                if value.ndim != 1:
+                    raise RunFileError(path, f"{where}{name} is not 1-D (batch means)")
+                out[name] = {"batch_means": value, "mean": float(item.attrs["mean"]),
+                             "error": float(item.attrs["error"])}
+            else:                                                   # formats 1-2
+                out[name] = value
+        elif name in HISTOGRAMS:
+            hist = {k: np.asarray(v[()]) for k, v in item.items()
+                    if isinstance(v, h5py.Dataset)}
+            missing = [k for k in HISTOGRAMS[name] + ("counts", "density", "error")
+                       if k not in hist]
+            if missing:
+                raise RunFileError(path, f"{where}{name} lacks {', '.join(missing)}")
+            shape = tuple(hist[e].size - 1 for e in HISTOGRAMS[name])
+            for k in ("counts", "density", "error"):
+                if hist[k].shape != shape:
+                    raise RunFileError(path, f"{where}{name}/{k} has shape {hist[k].shape}, "
+                                       f"its edges give {shape}")
+            hist["attrs"] = {k: _plain(v) for k, v in item.attrs.items()}
+            out[name] = hist
+    return {k: _plain(v) for k, v in grp.attrs.items()}, out
 
 
 def _open(path: str):
@@ -212,9 +254,8 @@ def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) 
                 filled = max(0, min(filled, ds.shape[1]))
                 run.production[name] = np.asarray(ds[:, :filled], dtype=np.float64)
             if "observables" in grp and isinstance(grp["observables"], h5py.Group):
-                for name, ds in grp["observables"].items():
-                    if isinstance(ds, h5py.Dataset):
-                        run.observables[name] = np.asarray(ds[()])
+                run.observables_attrs, run.observables = _read_observables(
+                    path, grp["observables"])
 
         if "wavefunction" in h5:
             grp = h5["wavefunction"]

@@ -227,7 +227,8 @@ def test_real_pvmc_output_file(tmp_path):
     res = subprocess.run([sys.executable, "-m", "analysis", str(out), "--plots", str(plots)],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    for word in ("completed", "energy", "bootstrap", "tau_int", "R-hat", "pvmc summary"):
+    for word in ("completed", "energy", "bootstrap", "tau_int", "R-hat", "pvmc summary",
+                 "kinetic", "trap", "interaction", "<r12>", "batch means"):
         assert word in res.stdout
     with h5py.File(out, "r") as h5:
         stored = h5["summary"].attrs["energy"]
@@ -235,7 +236,8 @@ def test_real_pvmc_output_file(tmp_path):
     assert f"{stored:.6f}" in res.stdout
     assert summarize_chains(e).mean == pytest.approx(stored, rel=1e-12)
     names = sorted(os.listdir(plots))
-    assert names == ["real_blocking.png", "real_histogram.png", "real_optimization.png"]
+    assert names == ["real_blocking.png", "real_density.png", "real_density_image.png",
+                     "real_histogram.png", "real_optimization.png", "real_pair_distance.png"]
     for name in names:
         assert os.path.getsize(plots / name) > 5000
         w, h = _png_size(plots / name)
