@@ -550,8 +550,7 @@ class Run:
             obs = None if layout is None else layout.zeros()
             nan = np.full((W, k), np.nan)
             (e, parts, acc, prop), failed = self._guarded(
-                lambda: self.sampler.produce(st.theta, self.walkers, k, cfg.store_components,
-                                             obs, spec, st.prod_done, n),
+                lambda: self._produce_chunk(k, obs, spec),
                 (nan, np.full((3, W, k), np.nan), 0.0, 0.0))
             # The observables of the batches this chunk touched ride along in the
             # chunk's one reduction; their totals are then the same on every rank.
@@ -578,6 +577,22 @@ class Run:
             progress.update(st.prod_done, f"E(last block, rank 0) = {e.mean():.5f}")
             self._after_unit(decision)
         progress.close()
+
+    def _produce_chunk(self, k, obs, spec):
+        """This rank's k production sweeps; a non-finite local energy (a division by
+        zero in the kernel gives inf, not an exception) stops the run on every rank
+        instead of entering the series."""
+        st = self.state
+        out = self.sampler.produce(st.theta, self.walkers, k,
+                                   self.cfg.production.store_components, obs, spec,
+                                   st.prod_done, self.n_samples)
+        bad = ~np.isfinite(out[0])
+        if bad.any():
+            w, t = np.argwhere(bad)[0]
+            raise FloatingPointError(f"non-finite local energy {out[0][w, t]} of chain "
+                                     f"{self.first_chain + w} at production sample "
+                                     f"{st.prod_done + t}")
+        return out
 
     # ------------------------------------------------------------------ the run
     def _open_file(self) -> None:

@@ -102,3 +102,24 @@ def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
             assert a[name][()].tobytes() == b[name][()].tobytes(), name
         assert a["summary"].attrs["energy"] == b["summary"].attrs["energy"]
         assert list(b["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
+
+
+def test_non_finite_local_energy_in_production_fails_and_names_the_sample(tmp_path,
+                                                                         monkeypatch):
+    """The kernels turn a division by zero into inf (error_model numpy): production
+    stops on it, naming chain and sample, instead of writing it into the series."""
+    from parallel_vmc import samplers
+    cfg = make_config(tmp_path / "inf.h5", optimizer={"iterations": 3},
+                      production={"samples": 4096})
+    original = samplers.Sampler.produce
+
+    def poisoned(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        out[0][2, 5] = np.inf
+        return out
+    monkeypatch.setattr(samplers.Sampler, "produce", poisoned)
+    with pytest.raises(RunFailed, match="exception on"):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    with h5py.File(cfg.output.path) as h5:
+        assert h5.attrs["status"].decode().startswith("failed: an exception on rank 0")
+        assert h5["production/samples_written"][0] == 0
