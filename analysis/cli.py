@@ -15,12 +15,15 @@ import math
 import os
 import sys
 
+import numpy as np
+
 from .plots import PlotError
-from .runfile import RunFileError, read_run
+from .runfile import SCALAR_OBSERVABLES, RunFileError, read_run, shell_volumes
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 ENERGY_PARTS = ("kinetic", "trap", "interaction", "potential")   # potential: format <= 2
-SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
+SCALAR_ORDER = ("kinetic", "trap", "interaction", "local_energy", "r12")   # in the table
+HISTOGRAM_NAMES = ("density", "density_image", "pair_distance")
 SHORT_BATCHES = 0.7    # batch-means error of E below this x blocking error: warn
 
 
@@ -135,64 +138,141 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
     report["production"] = prod
     report["summary_in_file"] = run.summary or None
     report["segments"] = run.segments
-    report["observables"] = _observables_report(run, report["warnings"])
+    report["observables"] = _observables_report(
+        run, report["warnings"],
+        blocking_error=summary.error if summary is not None and series == "local_energy"
+        else None)
     if not run.status.startswith("completed"):
         report["warnings"].append(f"run status is '{run.status}': partial data analysed")
     return report, summary
 
 
-def _observables_report(run, warnings: list) -> dict | None:
-    """The /production/observables of a run for the report: scalar means with their
-    batch-means errors, the histograms' sizes and overflow, and the comparison of the
-    energy's batch-means error with its blocking error (warning if the batches are too
-    short to be independent)."""
+def _integral(name: str, h: dict, dimensions) -> float | None:
+    """Integral of a stored histogram density over its range (None if D is unknown)."""
+    if name == "density_image":
+        area = np.outer(np.diff(h["x_edges"]), np.diff(h["y_edges"]))
+        return float(np.sum(h["density"] * area))
+    if name == "density":
+        if not isinstance(dimensions, int) or dimensions < 1:
+            return None
+        return float(np.sum(h["density"] * shell_volumes(h["edges"], dimensions)))
+    return float(np.sum(h["density"] * np.diff(h["edges"])))
+
+
+def _observables_report(run, warnings: list, blocking_error=None) -> dict | None:
+    """The /production/observables of a run for the report.
+
+    Format 3: the scalars' means with their batch-means errors, per histogram its bins,
+    overflow and integral, and the energy's batch-means error against its blocking error
+    (the file's, else ``blocking_error`` from this analysis) with a warning when the
+    batches are too short to be independent. Formats 1-2: the dataset names.
+    """
     obs = run.observables
     if not obs:
         return None
-    if not run.observables_attrs:                   # formats 1-2: names only
+    if not any(isinstance(v, dict) for v in obs.values()):   # formats 1-2: flat arrays
         return {"datasets": sorted(obs)}
-    out = {"n_batches": run.observables_attrs.get("n_batches"),
-           "samples": run.observables_attrs.get("samples"), "scalars": {}}
+    attrs = run.observables_attrs
+    system = run.config.get("system")
+    system = system if isinstance(system, dict) else {}
+    particles = system.get("particles")
+    if isinstance(obs.get("density"), dict):
+        particles = obs["density"]["attrs"].get("particles", particles)
+    samples = attrs.get("samples")
+    out = {"n_batches": attrs.get("n_batches"), "samples": samples,
+           "error_method": attrs.get("error_method"), "scalars": {}}
     for name in SCALAR_OBSERVABLES:
         if isinstance(obs.get(name), dict):
             out["scalars"][name] = {"mean": obs[name]["mean"], "error": obs[name]["error"]}
-    for name in ("density", "density_image", "pair_distance"):
+    for name in HISTOGRAM_NAMES:
         h = obs.get(name)
-        if isinstance(h, dict):
-            total = float(h["counts"].sum()) + float(h["attrs"].get("overflow", 0.0))
-            out[name] = {"bins": list(h["counts"].shape),
-                         "overflow": h["attrs"].get("overflow"),
-                         "overflow_fraction": (h["attrs"].get("overflow", 0.0) / total
-                                               if total else None)}
-    batch = run.observables_attrs.get("energy_error_batch_means")
-    blocking = run.observables_attrs.get("energy_error_blocking")
-    out["energy_error_batch_means"], out["energy_error_blocking"] = batch, blocking
-    if batch is not None and blocking and batch < SHORT_BATCHES * blocking:
+        if not isinstance(h, dict):
+            continue
+        overflow = h["attrs"].get("overflow")
+        counted = float(h["counts"].sum()) + float(overflow or 0.0)
+        dims = h["attrs"].get("dimensions", system.get("dimensions"))
+        entry = {"bins": list(h["counts"].shape), "overflow": overflow,
+                 "overflow_fraction": (float(overflow) / counted
+                                       if overflow is not None and counted else None),
+                 "integral": _integral(name, h, dims)}
+        out[name] = entry
+        # expected: P particles (densities) or 1 (pair distance), less what overflowed
+        if name == "pair_distance":
+            per_sample = (particles * (particles - 1) // 2
+                          if isinstance(particles, int) else None)
+            target = 1.0
+        else:
+            per_sample = particles if isinstance(particles, int) else None
+            target = per_sample
+        if (entry["integral"] is not None and per_sample
+                and isinstance(samples, (int, float)) and samples > 0
+                and overflow is not None):
+            missing = float(overflow) / samples / (1 if name != "pair_distance"
+                                                   else per_sample)
+            if abs(entry["integral"] + missing - target) > 1e-6 * target:
+                warnings.append(
+                    f"observables: {name} integrates to {entry['integral']:.6g} over its "
+                    f"range (+ {missing:.3g} beyond it), not {target}: the file's "
+                    "normalisation is not that of format 3")
+        if entry["overflow_fraction"] is not None and entry["overflow_fraction"] > 1e-3:
+            key = "pair_rmax" if name == "pair_distance" else "density_rmax"
+            warnings.append(f"observables: {100 * entry['overflow_fraction']:.2g} % of the "
+                            f"{name} counts lie beyond the histogram (raise "
+                            f"production.{key})")
+
+    batch = attrs.get("energy_error_batch_means")
+    if batch is None and isinstance(obs.get("local_energy"), dict):
+        batch = obs["local_energy"]["error"]
+    blocking = attrs.get("energy_error_blocking")
+    source = "file"
+    if blocking is None and blocking_error is not None:
+        blocking, source = blocking_error, "this analysis"
+    ratio = (batch / blocking if isinstance(batch, (int, float)) and
+             isinstance(blocking, (int, float)) and blocking > 0 and math.isfinite(batch)
+             else None)
+    out.update(energy_error_batch_means=batch, energy_error_blocking=blocking,
+               energy_error_blocking_from=source if blocking is not None else None,
+               energy_error_ratio=ratio)
+    if ratio is not None and ratio < SHORT_BATCHES:
         warnings.append(f"observables: the batch-means error of E ({batch:.3g}) is below "
                         f"{SHORT_BATCHES} x its blocking error ({blocking:.3g}): batches too "
                         "short for the autocorrelation time, so the observables' errors are "
-                        "underestimated")
-    for name in ("density", "pair_distance"):
-        frac = (out.get(name) or {}).get("overflow_fraction")
-        if frac is not None and frac > 1e-3:
-            warnings.append(f"observables: {100 * frac:.2g} % of the {name} counts lie "
-                            "beyond the histogram (raise production.density_rmax / "
-                            "pair_rmax)")
+                        "underestimated (fewer production.batches or more samples)")
     return out
 
 
 def _observable_rows(o: dict | None) -> list:
-    if not o or "scalars" not in o:
+    if not o:
         return []
-    labels = {"local_energy": "E (batches)", "r12": "<r12>"}
-    rows = [(labels.get(name, name), _pm(v["mean"], v["error"])
-             + ("  (batch means)" if name != "r12" else ""))
-            for name, v in o["scalars"].items()]
-    rows.append(("observables", f"{o['n_batches']} batch means of {o['samples']} samples; "
-                 "histograms: " + ", ".join(
-                     f"{k} {'x'.join(map(str, o[k]['bins']))} (overflow "
-                     f"{_g(o[k]['overflow'], '.0f')})"
-                     for k in ("density", "density_image", "pair_distance") if k in o)))
+    if "scalars" not in o:
+        return [("observables", "datasets " + ", ".join(o.get("datasets", [])))]
+    rows = [("observables", f"{_g(o['n_batches'])} batch means of {_g(o['samples'])} "
+             "samples (mean +- batch-means error)")]
+    labels = {"local_energy": "E", "r12": "<r12>"}
+    for name in SCALAR_ORDER:
+        v = o["scalars"].get(name)
+        if v is not None:
+            rows.append((f"  {labels.get(name, name)}", _pm(v["mean"], v["error"])))
+    batch, blocking = o.get("energy_error_batch_means"), o.get("energy_error_blocking")
+    if batch is not None and blocking is not None:
+        ratio = o.get("energy_error_ratio")
+        rows.append(("  E error", f"batch means {_g(batch, '.4g')} vs blocking "
+                     f"{_g(blocking, '.4g')}"
+                     + (" (this analysis)" if o.get("energy_error_blocking_from")
+                        == "this analysis" else "")
+                     + (f": ratio {ratio:.3f}" if ratio is not None else "")
+                     + (" (batches too short)" if ratio is not None and ratio < SHORT_BATCHES
+                        else "")))
+    labels = {"density": "rho(r)", "density_image": "rho(x,y)", "pair_distance": "P(r12)"}
+    for name in HISTOGRAM_NAMES:
+        h = o.get(name)
+        if h is None:
+            continue
+        frac = h.get("overflow_fraction")
+        rows.append((f"  {labels[name]}",
+                     f"{'x'.join(map(str, h['bins']))} bins, integral "
+                     f"{_g(h.get('integral'), '.6g')}, overflow {_g(h['overflow'], '.0f')}"
+                     + (f" ({100 * frac:.2g} %)" if frac else "")))
     return rows
 
 

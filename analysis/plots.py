@@ -9,9 +9,9 @@ share a directory:
     <stem>_optimization.png   energy vs optimisation iteration, error band
     <stem>_blocking.png       standard error vs blocking level, chosen level marked
     <stem>_histogram.png      local-energy histogram of the production samples
-    <stem>_density.png        radial one-body density with its error band
+    <stem>_density.png        radial one-body density rho(r) with error bars
     <stem>_density_image.png  2D one-body density rho(x, y) (D = 2 runs)
-    <stem>_pair_distance.png  pair-distance distribution, <r12> marked (P > 1)
+    <stem>_pair_distance.png  pair-distance density with error bars, <r12> marked (P > 1)
 
 (each of the last three only if the file has it: /production/observables, format 3;
 older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
@@ -22,6 +22,8 @@ import math
 import os
 
 import numpy as np
+
+from .runfile import shell_volumes
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
            "plot_histogram", "plot_density", "plot_radial_density", "plot_density_image",
@@ -120,10 +122,6 @@ def plot_histogram(samples, path: str, title: str = "", mean: float | None = Non
     return _save(fig, path)
 
 
-def _ball_volume(r, dim: int):
-    return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * np.asarray(r, float) ** dim
-
-
 def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int = 1,
                  title: str = "") -> str:
     """Radial one-body density from histogram counts of particle distances r.
@@ -141,7 +139,7 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     total = counts.sum()
     centres = 0.5 * (edges[1:] + edges[:-1])
     width = np.diff(edges)
-    shell = _ball_volume(edges[1:], dimensions) - _ball_volume(edges[:-1], dimensions)
+    shell = shell_volumes(edges, dimensions)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = particles * counts / (total * shell) if total > 0 else counts * 0
         radial = counts / (total * width) if total > 0 else counts * 0
@@ -156,19 +154,23 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     return _save(fig, path)
 
 
-def _band(ax, edges, values, errors, color, label):
+def _with_error_bars(ax, edges, values, errors, color, label):
+    """values per bin at the bin centres with their error bars (batch means); bins
+    without an error (NaN: fewer than 2 batches) are drawn without one."""
     centres = 0.5 * (edges[1:] + edges[:-1])
-    ax.plot(centres, values, "-", color=color, lw=1.4, label=label)
-    ax.fill_between(centres, values - errors, values + errors, color=color, alpha=0.3, lw=0,
-                    label="± error (batch means)")
+    errors = np.where(np.isfinite(errors), errors, 0.0)
+    ax.errorbar(centres, values, yerr=errors, fmt="o-", ms=2.5, lw=1.0, elinewidth=1.0,
+                capsize=1.5, color=color, label=f"{label} ± error (batch means)")
 
 
 def plot_radial_density(edges, density, error, path: str, title: str = "") -> str:
-    """rho(r) as stored by pvmc (integral over space = P) with its error band."""
+    """rho(r) as stored by pvmc (integral over space = P) with its error bars."""
     edges = np.asarray(edges, float)
     fig = _figure()
     ax = fig.subplots()
-    _band(ax, edges, np.asarray(density, float), np.asarray(error, float), "C0", "rho(r)")
+    _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
+                     "C0", "rho(r)")
+    ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("r")
     ax.set_ylabel("one-body density rho(r)")
     ax.set_title(title or "one-body density")
@@ -182,6 +184,7 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
     fig = _figure(6.4, 5.2)
     ax = fig.subplots()
     im = ax.imshow(np.asarray(density, float).T, origin="lower", cmap="viridis",
+                   interpolation="nearest",
                    extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
     ax.set_aspect("equal")
     ax.set_xlabel("x")
@@ -192,13 +195,15 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
 
 
 def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") -> str:
-    """Probability density of the pair distance r_pq with its error band; <r12> marked."""
+    """Probability density of the pair distance r_pq with its error bars; <r12> marked."""
     edges = np.asarray(edges, float)
     fig = _figure()
     ax = fig.subplots()
-    _band(ax, edges, np.asarray(density, float), np.asarray(error, float), "C1", "P(r12)")
+    _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
+                     "C1", "P(r12)")
     if mean is not None and math.isfinite(mean):
         ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
+    ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("r12")
     ax.set_ylabel("pair-distance density")
     ax.set_title(title or "pair distance")
@@ -267,11 +272,16 @@ def run_plots(run, summary, directory: str) -> list:
                                           title=f"one-body density: {label}"))
     if isinstance(obs.get("pair_distance"), dict):
         d = obs["pair_distance"]
+        mean = d["attrs"].get("mean")
+        if mean is None and isinstance(obs.get("r12"), dict):
+            mean = obs["r12"]["mean"]
         written.append(plot_pair_distance(d["edges"], d["density"], d["error"],
-                                          d["attrs"].get("mean"), out["pair_distance"],
+                                          mean, out["pair_distance"],
                                           title=f"pair distance: {label}"))
-    if "density_counts" in obs and "density_edges" in obs:      # formats 1-2
-        system = run.config.get("system", {}) if isinstance(run.config, dict) else {}
+    if ("density_counts" in obs and "density_edges" in obs
+            and not isinstance(obs.get("density"), dict)):      # formats 1-2
+        system = run.config.get("system") if isinstance(run.config, dict) else None
+        system = system if isinstance(system, dict) else {}
         written.append(plot_density(obs["density_counts"], obs["density_edges"],
                                     os.path.join(directory, names["density"]),
                                     dimensions=int(system.get("dimensions", 3)),

@@ -7,18 +7,23 @@ it; what is there is read, and a group that is present must be well formed.
 
 The file is opened read-only with HDF5 file locking off, so a file that ``pvmc``
 still has open for writing can be analysed; the view is that of its last flush.
-Format 2 allocates the growing datasets in full up front; only the first
+Formats 2 and 3 allocate the growing datasets in full up front; only the first
 ``/optimization/rows_written`` rows and ``/production/samples_written`` columns are
-data, and only those are read.
+data, and only those are read. Format 3 stores the energy parts kinetic, trap and
+interaction (formats 1-2: kinetic and potential) and the group
+``/production/observables`` (batch means of scalars, histograms), read into
+``RunData.observables``.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RunFileError", "RunData", "read_run", "config_value", "SUPPORTED_FORMATS"]
+__all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes",
+           "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS"]
 
 SUPPORTED_FORMATS = (1, 2, 3)
 OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "grad_norm",
@@ -26,8 +31,11 @@ OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "
 REQUIRED_ROOT = ("format_version", "status", "config")
 # kinetic, trap, interaction: format 3; potential (= trap + interaction): formats 1-2
 PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction", "potential")
-HISTOGRAMS = {"density": ("edges",), "pair_distance": ("edges",),
-              "density_image": ("x_edges", "y_edges")}
+SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
+# histogram groups of /production/observables -> their edges (one per axis)
+HISTOGRAMS = {"density": ("edges",), "density_image": ("x_edges", "y_edges"),
+              "pair_distance": ("edges",)}
+HISTOGRAM_ARRAYS = ("counts", "density", "error")
 
 
 class RunFileError(Exception):
@@ -60,6 +68,14 @@ def _plain(value):
     return value
 
 
+def shell_volumes(edges, dimensions: int) -> np.ndarray:
+    """Volumes of the D-dimensional shells between consecutive radii ``edges``: the
+    normalisation of the radial density (2 dr in 1D, pi (r2^2 - r1^2) in 2D,
+    4/3 pi (r2^3 - r1^3) in 3D)."""
+    unit_ball = math.pi ** (dimensions / 2) / math.gamma(dimensions / 2 + 1)
+    return unit_ball * np.diff(np.asarray(edges, dtype=np.float64) ** dimensions)
+
+
 def config_value(config: dict, key: str):
     """``config['system']['omega']`` for key ``'system.omega'``; KeyError names the key."""
     node = config
@@ -79,12 +95,16 @@ class RunData:
                    present (local_energy, kinetic, trap, interaction; potential in
                    formats 1-2); empty if absent
     production_attrs, summary, wavefunction_attrs : plain dicts (may be empty)
-    observables  : /production/observables (format 3): scalar name (local_energy,
-                   kinetic, trap, interaction, r12) -> {"batch_means" (K,), "mean",
-                   "error"}; histogram name (density, density_image, pair_distance) ->
-                   {its arrays (edges or x_edges/y_edges, counts, density, error),
-                   "attrs": {...}}. Formats 1-2: flat name -> array.
-    observables_attrs : attrs of /production/observables (n_batches, samples, ...)
+    observables  : /production/observables. Format 3: scalar name (local_energy,
+                   kinetic, trap, interaction; r12 if particles > 1) ->
+                   {"batch_means": (K,) array, "mean": float, "error": float};
+                   histogram name (density; density_image if D = 2; pair_distance if
+                   particles > 1) -> {"edges" (or "x_edges", "y_edges"), "counts",
+                   "density", "error": arrays, "attrs": dict (overflow, ...)}.
+                   Formats 1-2: flat name (density_counts, density_edges) -> array.
+                   Empty if the group is absent.
+    observables_attrs : attrs of /production/observables (n_batches, samples,
+                   error_method, energy_error_batch_means, energy_error_blocking)
     segments     : list of dicts, one per launch
     """
 
@@ -125,36 +145,95 @@ class RunData:
             raise
 
 
-def _read_observables(path: str, grp) -> tuple:
-    """(attrs, observables) of a /production/observables group, validated."""
+def _read_scalar(path: str, where: str, ds, n_batches) -> dict:
+    """One scalar observable: its batch means (K,) and the attributes mean and error."""
+    missing = [k for k in ("mean", "error") if k not in ds.attrs]
+    if missing:
+        raise RunFileError(path, f"{where} lacks the attribute(s) {', '.join(missing)}")
+    value = np.asarray(ds[()])
+    if value.ndim != 1 or value.dtype.kind not in "fiu":
+        raise RunFileError(path, f"{where} is not a 1-D numeric dataset of batch means "
+                           f"(shape {value.shape})")
+    if n_batches is not None and value.size != n_batches:
+        raise RunFileError(path, f"{where} holds {value.size} batch means, the group's "
+                           f"n_batches is {n_batches}")
+    try:
+        mean, error = float(ds.attrs["mean"]), float(ds.attrs["error"])
+    except (TypeError, ValueError):
+        raise RunFileError(path, f"{where}: attributes mean and error are not "
+                           "numbers") from None
+    return {"batch_means": value.astype(np.float64), "mean": mean, "error": error}
+
+
+def _edges(path: str, where: str, edges) -> None:
+    if edges.ndim != 1 or edges.size < 2 or edges.dtype.kind not in "fiu":
+        raise RunFileError(path, f"{where} is not a 1-D array of at least 2 bin edges "
+                           f"(shape {edges.shape})")
+    if not np.all(np.diff(edges) > 0):
+        raise RunFileError(path, f"{where} is not strictly increasing")
+
+
+def _read_histogram(path: str, where: str, grp) -> dict:
+    """A histogram group: its edges, counts, density, error (shapes checked) and attrs."""
+    import h5py
+    hist = {k: np.asarray(v[()]) for k, v in grp.items() if isinstance(v, h5py.Dataset)}
+    name = where.rsplit("/", 1)[-1]
+    missing = [k for k in HISTOGRAMS[name] + HISTOGRAM_ARRAYS if k not in hist]
+    if missing:
+        raise RunFileError(path, f"{where} lacks {', '.join(missing)}")
+    for e in HISTOGRAMS[name]:
+        _edges(path, f"{where}/{e}", hist[e])
+    shape = tuple(hist[e].size - 1 for e in HISTOGRAMS[name])
+    for k in HISTOGRAM_ARRAYS:
+        if hist[k].shape != shape:
+            raise RunFileError(path, f"{where}/{k} has shape {hist[k].shape}, its edges "
+                               f"give {shape}")
+        if hist[k].dtype.kind not in "fiu":
+            raise RunFileError(path, f"{where}/{k} is not numeric")
+    hist["attrs"] = {k: _plain(v) for k, v in grp.attrs.items()}
+    return hist
+
+
+def _read_observables(path: str, grp, version: int) -> tuple:
+    """(attrs, observables) of a /production/observables group, validated.
+
+    Format 3: scalar name -> {"batch_means", "mean", "error"}; histogram name ->
+    {arrays..., "attrs"}. Formats 1-2 (flat datasets such as density_counts and
+    density_edges): name -> array. Other datasets are kept as arrays, other groups
+    are ignored.
+    """
     import h5py
     where = "/production/observables/"
+    attrs = {k: _plain(v) for k, v in grp.attrs.items()}
+    n_batches = attrs.get("n_batches")
+    if n_batches is not None:
+        try:
+            n_batches = int(n_batches)
+        except (TypeError, ValueError):
+            raise RunFileError(path, f"{where[:-1]} attribute n_batches {n_batches!r} is not "
+                               "an integer") from None
     out = {}
     for name, item in grp.items():
         if isinstance(item, h5py.Dataset):
-            value = np.asarray(item[()])
-            if "mean" in item.attrs and "error" in item.attrs:      # a scalar observable
-                if value.ndim != 1:
-                    raise RunFileError(path, f"{where}{name} is not 1-D (batch means)")
-                out[name] = {"batch_means": value, "mean": float(item.attrs["mean"]),
-                             "error": float(item.attrs["error"])}
+            if name in HISTOGRAMS and version >= 3:
+                raise RunFileError(path, f"{where}{name} is a dataset, not a group")
+            if (version >= 3 and name in SCALAR_OBSERVABLES) or (
+                    "mean" in item.attrs and "error" in item.attrs):
+                out[name] = _read_scalar(path, where + name, item, n_batches)
             else:                                                   # formats 1-2
-                out[name] = value
+                out[name] = np.asarray(item[()])
         elif name in HISTOGRAMS:
-            hist = {k: np.asarray(v[()]) for k, v in item.items()
-                    if isinstance(v, h5py.Dataset)}
-            missing = [k for k in HISTOGRAMS[name] + ("counts", "density", "error")
-                       if k not in hist]
-            if missing:
-                raise RunFileError(path, f"{where}{name} lacks {', '.join(missing)}")
-            shape = tuple(hist[e].size - 1 for e in HISTOGRAMS[name])
-            for k in ("counts", "density", "error"):
-                if hist[k].shape != shape:
-                    raise RunFileError(path, f"{where}{name}/{k} has shape {hist[k].shape}, "
-                                       f"its edges give {shape}")
-            hist["attrs"] = {k: _plain(v) for k, v in item.attrs.items()}
-            out[name] = hist
-    return {k: _plain(v) for k, v in grp.attrs.items()}, out
+            out[name] = _read_histogram(path, where + name, item)
+    if "density_counts" in out or "density_edges" in out:          # formats 1-2
+        if not ("density_counts" in out and "density_edges" in out):
+            raise RunFileError(path, f"{where}density_counts and density_edges come "
+                               "in pairs; one is missing")
+        _edges(path, where + "density_edges", out["density_edges"])
+        counts = out["density_counts"]
+        if counts.ndim < 1 or counts.shape[-1] != out["density_edges"].size - 1:
+            raise RunFileError(path, f"{where}density_counts has shape {counts.shape}, "
+                               f"density_edges give {out['density_edges'].size - 1} bins")
+    return attrs, out
 
 
 def _open(path: str):
@@ -255,7 +334,7 @@ def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) 
                 run.production[name] = np.asarray(ds[:, :filled], dtype=np.float64)
             if "observables" in grp and isinstance(grp["observables"], h5py.Group):
                 run.observables_attrs, run.observables = _read_observables(
-                    path, grp["observables"])
+                    path, grp["observables"], version)
 
         if "wavefunction" in h5:
             grp = h5["wavefunction"]

@@ -12,6 +12,7 @@ import pytest
 
 from analysis import summarize_chains
 from analysis.cli import main
+from analysis.runfile import read_run, shell_volumes
 from analysis_fixtures import write_run_file
 from conftest import subprocess_env
 
@@ -235,6 +236,18 @@ def test_real_pvmc_output_file(tmp_path):
         e = h5["production/local_energy"][:, :h5["production"].attrs["samples_per_chain"]]
     assert f"{stored:.6f}" in res.stdout
     assert summarize_chains(e).mean == pytest.approx(stored, rel=1e-12)
+    # the producer's observables as this analysis reads them: normalised as format 3 says
+    obs = read_run(out).observables
+    samples = read_run(out).observables_attrs["samples"]
+    assert samples == e.size
+    d = obs["density"]
+    integral = np.sum(d["density"] * shell_volumes(d["edges"], 2))
+    assert integral + d["attrs"]["overflow"] / samples == pytest.approx(2.0, rel=1e-9)
+    assert obs["local_energy"]["mean"] == pytest.approx(stored, rel=1e-9)
+    assert obs["local_energy"]["mean"] == pytest.approx(
+        obs["kinetic"]["mean"] + obs["trap"]["mean"] + obs["interaction"]["mean"], rel=1e-9)
+    assert obs["pair_distance"]["attrs"]["mean"] == obs["r12"]["mean"]
+    assert "integrates to" not in res.stdout and f"{obs['r12']['mean']:.6f}" in res.stdout
     names = sorted(os.listdir(plots))
     assert names == ["real_blocking.png", "real_density.png", "real_density_image.png",
                      "real_histogram.png", "real_optimization.png", "real_pair_distance.png"]
