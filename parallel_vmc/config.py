@@ -87,7 +87,8 @@ SPEC: dict[str, dict[str, Field]] = {
         "thermalization": Field("int", 1000, "sweeps per walker before measuring "
                                 "(first half also tunes the step)", minimum=0),
         "target_acceptance": Field("float", None, "acceptance the step is tuned to; "
-                                   "null -> 0.5 metropolis, 0.93 importance",
+                                   "null -> 0.5 metropolis, 0.93 importance (gibbs: "
+                                   "no step, ignored)",
                                    minimum=0.05, maximum=0.99, nullable=True),
     },
     "optimizer": {
@@ -128,15 +129,17 @@ SPEC: dict[str, dict[str, Field]] = {
         "observables": Field("bool", True, "accumulate the energy parts, one-body "
                              "density, pair-distance histogram and <r12> (with errors)"),
         "batches": Field("int", 32, "consecutive time batches whose spread gives the "
-                         "observables' errors (batch means)", minimum=2),
+                         "observables' errors (batch means); memory per rank: batches x "
+                         "(bins + image_bins^2) doubles", minimum=2, maximum=1024),
         "density_bins": Field("int", 100, "bins of the radial one-body density",
-                              minimum=1),
+                              minimum=1, maximum=100000),
         "density_rmax": Field("float", None, "outer radius of the density histograms; "
                               "null -> 4/sqrt(omega)", minimum=0.0, min_exclusive=True,
                               nullable=True),
         "image_bins": Field("int", 64, "pixels per side of the 2D density image (D = 2)",
-                            minimum=1),
-        "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1),
+                            minimum=1, maximum=512),
+        "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1,
+                           maximum=100000),
         "pair_rmax": Field("float", None, "outer edge of the pair-distance histogram; "
                            "null -> 2 density_rmax", minimum=0.0, min_exclusive=True,
                            nullable=True),

@@ -273,6 +273,10 @@ class Run:
                    recent=np.array(arrays.get("recent", np.zeros((0, 2)))).reshape(-1, 2))
         for name in State.SCALARS:
             setattr(st, name, type(getattr(st, name))(attrs[name]))
+        if st.phase in ("thermalize", "optimize"):
+            # Nothing accumulated yet: take the shape of this run's layout (another
+            # chain count can give another number of batches).
+            st.obs_totals = self._no_observables()
         n_old = int(attrs["n_chains"])
         W = self.walkers_per_rank
         if n_old == self.n_chains:

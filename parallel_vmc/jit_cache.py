@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 
 JIT_MODULES = ("kernels.py", "observables.py", "rng.py", "system.py", "wavefunction.py")
 PREFIX = "pvmc-sources-"
@@ -56,9 +57,28 @@ def _writable(path: str) -> bool:
     return os.access(path, os.W_OK)
 
 
+def _usable(path: str) -> bool:
+    """Can numba write cache files into path (created if needed)?"""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError:
+        return False
+    return True
+
+
 def configure(package_dir: str) -> str:
-    """Point numba's cache at :func:`cache_dir`; returns the directory."""
+    """Point numba's cache at :func:`cache_dir` (or, if that cannot be written, a keyed
+    directory under the system's temporary directory: numba would otherwise fall back
+    to the unkeyed ``__pycache__`` and could load a stale kernel); returns it.
+
+    This sets ``NUMBA_CACHE_DIR`` for the whole process (and its children)."""
     path = cache_dir(package_dir)
+    if not _usable(path):
+        path = os.path.join(tempfile.gettempdir(), "parallel_vmc",
+                            PREFIX + source_hash(package_dir))
+        _usable(path)
     os.environ["NUMBA_CACHE_DIR"] = path          # read by numba when it is imported
     if "numba" in sys.modules:                     # already imported: set it directly
         import numba

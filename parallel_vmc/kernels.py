@@ -120,7 +120,7 @@ def local_energy(x, a, W, s, inv_s2, c, P, D, omega, coulomb, beta, A, kind, gra
 # error_model="numpy": a division by zero gives inf/nan (which the driver's guards catch)
 # instead of a Python exception. The exception checks blocked LLVM's optimisation of
 # the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
-# ~3x cheaper (pvmc bench), with bit-identical results.
+# ~3x cheaper (pvmc bench). A non-finite E_L in production stops the run (driver).
 @njit(cache=True, error_model="numpy")
 def run_walkers(method, mode, n_sweeps, step, a, b, W, beta, A, kind, inv_s2, c, P, D,
                 omega, coulomb, X, rng, sums, e_out, parts_out, obs, obs_spec, t0, n_total,

@@ -104,10 +104,10 @@ def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
         assert list(b["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
 
 
-def test_non_finite_local_energy_in_production_fails_and_names_the_sample(tmp_path,
-                                                                         monkeypatch):
+def test_non_finite_local_energy_in_production_fails_every_rank(tmp_path, monkeypatch):
     """The kernels turn a division by zero into inf (error_model numpy): production
-    stops on it, naming chain and sample, instead of writing it into the series."""
+    stops on it (status failed, naming the rank; chain and sample on its stderr)
+    instead of writing it into the series."""
     from parallel_vmc import samplers
     cfg = make_config(tmp_path / "inf.h5", optimizer={"iterations": 3},
                       production={"samples": 4096})

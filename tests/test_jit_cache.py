@@ -45,3 +45,17 @@ def test_user_cache_dir_is_the_base_and_is_not_nested(tmp_path):
 
 def test_this_process_uses_the_keyed_directory():
     assert numba.config.CACHE_DIR == jit_cache.cache_dir(PACKAGE)
+
+
+def test_unusable_cache_dir_falls_back_to_a_keyed_temporary_one(tmp_path, monkeypatch):
+    """A NUMBA_CACHE_DIR that cannot be written (here: below a regular file) must not
+    let numba fall back to the unkeyed __pycache__."""
+    d = _copy_sources(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
+    path = jit_cache.configure(d)
+    assert os.path.basename(path) == jit_cache.PREFIX + jit_cache.source_hash(d)
+    assert os.path.isdir(path) and not path.startswith(str(blocker))
+    assert numba.config.CACHE_DIR == path == os.environ["NUMBA_CACHE_DIR"]
