@@ -39,7 +39,11 @@ a chain stuck elsewhere only shifts ``y`` by a constant. Two complementary check
   (and so the MPI ranks, ``chain // walkers_per_rank``) that disagree.
 
 ``chains_ok`` is False when either check fires; for chains that agree each check
-fires with probability about ``alpha`` (default 0.01).
+fires with probability about ``alpha`` (default 0.01). ``ChainCheck.rhat_ok`` and
+``flagged_z`` (each flagged chain's z when it was flagged) tell which: the report
+(:mod:`analysis.cli`) says the chains disagree only when R-hat is beyond its limit; a
+flagged chain with R-hat within it is a note about that chain (a heavy-tailed local
+energy makes the per-chain variances, and so the z-scores, noisy; or one walker stuck).
 """
 from __future__ import annotations
 
@@ -104,6 +108,12 @@ class ChainCheck:
     flagged: tuple                     # indices of chains beyond z_limit
     ok: bool                           # False if rhat > rhat_limit or any chain flagged
     alpha: float
+    flagged_z: tuple = ()              # z of each flagged chain when it was flagged
+
+    @property
+    def rhat_ok(self) -> bool:
+        """R-hat within its limit (True for a single chain, where it is undefined)."""
+        return not (self.rhat > self.rhat_limit)
 
 
 def check_chains(samples, tau: float | None = None, alpha: float = 0.01) -> ChainCheck:
@@ -132,18 +142,19 @@ def check_chains(samples, tau: float | None = None, alpha: float = 0.01) -> Chai
     # Flag the worst chain beyond the limit, drop it, repeat: one bad chain pulls the
     # mean of the others, which must not get good chains flagged with it.
     active = np.ones(n_chains, dtype=bool)
-    flagged_list = []
+    flagged_z = {}
     zz = z
     while active.sum() > 2:
         worst = int(np.argmax(np.where(active, np.abs(zz), -1.0)))
         if not abs(zz[worst]) > z_limit:
             break
-        flagged_list.append(worst)
+        flagged_z[worst] = float(zz[worst])
         active[worst] = False
         zz = _z_scores(means, se2, active)
-    flagged = tuple(sorted(flagged_list))
+    flagged = tuple(sorted(flagged_z))
     ok = not flagged and not (rhat > rhat_limit)
-    return ChainCheck(rhat, rhat_limit, z, z_limit, flagged, ok, alpha)
+    return ChainCheck(rhat, rhat_limit, z, z_limit, flagged, ok, alpha,
+                      flagged_z=tuple(flagged_z[c] for c in flagged))
 
 
 @dataclass(frozen=True)
@@ -188,8 +199,10 @@ class ChainSummary:
             "n_eff": float(self.n_eff), "n_samples": int(self.n_samples),
             "n_chains": int(self.n_chains), "samples_per_chain": int(self.samples_per_chain),
             "rhat": float(self.rhat), "rhat_limit": float(self.rhat_limit),
-            "chains_ok": bool(self.chains_ok),
+            "chains_ok": bool(self.chains_ok), "rhat_ok": bool(self.check.rhat_ok),
             "flagged_chains": [int(c) for c in self.flagged_chains],
+            "flagged_z": [float(z) for z in self.check.flagged_z],
+            "z_limit": float(self.check.z_limit),
             "blocking_level": int(self.blocking.level),
             "block_size": int(self.blocking.block_size),
             "blocking_converged": bool(self.blocking.converged),

@@ -3,9 +3,13 @@
     python -m analysis RUN.h5 [RUN2.h5 ...] [--json] [--plots DIR]
     python -m analysis table RUN.h5 ... --by system.omega [--json] [--plot FILE.png]
 
-Exit codes: 0 success; 2 bad input (missing file, not HDF5, not a run file, missing
-datasets or config keys, bad command line), with one line ``error: ...`` on stderr
-and nothing written. Input files are opened read-only.
+Exit codes: 0 success; 2 bad input (missing file, not HDF5, not a run file, a damaged
+file, missing datasets or config keys, bad command line, a plot destination that cannot
+be written), with one line ``error: ...`` on stderr and nothing written. Input files are
+opened read-only. A file whose samples no longer give the energy its /summary states
+(damaged or edited after the run) is analysed with exit code 0 and a prominent
+``SUMMARY MISMATCH`` row (JSON: ``summary_mismatch``): the numbers shown are those of
+the samples as they are now, and the report says they are not the run's.
 """
 from __future__ import annotations
 
@@ -14,17 +18,26 @@ import json
 import math
 import os
 import sys
+import tempfile
 
 import numpy as np
 
 from .plots import PlotError
-from .runfile import SCALAR_OBSERVABLES, RunFileError, read_run, shell_volumes
+from .runfile import (SCALAR_OBSERVABLES, RunFileError, is_number, read_run,
+                      shell_volumes)
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 ENERGY_PARTS = ("kinetic", "trap", "interaction", "potential")   # potential: format <= 2
 SCALAR_ORDER = ("kinetic", "trap", "interaction", "local_energy", "r12")   # in the table
 HISTOGRAM_NAMES = ("density", "density_image", "pair_distance")
 SHORT_BATCHES = 0.7    # batch-means error of E below this x blocking error: warn
+UNITS = ("hbar = m = e = 1; E in units of hbar*omega_0, lengths in "
+         "sqrt(hbar/(m*omega_0)), omega_0 = 1")
+MAX_N_BOOT = 100_000   # replicates: the bootstrap's precision ~1/sqrt(2 n_boot) is ample
+MAX_SEED = 2 ** 32 - 1
+SUMMARY_RTOL = 1e-9    # /summary vs the same samples' mean: round-off only
+# series whose mean is infinite in a 1D Coulomb run (the bare 1/|x| at contact)
+INFINITE_MEAN_SERIES = ("local_energy", "interaction", "potential")
 
 
 class UsageError(Exception):
@@ -54,16 +67,192 @@ def _clean(obj):
     if isinstance(obj, float):
         return _num(obj)
     if hasattr(obj, "item") and getattr(obj, "shape", None) == ():
-        return _clean(obj.item())
+        item = obj.item()
+        return _clean(item) if type(item) is not type(obj) else str(obj)
     if hasattr(obj, "tolist"):
         return _clean(obj.tolist())
     return obj
 
 
+def _section(config, name: str) -> dict:
+    """A config section as a dict ({} when absent)."""
+    value = config.get(name) if isinstance(config, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def sampler_used(run) -> dict:
+    """The sampler and step the production used: the tuned step (/production attribute
+    ``step``), else the config's initial one; Gibbs sampling has no step."""
+    config = _section(run.config, "sampler")
+    method = run.production_attrs.get("sampler") or config.get("method")
+    if method == "gibbs":
+        return {"method": method, "step": None, "step_source": None}
+    step, source = run.production_attrs.get("step"), "tuned"
+    if not is_number(step):
+        step, source = config.get("step"), "initial, from the config"
+    return {"method": method, "step": step if is_number(step) else None,
+            "step_source": source if is_number(step) else None}
+
+
+def sigma_used(run) -> dict:
+    """The RBM width: /wavefunction/sigma (resolved by pvmc), else the config's value
+    (None there means pvmc's default, the exact non-interacting width)."""
+    stored = run.wavefunction.get("sigma")
+    if stored is not None:
+        return {"value": float(stored.ravel()[0]), "source": "/wavefunction/sigma"}
+    value = _section(run.config, "wavefunction").get("sigma")
+    return {"value": value if is_number(value) else None, "source": "config"}
+
+
+def infinite_mean_reason(config) -> str | None:
+    """Why the mean local energy of this system is infinite, or None.
+
+    In 1D the bare Coulomb 1/|x_p - x_q| is not integrable at contact, and the RBM has
+    no node there (|psi|^2 > 0 at x_p = x_q): the expectation value diverges. The
+    sample mean is then finite but grows with the samples, and its error bar means
+    nothing."""
+    system = _section(config, "system")
+    particles = system.get("particles")
+    if (system.get("dimensions") == 1 and system.get("interaction", "coulomb") == "coulomb"
+            and is_number(particles) and particles > 1):
+        return ("1D Coulomb: the bare 1/|x| is not integrable at contact and the RBM has no "
+                "node there, so the mean local energy (and interaction) is INFINITE: the "
+                "printed mean is not an estimate of anything and its error bar is "
+                "meaningless")
+    return None
+
+
+def summary_mismatch(run) -> dict | None:
+    """The file's /summary energy against the mean of /production/local_energy.
+
+    pvmc writes /summary from exactly these samples when the run ends, so their mean
+    must agree to round-off (SUMMARY_RTOL of max(|E|, error)); more than that means the
+    samples changed afterwards. Returns None when they agree or there is no summary,
+    else the numbers and a message."""
+    s = run.summary
+    if not is_number(s.get("energy")):
+        return None
+    energy, error = float(s["energy"]), s.get("error")
+    error = float(error) if is_number(error) else float("nan")
+    x = run.production.get("local_energy")
+    if x is None or x.size == 0:
+        return {"recomputed": None, "file": energy, "error": error, "in_errors": None,
+                "message": f"the file's /summary states E = {energy:.6f}, but "
+                           "/production/local_energy holds no samples: the file was changed "
+                           "after the run summarised them (damaged or edited)"}
+    mean = float(np.mean(x))
+    n_file = s.get("n_samples")
+    scale = max(abs(energy), abs(error) if math.isfinite(error) else 0.0)
+    same_count = not is_number(n_file) or int(n_file) == x.size
+    if math.isfinite(mean) and abs(mean - energy) <= SUMMARY_RTOL * scale and same_count:
+        return None
+    diff = mean - energy
+    sigmas = diff / error if math.isfinite(diff) and error > 0 else None
+    by = (f"by {diff:+.3g} = {sigmas:+.3g} x its error {error:.3g}" if sigmas is not None
+          else f"by {diff:+.3g}")
+    count = ("" if same_count
+             else f"; /summary counts {int(n_file)} samples, the file holds {x.size}")
+    return {"recomputed": mean, "file": energy, "error": error, "difference": diff,
+            "in_errors": sigmas, "n_samples": int(x.size),
+            "n_samples_file": int(n_file) if is_number(n_file) else None,
+            "message": f"the energy recomputed from the samples ({mean:.6f}) and the file's "
+                       f"/summary ({energy:.6f}) disagree {by}{count}: the samples were "
+                       "changed after the run summarised them (damaged or edited)"}
+
+
+def _finite(v) -> bool:
+    return is_number(v) and math.isfinite(v)
+
+
+def _rank(chain: int, walkers_per_rank) -> str:
+    if isinstance(walkers_per_rank, int) and walkers_per_rank > 0:
+        return f" (rank {chain // walkers_per_rank})"
+    return ""
+
+
+def _distinct(a: float, b: float, digits: int = 5) -> tuple:
+    """a and b with enough decimals to show that they differ (up to 12)."""
+    while digits < 12 and f"{a:.{digits}f}" == f"{b:.{digits}f}" and a != b:
+        digits += 1
+    return f"{a:.{digits}f}", f"{b:.{digits}f}"
+
+
+def chain_verdict(p: dict, walkers_per_rank=None) -> tuple:
+    """("agree" | "note" | "disagree", message) from the between-chain checks of a
+    production report (analysis.chains).
+
+    The chains disagree when split R-hat is beyond its limit. A chain flagged by the
+    z-test alone (R-hat within its limit) is a note about that chain: heavy tails of the
+    local energy make the per-chain variances, and so the z-scores, noisy; it may also
+    be one stuck walker."""
+    flagged = p.get("flagged_chains") or []
+    zs = p.get("flagged_z") or [float("nan")] * len(flagged)
+    outliers = "; ".join(
+        f"chain {c}{_rank(c, walkers_per_rank)}: its mean is {abs(z):.1f} standard errors "
+        f"from the other chains' mean (limit {p.get('z_limit', float('nan')):.1f})"
+        for c, z in zip(flagged, zs))
+    rhat, limit = p.get("rhat"), p.get("rhat_limit")
+    if not p.get("rhat_ok", True):
+        r, lim = _distinct(rhat, limit)
+        return "disagree", (f"split R-hat {r} is above its limit {lim} (its 99 % point for "
+                            "agreeing chains): the chain means scatter more than their "
+                            "errors allow; " + (outliers or "no single chain stands out"))
+    if flagged:
+        within = ("R-hat {} within its limit {}".format(*_distinct(rhat, limit))
+                  if _finite(rhat) and _finite(limit) else "R-hat within its limit")
+        return "note", (f"the chains agree as a whole ({within}), but {outliers}: a rare "
+                        "run of large local energies (a heavy tail) or a stuck walker")
+    return "agree", "chains agree"
+
+
+def _production_report(run, series, n_boot, seed, report) -> tuple:
+    """(production dict or None, ChainSummary or None) of one series, with its warnings
+    and notes added to the report."""
+    from .chains import summarize_chains
+    if series not in run.production:
+        return None, None
+    x = run.production[series]
+    pa = run.production_attrs
+    prod = {"series": series, "samples_per_chain_filled": int(x.shape[1]),
+            "n_chains": int(x.shape[0]), "acceptance": pa.get("acceptance"),
+            "step": pa.get("step"), "sampler": pa.get("sampler")}
+    summary = None
+    if x.shape[1] < 4:
+        report["warnings"].append(
+            f"production has only {x.shape[1]} sample(s) per chain so far; not analysed")
+    else:
+        try:
+            summary = summarize_chains(x, n_boot=n_boot, seed=seed)
+        except ValueError as exc:
+            report["warnings"].append(f"production/{series}: {exc}; not analysed")
+    if summary is not None:
+        prod.update(summary.as_dict())
+        if not summary.blocking.converged:
+            report["warnings"].append(
+                "blocking found no level with uncorrelated blocks: the error is a "
+                "lower bound, the chains are too short for their correlation time")
+        if not summary.autocorr.converged:
+            report["warnings"].append(
+                "no self-consistent window for tau_int: chains too short")
+        verdict, message = chain_verdict(prod, run.attrs.get("walkers_per_rank"))
+        prod["chains_verdict"] = verdict
+        if verdict == "disagree":
+            report["warnings"].append("chains disagree: " + message)
+        elif verdict == "note":
+            report["notes"].append(message)
+    for part in ENERGY_PARTS:
+        if part != series and part in run.production and run.production[part].shape[1] >= 4:
+            try:
+                ps = summarize_chains(run.production[part], n_boot=2, seed=seed)
+                prod[part] = {"mean": ps.mean, "error": ps.error}
+            except ValueError as exc:
+                report["warnings"].append(f"production/{part}: {exc}")
+    return prod, summary
+
+
 def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | None = None):
     """(report dict, ChainSummary or None) of one RunData."""
     from .bootstrap import DEFAULT_SEED
-    from .chains import summarize_chains
 
     seed = DEFAULT_SEED if seed is None else seed
     a = run.attrs
@@ -77,8 +266,12 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
         "mpi_size": a.get("mpi_size"),
         "walkers_per_rank": a.get("walkers_per_rank"),
         "seed": a.get("seed"),
+        "units": UNITS,
         "config": run.config,
+        "sampler": sampler_used(run),
+        "sigma": sigma_used(run),
         "warnings": [],
+        "notes": [],
     }
     if run.n_iterations:
         o = run.optimization
@@ -91,52 +284,19 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
         }
     else:
         report["optimization"] = None
-
-    summary = None
-    prod = None
-    if series in run.production:
-        x = run.production[series]
-        pa = run.production_attrs
-        prod = {"series": series, "samples_per_chain_filled": int(x.shape[1]),
-                "n_chains": int(x.shape[0]),
-                "acceptance": pa.get("acceptance"), "step": pa.get("step"),
-                "sampler": pa.get("sampler")}
-        if x.shape[1] < 4:
-            report["warnings"].append(
-                f"production has only {x.shape[1]} sample(s) per chain so far; not analysed")
-        else:
-            try:
-                summary = summarize_chains(x, n_boot=n_boot, seed=seed)
-            except ValueError as exc:
-                report["warnings"].append(f"production/{series}: {exc}; not analysed")
-            else:
-                prod.update(summary.as_dict())
-                if not summary.blocking.converged:
-                    report["warnings"].append(
-                        "blocking found no level with uncorrelated blocks: the error is a "
-                        "lower bound, the chains are too short for their correlation time")
-                if not summary.autocorr.converged:
-                    report["warnings"].append(
-                        "no self-consistent window for tau_int: chains too short")
-                if not summary.chains_ok:
-                    wpr = run.attrs.get("walkers_per_rank")
-                    chains = list(summary.flagged_chains)
-                    where = ""
-                    if chains and isinstance(wpr, int) and wpr > 0:
-                        where = " (rank " + ", ".join(
-                            f"{c // wpr}" for c in chains) + ")"
-                    report["warnings"].append(
-                        f"chains disagree: R-hat {summary.rhat:.5f} vs limit "
-                        f"{summary.rhat_limit:.5f}; flagged chains {chains}{where}")
-        for part in ENERGY_PARTS:
-            if part != series and part in run.production and run.production[part].shape[1] >= 4:
-                try:
-                    ps = summarize_chains(run.production[part], n_boot=2, seed=seed)
-                    prod[part] = {"mean": ps.mean, "error": ps.error}
-                except ValueError as exc:
-                    report["warnings"].append(f"production/{part}: {exc}")
+    prod, summary = _production_report(run, series, n_boot, seed, report)
     report["production"] = prod
+    reason = infinite_mean_reason(run.config)
+    report["infinite_mean"] = ({"series": list(INFINITE_MEAN_SERIES), "reason": reason}
+                               if reason else None)
+    if reason:
+        report["warnings"].append(reason)
+        if prod is not None:
+            prod["mean_is_infinite"] = series in INFINITE_MEAN_SERIES
     report["summary_in_file"] = run.summary or None
+    report["summary_mismatch"] = summary_mismatch(run)
+    if report["summary_mismatch"]:
+        report["warnings"].append(report["summary_mismatch"]["message"])
     report["segments"] = run.segments
     report["observables"] = _observables_report(
         run, report["warnings"],
@@ -153,7 +313,7 @@ def _integral(name: str, h: dict, dimensions) -> float | None:
         area = np.outer(np.diff(h["x_edges"]), np.diff(h["y_edges"]))
         return float(np.sum(h["density"] * area))
     if name == "density":
-        if not isinstance(dimensions, int) or dimensions < 1:
+        if not isinstance(dimensions, int) or not 1 <= dimensions <= 3:
             return None
         return float(np.sum(h["density"] * shell_volumes(h["edges"], dimensions)))
     return float(np.sum(h["density"] * np.diff(h["edges"])))
@@ -241,7 +401,8 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     return out
 
 
-def _observable_rows(o: dict | None) -> list:
+def _observable_rows(r: dict) -> list:
+    o = r.get("observables")
     if not o:
         return []
     if "scalars" not in o:
@@ -252,7 +413,8 @@ def _observable_rows(o: dict | None) -> list:
     for name in SCALAR_ORDER:
         v = o["scalars"].get(name)
         if v is not None:
-            rows.append((f"  {labels.get(name, name)}", _pm(v["mean"], v["error"])))
+            rows.append((f"  {labels.get(name, name)}", _pm(v["mean"], v["error"])
+                         + _infinite(r, name)))
     batch, blocking = o.get("energy_error_batch_means"), o.get("energy_error_blocking")
     if batch is not None and blocking is not None:
         ratio = o.get("energy_error_ratio")
@@ -292,11 +454,26 @@ def _g(v, fmt=".4g"):
     return str(v)
 
 
-def format_report(r: dict) -> str:
+def _step_text(sampler: dict) -> str:
+    if sampler.get("method") == "gibbs":
+        return "no step (Gibbs)"
+    if sampler.get("step") is None:
+        return "step unknown"
+    return f"step {_g(sampler['step'], '.4g')} ({sampler['step_source']})"
+
+
+def _sigma_text(sigma: dict) -> str:
+    if sigma.get("value") is None:
+        return "sigma=default (not stored yet)"
+    return f"sigma={sigma['value']:.6g}" + (" (config)" if sigma["source"] == "config" else "")
+
+
+def _header_rows(r: dict) -> list:
     cfg = r.get("config") or {}
-    sy, wf = cfg.get("system", {}) or {}, cfg.get("wavefunction", {}) or {}
-    sa, op = cfg.get("sampler", {}) or {}, cfg.get("optimizer", {}) or {}
-    rows = [
+    sy, wf = _section(cfg, "system"), _section(cfg, "wavefunction")
+    op = _section(cfg, "optimizer")
+    sampler = r.get("sampler") or {}
+    return [
         ("file", r["file"]),
         ("status", r["status"]),
         ("created", f"{r.get('created')} on {r.get('hostname')}, pvmc "
@@ -305,55 +482,90 @@ def format_report(r: dict) -> str:
                      f"seed {r.get('seed')}"),
         ("system", f"P={sy.get('particles')} D={sy.get('dimensions')} "
                    f"omega={sy.get('omega')} interaction={sy.get('interaction')}"),
+        ("units", r.get("units", UNITS)),
         ("wavefunction", f"RBM hidden={wf.get('hidden')} psi={wf.get('psi')} "
-                         f"sigma={wf.get('sigma')} jastrow={wf.get('jastrow', 'none')}"),
-        ("sampler", f"{sa.get('method')} step={sa.get('step')}"),
+                         f"{_sigma_text(r.get('sigma') or {})} "
+                         f"jastrow={wf.get('jastrow', 'none')}"),
+        ("sampler", f"{sampler.get('method')}, {_step_text(sampler)}"),
         ("optimizer", f"{op.get('method')} lr={op.get('learning_rate')} "
                       f"iterations={op.get('iterations')}"),
     ]
+
+
+def _infinite(r: dict, name: str) -> str:
+    """The tag of a row whose mean is infinite (1D Coulomb), else ''."""
+    inf = r.get("infinite_mean")
+    if inf and name in inf["series"]:
+        return "  <- MEAN IS INFINITE (1D Coulomb): not an estimate, error bar meaningless"
+    return ""
+
+
+def _production_rows(r: dict) -> list:
+    p = r.get("production")
+    mismatch = r.get("summary_mismatch")
+    flag = [("SUMMARY MISMATCH", mismatch["message"])] if mismatch else []
+    if p is None:
+        return [("production", "no production data yet")] + flag
+    if "mean" not in p:
+        return [("production", f"{p['n_chains']} chains x "
+                 f"{p['samples_per_chain_filled']} samples: not analysed")] + flag
+    name = "energy" if p["series"] == "local_energy" else p["series"]
+    verdict = {"agree": "chains agree",
+               "note": "chains agree as a whole; one chain stands out (see note)",
+               "disagree": "CHAINS DISAGREE (R-hat above its limit, see warning)"}
+    rhat, limit = p["rhat"], p["rhat_limit"]
+    if _finite(rhat) and _finite(limit):
+        rhat, limit = _distinct(rhat, limit)
+    else:
+        rhat, limit = _g(rhat, ".5f"), _g(limit, ".5f")
+    rows = [(name, _pm(p["mean"], p["error"]) + "  (blocking)" + _infinite(r, p["series"]))]
+    rows += flag
+    rows += [
+        ("  bootstrap", f"+- {p['error_bootstrap']:.6f}   between chains +- "
+                        f"{_g(p['error_chains'], '.6f')}"),
+        ("variance", _g(p["variance"], ".6g")),
+        ("tau_int", f"{_g(p['tau_int'], '.4g')} samples (blocking implies "
+                    f"{_g(p['tau_blocking'], '.4g')}); level {p['blocking_level']}, "
+                    f"blocks of {p['block_size']}"),
+        ("samples", f"{p['n_samples']} = {p['n_chains']} chains x "
+                    f"{p['samples_per_chain']}; effective {p['n_eff']:.4g}"),
+        ("R-hat", f"{rhat} (limit {limit}): {verdict[p.get('chains_verdict', 'agree')]}"),
+        ("acceptance", f"{_g(p.get('acceptance'), '.4f')}  "
+                       f"({(r.get('sampler') or {}).get('method')}, "
+                       f"{_step_text(r.get('sampler') or {})})"),
+    ]
+    for part in ENERGY_PARTS:
+        if isinstance(p.get(part), dict):
+            rows.append((part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)"
+                         + _infinite(r, part)))
+    return rows
+
+
+def format_report(r: dict) -> str:
+    """The text report of one analysed run (``analyse``'s dict)."""
+    rows = _header_rows(r)
     o = r.get("optimization")
     if o:
         rows.append(("optimisation", f"{o['iterations']} iterations, last energy "
                      + _pm(o.get("final_energy"), o.get("final_energy_error"))))
     else:
         rows.append(("optimisation", "no iterations recorded"))
-    p = r.get("production")
-    if p is None:
-        rows.append(("production", "no production data yet"))
-    elif "mean" not in p:
-        rows.append(("production", f"{p['n_chains']} chains x "
-                     f"{p['samples_per_chain_filled']} samples: not analysed"))
-    else:
-        name = "energy" if p["series"] == "local_energy" else p["series"]
-        rows += [
-            (name, _pm(p["mean"], p["error"]) + "  (blocking)"),
-            ("  bootstrap", f"+- {p['error_bootstrap']:.6f}   between chains +- "
-                            f"{_g(p['error_chains'], '.6f')}"),
-            ("variance", _g(p["variance"], ".6g")),
-            ("tau_int", f"{_g(p['tau_int'], '.4g')} samples (blocking implies "
-                        f"{_g(p['tau_blocking'], '.4g')}); level {p['blocking_level']}, "
-                        f"blocks of {p['block_size']}"),
-            ("samples", f"{p['n_samples']} = {p['n_chains']} chains x "
-                        f"{p['samples_per_chain']}; effective {p['n_eff']:.4g}"),
-            ("R-hat", f"{_g(p['rhat'], '.5f')} (limit {_g(p['rhat_limit'], '.5f')}): "
-                      + ("chains agree" if p["chains_ok"] else
-                         f"CHAINS DISAGREE, flagged {p['flagged_chains']}")),
-            ("acceptance", f"{_g(p.get('acceptance'), '.4f')}  ({p.get('sampler')}, "
-                           f"step {_g(p.get('step'), '.4g')})"),
-        ]
-        for part in ENERGY_PARTS:
-            if isinstance(p.get(part), dict):
-                rows.append((part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)"))
-    rows += _observable_rows(r.get("observables"))
+    rows += _production_rows(r)
+    rows += _observable_rows(r)
     s = r.get("summary_in_file")
     if s and "energy" in s:
-        rows.append(("pvmc summary", _pm(s.get("energy"), s.get("error"))))
+        rows.append(("pvmc summary", _pm(s.get("energy"), s.get("error"))
+                     + _infinite(r, "local_energy")))
     for k, seg in enumerate(r.get("segments") or []):
         rows.append((f"segment {k}", f"{seg.get('mpi_size')} rank(s) on {seg.get('hostname')}, "
                      f"{seg.get('start_time')} -> {seg.get('end_time') or '...'}: "
                      f"{seg.get('ended')}"))
+    for note in r.get("notes", []):
+        rows.append(("note", note))
+    shown = (r.get("summary_mismatch") or {}).get("message")
     for w in r.get("warnings", []):
-        rows.append(("warning", w))
+        if w != shown:                     # the mismatch has its own row above
+            rows.append(("warning", w))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -372,9 +584,15 @@ def _summary_parser():
                    help="production series to analyse: local_energy (default), kinetic, "
                         "trap, interaction (potential in format <= 2); an explicitly "
                         "named series must exist")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (1000)")
-    p.add_argument("--seed", type=int, default=None, help="bootstrap seed")
+    _n_boot_option(p)
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"bootstrap seed, 0 to {MAX_SEED} (default: fixed)")
     return p
+
+
+def _n_boot_option(p) -> None:
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help=f"bootstrap replicates, 2 to {MAX_N_BOOT} (1000)")
 
 
 def _table_parser():
@@ -387,21 +605,62 @@ def _table_parser():
     p.add_argument("--plot", metavar="FILE.png", help="write energy vs KEY to FILE.png")
     p.add_argument("--skip-bad", action="store_true",
                    help="report bad files as warnings and go on (exit code still 0)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (1000)")
+    _n_boot_option(p)
     return p
 
 
-def _check_plot_dir(directory: str) -> None:
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"--plots {directory}: exists and is not a directory")
+def _check_numbers(args) -> None:
+    """--n-boot and --seed within what the bootstrap takes."""
+    if not 2 <= args.n_boot <= MAX_N_BOOT:
+        raise UsageError(f"--n-boot {args.n_boot}: must be from 2 to {MAX_N_BOOT}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed {seed}: must be from 0 to {MAX_SEED} (2**32 - 1)")
+
+
+def _probe_directory(directory: str, what: str) -> None:
+    """Create ``directory`` if needed and create + remove a file in it, so that a place
+    where figures cannot be written is bad input, found before any analysis. When the
+    probe fails, the directories it created are removed again (nothing written)."""
+    missing, d = [], os.path.abspath(directory)
+    while not os.path.lexists(d) and os.path.dirname(d) != d:
+        missing.append(d)
+        d = os.path.dirname(d)
+    created = []
+    try:
+        for d in reversed(missing):
+            os.mkdir(d)
+            created.append(d)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".analysis-probe-", suffix=".png")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        for d in reversed(created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        raise UsageError(f"{what}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _probe_file(path: str, what: str) -> None:
+    """A figure file can be written: its directory (as _probe_directory) and, if it
+    exists, the file itself (opened for appending, which changes nothing)."""
+    _probe_directory(os.path.dirname(os.path.abspath(path)), what)
+    if os.path.exists(path):
+        try:
+            with open(path, "ab"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot write it ({exc.strerror or exc})") from None
 
 
 def cmd_summary(argv) -> int:
     args = _summary_parser().parse_args(argv)
-    if args.n_boot < 2:
-        raise UsageError("--n-boot must be at least 2")
+    _check_numbers(args)
     if args.plots:
-        _check_plot_dir(args.plots)
+        if os.path.exists(args.plots) and not os.path.isdir(args.plots):
+            raise UsageError(f"--plots {args.plots}: exists and is not a directory")
         from .plots import require_matplotlib
         require_matplotlib()
     series = args.series or "local_energy"
@@ -415,6 +674,8 @@ def cmd_summary(argv) -> int:
                              "their plots would overwrite each other")
         stems[run.name] = path
         runs.append(run)
+    if args.plots:
+        _probe_directory(args.plots, f"--plots {args.plots}")
     reports = []
     for run in runs:
         report, summary = analyse(run, series=series, n_boot=args.n_boot, seed=args.seed)
@@ -439,8 +700,50 @@ def _sort_key(v):
     return (0, v)
 
 
+def _table_row(key, run, n_boot: int) -> dict:
+    """One row of the table: the run's energy, errors and checks."""
+    report, _ = analyse(run, n_boot=n_boot)
+    p = report["production"] or {}
+    mismatch = report["summary_mismatch"]
+    return {"key": key, "file": run.path, "status": run.status,
+            "energy": p.get("mean"), "error": p.get("error"),
+            "error_bootstrap": p.get("error_bootstrap"),
+            "variance": p.get("variance"), "tau_int": p.get("tau_int"),
+            "n_samples": p.get("n_samples"), "rhat": p.get("rhat"),
+            "chains_ok": p.get("chains_ok"), "chains_verdict": p.get("chains_verdict"),
+            "acceptance": p.get("acceptance"),
+            "mean_is_infinite": bool(p.get("mean_is_infinite")),
+            "summary_mismatch": mismatch["message"] if mismatch else None}
+
+
+def _print_table(rows: list, by: str) -> None:
+    head = [by, "status", "energy", "error", "err_boot", "variance", "tau_int",
+            "samples", "R-hat", "chains", "file"]
+    chains = {"agree": "ok", "note": "note", "disagree": "DISAGREE", None: "-"}
+    table = [head]
+    for r in rows:
+        error = ("meaningless" if r["mean_is_infinite"] and r["energy"] is not None
+                 else "-" if r["error"] is None else f"{r['error']:.6f}")
+        table.append([_g(r["key"]), r["status"],
+                      "-" if r["energy"] is None else f"{r['energy']:.6f}", error,
+                      "-" if r["error_bootstrap"] is None else f"{r['error_bootstrap']:.6f}",
+                      _g(r["variance"], ".5g"), _g(r["tau_int"], ".3g"),
+                      _g(r["n_samples"]), _g(r["rhat"], ".4f"),
+                      chains[r["chains_verdict"]], r["file"]])
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths)).rstrip())
+    for r in rows:                        # what the columns cannot say
+        if r["mean_is_infinite"]:
+            print(f"warning: {r['file']}: the mean energy is infinite (1D Coulomb): its "
+                  "energy is not an estimate and its error bar is meaningless")
+        if r["summary_mismatch"]:
+            print(f"warning: {r['file']}: SUMMARY MISMATCH: {r['summary_mismatch']}")
+
+
 def cmd_table(argv) -> int:
     args = _table_parser().parse_args(argv)
+    _check_numbers(args)
     if args.plot:
         if not args.plot.lower().endswith(".png"):
             raise UsageError(f"--plot {args.plot}: the figure name must end in .png")
@@ -463,42 +766,19 @@ def cmd_table(argv) -> int:
             if not args.skip_bad:
                 raise
             problems.append(str(exc))
-    rows = []
-    for key, run in runs:
-        report, s = analyse(run, n_boot=args.n_boot)
-        p = report["production"] or {}
-        rows.append({"key": key, "file": run.path, "status": run.status,
-                     "energy": p.get("mean"), "error": p.get("error"),
-                     "error_bootstrap": p.get("error_bootstrap"),
-                     "variance": p.get("variance"), "tau_int": p.get("tau_int"),
-                     "n_samples": p.get("n_samples"), "rhat": p.get("rhat"),
-                     "chains_ok": p.get("chains_ok"), "acceptance": p.get("acceptance")})
-    rows.sort(key=lambda r: _sort_key(r["key"]))
+    if args.plot:
+        _probe_file(args.plot, f"--plot {args.plot}")
+    rows = sorted((_table_row(key, run, args.n_boot) for key, run in runs),
+                  key=lambda r: _sort_key(r["key"]))
     for msg in problems:
         print(f"warning: skipped {msg}", file=sys.stderr)
     if args.plot:
         from .plots import plot_scan
-        parent = os.path.dirname(os.path.abspath(args.plot))
-        os.makedirs(parent, exist_ok=True)
         plot_scan(rows, args.by, args.plot)
     if args.json:
         print(json.dumps(_clean({"by": args.by, "rows": rows}), indent=2))
     else:
-        head = [args.by, "status", "energy", "error", "err_boot", "variance", "tau_int",
-                "samples", "R-hat", "ok", "file"]
-        table = [head]
-        for r in rows:
-            table.append([_g(r["key"]), r["status"],
-                          "-" if r["energy"] is None else f"{r['energy']:.6f}",
-                          "-" if r["error"] is None else f"{r['error']:.6f}",
-                          "-" if r["error_bootstrap"] is None else f"{r['error_bootstrap']:.6f}",
-                          _g(r["variance"], ".5g"), _g(r["tau_int"], ".3g"),
-                          _g(r["n_samples"]), _g(r["rhat"], ".4f"),
-                          "-" if r["chains_ok"] is None else ("yes" if r["chains_ok"] else "NO"),
-                          r["file"]])
-        widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
-        for row in table:
-            print("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths)).rstrip())
+        _print_table(rows, args.by)
         if args.plot:
             print(f"wrote {args.plot}")
     return EXIT_OK

@@ -15,6 +15,10 @@ share a directory:
 
 (each of the last three only if the file has it: /production/observables, format 3;
 older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
+
+Units (pvmc's): hbar = m = e = 1 with the trap frequency unit omega_0 = 1, so
+energies are in hbar*omega_0 and lengths in sqrt(hbar/(m*omega_0)); every axis with
+an energy or a length says so.
 """
 from __future__ import annotations
 
@@ -26,8 +30,14 @@ import numpy as np
 from .runfile import shell_volumes
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
-           "plot_histogram", "plot_density", "plot_radial_density", "plot_density_image",
-           "plot_pair_distance", "plot_scan", "run_plots", "plot_names"]
+           "plot_histogram", "histogram_range", "plot_density", "plot_radial_density",
+           "plot_density_image", "plot_pair_distance", "plot_scan", "run_plots",
+           "plot_names"]
+
+E_UNIT = r"$\hbar\omega_0$"                    # energies
+L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"            # lengths
+KEY_UNITS = {"system.omega": r"$\omega_0$", "wavefunction.sigma": L_UNIT}
+BULK_IQR = 5.0      # histogram range: median +- this many interquartile ranges
 
 
 class PlotError(RuntimeError):
@@ -50,7 +60,10 @@ def _figure(width=6.4, height=4.2):
 
 
 def _save(fig, path: str) -> str:
-    fig.savefig(path, format="png")
+    try:
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise PlotError(f"cannot write {path} ({exc.strerror or exc})") from None
     return path
 
 
@@ -63,7 +76,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
     ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     ax.plot(it, e, lw=1.2, color="C0", label="energy")
     ax.fill_between(it, e - err, e + err, color="C0", alpha=0.3, lw=0, label="± error")
-    ax.set_ylabel("energy")
+    ax.set_ylabel(f"energy ({E_UNIT})")
     ax.legend(loc="upper right")
     ax.set_title(title or "optimisation")
     if "variance" in optimization:
@@ -72,7 +85,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
             ax2.semilogy(it, var, color="C1", lw=1.0)
         else:
             ax2.plot(it, var, color="C1", lw=1.0)
-        ax2.set_ylabel("variance of E_L")
+        ax2.set_ylabel(f"variance of E_L (({E_UNIT})$^2$)")
     ax2.set_xlabel("iteration")
     return _save(fig, path)
 
@@ -93,31 +106,49 @@ def plot_blocking(result, path: str, title: str = "") -> str:
     ax.axhline(result.error, color="C2", lw=1, ls="--",
                label=f"reported error {result.error:.3g}")
     ax.set_xlabel("blocking level k (block size 2^k)")
-    ax.set_ylabel("standard error of the mean")
+    ax.set_ylabel(f"standard error of the mean ({E_UNIT})")
     ax.set_title(title or "automated blocking")
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
 
 
+def histogram_range(x) -> tuple:
+    """(lo, hi) of the local-energy histogram: the bulk, median +- BULK_IQR
+    interquartile ranges, clipped to the data (the whole data if the IQR is 0). A fixed
+    quantile cut would spend the axis on the sparse tail of a heavy-tailed E_L."""
+    x = np.asarray(x, dtype=float)
+    lo, hi = float(x.min()), float(x.max())
+    q1, median, q3 = np.quantile(x, [0.25, 0.5, 0.75])
+    if q3 > q1:
+        lo = max(lo, median - BULK_IQR * (q3 - q1))
+        hi = min(hi, median + BULK_IQR * (q3 - q1))
+    if hi <= lo:                                   # constant samples
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
 def plot_histogram(samples, path: str, title: str = "", mean: float | None = None) -> str:
-    """Histogram of local-energy samples; bins over the central 99.8 % (tails counted)."""
+    """Histogram of local-energy samples over their bulk (histogram_range), log y so
+    that the tails show, with the number of samples outside the range."""
     x = np.asarray(samples, dtype=float).ravel()
     x = x[np.isfinite(x)]
     fig = _figure()
     ax = fig.subplots()
     if x.size:
-        lo, hi = np.quantile(x, [0.001, 0.999])
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        outside = int(np.count_nonzero((x < lo) | (x > hi)))
+        lo, hi = histogram_range(x)
+        below, above = int(np.count_nonzero(x < lo)), int(np.count_nonzero(x > hi))
         bins = int(min(200, max(10, math.sqrt(x.size))))
         ax.hist(x, bins=bins, range=(lo, hi), density=True, color="C0", alpha=0.8,
-                label=f"{x.size} samples ({outside} outside the range)")
-        if mean is not None:
+                label=f"{x.size} samples")
+        ax.set_yscale("log")
+        if mean is not None and math.isfinite(mean):
             ax.axvline(mean, color="C3", lw=1.2, label=f"mean {mean:.6g}")
-        ax.legend(loc="upper right", fontsize="small")
-    ax.set_xlabel("local energy")
-    ax.set_ylabel("probability density")
+        ax.legend(loc="upper right", fontsize="small", title_fontsize="small",
+                  title=f"outside the range: {below + above} of {x.size} samples\n"
+                        f"({100.0 * (below + above) / x.size:.2g} %; {below} below, "
+                        f"{above} above)")
+    ax.set_xlabel(f"local energy E_L ({E_UNIT})")
+    ax.set_ylabel(f"probability density (1/{E_UNIT}), log scale")
     ax.set_title(title or "local energy")
     return _save(fig, path)
 
@@ -146,11 +177,11 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     fig = _figure(6.4, 5.2)
     ax, ax2 = fig.subplots(2, 1, sharex=True)
     ax.plot(centres, rho, "-", color="C0", lw=1.4)
-    ax.set_ylabel("one-body density rho(r)")
+    ax.set_ylabel(f"one-body density rho(r) ({L_UNIT}$^{{-{dimensions}}}$)")
     ax.set_title(title or "one-body density")
     ax2.plot(centres, radial, "-", color="C1", lw=1.4)
-    ax2.set_ylabel("radial distribution P(r)")
-    ax2.set_xlabel("r")
+    ax2.set_ylabel(f"radial distribution P(r) (1/{L_UNIT})")
+    ax2.set_xlabel(f"r ({L_UNIT})")
     return _save(fig, path)
 
 
@@ -163,7 +194,8 @@ def _with_error_bars(ax, edges, values, errors, color, label):
                 capsize=1.5, color=color, label=f"{label} ± error (batch means)")
 
 
-def plot_radial_density(edges, density, error, path: str, title: str = "") -> str:
+def plot_radial_density(edges, density, error, path: str, title: str = "",
+                        dimensions: int | None = None) -> str:
     """rho(r) as stored by pvmc (integral over space = P) with its error bars."""
     edges = np.asarray(edges, float)
     fig = _figure()
@@ -171,8 +203,9 @@ def plot_radial_density(edges, density, error, path: str, title: str = "") -> st
     _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
                      "C0", "rho(r)")
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_xlabel("r")
-    ax.set_ylabel("one-body density rho(r)")
+    ax.set_xlabel(f"r ({L_UNIT})")
+    power = f"$^{{-{dimensions}}}$" if dimensions else "$^{-D}$"
+    ax.set_ylabel(f"one-body density rho(r) ({L_UNIT}{power})")
     ax.set_title(title or "one-body density")
     ax.legend(loc="upper right")
     return _save(fig, path)
@@ -187,10 +220,10 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
                    interpolation="nearest",
                    extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
     ax.set_aspect("equal")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    ax.set_xlabel(f"x ({L_UNIT})")
+    ax.set_ylabel(f"y ({L_UNIT})")
     ax.set_title(title or "one-body density rho(x, y)")
-    fig.colorbar(im, ax=ax, label="rho(x, y)")
+    fig.colorbar(im, ax=ax, label=f"rho(x, y) ({L_UNIT}$^{{-2}}$)")
     return _save(fig, path)
 
 
@@ -204,29 +237,41 @@ def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") 
     if mean is not None and math.isfinite(mean):
         ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_xlabel("r12")
-    ax.set_ylabel("pair-distance density")
+    ax.set_xlabel(f"r12 ({L_UNIT})")
+    ax.set_ylabel(f"pair-distance density (1/{L_UNIT})")
     ax.set_title(title or "pair distance")
     ax.legend(loc="upper right")
     return _save(fig, path)
 
 
 def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
-    """Energy with error bars against a config value, one point per run."""
-    pts = [(r["key"], r["energy"], r["error"]) for r in rows
-           if r.get("energy") is not None and r.get("error") is not None]
+    """Energy with its error bar against a config value, one point per run. Points are
+    not joined: the runs may differ in more than ``key``. Runs whose mean is infinite
+    (1D Coulomb) are crosses without error bars."""
+    pts = [r for r in rows if r.get("energy") is not None
+           and (r.get("error") is not None or r.get("mean_is_infinite"))]
     fig = _figure()
     ax = fig.subplots()
     if pts:
-        numeric = all(isinstance(p[0], (int, float)) and not isinstance(p[0], bool)
-                      for p in pts)
-        xs = [p[0] for p in pts] if numeric else list(range(len(pts)))
-        ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o-", ms=5,
-                    capsize=3, lw=1)
+        numeric = all(isinstance(r["key"], (int, float)) and not isinstance(r["key"], bool)
+                      for r in pts)
+        xs = [r["key"] for r in pts] if numeric else list(range(len(pts)))
+        finite = [i for i, r in enumerate(pts) if not r.get("mean_is_infinite")]
+        if finite:
+            ax.errorbar([xs[i] for i in finite], [pts[i]["energy"] for i in finite],
+                        yerr=[pts[i]["error"] for i in finite], fmt="o", ls="none", ms=5,
+                        capsize=3, label="E +- error (blocking)")
+        infinite = [i for i, r in enumerate(pts) if r.get("mean_is_infinite")]
+        if infinite:
+            ax.plot([xs[i] for i in infinite], [pts[i]["energy"] for i in infinite], "x",
+                    ls="none", color="C3", ms=7,
+                    label="infinite mean (1D Coulomb): not an estimate")
         if not numeric:
-            ax.set_xticks(xs, [str(p[0]) for p in pts], rotation=30)
-    ax.set_xlabel(key)
-    ax.set_ylabel("energy")
+            ax.set_xticks(xs, [str(r["key"]) for r in pts], rotation=30)
+        ax.legend(loc="best", fontsize="small")
+    unit = KEY_UNITS.get(key)
+    ax.set_xlabel(f"{key} ({unit})" if unit else key)
+    ax.set_ylabel(f"energy E ({E_UNIT})")
     ax.set_title(title or f"energy vs {key}")
     return _save(fig, path)
 
@@ -264,7 +309,8 @@ def run_plots(run, summary, directory: str) -> list:
         d = obs["density"]
         written.append(plot_radial_density(d["edges"], d["density"], d["error"],
                                            out["density"],
-                                           title=f"one-body density: {label}"))
+                                           title=f"one-body density: {label}",
+                                           dimensions=d["attrs"].get("dimensions")))
     if isinstance(obs.get("density_image"), dict):
         d = obs["density_image"]
         written.append(plot_density_image(d["x_edges"], d["y_edges"], d["density"],

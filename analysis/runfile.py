@@ -13,22 +13,41 @@ data, and only those are read. Format 3 stores the energy parts kinetic, trap an
 interaction (formats 1-2: kinetic and potential) and the group
 ``/production/observables`` (batch means of scalars, histograms), read into
 ``RunData.observables``.
+
+Damaged files. Every read of the file goes through :func:`_reading`, which turns
+whatever h5py or HDF5 raise on damaged bytes (see ``READ_ERRORS``) into a
+:class:`RunFileError` naming the object being read; a dataset stored with the
+Fletcher32 filter whose checksum fails is reported as such. What is read is then
+checked for the types and ranges the analysis relies on (counters within the data,
+numbers that are numbers, text that is UTF-8), so that damage the library does not
+notice is an error too rather than a wrong number.
 """
 from __future__ import annotations
 
+import gc
 import math
+import mmap
+import numbers
 import os
+import pickle
+import select
+import signal
+import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes",
-           "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS"]
+           "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",
+           "READ_ERRORS", "is_number"]
 
 SUPPORTED_FORMATS = (1, 2, 3)
 OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "grad_norm",
               "learning_rate", "wall_time")
 REQUIRED_ROOT = ("format_version", "status", "config")
+CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
 # kinetic, trap, interaction: format 3; potential (= trap + interaction): formats 1-2
 PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction", "potential")
 SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
@@ -36,6 +55,14 @@ SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
 HISTOGRAMS = {"density": ("edges",), "density_image": ("x_edges", "y_edges"),
               "pair_distance": ("edges",)}
 HISTOGRAM_ARRAYS = ("counts", "density", "error")
+CHILD_TIMEOUT = 60.0     # s for the child to read a file's structure (healthy: ms)
+# What h5py and HDF5 raise on damaged bytes: OSError (library errors, failed checksums,
+# reads beyond the end), RuntimeError (damaged object headers; NotImplementedError for
+# a garbled type), KeyError/IndexError (damaged links and messages), ValueError and
+# TypeError (shapes and types h5py cannot map; UnicodeDecodeError for text),
+# AttributeError, OverflowError (a garbled size).
+READ_ERRORS = (OSError, RuntimeError, LookupError, ValueError, TypeError, AttributeError,
+               ArithmeticError)
 
 
 class RunFileError(Exception):
@@ -47,25 +74,244 @@ class RunFileError(Exception):
         super().__init__(f"{self.path}: {problem}")
 
 
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _text(value[()])
-    return str(value)
+# ----------------------------------------------------------------------------- damage
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """The exception's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _plain(value):
-    """HDF5 attribute -> plain Python value."""
+def _has_fletcher32(ds) -> bool:
+    try:
+        return ds is not None and bool(ds.fletcher32)
+    except READ_ERRORS:
+        return False
+
+
+def _checksum_failed(exc: BaseException, ds) -> bool:
+    """Whether ``exc`` is a failed Fletcher32 checksum. HDF5 1.x names it in the
+    message; HDF5 2.0 only says that a filter failed during the read, which for a
+    dataset with the Fletcher32 filter (pvmc uses no other) is the same thing."""
+    text = str(exc).lower()
+    if "fletcher32" in text or "checksum" in text:
+        return True
+    return isinstance(exc, OSError) and "filter" in text and _has_fletcher32(ds)
+
+
+def _damage(path: str, where: str, exc: BaseException, ds=None) -> RunFileError:
+    """The RunFileError for an exception raised while reading ``where``."""
+    if isinstance(exc, UnicodeDecodeError):
+        return RunFileError(path, f"{where}: is not valid UTF-8 text: the file is damaged")
+    if _checksum_failed(exc, ds):
+        return RunFileError(path, f"{where}: failed its checksum: the file is damaged")
+    return RunFileError(path, f"{where}: cannot be read, the file is damaged "
+                        f"({_one_line(exc)})")
+
+
+_progress = None           # in the guard's child: told each object before it is read
+_structure_only = False   # in the guard's child: bulk datasets are deferred (_bulk)
+
+
+@contextmanager
+def _reading(path: str, where: str, ds=None):
+    """Turn any exception h5py/HDF5 raise inside the block into a RunFileError naming
+    ``where`` (``ds``: the dataset being read, for the checksum diagnosis)."""
+    if _progress is not None:
+        _progress(where)
+    try:
+        yield
+    except RunFileError:
+        raise
+    except READ_ERRORS as exc:
+        raise _damage(path, where, exc, ds) from None
+
+
+# ----------------------------------------------------------------------------- values
+def _decode(raw: bytes, field_size: int | None = None) -> str:
+    """UTF-8 text, strictly (damaged text is an error, not replacement characters).
+    A fixed-length field that its writer filled to the brim may end in a character
+    cut in two; only that tail is dropped."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut = (field_size is not None and exc.reason == "unexpected end of data"
+               and exc.end == len(raw) and len(raw) >= field_size - 4)
+        if not cut:
+            raise
+        return raw[:exc.start].decode("utf-8")
+
+
+def _field_size(dtype) -> int | None:
+    """Bytes per value of fixed-length text, else None."""
+    return dtype.itemsize if dtype.kind == "S" else None
+
+
+def _plain(value, field_size: int | None = None):
+    """HDF5 attribute or dataset value -> plain Python value (text decoded strictly:
+    UnicodeDecodeError for bytes that are not UTF-8)."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        return _decode(bytes(value), field_size)
     if isinstance(value, np.generic):
-        return value.item()
+        item = value.item()
+        if isinstance(item, np.generic):       # e.g. long double: no type pvmc writes
+            raise TypeError(f"unexpected HDF5 type {value.dtype}")
+        return item
     if isinstance(value, np.ndarray):
         if value.shape == ():
-            return _plain(value[()])
-        return [_plain(v) for v in value.tolist()] if value.dtype.kind in "OSU" else value.tolist()
+            return _plain(value[()], field_size)
+        return [_plain(v, field_size) for v in value]
     return value
+
+
+def _integer(value) -> int | None:
+    """value as an int if it is a whole number (not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def is_number(value) -> bool:
+    """A real number (int or float, not bool or text)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _label(where: str, name: str) -> str:
+    return f"root attribute {name}" if where == "/" else f"{where} attribute {name}"
+
+
+def _require_numbers(path: str, where: str, attrs: dict, names=(), whole=()) -> None:
+    """The attributes ``names`` (numbers) and ``whole`` (whole numbers) of ``where``,
+    where present, are what they should be."""
+    for name in (*names, *whole):
+        if name not in attrs:
+            continue
+        value = attrs[name]
+        ok = _integer(value) is not None if name in whole else is_number(value)
+        if not ok:
+            kind = "a whole number" if name in whole else "a number"
+            raise RunFileError(path, f"{_label(where, name)} is {value!r:.60}, not {kind}: "
+                               "the file is damaged")
+
+
+def _counter(path: str, where: str, value, limit: int) -> int:
+    """A count of valid rows or columns: a whole number from 0 to ``limit`` (the length
+    allocated for them), else the file is damaged."""
+    n = _integer(value)
+    if n is None or not 0 <= n <= limit:
+        raise RunFileError(path, f"{where} is {value!r:.60}, not a whole number from 0 to "
+                           f"{limit} (the length of the data): the file is damaged")
+    return n
+
+
+# ----------------------------------------------------------------------------- objects
+def _kind(item) -> str:
+    import h5py
+    if isinstance(item, h5py.Dataset):
+        return "dataset"
+    return "group" if isinstance(item, h5py.Group) else "named datatype"
+
+
+def _names(path: str, grp, where: str) -> list:
+    """Names of the members of a group."""
+    with _reading(path, where):
+        return list(grp)
+
+
+def _child(path: str, parent, name: str, where: str):
+    """parent[name], or None if the group lists no such member. (Not ``name in
+    parent``: h5py answers False for a damaged link too, which would hide the damage.)"""
+    if name not in _names(path, parent, where.rsplit("/", 1)[0] or "/"):
+        return None
+    with _reading(path, where):
+        return parent[name]
+
+
+def _member(path: str, h5, item: str):
+    """The object at the path ``item`` (e.g. "production/kinetic"), or None."""
+    import h5py
+    node, where = h5, ""
+    for part in item.strip("/").split("/"):
+        where += "/" + part
+        if not isinstance(node, h5py.Group):
+            return None
+        node = _child(path, node, part, where)
+        if node is None:
+            return None
+    return node
+
+
+def _group(path: str, parent, name: str, where: str):
+    """The group parent[name], or None if absent."""
+    import h5py
+    item = _child(path, parent, name, where)
+    if item is not None and not isinstance(item, h5py.Group):
+        raise RunFileError(path, f"{where} is a {_kind(item)}, not a group")
+    return item
+
+
+def _dataset(path: str, parent, name: str, where: str, ndim: int | None = None,
+             numeric: bool = True, shape_text: str = ""):
+    """The dataset parent[name] (``ndim`` dimensions, numeric unless told), or None."""
+    import h5py
+    item = _child(path, parent, name, where)
+    if item is None:
+        return None
+    if not isinstance(item, h5py.Dataset):
+        raise RunFileError(path, f"{where} is a {_kind(item)}, not a dataset")
+    with _reading(path, where):
+        shape, dtype = item.shape, item.dtype
+    if ndim is not None and len(shape) != ndim:
+        raise RunFileError(path, f"{where} is not a {ndim}-D {shape_text}dataset "
+                           f"(shape {shape})")
+    if numeric and dtype.kind not in "fiu":
+        raise RunFileError(path, f"{where} is not numeric (type {dtype})")
+    return item
+
+
+def _values(path: str, ds, where: str, selection=()):
+    """ds[selection] as an array."""
+    with _reading(path, where, ds):
+        return np.asarray(ds[selection])
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A bulk dataset that the guard's child leaves to the parent to read."""
+    where: str
+    selection: tuple
+    float64: bool
+
+
+def _bulk(path: str, ds, where: str, selection: tuple, float64: bool = False):
+    """A large dataset (the samples, the optimisation rows) as an array (float64 if
+    asked). The guard's child walks its chunk index and reads one element (what can
+    crash HDF5 is the layout, not the data bytes) and returns a _Deferred for the
+    parent to read."""
+    if _structure_only:
+        with _reading(path, where, ds):
+            if ds.chunks is not None and hasattr(ds.id, "chunk_iter"):   # HDF5 >= 1.14
+                ds.id.chunk_iter(lambda info: None)
+            if ds.size:
+                ds[(0,) * ds.ndim]
+        return _Deferred(where, selection, float64)
+    values = _values(path, ds, where, selection)
+    return values.astype(np.float64, copy=False) if float64 else values
+
+
+def _attrs(path: str, obj, where: str) -> dict:
+    """All attributes of obj as plain Python values."""
+    with _reading(path, "root attributes" if where == "/" else f"{where} attributes"):
+        names = list(obj.attrs)
+    out = {}
+    for name in names:
+        with _reading(path, _label(where, name)):
+            size = _field_size(obj.attrs.get_id(name).dtype)
+            out[name] = _plain(obj.attrs[name], size)
+    return out
 
 
 def shell_volumes(edges, dimensions: int) -> np.ndarray:
@@ -147,22 +393,21 @@ class RunData:
 
 def _read_scalar(path: str, where: str, ds, n_batches) -> dict:
     """One scalar observable: its batch means (K,) and the attributes mean and error."""
-    missing = [k for k in ("mean", "error") if k not in ds.attrs]
+    attrs = _attrs(path, ds, where)
+    missing = [k for k in ("mean", "error") if k not in attrs]
     if missing:
         raise RunFileError(path, f"{where} lacks the attribute(s) {', '.join(missing)}")
-    value = np.asarray(ds[()])
+    value = _values(path, ds, where)
     if value.ndim != 1 or value.dtype.kind not in "fiu":
         raise RunFileError(path, f"{where} is not a 1-D numeric dataset of batch means "
                            f"(shape {value.shape})")
     if n_batches is not None and value.size != n_batches:
         raise RunFileError(path, f"{where} holds {value.size} batch means, the group's "
                            f"n_batches is {n_batches}")
-    try:
-        mean, error = float(ds.attrs["mean"]), float(ds.attrs["error"])
-    except (TypeError, ValueError):
-        raise RunFileError(path, f"{where}: attributes mean and error are not "
-                           "numbers") from None
-    return {"batch_means": value.astype(np.float64), "mean": mean, "error": error}
+    if not (is_number(attrs["mean"]) and is_number(attrs["error"])):
+        raise RunFileError(path, f"{where}: attributes mean and error are not numbers")
+    return {"batch_means": value.astype(np.float64), "mean": float(attrs["mean"]),
+            "error": float(attrs["error"])}
 
 
 def _edges(path: str, where: str, edges) -> None:
@@ -175,9 +420,12 @@ def _edges(path: str, where: str, edges) -> None:
 
 def _read_histogram(path: str, where: str, grp) -> dict:
     """A histogram group: its edges, counts, density, error (shapes checked) and attrs."""
-    import h5py
-    hist = {k: np.asarray(v[()]) for k, v in grp.items() if isinstance(v, h5py.Dataset)}
     name = where.rsplit("/", 1)[-1]
+    hist = {}
+    for key in HISTOGRAMS[name] + HISTOGRAM_ARRAYS:
+        ds = _dataset(path, grp, key, f"{where}/{key}", numeric=False)
+        if ds is not None:
+            hist[key] = _values(path, ds, f"{where}/{key}")
     missing = [k for k in HISTOGRAMS[name] + HISTOGRAM_ARRAYS if k not in hist]
     if missing:
         raise RunFileError(path, f"{where} lacks {', '.join(missing)}")
@@ -190,7 +438,9 @@ def _read_histogram(path: str, where: str, grp) -> dict:
                                f"give {shape}")
         if hist[k].dtype.kind not in "fiu":
             raise RunFileError(path, f"{where}/{k} is not numeric")
-    hist["attrs"] = {k: _plain(v) for k, v in grp.attrs.items()}
+    hist["attrs"] = _attrs(path, grp, where)
+    _require_numbers(path, where, hist["attrs"], ("overflow", "r_max", "mean", "error"),
+                     whole=("dimensions", "particles"))
     return hist
 
 
@@ -203,36 +453,37 @@ def _read_observables(path: str, grp, version: int) -> tuple:
     are ignored.
     """
     import h5py
-    where = "/production/observables/"
-    attrs = {k: _plain(v) for k, v in grp.attrs.items()}
-    n_batches = attrs.get("n_batches")
-    if n_batches is not None:
-        try:
-            n_batches = int(n_batches)
-        except (TypeError, ValueError):
-            raise RunFileError(path, f"{where[:-1]} attribute n_batches {n_batches!r} is not "
-                               "an integer") from None
+    where = "/production/observables"
+    attrs = _attrs(path, grp, where)
+    _require_numbers(path, where, attrs, ("samples", "energy_error_batch_means",
+                                          "energy_error_blocking"), whole=("n_batches",))
+    n_batches = _integer(attrs.get("n_batches"))
     out = {}
-    for name, item in grp.items():
+    for name in _names(path, grp, where):
+        here = f"{where}/{name}"
+        item = _child(path, grp, name, here)
         if isinstance(item, h5py.Dataset):
             if name in HISTOGRAMS and version >= 3:
-                raise RunFileError(path, f"{where}{name} is a dataset, not a group")
-            if (version >= 3 and name in SCALAR_OBSERVABLES) or (
-                    "mean" in item.attrs and "error" in item.attrs):
-                out[name] = _read_scalar(path, where + name, item, n_batches)
+                raise RunFileError(path, f"{here} is a dataset, not a group")
+            with _reading(path, here):
+                has_attrs = "mean" in item.attrs and "error" in item.attrs
+            if (version >= 3 and name in SCALAR_OBSERVABLES) or has_attrs:
+                out[name] = _read_scalar(path, here, item, n_batches)
             else:                                                   # formats 1-2
-                out[name] = np.asarray(item[()])
-        elif name in HISTOGRAMS:
-            out[name] = _read_histogram(path, where + name, item)
+                out[name] = _values(path, item, here)
+        elif name in HISTOGRAMS and isinstance(item, h5py.Group):
+            out[name] = _read_histogram(path, here, item)
     if "density_counts" in out or "density_edges" in out:          # formats 1-2
         if not ("density_counts" in out and "density_edges" in out):
-            raise RunFileError(path, f"{where}density_counts and density_edges come "
+            raise RunFileError(path, f"{where}/density_counts and density_edges come "
                                "in pairs; one is missing")
-        _edges(path, where + "density_edges", out["density_edges"])
+        _edges(path, f"{where}/density_edges", out["density_edges"])
         counts = out["density_counts"]
         if counts.ndim < 1 or counts.shape[-1] != out["density_edges"].size - 1:
-            raise RunFileError(path, f"{where}density_counts has shape {counts.shape}, "
+            raise RunFileError(path, f"{where}/density_counts has shape {counts.shape}, "
                                f"density_edges give {out['density_edges'].size - 1} bins")
+        if counts.dtype.kind not in "fiu":
+            raise RunFileError(path, f"{where}/density_counts is not numeric")
     return attrs, out
 
 
@@ -245,13 +496,325 @@ def _open(path: str):
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError as exc:
-        raise RunFileError(path, f"cannot be read ({exc})") from None
+        raise RunFileError(path, f"cannot be read ({_one_line(exc)})") from None
     if not is_hdf5:
         raise RunFileError(path, "not an HDF5 file")
     try:
         return h5py.File(path, "r", locking=False)
-    except OSError as exc:
-        raise RunFileError(path, f"cannot open the HDF5 file ({exc})") from None
+    except READ_ERRORS as exc:
+        raise RunFileError(path, "cannot open the HDF5 file: it is damaged or unreadable "
+                           f"({_one_line(exc)})") from None
+
+
+def _parse_config(path: str, text: str) -> dict:
+    """The root attribute config: a YAML mapping whose sections are mappings."""
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)     # the C parser if built
+    try:
+        config = yaml.load(text, Loader=loader) or {}
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        raise RunFileError(path, "root attribute config is not valid YAML "
+                           f"({_one_line(exc)})") from None
+    if not isinstance(config, dict):
+        raise RunFileError(path, "root attribute config is not a YAML mapping")
+    for name in CONFIG_SECTIONS:
+        if config.get(name) is not None and not isinstance(config[name], dict):
+            raise RunFileError(path, f"root attribute config: section {name} is not a "
+                               "mapping")
+    return config
+
+
+def _read_root(path: str, h5) -> RunData:
+    """The root attributes and the parsed config, validated."""
+    attrs = _attrs(path, h5, "/")
+    missing = [k for k in REQUIRED_ROOT if k not in attrs]
+    if missing:
+        raise RunFileError(path, "not a pvmc run file (root attribute(s) "
+                           + ", ".join(missing) + " missing)")
+    version = _integer(attrs["format_version"])
+    if version is None:
+        raise RunFileError(path, f"format_version {attrs['format_version']!r:.60} is not an "
+                           "integer")
+    if version not in SUPPORTED_FORMATS:
+        raise RunFileError(path, f"format_version {version} is not supported by this "
+                           f"analysis (supported: {', '.join(map(str, SUPPORTED_FORMATS))})")
+    for key in ("status", "config"):
+        if not isinstance(attrs[key], str):
+            raise RunFileError(path, f"root attribute {key} is not text: the file is damaged")
+    _require_numbers(path, "/", attrs, whole=("mpi_size", "walkers_per_rank", "seed"))
+    return RunData(path, attrs, _parse_config(path, attrs["config"]), attrs["config"])
+
+
+def _read_optimization(path: str, h5, run: RunData) -> None:
+    """/optimization: equal-length 1-D datasets (+ params 2-D); may be empty or absent.
+    Format 1 appends rows (the shortest dataset counts: a row may be half written);
+    formats 2-3 allocate them and count the valid ones in rows_written."""
+    grp = _group(path, h5, "optimization", "/optimization")
+    if grp is None:
+        return
+    fields = {}
+    for name in OPT_FIELDS + ("params",):
+        where = f"/optimization/{name}"
+        ds = _dataset(path, grp, name, where, ndim=2 if name == "params" else 1)
+        if ds is not None:
+            fields[name] = ds
+    if not set(fields) - {"params"}:
+        return
+    n_iter = min(ds.shape[0] for ds in fields.values())
+    rows = _read_counter(path, grp, "rows_written", "/optimization/rows_written", n_iter)
+    if rows is not None:
+        n_iter = rows
+    for name, ds in fields.items():
+        run.optimization[name] = _bulk(path, ds, f"/optimization/{name}", np.s_[:n_iter])
+
+
+def _read_counter(path: str, grp, name: str, where: str, limit: int) -> int | None:
+    """A one-element counter dataset (rows_written, samples_written), or None."""
+    ds = _dataset(path, grp, name, where)
+    if ds is None:
+        return None
+    values = _values(path, ds, where).ravel()
+    if values.size != 1:
+        raise RunFileError(path, f"{where} holds {values.size} values, not 1: the file is "
+                           "damaged")
+    return _counter(path, where, _plain(values[0]), limit)
+
+
+def _filled(path: str, grp, attrs: dict, columns: int) -> int:
+    """Columns of /production that hold data: samples_written (formats 2-3, counted
+    while running), the attribute samples_per_chain (set at the end; format 1's only
+    count), else all. Both present must agree."""
+    written = _read_counter(path, grp, "samples_written", "/production/samples_written",
+                            columns)
+    per_chain = attrs.get("samples_per_chain")
+    if per_chain is not None:
+        per_chain = _counter(path, "/production attribute samples_per_chain", per_chain,
+                             columns)
+    if written is not None and per_chain is not None and written != per_chain:
+        raise RunFileError(path, f"/production/samples_written ({written}) and the attribute "
+                           f"samples_per_chain ({per_chain}) disagree: the file is damaged")
+    return next((n for n in (written, per_chain) if n is not None), columns)
+
+
+def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -> None:
+    """/production: the (n_chains, n_samples) series (only the filled columns), its
+    attributes and /production/observables."""
+    grp = _group(path, h5, "production", "/production")
+    if grp is None:
+        return
+    run.production_attrs = _attrs(path, grp, "/production")
+    _require_numbers(path, "/production", run.production_attrs, ("acceptance", "step"))
+    datasets = {}
+    for name in series:
+        ds = _dataset(path, grp, name, f"/production/{name}", ndim=2,
+                      shape_text="(n_chains, n_samples) ")
+        if ds is not None:
+            datasets[name] = ds
+    if datasets:
+        shapes = {name: ds.shape for name, ds in datasets.items()}
+        first = next(iter(shapes))
+        odd = [name for name, shape in shapes.items() if shape != shapes[first]]
+        if odd:
+            raise RunFileError(path, f"/production/{odd[0]} has shape {shapes[odd[0]]}, "
+                               f"/production/{first} {shapes[first]}: the file is damaged")
+        filled = _filled(path, grp, run.production_attrs, shapes[first][1])
+        for name, ds in datasets.items():
+            run.production[name] = _bulk(path, ds, f"/production/{name}", np.s_[:, :filled],
+                                         float64=True)
+    obs = _group(path, grp, "observables", "/production/observables")
+    if obs is not None:
+        run.observables_attrs, run.observables = _read_observables(path, obs, version)
+
+
+def _read_wavefunction(path: str, h5, run: RunData) -> None:
+    """/wavefunction: its datasets (sigma a single number) and attributes."""
+    import h5py
+    grp = _group(path, h5, "wavefunction", "/wavefunction")
+    if grp is None:
+        return
+    run.wavefunction_attrs = _attrs(path, grp, "/wavefunction")
+    for name in _names(path, grp, "/wavefunction"):
+        where = f"/wavefunction/{name}"
+        item = _child(path, grp, name, where)
+        if isinstance(item, h5py.Dataset):
+            run.wavefunction[name] = _values(path, item, where)
+    sigma = run.wavefunction.get("sigma")
+    if sigma is not None and (sigma.size != 1 or sigma.dtype.kind not in "fiu"):
+        raise RunFileError(path, f"/wavefunction/sigma is not a single number (shape "
+                           f"{sigma.shape}, type {sigma.dtype}): the file is damaged")
+
+
+def _read_summary(path: str, h5, run: RunData) -> None:
+    grp = _group(path, h5, "summary", "/summary")
+    if grp is not None:
+        run.summary = _attrs(path, grp, "/summary")
+        _require_numbers(path, "/summary", run.summary, ("energy", "error"),
+                         whole=("n_samples",))
+
+
+def _read_segments(path: str, h5, run: RunData) -> None:
+    """/segments: one dict per launch from the 1-D datasets (columns)."""
+    import h5py
+    grp = _group(path, h5, "segments", "/segments")
+    if grp is None:
+        return
+    cols = {}
+    for name in _names(path, grp, "/segments"):
+        where = f"/segments/{name}"
+        item = _child(path, grp, name, where)
+        if isinstance(item, h5py.Dataset) and item.ndim == 1:
+            values = _values(path, item, where)
+            with _reading(path, where):
+                cols[name] = [_plain(v, _field_size(values.dtype)) for v in values]
+    n = min((len(v) for v in cols.values()), default=0)
+    run.segments = [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+def _read(path: str, series: tuple, require: tuple) -> RunData:
+    """read_run without the guard."""
+    with _reading(path, "/"):      # the net under the named reads below (e.g. the close)
+        with _open(path) as h5:
+            run = _read_root(path, h5)
+            for item in require:
+                if _member(path, h5, item) is None:
+                    raise RunFileError(path, f"missing dataset /{item.strip('/')}")
+            version = _integer(run.attrs["format_version"])
+            with _live(run):
+                _read_optimization(path, h5, run)
+                _read_production(path, h5, run, series, version)
+                _read_wavefunction(path, h5, run)
+                _read_summary(path, h5, run)
+                _read_segments(path, h5, run)
+    return run
+
+
+@contextmanager
+def _live(run: RunData):
+    """A checksum failure in a file whose run is still going may be a chunk read while
+    pvmc was writing it rather than damage: say so."""
+    try:
+        yield
+    except RunFileError as exc:
+        if run.status != "running" or "failed its checksum" not in exc.problem:
+            raise
+        raise RunFileError(run.path, exc.problem + " (or it was read while the running "
+                           "run wrote it: try again)") from None
+
+
+# ----------------------------------------------------------------------------- the guard
+def _child_reads(fd: int, where_now, path: str, series: tuple, require: tuple) -> None:
+    """In the forked child: read the file but its bulk datasets, keeping the object
+    being read in the shared memory ``where_now``, then send the parent through ``fd``
+    "ok <n>" and the pickled RunData (n bytes), or "error <problem>"."""
+    global _progress, _structure_only
+
+    def at(where: str) -> None:
+        text = where.encode("utf-8", "replace")[:len(where_now) - 2]
+        where_now[:2 + len(text)] = len(text).to_bytes(2, "little") + text
+
+    def send(line: str, payload: bytes = b"") -> None:
+        data = memoryview(" ".join(line.split()).encode("utf-8", "replace") + b"\n"
+                          + payload)
+        while data:
+            data = data[os.write(fd, data):]
+
+    _progress, _structure_only = at, True
+    try:
+        payload = pickle.dumps(_read(path, series, require), pickle.HIGHEST_PROTOCOL)
+        send(f"ok {len(payload)}", payload)
+    except RunFileError as exc:
+        send("error " + exc.problem)
+    except BaseException:      # a bug, not damage: the parent's own read shows it
+        send("unexpected")
+
+
+def _wait_for_child(path: str, pid: int, fd: int, where_now) -> RunData | None:
+    """The child's RunData, or None if it met an unexpected error; RunFileError for its
+    error, or for a crash or hang naming the object it was reading."""
+    buffer = b""
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise RunFileError(path, f"{_where_now(where_now)}: reading it does not finish "
+                               f"(HDF5 still busy after {CHILD_TIMEOUT:g} s): the file is "
+                               "damaged")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        buffer += chunk
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise RunFileError(path, f"{_where_now(where_now)}: reading it crashed the HDF5 "
+                           f"library ({name}): the file is damaged")
+    line, _, payload = buffer.partition(b"\n")
+    kind, _, text = line.decode("utf-8", "replace").partition(" ")
+    if kind == "error":
+        raise RunFileError(path, text)
+    return pickle.loads(payload) if kind == "ok" and len(payload) == int(text) else None
+
+
+def _where_now(where_now) -> str:
+    n = int.from_bytes(where_now[:2], "little")
+    return bytes(where_now[2:2 + n]).decode("utf-8", "replace") or "/"
+
+
+def _read_deferred(path: str, run: RunData) -> RunData:
+    """Read the bulk datasets that the guard's child left as _Deferred."""
+    todo = [(group, name) for group in (run.optimization, run.production)
+            for name, value in group.items() if isinstance(value, _Deferred)]
+    with _reading(path, "/"), _live(run):
+        with _open(path) as h5:
+            for group, name in todo:
+                item = group[name]
+                with _reading(path, item.where):
+                    ds = h5[item.where]
+                group[name] = _bulk(path, ds, item.where, item.selection, item.float64)
+    return run
+
+
+def _read_in_child(path: str, series: tuple, require: tuple) -> RunData | None:
+    """The RunData as read by a forked child (POSIX), bulk datasets deferred; None
+    where there is no fork or the child met an unexpected error.
+
+    HDF5 itself can crash or loop forever on damaged metadata (a garbled string in its
+    global heap); in the child that becomes a RunFileError naming the object being
+    read, and this process never touches those bytes."""
+    if not hasattr(os, "fork"):
+        return None
+    read_end, write_end = os.pipe()
+    where_now = mmap.mmap(-1, 4096)       # shared with the child: what it is reading
+    with warnings.catch_warnings():      # 3.12+ warns about forking with threads; the
+        warnings.simplefilter("ignore", DeprecationWarning)  # child runs none of them
+        pid = os.fork()
+    if pid == 0:                                           # the child
+        try:
+            os.close(read_end)
+            gc.disable()    # a collection would touch (copy) every page of the parent
+            # an orphan (parent killed) must not loop forever: SIGALRM ends it
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(int(CHILD_TIMEOUT) + 5)
+            _child_reads(write_end, where_now, path, series, require)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        return _wait_for_child(path, pid, read_end, where_now)
+    finally:
+        os.close(read_end)
+        _reap(pid)
+        where_now.close()
+
+
+def _reap(pid: int) -> None:
+    """Make sure the child is gone (killed if still running) and reaped."""
+    try:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass                                   # already reaped
 
 
 def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) -> RunData:
@@ -261,95 +824,10 @@ def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) 
     require : dataset paths that must be present (e.g. ``("production/local_energy",)``);
         a missing one raises :class:`RunFileError`.
     Raises RunFileError for a missing file, a non-HDF5 file, an HDF5 file that is not
-    a run file, an unsupported format_version, or malformed groups.
+    a run file, an unsupported format_version, malformed groups, or a damaged file
+    (naming the object that cannot be read; also when reading it crashes or hangs
+    HDF5, caught by reading the structure in a child process first).
     """
-    import h5py
-    import yaml
-
     path = str(path)
-    with _open(path) as h5:
-        missing = [k for k in REQUIRED_ROOT if k not in h5.attrs]
-        if missing:
-            raise RunFileError(path, "not a pvmc run file (root attribute(s) "
-                               + ", ".join(missing) + " missing)")
-        attrs = {k: _plain(v) for k, v in h5.attrs.items()}
-        try:
-            version = int(attrs["format_version"])
-        except (TypeError, ValueError):
-            raise RunFileError(path, f"format_version {attrs['format_version']!r} is not an "
-                               "integer") from None
-        if version not in SUPPORTED_FORMATS:
-            raise RunFileError(path, f"format_version {version} is not supported by this "
-                               f"analysis (supported: {', '.join(map(str, SUPPORTED_FORMATS))})")
-        config_text = _text(h5.attrs["config"])
-        try:
-            config = yaml.safe_load(config_text) or {}
-        except yaml.YAMLError as exc:
-            raise RunFileError(path, f"root attribute config is not valid YAML ({exc})") from None
-        if not isinstance(config, dict):
-            raise RunFileError(path, "root attribute config is not a YAML mapping")
-        for item in require:
-            if item.strip("/") not in h5:
-                raise RunFileError(path, f"missing dataset /{item.strip('/')}")
-        run = RunData(path, attrs, config, config_text)
-
-        # /optimization: equal-length 1-D datasets (+ params 2-D); may be empty or absent.
-        if "optimization" in h5:
-            grp = h5["optimization"]
-            lengths = {}
-            for name in OPT_FIELDS:
-                if name in grp:
-                    ds = grp[name]
-                    if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
-                        raise RunFileError(path, f"/optimization/{name} is not a 1-D dataset")
-                    lengths[name] = ds.shape[0]
-            if lengths:
-                n_iter = min(lengths.values())   # a row being appended: use complete rows
-                if "rows_written" in grp:        # format 2: preallocated, counted rows
-                    n_iter = max(0, min(n_iter, int(grp["rows_written"][0])))
-                for name in lengths:
-                    run.optimization[name] = np.asarray(grp[name][:n_iter])
-                if "params" in grp and grp["params"].ndim == 2:
-                    run.optimization["params"] = np.asarray(grp["params"][:n_iter])
-
-        # /production: (n_chains, n_samples), only the filled columns.
-        if "production" in h5:
-            grp = h5["production"]
-            run.production_attrs = {k: _plain(v) for k, v in grp.attrs.items()}
-            for name in series:
-                if name not in grp:
-                    continue
-                ds = grp[name]
-                if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
-                    raise RunFileError(path, f"/production/{name} is not a 2-D "
-                                       "(n_chains, n_samples) dataset")
-                filled = (grp["samples_written"][0] if "samples_written" in grp
-                          else run.production_attrs.get("samples_per_chain", ds.shape[1]))
-                try:
-                    filled = int(filled)
-                except (TypeError, ValueError):
-                    raise RunFileError(path, "/production attribute samples_per_chain is not "
-                                       "an integer") from None
-                filled = max(0, min(filled, ds.shape[1]))
-                run.production[name] = np.asarray(ds[:, :filled], dtype=np.float64)
-            if "observables" in grp and isinstance(grp["observables"], h5py.Group):
-                run.observables_attrs, run.observables = _read_observables(
-                    path, grp["observables"], version)
-
-        if "wavefunction" in h5:
-            grp = h5["wavefunction"]
-            run.wavefunction_attrs = {k: _plain(v) for k, v in grp.attrs.items()}
-            for name, ds in grp.items():
-                if isinstance(ds, h5py.Dataset):
-                    run.wavefunction[name] = np.asarray(ds[()])
-        if "summary" in h5:
-            run.summary = {k: _plain(v) for k, v in h5["summary"].attrs.items()}
-        if "segments" in h5:
-            grp = h5["segments"]
-            cols = {}
-            for name, ds in grp.items():
-                if isinstance(ds, h5py.Dataset) and ds.ndim == 1:
-                    cols[name] = [_plain(v) for v in ds[()]]
-            n = min((len(v) for v in cols.values()), default=0)
-            run.segments = [{k: v[i] for k, v in cols.items()} for i in range(n)]
-    return run
+    run = _read_in_child(path, series, require)
+    return _read(path, series, require) if run is None else _read_deferred(path, run)

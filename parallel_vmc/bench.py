@@ -44,9 +44,41 @@ def add_arguments(p) -> None:
                    help="compile this C reference and compare alternately")
 
 
+class BenchInputError(Exception):
+    """Bad bench input (options, the C reference); exit code 2 with this message."""
+
+
+# Bench options that set a config key: (argument, flag, section, key).
+_OPTION_KEYS = (("particles", "-P", "system", "particles"),
+                ("dimensions", "-D", "system", "dimensions"),
+                ("hidden", "-H", "wavefunction", "hidden"),
+                ("sampler", "--sampler", "sampler", "method"),
+                ("jastrow", "--jastrow", "wavefunction", "jastrow"))
+
+
+def _check_options(args) -> None:
+    """Options the config cannot check, before any work."""
+    if args.overrides and not args.config:
+        raise BenchInputError("--set needs a CONFIG to override (pvmc bench CONFIG --set "
+                              "section.key=value); without one the C reference's problem "
+                              "is used, set with -P, -D, -H, --sampler, --jastrow")
+    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats)):
+        if value < 1:
+            raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
+    if not 1 <= args.moves < 1e15:
+        raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
+    if args.reference:
+        path = args.reference
+        if not os.path.isfile(path):
+            raise BenchInputError(f"--reference {path!r}: file not found")
+        if not path.endswith(".c"):
+            raise BenchInputError(f"--reference {path!r}: allowed: a C source file "
+                                  "(FILE.c), such as rbm_vmc_ref.c")
+
+
 def _problem(args):
-    """(System, WaveFunction, theta, sampler name, step) for the benchmark."""
-    from .config import load_config, from_dict
+    """(Config, System, WaveFunction, theta) for the benchmark."""
+    from .config import ConfigError, load_config, from_dict
     from .system import System
     from .wavefunction import WaveFunction
     if args.config:
@@ -55,16 +87,17 @@ def _problem(args):
         cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0},
                          "sampler": {"method": "metropolis", "step": 1.0}})
     raw = cfg.to_dict()
-    for key, value in (("particles", args.particles), ("dimensions", args.dimensions)):
+    given = {}
+    for name, flag, section, key in _OPTION_KEYS:
+        value = getattr(args, name)
         if value is not None:
-            raw["system"][key] = value
-    if args.hidden is not None:
-        raw["wavefunction"]["hidden"] = args.hidden
-    if args.sampler is not None:
-        raw["sampler"]["method"] = args.sampler
-    if args.jastrow is not None:
-        raw["wavefunction"]["jastrow"] = args.jastrow
-    cfg = from_dict(raw)
+            raw[section][key] = value
+            given[f"{section}.{key}"] = f"{flag} {value}"
+    try:
+        cfg = from_dict(raw)
+    except ConfigError as exc:   # name the option that set the key
+        flags = [flag for key, flag in given.items() if str(exc).startswith(key + ":")]
+        raise ConfigError(f"{flags[0]}: {exc}" if flags else str(exc)) from None
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     rng = np.random.default_rng(cfg.seed)
@@ -89,58 +122,103 @@ def _time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> floa
     return time.perf_counter() - t
 
 
-def _compile_reference(source: str, workdir: str) -> str:
+def _compile_reference(source: str, workdir: str, P: int, D: int, H: int) -> str:
+    """Compile the C reference and check with a short run that it reports ns/move;
+    BenchInputError (with the compiler's first error) if not."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        raise RuntimeError("no C compiler (gcc/cc) on PATH for --reference")
+        raise BenchInputError("--reference: no C compiler (gcc or cc) on PATH")
     exe = os.path.join(workdir, "rbm_vmc_ref")
-    subprocess.run([cc, "-O3", "-march=native", "-ffast-math", "-o", exe, source, "-lm"],
-                   check=True)
+    res = subprocess.run([cc, "-O3", "-march=native", "-ffast-math", "-x", "c", "-o", exe,
+                          source, "-lm"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
+        first = next((line for line in lines if "error" in line), lines[0] if lines else
+                     f"exit code {res.returncode}")
+        raise BenchInputError(f"--reference {source!r}: does not compile: {first}")
+    _run_reference(exe, P, D, H, 100, timeout=60)
     return exe
 
 
-def _run_reference(exe, P, D, H, sweeps) -> float:
-    out = subprocess.run([exe, str(P), str(D), str(H), str(sweeps)], check=True,
-                         capture_output=True, text=True).stdout
-    return float(re.search(r"ns/move=([0-9.]+)", out).group(1))
+def _run_reference(exe, P, D, H, sweeps, timeout=None) -> float:
+    """ns per move printed by the C reference; BenchInputError if it fails or does not
+    print ``ns/move=<number>``."""
+    run = f"the compiled --reference, run as `{P} {D} {H} {sweeps}`,"
+    try:
+        res = subprocess.run([exe, str(P), str(D), str(H), str(sweeps)], text=True,
+                             capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchInputError(f"{run} did not finish within {timeout} s") from None
+    found = re.search(r"ns/move=([0-9]+(\.[0-9]*)?)", res.stdout)
+    if res.returncode != 0 or found is None or float(found.group(1)) <= 0:
+        raise BenchInputError(f"{run} exited with code {res.returncode} without printing "
+                              "ns/move=<positive number>; allowed: a program like "
+                              "rbm_vmc_ref.c")
+    return float(found.group(1))
+
+
+def _say_error(text: str, comm) -> int:
+    """Report bad input (rank 0) and return exit code 2."""
+    if comm.rank == 0:
+        print(f"pvmc: error: {text}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _setup(args, comm):
+    """(cfg, wf, theta, sampler, walkers) of the benchmark; BenchInputError if they do
+    not fit in memory."""
+    from .samplers import Sampler, Walkers
+    try:
+        cfg, system, wf, theta = _problem(args)
+        sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf)
+        walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
+                                system.n_coords, wf.sigma)
+    except MemoryError as exc:
+        raise BenchInputError(f"the problem (particles, hidden units, --walkers "
+                              f"{args.walkers}) is too large for this machine ({exc})") from None
+    return cfg, wf, theta, sampler, walkers
 
 
 def cmd_bench(args) -> int:
     from .config import ConfigError
     from .parallel import world
-    from .samplers import Sampler, Walkers
-    try:
-        cfg, system, wf, theta = _problem(args)
-    except ConfigError as exc:
-        print(f"pvmc: error: {exc}", file=sys.stderr)
-        return 2
-    if args.reference and not os.path.isfile(args.reference):
-        print(f"pvmc: error: --reference {args.reference!r}: file not found", file=sys.stderr)
-        return 2
-    if args.walkers < 1 or args.repeats < 1 or not 1 <= args.moves < 1e15:
-        print("pvmc: error: --walkers, --repeats must be >= 1 and --moves a finite number "
-              ">= 1", file=sys.stderr)
-        return 2
     comm = world()
+    try:
+        _check_options(args)
+        cfg, wf, theta, sampler, walkers = _setup(args, comm)
+    except (BenchInputError, ConfigError) as exc:
+        return _say_error(str(exc), comm)
+    system = sampler.system
     P, D, H = system.particles, system.dimensions, wf.layout.n_hidden
-    sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf)
-    walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
-                            system.n_coords, wf.sigma)
-    sweeps = max(1, int(args.moves / (P * args.walkers)))
-    say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
-    say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} jastrow={wf.jastrow} "
-        f"{'coulomb' if system.coulomb else 'no interaction'}; {comm.size} rank(s) x "
-        f"{args.walkers} walkers, {sweeps} sweeps per walker per timed run")
-    sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
-    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
-                 observables.Layout.from_config(cfg.production, system, 2))
-    sampler.accumulate(theta, walkers, 2)
-    sampler.thermalize(theta, walkers, 200 if args.config else 0, comm)
-
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
-        ref_exe = (_compile_reference(args.reference, workdir)
-                   if args.reference and comm.rank == 0 else None)
-        return _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
+        problem = ref_exe = None
+        if args.reference and comm.rank == 0:       # before any work
+            try:
+                ref_exe = _compile_reference(args.reference, workdir, P, D, H)
+            except BenchInputError as exc:
+                problem = str(exc)
+        if comm.bcast(problem):
+            return _say_error(problem, comm)
+        sweeps = max(1, int(args.moves / (P * args.walkers)))
+        say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
+        say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} "
+            f"jastrow={wf.jastrow} {'coulomb' if system.coulomb else 'no interaction'}; "
+            f"{comm.size} rank(s) x {args.walkers} walkers, {sweeps} sweeps per walker per "
+            "timed run")
+        sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
+        _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
+                     observables.Layout.from_config(cfg.production, system, 2))
+        sampler.accumulate(theta, walkers, 2)
+        sampler.thermalize(theta, walkers, 200 if args.config else 0, comm)
+        try:
+            return _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe,
+                            say)
+        except BenchInputError as exc:   # the reference failed on rank 0 after its check
+            print(f"pvmc: error: {exc}", file=sys.stderr, flush=True)
+            if comm.size > 1:
+                comm.abort(2)
+            return 2
 
 
 def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say) -> int:

@@ -9,20 +9,33 @@ small HDF5 file of plain datasets and attributes (no pickle):
     datasets  theta, optimizer/<name>, positions (n_chains, M), rng_states
               (n_chains, 4) uint64, ... (whatever the driver hands over)
 
-It is first written to ``RUN.h5.ckpt.tmp``, fsynced, then moved over the previous one
-with ``os.replace`` (atomic on POSIX), and the directory is fsynced. A SIGKILL at any
-instant therefore leaves either the previous or the new checkpoint, never a torn one.
+It is first written to ``RUN.h5.ckpt.tmp`` and fsynced; the previous checkpoint then
+becomes ``RUN.h5.ckpt.prev`` (a hard link) and the new one takes its place (each an
+``os.replace``, atomic on POSIX), and the directory is fsynced. A SIGKILL at any instant therefore
+leaves a complete checkpoint, never only a torn one.
+
+Every dataset carries a Fletcher32 checksum and the file is written in the HDF5 1.10
+format, whose object headers (the attributes) carry checksums too, so a damaged
+checkpoint is reported (:class:`CheckpointError` naming the dataset), never resumed
+from. :func:`read_latest` then falls back to the previous checkpoint.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 
 import h5py
 import numpy as np
 
+from .hdf5io import one_line, read_array, write_array
+
 KIND = "pvmc checkpoint"
-FORMAT_VERSION = 2     # 2: with the observable accumulators (obs_totals)
+FORMAT_VERSION = 3     # 2: with the observable accumulators (obs_totals); 3: checksums
+READS = (2, 3)         # format 2 reads the same (no checksums, 0-d arrays as they are)
 SUFFIX = ".ckpt"
+PREVIOUS = ".prev"     # the checkpoint before the live one
+LIBVER = ("v110", "latest")   # checksummed object headers; files are closed when done
 
 
 class CheckpointError(Exception):
@@ -53,49 +66,113 @@ def write(path: str, attrs: dict, arrays: dict) -> None:
     attrs: name -> scalar or str; arrays: name -> numpy array ('a/b' names make groups).
     """
     tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as h5:
-        h5.attrs["kind"] = KIND
-        h5.attrs["format_version"] = FORMAT_VERSION
-        for key, value in attrs.items():
-            h5.attrs[key] = value
-        for key, value in arrays.items():
-            h5.create_dataset(key, data=np.asarray(value))
-    fd = os.open(tmp, os.O_RDONLY)
+    _check_space(path, arrays)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with h5py.File(tmp, "w", libver=LIBVER) as h5:
+            h5.attrs["kind"] = KIND
+            h5.attrs["format_version"] = FORMAT_VERSION
+            for key, value in attrs.items():
+                h5.attrs[key] = value
+            for key, value in arrays.items():
+                write_array(h5, key, value)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _remove(tmp)           # a full disk must not leave a torn temporary behind
+        raise
+    _keep_previous(path)
     os.replace(tmp, path)
     _fsync_dir(path)
 
 
+def _check_space(path: str, arrays: dict) -> None:
+    """Refuse (ENOSPC) before writing when the disk cannot take the checkpoint: HDF5's
+    own error path on a full disk can crash the process instead of raising."""
+    need = sum(np.asarray(v).nbytes for v in arrays.values()) + 2**20
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"no space left on the disk for the checkpoint "
+                      f"{path} (needs {need} bytes, {free} free)")
+
+
+def _keep_previous(path: str) -> None:
+    """Make the live checkpoint the previous one; by a hard link where the file system
+    has them, so that the live name never disappears, not even for an instant."""
+    if not os.path.exists(path):
+        return
+    link = path + PREVIOUS + ".tmp"
+    try:
+        _remove(link)
+        os.link(path, link)
+        os.replace(link, path + PREVIOUS)
+    except OSError:
+        os.replace(path, path + PREVIOUS)
+
+
 def read(path: str) -> tuple[dict, dict]:
-    """(attrs, arrays) of a checkpoint; arrays keyed by their full path ('a/b')."""
+    """(attrs, arrays) of a checkpoint; arrays keyed by their full path ('a/b').
+
+    Raises CheckpointError naming the file and, for a failed checksum, the dataset."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     arrays: dict = {}
+    where = "the file's header"
     try:
         with h5py.File(path, "r", locking=False) as h5:
+            where = "its attributes"
             if h5.attrs.get("kind") != KIND:
                 raise CheckpointError(f"{path!r} is not a pvmc checkpoint")
             attrs = {k: _plain(v) for k, v in h5.attrs.items()}
-
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    arrays[name] = obj[()]
-            h5.visititems(visit)
-    except (OSError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {path!r} cannot be read ({exc})") from None
+            names = []
+            h5.visititems(lambda name, obj: names.append(name)
+                          if isinstance(obj, h5py.Dataset) else None)
+            for name in names:
+                where = f"dataset {name}"
+                arrays[name] = read_array(h5[name])
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
+        raise CheckpointError(f"checkpoint {path!r} is damaged: {where} cannot be read "
+                              f"({one_line(exc, 200)})") from None
     return attrs, arrays
 
 
-def remove(path: str) -> None:
-    """Delete a checkpoint (and a stale temporary) once the run file holds the final state."""
-    for name in (path, path + ".tmp"):
+def read_latest(path: str) -> tuple[dict, dict, str | None]:
+    """The newest readable checkpoint: (attrs, arrays, note). note says why the live one
+    was passed over for the previous one (None if the live one was read).
+
+    Raises the live checkpoint's CheckpointError if neither can be read."""
+    try:
+        return (*read(path), None)
+    except CheckpointError as live:
         try:
-            os.remove(name)
-        except FileNotFoundError:
-            pass
+            attrs, arrays = read(path + PREVIOUS)
+        except CheckpointError:
+            raise live from None
+        return attrs, arrays, (f"{live}; using the previous checkpoint "
+                               f"{path + PREVIOUS!r} written {attrs.get('written')}")
+
+
+def _remove(name: str) -> None:
+    try:
+        os.remove(name)
+    except FileNotFoundError:
+        pass
+
+
+def siblings(path: str) -> tuple:
+    """Every file a checkpoint at path may have beside it."""
+    return (path, path + PREVIOUS, path + ".tmp")
+
+
+def remove(path: str) -> None:
+    """Delete a checkpoint, its predecessor and a stale temporary (the run file holds
+    the final state, or a new run replaces the old one)."""
+    for name in siblings(path) + (path + PREVIOUS + ".tmp",):
+        _remove(name)
 
 
 def _plain(value):

@@ -89,31 +89,24 @@ def _load(args):
     return load_config(args.config, args.overrides, args.output)
 
 
-def _check_output(path: str, overwrite: bool) -> None:
-    """Refuse to touch an existing file (or a directory) before any work is done."""
-    if not path.strip():
-        raise InputError("output.path is empty; give a file name")
-    if os.path.isdir(path):
-        raise InputError(f"output.path {path!r} is a directory; give a file name")
-    if os.path.exists(path) and not overwrite:
-        raise InputError(f"output file {path!r} exists; choose another output.path "
-                         "(-o PATH) or pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    probe = parent
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise InputError(f"output.path {path!r}: directory {probe!r} is not writable")
-
-
 def cmd_validate(args) -> int:
+    """The config check, and every check ``run`` makes before any work (output path,
+    samples per chain, memory, disk) for the rank count validate itself runs on."""
     from .config import ConfigError
+    from .parallel import world
+    from .preflight import all_problems
+    comm = world()
     try:
         cfg = _load(args)
     except ConfigError as exc:
-        return _error(str(exc))
-    print(cfg.to_yaml(), end="")
-    print(f"# {args.config}: valid", file=sys.stderr)
+        return _error(str(exc), comm.rank)
+    problem = all_problems(cfg, comm.size, overwrite=False,
+                           ranks_on_node=comm.ranks_on_node())
+    if problem:
+        return _error(problem, comm.rank)
+    if comm.rank == 0:
+        print(cfg.to_yaml(), end="")
+        print(f"# {args.config}: valid for {comm.size} rank(s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -129,47 +122,52 @@ def _with_output(cfg, path: str, max_walltime: str | None):
 def _check_walltime(text: str | None) -> None:
     if text is None:
         return
-    from .config import SPEC, _check
-    _check("--max-walltime", SPEC["output"]["max_walltime"], text)
+    from .config import SPEC, check_value
+    check_value("--max-walltime", SPEC["output"]["max_walltime"], text)
 
 
-def _samples_problem(cfg, comm) -> str | None:
-    n_chains = comm.size * cfg.sampler.walkers_per_rank
-    if -(-cfg.production.samples // n_chains) < 4:
-        return (f"production.samples: {cfg.production.samples} gives fewer than 4 "
-                f"samples per chain for {n_chains} chains; allowed: >= {4 * n_chains}")
-    return None
+def _run_problem(args, cfg, comm, ranks_on_node):
+    """Rank 0: (problem, resume) for ``pvmc run``: resume is None (a new run), a
+    checkpoint payload, "completed", or "restart" (killed before its first
+    checkpoint)."""
+    from .preflight import all_problems, resources_problem, samples_problem
+    path = cfg.output.path
+    try:
+        if args.resume and os.path.exists(path):
+            try:
+                resume = _read_resumable(path, cfg)
+            except NoCheckpoint:
+                if not _nothing_done(path):
+                    raise
+                return all_problems(cfg, comm.size, True, ranks_on_node), "restart"
+            if resume == "completed":
+                return None, resume
+            return (samples_problem(cfg, comm.size)
+                    or resources_problem(cfg, comm.size, ranks_on_node, new_file=False),
+                    resume)
+        return all_problems(cfg, comm.size, args.overwrite, ranks_on_node), None
+    except InputError as exc:
+        return str(exc), None
 
 
 def cmd_run(args) -> int:
     from .config import ConfigError
     from .parallel import world
     comm = world()
-    resume = None
+    ranks_on_node = comm.ranks_on_node()
+    problem = resume = None
     try:
         _check_walltime(args.max_walltime)
         cfg = _load(args)
         if args.max_walltime is not None:
             cfg = _with_output(cfg, cfg.output.path, args.max_walltime)
-        problem = _samples_problem(cfg, comm)
-        if comm.rank == 0 and problem is None:
-            try:
-                if args.resume and os.path.exists(cfg.output.path):
-                    try:
-                        resume = _read_resumable(cfg.output.path, cfg)
-                    except NoCheckpoint:
-                        if not _nothing_done(cfg.output.path):
-                            raise
-                        resume = "restart"   # killed before its first checkpoint
-                else:
-                    _check_output(cfg.output.path, args.overwrite)
-            except InputError as exc:
-                problem = str(exc)
-        problem, resume = comm.bcast((problem, resume))
-        if problem:
-            return _error(problem, comm.rank)
     except ConfigError as exc:
-        return _error(str(exc), comm.rank)
+        problem = str(exc)
+    if comm.rank == 0 and problem is None:
+        problem, resume = _run_problem(args, cfg, comm, ranks_on_node)
+    problem, resume = comm.bcast((problem, resume))
+    if problem:
+        return _error(problem, comm.rank)
     if resume == "completed":
         if comm.rank == 0:
             print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
@@ -185,67 +183,84 @@ def cmd_run(args) -> int:
 def _nothing_done(path: str) -> bool:
     """A run file with no iteration and no sample recorded (safe to start again)."""
     import h5py
+    from .hdf5io import in_use
+    if in_use(path):
+        return False
     try:
-        with h5py.File(path, "r", locking="best-effort") as h5:   # not while in use
+        with h5py.File(path, "r", locking=False) as h5:
             return (int(h5["optimization/rows_written"][0]) == 0
                     and int(h5["production/samples_written"][0]) == 0)
-    except (OSError, KeyError):
+    except Exception:  # noqa: BLE001 - any damage: not known to be empty
         return False
 
 
 def cmd_resume(args) -> int:
     from .config import ConfigError, config_from_yaml_text
     from .parallel import world
+    from .preflight import resources_problem, samples_problem
     comm = world()
+    ranks_on_node = comm.ranks_on_node()
     path = args.run_file
     problem = payload = None
     try:
         _check_walltime(args.max_walltime)
         if comm.rank == 0:
-            try:
-                payload = _read_resumable(path)
-                if payload == "completed":
-                    raise InputError(f"{path}: the run is already completed; nothing to "
-                                     "resume")
-            except InputError as exc:
-                problem = str(exc)
-        problem, payload = comm.bcast((problem, payload))
-        if problem:
-            return _error(problem, comm.rank)
-        cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path,
-                           args.max_walltime)
+            payload = _read_resumable(path)
+            if payload == "completed":
+                raise InputError(f"{path}: the run is already completed; nothing to "
+                                 "resume")
+            cfg = config_from_yaml_text(payload[0]["config"])
+            problem = (samples_problem(cfg, comm.size)
+                       or resources_problem(cfg, comm.size, ranks_on_node, new_file=False))
+    except InputError as exc:
+        problem = str(exc)
     except ConfigError as exc:
-        return _error(f"{path}: stored config: {exc}", comm.rank)
-    problem = _samples_problem(cfg, comm)
+        problem = f"{path}: stored config: {exc}" if payload else str(exc)
+    problem, payload = comm.bcast((problem, payload))
     if problem:
         return _error(problem, comm.rank)
+    cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path,
+                       args.max_walltime)
     return _execute(cfg, comm, args, payload)
+
+
+def _read_root(path: str) -> dict:
+    """The root attributes of a run file; InputError if it cannot be read."""
+    import h5py
+    from .hdf5io import one_line
+    if not os.path.isfile(path):
+        raise InputError(f"run file not found: {path}")
+    try:
+        if not h5py.is_hdf5(path):
+            raise InputError(f"{path}: not an HDF5 file")
+        with h5py.File(path, "r", locking=False) as h5:
+            attrs = dict(h5.attrs)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
+        raise InputError(f"{path}: not a readable HDF5 run file, or its header is "
+                         f"damaged ({one_line(exc, 200)})") from None
+    if "format_version" not in attrs or "status" not in attrs or "config" not in attrs:
+        raise InputError(f"{path}: not a pvmc run file (no format_version/status/config "
+                         "attributes)")
+    return attrs
 
 
 def _read_resumable(path: str, cfg=None):
     """Check that path is a run that can be continued and read its checkpoint.
 
     Returns (attrs, arrays) of the checkpoint, or "completed". cfg: when given (``run
-    --resume``), the config must equal the stored one apart from ``output``.
+    --resume``), the config must equal the stored one apart from ``output``. A damaged
+    live checkpoint is passed over for the previous one (with a warning).
     Raises InputError naming what is wrong; never modifies anything.
     """
-    import h5py
     from . import checkpoint as ckpt
-    from .output import FORMAT_VERSION
-    if not os.path.isfile(path):
-        raise InputError(f"run file not found: {path}")
-    try:
-        with h5py.File(path, "r", locking=False) as h5:
-            attrs = dict(h5.attrs)
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if "format_version" not in attrs or "status" not in attrs or "config" not in attrs:
-        raise InputError(f"{path}: not a pvmc run file (no format_version/status/config "
-                         "attributes)")
+    from .hdf5io import in_use, one_line
+    from .output import FORMAT_VERSION, damaged_dataset
+    attrs = _read_root(path)
     status = _text(attrs["status"])
     if cfg is not None:
-        import yaml
-        stored = yaml.safe_load(_text(attrs["config"]))
+        stored = _stored_config(path, attrs)
         keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
         if keys:
             raise InputError(f"{path} exists and was started with a different config "
@@ -253,24 +268,41 @@ def _read_resumable(path: str, cfg=None):
                              f"(pvmc resume {path}) or choose another output path")
     if status == "completed":
         return "completed"
-    if int(attrs["format_version"]) != FORMAT_VERSION:
-        raise InputError(f"{path}: format_version {attrs['format_version']} was written by "
-                         f"another parallel_vmc version; this one resumes format "
+    if _text(attrs["format_version"]) != str(FORMAT_VERSION):
+        raise InputError(f"{path}: format_version {_text(attrs['format_version'])!r} was "
+                         f"not written by this parallel_vmc version; it resumes format "
                          f"{FORMAT_VERSION} only")
+    if in_use(path):          # a writer holds the lock of a run that is still going
+        raise InputError(f"{path} is in use by another process; is the run still going?")
     try:
-        c_attrs, arrays = ckpt.read(ckpt.path_for(path))
+        c_attrs, arrays, note = ckpt.read_latest(ckpt.path_for(path))
     except ckpt.CheckpointError as exc:
         raise NoCheckpoint(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
                            "Start the run again (pvmc run CONFIG --overwrite)") from None
     problem = _checkpoint_problem(c_attrs, arrays, attrs)
     if problem:
         raise InputError(f"{path}: {problem}; it cannot be resumed")
-    try:      # a writer holds HDF5's lock on a run that is still going
-        h5py.File(path, "r", locking="best-effort").close()
-    except OSError as exc:
-        raise InputError(f"{path} is in use by another process ({exc}); is the run "
-                         "still going?") from None
+    try:
+        bad = damaged_dataset(path, int(c_attrs["iteration"]), int(c_attrs["prod_done"]))
+    except Exception as exc:  # noqa: BLE001 - a file h5py cannot even walk
+        bad = one_line(exc, 200)
+    if bad:
+        raise InputError(f"{path} is damaged: {bad}; the data up to its checkpoint "
+                         "cannot be read back, so it cannot be resumed")
+    if note:
+        print(f"pvmc: warning: {note}", file=sys.stderr, flush=True)
     return c_attrs, arrays
+
+
+def _stored_config(path: str, attrs: dict) -> dict:
+    from .config import ConfigError, parse_yaml
+    try:
+        stored = parse_yaml(_text(attrs["config"]), f"{path} (stored config)")
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    if not isinstance(stored, dict):
+        raise InputError(f"{path}: its stored config is not a mapping")
+    return stored
 
 
 CHECKPOINT_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "phase",
@@ -284,9 +316,9 @@ CHECKPOINT_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "t
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
     """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
     from . import checkpoint as ckpt
-    if c_attrs.get("format_version") != ckpt.FORMAT_VERSION:
+    if c_attrs.get("format_version") not in ckpt.READS:
         return (f"its checkpoint has format {c_attrs.get('format_version')}, this version "
-                f"reads {ckpt.FORMAT_VERSION}")
+                f"reads {', '.join(map(str, ckpt.READS))}")
     missing = [k for k in CHECKPOINT_ATTRS if k not in c_attrs] + \
         [k for k in CHECKPOINT_ARRAYS if k not in arrays]
     if missing:
@@ -315,23 +347,35 @@ def _differing_keys(a: dict, b: dict, ignore=()) -> list:
 
 
 def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A text attribute; fixed-length HDF5 strings end at their first NUL."""
+    if isinstance(value, bytes):
+        return value.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return str(value)
 
 
 def _execute(cfg, comm, args, resume) -> int:
     """Run or resume on every rank; the exit code."""
-    from .driver import Run, RunFailed, RunInterrupted
+    from .driver import Run, RunFailed, RunInterrupted, RunRefused
+    from .hdf5io import one_line
     try:
         run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
                   progress=not args.quiet, resume=resume)
         run.execute()
     except RunInterrupted:
         return EXIT_INTERRUPTED
+    except RunRefused as exc:        # decided on every rank together, nothing touched
+        return _error(str(exc), comm.rank)
     except RunFailed as exc:     # decided on every rank together: a normal exit
         if comm.rank == 0:
             print(f"pvmc: run failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except OSError as exc:   # the machine's fault (disk full, I/O error): no traceback
+        print(f"pvmc: rank {comm.rank}: run failed: {one_line(exc)}", file=sys.stderr,
+              flush=True)
+        if comm.size > 1:
+            comm.abort(EXIT_FAILED)
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - report, mark the file, and stop every rank
         print(f"pvmc: rank {comm.rank}: run failed:", file=sys.stderr)
@@ -345,24 +389,22 @@ def _execute(cfg, comm, args, resume) -> int:
 
 def cmd_info(args) -> int:
     import h5py
+    from .hdf5io import one_line
     path = args.run_file
-    if not os.path.isfile(path):
-        return _error(f"run file not found: {path}")
     try:
-        h5 = h5py.File(path, "r", locking=False)
-    except OSError as exc:
-        return _error(f"{path}: not an HDF5 file ({exc})")
+        _read_root(path)
+    except InputError as exc:
+        return _error(str(exc))
     try:
-        with h5:
-            if "format_version" not in h5.attrs or "status" not in h5.attrs:
-                return _error(f"{path}: not a pvmc run file (no format_version/status "
-                              "attributes)")
+        with h5py.File(path, "r", locking=False) as h5:
             if args.status:
-                print(_text(h5.attrs["status"]))
+                print(one_line(_text(h5.attrs["status"])))
                 return EXIT_OK
             return _print_info(path, h5)
-    except (KeyError, OSError, ValueError) as exc:
-        return _error(f"{path}: incomplete or damaged run file ({exc})")
+    except Exception as exc:  # noqa: BLE001 - any damage becomes one message
+        sys.stdout.flush()
+        return _error(f"{path}: incomplete or damaged run file ({type(exc).__name__}: "
+                      f"{one_line(exc, 200)})")
 
 
 def _print_info(path, h5) -> int:
@@ -402,10 +444,13 @@ def _print_info(path, h5) -> int:
     if status != "completed":
         live = ckpt.path_for(path)
         try:
-            c, _ = ckpt.read(live)
+            c, _, note = ckpt.read_latest(live)
         except ckpt.CheckpointError as exc:
             print(f"checkpoint    none usable ({exc}); the run cannot be resumed")
             return EXIT_OK
+        if note:
+            print(f"warning       {note}")
+            live += ckpt.PREVIOUS
         print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
         if status.startswith("failed"):
             print("resume        possible from that checkpoint, but the run failed: "

@@ -29,6 +29,7 @@ from . import checkpoint as ckpt
 from . import kernels as K
 from . import observables, optimizers
 from .control import Control
+from .hdf5io import FileInUse
 from .output import RunFile, now_iso
 from .rng import chain_states, params_generator
 from .samplers import Sampler, Walkers
@@ -38,6 +39,7 @@ from .wavefunction import WaveFunction
 CHECKSUM_EVERY = 10            # iterations between cross-rank parameter checks
 PRODUCTION_GATHER_BYTES = 32 * 2**20   # bound on one gathered production block
 PRODUCTION_CHUNK_SWEEPS = 4096         # bound on one production unit of work
+UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
 STUCK_SWEEPS = 1000                    # a walker without an accepted move this long is stuck
 
 
@@ -47,6 +49,11 @@ class RunFailed(RuntimeError):
 
 class RunInterrupted(Exception):
     """The run stopped cleanly (signal or wall time) after writing a checkpoint."""
+
+
+class RunRefused(Exception):
+    """The run could not take its file (held by a live run, or it appeared meanwhile);
+    nothing was started or modified."""
 
 
 def production_chunk(n: int, n_chains: int) -> int:
@@ -617,15 +624,33 @@ class Run:
                 if st.prod_done:
                     raise RunFailed("internal: production samples of another chain count")
                 self.file.replace_production(self.n_chains, self.n_samples,
+                                             self._sample_chunk(),
                                              self.cfg.production.store_components)
             self.file.set_status("running", flush=False)
         else:
-            ckpt.remove(self.ckpt_path)   # never resume another run's leftover checkpoint
+            # Another run's leftover checkpoints go, but only once the file is held.
             self.file = RunFile.create(self.path, self.cfg, self.comm.size,
                                        self.comm.library, self.n_params, self.n_chains,
-                                       self.n_samples, self.overwrite,
-                                       os.path.basename(self.ckpt_path), self.run_id)
+                                       self.n_samples, self._sample_chunk(),
+                                       self.overwrite, os.path.basename(self.ckpt_path),
+                                       self.run_id, stale=ckpt.siblings(self.ckpt_path))
         self.file.begin_segment(self.comm.size, st.iteration, self.where(), self.reseeded)
+
+    def _sample_chunk(self) -> int:
+        """Columns of one production unit: one checksummed chunk of the series."""
+        return production_chunk(self.n_samples, self.n_chains)
+
+    def _open_file_everywhere(self) -> None:
+        """Open the file on rank 0; every rank learns whether that worked (collective),
+        so a file that another process holds stops all ranks as bad input."""
+        problem = None
+        try:
+            self._open_file()
+        except (FileInUse, FileExistsError) as exc:
+            problem = str(exc)
+        problem = self.comm.bcast(problem)
+        if problem:
+            raise RunRefused(problem)
 
     def execute(self) -> RunResult:
         """Run (or continue) to the end. Raises RunInterrupted after a clean stop,
@@ -633,12 +658,12 @@ class Run:
         st = self.state
         self.control.install()        # a signal from now on stops at the first unit
         try:
-            self._open_file()
+            self._open_file_everywhere()
         except BaseException:
             self.control.uninstall()
             raise
         status = "failed: unknown"
-        if self.system.dimensions == 1 and self.system.coulomb and self.system.particles > 1:
+        if self._mean_is_infinite():
             self._say("warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable "
                       "singularity, and the RBM trial function has no node at contact, so "
                       "<E> is infinite; use interaction: none or D >= 2")
@@ -653,16 +678,21 @@ class Run:
                 # From here on the run can always be resumed, and a re-seeded resume
                 # never falls back to a checkpoint of the old chains.
                 self.checkpoint()
+            if st.phase != "finish":
+                t = time.monotonic()
+                self.sampler.load_kernel(st.theta, self.walkers)
+                self.timings["compile"] = time.monotonic() - t
             while st.phase != "done":
                 t = time.monotonic()
                 phase = st.phase
                 if phase == "thermalize":
                     self.thermalize()
                     a = st.therm_acc
+                    step = ("no step" if self.sampler.method == "gibbs"
+                            else f"step {self.sampler.step:.4g}")
                     self._say(f"thermalised {self.cfg.sampler.thermalization} sweeps x "
-                              f"{self.n_chains} chains: {self.cfg.sampler.method} step "
-                              f"{self.sampler.step:.4g}, acceptance "
-                              f"{a[0] / max(a[1], 1.0):.3f}")
+                              f"{self.n_chains} chains: {self.cfg.sampler.method} {step}, "
+                              f"acceptance {a[0] / max(a[1], 1.0):.3f}")
                     st.phase = "optimize"
                 elif phase == "optimize":
                     self.optimize()
@@ -764,6 +794,25 @@ class Run:
                          f"production.batches or more samples")
         return lines
 
+    def _mean_is_infinite(self) -> bool:
+        """1D Coulomb without a node at contact: <1/|x_p - x_q|> diverges."""
+        sy = self.system
+        return sy.dimensions == 1 and sy.coulomb and sy.particles > 1
+
+    def _energy_line(self, s: dict) -> str:
+        text = (f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
+                f"   +- {s['error_bootstrap']:.6f} (bootstrap)")
+        if self._mean_is_infinite():
+            return (f"infinite: the 1D Coulomb mean diverges (sample mean {s['energy']:.6g} "
+                    "is not an estimate, and has no error bar)")
+        return text
+
+    def _sampler_line(self, s: dict) -> str:
+        if self.sampler.method == "gibbs":
+            return f"gibbs (exact conditional draws, no step), acceptance {s['acceptance']:.3f}"
+        return (f"{self.sampler.method}, step {self.sampler.step:.4g} (tuned), acceptance "
+                f"{s['acceptance']:.3f}")
+
     def _print_summary(self, s: dict) -> None:
         sy, wf, cfg = self.system, self.wf, self.cfg
         total = sum(self.timings.values())
@@ -775,10 +824,8 @@ class Run:
             f"wavefunction  RBM, {wf.layout.n_hidden} hidden"
             f"{' x Pade-Jastrow' if wf.layout.n_jastrow else ''}, psi={wf.psi}, "
             f"sigma={wf.sigma:.6g}, {self.n_params} parameters",
-            f"sampler       {self.sampler.method}, step {self.sampler.step:.4g}, "
-            f"acceptance {s['acceptance']:.3f}",
-            f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking)"
-            f"   +- {s['error_bootstrap']:.6f} (bootstrap)",
+            f"sampler       {self._sampler_line(s)}",
+            f"energy        {self._energy_line(s)}",
             f"variance      {s['variance']:.6g}",
             f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
             *self._observable_lines(s.get("observables")),
@@ -788,6 +835,7 @@ class Run:
                                          sorted(self.timings.items(),
                                                 key=lambda kv: kv[0] == "checkpoint"))
             + f"; total {total:.1f} s (this segment)",
+            f"units         {UNITS}",
             f"output        {cfg.output.path}",
             "==============================================================",
         ]

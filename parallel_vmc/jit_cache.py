@@ -8,8 +8,10 @@ the old formulas and the run would silently compute something else. So the cache
 in a directory named after a hash of all jitted modules: other sources, other
 directory, and nothing stale is ever found.
 
-The base directory is the user's ``NUMBA_CACHE_DIR`` if set, else the package's own
-``__pycache__`` if writable, else ``$XDG_CACHE_HOME/parallel_vmc`` (``~/.cache``).
+The base directory is the user's ``NUMBA_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/parallel_vmc`` (``~/.cache/parallel_vmc``). Nothing is ever written
+into the installed package: a cache folder left in ``site-packages/parallel_vmc`` after
+``pip uninstall`` becomes a namespace package that shadows a later editable install.
 This must run before the first jitted module is imported (``parallel_vmc/__init__``).
 """
 from __future__ import annotations
@@ -41,20 +43,10 @@ def cache_dir(package_dir: str, environ=os.environ) -> str:
         if os.path.basename(base).startswith(PREFIX):     # inherited from a parent pvmc
             base = os.path.dirname(base)
     else:
-        base = os.path.join(package_dir, "__pycache__")
-        if not _writable(base):
-            xdg = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                                ".cache")
-            base = os.path.join(xdg, "parallel_vmc")
+        xdg = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                            ".cache")
+        base = os.path.join(xdg, "parallel_vmc")
     return os.path.join(base, PREFIX + source_hash(package_dir))
-
-
-def _writable(path: str) -> bool:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK)
 
 
 def _usable(path: str) -> bool:

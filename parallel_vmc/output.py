@@ -27,14 +27,24 @@ Layout (format_version 3)::
     /summary/        attrs energy, error, variance, tau_int, n_samples, ...
 
 Crash safety. Every dataset that grows while the run works is allocated in full when
-the file is created (contiguous storage, allocated early), and how much of it is
-valid lives in the one-element counters ``rows_written`` / ``samples_written``. So
-during thermalisation, optimisation and production rank 0 only overwrites bytes inside
-already allocated storage and never changes the file's structure (its metadata): a
-SIGKILL at any instant leaves a file that opens. The structure changes only when a
-segment starts or ends and when the final results are written, each followed by one
-flush. Resuming sets the counters back to the checkpoint's, which truncates whatever
-was written after it.
+the file is created (allocated early), and how much of it is valid lives in the
+one-element counters ``rows_written`` / ``samples_written``. So during thermalisation,
+optimisation and production rank 0 only overwrites bytes inside already allocated
+storage and never changes the file's structure (its metadata): a SIGKILL at any
+instant leaves a file that opens. The structure changes only when a segment starts or
+ends and when the final results are written, each followed by one flush. Resuming sets
+the counters back to the checkpoint's, which truncates whatever was written after it.
+(The file keeps HDF5's default format: the 1.10 format marks a file open for writing
+in its superblock, and a killed run's file would then refuse to open.)
+
+Checksums. The production series and the parameters are chunked with Fletcher32
+checksums (``hdf5io``). A production unit of work writes exactly one chunk (all chains
+x the unit's sweeps) and an iteration one row-chunk of parameters, so no write reads
+a chunk back and a write torn by a kill only hits data after the last checkpoint.
+
+Ownership. While a segment runs, rank 0 holds the file open for writing, and HDF5
+holds an exclusive lock on it; ``--overwrite`` replaces a file only while holding that
+lock itself (``hdf5io.exclusive``), so a live run's file is never touched.
 """
 from __future__ import annotations
 
@@ -45,6 +55,8 @@ import time
 
 import h5py
 import numpy as np
+
+from .hdf5io import FileInUse, exclusive, one_line, preallocated, write_array
 
 FORMAT_VERSION = 3
 OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
@@ -97,29 +109,43 @@ class RunFile:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path: str, cfg, mpi_size: int, mpi_library: str, n_params: int,
-               n_chains: int, samples_per_chain: int, overwrite: bool = False,
-               checkpoint_file: str = "", run_id: str = "") -> "RunFile":
+               n_chains: int, samples_per_chain: int, sample_chunk: int,
+               overwrite: bool = False, checkpoint_file: str = "",
+               run_id: str = "", stale=()) -> "RunFile":
         """Create the file with its root attributes and every growing dataset allocated.
 
-        Refuses to replace an existing file unless overwrite (checked again here, after
-        the CLI's early check). If anything fails after creation, the file is removed.
+        The file is built under a temporary name beside ``path`` and moved into place
+        only while holding the lock of any file already there: an existing file is
+        replaced only with ``overwrite`` (FileExistsError otherwise), a file that a live
+        run holds never (FileInUse), and nothing is deleted before that. ``stale``:
+        files (old checkpoints) to delete at that moment, under the lock.
+        sample_chunk: the columns of one production unit of work (one chunk).
         """
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        h5 = h5py.File(path, "w" if overwrite else "w-")
+        tmp = os.path.join(parent, f".{os.path.basename(path)}.new-{os.getpid()}")
+        h5 = h5py.File(tmp, "w")
         try:
             cls._populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains,
-                          samples_per_chain, checkpoint_file, run_id)
+                          samples_per_chain, sample_chunk, checkpoint_file, run_id)
             h5.flush()
+            with exclusive(path):
+                if os.path.exists(path) and not overwrite:
+                    raise FileExistsError(f"output file {path!r} exists")
+                for name in stale:
+                    if os.path.exists(name):
+                        os.remove(name)
+                os.replace(tmp, path)
         except BaseException:
             h5.close()
-            os.remove(path)
+            if os.path.exists(tmp):
+                os.remove(tmp)
             raise
         return cls(path, h5)
 
     @staticmethod
     def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
-                  checkpoint_file, run_id) -> None:
+                  sample_chunk, checkpoint_file, run_id) -> None:
         attrs = h5.attrs
         attrs["format_version"] = FORMAT_VERSION
         attrs["created"] = now_iso()
@@ -139,11 +165,11 @@ class RunFile:
         _allocated(opt, "iteration", (n_iter,), "i8", fill=-1)
         for name in OPT_FIELDS:
             _allocated(opt, name, (n_iter,), "f8", fill=np.nan)
-        _allocated(opt, "params", (n_iter, n_params), "f8", fill=np.nan)
+        preallocated(opt, "params", (n_iter, n_params), "f8", chunks=(1, n_params))
         _allocated(opt, "rows_written", (1,), "i8", fill=0)
         prod = h5.create_group("production")
         _allocated(prod, "samples_written", (1,), "i8", fill=0)
-        RunFile._production_datasets(prod, n_chains, samples_per_chain,
+        RunFile._production_datasets(prod, n_chains, samples_per_chain, sample_chunk,
                                      cfg.production.store_components)
         seg = h5.create_group("segments")
         for name, dtype in SEGMENT_FIELDS.items():
@@ -151,15 +177,21 @@ class RunFile:
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
 
     @staticmethod
-    def _production_datasets(prod, n_chains, n_samples, components) -> None:
+    def _production_datasets(prod, n_chains, n_samples, chunk, components) -> None:
         names = PRODUCTION_SERIES if components else PRODUCTION_SERIES[:1]
         for name in names:
-            _allocated(prod, name, (n_chains, n_samples), "f8")
+            preallocated(prod, name, (n_chains, n_samples), "f8", chunks=(n_chains, chunk))
 
     @classmethod
     def open(cls, path: str) -> "RunFile":
-        """Reopen an existing run file for a resumed segment."""
-        return cls(path, h5py.File(path, "r+"))
+        """Reopen an existing run file for a resumed segment (FileInUse if a live run
+        holds it)."""
+        with exclusive(path):   # refuse before HDF5 tries (its error is an OSError)
+            pass
+        try:
+            return cls(path, h5py.File(path, "r+"))
+        except BlockingIOError:
+            raise FileInUse(f"{path} is in use by another process") from None
 
     # ------------------------------------------------------------------ helpers
     def flush(self, force: bool = False) -> None:
@@ -178,8 +210,9 @@ class RunFile:
             pass   # drivers without a plain file descriptor
 
     def set_status(self, status: str, flush: bool = True) -> None:
-        """Overwrite the status in place (same fixed-length type: no new metadata)."""
-        self.h5.attrs.modify("status", _fixed(status))
+        """Overwrite the status in place (same fixed-length type: no new metadata); one
+        line, whatever the reason's text (HDF5 error stacks span many)."""
+        self.h5.attrs.modify("status", _fixed(one_line(status, int(TEXT_DTYPE[1:]) - 1)))
         if flush:
             self.flush(force=True)
 
@@ -212,14 +245,15 @@ class RunFile:
         if flush:
             self.flush(force=True)
 
-    def replace_production(self, n_chains: int, n_samples: int, components: bool) -> None:
+    def replace_production(self, n_chains: int, n_samples: int, chunk: int,
+                           components: bool) -> None:
         """New empty production datasets for another chain count (resume on a different
         number of ranks; the old chains' samples cannot continue)."""
         prod = self.h5["production"]
         for name in PRODUCTION_SERIES:
             if name in prod:
                 del prod[name]
-        self._production_datasets(prod, n_chains, n_samples, components)
+        self._production_datasets(prod, n_chains, n_samples, chunk, components)
         prod["samples_written"][0] = 0
         self.flush(force=True)
 
@@ -313,7 +347,7 @@ class RunFile:
         for key, value in attrs.items():
             grp.attrs[key] = value
         for key, value in arrays.items():
-            grp.create_dataset(key, data=np.asarray(value))
+            write_array(grp, key, value)
         self.flush(force=True)
 
     def close(self) -> None:
@@ -321,3 +355,29 @@ class RunFile:
             self.h5.flush()
         finally:
             self.h5.close()
+
+
+def damaged_dataset(path: str, rows: int, samples: int) -> str | None:
+    """Read the valid part (``rows`` iterations, ``samples`` columns) of every
+    checksummed dataset of a run file once; the first that fails, with why, or None.
+
+    A resumed run would otherwise meet the damage only when it reads the series for
+    its summary, after all its work."""
+    from .hdf5io import one_line
+    names = ["optimization/params"] + [f"production/{s}" for s in PRODUCTION_SERIES]
+    with h5py.File(path, "r", locking=False) as h5:
+        for name in names:
+            if name not in h5:
+                continue
+            ds = h5[name]
+            n = rows if name.startswith("optimization") else samples
+            step = ds.chunks[1] if name.startswith("production") and ds.chunks else 4096
+            try:
+                for start in range(0, n, step):
+                    if name.startswith("optimization"):
+                        ds[start:min(n, start + step)]
+                    else:
+                        ds[:, start:min(n, start + step)]
+            except Exception as exc:  # noqa: BLE001 - any read failure is damage
+                return f"/{name}: {one_line(exc, 200)}"
+    return None

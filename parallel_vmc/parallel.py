@@ -38,6 +38,10 @@ class SerialComm:
         every rank."""
         return []
 
+    def ranks_on_node(self) -> int:
+        """How many ranks share this rank's node (collective)."""
+        return 1
+
     @property
     def library(self) -> str:
         return "serial (no MPI)"
@@ -80,6 +84,14 @@ class MPIComm(SerialComm):
         (one small allgather); the same list on every rank."""
         crcs = self.comm.allgather(zlib.crc32(np.ascontiguousarray(array).tobytes()))
         return [r for r, c in enumerate(crcs) if c != crcs[0]]
+
+    def ranks_on_node(self) -> int:
+        from mpi4py import MPI
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        try:
+            return node.Get_size()
+        finally:
+            node.Free()
 
     @property
     def library(self) -> str:

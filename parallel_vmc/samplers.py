@@ -86,6 +86,13 @@ class Sampler:
                       np.empty(0) if obs_spec is None else obs_spec, t0, n_total,
                       walkers.accepted)
 
+    def load_kernel(self, theta, walkers: Walkers) -> None:
+        """Compile (first run) or load from the cache the kernel this run calls, by a
+        call of zero sweeps on a copy of one walker: nothing of the run changes, and
+        the time is not booked as sampling."""
+        one = Walkers(walkers.positions[:1].copy(), walkers.rng[:1].copy())
+        self._call(K.THERMALIZE, 0, theta, one, np.zeros(K.sums_size(self.wf.layout.n_params)))
+
     @staticmethod
     def thermalization_chunk(n_sweeps: int, done: int) -> tuple[int, bool]:
         """The next chunk after ``done`` of ``n_sweeps`` thermalisation sweeps:

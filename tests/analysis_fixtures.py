@@ -50,7 +50,7 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
                    mpi_size=2, walkers_per_rank=2, n_samples=4096, samples_per_chain=None,
                    energy=3.0, phi=0.5, seed=1, production=True, components=True,
                    density=True, observables=None, summary=True, shift_chain=None,
-                   shift=0.0, system=None):
+                   shift=0.0, system=None, checksums=False, sampler=None, energies=None):
     """Write a file in the pvmc schema (DESIGN section 4) with AR(1) local energies.
 
     format_version 1: datasets exactly as long as their data. 2 and 3: growing datasets
@@ -61,7 +61,11 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
     ``density`` (formats 1-2): the flat /production/observables/density_counts and
     density_edges. ``observables`` (format 3): a dict from :func:`gaussian_observables`,
     written as the /production/observables group. ``system``: entries replacing those
-    of CONFIG["system"] (particles, dimensions, ...).
+    of CONFIG["system"] (particles, dimensions, ...); ``sampler`` likewise for
+    CONFIG["sampler"]. ``energies``: (n_chains, samples) local energies to store
+    instead of the AR(1) ones (with n_samples = samples). ``checksums``: the
+    production series and the optimisation parameters chunked with HDF5's Fletcher32
+    checksum filter (as pvmc is to write them).
 
     Columns beyond samples_per_chain (a running run) are filled with NaN, which an
     analysis must never touch. Returns the (n_chains, samples_per_chain) energies.
@@ -71,12 +75,21 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
     cfg = yaml.safe_load(yaml.safe_dump(CONFIG))
     cfg["system"]["omega"] = omega
     cfg["system"].update(system or {})
+    cfg["sampler"].update(sampler or {})
     cfg["sampler"]["walkers_per_rank"] = walkers_per_rank
     cfg["seed"] = seed
     n_chains = mpi_size * walkers_per_rank
     filled = n_samples if samples_per_chain is None else samples_per_chain
     counters = format_version >= 2
     rng = np.random.default_rng(seed)
+
+    def checked(group, name, data):
+        """group[name] = data, chunked with a Fletcher32 checksum if asked."""
+        if checksums:
+            group.create_dataset(name, data=data, chunks=True, fletcher32=True)
+        else:
+            group[name] = data
+
     with h5py.File(path, "w") as h5:
         a = h5.attrs
         a["format_version"] = format_version
@@ -110,13 +123,14 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
         opt["grad_norm"] = rows(np.exp(-it / 5.0))
         opt["learning_rate"] = rows(np.full(n_iter, 0.05))
         opt["wall_time"] = rows(0.1 * it.astype(float))
-        opt["params"] = rows(rng.standard_normal((n_iter, 14)))
+        checked(opt, "params", rows(rng.standard_normal((n_iter, 14))))
         if counters:
             opt["rows_written"] = np.array([n_iter], dtype=np.int64)
         e = None
         if production:
             prod = h5.create_group("production")
-            e = energy + 0.1 * ar1(phi, filled, seed + 1000, chains=n_chains)
+            e = (energy + 0.1 * ar1(phi, filled, seed + 1000, chains=n_chains)
+                 if energies is None else np.array(energies, dtype=float))
             if shift_chain is not None:
                 e[shift_chain] += shift
 
@@ -125,20 +139,22 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
                 full[:, :filled] = values
                 return full
 
-            prod["local_energy"] = series(e)
+            checked(prod, "local_energy", series(e))
             if components:
-                prod["kinetic"] = series(0.5 * e)
+                checked(prod, "kinetic", series(0.5 * e))
                 if format_version >= 3:
-                    prod["trap"] = series(0.3 * e)
-                    prod["interaction"] = series(0.2 * e)
+                    checked(prod, "trap", series(0.3 * e))
+                    checked(prod, "interaction", series(0.2 * e))
                 else:
-                    prod["potential"] = series(0.5 * e)
+                    checked(prod, "potential", series(0.5 * e))
             if counters:
                 prod["samples_written"] = np.array([filled], dtype=np.int64)
             if not counters or status == "completed":
+                method = cfg["sampler"]["method"]
                 prod.attrs["acceptance"] = 0.97
-                prod.attrs["step"] = 0.31
-                prod.attrs["sampler"] = "importance"
+                # pvmc stores the sampler's step; gibbs never uses (or tunes) it
+                prod.attrs["step"] = cfg["sampler"]["step"] if method == "gibbs" else 0.31
+                prod.attrs["sampler"] = method
                 prod.attrs["samples_per_chain"] = filled
             if density and format_version < 3:
                 obs = prod.create_group("observables")

@@ -200,9 +200,11 @@ def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
                                       + os.pathsep + os.path.dirname(os.path.dirname(__file__))))
     with h5py.File(tmp_path / "cut.h5") as h5:
         assert h5.attrs["status"].decode() == "interrupted"
-    os.remove(tmp_path / "cut.h5.ckpt")
+    for name in ("cut.h5.ckpt", "cut.h5.ckpt.prev"):   # no checkpoint, not even the previous
+        if os.path.exists(tmp_path / name):
+            os.remove(tmp_path / name)
     before = _snapshot(tmp_path)
-    cases = [("missing.h5", "not found"), ("text.h5", "not a readable HDF5 file"),
+    cases = [("missing.h5", "not found"), ("text.h5", "not an HDF5 file"),
              ("other.h5", "not a pvmc run file"), ("done.h5", "already completed"),
              ("cut.h5", "no usable checkpoint")]
     for name, message in cases:

@@ -59,3 +59,13 @@ def test_unusable_cache_dir_falls_back_to_a_keyed_temporary_one(tmp_path, monkey
     assert os.path.basename(path) == jit_cache.PREFIX + jit_cache.source_hash(d)
     assert os.path.isdir(path) and not path.startswith(str(blocker))
     assert numba.config.CACHE_DIR == path == os.environ["NUMBA_CACHE_DIR"]
+
+
+def test_the_cache_is_never_written_into_the_package(tmp_path):
+    """A cache folder inside site-packages/parallel_vmc survives `pip uninstall` and
+    becomes a namespace package that shadows a later editable install."""
+    assert jit_cache.cache_dir(PACKAGE, {"XDG_CACHE_HOME": str(tmp_path)}).startswith(
+        str(tmp_path / "parallel_vmc"))
+    home_default = jit_cache.cache_dir(PACKAGE, {})
+    assert not os.path.abspath(home_default).startswith(os.path.abspath(PACKAGE))
+    assert home_default.startswith(os.path.join(os.path.expanduser("~"), ".cache"))
