@@ -158,13 +158,6 @@ def _run_reference(exe, P, D, H, sweeps, timeout=None) -> float:
     return float(found.group(1))
 
 
-def _say_error(text: str, comm) -> int:
-    """Report bad input (rank 0) and return exit code 2."""
-    if comm.rank == 0:
-        print(f"pvmc: error: {text}", file=sys.stderr, flush=True)
-    return 2
-
-
 def _setup(args, comm):
     """(cfg, wf, theta, sampler, walkers) of the benchmark; BenchInputError if they do
     not fit in memory."""
@@ -181,6 +174,7 @@ def _setup(args, comm):
 
 
 def cmd_bench(args) -> int:
+    from .cli import bad_input
     from .config import ConfigError
     from .parallel import world
     comm = world()
@@ -188,7 +182,7 @@ def cmd_bench(args) -> int:
         _check_options(args)
         cfg, wf, theta, sampler, walkers = _setup(args, comm)
     except (BenchInputError, ConfigError) as exc:
-        return _say_error(str(exc), comm)
+        return bad_input(str(exc), comm.rank)
     system = sampler.system
     P, D, H = system.particles, system.dimensions, wf.layout.n_hidden
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
@@ -199,7 +193,7 @@ def cmd_bench(args) -> int:
             except BenchInputError as exc:
                 problem = str(exc)
         if comm.bcast(problem):
-            return _say_error(problem, comm)
+            return bad_input(problem, comm.rank)
         sweeps = max(1, int(args.moves / (P * args.walkers)))
         say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
         say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} "
@@ -215,7 +209,7 @@ def cmd_bench(args) -> int:
             return _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe,
                             say)
         except BenchInputError as exc:   # the reference failed on rank 0 after its check
-            print(f"pvmc: error: {exc}", file=sys.stderr, flush=True)
+            bad_input(str(exc))
             if comm.size > 1:
                 comm.abort(2)
             return 2

@@ -21,9 +21,8 @@ from. :func:`read_latest` then falls back to the previous checkpoint.
 """
 from __future__ import annotations
 
-import errno
+import io
 import os
-import shutil
 
 import h5py
 import numpy as np
@@ -64,38 +63,40 @@ def write(path: str, attrs: dict, arrays: dict) -> None:
     """Atomically replace the checkpoint at path.
 
     attrs: name -> scalar or str; arrays: name -> numpy array ('a/b' names make groups).
+    The file is built in memory and written with plain system calls: a full disk is
+    then an ordinary OSError (HDF5's own error path on a failed write can crash the
+    process), and the torn temporary is removed.
     """
+    image = _image(attrs, arrays)
     tmp = path + ".tmp"
-    _check_space(path, arrays)
     try:
-        with h5py.File(tmp, "w", libver=LIBVER) as h5:
-            h5.attrs["kind"] = KIND
-            h5.attrs["format_version"] = FORMAT_VERSION
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-            for key, value in arrays.items():
-                write_array(h5, key, value)
-        fd = os.open(tmp, os.O_RDONLY)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
+            view = memoryview(image)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:
-        _remove(tmp)           # a full disk must not leave a torn temporary behind
+        _remove(tmp)
         raise
     _keep_previous(path)
     os.replace(tmp, path)
     _fsync_dir(path)
 
 
-def _check_space(path: str, arrays: dict) -> None:
-    """Refuse (ENOSPC) before writing when the disk cannot take the checkpoint: HDF5's
-    own error path on a full disk can crash the process instead of raising."""
-    need = sum(np.asarray(v).nbytes for v in arrays.values()) + 2**20
-    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
-    if free < need:
-        raise OSError(errno.ENOSPC, f"no space left on the disk for the checkpoint "
-                      f"{path} (needs {need} bytes, {free} free)")
+def _image(attrs: dict, arrays: dict) -> bytes:
+    """The bytes of a checkpoint file holding attrs and arrays."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver=LIBVER) as h5:
+        h5.attrs["kind"] = KIND
+        h5.attrs["format_version"] = FORMAT_VERSION
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+        for key, value in arrays.items():
+            write_array(h5, key, value)
+    return buffer.getvalue()
 
 
 def _keep_previous(path: str) -> None:

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(text: str, rank: int = 0) -> int:
+def bad_input(text: str, rank: int = 0) -> int:
+    """Report bad input on rank 0 as one 'pvmc: error:' line; the exit code (2)."""
     if rank == 0:
         print(f"pvmc: error: {text}", file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
@@ -99,11 +100,11 @@ def cmd_validate(args) -> int:
     try:
         cfg = _load(args)
     except ConfigError as exc:
-        return _error(str(exc), comm.rank)
+        return bad_input(str(exc), comm.rank)
     problem = all_problems(cfg, comm.size, overwrite=False,
                            ranks_on_node=comm.ranks_on_node())
     if problem:
-        return _error(problem, comm.rank)
+        return bad_input(problem, comm.rank)
     if comm.rank == 0:
         print(cfg.to_yaml(), end="")
         print(f"# {args.config}: valid for {comm.size} rank(s)", file=sys.stderr)
@@ -167,7 +168,7 @@ def cmd_run(args) -> int:
         problem, resume = _run_problem(args, cfg, comm, ranks_on_node)
     problem, resume = comm.bcast((problem, resume))
     if problem:
-        return _error(problem, comm.rank)
+        return bad_input(problem, comm.rank)
     if resume == "completed":
         if comm.rank == 0:
             print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
@@ -218,7 +219,7 @@ def cmd_resume(args) -> int:
         problem = f"{path}: stored config: {exc}" if payload else str(exc)
     problem, payload = comm.bcast((problem, payload))
     if problem:
-        return _error(problem, comm.rank)
+        return bad_input(problem, comm.rank)
     cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path,
                        args.max_walltime)
     return _execute(cfg, comm, args, payload)
@@ -364,7 +365,7 @@ def _execute(cfg, comm, args, resume) -> int:
     except RunInterrupted:
         return EXIT_INTERRUPTED
     except RunRefused as exc:        # decided on every rank together, nothing touched
-        return _error(str(exc), comm.rank)
+        return bad_input(str(exc), comm.rank)
     except RunFailed as exc:     # decided on every rank together: a normal exit
         if comm.rank == 0:
             print(f"pvmc: run failed: {exc}", file=sys.stderr, flush=True)
@@ -394,7 +395,7 @@ def cmd_info(args) -> int:
     try:
         _read_root(path)
     except InputError as exc:
-        return _error(str(exc))
+        return bad_input(str(exc))
     try:
         with h5py.File(path, "r", locking=False) as h5:
             if args.status:
@@ -403,7 +404,7 @@ def cmd_info(args) -> int:
             return _print_info(path, h5)
     except Exception as exc:  # noqa: BLE001 - any damage becomes one message
         sys.stdout.flush()
-        return _error(f"{path}: incomplete or damaged run file ({type(exc).__name__}: "
+        return bad_input(f"{path}: incomplete or damaged run file ({type(exc).__name__}: "
                       f"{one_line(exc, 200)})")
 
 

@@ -471,7 +471,6 @@ def _check_range(key: str, field: Field, value: float) -> float:
 
 _CHECKS = {"bool": _check_bool, "int": _check_int, "float": _check_float,
            "str": _check_str, "walltime": _check_walltime}
-_check = check_value     # its former name, for callers not yet renamed
 _SECTION_NAMES = ", ".join(list(SPEC) + ["seed"])
 
 

@@ -186,9 +186,7 @@ class RunFile:
     def open(cls, path: str) -> "RunFile":
         """Reopen an existing run file for a resumed segment (FileInUse if a live run
         holds it)."""
-        with exclusive(path):   # refuse before HDF5 tries (its error is an OSError)
-            pass
-        try:
+        try:      # HDF5 takes the writer's lock; held elsewhere, it fails at once
             return cls(path, h5py.File(path, "r+"))
         except BlockingIOError:
             raise FileInUse(f"{path} is in use by another process") from None
