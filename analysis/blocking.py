@@ -53,8 +53,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MIN_BLOCKS = 16   # fewer blocks at the chosen level: result marked not converged
+SHORT_BATCHES = 0.7   # batch-means error of E below this x its blocking error: batches
+                      # shorter than the correlation time (the observables' errors too small)
 
-__all__ = ["BlockingResult", "blocking", "blocking_levels", "chi2_quantile"]
+__all__ = ["BlockingResult", "blocking", "blocking_levels", "chi2_quantile",
+           "batches_too_short", "SHORT_BATCHES"]
+
+
+def batches_too_short(batch_error: float, blocking_error: float) -> bool:
+    """Whether batch means of E give an error clearly below the blocking error of the
+    same series: then the batches are correlated and every batch-means error (the
+    observables') is underestimated. The one home of this rule."""
+    return batch_error < SHORT_BATCHES * blocking_error
 
 
 # ----------------------------------------------------------------------------
