@@ -22,22 +22,24 @@ import tempfile
 
 import numpy as np
 
+from parallel_vmc import schema as S
+from parallel_vmc.schema import shell_volumes
+
+from .blocking import SHORT_BATCHES, batches_too_short
 from .plots import PlotError
-from .runfile import (SCALAR_OBSERVABLES, RunFileError, is_number, read_run,
-                      shell_volumes)
+from .runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
-ENERGY_PARTS = ("kinetic", "trap", "interaction", "potential")   # potential: format <= 2
-SCALAR_ORDER = ("kinetic", "trap", "interaction", "local_energy", "r12")   # in the table
-HISTOGRAM_NAMES = ("density", "density_image", "pair_distance")
-SHORT_BATCHES = 0.7    # batch-means error of E below this x blocking error: warn
+ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)                       # potential: format <= 2
+SCALAR_ORDER = S.COMPONENTS + (S.LOCAL_ENERGY, S.R12)             # in the table
+HISTOGRAM_NAMES = tuple(S.HISTOGRAMS)
 UNITS = ("hbar = m = e = 1; E in units of hbar*omega_0, lengths in "
          "sqrt(hbar/(m*omega_0)), omega_0 = 1")
 MAX_N_BOOT = 100_000   # replicates: the bootstrap's precision ~1/sqrt(2 n_boot) is ample
 MAX_SEED = 2 ** 32 - 1
 SUMMARY_RTOL = 1e-9    # /summary vs the same samples' mean: round-off only
 # series whose mean is infinite in a 1D Coulomb run (the bare 1/|x| at contact)
-INFINITE_MEAN_SERIES = ("local_energy", "interaction", "potential")
+INFINITE_MEAN_SERIES = (S.LOCAL_ENERGY, S.INTERACTION, S.POTENTIAL)
 
 
 class UsageError(Exception):
@@ -134,7 +136,7 @@ def summary_mismatch(run) -> dict | None:
         return None
     energy, error = float(s["energy"]), s.get("error")
     error = float(error) if is_number(error) else float("nan")
-    x = run.production.get("local_energy")
+    x = run.production.get(S.LOCAL_ENERGY)
     if x is None or x.size == 0:
         return {"recomputed": None, "file": energy, "error": error, "in_errors": None,
                 "message": f"the file's /summary states E = {energy:.6f}, but "
@@ -224,7 +226,7 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
         try:
             summary = summarize_chains(x, n_boot=n_boot, seed=seed)
         except ValueError as exc:
-            report["warnings"].append(f"production/{series}: {exc}; not analysed")
+            report["warnings"].append(f"{S.path(S.PRODUCTION, series)}: {exc}; not analysed")
     if summary is not None:
         prod.update(summary.as_dict())
         if not summary.blocking.converged:
@@ -246,11 +248,11 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
                 ps = summarize_chains(run.production[part], n_boot=2, seed=seed)
                 prod[part] = {"mean": ps.mean, "error": ps.error}
             except ValueError as exc:
-                report["warnings"].append(f"production/{part}: {exc}")
+                report["warnings"].append(f"{S.path(S.PRODUCTION, part)}: {exc}")
     return prod, summary
 
 
-def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | None = None):
+def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | None = None):
     """(report dict, ChainSummary or None) of one RunData."""
     from .bootstrap import DEFAULT_SEED
 
@@ -259,7 +261,7 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
     report = {
         "file": run.path,
         "status": run.status,
-        "format_version": a.get("format_version"),
+        "format_version": a.get(S.FORMAT),
         "package_version": a.get("package_version"),
         "created": a.get("created"),
         "hostname": a.get("hostname"),
@@ -278,9 +280,7 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
         last = run.n_iterations - 1
         report["optimization"] = {
             "iterations": run.n_iterations,
-            **{f"final_{k}": float(o[k][last]) for k in
-               ("energy", "energy_error", "variance", "acceptance", "grad_norm",
-                "learning_rate", "wall_time") if k in o},
+            **{f"final_{k}": float(o[k][last]) for k in S.OPT_FIELDS if k in o},
         }
     else:
         report["optimization"] = None
@@ -300,19 +300,19 @@ def analyse(run, series: str = "local_energy", n_boot: int = 1000, seed: int | N
     report["segments"] = run.segments
     report["observables"] = _observables_report(
         run, report["warnings"],
-        blocking_error=summary.error if summary is not None and series == "local_energy"
+        blocking_error=summary.error if summary is not None and series == S.LOCAL_ENERGY
         else None)
-    if not run.status.startswith("completed"):
+    if not run.status.startswith(S.COMPLETED):
         report["warnings"].append(f"run status is '{run.status}': partial data analysed")
     return report, summary
 
 
 def _integral(name: str, h: dict, dimensions) -> float | None:
     """Integral of a stored histogram density over its range (None if D is unknown)."""
-    if name == "density_image":
+    if name == S.DENSITY_IMAGE:
         area = np.outer(np.diff(h["x_edges"]), np.diff(h["y_edges"]))
         return float(np.sum(h["density"] * area))
-    if name == "density":
+    if name == S.DENSITY:
         if not isinstance(dimensions, int) or not 1 <= dimensions <= 3:
             return None
         return float(np.sum(h["density"] * shell_volumes(h["edges"], dimensions)))
@@ -336,8 +336,8 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     system = run.config.get("system")
     system = system if isinstance(system, dict) else {}
     particles = system.get("particles")
-    if isinstance(obs.get("density"), dict):
-        particles = obs["density"]["attrs"].get("particles", particles)
+    if isinstance(obs.get(S.DENSITY), dict):
+        particles = obs[S.DENSITY]["attrs"].get("particles", particles)
     samples = attrs.get("samples")
     out = {"n_batches": attrs.get("n_batches"), "samples": samples,
            "error_method": attrs.get("error_method"), "scalars": {}}
@@ -357,7 +357,7 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
                  "integral": _integral(name, h, dims)}
         out[name] = entry
         # expected: P particles (densities) or 1 (pair distance), less what overflowed
-        if name == "pair_distance":
+        if name == S.PAIR_DISTANCE:
             per_sample = (particles * (particles - 1) // 2
                           if isinstance(particles, int) else None)
             target = 1.0
@@ -367,7 +367,7 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
         if (entry["integral"] is not None and per_sample
                 and isinstance(samples, (int, float)) and samples > 0
                 and overflow is not None):
-            missing = float(overflow) / samples / (1 if name != "pair_distance"
+            missing = float(overflow) / samples / (1 if name != S.PAIR_DISTANCE
                                                    else per_sample)
             if abs(entry["integral"] + missing - target) > 1e-6 * target:
                 warnings.append(
@@ -375,14 +375,14 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
                     f"range (+ {missing:.3g} beyond it), not {target}: the file's "
                     "normalisation is not that of format 3")
         if entry["overflow_fraction"] is not None and entry["overflow_fraction"] > 1e-3:
-            key = "pair_rmax" if name == "pair_distance" else "density_rmax"
+            key = "pair_rmax" if name == S.PAIR_DISTANCE else "density_rmax"
             warnings.append(f"observables: {100 * entry['overflow_fraction']:.2g} % of the "
                             f"{name} counts lie beyond the histogram (raise "
                             f"production.{key})")
 
     batch = attrs.get("energy_error_batch_means")
-    if batch is None and isinstance(obs.get("local_energy"), dict):
-        batch = obs["local_energy"]["error"]
+    if batch is None and isinstance(obs.get(S.LOCAL_ENERGY), dict):
+        batch = obs[S.LOCAL_ENERGY]["error"]
     blocking = attrs.get("energy_error_blocking")
     source = "file"
     if blocking is None and blocking_error is not None:
@@ -393,7 +393,7 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     out.update(energy_error_batch_means=batch, energy_error_blocking=blocking,
                energy_error_blocking_from=source if blocking is not None else None,
                energy_error_ratio=ratio)
-    if ratio is not None and ratio < SHORT_BATCHES:
+    if ratio is not None and batches_too_short(batch, blocking):
         warnings.append(f"observables: the batch-means error of E ({batch:.3g}) is below "
                         f"{SHORT_BATCHES} x its blocking error ({blocking:.3g}): batches too "
                         "short for the autocorrelation time, so the observables' errors are "
@@ -409,7 +409,7 @@ def _observable_rows(r: dict) -> list:
         return [("observables", "datasets " + ", ".join(o.get("datasets", [])))]
     rows = [("observables", f"{_g(o['n_batches'])} batch means of {_g(o['samples'])} "
              "samples (mean +- batch-means error)")]
-    labels = {"local_energy": "E", "r12": "<r12>"}
+    labels = {S.LOCAL_ENERGY: "E", S.R12: "<r12>"}
     for name in SCALAR_ORDER:
         v = o["scalars"].get(name)
         if v is not None:
@@ -423,9 +423,9 @@ def _observable_rows(r: dict) -> list:
                      + (" (this analysis)" if o.get("energy_error_blocking_from")
                         == "this analysis" else "")
                      + (f": ratio {ratio:.3f}" if ratio is not None else "")
-                     + (" (batches too short)" if ratio is not None and ratio < SHORT_BATCHES
-                        else "")))
-    labels = {"density": "rho(r)", "density_image": "rho(x,y)", "pair_distance": "P(r12)"}
+                     + (" (batches too short)"
+                        if ratio is not None and batches_too_short(batch, blocking) else "")))
+    labels = {S.DENSITY: "rho(r)", S.DENSITY_IMAGE: "rho(x,y)", S.PAIR_DISTANCE: "P(r12)"}
     for name in HISTOGRAM_NAMES:
         h = o.get(name)
         if h is None:
@@ -509,7 +509,7 @@ def _production_rows(r: dict) -> list:
     if "mean" not in p:
         return [("production", f"{p['n_chains']} chains x "
                  f"{p['samples_per_chain_filled']} samples: not analysed")] + flag
-    name = "energy" if p["series"] == "local_energy" else p["series"]
+    name = "energy" if p["series"] == S.LOCAL_ENERGY else p["series"]
     verdict = {"agree": "chains agree",
                "note": "chains agree as a whole; one chain stands out (see note)",
                "disagree": "CHAINS DISAGREE (R-hat above its limit, see warning)"}
@@ -555,7 +555,7 @@ def format_report(r: dict) -> str:
     s = r.get("summary_in_file")
     if s and "energy" in s:
         rows.append(("pvmc summary", _pm(s.get("energy"), s.get("error"))
-                     + _infinite(r, "local_energy")))
+                     + _infinite(r, S.LOCAL_ENERGY)))
     for k, seg in enumerate(r.get("segments") or []):
         rows.append((f"segment {k}", f"{seg.get('mpi_size')} rank(s) on {seg.get('hostname')}, "
                      f"{seg.get('start_time')} -> {seg.get('end_time') or '...'}: "
@@ -663,8 +663,8 @@ def cmd_summary(argv) -> int:
             raise UsageError(f"--plots {args.plots}: exists and is not a directory")
         from .plots import require_matplotlib
         require_matplotlib()
-    series = args.series or "local_energy"
-    require = (f"production/{series}",) if args.series else ()
+    series = args.series or S.LOCAL_ENERGY
+    require = (S.path(S.PRODUCTION, series),) if args.series else ()
     stems = {}
     runs = []
     for path in args.files:          # validate everything before any output is written

@@ -27,7 +27,8 @@ import os
 
 import numpy as np
 
-from .runfile import shell_volumes
+from parallel_vmc import schema as S
+from parallel_vmc.schema import shell_volumes
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
            "plot_histogram", "histogram_range", "plot_density", "plot_radial_density",
@@ -299,33 +300,32 @@ def run_plots(run, summary, directory: str) -> list:
         written.append(plot_blocking(summary.blocking,
                                      os.path.join(directory, names["blocking"]),
                                      title=f"blocking of the chain-averaged E_L: {label}"))
-        written.append(plot_histogram(run.production["local_energy"],
+        written.append(plot_histogram(run.production[S.LOCAL_ENERGY],
                                       os.path.join(directory, names["histogram"]),
                                       title=f"local energy: {label}", mean=summary.mean))
     obs = run.observables
-    out = {kind: os.path.join(directory, names[kind])
-           for kind in ("density", "density_image", "pair_distance")}
-    if isinstance(obs.get("density"), dict):
-        d = obs["density"]
+    out = {kind: os.path.join(directory, names[kind]) for kind in S.HISTOGRAMS}
+    if isinstance(obs.get(S.DENSITY), dict):
+        d = obs[S.DENSITY]
         written.append(plot_radial_density(d["edges"], d["density"], d["error"],
-                                           out["density"],
+                                           out[S.DENSITY],
                                            title=f"one-body density: {label}",
                                            dimensions=d["attrs"].get("dimensions")))
-    if isinstance(obs.get("density_image"), dict):
-        d = obs["density_image"]
+    if isinstance(obs.get(S.DENSITY_IMAGE), dict):
+        d = obs[S.DENSITY_IMAGE]
         written.append(plot_density_image(d["x_edges"], d["y_edges"], d["density"],
-                                          out["density_image"],
+                                          out[S.DENSITY_IMAGE],
                                           title=f"one-body density: {label}"))
-    if isinstance(obs.get("pair_distance"), dict):
-        d = obs["pair_distance"]
-        mean = d["attrs"].get("mean")
-        if mean is None and isinstance(obs.get("r12"), dict):
-            mean = obs["r12"]["mean"]
+    if isinstance(obs.get(S.PAIR_DISTANCE), dict):
+        d = obs[S.PAIR_DISTANCE]
+        mean = d["attrs"].get(S.MEAN)
+        if mean is None and isinstance(obs.get(S.R12), dict):
+            mean = obs[S.R12]["mean"]
         written.append(plot_pair_distance(d["edges"], d["density"], d["error"],
-                                          mean, out["pair_distance"],
+                                          mean, out[S.PAIR_DISTANCE],
                                           title=f"pair distance: {label}"))
     if ("density_counts" in obs and "density_edges" in obs
-            and not isinstance(obs.get("density"), dict)):      # formats 1-2
+            and not isinstance(obs.get(S.DENSITY), dict)):      # formats 1-2
         system = run.config.get("system") if isinstance(run.config, dict) else None
         system = system if isinstance(system, dict) else {}
         written.append(plot_density(obs["density_counts"], obs["density_edges"],

@@ -25,7 +25,6 @@ notice is an error too rather than a wrong number.
 from __future__ import annotations
 
 import gc
-import math
 import mmap
 import numbers
 import os
@@ -39,22 +38,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parallel_vmc import schema as S
+from parallel_vmc.schema import shell_volumes   # re-exported: the one formula
+
 __all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes",
            "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",
            "READ_ERRORS", "is_number"]
 
 SUPPORTED_FORMATS = (1, 2, 3)
-OPT_FIELDS = ("iteration", "energy", "energy_error", "variance", "acceptance", "grad_norm",
-              "learning_rate", "wall_time")
-REQUIRED_ROOT = ("format_version", "status", "config")
+OPT_FIELDS = (S.ITERATION,) + S.OPT_FIELDS
 CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
-# kinetic, trap, interaction: format 3; potential (= trap + interaction): formats 1-2
-PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction", "potential")
-SCALAR_OBSERVABLES = ("local_energy", "kinetic", "trap", "interaction", "r12")
-# histogram groups of /production/observables -> their edges (one per axis)
-HISTOGRAMS = {"density": ("edges",), "density_image": ("x_edges", "y_edges"),
-              "pair_distance": ("edges",)}
-HISTOGRAM_ARRAYS = ("counts", "density", "error")
+# the names of the file: parallel_vmc.schema (the writer's); formats 1-2 had potential
+# (= trap + interaction) where format 3 has trap and interaction
+REQUIRED_ROOT = S.REQUIRED_ROOT
+PRODUCTION_SERIES = S.PRODUCTION_SERIES + (S.POTENTIAL,)
+SCALAR_OBSERVABLES = S.SCALAR_OBSERVABLES
+HISTOGRAMS = S.HISTOGRAMS             # histogram group -> its edges (one per axis)
+HISTOGRAM_ARRAYS = S.HISTOGRAM_ARRAYS
+_OBSERVABLES = f"/{S.PRODUCTION}/{S.OBSERVABLES}"
 CHILD_TIMEOUT = 60.0     # s for the child to read a file's structure (healthy: ms)
 # What h5py and HDF5 raise on damaged bytes: OSError (library errors, failed checksums,
 # reads beyond the end), RuntimeError (damaged object headers; NotImplementedError for
@@ -314,14 +315,6 @@ def _attrs(path: str, obj, where: str) -> dict:
     return out
 
 
-def shell_volumes(edges, dimensions: int) -> np.ndarray:
-    """Volumes of the D-dimensional shells between consecutive radii ``edges``: the
-    normalisation of the radial density (2 dr in 1D, pi (r2^2 - r1^2) in 2D,
-    4/3 pi (r2^3 - r1^3) in 3D)."""
-    unit_ball = math.pi ** (dimensions / 2) / math.gamma(dimensions / 2 + 1)
-    return unit_ball * np.diff(np.asarray(edges, dtype=np.float64) ** dimensions)
-
-
 def config_value(config: dict, key: str):
     """``config['system']['omega']`` for key ``'system.omega'``; KeyError names the key."""
     node = config
@@ -370,7 +363,7 @@ class RunData:
 
     @property
     def status(self) -> str:
-        return str(self.attrs.get("status", "unknown"))
+        return str(self.attrs.get(S.STATUS, "unknown"))
 
     @property
     def n_iterations(self) -> int:
@@ -394,7 +387,7 @@ class RunData:
 def _read_scalar(path: str, where: str, ds, n_batches) -> dict:
     """One scalar observable: its batch means (K,) and the attributes mean and error."""
     attrs = _attrs(path, ds, where)
-    missing = [k for k in ("mean", "error") if k not in attrs]
+    missing = [k for k in (S.MEAN, S.ERROR) if k not in attrs]
     if missing:
         raise RunFileError(path, f"{where} lacks the attribute(s) {', '.join(missing)}")
     value = _values(path, ds, where)
@@ -404,10 +397,10 @@ def _read_scalar(path: str, where: str, ds, n_batches) -> dict:
     if n_batches is not None and value.size != n_batches:
         raise RunFileError(path, f"{where} holds {value.size} batch means, the group's "
                            f"n_batches is {n_batches}")
-    if not (is_number(attrs["mean"]) and is_number(attrs["error"])):
+    if not (is_number(attrs[S.MEAN]) and is_number(attrs[S.ERROR])):
         raise RunFileError(path, f"{where}: attributes mean and error are not numbers")
-    return {"batch_means": value.astype(np.float64), "mean": float(attrs["mean"]),
-            "error": float(attrs["error"])}
+    return {"batch_means": value.astype(np.float64), "mean": float(attrs[S.MEAN]),
+            "error": float(attrs[S.ERROR])}
 
 
 def _edges(path: str, where: str, edges) -> None:
@@ -453,7 +446,7 @@ def _read_observables(path: str, grp, version: int) -> tuple:
     are ignored.
     """
     import h5py
-    where = "/production/observables"
+    where = _OBSERVABLES
     attrs = _attrs(path, grp, where)
     _require_numbers(path, where, attrs, ("samples", "energy_error_batch_means",
                                           "energy_error_blocking"), whole=("n_batches",))
@@ -466,7 +459,7 @@ def _read_observables(path: str, grp, version: int) -> tuple:
             if name in HISTOGRAMS and version >= 3:
                 raise RunFileError(path, f"{here} is a dataset, not a group")
             with _reading(path, here):
-                has_attrs = "mean" in item.attrs and "error" in item.attrs
+                has_attrs = S.MEAN in item.attrs and S.ERROR in item.attrs
             if (version >= 3 and name in SCALAR_OBSERVABLES) or has_attrs:
                 out[name] = _read_scalar(path, here, item, n_batches)
             else:                                                   # formats 1-2
@@ -531,41 +524,43 @@ def _read_root(path: str, h5) -> RunData:
     if missing:
         raise RunFileError(path, "not a pvmc run file (root attribute(s) "
                            + ", ".join(missing) + " missing)")
-    version = _integer(attrs["format_version"])
+    version = _integer(attrs[S.FORMAT])
     if version is None:
-        raise RunFileError(path, f"format_version {attrs['format_version']!r:.60} is not an "
+        raise RunFileError(path, f"format_version {attrs[S.FORMAT]!r:.60} is not an "
                            "integer")
     if version not in SUPPORTED_FORMATS:
         raise RunFileError(path, f"format_version {version} is not supported by this "
                            f"analysis (supported: {', '.join(map(str, SUPPORTED_FORMATS))})")
-    for key in ("status", "config"):
+    for key in (S.STATUS, S.CONFIG):
         if not isinstance(attrs[key], str):
             raise RunFileError(path, f"root attribute {key} is not text: the file is damaged")
     _require_numbers(path, "/", attrs, whole=("mpi_size", "walkers_per_rank", "seed"))
-    return RunData(path, attrs, _parse_config(path, attrs["config"]), attrs["config"])
+    return RunData(path, attrs, _parse_config(path, attrs[S.CONFIG]), attrs[S.CONFIG])
 
 
 def _read_optimization(path: str, h5, run: RunData) -> None:
     """/optimization: equal-length 1-D datasets (+ params 2-D); may be empty or absent.
     Format 1 appends rows (the shortest dataset counts: a row may be half written);
     formats 2-3 allocate them and count the valid ones in rows_written."""
-    grp = _group(path, h5, "optimization", "/optimization")
+    grp = _group(path, h5, S.OPTIMIZATION, f"/{S.OPTIMIZATION}")
     if grp is None:
         return
     fields = {}
-    for name in OPT_FIELDS + ("params",):
-        where = f"/optimization/{name}"
-        ds = _dataset(path, grp, name, where, ndim=2 if name == "params" else 1)
+    for name in OPT_FIELDS + (S.PARAMS,):
+        where = f"/{S.OPTIMIZATION}/{name}"
+        ds = _dataset(path, grp, name, where, ndim=2 if name == S.PARAMS else 1)
         if ds is not None:
             fields[name] = ds
-    if not set(fields) - {"params"}:
+    if not set(fields) - {S.PARAMS}:
         return
     n_iter = min(ds.shape[0] for ds in fields.values())
-    rows = _read_counter(path, grp, "rows_written", "/optimization/rows_written", n_iter)
+    rows = _read_counter(path, grp, S.ROWS_WRITTEN, f"/{S.OPTIMIZATION}/{S.ROWS_WRITTEN}",
+                         n_iter)
     if rows is not None:
         n_iter = rows
     for name, ds in fields.items():
-        run.optimization[name] = _bulk(path, ds, f"/optimization/{name}", np.s_[:n_iter])
+        run.optimization[name] = _bulk(path, ds, f"/{S.OPTIMIZATION}/{name}",
+                                       np.s_[:n_iter])
 
 
 def _read_counter(path: str, grp, name: str, where: str, limit: int) -> int | None:
@@ -584,8 +579,8 @@ def _filled(path: str, grp, attrs: dict, columns: int) -> int:
     """Columns of /production that hold data: samples_written (formats 2-3, counted
     while running), the attribute samples_per_chain (set at the end; format 1's only
     count), else all. Both present must agree."""
-    written = _read_counter(path, grp, "samples_written", "/production/samples_written",
-                            columns)
+    written = _read_counter(path, grp, S.SAMPLES_WRITTEN,
+                            f"/{S.PRODUCTION}/{S.SAMPLES_WRITTEN}", columns)
     per_chain = attrs.get("samples_per_chain")
     if per_chain is not None:
         per_chain = _counter(path, "/production attribute samples_per_chain", per_chain,
@@ -599,14 +594,14 @@ def _filled(path: str, grp, attrs: dict, columns: int) -> int:
 def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -> None:
     """/production: the (n_chains, n_samples) series (only the filled columns), its
     attributes and /production/observables."""
-    grp = _group(path, h5, "production", "/production")
+    grp = _group(path, h5, S.PRODUCTION, f"/{S.PRODUCTION}")
     if grp is None:
         return
-    run.production_attrs = _attrs(path, grp, "/production")
-    _require_numbers(path, "/production", run.production_attrs, ("acceptance", "step"))
+    run.production_attrs = _attrs(path, grp, f"/{S.PRODUCTION}")
+    _require_numbers(path, f"/{S.PRODUCTION}", run.production_attrs, ("acceptance", "step"))
     datasets = {}
     for name in series:
-        ds = _dataset(path, grp, name, f"/production/{name}", ndim=2,
+        ds = _dataset(path, grp, name, f"/{S.PRODUCTION}/{name}", ndim=2,
                       shape_text="(n_chains, n_samples) ")
         if ds is not None:
             datasets[name] = ds
@@ -619,9 +614,9 @@ def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -
                                f"/production/{first} {shapes[first]}: the file is damaged")
         filled = _filled(path, grp, run.production_attrs, shapes[first][1])
         for name, ds in datasets.items():
-            run.production[name] = _bulk(path, ds, f"/production/{name}", np.s_[:, :filled],
-                                         float64=True)
-    obs = _group(path, grp, "observables", "/production/observables")
+            run.production[name] = _bulk(path, ds, f"/{S.PRODUCTION}/{name}",
+                                         np.s_[:, :filled], float64=True)
+    obs = _group(path, grp, S.OBSERVABLES, _OBSERVABLES)
     if obs is not None:
         run.observables_attrs, run.observables = _read_observables(path, obs, version)
 
@@ -629,12 +624,12 @@ def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -
 def _read_wavefunction(path: str, h5, run: RunData) -> None:
     """/wavefunction: its datasets (sigma a single number) and attributes."""
     import h5py
-    grp = _group(path, h5, "wavefunction", "/wavefunction")
+    grp = _group(path, h5, S.WAVEFUNCTION, f"/{S.WAVEFUNCTION}")
     if grp is None:
         return
-    run.wavefunction_attrs = _attrs(path, grp, "/wavefunction")
-    for name in _names(path, grp, "/wavefunction"):
-        where = f"/wavefunction/{name}"
+    run.wavefunction_attrs = _attrs(path, grp, f"/{S.WAVEFUNCTION}")
+    for name in _names(path, grp, f"/{S.WAVEFUNCTION}"):
+        where = f"/{S.WAVEFUNCTION}/{name}"
         item = _child(path, grp, name, where)
         if isinstance(item, h5py.Dataset):
             run.wavefunction[name] = _values(path, item, where)
@@ -645,22 +640,22 @@ def _read_wavefunction(path: str, h5, run: RunData) -> None:
 
 
 def _read_summary(path: str, h5, run: RunData) -> None:
-    grp = _group(path, h5, "summary", "/summary")
+    grp = _group(path, h5, S.SUMMARY, f"/{S.SUMMARY}")
     if grp is not None:
-        run.summary = _attrs(path, grp, "/summary")
-        _require_numbers(path, "/summary", run.summary, ("energy", "error"),
+        run.summary = _attrs(path, grp, f"/{S.SUMMARY}")
+        _require_numbers(path, f"/{S.SUMMARY}", run.summary, ("energy", "error"),
                          whole=("n_samples",))
 
 
 def _read_segments(path: str, h5, run: RunData) -> None:
     """/segments: one dict per launch from the 1-D datasets (columns)."""
     import h5py
-    grp = _group(path, h5, "segments", "/segments")
+    grp = _group(path, h5, S.SEGMENTS, f"/{S.SEGMENTS}")
     if grp is None:
         return
     cols = {}
-    for name in _names(path, grp, "/segments"):
-        where = f"/segments/{name}"
+    for name in _names(path, grp, f"/{S.SEGMENTS}"):
+        where = f"/{S.SEGMENTS}/{name}"
         item = _child(path, grp, name, where)
         if isinstance(item, h5py.Dataset) and item.ndim == 1:
             values = _values(path, item, where)
@@ -678,7 +673,7 @@ def _read(path: str, series: tuple, require: tuple) -> RunData:
             for item in require:
                 if _member(path, h5, item) is None:
                     raise RunFileError(path, f"missing dataset /{item.strip('/')}")
-            version = _integer(run.attrs["format_version"])
+            version = _integer(run.attrs[S.FORMAT])
             with _live(run):
                 _read_optimization(path, h5, run)
                 _read_production(path, h5, run, series, version)
@@ -695,7 +690,7 @@ def _live(run: RunData):
     try:
         yield
     except RunFileError as exc:
-        if run.status != "running" or "failed its checksum" not in exc.problem:
+        if run.status != S.RUNNING or "failed its checksum" not in exc.problem:
             raise
         raise RunFileError(run.path, exc.problem + " (or it was read while the running "
                            "run wrote it: try again)") from None

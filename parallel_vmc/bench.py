@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from . import kernels as K
-from . import observables
+from . import estimators, observables
 
 
 def add_arguments(p) -> None:
@@ -243,7 +243,7 @@ def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
         f"{comm.size * 1e9 / (med * P):10.3e} total")
 
     # The Allreduce of one packed buffer, as made once per optimisation iteration.
-    buf = np.zeros(K.sums_size(wf.layout.n_params))
+    buf = np.zeros(estimators.iteration_size(wf.layout.n_params))
     times = []
     for _ in range(200):
         comm.barrier()
@@ -278,7 +278,7 @@ def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:
         out = dataclasses.replace(cfg.output, path=os.path.join(workdir, "bench.h5"))
         sampler = dataclasses.replace(cfg.sampler, walkers_per_rank=walkers_per_rank)
         run = Run(cfg.replace(output=out, sampler=sampler), comm, progress=False)
-        run._open_file()
+        run.open_file()
         times = []
         for _ in range(repeats):
             comm.barrier()

@@ -306,22 +306,15 @@ def _stored_config(path: str, attrs: dict) -> dict:
     return stored
 
 
-CHECKPOINT_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "phase",
-                    "therm_done", "tune_k", "iteration", "opt_seconds", "lr_scale",
-                    "rewinds", "rewind_log", "prod_done", "reseeds", "stuck_total",
-                    "converged", "progress", "written")
-CHECKPOINT_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "therm_acc",
-                     "prod_totals", "recent")
-
-
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
     """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
     from . import checkpoint as ckpt
+    from .runstate import REQUIRED_ARRAYS, REQUIRED_ATTRS
     if c_attrs.get("format_version") not in ckpt.READS:
         return (f"its checkpoint has format {c_attrs.get('format_version')}, this version "
                 f"reads {', '.join(map(str, ckpt.READS))}")
-    missing = [k for k in CHECKPOINT_ATTRS if k not in c_attrs] + \
-        [k for k in CHECKPOINT_ARRAYS if k not in arrays]
+    missing = [k for k in REQUIRED_ATTRS if k not in c_attrs] + \
+        [k for k in REQUIRED_ARRAYS if k not in arrays]
     if missing:
         return f"its checkpoint is incomplete (missing {', '.join(missing)})"
     if _text(c_attrs["run_id"]) != _text(run_attrs.get("run_id", "")):

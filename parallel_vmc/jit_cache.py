@@ -1,12 +1,22 @@
 """Where numba keeps its compiled kernels: one directory per version of the jitted code.
 
-numba decides whether a cached function is still valid from the source of the file that
-defines it alone. The kernels in ``kernels.py`` inline functions of ``wavefunction.py``,
-``system.py``, ``rng.py`` and ``observables.py``; after an edit or an upgrade that
-changes one of those but not ``kernels.py``, numba would load a kernel compiled from
-the old formulas and the run would silently compute something else. So the cache lives
-in a directory named after a hash of all jitted modules: other sources, other
-directory, and nothing stale is ever found.
+numba decides whether a cached function is still valid from the source file that
+defines it alone. But a kernel inlines the jitted functions it calls from other modules
+and freezes the global constants it reads from any module (e.g. the slot numbers of
+``estimators``); after an edit or an upgrade that changes one of those but not the kernel's
+own file, numba would load a kernel compiled from the old formulas and the run would
+silently compute something else. So the cache lives in a directory named after a hash
+of the key modules' sources: other sources, other directory, nothing stale is found.
+
+The key modules are found from the sources, at every import, without importing them
+(:func:`key_modules`, ~15 ms): every module of the package, subpackages included,
+that holds jitted code (imports numba and decorates or wraps something with one of
+``JIT_NAMES``), plus every package module those import, transitively (``from .x import
+y``, ``from . import x``, ``from ..x import y``, ``import parallel_vmc.x``, at any depth
+of the file; ``from pkg import sub`` counts the submodule, not ``pkg/__init__``). A
+module that nothing jitted imports is not part of the key: editing it cannot change a
+kernel. Not seen: modules imported by computed names (importlib), which jitted code
+must not rely on.
 
 The base directory is the user's ``NUMBA_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/parallel_vmc`` (``~/.cache/parallel_vmc``). Nothing is ever written
@@ -16,22 +26,152 @@ This must run before the first jitted module is imported (``parallel_vmc/__init_
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
+import re
 import sys
 import tempfile
 
-JIT_MODULES = ("kernels.py", "observables.py", "rng.py", "system.py", "wavefunction.py")
 PREFIX = "pvmc-sources-"
+# numba's compiling decorators and functions; a module naming one of them (and
+# importing numba) holds jitted code
+JIT_NAMES = frozenset({"njit", "jit", "vectorize", "guvectorize", "cfunc", "stencil",
+                       "jitclass", "generated_jit", "overload", "overload_method",
+                       "register_jitable"})
+# cheap screen before a module is parsed (parsing is most of the time taken): a jitted
+# module mentions numba and one of JIT_NAMES
+_NAMES_JIT = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in sorted(JIT_NAMES)) + rb")\b")
+
+
+def _package_sources(package_dir: str) -> dict:
+    """Relative path ('kernels.py', 'wavefunction/rbm.py') -> bytes of every module
+    of the package (hidden directories and __pycache__ skipped)."""
+    sources = {}
+    for root, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+        for name in files:
+            if name.endswith(".py"):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, package_dir).replace(os.sep, "/")
+                with open(full, "rb") as fh:
+                    sources[rel] = fh.read()
+    return sources
+
+
+def _statements(body):
+    """Every statement in body, nested ones too (imports inside functions, ifs, try);
+    cheaper than ast.walk, which visits every expression."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, field, ()))
+
+
+def _jit_head(expr) -> bool:
+    """Is expr (a decorator or a called value) numba's: ``njit``, ``numba.njit``,
+    ``njit(cache=True)``, ``nb.vectorize([...])``?"""
+    while isinstance(expr, ast.Call):
+        expr = expr.func
+    return ((isinstance(expr, ast.Name) and expr.id in JIT_NAMES)
+            or (isinstance(expr, ast.Attribute) and expr.attr in JIT_NAMES))
+
+
+def _is_jitted(tree: ast.Module) -> bool:
+    """Does the module import numba and compile with it: a def or class decorated by
+    one of JIT_NAMES, or one applied in an assignment (``f = njit(g)``)?"""
+    imports_numba = compiles = False
+    for node in _statements(tree.body):
+        if isinstance(node, ast.Import):
+            imports_numba |= any(a.name.split(".")[0] == "numba" for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imports_numba |= node.level == 0 and (node.module or "").split(".")[0] == "numba"
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            compiles |= any(_jit_head(d) for d in node.decorator_list)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) and node.value:
+            compiles |= _jit_head(node.value)
+    return imports_numba and compiles
+
+
+def _imported_modules(tree: ast.Module, rel: str, package: str, sources: dict) -> set:
+    """The package modules (keys of ``sources``) that module ``rel`` imports."""
+    here = rel.split("/")[:-1]           # the package the module lives in, as parts
+
+    def module_file(parts):
+        """'a/b.py' or 'a/b/__init__.py' for the dotted module parts, or None."""
+        for candidate in ("/".join(parts) + ".py", "/".join(parts + ["__init__.py"])):
+            if candidate in sources:
+                return candidate
+        return None
+
+    found = set()
+
+    def add(parts, names=None):
+        """The module ``parts`` (``import``), or for ``from parts import names`` each
+        name's submodule if it is one, else the module that binds it."""
+        for name in names or [None]:
+            sub = module_file(parts + [name]) if name else None
+            target = sub or module_file(parts)
+            if target:
+                found.add(target)
+
+    for node in _statements(tree.body):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == package:
+                    add(parts[1:])
+        elif isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]          # "*": the module itself
+            mod = (node.module or "").split(".") if node.module else []
+            if node.level:
+                if node.level - 1 > len(here):
+                    continue                              # above the package
+                base = here[:len(here) - (node.level - 1)]
+            elif mod and mod[0] == package:
+                base, mod = [], mod[1:]
+            else:
+                continue
+            add(base + mod, names)
+    return found
+
+
+def key_modules(package_dir: str) -> dict:
+    """The modules the jit cache is keyed by: relative path -> source bytes, for every
+    jitted module of the package and the package modules they import, transitively.
+    Parses only the modules that pass the screen and what they reach (~15 ms; no
+    module is imported). A module that does not parse is kept, conservatively, but
+    not followed: the import of the package must not fail on a stray broken file."""
+    sources = _package_sources(package_dir)
+    package = os.path.basename(os.path.normpath(package_dir))
+    trees = {}
+
+    def tree(rel):
+        if rel not in trees:
+            try:
+                trees[rel] = ast.parse(sources[rel], filename=rel)
+            except (SyntaxError, ValueError):
+                trees[rel] = None
+        return trees[rel]
+
+    todo = [rel for rel, src in sources.items() if b"numba" in src and _NAMES_JIT.search(src)
+            and (tree(rel) is None or _is_jitted(tree(rel)))]
+    key = set()
+    while todo:
+        rel = todo.pop()
+        if rel not in key:
+            key.add(rel)
+            if tree(rel) is not None:
+                todo.extend(_imported_modules(tree(rel), rel, package, sources) - key)
+    return {rel: sources[rel] for rel in sorted(key)}
 
 
 def source_hash(package_dir: str) -> str:
-    """Hash of the jitted modules' sources (16 hex digits)."""
+    """Hash of the key modules' paths and sources (16 hex digits)."""
     h = hashlib.sha256()
-    for name in JIT_MODULES:
-        h.update(name.encode())
-        with open(os.path.join(package_dir, name), "rb") as fh:
-            h.update(fh.read())
+    for rel, src in key_modules(package_dir).items():
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(src).digest())   # fixed length: no ambiguous joins
     return h.hexdigest()[:16]
 
 
@@ -68,7 +208,9 @@ def configure(package_dir: str) -> str:
     This sets ``NUMBA_CACHE_DIR`` for the whole process (and its children)."""
     path = cache_dir(package_dir)
     if not _usable(path):
-        path = os.path.join(tempfile.gettempdir(), "parallel_vmc",
+        # not named parallel_vmc: a process started in the temporary directory would
+        # import that folder as a namespace package in place of the real one
+        path = os.path.join(tempfile.gettempdir(), "pvmc-numba-cache",
                             PREFIX + source_hash(package_dir))
         _usable(path)
     os.environ["NUMBA_CACHE_DIR"] = path          # read by numba when it is imported

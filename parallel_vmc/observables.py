@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .schema import shell_volumes
 from .system import pair_distance
 
 COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
@@ -160,12 +161,6 @@ def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
         obs[b, R12] += total / (P * (P - 1) // 2)
 
 
-def _shell_volumes(edges: np.ndarray, D: int) -> np.ndarray:
-    """Volume between radii edges[k] and edges[k+1] in D dimensions."""
-    unit_ball = {1: 2.0, 2: math.pi, 3: 4.0 * math.pi / 3.0}[D]
-    return unit_ball * np.diff(edges ** D)
-
-
 def _batch_estimate(values: np.ndarray, counts: np.ndarray):
     """Mean and batch-means error of a quantity from per-batch sums.
 
@@ -210,7 +205,7 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
                 "attrs": {"overflow": float(totals[:, offset + n_bins].sum())}}
 
     edges = np.linspace(0.0, layout.r_max, layout.n_radial + 1)
-    dens = histogram(layout.off_radial, layout.n_radial, _shell_volumes(edges, D))
+    dens = histogram(layout.off_radial, layout.n_radial, shell_volumes(edges, D))
     dens["edges"] = edges
     dens["attrs"].update(r_max=layout.r_max, dimensions=D, particles=P,
                          normalization="integral over space = particles")

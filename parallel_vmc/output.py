@@ -1,6 +1,6 @@
 """The HDF5 run file (DESIGN section 4), written by rank 0 only.
 
-Layout (format_version 3)::
+Layout (format_version 3; the names live in ``schema``)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,
@@ -56,15 +56,10 @@ import time
 import h5py
 import numpy as np
 
+from . import schema as S
 from .hdf5io import FileInUse, exclusive, one_line, preallocated, write_array
+from .schema import FORMAT_VERSION, OPT_FIELDS, PRODUCTION_SERIES, SEGMENT_FIELDS
 
-FORMAT_VERSION = 3
-OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
-              "learning_rate", "wall_time")
-SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
-                  "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
-                  "progress": "str", "reseeded": "i8", "seconds": "f8"}
-PRODUCTION_SERIES = ("local_energy", "kinetic", "trap", "interaction")
 TEXT_DTYPE = "S512"    # fixed-length text: no HDF5 global heap, which a kill mid-flush
                        # can leave pointing at objects that never reached the disk
 FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
@@ -147,9 +142,9 @@ class RunFile:
     def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
                   sample_chunk, checkpoint_file, run_id) -> None:
         attrs = h5.attrs
-        attrs["format_version"] = FORMAT_VERSION
+        attrs[S.FORMAT] = FORMAT_VERSION
         attrs["created"] = now_iso()
-        attrs["config"] = cfg.to_yaml()
+        attrs[S.CONFIG] = cfg.to_yaml()
         attrs["mpi_size"] = mpi_size
         attrs["walkers_per_rank"] = cfg.sampler.walkers_per_rank
         attrs["seed"] = cfg.seed
@@ -157,21 +152,21 @@ class RunFile:
         attrs["mpi_library"] = mpi_library
         for key, value in _versions().items():
             attrs[key] = value
-        attrs.create("status", _fixed("running"), dtype=TEXT_DTYPE)
-        attrs["checkpoint_file"] = checkpoint_file
-        attrs["run_id"] = run_id
+        attrs.create(S.STATUS, _fixed(S.RUNNING), dtype=TEXT_DTYPE)
+        attrs[S.CHECKPOINT_FILE] = checkpoint_file
+        attrs[S.RUN_ID] = run_id
         n_iter = cfg.optimizer.iterations
-        opt = h5.create_group("optimization")
-        _allocated(opt, "iteration", (n_iter,), "i8", fill=-1)
+        opt = h5.create_group(S.OPTIMIZATION)
+        _allocated(opt, S.ITERATION, (n_iter,), "i8", fill=-1)
         for name in OPT_FIELDS:
             _allocated(opt, name, (n_iter,), "f8", fill=np.nan)
-        preallocated(opt, "params", (n_iter, n_params), "f8", chunks=(1, n_params))
-        _allocated(opt, "rows_written", (1,), "i8", fill=0)
-        prod = h5.create_group("production")
-        _allocated(prod, "samples_written", (1,), "i8", fill=0)
+        preallocated(opt, S.PARAMS, (n_iter, n_params), "f8", chunks=(1, n_params))
+        _allocated(opt, S.ROWS_WRITTEN, (1,), "i8", fill=0)
+        prod = h5.create_group(S.PRODUCTION)
+        _allocated(prod, S.SAMPLES_WRITTEN, (1,), "i8", fill=0)
         RunFile._production_datasets(prod, n_chains, samples_per_chain, sample_chunk,
                                      cfg.production.store_components)
-        seg = h5.create_group("segments")
+        seg = h5.create_group(S.SEGMENTS)
         for name, dtype in SEGMENT_FIELDS.items():
             dt = TEXT_DTYPE if dtype == "str" else dtype
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
@@ -223,23 +218,23 @@ class RunFile:
     # ------------------------------------------------------------------ records
     @property
     def rows_written(self) -> int:
-        return int(self.h5["optimization/rows_written"][0])
+        return int(self.h5[S.path(S.OPTIMIZATION, S.ROWS_WRITTEN)][0])
 
     def write_iteration(self, iteration: int, record: dict, theta: np.ndarray) -> None:
         """Row ``iteration`` of /optimization (record holds every OPT_FIELDS entry); the
         rows after it are no longer valid (a rewind writes an earlier row again)."""
-        opt = self.h5["optimization"]
-        opt["iteration"][iteration] = iteration
+        opt = self.h5[S.OPTIMIZATION]
+        opt[S.ITERATION][iteration] = iteration
         for name in OPT_FIELDS:
             opt[name][iteration] = record[name]
-        opt["params"][iteration] = theta
-        opt["rows_written"][0] = iteration + 1
+        opt[S.PARAMS][iteration] = theta
+        opt[S.ROWS_WRITTEN][0] = iteration + 1
         self.flush()
 
     def truncate(self, rows: int, samples: int, flush: bool = True) -> None:
         """Declare only the first rows / sample columns valid (resume, rewind)."""
-        self.h5["optimization/rows_written"][0] = rows
-        self.h5["production/samples_written"][0] = samples
+        self.h5[S.path(S.OPTIMIZATION, S.ROWS_WRITTEN)][0] = rows
+        self.h5[S.path(S.PRODUCTION, S.SAMPLES_WRITTEN)][0] = samples
         if flush:
             self.flush(force=True)
 
@@ -247,28 +242,28 @@ class RunFile:
                            components: bool) -> None:
         """New empty production datasets for another chain count (resume on a different
         number of ranks; the old chains' samples cannot continue)."""
-        prod = self.h5["production"]
+        prod = self.h5[S.PRODUCTION]
         for name in PRODUCTION_SERIES:
             if name in prod:
                 del prod[name]
         self._production_datasets(prod, n_chains, n_samples, chunk, components)
-        prod["samples_written"][0] = 0
+        prod[S.SAMPLES_WRITTEN][0] = 0
         self.flush(force=True)
 
     def write_production(self, start: int, blocks: dict) -> None:
         """Write columns start.. of each named (n_chains, k) block."""
-        prod = self.h5["production"]
+        prod = self.h5[S.PRODUCTION]
         for name, block in blocks.items():
             prod[name][:, start:start + block.shape[1]] = block
-        prod["samples_written"][0] = start + blocks["local_energy"].shape[1]
+        prod[S.SAMPLES_WRITTEN][0] = start + blocks[S.LOCAL_ENERGY].shape[1]
         self.flush()
 
     def begin_segment(self, mpi_size: int, first_iteration: int, progress: str,
                       reseeded: bool) -> None:
-        seg = self.h5["segments"]
+        seg = self.h5[S.SEGMENTS]
         row = {"mpi_size": mpi_size, "first_iteration": first_iteration,
                "last_iteration": first_iteration, "hostname": socket.gethostname(),
-               "start_time": now_iso(), "end_time": "", "ended": "running",
+               "start_time": now_iso(), "end_time": "", "ended": S.RUNNING,
                "progress": progress, "reseeded": int(reseeded), "seconds": np.nan}
         for name, value in row.items():
             self._append(seg[name], value.encode() if isinstance(value, str) else value)
@@ -276,15 +271,15 @@ class RunFile:
 
     def close_dangling_segment(self) -> None:
         """Mark a segment that never ended (its job was killed) as 'killed'."""
-        seg = self.h5["segments"]
+        seg = self.h5[S.SEGMENTS]
         k = seg["ended"].shape[0] - 1
-        if k >= 0 and seg["ended"].asstr()[k] == "running":
+        if k >= 0 and seg["ended"].asstr()[k] == S.RUNNING:
             seg["ended"][k] = b"killed"
 
     def end_segment(self, last_iteration: int, ended: str, progress: str,
                     seconds: float) -> None:
         """Close the current segment; seconds: the process's wall time at its end."""
-        seg = self.h5["segments"]
+        seg = self.h5[S.SEGMENTS]
         k = seg["ended"].shape[0] - 1
         seg["seconds"][k] = seconds
         seg["last_iteration"][k] = last_iteration
@@ -300,33 +295,31 @@ class RunFile:
         self.flush(force=True)
 
     def write_wavefunction(self, wf, theta: np.ndarray) -> None:
-        grp = self.h5.require_group("wavefunction")
+        grp = self.h5.require_group(S.WAVEFUNCTION)
         a, b, W = wf.layout.split(theta)
-        items = [("a", a), ("b", b), ("W", W), ("sigma", wf.sigma)]
+        items = list(zip(S.WAVEFUNCTION_ARRAYS, (a, b, W, wf.sigma)))
         if wf.layout.n_jastrow:
-            items += [("jastrow_beta", wf.layout.betas(theta)), ("jastrow_cusp", wf.cusp)]
+            items += zip(S.JASTROW_ARRAYS, (wf.layout.betas(theta), wf.cusp))
         for name, value in items:
             if name in grp:
                 del grp[name]
             grp[name] = value
-        grp.attrs["kind"] = "rbm"
-        grp.attrs["psi"] = wf.psi
-        grp.attrs["jastrow"] = wf.jastrow
+        grp.attrs.update(zip(S.WAVEFUNCTION_ATTRS, ("rbm", wf.psi, wf.jastrow)))
         self.flush(force=True)
 
     def write_observables(self, summary: dict) -> None:
         """/production/observables from ``observables.summarize`` (replaced whole, so
         that a finish interrupted and run again leaves one consistent group)."""
-        prod = self.h5["production"]
-        if "observables" in prod:
-            del prod["observables"]
-        grp = prod.create_group("observables")
+        prod = self.h5[S.PRODUCTION]
+        if S.OBSERVABLES in prod:
+            del prod[S.OBSERVABLES]
+        grp = prod.create_group(S.OBSERVABLES)
         grp.attrs.update(summary["attrs"])
         for name, est in summary["scalars"].items():
             ds = grp.create_dataset(name, data=est["batch_means"])
-            ds.attrs["mean"] = est["mean"]
-            ds.attrs["error"] = est["error"]
-        for name in ("density", "density_image", "pair_distance"):
+            ds.attrs[S.MEAN] = est["mean"]
+            ds.attrs[S.ERROR] = est["error"]
+        for name in S.HISTOGRAMS:
             if name not in summary:
                 continue
             sub = grp.create_group(name)
@@ -339,9 +332,9 @@ class RunFile:
 
     def write_checkpoint(self, attrs: dict, arrays: dict) -> None:
         """Copy the final state into /checkpoint (plain arrays and attributes)."""
-        if "checkpoint" in self.h5:
-            del self.h5["checkpoint"]
-        grp = self.h5.create_group("checkpoint")
+        if S.CHECKPOINT in self.h5:
+            del self.h5[S.CHECKPOINT]
+        grp = self.h5.create_group(S.CHECKPOINT)
         for key, value in attrs.items():
             grp.attrs[key] = value
         for key, value in arrays.items():
@@ -361,18 +354,19 @@ def damaged_dataset(path: str, rows: int, samples: int) -> str | None:
 
     A resumed run would otherwise meet the damage only when it reads the series for
     its summary, after all its work."""
-    from .hdf5io import one_line
-    names = ["optimization/params"] + [f"production/{s}" for s in PRODUCTION_SERIES]
+    names = ([S.path(S.OPTIMIZATION, S.PARAMS)]
+             + [S.path(S.PRODUCTION, s) for s in PRODUCTION_SERIES])
     with h5py.File(path, "r", locking=False) as h5:
         for name in names:
             if name not in h5:
                 continue
             ds = h5[name]
-            n = rows if name.startswith("optimization") else samples
-            step = ds.chunks[1] if name.startswith("production") and ds.chunks else 4096
+            opt = name.startswith(S.OPTIMIZATION)
+            n = rows if opt else samples
+            step = ds.chunks[1] if not opt and ds.chunks else 4096
             try:
                 for start in range(0, n, step):
-                    if name.startswith("optimization"):
+                    if opt:
                         ds[start:min(n, start + step)]
                     else:
                         ds[:, start:min(n, start + step)]

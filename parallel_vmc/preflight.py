@@ -93,23 +93,22 @@ class Sizes:
 
     def __init__(self, cfg, n_ranks: int):
         from .driver import per_walker, production_chunk
-        from .kernels import sums_size
+        from .estimators import iteration_size
         from .observables import Layout as ObsLayout
         from .system import System
-        from .wavefunction import N_PAIR_KINDS, Layout
+        from .wavefunction import Layout
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
         self.P = sy.particles
         self.M = sy.particles * sy.dimensions
         self.N = wf.hidden
-        self.n_params = Layout(self.M, wf.hidden,
-                               N_PAIR_KINDS if wf.jastrow == "pade" else 0).n_params
+        self.n_params = Layout.from_config(wf, self.M).n_params
         self.W = sa.walkers_per_rank
         self.n_chains = n_ranks * self.W
         self.n_samples = per_walker(cfg.production.samples, self.n_chains)
         self.chunk = production_chunk(self.n_samples, self.n_chains)
         self.series = 4 if cfg.production.store_components else 1
         self.iterations = cfg.optimizer.iterations
-        self.sums = 8 * sums_size(self.n_params, cfg.optimizer.method == "sr")
+        self.sums = 8 * iteration_size(self.n_params, cfg.optimizer.method == "sr")
         self.obs = 0
         if cfg.production.observables:
             layout = ObsLayout.from_config(cfg.production, System.from_config(sy),

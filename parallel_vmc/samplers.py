@@ -1,5 +1,6 @@
-"""The walkers of one rank and the sampler around the kernels: step tuning and the
-three kinds of calls the driver makes (thermalise, accumulate an iteration, produce).
+"""The walkers of one rank and the sampler around the kernels: step tuning, the
+thermalisation schedule, and the three kinds of calls the driver makes (thermalise,
+accumulate an iteration, produce).
 
 Every public method is one (or a few, while tuning) jitted call for all walkers of the
 rank; Python runs only between calls.
@@ -7,10 +8,12 @@ rank; Python runs only between calls.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import kernels as K
+from . import estimators
 from .rng import chain_states
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
@@ -18,6 +21,7 @@ TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
 TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) per chunk,
 TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
                          # step settles instead of following the noise of the last chunk
+STUCK_SWEEPS = 1000      # a walker without an accepted move this long is stuck
 
 
 class Walkers:
@@ -26,7 +30,7 @@ class Walkers:
     positions: (W, M) float64; rng: (W, 4) uint64 xoshiro256** states;
     accepted: (W,) int64 accepted moves since the start of the run;
     stuck: (W,) int64 sweeps since a walker last had a move accepted (counted per unit
-    of work, see the driver).
+    of work by :meth:`count_stuck`).
     """
 
     def __init__(self, positions: np.ndarray, rng: np.ndarray, accepted=None, stuck=None):
@@ -51,6 +55,60 @@ class Walkers:
     def count(self) -> int:
         return self.positions.shape[0]
 
+    def count_stuck(self, accepted_before: np.ndarray, sweeps: int) -> int:
+        """Update the sweeps-without-acceptance counters after a unit of ``sweeps``
+        sweeps (accepted_before: (W,) ``accepted`` before it); the number of walkers
+        that just passed STUCK_SWEEPS."""
+        moved = self.accepted > accepted_before
+        before = self.stuck.copy()
+        self.stuck = np.where(moved, 0, self.stuck + sweeps)
+        return int(np.count_nonzero((before < STUCK_SWEEPS) & (self.stuck >= STUCK_SWEEPS)))
+
+
+@dataclass
+class Thermalization:
+    """The thermalisation schedule of ``n_sweeps`` sweeps and how far it got.
+
+    The first half runs in chunks of TUNE_CHUNK sweeps, the step tuned after each; the
+    second half in chunks of the same size with the step frozen, whose acceptance is
+    recorded. The chunks are fixed by n_sweeps alone, so an interrupted and resumed run
+    makes the same calls.
+
+    done: sweeps done; tuned: tuning chunks done; frozen: (2,) global [accepted,
+    proposed] moves of the frozen half.
+    """
+
+    n_sweeps: int
+    done: int = 0
+    tuned: int = 0
+    frozen: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.n_sweeps
+
+    def next_chunk(self) -> tuple[int, bool]:
+        """(sweeps, tuning) of the next chunk."""
+        n_tune = self.n_sweeps // 2
+        if self.done < n_tune:
+            return min(TUNE_CHUNK, n_tune - self.done), True
+        return min(TUNE_CHUNK, self.n_sweeps - self.done), False
+
+    def record(self, sampler: "Sampler", chunk: int, tuning: bool, total: np.ndarray
+               ) -> None:
+        """Account for a chunk with global [accepted, proposed] moves ``total``: tune
+        the sampler's step after a tuning chunk, else add to the frozen acceptance."""
+        if tuning:
+            sampler.tune(estimators.acceptance(total[0], total[1]), self.tuned)
+            self.tuned += 1
+        else:
+            self.frozen += total
+        self.done += chunk
+
+    def acceptance(self) -> float:
+        """Acceptance of the frozen half so far."""
+        return estimators.acceptance(self.frozen[0], self.frozen[1])
+
 
 class Sampler:
     """One Markov-chain method with its (tuned, then frozen) step.
@@ -65,52 +123,34 @@ class Sampler:
         self.target = DEFAULT_TARGET[method] if target is None else float(target)
         self.system = system
         self.wf = wf
-        P = system.particles
-        pade = wf.layout.n_jastrow > 0
-        self._cusp = wf.cusp if pade else np.zeros((P, P))
-        self._kind = wf.pair_kind if pade else np.zeros((P, P), dtype=np.int64)
 
     def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, parts_out=None,
               obs=None, obs_spec=None, t0=0, n_total=1):
-        a, b, W = self.wf.layout.split(theta)
-        beta = (np.ascontiguousarray(self.wf.layout.betas(theta))
-                if self.wf.layout.n_jastrow else None)
         n = walkers.count
-        s = self.system
-        K.run_walkers(self.code, mode, n_sweeps, self.step, a, b, np.ascontiguousarray(W),
-                      beta, self._cusp, self._kind, self.wf.inv_s2, self.wf.c, s.particles,
-                      s.dimensions, s.omega, s.coulomb, walkers.positions, walkers.rng, sums,
-                      np.empty((n, 0)) if e_out is None else e_out,
+        r, j = self.wf.kernel_parts()
+        K.run_walkers(
+            K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params, t0,
+                     n_total),
+            np.ascontiguousarray(theta, dtype=np.float64), r, j, self.system.kernel_params(),
+            K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted),
+            K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
                       np.empty((3, n, 0)) if parts_out is None else parts_out,
                       np.empty((0, 0)) if obs is None else obs,
-                      np.empty(0) if obs_spec is None else obs_spec, t0, n_total,
-                      walkers.accepted)
+                      np.empty(0) if obs_spec is None else obs_spec))
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a
         call of zero sweeps on a copy of one walker: nothing of the run changes, and
         the time is not booked as sampling."""
         one = Walkers(walkers.positions[:1].copy(), walkers.rng[:1].copy())
-        self._call(K.THERMALIZE, 0, theta, one, np.zeros(K.sums_size(self.wf.layout.n_params)))
-
-    @staticmethod
-    def thermalization_chunk(n_sweeps: int, done: int) -> tuple[int, bool]:
-        """The next chunk after ``done`` of ``n_sweeps`` thermalisation sweeps:
-        (sweeps, tuning). The first half is tuned in chunks of TUNE_CHUNK, the second
-        half runs in chunks of the same size with the step frozen. The schedule is
-        fixed by n_sweeps alone, so an interrupted and resumed run makes the same calls.
-        """
-        n_tune = n_sweeps // 2
-        if done < n_tune:
-            return min(TUNE_CHUNK, n_tune - done), True
-        return min(TUNE_CHUNK, n_sweeps - done), False
+        self._call(K.THERMALIZE, 0, theta, one, np.zeros(estimators.iteration_size(self.wf.layout.n_params)))
 
     def sweep(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
         """n_sweeps moves of every walker, nothing measured; returns this rank's
         [accepted, proposed] moves."""
-        sums = np.zeros(K.sums_size(self.wf.layout.n_params))
-        self._call(K.THERMALIZE, n_sweeps, theta, walkers, sums)
-        return sums[[K.S_ACC, K.S_PROP]]
+        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
+        self._call(K.THERMALIZE, n_sweeps, theta, walkers, local)
+        return local[[estimators.S_ACC, estimators.S_PROP]]
 
     def tune(self, acceptance: float, k: int) -> None:
         """Robbins-Monro update of ln(step) after tuning chunk k (0-based) with the
@@ -122,31 +162,26 @@ class Sampler:
         self.step *= min(2.0, max(0.5, math.exp(gain * (acceptance - self.target))))
 
     def thermalize(self, theta, walkers: Walkers, n_sweeps: int, comm) -> float:
-        """Thermalise in one go (tests and benchmarks; the driver runs the same schedule
-        chunk by chunk so that it can checkpoint and stop in between).
+        """Thermalise in one go (tests and benchmarks; the driver runs the same
+        :class:`Thermalization` one unit of work per chunk, so that it can checkpoint
+        and stop in between). comm: anything with ``allreduce_sum``.
 
         Returns the acceptance of the frozen second half.
         """
-        done = k = 0
-        frozen = np.zeros(2)
-        while done < n_sweeps:
-            chunk, tuning = self.thermalization_chunk(n_sweeps, done)
+        schedule = Thermalization(n_sweeps)
+        while not schedule.finished:
+            chunk, tuning = schedule.next_chunk()
             total = comm.allreduce_sum(self.sweep(theta, walkers, chunk))
-            if tuning:
-                self.tune(total[0] / max(total[1], 1.0), k)
-                k += 1
-            else:
-                frozen += total
-            done += chunk
-        return frozen[0] / max(frozen[1], 1.0)
+            schedule.record(self, chunk, tuning, total)
+        return schedule.acceptance()
 
     def accumulate(self, theta, walkers: Walkers, n_sweeps: int,
                    with_s: bool = False) -> np.ndarray:
-        """One optimisation iteration's local packed sums (``kernels`` layout; with_s:
+        """One optimisation iteration's local iteration sums (``estimators`` layout; with_s:
         also sum O O^T for stochastic reconfiguration)."""
-        sums = np.zeros(K.sums_size(self.wf.layout.n_params, with_s))
-        self._call(K.OPTIMIZE, n_sweeps, theta, walkers, sums)
-        return sums
+        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params, with_s))
+        self._call(K.OPTIMIZE, n_sweeps, theta, walkers, local)
+        return local
 
     def produce(self, theta, walkers: Walkers, n_sweeps: int, components: bool,
                 obs=None, obs_spec=None, t0: int = 0, n_total: int = 1):
@@ -160,7 +195,7 @@ class Sampler:
         """
         e = np.empty((walkers.count, n_sweeps))
         parts = np.empty((3,) + e.shape) if components else None
-        sums = np.zeros(K.sums_size(self.wf.layout.n_params))
-        self._call(K.PRODUCE, n_sweeps, theta, walkers, sums, e, parts, obs, obs_spec,
+        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
+        self._call(K.PRODUCE, n_sweeps, theta, walkers, local, e, parts, obs, obs_spec,
                    t0, n_total)
-        return e, parts, sums[K.S_ACC], sums[K.S_PROP]
+        return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]

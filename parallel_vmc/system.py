@@ -7,9 +7,19 @@ Positions are flat vectors ``x`` of length ``M = P*D``; particle ``p`` owns
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+
+class SystemParams(NamedTuple):
+    """What the jitted kernels need of the Hamiltonian (``System.kernel_params``)."""
+
+    particles: int      # P
+    dimensions: int     # D
+    omega: float
+    coulomb: bool
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,10 @@ class System:
         """Exact ground-state energy P*D*omega/2 without interaction (bosonic/no-spin)."""
         return 0.5 * self.particles * self.dimensions * self.omega
 
+    def kernel_params(self) -> "SystemParams":
+        """The Hamiltonian as the kernels take it."""
+        return SystemParams(self.particles, self.dimensions, self.omega, self.coulomb)
+
     @classmethod
     def from_config(cls, cfg) -> "System":
         """From a ``config.SystemConfig``."""
@@ -47,13 +61,20 @@ def trap_potential(x, omega):
 
 
 @njit(cache=True, inline="always")
-def pair_distance(x, p, q, D):
-    """r_pq = |x_p - x_q| for the flat position vector x (shape (P*D,))."""
+def distance(y, i, x, q, D):
+    """|y[i:i+D] - x_q|: the distance of a point stored at y[i:i+D] from particle q of
+    the flat position vector x (shape (P*D,)). The one home of the pair distance."""
     r2 = 0.0
     for d in range(D):
-        t = x[p * D + d] - x[q * D + d]
+        t = y[i + d] - x[q * D + d]
         r2 += t * t
     return np.sqrt(r2)
+
+
+@njit(cache=True, inline="always")
+def pair_distance(x, p, q, D):
+    """r_pq = |x_p - x_q| for the flat position vector x (shape (P*D,))."""
+    return distance(x, p * D, x, q, D)
 
 
 @njit(cache=True)

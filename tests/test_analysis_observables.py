@@ -319,3 +319,25 @@ def test_series_option_names_the_format3_parts(run3, tmp_path, capsys):
     assert main(["--help"]) == 0
     help_text = capsys.readouterr().out
     assert all(name in help_text for name in ("kinetic", "trap", "interaction", "potential"))
+
+
+def test_reader_and_writer_share_the_schema_and_the_shell_volumes():
+    """One home for the file's names and for the radial density's normalisation
+    (parallel_vmc.schema); the reader knows the format the writer writes."""
+    from analysis import runfile
+    from parallel_vmc import observables, schema
+    assert schema.FORMAT_VERSION in runfile.SUPPORTED_FORMATS
+    assert runfile.shell_volumes is schema.shell_volumes is observables.shell_volumes
+    assert set(schema.PRODUCTION_SERIES) <= set(runfile.PRODUCTION_SERIES)
+    edges = np.array([0.0, 0.5, 1.5])
+    for d, exact in [(1, 2 * np.diff(edges)), (2, np.pi * np.diff(edges ** 2)),
+                     (3, 4 / 3 * np.pi * np.diff(edges ** 3)),
+                     (4, np.pi ** 2 / 2 * np.diff(edges ** 4))]:
+        assert shell_volumes(edges, d) == pytest.approx(exact, rel=1e-14), d
+
+
+def test_the_analysis_does_not_import_numba():
+    """analysis reads the schema from parallel_vmc, whose import must stay light."""
+    code = ("import sys, analysis.cli, analysis.plots, analysis.runfile; "
+            "sys.exit('numba' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

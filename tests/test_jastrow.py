@@ -1,6 +1,6 @@
-"""Padé-Jastrow factor: derivatives against finite differences, the O(P) move update
-against the full J, the cusp cancelling the Coulomb singularity, and the exact
-two-electron energy within the blocking error bar."""
+"""Padé-Jastrow factor beyond the generic part tests (test_parts.py: derivatives,
+move ratio, drift): the cusps, the cusp cancelling the Coulomb singularity, the two
+samplers agreeing, and the exact two-electron energy within the blocking error bar."""
 import io
 import math
 
@@ -9,69 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import make_config
-from parallel_vmc import kernels as K
 from parallel_vmc import wavefunction as wfm
+from parallel_vmc.system import coulomb_potential, trap_potential
 from parallel_vmc.driver import Run
 from parallel_vmc.parallel import SerialComm
-
-
-def case(P, D, seed):
-    rng = np.random.default_rng(seed)
-    A, kind = wfm.pade_cusps(P, D)
-    beta = rng.uniform(0.3, 1.5, wfm.N_PAIR_KINDS)
-    x = rng.standard_normal(P * D)
-    return x, beta, A, kind
-
-
-def J(x, P, D, beta, A, kind):
-    return wfm.jastrow_log(x, P, D, beta, A, kind)
-
-
-def rbm_jastrow(P, D, N, rng, scale, beta):
-    """Random RBM x Padé-Jastrow parameters: (a, b, W contiguous, betas, A, kind)."""
-    layout = wfm.Layout(P * D, N, wfm.N_PAIR_KINDS)
-    theta = layout.initial(scale, rng, beta=beta)
-    a, b, W = layout.split(theta)
-    return (a, b, np.ascontiguousarray(W), layout.betas(theta).copy(),
-            *wfm.pade_cusps(P, D))
-
-
-@pytest.mark.parametrize("P,D", [(2, 2), (3, 2), (4, 3), (5, 2)])
-def test_gradient_laplacian_and_beta_derivative_match_finite_differences(P, D):
-    x, beta, A, kind = case(P, D, seed=P * 10 + D)
-    grad = np.zeros(P * D)
-    lap = wfm.jastrow_grad_lap(x, P, D, beta, A, kind, grad)
-    h = 1e-4
-    fd_grad = np.empty_like(x)
-    fd_lap = 0.0
-    j0 = J(x, P, D, beta, A, kind)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        jp, jm = J(x + e, P, D, beta, A, kind), J(x - e, P, D, beta, A, kind)
-        fd_grad[i] = (jp - jm) / (2 * h)
-        fd_lap += (jp - 2 * j0 + jm) / h**2
-    np.testing.assert_allclose(grad, fd_grad, rtol=0, atol=1e-6)
-    assert abs(lap - fd_lap) < 1e-6 * max(1.0, abs(fd_lap))
-    dbeta = np.empty(wfm.N_PAIR_KINDS)
-    wfm.jastrow_beta_derivatives(x, P, D, beta, A, kind, dbeta)
-    for k in range(wfm.N_PAIR_KINDS):
-        e = np.zeros_like(beta)
-        e[k] = 1e-6
-        fd = (J(x, P, D, beta + e, A, kind) - J(x, P, D, beta - e, A, kind)) / 2e-6
-        assert abs(dbeta[k] - fd) < 1e-6
-    # Per particle, at a displaced position, and the O(P) change of J for a move.
-    for p in range(P):
-        xp = x[p * D:(p + 1) * D] + 0.1
-        moved = x.copy()
-        moved[p * D:(p + 1) * D] = xp
-        g_full = np.zeros(P * D)
-        wfm.jastrow_grad_lap(moved, P, D, beta, A, kind, g_full)
-        g_p = np.zeros(D)
-        wfm.jastrow_particle_gradient(x, p, xp, P, D, beta, A, kind, g_p)
-        np.testing.assert_allclose(g_p, g_full[p * D:(p + 1) * D], rtol=1e-12, atol=1e-14)
-        dJ = wfm.jastrow_move_delta(x, p, xp, P, D, beta, A, kind)
-        assert dJ == pytest.approx(J(moved, P, D, beta, A, kind) - j0, abs=1e-13)
 
 
 def test_cusps_follow_dimension_and_spins():
@@ -89,46 +30,24 @@ def test_cusps_follow_dimension_and_spins():
 def test_local_energy_stays_finite_at_coalescence(D):
     """With the cusp A = 1/(D-1), -(1/2) nabla^2 exp(J) cancels the 1/r12 of the
     Coulomb repulsion: E_L converges as r12 -> 0 while 1/r12 grows by 1e4."""
-    P, M = 2, 2 * D
+    P = 2
     rng = np.random.default_rng(D)
-    a, b, W, beta, A, kind = rbm_jastrow(P, D, 3, rng, 0.1, 0.7)
-    inv_s2, c = 2.0, 0.5
+    wf = wfm.WaveFunction(wfm.Layout(P * D, 3, ("rbm", "pade")), 0.7, "sqrt", P, D)
+    theta = wf.layout.initial(0.1, rng, beta=0.7)
+    r_prm, j_prm = wf.kernel_parts()
     centre = rng.standard_normal(D) * 0.3
     direction = rng.standard_normal(D)
     direction /= np.linalg.norm(direction)
     energies = []
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        s = wfm.sigmoids(x, b, W, inv_s2)
-        kin, trap, inter = K.local_energy(x, a, W, s, inv_s2, c, P, D, 1.0, True, beta, A,
-                                          kind, np.empty(M), np.empty(M))
+        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, x, D,
+                                               wf.layout.n_params)
+        inter = coulomb_potential(x, P, D)
         assert inter > 0.99 / r
-        energies.append(kin + trap + inter)
+        energies.append(kin + trap_potential(x, 1.0) + inter)
     assert np.all(np.isfinite(energies))
     assert abs(energies[1] - energies[0]) < 1e-3 and abs(energies[2] - energies[1]) < 1e-5
-
-
-def test_kinetic_energy_with_jastrow_matches_finite_differences():
-    P, D = 3, 2
-    rng = np.random.default_rng(5)
-    a, b, W, beta, A, kind = rbm_jastrow(P, D, 4, rng, 0.3, 0.6)
-    inv_s2, c = 1.3, 0.5
-    x = rng.standard_normal(P * D)
-
-    def lnpsi(y):
-        return wfm.log_psi(y, a, b, W, inv_s2, c) + J(y, P, D, beta, A, kind)
-    h = 1e-4
-    f0 = lnpsi(x)
-    t = 0.0
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        fp, fm = lnpsi(x + e), lnpsi(x - e)
-        t += (fp - 2 * f0 + fm) / h**2 + ((fp - fm) / (2 * h)) ** 2
-    s = wfm.sigmoids(x, b, W, inv_s2)
-    kin = wfm.kinetic_energy_jastrow(x, a, W, s, inv_s2, c, P, D, beta, A, kind,
-                                     np.empty(P * D), np.empty(P * D))
-    assert kin == pytest.approx(-0.5 * t, rel=1e-6)
 
 
 # Exact two-electron energies (2D) and the floor of a Gaussian times the same Padé-Jastrow
@@ -215,9 +134,7 @@ def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
     P, D, N = 3, 2, 3
     system = System(P, D, 1.0, True)
     sigma = wfm.exact_sigma(1.0, psi)
-    A, kind = wfm.pade_cusps(P, D)
-    wf = wfm.WaveFunction(wfm.Layout(P * D, N, wfm.N_PAIR_KINDS), sigma, psi, "pade", A,
-                          kind)
+    wf = wfm.WaveFunction(wfm.Layout(P * D, N, ("rbm", "pade")), sigma, psi, P, D)
     theta = wf.layout.initial(0.2, np.random.default_rng(3), beta=0.8)
     theta[-2:] = [0.2, 0.3]      # strong correlation: a large Jastrow drift
     means = {}

@@ -1,7 +1,9 @@
-"""numba's cache is keyed by every jitted module, so an edit of an inlined formula
+"""numba's cache is keyed by every jitted module of the package and every package module
+they import, found from the sources: an edit of an inlined formula or a frozen constant
 outside kernels.py can never bring back a kernel compiled from the old one."""
 import os
 import shutil
+import sys
 
 import numba
 
@@ -12,27 +14,100 @@ PACKAGE = os.path.dirname(parallel_vmc.__file__)
 
 
 def _copy_sources(tmp_path):
-    for name in jit_cache.JIT_MODULES:
-        shutil.copy(os.path.join(PACKAGE, name), tmp_path / name)
-    return str(tmp_path)
+    """A copy of the package's sources as tmp_path/parallel_vmc; returns its path."""
+    dest = tmp_path / "parallel_vmc"
+    shutil.copytree(PACKAGE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return str(dest)
+
+
+def _write(directory, rel, text):
+    path = os.path.join(directory, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+JITTED = "from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x\n"
 
 
 def test_every_jitted_module_is_part_of_the_key(tmp_path):
-    jitted = sorted(name for name in os.listdir(PACKAGE) if name.endswith(".py")
-                    and "@njit" in open(os.path.join(PACKAGE, name)).read())
-    assert jitted == sorted(jit_cache.JIT_MODULES)
+    jitted = set()
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            full = os.path.join(root, name)
+            if name.endswith(".py") and "@njit" in open(full).read():
+                jitted.add(os.path.relpath(full, PACKAGE).replace(os.sep, "/"))
+    assert {"kernels.py", "rng.py", "system.py", "observables.py"} <= jitted
     d = _copy_sources(tmp_path)
+    key = jit_cache.key_modules(d)
+    assert jitted <= set(key)
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "base")}
     before = jit_cache.cache_dir(d, env)
-    for name in jit_cache.JIT_MODULES:
-        path = os.path.join(d, name)
+    for rel in key:
+        path = os.path.join(d, rel)
         original = open(path).read()
         with open(path, "w") as fh:
             fh.write(original + "\n# edited\n")
-        assert jit_cache.cache_dir(d, env) != before, name
+        assert jit_cache.cache_dir(d, env) != before, rel
         with open(path, "w") as fh:
             fh.write(original)
     assert jit_cache.cache_dir(d, env) == before
+
+
+def test_modules_imported_by_jitted_code_are_part_of_the_key():
+    """Kernels freeze the constants they read from other modules (observables reads the
+    schema for its shell volumes; the kernels inline observables, rng, system)."""
+    key = jit_cache.key_modules(PACKAGE)
+    assert {"schema.py", "observables.py", "rng.py", "system.py"} <= set(key)
+    assert not {"output.py", "driver.py", "cli.py", "jit_cache.py"} & set(key)
+
+
+def test_a_new_jitted_module_changes_the_key(tmp_path):
+    d = _copy_sources(tmp_path)
+    before = jit_cache.source_hash(d)
+    _write(d, "extra.py", JITTED)
+    assert jit_cache.source_hash(d) != before
+    assert "extra.py" in jit_cache.key_modules(d)
+    # in a subpackage too, in any of numba's spellings, and never imported
+    for k, text in enumerate([JITTED, "import numba\n\n\n@numba.vectorize\ndef g(x):\n"
+                                      "    return x\n",
+                              "raise RuntimeError('imported')\nimport numba as nb\n"
+                              "h = nb.njit(lambda x: x)\n"]):
+        _write(d, f"newsub/m{k}.py", text)
+        assert f"newsub/m{k}.py" in jit_cache.key_modules(d)
+
+
+def test_a_module_outside_the_jitted_code_leaves_the_key_alone(tmp_path):
+    d = _copy_sources(tmp_path)
+    before = jit_cache.source_hash(d)
+    # imports nothing jitted, or only imports numba (its version) without compiling
+    _write(d, "report.py", "from .output import RunFile\nX = 1\n")
+    _write(d, "versions.py", "def v():\n    import numba\n    return numba.__version__\n")
+    _write(d, "broken_scratch.py", "def (:\n")       # not jitted: never parsed
+    assert jit_cache.source_hash(d) == before
+
+
+def test_editing_a_constants_module_imported_by_jitted_code_changes_the_key(tmp_path):
+    d = _copy_sources(tmp_path)
+    _write(d, "slots.py", "SLOT = 3\n")
+    _write(d, "layout.py", "from .slots import SLOT\nWIDTH = SLOT + 1\n")   # transitive
+    _write(d, "deep/__init__.py", "")
+    _write(d, "deep/kern.py", "from numba import njit\n\nfrom .. import layout\n\n\n"
+                              "@njit(cache=True)\ndef f(x):\n    return x * layout.WIDTH\n")
+    before = jit_cache.source_hash(d)
+    assert {"slots.py", "layout.py", "deep/kern.py"} <= set(jit_cache.key_modules(d))
+    _write(d, "slots.py", "SLOT = 4\n")
+    assert jit_cache.source_hash(d) != before
+    # absolute spelling of the same import
+    _write(d, "deep/kern.py", JITTED + "from parallel_vmc.slots import SLOT\n")
+    assert "slots.py" in jit_cache.key_modules(d)
+
+
+def test_the_key_imports_nothing(tmp_path):
+    d = _copy_sources(tmp_path)
+    loaded = set(sys.modules)
+    jit_cache.key_modules(d)
+    assert set(sys.modules) == loaded
 
 
 def test_user_cache_dir_is_the_base_and_is_not_nested(tmp_path):
@@ -58,6 +133,9 @@ def test_unusable_cache_dir_falls_back_to_a_keyed_temporary_one(tmp_path, monkey
     path = jit_cache.configure(d)
     assert os.path.basename(path) == jit_cache.PREFIX + jit_cache.source_hash(d)
     assert os.path.isdir(path) and not path.startswith(str(blocker))
+    # a folder named like the package in the temporary directory would shadow it for
+    # any process started there
+    assert os.path.basename(os.path.dirname(path)) != "parallel_vmc"
     assert numba.config.CACHE_DIR == path == os.environ["NUMBA_CACHE_DIR"]
 
 

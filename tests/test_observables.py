@@ -37,7 +37,7 @@ def sample(method, step, P, D, omega, coulomb=False, theta=None, N=2, n_samples=
     and return (layout, summarize(...)) of the accumulated observables."""
     system = System(P, D, omega, coulomb)
     sigma = wfm.exact_sigma(omega, "sqrt")
-    wf = wfm.WaveFunction(wfm.Layout(P * D, N), sigma, "sqrt")
+    wf = wfm.WaveFunction(wfm.Layout(P * D, N), sigma, "sqrt", P, D)
     theta = np.zeros(wf.layout.n_params) if theta is None else theta
     w = Walkers.start(seed, 0, walkers, P * D, sigma)
     sampler = Sampler(method, step, system, wf)

@@ -3,6 +3,12 @@ into parts (issue 11): the summary energy and error, and a SHA-256 of the whole
 ``production/local_energy`` series. A refactoring of the kernels must keep them bit for
 bit for the RBM-only runs; the Padé-Jastrow ones are listed too, with the note of the
 change that altered them, if any.
+
+The split changed the order of floating-point operations in the Padé-Jastrow local
+energy (one home for u'(r)/r and for the RBM's coordinate derivatives): those runs make
+the same moves, and their local energies differ from the recorded ones by at most
+6.4e-14 relative (measured on these series). ``CHANGED`` holds their fingerprints since
+the split; their summary energies still equal the recorded ones to 1e-12.
 """
 from __future__ import annotations
 
@@ -74,6 +80,17 @@ RECORDED = {   # at commit 591eaad, before the split
 }
 
 
+CHANGED = {   # since the split into parts (issue 11): Padé-Jastrow E_L, last bits
+    "dot2d_omega1.0": ("0x1.806d7cef82a74p+1", "0x1.b98198f8f0d38p-11",
+        "98d6d2d973fedb3601f0a9fa805e5537900c9b3ca4b35f8731f8e9cb37ede70a"),
+    "pade_p3_d3_metropolis": ("0x1.a93bebf46042ap+2", "0x1.5b579e578c3d7p-8",
+        "f99e61eca23569dcb3cef851d33964c6ada079809ec8ccbc61da61858b9dc45d"),
+}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_bits_as_recorded(tmp_path, name):
-    assert fingerprint(name, tmp_path / "run.h5") == RECORDED[name]
+    got = fingerprint(name, tmp_path / "run.h5")
+    assert got == CHANGED.get(name, RECORDED[name])
+    for now, before in zip(got[:2], RECORDED[name][:2]):
+        assert float.fromhex(now) == pytest.approx(float.fromhex(before), rel=1e-12)

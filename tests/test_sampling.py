@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from parallel_vmc import kernels as K
+from parallel_vmc import estimators as S
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.driver import iteration_estimates
+from parallel_vmc.estimators import iteration_estimates
 from parallel_vmc.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 
@@ -19,7 +19,7 @@ ZERO_VARIANCE_CASES = [(m, step, psi) for m, step in SAMPLERS for psi in ("sqrt"
 def setup(P, D, N, omega, coulomb, psi, theta=None, sigma=None, walkers=16, seed=1):
     system = System(P, D, omega, coulomb)
     sigma = wfm.exact_sigma(omega, psi) if sigma is None else sigma
-    wf = wfm.WaveFunction(wfm.Layout(P * D, N), sigma, psi)
+    wf = wfm.WaveFunction(wfm.Layout(P * D, N), sigma, psi, P, D)
     theta = np.zeros(wf.layout.n_params) if theta is None else theta
     w = Walkers.start(seed, 0, walkers, P * D, sigma)
     return system, wf, theta, w
@@ -51,7 +51,7 @@ def _positions(sampler, theta, w, n_snap, gap):
     """Positions of all walkers every `gap` sweeps: (n_snap * W, M)."""
     snaps = []
     for _ in range(n_snap):
-        sampler._call(K.THERMALIZE, gap, theta, w, np.zeros(K.sums_size(theta.size)))
+        sampler.sweep(theta, w, gap)
         snaps.append(w.positions.copy())
     return np.concatenate(snaps)
 
@@ -77,10 +77,9 @@ def test_rbm_density_of_two_particles_in_1d(method, step):
     rng = np.random.default_rng(4)
     system, wf, theta, w = setup(2, 1, 3, 1.0, False, "sqrt", walkers=64)
     theta[:] = 0.6 * rng.standard_normal(theta.size)
-    a, b, W = wf.layout.split(theta)
-    W = np.ascontiguousarray(W)
+    r, j = wf.kernel_parts()
     grid = np.linspace(-6, 6, 601)
-    dens = np.array([[np.exp(2 * wfm.log_psi(np.array([x0, x1]), a, b, W, wf.inv_s2, wf.c))
+    dens = np.array([[np.exp(2 * wfm.compose.log_psi(theta, r, j, np.array([x0, x1]), 1))
                       for x1 in grid] for x0 in grid])
     sampler = Sampler(method, step, system, wf)
     sampler.thermalize(theta, w, 400, _Serial())
@@ -104,10 +103,10 @@ def test_optimize_sums_match_recorded_samples():
     sums = sampler.accumulate(theta, w, 300)
     e, *_ = sampler.produce(theta, twin, 300, components=False)
     np.testing.assert_array_equal(w.positions, twin.positions)
-    assert sums[K.S_COUNT] == e.size
-    assert sums[K.S_E] == pytest.approx(e.sum(), rel=1e-12)
-    assert sums[K.S_E2] == pytest.approx(np.square(e).sum(), rel=1e-12)
-    assert sums[K.S_WMEAN2] == pytest.approx(np.square(e.mean(axis=1)).sum(), rel=1e-12)
+    assert sums[S.S_COUNT] == e.size
+    assert sums[S.S_E] == pytest.approx(e.sum(), rel=1e-12)
+    assert sums[S.S_E2] == pytest.approx(np.square(e).sum(), rel=1e-12)
+    assert sums[S.S_WMEAN2] == pytest.approx(np.square(e.mean(axis=1)).sum(), rel=1e-12)
 
 
 # Fixed RBM (P=2, D=2, N=3, sigma^2 = 1/2, psi = sqrt(F)) and its exact expectation

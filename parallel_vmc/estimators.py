@@ -1,6 +1,6 @@
-"""The packed sums: what a unit of work adds up on each rank and reduces in one
-Allreduce, their layout and their decoding. The kernels write the iteration sums and
-the driver reduces and decodes both kinds; this module is the one home of the layout.
+"""The estimators' packed sums: what a unit of work adds up on each rank and reduces
+in one Allreduce, their layout and their decoding. The kernels write the iteration
+sums and the driver reduces and decodes both kinds; this is the one home of the layout.
 
 Iteration sums (float64, ``iteration_size``): a header
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 # Iteration sums: header slots (the kernels index them; numba freezes these globals).
 S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP = range(8)
@@ -33,7 +34,8 @@ def iteration_size(n_params: int, with_s: bool = False) -> int:
     return S_HEADER + 2 * n_params + (n_params * n_params if with_s else 0)
 
 
-def has_s(sums: np.ndarray, n_params: int) -> bool:
+@njit(cache=True)
+def has_s(sums, n_params):
     """Whether an iteration-sums vector carries sum O O^T (its length says so)."""
     return sums.shape[0] > S_HEADER + 2 * n_params
 

@@ -1,0 +1,185 @@
+"""What a run tells its user: the progress bar or lines, the one-line messages of the
+phases, and the final summary (its numbers from the production series and the
+observable sums, and its text). Rank 0 prints; nothing here is collective.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from . import observables
+
+UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
+INFINITE_MEAN_WARNING = (
+    "warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable singularity, and "
+    "the RBM trial function has no node at contact, so <E> is infinite; use interaction: "
+    "none or D >= 2")
+
+
+class Progress:
+    """Rank-0 progress: a tqdm bar on a terminal, plain periodic lines otherwise."""
+
+    def __init__(self, total: int, label: str, every: float, stream=None, enabled=True):
+        self.stream = stream or sys.stdout
+        self.enabled = enabled and total > 0
+        self.total = total
+        self.label = label
+        self.every = every
+        self.start = time.monotonic()
+        self.last = -math.inf
+        self.bar = None
+        if self.enabled and self.stream.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=label, file=self.stream, dynamic_ncols=True,
+                            smoothing=0.1)
+
+    def update(self, done: int, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        print(f"{self.label} {done}/{self.total}  {text}  elapsed {hms(elapsed)}"
+              f"  eta {hms(eta)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def hms(seconds: float) -> str:
+    """h:mm:ss, or --:--:-- for a time not known."""
+    if not math.isfinite(seconds):
+        return "--:--:--"
+    s = int(round(seconds))
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def infinite_mean(system) -> bool:
+    """1D Coulomb without a node at contact: <1/|x_p - x_q|> diverges."""
+    return system.dimensions == 1 and system.coulomb and system.particles > 1
+
+
+# ---------------------------------------------------------------------- messages
+def thermalized_line(cfg, n_chains: int, sampler, acceptance: float) -> str:
+    step = "no step" if sampler.method == "gibbs" else f"step {sampler.step:.4g}"
+    return (f"thermalised {cfg.sampler.thermalization} sweeps x {n_chains} chains: "
+            f"{cfg.sampler.method} {step}, acceptance {acceptance:.3f}")
+
+
+def resume_line(path: str, where: str, ranks: int, reseeded: bool,
+                production_reset: bool) -> str:
+    line = f"resuming {path} at {where} on {ranks} rank(s)"
+    if reseeded:
+        line += "; the chain count changed, so the chains get new streams"
+        if production_reset:
+            line += " and production starts again"
+    return line
+
+
+def iteration_text(est: dict) -> str:
+    """Progress text of an optimisation iteration (``estimators.iteration_estimates``)."""
+    return (f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
+            f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}")
+
+
+# ---------------------------------------------------------------------- summary
+def summarize(series, n_samples: int, acceptance: float) -> dict:
+    """The summary numbers of the production series (n_chains, >= n_samples) of local
+    energies (an HDF5 dataset or an array): mean with blocking and bootstrap errors,
+    variance, tau_int, n_eff, R-hat, ..."""
+    from analysis import summarize_chains
+    s = summarize_chains(series[:, :n_samples])
+    return {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
+            "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
+            "n_samples": s.n_samples, "rhat": s.rhat,
+            "blocking_level": s.blocking.level, "n_chains": series.shape[0],
+            "acceptance": acceptance}
+
+
+def observables_summary(totals, layout, blocking_error: float) -> dict:
+    """``observables.summarize`` of the sums totals (n_batches, width), with the
+    batch-means and the blocking error of the energy side by side in its attrs."""
+    obs = observables.summarize(totals, layout)
+    obs["attrs"].update(energy_error_batch_means=obs["scalars"]["local_energy"]["error"],
+                        energy_error_blocking=blocking_error)
+    return obs
+
+
+def observable_lines(obs: dict | None) -> list:
+    """Summary lines of the observables (batch-means errors), with a warning when
+    the batches are too short to be independent."""
+    from analysis.blocking import batches_too_short
+    if obs is None:
+        return []
+    sc = obs["scalars"]
+    names = [("kinetic", "kinetic"), ("trap", "trap"), ("interaction", "interaction"),
+             ("r12", "<r12>")]
+    lines = [f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
+             + ("   (batch means)" if name == "kinetic" else "")
+             for name, label in names if name in sc]
+    a = obs["attrs"]
+    if batches_too_short(a["energy_error_batch_means"], a["energy_error_blocking"]):
+        lines.append(f"warning       the batch-means error of E ("
+                     f"{a['energy_error_batch_means']:.3g}) is below the blocking "
+                     f"error ({a['energy_error_blocking']:.3g}): the batches are too "
+                     f"short, the observables' errors are underestimated; use fewer "
+                     f"production.batches or more samples")
+    return lines
+
+
+def energy_line(s: dict, system) -> str:
+    if infinite_mean(system):
+        return (f"infinite: the 1D Coulomb mean diverges (sample mean {s['energy']:.6g} "
+                "is not an estimate, and has no error bar)")
+    return (f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
+            f"   +- {s['error_bootstrap']:.6f} (bootstrap)")
+
+
+def sampler_line(s: dict, sampler) -> str:
+    if sampler.method == "gibbs":
+        return f"gibbs (exact conditional draws, no step), acceptance {s['acceptance']:.3f}"
+    return (f"{sampler.method}, step {sampler.step:.4g} (tuned), acceptance "
+            f"{s['acceptance']:.3f}")
+
+
+def time_line(timings: dict) -> str:
+    """Seconds per part of this segment, checkpoints last."""
+    parts = sorted(timings.items(), key=lambda kv: kv[0] == "checkpoint")
+    return (", ".join(f"{k} {v:.1f} s" for k, v in parts)
+            + f"; total {sum(timings.values()):.1f} s (this segment)")
+
+
+def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str) -> str:
+    """The summary block printed at the end of a run: s from :func:`summarize`
+    (with "observables" when kept); sampler: ``samplers.Sampler`` of the run."""
+    sy, wf = sampler.system, sampler.wf
+    lines = [
+        "",
+        "==================== parallel_vmc summary ====================",
+        f"system        P={sy.particles} D={sy.dimensions} omega={sy.omega:g} "
+        f"{'coulomb' if sy.coulomb else 'no interaction'}",
+        f"wavefunction  RBM, {wf.layout.n_hidden} hidden"
+        f"{' x Pade-Jastrow' if wf.layout.n_jastrow else ''}, psi={wf.psi}, "
+        f"sigma={wf.sigma:.6g}, {wf.layout.n_params} parameters",
+        f"sampler       {sampler_line(s, sampler)}",
+        f"energy        {energy_line(s, sy)}",
+        f"variance      {s['variance']:.6g}",
+        f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
+        *observable_lines(s.get("observables")),
+        f"samples       {s['n_samples']} ({s['n_chains']} chains x "
+        f"{s['n_samples'] // s['n_chains']}), {ranks} rank(s)",
+        f"time          {time_line(timings)}",
+        f"units         {UNITS}",
+        f"output        {path}",
+        "==============================================================",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""The names of the HDF5 run file (DESIGN section 4): one home for the writer
+(``output``, ``driver``) and the reader (``analysis``).
+
+Pure constants and two small helpers; imports only the standard library and numpy,
+never numba, so ``analysis`` can use it (importing ``parallel_vmc`` itself only points
+numba's cache directory, see ``jit_cache``).
+
+Layout of format 3 (see ``output`` for what each dataset holds and when)::
+
+    /                root attrs ROOT_ATTRS (REQUIRED_ROOT always present)
+    /optimization/   ITERATION, OPT_FIELDS, PARAMS, ROWS_WRITTEN
+    /production/     PRODUCTION_SERIES, SAMPLES_WRITTEN; attrs PRODUCTION_ATTRS
+      observables/   SCALAR_OBSERVABLES (batch means, attrs MEAN, ERROR), the
+                     histogram groups HISTOGRAMS (edges + HISTOGRAM_ARRAYS)
+    /wavefunction/   WAVEFUNCTION_ARRAYS (+ JASTROW_ARRAYS); attrs WAVEFUNCTION_ATTRS
+    /checkpoint/     the final state
+    /segments/       SEGMENT_FIELDS, one row per launch
+    /summary/        attrs SUMMARY_ATTRS, ...
+
+Names of datasets are given relative to their group (they are also the keys of the
+dicts that carry their data, e.g. ``observables.summarize``); :func:`path` joins them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FORMAT_VERSION = 3     # bumped with every change of this schema
+
+
+def path(*parts: str) -> str:
+    """The HDF5 path of a group's member, e.g. path(PRODUCTION, LOCAL_ENERGY)."""
+    return "/".join(parts)
+
+
+# ----------------------------------------------------------------------------- root
+FORMAT = "format_version"
+STATUS = "status"
+CONFIG = "config"
+CHECKPOINT_FILE = "checkpoint_file"
+RUN_ID = "run_id"
+REQUIRED_ROOT = (FORMAT, STATUS, CONFIG)      # what makes an HDF5 file a run file
+ROOT_ATTRS = REQUIRED_ROOT + (
+    "package_version", "created", "mpi_size", "walkers_per_rank", "seed", "hostname",
+    "mpi_library", "numba_version", "numpy_version", "mpi4py_version", CHECKPOINT_FILE,
+    RUN_ID)
+
+# values of the status attribute; a failure is FAILED + ": " + reason
+RUNNING = "running"
+COMPLETED = "completed"
+INTERRUPTED = "interrupted"
+FAILED = "failed"
+
+# ----------------------------------------------------------------------------- groups
+OPTIMIZATION = "optimization"
+PRODUCTION = "production"
+OBSERVABLES = "observables"                   # inside PRODUCTION
+WAVEFUNCTION = "wavefunction"
+CHECKPOINT = "checkpoint"
+SEGMENTS = "segments"
+SUMMARY = "summary"
+
+# ----------------------------------------------------------------------------- /optimization
+ITERATION = "iteration"
+OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
+              "learning_rate", "wall_time")  # float64 (iterations,), beside ITERATION
+PARAMS = "params"                             # (iterations, n_params)
+ROWS_WRITTEN = "rows_written"                 # (1,): rows 0..rows_written-1 are valid
+
+# ----------------------------------------------------------------------------- /production
+LOCAL_ENERGY = "local_energy"
+KINETIC = "kinetic"
+TRAP = "trap"
+INTERACTION = "interaction"
+COMPONENTS = (KINETIC, TRAP, INTERACTION)     # stored with production.store_components
+PRODUCTION_SERIES = (LOCAL_ENERGY,) + COMPONENTS   # each (n_chains, n_samples)
+POTENTIAL = "potential"                       # formats 1-2: trap + interaction
+SAMPLES_WRITTEN = "samples_written"           # (1,): columns filled so far
+PRODUCTION_ATTRS = ("samples_per_chain", "acceptance", "step", "sampler",
+                    "energy_allreduced", "variance_allreduced", "stuck_walkers")
+
+# ----------------------------------------------------------------------------- observables
+R12 = "r12"
+SCALAR_OBSERVABLES = (LOCAL_ENERGY,) + COMPONENTS + (R12,)   # batch means (n_batches,)
+MEAN = "mean"                                 # attrs of a scalar's batch means
+ERROR = "error"
+DENSITY = "density"                           # radial one-body density
+DENSITY_IMAGE = "density_image"               # D = 2: rho(x, y)
+PAIR_DISTANCE = "pair_distance"               # P > 1
+# histogram group -> its bin edges (one dataset per axis)
+HISTOGRAMS = {DENSITY: ("edges",), DENSITY_IMAGE: ("x_edges", "y_edges"),
+              PAIR_DISTANCE: ("edges",)}
+HISTOGRAM_ARRAYS = ("counts", "density", "error")   # bins' shape, in every histogram
+
+# ----------------------------------------------------------------------------- others
+WAVEFUNCTION_ARRAYS = ("a", "b", "W", "sigma")
+JASTROW_ARRAYS = ("jastrow_beta", "jastrow_cusp")
+WAVEFUNCTION_ATTRS = ("kind", "psi", "jastrow")
+# one row per launch: name -> dtype ("str": fixed-length text)
+SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
+                  "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
+                  "progress": "str", "reseeded": "i8", "seconds": "f8"}
+SUMMARY_ATTRS = ("energy", "error", "variance", "tau_int", "n_samples")
+
+# ----------------------------------------------------------------------------- formulas
+# Volume of the unit ball; exact constants for the dimensions pvmc runs in (the radial
+# densities of existing files were normalised with these very numbers).
+_UNIT_BALL = {1: 2.0, 2: math.pi, 3: 4.0 * math.pi / 3.0}
+
+
+def shell_volumes(edges, dimensions: int) -> np.ndarray:
+    """Volumes of the D-dimensional shells between consecutive radii: the
+    normalisation of the radial density (2 dr in 1D, pi (r2^2 - r1^2) in 2D,
+    4/3 pi (r2^3 - r1^3) in 3D).
+
+    edges: (n_bins + 1,) increasing radii. Returns (n_bins,) float64.
+    """
+    d = int(dimensions)
+    unit_ball = _UNIT_BALL.get(d)
+    if unit_ball is None:
+        unit_ball = math.pi ** (d / 2) / math.gamma(d / 2 + 1)
+    return unit_ball * np.diff(np.asarray(edges, dtype=np.float64) ** d)

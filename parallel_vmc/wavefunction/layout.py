@@ -1,0 +1,119 @@
+"""The registry of wave-function parts and the layout of their parameters.
+
+The variational parameters form one flat vector theta: the blocks of the present parts
+in the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti,
+beta_para]`` with the Padé-Jastrow factor). :class:`Layout` is the one home of the
+blocks' names, offsets and sizes (and so of ``n_params``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from . import pair_jastrow, rbm
+
+
+@dataclass(frozen=True)
+class Part:
+    """A registered part: its module, the config value that selects it, the smallest
+    dimension it supports, and its blocks (a function of (n_visible, n_hidden))."""
+
+    name: str
+    module: ModuleType
+    selected_by: tuple       # (config key of the wavefunction section, value); () = always
+    min_dimensions: int
+    blocks: object
+
+
+PARTS = (
+    Part("rbm", rbm, (), 1, rbm.blocks),
+    Part("pade", pair_jastrow, ("jastrow", "pade"), 2, lambda M, N: pair_jastrow.blocks()),
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One named parameter array: theta[offset : offset + size].reshape(shape)."""
+
+    part: str
+    name: str
+    offset: int
+    shape: tuple
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every part's parameters sit in the flat vector theta."""
+
+    n_visible: int              # M = P*D
+    n_hidden: int               # N
+    parts: tuple = ("rbm",)     # names of the present parts, in PARTS order
+
+    @classmethod
+    def from_config(cls, wf_cfg, n_visible: int) -> "Layout":
+        """The layout a ``config.WaveFunctionConfig`` asks for."""
+        names = tuple(p.name for p in PARTS
+                      if not p.selected_by or getattr(wf_cfg, p.selected_by[0])
+                      == p.selected_by[1])
+        return cls(n_visible, wf_cfg.hidden, names)
+
+    @property
+    def blocks(self) -> tuple:
+        out, offset = [], 0
+        for part in PARTS:
+            if part.name in self.parts:
+                for name, shape in part.blocks(self.n_visible, self.n_hidden):
+                    out.append(Block(part.name, name, offset, tuple(shape)))
+                    offset += out[-1].size
+        return tuple(out)
+
+    def part_offset(self, part: str) -> int:
+        return next(b.offset for b in self.blocks if b.part == part)
+
+    def part_size(self, part: str) -> int:
+        return sum(b.size for b in self.blocks if b.part == part)
+
+    @property
+    def n_params(self) -> int:
+        return sum(b.size for b in self.blocks)
+
+    @property
+    def n_rbm(self) -> int:
+        return self.part_size("rbm")
+
+    @property
+    def n_jastrow(self) -> int:
+        return self.part_size("pade")
+
+    def block(self, theta: np.ndarray, name: str) -> np.ndarray:
+        """View of one named block of theta (writing it writes theta)."""
+        b = next(b for b in self.blocks if b.name == name)
+        return theta[b.offset:b.offset + b.size].reshape(b.shape)
+
+    def split(self, theta: np.ndarray):
+        """Views (a (M,), b (N,), W (M, N)) into theta."""
+        return tuple(self.block(theta, name) for name in ("a", "b", "W"))
+
+    def betas(self, theta: np.ndarray) -> np.ndarray:
+        """View of the Jastrow betas ((n_jastrow,), empty without the factor)."""
+        return self.block(theta, "jastrow_beta") if "pade" in self.parts else theta[:0]
+
+    def join(self, *arrays, **named) -> np.ndarray:
+        """theta from its blocks, given in block order (a, b, W, jastrow_beta) or by
+        name (a=..., b=..., W=..., jastrow_beta=...)."""
+        named.update(zip((b.name for b in self.blocks), arrays))
+        return np.concatenate([np.ravel(named[b.name]) for b in self.blocks]).astype(
+            np.float64)
+
+    def initial(self, scale: float, rng: np.random.Generator,
+                beta: float = 1.0) -> np.ndarray:
+        """Random start: every RBM parameter ~ Normal(0, scale^2); the betas = beta."""
+        theta = np.full(self.n_params, float(beta))
+        theta[:self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
+        return theta

@@ -1,0 +1,267 @@
+"""The Gaussian-binary RBM part of psi: its formulas, parameter block and cache.
+
+The marginal of the RBM over its ``N`` binary hidden units is
+``F(x) = exp(-|x-a|^2 / (2 sigma^2)) prod_j (1 + exp(u_j))``,
+``u_j = b_j + sum_i x_i W_ij / sigma^2``, and the part is ``F^c``: ``c = 1/2`` for
+``psi: sqrt`` (then ``|psi|^2 = F`` is the RBM marginal) and ``c = 1`` for ``psi: full``.
+With ``s_j = sigmoid(u_j)`` (DESIGN section 1):
+
+* ``ln psi        = c [ -|x-a|^2/(2 sigma^2) + sum_j softplus(u_j) ]``
+* ``d_i ln psi    = c [ -(x_i-a_i) + sum_j W_ij s_j ] / sigma^2``
+* ``d_i^2 ln psi  = c [ -1/sigma^2 + sum_j W_ij^2 s_j (1-s_j) / sigma^4 ]``
+* ``d ln psi / d a_i = c (x_i-a_i)/sigma^2``, ``d/d b_j = c s_j``,
+  ``d/d W_ij = c x_i s_j / sigma^2``.
+
+Parameter block ``[a (M), b (N), W (M*N)]`` of theta (``W`` row-major: ``W[i, j]``
+couples visible ``i`` to hidden ``j``); ``sigma`` is fixed. Cache per walker
+(``new_cache``, (6, N)): rows ``u``, ``exp(u)`` and ``s`` of the current position, and
+the same three of the last proposed move. Moving one particle changes ``u`` by O(D*N),
+and the hidden factor of the ratio, ``prod_j (1 + exp(u'_j)) / (1 + exp(u_j))``, costs
+one exponential per unit.
+
+The operations follow the part contract of ``compose.py``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..rng import normal, uniform
+
+
+class RBMParams(NamedTuple):
+    """Where the RBM block sits in theta, and the fixed numbers (scalars only: see
+    ``compose.py`` on why parts take no arrays in their tuples)."""
+
+    offset: int          # a = theta[offset : offset + M], then b (N), then W (M*N)
+    n_visible: int       # M
+    n_hidden: int        # N
+    inv_s2: float        # 1 / sigma^2
+    c: float             # psi = F^c
+
+
+U, EU, S, UN, EUN, SN = range(6)      # rows of the cache
+
+
+def psi_exponent(psi: str) -> float:
+    """c in psi = F^c: 0.5 for 'sqrt', 1.0 for 'full'."""
+    return {"sqrt": 0.5, "full": 1.0}[psi]
+
+
+def exact_sigma(omega: float, psi: str) -> float:
+    """The width that makes a = W = 0 the exact non-interacting ground state.
+
+    |psi|^2 = F^{2c} = exp(-c |x|^2 / sigma^2) must equal exp(-omega |x|^2), so
+    sigma^2 = c / omega: 1/(2 omega) for sqrt, 1/omega for full.
+    """
+    return float(np.sqrt(psi_exponent(psi) / omega))
+
+
+def blocks(n_visible: int, n_hidden: int) -> tuple:
+    """The named sub-blocks of the parameter block: ((name, shape), ...)."""
+    return (("a", (n_visible,)), ("b", (n_hidden,)), ("W", (n_visible, n_hidden)))
+
+
+# --------------------------------------------------------------------------- scalar math
+
+@njit(cache=True, inline="always")
+def sigmoid_from_exp(e):
+    """sigmoid(u) from e = exp(u), exact also when e overflowed to inf."""
+    if e < 1e300:
+        return e / (1.0 + e)
+    return 1.0
+
+
+@njit(cache=True)
+def softplus(u):
+    """ln(1 + exp(u)) without overflow."""
+    if u > 0.0:
+        return u + np.log1p(np.exp(-u))
+    return np.log1p(np.exp(u))
+
+
+@njit(cache=True, inline="always")
+def weight(theta, prm, i, j):
+    """W_ij from theta."""
+    return theta[prm.offset + prm.n_visible + prm.n_hidden + i * prm.n_hidden + j]
+
+
+@njit(cache=True, inline="always")
+def coordinate_slopes(theta, prm, cache, row, i, xi):
+    """(g, l) of coordinate i at value xi with the hidden sigmoids in cache[row] (N,):
+    ``g = -(x_i - a_i) + sum_j W_ij s_j`` and ``l = sum_j W_ij^2 s_j (1 - s_j)``, so that
+    ``d_i ln psi = c g / sigma^2`` and ``d_i^2 ln psi = c (-1/sigma^2 + l / sigma^4)``.
+    The one home of the RBM's coordinate derivatives (l is dropped by the compiler
+    where unused)."""
+    g = -(xi - theta[prm.offset + i])
+    l = 0.0
+    for j in range(prm.n_hidden):
+        w = weight(theta, prm, i, j)
+        sj = cache[row, j]
+        ws = w * sj
+        g += ws
+        l += ws * w * (1.0 - sj)
+    return g, l
+
+
+@njit(cache=True, inline="always")
+def hidden_preactivations(theta, prm, x, out, row):
+    """u_j = b_j + sum_i x_i W_ij / sigma^2 into out[row] (N,), for x (M,)."""
+    M, N = prm.n_visible, prm.n_hidden
+    for j in range(N):
+        out[row, j] = theta[prm.offset + M + j]
+    for i in range(M):
+        xi = x[i] * prm.inv_s2
+        for j in range(N):
+            out[row, j] += xi * weight(theta, prm, i, j)
+
+
+@njit(cache=True, inline="always")
+def visible_mean_given_hidden(theta, prm, h, out):
+    """out_i = a_i + sum_j W_ij h_j: the mean of x_i | h, which is Normal(mean, sigma^2)
+    under the joint weight exp(-E(x, h)) (complete the square of E in x). With
+    P(h_j = 1 | x) = sigmoid(u_j) this is the Gibbs sampler of F = |psi|^2 for
+    psi = sqrt(F). h: (N,) of 0.0 / 1.0; out: (M,)."""
+    for i in range(prm.n_visible):
+        m = theta[prm.offset + i]
+        for j in range(prm.n_hidden):
+            m += weight(theta, prm, i, j) * h[j]
+        out[i] = m
+
+
+# --------------------------------------------------------------------------- the contract
+
+@njit(cache=True)
+def log_psi(theta, prm, x, D):
+    """ln of this part at one configuration x (M,)."""
+    u = np.empty((1, prm.n_hidden))
+    hidden_preactivations(theta, prm, x, u, 0)
+    g = 0.0
+    for i in range(prm.n_visible):
+        t = x[i] - theta[prm.offset + i]
+        g += t * t
+    s = 0.0
+    for j in range(prm.n_hidden):
+        s += softplus(u[0, j])
+    return prm.c * (-0.5 * g * prm.inv_s2 + s)
+
+
+@njit(cache=True, inline="always")
+def new_cache(prm, D):
+    """Per-walker cache (6, N): rows U, EU, S of the position, UN, EUN, SN of a move."""
+    return np.empty((6, prm.n_hidden))
+
+
+@njit(cache=True, inline="always")
+def refresh(theta, prm, cache, x):
+    """Rebuild the cache for position x (M,) (after a parameter change or a jump)."""
+    hidden_preactivations(theta, prm, x, cache, U)
+    for j in range(prm.n_hidden):
+        cache[EU, j] = np.exp(cache[U, j])
+        cache[S, j] = sigmoid_from_exp(cache[EU, j])
+
+
+@njit(cache=True, inline="always")
+def move_ratio(theta, prm, cache, x, p, dx, D):
+    """|psi(x')/psi(x)|^2 of this part for particle p moved by dx (D,), as
+    (log_q, factor) with the ratio ``exp(log_q) * factor``: the Gaussian in log form,
+    the hidden product as a factor (one exponential per hidden unit, no logarithm).
+    Keeps u', exp(u') of the proposal in the cache for ``commit``."""
+    inv_s2, c = prm.inv_s2, prm.c
+    log_q = 0.0
+    for d in range(D):
+        i = p * D + d
+        xo = x[i] - theta[prm.offset + i]
+        xn = xo + dx[d]
+        log_q -= c * inv_s2 * (xn * xn - xo * xo)
+    ratio = 1.0
+    for j in range(prm.n_hidden):
+        du = 0.0
+        for d in range(D):
+            du += dx[d] * weight(theta, prm, p * D + d, j)
+        cache[UN, j] = cache[U, j] + du * inv_s2
+        cache[EUN, j] = np.exp(cache[UN, j])
+        ratio *= (1.0 + cache[EUN, j]) / (1.0 + cache[EU, j])
+    if c != 0.5:
+        ratio = ratio ** (2.0 * c)
+    return log_q, ratio
+
+
+@njit(cache=True, inline="always")
+def add_gradient(theta, prm, cache, x, p, D, out):
+    """Add d ln psi / d x_p at the current position to out (D,)."""
+    for d in range(D):
+        i = p * D + d
+        g, _ = coordinate_slopes(theta, prm, cache, S, i, x[i])
+        out[d] += prm.c * g * prm.inv_s2
+
+
+@njit(cache=True, inline="always")
+def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
+    """Add d ln psi / d x_p at the proposed position x_p + dx to out (D,); call after
+    ``move_ratio`` (it fills s' of the proposal, which ``commit`` may then reuse)."""
+    for j in range(prm.n_hidden):
+        cache[SN, j] = sigmoid_from_exp(cache[EUN, j])
+    for d in range(D):
+        i = p * D + d
+        g, _ = coordinate_slopes(theta, prm, cache, SN, i, x[i] + dx[d])
+        out[d] += prm.c * g * prm.inv_s2
+
+
+@njit(cache=True, inline="always")
+def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
+    """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
+    caller). proposed_gradient_done: s' is already filled."""
+    for j in range(prm.n_hidden):
+        cache[U, j] = cache[UN, j]
+        cache[EU, j] = cache[EUN, j]
+        cache[S, j] = (cache[SN, j] if proposed_gradient_done
+                       else sigmoid_from_exp(cache[EUN, j]))
+
+
+@njit(cache=True, inline="always")
+def add_grad_lap(theta, prm, cache, x, D, grad, lap):
+    """Add d_i ln psi to grad (M,) and d_i^2 ln psi to lap (M,); returns 0.0 (this
+    part's Laplacian is all in lap)."""
+    c, inv_s2 = prm.c, prm.inv_s2
+    scale = c * inv_s2       # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
+    for i in range(prm.n_visible):   # rounding of each path as before the split
+        g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])
+        grad[i] += g * scale
+        lap[i] += c * (-inv_s2 + l * inv_s2 * inv_s2)
+    return 0.0
+
+
+@njit(cache=True, inline="always")
+def parameter_derivatives(theta, prm, cache, x, D, out):
+    """d ln psi / d theta of this block into out[offset : offset + M + N + M*N]."""
+    c, inv_s2 = prm.c, prm.inv_s2
+    M, N = prm.n_visible, prm.n_hidden
+    k0 = prm.offset
+    for i in range(M):
+        out[k0 + i] = c * (x[i] - theta[k0 + i]) * inv_s2
+    for j in range(N):
+        out[k0 + M + j] = c * cache[S, j]
+    k = k0 + M + N
+    for i in range(M):
+        xi = c * x[i] * inv_s2
+        for j in range(N):
+            out[k] = xi * cache[S, j]
+            k += 1
+
+
+@njit(cache=True, inline="always")
+def gibbs_sweep(theta, prm, cache, x, h, st):
+    """One Gibbs update of all units: h_j | x ~ Bernoulli(s_j), then x | h ~
+    Normal(a + W h, sigma^2) (``visible_mean_given_hidden``), and the cache rebuilt.
+    Exact for |psi|^2 = F (psi: sqrt, RBM alone): nothing to accept or reject.
+    h: (N,) work array; st: this walker's random stream."""
+    for j in range(prm.n_hidden):
+        h[j] = 1.0 if uniform(st) < cache[S, j] else 0.0
+    visible_mean_given_hidden(theta, prm, h, x)
+    sigma = 1.0 / np.sqrt(prm.inv_s2)
+    for i in range(prm.n_visible):
+        x[i] += sigma * normal(st)
+    refresh(theta, prm, cache, x)

@@ -1,0 +1,225 @@
+"""Every registered wave-function part, alone and in every combination, against ln psi.
+
+The combinations come from the registry (``wavefunction.PARTS``): the RBM with each
+subset of the optional parts that supports the dimension, for psi = sqrt and full, in
+D = 1, 2, 3. At random parameters and configurations:
+
+* ln psi from the jitted parts equals an independent numpy formula of each part;
+* the ratio of a single-particle move that the kernel accepts with equals
+  |psi(x')|^2 / |psi(x)|^2 from the full ln psi (relative 1e-10);
+* the gradient, the kinetic energy (Laplacian) and d ln psi / d theta equal finite
+  differences of ln psi; the drift at x and at the proposal of importance sampling is
+  grad ln psi there; the caches after an accepted move equal fresh ones;
+* the Green's-function ratio of the Langevin proposal equals the ratio of the two
+  Gaussian proposal densities.
+
+A new part is tested here by being registered in ``PARTS`` and by adding its numpy
+ln psi to ``REFERENCE``.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from parallel_vmc.config import from_dict
+from parallel_vmc.kernels import langevin_log_green
+from parallel_vmc.system import System
+from parallel_vmc.wavefunction import PARTS, WaveFunction, compose
+
+P_OF_D = {1: 3, 2: 3, 3: 2}          # 3 particles: both spin kinds of pairs
+
+
+def rbm_reference(wf, theta, x):
+    """ln F^c with F the RBM marginal, summed over the hidden units in numpy."""
+    a, b, W = wf.layout.split(theta)
+    u = b + x @ W * wf.inv_s2
+    return wf.c * (-0.5 * np.sum((x - a) ** 2) * wf.inv_s2 + np.sum(np.logaddexp(0.0, u)))
+
+
+def pade_reference(wf, theta, x, D):
+    """J = sum_{p<q} A r / (1 + beta r) in numpy, with the cusps of the closed-shell
+    spins written out: particles 0 .. ceil(P/2)-1 up, A = 1/(D+1) for parallel spins
+    and 1/(D-1) for antiparallel ones."""
+    beta_anti, beta_para = wf.layout.betas(theta)
+    pos = x.reshape(-1, D)
+    up = np.arange(pos.shape[0]) < (pos.shape[0] + 1) // 2
+    total = 0.0
+    for p, q in itertools.combinations(range(pos.shape[0]), 2):
+        r = np.linalg.norm(pos[p] - pos[q])
+        A, beta = (1 / (D + 1), beta_para) if up[p] == up[q] else (1 / (D - 1), beta_anti)
+        total += A * r / (1.0 + beta * r)
+    return total
+
+
+REFERENCE = {"rbm": lambda wf, th, x, D: rbm_reference(wf, th, x),
+             "pade": pade_reference}
+
+
+def combinations():
+    """(D, psi, parts) for every registered combination."""
+    optional = [p for p in PARTS if p.selected_by]
+    for D, psi in itertools.product((1, 2, 3), ("sqrt", "full")):
+        usable = [p for p in optional if p.min_dimensions <= D]
+        for k in range(len(usable) + 1):
+            for chosen in itertools.combinations(usable, k):
+                yield D, psi, ("rbm",) + tuple(p.name for p in chosen)
+
+
+COMBOS = list(combinations())
+
+
+def make(D, psi, parts, seed):
+    """(wf, theta, x, rng) at random parameters and positions for one combination."""
+    rng = np.random.default_rng(seed)
+    P = P_OF_D[D]
+    wf_raw = {"hidden": 3, "psi": psi, "sigma": 0.9}
+    for part in PARTS:
+        if part.name in parts and part.selected_by:
+            wf_raw[part.selected_by[0]] = part.selected_by[1]
+    cfg = from_dict({"system": {"particles": P, "dimensions": D, "omega": 1.0},
+                     "wavefunction": wf_raw})
+    wf = WaveFunction.from_config(cfg.wavefunction, System.from_config(cfg.system))
+    assert wf.layout.parts == parts
+    theta = 0.4 * rng.standard_normal(wf.layout.n_params)
+    if "pade" in parts:
+        wf.layout.betas(theta)[:] = rng.uniform(0.3, 2.0, 2)
+    return wf, theta, rng.standard_normal(P * D), rng
+
+
+def log_psi(wf, theta, x, D):
+    r, j = wf.kernel_parts()
+    return compose.log_psi(theta, r, j, x, D)
+
+
+def d1(f, x, i, h=1e-3):
+    """Fourth-order central first derivative of f along coordinate i."""
+    def at(t):
+        y = x.copy()
+        y[i] += t
+        return f(y)
+    return (at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / (12 * h)
+
+
+def d2(f, x, i, h=1e-3):
+    """Fourth-order central second derivative of f along coordinate i."""
+    def at(t):
+        y = x.copy()
+        y[i] += t
+        return f(y)
+    return (-at(-2 * h) + 16 * at(-h) - 30 * at(0.0) + 16 * at(h) - at(2 * h)) / (12 * h * h)
+
+
+IDS = [f"D{D}-{psi}-{'x'.join(parts)}" for D, psi, parts in COMBOS]
+
+
+@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
+def test_log_psi_is_the_product_of_the_parts(D, psi, parts):
+    for seed in range(5):
+        wf, theta, x, _ = make(D, psi, parts, seed)
+        expected = sum(REFERENCE[name](wf, theta, x, D) for name in parts)
+        assert log_psi(wf, theta, x, D) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
+def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts):
+    for seed in range(5):
+        wf, theta, x, rng = make(D, psi, parts, seed)
+        r, j = wf.kernel_parts()
+        for p in range(P_OF_D[D]):
+            dx = 0.7 * rng.standard_normal(D)
+            y = x.copy()
+            y[p * D:(p + 1) * D] += dx
+            expected = np.exp(2.0 * (log_psi(wf, theta, y, D) - log_psi(wf, theta, x, D)))
+            got = compose.move_ratio_at(theta, r, j, x, p, dx, D)
+            assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
+def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
+    for seed in range(3):
+        wf, theta, x, _ = make(D, psi, parts, seed)
+        r, j = wf.kernel_parts()
+        n = wf.layout.n_params
+        kin, grad, O = compose.local_terms_at(theta, r, j, x, D, n)
+        f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
+        g_fd = np.array([d1(f, x, i) for i in range(x.size)])
+        lap_fd = sum(d2(f, x, i) for i in range(x.size))
+        np.testing.assert_allclose(grad, g_fd, rtol=1e-8, atol=1e-8)
+        assert kin == pytest.approx(-0.5 * (lap_fd + g_fd @ g_fd), rel=1e-7, abs=1e-7)
+        fp = lambda th: log_psi(wf, th, x, D)                        # noqa: E731
+        O_fd = np.array([d1(fp, theta, k) for k in range(n)])
+        np.testing.assert_allclose(O, O_fd, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
+def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts):
+    for seed in range(3):
+        wf, theta, x, rng = make(D, psi, parts, seed)
+        r, j = wf.kernel_parts()
+        n = wf.layout.n_params
+        f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
+        for p in range(P_OF_D[D]):
+            dx = 0.5 * rng.standard_normal(D)
+            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, x, p, dx, D, n)
+            moved = x.copy()
+            moved[p * D:(p + 1) * D] += dx
+            np.testing.assert_array_equal(y, moved)
+            coords = range(p * D, (p + 1) * D)
+            np.testing.assert_allclose(g_old, [d1(f, x, i) for i in coords], rtol=1e-8,
+                                       atol=1e-8)
+            np.testing.assert_allclose(g_new, [d1(f, moved, i) for i in coords], rtol=1e-8,
+                                       atol=1e-8)
+            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, moved, D, n)
+            assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
+            np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("D", [1, 2, 3])
+def test_green_function_ratio_is_the_ratio_of_proposal_densities(D):
+    rng = np.random.default_rng(D)
+    for _ in range(20):
+        step = rng.uniform(0.05, 1.0)
+        dx, g_old, g_new = rng.standard_normal((3, D))
+        log_q0 = rng.standard_normal()
+        # ln G(x | x') - ln G(x' | x), G(y | z) = exp(-|y - z - step g(z)|^2 / (2 step))
+        backward = -np.sum((-dx - step * g_new) ** 2) / (2 * step)
+        forward = -np.sum((dx - step * g_old) ** 2) / (2 * step)
+        got = langevin_log_green(log_q0, dx, g_old, g_new, step, D)
+        assert got == pytest.approx(log_q0 + backward - forward, rel=1e-12, abs=1e-12)
+
+
+def test_every_registered_part_is_combined_and_has_a_reference():
+    names = {p.name for p in PARTS}
+    assert names == set(REFERENCE)
+    assert names == {name for _, _, parts in COMBOS for name in parts}
+
+
+def test_a_broken_formula_fails_these_tests(tmp_path):
+    """The tests above can fail: flip the sign of the Padé u'(r) in a copy of the
+    package and run them on it (a fresh numba cache, so the copy is compiled)."""
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, subprocess_env
+    root = pathlib.Path(ROOT)
+    shutil.copytree(root / "parallel_vmc", tmp_path / "parallel_vmc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "tests" / "test_parts.py", tmp_path / "test_parts.py")
+    shutil.copy(root / "tests" / "conftest.py", tmp_path / "conftest.py")
+    module = tmp_path / "parallel_vmc" / "wavefunction" / "pair_jastrow.py"
+    text = module.read_text()
+    right = "return A / (t * t * r), "
+    assert text.count(right) == 1
+    module.write_text(text.replace(right, "return -A / (t * t * r), "))
+    env = subprocess_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_parts.py",
+         "-k", "D2-sqrt-rbmxpade and not broken"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "2 failed, 2 passed" in out.stdout, out.stdout[-2000:]
