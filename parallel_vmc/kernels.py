@@ -107,22 +107,6 @@ def local_energy(theta, r, rc, j, jc, x, sy, grad, lap):
     return kin, trap, inter
 
 
-@njit(cache=True, inline="always")
-def add_iteration_sums(sums, e, O, n_params, with_s):
-    """Add one sample's E^2, O_k, E O_k (and O_k O_l with SR) to the packed sums."""
-    sums[S.S_E2] += e * e
-    for k in range(n_params):
-        sums[S.S_HEADER + k] += O[k]
-        sums[S.S_HEADER + n_params + k] += e * O[k]
-    if with_s:
-        base = S.S_HEADER + 2 * n_params
-        for k in range(n_params):
-            ok = O[k]
-            row = base + k * n_params
-            for l in range(n_params):
-                sums[row + l] += ok * O[l]
-
-
 # error_model="numpy": a division by zero gives inf/nan (which the driver's guards catch)
 # instead of a Python exception. The exception checks blocked LLVM's optimisation of
 # the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
@@ -164,14 +148,13 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
                 n_acc += P
             else:
                 for p in range(P):
-                    if method == IMPORTANCE:
-                        compose.gradient(theta, r, rc, j, jc, x, p, D, g_old)
                     # The proposal is written out here, not in a function: inlined
                     # there, its stream argument was reference-counted per move (+60 %).
                     if method == METROPOLIS:       # uniform in a box of side step
                         for d in range(D):
                             dx[d] = step * (uniform(st) - 0.5)
                     else:                          # Langevin step along the drift
+                        compose.gradient(theta, r, rc, j, jc, x, p, D, g_old)
                         for d in range(D):
                             dx[d] = step * g_old[d] + sqrt_dt * normal(st)
                     log_q, factor = compose.move_ratio(theta, r, rc, j, jc, x, p, dx, D)
@@ -197,7 +180,17 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
             else:
                 e_sum += e
                 compose.parameter_derivatives(theta, r, rc, j, jc, x, D, O)
-                add_iteration_sums(sums, e, O, n_params, with_s)
+                # Written out here: as an inlined function it cost one reference
+                # count per sweep (the arrays' arguments, see compose.py).
+                sums[S.S_E2] += e * e
+                for k in range(n_params):
+                    sums[S.S_HEADER + k] += O[k]
+                    sums[S.S_HEADER + n_params + k] += e * O[k]
+                if with_s:                 # SR: sum O_k O_l, row-major
+                    base = S.S_HEADER + 2 * n_params
+                    for k in range(n_params):
+                        for l in range(n_params):
+                            sums[base + k * n_params + l] += O[k] * O[l]
         accepted[w] += n_acc
         sums[S.S_ACC] += n_acc
         sums[S.S_PROP] += sw.n_sweeps * P

@@ -116,7 +116,7 @@ def pade_u_dbeta(r, A, beta):
 def pair_constants(theta, prm, p, q):
     """(A, beta, kind) of the pair (p, q)."""
     k = pair_kind(prm, p, q)
-    return cusp(prm, k), theta[prm.offset + k], k
+    return cusp(prm, k), theta[np.uint64(prm.offset + k)], k   # unsigned: see rbm.weight
 
 
 # --------------------------------------------------------------------------- the contract
