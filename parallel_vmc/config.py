@@ -527,9 +527,9 @@ def from_dict(raw: Any, source: str = "config") -> Config:
 def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
     if cfg.optimizer.method == "sr":
-        M = cfg.system.particles * cfg.system.dimensions
-        N = cfg.wavefunction.hidden
-        n = M + N + M * N + (2 if cfg.wavefunction.jastrow == "pade" else 0)
+        from .wavefunction import Layout     # numba only when SR needs the count
+        n = Layout.from_config(cfg.wavefunction,
+                               cfg.system.particles * cfg.system.dimensions).n_params
         if n > SR_MAX_PARAMS:
             raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
                               f"(and Allreduces it every iteration); allowed up to "
@@ -553,9 +553,21 @@ def _check_combinations(cfg: Config) -> None:
                               f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
                               f"allowed: jastrow none with gibbs, or sampler.method "
                               f"metropolis/importance")
-    if cfg.wavefunction.jastrow == "pade" and cfg.system.dimensions < 2:
-        raise ConfigError("wavefunction.jastrow: pade needs system.dimensions >= 2 (its "
-                          "cusp is 1/(D-1)); allowed with dimensions 1: none")
+    _check_parts(cfg)
+
+
+def _check_parts(cfg: Config) -> None:
+    """Every selected wave-function part supports the dimension (its registry entry)."""
+    from .wavefunction.layout import PARTS
+    D = cfg.system.dimensions
+    for part in PARTS:
+        if not part.selected_by:
+            continue
+        key, value = part.selected_by
+        if getattr(cfg.wavefunction, key) == value and D < part.min_dimensions:
+            raise ConfigError(f"wavefunction.{key}: {value} needs system.dimensions >= "
+                              f"{part.min_dimensions} (got {D}); allowed with dimensions "
+                              f"{D}: a part without that need, e.g. {key}: none")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

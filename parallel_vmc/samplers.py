@@ -126,24 +126,28 @@ class Sampler:
 
     def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, parts_out=None,
               obs=None, obs_spec=None, t0=0, n_total=1):
+        """One kernel call (``kernels.run_walkers``) for all walkers of this rank; the
+        outputs left None are passed as empty arrays (not stored)."""
         n = walkers.count
         r, j = self.wf.kernel_parts()
-        K.run_walkers(
-            K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params, t0,
-                     n_total),
-            np.ascontiguousarray(theta, dtype=np.float64), r, j, self.system.kernel_params(),
-            K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted),
-            K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
-                      np.empty((3, n, 0)) if parts_out is None else parts_out,
-                      np.empty((0, 0)) if obs is None else obs,
-                      np.empty(0) if obs_spec is None else obs_spec))
+        sweeps = K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params,
+                          t0, n_total)
+        outputs = K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
+                            np.empty((3, n, 0)) if parts_out is None else parts_out,
+                            np.empty((0, 0)) if obs is None else obs,
+                            np.empty(0) if obs_spec is None else obs_spec)
+        K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j,
+                      self.system.kernel_params(),
+                      K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted),
+                      outputs)
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a
         call of zero sweeps on a copy of one walker: nothing of the run changes, and
         the time is not booked as sampling."""
         one = Walkers(walkers.positions[:1].copy(), walkers.rng[:1].copy())
-        self._call(K.THERMALIZE, 0, theta, one, np.zeros(estimators.iteration_size(self.wf.layout.n_params)))
+        self._call(K.THERMALIZE, 0, theta, one,
+                   np.zeros(estimators.iteration_size(self.wf.layout.n_params)))
 
     def sweep(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
         """n_sweeps moves of every walker, nothing measured; returns this rank's

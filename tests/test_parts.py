@@ -5,11 +5,13 @@ subset of the optional parts that supports the dimension, for psi = sqrt and ful
 D = 1, 2, 3. At random parameters and configurations:
 
 * ln psi from the jitted parts equals an independent numpy formula of each part;
-* the ratio of a single-particle move that the kernel accepts with equals
+* the ratio of a single-particle move (``compose.move_ratio``, the function the kernel
+  accepts with, called through ``compose.move_ratio_at``) equals
   |psi(x')|^2 / |psi(x)|^2 from the full ln psi (relative 1e-10);
 * the gradient, the kinetic energy (Laplacian) and d ln psi / d theta equal finite
   differences of ln psi; the drift at x and at the proposal of importance sampling is
-  grad ln psi there; the caches after an accepted move equal fresh ones;
+  grad ln psi there; after an accepted move (importance sampling or Metropolis, which
+  commit differently) the caches give what fresh ones give;
 * the Green's-function ratio of the Langevin proposal equals the ratio of the two
   Gaussian proposal densities.
 
@@ -28,7 +30,7 @@ from parallel_vmc.kernels import langevin_log_green
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import PARTS, WaveFunction, compose
 
-P_OF_D = {1: 3, 2: 3, 3: 2}          # 3 particles: both spin kinds of pairs
+P_OF_D = {1: 3, 2: 3, 3: 3}   # 3 particles (up, up, down): both kinds of spin pairs
 
 
 def rbm_reference(wf, theta, x):
@@ -154,7 +156,8 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
 
 
 @pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
-def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts):
+@pytest.mark.parametrize("with_drift", [True, False], ids=["importance", "metropolis"])
+def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_drift):
     for seed in range(3):
         wf, theta, x, rng = make(D, psi, parts, seed)
         r, j = wf.kernel_parts()
@@ -162,18 +165,21 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts):
         f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
         for p in range(P_OF_D[D]):
             dx = 0.5 * rng.standard_normal(D)
-            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, x, p, dx, D, n)
+            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, x, p, dx, D,
+                                                                 n, with_drift)
             moved = x.copy()
             moved[p * D:(p + 1) * D] += dx
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
+            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, moved, D, n)
+            assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
+            np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
+            if not with_drift:
+                continue
             np.testing.assert_allclose(g_old, [d1(f, x, i) for i in coords], rtol=1e-8,
                                        atol=1e-8)
             np.testing.assert_allclose(g_new, [d1(f, moved, i) for i in coords], rtol=1e-8,
                                        atol=1e-8)
-            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, moved, D, n)
-            assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
-            np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("D", [1, 2, 3])
@@ -222,4 +228,4 @@ def test_a_broken_formula_fails_these_tests(tmp_path):
          "-k", "D2-sqrt-rbmxpade and not broken"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 1, out.stdout[-2000:]
-    assert "2 failed, 2 passed" in out.stdout, out.stdout[-2000:]
+    assert "2 failed, 3 passed" in out.stdout, out.stdout[-2000:]

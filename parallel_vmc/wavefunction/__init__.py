@@ -19,8 +19,8 @@ from .layout import PARTS, Block, Layout, Part
 from .pair_jastrow import N_PAIR_KINDS, pade_cusps
 from .rbm import RBMParams, exact_sigma, psi_exponent
 
-__all__ = ["PARTS", "Part", "Block", "Layout", "WaveFunction", "compose", "rbm", "pair_jastrow",
-           "N_PAIR_KINDS", "exact_sigma", "psi_exponent", "pade_cusps"]
+__all__ = ["PARTS", "Part", "Block", "Layout", "WaveFunction", "compose", "rbm",
+           "pair_jastrow", "N_PAIR_KINDS", "exact_sigma", "psi_exponent", "pade_cusps"]
 
 
 @dataclass(frozen=True)

@@ -140,18 +140,23 @@ def move_ratio_at(theta, r, j, x, p, dx, D):
 
 
 @njit(cache=True)
-def move_and_commit_at(theta, r, j, x, p, dx, D, n_params):
-    """One accepted importance-sampling move as the kernel makes it: (nabla_p ln psi at
-    x, the same at the proposal, both (D,); the moved x (M,); the kinetic energy and
-    the parameter derivatives (n_params,) from the caches after the commit)."""
+def move_and_commit_at(theta, r, j, x, p, dx, D, n_params, with_drift):
+    """One accepted move as the kernel makes it: importance sampling (with_drift: the
+    gradients at x and at the proposal, then the commit that reuses the proposal's
+    sigmoids) or Metropolis (no gradients; the commit computes them). Returns
+    (nabla_p ln psi at x, at the proposal (both (D,), NaN without the drift), the moved
+    x (M,), the kinetic energy and d ln psi / d theta (n_params,) from the caches after
+    the commit)."""
     rc, jc = walker_cache(theta, r, j, x, D)
-    g_old = np.empty(D)
-    g_new = np.empty(D)
-    gradient(theta, r, rc, j, jc, x, p, D, g_old)
+    g_old = np.full(D, np.nan)
+    g_new = np.full(D, np.nan)
+    if with_drift:
+        gradient(theta, r, rc, j, jc, x, p, D, g_old)
     move_ratio(theta, r, rc, j, jc, x, p, dx, D)
-    proposed_gradient(theta, r, rc, j, jc, x, p, dx, D, g_new)
+    if with_drift:
+        proposed_gradient(theta, r, rc, j, jc, x, p, dx, D, g_new)
     y = x.copy()
-    commit(theta, r, rc, j, jc, y, p, dx, D, True)
+    commit(theta, r, rc, j, jc, y, p, dx, D, with_drift)
     kin, _, O = _local_terms(theta, r, rc, j, jc, y, D, n_params)
     return g_old, g_new, y, kin, O
 

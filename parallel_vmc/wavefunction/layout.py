@@ -113,7 +113,11 @@ class Layout:
 
     def initial(self, scale: float, rng: np.random.Generator,
                 beta: float = 1.0) -> np.ndarray:
-        """Random start: every RBM parameter ~ Normal(0, scale^2); the betas = beta."""
-        theta = np.full(self.n_params, float(beta))
-        theta[:self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
+        """The start: every RBM parameter ~ Normal(0, scale^2), drawn in block order;
+        the Jastrow betas = beta; the blocks of any other part 0."""
+        theta = np.zeros(self.n_params)
+        rbm_start = self.part_offset("rbm")
+        theta[rbm_start:rbm_start + self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
+        if "pade" in self.parts:
+            self.betas(theta)[:] = beta
         return theta

@@ -159,29 +159,28 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
 
 
 @njit(cache=True, inline="always")
-def add_particle_gradient(theta, prm, y, x, p, D, out):
-    """Add nabla_p J with particle p at y[0:D] to out (D,)."""
+def add_particle_gradient(theta, prm, y, i, x, p, D, out):
+    """Add nabla_p J with particle p at y[i:i+D] to out (D,)."""
     for q in range(prm.n_particles):
         if q == p:
             continue
         A, beta, _ = pair_constants(theta, prm, p, q)
-        fr, _ = pade_slopes(distance(y, 0, x, q, D), A, beta)
+        fr, _ = pade_slopes(distance(y, i, x, q, D), A, beta)
         for d in range(D):
-            out[d] += fr * (y[d] - x[q * D + d])
+            out[d] += fr * (y[i + d] - x[q * D + d])
 
 
 @njit(cache=True, inline="always")
 def add_gradient(theta, prm, cache, x, p, D, out):
-    """Add nabla_p J at the current position to out (D,)."""
-    for d in range(D):
-        cache[d] = x[p * D + d]
-    add_particle_gradient(theta, prm, cache, x, p, D, out)
+    """Add nabla_p J at the current position to out (D,) (the cache is not used, so
+    this may come before or after ``move_ratio``)."""
+    add_particle_gradient(theta, prm, x, p * D, x, p, D, out)
 
 
 @njit(cache=True, inline="always")
 def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """Add nabla_p J at the proposed position (kept by ``move_ratio``) to out (D,)."""
-    add_particle_gradient(theta, prm, cache, x, p, D, out)
+    add_particle_gradient(theta, prm, cache, 0, x, p, D, out)
 
 
 @njit(cache=True, inline="always")
