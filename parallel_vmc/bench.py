@@ -285,8 +285,8 @@ def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:
             t = time.perf_counter()
             run.checkpoint()
             times.append(time.perf_counter() - t)
-        if run.file is not None:
-            run.file.close()
+        if run.segment.held:
+            run.segment.file.close()
         t_ckpt = statistics.median(times)
         every = cfg.output.checkpoint_every
         share = f"{100 * t_ckpt / every:.4f} % of the {every:g} s interval" if every else ""

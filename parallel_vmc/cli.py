@@ -17,6 +17,8 @@ import os
 import sys
 import traceback
 
+from . import schema as S
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
 
 
@@ -189,8 +191,8 @@ def _nothing_done(path: str) -> bool:
         return False
     try:
         with h5py.File(path, "r", locking=False) as h5:
-            return (int(h5["optimization/rows_written"][0]) == 0
-                    and int(h5["production/samples_written"][0]) == 0)
+            return (int(h5[S.path(S.OPTIMIZATION, S.ROWS_WRITTEN)][0]) == 0
+                    and int(h5[S.path(S.PRODUCTION, S.SAMPLES_WRITTEN)][0]) == 0)
     except Exception:  # noqa: BLE001 - any damage: not known to be empty
         return False
 
@@ -241,8 +243,8 @@ def _read_root(path: str) -> dict:
     except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
         raise InputError(f"{path}: not a readable HDF5 run file, or its header is "
                          f"damaged ({one_line(exc, 200)})") from None
-    if "format_version" not in attrs or "status" not in attrs or "config" not in attrs:
-        raise InputError(f"{path}: not a pvmc run file (no format_version/status/config "
+    if any(name not in attrs for name in S.REQUIRED_ROOT):
+        raise InputError(f"{path}: not a pvmc run file (no {'/'.join(S.REQUIRED_ROOT)} "
                          "attributes)")
     return attrs
 
@@ -257,9 +259,9 @@ def _read_resumable(path: str, cfg=None):
     """
     from . import checkpoint as ckpt
     from .hdf5io import in_use, one_line
-    from .output import FORMAT_VERSION, damaged_dataset
+    from .output import damaged_dataset
     attrs = _read_root(path)
-    status = _text(attrs["status"])
+    status = _text(attrs[S.STATUS])
     if cfg is not None:
         stored = _stored_config(path, attrs)
         keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
@@ -267,12 +269,12 @@ def _read_resumable(path: str, cfg=None):
             raise InputError(f"{path} exists and was started with a different config "
                              f"({', '.join(keys)}); resume it with its own config "
                              f"(pvmc resume {path}) or choose another output path")
-    if status == "completed":
+    if status == S.COMPLETED:
         return "completed"
-    if _text(attrs["format_version"]) != str(FORMAT_VERSION):
-        raise InputError(f"{path}: format_version {_text(attrs['format_version'])!r} was "
+    if _text(attrs[S.FORMAT]) != str(S.FORMAT_VERSION):
+        raise InputError(f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
                          f"not written by this parallel_vmc version; it resumes format "
-                         f"{FORMAT_VERSION} only")
+                         f"{S.FORMAT_VERSION} only")
     if in_use(path):          # a writer holds the lock of a run that is still going
         raise InputError(f"{path} is in use by another process; is the run still going?")
     try:
@@ -298,7 +300,7 @@ def _read_resumable(path: str, cfg=None):
 def _stored_config(path: str, attrs: dict) -> dict:
     from .config import ConfigError, parse_yaml
     try:
-        stored = parse_yaml(_text(attrs["config"]), f"{path} (stored config)")
+        stored = parse_yaml(_text(attrs[S.CONFIG]), f"{path} (stored config)")
     except ConfigError as exc:
         raise InputError(str(exc)) from None
     if not isinstance(stored, dict):
@@ -317,7 +319,7 @@ def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | N
         [k for k in REQUIRED_ARRAYS if k not in arrays]
     if missing:
         return f"its checkpoint is incomplete (missing {', '.join(missing)})"
-    if _text(c_attrs["run_id"]) != _text(run_attrs.get("run_id", "")):
+    if _text(c_attrs["run_id"]) != _text(run_attrs.get(S.RUN_ID, "")):
         return ("the checkpoint beside it belongs to another run (run_id differs); "
                 "it was left behind by an earlier run of the same name")
     return None
@@ -392,7 +394,7 @@ def cmd_info(args) -> int:
     try:
         with h5py.File(path, "r", locking=False) as h5:
             if args.status:
-                print(one_line(_text(h5.attrs["status"])))
+                print(one_line(_text(h5.attrs[S.STATUS])))
                 return EXIT_OK
             return _print_info(path, h5)
     except Exception as exc:  # noqa: BLE001 - any damage becomes one message
@@ -405,37 +407,37 @@ def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from . import checkpoint as ckpt
     a = h5.attrs
-    status = _text(a["status"])
+    status = _text(a[S.STATUS])
     print(f"file          {path}")
     print(f"status        {status}")
     print(f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
           f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}")
-    if "optimization/energy" in h5:
-        opt = h5["optimization"]
-        n = int(opt["rows_written"][0]) if "rows_written" in opt else opt["energy"].shape[0]
+    if S.path(S.OPTIMIZATION, "energy") in h5:
+        opt = h5[S.OPTIMIZATION]
+        n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]
         last = (f", last energy {opt['energy'][n - 1]:.6f} +- "
                 f"{opt['energy_error'][n - 1]:.6f}" if n else "")
         print(f"iterations    {n} of {opt['energy'].shape[0]} done{last}")
-    if "production/local_energy" in h5:
-        prod = h5["production"]
-        done = (int(prod["samples_written"][0]) if "samples_written" in prod
+    if S.path(S.PRODUCTION, S.LOCAL_ENERGY) in h5:
+        prod = h5[S.PRODUCTION]
+        done = (int(prod[S.SAMPLES_WRITTEN][0]) if S.SAMPLES_WRITTEN in prod
                 else prod.attrs.get("samples_per_chain", 0))
-        print(f"production    {done} of {prod['local_energy'].shape[1]} samples per chain x "
-              f"{prod['local_energy'].shape[0]} chains")
-    if "summary" in h5:
-        s = h5["summary"].attrs
+        n_chains, per_chain = prod[S.LOCAL_ENERGY].shape
+        print(f"production    {done} of {per_chain} samples per chain x {n_chains} chains")
+    if S.SUMMARY in h5:
+        s = h5[S.SUMMARY].attrs
         print(f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
               f"variance {s['variance']:.6g}")
-    if "segments/ended" in h5:
-        seg = h5["segments"]
+    if S.path(S.SEGMENTS, "ended") in h5:
+        seg = h5[S.SEGMENTS]
         for k in range(seg["ended"].shape[0]):
             where = (f", at {_text(seg['progress'][k])}" if "progress" in seg else "")
             print(f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
                   f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
                   f"{_text(seg['end_time'][k]) or '...'}: {_text(seg['ended'][k])}{where}")
-    if "checkpoint" in h5:
-        print("checkpoint    final state in /checkpoint of this file")
-    if status != "completed":
+    if S.CHECKPOINT in h5:
+        print(f"checkpoint    final state in /{S.CHECKPOINT} of this file")
+    if status != S.COMPLETED:
         live = ckpt.path_for(path)
         try:
             c, _, note = ckpt.read_latest(live)
@@ -446,11 +448,11 @@ def _print_info(path, h5) -> int:
             print(f"warning       {note}")
             live += ckpt.PREVIOUS
         print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
-        if status.startswith("failed"):
+        if status.startswith(S.FAILED):
             print("resume        possible from that checkpoint, but the run failed: "
                   "read the status first")
             return EXIT_OK
-        if status == "running":
+        if status == S.RUNNING:
             print("note          status 'running': the run is still going, or was killed "
                   "without a chance to record it")
         print(f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"

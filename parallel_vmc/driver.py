@@ -11,10 +11,11 @@ complete state (:mod:`runstate` plus every walker) can be checkpointed at any un
 boundary, and because checkpoints never change which jitted calls are made, a resumed
 run repeats the uninterrupted one bit for bit on the same number of ranks.
 
-This module owns the phases, the run file's life and :meth:`Run.execute`; the run
-state and its checkpoints are in :mod:`runstate`, the rewind and plateau policy in
-:mod:`recovery`, the agreement protocol in :mod:`collective`, the decoding of the
-reduced sums in :mod:`estimators` and what is printed in :mod:`report`.
+This module owns the phases and :meth:`Run.execute`; the run state and its
+checkpoints are in :mod:`runstate`, the run file's life through a segment in
+:mod:`segment`, the rewind and plateau policy in :mod:`recovery`, the agreement
+protocol in :mod:`collective`, the decoding of the reduced sums in :mod:`estimators`
+and what is printed in :mod:`report`.
 """
 from __future__ import annotations
 
@@ -29,37 +30,20 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import estimators, observables, optimizers, recovery, report, runstate
+from . import schema as S
 from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
 from .control import Control
-from .hdf5io import FileInUse
-from .output import RunFile, now_iso
+from .output import now_iso
+from .runstate import per_walker, production_chunk
 from .samplers import Sampler
+from .segment import RunRefused, Segment
 from .system import System
 from .wavefunction import WaveFunction
 
-__all__ = ["Run", "RunResult", "RunFailed", "RunInterrupted", "RunRefused",
-           "per_walker", "production_chunk"]
+__all__ = ["Run", "RunResult", "RunFailed", "RunInterrupted", "RunRefused"]
 
-PRODUCTION_GATHER_BYTES = 32 * 2**20   # bound on one gathered production block
-PRODUCTION_CHUNK_SWEEPS = 4096         # bound on one production unit of work
 NEXT_PHASE = {"thermalize": "optimize", "optimize": "produce", "produce": "finish",
               "finish": "done"}
-
-
-class RunRefused(Exception):
-    """The run could not take its file (held by a live run, or it appeared meanwhile);
-    nothing was started or modified."""
-
-
-def production_chunk(n: int, n_chains: int) -> int:
-    """Sweeps per production unit: bounded in time and in gathered bytes; fixed by the
-    config and the chain count alone."""
-    return max(16, min(n, PRODUCTION_CHUNK_SWEEPS, PRODUCTION_GATHER_BYTES // (8 * n_chains)))
-
-
-def per_walker(total: int, n_chains: int) -> int:
-    """Sweeps per walker so that all chains together give at least ``total``."""
-    return max(1, math.ceil(total / n_chains))
 
 
 @dataclass
@@ -102,7 +86,6 @@ class Run:
                                      self.checkpoint)
         self.path = cfg.output.path
         self.ckpt_path = ckpt.path_for(self.path)
-        self.file: RunFile | None = None
         self.timings: dict = {}
         self.n_checkpoints = 0
         self.resumed = resume is not None
@@ -119,6 +102,8 @@ class Run:
             self.state, self.walkers = restored.state, restored.walkers
             self.reseeded = restored.reseeded
             self.production_reset = restored.production_reset
+        self.segment = Segment(cfg, comm, self.ckpt_path, self.run_id, self.n_params,
+                               self.n_chains)
 
     def _control(self, start_time: float | None) -> Control:
         from .config import walltime_seconds
@@ -151,7 +136,7 @@ class Run:
         t = time.monotonic()
         payload = self._checkpoint_payload()
         if self.comm.rank == 0:
-            self.file.sync()
+            self.segment.sync()
             ckpt.write(self.ckpt_path, *payload)
         seconds = time.monotonic() - t
         self.control.checkpoint_written(seconds)
@@ -172,11 +157,6 @@ class Run:
     def _say(self, text: str) -> None:
         if self.comm.rank == 0:
             print(text, file=self.stream, flush=True)
-
-    def _truncate_file(self, rows: int) -> None:
-        """Rank 0: only the first rows of /optimization are valid (a rewind)."""
-        if self.file is not None:
-            self.file.truncate(rows, self.state.prod_done)
 
     # ------------------------------------------------------------------ phases
     def thermalize(self) -> None:
@@ -251,13 +231,7 @@ class Run:
             shift_relative=cfg.sr_shift_relative)
         recovery.mark_good(st, it, start_positions)
         st.opt_seconds += time.monotonic() - t0
-        if self.file is not None:
-            with np.errstate(over="ignore"):      # a huge gradient: inf is fine
-                grad_norm = float(np.linalg.norm(est["gradient"]))
-            record = {k: v for k, v in est.items() if k not in ("gradient", "s_matrix")}
-            self.file.write_iteration(it, dict(record, grad_norm=grad_norm,
-                                               learning_rate=lr,
-                                               wall_time=st.opt_seconds), st.theta)
+        self.segment.write_iteration(it, est, lr, st.opt_seconds, st.theta)
         st.theta, st.opt_state = theta, opt_state
         st.iteration += 1
         if recovery.plateau_reached(st, est["energy"], est["energy_error"],
@@ -274,9 +248,10 @@ class Run:
             line = recovery.rewind(self.state, self.walkers, self.cfg.optimizer, problem,
                                    it)
         except recovery.OutOfRewinds:
-            self._truncate_file(self.state.iteration + 1)   # the good row stays valid
+            # the good row stays valid
+            self.segment.truncate(self.state.iteration + 1, self.state.prod_done)
             raise
-        self._truncate_file(self.state.iteration)
+        self.segment.truncate(self.state.iteration, self.state.prod_done)
         self._say(line)
 
     def produce(self) -> None:
@@ -312,7 +287,7 @@ class Run:
 
         size = estimators.PRODUCTION_SIZE + (rows.stop - rows.start) * width
         total, decision, (e, parts) = self.collective.unit(self.walkers, k, work, size)
-        self._write_samples(e, parts)
+        self.segment.write_samples(st.prod_done, e, parts)
         st.prod_totals += total[:estimators.PRODUCTION_SIZE]
         if layout is not None:
             st.obs_totals[rows] += total[estimators.PRODUCTION_SIZE:].reshape(-1, width)
@@ -336,107 +311,36 @@ class Run:
                                      f"{st.prod_done + t}")
         return out
 
-    def _write_samples(self, e: np.ndarray, parts) -> None:
-        """Gather this unit's (W, k) local energies (and parts (3, W, k)) of every
-        rank and write them at column prod_done (collective)."""
-        blocks = {"local_energy": e}
-        if self.cfg.production.store_components:
-            blocks.update(kinetic=parts[0], trap=parts[1], interaction=parts[2])
-        gathered = {name: self.comm.gather_rows(b) for name, b in blocks.items()}
-        if self.file is not None:
-            self.file.write_production(self.state.prod_done, gathered)
-
     def _finish(self) -> dict | None:
         """The results into the file and the summary printed; the summary on rank 0,
         None elsewhere."""
         st = self.state
         payload = self._checkpoint_payload()     # collective: before ranks part
-        if self.file is None:
+        if not self.segment.held:
             return None
         est = estimators.production_estimates(st.prod_totals)
-        self._write_results(est, payload)
+        self.segment.write_results(st, est, payload, self.sampler, self.wf, self.n_samples)
         t = time.monotonic()
-        summary = report.summarize(self.file.h5["production/local_energy"],
-                                   self.n_samples, est["acceptance"])
-        self.file.set_attrs("summary", summary)
+        summary = report.summarize(self.segment.series(), self.n_samples,
+                                   est["acceptance"])
+        self.segment.write_summary(summary)
         if self.obs_layout is not None:
             obs = report.observables_summary(st.obs_totals, self.obs_layout,
                                              summary["error"])
-            self.file.write_observables(obs)
+            self.segment.write_observables(obs)
             summary["observables"] = obs
         self.timings["analyse"] = time.monotonic() - t
         self._say(report.summary_text(summary, self.sampler, self.timings, self.comm.size,
                                       self.cfg.output.path))
         return summary
 
-    def _write_results(self, est: dict, payload) -> None:
-        """Rank 0: production attributes (est: ``estimators.production_estimates``), the
-        final parameters and state, how the optimisation ended."""
-        st, f = self.state, self.file
-        f.set_attrs("production", {
-            "samples_per_chain": self.n_samples, "step": self.sampler.step,
-            "sampler": self.sampler.method, "energy_allreduced": est["energy"],
-            "variance_allreduced": est["variance"], "acceptance": est["acceptance"],
-            "stuck_walkers": st.stuck_total})
-        f.write_wavefunction(self.wf, st.theta)
-        attrs, arrays = payload
-        f.write_checkpoint(dict(attrs, phase="completed"), arrays)
-        if st.rewind_log:
-            f.set_attrs("optimization", {"rewinds": st.rewinds, "rewind_log": st.rewind_log})
-        if st.converged:
-            f.set_attrs("optimization", {"stopped_on_plateau": st.iteration})
-
-    # ------------------------------------------------------------------ the run file
-    def open_file(self) -> None:
-        """Open the run file on rank 0 (create it, or reopen it and cut it back to the
-        checkpoint) and begin this segment. Collective: every rank learns whether that
-        worked, so a file that another process holds stops all ranks (RunRefused)."""
-        problem = None
-        try:
-            if self.comm.rank == 0:
-                if self.resumed:
-                    self._reopen_file()
-                else:
-                    self._create_file()
-                self.file.begin_segment(self.comm.size, self.state.iteration,
-                                        self.where(), self.reseeded)
-        except (FileInUse, FileExistsError) as exc:
-            problem = str(exc)
-        problem = self.comm.bcast(problem)
-        if problem:
-            raise RunRefused(problem)
-
-    def _create_file(self) -> None:
-        # Another run's leftover checkpoints go, but only once the file is held.
-        self.file = RunFile.create(self.path, self.cfg, self.comm.size, self.comm.library,
-                                   self.n_params, self.n_chains, self.n_samples,
-                                   self._sample_chunk(), self.overwrite,
-                                   os.path.basename(self.ckpt_path), self.run_id,
-                                   stale=ckpt.siblings(self.ckpt_path))
-
-    def _reopen_file(self) -> None:
-        st = self.state
-        self.file = RunFile.open(self.path)
-        self.file.close_dangling_segment()
-        self.file.truncate(st.iteration, st.prod_done, flush=False)
-        shape = self.file.h5["production/local_energy"].shape
-        if st.phase == "finish":
-            self.n_samples = shape[1]     # complete series of whichever chains
-        elif shape[0] != self.n_chains:
-            # Another chain count before production is complete: new, empty series
-            # (the restore dropped any samples of the old chains).
-            if st.prod_done:
-                raise RunFailed("internal: production samples of another chain count")
-            self.file.replace_production(self.n_chains, self.n_samples,
-                                         self._sample_chunk(),
-                                         self.cfg.production.store_components)
-        self.file.set_status("running", flush=False)
-
-    def _sample_chunk(self) -> int:
-        """Columns of one production unit: one checksummed chunk of the series."""
-        return production_chunk(self.n_samples, self.n_chains)
-
     # ------------------------------------------------------------------ the run
+    def open_file(self) -> None:
+        """Open the run file and begin this segment (collective; RunRefused on every
+        rank if rank 0 cannot take the file)."""
+        self.n_samples = self.segment.open(self.state, self.n_samples, self.resumed,
+                                           self.overwrite, self.where(), self.reseeded)
+
     def execute(self) -> RunResult:
         """Run (or continue) to the end. Raises RunInterrupted after a clean stop,
         RunFailed (or the original exception) on failure; the file records either."""
@@ -446,27 +350,28 @@ class Run:
         except BaseException:
             self.control.uninstall()
             raise
-        status = "failed: unknown"
+        status = f"{S.FAILED}: unknown"
         try:
             summary = self._phases()
-            status = "completed"
+            status = S.COMPLETED
             return RunResult(self.path, status, self.state.theta, summary, self.timings)
         except RunInterrupted as exc:
-            status = "interrupted"
+            status = S.INTERRUPTED
             self._say(f"pvmc: {exc}; checkpoint written, resume with: "
                       f"pvmc resume {self.path}")
             raise
         except RunFailed as exc:
-            status = f"failed: {exc}"
-            if self.file is not None:      # the last good parameters (after a rewind)
-                self.file.write_wavefunction(self.wf, self.state.theta)
+            status = f"{S.FAILED}: {exc}"
+            # the last good parameters (after a rewind)
+            self.segment.write_wavefunction(self.wf, self.state.theta)
             raise
         except BaseException as exc:
-            status = f"failed: {type(exc).__name__}: {exc}"
+            status = f"{S.FAILED}: {type(exc).__name__}: {exc}"
             raise
         finally:
             self.control.uninstall()
-            self._close_file(status)
+            self.segment.close(status, self.state.iteration, self.where(),
+                               self.control.elapsed())
 
     def _phases(self) -> dict | None:
         """The phases from where the state is to the end; the summary (rank 0)."""
@@ -497,17 +402,3 @@ class Run:
             if st.phase != "done":
                 self.checkpoint()
         return summary
-
-    def _close_file(self, status: str) -> None:
-        """Rank 0: end the segment and close the file with its status; a completed
-        run's checkpoint goes."""
-        if self.file is None:
-            return
-        # The segment row first and the status last: a file whose status says
-        # completed has everything else in place.
-        self.file.end_segment(self.state.iteration, status.split(":")[0], self.where(),
-                              self.control.elapsed())
-        self.file.set_status(status)
-        self.file.close()
-        if status == "completed":
-            ckpt.remove(self.ckpt_path)

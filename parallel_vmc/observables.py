@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from . import schema as S
 from .schema import shell_volumes
 from .system import pair_distance
 
@@ -41,8 +42,8 @@ N_SCALARS = 7
 # its bins per unit length (multiplications in the hot loop, not divisions)
 SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P, \
     SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE = range(10)
-SCALARS = {"local_energy": E, "kinetic": KINETIC, "trap": TRAP, "interaction": INTERACTION,
-           "r12": R12}
+SCALARS = {S.LOCAL_ENERGY: E, S.KINETIC: KINETIC, S.TRAP: TRAP, S.INTERACTION: INTERACTION,
+           S.R12: R12}
 ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
 
 
@@ -192,7 +193,7 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
     out = {"attrs": {"n_batches": int(used.sum()), "samples": int(samples),
                      "error_method": ERROR_METHOD}, "scalars": {}}
     for name, col in SCALARS.items():
-        if name == "r12" and P < 2:
+        if name == S.R12 and P < 2:
             continue
         mean, err = _batch_estimate(totals[:, col], n)
         out["scalars"][name] = {"batch_means": totals[used, col] / n[used],
@@ -201,32 +202,33 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
     def histogram(offset, n_bins, norm):
         counts = totals[:, offset:offset + n_bins]
         density, error = _batch_estimate(counts / norm, n)
-        return {"counts": counts.sum(axis=0), "density": density, "error": error,
-                "attrs": {"overflow": float(totals[:, offset + n_bins].sum())}}
+        hist = dict(zip(S.HISTOGRAM_ARRAYS, (counts.sum(axis=0), density, error)))
+        hist["attrs"] = {"overflow": float(totals[:, offset + n_bins].sum())}
+        return hist
 
     edges = np.linspace(0.0, layout.r_max, layout.n_radial + 1)
     dens = histogram(layout.off_radial, layout.n_radial, shell_volumes(edges, D))
-    dens["edges"] = edges
+    dens.update(zip(S.HISTOGRAMS[S.DENSITY], (edges,)))
     dens["attrs"].update(r_max=layout.r_max, dimensions=D, particles=P,
                          normalization="integral over space = particles")
-    out["density"] = dens
+    out[S.DENSITY] = dens
     if layout.n_image:
         m = layout.n_image
         xy = np.linspace(-layout.r_max, layout.r_max, m + 1)
         img = histogram(layout.off_image, m * m, (xy[1] - xy[0]) ** 2)
-        for key in ("counts", "density", "error"):
+        for key in S.HISTOGRAM_ARRAYS:
             img[key] = img[key].reshape(m, m)
-        img.update(x_edges=xy, y_edges=xy.copy())
+        img.update(zip(S.HISTOGRAMS[S.DENSITY_IMAGE], (xy, xy.copy())))
         img["attrs"].update(normalization="integral over the plane = particles",
                             index="[ix, iy]")
-        out["density_image"] = img
+        out[S.DENSITY_IMAGE] = img
     if layout.n_pair:
         n_pairs = P * (P - 1) // 2
         p_edges = np.linspace(0.0, layout.pair_max, layout.n_pair + 1)
         pair = histogram(layout.off_pair, layout.n_pair, n_pairs * np.diff(p_edges))
-        pair["edges"] = p_edges
-        r12 = out["scalars"]["r12"]
-        pair["attrs"].update(mean=r12["mean"], error=r12["error"],
+        pair.update(zip(S.HISTOGRAMS[S.PAIR_DISTANCE], (p_edges,)))
+        r12 = out["scalars"][S.R12]
+        pair["attrs"].update({S.MEAN: r12["mean"], S.ERROR: r12["error"]},
                              normalization="probability density of r_pq, integral 1")
-        out["pair_distance"] = pair
+        out[S.PAIR_DISTANCE] = pair
     return out

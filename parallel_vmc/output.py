@@ -205,7 +205,7 @@ class RunFile:
     def set_status(self, status: str, flush: bool = True) -> None:
         """Overwrite the status in place (same fixed-length type: no new metadata); one
         line, whatever the reason's text (HDF5 error stacks span many)."""
-        self.h5.attrs.modify("status", _fixed(one_line(status, int(TEXT_DTYPE[1:]) - 1)))
+        self.h5.attrs.modify(S.STATUS, _fixed(one_line(status, int(TEXT_DTYPE[1:]) - 1)))
         if flush:
             self.flush(force=True)
 

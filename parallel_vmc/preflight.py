@@ -81,8 +81,9 @@ def _name_max(directory: str) -> int:
 
 def samples_problem(cfg, n_ranks: int) -> str | None:
     """Production needs at least 4 samples per chain (blocking, R-hat)."""
+    from .runstate import per_walker
     n_chains = n_ranks * cfg.sampler.walkers_per_rank
-    if -(-cfg.production.samples // n_chains) < 4:
+    if per_walker(cfg.production.samples, n_chains) < 4:
         return (f"production.samples: {cfg.production.samples} gives fewer than 4 "
                 f"samples per chain for {n_chains} chains; allowed: >= {4 * n_chains}")
     return None
@@ -92,9 +93,9 @@ class Sizes:
     """The sizes a run of ``cfg`` on ``n_ranks`` ranks works with."""
 
     def __init__(self, cfg, n_ranks: int):
-        from .driver import per_walker, production_chunk
         from .estimators import iteration_size
         from .observables import Layout as ObsLayout
+        from .runstate import per_walker, production_chunk
         from .system import System
         from .wavefunction import Layout
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
@@ -109,12 +110,13 @@ class Sizes:
         self.series = 4 if cfg.production.store_components else 1
         self.iterations = cfg.optimizer.iterations
         self.sums = 8 * iteration_size(self.n_params, cfg.optimizer.method == "sr")
+        # The (P, P) Padé cusps and pair kinds (float64 + int64) for the run file.
+        self.pair_tables = 16 * self.P * self.P if wf.jastrow == "pade" else 0
         self.obs = 0
         if cfg.production.observables:
             layout = ObsLayout.from_config(cfg.production, System.from_config(sy),
                                            self.n_samples)
             self.obs = 8 * layout.n_batches * layout.width
-        self.pair_tables = 8 * self.P * self.P * (4 if wf.jastrow == "pade" else 2)
 
     def memory_per_rank(self) -> tuple[int, int]:
         """(bytes of rank 0, bytes of every other rank)."""

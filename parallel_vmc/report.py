@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import observables
+from . import schema as S
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
 INFINITE_MEAN_WARNING = (
@@ -109,7 +110,7 @@ def observables_summary(totals, layout, blocking_error: float) -> dict:
     """``observables.summarize`` of the sums totals (n_batches, width), with the
     batch-means and the blocking error of the energy side by side in its attrs."""
     obs = observables.summarize(totals, layout)
-    obs["attrs"].update(energy_error_batch_means=obs["scalars"]["local_energy"]["error"],
+    obs["attrs"].update(energy_error_batch_means=obs["scalars"][S.LOCAL_ENERGY]["error"],
                         energy_error_blocking=blocking_error)
     return obs
 
@@ -121,10 +122,10 @@ def observable_lines(obs: dict | None) -> list:
     if obs is None:
         return []
     sc = obs["scalars"]
-    names = [("kinetic", "kinetic"), ("trap", "trap"), ("interaction", "interaction"),
-             ("r12", "<r12>")]
+    names = [(S.KINETIC, "kinetic"), (S.TRAP, "trap"), (S.INTERACTION, "interaction"),
+             (S.R12, "<r12>")]
     lines = [f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
-             + ("   (batch means)" if name == "kinetic" else "")
+             + ("   (batch means)" if name == S.KINETIC else "")
              for name, label in names if name in sc]
     a = obs["attrs"]
     if batches_too_short(a["energy_error_batch_means"], a["energy_error_blocking"]):

@@ -207,10 +207,14 @@ def test_resume_on_one_rank_of_a_two_rank_run(tmp_path, reference):
 
 
 def test_max_walltime_stops_cleanly_and_resumes(tmp_path, reference):
-    """(reference: the kernels are compiled and cached before the clock matters.)"""
-    cfg = write_config(tmp_path, optimizer={"iterations": 2000})   # ~6 s of work
+    """(reference: the kernels are compiled and cached before the clock matters.)
+    A short thermalisation and 8 s: the limit must fall inside the optimisation also
+    when the machine runs slowly (with 4000 sweeps and 4 s, the margin the control keeps
+    once ended the run inside the thermalisation)."""
+    cfg = write_config(tmp_path, sampler={"thermalization": 200},
+                       optimizer={"iterations": 2000})   # well over 8 s of work
     out = tmp_path / "w.h5"
-    limit = 4
+    limit = 8
     t0 = time.monotonic()
     proc = launch(tmp_path, "run", cfg, "-o", out, "--max-walltime", f"00:00:0{limit}")
     rc = finish(proc)
