@@ -8,7 +8,6 @@ blocks' names, offsets and sizes (and so of ``n_params``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 
@@ -17,19 +16,19 @@ from . import pair_jastrow, rbm
 
 @dataclass(frozen=True)
 class Part:
-    """A registered part: its module, the config value that selects it, the smallest
-    dimension it supports, and its blocks (a function of (n_visible, n_hidden))."""
+    """A registered part: its name (and module, ``wavefunction/<module>.py``), the
+    config value that selects it, the smallest dimension it supports, and its blocks (a
+    function of (n_visible, n_hidden))."""
 
     name: str
-    module: ModuleType
     selected_by: tuple       # (config key of the wavefunction section, value); () = always
     min_dimensions: int
     blocks: object
 
 
 PARTS = (
-    Part("rbm", rbm, (), 1, rbm.blocks),
-    Part("pade", pair_jastrow, ("jastrow", "pade"), 2, lambda M, N: pair_jastrow.blocks()),
+    Part("rbm", (), 1, rbm.blocks),                                       # rbm.py
+    Part("pade", ("jastrow", "pade"), 2, lambda M, N: pair_jastrow.blocks()),  # pair_jastrow
 )
 
 
