@@ -164,7 +164,8 @@ def _setup(args, comm):
     from .samplers import Sampler, Walkers
     try:
         cfg, system, wf, theta = _problem(args)
-        sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf)
+        sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf,
+                          drift_limit=cfg.sampler.drift_limit)
         walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
                                 system.n_coords, wf.sigma)
     except MemoryError as exc:

@@ -222,6 +222,9 @@ SPEC: dict[str, dict[str, Field]] = {
         "omega": Field("float", REQUIRED, "trap frequency", minimum=0.0, min_exclusive=True),
         "interaction": Field("str", "coulomb", "pair interaction 1/r_pq or none",
                              choices=("coulomb", "none")),
+        "statistics": Field("str", "fermions", "fermions: Slater determinants per spin, "
+                            "closed shells only (first half spin up); bosons: symmetric, "
+                            "any count", choices=("fermions", "bosons")),
     },
     "wavefunction": {
         "hidden": Field("int", 4, "RBM hidden units N", minimum=1),
@@ -234,6 +237,9 @@ SPEC: dict[str, dict[str, Field]] = {
                          "Padé-Jastrow exp(sum a r/(1 + beta r))", choices=("none", "pade")),
         "jastrow_beta": Field("float", 0.5, "initial beta of both Padé-Jastrow pair kinds",
                               minimum=0.0, min_exclusive=True),
+        "determinant_refresh": Field("int", 100, "sweeps between Slater inverses computed "
+                                     "from scratch (fermions; updated by Sherman-Morrison "
+                                     "in between)", minimum=1),
     },
     "sampler": {
         "method": Field("str", "importance", "Markov chain sampler; gibbs: alternate "
@@ -249,6 +255,10 @@ SPEC: dict[str, dict[str, Field]] = {
                                    "null -> 0.5 metropolis, 0.93 importance (gibbs: "
                                    "no step, ignored)",
                                    minimum=0.05, maximum=0.99, nullable=True),
+        "drift_limit": Field("float", None, "importance sampling: Umrigar's drift limit a "
+                             "(drift v -> v (sqrt(1 + 2 a v^2 dt) - 1) / (a v^2 dt)); 0: "
+                             "off; null -> 1 with Slater determinants, else 0",
+                             minimum=0.0, nullable=True),
     },
     "optimizer": {
         "method": Field("str", "adam", "parameter update rule; sr: stochastic "
@@ -362,6 +372,7 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+CLOSED_SHELL_LIMIT = {1: None, 2: 56, 3: 70}   # largest fermion counts offered in 2D, 3D
 SR_MAX_PARAMS = 2000   # explicit S: 2000^2 doubles = 32 MB per Allreduce and solve
 _WALLTIME_HOURS = 10**6   # beyond any job; bounds the digits int() has to convert
 _WALLTIME = re.compile(r"([0-9]{1,6}):([0-5][0-9]):([0-5][0-9])")
@@ -528,8 +539,7 @@ def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
     if cfg.optimizer.method == "sr":
         from .wavefunction import Layout     # numba only when SR needs the count
-        n = Layout.from_config(cfg.wavefunction,
-                               cfg.system.particles * cfg.system.dimensions).n_params
+        n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
         if n > SR_MAX_PARAMS:
             raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
                               f"(and Allreduces it every iteration); allowed up to "
@@ -540,6 +550,7 @@ def _check_combinations(cfg: Config) -> None:
     if 0 < cfg.optimizer.plateau_window < 10:
         raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
                           "short for a slope test; allowed: 0 (off) or >= 10")
+    _check_statistics(cfg)
     if cfg.sampler.method == "gibbs":
         # x | h and h | x are the conditionals of exp(-E(x, h)), whose marginal is F:
         # Gibbs sampling draws |psi|^2 only when that is F itself.
@@ -556,18 +567,40 @@ def _check_combinations(cfg: Config) -> None:
     _check_parts(cfg)
 
 
+def _check_statistics(cfg: Config) -> None:
+    """Fermions come in closed shells; Gibbs sampling cannot carry determinants."""
+    from .wavefunction.slater import closed_shells
+    sy = cfg.system
+    if sy.statistics != "fermions":
+        return
+    limit = CLOSED_SHELL_LIMIT[sy.dimensions]
+    if sy.dimensions == 1:
+        if sy.particles % 2:
+            raise ConfigError(f"system.particles: {sy.particles} fermions do not fill "
+                              f"closed shells; allowed in 1D: an even count (one orbital "
+                              f"per shell), or system.statistics: bosons")
+    elif sy.particles not in closed_shells(sy.dimensions, limit):
+        counts = ", ".join(map(str, closed_shells(sy.dimensions, limit)))
+        raise ConfigError(f"system.particles: {sy.particles} fermions do not fill closed "
+                          f"shells in {sy.dimensions}D; allowed: {counts}, or "
+                          f"system.statistics: bosons (any count)")
+    if sy.particles > 2 and cfg.sampler.method == "gibbs":
+        raise ConfigError(f"sampler.method: gibbs draws from the RBM's conditionals, which "
+                          f"do not sample |psi|^2 with the Slater determinants of "
+                          f"system.statistics: fermions (particles {sy.particles}); allowed: "
+                          f"sampler.method metropolis/importance, or statistics bosons")
+
+
 def _check_parts(cfg: Config) -> None:
     """Every selected wave-function part supports the dimension (its registry entry)."""
     from .wavefunction.layout import PARTS
     D = cfg.system.dimensions
     for part in PARTS:
-        if not part.selected_by:
-            continue
-        key, value = part.selected_by
-        if getattr(cfg.wavefunction, key) == value and D < part.min_dimensions:
-            raise ConfigError(f"wavefunction.{key}: {value} needs system.dimensions >= "
+        if part.selects(cfg.system, cfg.wavefunction) and D < part.min_dimensions:
+            key = part.selected_by.split(":")[0]
+            raise ConfigError(f"{part.selected_by} needs system.dimensions >= "
                               f"{part.min_dimensions} (got {D}); allowed with dimensions "
-                              f"{D}: a part without that need, e.g. {key}: none")
+                              f"{D}: another value of {key}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -77,7 +77,7 @@ class Run:
         self.chains = runstate.Chains.of(comm, cfg.sampler.walkers_per_rank)
         self.n_samples = per_walker(cfg.production.samples, self.n_chains)
         self.sampler = Sampler(cfg.sampler.method, cfg.sampler.step, self.system, self.wf,
-                               cfg.sampler.target_acceptance)
+                               cfg.sampler.target_acceptance, cfg.sampler.drift_limit)
         self.obs_layout = (observables.Layout.from_config(cfg.production, self.system,
                                                           self.n_samples)
                            if cfg.production.observables else None)

@@ -26,7 +26,7 @@ from . import estimators as S
 from .observables import accumulate, batch_of
 from .rng import normal, uniform
 from .system import coulomb_potential, trap_potential
-from .wavefunction import compose, pair_jastrow, rbm
+from .wavefunction import compose, pair_jastrow, rbm, slater
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -35,8 +35,10 @@ THERMALIZE, OPTIMIZE, PRODUCE = 0, 1, 2
 
 class Sweeps(NamedTuple):
     """What one call does: method, mode, n_sweeps, the step (box side or Langevin time
-    step), n_params (the length of d ln psi / d theta), and where the sweeps lie in the
-    production of n_total sweeps per chain (t0: the first; this fixes their batches)."""
+    step), n_params (the length of d ln psi / d theta), where the sweeps lie in the
+    production of n_total sweeps per chain (t0: the first; this fixes their batches),
+    and the drift limit a of importance sampling (0: the drift is not limited; see
+    ``limit_drift``)."""
 
     method: int
     mode: int
@@ -45,15 +47,19 @@ class Sweeps(NamedTuple):
     n_params: int
     t0: int
     n_total: int
+    drift_limit: float
 
 
 class WalkerArrays(NamedTuple):
     """This rank's walkers: positions (W, M), updated in place; rng (W, 4) uint64
-    xoshiro256** states; accepted (W,) int64, accepted moves added."""
+    xoshiro256** states; accepted (W,) int64, accepted moves added; inverse_drift (W,)
+    float64, raised to the largest max |D Dinv - I| of an updated Slater inverse seen
+    when it was rebuilt (only with the Slater part)."""
 
     positions: np.ndarray
     rng: np.ndarray
     accepted: np.ndarray
+    inverse_drift: np.ndarray
 
 
 class Outputs(NamedTuple):
@@ -96,10 +102,28 @@ def langevin_log_green(log_q, dx, g_old, g_new, step, D):
     return log_q
 
 
+@njit(cache=True, inline="always")
+def limit_drift(g, step, a, D):
+    """Scale the drift velocity g (D,) of a Langevin proposal of time step ``step`` to
+    ``g (sqrt(1 + 2 a |g|^2 step) - 1) / (a |g|^2 step)`` (Umrigar, Nightingale and
+    Runge, J. Chem. Phys. 99, 2865 (1993)): unchanged where |g|^2 step << 1, at most
+    sqrt(2 / (a step)) in length near a node of psi, where |g| diverges. The limited
+    drift enters the proposal and both directions of the Green's function, so the
+    Metropolis-Hastings test keeps detailed balance exactly."""
+    g2 = 0.0
+    for d in range(D):
+        g2 += g[d] * g[d]
+    t = a * g2 * step
+    if t > 1e-12:      # below, the factor is 1 to round-off
+        f = (np.sqrt(1.0 + 2.0 * t) - 1.0) / t
+        for d in range(D):
+            g[d] *= f
+
+
 @njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
-def local_energy(theta, r, rc, j, jc, x, sy, grad, lap):
+def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
-    kin = compose.kinetic_energy(theta, r, rc, j, jc, x, sy.dimensions, grad, lap)
+    kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, sy.dimensions, grad, lap)
     trap = trap_potential(x, sy.omega)
     inter = 0.0
     if sy.coulomb:
@@ -112,16 +136,18 @@ def local_energy(theta, r, rc, j, jc, x, sy, grad, lap):
 # the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
 # ~3x cheaper (pvmc bench). A non-finite E_L in production stops the run (driver).
 @njit(cache=True, error_model="numpy")
-def run_walkers(sw, theta, r, j, sy, walkers, out):
+def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     """Advance every walker by sw.n_sweeps sweeps; accumulate or record estimators.
 
     sw: ``Sweeps``; theta: (n_params,) the variational parameters; r:
     ``rbm.RBMParams``; j: ``pair_jastrow.PadeParams`` or None (numba then compiles a
-    version with every Jastrow branch pruned); sy: ``system.SystemParams``; walkers:
+    version with every Jastrow branch pruned); s: ``slater.SlaterParams`` or None (the
+    same); sy: ``system.SystemParams``; walkers:
     ``WalkerArrays``; out: ``Outputs``. The arrays are taken out of the tuples once,
     here: each array taken out of a tuple is reference-counted (see ``compose.py``).
     """
-    X, rng, accepted = walkers.positions, walkers.rng, walkers.accepted
+    X, rng, accepted, inverse_drift = walkers.positions, walkers.rng, walkers.accepted, \
+        walkers.inverse_drift
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, \
         out.obs_spec
     P, D = sy.particles, sy.dimensions
@@ -129,6 +155,7 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
     with_s = S.has_s(sums, n_params)
     rc = rbm.new_cache(r, D)
     jc = pair_jastrow.new_cache(j, D)
+    sc = slater.new_cache(s, D)
     g_old, g_new, dx = np.empty(D), np.empty(D), np.empty(D)
     work_g, work_l = np.empty(X.shape[1]), np.empty(X.shape[1])
     h = np.empty(r.n_hidden)
@@ -139,8 +166,8 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
     for w in range(X.shape[0]):
         x = X[w]
         st = rng[w]
-        compose.refresh(theta, r, rc, j, jc, x)   # parameters may have changed since
-        n_acc = 0                                  # the last call
+        compose.refresh(theta, r, rc, j, jc, s, sc, x)   # parameters may have changed
+        n_acc = 0                                        # since the last call
         e_sum = 0.0
         for sweep in range(sw.n_sweeps):
             if method == GIBBS:
@@ -154,19 +181,30 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
                         for d in range(D):
                             dx[d] = step * (uniform(st) - 0.5)
                     else:                          # Langevin step along the drift
-                        compose.gradient(theta, r, rc, j, jc, x, p, D, g_old)
+                        compose.gradient(theta, r, rc, j, jc, s, sc, x, p, D, g_old)
+                        if sw.drift_limit > 0.0:
+                            limit_drift(g_old, step, sw.drift_limit, D)
                         for d in range(D):
                             dx[d] = step * g_old[d] + sqrt_dt * normal(st)
-                    log_q, factor = compose.move_ratio(theta, r, rc, j, jc, x, p, dx, D)
+                    log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx,
+                                                       D)
                     if method == IMPORTANCE:
-                        compose.proposed_gradient(theta, r, rc, j, jc, x, p, dx, D, g_new)
+                        compose.proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D,
+                                                  g_new)
+                        if sw.drift_limit > 0.0:
+                            limit_drift(g_new, step, sw.drift_limit, D)
                         log_q = langevin_log_green(log_q, dx, g_old, g_new, step, D)
                     if uniform(st) < np.exp(log_q) * factor:
-                        compose.commit(theta, r, rc, j, jc, x, p, dx, D, method == IMPORTANCE)
+                        compose.commit(theta, r, rc, j, jc, s, sc, x, p, dx, D,
+                                       method == IMPORTANCE)
                         n_acc += 1
+            if s is not None and (sweep + 1) % s.refresh_every == 0:
+                inverse_drift[w] = max(inverse_drift[w],
+                                       slater.refresh_checked(theta, s, sc, x, D))
             if mode == THERMALIZE:
                 continue
-            kin, trap, inter = local_energy(theta, r, rc, j, jc, x, sy, work_g, work_l)
+            kin, trap, inter = local_energy(theta, r, rc, j, jc, s, sc, x, sy, work_g,
+                                            work_l)
             e = kin + (trap + inter)
             if mode == PRODUCE:
                 energies[w, sweep] = e
@@ -179,7 +217,7 @@ def run_walkers(sw, theta, r, j, sy, walkers, out):
                                e, kin, trap, inter, obs_spec)
             else:
                 e_sum += e
-                compose.parameter_derivatives(theta, r, rc, j, jc, x, D, O)
+                compose.parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, O)
                 # Written out here: as an inlined function it cost one reference
                 # count per sweep (the arrays' arguments, see compose.py).
                 sums[S.S_E2] += e * e

@@ -102,7 +102,7 @@ class Sizes:
         self.P = sy.particles
         self.M = sy.particles * sy.dimensions
         self.N = wf.hidden
-        self.n_params = Layout.from_config(wf, self.M).n_params
+        self.n_params = Layout.from_config(sy, wf).n_params
         self.W = sa.walkers_per_rank
         self.n_chains = n_ranks * self.W
         self.n_samples = per_walker(cfg.production.samples, self.n_chains)

@@ -30,7 +30,9 @@ class Walkers:
     positions: (W, M) float64; rng: (W, 4) uint64 xoshiro256** states;
     accepted: (W,) int64 accepted moves since the start of the run;
     stuck: (W,) int64 sweeps since a walker last had a move accepted (counted per unit
-    of work by :meth:`count_stuck`).
+    of work by :meth:`count_stuck`); inverse_drift: (W,) the largest max |D Dinv - I| of
+    an updated Slater inverse seen at a rebuild since this process started (0 without
+    determinants; not checkpointed).
     """
 
     def __init__(self, positions: np.ndarray, rng: np.ndarray, accepted=None, stuck=None):
@@ -41,6 +43,7 @@ class Walkers:
                          else np.array(accepted, dtype=np.int64))
         self.stuck = (np.zeros(n, dtype=np.int64) if stuck is None
                       else np.array(stuck, dtype=np.int64))
+        self.inverse_drift = np.zeros(n)
 
     @classmethod
     def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,
@@ -113,10 +116,16 @@ class Thermalization:
 class Sampler:
     """One Markov-chain method with its (tuned, then frozen) step.
 
-    system: ``system.System``; wf: ``wavefunction.WaveFunction``.
+    system: ``system.System``; wf: ``wavefunction.WaveFunction``; drift_limit: Umrigar's
+    a of importance sampling (``kernels.limit_drift``; None: 1 when psi has the nodes of
+    Slater determinants, else 0, off).
     """
 
-    def __init__(self, method: str, step: float, system, wf, target: float | None = None):
+    def __init__(self, method: str, step: float, system, wf, target: float | None = None,
+                 drift_limit: float | None = None):
+        if drift_limit is None:
+            drift_limit = 1.0 if wf.has_determinants else 0.0
+        self.drift_limit = float(drift_limit)
         self.method = method
         self.code = K.SAMPLER_CODES[method]
         self.step = float(step)
@@ -129,16 +138,17 @@ class Sampler:
         """One kernel call (``kernels.run_walkers``) for all walkers of this rank; the
         outputs left None are passed as empty arrays (not stored)."""
         n = walkers.count
-        r, j = self.wf.kernel_parts()
+        r, j, s = self.wf.kernel_parts()
         sweeps = K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params,
-                          t0, n_total)
+                          t0, n_total, self.drift_limit)
         outputs = K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
                             np.empty((3, n, 0)) if parts_out is None else parts_out,
                             np.empty((0, 0)) if obs is None else obs,
                             np.empty(0) if obs_spec is None else obs_spec)
-        K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j,
+        K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
                       self.system.kernel_params(),
-                      K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted),
+                      K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted,
+                                     walkers.inverse_drift),
                       outputs)
 
     def load_kernel(self, theta, walkers: Walkers) -> None:

@@ -30,6 +30,7 @@ class System:
     dimensions: int
     omega: float
     coulomb: bool
+    statistics: str = "bosons"      # "fermions" | "bosons"
 
     @property
     def n_coords(self) -> int:
@@ -37,7 +38,11 @@ class System:
         return self.particles * self.dimensions
 
     def non_interacting_energy(self) -> float:
-        """Exact ground-state energy P*D*omega/2 without interaction (bosonic/no-spin)."""
+        """Exact ground-state energy without interaction: P*D*omega/2 for bosons, the
+        closed-shell sum for fermions (``wavefunction.slater``)."""
+        if self.statistics == "fermions":
+            from .wavefunction.slater import non_interacting_energy
+            return non_interacting_energy(self.particles, self.dimensions, self.omega)
         return 0.5 * self.particles * self.dimensions * self.omega
 
     def kernel_params(self) -> "SystemParams":
@@ -48,7 +53,7 @@ class System:
     def from_config(cls, cfg) -> "System":
         """From a ``config.SystemConfig``."""
         return cls(cfg.particles, cfg.dimensions, float(cfg.omega),
-                   cfg.interaction == "coulomb")
+                   cfg.interaction == "coulomb", cfg.statistics)
 
 
 @njit(cache=True, fastmath=False)

@@ -34,14 +34,14 @@ def test_local_energy_stays_finite_at_coalescence(D):
     rng = np.random.default_rng(D)
     wf = wfm.WaveFunction(wfm.Layout(P * D, 3, ("rbm", "pade")), 0.7, "sqrt", P, D)
     theta = wf.layout.initial(0.1, rng, beta=0.7)
-    r_prm, j_prm = wf.kernel_parts()
+    r_prm, j_prm, s_prm = wf.kernel_parts()
     centre = rng.standard_normal(D) * 0.3
     direction = rng.standard_normal(D)
     direction /= np.linalg.norm(direction)
     energies = []
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, x, D,
+        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D,
                                                wf.layout.n_params)
         inter = coulomb_potential(x, P, D)
         assert inter > 0.99 / r

@@ -225,7 +225,8 @@ def test_run_writes_observables_and_parts_add_up(tmp_path):
     series, and every particle and pair is counted once."""
     P = 3
     cfg = make_config(tmp_path / "obs.h5",
-                      system={"particles": P, "dimensions": 2, "omega": 0.5},
+                      system={"particles": P, "dimensions": 2, "omega": 0.5,
+                              "statistics": "bosons"},
                       wavefunction={"hidden": 3, "jastrow": "pade"},
                       sampler={"walkers_per_rank": 8, "thermalization": 200},
                       optimizer={"iterations": 5, "samples_per_iteration": 2048},

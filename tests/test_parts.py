@@ -30,7 +30,26 @@ from parallel_vmc.kernels import langevin_log_green
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import PARTS, WaveFunction, compose
 
-P_OF_D = {1: 3, 2: 3, 3: 3}   # 3 particles (up, up, down): both kinds of spin pairs
+# 3 bosons (up, up, down for the Jastrow cusps): both kinds of spin pairs; fermions
+# with determinants: the smallest closed shell beyond 2 (both kinds of pairs too).
+P_BOSONS = 3
+P_FERMIONS = {1: 4, 2: 6, 3: 8}
+# The config that selects each optional part (the registry says it in words).
+SELECT = {"pade": {"wavefunction": {"jastrow": "pade"}},
+          "slater": {"system": {"statistics": "fermions"}}}
+
+
+def n_particles(D, parts):
+    return P_FERMIONS[D] if "slater" in parts else P_BOSONS
+
+
+def fd_step(parts):
+    """(finite-difference step, relative tolerance of the kinetic energy). ln|det|
+    varies fast near the nodes (gradients ~20 at these configurations): the
+    fourth-order error h^4 f^(5) of the second derivative was 4e-5 at h = 1e-3 and
+    falls as h^4 towards the kernel's value (checked down to 2.5e-4), so a smaller step;
+    its round-off, ~5e-16 |ln psi| / h^2 per coordinate, sets the tolerance 1e-6."""
+    return (3e-4, 1e-6) if "slater" in parts else (1e-3, 1e-7)
 
 
 def rbm_reference(wf, theta, x):
@@ -55,13 +74,35 @@ def pade_reference(wf, theta, x, D):
     return total
 
 
+def slater_reference(wf, theta, x, D):
+    """ln|det D_up det D_down| - (alpha - 1) omega |x|^2 / 2 with numpy's physicists'
+    Hermite series and slogdet; the orbitals' quantum numbers written out shell by
+    shell."""
+    shells = {1: [(0,), (1,), (2,), (3,)],
+              2: [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)],
+              3: [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]}[D]
+    alpha = wf.layout.block(theta, "orbital_scale")[0]
+    pos = x.reshape(-1, D) * np.sqrt(alpha * wf.omega)
+    n = pos.shape[0] // 2
+
+    def hermite(m, t):
+        return np.polynomial.hermite.hermval(t, np.eye(m + 1)[m])
+
+    total = -0.5 * (alpha - 1.0) * wf.omega * np.sum(x * x)
+    for rows in (pos[:n], pos[n:]):
+        mat = np.array([[np.prod([hermite(q[d], r[d]) for d in range(D)])
+                         for q in shells[:n]] for r in rows])
+        total += np.linalg.slogdet(mat)[1]
+    return total
+
+
 REFERENCE = {"rbm": lambda wf, th, x, D: rbm_reference(wf, th, x),
-             "pade": pade_reference}
+             "pade": pade_reference, "slater": slater_reference}
 
 
 def combinations():
     """(D, psi, parts) for every registered combination."""
-    optional = [p for p in PARTS if p.selected_by]
+    optional = [p for p in PARTS if p.name in SELECT]
     for D, psi in itertools.product((1, 2, 3), ("sqrt", "full")):
         usable = [p for p in optional if p.min_dimensions <= D]
         for k in range(len(usable) + 1):
@@ -75,24 +116,27 @@ COMBOS = list(combinations())
 def make(D, psi, parts, seed):
     """(wf, theta, x, rng) at random parameters and positions for one combination."""
     rng = np.random.default_rng(seed)
-    P = P_OF_D[D]
-    wf_raw = {"hidden": 3, "psi": psi, "sigma": 0.9}
-    for part in PARTS:
-        if part.name in parts and part.selected_by:
-            wf_raw[part.selected_by[0]] = part.selected_by[1]
-    cfg = from_dict({"system": {"particles": P, "dimensions": D, "omega": 1.0},
-                     "wavefunction": wf_raw})
+    P = n_particles(D, parts)
+    raw = {"system": {"particles": P, "dimensions": D, "omega": 1.3,
+                      "statistics": "bosons"},
+           "wavefunction": {"hidden": 3, "psi": psi, "sigma": 0.9}}
+    for name in parts[1:]:
+        for section, values in SELECT[name].items():
+            raw[section].update(values)
+    cfg = from_dict(raw)
     wf = WaveFunction.from_config(cfg.wavefunction, System.from_config(cfg.system))
     assert wf.layout.parts == parts
     theta = 0.4 * rng.standard_normal(wf.layout.n_params)
     if "pade" in parts:
         wf.layout.betas(theta)[:] = rng.uniform(0.3, 2.0, 2)
+    if "slater" in parts:
+        wf.layout.block(theta, "orbital_scale")[:] = rng.uniform(0.7, 1.3)
     return wf, theta, rng.standard_normal(P * D), rng
 
 
 def log_psi(wf, theta, x, D):
-    r, j = wf.kernel_parts()
-    return compose.log_psi(theta, r, j, x, D)
+    r, j, s = wf.kernel_parts()
+    return compose.log_psi(theta, r, j, s, x, D)
 
 
 def d1(f, x, i, h=1e-3):
@@ -128,13 +172,13 @@ def test_log_psi_is_the_product_of_the_parts(D, psi, parts):
 def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts):
     for seed in range(5):
         wf, theta, x, rng = make(D, psi, parts, seed)
-        r, j = wf.kernel_parts()
-        for p in range(P_OF_D[D]):
+        r, j, s = wf.kernel_parts()
+        for p in range(n_particles(D, parts)):
             dx = 0.7 * rng.standard_normal(D)
             y = x.copy()
             y[p * D:(p + 1) * D] += dx
             expected = np.exp(2.0 * (log_psi(wf, theta, y, D) - log_psi(wf, theta, x, D)))
-            got = compose.move_ratio_at(theta, r, j, x, p, dx, D)
+            got = compose.move_ratio_at(theta, r, j, s, x, p, dx, D)
             assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -142,16 +186,17 @@ def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts):
 def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
     for seed in range(3):
         wf, theta, x, _ = make(D, psi, parts, seed)
-        r, j = wf.kernel_parts()
+        r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
-        kin, grad, O = compose.local_terms_at(theta, r, j, x, D, n)
+        kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D, n)
         f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
-        g_fd = np.array([d1(f, x, i) for i in range(x.size)])
-        lap_fd = sum(d2(f, x, i) for i in range(x.size))
+        g_fd = np.array([d1(f, x, i, fd_step(parts)[0]) for i in range(x.size)])
+        h, tol = fd_step(parts)
+        lap_fd = sum(d2(f, x, i, h) for i in range(x.size))
         np.testing.assert_allclose(grad, g_fd, rtol=1e-8, atol=1e-8)
-        assert kin == pytest.approx(-0.5 * (lap_fd + g_fd @ g_fd), rel=1e-7, abs=1e-7)
+        assert kin == pytest.approx(-0.5 * (lap_fd + g_fd @ g_fd), rel=tol, abs=tol)
         fp = lambda th: log_psi(wf, th, x, D)                        # noqa: E731
-        O_fd = np.array([d1(fp, theta, k) for k in range(n)])
+        O_fd = np.array([d1(fp, theta, k, fd_step(parts)[0]) for k in range(n)])
         np.testing.assert_allclose(O, O_fd, rtol=1e-8, atol=1e-8)
 
 
@@ -160,26 +205,28 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
 def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_drift):
     for seed in range(3):
         wf, theta, x, rng = make(D, psi, parts, seed)
-        r, j = wf.kernel_parts()
+        r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
         f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
-        for p in range(P_OF_D[D]):
+        for p in range(n_particles(D, parts)):
             dx = 0.5 * rng.standard_normal(D)
-            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, x, p, dx, D,
-                                                                 n, with_drift)
+            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, s, x, p, dx,
+                                                                 D, n, with_drift)
             moved = x.copy()
             moved[p * D:(p + 1) * D] += dx
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
-            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, moved, D, n)
+            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D, n)
             assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
             np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
             if not with_drift:
                 continue
-            np.testing.assert_allclose(g_old, [d1(f, x, i) for i in coords], rtol=1e-8,
-                                       atol=1e-8)
-            np.testing.assert_allclose(g_new, [d1(f, moved, i) for i in coords], rtol=1e-8,
-                                       atol=1e-8)
+            # A proposal may land next to a node, where ln|det| changes on the scale
+            # 1/|grad|: the step shrinks with it (round-off ~1e-16 |ln psi| / h).
+            for g, at in ((g_old, x), (g_new, moved)):
+                h = fd_step(parts)[0] / max(1.0, np.abs(g).max() / 20.0)
+                np.testing.assert_allclose(g, [d1(f, at, i, h) for i in coords],
+                                           rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.parametrize("D", [1, 2, 3])
@@ -225,7 +272,7 @@ def test_a_broken_formula_fails_these_tests(tmp_path):
     env["PYTHONPATH"] = str(tmp_path)
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_parts.py",
-         "-k", "D2-sqrt-rbmxpade and not broken"],
+         "-k", "D2-sqrt-rbmxpade and not slater and not broken"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 1, out.stdout[-2000:]
     assert "2 failed, 3 passed" in out.stdout, out.stdout[-2000:]

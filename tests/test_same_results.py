@@ -41,7 +41,7 @@ CASES = {   # name: (config file, overrides)
     "metropolis": ("quickstart.yaml", {"sampler": {"method": "metropolis"}}),
     "sr": ("quickstart.yaml", {"optimizer": {"method": "sr", "learning_rate": 0.1}}),
     "pade_p3_d3_metropolis": ("dot2d_omega1.0.yaml", {
-        "system": {"particles": 3, "dimensions": 3},
+        "system": {"particles": 3, "dimensions": 3, "statistics": "bosons"},
         "sampler": {"method": "metropolis"}}),
     "full_d1_importance": ("quickstart.yaml", {
         "system": {"dimensions": 1, "interaction": "none"},

@@ -58,7 +58,8 @@ def test_sr_solve_is_the_regularised_newton_step_and_survives_a_singular_s():
 
 
 def test_sr_refuses_more_parameters_than_the_explicit_matrix_allows():
-    raw = {"system": {"particles": 10, "dimensions": 3, "omega": 1.0},
+    raw = {"system": {"particles": 10, "dimensions": 3, "omega": 1.0,
+                      "statistics": "bosons"},
            "wavefunction": {"hidden": 80}, "optimizer": {"method": "sr"}}
     with pytest.raises(ConfigError, match="optimizer.method: sr builds the explicit"):
         from_dict(raw)

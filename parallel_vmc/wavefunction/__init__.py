@@ -4,6 +4,8 @@ Modules:
 
 * ``rbm.py``: the Gaussian-binary RBM part (always present) and its Gibbs conditionals;
 * ``pair_jastrow.py``: the Padé-Jastrow pair part (``wavefunction.jastrow: pade``);
+* ``slater.py``: the Slater determinants of fermions (``system.statistics: fermions``,
+  P > 2), with their orbital scale;
 * ``compose.py``: the part contract and the jitted product of the parts;
 * ``layout.py``: the registry of parts (``PARTS``) and the parameter layout;
 * this file: :class:`WaveFunction`, the fixed description of psi for a run.
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compose, pair_jastrow, rbm
+from . import compose, pair_jastrow, rbm, slater
 from .layout import PARTS, Block, Layout, Part
 from .pair_jastrow import N_PAIR_KINDS, pade_cusps
 from .rbm import RBMParams, exact_sigma, psi_exponent
 
 __all__ = ["PARTS", "Part", "Block", "Layout", "WaveFunction", "compose", "rbm",
-           "pair_jastrow", "N_PAIR_KINDS", "exact_sigma", "psi_exponent", "pade_cusps"]
+           "pair_jastrow", "slater", "N_PAIR_KINDS", "exact_sigma", "psi_exponent",
+           "pade_cusps"]
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,16 @@ class WaveFunction:
     psi: str                 # "sqrt" | "full"
     particles: int           # P
     dimensions: int          # D
+    omega: float = 1.0       # the orbitals' frequency (Slater part)
+    determinant_refresh: int = 100   # sweeps between fresh Slater inverses
 
     @property
     def jastrow(self) -> str:
         return "pade" if "pade" in self.layout.parts else "none"
+
+    @property
+    def has_determinants(self) -> bool:
+        return "slater" in self.layout.parts
 
     @property
     def c(self) -> float:
@@ -54,16 +63,21 @@ class WaveFunction:
     def from_config(cls, wf_cfg, system) -> "WaveFunction":
         sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega,
                                                                          wf_cfg.psi)
-        return cls(Layout.from_config(wf_cfg, system.n_coords), float(sigma), wf_cfg.psi,
-                   system.particles, system.dimensions)
+        return cls(Layout.from_config(system, wf_cfg), float(sigma), wf_cfg.psi,
+                   system.particles, system.dimensions, float(system.omega),
+                   wf_cfg.determinant_refresh)
 
     def kernel_parts(self):
-        """(RBMParams, PadeParams or None): where the parts find their blocks in theta
-        and their fixed numbers, as the kernels take them."""
+        """(RBMParams, PadeParams or None, SlaterParams or None): where the parts find
+        their blocks in theta and their fixed numbers, as the kernels take them."""
         lay = self.layout
         r = RBMParams(lay.part_offset("rbm"), lay.n_visible, lay.n_hidden, self.inv_s2,
                       self.c)
         j = None
         if "pade" in lay.parts:
             j = pair_jastrow.params(lay.part_offset("pade"), self.particles, self.dimensions)
-        return r, j
+        s = None
+        if "slater" in lay.parts:
+            s = slater.params(lay.part_offset("slater"), self.particles, self.dimensions,
+                              self.omega, self.determinant_refresh)
+        return r, j, s

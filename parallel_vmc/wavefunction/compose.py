@@ -41,28 +41,33 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from . import pair_jastrow, rbm
+from . import pair_jastrow, rbm, slater
 
 
 @njit(cache=True)
-def log_psi(theta, r, j, x, D):
-    """ln |psi(x)| for x (P*D,); r: RBM parameters; j: Padé-Jastrow ones or None."""
+def log_psi(theta, r, j, s, x, D):
+    """ln |psi(x)| for x (P*D,); r: RBM parameters; j: Padé-Jastrow ones or None;
+    s: Slater ones or None."""
     value = rbm.log_psi(theta, r, x, D)
     if j is not None:
         value += pair_jastrow.log_psi(theta, j, x, D)
+    if s is not None:
+        value += slater.log_psi(theta, s, x, D)
     return value
 
 
 @njit(cache=True, inline="always")
-def refresh(theta, r, rc, j, jc, x):
+def refresh(theta, r, rc, j, jc, s, sc, x):
     """Rebuild every part's cache for position x."""
     rbm.refresh(theta, r, rc, x)
     if j is not None:
         pair_jastrow.refresh(theta, j, jc, x)
+    if s is not None:
+        slater.refresh(theta, s, sc, x)
 
 
 @njit(cache=True, inline="always")
-def move_ratio(theta, r, rc, j, jc, x, p, dx, D):
+def move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D):
     """(log_q, factor): |psi(x')/psi(x)|^2 = exp(log_q) * factor for particle p moved
     by dx (D,)."""
     log_q, factor = rbm.move_ratio(theta, r, rc, x, p, dx, D)
@@ -70,110 +75,125 @@ def move_ratio(theta, r, rc, j, jc, x, p, dx, D):
         lj, fj = pair_jastrow.move_ratio(theta, j, jc, x, p, dx, D)
         log_q += lj
         factor *= fj
+    if s is not None:
+        ls, fs = slater.move_ratio(theta, s, sc, x, p, dx, D)
+        log_q += ls
+        factor *= fs
     return log_q, factor
 
 
 @njit(cache=True, inline="always")
-def gradient(theta, r, rc, j, jc, x, p, D, out):
+def gradient(theta, r, rc, j, jc, s, sc, x, p, D, out):
     """nabla_p ln psi at x into out (D,): the drift of importance sampling."""
     rbm.set_gradient(theta, r, rc, x, p, D, out)
     if j is not None:
         pair_jastrow.add_gradient(theta, j, jc, x, p, D, out)
+    if s is not None:
+        slater.add_gradient(theta, s, sc, x, p, D, out)
 
 
 @njit(cache=True, inline="always")
-def proposed_gradient(theta, r, rc, j, jc, x, p, dx, D, out):
+def proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, out):
     """nabla_p ln psi at the proposal of the last ``move_ratio`` into out (D,)."""
     rbm.set_proposed_gradient(theta, r, rc, x, p, dx, D, out)
     if j is not None:
         pair_jastrow.add_proposed_gradient(theta, j, jc, x, p, dx, D, out)
+    if s is not None:
+        slater.add_proposed_gradient(theta, s, sc, x, p, dx, D, out)
 
 
 @njit(cache=True, inline="always")
-def commit(theta, r, rc, j, jc, x, p, dx, D, proposed_gradient_done):
+def commit(theta, r, rc, j, jc, s, sc, x, p, dx, D, proposed_gradient_done):
     """Accept the last proposal: every part's cache, then x itself."""
     rbm.commit(theta, r, rc, x, p, dx, D, proposed_gradient_done)
     if j is not None:
         pair_jastrow.commit(theta, j, jc, x, p, dx, D, proposed_gradient_done)
+    if s is not None:
+        slater.commit(theta, s, sc, x, p, dx, D, proposed_gradient_done)
     for d in range(D):
         x[p * D + d] += dx[d]
 
 
 @njit(cache=True, inline="always")
-def kinetic_energy(theta, r, rc, j, jc, x, D, grad, lap):
+def kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap):
     """-1/2 (nabla^2 psi)/psi = -1/2 sum_i [ d_i^2 ln psi + (d_i ln psi)^2 ];
     grad, lap: (M,) work arrays (left holding d_i ln psi and the parts' d_i^2 ln psi)."""
     t = rbm.set_grad_lap(theta, r, rc, x, D, grad, lap)
     if j is not None:
         t += pair_jastrow.add_grad_lap(theta, j, jc, x, D, grad, lap)
+    if s is not None:
+        t += slater.add_grad_lap(theta, s, sc, x, D, grad, lap)
     for i in range(x.shape[0]):
         t += lap[i] + grad[i] * grad[i]
     return -0.5 * t
 
 
 @njit(cache=True, inline="always")
-def parameter_derivatives(theta, r, rc, j, jc, x, D, out):
+def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
     """O_k = d ln psi / d theta_k of every block into out (n_params,)."""
     rbm.parameter_derivatives(theta, r, rc, x, D, out)
     if j is not None:
         pair_jastrow.parameter_derivatives(theta, j, jc, x, D, out)
+    if s is not None:
+        slater.parameter_derivatives(theta, s, sc, x, D, out)
 
 
 # ------------------------------------------------------------- non-inlined entry points
 # For tests and tools: the same inlined operations behind one call each.
 
 @njit(cache=True)
-def walker_cache(theta, r, j, x, D):
-    """Fresh caches (rc, jc) of both parts for position x."""
+def walker_cache(theta, r, j, s, x, D):
+    """Fresh caches (rc, jc, sc) of the parts for position x."""
     rc = rbm.new_cache(r, D)
     jc = pair_jastrow.new_cache(j, D)
-    refresh(theta, r, rc, j, jc, x)
-    return rc, jc
+    sc = slater.new_cache(s, D)
+    refresh(theta, r, rc, j, jc, s, sc, x)
+    return rc, jc, sc
 
 
 @njit(cache=True)
-def move_ratio_at(theta, r, j, x, p, dx, D):
+def move_ratio_at(theta, r, j, s, x, p, dx, D):
     """|psi(x')/psi(x)|^2 for particle p moved by dx, as the kernel computes it."""
-    rc, jc = walker_cache(theta, r, j, x, D)
-    log_q, factor = move_ratio(theta, r, rc, j, jc, x, p, dx, D)
+    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
+    log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
     return np.exp(log_q) * factor
 
 
 @njit(cache=True)
-def move_and_commit_at(theta, r, j, x, p, dx, D, n_params, with_drift):
+def move_and_commit_at(theta, r, j, s, x, p, dx, D, n_params, with_drift):
     """One accepted move as the kernel makes it: importance sampling (with_drift: the
     gradients at x and at the proposal, then the commit that reuses the proposal's
     sigmoids) or Metropolis (no gradients; the commit computes them). Returns
     (nabla_p ln psi at x, at the proposal (both (D,), NaN without the drift), the moved
     x (M,), the kinetic energy and d ln psi / d theta (n_params,) from the caches after
     the commit)."""
-    rc, jc = walker_cache(theta, r, j, x, D)
+    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
     g_old = np.full(D, np.nan)
     g_new = np.full(D, np.nan)
     if with_drift:
-        gradient(theta, r, rc, j, jc, x, p, D, g_old)
-    move_ratio(theta, r, rc, j, jc, x, p, dx, D)
+        gradient(theta, r, rc, j, jc, s, sc, x, p, D, g_old)
+    move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
     if with_drift:
-        proposed_gradient(theta, r, rc, j, jc, x, p, dx, D, g_new)
+        proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, g_new)
     y = x.copy()
-    commit(theta, r, rc, j, jc, y, p, dx, D, with_drift)
-    kin, _, O = _local_terms(theta, r, rc, j, jc, y, D, n_params)
+    commit(theta, r, rc, j, jc, s, sc, y, p, dx, D, with_drift)
+    kin, _, O = _local_terms(theta, r, rc, j, jc, s, sc, y, D, n_params)
     return g_old, g_new, y, kin, O
 
 
 @njit(cache=True, inline="always")
-def _local_terms(theta, r, rc, j, jc, x, D, n_params):
+def _local_terms(theta, r, rc, j, jc, s, sc, x, D, n_params):
     """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) from caches."""
     grad = np.empty(x.shape[0])
     lap = np.empty(x.shape[0])
-    kin = kinetic_energy(theta, r, rc, j, jc, x, D, grad, lap)
+    kin = kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
     O = np.empty(n_params)
-    parameter_derivatives(theta, r, rc, j, jc, x, D, O)
+    parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, O)
     return kin, grad, O
 
 
 @njit(cache=True)
-def local_terms_at(theta, r, j, x, D, n_params):
+def local_terms_at(theta, r, j, s, x, D, n_params):
     """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) at x."""
-    rc, jc = walker_cache(theta, r, j, x, D)
-    return _local_terms(theta, r, rc, j, jc, x, D, n_params)
+    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
+    return _local_terms(theta, r, rc, j, jc, s, sc, x, D, n_params)

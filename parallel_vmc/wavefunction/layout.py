@@ -2,8 +2,9 @@
 
 The variational parameters form one flat vector theta: the blocks of the present parts
 in the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti,
-beta_para]`` with the Padé-Jastrow factor). :class:`Layout` is the one home of the
-blocks' names, offsets and sizes (and so of ``n_params``).
+beta_para]`` with the Padé-Jastrow factor, then ``[alpha]`` with the Slater
+determinants). :class:`Layout` is the one home of the blocks' names, offsets and sizes
+(and so of ``n_params``).
 """
 from __future__ import annotations
 
@@ -11,24 +12,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import pair_jastrow, rbm
+from . import pair_jastrow, rbm, slater
 
 
 @dataclass(frozen=True)
 class Part:
-    """A registered part: its name (and module, ``wavefunction/<module>.py``), the
-    config value that selects it, the smallest dimension it supports, and its blocks (a
-    function of (n_visible, n_hidden))."""
+    """A registered part: its name, what selects it (``selects(system, wf)`` of the
+    system and wavefunction config sections, or of ``System`` and the wavefunction
+    section; ``selected_by`` says it in config words for messages), the smallest
+    dimension it supports, and its blocks (a function of (n_visible, n_hidden))."""
 
     name: str
-    selected_by: tuple       # (config key of the wavefunction section, value); () = always
+    selects: object
+    selected_by: str
     min_dimensions: int
     blocks: object
 
 
+def needs_determinants(system) -> bool:
+    """Fermions beyond two: for P = 2 the determinants of one orbital are constants."""
+    return system.statistics == "fermions" and system.particles > 2
+
+
 PARTS = (
-    Part("rbm", (), 1, rbm.blocks),                                       # rbm.py
-    Part("pade", ("jastrow", "pade"), 2, lambda M, N: pair_jastrow.blocks()),  # pair_jastrow
+    Part("rbm", lambda sy, wf: True, "always", 1, rbm.blocks),                # rbm.py
+    Part("pade", lambda sy, wf: wf.jastrow == "pade", "wavefunction.jastrow: pade", 2,
+         lambda M, N: pair_jastrow.blocks()),                                # pair_jastrow.py
+    Part("slater", lambda sy, wf: needs_determinants(sy), "system.statistics: fermions",
+         1, lambda M, N: slater.blocks()),                                   # slater.py
 )
 
 
@@ -55,12 +66,11 @@ class Layout:
     parts: tuple = ("rbm",)     # names of the present parts, in PARTS order
 
     @classmethod
-    def from_config(cls, wf_cfg, n_visible: int) -> "Layout":
-        """The layout a ``config.WaveFunctionConfig`` asks for."""
-        names = tuple(p.name for p in PARTS
-                      if not p.selected_by or getattr(wf_cfg, p.selected_by[0])
-                      == p.selected_by[1])
-        return cls(n_visible, wf_cfg.hidden, names)
+    def from_config(cls, system, wf_cfg) -> "Layout":
+        """The layout asked for by a system (``config.SystemConfig`` or ``System``) and
+        a ``config.WaveFunctionConfig``."""
+        names = tuple(p.name for p in PARTS if p.selects(system, wf_cfg))
+        return cls(system.particles * system.dimensions, wf_cfg.hidden, names)
 
     @property
     def blocks(self) -> tuple:
@@ -113,10 +123,12 @@ class Layout:
     def initial(self, scale: float, rng: np.random.Generator,
                 beta: float = 1.0) -> np.ndarray:
         """The start: every RBM parameter ~ Normal(0, scale^2), drawn in block order;
-        the Jastrow betas = beta; the blocks of any other part 0."""
+        the Jastrow betas = beta; the orbital scale 1; the blocks of any other part 0."""
         theta = np.zeros(self.n_params)
         rbm_start = self.part_offset("rbm")
         theta[rbm_start:rbm_start + self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
         if "pade" in self.parts:
             self.betas(theta)[:] = beta
+        if "slater" in self.parts:
+            self.block(theta, "orbital_scale")[:] = 1.0
         return theta

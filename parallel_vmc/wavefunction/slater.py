@@ -1,0 +1,487 @@
+"""The Slater part of psi for fermions: ``det D_up * det D_down * G``.
+
+``D_up[k, j] = phi_j(r_k)`` over the first ``n = P/2`` particles (spin up), ``D_down``
+over the rest; orbitals are the ``n`` lowest harmonic-oscillator states, filled shell
+by shell, without their Gaussian (the RBM carries ``exp(-omega |x|^2 / 2)``):
+
+    phi_j(r) = prod_d H_{n_jd}(s r_d),   s = sqrt(alpha omega)
+
+with physicists' Hermite polynomials (``H_0 = 1``, ``H_1 = 2t``, ``H_{m+1} = 2t H_m -
+2m H_{m-1}``, ``H_m' = 2m H_{m-1}``). ``alpha`` is the variational orbital scale, the
+block ``[orbital_scale]`` of theta (start 1). The factor ``G = exp(-(alpha - 1) omega
+sum_p |r_p|^2 / 2)`` turns the RBM's Gaussian into the one of width ``alpha omega``, so
+a change of alpha rescales whole orbitals (the classic one-parameter Slater-Jastrow
+form; at alpha = 1 and a = b = W = 0 psi is the exact non-interacting ground state).
+
+Formulas (one home each, below), with ``Dinv`` the inverse of the particle's spin
+matrix and ``k`` the particle's row in it:
+
+* ratio of a move of particle p to r': ``R = sum_j phi_j(r') Dinv[j, k]`` (O(n));
+* accepted move: Sherman-Morrison, ``Dinv'[:, k] = Dinv[:, k] / R`` and
+  ``Dinv'[:, q] = Dinv[:, q] - (sum_j phi_j(r') Dinv[j, q]) Dinv'[:, k]`` (O(n^2));
+* ``nabla_p ln|det| = sum_j nabla phi_j(r_p) Dinv[j, k]``,
+  ``nabla_p^2 ln|det| = sum_j nabla^2 phi_j(r_p) Dinv[j, k] - |nabla_p ln|det||^2``;
+* ``d ln|det| / d alpha = sum_p r_p . nabla_p ln|det| / (2 alpha)`` (the orbitals are
+  functions of ``s r``), ``d ln G / d alpha = -omega sum_p |r_p|^2 / 2``.
+
+The ratio can be negative (a move across the nodal surface): the part returns ``R^2``
+as its factor and keeps ``R`` (and the running sign of psi) in its cache. The inverses
+are rebuilt from scratch every ``refresh_every`` sweeps (``refresh_checked`` reports
+how far the updated ones had drifted).
+
+Cache (one flat array per walker, ``new_cache``; offsets from ``slots``): both
+inverses transposed, ``T[k*n + j] = Dinv[j, k]``, so that row k holds what a move of
+the k-th particle of a spin needs; the orbitals at the proposal; Hermite tables; the
+orbitals' quantum numbers; the proposed position; scalars (R, s, alpha, sign); work
+space for a rebuild.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+R_SLOT, S_SLOT, ALPHA_SLOT, SIGN_SLOT = range(4)     # scalars at slots()[SCALARS]
+N_SCALARS = 4
+(INV, PHI, SM, HERM, QN, Y, G, SCALARS, WORK, SIZE) = range(10)   # names of slots()
+
+
+class SlaterParams(NamedTuple):
+    """Where alpha sits in theta, and the fixed numbers (scalars only: see
+    ``compose.py``)."""
+
+    offset: int          # alpha = theta[offset]
+    n_particles: int     # P; particles 0 .. n-1 spin up, n .. P-1 down
+    n_orbitals: int      # n = P / 2 per spin
+    n_table: int         # Hermite polynomials kept per dimension: H_0 .. H_{n_table-1}
+    omega: float
+    refresh_every: int   # sweeps between rebuilds of the inverses
+
+
+# --------------------------------------------------------------------------- shells
+
+def shell_size(shell: int, D: int) -> int:
+    """Orbitals in oscillator shell ``shell`` (n_1 + ... + n_D = shell)."""
+    return {1: 1, 2: shell + 1, 3: (shell + 1) * (shell + 2) // 2}[D]
+
+
+def closed_shells(D: int, limit: int) -> tuple:
+    """The closed-shell electron counts up to limit in D dimensions (two spins):
+    2D 2, 6, 12, 20, ...; 3D 2, 8, 20, 40, ...; 1D every even count."""
+    out, filled, shell = [], 0, 0
+    while True:
+        filled += shell_size(shell, D)
+        if 2 * filled > limit:
+            return tuple(out)
+        out.append(2 * filled)
+        shell += 1
+
+
+@njit(cache=True)
+def quantum_numbers(n, D):
+    """(n, D) int64: the oscillator quantum numbers of the n lowest orbitals, shell by
+    shell, within a shell n_1 descending, then n_2 (2D: (0,0), (1,0), (0,1), (2,0),
+    (1,1), (0,2), ...)."""
+    out = np.zeros((n, D), dtype=np.int64)
+    j, shell = 0, 0
+    while j < n:
+        for n1 in range(shell, -1, -1):
+            rest = shell - n1
+            if D == 1 and rest > 0:
+                continue
+            for n2 in range(rest if D >= 2 else 0, -1, -1):
+                if D == 2 and n2 != rest:
+                    continue
+                if j < n:
+                    out[j, 0] = n1
+                    if D >= 2:
+                        out[j, 1] = n2
+                    if D == 3:
+                        out[j, 2] = rest - n2
+                    j += 1
+        shell += 1
+    return out
+
+
+def non_interacting_energy(P: int, D: int, omega: float) -> float:
+    """Closed-shell energy: 2 omega sum_j (|n_j| + D/2) over the P/2 orbitals per spin."""
+    q = quantum_numbers(P // 2, D)
+    return float(2.0 * omega * (q.sum() + 0.5 * D * len(q)))
+
+
+def shell_filling(P: int, D: int) -> str:
+    """The occupied orbitals of one spin, for the summary, ``pvmc info`` and the run
+    file: e.g. '3 per spin: (0,0) (1,0) (0,1)'."""
+    q = quantum_numbers(P // 2, D)
+    return f"{len(q)} per spin: " + " ".join("(" + ",".join(map(str, t)) + ")" for t in q)
+
+
+def blocks() -> tuple:
+    """The named sub-blocks of the parameter block: ((name, shape), ...)."""
+    return (("orbital_scale", (1,)),)
+
+
+def params(offset: int, P: int, D: int, omega: float, refresh_every: int) -> SlaterParams:
+    n = P // 2
+    top = int(quantum_numbers(n, D).sum(axis=1).max())
+    return SlaterParams(offset, P, n, max(top + 1, 2), float(omega), int(refresh_every))
+
+
+# --------------------------------------------------------------------------- cache layout
+
+@njit(cache=True, inline="always")
+def slots(prm, D):
+    """Offsets of the cache's regions (indexed by INV .. WORK) and its SIZE."""
+    n, nt = prm.n_orbitals, prm.n_table
+    inv = 0                       # T_up, T_down: 2 n^2
+    phi = inv + 2 * n * n         # orbitals at the proposal: n
+    sm = phi + n                  # Sherman-Morrison scratch: n
+    herm = sm + n                 # H, H', H'' per dimension: 3 D nt
+    qn = herm + 3 * D * nt        # quantum numbers: n D
+    y = qn + n * D                # proposed position: D
+    g = y + D                     # gradient scratch: D
+    sc = g + D                    # scalars
+    work = sc + N_SCALARS         # a rebuild's matrix and inverse: 2 n^2
+    return inv, phi, sm, herm, qn, y, g, sc, work, work + 2 * n * n
+
+
+@njit(cache=True, inline="always")
+def orbital_scale(theta, prm):
+    return theta[np.uint64(prm.offset)]          # unsigned: see rbm.weight
+
+
+# --------------------------------------------------------------------------- orbitals
+
+@njit(cache=True, inline="always")
+def fill_hermite(prm, cache, y, i, D, derivatives):
+    """H_m(s y_d) for the point y[i:i+D] into the cache's Hermite table, and (if
+    derivatives) their first and second derivatives in y_d: s 2m H_{m-1} and
+    s^2 4m(m-1) H_{m-2}."""
+    sl = slots(prm, D)
+    nt = prm.n_table
+    s = cache[sl[SCALARS] + S_SLOT]
+    for d in range(D):
+        h = sl[HERM] + d * nt
+        t = s * y[i + d]
+        cache[h] = 1.0
+        cache[h + 1] = 2.0 * t
+        for m in range(1, nt - 1):
+            cache[h + m + 1] = 2.0 * t * cache[h + m] - 2.0 * m * cache[h + m - 1]
+        if derivatives:
+            h1 = h + D * nt
+            h2 = h1 + D * nt
+            cache[h1] = 0.0
+            cache[h2] = 0.0
+            cache[h2 + 1] = 0.0
+            for m in range(1, nt):
+                cache[h1 + m] = 2.0 * m * s * cache[h + m - 1]
+            for m in range(2, nt):
+                cache[h2 + m] = 4.0 * m * (m - 1) * s * s * cache[h + m - 2]
+
+
+@njit(cache=True, inline="always")
+def hermite_index(prm, cache, sl, j, d, D):
+    """Where H_{n_jd}(s y_d) of orbital j sits in the Hermite table."""
+    return sl[HERM] + d * prm.n_table + np.int64(cache[sl[QN] + j * D + d])
+
+
+@njit(cache=True, inline="always")
+def orbital_value(prm, cache, sl, j, D):
+    """phi_j at the point of the last ``fill_hermite``."""
+    f = 1.0
+    for d in range(D):
+        f *= cache[hermite_index(prm, cache, sl, j, d, D)]
+    return f
+
+
+@njit(cache=True, inline="always")
+def add_orbital_derivatives(prm, cache, sl, j, D, w, g):
+    """Add w nabla phi_j to g (cache offset of D values) and return w nabla^2 phi_j, at
+    the point of the last ``fill_hermite(..., derivatives=True)``."""
+    block = D * prm.n_table
+    lap = 0.0
+    for d in range(D):
+        others = 1.0
+        for e in range(D):
+            if e != d:
+                others *= cache[hermite_index(prm, cache, sl, j, e, D)]
+        k = hermite_index(prm, cache, sl, j, d, D)
+        cache[g + d] += w * cache[k + block] * others
+        lap += cache[k + 2 * block] * others
+    return w * lap
+
+
+# --------------------------------------------------------------------------- inverses
+
+@njit(cache=True, inline="always")
+def invert(c, a, b, n):
+    """c[b : b + n^2] = inverse of the n x n row-major matrix at c[a : a + n^2] (which
+    is destroyed): Gauss-Jordan elimination with partial pivoting. Returns
+    (ln|det A|, sign of det A); (-inf, 0.0) for a singular matrix."""
+    for i in range(n * n):
+        c[b + i] = 0.0
+    for i in range(n):
+        c[b + i * n + i] = 1.0
+    log_det, sign = 0.0, 1.0
+    for col in range(n):
+        piv = col
+        for r in range(col + 1, n):
+            if abs(c[a + r * n + col]) > abs(c[a + piv * n + col]):
+                piv = r
+        if piv != col:
+            sign = -sign
+            for i in range(n):
+                c[a + col * n + i], c[a + piv * n + i] = c[a + piv * n + i], c[a + col * n + i]
+                c[b + col * n + i], c[b + piv * n + i] = c[b + piv * n + i], c[b + col * n + i]
+        pivot = c[a + col * n + col]
+        if pivot == 0.0:
+            return -np.inf, 0.0
+        log_det += np.log(abs(pivot))
+        if pivot < 0.0:
+            sign = -sign
+        inv_pivot = 1.0 / pivot
+        for i in range(n):
+            c[a + col * n + i] *= inv_pivot
+            c[b + col * n + i] *= inv_pivot
+        for r in range(n):
+            f = c[a + r * n + col]
+            if r == col or f == 0.0:
+                continue
+            for i in range(n):
+                c[a + r * n + i] -= f * c[a + col * n + i]
+                c[b + r * n + i] -= f * c[b + col * n + i]
+    return log_det, sign
+
+
+@njit(cache=True, inline="always")
+def slater_matrix_transposed(prm, cache, x, spin, D, out):
+    """cache[out + j*n + k] = phi_j(r of the k-th particle of the spin)."""
+    sl = slots(prm, D)
+    n = prm.n_orbitals
+    for k in range(n):
+        fill_hermite(prm, cache, x, (spin * n + k) * D, D, False)
+        for j in range(n):
+            cache[out + j * n + k] = orbital_value(prm, cache, sl, j, D)
+
+
+@njit(cache=True, inline="always")
+def rebuild_spin(prm, cache, x, spin, D, check):
+    """Replace the stored inverse of one spin by a fresh one (T = inverse of the
+    transposed Slater matrix). Returns (ln|det|, sign, drift): drift = max |D Dinv - I|
+    of the inverse it replaced (0.0 unless check)."""
+    sl = slots(prm, D)
+    n = prm.n_orbitals
+    a = sl[WORK]
+    t = sl[INV] + spin * n * n
+    slater_matrix_transposed(prm, cache, x, spin, D, a)
+    drift = 0.0
+    if check:
+        for k in range(n):
+            for q in range(n):
+                e = -1.0 if k == q else 0.0
+                for j in range(n):
+                    e += cache[a + j * n + k] * cache[t + q * n + j]
+                drift = max(drift, abs(e))
+    log_det, sign = invert(cache, a, t, n)
+    return log_det, sign, drift
+
+
+@njit(cache=True, inline="always")
+def set_scale(theta, prm, cache, D):
+    """alpha and s = sqrt(alpha omega) into the cache's scalars."""
+    sc = slots(prm, D)[SCALARS]
+    alpha = orbital_scale(theta, prm)
+    cache[sc + ALPHA_SLOT] = alpha
+    cache[sc + S_SLOT] = np.sqrt(alpha * prm.omega)
+
+
+@njit(cache=True, inline="always")
+def refresh_checked(theta, prm, cache, x, D):
+    """Rebuild both inverses; returns how far the replaced ones had drifted,
+    max |D Dinv - I| (the caches must hold inverses for this x)."""
+    lu, su, eu = rebuild_spin(prm, cache, x, 0, D, True)
+    ld, sd, ed = rebuild_spin(prm, cache, x, 1, D, True)
+    cache[slots(prm, D)[SCALARS] + SIGN_SLOT] = su * sd
+    return max(eu, ed)
+
+
+@njit(cache=True, inline="always")
+def gaussian_coefficient(prm, cache, D):
+    """c = (alpha - 1) omega of ln G = -c sum_p |r_p|^2 / 2."""
+    return (cache[slots(prm, D)[SCALARS] + ALPHA_SLOT] - 1.0) * prm.omega
+
+
+@njit(cache=True, inline="always")
+def spin_row(prm, p, D):
+    """(spin, cache offset of row k of the spin's T) for particle p."""
+    n = prm.n_orbitals
+    spin = 1 if p >= n else 0
+    return spin, slots(prm, D)[INV] + spin * n * n + (p - spin * n) * n
+
+
+@njit(cache=True, inline="always")
+def det_gradient(prm, cache, y, i, t, D):
+    """nabla ln|det| at the point y[i:i+D] for the row T at cache[t:] into the
+    gradient scratch (D values at slots()[G]); returns sum_j nabla^2 phi_j T_j."""
+    sl = slots(prm, D)
+    fill_hermite(prm, cache, y, i, D, True)
+    for d in range(D):
+        cache[sl[G] + d] = 0.0
+    lap = 0.0
+    for j in range(prm.n_orbitals):
+        lap += add_orbital_derivatives(prm, cache, sl, j, D, cache[t + j], sl[G])
+    return lap
+
+
+# --------------------------------------------------------------------------- the contract
+
+@njit(cache=True)
+def signed_log_psi(theta, prm, x, D):
+    """(ln|part|, sign of the part) at one configuration x (P*D,)."""
+    cache = new_cache(prm, D)
+    set_scale(theta, prm, cache, D)
+    lu, su, _ = rebuild_spin(prm, cache, x, 0, D, False)
+    ld, sd, _ = rebuild_spin(prm, cache, x, 1, D, False)
+    r2 = 0.0
+    for i in range(x.shape[0]):
+        r2 += x[i] * x[i]
+    return lu + ld - 0.5 * gaussian_coefficient(prm, cache, D) * r2, su * sd
+
+
+@njit(cache=True)
+def log_psi(theta, prm, x, D):
+    """ln|part| at one configuration x (P*D,)."""
+    return signed_log_psi(theta, prm, x, D)[0]
+
+
+@njit(cache=True, inline="always")
+def new_cache(prm, D):
+    """Per-walker cache (slots(prm, D)[SIZE],) with the quantum numbers filled in; an
+    empty array when the part is absent (prm None)."""
+    if prm is None:
+        return np.empty(0)
+    else:
+        sl = slots(prm, D)
+        cache = np.zeros(sl[SIZE])
+        q = quantum_numbers(prm.n_orbitals, D)
+        for j in range(prm.n_orbitals):
+            for d in range(D):
+                cache[sl[QN] + j * D + d] = q[j, d]
+        return cache
+
+
+@njit(cache=True, inline="always")
+def refresh(theta, prm, cache, x):
+    """Both inverses and the sign from scratch for position x (P*D,)."""
+    D = x.shape[0] // prm.n_particles
+    set_scale(theta, prm, cache, D)
+    lu, su, _ = rebuild_spin(prm, cache, x, 0, D, False)
+    ld, sd, _ = rebuild_spin(prm, cache, x, 1, D, False)
+    cache[slots(prm, D)[SCALARS] + SIGN_SLOT] = su * sd
+
+
+@njit(cache=True, inline="always")
+def move_ratio(theta, prm, cache, x, p, dx, D):
+    """(ln G'^2/G^2, R^2) for particle p moved by dx (D,); keeps the proposal, its
+    orbital values and R in the cache."""
+    sl = slots(prm, D)
+    _, t = spin_row(prm, p, D)
+    r2_old, r2_new = 0.0, 0.0
+    for d in range(D):
+        xo = x[p * D + d]
+        yn = xo + dx[d]
+        cache[sl[Y] + d] = yn
+        r2_old += xo * xo
+        r2_new += yn * yn
+    fill_hermite(prm, cache, cache, sl[Y], D, False)
+    R = 0.0
+    for j in range(prm.n_orbitals):
+        v = orbital_value(prm, cache, sl, j, D)
+        cache[sl[PHI] + j] = v
+        R += v * cache[t + j]
+    cache[sl[SCALARS] + R_SLOT] = R
+    return -gaussian_coefficient(prm, cache, D) * (r2_new - r2_old), R * R
+
+
+@njit(cache=True, inline="always")
+def add_gradient(theta, prm, cache, x, p, D, out):
+    """Add nabla_p ln|part| at the current position to out (D,)."""
+    _, t = spin_row(prm, p, D)
+    det_gradient(prm, cache, x, p * D, t, D)
+    g, c = slots(prm, D)[G], gaussian_coefficient(prm, cache, D)
+    for d in range(D):
+        out[d] += cache[g + d] - c * x[p * D + d]
+
+
+@njit(cache=True, inline="always")
+def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
+    """Add nabla_p ln|part| at the proposal of ``move_ratio`` to out (D,): the new
+    inverse's column is the old one over R."""
+    sl = slots(prm, D)
+    _, t = spin_row(prm, p, D)
+    det_gradient(prm, cache, cache, sl[Y], t, D)
+    inv_r = 1.0 / cache[sl[SCALARS] + R_SLOT]
+    c = gaussian_coefficient(prm, cache, D)
+    for d in range(D):
+        out[d] += cache[sl[G] + d] * inv_r - c * cache[sl[Y] + d]
+
+
+@njit(cache=True, inline="always")
+def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
+    """Sherman-Morrison update of the moved particle's inverse (O(n^2)); the sign."""
+    sl = slots(prm, D)
+    n = prm.n_orbitals
+    spin, t = spin_row(prm, p, D)
+    base = sl[INV] + spin * n * n
+    k = p - spin * n
+    phi, sm = sl[PHI], sl[SM]
+    for q in range(n):
+        v = 0.0
+        for j in range(n):
+            v += cache[phi + j] * cache[base + q * n + j]
+        cache[sm + q] = v
+    R = cache[sl[SCALARS] + R_SLOT]
+    inv_r = 1.0 / R
+    for j in range(n):
+        cache[t + j] *= inv_r
+    for q in range(n):
+        if q != k:
+            f = cache[sm + q]
+            for j in range(n):
+                cache[base + q * n + j] -= f * cache[t + j]
+    if R < 0.0:
+        cache[sl[SCALARS] + SIGN_SLOT] *= -1.0
+
+
+@njit(cache=True, inline="always")
+def add_grad_lap(theta, prm, cache, x, D, grad, lap):
+    """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
+    alone)."""
+    g, c = slots(prm, D)[G], gaussian_coefficient(prm, cache, D)
+    total = 0.0
+    for p in range(prm.n_particles):
+        _, t = spin_row(prm, p, D)
+        lap_det = det_gradient(prm, cache, x, p * D, t, D)
+        for d in range(D):
+            gd = cache[g + d]
+            lap_det -= gd * gd
+            grad[p * D + d] += gd - c * x[p * D + d]
+        total += lap_det - c * D
+    return total
+
+
+@njit(cache=True, inline="always")
+def parameter_derivatives(theta, prm, cache, x, D, out):
+    """d ln|part| / d alpha into out[offset]."""
+    g = slots(prm, D)[G]
+    x_dot_g, r2 = 0.0, 0.0
+    for p in range(prm.n_particles):
+        _, t = spin_row(prm, p, D)
+        det_gradient(prm, cache, x, p * D, t, D)
+        for d in range(D):
+            xi = x[p * D + d]
+            x_dot_g += xi * cache[g + d]
+            r2 += xi * xi
+    alpha = cache[slots(prm, D)[SCALARS] + ALPHA_SLOT]
+    out[prm.offset] = x_dot_g / (2.0 * alpha) - 0.5 * prm.omega * r2
