@@ -187,3 +187,20 @@ def test_sr_iteration_is_one_allreduce_also_in_walker_groups(tmp_path, monkeypat
     assert run.state.iteration == 3
     assert comm.allreduce_calls - before == 3 + 1
     assert modes.count(K.OPTIMIZE) == 3 * cfg.sampler.walkers_per_rank
+
+
+def test_preflight_counts_one_calls_o_rows_within_the_budget():
+    """20 particles, 40 hidden units: 1682 parameters, 2048 sweeps per walker on one
+    rank (27.6 MB of rows a walker): rows within O_ROWS_BUDGET, plus O^T O."""
+    from parallel_vmc.preflight import Sizes
+    raw = {"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
+           "wavefunction": {"hidden": 40, "jastrow": "pade"}, "optimizer": {"method": "sr"}}
+    sr_sizes = Sizes(from_dict(raw), 1)
+    raw["optimizer"]["method"] = "adam"
+    adam_sizes = Sizes(from_dict(raw), 1)
+    n, walker_rows = 1682, 8 * 1682 * 2048
+    product = 8 * n * n
+    assert walker_rows + product <= sr_sizes.o_rows <= samplers.O_ROWS_BUDGET + product
+    assert adam_sizes.o_rows == 0
+    extra = sr_sizes.memory_per_rank()[1] - adam_sizes.memory_per_rank()[1]
+    assert extra >= sr_sizes.o_rows
