@@ -373,7 +373,9 @@ class Config:
 
 
 CLOSED_SHELL_LIMIT = {1: None, 2: 56, 3: 70}   # largest fermion counts offered in 2D, 3D
-SR_MAX_PARAMS = 2000   # explicit S: 2000^2 doubles = 32 MB per Allreduce and solve
+# Explicit S: 2000^2 doubles = 32 MB per Allreduce, a 2000^3/3-flop Cholesky per solve
+# (sum O O^T itself is a BLAS product, samples * n^2 flops per iteration).
+SR_MAX_PARAMS = 2000
 _WALLTIME_HOURS = 10**6   # beyond any job; bounds the digits int() has to convert
 _WALLTIME = re.compile(r"([0-9]{1,6}):([0-5][0-9]):([0-5][0-9])")
 
@@ -542,8 +544,9 @@ def _check_combinations(cfg: Config) -> None:
         n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
         if n > SR_MAX_PARAMS:
             raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
-                              f"(and Allreduces it every iteration); allowed up to "
-                              f"{SR_MAX_PARAMS} parameters: use fewer hidden units or adam")
+                              f"(Allreduced and Cholesky-solved every iteration); allowed "
+                              f"up to {SR_MAX_PARAMS} parameters: use fewer hidden units "
+                              "or adam")
         if cfg.optimizer.sr_shift == 0 and cfg.optimizer.sr_shift_relative == 0:
             raise ConfigError("optimizer.sr_shift: with sr_shift_relative also 0, S may be "
                               "singular; allowed: at least one of them > 0")

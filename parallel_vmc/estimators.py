@@ -1,6 +1,8 @@
 """The estimators' packed sums: what a unit of work adds up on each rank and reduces
 in one Allreduce, their layout and their decoding. The kernels write the iteration
-sums and the driver reduces and decodes both kinds; this is the one home of the layout.
+sums (all but SR's ``sum O_k O_l``, which :func:`add_o_products` adds from the O rows a
+kernel stores) and the driver reduces and decodes both kinds; this is the one home of
+the layout.
 
 Iteration sums (float64, ``iteration_size``): a header
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 # Iteration sums: header slots (the kernels index them; numba freezes these globals).
 S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP = range(8)
@@ -34,10 +35,21 @@ def iteration_size(n_params: int, with_s: bool = False) -> int:
     return S_HEADER + 2 * n_params + (n_params * n_params if with_s else 0)
 
 
-@njit(cache=True)
-def has_s(sums, n_params):
+def has_s(sums: np.ndarray, n_params: int) -> bool:
     """Whether an iteration-sums vector carries sum O O^T (its length says so)."""
     return sums.shape[0] > S_HEADER + 2 * n_params
+
+
+def add_o_products(sums: np.ndarray, o_rows: np.ndarray, n_params: int) -> None:
+    """Add sum_rows O O^T into the SR region of the iteration sums ``sums`` (in place).
+
+    sums: (iteration_size(n_params, True),); o_rows: (rows, n_params), one sample's
+    O = d ln psi / d theta per row. numpy's matmul of a matrix's transpose with itself
+    is one BLAS symmetric rank-k update (syrk): rows * n_params^2 flops, half a
+    general product's, and an exactly symmetric result.
+    """
+    oo = sums[S_HEADER + 2 * n_params:].reshape(n_params, n_params)   # a view
+    oo += o_rows.T @ o_rows
 
 
 def acceptance(accepted: float, proposed: float) -> float:

@@ -5,7 +5,8 @@ particle) of every walker, with no Python per step, and, depending on ``mode``:
 
 * ``THERMALIZE``: only moves (and acceptance counts);
 * ``OPTIMIZE``: accumulates the packed iteration sums (``estimators.py``), ready for a single
-  Allreduce;
+  Allreduce; for stochastic reconfiguration it also stores every sample's
+  d ln psi / d theta, whose products the caller forms with BLAS (``samplers.py``);
 * ``PRODUCE``: stores the local energy of every sweep of every walker (and optionally
   its kinetic, trap and interaction parts) for offline blocking, and adds every sample
   to the observable accumulators (``observables.py``).
@@ -66,10 +67,13 @@ class Outputs(NamedTuple):
     """Where a call's results go.
 
     sums: packed iteration sums (``estimators.iteration_size``), added to in OPTIMIZE mode
-    (and accepted/proposed moves in every mode); energies: (W, n_sweeps) local energies
-    in PRODUCE mode; parts: (3, W, n_sweeps) its kinetic, trap and interaction parts, or
-    (3, W, 0): not stored; obs: the observable accumulator (``observables.Layout``:
-    (n_batches, width), or 0 rows: none) with obs_spec its geometry (``Layout.spec``).
+    but for the SR region (and accepted/proposed moves in every mode); energies:
+    (W, n_sweeps) local energies in PRODUCE mode; parts: (3, W, n_sweeps) its kinetic,
+    trap and interaction parts, or (3, W, 0): not stored; obs: the observable
+    accumulator (``observables.Layout``: (n_batches, width), or 0 rows: none) with
+    obs_spec its geometry (``Layout.spec``);
+    o_rows: (W * n_sweeps, n_params) in OPTIMIZE mode for SR, row w * n_sweeps + sweep
+    set to that sample's O = d ln psi / d theta; any other shape ((0, 0)): not stored.
     """
 
     sums: np.ndarray
@@ -77,6 +81,7 @@ class Outputs(NamedTuple):
     parts: np.ndarray
     obs: np.ndarray
     obs_spec: np.ndarray
+    o_rows: np.ndarray
 
 
 @njit(cache=True)
@@ -150,9 +155,12 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
         walkers.inverse_drift
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, \
         out.obs_spec
+    o_rows = out.o_rows
     P, D = sy.particles, sy.dimensions
     method, mode, step, n_params = sw.method, sw.mode, sw.step, sw.n_params
-    with_s = S.has_s(sums, n_params)
+    # The shape check keeps a mis-sized buffer from being written out of bounds.
+    store_o = (o_rows.shape[0] == X.shape[0] * sw.n_sweeps and o_rows.shape[0] > 0
+               and o_rows.shape[1] == n_params)
     rc = rbm.new_cache(r, D)
     jc = pair_jastrow.new_cache(j, D)
     sc = slater.new_cache(s, D)
@@ -224,11 +232,10 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                 for k in range(n_params):
                     sums[S.S_HEADER + k] += O[k]
                     sums[S.S_HEADER + n_params + k] += e * O[k]
-                if with_s:                 # SR: sum O_k O_l, row-major
-                    base = S.S_HEADER + 2 * n_params
+                if store_o:                # SR: sum O_k O_l is formed by the caller
+                    row = w * sw.n_sweeps + sweep
                     for k in range(n_params):
-                        for l in range(n_params):
-                            sums[base + k * n_params + l] += O[k] * O[l]
+                        o_rows[row, k] = O[k]
         accepted[w] += n_acc
         sums[S.S_ACC] += n_acc
         sums[S.S_PROP] += sw.n_sweeps * P

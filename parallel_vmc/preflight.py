@@ -3,9 +3,9 @@ rank and the disk space of the run file exist? Every message gives the numbers.
 
 The sizes follow from the config and the rank count alone. The estimates count every
 array that grows with a size in the config (parameters, walkers, production blocks,
-the observables, the P x P pair tables, the series read back for the summary) plus
-a fixed allowance for the interpreter and the compiled kernels; they are upper
-bounds within a small factor, not measurements.
+the observables, the P x P pair tables, SR's stored O rows, the series read back for
+the summary) plus a fixed allowance for the interpreter and the compiled kernels; they
+are upper bounds within a small factor, not measurements.
 """
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class Sizes:
         from .estimators import iteration_size
         from .observables import Layout as ObsLayout
         from .runstate import per_walker, production_chunk
+        from .samplers import O_ROWS_BUDGET, walkers_per_call
         from .system import System
         from .wavefunction import Layout
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
@@ -110,6 +111,11 @@ class Sizes:
         self.series = 4 if cfg.production.store_components else 1
         self.iterations = cfg.optimizer.iterations
         self.sums = 8 * iteration_size(self.n_params, cfg.optimizer.method == "sr")
+        self.o_rows = 0
+        if cfg.optimizer.method == "sr":     # one kernel call's O rows, and O^T O
+            sweeps = per_walker(cfg.optimizer.samples_per_iteration, self.n_chains)
+            group = walkers_per_call(self.W, sweeps, self.n_params, O_ROWS_BUDGET)
+            self.o_rows = 8 * self.n_params * (group * sweeps + self.n_params)
         # The (P, P) Padé cusps and pair kinds (float64 + int64) for the run file.
         self.pair_tables = 16 * self.P * self.P if wf.jastrow == "pade" else 0
         self.obs = 0
@@ -123,7 +129,8 @@ class Sizes:
         params = 8 * self.n_params * 12 + 3 * self.sums     # theta, optimiser, copies
         walkers = 8 * self.W * (self.M + self.N + 8) * 4    # positions, streams, caches
         block = 8 * self.W * self.chunk * 2 * (4 if self.series > 1 else 1)
-        rank = BASE_BYTES + params + walkers + block + 5 * self.obs + self.pair_tables
+        rank = (BASE_BYTES + params + walkers + block + 5 * self.obs + self.pair_tables
+                + self.o_rows)
         gathered = 8 * self.n_chains * (self.chunk * self.series * 2 + 2 * self.M + 8)
         summary = 3 * 8 * self.n_chains * self.n_samples    # the series, blocked
         return rank + gathered + summary, rank

@@ -22,6 +22,17 @@ TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) pe
 TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
                          # step settles instead of following the noise of the last chunk
 STUCK_SWEEPS = 1000      # a walker without an accepted move this long is stuck
+# Bytes of the O rows one SR kernel call may store. O^T O by BLAS is as fast in blocks of
+# >= 4096 rows as in one (1682 parameters: 4096 rows are 55 MB), so more, smaller calls
+# cost nothing and the budget can be small: it is per rank, and nodes run many ranks.
+O_ROWS_BUDGET = 64 * 2**20
+
+
+def walkers_per_call(n_walkers: int, n_sweeps: int, n_params: int, budget: int) -> int:
+    """Walkers per SR kernel call so that their O rows, (walkers * n_sweeps, n_params)
+    float64, fit in ``budget`` bytes; at least one, as a walker's iteration is never
+    split (see :meth:`Sampler.accumulate`)."""
+    return max(1, min(n_walkers, budget // max(8 * n_sweeps * n_params, 1)))
 
 
 class Walkers:
@@ -57,6 +68,12 @@ class Walkers:
     @property
     def count(self) -> int:
         return self.positions.shape[0]
+
+    def kernel_arrays(self, lo: int = 0, hi: int | None = None) -> "K.WalkerArrays":
+        """Walkers lo..hi-1 as the kernels take them: views, updated in place."""
+        part = slice(lo, hi)
+        return K.WalkerArrays(self.positions[part], self.rng[part], self.accepted[part],
+                              self.inverse_drift[part])
 
     def count_stuck(self, accepted_before: np.ndarray, sweeps: int) -> int:
         """Update the sweeps-without-acceptance counters after a unit of ``sweeps``
@@ -133,37 +150,36 @@ class Sampler:
         self.system = system
         self.wf = wf
 
-    def _call(self, mode, n_sweeps, theta, walkers, sums, e_out=None, parts_out=None,
-              obs=None, obs_spec=None, t0=0, n_total=1):
-        """One kernel call (``kernels.run_walkers``) for all walkers of this rank; the
-        outputs left None are passed as empty arrays (not stored)."""
-        n = walkers.count
+    def _call(self, mode, n_sweeps, theta, arrays, sums, e_out=None, parts_out=None,
+              obs=None, obs_spec=None, t0=0, n_total=1, o_rows=None):
+        """One kernel call (``kernels.run_walkers``) for the walkers ``arrays``
+        (``Walkers.kernel_arrays``); the outputs left None are passed as empty arrays
+        (not stored)."""
+        n = arrays.positions.shape[0]
         r, j, s = self.wf.kernel_parts()
         sweeps = K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params,
                           t0, n_total, self.drift_limit)
         outputs = K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
                             np.empty((3, n, 0)) if parts_out is None else parts_out,
                             np.empty((0, 0)) if obs is None else obs,
-                            np.empty(0) if obs_spec is None else obs_spec)
+                            np.empty(0) if obs_spec is None else obs_spec,
+                            np.empty((0, 0)) if o_rows is None else o_rows)
         K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
-                      self.system.kernel_params(),
-                      K.WalkerArrays(walkers.positions, walkers.rng, walkers.accepted,
-                                     walkers.inverse_drift),
-                      outputs)
+                      self.system.kernel_params(), arrays, outputs)
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a
         call of zero sweeps on a copy of one walker: nothing of the run changes, and
         the time is not booked as sampling."""
         one = Walkers(walkers.positions[:1].copy(), walkers.rng[:1].copy())
-        self._call(K.THERMALIZE, 0, theta, one,
+        self._call(K.THERMALIZE, 0, theta, one.kernel_arrays(),
                    np.zeros(estimators.iteration_size(self.wf.layout.n_params)))
 
     def sweep(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
         """n_sweeps moves of every walker, nothing measured; returns this rank's
         [accepted, proposed] moves."""
         local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
-        self._call(K.THERMALIZE, n_sweeps, theta, walkers, local)
+        self._call(K.THERMALIZE, n_sweeps, theta, walkers.kernel_arrays(), local)
         return local[[estimators.S_ACC, estimators.S_PROP]]
 
     def tune(self, acceptance: float, k: int) -> None:
@@ -189,12 +205,35 @@ class Sampler:
             schedule.record(self, chunk, tuning, total)
         return schedule.acceptance()
 
-    def accumulate(self, theta, walkers: Walkers, n_sweeps: int,
-                   with_s: bool = False) -> np.ndarray:
-        """One optimisation iteration's local iteration sums (``estimators`` layout; with_s:
-        also sum O O^T for stochastic reconfiguration)."""
-        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params, with_s))
-        self._call(K.OPTIMIZE, n_sweeps, theta, walkers, local)
+    def accumulate(self, theta, walkers: Walkers, n_sweeps: int, with_s: bool = False,
+                   budget: int | None = None) -> np.ndarray:
+        """One optimisation iteration's local iteration sums (``estimators`` layout).
+
+        with_s (stochastic reconfiguration): also sum O O^T. The kernel stores every
+        sample's O = d ln psi / d theta as a row, and BLAS forms O^T O from the rows
+        (``estimators.add_o_products``), instead of n_params^2 scalar updates a sample.
+        The rows take at most ``budget`` bytes (None: O_ROWS_BUDGET): the walkers run in
+        groups (:func:`walkers_per_call`), one kernel call each, every walker's whole
+        iteration in one call. The kernel treats the walkers one after the other, so
+        the groups make the same moves, the same sums and the same per-walker means
+        (one per walker and iteration, for the error bar) as one call, bit for bit;
+        only O^T O is summed per group (round-off). A walker is never split: the rows
+        exceed the budget only when one walker's alone, n_sweeps * n_params * 8 bytes,
+        does (preflight counts them).
+        """
+        n_params = self.wf.layout.n_params
+        local = np.zeros(estimators.iteration_size(n_params, with_s))
+        if not with_s:
+            self._call(K.OPTIMIZE, n_sweeps, theta, walkers.kernel_arrays(), local)
+            return local
+        group = walkers_per_call(walkers.count, n_sweeps, n_params,
+                                 O_ROWS_BUDGET if budget is None else budget)
+        rows = np.empty((group * n_sweeps, n_params))
+        for lo in range(0, walkers.count, group):
+            arrays = walkers.kernel_arrays(lo, lo + group)
+            used = rows[:arrays.positions.shape[0] * n_sweeps]   # the last may be short
+            self._call(K.OPTIMIZE, n_sweeps, theta, arrays, local, o_rows=used)
+            estimators.add_o_products(local, used, n_params)
         return local
 
     def produce(self, theta, walkers: Walkers, n_sweeps: int, components: bool,
@@ -210,6 +249,6 @@ class Sampler:
         e = np.empty((walkers.count, n_sweeps))
         parts = np.empty((3,) + e.shape) if components else None
         local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
-        self._call(K.PRODUCE, n_sweeps, theta, walkers, local, e, parts, obs, obs_spec,
-                   t0, n_total)
+        self._call(K.PRODUCE, n_sweeps, theta, walkers.kernel_arrays(), local, e, parts,
+                   obs, obs_spec, t0, n_total)
         return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]
