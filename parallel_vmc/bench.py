@@ -102,8 +102,8 @@ def _problem(args):
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     rng = np.random.default_rng(cfg.seed)
     M, N = wf.layout.n_visible, wf.layout.n_hidden
-    theta = wf.layout.join(np.zeros(M), np.zeros(N), 0.01 * (rng.random((M, N)) - 0.5),
-                           np.full(wf.layout.n_jastrow, cfg.wavefunction.jastrow_beta))
+    theta = wf.layout.initial(0.0, rng, cfg.wavefunction.jastrow_beta)
+    wf.layout.block(theta, "W")[:] = 0.01 * (rng.random((M, N)) - 0.5)
     return cfg, system, wf, theta
 
 
