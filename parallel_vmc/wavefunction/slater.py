@@ -44,7 +44,7 @@ from numba import njit
 
 R_SLOT, S_SLOT, ALPHA_SLOT, SIGN_SLOT = range(4)     # scalars at slots()[SCALARS]
 N_SCALARS = 4
-(INV, PHI, SM, HERM, QN, Y, G, SCALARS, WORK, SIZE) = range(10)   # names of slots()
+(INV, PHI, SM, HERM, QN, Y, SCALARS, WORK, SIZE) = range(9)   # names of slots()
 
 
 class SlaterParams(NamedTuple):
@@ -129,8 +129,11 @@ def params(offset: int, P: int, D: int, omega: float, refresh_every: int) -> Sla
 
 
 # --------------------------------------------------------------------------- cache layout
+# The helpers below are plain numba functions, not inline="always": LLVM inlines them
+# where it pays, and numba's own inlining of them into every caller cost a minute of
+# compile time per kernel (measured 106 s -> 30 s CPU for the importance-sampling one).
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def slots(prm, D):
     """Offsets of the cache's regions (indexed by INV .. WORK) and its SIZE."""
     n, nt = prm.n_orbitals, prm.n_table
@@ -140,20 +143,19 @@ def slots(prm, D):
     herm = sm + n                 # H, H', H'' per dimension: 3 D nt
     qn = herm + 3 * D * nt        # quantum numbers: n D
     y = qn + n * D                # proposed position: D
-    g = y + D                     # gradient scratch: D
-    sc = g + D                    # scalars
+    sc = y + D                    # scalars
     work = sc + N_SCALARS         # a rebuild's matrix and inverse: 2 n^2
-    return inv, phi, sm, herm, qn, y, g, sc, work, work + 2 * n * n
+    return inv, phi, sm, herm, qn, y, sc, work, work + 2 * n * n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def orbital_scale(theta, prm):
     return theta[np.uint64(prm.offset)]          # unsigned: see rbm.weight
 
 
 # --------------------------------------------------------------------------- orbitals
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def fill_hermite(prm, cache, y, i, D, derivatives):
     """H_m(s y_d) for the point y[i:i+D] into the cache's Hermite table, and (if
     derivatives) their first and second derivatives in y_d: s 2m H_{m-1} and
@@ -180,41 +182,53 @@ def fill_hermite(prm, cache, y, i, D, derivatives):
                 cache[h2 + m] = 4.0 * m * (m - 1) * s * s * cache[h + m - 2]
 
 
-@njit(cache=True, inline="always")
-def hermite_index(prm, cache, sl, j, d, D):
-    """Where H_{n_jd}(s y_d) of orbital j sits in the Hermite table."""
-    return sl[HERM] + d * prm.n_table + np.int64(cache[sl[QN] + j * D + d])
+@njit(cache=True)
+def quantum_number(cache, sl, j, d, D):
+    """n_jd, the quantum number of orbital j along dimension d (0 for d >= D)."""
+    if d >= D:
+        return 0
+    return np.int64(cache[sl[QN] + j * D + d])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def table(prm, cache, sl, kind, d, m, D):
+    """H_m (kind 0), H_m' (1) or H_m'' (2) of dimension d from the Hermite table; 1, 0,
+    0 for d >= D (so that the formulas below serve D = 1, 2, 3 alike)."""
+    if d >= D:
+        return 1.0 if kind == 0 else 0.0
+    return cache[sl[HERM] + (kind * D + d) * prm.n_table + m]
+
+
+@njit(cache=True)
 def orbital_value(prm, cache, sl, j, D):
     """phi_j at the point of the last ``fill_hermite``."""
-    f = 1.0
-    for d in range(D):
-        f *= cache[hermite_index(prm, cache, sl, j, d, D)]
-    return f
+    return (table(prm, cache, sl, 0, 0, quantum_number(cache, sl, j, 0, D), D)
+            * table(prm, cache, sl, 0, 1, quantum_number(cache, sl, j, 1, D), D)
+            * table(prm, cache, sl, 0, 2, quantum_number(cache, sl, j, 2, D), D))
 
 
-@njit(cache=True, inline="always")
-def add_orbital_derivatives(prm, cache, sl, j, D, w, g):
-    """Add w nabla phi_j to g (cache offset of D values) and return w nabla^2 phi_j, at
-    the point of the last ``fill_hermite(..., derivatives=True)``."""
-    block = D * prm.n_table
-    lap = 0.0
-    for d in range(D):
-        others = 1.0
-        for e in range(D):
-            if e != d:
-                others *= cache[hermite_index(prm, cache, sl, j, e, D)]
-        k = hermite_index(prm, cache, sl, j, d, D)
-        cache[g + d] += w * cache[k + block] * others
-        lap += cache[k + 2 * block] * others
-    return w * lap
+@njit(cache=True)
+def orbital_derivatives(prm, cache, sl, j, D):
+    """(d_x phi_j, d_y phi_j, d_z phi_j, nabla^2 phi_j) at the point of the last
+    ``fill_hermite(..., derivatives=True)`` (components beyond D are 0). Written out
+    for three dimensions with scalars, not loops over D: the loops and a scratch
+    array made E_L five times slower."""
+    n0 = quantum_number(cache, sl, j, 0, D)
+    n1 = quantum_number(cache, sl, j, 1, D)
+    n2 = quantum_number(cache, sl, j, 2, D)
+    h0, h1, h2 = (table(prm, cache, sl, 0, 0, n0, D), table(prm, cache, sl, 0, 1, n1, D),
+                  table(prm, cache, sl, 0, 2, n2, D))
+    d0, d1, d2 = (table(prm, cache, sl, 1, 0, n0, D), table(prm, cache, sl, 1, 1, n1, D),
+                  table(prm, cache, sl, 1, 2, n2, D))
+    lap = (table(prm, cache, sl, 2, 0, n0, D) * h1 * h2
+           + h0 * table(prm, cache, sl, 2, 1, n1, D) * h2
+           + h0 * h1 * table(prm, cache, sl, 2, 2, n2, D))
+    return d0 * h1 * h2, h0 * d1 * h2, h0 * h1 * d2, lap
 
 
 # --------------------------------------------------------------------------- inverses
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def invert(c, a, b, n):
     """c[b : b + n^2] = inverse of the n x n row-major matrix at c[a : a + n^2] (which
     is destroyed): Gauss-Jordan elimination with partial pivoting. Returns
@@ -265,7 +279,7 @@ def slater_matrix_transposed(prm, cache, x, spin, D, out):
             cache[out + j * n + k] = orbital_value(prm, cache, sl, j, D)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rebuild_spin(prm, cache, x, spin, D, check):
     """Replace the stored inverse of one spin by a fresh one (T = inverse of the
     transposed Slater matrix). Returns (ln|det|, sign, drift): drift = max |D Dinv - I|
@@ -296,7 +310,7 @@ def set_scale(theta, prm, cache, D):
     cache[sc + S_SLOT] = np.sqrt(alpha * prm.omega)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def refresh_checked(theta, prm, cache, x, D):
     """Rebuild both inverses; returns how far the replaced ones had drifted,
     max |D Dinv - I| (the caches must hold inverses for this x)."""
@@ -306,13 +320,13 @@ def refresh_checked(theta, prm, cache, x, D):
     return max(eu, ed)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def gaussian_coefficient(prm, cache, D):
     """c = (alpha - 1) omega of ln G = -c sum_p |r_p|^2 / 2."""
     return (cache[slots(prm, D)[SCALARS] + ALPHA_SLOT] - 1.0) * prm.omega
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spin_row(prm, p, D):
     """(spin, cache offset of row k of the spin's T) for particle p."""
     n = prm.n_orbitals
@@ -320,18 +334,28 @@ def spin_row(prm, p, D):
     return spin, slots(prm, D)[INV] + spin * n * n + (p - spin * n) * n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def det_gradient(prm, cache, y, i, t, D):
-    """nabla ln|det| at the point y[i:i+D] for the row T at cache[t:] into the
-    gradient scratch (D values at slots()[G]); returns sum_j nabla^2 phi_j T_j."""
+    """(g_x, g_y, g_z, L) at the point y[i:i+D] for the row T at cache[t:]:
+    g = sum_j nabla phi_j T_j (nabla ln|det| when T is the particle's column of the
+    inverse; components beyond D are 0) and L = sum_j nabla^2 phi_j T_j."""
     sl = slots(prm, D)
     fill_hermite(prm, cache, y, i, D, True)
-    for d in range(D):
-        cache[sl[G] + d] = 0.0
-    lap = 0.0
+    g0, g1, g2, lap = 0.0, 0.0, 0.0, 0.0
     for j in range(prm.n_orbitals):
-        lap += add_orbital_derivatives(prm, cache, sl, j, D, cache[t + j], sl[G])
-    return lap
+        w = cache[t + j]
+        e0, e1, e2, el = orbital_derivatives(prm, cache, sl, j, D)
+        g0 += w * e0
+        g1 += w * e1
+        g2 += w * e2
+        lap += w * el
+    return g0, g1, g2, lap
+
+
+@njit(cache=True)
+def component(g0, g1, g2, d):
+    """The d-th of three components."""
+    return g0 if d == 0 else (g1 if d == 1 else g2)
 
 
 # --------------------------------------------------------------------------- the contract
@@ -371,7 +395,7 @@ def new_cache(prm, D):
         return cache
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def refresh(theta, prm, cache, x):
     """Both inverses and the sign from scratch for position x (P*D,)."""
     D = x.shape[0] // prm.n_particles
@@ -408,10 +432,10 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
 def add_gradient(theta, prm, cache, x, p, D, out):
     """Add nabla_p ln|part| at the current position to out (D,)."""
     _, t = spin_row(prm, p, D)
-    det_gradient(prm, cache, x, p * D, t, D)
-    g, c = slots(prm, D)[G], gaussian_coefficient(prm, cache, D)
+    g0, g1, g2, _ = det_gradient(prm, cache, x, p * D, t, D)
+    c = gaussian_coefficient(prm, cache, D)
     for d in range(D):
-        out[d] += cache[g + d] - c * x[p * D + d]
+        out[d] += component(g0, g1, g2, d) - c * x[p * D + d]
 
 
 @njit(cache=True, inline="always")
@@ -420,11 +444,11 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     inverse's column is the old one over R."""
     sl = slots(prm, D)
     _, t = spin_row(prm, p, D)
-    det_gradient(prm, cache, cache, sl[Y], t, D)
+    g0, g1, g2, _ = det_gradient(prm, cache, cache, sl[Y], t, D)
     inv_r = 1.0 / cache[sl[SCALARS] + R_SLOT]
     c = gaussian_coefficient(prm, cache, D)
     for d in range(D):
-        out[d] += cache[sl[G] + d] * inv_r - c * cache[sl[Y] + d]
+        out[d] += component(g0, g1, g2, d) * inv_r - c * cache[sl[Y] + d]
 
 
 @njit(cache=True, inline="always")
@@ -454,34 +478,31 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
         cache[sl[SCALARS] + SIGN_SLOT] *= -1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
     alone)."""
-    g, c = slots(prm, D)[G], gaussian_coefficient(prm, cache, D)
+    c = gaussian_coefficient(prm, cache, D)
     total = 0.0
     for p in range(prm.n_particles):
         _, t = spin_row(prm, p, D)
-        lap_det = det_gradient(prm, cache, x, p * D, t, D)
+        g0, g1, g2, lap_det = det_gradient(prm, cache, x, p * D, t, D)
         for d in range(D):
-            gd = cache[g + d]
-            lap_det -= gd * gd
-            grad[p * D + d] += gd - c * x[p * D + d]
-        total += lap_det - c * D
+            grad[p * D + d] += component(g0, g1, g2, d) - c * x[p * D + d]
+        total += lap_det - (g0 * g0 + g1 * g1 + g2 * g2) - c * D
     return total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def parameter_derivatives(theta, prm, cache, x, D, out):
     """d ln|part| / d alpha into out[offset]."""
-    g = slots(prm, D)[G]
     x_dot_g, r2 = 0.0, 0.0
     for p in range(prm.n_particles):
         _, t = spin_row(prm, p, D)
-        det_gradient(prm, cache, x, p * D, t, D)
+        g0, g1, g2, _ = det_gradient(prm, cache, x, p * D, t, D)
         for d in range(D):
             xi = x[p * D + d]
-            x_dot_g += xi * cache[g + d]
+            x_dot_g += xi * component(g0, g1, g2, d)
             r2 += xi * xi
     alpha = cache[slots(prm, D)[SCALARS] + ALPHA_SLOT]
     out[prm.offset] = x_dot_g / (2.0 * alpha) - 0.5 * prm.omega * r2
