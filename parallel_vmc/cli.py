@@ -271,10 +271,10 @@ def _read_resumable(path: str, cfg=None):
                              f"(pvmc resume {path}) or choose another output path")
     if status == S.COMPLETED:
         return "completed"
-    if _text(attrs[S.FORMAT]) != str(S.FORMAT_VERSION):
+    if _text(attrs[S.FORMAT]) not in map(str, S.RESUMABLE_FORMATS):
         raise InputError(f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
-                         f"not written by this parallel_vmc version; it resumes format "
-                         f"{S.FORMAT_VERSION} only")
+                         f"not written by this parallel_vmc version; it resumes formats "
+                         f"{', '.join(map(str, S.RESUMABLE_FORMATS))} only")
     if in_use(path):          # a writer holds the lock of a run that is still going
         raise InputError(f"{path} is in use by another process; is the run still going?")
     try:

@@ -1,0 +1,153 @@
+"""What a fermion run reports: the summary, the run file (format 4), ``pvmc info`` and
+``python -m analysis`` state the statistics, the shell filling, the orbital scale and
+the largest inverse drift; the analysis compares the radial densities of several runs.
+
+Two tiny P = 6 runs (2D, omega 1 and 0.5) are made once for the module; the first
+compiles the kernel with the Slater part (60-90 s on an empty numba cache).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_config
+from parallel_vmc import cli, report
+from parallel_vmc import schema as S
+from parallel_vmc.config import from_dict
+from parallel_vmc.driver import Run
+from parallel_vmc.parallel import SerialComm
+from parallel_vmc.samplers import Sampler
+from parallel_vmc.system import System
+from parallel_vmc.wavefunction import WaveFunction
+
+SIX = [[0, 0], [1, 0], [0, 1]]
+FILLING = "3 per spin: (0,0) (1,0) (0,1)"
+
+
+def _fermions(path, omega):
+    return make_config(path, system={"particles": 6, "dimensions": 2, "omega": omega},
+                       sampler={"walkers_per_rank": 8, "thermalization": 100},
+                       optimizer={"iterations": 3, "samples_per_iteration": 4096},
+                       production={"samples": 4096})
+
+
+@pytest.fixture(scope="module")
+def six(tmp_path_factory):
+    """[(path, summary text, RunResult)] of two P = 6 runs (omega 1 and 0.5)."""
+    d = tmp_path_factory.mktemp("fermions")
+    out = []
+    for name, omega in (("n6", 1.0), ("n6_soft", 0.5)):
+        cfg = _fermions(d / f"{name}.h5", omega)
+        stream = io.StringIO()
+        result = Run(cfg, SerialComm(), stream=stream, progress=False).execute()
+        out.append((cfg.output.path, stream.getvalue(), result))
+    return out
+
+
+def _lines(text: str, label: str) -> list:
+    return [line for line in text.splitlines() if line.startswith(label)]
+
+
+# ----------------------------------------------------------------------------- summary
+def test_summary_states_statistics_filling_scale_and_drift(six):
+    path, text, result = six[0]
+    with h5py.File(path, "r") as h5:
+        alpha = float(h5["wavefunction/orbital_scale"][()])
+    assert _lines(text, "system") == ["system        P=6 D=2 omega=1 coulomb, fermions"]
+    [wf] = _lines(text, "wavefunction")
+    assert wf.startswith("wavefunction  Slater x RBM, 2 hidden units, psi=sqrt")
+    assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale "
+                                        f"alpha={alpha:.6g}"]
+    assert alpha != 1.0               # optimised: not the start
+    [drift] = _lines(text, "inverse drift")
+    value = float(drift.split()[2])
+    assert 0.0 <= value < 1e-9 and "every 100 sweeps, all ranks" in drift
+
+
+def _summary_of(P, statistics, jastrow):
+    """summary_text of a run that was not made: the wave-function lines only depend on
+    the config and theta."""
+    cfg = from_dict({"system": {"particles": P, "dimensions": 2, "omega": 1.0,
+                                "statistics": statistics},
+                     "wavefunction": {"hidden": 3, "jastrow": jastrow}})
+    system = System.from_config(cfg.system)
+    wf = WaveFunction.from_config(cfg.wavefunction, system)
+    theta = wf.layout.initial(0.0, np.random.default_rng(0))
+    if wf.has_determinants:
+        wf.layout.block(theta, "orbital_scale")[:] = 0.93
+    s = dict(energy=1.0, error=0.1, error_bootstrap=0.1, variance=1.0, tau_int=1.0,
+             rhat=1.0, n_samples=8, n_chains=2, acceptance=0.5)
+    sampler = Sampler("metropolis", 1.0, system, wf)
+    return report.summary_text(s, sampler, {}, 1, "x.h5", theta, 2.5e-14)
+
+
+@pytest.mark.parametrize("P,statistics,jastrow,product", [
+    (6, "fermions", "pade", "Slater x RBM x Pade-Jastrow"),
+    (2, "fermions", "none", "RBM"),            # two electrons: no determinant
+    (3, "bosons", "pade", "RBM x Pade-Jastrow"),
+])
+def test_summary_names_the_parts_present(P, statistics, jastrow, product):
+    text = _summary_of(P, statistics, jastrow)
+    assert _lines(text, "system")[0].endswith(f"coulomb, {statistics}")
+    assert _lines(text, "wavefunction")[0].startswith(f"wavefunction  {product}, 3 hidden")
+    if P == 6:
+        assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale "
+                                            "alpha=0.93"]
+        assert _lines(text, "inverse drift")[0].startswith("inverse drift 2.5e-14 = ")
+    else:
+        assert not _lines(text, "orbitals") and not _lines(text, "inverse drift")
+
+
+# ----------------------------------------------------------------------------- run file
+def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
+    path, text, result = six[0]
+    with h5py.File(path, "r") as h5:
+        assert h5.attrs["format_version"] == S.FORMAT_VERSION == 4
+        wf = h5["wavefunction"]
+        assert wf.attrs["statistics"] == "fermions"
+        assert wf["orbitals"].dtype.kind == "i"
+        np.testing.assert_array_equal(wf["orbitals"][()], SIX)
+        assert wf["orbital_scale"].shape == ()
+        assert wf["orbital_scale"][()] == result.theta[-1]    # the last block: alpha
+        drift = wf.attrs["inverse_drift"]
+        assert 0.0 <= drift < 1e-9
+        assert f"inverse drift {drift:.3g} = " in text
+
+
+def test_a_format3_file_is_resumed_and_ends_as_format4(tmp_path, monkeypatch):
+    """A run file of format 3 (before this schema) is resumed, and says format 4 after;
+    format 2 is still refused, naming the formats that resume."""
+    from parallel_vmc import samplers
+    from parallel_vmc.driver import RunInterrupted
+    cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4})
+    original, calls = samplers.Sampler.accumulate, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
+    with pytest.raises(RunInterrupted):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+    path = cfg.output.path
+    for version, resumes in ((2, False), (3, True)):
+        with h5py.File(path, "r+") as h5:
+            h5.attrs.modify("format_version", version)
+        if not resumes:
+            with pytest.raises(cli.InputError, match="it resumes formats 3, 4 only"):
+                cli._read_resumable(path)
+    state = cli._read_resumable(path)          # the checkpoint's (attrs, arrays)
+    assert 0 < state[0]["iteration"] < 4
+    Run(cfg, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
+    with h5py.File(path, "r") as h5:
+        assert h5.attrs["format_version"] == 4 and h5.attrs["status"] == b"completed"
+        assert h5["wavefunction"].attrs["statistics"] == "fermions"
+        assert "orbitals" not in h5["wavefunction"]            # P = 2: no determinant
