@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import make_config
+from conftest import interrupted_run, make_config
 from parallel_vmc import cli, report
 from parallel_vmc import schema as S
 from parallel_vmc.config import from_dict
@@ -123,20 +121,8 @@ def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
 def test_a_format3_file_is_resumed_and_ends_as_format4(tmp_path, monkeypatch):
     """A run file of format 3 (before this schema) is resumed, and says format 4 after;
     format 2 is still refused, naming the formats that resume."""
-    from parallel_vmc import samplers
-    from parallel_vmc.driver import RunInterrupted
     cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4})
-    original, calls = samplers.Sampler.accumulate, []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
-    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
-    with pytest.raises(RunInterrupted):
-        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
-    monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+    interrupted_run(cfg, monkeypatch, at_call=2)
     path = cfg.output.path
     for version, resumes in ((2, False), (3, True)):
         with h5py.File(path, "r+") as h5:
