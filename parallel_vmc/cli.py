@@ -403,6 +403,32 @@ def cmd_info(args) -> int:
                       f"{one_line(exc, 200)})")
 
 
+def _system_lines(path, h5) -> list:
+    """Info lines of the system with its statistics (/wavefunction's, else the
+    config's) and, when the file has them (at the end of a fermion run), the orbitals
+    each spin occupies, the orbital scale and the largest inverse drift."""
+    try:
+        system = _stored_config(path, h5.attrs).get("system")
+    except InputError as exc:     # info still shows the rest of the file
+        return [f"system        unknown: {exc}"]
+    system = system if isinstance(system, dict) else {}
+    wf = h5[S.WAVEFUNCTION] if S.WAVEFUNCTION in h5 else None
+    statistics = system.get("statistics", "not recorded (a run from before fermions: "
+                                          "no determinants)")
+    if wf is not None and S.STATISTICS in wf.attrs:
+        statistics = _text(wf.attrs[S.STATISTICS])
+    omega = system.get("omega")
+    omega = f"{omega:g}" if isinstance(omega, (int, float)) else omega
+    lines = [f"system        P={system.get('particles')} D={system.get('dimensions')} "
+             f"omega={omega}, {system.get('interaction', 'coulomb')}, {statistics}"]
+    if wf is not None and S.ORBITALS in wf:
+        drift = wf.attrs.get(S.INVERSE_DRIFT)
+        lines.append(f"orbitals      {S.orbitals_text(wf[S.ORBITALS][()])}; orbital scale "
+                     f"alpha={float(wf[S.ORBITAL_SCALE][()]):.6g}"
+                     + ("" if drift is None else f"; inverse drift {float(drift):.3g}"))
+    return lines
+
+
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from . import checkpoint as ckpt
@@ -412,6 +438,8 @@ def _print_info(path, h5) -> int:
     print(f"status        {status}")
     print(f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
           f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}")
+    for line in _system_lines(path, h5):
+        print(line)
     if S.path(S.OPTIMIZATION, "energy") in h5:
         opt = h5[S.OPTIMIZATION]
         n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]

@@ -137,3 +137,41 @@ def test_a_format3_file_is_resumed_and_ends_as_format4(tmp_path, monkeypatch):
         assert h5.attrs["format_version"] == 4 and h5.attrs["status"] == b"completed"
         assert h5["wavefunction"].attrs["statistics"] == "fermions"
         assert "orbitals" not in h5["wavefunction"]            # P = 2: no determinant
+
+
+# ----------------------------------------------------------------------------- pvmc info
+def _info(path, capsys) -> list:
+    assert cli.main(["info", str(path)]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_pvmc_info_prints_statistics_and_the_shell_filling(six, capsys):
+    path, _, _ = six[0]
+    with h5py.File(path, "r") as h5:
+        alpha = float(h5["wavefunction/orbital_scale"][()])
+        drift = float(h5["wavefunction"].attrs["inverse_drift"])
+    lines = _info(path, capsys)
+    assert "system        P=6 D=2 omega=1, coulomb, fermions" in lines
+    assert (f"orbitals      {FILLING}; orbital scale alpha={alpha:.6g}; inverse drift "
+            f"{drift:.3g}") in lines
+
+
+def test_pvmc_info_without_determinants_or_statistics(tmp_path, capsys):
+    """Two electrons: fermions, no orbitals line. A file from before fermions (no
+    statistics anywhere) says so; an unreadable stored config does not hide the rest."""
+    from conftest import run_config
+    cfg = make_config(tmp_path / "two.h5")
+    run_config(cfg)
+    lines = _info(cfg.output.path, capsys)
+    assert "system        P=2 D=2 omega=1, coulomb, fermions" in lines
+    assert not [line for line in lines if line.startswith("orbitals")]
+    with h5py.File(cfg.output.path, "r+") as h5:
+        del h5["wavefunction"].attrs["statistics"]
+        h5.attrs["config"] = h5.attrs["config"].replace("  statistics: fermions\n", "")
+    lines = _info(cfg.output.path, capsys)
+    assert any(line.startswith("system        P=2 D=2 omega=1, coulomb, not recorded")
+               for line in lines)
+    with h5py.File(cfg.output.path, "r+") as h5:
+        h5.attrs["config"] = "system: [unclosed"
+    lines = _info(cfg.output.path, capsys)
+    assert lines[3].startswith("system        unknown: ") and "status        completed" in lines
