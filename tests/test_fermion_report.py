@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import h5py
 import numpy as np
@@ -175,3 +176,74 @@ def test_pvmc_info_without_determinants_or_statistics(tmp_path, capsys):
         h5.attrs["config"] = "system: [unclosed"
     lines = _info(cfg.output.path, capsys)
     assert lines[3].startswith("system        unknown: ") and "status        completed" in lines
+
+
+# ----------------------------------------------------------------------------- analysis
+def test_analysis_report_states_statistics_and_orbitals(six, capsys):
+    from analysis.cli import main
+    path, _, _ = six[0]
+    assert main([path, "--n-boot", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "interaction=coulomb statistics=fermions" in text
+    assert "wavefunction   Slater x RBM hidden=2" in text
+    assert f"orbitals       {FILLING}; orbital scale alpha=" in text
+    assert main([path, "--n-boot", "20", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["statistics"] == "fermions" and r["format_version"] == 4
+    assert r["orbitals"]["quantum_numbers"] == SIX and r["orbitals"]["text"] == FILLING
+    assert 0.0 <= r["orbitals"]["inverse_drift"] < 1e-9
+
+
+def test_analysis_compares_the_densities_per_particle(six, tmp_path, capsys, monkeypatch):
+    """Several run files and --plots: one figure of rho(r)/N with batch-means error
+    bars, each curve labelled with N and the energy; a run without a density is left
+    out with a note."""
+    from analysis import plots
+    from analysis.cli import main
+    from conftest import run_config
+    from parallel_vmc.schema import shell_volumes
+    bare = make_config(tmp_path / "bare.h5", production={"samples": 4096,
+                                                          "observables": False})
+    run_config(bare)
+    capsys.readouterr()                       # its summary
+    drawn = []
+    original = plots.plot_density_comparison
+    monkeypatch.setattr(plots, "plot_density_comparison",
+                        lambda curves, path: drawn.append(curves) or original(curves, path))
+    files = [six[1][0], six[0][0], bare.output.path]
+    out = tmp_path / "plots"
+    assert main([*files, "--plots", str(out), "--n-boot", "20", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    png = out / plots.COMPARISON
+    assert png.exists() and os.path.getsize(png) > 5000
+    assert [r["density_comparison"] for r in reports] == [str(png), str(png), None]
+    [curves] = drawn
+    assert [c["label"].split(" (")[-1] for c in curves] == ["n6_soft)", "n6)"]
+    for c, r in zip(curves, reports):
+        p = r["production"]
+        assert c["label"] == (f"N = 6: E = {p['mean']:.6f} +- {p['error']:.6f} "
+                              f"({os.path.basename(r['file'])[:-3]})")
+        with h5py.File(r["file"], "r") as h5:
+            d = h5["production/observables/density"]
+            per_particle = np.sum(d["density"][()] / 6 * shell_volumes(d["edges"][()], 2))
+            beyond = d.attrs["overflow"] / (h5["production/observables"].attrs["samples"] * 6)
+        assert per_particle + beyond == pytest.approx(1.0, rel=1e-12)
+    assert main([*files, "--plots", str(out), "--n-boot", "20"]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {png} (one-body density per particle, N = 6, 6)" in text
+    assert ("note: bare is not in the density comparison: no radial density with error "
+            "bars") in text
+
+
+def test_density_comparison_has_a_panel_per_dimension(tmp_path):
+    """Densities per unit length^D of different D do not share an axis."""
+    from analysis.plots import plot_density_comparison
+    edges = np.linspace(0.0, 4.0, 41)
+    r = 0.5 * (edges[1:] + edges[:-1])
+    curves = [{"edges": edges, "density": P * np.exp(-r * r) / np.pi ** (D / 2),
+               "error": 0.01 * np.ones_like(r), "particles": P, "dimensions": D,
+               "label": f"N = {P}, D = {D}"} for P, D in ((2, 2), (6, 2), (8, 3))]
+    path = plot_density_comparison(curves, str(tmp_path / "c.png"))
+    from matplotlib.image import imread
+    height, width = imread(path).shape[:2]
+    assert width > 1.8 * 640 and height < 500          # two panels side by side
