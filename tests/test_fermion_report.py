@@ -103,6 +103,11 @@ def test_summary_names_the_parts_present(P, statistics, jastrow, product):
         assert not _lines(text, "orbitals") and not _lines(text, "inverse drift")
 
 
+def test_every_registered_part_has_its_name_in_the_summary():
+    from parallel_vmc.wavefunction import PARTS
+    assert sorted(p.name for p in PARTS) == sorted(name for name, _ in report.PRODUCT)
+
+
 # ----------------------------------------------------------------------------- run file
 def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
     path, text, result = six[0]
