@@ -282,7 +282,7 @@ def _read_resumable(path: str, cfg=None):
     except ckpt.CheckpointError as exc:
         raise NoCheckpoint(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
                            "Start the run again (pvmc run CONFIG --overwrite)") from None
-    problem = _checkpoint_problem(c_attrs, arrays, attrs)
+    problem = _checkpoint_problem(c_attrs, arrays, attrs) or _layout_problem(c_attrs, arrays)
     if problem:
         raise InputError(f"{path}: {problem}; it cannot be resumed")
     try:
@@ -323,6 +323,25 @@ def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | N
         return ("the checkpoint beside it belongs to another run (run_id differs); "
                 "it was left behind by an earlier run of the same name")
     return None
+
+
+def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
+    """Why the checkpoint's theta does not fit the parameters its stored config gives
+    now, or None. A config stored before a key existed reads with the key's default,
+    which may add a part: system.statistics (default fermions) adds the Slater part to
+    a run of P > 2 from before fermions, whose theta has no orbital scale."""
+    from .config import ConfigError, config_from_yaml_text
+    from .wavefunction import Layout
+    try:
+        cfg = config_from_yaml_text(_text(c_attrs["config"]))
+    except ConfigError:
+        return None                       # reported where the config is read
+    n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
+    if arrays["theta"].size == n:
+        return None
+    return (f"its checkpoint holds {arrays['theta'].size} parameters, but its stored "
+            f"config now gives {n} (a run from before a key whose default adds "
+            f"parameters, such as system.statistics: fermions)")
 
 
 def _flat(raw: dict, prefix: str = "") -> dict:

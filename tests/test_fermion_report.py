@@ -252,3 +252,23 @@ def test_density_comparison_has_a_panel_per_dimension(tmp_path):
     from matplotlib.image import imread
     height, width = imread(path).shape[:2]
     assert width > 1.8 * 640 and height < 500          # two panels side by side
+
+
+def test_a_run_from_before_fermions_is_refused_not_resumed_as_one(tmp_path, monkeypatch,
+                                                                  capsys):
+    """A stored config without system.statistics (a run from before fermions) now reads
+    as fermions: for P = 6 that adds the orbital scale, which the checkpoint's theta
+    lacks. pvmc resume exits 2 naming both counts instead of sampling out of bounds."""
+    from parallel_vmc import checkpoint
+    cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4},
+                      system={"particles": 6, "dimensions": 2, "omega": 1.0,
+                              "statistics": "bosons"})
+    interrupted_run(cfg, monkeypatch, at_call=2)
+    for path in (cfg.output.path, checkpoint.path_for(cfg.output.path)):
+        with h5py.File(path, "r+") as h5:
+            h5.attrs["config"] = h5.attrs["config"].replace("  statistics: bosons\n", "")
+    assert cli.main(["resume", cfg.output.path]) == 2
+    err = capsys.readouterr().err
+    assert "its checkpoint holds 38 parameters, but its stored config now gives 39" in err
+    with h5py.File(cfg.output.path, "r") as h5:
+        assert h5.attrs["status"] == b"interrupted"
