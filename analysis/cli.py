@@ -106,6 +106,27 @@ def sigma_used(run) -> dict:
     return {"value": value if is_number(value) else None, "source": "config"}
 
 
+def statistics_used(run) -> str | None:
+    """fermions | bosons: /wavefunction's attribute (format 4), else the config's; None
+    for a file from before fermions (its RBM had no determinants)."""
+    stored = run.wavefunction_attrs.get(S.STATISTICS)
+    return stored if isinstance(stored, str) else _section(run.config, "system").get(
+        S.STATISTICS)
+
+
+def orbitals_used(run) -> dict | None:
+    """The Slater part of a fermion run (format 4, once /wavefunction is written): the
+    quantum numbers (n, D) of each spin's orbitals as lists, their text, the orbital
+    scale and the largest inverse drift; None without determinants."""
+    q = run.wavefunction.get(S.ORBITALS)
+    if q is None:
+        return None
+    scale = run.wavefunction.get(S.ORBITAL_SCALE)
+    return {"quantum_numbers": q.tolist(), "text": S.orbitals_text(q),
+            "orbital_scale": None if scale is None else float(scale.ravel()[0]),
+            "inverse_drift": run.wavefunction_attrs.get(S.INVERSE_DRIFT)}
+
+
 def infinite_mean_reason(config) -> str | None:
     """Why the mean local energy of this system is infinite, or None.
 
@@ -272,6 +293,8 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         "config": run.config,
         "sampler": sampler_used(run),
         "sigma": sigma_used(run),
+        "statistics": statistics_used(run),
+        "orbitals": orbitals_used(run),
         "warnings": [],
         "notes": [],
     }
@@ -481,15 +504,34 @@ def _header_rows(r: dict) -> list:
         ("parallel", f"{r.get('mpi_size')} rank(s) x {r.get('walkers_per_rank')} walkers, "
                      f"seed {r.get('seed')}"),
         ("system", f"P={sy.get('particles')} D={sy.get('dimensions')} "
-                   f"omega={sy.get('omega')} interaction={sy.get('interaction')}"),
+                   f"omega={sy.get('omega')} interaction={sy.get('interaction')}"
+                   + (f" statistics={r['statistics']}" if r.get("statistics") else "")),
         ("units", r.get("units", UNITS)),
-        ("wavefunction", f"RBM hidden={wf.get('hidden')} psi={wf.get('psi')} "
+        ("wavefunction", f"{'Slater x ' if _has_determinants(r) else ''}RBM "
+                         f"hidden={wf.get('hidden')} psi={wf.get('psi')} "
                          f"{_sigma_text(r.get('sigma') or {})} "
                          f"jastrow={wf.get('jastrow', 'none')}"),
+        *_orbital_rows(r.get("orbitals")),
         ("sampler", f"{sampler.get('method')}, {_step_text(sampler)}"),
         ("optimizer", f"{op.get('method')} lr={op.get('learning_rate')} "
                       f"iterations={op.get('iterations')}"),
     ]
+
+
+def _has_determinants(r: dict) -> bool:
+    """Slater determinants: orbitals stored, or fermions beyond two (not stored yet)."""
+    particles = _section(r.get("config") or {}, "system").get("particles")
+    return bool(r.get("orbitals")) or (r.get("statistics") == "fermions"
+                                       and is_number(particles) and particles > 2)
+
+
+def _orbital_rows(o: dict | None) -> list:
+    """The orbitals row of a run with Slater determinants (none without)."""
+    if not o:
+        return []
+    drift = o.get("inverse_drift")
+    return [("orbitals", f"{o['text']}; orbital scale alpha={_g(o['orbital_scale'], '.6g')}"
+             + ("" if drift is None else f"; inverse drift {_g(drift, '.3g')}"))]
 
 
 def _infinite(r: dict, name: str) -> str:
@@ -683,6 +725,9 @@ def cmd_summary(argv) -> int:
             from .plots import run_plots
             report["plots"] = run_plots(run, summary, args.plots)
         reports.append(report)
+    lines = []
+    if args.plots and len(runs) > 1:
+        lines = density_comparison(runs, reports, args.plots)
     if args.json:
         out = _clean(reports[0] if len(reports) == 1 else reports)
         print(json.dumps(out, indent=2, sort_keys=False))
@@ -691,7 +736,58 @@ def cmd_summary(argv) -> int:
         for r in reports:
             for path in r.get("plots", []):
                 print(f"wrote {path}")
+        print("\n".join(lines), end="\n" if lines else "")
     return EXIT_OK
+
+
+def _energy_label(report: dict) -> str:
+    """E +- error of a run for a legend: this analysis's blocking of the local
+    energy, else the file's /summary."""
+    if report.get("infinite_mean"):
+        return "E infinite (1D Coulomb)"
+    p = report.get("production") or {}
+    if p.get("series") == S.LOCAL_ENERGY and "mean" in p:
+        return f"E = {_pm(p['mean'], p['error'])}"
+    s = report.get("summary_in_file") or {}
+    return f"E = {_pm(s['energy'], s.get('error'))}" if "energy" in s else "E unknown"
+
+
+def _density_curve(run, report) -> dict | None:
+    """The radial density of a run for the comparison (None without one: no
+    observables, or format 1-2, whose flat counts carry no error bars)."""
+    d = run.observables.get(S.DENSITY)
+    if not isinstance(d, dict):
+        return None
+    system = _section(run.config, "system")
+    n = d["attrs"].get("particles", system.get("particles"))
+    dims = d["attrs"].get("dimensions", system.get("dimensions"))
+    if not (isinstance(n, int) and n > 0 and dims in (1, 2, 3)):
+        return None
+    return {"edges": d["edges"], "density": d["density"], "error": d["error"],
+            "particles": n, "dimensions": dims,
+            "label": f"N = {n}: {_energy_label(report)} ({run.name})"}
+
+
+def density_comparison(runs: list, reports: list, directory: str) -> list:
+    """One figure of the radial densities per particle of every run that has one
+    (sorted by D, then N) into directory; each report gets its path (None when left
+    out). Returns the lines to print."""
+    from .plots import COMPARISON, plot_density_comparison
+    curves = [_density_curve(run, r) for run, r in zip(runs, reports)]
+    shown = sorted((c for c in curves if c), key=lambda c: (c["dimensions"], c["particles"]))
+    path = None
+    if len(shown) > 1:
+        path = plot_density_comparison(shown, os.path.join(directory, COMPARISON))
+    for r, c in zip(reports, curves):
+        r["density_comparison"] = path if c else None
+    lines = [f"note: {run.name} is not in the density comparison: no radial density with "
+             "error bars (production.observables off, or a format 1-2 file)"
+             for run, c in zip(runs, curves) if c is None]
+    if path is None:
+        return lines + ["note: no density comparison: fewer than two files have a radial "
+                        "density"]
+    sizes = ", ".join(str(c["particles"]) for c in shown)
+    return [f"wrote {path} (one-body density per particle, N = {sizes})"] + lines
 
 
 def _sort_key(v):

@@ -15,6 +15,8 @@ share a directory:
 
 (each of the last three only if the file has it: /production/observables, format 3;
 older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
+Given several run files, ``python -m analysis`` also draws their radial densities per
+particle on one figure, ``density_comparison.png`` (:func:`plot_density_comparison`).
 
 Units (pvmc's): hbar = m = e = 1 with the trap frequency unit omega_0 = 1, so
 energies are in hbar*omega_0 and lengths in sqrt(hbar/(m*omega_0)); every axis with
@@ -32,13 +34,14 @@ from parallel_vmc.schema import shell_volumes
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
            "plot_histogram", "histogram_range", "plot_density", "plot_radial_density",
-           "plot_density_image", "plot_pair_distance", "plot_scan", "run_plots",
-           "plot_names"]
+           "plot_density_comparison", "plot_density_image", "plot_pair_distance",
+           "plot_scan", "run_plots", "plot_names", "COMPARISON"]
 
 E_UNIT = r"$\hbar\omega_0$"                    # energies
 L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"            # lengths
 KEY_UNITS = {"system.omega": r"$\omega_0$", "wavefunction.sigma": L_UNIT}
 BULK_IQR = 5.0      # histogram range: median +- this many interquartile ranges
+COMPARISON = "density_comparison.png"    # several runs' rho(r)/N (no run's stem: shared)
 
 
 class PlotError(RuntimeError):
@@ -192,7 +195,7 @@ def _with_error_bars(ax, edges, values, errors, color, label):
     centres = 0.5 * (edges[1:] + edges[:-1])
     errors = np.where(np.isfinite(errors), errors, 0.0)
     ax.errorbar(centres, values, yerr=errors, fmt="o-", ms=2.5, lw=1.0, elinewidth=1.0,
-                capsize=1.5, color=color, label=f"{label} ± error (batch means)")
+                capsize=1.5, color=color, label=label)
 
 
 def plot_radial_density(edges, density, error, path: str, title: str = "",
@@ -202,13 +205,42 @@ def plot_radial_density(edges, density, error, path: str, title: str = "",
     fig = _figure()
     ax = fig.subplots()
     _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
-                     "C0", "rho(r)")
+                     "C0", "rho(r) ± error (batch means)")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel(f"r ({L_UNIT})")
     power = f"$^{{-{dimensions}}}$" if dimensions else "$^{-D}$"
     ax.set_ylabel(f"one-body density rho(r) ({L_UNIT}{power})")
     ax.set_title(title or "one-body density")
     ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
+    """The radial one-body densities of several runs on one figure, each divided by
+    its number of particles N, so that every curve integrates to 1 over space and the
+    shells of different N compare; error bars from the batch means. One panel per
+    dimension D (densities per unit length^D of different D do not share an axis).
+
+    curves: dicts with edges (n_bins + 1,), density and error (n_bins,) as stored
+    (integral over space = N), particles N, dimensions D and the legend's label.
+    """
+    dims = sorted({c["dimensions"] for c in curves})
+    fig = _figure(6.4 * len(dims), 4.6)
+    axes = np.atleast_1d(fig.subplots(1, len(dims)))
+    for ax, d in zip(axes, dims):
+        for k, c in enumerate(x for x in curves if x["dimensions"] == d):
+            edges, n = np.asarray(c["edges"], float), c["particles"]
+            _with_error_bars(ax, edges, np.asarray(c["density"], float) / n,
+                             np.asarray(c["error"], float) / n, f"C{k % 10}", c["label"])
+        ax.set_xlim(left=0.0)
+        ax.set_xlabel(f"r ({L_UNIT})")
+        ax.set_ylabel(f"rho(r) / N ({L_UNIT}$^{{-{d}}}$)")
+        ax.set_title(f"D = {d}" if len(dims) > 1 else
+                     (title or "one-body density per particle"))
+        ax.legend(loc="upper right", fontsize="small",
+                  title="error bars: batch means", title_fontsize="small")
+    if len(dims) > 1:
+        fig.suptitle(title or "one-body density per particle")
     return _save(fig, path)
 
 
@@ -234,7 +266,7 @@ def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") 
     fig = _figure()
     ax = fig.subplots()
     _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
-                     "C1", "P(r12)")
+                     "C1", "P(r12) ± error (batch means)")
     if mean is not None and math.isfinite(mean):
         ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
     ax.set_xlim(edges[0], edges[-1])

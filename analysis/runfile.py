@@ -7,12 +7,14 @@ it; what is there is read, and a group that is present must be well formed.
 
 The file is opened read-only with HDF5 file locking off, so a file that ``pvmc``
 still has open for writing can be analysed; the view is that of its last flush.
-Formats 2 and 3 allocate the growing datasets in full up front; only the first
+Formats 2 to 4 allocate the growing datasets in full up front; only the first
 ``/optimization/rows_written`` rows and ``/production/samples_written`` columns are
-data, and only those are read. Format 3 stores the energy parts kinetic, trap and
+data, and only those are read. Formats 3-4 store the energy parts kinetic, trap and
 interaction (formats 1-2: kinetic and potential) and the group
 ``/production/observables`` (batch means of scalars, histograms), read into
-``RunData.observables``.
+``RunData.observables``. Format 4 adds to ``/wavefunction`` the attribute
+``statistics`` and, with Slater determinants, ``orbitals``, ``orbital_scale`` and the
+attribute ``inverse_drift``.
 
 Damaged files. Every read of the file goes through :func:`_reading`, which turns
 whatever h5py or HDF5 raise on damaged bytes (see ``READ_ERRORS``) into a
@@ -45,7 +47,7 @@ __all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes
            "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",
            "READ_ERRORS", "is_number"]
 
-SUPPORTED_FORMATS = (1, 2, 3)
+SUPPORTED_FORMATS = (1, 2, 3, 4)     # 4: format 3 + /wavefunction of fermions
 OPT_FIELDS = (S.ITERATION,) + S.OPT_FIELDS
 CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
 # the names of the file: parallel_vmc.schema (the writer's); formats 1-2 had potential
@@ -622,7 +624,8 @@ def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -
 
 
 def _read_wavefunction(path: str, h5, run: RunData) -> None:
-    """/wavefunction: its datasets (sigma a single number) and attributes."""
+    """/wavefunction: its datasets (sigma and orbital_scale single numbers, orbitals
+    (n, D) whole numbers) and attributes (inverse_drift a number)."""
     import h5py
     grp = _group(path, h5, S.WAVEFUNCTION, f"/{S.WAVEFUNCTION}")
     if grp is None:
@@ -633,10 +636,17 @@ def _read_wavefunction(path: str, h5, run: RunData) -> None:
         item = _child(path, grp, name, where)
         if isinstance(item, h5py.Dataset):
             run.wavefunction[name] = _values(path, item, where)
-    sigma = run.wavefunction.get("sigma")
-    if sigma is not None and (sigma.size != 1 or sigma.dtype.kind not in "fiu"):
-        raise RunFileError(path, f"/wavefunction/sigma is not a single number (shape "
-                           f"{sigma.shape}, type {sigma.dtype}): the file is damaged")
+    for name in ("sigma", S.ORBITAL_SCALE):
+        value = run.wavefunction.get(name)
+        if value is not None and (value.size != 1 or value.dtype.kind not in "fiu"):
+            raise RunFileError(path, f"/wavefunction/{name} is not a single number (shape "
+                               f"{value.shape}, type {value.dtype}): the file is damaged")
+    orbitals = run.wavefunction.get(S.ORBITALS)
+    if orbitals is not None and (orbitals.ndim != 2 or orbitals.dtype.kind not in "iu"):
+        raise RunFileError(path, f"/wavefunction/{S.ORBITALS} is not a 2-D array of "
+                           f"quantum numbers (shape {orbitals.shape}, type "
+                           f"{orbitals.dtype}): the file is damaged")
+    _require_numbers(path, f"/{S.WAVEFUNCTION}", run.wavefunction_attrs, (S.INVERSE_DRIFT,))
 
 
 def _read_summary(path: str, h5, run: RunData) -> None:

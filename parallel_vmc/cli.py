@@ -271,10 +271,10 @@ def _read_resumable(path: str, cfg=None):
                              f"(pvmc resume {path}) or choose another output path")
     if status == S.COMPLETED:
         return "completed"
-    if _text(attrs[S.FORMAT]) != str(S.FORMAT_VERSION):
+    if _text(attrs[S.FORMAT]) not in map(str, S.RESUMABLE_FORMATS):
         raise InputError(f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
-                         f"not written by this parallel_vmc version; it resumes format "
-                         f"{S.FORMAT_VERSION} only")
+                         f"not written by this parallel_vmc version; it resumes formats "
+                         f"{', '.join(map(str, S.RESUMABLE_FORMATS))} only")
     if in_use(path):          # a writer holds the lock of a run that is still going
         raise InputError(f"{path} is in use by another process; is the run still going?")
     try:
@@ -282,7 +282,7 @@ def _read_resumable(path: str, cfg=None):
     except ckpt.CheckpointError as exc:
         raise NoCheckpoint(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
                            "Start the run again (pvmc run CONFIG --overwrite)") from None
-    problem = _checkpoint_problem(c_attrs, arrays, attrs)
+    problem = _checkpoint_problem(c_attrs, arrays, attrs) or _layout_problem(c_attrs, arrays)
     if problem:
         raise InputError(f"{path}: {problem}; it cannot be resumed")
     try:
@@ -323,6 +323,25 @@ def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | N
         return ("the checkpoint beside it belongs to another run (run_id differs); "
                 "it was left behind by an earlier run of the same name")
     return None
+
+
+def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
+    """Why the checkpoint's theta does not fit the parameters its stored config gives
+    now, or None. A config stored before a key existed reads with the key's default,
+    which may add a part: system.statistics (default fermions) adds the Slater part to
+    a run of P > 2 from before fermions, whose theta has no orbital scale."""
+    from .config import ConfigError, config_from_yaml_text
+    from .wavefunction import Layout
+    try:
+        cfg = config_from_yaml_text(_text(c_attrs["config"]))
+    except ConfigError:
+        return None                       # reported where the config is read
+    n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
+    if arrays["theta"].size == n:
+        return None
+    return (f"its checkpoint holds {arrays['theta'].size} parameters, but its stored "
+            f"config now gives {n} (a run from before a key whose default adds "
+            f"parameters, such as system.statistics: fermions)")
 
 
 def _flat(raw: dict, prefix: str = "") -> dict:
@@ -403,6 +422,32 @@ def cmd_info(args) -> int:
                       f"{one_line(exc, 200)})")
 
 
+def _system_lines(path, h5) -> list:
+    """Info lines of the system with its statistics (/wavefunction's, else the
+    config's) and, when the file has them (at the end of a fermion run), the orbitals
+    each spin occupies, the orbital scale and the largest inverse drift."""
+    try:
+        system = _stored_config(path, h5.attrs).get("system")
+    except InputError as exc:     # info still shows the rest of the file
+        return [f"system        unknown: {exc}"]
+    system = system if isinstance(system, dict) else {}
+    wf = h5[S.WAVEFUNCTION] if S.WAVEFUNCTION in h5 else None
+    statistics = system.get("statistics", "not recorded (a run from before fermions: "
+                                          "no determinants)")
+    if wf is not None and S.STATISTICS in wf.attrs:
+        statistics = _text(wf.attrs[S.STATISTICS])
+    omega = system.get("omega")
+    omega = f"{omega:g}" if isinstance(omega, (int, float)) else omega
+    lines = [f"system        P={system.get('particles')} D={system.get('dimensions')} "
+             f"omega={omega}, {system.get('interaction', 'coulomb')}, {statistics}"]
+    if wf is not None and S.ORBITALS in wf:
+        drift = wf.attrs.get(S.INVERSE_DRIFT)
+        lines.append(f"orbitals      {S.orbitals_text(wf[S.ORBITALS][()])}; orbital scale "
+                     f"alpha={float(wf[S.ORBITAL_SCALE][()]):.6g}"
+                     + ("" if drift is None else f"; inverse drift {float(drift):.3g}"))
+    return lines
+
+
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from . import checkpoint as ckpt
@@ -412,6 +457,8 @@ def _print_info(path, h5) -> int:
     print(f"status        {status}")
     print(f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
           f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}")
+    for line in _system_lines(path, h5):
+        print(line)
     if S.path(S.OPTIMIZATION, "energy") in h5:
         opt = h5[S.OPTIMIZATION]
         n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]

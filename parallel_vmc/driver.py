@@ -316,10 +316,11 @@ class Run:
         None elsewhere."""
         st = self.state
         payload = self._checkpoint_payload()     # collective: before ranks part
+        drift = self.comm.allreduce_max(self.walkers.inverse_drift.max(initial=0.0))
         if not self.segment.held:
             return None
         est = estimators.production_estimates(st.prod_totals)
-        self.segment.write_results(st, est, payload, self.sampler, self.wf, self.n_samples)
+        self.segment.write_results(st, est, payload, self.sampler, self.n_samples, drift)
         t = time.monotonic()
         summary = report.summarize(self.segment.series(), self.n_samples,
                                    est["acceptance"])
@@ -331,7 +332,7 @@ class Run:
             summary["observables"] = obs
         self.timings["analyse"] = time.monotonic() - t
         self._say(report.summary_text(summary, self.sampler, self.timings, self.comm.size,
-                                      self.cfg.output.path))
+                                      self.cfg.output.path, st.theta, drift))
         return summary
 
     # ------------------------------------------------------------------ the run
@@ -363,7 +364,8 @@ class Run:
         except RunFailed as exc:
             status = f"{S.FAILED}: {exc}"
             # the last good parameters (after a rewind)
-            self.segment.write_wavefunction(self.wf, self.state.theta)
+            self.segment.write_wavefunction(self.wf, self.state.theta,
+                                            self.system.statistics)
             raise
         except BaseException as exc:
             status = f"{S.FAILED}: {type(exc).__name__}: {exc}"

@@ -1,6 +1,6 @@
 """The HDF5 run file (DESIGN section 4), written by rank 0 only.
 
-Layout (format_version 3; the names live in ``schema``)::
+Layout (format_version 4; the names live in ``schema``)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,
@@ -19,7 +19,9 @@ Layout (format_version 3; the names live in ``schema``)::
                      density, error (see ``observables.summarize``)
     /wavefunction/   a (M,), b (N,), W (M, N), sigma (); with the Padé-Jastrow factor
                      jastrow_beta (2,) [antiparallel, parallel], jastrow_cusp (P, P);
-                     attrs kind, psi, jastrow
+                     with Slater determinants orbitals (P/2, D) int64 (quantum numbers
+                     of each spin's orbitals), orbital_scale () and attr inverse_drift;
+                     attrs kind, psi, jastrow, statistics
     /checkpoint/     the final state (the live one is the sibling RUN.h5.ckpt)
     /segments/       one row per launch: mpi_size, first_iteration, last_iteration,
                      hostname, start_time, end_time, ended, progress, reseeded,
@@ -202,6 +204,11 @@ class RunFile:
         except (OSError, TypeError, ValueError):
             pass   # drivers without a plain file descriptor
 
+    def upgrade_format(self) -> None:
+        """A resumed file of an older format (``schema.RESUMABLE_FORMATS``) is written
+        on as this format: its root attribute says so from now on."""
+        self.h5.attrs.modify(S.FORMAT, FORMAT_VERSION)
+
     def set_status(self, status: str, flush: bool = True) -> None:
         """Overwrite the status in place (same fixed-length type: no new metadata); one
         line, whatever the reason's text (HDF5 error stacks span many)."""
@@ -294,17 +301,25 @@ class RunFile:
             grp.attrs[key] = value
         self.flush(force=True)
 
-    def write_wavefunction(self, wf, theta: np.ndarray) -> None:
+    def write_wavefunction(self, wf, theta: np.ndarray, statistics: str,
+                           inverse_drift: float | None = None) -> None:
+        """/wavefunction: the parts' parameters in theta (n_params,) and what is fixed;
+        with the Slater part its orbitals (P/2, D), orbital scale and, when known (not
+        after a failure), the largest inverse drift over all ranks."""
         grp = self.h5.require_group(S.WAVEFUNCTION)
         a, b, W = wf.layout.split(theta)
         items = list(zip(S.WAVEFUNCTION_ARRAYS, (a, b, W, wf.sigma)))
         if wf.layout.n_jastrow:
             items += zip(S.JASTROW_ARRAYS, (wf.layout.betas(theta), wf.cusp))
+        if wf.has_determinants:
+            items += zip(S.SLATER_ARRAYS, (wf.orbitals(), wf.orbital_scale(theta)))
         for name, value in items:
             if name in grp:
                 del grp[name]
             grp[name] = value
-        grp.attrs.update(zip(S.WAVEFUNCTION_ATTRS, ("rbm", wf.psi, wf.jastrow)))
+        grp.attrs.update(zip(S.WAVEFUNCTION_ATTRS, ("rbm", wf.psi, wf.jastrow, statistics)))
+        if wf.has_determinants and inverse_drift is not None:
+            grp.attrs[S.INVERSE_DRIFT] = inverse_drift
         self.flush(force=True)
 
     def write_observables(self, summary: dict) -> None:

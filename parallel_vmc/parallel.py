@@ -1,4 +1,5 @@
-"""The communicator: rank/size, Allreduce of packed buffers, gathers, agreement checks.
+"""The communicator: rank/size, Allreduce of packed buffers (and the max of one number),
+gathers, agreement checks.
 
 With mpi4py importable and more than one process, :func:`world` wraps
 ``MPI.COMM_WORLD``; otherwise a serial stand-in with the same methods runs the program
@@ -22,6 +23,11 @@ class SerialComm:
     def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
         self.allreduce_calls += 1
         return buf.copy()
+
+    def allreduce_max(self, value: float) -> float:
+        """The largest of every rank's value, on every rank. Not counted in
+        allreduce_calls: it is no part of an iteration (the end of a run uses it)."""
+        return float(value)
 
     def gather_rows(self, block: np.ndarray):
         """Stack (rows, cols) blocks of all ranks on rank 0 (None elsewhere)."""
@@ -64,6 +70,12 @@ class MPIComm(SerialComm):
         out = np.empty_like(buf)
         self.comm.Allreduce(np.ascontiguousarray(buf), out, op=MPI.SUM)
         return out
+
+    def allreduce_max(self, value: float) -> float:
+        from mpi4py import MPI
+        out = np.empty(1)
+        self.comm.Allreduce(np.array([value], dtype=np.float64), out, op=MPI.MAX)
+        return float(out[0])
 
     def gather_rows(self, block: np.ndarray):
         """Gather equally shaped (rows, cols) blocks to rank 0 in rank order."""

@@ -10,6 +10,7 @@ import time
 
 from . import observables
 from . import schema as S
+from .wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
 INFINITE_MEAN_WARNING = (
@@ -159,18 +160,42 @@ def time_line(timings: dict) -> str:
             + f"; total {sum(timings.values()):.1f} s (this segment)")
 
 
-def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str) -> str:
+# the parts of psi as the product is written (Slater-Jastrow order), by registry name
+PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("pade", "Pade-Jastrow"))
+
+
+def wavefunction_line(wf) -> str:
+    """'Slater x RBM x Pade-Jastrow, 4 hidden units, psi=sqrt, ...': the parts present."""
+    product = " x ".join(label for name, label in PRODUCT if name in wf.layout.parts)
+    return (f"{product}, {wf.layout.n_hidden} hidden units, psi={wf.psi}, "
+            f"sigma={wf.sigma:.6g}, {wf.layout.n_params} parameters")
+
+
+def determinant_lines(wf, theta, inverse_drift: float) -> list:
+    """Summary lines of the Slater part (none without it): the orbitals each spin
+    occupies with the optimised orbital scale, and how far the updated inverses drifted
+    (inverse_drift: the largest over all ranks, ``Walkers.inverse_drift``)."""
+    if not wf.has_determinants:
+        return []
+    return [f"orbitals      {slater.shell_filling(wf.particles, wf.dimensions)}; "
+            f"orbital scale alpha={wf.orbital_scale(theta):.6g}",
+            f"inverse drift {inverse_drift:.3g} = max|D Dinv - I| at rebuilds (every "
+            f"{wf.determinant_refresh} sweeps, all ranks)"]
+
+
+def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str, theta,
+                 inverse_drift: float) -> str:
     """The summary block printed at the end of a run: s from :func:`summarize`
-    (with "observables" when kept); sampler: ``samplers.Sampler`` of the run."""
+    (with "observables" when kept); sampler: ``samplers.Sampler`` of the run; theta:
+    (n_params,) its final parameters; inverse_drift: see :func:`determinant_lines`."""
     sy, wf = sampler.system, sampler.wf
     lines = [
         "",
         "==================== parallel_vmc summary ====================",
         f"system        P={sy.particles} D={sy.dimensions} omega={sy.omega:g} "
-        f"{'coulomb' if sy.coulomb else 'no interaction'}",
-        f"wavefunction  RBM, {wf.layout.n_hidden} hidden"
-        f"{' x Pade-Jastrow' if wf.layout.n_jastrow else ''}, psi={wf.psi}, "
-        f"sigma={wf.sigma:.6g}, {wf.layout.n_params} parameters",
+        f"{'coulomb' if sy.coulomb else 'no interaction'}, {sy.statistics}",
+        f"wavefunction  {wavefunction_line(wf)}",
+        *determinant_lines(wf, theta, inverse_drift),
         f"sampler       {sampler_line(s, sampler)}",
         f"energy        {energy_line(s, sy)}",
         f"variance      {s['variance']:.6g}",

@@ -1,18 +1,19 @@
 """The names of the HDF5 run file (DESIGN section 4): one home for the writer
 (``output``, ``driver``) and the reader (``analysis``).
 
-Pure constants and two small helpers; imports only the standard library and numpy,
+Pure constants and three small helpers; imports only the standard library and numpy,
 never numba, so ``analysis`` can use it (importing ``parallel_vmc`` itself only points
 numba's cache directory, see ``jit_cache``).
 
-Layout of format 3 (see ``output`` for what each dataset holds and when)::
+Layout of format 4 (see ``output`` for what each dataset holds and when)::
 
     /                root attrs ROOT_ATTRS (REQUIRED_ROOT always present)
     /optimization/   ITERATION, OPT_FIELDS, PARAMS, ROWS_WRITTEN
     /production/     PRODUCTION_SERIES, SAMPLES_WRITTEN; attrs PRODUCTION_ATTRS
       observables/   SCALAR_OBSERVABLES (batch means, attrs MEAN, ERROR), the
                      histogram groups HISTOGRAMS (edges + HISTOGRAM_ARRAYS)
-    /wavefunction/   WAVEFUNCTION_ARRAYS (+ JASTROW_ARRAYS); attrs WAVEFUNCTION_ATTRS
+    /wavefunction/   WAVEFUNCTION_ARRAYS (+ JASTROW_ARRAYS, + SLATER_ARRAYS); attrs
+                     WAVEFUNCTION_ATTRS (+ INVERSE_DRIFT with the Slater part)
     /checkpoint/     the final state
     /segments/       SEGMENT_FIELDS, one row per launch
     /summary/        attrs SUMMARY_ATTRS, ...
@@ -26,7 +27,11 @@ import math
 
 import numpy as np
 
-FORMAT_VERSION = 3     # bumped with every change of this schema
+FORMAT_VERSION = 4     # bumped with every change of this schema; 4: /wavefunction
+                       # statistics, orbitals, orbital_scale, inverse_drift
+# Formats ``pvmc resume`` continues: a format 3 file differs only in what /wavefunction
+# gets at the end, so it is resumed and ends as a format 4 file.
+RESUMABLE_FORMATS = (3, FORMAT_VERSION)
 
 
 def path(*parts: str) -> str:
@@ -96,7 +101,15 @@ HISTOGRAM_ARRAYS = ("counts", "density", "error")   # bins' shape, in every hist
 # ----------------------------------------------------------------------------- others
 WAVEFUNCTION_ARRAYS = ("a", "b", "W", "sigma")
 JASTROW_ARRAYS = ("jastrow_beta", "jastrow_cusp")
-WAVEFUNCTION_ATTRS = ("kind", "psi", "jastrow")
+ORBITALS = "orbitals"              # (n, D) int64: quantum numbers of the n = P/2
+                                   # orbitals occupied by each spin, in column order
+ORBITAL_SCALE = "orbital_scale"    # (): the optimised orbital scale alpha
+SLATER_ARRAYS = (ORBITALS, ORBITAL_SCALE)     # with Slater determinants (format >= 4)
+STATISTICS = "statistics"          # "fermions" | "bosons" (format >= 4)
+WAVEFUNCTION_ATTRS = ("kind", "psi", "jastrow", STATISTICS)
+INVERSE_DRIFT = "inverse_drift"    # attr with the Slater part: the largest max |D Dinv -
+                                   # I| of an updated inverse at its rebuild, over all
+                                   # ranks, during the last segment (not checkpointed)
 # one row per launch: name -> dtype ("str": fixed-length text)
 SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
                   "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
@@ -104,6 +117,15 @@ SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "
 SUMMARY_ATTRS = ("energy", "error", "variance", "tau_int", "n_samples")
 
 # ----------------------------------------------------------------------------- formulas
+def orbitals_text(quantum_numbers) -> str:
+    """The orbitals of one spin as the summary, ``pvmc info`` and the analysis show
+    them: quantum_numbers (n, D) ints -> '3 per spin: (0,0) (1,0) (0,1)'."""
+    rows = np.asarray(quantum_numbers).reshape(len(quantum_numbers), -1)
+    return f"{len(rows)} per spin: " + " ".join(
+        "(" + ",".join(str(int(v)) for v in row) + ")" for row in rows)
+
+
+
 # Volume of the unit ball; exact constants for the dimensions pvmc runs in (the radial
 # densities of existing files were normalised with these very numbers).
 _UNIT_BALL = {1: 2.0, 2: math.pi, 3: 4.0 * math.pi / 3.0}

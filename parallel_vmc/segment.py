@@ -89,6 +89,7 @@ class Segment:
         """The file of a resumed run, cut back to the checkpoint; the samples per
         chain (see :meth:`open`)."""
         self.file = RunFile.open(self.path)
+        self.file.upgrade_format()
         self.file.close_dangling_segment()
         self.file.truncate(state.iteration, state.prod_done, flush=False)
         shape = self.file.h5[SERIES].shape
@@ -138,23 +139,26 @@ class Segment:
         if self.file is not None:
             self.file.write_production(start, gathered)
 
-    def write_wavefunction(self, wf, theta: np.ndarray) -> None:
+    def write_wavefunction(self, wf, theta: np.ndarray, statistics: str) -> None:
+        """The parameters theta (n_params,) into /wavefunction (after a failure: the
+        inverse drift, a collective, is not known there)."""
         if self.file is not None:
-            self.file.write_wavefunction(wf, theta)
+            self.file.write_wavefunction(wf, theta, statistics)
 
     # ------------------------------------------------------------------ results
-    def write_results(self, state, est: dict, payload, sampler, wf,
-                      n_samples: int) -> None:
+    def write_results(self, state, est: dict, payload, sampler, n_samples: int,
+                      inverse_drift: float) -> None:
         """Rank 0: production attributes (est: ``estimators.production_estimates``), the
         final parameters and state (payload: the checkpoint's), how the optimisation
-        ended."""
+        ended; inverse_drift: the largest over all ranks (``Walkers.inverse_drift``)."""
         f = self.file
         f.set_attrs(S.PRODUCTION, {
             "samples_per_chain": n_samples, "step": sampler.step,
             "sampler": sampler.method, "energy_allreduced": est["energy"],
             "variance_allreduced": est["variance"], "acceptance": est["acceptance"],
             "stuck_walkers": state.stuck_total})
-        f.write_wavefunction(wf, state.theta)
+        f.write_wavefunction(sampler.wf, state.theta, sampler.system.statistics,
+                             inverse_drift)
         attrs, arrays = payload
         f.write_checkpoint(dict(attrs, phase="completed"), arrays)
         if state.rewind_log:

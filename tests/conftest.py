@@ -36,6 +36,31 @@ def run_config(cfg, comm=None):
     return Run(cfg, comm or SerialComm(), progress=False).execute()
 
 
+def interrupted_run(cfg, monkeypatch, at_call: int, match: str | None = None) -> None:
+    """Run cfg in-process and stop it with SIGINT (as Ctrl-C) during the optimisation
+    call number at_call: RunInterrupted (its message matching match), status
+    interrupted, a checkpoint written."""
+    import io
+    import os
+    import signal
+
+    from parallel_vmc import samplers
+    from parallel_vmc.driver import RunInterrupted
+    original, calls = samplers.Sampler.accumulate, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == at_call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
+    try:
+        with pytest.raises(RunInterrupted, match=match):
+            Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    finally:
+        monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     return lambda **sections: make_config(tmp_path / "run.h5", **sections)

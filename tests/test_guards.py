@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.runfile import read_run
-from conftest import make_config
+from conftest import interrupted_run, make_config
 from parallel_vmc.driver import Run, RunFailed
 from parallel_vmc.parallel import SerialComm
 
@@ -70,27 +70,14 @@ def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
                                                                      monkeypatch):
     """One rank, in-process: Ctrl-C during optimisation -> RunInterrupted, status
     'interrupted'; the checkpoint resumes to exactly the uninterrupted result."""
-    import os
     import signal
 
-    from parallel_vmc import checkpoint, samplers
-    from parallel_vmc.driver import RunInterrupted
+    from parallel_vmc import checkpoint
     ref = make_config(tmp_path / "ref.h5", optimizer={"iterations": 12})
     Run(ref, SerialComm(), stream=io.StringIO(), progress=False).execute()
 
     cfg = make_config(tmp_path / "cut.h5", optimizer={"iterations": 12})
-    original = samplers.Sampler.accumulate
-    calls = []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
-    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
-    with pytest.raises(RunInterrupted, match="SIGINT at optimize 5/12"):
-        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
-    monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+    interrupted_run(cfg, monkeypatch, at_call=5, match="SIGINT at optimize 5/12")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
     with h5py.File(cfg.output.path) as h5:
         assert h5.attrs["status"].decode() == "interrupted"

@@ -181,3 +181,11 @@ def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
     assert run.state.rewinds == 1
     everyone = comm.comm.allgather(result.theta.tobytes())
     assert all(b == everyone[0] for b in everyone)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_allreduce_max_gives_every_rank_the_largest():
+    """The one reduction of the run's end: the largest inverse drift of all ranks."""
+    comm = _comm()
+    assert comm.allreduce_max(1e-15 * (comm.rank + 1)) == 1e-15 * comm.size
+    assert comm.allreduce_max(-float(comm.rank)) == 0.0

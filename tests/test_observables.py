@@ -280,28 +280,16 @@ def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path,
     count) whose samples per chain give another number of batches: production still
     runs and the observables count every sample of the new chains."""
     import io
-    import os
-    import signal
 
-    from parallel_vmc import checkpoint, samplers
-    from parallel_vmc.driver import Run, RunInterrupted
+    from conftest import interrupted_run
+    from parallel_vmc import checkpoint
+    from parallel_vmc.driver import Run
     from parallel_vmc.parallel import SerialComm
     sections = dict(system={"particles": 2, "dimensions": 2, "omega": 1.0},
                     optimizer={"iterations": 6, "samples_per_iteration": 512},
                     production={"samples": 128, "batches": 32})
     cfg = make_config(tmp_path / "r.h5", sampler={"walkers_per_rank": 8}, **sections)
-    original = samplers.Sampler.accumulate
-    calls = []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
-    monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
-    with pytest.raises(RunInterrupted):
-        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
-    monkeypatch.setattr(samplers.Sampler, "accumulate", original)
+    interrupted_run(cfg, monkeypatch, at_call=3)
     state = checkpoint.read(checkpoint.path_for(cfg.output.path))
     assert state[1]["obs_totals"].shape[0] == 16          # 128 / 8 chains per chain
     fewer = make_config(tmp_path / "r.h5", sampler={"walkers_per_rank": 2}, **sections)

@@ -53,6 +53,10 @@ def test_file_follows_the_schema(tiny_config):
         assert h5["production"].attrs["samples_per_chain"] == 1024
         assert h5["wavefunction/W"].shape == (4, 2)
         assert h5["wavefunction"].attrs["psi"] == "sqrt"
+        # two electrons: fermions without determinants (format 4)
+        assert h5["wavefunction"].attrs["statistics"] == "fermions"
+        assert "orbitals" not in h5["wavefunction"]
+        assert "inverse_drift" not in h5["wavefunction"].attrs
         for key in ("energy", "error", "variance", "tau_int", "n_samples"):
             assert key in h5["summary"].attrs
         assert list(h5["segments/ended"].asstr()[:]) == ["completed"]

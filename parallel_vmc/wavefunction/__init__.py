@@ -46,6 +46,15 @@ class WaveFunction:
     def has_determinants(self) -> bool:
         return "slater" in self.layout.parts
 
+    def orbitals(self) -> np.ndarray:
+        """(P/2, D) int64: the oscillator quantum numbers of the orbitals each spin
+        occupies (the Slater part's columns)."""
+        return slater.quantum_numbers(self.particles // 2, self.dimensions)
+
+    def orbital_scale(self, theta: np.ndarray) -> float:
+        """The orbital scale alpha in theta (Slater part)."""
+        return float(self.layout.block(theta, "orbital_scale")[0])
+
     @property
     def c(self) -> float:
         return psi_exponent(self.psi)

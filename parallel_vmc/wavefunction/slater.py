@@ -42,6 +42,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..schema import orbitals_text
+
 R_SLOT, S_SLOT, ALPHA_SLOT, SIGN_SLOT = range(4)     # scalars at slots()[SCALARS]
 N_SCALARS = 4
 (INV, PHI, SM, HERM, QN, Y, SCALARS, WORK, SIZE) = range(9)   # names of slots()
@@ -113,8 +115,7 @@ def non_interacting_energy(P: int, D: int, omega: float) -> float:
 def shell_filling(P: int, D: int) -> str:
     """The occupied orbitals of one spin, for the summary, ``pvmc info`` and the run
     file: e.g. '3 per spin: (0,0) (1,0) (0,1)'."""
-    q = quantum_numbers(P // 2, D)
-    return f"{len(q)} per spin: " + " ".join("(" + ",".join(map(str, t)) + ")" for t in q)
+    return orbitals_text(quantum_numbers(P // 2, D))
 
 
 def blocks() -> tuple:
