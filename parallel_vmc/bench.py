@@ -8,11 +8,15 @@ per sweep, no optimisation. With ``--reference FILE.c`` the C program is compile
 moves; the medians and the median of the per-pair ratios are printed.
 
 Fermions are set up as ``shared/bench/slater_vmc_ref.c`` runs them when the problem has
-Slater determinants (P > 2) or when the reference is a fermion one: RBM parameters
-~ N(0, 0.01^2), Padé-Jastrow betas 0.5, Metropolis with the step tuned towards 50 %
-acceptance in 2000 untimed sweeps (``Sampler.thermalize``). The reference gets
-``P D H SWEEPS omega jastrow(0|1)``; both acceptances and steps are printed. A
-reference is a fermion one when its check run prints its tuned ``step=``.
+Slater determinants (P > 2), in a ``--scan-particles`` scan, or when the reference is a
+fermion one: RBM parameters ~ N(0, 0.01^2), Padé-Jastrow betas 0.5, Metropolis with the
+step tuned towards 50 % acceptance in 2000 untimed sweeps (``Sampler.thermalize``). The
+reference gets ``P D H SWEEPS omega jastrow(0|1)``; both acceptances and steps are
+printed. A reference is a fermion one when its check run prints its tuned ``step=``.
+
+``--scan-particles 2,6,12,20`` times the production kernel for each particle count
+(H = P*D unless -H), alternating with the reference per count, and fits the growth
+exponent of ns/move with P.
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ def add_arguments(p) -> None:
                    metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("-P", "--particles", type=int, help="particles (default 2)")
     p.add_argument("-D", "--dimensions", type=int, help="dimensions (default 2)")
-    p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4)")
+    p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4; P*D in a "
+                   "scan)")
     p.add_argument("--statistics", choices=("fermions", "bosons"),
                    help="particle statistics (default: the config's, else fermions)")
     p.add_argument("--sampler", choices=("metropolis", "importance", "gibbs"),
@@ -57,6 +62,9 @@ def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     p.add_argument("--reference", metavar="FILE.c",
                    help="compile this C reference and compare alternately")
+    p.add_argument("--scan-particles", metavar="P1,P2,...",
+                   help="time the kernel for each particle count (H = P*D unless -H) and "
+                   "fit the growth exponent of ns/move with P, e.g. 2,6,12,20")
 
 
 class BenchInputError(Exception):
@@ -70,6 +78,9 @@ _OPTION_KEYS = (("particles", "-P", "system", "particles"),
                 ("statistics", "--statistics", "system", "statistics"),
                 ("sampler", "--sampler", "sampler", "method"),
                 ("jastrow", "--jastrow", "wavefunction", "jastrow"))
+_SCAN_ALLOWED = ("allowed: comma-separated particle counts, at least two different ones, "
+                 "closed shells for fermions (2D: 2,6,12,20,...; 3D: 2,8,20,...), e.g. "
+                 "2,6,12,20")
 
 
 def _check_options(args) -> None:
@@ -84,6 +95,9 @@ def _check_options(args) -> None:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
+    if args.scan_particles is not None and args.particles is not None:
+        raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
+                              f"{args.particles}: allowed: one of them")
     if args.reference:
         path = args.reference
         if not os.path.isfile(path):
@@ -93,9 +107,22 @@ def _check_options(args) -> None:
                                   "(FILE.c), such as rbm_vmc_ref.c")
 
 
-def _config(args):
+def _scan_counts(text: str) -> list:
+    """The particle counts of ``--scan-particles``, ascending; BenchInputError unless at
+    least two different positive integers (the config checks closed shells)."""
+    try:
+        counts = sorted({int(value) for value in text.split(",")})
+    except ValueError:
+        counts = []
+    if len(counts) < 2 or counts[0] < 1:
+        raise BenchInputError(f"--scan-particles {text!r}: {_SCAN_ALLOWED}")
+    return counts
+
+
+def _config(args, scan_count: int | None = None):
     """The benchmark's Config: the config file's (else the C reference's problem) with
-    the options applied. A ConfigError names the option that set the faulty key."""
+    the options applied; scan_count: one particle count of a scan (hidden units P*D
+    unless -H). A ConfigError names the option that set the faulty key."""
     from .config import ConfigError, load_config, from_dict
     if args.config:
         cfg = load_config(args.config, args.overrides)
@@ -109,6 +136,12 @@ def _config(args):
         if value is not None:
             raw[section][key] = value
             given[f"{section}.{key}"] = f"{flag} {value}"
+    if scan_count is not None:
+        raw["system"]["particles"] = scan_count
+        given["system.particles"] = f"--scan-particles {scan_count}"
+        if args.hidden is None:
+            raw["wavefunction"]["hidden"] = scan_count * raw["system"]["dimensions"]
+            given["wavefunction.hidden"] = f"--scan-particles {scan_count} (H = P*D)"
     try:
         return from_dict(raw)
     except ConfigError as exc:   # name the option that set the key
@@ -217,11 +250,11 @@ def _run_reference(exe, argv, timeout=None) -> RefRun:
     return RefRun(value["ns/move"], value["acc"], value["step"], value["cpu"])
 
 
-def _fermion_setup(cfg, ref_fermions: bool) -> bool:
+def _fermion_setup(cfg, scan: bool, ref_fermions: bool) -> bool:
     """Whether ours runs the fermion reference's problem (see the module docstring)."""
     from .wavefunction.layout import needs_determinants
     return cfg.system.statistics == "fermions" and (
-        needs_determinants(cfg.system) or ref_fermions)
+        needs_determinants(cfg.system) or scan or ref_fermions)
 
 
 def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
@@ -293,7 +326,9 @@ def cmd_bench(args) -> int:
     comm = world()
     try:
         _check_options(args)
-        cfg = _config(args)
+        scan = args.scan_particles is not None
+        counts = _scan_counts(args.scan_particles) if scan else [None]
+        configs = [_config(args, count) for count in counts]   # all checked before work
     except (BenchInputError, ConfigError) as exc:
         return bad_input(str(exc), comm.rank)
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
@@ -301,15 +336,19 @@ def cmd_bench(args) -> int:
         problem = ref = None
         if args.reference and comm.rank == 0:       # before any work
             try:
-                ref = _compile_reference(args.reference, workdir, cfg)
-                _check_reference_fits(cfg, ref, _fermion_setup(cfg, ref.fermions))
+                ref = _compile_reference(args.reference, workdir, configs[0])
+                for cfg in configs:
+                    _check_reference_fits(cfg, ref, _fermion_setup(cfg, scan, ref.fermions))
             except BenchInputError as exc:
                 problem = str(exc)
         problem, ref_fermions = comm.bcast((problem, ref is not None and ref.fermions))
         if problem:
             return bad_input(problem, comm.rank)
+        fermion = [_fermion_setup(cfg, scan, ref_fermions) for cfg in configs]
         try:
-            return _single(args, comm, cfg, _fermion_setup(cfg, ref_fermions), ref, say)
+            if scan:
+                return _scan(args, comm, configs, fermion, ref, say)
+            return _single(args, comm, configs[0], fermion[0], ref, say)
         except BenchInputError as exc:   # setup, or the reference failed after its check
             bad_input(str(exc), comm.rank)
             if comm.size > 1:
@@ -411,6 +450,68 @@ def _report_reference(ref, ours, refs, say) -> None:
         f"ratio of medians {statistics.median(ours) / statistics.median(ns):.3f}")
 
 
+def _scan(args, comm, configs, fermion, ref, say) -> int:
+    """The production kernel timed for each particle count (alternating with the
+    reference), a table row per count, then the growth exponents of ns/move with P."""
+    hidden = "P*D" if args.hidden is None else args.hidden
+    say(f"scan: D={configs[0].system.dimensions} H={hidden} "
+        f"{_problem_text(configs[0], fermion[0])}; {comm.size} rank(s) x {args.walkers} "
+        f"walkers, {int(args.moves)} moves per timed run and rank, {args.repeats} run(s) "
+        f"per count" + (f" alternating with {ref.name}" if ref is not None else ""))
+    say(_scan_header(ref is not None))
+    rows = []
+    for cfg, fermion_setup in zip(configs, fermion):
+        rows.append(_scan_count(args, comm, cfg, fermion_setup, ref))
+        say(_scan_row(rows[-1]))
+    counts = [row["P"] for row in rows]
+    text = f"ours {_growth_exponent(counts, [row['ours'] for row in rows]):.2f}"
+    if ref is not None:
+        text += f", C {_growth_exponent(counts, [row['C'] for row in rows]):.2f}"
+    say(f"growth exponent of ns/move with P (least-squares slope of ln(ns/move) vs ln P, "
+        f"P = {', '.join(map(str, counts))}): {text}")
+    return 0
+
+
+def _scan_count(args, comm, cfg, fermion, ref) -> dict:
+    """One count of the scan: set up, compile, thermalise, alternate; its table row."""
+    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    P = sampler.system.particles
+    sweeps = max(1, int(args.moves / (P * args.walkers)))
+    sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
+    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    ours, refs, acceptance = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    row = {"P": P, "H": sampler.wf.layout.n_hidden, "ours": statistics.median(ours),
+           "acc": acceptance, "step": sampler.step}
+    if refs:
+        ns = [run.ns for run in refs]
+        row.update(C=statistics.median(ns), ratio=statistics.median(
+            [o / r for o, r in zip(ours, ns)]), acc_C=_median(refs, "acc"),
+            step_C=_median(refs, "step"), cpu_C=_median(refs, "cpu"))
+    return row
+
+
+def _scan_header(with_ref: bool) -> str:
+    text = f"{'P':>4} {'H':>4} {'ours ns/move':>13} {'acc':>6} {'step':>6}"
+    if with_ref:
+        text += f" {'C ns/move':>10} {'acc C':>6} {'step C':>7} {'C cpu':>6} {'ours/C':>7}"
+    return text
+
+
+def _scan_row(row: dict) -> str:
+    """One table row (the C columns when the row has them); cf. _scan_header."""
+    text = (f"{row['P']:>4} {row['H']:>4} {row['ours']:>13.1f} {row['acc']:>6.3f} "
+            f"{row['step']:>6.3f}")
+    if "C" in row:     # acceptance, step and cpu: '-' where the reference prints none
+        acc, step, cpu = (("-" if v != v else form.format(v)) for v, form in (
+            (row["acc_C"], "{:.3f}"), (row["step_C"], "{:.3f}"), (row["cpu_C"], "{:.0f}%")))
+        text += (f" {row['C']:>10.1f} {acc:>6} {step:>7} {cpu:>6} "
+                 f"{row['ratio']:>7.3f}")
+    return text
+
+
+def _growth_exponent(counts, ns_per_move) -> float:
+    """Least-squares slope of ln(ns/move) against ln P: ns/move ~ P^slope."""
+    return float(np.polyfit(np.log(counts), np.log(ns_per_move), 1)[0])
 
 
 def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:
