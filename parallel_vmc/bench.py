@@ -372,28 +372,43 @@ def _single(args, comm, cfg, fermion, ref, say) -> int:
     return _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say)
 
 
-def _alternate(args, comm, sampler, theta, walkers, sweeps, ref):
+class Timed(NamedTuple):
+    """Alternating timed runs: ours (ns/move per run), refs (RefRun per run; empty
+    without reference or off rank 0), our global acceptance, and our CPU time over wall
+    time in % (this rank: well below 100 means crowded out)."""
+
+    ours: list
+    refs: list
+    acceptance: float
+    cpu: float
+
+
+def _alternate(args, comm, sampler, theta, walkers, sweeps, ref) -> Timed:
     """args.repeats timed production runs of ours, each followed by one of the C
-    reference (rank 0) on as many moves. Returns (ours: ns/move per run, refs: RefRun
-    per run (empty without reference or off rank 0), our global acceptance)."""
+    reference (rank 0) on as many moves."""
     moves = sweeps * sampler.system.particles * args.walkers
     before = walkers.accepted.sum()
-    ours, refs = [], []
+    ours, refs, cpu, wall = [], [], 0.0, 0.0
     for _ in range(args.repeats):
         comm.barrier()
-        ours.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE) / moves)
+        start = time.process_time()
+        seconds = _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE)
+        cpu, wall = cpu + time.process_time() - start, wall + seconds
+        ours.append(1e9 * seconds / moves)
         if ref is not None:
             refs.append(ref.run(sampler, sweeps * args.walkers))
     counts = comm.allreduce_sum(np.array([walkers.accepted.sum() - before,
                                           args.repeats * moves], dtype=np.float64))
-    return ours, refs, estimators.acceptance(counts[0], counts[1])
+    return Timed(ours, refs, estimators.acceptance(counts[0], counts[1]),
+                 100 * cpu / wall)
 
 
 def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
     """Alternate timed runs of our kernel and the C reference; print the figures."""
     P, wf = sampler.system.particles, sampler.wf
     moves = sweeps * P * args.walkers
-    ours, refs, acceptance = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    timed = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    ours, refs = timed.ours, timed.refs
     obs_layout = observables.Layout.from_config(cfg.production, sampler.system, sweeps)
     opt, with_obs = [], []
     for _ in range(max(1, args.repeats // 2)):
@@ -402,7 +417,7 @@ def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
                                            obs_layout) / moves)
     med = statistics.median(ours)
     say(f"kernel, production (E_L per sweep):   {med:8.1f} ns/move  "
-        f"(runs: {', '.join(f'{v:.1f}' for v in ours)})")
+        f"(runs: {', '.join(f'{v:.1f}' for v in ours)}; cpu {timed.cpu:.0f}%)")
     say(f"kernel, production + observables:     {statistics.median(with_obs):8.1f} ns/move  "
         f"(energy parts, densities, pair histogram)")
     say(f"kernel, optimisation (E_L, O, E*O):   {statistics.median(opt):8.1f} ns/move")
@@ -427,7 +442,7 @@ def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
     if refs:
         _report_reference(ref, ours, refs, say)
     if ref is not None and ref.fermions:
-        say(f"acceptance: ours {acceptance:.3f} (step {sampler.step:.3f}), C "
+        say(f"acceptance: ours {timed.acceptance:.3f} (step {sampler.step:.3f}), C "
             f"{_median(refs, 'acc'):.3f} (step {_median(refs, 'step'):.3f})")
     return 0
 
@@ -479,19 +494,19 @@ def _scan_count(args, comm, cfg, fermion, ref) -> dict:
     sweeps = max(1, int(args.moves / (P * args.walkers)))
     sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
     _thermalize(args, comm, sampler, theta, walkers, fermion)
-    ours, refs, acceptance = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
-    row = {"P": P, "H": sampler.wf.layout.n_hidden, "ours": statistics.median(ours),
-           "acc": acceptance, "step": sampler.step}
-    if refs:
-        ns = [run.ns for run in refs]
+    timed = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    row = {"P": P, "H": sampler.wf.layout.n_hidden, "ours": statistics.median(timed.ours),
+           "cpu": timed.cpu, "acc": timed.acceptance, "step": sampler.step}
+    if timed.refs:
+        ns = [run.ns for run in timed.refs]
         row.update(C=statistics.median(ns), ratio=statistics.median(
-            [o / r for o, r in zip(ours, ns)]), acc_C=_median(refs, "acc"),
-            step_C=_median(refs, "step"), cpu_C=_median(refs, "cpu"))
+            [o / r for o, r in zip(timed.ours, ns)]), acc_C=_median(timed.refs, "acc"),
+            step_C=_median(timed.refs, "step"), cpu_C=_median(timed.refs, "cpu"))
     return row
 
 
 def _scan_header(with_ref: bool) -> str:
-    text = f"{'P':>4} {'H':>4} {'ours ns/move':>13} {'acc':>6} {'step':>6}"
+    text = f"{'P':>4} {'H':>4} {'ours ns/move':>13} {'cpu':>5} {'acc':>6} {'step':>6}"
     if with_ref:
         text += f" {'C ns/move':>10} {'acc C':>6} {'step C':>7} {'C cpu':>6} {'ours/C':>7}"
     return text
@@ -499,8 +514,8 @@ def _scan_header(with_ref: bool) -> str:
 
 def _scan_row(row: dict) -> str:
     """One table row (the C columns when the row has them); cf. _scan_header."""
-    text = (f"{row['P']:>4} {row['H']:>4} {row['ours']:>13.1f} {row['acc']:>6.3f} "
-            f"{row['step']:>6.3f}")
+    text = (f"{row['P']:>4} {row['H']:>4} {row['ours']:>13.1f} {row['cpu']:>4.0f}% "
+            f"{row['acc']:>6.3f} {row['step']:>6.3f}")
     if "C" in row:     # acceptance, step and cpu: '-' where the reference prints none
         acc, step, cpu = (("-" if v != v else form.format(v)) for v, form in (
             (row["acc_C"], "{:.3f}"), (row["step_C"], "{:.3f}"), (row["cpu_C"], "{:.0f}%")))

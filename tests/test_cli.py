@@ -287,8 +287,8 @@ def test_bench_scan_prints_table_and_growth_exponent():
     assert res.returncode == 0, res.stderr
     rows = scan_rows(res.stdout)
     assert sorted(rows) == [2, 6] and [r[1] for r in rows.values()] == [4, 12]  # H = P*D
-    for P, (_, _, ns, acc, step) in rows.items():     # fermions: step tuned to 50 %
-        assert ns > 0 and abs(acc - 0.5) < 0.05 and step > 0, (P, rows[P])
+    for P, (_, _, ns, cpu, acc, step) in rows.items():  # fermions: step tuned to 50 %
+        assert ns > 0 and cpu > 0 and abs(acc - 0.5) < 0.05 and step > 0, (P, rows[P])
     assert "growth exponent of ns/move with P" in res.stdout and ", C " not in res.stdout
 
 
@@ -298,8 +298,8 @@ def test_bench_scan_with_reference_prints_c_columns_and_exponent(tmp_path):
     res = pvmc(*SCAN, "--reference", tmp_path / "fake_ref.c")
     assert res.returncode == 0, res.stderr
     rows = scan_rows(res.stdout)
-    assert [rows[P][5:9] for P in (2, 6)] == [[20.0, 0.48, 2.5, 99.0], [60.0, 0.48, 2.5, 99.0]]
-    assert rows[6][9] == pytest.approx(rows[6][2] / 60.0, rel=1e-2)     # ours / C
+    assert [rows[P][6:10] for P in (2, 6)] == [[20.0, 0.48, 2.5, 99.0], [60.0, 0.48, 2.5, 99.0]]
+    assert rows[6][10] == pytest.approx(rows[6][2] / 60.0, rel=1e-2)    # ours / C
     assert re.search(r"ours -?[0-9.]+, C 1\.00$", res.stdout.strip())  # C: 10 P
 
 
