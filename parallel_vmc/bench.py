@@ -292,7 +292,7 @@ def _setup(args, comm, cfg, fermion: bool):
         wf = WaveFunction.from_config(cfg.wavefunction, system)
         theta = _theta(cfg, wf, fermion)
         sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf,
-                          target=FERMION_TARGET if fermion else None,
+                          target=_target(cfg, fermion),
                           drift_limit=cfg.sampler.drift_limit)
         walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
                                 system.n_coords, wf.sigma)
@@ -300,6 +300,14 @@ def _setup(args, comm, cfg, fermion: bool):
         raise BenchInputError(f"the problem (particles, hidden units, --walkers "
                               f"{args.walkers}) is too large for this machine ({exc})") from None
     return theta, sampler, walkers
+
+
+def _target(cfg, fermion: bool) -> float:
+    """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
+    else the sampler's default."""
+    from .samplers import DEFAULT_TARGET
+    method = cfg.sampler.method
+    return FERMION_TARGET if fermion and method == "metropolis" else DEFAULT_TARGET[method]
 
 
 def _thermalize(args, comm, sampler, theta, walkers, fermion: bool) -> None:
@@ -312,14 +320,16 @@ def _thermalize(args, comm, sampler, theta, walkers, fermion: bool) -> None:
 def _problem_text(cfg, fermion: bool) -> str:
     """What is timed, but the particle and hidden unit counts."""
     sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
-    step = (f"step tuned to acceptance {FERMION_TARGET:g} in {FERMION_THERMALIZATION} "
-            f"sweeps" if fermion else f"step={sa.step:g}")
+    step = (f"step tuned to acceptance {_target(cfg, fermion):g} in "
+            f"{FERMION_THERMALIZATION} sweeps" if fermion else f"step={sa.step:g}")
     interaction = "coulomb" if sy.interaction == "coulomb" else "no interaction"
     return (f"{sy.statistics} {sa.method} {step} psi={wf.psi} "
             f"jastrow={wf.jastrow} {interaction} omega={sy.omega:g}")
 
 
 def cmd_bench(args) -> int:
+    """`pvmc bench`: one problem, or a scan over particle counts; exit code 0, or 2 for
+    bad input (one line naming the option, no traceback)."""
     from .cli import bad_input
     from .config import ConfigError
     from .parallel import world
