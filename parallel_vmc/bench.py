@@ -6,6 +6,17 @@ brute-force Metropolis with a fixed step of 1.0, ``psi = sqrt(F)``, ``sigma^2 =
 per sweep, no optimisation. With ``--reference FILE.c`` the C program is compiled
 (gcc -O3 -march=native -ffast-math) and run alternately with ours on the same number of
 moves; the medians and the median of the per-pair ratios are printed.
+
+Fermions are set up as ``shared/bench/slater_vmc_ref.c`` runs them when the problem has
+Slater determinants (P > 2), in a ``--scan-particles`` scan, or when the reference is a
+fermion one: RBM parameters ~ N(0, 0.01^2), Padé-Jastrow betas 0.5, Metropolis with the
+step tuned towards 50 % acceptance in 2000 untimed sweeps (``Sampler.thermalize``). The
+reference gets ``P D H SWEEPS omega jastrow(0|1)``; both acceptances and steps are
+printed. A reference is a fermion one when its check run prints its tuned ``step=``.
+
+``--scan-particles 2,6,12,20`` times the production kernel for each particle count
+(H = P*D unless -H), alternating with the reference per count, and fits the growth
+exponent of ns/move with P.
 """
 from __future__ import annotations
 
@@ -17,11 +28,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from . import kernels as K
 from . import estimators, observables
+
+FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
+FERMION_TARGET = 0.5            # its target acceptance
+REF_PARAM_SCALE = 0.01          # its RBM parameters ~ N(0, 0.01^2)
+REF_JASTROW_BETA = 0.5          # its Padé-Jastrow beta (both pair kinds)
 
 
 def add_arguments(p) -> None:
@@ -31,7 +48,10 @@ def add_arguments(p) -> None:
                    metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("-P", "--particles", type=int, help="particles (default 2)")
     p.add_argument("-D", "--dimensions", type=int, help="dimensions (default 2)")
-    p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4)")
+    p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4; P*D in a "
+                   "scan)")
+    p.add_argument("--statistics", choices=("fermions", "bosons"),
+                   help="particle statistics (default: the config's, else fermions)")
     p.add_argument("--sampler", choices=("metropolis", "importance", "gibbs"),
                    help="sampler (default metropolis)")
     p.add_argument("--jastrow", choices=("none", "pade"),
@@ -42,6 +62,9 @@ def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     p.add_argument("--reference", metavar="FILE.c",
                    help="compile this C reference and compare alternately")
+    p.add_argument("--scan-particles", metavar="P1,P2,...",
+                   help="time the kernel for each particle count (H = P*D unless -H) and "
+                   "fit the growth exponent of ns/move with P, e.g. 2,6,12,20")
 
 
 class BenchInputError(Exception):
@@ -52,8 +75,12 @@ class BenchInputError(Exception):
 _OPTION_KEYS = (("particles", "-P", "system", "particles"),
                 ("dimensions", "-D", "system", "dimensions"),
                 ("hidden", "-H", "wavefunction", "hidden"),
+                ("statistics", "--statistics", "system", "statistics"),
                 ("sampler", "--sampler", "sampler", "method"),
                 ("jastrow", "--jastrow", "wavefunction", "jastrow"))
+_SCAN_ALLOWED = ("allowed: comma-separated particle counts, at least two different ones, "
+                 "closed shells for fermions (2D: 2,6,12,20,...; 3D: 2,8,20,...), e.g. "
+                 "2,6,12,20")
 
 
 def _check_options(args) -> None:
@@ -61,12 +88,16 @@ def _check_options(args) -> None:
     if args.overrides and not args.config:
         raise BenchInputError("--set needs a CONFIG to override (pvmc bench CONFIG --set "
                               "section.key=value); without one the C reference's problem "
-                              "is used, set with -P, -D, -H, --sampler, --jastrow")
+                              "is used, set with -P, -D, -H, --statistics, --sampler, "
+                              "--jastrow")
     for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats)):
         if value < 1:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
+    if args.scan_particles is not None and args.particles is not None:
+        raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
+                              f"{args.particles}: allowed: one of them")
     if args.reference:
         path = args.reference
         if not os.path.isfile(path):
@@ -76,11 +107,23 @@ def _check_options(args) -> None:
                                   "(FILE.c), such as rbm_vmc_ref.c")
 
 
-def _problem(args):
-    """(Config, System, WaveFunction, theta) for the benchmark."""
+def _scan_counts(text: str) -> list:
+    """The particle counts of ``--scan-particles``, ascending; BenchInputError unless at
+    least two different positive integers (the config checks closed shells)."""
+    try:
+        counts = sorted({int(value) for value in text.split(",")})
+    except ValueError:
+        counts = []
+    if len(counts) < 2 or counts[0] < 1:
+        raise BenchInputError(f"--scan-particles {text!r}: {_SCAN_ALLOWED}")
+    return counts
+
+
+def _config(args, scan_count: int | None = None):
+    """The benchmark's Config: the config file's (else the C reference's problem) with
+    the options applied; scan_count: one particle count of a scan (hidden units P*D
+    unless -H). A ConfigError names the option that set the faulty key."""
     from .config import ConfigError, load_config, from_dict
-    from .system import System
-    from .wavefunction import WaveFunction
     if args.config:
         cfg = load_config(args.config, args.overrides)
     else:
@@ -93,18 +136,30 @@ def _problem(args):
         if value is not None:
             raw[section][key] = value
             given[f"{section}.{key}"] = f"{flag} {value}"
+    if scan_count is not None:
+        raw["system"]["particles"] = scan_count
+        given["system.particles"] = f"--scan-particles {scan_count}"
+        if args.hidden is None:
+            raw["wavefunction"]["hidden"] = scan_count * raw["system"]["dimensions"]
+            given["wavefunction.hidden"] = f"--scan-particles {scan_count} (H = P*D)"
     try:
-        cfg = from_dict(raw)
+        return from_dict(raw)
     except ConfigError as exc:   # name the option that set the key
         flags = [flag for key, flag in given.items() if str(exc).startswith(key + ":")]
         raise ConfigError(f"{flags[0]}: {exc}" if flags else str(exc)) from None
-    system = System.from_config(cfg.system)
-    wf = WaveFunction.from_config(cfg.wavefunction, system)
+
+
+def _theta(cfg, wf, fermion: bool) -> np.ndarray:
+    """The benchmark's parameters (n_params,): the fermion reference's (RBM ~ N(0,
+    0.01^2), betas 0.5) if fermion, else rbm_vmc_ref.c's (a = b = 0, W ~ U(-0.005,
+    0.005)); the orbital scale 1."""
     rng = np.random.default_rng(cfg.seed)
-    M, N = wf.layout.n_visible, wf.layout.n_hidden
+    if fermion:
+        return wf.layout.initial(REF_PARAM_SCALE, rng, REF_JASTROW_BETA)
     theta = wf.layout.initial(0.0, rng, cfg.wavefunction.jastrow_beta)
+    M, N = wf.layout.n_visible, wf.layout.n_hidden
     wf.layout.block(theta, "W")[:] = 0.01 * (rng.random((M, N)) - 0.5)
-    return cfg, system, wf, theta
+    return theta
 
 
 def _time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> float:
@@ -122,13 +177,44 @@ def _time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> floa
     return time.perf_counter() - t
 
 
-def _compile_reference(source: str, workdir: str, P: int, D: int, H: int) -> str:
-    """Compile the C reference and check with a short run that it reports ns/move;
-    BenchInputError (with the compiler's first error) if not."""
+class RefRun(NamedTuple):
+    """What one run of the C reference printed: ns per move; acceptance, tuned step and
+    CPU over wall time in % (None where it printed none)."""
+
+    ns: float
+    acc: float | None
+    step: float | None
+    cpu: float | None
+
+
+class Reference:
+    """The compiled C reference (rank 0). fermions: it tunes and prints its step, like
+    slater_vmc_ref.c, and is run as ``P D H SWEEPS omega jastrow``; otherwise as
+    ``P D H SWEEPS`` (rbm_vmc_ref.c)."""
+
+    def __init__(self, source: str, exe: str, fermions: bool):
+        self.source, self.exe, self.fermions = source, exe, fermions
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.source)
+
+    def run(self, sampler, sweeps: int, timeout=None) -> RefRun:
+        """The reference on our problem (sampler's system and wave function)."""
+        sy, wf = sampler.system, sampler.wf
+        argv = [sy.particles, sy.dimensions, wf.layout.n_hidden, sweeps]
+        if self.fermions:
+            argv += [repr(sy.omega), int(wf.jastrow == "pade")]
+        return _run_reference(self.exe, argv, timeout)
+
+
+def _compile_reference(source: str, workdir: str, cfg) -> Reference:
+    """Compile the C reference and check with a short run of the problem of cfg that
+    it reports ns/move; BenchInputError (with the compiler's first error) if not."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise BenchInputError("--reference: no C compiler (gcc or cc) on PATH")
-    exe = os.path.join(workdir, "rbm_vmc_ref")
+    exe = os.path.join(workdir, "vmc_ref")
     res = subprocess.run([cc, "-O3", "-march=native", "-ffast-math", "-x", "c", "-o", exe,
                           source, "-lm"], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL)
@@ -137,106 +223,211 @@ def _compile_reference(source: str, workdir: str, P: int, D: int, H: int) -> str
         first = next((line for line in lines if "error" in line), lines[0] if lines else
                      f"exit code {res.returncode}")
         raise BenchInputError(f"--reference {source!r}: does not compile: {first}")
-    _run_reference(exe, P, D, H, 100, timeout=60)
-    return exe
+    sy = cfg.system
+    check = _run_reference(exe, [sy.particles, sy.dimensions, cfg.wavefunction.hidden, 100],
+                           timeout=60)
+    return Reference(source, exe, check.step is not None)
 
 
-def _run_reference(exe, P, D, H, sweeps, timeout=None) -> float:
-    """ns per move printed by the C reference; BenchInputError if it fails or does not
-    print ``ns/move=<number>``."""
-    run = f"the compiled --reference, run as `{P} {D} {H} {sweeps}`,"
+def _run_reference(exe, argv, timeout=None) -> RefRun:
+    """What the C reference run with the arguments argv printed; BenchInputError if it
+    fails or does not print ``ns/move=<number>``."""
+    run = f"the compiled --reference, run as `{' '.join(map(str, argv))}`,"
     try:
-        res = subprocess.run([exe, str(P), str(D), str(H), str(sweeps)], text=True,
-                             capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        res = subprocess.run([exe, *map(str, argv)], text=True, capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise BenchInputError(f"{run} did not finish within {timeout} s") from None
-    found = re.search(r"ns/move=([0-9]+(\.[0-9]*)?)", res.stdout)
-    if res.returncode != 0 or found is None or float(found.group(1)) <= 0:
+    found = {key: re.search(rf"\b{re.escape(key)}=([0-9]+(\.[0-9]*)?)", res.stdout)
+             for key in ("ns/move", "acc", "step", "cpu")}
+    if res.returncode != 0 or found["ns/move"] is None or float(
+            found["ns/move"].group(1)) <= 0:
+        said = next((line.strip() for line in res.stderr.splitlines() if line.strip()), "")
         raise BenchInputError(f"{run} exited with code {res.returncode} without printing "
-                              "ns/move=<positive number>; allowed: a program like "
-                              "rbm_vmc_ref.c")
-    return float(found.group(1))
+                              "ns/move=<positive number>" + (f" ({said[:200]})" if said else "")
+                              + "; allowed: a program like rbm_vmc_ref.c")
+    value = {key: None if m is None else float(m.group(1)) for key, m in found.items()}
+    return RefRun(value["ns/move"], value["acc"], value["step"], value["cpu"])
 
 
-def _setup(args, comm):
-    """(cfg, wf, theta, sampler, walkers) of the benchmark; BenchInputError if they do
-    not fit in memory."""
+def _fermion_setup(cfg, scan: bool, ref_fermions: bool) -> bool:
+    """Whether ours runs the fermion reference's problem (see the module docstring)."""
+    from .wavefunction.layout import needs_determinants
+    return cfg.system.statistics == "fermions" and (
+        needs_determinants(cfg.system) or scan or ref_fermions)
+
+
+def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
+    """BenchInputError if the C reference runs another problem than ours."""
+    name = f"--reference {ref.name!r}"
+    if fermion and not ref.fermions:
+        raise BenchInputError(
+            f"{name} has no Slater determinants (it prints no tuned step=), the problem "
+            f"has {cfg.system.particles} fermions; allowed: a fermion reference such as "
+            f"slater_vmc_ref.c, or --statistics bosons")
+    if ref.fermions and not fermion:
+        raise BenchInputError(f"{name} is a fermion reference (it prints its tuned step=), "
+                              f"the problem is bosons; allowed: --statistics fermions, or a "
+                              f"reference such as rbm_vmc_ref.c")
+    wf = cfg.wavefunction
+    differs = [f"{key} {value}" for key, value, same in (
+        ("sampler.method", cfg.sampler.method, "metropolis"), ("wavefunction.psi", wf.psi,
+         "sqrt"), ("wavefunction.sigma", wf.sigma, None),
+        ("system.interaction", cfg.system.interaction, "coulomb")) if value != same]
+    if fermion and differs:
+        raise BenchInputError(f"{name} runs Metropolis, psi = sqrt(F), sigma^2 = 1/(2 "
+                              f"omega), Coulomb; this problem has {', '.join(differs)}; "
+                              f"allowed: the reference's problem (--sampler metropolis; in the "
+                              f"config psi sqrt, sigma null, interaction coulomb)")
+
+
+def _setup(args, comm, cfg, fermion: bool):
+    """(theta, sampler, walkers) of the benchmark's problem cfg; BenchInputError if they
+    do not fit in memory."""
     from .samplers import Sampler, Walkers
+    from .system import System
+    from .wavefunction import WaveFunction
     try:
-        cfg, system, wf, theta = _problem(args)
+        system = System.from_config(cfg.system)
+        wf = WaveFunction.from_config(cfg.wavefunction, system)
+        theta = _theta(cfg, wf, fermion)
         sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf,
+                          target=_target(cfg, fermion),
                           drift_limit=cfg.sampler.drift_limit)
         walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
                                 system.n_coords, wf.sigma)
     except MemoryError as exc:
         raise BenchInputError(f"the problem (particles, hidden units, --walkers "
                               f"{args.walkers}) is too large for this machine ({exc})") from None
-    return cfg, wf, theta, sampler, walkers
+    return theta, sampler, walkers
+
+
+def _target(cfg, fermion: bool) -> float:
+    """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
+    else the sampler's default."""
+    from .samplers import DEFAULT_TARGET
+    method = cfg.sampler.method
+    return FERMION_TARGET if fermion and method == "metropolis" else DEFAULT_TARGET[method]
+
+
+def _thermalize(args, comm, sampler, theta, walkers, fermion: bool) -> None:
+    """Untimed sweeps before timing: the fermion reference's tuning of the step, else
+    200 tuning sweeps with a config and none for rbm_vmc_ref.c's fixed step."""
+    n = FERMION_THERMALIZATION if fermion else (200 if args.config else 0)
+    sampler.thermalize(theta, walkers, n, comm)
+
+
+def _problem_text(cfg, fermion: bool) -> str:
+    """What is timed, but the particle and hidden unit counts."""
+    sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
+    step = (f"step tuned to acceptance {_target(cfg, fermion):g} in "
+            f"{FERMION_THERMALIZATION} sweeps" if fermion else f"step={sa.step:g}")
+    interaction = "coulomb" if sy.interaction == "coulomb" else "no interaction"
+    return (f"{sy.statistics} {sa.method} {step} psi={wf.psi} "
+            f"jastrow={wf.jastrow} {interaction} omega={sy.omega:g}")
 
 
 def cmd_bench(args) -> int:
+    """`pvmc bench`: one problem, or a scan over particle counts; exit code 0, or 2 for
+    bad input (one line naming the option, no traceback)."""
     from .cli import bad_input
     from .config import ConfigError
     from .parallel import world
     comm = world()
     try:
         _check_options(args)
-        cfg, wf, theta, sampler, walkers = _setup(args, comm)
+        scan = args.scan_particles is not None
+        counts = _scan_counts(args.scan_particles) if scan else [None]
+        configs = [_config(args, count) for count in counts]   # all checked before work
     except (BenchInputError, ConfigError) as exc:
         return bad_input(str(exc), comm.rank)
-    system = sampler.system
-    P, D, H = system.particles, system.dimensions, wf.layout.n_hidden
+    say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
-        problem = ref_exe = None
+        problem = ref = None
         if args.reference and comm.rank == 0:       # before any work
             try:
-                ref_exe = _compile_reference(args.reference, workdir, P, D, H)
+                ref = _compile_reference(args.reference, workdir, configs[0])
+                for cfg in configs:
+                    _check_reference_fits(cfg, ref, _fermion_setup(cfg, scan, ref.fermions))
             except BenchInputError as exc:
                 problem = str(exc)
-        if comm.bcast(problem):
+        problem, ref_fermions = comm.bcast((problem, ref is not None and ref.fermions))
+        if problem:
             return bad_input(problem, comm.rank)
-        sweeps = max(1, int(args.moves / (P * args.walkers)))
-        say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
-        say(f"problem: P={P} D={D} H={H} {sampler.method} step={sampler.step:g} psi={wf.psi} "
-            f"jastrow={wf.jastrow} {'coulomb' if system.coulomb else 'no interaction'}; "
-            f"{comm.size} rank(s) x {args.walkers} walkers, {sweeps} sweeps per walker per "
-            "timed run")
-        sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
-        _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
-                     observables.Layout.from_config(cfg.production, system, 2))
-        sampler.accumulate(theta, walkers, 2)
-        sampler.thermalize(theta, walkers, 200 if args.config else 0, comm)
+        fermion = [_fermion_setup(cfg, scan, ref_fermions) for cfg in configs]
         try:
-            return _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe,
-                            say)
-        except BenchInputError as exc:   # the reference failed on rank 0 after its check
-            bad_input(str(exc))
+            if scan:
+                return _scan(args, comm, configs, fermion, ref, say)
+            return _single(args, comm, configs[0], fermion[0], ref, say)
+        except BenchInputError as exc:   # setup, or the reference failed after its check
+            bad_input(str(exc), comm.rank)
             if comm.size > 1:
                 comm.abort(2)
             return 2
 
 
-def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say) -> int:
-    """Alternate timed runs of our kernel and the C reference; print the figures."""
+def _single(args, comm, cfg, fermion, ref, say) -> int:
+    """The benchmark of one problem: every figure of the module docstring."""
+    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
     P = sampler.system.particles
-    moves = sweeps * P * args.walkers
-    H = wf.layout.n_hidden
-    D = sampler.system.dimensions
-    ours, ref, opt = [], [], []
+    sweeps = max(1, int(args.moves / (P * args.walkers)))
+    say(f"problem: P={P} D={cfg.system.dimensions} H={sampler.wf.layout.n_hidden} "
+        f"{_problem_text(cfg, fermion)}; {comm.size} rank(s) x {args.walkers} walkers, "
+        f"{sweeps} sweeps per walker per timed run")
+    sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
+    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
+                 observables.Layout.from_config(cfg.production, sampler.system, 2))
+    sampler.accumulate(theta, walkers, 2)
+    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    return _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say)
+
+
+class Timed(NamedTuple):
+    """Alternating timed runs: ours (ns/move per run), refs (RefRun per run; empty
+    without reference or off rank 0), our global acceptance, and our CPU time over wall
+    time in % (this rank: well below 100 means crowded out)."""
+
+    ours: list
+    refs: list
+    acceptance: float
+    cpu: float
+
+
+def _alternate(args, comm, sampler, theta, walkers, sweeps, ref) -> Timed:
+    """args.repeats timed production runs of ours, each followed by one of the C
+    reference (rank 0) on as many moves."""
+    moves = sweeps * sampler.system.particles * args.walkers
+    before = walkers.accepted.sum()
+    ours, refs, cpu, wall = [], [], 0.0, 0.0
     for _ in range(args.repeats):
         comm.barrier()
-        ours.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE) / moves)
-        if ref_exe:
-            ref.append(_run_reference(ref_exe, P, D, H, sweeps * args.walkers))
+        start = time.process_time()
+        seconds = _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE)
+        cpu, wall = cpu + time.process_time() - start, wall + seconds
+        ours.append(1e9 * seconds / moves)
+        if ref is not None:
+            refs.append(ref.run(sampler, sweeps * args.walkers))
+    counts = comm.allreduce_sum(np.array([walkers.accepted.sum() - before,
+                                          args.repeats * moves], dtype=np.float64))
+    return Timed(ours, refs, estimators.acceptance(counts[0], counts[1]),
+                 100 * cpu / wall)
+
+
+def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
+    """Alternate timed runs of our kernel and the C reference; print the figures."""
+    P, wf = sampler.system.particles, sampler.wf
+    moves = sweeps * P * args.walkers
+    timed = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    ours, refs = timed.ours, timed.refs
     obs_layout = observables.Layout.from_config(cfg.production, sampler.system, sweeps)
-    with_obs = []
+    opt, with_obs = [], []
     for _ in range(max(1, args.repeats // 2)):
         opt.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.OPTIMIZE) / moves)
         with_obs.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE,
                                            obs_layout) / moves)
     med = statistics.median(ours)
     say(f"kernel, production (E_L per sweep):   {med:8.1f} ns/move  "
-        f"(runs: {', '.join(f'{v:.1f}' for v in ours)})")
+        f"(runs: {', '.join(f'{v:.1f}' for v in ours)}; cpu {timed.cpu:.0f}%)")
     say(f"kernel, production + observables:     {statistics.median(with_obs):8.1f} ns/move  "
         f"(energy parts, densities, pair histogram)")
     say(f"kernel, optimisation (E_L, O, E*O):   {statistics.median(opt):8.1f} ns/move")
@@ -258,13 +449,94 @@ def _measure(args, comm, cfg, wf, sampler, theta, walkers, sweeps, ref_exe, say)
         f"({100 * t_red / (t_iter + t_red):.3f} % of an iteration of "
         f"{cfg.optimizer.samples_per_iteration} samples)")
     _measure_checkpoint(cfg, comm, args.walkers, say)
-    if ref:
-        ratios = [o / r for o, r in zip(ours, ref)]
-        say(f"C reference ({os.path.basename(args.reference)}): {statistics.median(ref):8.1f} "
-            f"ns/move (runs: {', '.join(f'{v:.1f}' for v in ref)})")
-        say(f"ratio ours / C: median of pairs {statistics.median(ratios):.3f}, "
-            f"ratio of medians {med / statistics.median(ref):.3f}")
+    if refs:
+        _report_reference(ref, ours, refs, say)
+    if ref is not None and ref.fermions:
+        say(f"acceptance: ours {timed.acceptance:.3f} (step {sampler.step:.3f}), C "
+            f"{_median(refs, 'acc'):.3f} (step {_median(refs, 'step'):.3f})")
     return 0
+
+
+def _median(refs, field: str) -> float:
+    """Median of one printed figure over the reference runs (nan if never printed)."""
+    values = [getattr(run, field) for run in refs if getattr(run, field) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def _report_reference(ref, ours, refs, say) -> None:
+    """The C reference's ns/move (and CPU share) and the ratios to ours."""
+    ns = [run.ns for run in refs]
+    ratios = [o / r for o, r in zip(ours, ns)]
+    cpu = _median(refs, "cpu")
+    cpu_text = "" if cpu != cpu else f"; cpu {cpu:.0f}%"     # nan: not printed
+    say(f"C reference ({ref.name}): {statistics.median(ns):8.1f} "
+        f"ns/move (runs: {', '.join(f'{v:.1f}' for v in ns)}{cpu_text})")
+    say(f"ratio ours / C: median of pairs {statistics.median(ratios):.3f}, "
+        f"ratio of medians {statistics.median(ours) / statistics.median(ns):.3f}")
+
+
+def _scan(args, comm, configs, fermion, ref, say) -> int:
+    """The production kernel timed for each particle count (alternating with the
+    reference), a table row per count, then the growth exponents of ns/move with P."""
+    hidden = "P*D" if args.hidden is None else args.hidden
+    say(f"scan: D={configs[0].system.dimensions} H={hidden} "
+        f"{_problem_text(configs[0], fermion[0])}; {comm.size} rank(s) x {args.walkers} "
+        f"walkers, {int(args.moves)} moves per timed run and rank, {args.repeats} run(s) "
+        f"per count" + (f" alternating with {ref.name}" if ref is not None else ""))
+    say(_scan_header(ref is not None))
+    rows = []
+    for cfg, fermion_setup in zip(configs, fermion):
+        rows.append(_scan_count(args, comm, cfg, fermion_setup, ref))
+        say(_scan_row(rows[-1]))
+    counts = [row["P"] for row in rows]
+    text = f"ours {_growth_exponent(counts, [row['ours'] for row in rows]):.2f}"
+    if ref is not None:
+        text += f", C {_growth_exponent(counts, [row['C'] for row in rows]):.2f}"
+    say(f"growth exponent of ns/move with P (least-squares slope of ln(ns/move) vs ln P, "
+        f"P = {', '.join(map(str, counts))}): {text}")
+    return 0
+
+
+def _scan_count(args, comm, cfg, fermion, ref) -> dict:
+    """One count of the scan: set up, compile, thermalise, alternate; its table row."""
+    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    P = sampler.system.particles
+    sweeps = max(1, int(args.moves / (P * args.walkers)))
+    sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
+    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    timed = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
+    row = {"P": P, "H": sampler.wf.layout.n_hidden, "ours": statistics.median(timed.ours),
+           "cpu": timed.cpu, "acc": timed.acceptance, "step": sampler.step}
+    if timed.refs:
+        ns = [run.ns for run in timed.refs]
+        row.update(C=statistics.median(ns), ratio=statistics.median(
+            [o / r for o, r in zip(timed.ours, ns)]), acc_C=_median(timed.refs, "acc"),
+            step_C=_median(timed.refs, "step"), cpu_C=_median(timed.refs, "cpu"))
+    return row
+
+
+def _scan_header(with_ref: bool) -> str:
+    text = f"{'P':>4} {'H':>4} {'ours ns/move':>13} {'cpu':>5} {'acc':>6} {'step':>6}"
+    if with_ref:
+        text += f" {'C ns/move':>10} {'acc C':>6} {'step C':>7} {'C cpu':>6} {'ours/C':>7}"
+    return text
+
+
+def _scan_row(row: dict) -> str:
+    """One table row (the C columns when the row has them); cf. _scan_header."""
+    text = (f"{row['P']:>4} {row['H']:>4} {row['ours']:>13.1f} {row['cpu']:>4.0f}% "
+            f"{row['acc']:>6.3f} {row['step']:>6.3f}")
+    if "C" in row:     # acceptance, step and cpu: '-' where the reference prints none
+        acc, step, cpu = (("-" if v != v else form.format(v)) for v, form in (
+            (row["acc_C"], "{:.3f}"), (row["step_C"], "{:.3f}"), (row["cpu_C"], "{:.0f}%")))
+        text += (f" {row['C']:>10.1f} {acc:>6} {step:>7} {cpu:>6} "
+                 f"{row['ratio']:>7.3f}")
+    return text
+
+
+def _growth_exponent(counts, ns_per_move) -> float:
+    """Least-squares slope of ln(ns/move) against ln P: ns/move ~ P^slope."""
+    return float(np.polyfit(np.log(counts), np.log(ns_per_move), 1)[0])
 
 
 def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:

@@ -1,5 +1,7 @@
 """Command line: bad input exits 2 naming the key, nothing written or overwritten."""
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -253,6 +255,71 @@ def test_bench_prints_its_figures():
     assert res.returncode == 0, res.stderr
     for text in ("ns/move", "samples (sweeps) per second", "Allreduce of", "checkpoint ("):
         assert text in res.stdout, text
+
+
+# A fermion reference (prints its tuned step=) with ns/move = 10 P: timed runs must get
+# `P D H SWEEPS omega jastrow`, here omega 1 and no Jastrow (the check run gets 4).
+FAKE_FERMION_REF = r"""#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  if (argc != 5 && !(argc == 7 && atof(argv[5]) == 1.0 && !strcmp(argv[6], "0"))) return 3;
+  printf("P=%s  acc=0.480  step=2.500  cpu=99%%  ns/move=%d.0\n", argv[1], 10 * atoi(argv[1]));
+  return 0;
+}
+"""
+SCAN = ("bench", "--scan-particles", "2,6", "--moves", "2e4", "--repeats", "1",
+        "--walkers", "4")
+
+
+def scan_rows(stdout: str) -> dict:
+    """The scan table's rows by particle count: their numbers, '-' left as text."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = line.split()
+        if cells and cells[0].isdigit():
+            rows[int(cells[0])] = [c if c == "-" else float(c.rstrip("%")) for c in cells]
+    return rows
+
+
+def test_bench_scan_prints_table_and_growth_exponent():
+    res = pvmc(*SCAN)
+    assert res.returncode == 0, res.stderr
+    rows = scan_rows(res.stdout)
+    assert sorted(rows) == [2, 6] and [r[1] for r in rows.values()] == [4, 12]  # H = P*D
+    for P, (_, _, ns, cpu, acc, step) in rows.items():  # fermions: step tuned to 50 %
+        assert ns > 0 and cpu > 0 and abs(acc - 0.5) < 0.05 and step > 0, (P, rows[P])
+    assert "growth exponent of ns/move with P" in res.stdout and ", C " not in res.stdout
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="no C compiler")
+def test_bench_scan_with_reference_prints_c_columns_and_exponent(tmp_path):
+    (tmp_path / "fake_ref.c").write_text(FAKE_FERMION_REF)
+    res = pvmc(*SCAN, "--reference", tmp_path / "fake_ref.c")
+    assert res.returncode == 0, res.stderr
+    rows = scan_rows(res.stdout)
+    assert [rows[P][6:10] for P in (2, 6)] == [[20.0, 0.48, 2.5, 99.0], [60.0, 0.48, 2.5, 99.0]]
+    assert rows[6][10] == pytest.approx(rows[6][2] / 60.0, rel=1e-2)    # ours / C
+    assert re.search(r"ours -?[0-9.]+, C 1\.00$", res.stdout.strip())  # C: 10 P
+
+
+SLATER_REF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "..", "shared", "bench", "slater_vmc_ref.c")
+
+
+@pytest.mark.skipif(not os.path.isfile(SLATER_REF) or not shutil.which("gcc"),
+                    reason="no ../shared/bench/slater_vmc_ref.c or no gcc")
+def test_fermion_bench_prints_matching_acceptances_and_steps():
+    """Both sides tune the step towards 50 % acceptance on the same problem."""
+    res = pvmc("bench", "-P", "6", "--moves", "2e4", "--repeats", "1", "--walkers", "4",
+               "--reference", SLATER_REF)
+    assert res.returncode == 0, res.stderr
+    found = re.search(r"acceptance: ours ([0-9.]+) \(step ([0-9.]+)\), C ([0-9.]+) "
+                      r"\(step ([0-9.]+)\)", res.stdout)
+    assert found, res.stdout
+    ours, step, c, c_step = map(float, found.groups())
+    assert abs(ours - 0.5) < 0.05 and abs(c - 0.5) < 0.05, found.group(0)
+    assert abs(step / c_step - 1) < 0.25, found.group(0)
 
 
 def test_a_checkpoint_left_by_another_run_is_never_used(tmp_path, monkeypatch):

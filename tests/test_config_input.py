@@ -154,6 +154,11 @@ def test_bench_set_needs_a_config():
     (("--walkers", "0"), ("--walkers 0",)),
     (("--moves", "nan"), ("--moves nan",)),
     (("no-such.yaml",), ("config file not found", "no-such.yaml")),
+    (("--scan-particles", "2,7"), ("--scan-particles 7", "closed shells", "2, 6, 12, 20")),
+    (("-D", "3", "--scan-particles", "2,6"), ("--scan-particles 6", "2, 8, 20")),
+    (("--scan-particles", "6"), ("--scan-particles '6'", "at least two", "2,6,12,20")),
+    (("--scan-particles", "2,x"), ("--scan-particles '2,x'", "allowed")),
+    (("--scan-particles", "2,6", "-P", "6"), ("--scan-particles 2,6", "-P 6", "one of them")),
 ])
 def test_bench_bad_options_exit_2(args, names):
     assert_bad_input(pvmc("bench", *args), *names)
@@ -182,3 +187,18 @@ def test_bench_reference_that_fails(tmp_path):
     res = pvmc("bench", "--reference", tmp_path / "quiet.c", "--moves", "1e3", "--repeats", "1")
     assert_bad_input(res, "--reference", "exited with code 3", "ns/move")
     assert "problem:" not in res.stdout      # refused before any work
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="no C compiler")
+def test_bench_reference_for_another_problem(tmp_path):
+    """A reference without determinants (no tuned step=) against 6 fermions, and a
+    fermion one against bosons: exit 2 before any work."""
+    (tmp_path / "rbm.c").write_text('#include <stdio.h>\nint main(void) { '
+                                    'printf("acc=0.5  ns/move=10.0\\n"); return 0; }\n')
+    res = pvmc("bench", "-P", "6", "--reference", tmp_path / "rbm.c")
+    assert_bad_input(res, "--reference 'rbm.c'", "6 fermions", "--statistics bosons")
+    (tmp_path / "fermi.c").write_text('#include <stdio.h>\nint main(void) { '
+                                      'printf("step=2.0  ns/move=10.0\\n"); return 0; }\n')
+    res = pvmc("bench", "--statistics", "bosons", "--reference", tmp_path / "fermi.c")
+    assert_bad_input(res, "--reference 'fermi.c'", "bosons", "rbm_vmc_ref.c")
+    assert "problem:" not in res.stdout
