@@ -681,9 +681,20 @@ def load_config(path: str | os.PathLike, overrides: list[str] = (),
     return from_dict(raw, source=path)
 
 
+# Keys added after run files stored configs without them, with the meaning those runs
+# had: a stored config lacking one reads with this value, not with today's default.
+STORED_BEFORE = {("system", "statistics"): "bosons"}   # runs before fermions existed
+
+
 def config_from_yaml_text(text: str, source: str = "config") -> Config:
-    """Rebuild a Config from the resolved YAML stored in a run file."""
-    return from_dict(parse_yaml(text, source), source)
+    """Rebuild a Config from the resolved YAML stored in a run file (a key the file
+    predates takes its value from ``STORED_BEFORE``)."""
+    raw = parse_yaml(text, source)
+    if isinstance(raw, dict):
+        for (section, key), value in STORED_BEFORE.items():
+            if isinstance(raw.get(section), dict):
+                raw[section].setdefault(key, value)
+    return from_dict(raw, source)
 
 
 def reference_table() -> str:

@@ -188,3 +188,38 @@ def test_gibbs_is_refused_with_determinants():
         from_dict(_raw(6, 2, method="gibbs"))
     assert from_dict(_raw(2, 2, method="gibbs")).sampler.method == "gibbs"
     assert from_dict(_raw(6, 2, "bosons", method="gibbs")).sampler.method == "gibbs"
+
+
+def test_a_stored_config_from_before_fermions_reads_as_bosons():
+    """Run files written before ``system.statistics`` existed hold bosonic runs of any
+    P: resuming one must not add determinants (its theta has no orbital scale)."""
+    from parallel_vmc.config import config_from_yaml_text
+    old = "system: {particles: 3, dimensions: 2, omega: 1.0}\n"
+    assert config_from_yaml_text(old).system.statistics == "bosons"
+    new = "system: {particles: 6, dimensions: 2, omega: 1.0, statistics: fermions}\n"
+    assert config_from_yaml_text(new).system.statistics == "fermions"
+
+
+def test_three_fermions_exit_2_and_three_bosons_run(tmp_path):
+    """The command line: nothing is written for the refused config; the same count as
+    bosons runs to the end."""
+    import contextlib
+    import io
+
+    from parallel_vmc import cli
+    cfg = tmp_path / "three.yaml"
+    cfg.write_text("system: {particles: 3, dimensions: 2, omega: 1.0}\n"
+                   "sampler: {walkers_per_rank: 4, thermalization: 20}\n"
+                   "optimizer: {iterations: 2, samples_per_iteration: 256}\n"
+                   "production: {samples: 512}\n")
+    out = tmp_path / "three.h5"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["run", str(cfg), "-o", str(out)])
+    assert code == 2 and not out.exists()
+    assert "system.particles: 3" in err.getvalue() and "2, 6, 12, 20" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["run", str(cfg), "-o", str(out), "--quiet",
+                         "--set", "system.statistics=bosons"])
+    assert code == 0 and out.exists()
