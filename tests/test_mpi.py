@@ -77,13 +77,16 @@ def test_observables_count_every_sample_of_every_rank():
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("method", ["adam", "sr"])
-def test_one_allreduce_per_iteration(method):
-    """SR's S matrix rides in the same buffer as the energy and the gradient."""
+@pytest.mark.parametrize("method,particles", [("adam", 2), ("sr", 2), ("adam", 6),
+                                              ("sr", 6)])
+def test_one_allreduce_per_iteration(method, particles):
+    """SR's S matrix rides in the same buffer as the energy and the gradient; six
+    fermions (Slater determinants) change nothing in that."""
     comm = _comm()
     d = _shared_dir(comm)
     from parallel_vmc.driver import Run
-    cfg = make_config(os.path.join(d, f"c{method}.h5"),
+    cfg = make_config(os.path.join(d, f"c{method}{particles}.h5"),
+                      system={"particles": particles},
                       optimizer={"iterations": 7, "method": method},
                       sampler={"thermalization": 0})
     run = Run(cfg, comm, progress=False)
