@@ -891,3 +891,6 @@ def main(argv=None) -> int:
     except (UsageError, RunFileError, PlotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:          # `python -m analysis RUN.h5 | head`
+        from parallel_vmc.cli import closed_output
+        return closed_output()

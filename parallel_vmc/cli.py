@@ -20,6 +20,18 @@ import traceback
 from . import schema as S
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
+EXIT_CLOSED_OUTPUT = 141      # 128 + SIGPIPE: what a shell tool dies with under `| head`
+
+
+def closed_output() -> int:
+    """The reader of stdout went away (``pvmc info RUN.h5 | head``): stop quietly, as
+    a shell tool does, with stdout pointed at /dev/null so that Python's final flush
+    does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_CLOSED_OUTPUT
 
 
 class InputError(Exception):
@@ -416,6 +428,8 @@ def cmd_info(args) -> int:
                 print(one_line(_text(h5.attrs[S.STATUS])))
                 return EXIT_OK
             return _print_info(path, h5)
+    except BrokenPipeError:
+        raise                 # not damage: the reader of stdout went away
     except Exception as exc:  # noqa: BLE001 - any damage becomes one message
         sys.stdout.flush()
         return bad_input(f"{path}: incomplete or damaged run file ({type(exc).__name__}: "
@@ -514,7 +528,10 @@ def main(argv=None) -> int:
     if handler is None:
         from .bench import cmd_bench
         handler = cmd_bench
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        return closed_output()
 
 
 if __name__ == "__main__":

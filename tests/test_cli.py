@@ -366,3 +366,21 @@ def test_a_checkpoint_left_by_another_run_is_never_used(tmp_path, monkeypatch):
     shutil.move(tmp_path / "b.h5.ckpt", tmp_path / "a.h5.ckpt")
     res = pvmc("info", tmp_path / "a.h5")
     assert res.returncode == 0 and "pvmc resume" in res.stdout
+
+
+def test_a_closed_pipe_ends_info_and_analysis_quietly(tiny_config):
+    """`pvmc info RUN.h5 | head -1`: the reader leaves early; no traceback, no claim
+    that the file is damaged, exit code 141 (128 + SIGPIPE) as a shell tool gives."""
+    from conftest import run_config, subprocess_env
+    cfg = tiny_config(optimizer={"iterations": 2, "samples_per_iteration": 256},
+                      production={"samples": 512}, sampler={"thermalization": 20})
+    run_config(cfg)
+    for argv in (["-m", "parallel_vmc", "info", cfg.output.path],
+                 ["-m", "analysis", cfg.output.path]):
+        child = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=subprocess_env(), text=True)
+        child.stdout.close()     # the reader is gone before the first line (as `| head
+        # -1` is after its line): every write fails, whatever the timing
+        err = child.stderr.read()
+        assert child.wait(timeout=120) == 141, err
+        assert "Traceback" not in err and "damaged" not in err, err
