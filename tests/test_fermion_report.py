@@ -254,21 +254,31 @@ def test_density_comparison_has_a_panel_per_dimension(tmp_path):
     assert width > 1.8 * 640 and height < 500          # two panels side by side
 
 
-def test_a_run_from_before_fermions_is_refused_not_resumed_as_one(tmp_path, monkeypatch,
-                                                                  capsys):
-    """A stored config without system.statistics (a run from before fermions) now reads
-    as fermions: for P = 6 that adds the orbital scale, which the checkpoint's theta
-    lacks. pvmc resume exits 2 naming both counts instead of sampling out of bounds."""
+def test_a_run_from_before_fermions_resumes_as_bosons(tmp_path, monkeypatch, capsys):
+    """A stored config without system.statistics (a run from before fermions) reads as
+    bosons, the meaning it had (``config.STORED_BEFORE``): a P = 6 run resumes without
+    an orbital scale and completes. A checkpoint whose theta does not fit its stored
+    config (here edited to fermions) is refused, exit 2 naming both counts, instead of
+    sampling out of bounds."""
     from parallel_vmc import checkpoint
     cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4},
                       system={"particles": 6, "dimensions": 2, "omega": 1.0,
                               "statistics": "bosons"})
     interrupted_run(cfg, monkeypatch, at_call=2)
-    for path in (cfg.output.path, checkpoint.path_for(cfg.output.path)):
-        with h5py.File(path, "r+") as h5:
-            h5.attrs["config"] = h5.attrs["config"].replace("  statistics: bosons\n", "")
+    paths = (cfg.output.path, checkpoint.path_for(cfg.output.path))
+
+    def edit(old, new):
+        for path in paths:
+            with h5py.File(path, "r+") as h5:
+                h5.attrs["config"] = h5.attrs["config"].replace(old, new)
+    edit("  statistics: bosons\n", "  statistics: fermions\n")
     assert cli.main(["resume", cfg.output.path]) == 2
     err = capsys.readouterr().err
     assert "its checkpoint holds 38 parameters, but its stored config now gives 39" in err
     with h5py.File(cfg.output.path, "r") as h5:
         assert h5.attrs["status"] == b"interrupted"
+    edit("  statistics: fermions\n", "")
+    assert cli.main(["resume", cfg.output.path, "--quiet"]) == 0
+    with h5py.File(cfg.output.path, "r") as h5:
+        assert h5.attrs["status"] == b"completed"
+        assert h5["checkpoint/theta"].size == 38
