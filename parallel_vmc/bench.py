@@ -296,7 +296,7 @@ def _setup(args, comm, cfg, fermion: bool):
                           drift_limit=cfg.sampler.drift_limit)
         walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
                                 system.n_coords, wf.sigma)
-    except MemoryError as exc:
+    except (MemoryError, ValueError) as exc:   # ValueError: numpy's 'array is too big'
         raise BenchInputError(f"the problem (particles, hidden units, --walkers "
                               f"{args.walkers}) is too large for this machine ({exc})") from None
     return theta, sampler, walkers

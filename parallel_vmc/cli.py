@@ -458,7 +458,8 @@ def _system_lines(path, h5) -> list:
         drift = wf.attrs.get(S.INVERSE_DRIFT)
         lines.append(f"orbitals      {S.orbitals_text(wf[S.ORBITALS][()])}; orbital scale "
                      f"alpha={float(wf[S.ORBITAL_SCALE][()]):.6g}"
-                     + ("" if drift is None else f"; inverse drift {float(drift):.3g}"))
+                     + ("" if drift is None else
+                        f"; inverse drift {S.inverse_drift_text(float(drift))}"))
     return lines
 
 

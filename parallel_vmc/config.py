@@ -372,7 +372,9 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-CLOSED_SHELL_LIMIT = {1: None, 2: 56, 3: 70}   # largest fermion counts offered in 2D, 3D
+# Largest fermion counts offered: the unnormalised Hermite polynomials of the top shell
+# must stay far from overflow (1D: 30 orbitals per spin).
+CLOSED_SHELL_LIMIT = {1: 60, 2: 56, 3: 70}
 # Explicit S: 2000^2 doubles = 32 MB per Allreduce, a 2000^3/3-flop Cholesky per solve
 # (sum O O^T itself is a BLAS product, samples * n^2 flops per iteration).
 SR_MAX_PARAMS = 2000
@@ -578,14 +580,14 @@ def _check_statistics(cfg: Config) -> None:
         return
     limit = CLOSED_SHELL_LIMIT[sy.dimensions]
     if sy.dimensions == 1:
-        if sy.particles % 2:
-            raise ConfigError(f"system.particles: {sy.particles} fermions do not fill "
-                              f"closed shells; allowed in 1D: an even count (one orbital "
+        if sy.particles % 2 or sy.particles > limit:
+            raise ConfigError(f"system.particles: {sy.particles} fermions are not offered "
+                              f"in 1D; allowed: an even count up to {limit} (one orbital "
                               f"per shell), or system.statistics: bosons")
     elif sy.particles not in closed_shells(sy.dimensions, limit):
         counts = ", ".join(map(str, closed_shells(sy.dimensions, limit)))
-        raise ConfigError(f"system.particles: {sy.particles} fermions do not fill closed "
-                          f"shells in {sy.dimensions}D; allowed: {counts}, or "
+        raise ConfigError(f"system.particles: {sy.particles} fermions are not a closed "
+                          f"shell offered in {sy.dimensions}D; allowed: {counts}, or "
                           f"system.statistics: bosons (any count)")
     if sy.particles > 2 and cfg.sampler.method == "gibbs":
         raise ConfigError(f"sampler.method: gibbs draws from the RBM's conditionals, which "

@@ -316,7 +316,8 @@ class Run:
         None elsewhere."""
         st = self.state
         payload = self._checkpoint_payload()     # collective: before ranks part
-        drift = self.comm.allreduce_max(self.walkers.inverse_drift.max(initial=0.0))
+        drift = self.comm.allreduce_max(
+            self.walkers.inverse_drift.max(initial=S.NOT_MEASURED))
         if not self.segment.held:
             return None
         est = estimators.production_estimates(st.prod_totals)

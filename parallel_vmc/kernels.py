@@ -118,11 +118,11 @@ def limit_drift(g, step, a, D):
     g2 = 0.0
     for d in range(D):
         g2 += g[d] * g[d]
-    t = a * g2 * step
-    if t > 1e-12:      # below, the factor is 1 to round-off
-        f = (np.sqrt(1.0 + 2.0 * t) - 1.0) / t
-        for d in range(D):
-            g[d] *= f
+    # the same factor as 2 / (1 + sqrt(1 + 2t)), t = a |g|^2 step: no cancellation at
+    # small t, and it falls smoothly to 0 as t grows
+    f = 2.0 / (1.0 + np.sqrt(1.0 + 2.0 * a * g2 * step))
+    for d in range(D):
+        g[d] *= f
 
 
 @njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each

@@ -179,8 +179,8 @@ def determinant_lines(wf, theta, inverse_drift: float) -> list:
         return []
     return [f"orbitals      {slater.shell_filling(wf.particles, wf.dimensions)}; "
             f"orbital scale alpha={wf.orbital_scale(theta):.6g}",
-            f"inverse drift {inverse_drift:.3g} = max|D Dinv - I| at rebuilds (every "
-            f"{wf.determinant_refresh} sweeps, all ranks)"]
+            f"inverse drift {S.inverse_drift_text(inverse_drift)} = max|D Dinv - I| at "
+            f"rebuilds (every {wf.determinant_refresh} sweeps, all ranks)"]
 
 
 def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str, theta,

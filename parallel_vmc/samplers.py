@@ -14,6 +14,7 @@ import numpy as np
 
 from . import kernels as K
 from . import estimators
+from . import schema
 from .rng import chain_states
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
@@ -23,7 +24,7 @@ TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monr
                          # step settles instead of following the noise of the last chunk
 STUCK_SWEEPS = 1000      # a walker without an accepted move this long is stuck
 # Bytes of the O rows one SR kernel call may store. O^T O by BLAS is as fast in blocks of
-# >= 4096 rows as in one (1682 parameters: 4096 rows are 55 MB), so more, smaller calls
+# >= 4096 rows as in one (1683 parameters: 4096 rows are 55 MB), so more, smaller calls
 # cost nothing and the budget can be small: it is per rank, and nodes run many ranks.
 O_ROWS_BUDGET = 64 * 2**20
 
@@ -42,7 +43,8 @@ class Walkers:
     accepted: (W,) int64 accepted moves since the start of the run;
     stuck: (W,) int64 sweeps since a walker last had a move accepted (counted per unit
     of work by :meth:`count_stuck`); inverse_drift: (W,) the largest max |D Dinv - I| of
-    an updated Slater inverse seen at a rebuild since this process started (0 without
+    an updated Slater inverse seen at a rebuild since this process started
+    (``schema.NOT_MEASURED`` before the first checked rebuild, and without
     determinants; not checkpointed).
     """
 
@@ -54,7 +56,7 @@ class Walkers:
                          else np.array(accepted, dtype=np.int64))
         self.stuck = (np.zeros(n, dtype=np.int64) if stuck is None
                       else np.array(stuck, dtype=np.int64))
-        self.inverse_drift = np.zeros(n)
+        self.inverse_drift = np.full(n, schema.NOT_MEASURED)
 
     @classmethod
     def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,

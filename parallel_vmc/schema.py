@@ -117,6 +117,17 @@ SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "
 SUMMARY_ATTRS = ("energy", "error", "variance", "tau_int", "n_samples")
 
 # ----------------------------------------------------------------------------- formulas
+NOT_MEASURED = -1.0    # inverse_drift when no rebuild was checked (kernel calls shorter
+                       # than determinant_refresh sweeps)
+
+
+def inverse_drift_text(drift: float) -> str:
+    """The largest max |D Dinv - I| seen at a rebuild, or why there is none."""
+    if drift < 0:
+        return "not measured (no kernel call reached determinant_refresh sweeps)"
+    return f"{drift:.3g}"
+
+
 def orbitals_text(quantum_numbers) -> str:
     """The orbitals of one spin as the summary, ``pvmc info`` and the analysis show
     them: quantum_numbers (n, D) ints -> '3 per spin: (0,0) (1,0) (0,1)'."""

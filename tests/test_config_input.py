@@ -154,7 +154,7 @@ def test_bench_set_needs_a_config():
     (("--walkers", "0"), ("--walkers 0",)),
     (("--moves", "nan"), ("--moves nan",)),
     (("no-such.yaml",), ("config file not found", "no-such.yaml")),
-    (("--scan-particles", "2,7"), ("--scan-particles 7", "closed shells", "2, 6, 12, 20")),
+    (("--scan-particles", "2,7"), ("--scan-particles 7", "closed shell", "2, 6, 12, 20")),
     (("-D", "3", "--scan-particles", "2,6"), ("--scan-particles 6", "2, 8, 20")),
     (("--scan-particles", "6"), ("--scan-particles '6'", "at least two", "2,6,12,20")),
     (("--scan-particles", "2,x"), ("--scan-particles '2,x'", "allowed")),

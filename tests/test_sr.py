@@ -14,6 +14,7 @@ from parallel_vmc import kernels as K
 from parallel_vmc.config import ConfigError, from_dict
 from parallel_vmc.driver import Run
 from parallel_vmc.optimizers import sr
+from parallel_vmc.wavefunction import Layout
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.samplers import Sampler, Walkers
 from parallel_vmc.system import System
@@ -72,7 +73,7 @@ def test_sr_refuses_more_parameters_than_the_explicit_matrix_allows():
         from_dict(raw)
     raw["optimizer"]["method"] = "adam"
     from_dict(raw)
-    # 20 particles in 2D with 40 hidden units and the Jastrow factor: 1682 parameters
+    # 20 fermions in 2D with 40 hidden units and the Jastrow factor: 1683 parameters
     from_dict({"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
                "wavefunction": {"hidden": 40, "jastrow": "pade"},
                "optimizer": {"method": "sr"}})
@@ -192,15 +193,18 @@ def test_sr_iteration_is_one_allreduce_also_in_walker_groups(tmp_path, monkeypat
 
 
 def test_preflight_counts_one_calls_o_rows_within_the_budget():
-    """20 particles, 40 hidden units: 1682 parameters, 2048 sweeps per walker on one
-    rank (27.6 MB of rows a walker): rows within O_ROWS_BUDGET, plus O^T O."""
+    """20 fermions, 40 hidden units: 1683 parameters (the RBM, two betas, the orbital
+    scale), 2048 sweeps per walker on one rank (27.6 MB of rows a walker): rows within
+    O_ROWS_BUDGET, plus O^T O."""
     from parallel_vmc.preflight import Sizes
     raw = {"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
            "wavefunction": {"hidden": 40, "jastrow": "pade"}, "optimizer": {"method": "sr"}}
     sr_sizes = Sizes(from_dict(raw), 1)
     raw["optimizer"]["method"] = "adam"
     adam_sizes = Sizes(from_dict(raw), 1)
-    n, walker_rows = 1682, 8 * 1682 * 2048
+    n = Layout.from_config(from_dict(raw).system, from_dict(raw).wavefunction).n_params
+    assert n == 1683
+    walker_rows = 8 * n * 2048
     product = 8 * n * n
     assert walker_rows + product <= sr_sizes.o_rows <= samplers.O_ROWS_BUDGET + product
     assert adam_sizes.o_rows == 0

@@ -1,12 +1,13 @@
 """psi as a product of parts, composed at compile time.
 
-``psi = RBM x [Padé-Jastrow]``: the RBM part is always there; an optional part is
-passed as its parameter tuple or as ``None``, and numba compiles one version of every
-function below per combination with the branches of absent parts pruned (so the
-RBM-only kernel pays nothing for the Jastrow code). Jitted functions are never passed
+``psi = RBM x [Padé-Jastrow] x [Slater]``: the RBM part is always there; an optional
+part is passed as its parameter tuple or as ``None``, and numba compiles one version of
+every function below per combination with the branches of absent parts pruned (so the
+RBM-only kernel pays nothing for the other parts' code). Jitted functions are never passed
 as arguments: that would defeat numba's on-disk cache.
 
-The part contract. Each part module (``rbm.py``, ``pair_jastrow.py``) provides these
+The part contract. Each part module (``rbm.py``, ``pair_jastrow.py``, ``slater.py``)
+provides these
 jitted operations on the flat parameter vector ``theta`` (the part reads its own
 block), its parameter tuple ``prm``, its per-walker ``cache`` (one array) and a flat
 position vector ``x`` (P*D,). Parameter tuples hold scalars only (offsets, sizes, fixed
@@ -29,7 +30,7 @@ a tuple, and in the move loop those atomic counts cost more than the move itself
 * ``parameter_derivatives(theta, prm, cache, x, D, out)``: d ln psi / d theta of the part's
   block into out[prm.offset : prm.offset + block size].
 
-The parts enter every sum in a fixed order (RBM, then Jastrow). The RBM, always
+The parts enter every sum in a fixed order (RBM, Jastrow, Slater). The RBM, always
 present and first, writes the outputs (``set_gradient``, ``set_proposed_gradient``,
 ``set_grad_lap``) and every other part adds to them: zeroing the outputs first gave
 LLVM a branch to duplicate the reference counts of the arguments into, which numba

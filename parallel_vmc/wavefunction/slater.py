@@ -12,6 +12,9 @@ block ``[orbital_scale]`` of theta (start 1). The factor ``G = exp(-(alpha - 1) 
 sum_p |r_p|^2 / 2)`` turns the RBM's Gaussian into the one of width ``alpha omega``, so
 a change of alpha rescales whole orbitals (the classic one-parameter Slater-Jastrow
 form; at alpha = 1 and a = b = W = 0 psi is the exact non-interacting ground state).
+This holds with the RBM at its exact width (``wavefunction.sigma: null``); with another
+sigma the RBM's Gaussian is not exp(-omega r^2/2), and alpha then scales the Hermite
+polynomials and adds a Gaussian factor, still a valid variational family.
 
 Formulas (one home each, below), with ``Dinv`` the inverse of the particle's spin
 matrix and ``k`` the particle's row in it:
@@ -25,14 +28,15 @@ matrix and ``k`` the particle's row in it:
   functions of ``s r``), ``d ln G / d alpha = -omega sum_p |r_p|^2 / 2``.
 
 The ratio can be negative (a move across the nodal surface): the part returns ``R^2``
-as its factor and keeps ``R`` (and the running sign of psi) in its cache. The inverses
+as its factor and keeps ``R`` in its cache (``signed_log_psi`` gives the sign of psi,
+for tests and tools; sampling needs only |psi|^2). The inverses
 are rebuilt from scratch every ``refresh_every`` sweeps (``refresh_checked`` reports
 how far the updated ones had drifted).
 
 Cache (one flat array per walker, ``new_cache``; offsets from ``slots``): both
 inverses transposed, ``T[k*n + j] = Dinv[j, k]``, so that row k holds what a move of
 the k-th particle of a spin needs; the orbitals at the proposal; Hermite tables; the
-orbitals' quantum numbers; the proposed position; scalars (R, s, alpha, sign); work
+orbitals' quantum numbers; the proposed position; scalars (R, s, alpha); work
 space for a rebuild.
 """
 from __future__ import annotations
@@ -44,8 +48,8 @@ from numba import njit
 
 from ..schema import orbitals_text
 
-R_SLOT, S_SLOT, ALPHA_SLOT, SIGN_SLOT = range(4)     # scalars at slots()[SCALARS]
-N_SCALARS = 4
+R_SLOT, S_SLOT, ALPHA_SLOT = range(3)     # scalars at slots()[SCALARS]
+N_SCALARS = 3
 (INV, PHI, SM, HERM, QN, Y, SCALARS, WORK, SIZE) = range(9)   # names of slots()
 
 
@@ -299,8 +303,11 @@ def rebuild_spin(prm, cache, x, spin, D, check):
                 for j in range(n):
                     e += cache[a + j * n + k] * cache[t + q * n + j]
                 drift = max(drift, abs(e))
-    log_det, sign = invert(cache, a, t, n)
-    return log_det, sign, drift
+    fresh = a + n * n
+    log_det, sign = invert(cache, a, fresh, n)
+    for i in range(n * n):      # singular (a walker on a node): NaN, so that E_L is
+        cache[t + i] = cache[fresh + i] if sign != 0.0 else np.nan   # not finite and
+    return log_det, sign, drift                                       # the guards act
 
 
 @njit(cache=True, inline="always")
@@ -312,14 +319,22 @@ def set_scale(theta, prm, cache, D):
     cache[sc + S_SLOT] = np.sqrt(alpha * prm.omega)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def rebuild(theta, prm, cache, x, D, check):
+    """Both inverses from scratch for x (P*D,), alpha from theta. Returns (ln|det_up
+    det_down|, its sign, drift): drift = max |D Dinv - I| of the replaced inverses if
+    check (the cache must then hold inverses for this x), else 0."""
+    set_scale(theta, prm, cache, D)
+    lu, su, eu = rebuild_spin(prm, cache, x, 0, D, check)
+    ld, sd, ed = rebuild_spin(prm, cache, x, 1, D, check)
+    return lu + ld, su * sd, max(eu, ed)
+
+
+@njit(cache=True, error_model="numpy")
 def refresh_checked(theta, prm, cache, x, D):
-    """Rebuild both inverses; returns how far the replaced ones had drifted,
-    max |D Dinv - I| (the caches must hold inverses for this x)."""
-    lu, su, eu = rebuild_spin(prm, cache, x, 0, D, True)
-    ld, sd, ed = rebuild_spin(prm, cache, x, 1, D, True)
-    cache[slots(prm, D)[SCALARS] + SIGN_SLOT] = su * sd
-    return max(eu, ed)
+    """Rebuild both inverses for x (P*D,); returns how far the replaced ones had
+    drifted, max |D Dinv - I|."""
+    return rebuild(theta, prm, cache, x, D, True)[2]
 
 
 @njit(cache=True, inline="always")
@@ -362,20 +377,18 @@ def component(g0, g1, g2, d):
 
 # --------------------------------------------------------------------------- the contract
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def signed_log_psi(theta, prm, x, D):
     """(ln|part|, sign of the part) at one configuration x (P*D,)."""
     cache = new_cache(prm, D)
-    set_scale(theta, prm, cache, D)
-    lu, su, _ = rebuild_spin(prm, cache, x, 0, D, False)
-    ld, sd, _ = rebuild_spin(prm, cache, x, 1, D, False)
+    log_det, sign, _ = rebuild(theta, prm, cache, x, D, False)
     r2 = 0.0
     for i in range(x.shape[0]):
         r2 += x[i] * x[i]
-    return lu + ld - 0.5 * gaussian_coefficient(prm, cache, D) * r2, su * sd
+    return log_det - 0.5 * gaussian_coefficient(prm, cache, D) * r2, sign
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_psi(theta, prm, x, D):
     """ln|part| at one configuration x (P*D,)."""
     return signed_log_psi(theta, prm, x, D)[0]
@@ -397,14 +410,10 @@ def new_cache(prm, D):
         return cache
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def refresh(theta, prm, cache, x):
-    """Both inverses and the sign from scratch for position x (P*D,)."""
-    D = x.shape[0] // prm.n_particles
-    set_scale(theta, prm, cache, D)
-    lu, su, _ = rebuild_spin(prm, cache, x, 0, D, False)
-    ld, sd, _ = rebuild_spin(prm, cache, x, 1, D, False)
-    cache[slots(prm, D)[SCALARS] + SIGN_SLOT] = su * sd
+    """Both inverses from scratch for position x (P*D,)."""
+    rebuild(theta, prm, cache, x, x.shape[0] // prm.n_particles, False)
 
 
 @njit(cache=True, inline="always")
@@ -455,7 +464,9 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
 
 @njit(cache=True, inline="always")
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
-    """Sherman-Morrison update of the moved particle's inverse (O(n^2)); the sign."""
+    """Sherman-Morrison update of the moved particle's inverse (O(n^2)) with the
+    orbitals at the proposal and R kept by ``move_ratio``; x (P*D,) is moved by the
+    caller afterwards."""
     sl = slots(prm, D)
     n = prm.n_orbitals
     spin, t = spin_row(prm, p, D)
@@ -476,11 +487,9 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
             f = cache[sm + q]
             for j in range(n):
                 cache[base + q * n + j] -= f * cache[t + j]
-    if R < 0.0:
-        cache[sl[SCALARS] + SIGN_SLOT] *= -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
     alone)."""
@@ -495,7 +504,7 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def parameter_derivatives(theta, prm, cache, x, D, out):
     """d ln|part| / d alpha into out[offset]."""
     x_dot_g, r2 = 0.0, 0.0
