@@ -305,9 +305,11 @@ def rebuild_spin(prm, cache, x, spin, D, check):
                 drift = max(drift, abs(e))
     fresh = a + n * n
     log_det, sign = invert(cache, a, fresh, n)
-    for i in range(n * n):      # singular (a walker on a node): NaN, so that E_L is
-        cache[t + i] = cache[fresh + i] if sign != 0.0 else np.nan   # not finite and
-    return log_det, sign, drift                                       # the guards act
+    # A singular matrix (a walker exactly on a node) leaves NaN: E_L is then not finite
+    # and the driver's guards act, where a half-eliminated inverse would be used silently.
+    for i in range(n * n):
+        cache[t + i] = cache[fresh + i] if sign != 0.0 else np.nan
+    return log_det, sign, drift
 
 
 @njit(cache=True, inline="always")
