@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true",
                    help="print only the status (running | interrupted | completed | "
                    "failed: ...), for job scripts")
+    p.add_argument("--progress", action="store_true",
+                   help="print only how far the run's latest checkpoint is (e.g. "
+                   "'optimize 3/50 iterations'; 'completed'; 'none'), for job scripts "
+                   "that check whether a segment made progress")
+
+    p = sub.add_parser("mpi", help="the MPI library mpi4py uses and how srun must start it")
+    p.add_argument("--srun-option", action="store_true",
+                   help="print only srun's --mpi option for this library (nothing "
+                   "when unknown), for job scripts")
 
     from .bench import add_arguments
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
@@ -99,6 +108,23 @@ def bad_input(text: str, rank: int = 0) -> int:
     return EXIT_BAD_INPUT
 
 
+class LaunchMismatch(Exception):
+    """The launcher started more tasks than MPI connected (message in args[0])."""
+
+
+def _world():
+    """The communicator; LaunchMismatch before anything is read or written when the
+    launcher asked for more tasks than MPI connected."""
+    import os
+
+    from .parallel import launch_problem, world
+    comm = world()
+    problem = launch_problem(comm.size, os.environ)
+    if problem:
+        raise LaunchMismatch(problem)
+    return comm
+
+
 def _load(args):
     from .config import load_config
     return load_config(args.config, args.overrides, args.output)
@@ -108,9 +134,8 @@ def cmd_validate(args) -> int:
     """The config check, and every check ``run`` makes before any work (output path,
     samples per chain, memory, disk) for the rank count validate itself runs on."""
     from .config import ConfigError
-    from .parallel import world
     from .preflight import all_problems
-    comm = world()
+    comm = _world()
     try:
         cfg = _load(args)
     except ConfigError as exc:
@@ -167,8 +192,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
 
 def cmd_run(args) -> int:
     from .config import ConfigError
-    from .parallel import world
-    comm = world()
+    comm = _world()
     ranks_on_node = comm.ranks_on_node()
     problem = resume = None
     try:
@@ -211,9 +235,8 @@ def _nothing_done(path: str) -> bool:
 
 def cmd_resume(args) -> int:
     from .config import ConfigError, config_from_yaml_text
-    from .parallel import world
     from .preflight import resources_problem, samples_problem
-    comm = world()
+    comm = _world()
     ranks_on_node = comm.ranks_on_node()
     path = args.run_file
     problem = payload = None
@@ -427,6 +450,9 @@ def cmd_info(args) -> int:
             if args.status:
                 print(one_line(_text(h5.attrs[S.STATUS])))
                 return EXIT_OK
+            if args.progress:
+                print(_checkpoint_progress(path, _text(h5.attrs[S.STATUS])))
+                return EXIT_OK
             return _print_info(path, h5)
     except BrokenPipeError:
         raise                 # not damage: the reader of stdout went away
@@ -461,6 +487,33 @@ def _system_lines(path, h5) -> list:
                      + ("" if drift is None else
                         f"; inverse drift {S.inverse_drift_text(float(drift))}"))
     return lines
+
+
+def _checkpoint_progress(path: str, status: str) -> str:
+    """How far the latest usable checkpoint of an unfinished run is; 'completed' for
+    a completed run, 'none' without a usable checkpoint."""
+    from . import checkpoint as ckpt
+    if status == S.COMPLETED:
+        return S.COMPLETED
+    try:
+        c, _, _ = ckpt.read_latest(ckpt.path_for(path))
+    except ckpt.CheckpointError:
+        return "none"
+    from .hdf5io import one_line
+    return one_line(_text(c["progress"]))
+
+
+def cmd_mpi(args) -> int:
+    """The MPI library (without initialising MPI) and the srun option it needs."""
+    from .parallel import library_name, srun_mpi_option
+    library, option = library_name(initialize=False), srun_mpi_option()
+    if args.srun_option:
+        if option:
+            print(option)
+        return EXIT_OK
+    print(f"library       {library}")
+    print(f"srun option   {option or '(unknown library: the site default, MpiDefault)'}")
+    return EXIT_OK
 
 
 def _print_info(path, h5) -> int:
@@ -525,7 +578,7 @@ def _print_info(path, h5) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
-               "info": cmd_info}.get(args.command)
+               "info": cmd_info, "mpi": cmd_mpi}.get(args.command)
     if handler is None:
         from .bench import cmd_bench
         handler = cmd_bench
@@ -533,6 +586,9 @@ def main(argv=None) -> int:
         return handler(args)
     except BrokenPipeError:
         return closed_output()
+    except LaunchMismatch as exc:
+        from .parallel import launch_leader
+        return bad_input(str(exc), 0 if launch_leader(os.environ) else 1)
 
 
 if __name__ == "__main__":

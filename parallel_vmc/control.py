@@ -30,6 +30,9 @@ F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK, F_BADTHETA = range(7)
 N_FLAGS = 7
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
+# Environment variable naming a file that rank 0 creates once every rank catches the
+# stop signals (job scripts hold a signal until it exists).
+READY_FILE_VARIABLE = "PVMC_READY_FILE"
 
 
 def _process_start() -> float:

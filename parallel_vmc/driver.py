@@ -32,7 +32,7 @@ from . import checkpoint as ckpt
 from . import estimators, observables, optimizers, recovery, report, runstate
 from . import schema as S
 from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
-from .control import Control
+from .control import READY_FILE_VARIABLE, Control
 from .output import now_iso
 from .runstate import per_walker, production_chunk
 from .samplers import Sampler
@@ -352,6 +352,7 @@ class Run:
         except BaseException:
             self.control.uninstall()
             raise
+        self._announce_ready()
         status = f"{S.FAILED}: unknown"
         try:
             summary = self._phases()
@@ -375,6 +376,21 @@ class Run:
             self.control.uninstall()
             self.segment.close(status, self.state.iteration, self.where(),
                                self.control.elapsed())
+
+    def _announce_ready(self) -> None:
+        """Create the file PVMC_READY_FILE names (if set) once every rank takes stop
+        signals: a job script holds a signal until then, because one that arrives
+        earlier would kill a rank (or the launcher) instead of stopping the run."""
+        path = os.environ.get(READY_FILE_VARIABLE)
+        if not path:
+            return
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            try:
+                open(path, "a").close()
+            except OSError as exc:
+                self._say(f"pvmc: warning: cannot create {READY_FILE_VARIABLE} "
+                          f"{path}: {exc}")
 
     def _phases(self) -> dict | None:
         """The phases from where the state is to the end; the summary (rank 0)."""

@@ -107,11 +107,72 @@ class MPIComm(SerialComm):
 
     @property
     def library(self) -> str:
-        from mpi4py import MPI
-        return MPI.Get_library_version().splitlines()[0].strip()
+        return library_name()
 
     def abort(self, code: int) -> None:
         self.comm.Abort(code)
+
+
+# Task counts that launchers put in each process's environment: (variable, launcher).
+# Any of them above 1 while MPI says one process means the launcher started N
+# unconnected copies (e.g. plain srun with MpiDefault=none, or mpirun of another MPI).
+LAUNCHER_SIZES = (("SLURM_STEP_NUM_TASKS", "srun"), ("PMI_SIZE", "a PMI launcher"),
+                  ("OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun"),
+                  ("MV2_COMM_WORLD_SIZE", "MVAPICH's launcher"))
+LAUNCHER_RANKS = ("SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def launch_problem(size: int, env) -> str | None:
+    """Why this process must not run, if the launcher asked for more tasks than the
+    `size` processes MPI connected (else None). env: a mapping like os.environ."""
+    if size != 1:
+        return None
+    for name, launcher in LAUNCHER_SIZES:
+        value = env.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            option = srun_mpi_option() or "--mpi=<the plugin of the cluster's MPI>"
+            return (f"{launcher} started this process as one of {value} tasks "
+                    f"({name}={value}), but MPI connected only 1 process: each task "
+                    f"would run alone as rank 0 of 1 on the same files. Start the ranks "
+                    f"through the MPI that mpi4py uses ({library_name()}): "
+                    f"'srun {option}', or its 'mpiexec -n {value}' (the job templates "
+                    f"in jobs/ choose by themselves)")
+    return None
+
+
+def launch_leader(env) -> bool:
+    """Whether this process is task 0 of its launcher (or was not launched as a task):
+    the one that reports a launch problem, so N copies print one message."""
+    return all(env.get(name, "0") in ("", "0") for name in LAUNCHER_RANKS)
+
+
+def library_name(initialize: bool = True) -> str:
+    """The MPI library's first version line, or 'no MPI'. initialize=False: without
+    initialising MPI (MPI_Get_library_version may be called before MPI_Init), for a
+    process that only asks, such as a job script's."""
+    try:
+        import mpi4py
+        if not initialize:
+            mpi4py.rc.initialize = False
+        from mpi4py import MPI
+    except ImportError:
+        return "no MPI"
+    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
+
+
+# srun's PMI plugin for each MPI family (first match in the library's version line):
+# MPICH and its derivatives speak PMI-2, Open MPI PMIx.
+SRUN_MPI = (("open mpi", "pmix"), ("mpich", "pmi2"), ("intel(r) mpi", "pmi2"),
+            ("mvapich", "pmi2"))
+
+
+def srun_mpi_option() -> str:
+    """srun's --mpi option for the library mpi4py uses ('' when unknown)."""
+    library = library_name(initialize=False).lower()
+    for family, plugin in SRUN_MPI:
+        if family in library:
+            return f"--mpi={plugin}"
+    return ""
 
 
 def world() -> SerialComm:

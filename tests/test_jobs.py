@@ -64,13 +64,24 @@ print(job_id if "--parsable" in sys.argv[1:] else f"Submitted batch job {{job_id
 '''
 
 SRUN = r'''#!/bin/bash
-# Stand-in srun: the allocation's tasks as one mpiexec job.
+# Stand-in srun: the allocation's tasks as one mpiexec job (--mpi=PLUGIN accepted).
+case ${{1:-}} in
+  --version) echo "slurm 22.05 (stand-in)"; exit 0 ;;
+  --mpi=list) echo "MPI plugin types are..."; printf '\t%s\n' none pmi2; exit 0 ;;
+  --mpi=*) shift ;;
+esac
 for v in $(compgen -e); do
   case $v in PMI_* | PMIX_* | HYDRA_* | MPIR_* | MPI_LOCAL* | OMPI_*) unset "$v" ;; esac
 done
 echo "$*" >> {calls}
 exec {mpiexec} -n "${{SLURM_NTASKS:?stand-in srun: SLURM_NTASKS is not set}}" "$@"
 '''
+
+# Shadows a real srun (on a machine with SLURM installed) as a command that is not there.
+NO_SRUN = """#!/bin/bash
+echo "srun: command not found (stand-in)" >&2
+exit 127
+"""
 
 # sbatch options that take a value (given as "--opt value" or "-o value").
 _VALUED = {"-n": "ntasks", "--ntasks": "ntasks", "-t": "time", "--time": "time",
@@ -158,10 +169,9 @@ class Slurm:
         self.bin.mkdir()
         write_exe(self.bin / "sbatch", SBATCH.format(python=sys.executable,
                                                      state=str(self.state)))
-        if srun:
-            write_exe(self.bin / "srun", SRUN.format(
-                calls=shlex.quote(str(self.srun_calls)),
-                mpiexec=shlex.quote(MPIEXEC or "mpiexec")))
+        write_exe(self.bin / "srun", SRUN.format(
+            calls=shlex.quote(str(self.srun_calls)),
+            mpiexec=shlex.quote(MPIEXEC or "mpiexec")) if srun else NO_SRUN)
         # The project as a user has it: jobs/ and configs/, runs/ written by the jobs.
         self.work = tmp_path / "work"
         shutil.copytree(JOBS, self.work / "jobs", ignore=shutil.ignore_patterns("*.md"))
@@ -172,10 +182,8 @@ class Slurm:
     def env(self, **settings) -> dict:
         """The submitting shell's environment: stand-ins first on PATH, venv next."""
         path = [str(self.bin), str(VENV_BIN)]
-        for d in os.environ.get("PATH", "").split(os.pathsep):
-            real_srun = os.path.exists(os.path.join(d, "srun"))
-            if d and d not in path and (self.srun or not real_srun):
-                path.append(d)
+        path += [d for d in os.environ.get("PATH", "").split(os.pathsep)
+                 if d and d not in path]
         env = clean_env(os.environ)
         env["PATH"] = os.pathsep.join(path)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
@@ -528,13 +536,14 @@ def test_scan_rejects_an_index_without_a_value(tmp_path):
 
 @needs_mpiexec
 def test_chain_resubmits_until_completed(tmp_path):
-    """Segment 1 gets one second (sbatch --time=0:01 on the command line) and stops at
-    its wall-time limit; it resubmits the script, whose own --time lets segment 2
+    """Segment 1 gets one second (sbatch --time=0:01 on the command line, with the
+    check for a useful time limit turned off) and stops at its wall-time limit; it
+    resubmits the script, whose own --time lets segment 2
     finish the run from the checkpoint."""
     slurm = Slurm(tmp_path)
     first = slurm.sbatch(f"--ntasks={RANKS}", "--time=0:01", "jobs/chain.sbatch",
                          OUTPUT="runs/chain.h5", OVERRIDES=SMALL, PVMC_MARGIN=0,
-                         CHAIN_SBATCH_ARGS=f"--ntasks={RANKS}")
+                         PVMC_MIN_WORK=0, CHAIN_SBATCH_ARGS=f"--ntasks={RANKS}")
     tasks = slurm.drain()
     assert [t["rc"] for t in tasks] == [0, 0], show(tasks)
     seg1, seg2 = tasks
@@ -545,7 +554,7 @@ def test_chain_resubmits_until_completed(tmp_path):
     # resubmitted from its real location, not from the spool copy SLURM ran
     assert Path(sub["argv"][-1]) == slurm.work / "jobs" / "chain.sbatch"
     assert seg2["env"]["PVMC_CHAIN_SEGMENT"] == "2"
-    assert "chain is done after 2 segment(s)" in seg2["log"], seg2["log"]
+    assert "chain is done: segment 2 completed the run" in seg2["log"], seg2["log"]
     out = slurm.work / "runs" / "chain.h5"
     assert status(out) == "completed"
     assert segments_ended(out) == ["interrupted", "completed"]
@@ -555,7 +564,8 @@ def test_chain_resubmits_until_completed(tmp_path):
 def test_chain_stops_at_max_segments(tmp_path):
     slurm = Slurm(tmp_path)
     slurm.sbatch(f"--ntasks={RANKS}", "--time=0:01", "jobs/chain.sbatch",
-                 OUTPUT="runs/chain.h5", OVERRIDES=SMALL, PVMC_MARGIN=0, MAX_SEGMENTS=1)
+                 OUTPUT="runs/chain.h5", OVERRIDES=SMALL, PVMC_MARGIN=0, PVMC_MIN_WORK=0,
+                 MAX_SEGMENTS=1)
     [task] = slurm.drain()
     assert task["rc"] == 75, show([task])
     assert "MAX_SEGMENTS=1 reached" in task["log"]
