@@ -143,9 +143,19 @@ class Cluster:
         log.close()
 
     def start(self, timeout: float = 60.0) -> "Cluster":
+        """Install when needed and start the daemons; Unavailable (with every daemon
+        already started stopped again) when SLURM cannot run here."""
         install()
         if os.geteuid() != 0:
             raise Unavailable("slurmd must run as root to start jobs (not root here)")
+        try:
+            self._start_daemons(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_daemons(self, timeout: float) -> None:
         self._write_files()
         m = self.dir / "munge"
         self._spawn("munged", [_which("munged"), "--foreground", "--force",
@@ -156,7 +166,6 @@ class Cluster:
         self._spawn("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._spawn("slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", str(self.conf)])
         self._wait(self._node_idle, timeout, "the node to come up idle")
-        return self
 
     def _node_idle(self) -> bool:
         res = self.run(["sinfo", "-h", "-N", "-o", "%T"], check=False)

@@ -400,6 +400,60 @@ def test_walltime_from_squeue_when_the_end_time_is_not_in_the_environment(tmp_pa
     assert res.stdout.split()[-1] == "n=0"
 
 
+def test_an_array_task_asks_squeue_for_itself(tmp_path):
+    """squeue -j ARRAYID lists every task of the array (one line each): the template
+    asks for ARRAYID_TASK, the task alone."""
+    (tmp_path / "bin").mkdir()
+    write_exe(tmp_path / "bin" / "squeue", '#!/bin/bash\n'
+              'case "$*" in *" 7_1 "*) echo "20:00" ;; *) printf "30:00\\n30:00\\n" ;; esac\n')
+    env = clean_env(os.environ)
+    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+               SLURM_JOB_ID="8", SLURM_ARRAY_JOB_ID="7", SLURM_ARRAY_TASK_ID="1",
+               PVMC_MARGIN="60", PVMC_SIGNAL_LEAD="0")
+    res = _bash_with_common('walltime_args; echo "${WALLTIME[*]}"', env)
+    assert res.stdout.split()[-2:] == ["--max-walltime", "00:19:00"], res.stdout + res.stderr
+    env["SLURM_ARRAY_TASK_ID"] = "0"        # now the query lists two tasks: unknown
+    res = _bash_with_common('walltime_args; echo "n=${#WALLTIME[@]}"', env)
+    assert "time limit unknown" in res.stdout and res.stdout.split()[-1] == "n=0"
+
+
+@pytest.mark.parametrize("left,lead,margin,expected", [
+    (3600, 300, 180, "00:57:00"),      # margin as set
+    (400, 0, 180, "00:05:00"),         # margin at most a quarter of the time left
+    (420, 300, 180, "00:05:15"),       # 120 s of work before the signal: enough
+    (300, 300, 180, None),             # the signal would come at once
+    (120, 0, 180, None),               # 90 s of work, below PVMC_MIN_WORK=100
+])
+def test_a_time_limit_without_room_for_work_is_refused(left, lead, margin, expected):
+    env = clean_env(os.environ)
+    env.update(SLURM_JOB_END_TIME=str(int(time.time()) + left), PVMC_SIGNAL_LEAD=str(lead),
+               PVMC_MARGIN=str(margin), PVMC_MIN_WORK="100")
+    res = _bash_with_common('if walltime_args; then echo "W=${WALLTIME[*]}"; '
+                            'else echo refused; fi', env)
+    assert res.returncode == 0, res.stderr
+    if expected is None:
+        assert res.stdout.split()[-1] == "refused", res.stdout
+        assert "less than PVMC_MIN_WORK=100" in res.stderr
+    else:
+        w = res.stdout.split()[-1]
+        assert w in (expected, time.strftime("%H:%M:%S", time.gmtime(
+            duration(expected) - 1))), res.stdout
+
+
+def test_the_signal_lead_is_read_from_the_script(tmp_path):
+    script = tmp_path / "job.sbatch"
+    script.write_text("#!/bin/bash\n#SBATCH --time=1:00:00\n#SBATCH --signal=B:USR1@240\n"
+                      + _common_part("single.sbatch") + "\nsignal_lead\n")
+    env = clean_env(os.environ)
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert res.stdout.split()[-1] == "240", res.stdout + res.stderr
+    env["PVMC_SIGNAL_LEAD"] = "30"
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert res.stdout.split()[-1] == "30"
+
+
 def test_a_stop_signal_between_runs_prevents_the_next_launch(tmp_path):
     marker = tmp_path / "launched"
     snippet = (f"kill -s USR1 $$; run_forwarding touch {shlex.quote(str(marker))}; "
@@ -590,6 +644,18 @@ def test_chain_does_not_launch_for_a_finished_file(tmp_path, stored, rc):
     assert task["rc"] == rc, show([task])
     assert " task(s): " not in task["log"]            # nothing launched
     assert status(slurm.work / "runs" / "done.h5") == stored
+
+
+def test_chain_does_not_resubmit_after_a_segment_without_progress(tmp_path):
+    """A segment whose run did no work (here the launcher does nothing) leaves the
+    checkpoint where it was: no successor, exit 1, the reason in the log."""
+    slurm = Slurm(tmp_path)
+    _fake_run_file(slurm.work / "runs" / "stuck.h5", "interrupted")
+    slurm.sbatch(f"--ntasks={RANKS}", "jobs/chain.sbatch", OUTPUT="runs/stuck.h5",
+                 PVMC_LAUNCH="true")
+    [task] = slurm.drain()
+    assert task["rc"] == 1, show([task])
+    assert "made no progress" in task["log"] and "submitted" not in task["log"]
 
 
 def test_chain_needs_its_script_to_resubmit(tmp_path):
