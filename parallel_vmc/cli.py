@@ -506,7 +506,7 @@ def _checkpoint_progress(path: str, status: str) -> str:
 def cmd_mpi(args) -> int:
     """The MPI library (without initialising MPI) and the srun option it needs."""
     from .parallel import library_name, srun_mpi_option
-    library, option = library_name(initialize=False), srun_mpi_option()
+    library, option = library_name(initialize=False), srun_mpi_option(initialize=False)
     if args.srun_option:
         if option:
             print(option)

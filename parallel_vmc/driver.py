@@ -381,7 +381,8 @@ class Run:
         """Create the file PVMC_READY_FILE names (if set) once every rank takes stop
         signals: a job script holds a signal until then, because one that arrives
         earlier would kill a rank (or the launcher) instead of stopping the run."""
-        path = os.environ.get(READY_FILE_VARIABLE)
+        # rank 0's environment decides for all: a launcher may not export it to all
+        path = self.comm.bcast(os.environ.get(READY_FILE_VARIABLE))
         if not path:
             return
         self.comm.barrier()

@@ -8,6 +8,7 @@ of chains.
 """
 from __future__ import annotations
 
+import sys
 import zlib
 
 import numpy as np
@@ -122,10 +123,14 @@ LAUNCHER_SIZES = (("SLURM_STEP_NUM_TASKS", "srun"), ("PMI_SIZE", "a PMI launcher
 LAUNCHER_RANKS = ("SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 
 
+INDEPENDENT_TASKS_VARIABLE = "PVMC_INDEPENDENT_TASKS"   # "1": a task farm, allowed
+
+
 def launch_problem(size: int, env) -> str | None:
     """Why this process must not run, if the launcher asked for more tasks than the
-    `size` processes MPI connected (else None). env: a mapping like os.environ."""
-    if size != 1:
+    `size` processes MPI connected (else None). env: a mapping like os.environ.
+    PVMC_INDEPENDENT_TASKS=1 allows it, for task farms (each task its own run)."""
+    if size != 1 or env.get(INDEPENDENT_TASKS_VARIABLE) == "1":
         return None
     for name, launcher in LAUNCHER_SIZES:
         value = env.get(name, "")
@@ -136,7 +141,8 @@ def launch_problem(size: int, env) -> str | None:
                     f"would run alone as rank 0 of 1 on the same files. Start the ranks "
                     f"through the MPI that mpi4py uses ({library_name()}): "
                     f"'srun {option}', or its 'mpiexec -n {value}' (the job templates "
-                    f"in jobs/ choose by themselves)")
+                    f"in jobs/ choose by themselves). Independent runs, each on its own "
+                    f"files: set {INDEPENDENT_TASKS_VARIABLE}=1")
     return None
 
 
@@ -148,11 +154,12 @@ def launch_leader(env) -> bool:
 
 def library_name(initialize: bool = True) -> str:
     """The MPI library's first version line, or 'no MPI'. initialize=False: without
-    initialising MPI (MPI_Get_library_version may be called before MPI_Init), for a
-    process that only asks, such as a job script's."""
+    initialising MPI (MPI_Get_library_version may be called before MPI_Init), only
+    for a process that does nothing else with MPI, such as `pvmc mpi`: MPI stays
+    uninitialised in it."""
     try:
         import mpi4py
-        if not initialize:
+        if not initialize and "mpi4py.MPI" not in sys.modules:
             mpi4py.rc.initialize = False
         from mpi4py import MPI
     except ImportError:
@@ -166,9 +173,10 @@ SRUN_MPI = (("open mpi", "pmix"), ("mpich", "pmi2"), ("intel(r) mpi", "pmi2"),
             ("mvapich", "pmi2"))
 
 
-def srun_mpi_option() -> str:
-    """srun's --mpi option for the library mpi4py uses ('' when unknown)."""
-    library = library_name(initialize=False).lower()
+def srun_mpi_option(initialize: bool = True) -> str:
+    """srun's --mpi option for the library mpi4py uses ('' when unknown);
+    initialize: as for library_name."""
+    library = library_name(initialize).lower()
     for family, plugin in SRUN_MPI:
         if family in library:
             return f"--mpi={plugin}"

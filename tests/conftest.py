@@ -67,7 +67,8 @@ def tiny_config(tmp_path):
 
 
 ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
-_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_")
+_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_", "MV2_",
+                      "SLURM_", "PVMC_")
 
 
 def subprocess_env(**extra) -> dict:

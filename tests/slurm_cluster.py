@@ -14,6 +14,7 @@ starts jobs as their owner), and a writable directory. No systemd, no cgroups
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -101,6 +102,7 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 MinJobAge=600
+FirstJobId={first_job_id}
 KillWait=10
 InactiveLimit=0
 Waittime=0
@@ -127,9 +129,13 @@ class Cluster:
         key.write_bytes(os.urandom(1024))
         key.chmod(0o600)
         ctld_port, slurmd_port = _free_ports(2)
+        # Job ids differ from one cluster to the next: MPICH names its shared memory
+        # after the PMI job id ("<job>.<step>"), and a segment that a killed job left
+        # in /dev/shm would be opened by the next job of the same id.
         self.conf.write_text(SLURM_CONF.format(
             host=socket.gethostname().split(".")[0], dir=self.dir, ctld_port=ctld_port,
-            slurmd_port=slurmd_port, node=NODE, cpus=self.cpus, partition=PARTITION))
+            slurmd_port=slurmd_port, node=NODE, cpus=self.cpus, partition=PARTITION,
+            first_job_id=random.randint(10_000, 9_000_000)))
 
     def env(self) -> dict:
         """What a client needs: SLURM_CONF (the munge socket is named in it)."""

@@ -30,6 +30,11 @@ def test_a_task_count_above_one_with_one_mpi_process_is_refused(name, value, siz
         assert f"{name}={value}" in problem and "srun --mpi=" in problem
 
 
+def test_a_task_farm_may_opt_out():
+    assert launch_problem(1, {"SLURM_STEP_NUM_TASKS": "8",
+                              "PVMC_INDEPENDENT_TASKS": "1"}) is None
+
+
 def test_only_task_zero_reports():
     assert launch_leader({})
     assert launch_leader({"SLURM_PROCID": "0", "PMI_RANK": ""})
@@ -58,7 +63,7 @@ def test_mpi_names_the_library_and_the_srun_option():
     assert res.stdout.startswith("library ")
     option = pvmc("mpi", "--srun-option").stdout.strip()
     from parallel_vmc.parallel import library_name
-    if "MPICH" in library_name(initialize=False):
+    if "MPICH" in library_name():
         assert option == "--mpi=pmi2"
     assert option in ("", "--mpi=pmi2", "--mpi=pmix")
 
