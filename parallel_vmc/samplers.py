@@ -60,11 +60,21 @@ class Walkers:
 
     @classmethod
     def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,
-              width: float) -> "Walkers":
-        """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2)."""
+              width: float, dimensions: int = 1, hard_core: float = 0.0) -> "Walkers":
+        """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
+        no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
+        other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
+        from .config import ConfigError
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
-        K.init_positions(positions, rng, width)
+        failed = K.init_positions(positions, rng, width, dimensions, hard_core)
+        if failed:
+            raise ConfigError(
+                f"system.hard_sphere_radius: {hard_core:g} is too large to place "
+                f"{n_coords // dimensions} particles without overlaps in the starting "
+                f"cloud (width {width:.3g}; {K.MAX_PLACEMENTS} draws per particle, "
+                f"{failed} of {n_walkers} walkers failed); allowed: a smaller radius or "
+                f"fewer particles")
         return cls(positions, rng)
 
     @property
