@@ -162,6 +162,16 @@ class Sampler:
         self.system = system
         self.wf = wf
 
+    def hamiltonian(self) -> "SystemParams":
+        """The system as the kernel takes it. Where the hard-sphere pair factor has the
+        interaction's radius, psi = 0 in every core, and the kernel rejects a proposal
+        of zero ratio before any gradient: the kernel's own overlap test (the same
+        distances again) is then left out (hard_core 0)."""
+        sy = self.system.kernel_params()
+        if sy.hard_core > 0.0 and self.wf.hard_sphere_radius == sy.hard_core:
+            sy = sy._replace(hard_core=0.0)
+        return sy
+
     def _call(self, mode, n_sweeps, theta, arrays, sums, e_out=None, parts_out=None,
               obs=None, obs_spec=None, t0=0, n_total=1, o_rows=None):
         """One kernel call (``kernels.run_walkers``) for the walkers ``arrays``
@@ -177,7 +187,7 @@ class Sampler:
                             np.empty(0) if obs_spec is None else obs_spec,
                             np.empty((0, 0)) if o_rows is None else o_rows)
         K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
-                      self.system.kernel_params(), arrays, outputs)
+                      self.hamiltonian(), arrays, outputs)
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a

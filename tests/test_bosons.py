@@ -252,3 +252,47 @@ def test_combinations_of_the_new_keys():
     assert cfg.wavefunction.jastrow == "hard_sphere"
     cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.5}})
     assert cfg.wavefunction.jastrow == "none"
+
+
+# ------------------------------------------------------------------ the shipped configs
+# Gaussian x prod (1 - a/r) at its optimal width (E/N, error): the RBM x hard-sphere
+# factor (with variational widths) must reach these or lower within 3 error bars.
+GAUSSIAN_OPTIMUM = {10: (2.43983, 0.00003), 50: (2.54525, 0.00013), 100: (2.6621, 0.0003)}
+
+
+def run_shipped(name: str, path, overrides=()) -> dict:
+    """The summary of configs/<name> run as shipped on one rank."""
+    import io
+    import pathlib
+
+    from parallel_vmc.config import load_config
+    from parallel_vmc.driver import Run
+    from parallel_vmc.parallel import SerialComm
+    config = pathlib.Path(__file__).resolve().parent.parent / "configs" / name
+    cfg = load_config(config, [f"output.path={path}", *overrides])
+    return Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute().summary
+
+
+def test_shipped_noninteracting_elliptic_config_is_exact(tmp_path):
+    s = run_shipped("bosons3d_elliptic_noninteracting.yaml", tmp_path / "e.h5",
+                    ["production.samples=4096", "sampler.thermalization=100"])
+    assert s["energy"] / 10 == pytest.approx(1 + GAMMA / 2, rel=1e-13)
+    assert s["variance"] < 1e-20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("P", [10, 50])
+def test_hard_sphere_bosons_reach_the_gaussian_optimum(P, tmp_path):
+    """configs/bosons3d_N{P}_elliptic.yaml as shipped (N = 10: about 1 minute, N = 50:
+    about 10 minutes on one core): E/N at or below the optimal Gaussian x (1 - a/r)
+    within 3 combined error bars, and the first pair-distance bin [0, a) empty."""
+    import h5py
+    path = tmp_path / f"n{P}.h5"
+    s = run_shipped(f"bosons3d_N{P}_elliptic.yaml", path)
+    reference, ref_error = GAUSSIAN_OPTIMUM[P]
+    error = math.hypot(s["error"] / P, ref_error)
+    assert s["energy"] / P <= reference + 3 * error, s
+    with h5py.File(path, "r") as h5:
+        pair = h5["production/observables/pair_distance"]
+        edges, counts = pair["edges"][...], pair["counts"][...]
+    assert edges[1] == pytest.approx(0.0043) and counts[0] == 0 and counts[1:].sum() > 0

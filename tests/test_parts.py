@@ -261,7 +261,10 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_dr
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
             kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D, n)
-            assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
+            # Sherman-Morrison's updated inverse differs from a fresh one by ~cond(D)
+            # eps: 5e-12 relative seen (D3-full-rbmxwidthsxhard_spherexslater)
+            tol = 1e-10 if "slater" in parts else 1e-12
+            assert kin == pytest.approx(kin_fresh, rel=tol, abs=tol)
             np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
             if not with_drift:
                 continue

@@ -157,9 +157,12 @@ def pair_constants(theta, prm, p, q):
 
 
 @njit(cache=True, inline="always")
-def hard_sphere_f(r, a):
-    """f(r) = 1 - a/r for r > a, 0 inside the core."""
-    return 1.0 - a / r if r > a else 0.0
+def hard_sphere_f_ratio(r_new, r_old, a):
+    """f(r_new) / f(r_old) = (r_new - a) r_old / (r_new (r_old - a)) (one division), 0
+    for r_new <= a; r_old > a."""
+    if r_new <= a:
+        return 0.0
+    return (r_new - a) * r_old / (r_new * (r_old - a))
 
 
 @njit(cache=True, inline="always")
@@ -233,7 +236,7 @@ def _pade_dparam(theta, prm, p, q, r):
 
 
 def _hard_sphere_ratio(theta, prm, p, q, r_new, r_old):
-    return 0.0, hard_sphere_f(r_new, prm.radius) / hard_sphere_f(r_old, prm.radius)
+    return 0.0, hard_sphere_f_ratio(r_new, r_old, prm.radius)
 
 
 def _hard_sphere_log(theta, prm, p, q, r):
