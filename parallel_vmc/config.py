@@ -272,7 +272,8 @@ SPEC: dict[str, dict[str, Field]] = {
                                    minimum=0.05, maximum=0.99, nullable=True),
         "drift_limit": Field("float", None, "importance sampling: Umrigar's drift limit a "
                              "(drift v -> v (sqrt(1 + 2 a v^2 dt) - 1) / (a v^2 dt)); 0: "
-                             "off; null -> 1 with Slater determinants, else 0",
+                             "off; null -> 1 with Slater determinants or the hard-sphere "
+                             "factor, else 0",
                              minimum=0.0, nullable=True),
     },
     "optimizer": {
@@ -320,6 +321,9 @@ SPEC: dict[str, dict[str, Field]] = {
         "density_rmax": Field("float", None, "outer radius of the density histograms; "
                               "null -> 4/sqrt(omega)", minimum=0.0, min_exclusive=True,
                               nullable=True),
+        "axial_density": Field("bool", False, "D = 3: also the one-body density along "
+                               "the x-y plane (column density vs sqrt(x^2 + y^2)) and "
+                               "along z (linear density), density_bins bins each"),
         "image_bins": Field("int", 64, "pixels per side of the 2D density image (D = 2)",
                             minimum=1, maximum=512),
         "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1,

@@ -147,13 +147,17 @@ class Sampler:
 
     system: ``system.System``; wf: ``wavefunction.WaveFunction``; drift_limit: Umrigar's
     a of importance sampling (``kernels.limit_drift``; None: 1 when psi has the nodes of
-    Slater determinants, else 0, off).
+    Slater determinants or the hard-sphere factor's zeros, else 0, off).
     """
 
     def __init__(self, method: str, step: float, system, wf, target: float | None = None,
                  drift_limit: float | None = None):
         if drift_limit is None:
-            drift_limit = 1.0 if wf.has_determinants else 0.0
+            # the drift diverges at a node of the determinants and at a hard core (an
+            # unlimited drift there throws the proposal far off: a pair near its core
+            # was seen locked for a whole production, N = 100)
+            drift_limit = 1.0 if wf.has_determinants or wf.jastrow == "hard_sphere" \
+                else 0.0
         self.drift_limit = float(drift_limit)
         self.method = method
         self.code = K.SAMPLER_CODES[method]

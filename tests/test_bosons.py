@@ -296,3 +296,59 @@ def test_hard_sphere_bosons_reach_the_gaussian_optimum(P, tmp_path):
         pair = h5["production/observables/pair_distance"]
         edges, counts = pair["edges"][...], pair["counts"][...]
     assert edges[1] == pytest.approx(0.0043) and counts[0] == 0 and counts[1:].sum() > 0
+
+
+# ------------------------------------------------------------------ densities along the axes
+def test_axial_densities_integrate_to_the_particles_and_bin_by_hand():
+    """production.axial_density (3D): rho = sqrt(x^2 + y^2) and z histograms, in the
+    accumulator and as summarised (integral over the plane / over z = P)."""
+    from parallel_vmc import observables as ob
+    from parallel_vmc.schema import DENSITY_XY, DENSITY_Z, shell_volumes
+    cfg = from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
+                                "interaction": "none", "statistics": "bosons"},
+                     "production": {"axial_density": True, "density_bins": 4,
+                                    "density_rmax": 2.0, "batches": 2}})
+    layout = ob.Layout.from_config(cfg.production, System.from_config(cfg.system), 2)
+    assert layout.n_axial == 4
+    plain = ob.Layout.from_config(from_dict({"system": {"particles": 2, "dimensions": 3,
+                                                        "omega": 1.0}}).production,
+                                  System.from_config(cfg.system), 2)
+    assert plain.n_axial == 0 and plain.width == plain.off_axial    # off: as before
+    acc = layout.zeros()
+    x = np.array([0.3, 0.4, -1.2, 1.2, 1.6, 0.1])        # rho 0.5, 2.0; z -1.2, 0.1
+    for b in range(2):
+        ob.accumulate(acc, b, x, 2, 3, 1.0, 0.5, 0.5, 0.0, layout.spec())
+    rho_hist = acc[0, layout.off_axial:layout.off_axial + 5]
+    z_hist = acc[0, layout.off_axial + 5:layout.off_axial + 10]
+    np.testing.assert_array_equal(rho_hist, [0, 1, 0, 0, 1])    # 2.0: overflow
+    np.testing.assert_array_equal(z_hist, [1, 0, 1, 0, 0])      # bins of width 1 from -2
+    out = ob.summarize(acc, layout)
+    xy, z = out[DENSITY_XY], out[DENSITY_Z]
+    assert np.sum(xy["density"] * shell_volumes(xy["edges"], 2)) == pytest.approx(1.0)
+    assert np.sum(z["density"] * np.diff(z["edges"])) == pytest.approx(2.0)
+    assert xy["attrs"]["overflow"] == 2.0
+
+
+def test_analysis_compares_the_axial_densities_of_two_runs(tmp_path):
+    """Two 3D runs with axial densities (with and without hard spheres): python -m
+    analysis --plots writes each run's figure and the comparison."""
+    from conftest import run_config
+    from analysis.cli import main as analysis_main
+    paths = []
+    for name, system in (("free", {"interaction": "none"}),
+                         ("hard", {"interaction": "hard_sphere", "hard_sphere_radius": 0.1})):
+        cfg = from_dict({"system": {"particles": 4, "dimensions": 3, "omega": 1.0,
+                                    "omega_z": GAMMA, "statistics": "bosons", **system},
+                         "wavefunction": {"hidden": 2},
+                         "sampler": {"walkers_per_rank": 2, "thermalization": 20},
+                         "optimizer": {"iterations": 0},
+                         "production": {"samples": 512, "axial_density": True,
+                                        "density_bins": 20, "batches": 4},
+                         "output": {"path": str(tmp_path / f"{name}.h5")}})
+        run_config(cfg)
+        paths.append(str(tmp_path / f"{name}.h5"))
+    code = analysis_main([*paths, "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    names = set(p.name for p in (tmp_path / "plots").iterdir())
+    assert {"free_density_axes.png", "hard_density_axes.png",
+            "density_axes_comparison.png"} <= names
