@@ -339,6 +339,8 @@ def _integral(name: str, h: dict, dimensions) -> float | None:
         if not isinstance(dimensions, int) or not 1 <= dimensions <= 3:
             return None
         return float(np.sum(h["density"] * shell_volumes(h["edges"], dimensions)))
+    if name == S.DENSITY_XY:                   # column density over the plane's rings
+        return float(np.sum(h["density"] * shell_volumes(h["edges"], 2)))
     return float(np.sum(h["density"] * np.diff(h["edges"])))
 
 
@@ -448,7 +450,8 @@ def _observable_rows(r: dict) -> list:
                      + (f": ratio {ratio:.3f}" if ratio is not None else "")
                      + (" (batches too short)"
                         if ratio is not None and batches_too_short(batch, blocking) else "")))
-    labels = {S.DENSITY: "rho(r)", S.DENSITY_IMAGE: "rho(x,y)", S.PAIR_DISTANCE: "P(r12)"}
+    labels = {S.DENSITY: "rho(r)", S.DENSITY_IMAGE: "rho(x,y)", S.PAIR_DISTANCE: "P(r12)",
+              S.DENSITY_XY: "n(rho)", S.DENSITY_Z: "n(z)"}
     for name in HISTOGRAM_NAMES:
         h = o.get(name)
         if h is None:
@@ -787,7 +790,23 @@ def density_comparison(runs: list, reports: list, directory: str) -> list:
         return lines + ["note: no density comparison: fewer than two files have a radial "
                         "density"]
     sizes = ", ".join(str(c["particles"]) for c in shown)
-    return [f"wrote {path} (one-body density per particle, N = {sizes})"] + lines
+    return ([f"wrote {path} (one-body density per particle, N = {sizes})"] + lines
+            + axial_comparison(runs, reports, directory))
+
+
+def axial_comparison(runs: list, reports: list, directory: str) -> list:
+    """The densities along x-y and along z of every 3D run that has them, on one figure
+    (with and without interaction: the repulsion widens the cloud). Lines to print."""
+    from .plots import AXES_COMPARISON, axial_curve, plot_axial_densities
+    curves = [axial_curve(run.observables, _section(run.config, "system").get("particles"),
+                          f"{_section(run.config, 'system').get('interaction')}: "
+                          f"{_energy_label(r)} ({run.name})")
+              for run, r in zip(runs, reports)]
+    shown = [c for c in curves if c]
+    if len(shown) < 2:
+        return []
+    path = plot_axial_densities(shown, os.path.join(directory, AXES_COMPARISON))
+    return [f"wrote {path} (densities along x-y and z per particle, {len(shown)} runs)"]
 
 
 def _sort_key(v):

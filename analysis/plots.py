@@ -12,11 +12,16 @@ share a directory:
     <stem>_density.png        radial one-body density rho(r) with error bars
     <stem>_density_image.png  2D one-body density rho(x, y) (D = 2 runs)
     <stem>_pair_distance.png  pair-distance density with error bars, <r12> marked (P > 1)
+    <stem>_density_axes.png   3D: the densities along the x-y plane and along z
+                              (production.axial_density)
 
 (each of the last three only if the file has it: /production/observables, format 3;
 older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
 Given several run files, ``python -m analysis`` also draws their radial densities per
-particle on one figure, ``density_comparison.png`` (:func:`plot_density_comparison`).
+particle on one figure, ``density_comparison.png`` (:func:`plot_density_comparison`),
+and their densities along x-y and z, ``density_axes_comparison.png``
+(:func:`plot_axial_densities`): with and without interaction, the repulsion's
+widening of the cloud.
 
 Units (pvmc's): hbar = m = e = 1 with the trap frequency unit omega_0 = 1, so
 energies are in hbar*omega_0 and lengths in sqrt(hbar/(m*omega_0)); every axis with
@@ -41,6 +46,7 @@ E_UNIT = r"$\hbar\omega_0$"                    # energies
 L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"            # lengths
 KEY_UNITS = {"system.omega": r"$\omega_0$", "wavefunction.sigma": L_UNIT}
 BULK_IQR = 5.0      # histogram range: median +- this many interquartile ranges
+AXES_COMPARISON = "density_axes_comparison.png"   # several runs' densities along the axes
 COMPARISON = "density_comparison.png"    # several runs' rho(r)/N (no run's stem: shared)
 
 
@@ -118,7 +124,8 @@ def plot_blocking(result, path: str, title: str = "") -> str:
 
 def histogram_range(x) -> tuple:
     """(lo, hi) of the local-energy histogram: the bulk, median +- BULK_IQR
-    interquartile ranges, clipped to the data (the whole data if the IQR is 0). A fixed
+    interquartile ranges, clipped to the data (the whole data if the IQR is 0; +- 0.5
+    around samples equal to round-off, which no 128 bins resolve). A fixed
     quantile cut would spend the axis on the sparse tail of a heavy-tailed E_L."""
     x = np.asarray(x, dtype=float)
     lo, hi = float(x.min()), float(x.max())
@@ -126,8 +133,8 @@ def histogram_range(x) -> tuple:
     if q3 > q1:
         lo = max(lo, median - BULK_IQR * (q3 - q1))
         hi = min(hi, median + BULK_IQR * (q3 - q1))
-    if hi <= lo:                                   # constant samples
-        lo, hi = lo - 0.5, hi + 0.5
+    if hi - lo <= 1e3 * np.spacing(max(abs(lo), abs(hi))):   # constant to round-off
+        lo, hi = lo - 0.5, hi + 0.5                            # (a zero-variance state)
     return lo, hi
 
 
@@ -244,6 +251,47 @@ def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
     return _save(fig, path)
 
 
+def plot_axial_densities(curves: list, path: str, title: str = "") -> str:
+    """The one-body density along the x-y plane (column density n(rho), integral over
+    the plane 1) and along z (linear density n(z), integral 1), per particle, of one or
+    several 3D runs; error bars from the batch means.
+
+    curves: dicts with "xy" and "z", each (edges (n + 1,), density (n,), error (n,)) as
+    stored (integrals = N), particles N and the legend's label.
+    """
+    fig = _figure(12.8, 4.6)
+    axes = fig.subplots(1, 2)
+    for k, c in enumerate(curves):
+        n = c["particles"]
+        for ax, key in zip(axes, ("xy", "z")):
+            edges, density, error = (np.asarray(v, float) for v in c[key])
+            _with_error_bars(ax, edges, density / n, error / n, f"C{k % 10}", c["label"])
+    axes[0].set_xlim(left=0.0)
+    axes[0].set_xlabel(f"rho = sqrt(x^2 + y^2) ({L_UNIT})")
+    axes[0].set_ylabel(f"n(rho) / N ({L_UNIT}$^{{-2}}$)")
+    axes[0].set_title("along the x-y plane (integrated over z)")
+    axes[1].set_xlabel(f"z ({L_UNIT})")
+    axes[1].set_ylabel(f"n(z) / N ({L_UNIT}$^{{-1}}$)")
+    axes[1].set_title("along z (integrated over x, y)")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize="small",
+                  title="error bars: batch means", title_fontsize="small")
+    fig.suptitle(title or "one-body density per particle along the axes")
+    return _save(fig, path)
+
+
+def axial_curve(obs: dict, particles, label: str) -> dict | None:
+    """The curve of :func:`plot_axial_densities` from a run's observables (None
+    without both axial densities)."""
+    xy, z = obs.get(S.DENSITY_XY), obs.get(S.DENSITY_Z)
+    if not (isinstance(xy, dict) and isinstance(z, dict)):
+        return None
+    n = xy["attrs"].get("particles", particles)
+    return {"xy": (xy["edges"], xy["density"], xy["error"]),
+            "z": (z["edges"], z["density"], z["error"]),
+            "particles": n if isinstance(n, int) and n > 0 else 1, "label": label}
+
+
 def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") -> str:
     """rho(x, y) of a 2D system (density[ix, iy]) as an image with a colour bar."""
     x_edges, y_edges = np.asarray(x_edges, float), np.asarray(y_edges, float)
@@ -310,9 +358,11 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
 
 
 def plot_names(stem: str) -> dict:
-    return {kind: f"{stem}_{kind}.png"
-            for kind in ("optimization", "blocking", "histogram", "density", "density_image",
-                         "pair_distance")}
+    names = {kind: f"{stem}_{kind}.png"
+             for kind in ("optimization", "blocking", "histogram", "density", "density_image",
+                          "pair_distance")}
+    names[S.DENSITY_XY] = names[S.DENSITY_Z] = f"{stem}_density_axes.png"   # one figure
+    return names
 
 
 def run_plots(run, summary, directory: str) -> list:
@@ -348,6 +398,12 @@ def run_plots(run, summary, directory: str) -> list:
         written.append(plot_density_image(d["x_edges"], d["y_edges"], d["density"],
                                           out[S.DENSITY_IMAGE],
                                           title=f"one-body density: {label}"))
+    curve = axial_curve(obs, (run.config.get("system") or {}).get("particles")
+                        if isinstance(run.config, dict) else None, "per particle")
+    if curve is not None:
+        written.append(plot_axial_densities([curve], out[S.DENSITY_XY],
+                                            title=f"one-body density along the axes: "
+                                                  f"{label}"))
     if isinstance(obs.get(S.PAIR_DISTANCE), dict):
         d = obs[S.PAIR_DISTANCE]
         mean = d["attrs"].get(S.MEAN)

@@ -47,7 +47,8 @@ __all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes
            "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",
            "READ_ERRORS", "is_number"]
 
-SUPPORTED_FORMATS = (1, 2, 3, 4)     # 4: format 3 + /wavefunction of fermions
+SUPPORTED_FORMATS = (1, 2, 3, 4, 5)  # 4: format 3 + /wavefunction of fermions; 5: + the
+                                     # optional 3D densities along the axes
 OPT_FIELDS = (S.ITERATION,) + S.OPT_FIELDS
 CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
 # the names of the file: parallel_vmc.schema (the writer's); formats 1-2 had potential

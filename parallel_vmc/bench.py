@@ -54,7 +54,7 @@ def add_arguments(p) -> None:
                    help="particle statistics (default: the config's, else fermions)")
     p.add_argument("--sampler", choices=("metropolis", "importance", "gibbs"),
                    help="sampler (default metropolis)")
-    p.add_argument("--jastrow", choices=("none", "pade"),
+    p.add_argument("--jastrow", choices=("none", "pade", "hard_sphere"),
                    help="correlation factor (default: the config's, else none)")
     p.add_argument("--walkers", type=int, default=16, help="walkers per rank (default 16)")
     p.add_argument("--moves", type=float, default=4e6,
@@ -295,7 +295,8 @@ def _setup(args, comm, cfg, fermion: bool):
                           target=_target(cfg, fermion),
                           drift_limit=cfg.sampler.drift_limit)
         walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
-                                system.n_coords, wf.sigma)
+                                system.n_coords, wf.sigma, system.dimensions,
+                                system.kernel_params().hard_core)
     except (MemoryError, ValueError) as exc:   # ValueError: numpy's 'array is too big'
         raise BenchInputError(f"the problem (particles, hidden units, --walkers "
                               f"{args.walkers}) is too large for this machine ({exc})") from None
@@ -322,9 +323,12 @@ def _problem_text(cfg, fermion: bool) -> str:
     sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
     step = (f"step tuned to acceptance {_target(cfg, fermion):g} in "
             f"{FERMION_THERMALIZATION} sweeps" if fermion else f"step={sa.step:g}")
-    interaction = "coulomb" if sy.interaction == "coulomb" else "no interaction"
+    interaction = {"coulomb": "coulomb", "none": "no interaction",
+                   "hard_sphere": f"hard spheres a={sy.hard_sphere_radius}"}[sy.interaction]
+    trap = f"omega={sy.omega:g}" + (f" omega_z={sy.omega_z:g}" if sy.omega_z is not None
+                                    and sy.omega_z != sy.omega else "")
     return (f"{sy.statistics} {sa.method} {step} psi={wf.psi} "
-            f"jastrow={wf.jastrow} {interaction} omega={sy.omega:g}")
+            f"jastrow={wf.jastrow} {interaction} {trap}")
 
 
 def cmd_bench(args) -> int:

@@ -220,8 +220,15 @@ SPEC: dict[str, dict[str, Field]] = {
         "particles": Field("int", REQUIRED, "number of particles P", minimum=1),
         "dimensions": Field("int", REQUIRED, "spatial dimensions D", minimum=1, maximum=3),
         "omega": Field("float", REQUIRED, "trap frequency", minimum=0.0, min_exclusive=True),
-        "interaction": Field("str", "coulomb", "pair interaction 1/r_pq or none",
-                             choices=("coulomb", "none")),
+        "omega_z": Field("float", None, "trap frequency along z (3D elliptical trap "
+                         "V = 1/2 (omega^2 (x^2 + y^2) + omega_z^2 z^2)); null -> omega",
+                         minimum=0.0, min_exclusive=True, nullable=True),
+        "interaction": Field("str", "coulomb", "pair interaction: coulomb 1/r_pq, "
+                             "hard_sphere (V = inf for r_pq <= hard_sphere_radius), or none",
+                             choices=("coulomb", "hard_sphere", "none")),
+        "hard_sphere_radius": Field("float", None, "hard-sphere radius a (with interaction "
+                                    "hard_sphere or jastrow hard_sphere)", minimum=0.0,
+                                    min_exclusive=True, nullable=True),
         "statistics": Field("str", "fermions", "fermions: Slater determinants per spin, "
                             "closed shells only (first half spin up); bosons: symmetric, "
                             "any count", choices=("fermions", "bosons")),
@@ -230,11 +237,19 @@ SPEC: dict[str, dict[str, Field]] = {
         "hidden": Field("int", 4, "RBM hidden units N", minimum=1),
         "psi": Field("str", "sqrt", "sqrt: |psi|^2 = F (RBM marginal); full: psi = F",
                      choices=("sqrt", "full")),
-        "sigma": Field("float", None, "RBM width; null -> exact non-interacting width",
+        "sigma": Field("float", None, "RBM width (x, y); null -> exact non-interacting width",
                        minimum=0.0, min_exclusive=True, nullable=True),
+        "sigma_z": Field("float", None, "RBM width along z (3D); null -> sigma in a round "
+                         "trap, the exact non-interacting width for omega_z in an "
+                         "elliptical one", minimum=0.0, min_exclusive=True, nullable=True),
+        "variational_widths": Field("bool", False, "optimise the RBM Gaussian's widths too: "
+                                    "exp(-1/2 sum delta x^2) with one delta for x-y and "
+                                    "one for z, starting at 0 (not with gibbs)"),
         "init_scale": Field("float", 0.001, "std of the random initial a, b, W", minimum=0.0),
-        "jastrow": Field("str", "none", "correlation factor: none, or the cusp-exact "
-                         "Padé-Jastrow exp(sum a r/(1 + beta r))", choices=("none", "pade")),
+        "jastrow": Field("str", None, "pair factor: none, the cusp-exact Padé-Jastrow "
+                         "exp(sum a r/(1 + beta r)), or hard_sphere prod (1 - a/r_pq); "
+                         "null -> hard_sphere with interaction hard_sphere, else none",
+                         choices=("none", "pade", "hard_sphere"), nullable=True),
         "jastrow_beta": Field("float", 0.5, "initial beta of both Padé-Jastrow pair kinds",
                               minimum=0.0, min_exclusive=True),
         "determinant_refresh": Field("int", 100, "sweeps between Slater inverses computed "
@@ -257,7 +272,8 @@ SPEC: dict[str, dict[str, Field]] = {
                                    minimum=0.05, maximum=0.99, nullable=True),
         "drift_limit": Field("float", None, "importance sampling: Umrigar's drift limit a "
                              "(drift v -> v (sqrt(1 + 2 a v^2 dt) - 1) / (a v^2 dt)); 0: "
-                             "off; null -> 1 with Slater determinants, else 0",
+                             "off; null -> 1 with Slater determinants or the hard-sphere "
+                             "factor, else 0",
                              minimum=0.0, nullable=True),
     },
     "optimizer": {
@@ -305,6 +321,9 @@ SPEC: dict[str, dict[str, Field]] = {
         "density_rmax": Field("float", None, "outer radius of the density histograms; "
                               "null -> 4/sqrt(omega)", minimum=0.0, min_exclusive=True,
                               nullable=True),
+        "axial_density": Field("bool", False, "D = 3: also the one-body density along "
+                               "the x-y plane (column density vs sqrt(x^2 + y^2)) and "
+                               "along z (linear density), density_bins bins each"),
         "image_bins": Field("int", 64, "pixels per side of the 2D density image (D = 2)",
                             minimum=1, maximum=512),
         "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1,
@@ -534,8 +553,19 @@ def from_dict(raw: Any, source: str = "config") -> Config:
                 values[key] = field.default
         sections[name] = _SECTION_CLASSES[name](**values)
     seed = check_value("seed", SEED, raw.get("seed", SEED.default))
-    cfg = Config(seed=seed, **sections)
+    cfg = _resolve_defaults(Config(seed=seed, **sections))
     _check_combinations(cfg)
+    return cfg
+
+
+def _resolve_defaults(cfg: Config) -> Config:
+    """Null defaults that depend on other keys, made explicit (the resolved YAML of a
+    run shows what ran): wavefunction.jastrow null -> hard_sphere with system.interaction
+    hard_sphere, else none."""
+    if cfg.wavefunction.jastrow is None:
+        jastrow = "hard_sphere" if cfg.system.interaction == "hard_sphere" else "none"
+        cfg = cfg.replace(wavefunction=dataclasses.replace(cfg.wavefunction,
+                                                           jastrow=jastrow))
     return cfg
 
 
@@ -555,6 +585,8 @@ def _check_combinations(cfg: Config) -> None:
     if 0 < cfg.optimizer.plateau_window < 10:
         raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
                           "short for a slope test; allowed: 0 (off) or >= 10")
+    _check_trap(cfg)
+    _check_hard_spheres(cfg)
     _check_statistics(cfg)
     if cfg.sampler.method == "gibbs":
         # x | h and h | x are the conditionals of exp(-E(x, h)), whose marginal is F:
@@ -569,7 +601,54 @@ def _check_combinations(cfg: Config) -> None:
                               f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
                               f"allowed: jastrow none with gibbs, or sampler.method "
                               f"metropolis/importance")
+        if cfg.wavefunction.variational_widths:
+            raise ConfigError("sampler.method: gibbs draws x | h from the RBM's fixed "
+                              "widths, not with wavefunction.variational_widths: true; "
+                              "allowed: sampler.method metropolis/importance")
+        if cfg.system.interaction == "hard_sphere":
+            raise ConfigError("sampler.method: gibbs draws from the RBM alone, which "
+                              "knows no hard core of system.interaction: hard_sphere; "
+                              "allowed: sampler.method metropolis/importance")
     _check_parts(cfg)
+
+
+def _check_trap(cfg: Config) -> None:
+    """An elliptical trap (omega_z != omega) and a z width exist only in 3D; the Slater
+    orbitals are those of a round trap."""
+    sy, wf = cfg.system, cfg.wavefunction
+    elliptic = sy.omega_z is not None and sy.omega_z != sy.omega
+    if elliptic and sy.dimensions != 3:
+        raise ConfigError(f"system.omega_z: {sy.omega_z:g} differs from system.omega "
+                          f"({sy.omega:g}), an elliptical trap, which needs "
+                          f"system.dimensions 3 (got {sy.dimensions}); allowed: null or "
+                          f"equal to system.omega")
+    if wf.sigma_z is not None and sy.dimensions != 3:
+        raise ConfigError(f"wavefunction.sigma_z: the width along z needs "
+                          f"system.dimensions 3 (got {sy.dimensions}); allowed: null")
+    if elliptic and sy.statistics == "fermions" and sy.particles > 2:
+        raise ConfigError(f"system.omega_z: the Slater orbitals of "
+                          f"system.statistics: fermions are those of a round trap; "
+                          f"allowed: null or equal to system.omega, or statistics bosons")
+
+
+def _check_hard_spheres(cfg: Config) -> None:
+    """The radius comes with hard spheres (as interaction or as pair factor), and hard
+    spheres need two particles and a radius."""
+    sy, jastrow = cfg.system, cfg.wavefunction.jastrow
+    wanted = sy.interaction == "hard_sphere" or jastrow == "hard_sphere"
+    who = ("system.interaction: hard_sphere" if sy.interaction == "hard_sphere"
+           else "wavefunction.jastrow: hard_sphere")
+    if wanted and sy.hard_sphere_radius is None:
+        raise ConfigError(f"system.hard_sphere_radius: required with {who}; allowed: a "
+                          f"number > 0")
+    if not wanted and sy.hard_sphere_radius is not None:
+        raise ConfigError(f"system.hard_sphere_radius: used only with interaction "
+                          f"hard_sphere or jastrow hard_sphere (got interaction "
+                          f"{sy.interaction}, jastrow {jastrow}); allowed: null")
+    if wanted and sy.particles < 2:
+        raise ConfigError(f"system.particles: {who} needs at least 2 particles (got "
+                          f"{sy.particles}); allowed: particles >= 2, or interaction and "
+                          f"jastrow other than hard_sphere")
 
 
 def _check_statistics(cfg: Config) -> None:

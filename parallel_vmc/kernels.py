@@ -26,7 +26,7 @@ from numba import njit
 from . import estimators as S
 from .observables import accumulate, batch_of
 from .rng import normal, uniform
-from .system import coulomb_potential, trap_potential
+from .system import coulomb_potential, overlaps, trap_potential_axes
 from .wavefunction import compose, pair_jastrow, rbm, slater
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
@@ -84,15 +84,35 @@ class Outputs(NamedTuple):
     o_rows: np.ndarray
 
 
-@njit(cache=True)
-def init_positions(X, rng, width):
-    """Start every walker at Normal(0, width^2) coordinates drawn from its own stream.
+MAX_PLACEMENTS = 1000    # draws of one particle's start before the density is refused
 
-    X: (W, M) output; rng: (W, 4) uint64 states.
+
+@njit(cache=True)
+def init_positions(X, rng, width, D=1, hard_core=0.0):
+    """Start every walker at Normal(0, width^2) coordinates drawn from its own stream,
+    particle by particle; with a hard core (radius > 0) a particle within hard_core of
+    one placed before it is drawn again (at most ``MAX_PLACEMENTS`` times).
+
+    X: (W, M) output, M = P*D; rng: (W, 4) uint64 states. Returns the number of walkers
+    whose particles could not all be placed (0: all started; without a hard core the
+    draws are those of coordinate after coordinate, as before hard cores existed).
     """
+    failed = 0
+    P = X.shape[1] // D
     for w in range(X.shape[0]):
-        for i in range(X.shape[1]):
-            X[w, i] = width * normal(rng[w])
+        x = X[w]
+        for p in range(P):
+            placed = False
+            for attempt in range(MAX_PLACEMENTS):
+                for d in range(D):
+                    x[p * D + d] = width * normal(rng[w])
+                if hard_core <= 0.0 or not overlaps(x, p * D, x, p, hard_core, p, D):
+                    placed = True
+                    break
+            if not placed:
+                failed += 1
+                break
+    return failed
 
 
 @njit(cache=True, inline="always")
@@ -129,7 +149,7 @@ def limit_drift(g, step, a, D):
 def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
     kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, sy.dimensions, grad, lap)
-    trap = trap_potential(x, sy.omega)
+    trap = trap_potential_axes(x, sy.omega, sy.omega_z, sy.dimensions)
     inter = 0.0
     if sy.coulomb:
         inter = coulomb_potential(x, sy.particles, sy.dimensions)
@@ -145,8 +165,9 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     """Advance every walker by sw.n_sweeps sweeps; accumulate or record estimators.
 
     sw: ``Sweeps``; theta: (n_params,) the variational parameters; r:
-    ``rbm.RBMParams``; j: ``pair_jastrow.PadeParams`` or None (numba then compiles a
-    version with every Jastrow branch pruned); s: ``slater.SlaterParams`` or None (the
+    ``rbm.RBMParams``; j: the pair part's ``pair_jastrow.PadeParams`` or
+    ``HardSphereParams``, or None (numba then compiles a version with every pair-part
+    branch pruned); s: ``slater.SlaterParams`` or None (the
     same); sy: ``system.SystemParams``; walkers:
     ``WalkerArrays``; out: ``Outputs``. The arrays are taken out of the tuples once,
     here: each array taken out of a tuple is reference-counted (see ``compose.py``).
@@ -164,7 +185,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     rc = rbm.new_cache(r, D)
     jc = pair_jastrow.new_cache(j, D)
     sc = slater.new_cache(s, D)
-    g_old, g_new, dx = np.empty(D), np.empty(D), np.empty(D)
+    g_old, g_new, dx, trial = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     work_g, work_l = np.empty(X.shape[1]), np.empty(X.shape[1])
     h = np.empty(r.n_hidden)
     O = np.empty(n_params)
@@ -194,8 +215,15 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                             limit_drift(g_old, step, sw.drift_limit, D)
                         for d in range(D):
                             dx[d] = step * g_old[d] + sqrt_dt * normal(st)
+                    if sy.hard_core > 0.0:            # V = inf in an overlap: rejected
+                        for d in range(D):            # before psi is even evaluated
+                            trial[d] = x[p * D + d] + dx[d]
+                        if overlaps(trial, 0, x, p, sy.hard_core, P, D):
+                            continue
                     log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx,
                                                        D)
+                    if factor == 0.0:      # psi(x') = 0 (a pair factor's core): rejected
+                        continue           # here, no gradient at x' (it diverges there)
                     if method == IMPORTANCE:
                         compose.proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D,
                                                   g_new)

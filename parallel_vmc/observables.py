@@ -19,7 +19,10 @@ Columns of a row (:class:`Layout`):
 * for D = 2, the image of ``(x_p, y_p)`` (``n_image^2`` pixels of
   ``[-r_max, r_max)^2``, index ``ix * n_image + iy``, then an overflow bin);
 * for P > 1, the histogram of the pair distances ``r_pq`` (``n_pair`` bins of
-  ``[0, pair_max)``, then an overflow bin).
+  ``[0, pair_max)``, then an overflow bin);
+* for D = 3 with ``production.axial_density``, the histograms of
+  ``rho_p = sqrt(x_p^2 + y_p^2)`` (``n_axial`` bins of ``[0, r_max)`` and an overflow
+  bin) and of ``z_p`` (``n_axial`` bins of ``[-r_max, r_max)`` and an overflow bin).
 
 Counts are integers held in float64, exact up to 2^53, so their sums do not depend on
 the order of the reduction.
@@ -41,7 +44,8 @@ N_SCALARS = 7
 # spec vector handed to the kernels (float64): where each histogram lives in a row and
 # its bins per unit length (multiplications in the hot loop, not divisions)
 SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P, \
-    SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE = range(10)
+    SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE, SPEC_NAX, SPEC_OFF_AX, \
+    SPEC_Z_SCALE = range(13)
 SCALARS = {S.LOCAL_ENERGY: E, S.KINETIC: KINETIC, S.TRAP: TRAP, S.INTERACTION: INTERACTION,
            S.R12: R12}
 ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
@@ -59,6 +63,7 @@ class Layout:
     n_image: int          # 0 unless D == 2
     n_pair: int           # 0 unless P > 1
     pair_max: float
+    n_axial: int = 0      # 0 unless D == 3 and production.axial_density
 
     @classmethod
     def from_config(cls, prod, system, n_samples: int) -> "Layout":
@@ -69,7 +74,9 @@ class Layout:
                    n_radial=prod.density_bins, r_max=float(r_max),
                    n_image=prod.image_bins if system.dimensions == 2 else 0,
                    n_pair=prod.pair_bins if system.particles > 1 else 0,
-                   pair_max=float(prod.pair_rmax or 2.0 * r_max))
+                   pair_max=float(prod.pair_rmax or 2.0 * r_max),
+                   n_axial=prod.density_bins if system.dimensions == 3
+                   and getattr(prod, "axial_density", False) else 0)
 
     @property
     def off_radial(self) -> int:
@@ -84,8 +91,13 @@ class Layout:
         return self.off_image + (self.n_image * self.n_image + 1 if self.n_image else 0)
 
     @property
-    def width(self) -> int:
+    def off_axial(self) -> int:
+        """The rho histogram (n_axial + 1), then the z histogram (n_axial + 1)."""
         return self.off_pair + (self.n_pair + 1 if self.n_pair else 0)
+
+    @property
+    def width(self) -> int:
+        return self.off_axial + (2 * (self.n_axial + 1) if self.n_axial else 0)
 
     def zeros(self) -> np.ndarray:
         """An empty accumulator, shape (n_batches, width)."""
@@ -93,12 +105,14 @@ class Layout:
 
     def spec(self) -> np.ndarray:
         """The float64 vector the kernels read the histogram geometry from."""
-        out = np.zeros(10)
+        out = np.zeros(13)
         out[[SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P,
-             SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE]] = (
+             SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE, SPEC_NAX, SPEC_OFF_AX,
+             SPEC_Z_SCALE]] = (
             self.r_max, self.n_radial, self.off_radial, self.n_image, self.off_image,
             self.n_pair, self.off_pair, self.n_radial / self.r_max,
-            self.n_image / (2.0 * self.r_max), self.n_pair / self.pair_max)
+            self.n_image / (2.0 * self.r_max), self.n_pair / self.pair_max, self.n_axial,
+            self.off_axial, self.n_axial / (2.0 * self.r_max))
         return out
 
 
@@ -160,6 +174,14 @@ def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
                 total += r
                 obs[b, off_p + _bin(r, n_p, p_scale)] += 1.0
         obs[b, R12] += total / (P * (P - 1) // 2)
+    n_ax = int(spec[SPEC_NAX])
+    if n_ax > 0:                      # D = 3: rho = sqrt(x^2 + y^2) and z
+        off_ax = int(spec[SPEC_OFF_AX])
+        z_scale = spec[SPEC_Z_SCALE]
+        for p in range(P):
+            rho = np.sqrt(x[p * 3] * x[p * 3] + x[p * 3 + 1] * x[p * 3 + 1])
+            obs[b, off_ax + _bin(rho, n_ax, r_scale)] += 1.0   # n_ax = n_r
+            obs[b, off_ax + n_ax + 1 + _bin(x[p * 3 + 2] + r_max, n_ax, z_scale)] += 1.0
 
 
 def _batch_estimate(values: np.ndarray, counts: np.ndarray):
@@ -183,7 +205,8 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
 
     totals: (n_batches, width). Returns {"attrs": {...}, "scalars": {name: {"batch_means"
     (K,), "mean", "error"}}, and "density", "density_image" (D = 2), "pair_distance"
-    (P > 1): {dataset name: array, "attrs": {...}}} as written to
+    (P > 1), "density_xy" and "density_z" (D = 3, axial_density): {dataset name: array,
+    "attrs": {...}}} as written to
     /production/observables.
     """
     n = totals[:, COUNT]
@@ -231,4 +254,18 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
         pair["attrs"].update({S.MEAN: r12["mean"], S.ERROR: r12["error"]},
                              normalization="probability density of r_pq, integral 1")
         out[S.PAIR_DISTANCE] = pair
+    if layout.n_axial:
+        m = layout.n_axial
+        rho_edges = np.linspace(0.0, layout.r_max, m + 1)
+        xy = histogram(layout.off_axial, m, shell_volumes(rho_edges, 2))
+        xy.update(zip(S.HISTOGRAMS[S.DENSITY_XY], (rho_edges,)))
+        xy["attrs"].update(normalization="column density: integral over the x-y plane "
+                           "= particles", axis="rho = sqrt(x^2 + y^2)")
+        out[S.DENSITY_XY] = xy
+        z_edges = np.linspace(-layout.r_max, layout.r_max, m + 1)
+        z = histogram(layout.off_axial + m + 1, m, np.diff(z_edges))
+        z.update(zip(S.HISTOGRAMS[S.DENSITY_Z], (z_edges,)))
+        z["attrs"].update(normalization="linear density: integral over z = particles",
+                          axis="z")
+        out[S.DENSITY_Z] = z
     return out

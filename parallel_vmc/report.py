@@ -161,14 +161,25 @@ def time_line(timings: dict) -> str:
 
 
 # the parts of psi as the product is written (Slater-Jastrow order), by registry name
-PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("pade", "Pade-Jastrow"))
+PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("pade", "Pade-Jastrow"),
+           ("hard_sphere", "hard-sphere (1 - a/r)"))
 
 
 def wavefunction_line(wf) -> str:
     """'Slater x RBM x Pade-Jastrow, 4 hidden units, psi=sqrt, ...': the parts present."""
     product = " x ".join(label for name, label in PRODUCT if name in wf.layout.parts)
+    sigma_z = f", sigma_z={wf.sigma_z:.6g}" if wf.sigma_z is not None else ""
     return (f"{product}, {wf.layout.n_hidden} hidden units, psi={wf.psi}, "
-            f"sigma={wf.sigma:.6g}, {wf.layout.n_params} parameters")
+            f"sigma={wf.sigma:.6g}{sigma_z}, {wf.layout.n_params} parameters")
+
+
+def system_line(sy) -> str:
+    """'P=10 D=3 omega=1 omega_z=2.83 hard spheres a=0.0043, bosons'."""
+    trap = f"omega={sy.omega:g}" + (f" omega_z={sy.omega_z:g}" if sy.omega_z is not None
+                                    and sy.omega_z != sy.omega else "")
+    inter = {"coulomb": "coulomb", "none": "no interaction",
+             "hard_sphere": f"hard spheres a={sy.hard_sphere_radius:g}"}[sy.interaction]
+    return f"P={sy.particles} D={sy.dimensions} {trap} {inter}, {sy.statistics}"
 
 
 def determinant_lines(wf, theta, inverse_drift: float) -> list:
@@ -192,8 +203,7 @@ def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str, theta,
     lines = [
         "",
         "==================== parallel_vmc summary ====================",
-        f"system        P={sy.particles} D={sy.dimensions} omega={sy.omega:g} "
-        f"{'coulomb' if sy.coulomb else 'no interaction'}, {sy.statistics}",
+        f"system        {system_line(sy)}",
         f"wavefunction  {wavefunction_line(wf)}",
         *determinant_lines(wf, theta, inverse_drift),
         f"sampler       {sampler_line(s, sampler)}",

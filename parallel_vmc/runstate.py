@@ -110,7 +110,8 @@ def fresh(cfg, system, wf, chains: Chains, obs_layout):
                               cfg.wavefunction.jastrow_beta)
     # Start where |psi|^2 of the Gaussian part lives: std = sigma / sqrt(2c).
     width = wf.sigma / math.sqrt(2.0 * wf.c)
-    walkers = Walkers.start(cfg.seed, chains.first, chains.per_rank, system.n_coords, width)
+    walkers = Walkers.start(cfg.seed, chains.first, chains.per_rank, system.n_coords, width,
+                            system.dimensions, system.kernel_params().hard_core)
     opt = optimizers.initial_state(cfg.optimizer.method, wf.layout.n_params)
     state = State(theta=theta, opt_state=opt,
                   therm=Thermalization(cfg.sampler.thermalization),

@@ -60,11 +60,21 @@ class Walkers:
 
     @classmethod
     def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,
-              width: float) -> "Walkers":
-        """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2)."""
+              width: float, dimensions: int = 1, hard_core: float = 0.0) -> "Walkers":
+        """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
+        no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
+        other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
+        from .config import ConfigError
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
-        K.init_positions(positions, rng, width)
+        failed = K.init_positions(positions, rng, width, dimensions, hard_core)
+        if failed:
+            raise ConfigError(
+                f"system.hard_sphere_radius: {hard_core:g} is too large to place "
+                f"{n_coords // dimensions} particles without overlaps in the starting "
+                f"cloud (width {width:.3g}; {K.MAX_PLACEMENTS} draws per particle, "
+                f"{failed} of {n_walkers} walkers failed); allowed: a smaller radius or "
+                f"fewer particles")
         return cls(positions, rng)
 
     @property
@@ -137,13 +147,17 @@ class Sampler:
 
     system: ``system.System``; wf: ``wavefunction.WaveFunction``; drift_limit: Umrigar's
     a of importance sampling (``kernels.limit_drift``; None: 1 when psi has the nodes of
-    Slater determinants, else 0, off).
+    Slater determinants or the hard-sphere factor's zeros, else 0, off).
     """
 
     def __init__(self, method: str, step: float, system, wf, target: float | None = None,
                  drift_limit: float | None = None):
         if drift_limit is None:
-            drift_limit = 1.0 if wf.has_determinants else 0.0
+            # the drift diverges at a node of the determinants and at a hard core (an
+            # unlimited drift there throws the proposal far off: a pair near its core
+            # was seen locked for a whole production, N = 100)
+            drift_limit = 1.0 if wf.has_determinants or wf.jastrow == "hard_sphere" \
+                else 0.0
         self.drift_limit = float(drift_limit)
         self.method = method
         self.code = K.SAMPLER_CODES[method]
@@ -151,6 +165,16 @@ class Sampler:
         self.target = DEFAULT_TARGET[method] if target is None else float(target)
         self.system = system
         self.wf = wf
+
+    def hamiltonian(self) -> "SystemParams":
+        """The system as the kernel takes it. Where the hard-sphere pair factor has the
+        interaction's radius, psi = 0 in every core, and the kernel rejects a proposal
+        of zero ratio before any gradient: the kernel's own overlap test (the same
+        distances again) is then left out (hard_core 0)."""
+        sy = self.system.kernel_params()
+        if sy.hard_core > 0.0 and self.wf.hard_sphere_radius == sy.hard_core:
+            sy = sy._replace(hard_core=0.0)
+        return sy
 
     def _call(self, mode, n_sweeps, theta, arrays, sums, e_out=None, parts_out=None,
               obs=None, obs_spec=None, t0=0, n_total=1, o_rows=None):
@@ -167,7 +191,7 @@ class Sampler:
                             np.empty(0) if obs_spec is None else obs_spec,
                             np.empty((0, 0)) if o_rows is None else o_rows)
         K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
-                      self.system.kernel_params(), arrays, outputs)
+                      self.hamiltonian(), arrays, outputs)
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a

@@ -27,11 +27,13 @@ import math
 
 import numpy as np
 
-FORMAT_VERSION = 4     # bumped with every change of this schema; 4: /wavefunction
-                       # statistics, orbitals, orbital_scale, inverse_drift
+FORMAT_VERSION = 5     # bumped with every change of this schema; 4: /wavefunction
+                       # statistics, orbitals, orbital_scale, inverse_drift; 5: the
+                       # optional 3D densities along the axes, density_xy and density_z
 # Formats ``pvmc resume`` continues: a format 3 file differs only in what /wavefunction
-# gets at the end, so it is resumed and ends as a format 4 file.
-RESUMABLE_FORMATS = (3, FORMAT_VERSION)
+# gets at the end, a format 4 file in the optional axial densities (off in its config),
+# so they are resumed and end as a format 5 file.
+RESUMABLE_FORMATS = (3, 4, FORMAT_VERSION)
 
 
 def path(*parts: str) -> str:
@@ -93,9 +95,11 @@ ERROR = "error"
 DENSITY = "density"                           # radial one-body density
 DENSITY_IMAGE = "density_image"               # D = 2: rho(x, y)
 PAIR_DISTANCE = "pair_distance"               # P > 1
+DENSITY_XY = "density_xy"     # D = 3, production.axial_density: column density vs rho
+DENSITY_Z = "density_z"       # D = 3, production.axial_density: linear density vs z
 # histogram group -> its bin edges (one dataset per axis)
 HISTOGRAMS = {DENSITY: ("edges",), DENSITY_IMAGE: ("x_edges", "y_edges"),
-              PAIR_DISTANCE: ("edges",)}
+              PAIR_DISTANCE: ("edges",), DENSITY_XY: ("edges",), DENSITY_Z: ("edges",)}
 HISTOGRAM_ARRAYS = ("counts", "density", "error")   # bins' shape, in every histogram
 
 # ----------------------------------------------------------------------------- others

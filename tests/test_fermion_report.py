@@ -113,7 +113,7 @@ def test_every_registered_part_has_its_name_in_the_summary():
 def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
     path, text, result = six[0]
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["format_version"] == S.FORMAT_VERSION == 4
+        assert h5.attrs["format_version"] == S.FORMAT_VERSION == 5
         wf = h5["wavefunction"]
         assert wf.attrs["statistics"] == "fermions"
         assert wf["orbitals"].dtype.kind == "i"

@@ -1,8 +1,10 @@
 """Every registered wave-function part, alone and in every combination, against ln psi.
 
 The combinations come from the registry (``wavefunction.PARTS``): the RBM with each
-subset of the optional parts that supports the dimension, for psi = sqrt and full, in
-D = 1, 2, 3. At random parameters and configurations:
+subset of the optional parts that supports the dimension (at most one pair part), for
+psi = sqrt and full, in D = 1, 2, 3 (in 3D every other seed is an elliptical trap with
+its own RBM width along z). At random parameters and configurations (with the
+hard-sphere factor: no pair closer than three times its radius):
 
 * ln psi from the jitted parts equals an independent numpy formula of each part;
 * the ratio of a single-particle move (``compose.move_ratio``, the function the kernel
@@ -28,14 +30,21 @@ import pytest
 from parallel_vmc.config import from_dict
 from parallel_vmc.kernels import langevin_log_green
 from parallel_vmc.system import System
-from parallel_vmc.wavefunction import PARTS, WaveFunction, compose
+from parallel_vmc.system import min_pair_distance
+from parallel_vmc.wavefunction import PAIR_PARTS, PARTS, WaveFunction, compose
 
 # 3 bosons (up, up, down for the Jastrow cusps): both kinds of spin pairs; fermions
 # with determinants: the smallest closed shell beyond 2 (both kinds of pairs too).
 P_BOSONS = 3
 P_FERMIONS = {1: 4, 2: 6, 3: 8}
 # The config that selects each optional part (the registry says it in words).
-SELECT = {"pade": {"wavefunction": {"jastrow": "pade"}},
+HARD_SPHERE_RADIUS = 0.05
+CLEARANCE = 3     # random configurations keep pairs beyond CLEARANCE radii (see fd_step)
+SELECT = {"widths": {"wavefunction": {"variational_widths": True}},
+          "pade": {"wavefunction": {"jastrow": "pade"}},
+          "hard_sphere": {"wavefunction": {"jastrow": "hard_sphere"},
+                          "system": {"interaction": "hard_sphere",
+                                     "hard_sphere_radius": HARD_SPHERE_RADIUS}},
           "slater": {"system": {"statistics": "fermions"}}}
 
 
@@ -48,15 +57,38 @@ def fd_step(parts):
     varies fast near the nodes (gradients ~20 at these configurations): the
     fourth-order error h^4 f^(5) of the second derivative was 4e-5 at h = 1e-3 and
     falls as h^4 towards the kernel's value (checked down to 2.5e-4), so a smaller step;
-    its round-off, ~5e-16 |ln psi| / h^2 per coordinate, sets the tolerance 1e-6."""
-    return (3e-4, 1e-6) if "slater" in parts else (1e-3, 1e-7)
+    its round-off, ~5e-16 |ln psi| / h^2 per coordinate, sets the tolerance 1e-6. The
+    same for ln(1 - a/r), whose n-th derivative grows as 1/(r - a)^n: h^4 24/(r - a)^5
+    is 2e-8 at the clearance r - a = 2a = 0.1."""
+    return (3e-4, 1e-6) if "slater" in parts or "hard_sphere" in parts else (1e-3, 1e-7)
 
 
-def rbm_reference(wf, theta, x):
-    """ln F^c with F the RBM marginal, summed over the hidden units in numpy."""
+def rbm_reference(wf, theta, x, D):
+    """ln F^c with F the RBM marginal, summed over the hidden units in numpy; each
+    coordinate with its axis' width (sigma along x, y; sigma_z along z)."""
     a, b, W = wf.layout.split(theta)
-    u = b + x @ W * wf.inv_s2
-    return wf.c * (-0.5 * np.sum((x - a) ** 2) * wf.inv_s2 + np.sum(np.logaddexp(0.0, u)))
+    widths = np.array([wf.sigma, wf.sigma, wf.width_z][:D] * (x.size // D)) if D == 3 \
+        else np.full(x.size, wf.sigma)
+    inv_s2 = 1.0 / widths ** 2
+    u = b + (x * inv_s2) @ W
+    return wf.c * (-0.5 * np.sum((x - a) ** 2 * inv_s2) + np.sum(np.logaddexp(0.0, u)))
+
+
+def widths_reference(wf, theta, x, D):
+    """-1/2 sum_i delta_i x_i^2: delta_z on the z coordinates (3D), delta_xy elsewhere."""
+    delta_xy, delta_z = wf.layout.block(theta, "width_shift")
+    delta = np.full(x.size, delta_xy)
+    if D == 3:
+        delta[2::3] = delta_z
+    return -0.5 * float(np.sum(delta * x * x))
+
+
+def hard_sphere_reference(wf, theta, x, D):
+    """sum_{p<q} ln(1 - a/r_pq) in numpy (all pairs apart: r > a)."""
+    pos = x.reshape(-1, D)
+    r = [np.linalg.norm(pos[p] - pos[q])
+         for p, q in itertools.combinations(range(pos.shape[0]), 2)]
+    return float(np.sum(np.log(1.0 - HARD_SPHERE_RADIUS / np.array(r))))
 
 
 def pade_reference(wf, theta, x, D):
@@ -96,8 +128,8 @@ def slater_reference(wf, theta, x, D):
     return total
 
 
-REFERENCE = {"rbm": lambda wf, th, x, D: rbm_reference(wf, th, x),
-             "pade": pade_reference, "slater": slater_reference}
+REFERENCE = {"rbm": rbm_reference, "widths": widths_reference, "pade": pade_reference,
+             "hard_sphere": hard_sphere_reference, "slater": slater_reference}
 
 
 def combinations():
@@ -107,7 +139,9 @@ def combinations():
         usable = [p for p in optional if p.min_dimensions <= D]
         for k in range(len(usable) + 1):
             for chosen in itertools.combinations(usable, k):
-                yield D, psi, ("rbm",) + tuple(p.name for p in chosen)
+                names = tuple(p.name for p in chosen)
+                if sum(name in PAIR_PARTS for name in names) <= 1:   # one pair part
+                    yield D, psi, ("rbm",) + names
 
 
 COMBOS = list(combinations())
@@ -120,6 +154,9 @@ def make(D, psi, parts, seed):
     raw = {"system": {"particles": P, "dimensions": D, "omega": 1.3,
                       "statistics": "bosons"},
            "wavefunction": {"hidden": 3, "psi": psi, "sigma": 0.9}}
+    if D == 3 and seed % 2 == 1 and "slater" not in parts:    # elliptical trap
+        raw["system"]["omega_z"] = 2.1
+        raw["wavefunction"]["sigma_z"] = 0.6
     for name in parts[1:]:
         for section, values in SELECT[name].items():
             raw[section].update(values)
@@ -131,7 +168,10 @@ def make(D, psi, parts, seed):
         wf.layout.betas(theta)[:] = rng.uniform(0.3, 2.0, 2)
     if "slater" in parts:
         wf.layout.block(theta, "orbital_scale")[:] = rng.uniform(0.7, 1.3)
-    return wf, theta, rng.standard_normal(P * D), rng
+    x = rng.standard_normal(P * D)
+    while "hard_sphere" in parts and min_pair_distance(x, P, D) <= CLEARANCE * HARD_SPHERE_RADIUS:
+        x = rng.standard_normal(P * D)
+    return wf, theta, x, rng
 
 
 def log_psi(wf, theta, x, D):
@@ -210,6 +250,10 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_dr
         f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
         for p in range(n_particles(D, parts)):
             dx = 0.5 * rng.standard_normal(D)
+            while "hard_sphere" in parts and min_pair_distance(
+                    x + np.eye(len(x) // D)[p].repeat(D) * np.tile(dx, len(x) // D),
+                    len(x) // D, D) <= CLEARANCE * HARD_SPHERE_RADIUS:   # no accepted overlap
+                dx = 0.5 * rng.standard_normal(D)
             g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, s, x, p, dx,
                                                                  D, n, with_drift)
             moved = x.copy()
@@ -217,7 +261,10 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_dr
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
             kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D, n)
-            assert kin == pytest.approx(kin_fresh, rel=1e-12, abs=1e-12)
+            # Sherman-Morrison's updated inverse differs from a fresh one by ~cond(D)
+            # eps: 5e-12 relative seen (D3-full-rbmxwidthsxhard_spherexslater)
+            tol = 1e-10 if "slater" in parts else 1e-12
+            assert kin == pytest.approx(kin_fresh, rel=tol, abs=tol)
             np.testing.assert_allclose(O, O_fresh, rtol=1e-12, atol=1e-12)
             if not with_drift:
                 continue

@@ -22,7 +22,7 @@ def test_log_psi_is_log_of_rbm_marginal():
         h = np.array([(bits >> j) & 1 for j in range(N)], dtype=float)
         energy = (np.sum((x - a) ** 2) * inv_s2 / 2 - b @ h - x @ W @ h * inv_s2)
         total += np.exp(-energy)
-    prm = rbm.RBMParams(0, M, N, inv_s2, 0.5)
+    prm = rbm.params(0, M, N, 0.8, 0.8, "sqrt", 2)
     assert 2 * rbm.log_psi(theta, prm, x, 2) == pytest.approx(np.log(total), rel=1e-12)
 
 

@@ -3,7 +3,8 @@
 Modules:
 
 * ``rbm.py``: the Gaussian-binary RBM part (always present) and its Gibbs conditionals;
-* ``pair_jastrow.py``: the Padé-Jastrow pair part (``wavefunction.jastrow: pade``);
+* ``pair_jastrow.py``: the pair parts: Padé-Jastrow (``wavefunction.jastrow: pade``) and
+  hard-sphere (``wavefunction.jastrow: hard_sphere``), one skeleton with two u(r);
 * ``slater.py``: the Slater determinants of fermions (``system.statistics: fermions``,
   P > 2), with their orbital scale;
 * ``compose.py``: the part contract and the jitted product of the parts;
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import compose, pair_jastrow, rbm, slater
-from .layout import PARTS, Block, Layout, Part
+from .layout import PAIR_PARTS, PARTS, Block, Layout, Part
 from .pair_jastrow import N_PAIR_KINDS, pade_cusps
 from .rbm import RBMParams, exact_sigma, psi_exponent
 
@@ -37,10 +38,18 @@ class WaveFunction:
     dimensions: int          # D
     omega: float = 1.0       # the orbitals' frequency (Slater part)
     determinant_refresh: int = 100   # sweeps between fresh Slater inverses
+    sigma_z: float | None = None     # RBM width along z (3D); None: sigma
+    hard_sphere_radius: float = 0.0  # a of the hard-sphere pair part
 
     @property
     def jastrow(self) -> str:
-        return "pade" if "pade" in self.layout.parts else "none"
+        """The pair part: 'pade', 'hard_sphere' or 'none'."""
+        return next((p for p in PAIR_PARTS if p in self.layout.parts), "none")
+
+    @property
+    def width_z(self) -> float:
+        """The RBM width along z (sigma itself in a round trap and for D < 3)."""
+        return self.sigma if self.sigma_z is None else self.sigma_z
 
     @property
     def has_determinants(self) -> bool:
@@ -72,19 +81,30 @@ class WaveFunction:
     def from_config(cls, wf_cfg, system) -> "WaveFunction":
         sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega,
                                                                          wf_cfg.psi)
+        omega_z = system.omega if system.omega_z is None else system.omega_z
+        sigma_z = wf_cfg.sigma_z
+        if sigma_z is None and system.dimensions == 3 and omega_z != system.omega:
+            sigma_z = exact_sigma(omega_z, wf_cfg.psi)     # elliptical trap: its own width
+        radius = system.hard_sphere_radius if wf_cfg.jastrow == "hard_sphere" else 0.0
         return cls(Layout.from_config(system, wf_cfg), float(sigma), wf_cfg.psi,
                    system.particles, system.dimensions, float(system.omega),
-                   wf_cfg.determinant_refresh)
+                   wf_cfg.determinant_refresh,
+                   None if sigma_z is None else float(sigma_z), float(radius))
 
     def kernel_parts(self):
-        """(RBMParams, PadeParams or None, SlaterParams or None): where the parts find
-        their blocks in theta and their fixed numbers, as the kernels take them."""
+        """(RBMParams, the pair part's (PadeParams or HardSphereParams) or None,
+        SlaterParams or None): where the parts find their blocks in theta and their fixed
+        numbers, as the kernels take them."""
         lay = self.layout
-        r = RBMParams(lay.part_offset("rbm"), lay.n_visible, lay.n_hidden, self.inv_s2,
-                      self.c)
+        r = rbm.params(lay.part_offset("rbm"), lay.n_visible, lay.n_hidden, self.sigma,
+                       self.width_z, self.psi, self.dimensions,
+                       lay.part_offset("widths") if "widths" in lay.parts else -1)
         j = None
         if "pade" in lay.parts:
             j = pair_jastrow.params(lay.part_offset("pade"), self.particles, self.dimensions)
+        if "hard_sphere" in lay.parts:
+            j = pair_jastrow.hard_sphere_params(lay.part_offset("hard_sphere"),
+                                                self.particles, self.hard_sphere_radius)
         s = None
         if "slater" in lay.parts:
             s = slater.params(lay.part_offset("slater"), self.particles, self.dimensions,

@@ -2,8 +2,8 @@
 
 The variational parameters form one flat vector theta: the blocks of the present parts
 in the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti,
-beta_para]`` with the Padé-Jastrow factor, then ``[alpha]`` with the Slater
-determinants). :class:`Layout` is the one home of the blocks' names, offsets and sizes
+beta_para]`` with the Padé-Jastrow factor (the hard-sphere factor has no parameters),
+then ``[alpha]`` with the Slater determinants). :class:`Layout` is the one home of the blocks' names, offsets and sizes
 (and so of ``n_params``).
 """
 from __future__ import annotations
@@ -36,11 +36,22 @@ def needs_determinants(system) -> bool:
 
 PARTS = (
     Part("rbm", lambda sy, wf: True, "always", 1, rbm.blocks),                # rbm.py
+    Part("widths", lambda sy, wf: wf.variational_widths,                     # rbm.py:
+         "wavefunction.variational_widths: true", 1,                         # the RBM's
+         lambda M, N: rbm.width_blocks()),                                   # Gaussian
     Part("pade", lambda sy, wf: wf.jastrow == "pade", "wavefunction.jastrow: pade", 2,
          lambda M, N: pair_jastrow.blocks()),                                # pair_jastrow.py
+    Part("hard_sphere", lambda sy, wf: wf.jastrow == "hard_sphere",
+         "wavefunction.jastrow: hard_sphere", 1,
+         lambda M, N: pair_jastrow.hard_sphere_blocks()),                    # pair_jastrow.py
     Part("slater", lambda sy, wf: needs_determinants(sy), "system.statistics: fermions",
          1, lambda M, N: slater.blocks()),                                   # slater.py
 )
+
+
+# The pair parts: one of them at most (one key, wavefunction.jastrow, selects it); the
+# kernels take the present one in the same argument.
+PAIR_PARTS = ("pade", "hard_sphere")
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,15 @@ class Layout:
         return tuple(out)
 
     def part_offset(self, part: str) -> int:
-        return next(b.offset for b in self.blocks if b.part == part)
+        """Where the part's block starts in theta (a part without parameters: where it
+        would start)."""
+        offset = 0
+        for p in PARTS:
+            if p.name == part:
+                return offset
+            if p.name in self.parts:
+                offset += self.part_size(p.name)
+        raise KeyError(part)
 
     def part_size(self, part: str) -> int:
         return sum(b.size for b in self.blocks if b.part == part)

@@ -1,20 +1,37 @@
-"""The Padé-Jastrow pair part of psi: ``exp(J)``, ``J = sum_{p<q} u(r_pq)``,
-``u(r) = A r / (1 + beta r)``.
+"""The pair parts of psi, ``prod_{p<q} f(r_pq) = exp(sum_{p<q} u(r_pq))``: one skeleton
+(below "the contract": the sums over pairs, O(P) per single-particle move) and two pair
+laws ``u(r)``, chosen by the type of the part's parameter tuple at compile time.
 
-Derivatives (one home each, below):
+**Padé-Jastrow** (``wavefunction.jastrow: pade``, ``PadeParams``):
+``u(r) = A r / (1 + beta r)``,
 
 * ``u'(r) = A / (1 + beta r)^2``, ``u''(r) = -2 A beta / (1 + beta r)^3``;
-* ``nabla_p J = sum_{q != p} u'(r_pq) (x_p - x_q) / r_pq``;
-* ``nabla_p^2 J = sum_{q != p} [ u''(r_pq) + (D-1) u'(r_pq) / r_pq ]``;
-* ``d J / d beta_k = - sum_{pairs of kind k} A r^2 / (1 + beta_k r)^2``.
+* ``d u / d beta_k = - A r^2 / (1 + beta_k r)^2`` (pairs of kind k).
 
 The cusp ``A`` is fixed so that the kinetic energy cancels the ``1/r_pq`` of the
 Coulomb repulsion at coalescence: ``A = 1/(D-1)`` for antiparallel spins and
 ``1/(D+1)`` for parallel ones (2D: 1 and 1/3; 3D: 1/2 and 1/4). Spins are those of a
 closed-shell state: particles ``0 .. ceil(P/2)-1`` up, the rest down. ``beta`` is
 variational, one value per kind of pair: the block ``[beta_antiparallel,
-beta_parallel]`` of theta. The part keeps no state between moves (every operation is
-O(P) from the positions); its cache is a (D,) scratch for the proposed position.
+beta_parallel]`` of theta.
+
+**Hard spheres** (``wavefunction.jastrow: hard_sphere``, ``HardSphereParams``):
+``f(r) = 1 - a/r`` for ``r > a``, 0 otherwise, so ``u = ln f = ln(r - a) - ln r``,
+
+* ``u'(r) = a / (r (r - a))``, ``u''(r) = -a (2r - a) / (r^2 (r - a)^2)``;
+* no parameters (``a`` is ``system.hard_sphere_radius``). A move into an overlap has
+  the ratio 0 (a factor, never a logarithm of ``f <= 0``).
+
+For either law (one home each, in the skeleton):
+
+* ``nabla_p ln psi = sum_{q != p} u'(r_pq) (x_p - x_q) / r_pq``;
+* ``nabla_p^2 ln psi = sum_{q != p} [ u''(r_pq) + (D-1) u'(r_pq) / r_pq ]``.
+
+The parts keep no state between moves (every operation is O(P) from the positions);
+the cache is a (D,) scratch for the proposed position. The law's functions
+(``pair_log``, ``pair_ratio``, ``pair_slopes``, ``n_kinds``, ``pair_dparam``) are
+numba overloads on the parameter tuple's type: each kernel is compiled with one law
+inlined, and no jitted function is passed as an argument.
 
 The operations follow the part contract of ``compose.py``.
 """
@@ -24,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ..system import distance, pair_distance
 
@@ -41,9 +59,28 @@ class PadeParams(NamedTuple):
     cusp_para: float     # A of parallel pairs
 
 
+class HardSphereParams(NamedTuple):
+    """The hard-sphere pair factor's fixed numbers (it has no parameters)."""
+
+    offset: int          # where its (empty) block would sit in theta
+    n_particles: int     # P
+    radius: float        # a: f = 1 - a/r for r > a, else 0
+
+
 def blocks() -> tuple:
-    """The named sub-blocks of the parameter block: ((name, shape), ...)."""
+    """The named sub-blocks of the Padé parameter block: ((name, shape), ...)."""
     return (("jastrow_beta", (N_PAIR_KINDS,)),)
+
+
+def hard_sphere_blocks() -> tuple:
+    """The hard-sphere factor has no parameters."""
+    return ()
+
+
+def hard_sphere_params(offset: int, P: int, radius: float) -> HardSphereParams:
+    if not radius > 0.0:
+        raise ValueError(f"the hard-sphere radius must be > 0, got {radius}")
+    return HardSphereParams(offset, P, float(radius))
 
 
 def n_up(P: int) -> int:
@@ -119,16 +156,133 @@ def pair_constants(theta, prm, p, q):
     return cusp(prm, k), theta[np.uint64(prm.offset + k)], k   # unsigned: see rbm.weight
 
 
+@njit(cache=True, inline="always")
+def hard_sphere_f_ratio(r_new, r_old, a):
+    """f(r_new) / f(r_old) = (r_new - a) r_old / (r_new (r_old - a)) (one division), 0
+    for r_new <= a; r_old > a."""
+    if r_new <= a:
+        return 0.0
+    return (r_new - a) * r_old / (r_new * (r_old - a))
+
+
+@njit(cache=True, inline="always")
+def hard_sphere_u(r, a):
+    """u(r) = ln f(r) = ln(1 - a/r); -inf inside the core (r <= a)."""
+    return np.log1p(-a / r) if r > a else -np.inf
+
+
+@njit(cache=True, inline="always")
+def hard_sphere_slopes(r, a):
+    """(u'(r) / r, u''(r)) of u = ln(1 - a/r), r > a: u' = a / (r (r - a)),
+    u'' = -a (2r - a) / (r^2 (r - a)^2)."""
+    t = r - a
+    return a / (r * r * t), -a * (2.0 * r - a) / (r * r * t * t)
+
+
+# --------------------------------------------------------------------------- the laws
+# Stubs for the pair laws; numba compiles the overload matching the parameter tuple.
+
+def pair_log(theta, prm, p, q, r):
+    """u(r) of the pair (p, q)."""
+    raise NotImplementedError("jitted only")
+
+
+def pair_ratio(theta, prm, p, q, r_new, r_old):
+    """(u(r_new) - u(r_old) in log form, f(r_new) / f(r_old) as a factor): a law puts
+    its change in one of the two and 0.0 / 1.0 in the other."""
+    raise NotImplementedError("jitted only")
+
+
+def pair_slopes(theta, prm, p, q, r):
+    """(u'(r) / r, u''(r)) of the pair (p, q)."""
+    raise NotImplementedError("jitted only")
+
+
+def n_kinds(prm):
+    """Parameters of the law (one per kind of pair)."""
+    raise NotImplementedError("jitted only")
+
+
+def pair_dparam(theta, prm, p, q, r):
+    """(kind k, d u / d theta_k) of the pair (p, q)."""
+    raise NotImplementedError("jitted only")
+
+
+def _law(prm):
+    """'pade' or 'hard_sphere' for the numba type of a parameter tuple."""
+    cls = getattr(prm, "instance_class", None)
+    return {PadeParams: "pade", HardSphereParams: "hard_sphere"}.get(cls)
+
+
+# The laws' implementations (plain functions, compiled where the overload is used).
+def _pade_log(theta, prm, p, q, r):
+    A, beta, _ = pair_constants(theta, prm, p, q)
+    return pade_u(r, A, beta)
+
+
+def _pade_ratio(theta, prm, p, q, r_new, r_old):
+    A, beta, _ = pair_constants(theta, prm, p, q)
+    return pade_u_difference(r_new, r_old, A, beta), 1.0
+
+
+def _pade_slopes(theta, prm, p, q, r):
+    A, beta, _ = pair_constants(theta, prm, p, q)
+    return pade_slopes(r, A, beta)
+
+
+def _pade_dparam(theta, prm, p, q, r):
+    A, beta, k = pair_constants(theta, prm, p, q)
+    return k, pade_u_dbeta(r, A, beta)
+
+
+def _hard_sphere_ratio(theta, prm, p, q, r_new, r_old):
+    return 0.0, hard_sphere_f_ratio(r_new, r_old, prm.radius)
+
+
+def _hard_sphere_log(theta, prm, p, q, r):
+    return hard_sphere_u(r, prm.radius)
+
+
+def _hard_sphere_slopes(theta, prm, p, q, r):
+    return hard_sphere_slopes(r, prm.radius)
+
+
+# stub -> {law: implementation}; each stub's overload picks by the tuple's type
+_IMPLEMENTATIONS = {
+    pair_log: {"pade": _pade_log, "hard_sphere": _hard_sphere_log},
+    pair_ratio: {"pade": _pade_ratio, "hard_sphere": _hard_sphere_ratio},
+    pair_slopes: {"pade": _pade_slopes, "hard_sphere": _hard_sphere_slopes},
+    n_kinds: {"pade": lambda prm: N_PAIR_KINDS, "hard_sphere": lambda prm: 0},
+    pair_dparam: {"pade": _pade_dparam,
+                  "hard_sphere": lambda theta, prm, p, q, r: (0, 0.0)},
+}
+
+
+def _implementation(stub, prm):
+    """The implementation of stub for the numba type prm of a parameter tuple."""
+    return _IMPLEMENTATIONS[stub].get(_law(prm))
+
+
+overload(pair_log, inline="always")(
+    lambda theta, prm, p, q, r: _implementation(pair_log, prm))
+overload(pair_ratio, inline="always")(
+    lambda theta, prm, p, q, r_new, r_old: _implementation(pair_ratio, prm))
+overload(pair_slopes, inline="always")(
+    lambda theta, prm, p, q, r: _implementation(pair_slopes, prm))
+overload(n_kinds, inline="always")(lambda prm: _implementation(n_kinds, prm))
+overload(pair_dparam, inline="always")(
+    lambda theta, prm, p, q, r: _implementation(pair_dparam, prm))
+
+
 # --------------------------------------------------------------------------- the contract
 
 @njit(cache=True)
 def log_psi(theta, prm, x, D):
-    """J for one configuration x (P*D,)."""
+    """sum_{p<q} u(r_pq) for one configuration x (P*D,) (-inf with a hard-core overlap)."""
     J = 0.0
     for p in range(prm.n_particles):
         for q in range(p + 1, prm.n_particles):
-            A, beta, _ = pair_constants(theta, prm, p, q)
-            J += pade_u(pair_distance(x, p, q, D), A, beta)
+            J += pair_log(theta, prm, p, q, pair_distance(x, p, q, D))
     return J
 
 
@@ -145,17 +299,20 @@ def refresh(theta, prm, cache, x):
 
 @njit(cache=True, inline="always")
 def move_ratio(theta, prm, cache, x, p, dx, D):
-    """(2 [J(x') - J(x)], 1.0) for particle p moved by dx (D,): O(P)."""
+    """(2 [J(x') - J(x)], prod_q (f(r'_pq) / f(r_pq))^2) for particle p moved by dx (D,):
+    O(P). Each law puts its change in one of the two (the other stays 0 / 1)."""
     for d in range(D):
         cache[d] = x[p * D + d] + dx[d]
     dJ = 0.0
+    factor = 1.0
     for q in range(prm.n_particles):
         if q == p:
             continue
-        A, beta, _ = pair_constants(theta, prm, p, q)
-        dJ += pade_u_difference(distance(cache, 0, x, q, D), pair_distance(x, p, q, D),
-                                A, beta)
-    return 2.0 * dJ, 1.0
+        lj, fj = pair_ratio(theta, prm, p, q, distance(cache, 0, x, q, D),
+                            pair_distance(x, p, q, D))
+        dJ += lj
+        factor *= fj
+    return 2.0 * dJ, factor * factor
 
 
 @njit(cache=True, inline="always")
@@ -164,8 +321,7 @@ def add_particle_gradient(theta, prm, y, i, x, p, D, out):
     for q in range(prm.n_particles):
         if q == p:
             continue
-        A, beta, _ = pair_constants(theta, prm, p, q)
-        fr, _ = pade_slopes(distance(y, i, x, q, D), A, beta)
+        fr, _ = pair_slopes(theta, prm, p, q, distance(y, i, x, q, D))
         for d in range(D):
             out[d] += fr * (y[i + d] - x[q * D + d])
 
@@ -194,8 +350,7 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     total = 0.0
     for p in range(prm.n_particles):
         for q in range(p + 1, prm.n_particles):
-            A, beta, _ = pair_constants(theta, prm, p, q)
-            fr, f2 = pade_slopes(pair_distance(x, p, q, D), A, beta)
+            fr, f2 = pair_slopes(theta, prm, p, q, pair_distance(x, p, q, D))
             for d in range(D):
                 g = fr * (x[p * D + d] - x[q * D + d])
                 grad[p * D + d] += g
@@ -206,10 +361,13 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
 
 @njit(cache=True, inline="always")
 def parameter_derivatives(theta, prm, cache, x, D, out):
-    """d J / d beta_k into out[offset + k] for every kind k of pair."""
-    for k in range(N_PAIR_KINDS):
+    """d J / d theta_k into out[offset + k] for every kind k of pair (nothing for a law
+    without parameters)."""
+    if n_kinds(prm) == 0:
+        return
+    for k in range(n_kinds(prm)):
         out[prm.offset + k] = 0.0
     for p in range(prm.n_particles):
         for q in range(p + 1, prm.n_particles):
-            A, beta, k = pair_constants(theta, prm, p, q)
-            out[prm.offset + k] += pade_u_dbeta(pair_distance(x, p, q, D), A, beta)
+            k, value = pair_dparam(theta, prm, p, q, pair_distance(x, p, q, D))
+            out[prm.offset + k] += value

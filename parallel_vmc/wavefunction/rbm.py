@@ -13,7 +13,23 @@ With ``s_j = sigmoid(u_j)`` (DESIGN section 1):
   ``d/d W_ij = c x_i s_j / sigma^2``.
 
 Parameter block ``[a (M), b (N), W (M*N)]`` of theta (``W`` row-major: ``W[i, j]``
-couples visible ``i`` to hidden ``j``); ``sigma`` is fixed. Cache per walker
+couples visible ``i`` to hidden ``j``); the widths are fixed. Each coordinate has its
+own width ``sigma_i`` in every formula above (``sigma^2 -> sigma_i^2``, also inside
+``u_j = b_j + sum_i x_i W_ij / sigma_i^2``): ``sigma`` along x and y, ``sigma_z`` along z
+(3D; equal to ``sigma`` in a round trap), so that the Gaussian of an elliptical trap is
+exact at a = b = W = 0.
+
+Variational widths (``wavefunction.variational_widths: true``, the registry's part
+``widths``): the block ``[delta_xy, delta_z]`` of theta multiplies the part by
+``exp(-1/2 sum_i delta_i x_i^2)`` (``delta_i`` = delta_z for z coordinates in 3D,
+delta_xy otherwise; delta_z is idle for D < 3), so |psi|^2's Gaussian has the inverse
+variance ``2 c / sigma_i^2 + 2 delta_i`` per coordinate; both start at 0. It adds
+
+* ``-delta_i x_i`` to ``d_i ln psi``, ``-delta_i`` to ``d_i^2 ln psi``;
+* ``d ln psi / d delta_k = -1/2 sum_{i on axes k} x_i^2``.
+
+It lives here (not in a part of its own) because it is the RBM's Gaussian; without it
+(``width_offset`` -1) every branch below is skipped and the arithmetic is unchanged. Cache per walker
 (``new_cache``, (6, N)): rows ``u``, ``exp(u)`` and ``s`` of the current position, and
 the same three of the last proposed move. Moving one particle changes ``u`` by O(D*N),
 and the hidden factor of the ratio, ``prod_j (1 + exp(u'_j)) / (1 + exp(u_j))``, costs
@@ -39,8 +55,12 @@ class RBMParams(NamedTuple):
     offset: int          # a = theta[offset : offset + M], then b (N), then W (M*N)
     n_visible: int       # M
     n_hidden: int        # N
-    inv_s2: float        # 1 / sigma^2
+    inv_s2: float        # 1 / sigma^2 (x, y)
     c: float             # psi = F^c
+    dimensions: int      # D (coordinate i lies along axis i % D)
+    inv_s2_z: float      # 1 / sigma_z^2 (the third axis; = inv_s2 for D < 3)
+    z_ratio: float       # inv_s2_z / inv_s2 (exactly 1.0 in a round trap)
+    width_offset: int    # [delta_xy, delta_z] = theta[width_offset:+2]; -1: fixed widths
 
 
 U, EU, S, UN, EUN, SN = range(6)      # rows of the cache
@@ -49,6 +69,24 @@ U, EU, S, UN, EUN, SN = range(6)      # rows of the cache
 def psi_exponent(psi: str) -> float:
     """c in psi = F^c: 0.5 for 'sqrt', 1.0 for 'full'."""
     return {"sqrt": 0.5, "full": 1.0}[psi]
+
+
+def params(offset: int, n_visible: int, n_hidden: int, sigma: float, sigma_z: float,
+           psi: str, D: int, width_offset: int = -1) -> RBMParams:
+    """The RBM's parameter tuple for widths sigma (x, y) and sigma_z (z, 3D only);
+    width_offset: where the variational width shifts sit in theta (-1: none)."""
+    inv_s2 = 1.0 / (sigma * sigma)
+    inv_s2_z = 1.0 / (sigma_z * sigma_z) if D == 3 else inv_s2
+    return RBMParams(offset, n_visible, n_hidden, inv_s2, psi_exponent(psi), D, inv_s2_z,
+                     inv_s2_z / inv_s2, width_offset)
+
+
+WIDTH_AXES = 2        # [delta_xy, delta_z]
+
+
+def width_blocks() -> tuple:
+    """The named sub-blocks of the variational widths: ((name, shape),)."""
+    return (("width_shift", (WIDTH_AXES,)),)
 
 
 def exact_sigma(omega: float, psi: str) -> float:
@@ -81,6 +119,24 @@ def softplus(u):
     if u > 0.0:
         return u + np.log1p(np.exp(-u))
     return np.log1p(np.exp(u))
+
+
+@njit(cache=True, inline="always")
+def axis_inv_s2(prm, d):
+    """1 / sigma^2 along axis d (0 .. D-1): sigma_z's for d = 2, sigma's otherwise."""
+    return prm.inv_s2_z if d == 2 else prm.inv_s2
+
+
+@njit(cache=True, inline="always")
+def coordinate_inv_s2(prm, i):
+    """1 / sigma_i^2 of coordinate i of the flat position vector."""
+    return axis_inv_s2(prm, i % prm.dimensions)
+
+
+@njit(cache=True, inline="always")
+def width_shift(theta, prm, d):
+    """delta along axis d: delta_z for d = 2, delta_xy otherwise (needs width_offset >= 0)."""
+    return theta[np.uint64(prm.width_offset + (1 if d == 2 else 0))]
 
 
 # The parameters are read from theta with unsigned indices: numba then skips its
@@ -123,19 +179,19 @@ def coordinate_slopes(theta, prm, cache, row, i, xi):
 
 @njit(cache=True, inline="always")
 def hidden_preactivations(theta, prm, x, out, row):
-    """u_j = b_j + sum_i x_i W_ij / sigma^2 into out[row] (N,), for x (M,)."""
+    """u_j = b_j + sum_i x_i W_ij / sigma_i^2 into out[row] (N,), for x (M,)."""
     M, N = prm.n_visible, prm.n_hidden
     for j in range(N):
         out[row, j] = hidden_bias(theta, prm, j)
     for i in range(M):
-        xi = x[i] * prm.inv_s2
+        xi = x[i] * coordinate_inv_s2(prm, i)
         for j in range(N):
             out[row, j] += xi * weight(theta, prm, i, j)
 
 
 @njit(cache=True, inline="always")
 def visible_mean_given_hidden(theta, prm, h, out):
-    """out_i = a_i + sum_j W_ij h_j: the mean of x_i | h, which is Normal(mean, sigma^2)
+    """out_i = a_i + sum_j W_ij h_j: the mean of x_i | h, which is Normal(mean, sigma_i^2)
     under the joint weight exp(-E(x, h)) (complete the square of E in x). With
     P(h_j = 1 | x) = sigmoid(u_j) this is the Gibbs sampler of F = |psi|^2 for
     psi = sqrt(F). h: (N,) of 0.0 / 1.0; out: (M,)."""
@@ -156,11 +212,15 @@ def log_psi(theta, prm, x, D):
     g = 0.0
     for i in range(prm.n_visible):
         t = x[i] - visible_bias(theta, prm, i)
-        g += t * t
+        g += t * t * coordinate_inv_s2(prm, i)
     s = 0.0
     for j in range(prm.n_hidden):
         s += softplus(u[0, j])
-    return prm.c * (-0.5 * g * prm.inv_s2 + s)
+    value = prm.c * (-0.5 * g + s)
+    if prm.width_offset >= 0:
+        for i in range(prm.n_visible):
+            value -= 0.5 * width_shift(theta, prm, i % prm.dimensions) * x[i] * x[i]
+    return value
 
 
 @njit(cache=True, inline="always")
@@ -183,19 +243,24 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
     """|psi(x')/psi(x)|^2 of this part for particle p moved by dx (D,), as
     (log_q, factor) with the ratio ``exp(log_q) * factor``: the Gaussian in log form,
     the hidden product as a factor (one exponential per hidden unit, no logarithm).
-    Keeps u', exp(u') of the proposal in the cache for ``commit``."""
+    Keeps u', exp(u') of the proposal in the cache for ``commit``. The z step enters u
+    scaled by z_ratio = sigma^2 / sigma_z^2 (1.0 in a round trap: the same bits)."""
     inv_s2, c = prm.inv_s2, prm.c
     log_q = 0.0
     for d in range(D):
         i = p * D + d
         xo = x[i] - visible_bias(theta, prm, i)
         xn = xo + dx[d]
-        log_q -= c * inv_s2 * (xn * xn - xo * xo)
+        log_q -= c * axis_inv_s2(prm, d) * (xn * xn - xo * xo)
+        if prm.width_offset >= 0:
+            xa = x[i] + dx[d]
+            log_q -= width_shift(theta, prm, d) * (xa * xa - x[i] * x[i])
     ratio = 1.0
     for j in range(prm.n_hidden):
         du = 0.0
         for d in range(D):
-            du += dx[d] * weight(theta, prm, p * D + d, j)
+            step = dx[d] * prm.z_ratio if d == 2 else dx[d]
+            du += step * weight(theta, prm, p * D + d, j)
         cache[UN, j] = cache[U, j] + du * inv_s2
         cache[EUN, j] = np.exp(cache[UN, j])
         ratio *= (1.0 + cache[EUN, j]) / (1.0 + cache[EU, j])
@@ -210,7 +275,9 @@ def set_gradient(theta, prm, cache, x, p, D, out):
     for d in range(D):
         i = p * D + d
         g, _ = coordinate_slopes(theta, prm, cache, S, i, x[i])
-        out[d] = prm.c * g * prm.inv_s2
+        out[d] = prm.c * g * axis_inv_s2(prm, d)
+        if prm.width_offset >= 0:
+            out[d] -= width_shift(theta, prm, d) * x[i]
 
 
 @njit(cache=True, inline="always")
@@ -222,7 +289,9 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     for d in range(D):
         i = p * D + d
         g, _ = coordinate_slopes(theta, prm, cache, SN, i, x[i] + dx[d])
-        out[d] = prm.c * g * prm.inv_s2
+        out[d] = prm.c * g * axis_inv_s2(prm, d)
+        if prm.width_offset >= 0:
+            out[d] -= width_shift(theta, prm, d) * (x[i] + dx[d])
 
 
 @njit(cache=True, inline="always")
@@ -240,43 +309,54 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
 def set_grad_lap(theta, prm, cache, x, D, grad, lap):
     """d_i ln psi into grad (M,) and d_i^2 ln psi into lap (M,); returns 0.0 (this
     part's Laplacian is all in lap)."""
-    c, inv_s2 = prm.c, prm.inv_s2
-    scale = c * inv_s2       # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
-    for i in range(prm.n_visible):   # rounding of each path as before the split
-        g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])
+    c = prm.c
+    for i in range(prm.n_visible):
+        inv_s2 = coordinate_inv_s2(prm, i)
+        scale = c * inv_s2   # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
+        g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])   # rounding as before
         grad[i] = g * scale
         lap[i] = c * (-inv_s2 + l * inv_s2 * inv_s2)
+        if prm.width_offset >= 0:
+            delta = width_shift(theta, prm, i % prm.dimensions)
+            grad[i] -= delta * x[i]
+            lap[i] -= delta
     return 0.0
 
 
 @njit(cache=True, inline="always")
 def parameter_derivatives(theta, prm, cache, x, D, out):
-    """d ln psi / d theta of this block into out[offset : offset + M + N + M*N]."""
-    c, inv_s2 = prm.c, prm.inv_s2
+    """d ln psi / d theta of this block into out[offset : offset + M + N + M*N] (and of
+    the width shifts into out[width_offset : width_offset + 2])."""
+    c = prm.c
     M, N = prm.n_visible, prm.n_hidden
     k0 = prm.offset
     for i in range(M):
-        out[k0 + i] = c * (x[i] - visible_bias(theta, prm, i)) * inv_s2
+        out[k0 + i] = c * (x[i] - visible_bias(theta, prm, i)) * coordinate_inv_s2(prm, i)
     for j in range(N):
         out[k0 + M + j] = c * cache[S, j]
     k = k0 + M + N
     for i in range(M):
-        xi = c * x[i] * inv_s2
+        xi = c * x[i] * coordinate_inv_s2(prm, i)
         for j in range(N):
             out[k] = xi * cache[S, j]
             k += 1
+    if prm.width_offset >= 0:
+        out[prm.width_offset] = 0.0
+        out[prm.width_offset + 1] = 0.0
+        for i in range(M):
+            k = prm.width_offset + (1 if i % prm.dimensions == 2 else 0)
+            out[k] -= 0.5 * x[i] * x[i]
 
 
 @njit(cache=True, inline="always")
 def gibbs_sweep(theta, prm, cache, x, h, st):
     """One Gibbs update of all units: h_j | x ~ Bernoulli(s_j), then x | h ~
-    Normal(a + W h, sigma^2) (``visible_mean_given_hidden``), and the cache rebuilt.
+    Normal(a + W h, sigma_i^2) (``visible_mean_given_hidden``), and the cache rebuilt.
     Exact for |psi|^2 = F (psi: sqrt, RBM alone): nothing to accept or reject.
     h: (N,) work array; st: this walker's random stream."""
     for j in range(prm.n_hidden):
         h[j] = 1.0 if uniform(st) < cache[S, j] else 0.0
     visible_mean_given_hidden(theta, prm, h, x)
-    sigma = 1.0 / np.sqrt(prm.inv_s2)
     for i in range(prm.n_visible):
-        x[i] += sigma * normal(st)
+        x[i] += 1.0 / np.sqrt(coordinate_inv_s2(prm, i)) * normal(st)
     refresh(theta, prm, cache, x)
