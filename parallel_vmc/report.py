@@ -161,8 +161,8 @@ def time_line(timings: dict) -> str:
 
 
 # the parts of psi as the product is written (Slater-Jastrow order), by registry name
-PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("pade", "Pade-Jastrow"),
-           ("hard_sphere", "hard-sphere (1 - a/r)"))
+PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("widths", "variational widths"),
+           ("pade", "Pade-Jastrow"), ("hard_sphere", "hard-sphere (1 - a/r)"))
 
 
 def wavefunction_line(wf) -> str:

@@ -125,9 +125,9 @@ def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
         assert f"inverse drift {drift:.3g} = " in text
 
 
-def test_a_format3_file_is_resumed_and_ends_as_format4(tmp_path, monkeypatch):
-    """A run file of format 3 (before this schema) is resumed, and says format 4 after;
-    format 2 is still refused, naming the formats that resume."""
+def test_a_format3_file_is_resumed_and_ends_in_the_current_format(tmp_path, monkeypatch):
+    """A run file of format 3 (before the statistics) is resumed, and says the current
+    format after; format 2 is still refused, naming the formats that resume."""
     cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4})
     interrupted_run(cfg, monkeypatch, at_call=2)
     path = cfg.output.path
@@ -135,13 +135,14 @@ def test_a_format3_file_is_resumed_and_ends_as_format4(tmp_path, monkeypatch):
         with h5py.File(path, "r+") as h5:
             h5.attrs.modify("format_version", version)
         if not resumes:
-            with pytest.raises(cli.InputError, match="it resumes formats 3, 4 only"):
+            with pytest.raises(cli.InputError, match="it resumes formats 3, 4, 5 only"):
                 cli._read_resumable(path)
     state = cli._read_resumable(path)          # the checkpoint's (attrs, arrays)
     assert 0 < state[0]["iteration"] < 4
     Run(cfg, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["format_version"] == 4 and h5.attrs["status"] == b"completed"
+        assert h5.attrs["format_version"] == S.FORMAT_VERSION
+        assert h5.attrs["status"] == b"completed"
         assert h5["wavefunction"].attrs["statistics"] == "fermions"
         assert "orbitals" not in h5["wavefunction"]            # P = 2: no determinant
 
@@ -195,7 +196,7 @@ def test_analysis_report_states_statistics_and_orbitals(six, capsys):
     assert f"orbitals       {FILLING}; orbital scale alpha=" in text
     assert main([path, "--n-boot", "20", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["statistics"] == "fermions" and r["format_version"] == 4
+    assert r["statistics"] == "fermions" and r["format_version"] == S.FORMAT_VERSION
     assert r["orbitals"]["quantum_numbers"] == SIX and r["orbitals"]["text"] == FILLING
     assert 0.0 < r["orbitals"]["inverse_drift"] < 1e-9
 
