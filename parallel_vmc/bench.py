@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels as K
-from . import estimators, observables
+from . import efficiency, estimators, observables
 
 FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
 FERMION_TARGET = 0.5            # its target acceptance
@@ -65,6 +65,16 @@ def add_arguments(p) -> None:
     p.add_argument("--scan-particles", metavar="P1,P2,...",
                    help="time the kernel for each particle count (H = P*D unless -H) and "
                    "fit the growth exponent of ns/move with P, e.g. 2,6,12,20")
+    p.add_argument("--efficiency", action="store_true",
+                   help="production at fixed parameters per sampler: tau_int, kappa = "
+                   "1/(err^2 T) and effective samples per second, each with its error "
+                   "over --repeats")
+    p.add_argument("--samplers", default=",".join(efficiency.SAMPLERS),
+                   metavar="S1,S2,...", help="with --efficiency: the samplers compared "
+                   "(default: every one the config allows)")
+    p.add_argument("--samples", type=float, default=efficiency.DEFAULT_SAMPLES,
+                   help="with --efficiency: production samples per repeat, all ranks "
+                   "(default 2^22)")
 
 
 class BenchInputError(Exception):
@@ -95,6 +105,7 @@ def _check_options(args) -> None:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
+    _check_efficiency_options(args)
     if args.scan_particles is not None and args.particles is not None:
         raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
                               f"{args.particles}: allowed: one of them")
@@ -105,6 +116,21 @@ def _check_options(args) -> None:
         if not path.endswith(".c"):
             raise BenchInputError(f"--reference {path!r}: allowed: a C source file "
                                   "(FILE.c), such as rbm_vmc_ref.c")
+
+
+def _check_efficiency_options(args) -> None:
+    """--efficiency's options; args.samplers becomes a tuple of names."""
+    names = tuple(n.strip() for n in args.samplers.split(",") if n.strip())
+    if not names or any(n not in efficiency.SAMPLERS for n in names):
+        raise BenchInputError(f"--samplers {args.samplers!r}: allowed: a comma-separated "
+                              f"list of {', '.join(efficiency.SAMPLERS)}")
+    args.samplers = names
+    if not 1 <= args.samples < 1e12:
+        raise BenchInputError(f"--samples {args.samples:g}: allowed: a number >= 1, < 1e12")
+    args.samples = int(args.samples)
+    if args.efficiency and (args.scan_particles is not None or args.reference):
+        raise BenchInputError("--efficiency: allowed alone, without --scan-particles "
+                              "and --reference")
 
 
 def _scan_counts(text: str) -> list:
@@ -360,6 +386,8 @@ def cmd_bench(args) -> int:
             return bad_input(problem, comm.rank)
         fermion = [_fermion_setup(cfg, scan, ref_fermions) for cfg in configs]
         try:
+            if args.efficiency:
+                return efficiency.run(args, comm, configs[0], say)
             if scan:
                 return _scan(args, comm, configs, fermion, ref, say)
             return _single(args, comm, configs[0], fermion[0], ref, say)

@@ -313,6 +313,10 @@ SPEC: dict[str, dict[str, Field]] = {
                                   "interaction energy of every sample"),
         "observables": Field("bool", True, "accumulate the energy parts, one-body "
                              "density, pair-distance histogram and <r12> (with errors)"),
+        "observables_every": Field("int", 1, "add every k-th production sweep of each "
+                                   "chain to the observables (the energy series keeps "
+                                   "every sweep); k > 1 when the histograms need fewer "
+                                   "samples than the energy", minimum=1),
         "batches": Field("int", 32, "consecutive time batches whose spread gives the "
                          "observables' errors (batch means); memory per rank: batches x "
                          "(bins + image_bins^2) doubles", minimum=2, maximum=1024),

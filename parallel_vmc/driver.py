@@ -260,7 +260,8 @@ class Run:
         chunk = production_chunk(n, self.n_chains)
         progress = report.Progress(n, "produce", self.cfg.output.progress_every,
                                    self.stream, self.progress)
-        spec = None if self.obs_layout is None else self.obs_layout.spec()
+        spec = (None if self.obs_layout is None
+                else self.obs_layout.spec(self.cfg.production.observables_every))
         while st.prod_done < n:
             self._production_unit(min(chunk, n - st.prod_done), spec, progress)
         progress.close()

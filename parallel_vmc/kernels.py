@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from . import estimators as S
-from .observables import accumulate, batch_of
+from .observables import accumulate, batch_of, batch_start
 from .rng import normal, uniform
 from .system import coulomb_potential, overlaps, trap_potential_axes
 from .wavefunction import compose, pair_jastrow, rbm, slater
@@ -71,7 +71,7 @@ class Outputs(NamedTuple):
     (W, n_sweeps) local energies in PRODUCE mode; parts: (3, W, n_sweeps) its kinetic,
     trap and interaction parts, or (3, W, 0): not stored; obs: the observable
     accumulator (``observables.Layout``: (n_batches, width), or 0 rows: none) with
-    obs_spec its geometry (``Layout.spec``);
+    obs_spec its geometry (``observables.HistogramSpec``, ``NO_HISTOGRAMS`` for none);
     o_rows: (W * n_sweeps, n_params) in OPTIMIZE mode for SR, row w * n_sweeps + sweep
     set to that sample's O = d ln psi / d theta; any other shape ((0, 0)): not stored.
     """
@@ -80,7 +80,7 @@ class Outputs(NamedTuple):
     energies: np.ndarray
     parts: np.ndarray
     obs: np.ndarray
-    obs_spec: np.ndarray
+    obs_spec: object      # observables.HistogramSpec
     o_rows: np.ndarray
 
 
@@ -198,6 +198,11 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
         compose.refresh(theta, r, rc, j, jc, s, sc, x)   # parameters may have changed
         n_acc = 0                                        # since the last call
         e_sum = 0.0
+        b, next_b, wait = 0, 0, 0
+        if n_batches > 0:   # the batch of sweep t0, the sweep that opens the next one,
+            b = batch_of(sw.t0, n_batches, sw.n_total)   # and the sweeps until the
+            next_b = batch_start(b + 1, n_batches, sw.n_total)   # next observed one
+            wait = (obs_spec.every - sw.t0 % obs_spec.every) % obs_spec.every
         for sweep in range(sw.n_sweeps):
             if method == GIBBS:
                 rbm.gibbs_sweep(theta, r, rc, x, h, st)
@@ -249,8 +254,13 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                     parts[1, w, sweep] = trap
                     parts[2, w, sweep] = inter
                 if n_batches > 0:
-                    accumulate(obs, batch_of(sw.t0 + sweep, n_batches, sw.n_total), x, P, D,
-                               e, kin, trap, inter, obs_spec)
+                    while sw.t0 + sweep >= next_b:
+                        b += 1
+                        next_b = batch_start(b + 1, n_batches, sw.n_total)
+                    if wait == 0:
+                        accumulate(obs, b, x, P, D, e, kin, trap, inter, obs_spec)
+                        wait = obs_spec.every
+                    wait -= 1
             else:
                 e_sum += e
                 compose.parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, O)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -41,14 +42,33 @@ from .system import pair_distance
 
 COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
 N_SCALARS = 7
-# spec vector handed to the kernels (float64): where each histogram lives in a row and
-# its bins per unit length (multiplications in the hot loop, not divisions)
-SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P, \
-    SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE, SPEC_NAX, SPEC_OFF_AX, \
-    SPEC_Z_SCALE = range(13)
 SCALARS = {S.LOCAL_ENERGY: E, S.KINETIC: KINETIC, S.TRAP: TRAP, S.INTERACTION: INTERACTION,
            S.R12: R12}
 ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
+
+
+class HistogramSpec(NamedTuple):
+    """The accumulator geometry as the kernels read it: scalars only, so that numba
+    keeps them in registers for a whole call (read from an array they were loaded
+    again after every histogram increment, which may alias them). Offsets are columns
+    of an accumulator row; scales are bins per unit length (multiplications in the hot
+    loop, not divisions); every: a chain adds every ``every``-th production sweep."""
+
+    r_max: float
+    n_radial: int
+    off_radial: int
+    r_scale: float
+    n_image: int
+    off_image: int
+    img_scale: float
+    n_pair: int
+    off_pair: int
+    p_scale: float
+    inv_pairs: float      # 1 / (P (P-1) / 2): <r12> of a sample is a mean over pairs
+    n_axial: int
+    off_axial: int
+    z_scale: float
+    every: int
 
 
 @dataclass(frozen=True)
@@ -103,17 +123,19 @@ class Layout:
         """An empty accumulator, shape (n_batches, width)."""
         return np.zeros((self.n_batches, self.width))
 
-    def spec(self) -> np.ndarray:
-        """The float64 vector the kernels read the histogram geometry from."""
-        out = np.zeros(13)
-        out[[SPEC_RMAX, SPEC_NR, SPEC_OFF_R, SPEC_NIMG, SPEC_OFF_IMG, SPEC_NP, SPEC_OFF_P,
-             SPEC_R_SCALE, SPEC_IMG_SCALE, SPEC_P_SCALE, SPEC_NAX, SPEC_OFF_AX,
-             SPEC_Z_SCALE]] = (
-            self.r_max, self.n_radial, self.off_radial, self.n_image, self.off_image,
-            self.n_pair, self.off_pair, self.n_radial / self.r_max,
-            self.n_image / (2.0 * self.r_max), self.n_pair / self.pair_max, self.n_axial,
-            self.off_axial, self.n_axial / (2.0 * self.r_max))
-        return out
+    def spec(self, every: int = 1) -> HistogramSpec:
+        """The geometry the kernels read (every: ``production.observables_every``)."""
+        n_pairs = self.particles * (self.particles - 1) // 2
+        return HistogramSpec(
+            self.r_max, self.n_radial, self.off_radial, self.n_radial / self.r_max,
+            self.n_image, self.off_image, self.n_image / (2.0 * self.r_max),
+            self.n_pair, self.off_pair, self.n_pair / self.pair_max,
+            1.0 / max(n_pairs, 1), self.n_axial, self.off_axial,
+            self.n_axial / (2.0 * self.r_max), every)
+
+
+NO_HISTOGRAMS = HistogramSpec(1.0, 0, 0, 1.0, 0, 0, 1.0, 0, 0, 1.0, 1.0, 0, 0, 1.0, 1)
+"""The spec passed with an empty accumulator (no observables): same type, no bins."""
 
 
 @njit(cache=True, inline="always")
@@ -133,10 +155,18 @@ def batch_of(t, n_batches, n_samples):
 
 
 @njit(cache=True, inline="always")
+def batch_start(b, n_batches, n_samples):
+    """The first sweep t of batch b: the least t with ``batch_of(t) >= b``, i.e.
+    ceil(b n_samples / n_batches). The kernels step through the batches with it
+    instead of dividing once per sample (a 64-bit division costs ~20 ns)."""
+    return (b * n_samples + n_batches - 1) // n_batches
+
+
+@njit(cache=True, inline="always")
 def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
     """Add one sample (configuration x of shape (P*D,), local energy e = kin + trap +
-    inter) to row b of the accumulator obs (shape (n_batches, width)); spec from
-    :meth:`Layout.spec`. (Indexing obs[b, k] rather than taking a row view spares a
+    inter) to row b of the accumulator obs (shape (n_batches, width)); spec: a
+    :class:`HistogramSpec`. (Indexing obs[b, k] rather than taking a row view spares a
     reference-counted array object per sample.)"""
     obs[b, COUNT] += 1.0
     obs[b, E] += e
@@ -144,44 +174,32 @@ def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
     obs[b, KINETIC] += kin
     obs[b, TRAP] += trap
     obs[b, INTERACTION] += inter
-    r_max = spec[SPEC_RMAX]
-    n_r = int(spec[SPEC_NR])
-    off_r = int(spec[SPEC_OFF_R])
-    r_scale = spec[SPEC_R_SCALE]
-    n_img = int(spec[SPEC_NIMG])
-    off_img = int(spec[SPEC_OFF_IMG])
-    img_scale = spec[SPEC_IMG_SCALE]
+    n_r, n_img, r_max = spec.n_radial, spec.n_image, spec.r_max
     for p in range(P):
         r2 = 0.0
         for d in range(D):
             r2 += x[p * D + d] * x[p * D + d]
-        obs[b, off_r + _bin(np.sqrt(r2), n_r, r_scale)] += 1.0
+        obs[b, spec.off_radial + _bin(np.sqrt(r2), n_r, spec.r_scale)] += 1.0
         if n_img > 0:
-            ix = _bin(x[p * D] + r_max, n_img, img_scale)
-            iy = _bin(x[p * D + 1] + r_max, n_img, img_scale)
-            if ix < n_img and iy < n_img:
-                obs[b, off_img + ix * n_img + iy] += 1.0
-            else:
-                obs[b, off_img + n_img * n_img] += 1.0
-    n_p = int(spec[SPEC_NP])
-    if n_p > 0:
-        off_p = int(spec[SPEC_OFF_P])
-        p_scale = spec[SPEC_P_SCALE]
+            ix = _bin(x[p * D] + r_max, n_img, spec.img_scale)
+            iy = _bin(x[p * D + 1] + r_max, n_img, spec.img_scale)
+            pixel = ix * n_img + iy if ix < n_img and iy < n_img else n_img * n_img
+            obs[b, spec.off_image + pixel] += 1.0
+    if spec.n_pair > 0:
         total = 0.0
         for p in range(P):
             for q in range(p + 1, P):
                 r = pair_distance(x, p, q, D)
                 total += r
-                obs[b, off_p + _bin(r, n_p, p_scale)] += 1.0
-        obs[b, R12] += total / (P * (P - 1) // 2)
-    n_ax = int(spec[SPEC_NAX])
+                obs[b, spec.off_pair + _bin(r, spec.n_pair, spec.p_scale)] += 1.0
+        obs[b, R12] += total * spec.inv_pairs
+    n_ax = spec.n_axial
     if n_ax > 0:                      # D = 3: rho = sqrt(x^2 + y^2) and z
-        off_ax = int(spec[SPEC_OFF_AX])
-        z_scale = spec[SPEC_Z_SCALE]
         for p in range(P):
             rho = np.sqrt(x[p * 3] * x[p * 3] + x[p * 3 + 1] * x[p * 3 + 1])
-            obs[b, off_ax + _bin(rho, n_ax, r_scale)] += 1.0   # n_ax = n_r
-            obs[b, off_ax + n_ax + 1 + _bin(x[p * 3 + 2] + r_max, n_ax, z_scale)] += 1.0
+            obs[b, spec.off_axial + _bin(rho, n_ax, spec.r_scale)] += 1.0   # n_ax = n_r
+            obs[b, spec.off_axial + n_ax + 1
+                + _bin(x[p * 3 + 2] + r_max, n_ax, spec.z_scale)] += 1.0
 
 
 def _batch_estimate(values: np.ndarray, counts: np.ndarray):

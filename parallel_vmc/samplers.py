@@ -14,6 +14,7 @@ import numpy as np
 
 from . import kernels as K
 from . import estimators
+from . import observables
 from . import schema
 from .rng import chain_states
 
@@ -188,7 +189,7 @@ class Sampler:
         outputs = K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
                             np.empty((3, n, 0)) if parts_out is None else parts_out,
                             np.empty((0, 0)) if obs is None else obs,
-                            np.empty(0) if obs_spec is None else obs_spec,
+                            observables.NO_HISTOGRAMS if obs_spec is None else obs_spec,
                             np.empty((0, 0)) if o_rows is None else o_rows)
         K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
                       self.hamiltonian(), arrays, outputs)

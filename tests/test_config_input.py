@@ -159,6 +159,10 @@ def test_bench_set_needs_a_config():
     (("--scan-particles", "6"), ("--scan-particles '6'", "at least two", "2,6,12,20")),
     (("--scan-particles", "2,x"), ("--scan-particles '2,x'", "allowed")),
     (("--scan-particles", "2,6", "-P", "6"), ("--scan-particles 2,6", "-P 6", "one of them")),
+    (("--efficiency", "--samplers", "metropolis,langevin"),
+     ("--samplers 'metropolis,langevin'", "metropolis, importance, gibbs")),
+    (("--efficiency", "--samples", "0"), ("--samples 0", ">= 1")),
+    (("--efficiency", "--scan-particles", "2,6"), ("--efficiency", "alone")),
 ])
 def test_bench_bad_options_exit_2(args, names):
     assert_bad_input(pvmc("bench", *args), *names)

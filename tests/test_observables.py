@@ -298,3 +298,34 @@ def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path,
         obs = h5["production/observables"]
         assert obs.attrs["samples"] == h5["production/local_energy"].size == 128
         assert obs.attrs["n_batches"] == 32
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_batches_and_every_kth_sweep_match_the_energy_series(every):
+    """Production in uneven chunks: each batch row holds exactly the sweeps t with
+    t * K // n == b and t % every == 0 (COUNT), and its E column is the sum of those
+    sweeps' stored local energies. Checks the kernel's stepping through the batches
+    and production.observables_every against the energy series."""
+    P, D, n, walkers = 2, 2, 1000, 4
+    system = System(P, D, 1.0, True)
+    sigma = wfm.exact_sigma(1.0, "sqrt")
+    wf = wfm.WaveFunction(wfm.Layout(P * D, 2), sigma, "sqrt", P, D)
+    theta = np.zeros(wf.layout.n_params)
+    w = Walkers.start(5, 0, walkers, P * D, sigma)
+    sampler = Sampler("importance", 0.3, system, wf)
+    layout = make_layout(system, n, batches=7)
+    acc = layout.zeros()
+    energies, t0 = [], 0
+    for chunk in (1, 29, 300, 7, 663):
+        e, _, _, _ = sampler.produce(theta, w, chunk, False, acc, layout.spec(every), t0, n)
+        energies.append(e)
+        t0 += chunk
+    e = np.concatenate(energies, axis=1)              # (walkers, n)
+    t = np.arange(n)
+    batch = t * layout.n_batches // n
+    seen = t % every == 0
+    count = np.bincount(batch[seen], minlength=layout.n_batches) * walkers
+    np.testing.assert_array_equal(acc[:, ob.COUNT], count)
+    e_sum = np.bincount(batch[seen], weights=e[:, seen].sum(axis=0),
+                        minlength=layout.n_batches)
+    np.testing.assert_allclose(acc[:, ob.E], e_sum, rtol=1e-12)
