@@ -27,8 +27,8 @@ For either law (one home each, in the skeleton):
 * ``nabla_p ln psi = sum_{q != p} u'(r_pq) (x_p - x_q) / r_pq``;
 * ``nabla_p^2 ln psi = sum_{q != p} [ u''(r_pq) + (D-1) u'(r_pq) / r_pq ]``.
 
-The parts keep no state between moves (every operation is O(P) from the positions);
-the cache is a (D,) scratch for the proposed position. The law's functions
+The part keeps the table of pair distances and of u'(r)/r per walker (below "the
+contract"): a move is O(P), a refresh O(P^2). The law's functions
 (``pair_log``, ``pair_ratio``, ``pair_slopes``, ``n_kinds``, ``pair_dparam``) are
 numba overloads on the parameter tuple's type: each kernel is compiled with one law
 inlined, and no jitted function is passed as an argument.
@@ -286,71 +286,142 @@ def log_psi(theta, prm, x, D):
     return J
 
 
+# The per-walker cache, one flat array (see ``compose.py``): the proposed position of
+# the moving particle (D), the distance table r_pq (P*P), the proposal's distances
+# r'_pq from the moving particle (P), the table of u'(r_pq)/r_pq (P*P) and the
+# proposal's u'(r'_pq)/r'_pq (P). A move then computes P-1 distances instead of
+# 2(P-1), and the drift at x costs no square root and no division. A cached distance
+# is the very number a fresh computation gives (same operands, same order), so the
+# table changes no result.
+
+@njit(cache=True, inline="always")
+def _table(prm, D):
+    """Offset of the distance table in the cache."""
+    return D
+
+
+@njit(cache=True, inline="always")
+def _proposed(prm, D):
+    """Offset of the proposal's distances."""
+    return D + prm.n_particles * prm.n_particles
+
+
+@njit(cache=True, inline="always")
+def _slope_table(prm, D):
+    """Offset of the u'(r)/r table."""
+    return D + prm.n_particles * prm.n_particles + prm.n_particles
+
+
+@njit(cache=True, inline="always")
+def _proposed_slopes(prm, D):
+    """Offset of the proposal's u'(r')/r'."""
+    return D + 2 * prm.n_particles * prm.n_particles + prm.n_particles
+
+
 @njit(cache=True, inline="always")
 def new_cache(prm, D):
-    """Per-walker scratch: the proposed position of the moving particle, (D,)."""
-    return np.empty(D)
+    """Per-walker cache (D + 2 P^2 + 2 P,): see above; empty without the part (prm
+    None: the kernel still allocates every part's cache)."""
+    if prm is None:
+        return np.empty(0)
+    return np.empty(D + 2 * prm.n_particles * (prm.n_particles + 1))
 
 
 @njit(cache=True, inline="always")
 def refresh(theta, prm, cache, x):
-    """Nothing kept between moves."""
+    """Rebuild both tables for position x (P*D,): O(P^2)."""
+    P = prm.n_particles
+    D = x.shape[0] // P
+    rt, ft = _table(prm, D), _slope_table(prm, D)
+    for p in range(P):
+        cache[rt + p * P + p] = 0.0
+        cache[ft + p * P + p] = 0.0
+        for q in range(p + 1, P):
+            r = pair_distance(x, p, q, D)
+            fr, _ = pair_slopes(theta, prm, p, q, r)
+            cache[rt + p * P + q] = cache[rt + q * P + p] = r
+            cache[ft + p * P + q] = cache[ft + q * P + p] = fr
 
 
 @njit(cache=True, inline="always")
 def move_ratio(theta, prm, cache, x, p, dx, D):
     """(2 [J(x') - J(x)], prod_q (f(r'_pq) / f(r_pq))^2) for particle p moved by dx (D,):
-    O(P). Each law puts its change in one of the two (the other stays 0 / 1)."""
+    O(P), the old distances from the table. Each law puts its change in one of the two
+    (the other stays 0 / 1)."""
+    P = prm.n_particles
+    rt, rn = _table(prm, D), _proposed(prm, D)
     for d in range(D):
         cache[d] = x[p * D + d] + dx[d]
     dJ = 0.0
     factor = 1.0
-    for q in range(prm.n_particles):
+    for q in range(P):
         if q == p:
             continue
-        lj, fj = pair_ratio(theta, prm, p, q, distance(cache, 0, x, q, D),
-                            pair_distance(x, p, q, D))
+        r_new = distance(cache, 0, x, q, D)
+        cache[rn + q] = r_new
+        lj, fj = pair_ratio(theta, prm, p, q, r_new, cache[rt + p * P + q])
         dJ += lj
         factor *= fj
     return 2.0 * dJ, factor * factor
 
 
 @njit(cache=True, inline="always")
-def add_particle_gradient(theta, prm, y, i, x, p, D, out):
-    """Add nabla_p J with particle p at y[i:i+D] to out (D,)."""
-    for q in range(prm.n_particles):
+def add_gradient(theta, prm, cache, x, p, D, out):
+    """Add nabla_p J at the current position to out (D,), from the slope table (so this
+    may come before or after ``move_ratio``)."""
+    P = prm.n_particles
+    ft = _slope_table(prm, D) + p * P
+    for q in range(P):
         if q == p:
             continue
-        fr, _ = pair_slopes(theta, prm, p, q, distance(y, i, x, q, D))
+        fr = cache[ft + q]
         for d in range(D):
-            out[d] += fr * (y[i + d] - x[q * D + d])
-
-
-@njit(cache=True, inline="always")
-def add_gradient(theta, prm, cache, x, p, D, out):
-    """Add nabla_p J at the current position to out (D,) (the cache is not used, so
-    this may come before or after ``move_ratio``)."""
-    add_particle_gradient(theta, prm, x, p * D, x, p, D, out)
+            out[d] += fr * (x[p * D + d] - x[q * D + d])
 
 
 @njit(cache=True, inline="always")
 def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
-    """Add nabla_p J at the proposed position (kept by ``move_ratio``) to out (D,)."""
-    add_particle_gradient(theta, prm, cache, 0, x, p, D, out)
+    """Add nabla_p J at the proposed position (kept by ``move_ratio``) to out (D,); keeps
+    the proposal's u'/r for ``commit``."""
+    P = prm.n_particles
+    rn, fn = _proposed(prm, D), _proposed_slopes(prm, D)
+    for q in range(P):
+        if q == p:
+            continue
+        fr, _ = pair_slopes(theta, prm, p, q, cache[rn + q])
+        cache[fn + q] = fr
+        for d in range(D):
+            out[d] += fr * (cache[d] - x[q * D + d])
 
 
 @njit(cache=True, inline="always")
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
-    """Nothing kept between moves."""
+    """Take the proposal's distances and slopes into the tables (row and column p);
+    the slopes are computed here unless ``add_proposed_gradient`` did."""
+    P = prm.n_particles
+    rt, rn = _table(prm, D), _proposed(prm, D)
+    ft, fn = _slope_table(prm, D), _proposed_slopes(prm, D)
+    for q in range(P):
+        if q == p:
+            continue
+        r = cache[rn + q]
+        if proposed_gradient_done:
+            fr = cache[fn + q]
+        else:
+            fr, _ = pair_slopes(theta, prm, p, q, r)
+        cache[rt + p * P + q] = cache[rt + q * P + p] = r
+        cache[ft + p * P + q] = cache[ft + q * P + p] = fr
 
 
 @njit(cache=True, inline="always")
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla J to grad (P*D,); return sum_p nabla_p^2 J (lap is left alone)."""
     total = 0.0
-    for p in range(prm.n_particles):
-        for q in range(p + 1, prm.n_particles):
-            fr, f2 = pair_slopes(theta, prm, p, q, pair_distance(x, p, q, D))
+    P = prm.n_particles
+    rt = _table(prm, D)
+    for p in range(P):
+        for q in range(p + 1, P):
+            fr, f2 = pair_slopes(theta, prm, p, q, cache[rt + p * P + q])
             for d in range(D):
                 g = fr * (x[p * D + d] - x[q * D + d])
                 grad[p * D + d] += g
@@ -367,7 +438,9 @@ def parameter_derivatives(theta, prm, cache, x, D, out):
         return
     for k in range(n_kinds(prm)):
         out[prm.offset + k] = 0.0
-    for p in range(prm.n_particles):
-        for q in range(p + 1, prm.n_particles):
-            k, value = pair_dparam(theta, prm, p, q, pair_distance(x, p, q, D))
+    P = prm.n_particles
+    rt = _table(prm, D)
+    for p in range(P):
+        for q in range(p + 1, P):
+            k, value = pair_dparam(theta, prm, p, q, cache[rt + p * P + q])
             out[prm.offset + k] += value
