@@ -147,3 +147,57 @@ def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
         means[method] = (summary.mean, summary.error)
     (m1, e1), (m2, e2) = means["metropolis"], means["importance"]
     assert abs(m1 - m2) < 4 * np.hypot(e1, e2), means
+
+
+@pytest.mark.parametrize("law", ["pade", "hard_sphere"])
+def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
+    """The pair part's distance and slope tables after 2000 committed moves, half of
+    them Metropolis-style (slopes left stale) and half with the proposal's gradient,
+    equal a table rebuilt from the final positions; so do the drift and the kinetic
+    energy read from them."""
+    from numba import njit
+    from parallel_vmc.wavefunction import pair_jastrow as pj
+    P, D = 5, 2
+    rng = np.random.default_rng(11)
+    parts = ("rbm", "pade") if law == "pade" else ("rbm", "hard_sphere")
+    wf = wfm.WaveFunction(wfm.Layout(P * D, 3, parts), 0.7, "sqrt", P, D,
+                          hard_sphere_radius=0.05 if law == "hard_sphere" else 0.0)
+    theta = wf.layout.initial(0.1, rng, beta=0.7)
+    _, j, _ = wf.kernel_parts()
+    x = rng.standard_normal(P * D)
+
+    @njit
+    def walk(theta, j, x, moves, with_drift):
+        cache = pj.new_cache(j, D)
+        pj.refresh(theta, j, cache, x)
+        g = np.zeros(D)
+        for k in range(moves.shape[0]):
+            p = k % P
+            dx = moves[k]
+            if with_drift[k]:
+                pj.add_gradient(theta, j, cache, x, p, D, g)
+            log_q, factor = pj.move_ratio(theta, j, cache, x, p, dx, D)
+            if factor == 0.0:
+                continue
+            if with_drift[k]:
+                pj.add_proposed_gradient(theta, j, cache, x, p, dx, D, g)
+            pj.commit(theta, j, cache, x, p, dx, D, with_drift[k])
+            for d in range(D):
+                x[p * D + d] += dx[d]
+        return cache
+
+    @njit
+    def drift_of_every_particle(theta, j, cache, x):
+        out = np.zeros((P, D))
+        for p in range(P):
+            pj.add_gradient(theta, j, cache, x, p, D, out[p])
+        return out
+
+    cache = walk(theta, j, x, 0.3 * rng.standard_normal((2000, D)),
+                 rng.random(2000) < 0.5)
+    fresh = pj.new_cache(j, D)
+    pj.refresh(theta, j, fresh, x)
+    n = P * P
+    np.testing.assert_array_equal(cache[D:D + n], fresh[D:D + n])           # distances
+    np.testing.assert_array_equal(drift_of_every_particle(theta, j, cache, x),
+                                  drift_of_every_particle(theta, j, fresh, x))
