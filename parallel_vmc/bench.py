@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels as K
-from . import estimators, observables
+from . import bench_scaling, estimators, observables
 
 FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
 FERMION_TARGET = 0.5            # its target acceptance
@@ -65,6 +65,14 @@ def add_arguments(p) -> None:
     p.add_argument("--scan-particles", metavar="P1,P2,...",
                    help="time the kernel for each particle count (H = P*D unless -H) and "
                    "fit the growth exponent of ns/move with P, e.g. 2,6,12,20")
+    p.add_argument("--allreduce", metavar="N1,N2,...",
+                   help="only time the Allreduce of buffers of these lengths (doubles) "
+                   "on the running ranks, e.g. 63,2835870; no kernel")
+    p.add_argument("--allreduce-repeats", type=int, default=100,
+                   help="timed Allreduces per length (default 100)")
+    p.add_argument("--scaling", action="store_true",
+                   help="time the config's optimisation iteration on one rank and print "
+                   "the modelled parallel efficiency on 100, 1000, 10000 ranks")
 
 
 class BenchInputError(Exception):
@@ -90,11 +98,23 @@ def _check_options(args) -> None:
                               "section.key=value); without one the C reference's problem "
                               "is used, set with -P, -D, -H, --statistics, --sampler, "
                               "--jastrow")
-    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats)):
+    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats),
+                        ("--allreduce-repeats", args.allreduce_repeats)):
         if value < 1:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
+    modes = [flag for flag, on in (("--allreduce", args.allreduce is not None),
+                                   ("--scaling", args.scaling),
+                                   ("--scan-particles", args.scan_particles is not None),
+                                   ("--reference", bool(args.reference))) if on]
+    if len(modes) > 1:
+        raise BenchInputError(f"{' and '.join(modes)}: allowed: one of them")
+    if args.allreduce is not None:
+        try:
+            bench_scaling.parse_sizes(args.allreduce)
+        except ValueError as exc:
+            raise BenchInputError(str(exc)) from None
     if args.scan_particles is not None and args.particles is not None:
         raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
                               f"{args.particles}: allowed: one of them")
@@ -343,9 +363,14 @@ def cmd_bench(args) -> int:
         scan = args.scan_particles is not None
         counts = _scan_counts(args.scan_particles) if scan else [None]
         configs = [_config(args, count) for count in counts]   # all checked before work
+        if args.scaling and comm.size > 1:
+            raise BenchInputError(f"--scaling on {comm.size} ranks: allowed: one rank "
+                                  "(it models the ranks from one rank's iteration)")
     except (BenchInputError, ConfigError) as exc:
         return bad_input(str(exc), comm.rank)
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
+    if args.allreduce is not None:
+        return bench_scaling.cmd_allreduce(args, comm, say)
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
         problem = ref = None
         if args.reference and comm.rank == 0:       # before any work
@@ -362,6 +387,8 @@ def cmd_bench(args) -> int:
         try:
             if scan:
                 return _scan(args, comm, configs, fermion, ref, say)
+            if args.scaling:
+                return bench_scaling.cmd_scaling(args, comm, configs[0], say)
             return _single(args, comm, configs[0], fermion[0], ref, say)
         except BenchInputError as exc:   # setup, or the reference failed after its check
             bad_input(str(exc), comm.rank)
