@@ -17,6 +17,11 @@ printed. A reference is a fermion one when its check run prints its tuned ``step
 ``--scan-particles 2,6,12,20`` times the production kernel for each particle count
 (H = P*D unless -H), alternating with the reference per count, and fits the growth
 exponent of ns/move with P.
+
+``--allreduce N1,N2``, ``--scaling`` and ``--weak-scaling R`` measure the parallel
+figures instead (:mod:`bench_scaling`): Allreduces of the given lengths on the running
+ranks; the config's optimisation iteration on one rank with the modelled efficiency at
+100 to 10,000 ranks (:mod:`scaling`); alternating runs on 1 and R ranks.
 """
 from __future__ import annotations
 
@@ -70,6 +75,9 @@ def add_arguments(p) -> None:
                    "on the running ranks, e.g. 63,2835870; no kernel")
     p.add_argument("--allreduce-repeats", type=int, default=100,
                    help="timed Allreduces per length (default 100)")
+    p.add_argument("--weak-scaling", type=int, metavar="R",
+                   help="alternate runs of CONFIG on 1 and on R ranks (mpiexec) at the "
+                   "config's samples_per_iteration per rank; --repeats pairs")
     p.add_argument("--scaling", action="store_true",
                    help="time the config's optimisation iteration on one rank and print "
                    "the modelled parallel efficiency on 100, 1000, 10000 ranks")
@@ -106,10 +114,19 @@ def _check_options(args) -> None:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
     modes = [flag for flag, on in (("--allreduce", args.allreduce is not None),
                                    ("--scaling", args.scaling),
+                                   ("--weak-scaling", args.weak_scaling is not None),
                                    ("--scan-particles", args.scan_particles is not None),
                                    ("--reference", bool(args.reference))) if on]
-    if len(modes) > 1:
+    # each parallel figure is a mode of its own; only a scan may have a reference
+    if len(modes) > 1 and modes != ["--scan-particles", "--reference"]:
         raise BenchInputError(f"{' and '.join(modes)}: allowed: one of them")
+    if args.weak_scaling is not None:
+        if not args.config:
+            raise BenchInputError("--weak-scaling needs a CONFIG to run, e.g. pvmc bench "
+                                  "configs/quickstart.yaml --weak-scaling 2")
+        if args.weak_scaling < 2:
+            raise BenchInputError(f"--weak-scaling {args.weak_scaling}: allowed: a rank "
+                                  "count >= 2")
     if args.allreduce is not None:
         try:
             bench_scaling.parse_sizes(args.allreduce)
@@ -363,14 +380,17 @@ def cmd_bench(args) -> int:
         scan = args.scan_particles is not None
         counts = _scan_counts(args.scan_particles) if scan else [None]
         configs = [_config(args, count) for count in counts]   # all checked before work
-        if args.scaling and comm.size > 1:
-            raise BenchInputError(f"--scaling on {comm.size} ranks: allowed: one rank "
-                                  "(it models the ranks from one rank's iteration)")
+        if (args.scaling or args.weak_scaling) and comm.size > 1:
+            flag = "--scaling" if args.scaling else "--weak-scaling"
+            raise BenchInputError(f"{flag} on {comm.size} ranks: allowed: one rank (it "
+                                  "models or launches the ranks itself)")
     except (BenchInputError, ConfigError) as exc:
         return bad_input(str(exc), comm.rank)
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
     if args.allreduce is not None:
         return bench_scaling.cmd_allreduce(args, comm, say)
+    if args.weak_scaling is not None:
+        return bench_scaling.cmd_weak(args, comm, say)
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
         problem = ref = None
         if args.reference and comm.rank == 0:       # before any work

@@ -7,6 +7,7 @@ the command runs; the interconnect constants are :mod:`scaling`'s published ones
 from __future__ import annotations
 
 import os
+import sys
 import statistics
 import time
 
@@ -64,7 +65,7 @@ def cmd_allreduce(args, comm, say) -> int:
     ranks; median, min, max per length."""
     sizes = parse_sizes(args.allreduce)
     where = oversubscription(comm)
-    say(f"Allreduce (MPI_SUM, float64) on {comm.size} rank(s), {where}; "
+    say(f"Allreduce (MPI_SUM, float64) on {comm.size} rank(s) ({comm.library}), {where}; "
         f"{args.allreduce_repeats} timed calls per size, each the slowest rank's")
     say(f"{'doubles':>10} {'bytes':>12}  {'median [min, max] us':>28}")
     for n in sizes:
@@ -75,7 +76,9 @@ def cmd_allreduce(args, comm, say) -> int:
 
 def measure_gamma(n: int, repeats: int = 20) -> float:
     """Seconds per byte of the local reduction (adding one received buffer of n doubles
-    into another), this machine: the model's gamma."""
+    into another), this machine: the model's gamma. At least 2^20 doubles, so that
+    numpy's call overhead does not pass for a cost per byte."""
+    n = max(n, 2**20)
     a, b = np.ones(n), np.ones(n)
     times = []
     for _ in range(repeats):
@@ -186,3 +189,87 @@ def _row(R, n_bytes, gamma, t_sweep, t_serial, total, W) -> str:
     t_iter = t_sweep * k + t_serial + t_ar
     return (f"{R:>6} {1e6 * t_ar:>9.1f} us {100 * weak:>6.1f}% {k:>15} {k * R * W:>9} "
             f"{1e3 * t_iter:>7.3f} ms {100 * strong:>6.3g}%")
+
+
+def _launcher() -> str:
+    """The mpiexec of this Python's environment (the MPI mpi4py uses), else PATH's."""
+    import shutil
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else (shutil.which("mpiexec") or "mpiexec")
+
+
+def _child_env() -> dict:
+    """This environment without the variables of an enclosing launcher (a child would
+    try to join its MPI job) and with one BLAS thread per rank."""
+    from .parallel import LAUNCHER_RANKS, LAUNCHER_SIZES
+    drop = {name for name, _ in LAUNCHER_SIZES} | set(LAUNCHER_RANKS)
+    env = {k: v for k, v in os.environ.items()
+           if k not in drop and not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def iteration_seconds(path: str) -> list:
+    """Seconds of each optimisation iteration of a run file but the first (differences
+    of /optimization/wall_time, rank 0's clock from the start of an iteration's
+    sampling to its update)."""
+    import h5py
+
+    from . import schema as S
+    with h5py.File(path, "r") as h5:
+        opt = h5[S.OPTIMIZATION]
+        rows = int(opt[S.ROWS_WRITTEN][0])
+        wall = np.asarray(opt["wall_time"][:rows])
+    return list(np.diff(wall))
+
+
+def weak_run(args, ranks: int, workdir: str) -> list:
+    """One run of args.config on `ranks` ranks with the config's samples_per_iteration
+    on every rank (so ranks times the total); its per-iteration seconds."""
+    import subprocess
+
+    from .config import load_config
+    cfg = load_config(args.config, args.overrides)
+    path = os.path.join(workdir, f"weak{ranks}.h5")
+    total = ranks * cfg.optimizer.samples_per_iteration
+    command = [sys.executable, "-m", "parallel_vmc", "run", args.config, "--quiet",
+               "--overwrite", "-o", path]
+    for item in [*args.overrides, f"optimizer.samples_per_iteration={total}",
+                 f"production.samples={ranks * cfg.sampler.walkers_per_rank * 16}"]:
+        command += ["--set", item]
+    if ranks > 1:
+        command = [_launcher(), "-n", str(ranks), *command]
+    res = subprocess.run(command, capture_output=True, text=True, env=_child_env(),
+                         stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        tail = " ".join(res.stderr.strip().splitlines()[-3:])[:400]
+        raise RuntimeError(f"`{' '.join(command)}` exited with {res.returncode}: {tail}")
+    return iteration_seconds(path)
+
+
+def cmd_weak(args, comm, say) -> int:
+    """Alternate runs of the config on 1 and on args.weak_scaling ranks at fixed
+    samples per rank; the efficiency t(1) / t(R) of the median iteration, per pair and
+    the median of the pairs."""
+    import shutil
+    import tempfile
+
+    R = args.weak_scaling
+    workdir = tempfile.mkdtemp(prefix="pvmc-weak-")
+    say(f"weak scaling 1 -> {R} ranks: {args.config}, samples_per_iteration per rank as "
+        f"configured, {args.repeats} alternating pairs of runs; {oversubscription(comm)} "
+        f"(this process); per-iteration times from /optimization/wall_time")
+    say(f"{'pair':>4} {'t(1) ms':>9} {'t(' + str(R) + ') ms':>9} {'E':>7}")
+    ratios = []
+    try:
+        for k in range(args.repeats):
+            t1 = statistics.median(weak_run(args, 1, workdir))
+            tr = statistics.median(weak_run(args, R, workdir))
+            ratios.append(t1 / tr)
+            say(f"{k + 1:>4} {1e3 * t1:>9.3f} {1e3 * tr:>9.3f} {100 * t1 / tr:>6.1f}%")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    say(f"weak-scaling efficiency 1 -> {R} ranks: median of pairs "
+        f"{100 * statistics.median(ratios):.1f}% [min {100 * min(ratios):.1f}%, max "
+        f"{100 * max(ratios):.1f}%]")
+    return 0

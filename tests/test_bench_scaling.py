@@ -100,3 +100,53 @@ def test_scaling_prints_the_table_for_each_rank_count():
         assert 0 < strong <= weak <= 100, cells
         assert int(cells[4]) == max(1, math.ceil(256 / (R * 4)))   # sweeps per walker
     assert "Allreduce buffer 63 doubles" in res.stdout     # quick start: 56 + 7 flags
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--weak-scaling", "2"), "--weak-scaling needs a CONFIG"),
+    (("CONFIG", "--weak-scaling", "1"), "--weak-scaling 1: allowed: a rank count >= 2"),
+    (("CONFIG", "--weak-scaling", "2", "--scaling"), "--scaling and --weak-scaling"),
+])
+def test_weak_scaling_bad_input_exits_2(args, says):
+    import os
+    from conftest import ROOT
+    config = os.path.join(ROOT, "configs", "quickstart.yaml")
+    res = pvmc("bench", *[config if a == "CONFIG" else a for a in args])
+    assert res.returncode == 2 and says in res.stderr, res.stderr
+
+
+def test_weak_scaling_runs_pairs_and_reports_their_median(tmp_path):
+    """The runs are real (mpiexec -n 2); only the form of the report is checked."""
+    import os
+    from parallel_vmc.bench_scaling import _launcher
+    if not os.path.exists(_launcher()) and not __import__("shutil").which(_launcher()):
+        pytest.skip("no mpiexec")
+    from conftest import ROOT
+    res = pvmc("bench", os.path.join(ROOT, "configs", "quickstart.yaml"), "--weak-scaling",
+               "2", "--repeats", "2", "--set", "optimizer.iterations=6", "--set",
+               "optimizer.samples_per_iteration=512", "--set", "sampler.thermalization=20")
+    assert res.returncode == 0, res.stderr
+    pairs = [line.split() for line in res.stdout.splitlines()
+             if line.split() and line.split()[0].isdigit()]
+    assert [int(p[0]) for p in pairs] == [1, 2]
+    ratios = [float(p[1]) / float(p[2]) for p in pairs]
+    median = float(res.stdout.split("median of pairs ")[1].split("%")[0])
+    assert median == pytest.approx(100 * sorted(ratios)[0] / 2 + 100 * sorted(ratios)[1] / 2,
+                                   abs=0.2)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_allreduce_times_are_the_slowest_ranks_on_every_rank():
+    from mpi4py import MPI
+
+    from parallel_vmc.bench_scaling import time_allreduce
+    from parallel_vmc.parallel import world
+    times = time_allreduce(world(), 100, 5)
+    everyone = MPI.COMM_WORLD.allgather(times)
+    assert all(t == everyone[0] for t in everyone) and all(t > 0 for t in times)
+
+
+def test_reference_with_parallel_figure_exits_2(tmp_path):
+    (tmp_path / "ref.c").write_text("int main(void) { return 0; }\n")
+    res = pvmc("bench", "--allreduce", "8", "--reference", tmp_path / "ref.c")
+    assert res.returncode == 2 and "--allreduce and --reference" in res.stderr, res.stderr
