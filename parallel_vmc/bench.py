@@ -78,6 +78,9 @@ def add_arguments(p) -> None:
     p.add_argument("--weak-scaling", type=int, metavar="R",
                    help="alternate runs of CONFIG on 1 and on R ranks (mpiexec) at the "
                    "config's samples_per_iteration per rank; --repeats pairs")
+    p.add_argument("--production-at", type=int, metavar="R",
+                   help="time the config's production kernel here and print rank 0's "
+                   "memory, the file size and the write rate of production on R ranks")
     p.add_argument("--scaling", action="store_true",
                    help="time the config's optimisation iteration on one rank and print "
                    "the modelled parallel efficiency on 100, 1000, 10000 ranks")
@@ -115,6 +118,7 @@ def _check_options(args) -> None:
     modes = [flag for flag, on in (("--allreduce", args.allreduce is not None),
                                    ("--scaling", args.scaling),
                                    ("--weak-scaling", args.weak_scaling is not None),
+                                   ("--production-at", args.production_at is not None),
                                    ("--scan-particles", args.scan_particles is not None),
                                    ("--reference", bool(args.reference))) if on]
     # each parallel figure is a mode of its own; only a scan may have a reference
@@ -127,6 +131,9 @@ def _check_options(args) -> None:
         if args.weak_scaling < 2:
             raise BenchInputError(f"--weak-scaling {args.weak_scaling}: allowed: a rank "
                                   "count >= 2")
+    if args.production_at is not None and not 1 <= args.production_at <= 10**7:
+        raise BenchInputError(f"--production-at {args.production_at}: allowed: a rank "
+                              "count 1 .. 10000000")
     if args.allreduce is not None:
         try:
             bench_scaling.parse_sizes(args.allreduce)
@@ -409,12 +416,29 @@ def cmd_bench(args) -> int:
                 return _scan(args, comm, configs, fermion, ref, say)
             if args.scaling:
                 return bench_scaling.cmd_scaling(args, comm, configs[0], say)
+            if args.production_at is not None:
+                return bench_scaling.cmd_production_at(args, configs[0], _production_ns(
+                    args, comm, configs[0], fermion[0]), say)
             return _single(args, comm, configs[0], fermion[0], ref, say)
         except BenchInputError as exc:   # setup, or the reference failed after its check
             bad_input(str(exc), comm.rank)
             if comm.size > 1:
                 comm.abort(2)
             return 2
+
+
+def _production_ns(args, comm, cfg, fermion: bool) -> list:
+    """ns/move of the config's production (with its observables, as a run does), one
+    per timed run."""
+    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    P = sampler.system.particles
+    sweeps = max(1, int(args.moves / (P * args.walkers)))
+    layout = (observables.Layout.from_config(cfg.production, sampler.system, sweeps)
+              if cfg.production.observables else None)
+    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE, layout)      # compile, warm up
+    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    return [1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE, layout)
+            / (sweeps * P * args.walkers) for _ in range(args.repeats)]
 
 
 def _single(args, comm, cfg, fermion, ref, say) -> int:

@@ -273,3 +273,30 @@ def cmd_weak(args, comm, say) -> int:
         f"{100 * statistics.median(ratios):.1f}% [min {100 * min(ratios):.1f}%, max "
         f"{100 * max(ratios):.1f}%]")
     return 0
+
+
+def cmd_production_at(args, cfg, ns_per_move: list, say) -> int:
+    """What production of cfg on args.production_at ranks asks of rank 0: its memory
+    (preflight's accounting), the run file, and the write rate it must sustain, from
+    this machine's production ns/move (ns_per_move, one per timed run, with the
+    observables if the config accumulates them)."""
+    from .preflight import Sizes
+    R = args.production_at
+    s = Sizes(cfg, R)
+    t_move = 1e-9 * statistics.median(ns_per_move)
+    per_rank = 8 * s.series / (s.P * t_move)      # bytes/s: one sample a P moves
+    rank0, other = s.memory_per_rank()
+    say(f"production kernel here: {statistics.median(ns_per_move):.1f} ns/move "
+        f"[{min(ns_per_move):.1f}, {max(ns_per_move):.1f}] (observables "
+        f"{'on' if cfg.production.observables else 'off'}), P = {s.P}")
+    say(f"on {R} ranks x {s.W} walkers = {s.n_chains} chains: production.samples "
+        f"{cfg.production.samples} (a total) gives {s.n_samples} samples per chain, "
+        f"{s.series} series, units of {s.chunk} sweeps")
+    say(f"rank 0 memory (preflight): {rank0 / 1e9:.3f} GB, of which the gathered unit "
+        f"{s.gathered_bytes() / 1e9:.3f} GB and the series read back for the summary "
+        f"{s.summary_bytes() / 1e9:.3f} GB; other ranks {other / 1e6:.1f} MB")
+    say(f"run file and checkpoints: {s.file_bytes() / 1e9:.3f} GB")
+    say(f"write rate rank 0 must take in and write: {per_rank / 1e6:.2f} MB/s per rank, "
+        f"{R * per_rank / 1e9:.3f} GB/s from {R} ranks (one InfiniBand HDR port: "
+        f"{scaling.HDR_BANDWIDTH / 1e9:.0f} GB/s)")
+    return 0

@@ -69,6 +69,7 @@ def test_parse_sizes():
     (("--allreduce", "8", "--allreduce-repeats", "0"), "--allreduce-repeats 0: allowed"),
     (("--allreduce", "8", "--scaling"), "--allreduce and --scaling: allowed: one of them"),
     (("--scaling", "--scan-particles", "2,6"), "--scaling and --scan-particles"),
+    (("--production-at", "0"), "--production-at 0: allowed: a rank count"),
 ])
 def test_bad_input_exits_2(args, says):
     res = pvmc("bench", *args)
@@ -150,3 +151,36 @@ def test_reference_with_parallel_figure_exits_2(tmp_path):
     (tmp_path / "ref.c").write_text("int main(void) { return 0; }\n")
     res = pvmc("bench", "--allreduce", "8", "--reference", tmp_path / "ref.c")
     assert res.returncode == 2 and "--allreduce and --reference" in res.stderr, res.stderr
+
+
+def test_production_at_prints_rank0_memory_file_and_write_rate():
+    """The figures come from preflight's accounting (the one home of the sizes) and the
+    ns/move measured here; checked against them, not against speeds."""
+    import os
+    import re
+    from conftest import ROOT
+    from parallel_vmc.config import load_config
+    from parallel_vmc.preflight import Sizes
+    config = os.path.join(ROOT, "configs", "quickstart.yaml")
+    res = pvmc("bench", config, "--production-at", "1000", "--moves", "2e4", "--repeats",
+               "2", "--set", "production.samples=16777216000")
+    assert res.returncode == 0, res.stderr
+    s = Sizes(load_config(config, ["production.samples=16777216000"]), 1000)
+    assert f"{s.n_chains} chains" in res.stdout and f"{s.n_samples} samples per chain" \
+        in res.stdout
+    assert f"the series read back for the summary {s.summary_bytes() / 1e9:.3f} GB" \
+        in res.stdout
+    ns = float(re.search(r"here: ([0-9.]+) ns/move", res.stdout).group(1))
+    per_rank = float(re.search(r"([0-9.]+) MB/s per rank", res.stdout).group(1))
+    assert per_rank == pytest.approx(8 / (2 * ns * 1e-9) / 1e6, rel=0.02)
+
+
+def test_preflight_rank0_parts_add_up():
+    from parallel_vmc.config import from_dict
+    from parallel_vmc.preflight import Sizes
+    cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0},
+                     "production": {"samples": 2**20, "store_components": True}})
+    s = Sizes(cfg, 4)
+    rank0, other = s.memory_per_rank()
+    assert rank0 - other == s.gathered_bytes() + s.summary_bytes()
+    assert s.summary_bytes() == 3 * 8 * 64 * 2**14                # 64 chains x 2^14
