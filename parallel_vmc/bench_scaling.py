@@ -223,9 +223,12 @@ def iteration_seconds(path: str) -> list:
     return list(np.diff(wall))
 
 
-def weak_run(args, ranks: int, workdir: str) -> list:
+def weak_run(args, ranks: int, workdir: str):
     """One run of args.config on `ranks` ranks with the config's samples_per_iteration
-    on every rank (so ranks times the total); its per-iteration seconds."""
+    on every rank (so ranks times the total): (its per-iteration seconds, the CPU time
+    of its processes over ranks x its wall time, in %: well below 100 means the ranks
+    did not each have a core, as MPICH's ranks poll while they wait)."""
+    import resource
     import subprocess
 
     from .config import load_config
@@ -239,12 +242,15 @@ def weak_run(args, ranks: int, workdir: str) -> list:
         command += ["--set", item]
     if ranks > 1:
         command = [_launcher(), "-n", str(ranks), *command]
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     res = subprocess.run(command, capture_output=True, text=True, env=_child_env(),
                          stdin=subprocess.DEVNULL)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         tail = " ".join(res.stderr.strip().splitlines()[-3:])[:400]
         raise RuntimeError(f"`{' '.join(command)}` exited with {res.returncode}: {tail}")
-    return iteration_seconds(path)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return iteration_seconds(path), 100 * cpu / (ranks * wall)
 
 
 def cmd_weak(args, comm, say) -> int:
@@ -258,15 +264,19 @@ def cmd_weak(args, comm, say) -> int:
     workdir = tempfile.mkdtemp(prefix="pvmc-weak-")
     say(f"weak scaling 1 -> {R} ranks: {args.config}, samples_per_iteration per rank as "
         f"configured, {args.repeats} alternating pairs of runs; {oversubscription(comm)} "
-        f"(this process); per-iteration times from /optimization/wall_time")
-    say(f"{'pair':>4} {'t(1) ms':>9} {'t(' + str(R) + ') ms':>9} {'E':>7}")
+        f"(this process); per-iteration times from /optimization/wall_time; cpu: the "
+        f"runs' CPU time over ranks x wall time")
+    say(f"{'pair':>4} {'t(1) ms':>9} {'t(' + str(R) + ') ms':>9} {'E':>7} "
+        f"{'cpu(1)':>7} {'cpu(' + str(R) + ')':>7}")
     ratios = []
     try:
         for k in range(args.repeats):
-            t1 = statistics.median(weak_run(args, 1, workdir))
-            tr = statistics.median(weak_run(args, R, workdir))
+            times1, cpu1 = weak_run(args, 1, workdir)
+            times_r, cpu_r = weak_run(args, R, workdir)
+            t1, tr = statistics.median(times1), statistics.median(times_r)
             ratios.append(t1 / tr)
-            say(f"{k + 1:>4} {1e3 * t1:>9.3f} {1e3 * tr:>9.3f} {100 * t1 / tr:>6.1f}%")
+            say(f"{k + 1:>4} {1e3 * t1:>9.3f} {1e3 * tr:>9.3f} {100 * t1 / tr:>6.1f}% "
+                f"{cpu1:>6.0f}% {cpu_r:>6.0f}%")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     say(f"weak-scaling efficiency 1 -> {R} ranks: median of pairs "

@@ -3,8 +3,8 @@ it gives: the one home of these formulas (``pvmc bench --allreduce`` and ``pvmc 
 --scaling`` print from here, the README's table comes from them).
 
 Allreduce algorithms (Thakur, Rabenseifner & Gropp, "Optimization of Collective
-Communication Operations in MPICH", IJHPCA 19(1), 2005, the algorithms MPICH picks by
-message size): with ``p = ceil(log2 R)`` steps, per-message latency alpha (s), inverse
+Communication Operations in MPICH", IJHPCA 19(1), 2005: MPICH's classic choice by
+message size; a given library may choose others, this is the model): with ``p = ceil(log2 R)`` steps, per-message latency alpha (s), inverse
 bandwidth beta (s/byte) and local reduction cost gamma (s/byte),
 
 * short messages (``n_bytes <= SHORT_MESSAGE_BYTES``): recursive doubling,
