@@ -1,14 +1,19 @@
-"""`pvmc bench --allreduce SIZES` and `pvmc bench CONFIG --scaling`: the measured cost
-of the per-iteration Allreduce on the running ranks, and the parallel efficiency that
-the model of :mod:`scaling` gives at 100 to 10,000 ranks from this machine's measured
-per-iteration compute time. Nothing measured is stored: every figure is measured when
-the command runs; the interconnect constants are :mod:`scaling`'s published ones.
+"""The parallel figures of `pvmc bench`, all measured when the command runs (nothing
+measured is stored; the interconnect constants are :mod:`scaling`'s published ones):
+
+* ``--allreduce N1,N2``: the Allreduce of buffers of those lengths on the running ranks;
+* ``CONFIG --scaling``: the config's driver iteration on one rank, split into the
+  sampling (divides over ranks) and the rest, and the weak and strong efficiency the
+  model of :mod:`scaling` gives on 100 to 10,000 ranks;
+* ``CONFIG --weak-scaling R``: alternating real runs on 1 and R ranks;
+* ``CONFIG --production-at R``: the production ns/move here, and what production on R
+  ranks asks of rank 0 (memory, file, write rate).
 """
 from __future__ import annotations
 
 import os
-import sys
 import statistics
+import sys
 import time
 
 import numpy as np
