@@ -17,6 +17,11 @@ printed. A reference is a fermion one when its check run prints its tuned ``step
 ``--scan-particles 2,6,12,20`` times the production kernel for each particle count
 (H = P*D unless -H), alternating with the reference per count, and fits the growth
 exponent of ns/move with P.
+
+``--allreduce N1,N2``, ``--scaling`` and ``--weak-scaling R`` measure the parallel
+figures instead (:mod:`bench_scaling`): Allreduces of the given lengths on the running
+ranks; the config's optimisation iteration on one rank with the modelled efficiency at
+100 to 10,000 ranks (:mod:`scaling`); alternating runs on 1 and R ranks.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels as K
-from . import efficiency, estimators, observables
+from . import bench_scaling, efficiency, estimators, observables
 
 FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
 FERMION_TARGET = 0.5            # its target acceptance
@@ -75,6 +80,20 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=float, default=efficiency.DEFAULT_SAMPLES,
                    help="with --efficiency: production samples per repeat, all ranks "
                    "(default 2^22)")
+    p.add_argument("--allreduce", metavar="N1,N2,...",
+                   help="only time the Allreduce of buffers of these lengths (doubles) "
+                   "on the running ranks, e.g. 63,2835870; no kernel")
+    p.add_argument("--allreduce-repeats", type=int, default=100,
+                   help="timed Allreduces per length (default 100)")
+    p.add_argument("--weak-scaling", type=int, metavar="R",
+                   help="alternate runs of CONFIG on 1 and on R ranks (mpiexec) at the "
+                   "config's samples_per_iteration per rank; --repeats pairs")
+    p.add_argument("--production-at", type=int, metavar="R",
+                   help="time the config's production kernel here and print rank 0's "
+                   "memory, the file size and the write rate of production on R ranks")
+    p.add_argument("--scaling", action="store_true",
+                   help="time the config's optimisation iteration on one rank and print "
+                   "the modelled parallel efficiency on 100, 1000, 10000 ranks")
 
 
 class BenchInputError(Exception):
@@ -100,12 +119,38 @@ def _check_options(args) -> None:
                               "section.key=value); without one the C reference's problem "
                               "is used, set with -P, -D, -H, --statistics, --sampler, "
                               "--jastrow")
-    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats)):
+    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats),
+                        ("--allreduce-repeats", args.allreduce_repeats)):
         if value < 1:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
     _check_efficiency_options(args)
+    modes = [flag for flag, on in (("--efficiency", args.efficiency),
+                                   ("--allreduce", args.allreduce is not None),
+                                   ("--scaling", args.scaling),
+                                   ("--weak-scaling", args.weak_scaling is not None),
+                                   ("--production-at", args.production_at is not None),
+                                   ("--scan-particles", args.scan_particles is not None),
+                                   ("--reference", bool(args.reference))) if on]
+    # each parallel figure is a mode of its own; only a scan may have a reference
+    if len(modes) > 1 and modes != ["--scan-particles", "--reference"]:
+        raise BenchInputError(f"{' and '.join(modes)}: allowed: one of them")
+    if args.weak_scaling is not None:
+        if not args.config:
+            raise BenchInputError("--weak-scaling needs a CONFIG to run, e.g. pvmc bench "
+                                  "configs/quickstart.yaml --weak-scaling 2")
+        if args.weak_scaling < 2:
+            raise BenchInputError(f"--weak-scaling {args.weak_scaling}: allowed: a rank "
+                                  "count >= 2")
+    if args.production_at is not None and not 1 <= args.production_at <= 10**7:
+        raise BenchInputError(f"--production-at {args.production_at}: allowed: a rank "
+                              "count 1 .. 10000000")
+    if args.allreduce is not None:
+        try:
+            bench_scaling.parse_sizes(args.allreduce)
+        except ValueError as exc:
+            raise BenchInputError(str(exc)) from None
     if args.scan_particles is not None and args.particles is not None:
         raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
                               f"{args.particles}: allowed: one of them")
@@ -128,9 +173,6 @@ def _check_efficiency_options(args) -> None:
     if not 1 <= args.samples < 1e12:
         raise BenchInputError(f"--samples {args.samples:g}: allowed: a number >= 1, < 1e12")
     args.samples = int(args.samples)
-    if args.efficiency and (args.scan_particles is not None or args.reference):
-        raise BenchInputError("--efficiency: allowed alone, without --scan-particles "
-                              "and --reference")
 
 
 def _scan_counts(text: str) -> list:
@@ -369,9 +411,17 @@ def cmd_bench(args) -> int:
         scan = args.scan_particles is not None
         counts = _scan_counts(args.scan_particles) if scan else [None]
         configs = [_config(args, count) for count in counts]   # all checked before work
+        if (args.scaling or args.weak_scaling) and comm.size > 1:
+            flag = "--scaling" if args.scaling else "--weak-scaling"
+            raise BenchInputError(f"{flag} on {comm.size} ranks: allowed: one rank (it "
+                                  "models or launches the ranks itself)")
     except (BenchInputError, ConfigError) as exc:
         return bad_input(str(exc), comm.rank)
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
+    if args.allreduce is not None:
+        return bench_scaling.cmd_allreduce(args, comm, say)
+    if args.weak_scaling is not None:
+        return bench_scaling.cmd_weak(args, comm, say)
     with tempfile.TemporaryDirectory(prefix="pvmc-bench-") as workdir:
         problem = ref = None
         if args.reference and comm.rank == 0:       # before any work
@@ -390,12 +440,31 @@ def cmd_bench(args) -> int:
                 return efficiency.run(args, comm, configs[0], say)
             if scan:
                 return _scan(args, comm, configs, fermion, ref, say)
+            if args.scaling:
+                return bench_scaling.cmd_scaling(args, comm, configs[0], say)
+            if args.production_at is not None:
+                return bench_scaling.cmd_production_at(args, configs[0], _production_ns(
+                    args, comm, configs[0], fermion[0]), say)
             return _single(args, comm, configs[0], fermion[0], ref, say)
         except BenchInputError as exc:   # setup, or the reference failed after its check
             bad_input(str(exc), comm.rank)
             if comm.size > 1:
                 comm.abort(2)
             return 2
+
+
+def _production_ns(args, comm, cfg, fermion: bool) -> list:
+    """ns/move of the config's production (with its observables, as a run does), one
+    per timed run."""
+    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    P = sampler.system.particles
+    sweeps = max(1, int(args.moves / (P * args.walkers)))
+    layout = (observables.Layout.from_config(cfg.production, sampler.system, sweeps)
+              if cfg.production.observables else None)
+    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE, layout)      # compile, warm up
+    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    return [1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE, layout)
+            / (sweeps * P * args.walkers) for _ in range(args.repeats)]
 
 
 def _single(args, comm, cfg, fermion, ref, say) -> int:

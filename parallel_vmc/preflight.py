@@ -131,9 +131,16 @@ class Sizes:
         block = 8 * self.W * self.chunk * 2 * (4 if self.series > 1 else 1)
         rank = (BASE_BYTES + params + walkers + block + 5 * self.obs + self.pair_tables
                 + self.o_rows)
-        gathered = 8 * self.n_chains * (self.chunk * self.series * 2 + 2 * self.M + 8)
-        summary = 3 * 8 * self.n_chains * self.n_samples    # the series, blocked
-        return rank + gathered + summary, rank
+        return rank + self.gathered_bytes() + self.summary_bytes(), rank
+
+    def gathered_bytes(self) -> int:
+        """Rank 0's gathered production unit (every series, all chains; twice: the
+        receive buffer and the write) and the gathered walkers of a checkpoint."""
+        return 8 * self.n_chains * (self.chunk * self.series * 2 + 2 * self.M + 8)
+
+    def summary_bytes(self) -> int:
+        """Rank 0's whole local-energy series read back for the summary, blocked."""
+        return 3 * 8 * self.n_chains * self.n_samples
 
     def checkpoint_bytes(self) -> int:
         return 8 * (self.n_chains * (2 * self.M + 8) + 6 * self.n_params) + self.obs

@@ -162,7 +162,7 @@ def test_bench_set_needs_a_config():
     (("--efficiency", "--samplers", "metropolis,langevin"),
      ("--samplers 'metropolis,langevin'", "metropolis, importance, gibbs")),
     (("--efficiency", "--samples", "0"), ("--samples 0", ">= 1")),
-    (("--efficiency", "--scan-particles", "2,6"), ("--efficiency", "alone")),
+    (("--efficiency", "--scan-particles", "2,6"), ("--efficiency", "one of them")),
 ])
 def test_bench_bad_options_exit_2(args, names):
     assert_bad_input(pvmc("bench", *args), *names)
