@@ -25,7 +25,8 @@ import numpy as np
 
 from .model import RBM, free_energy, p_hidden, visible_mean
 
-__all__ = ["enumerate_states", "log_z_exact", "log_likelihood", "kl_divergence",
+__all__ = ["enumerate_states", "log_z_exact", "log_prob", "log_likelihood",
+           "kl_divergence",
            "model_expectations", "AISResult", "ais_log_z", "base_rate_visible_bias",
            "pseudo_likelihood", "reconstruction_error", "MAX_ENUMERATE"]
 
@@ -84,19 +85,24 @@ def log_z_exact(rbm: RBM, side: str = "auto") -> float:
     return _logsumexp_chunks(model.n_visible, lambda S: -free_energy(model, S))
 
 
-def log_likelihood(rbm: RBM, V, log_z: float | None = None) -> float:
-    """Mean log p(v) = mean(-F(v)) - log Z over the rows of V (n, n_v); log Z exact
-    unless given (e.g. from AIS)."""
+def log_prob(rbm: RBM, V, log_z: float | None = None) -> np.ndarray:
+    """log p(v) = -F(v) - log Z for the rows of V (n, n_v) -> (n,): the model's exact
+    marginal (a density for gaussian visibles); log Z exact unless given."""
     log_z = log_z_exact(rbm) if log_z is None else log_z
-    return float(np.mean(-free_energy(rbm, V))) - log_z
+    return -free_energy(rbm, V) - log_z
+
+
+def log_likelihood(rbm: RBM, V, log_z: float | None = None) -> float:
+    """Mean log p(v) over the rows of V (n, n_v); log Z exact unless given (e.g. from
+    AIS)."""
+    return float(np.mean(log_prob(rbm, V, log_z)))
 
 
 def kl_divergence(rbm: RBM, patterns, probs, log_z: float | None = None) -> float:
     """Exact KL(data || model) = sum_x p(x) [log p(x) - log p_model(x)] for a data
     distribution given as patterns (K, n_v) with probabilities probs (K,)."""
     probs = np.asarray(probs, dtype=np.float64)
-    log_z = log_z_exact(rbm) if log_z is None else log_z
-    log_model = -free_energy(rbm, patterns) - log_z
+    log_model = log_prob(rbm, patterns, log_z)
     keep = probs > 0
     return float(np.sum(probs[keep] * (np.log(probs[keep]) - log_model[keep])))
 
