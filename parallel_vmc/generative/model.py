@@ -31,6 +31,7 @@ Signatures (V: (n, n_v) visible rows; H: (n, n_h) hidden rows; all float64):
     energy(rbm, V, H) -> (n,)
     free_energy_grad_v(rbm, V) -> (n, n_v)   dF/dv (v treated as continuous)
     sigmoid(U), softplus_rows(U)             numba kernels on (n, m) arrays
+    sigmoid_scalar(u)                        the same for one number (in jitted code)
 
 The parameter vector ``theta = [a, b, W.ravel()]`` (W row-major) is what the optimisers
 update.
@@ -101,16 +102,20 @@ class RBM:
 
 # ------------------------------------------------------------------ array kernels
 
+@njit(cache=True, inline="always")
+def sigmoid_scalar(u):
+    """The logistic function of one number, safe for any finite u."""
+    s = sigmoid_from_exp(np.exp(-abs(u)))   # exp(-|u|) never overflows
+    return 1.0 - s if u >= 0.0 else s       # sigmoid(u) = 1 - sigmoid(-u)
+
+
 @njit(cache=True)
 def sigmoid(U):
-    """Elementwise logistic function of U (n, m), safe for any finite input."""
+    """Elementwise logistic function of U (n, m)."""
     out = np.empty_like(U)
     for r in range(U.shape[0]):
         for c in range(U.shape[1]):
-            u = U[r, c]
-            # exp of -|u| never overflows; sigmoid(-u) = 1 - sigmoid(u)
-            s = sigmoid_from_exp(np.exp(-abs(u)))
-            out[r, c] = 1.0 - s if u >= 0.0 else s
+            out[r, c] = sigmoid_scalar(U[r, c])
     return out
 
 

@@ -1,0 +1,128 @@
+"""`pvmc train CONFIG` and `pvmc resume TRAINING.h5`: checks before any work, then the
+run on every rank, with the exit codes of ``cli.py`` (0 done, 1 failed, 2 bad input,
+75 stopped with a checkpoint)."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world, bad_input
+from ..config import ConfigError
+from . import gconfig, gio
+from .runner import Session, StopRequested, preflight, summary_lines
+
+
+def _output_problem(path: str, overwrite: bool) -> str | None:
+    """Why the output path cannot be (re)written, or None."""
+    if os.path.isdir(path):
+        return f"output.path {path}: is a directory; give a file name"
+    if os.path.exists(path) and not overwrite:
+        return (f"output file {path} exists; choose another path (-o), continue it "
+                f"(pvmc resume {path}) or replace it (--overwrite)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.access(parent, os.W_OK):
+        return f"output.path {path}: directory {parent} is not writable"
+    return None
+
+
+def _prepare(comm, load):
+    """Every rank: (cfg, data, held) from load(), with problems found on rank 0 first
+    (files) and on every rank (data) reported once; (None, exit code) on bad input."""
+    problem = None
+    try:
+        cfg, extra = load()
+        data, held = preflight(cfg, comm.size)
+    except ConfigError as exc:
+        problem = str(exc)
+    problem = comm.bcast(problem)
+    if problem:
+        return None, bad_input(problem, comm.rank)
+    return (cfg, data, held, extra), None
+
+
+def _stop_problem(args) -> str | None:
+    if args.stop_after is not None and args.stop_after < 1:
+        return f"--stop-after: {args.stop_after} is out of range; allowed: integer >= 1"
+    return None
+
+
+def cmd_train(args) -> int:
+    comm = _world()
+    problem = _stop_problem(args)
+    if problem:
+        return bad_input(problem, comm.rank)
+
+    def load():
+        cfg = gconfig.load(args.config, args.overrides, args.output)
+        if comm.rank == 0:
+            problem = _output_problem(cfg.output.path, args.overwrite)
+            if problem:
+                raise ConfigError(problem)
+        return cfg, None
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, held, _ = prepared
+    if comm.rank == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
+    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after), comm)
+
+
+def cmd_resume(args) -> int:
+    """Continue the training file args.run_file from its checkpoint."""
+    comm = _world()
+    path = args.run_file
+    problem = _stop_problem(args) or (
+        "--max-walltime: not supported for training files; allowed: --stop-after EPOCHS"
+        if getattr(args, "max_walltime", None) else None)
+    if problem:
+        return bad_input(problem, comm.rank)
+
+    def load():
+        try:
+            payload = gio.read_resumable(path)
+        except gio.TrainFileError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg = gconfig.from_yaml_text(payload["config"], f"{path} (stored config)")
+        return cfg.replace_output(path), payload
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, held, payload = prepared
+    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                            resume=payload), comm)
+
+
+def _execute(session: Session, comm) -> int:
+    """Run the session on every rank; the exit code."""
+    path = session.cfg.output.path
+    try:
+        layers = session.run()
+        if comm.rank == 0:
+            evaluation = session.finish(layers)
+            if session.progress:
+                print("\n".join(summary_lines(evaluation)), flush=True)
+                print(f"train: wrote {path}", flush=True)
+    except StopRequested as exc:
+        if comm.rank == 0:
+            print(f"pvmc: {exc}; continue with: pvmc resume {path}", file=sys.stderr,
+                  flush=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - report, mark the file, stop every rank
+        print(f"pvmc: rank {comm.rank}: training failed:", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        if comm.rank == 0 and os.path.exists(path):
+            gio.mark_failed(path, f"{type(exc).__name__}: {exc}")
+        if comm.size > 1:
+            comm.abort(EXIT_FAILED)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+__all__ = ["cmd_train", "cmd_resume", "EXIT_BAD_INPUT"]
