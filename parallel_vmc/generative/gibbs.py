@@ -53,3 +53,19 @@ def sweeps(rbm: RBM, V: np.ndarray, k: int, states: np.ndarray) -> np.ndarray:
         _sweeps(V, W, np.ascontiguousarray(W.T), rbm.a, rbm.b, rbm.inv_s2, rbm.sigma,
                 rbm.kind == "binary", int(k), states, H)
     return H
+
+
+@njit(cache=True)
+def _bernoulli(P, states, out):
+    for r in range(P.shape[0]):
+        st = states[r]
+        for c in range(P.shape[1]):
+            out[r, c] = 1.0 if uniform(st) < P[r, c] else 0.0
+
+
+def bernoulli_rows(P: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """0/1 draws with probabilities P (n, m), row r from stream states[r]: (n, m)."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    out = np.empty_like(P)
+    _bernoulli(P, states, out)
+    return out

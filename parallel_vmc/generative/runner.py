@@ -18,6 +18,7 @@ import numpy as np
 from ..rng import params_generator
 from . import datasets, evaluate, gio
 from .model import RBM, p_hidden
+from .dbn import propagate_up
 from .train import TrainState, check_layout, local_slice, train
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
@@ -158,7 +159,7 @@ class Session:
     def elapsed(self) -> float:
         return self.seconds + time.perf_counter() - self.t0
 
-    def _resumed_state(self, rbm_layers, V):
+    def _resumed_state(self):
         """(start layer, TrainState of it or None) from the resume payload."""
         if self.resume is None:
             return 0, None
@@ -179,12 +180,9 @@ class Session:
     def run(self) -> list:
         """Train every layer; returns the RBMs (bottom first). Raises StopRequested
         when the launch's epoch budget ends first."""
-        V = self.data
-        start, state = self._resumed_state(self.layers, V)
-        for layer in range(self.n_layers):
-            if layer < start:
-                V = p_hidden(self.layers[layer], V)
-                continue
+        start, state = self._resumed_state()
+        V = propagate_up(self.layers, self.data, start)
+        for layer in range(start, self.n_layers):
             rbm = new_layer(self.cfg, layer, V.shape[1])
             if state is not None:
                 rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
