@@ -1,0 +1,278 @@
+"""``python -m analysis TRAIN.h5 [--plots DIR] [--json]`` on a ``pvmc train`` file.
+
+A training file is recognised by its ``/model`` group (a, b, W; attrs kind, sigma; see
+``parallel_vmc/generative/gio.py``). The report prints the model, the last history row
+and the file's ``/evaluation``, with log Z recomputed by enumeration when the model is
+small enough (a mismatch with the file is flagged). ``--plots DIR`` writes, each name
+prefixed by the file's stem:
+
+    <stem>_learning.png         reconstruction error, pseudo-likelihood and exact
+                                log-likelihood per epoch (one line per layer)
+    <stem>_filters.png          the columns of W as images (a heat map of W when the
+                                visibles are no image)
+    <stem>_samples.png          Gibbs samples of the model as images
+    <stem>_reconstructions.png  data rows and their reconstructions (image data, when
+                                the data can be loaded from the file's config)
+    <stem>_density.png          2 Gaussian visibles: the exact marginal p(v) with MALA
+                                and Gibbs samples overlaid
+
+The image shape is the ``/model`` attribute ``image_shape`` if present, else the data
+set's (bars-and-stripes n x n, digits 8 x 8), else a square side when n_visible is one.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+import yaml
+
+from .runfile import RunFileError
+
+HISTORY_CURVES = (("reconstruction_error", "reconstruction error"),
+                  ("pseudo_likelihood", "pseudo-log-likelihood / row"),
+                  ("log_likelihood", "exact log-likelihood / row (nats)"))
+EXACT_RECHECK = 20      # recompute log Z when 2^this states or fewer
+LOG_Z_RTOL = 1e-9       # file vs recomputed log Z: round-off only
+N_SHOWN = 16            # filters, samples, reconstructions drawn
+
+
+@dataclass
+class TrainingRun:
+    """What the analysis reads from a training file."""
+
+    path: str
+    name: str
+    rbm: object                      # parallel_vmc.generative.model.RBM
+    attrs: dict
+    config: dict
+    history: dict = field(default_factory=dict)     # name -> (n_rows,) array
+    evaluation: dict = field(default_factory=dict)
+    image_shape: tuple | None = None
+
+
+def is_training_file(path: str) -> bool:
+    """An HDF5 file with a /model group holding a, b and W."""
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            return isinstance(h5.get("model"), h5py.Group) and all(
+                k in h5["model"] for k in ("a", "b", "W"))
+    except Exception:  # noqa: BLE001 - missing, not HDF5, damaged: not a training file
+        return False
+
+
+def _plain(value):
+    """h5py attribute -> str / float / int / list."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _image_shape(model_attrs: dict, config: dict, n_visible: int) -> tuple | None:
+    shape = model_attrs.get("image_shape")
+    if shape is not None and int(np.prod(shape)) == n_visible:
+        return tuple(int(s) for s in shape)
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if data.get("name") == "bars_stripes" and data.get("size", 3) ** 2 == n_visible:
+        return (data.get("size", 3),) * 2
+    side = math.isqrt(n_visible)
+    return (side, side) if side * side == n_visible and n_visible > 2 else None
+
+
+def read_training(path: str) -> TrainingRun:
+    """Read a training file (RunFileError naming what is missing or damaged)."""
+    from parallel_vmc.generative.model import RBM
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            g = h5["model"]
+            model_attrs = {k: _plain(v) for k, v in g.attrs.items()}
+            rbm = RBM(str(model_attrs.get("kind", "binary")), g["a"][()].astype(float),
+                      g["b"][()].astype(float), g["W"][()].astype(float),
+                      float(model_attrs.get("sigma", 1.0)))
+            attrs = {k: _plain(v) for k, v in h5.attrs.items()}
+            history = ({k: np.asarray(v[()], dtype=float) for k, v in h5["history"].items()}
+                       if "history" in h5 else {})
+            evaluation = ({k: _plain(v) for k, v in h5["evaluation"].attrs.items()}
+                          if "evaluation" in h5 else {})
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise RunFileError(path, f"not a readable training file ({exc})") from None
+    try:
+        config = yaml.safe_load(attrs.get("config") or "") or {}
+    except yaml.YAMLError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    name = os.path.splitext(os.path.basename(path))[0]
+    return TrainingRun(path, name, rbm, attrs, config, history, evaluation,
+                       _image_shape(model_attrs, config, rbm.n_visible))
+
+
+# --------------------------------------------------------------------------- the report
+def training_report(run: TrainingRun) -> dict:
+    """The model, the last history row, the file's evaluation and the recheck."""
+    from parallel_vmc.generative import evaluate
+    rbm = run.rbm
+    report = {"file": run.path, "kind": rbm.kind, "n_visible": rbm.n_visible,
+              "n_hidden": rbm.n_hidden, "sigma": rbm.sigma, "status": run.attrs.get("status"),
+              "data": (run.config.get("data") or {}).get("name"),
+              "epochs_recorded": int(len(run.history.get("epoch", []))),
+              "last": {k: float(v[-1]) for k, v in run.history.items() if len(v)},
+              "evaluation": run.evaluation}
+    side = rbm.n_hidden if rbm.kind == "gaussian" else min(rbm.n_visible, rbm.n_hidden)
+    if side <= EXACT_RECHECK:
+        log_z = evaluate.log_z_exact(rbm)
+        stored = run.evaluation.get("log_z")
+        report["log_z_recomputed"] = log_z
+        if (run.evaluation.get("method") == "exact" and isinstance(stored, float)
+                and abs(stored - log_z) > LOG_Z_RTOL * max(1.0, abs(log_z))):
+            report["log_z_mismatch"] = (f"the file's exact log Z {stored:.10g} differs from "
+                                        f"the recomputed {log_z:.10g}: /model or "
+                                        "/evaluation changed after the run")
+    return report
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def format_training_report(r: dict) -> str:
+    lines = [f"training file {r['file']}  (status {r['status']})",
+             f"  model      {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
+             f"hidden" + (f", sigma {r['sigma']:g}" if r["kind"] == "gaussian" else ""),
+             f"  data       {r['data']}   history rows: {r['epochs_recorded']}"]
+    for key, value in r["last"].items():
+        lines.append(f"  last {key:<22s} {_fmt(value)}")
+    for key, value in r["evaluation"].items():
+        lines.append(f"  evaluation {key:<22s} {_fmt(value)}")
+    if "log_z_recomputed" in r:
+        lines.append(f"  exact log Z recomputed            {r['log_z_recomputed']:.10g}")
+    if "log_z_mismatch" in r:
+        lines.append(f"  LOG Z MISMATCH: {r['log_z_mismatch']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- plots
+def _tiles(ax_grid, images, shape, title):
+    """Draw up to len(ax_grid) images (rows of length prod(shape)) in grey."""
+    for ax, img in zip(ax_grid, images):
+        ax.imshow(np.asarray(img).reshape(shape), cmap="gray_r", interpolation="nearest")
+    for ax in ax_grid:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if len(ax_grid):
+        ax_grid[0].set_title(title, loc="left", fontsize=9)
+
+
+def _image_grid(rows_of_images: list, shape, titles: list, path: str) -> str:
+    """One figure, one row of tiles per list of images."""
+    from .plots import _figure, _save
+    n = max(len(r) for r in rows_of_images)
+    fig = _figure(1.0 * n + 0.4, 1.1 * len(rows_of_images) + 0.3)
+    axes = np.atleast_2d(fig.subplots(len(rows_of_images), n))
+    for row, images, title in zip(axes, rows_of_images, titles):
+        _tiles(row, images, shape, title)
+    return _save(fig, path)
+
+
+def plot_learning(history: dict, path: str, title: str = "") -> str:
+    """The history's curves against the epoch, one line per layer."""
+    from .plots import _figure, _save
+    curves = [(k, label) for k, label in HISTORY_CURVES
+              if k in history and np.any(np.isfinite(history[k]))]
+    fig = _figure(6.4, 2.0 + 1.6 * max(len(curves), 1))
+    axes = np.atleast_1d(fig.subplots(max(len(curves), 1), 1, sharex=True))
+    epoch = history.get("epoch", np.arange(len(next(iter(history.values()), []))))
+    layer = history.get("layer", np.zeros_like(epoch))
+    for ax, (key, label) in zip(axes, curves):
+        for L in np.unique(layer):
+            sel = layer == L
+            ax.plot(epoch[sel], history[key][sel], "o-", ms=2.5, lw=1,
+                    label=f"layer {int(L)}" if len(np.unique(layer)) > 1 else None)
+        ax.set_ylabel(label, fontsize=8)
+        if len(np.unique(layer)) > 1:
+            ax.legend(fontsize=7)
+    axes[0].set_title(title or "learning curves")
+    axes[-1].set_xlabel("epoch")
+    return _save(fig, path)
+
+
+def plot_filters(rbm, shape, path: str) -> str:
+    """The columns of W as images; a heat map of W when there is no image shape."""
+    if shape is not None:
+        cols = rbm.W.T[:N_SHOWN]
+        return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)})"],
+                           path)
+    from .plots import _figure, _save
+    fig = _figure()
+    ax = fig.subplots()
+    im = ax.imshow(rbm.W, cmap="RdBu_r", aspect="auto", interpolation="nearest")
+    fig.colorbar(im, ax=ax)
+    ax.set_xlabel("hidden unit j")
+    ax.set_ylabel("visible unit i")
+    ax.set_title("weights W_ij")
+    return _save(fig, path)
+
+
+def plot_density(rbm, path: str, seed: int = 0) -> str:
+    """2 Gaussian visibles: the exact marginal p(v) = exp(-F(v))/Z as an image, with
+    MALA and Gibbs samples of the model overlaid."""
+    from parallel_vmc.generative import evaluate, sampling
+    from .plots import _figure, _save
+    gibbs = sampling.gibbs_chains(rbm, 200, 5, thin=20, burn_in=100, seed=seed)
+    mala = sampling.mala(rbm, 200, 5, step=0.8 * rbm.sigma, thin=20, burn_in=100,
+                         seed=seed)
+    both = np.concatenate([gibbs.reshape(-1, 2), mala.samples.reshape(-1, 2)])
+    lo, hi = both.min(axis=0) - rbm.sigma, both.max(axis=0) + rbm.sigma
+    x, y = np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200)
+    X, Y = np.meshgrid(x, y)
+    p = np.exp(evaluate.log_prob(rbm, np.stack([X.ravel(), Y.ravel()], 1))).reshape(X.shape)
+    fig = _figure(6.0, 5.0)
+    ax = fig.subplots()
+    im = ax.pcolormesh(X, Y, p, shading="auto", cmap="viridis")
+    fig.colorbar(im, ax=ax, label="exact p(v)")
+    ax.plot(*gibbs.reshape(-1, 2).T, ".", ms=2, color="w", alpha=0.6, label="Gibbs")
+    ax.plot(*mala.samples.reshape(-1, 2).T, ".", ms=2, color="C3", alpha=0.6,
+            label=f"MALA (acceptance {mala.acceptance:.2f})")
+    ax.set_xlabel("v_1")
+    ax.set_ylabel("v_2")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("model marginal and samples")
+    return _save(fig, path)
+
+
+def _data_rows(run: TrainingRun):
+    """The training rows, from the file's config (None when they cannot be loaded:
+    scikit-learn missing, the IDX file moved, a config from another version)."""
+    try:
+        from parallel_vmc.generative import gconfig, runner
+        data, _ = runner.load_data(gconfig.from_dict(run.config))
+        return data
+    except Exception:  # noqa: BLE001 - reconstructions are optional
+        return None
+
+
+def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
+    """The standard figures of a training file into directory; returns their paths."""
+    from parallel_vmc.generative import sampling
+    stem = os.path.join(directory, run.name)
+    rbm, shape, paths = run.rbm, run.image_shape, []
+    if run.history and len(run.history.get("epoch", [])):
+        paths.append(plot_learning(run.history, f"{stem}_learning.png", run.name))
+    paths.append(plot_filters(rbm, shape, f"{stem}_filters.png"))
+    if rbm.kind == "gaussian" and rbm.n_visible == 2:
+        paths.append(plot_density(rbm, f"{stem}_density.png", seed))
+    if shape is None:
+        return paths
+    samples = sampling.gibbs_chains(rbm, N_SHOWN, 1, thin=1, burn_in=1000, seed=seed)[:, 0]
+    paths.append(_image_grid([samples], shape, ["Gibbs samples (1000 sweeps)"],
+                             f"{stem}_samples.png"))
+    data = _data_rows(run)
+    if data is not None and data.shape[1] == rbm.n_visible:
+        shown = data[:N_SHOWN]
+        paths.append(_image_grid([shown, sampling.reconstructions(rbm, shown, seed)], shape,
+                                 ["data", "reconstructions (one Gibbs sweep)"],
+                                 f"{stem}_reconstructions.png"))
+    return paths
