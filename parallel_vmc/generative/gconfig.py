@@ -214,7 +214,10 @@ def load(path: str, overrides: list = (), output: str | None = None) -> TrainCon
                           f"({', '.join(SECTIONS)}), {_got(raw)}")
     raw = apply_overrides(raw, list(overrides))
     if output is not None:
-        raw["output"] = {**(raw.get("output") or {}), "path": output}
+        current = raw.get("output") or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"output: expected a mapping of keys, {_got(current)}")
+        raw["output"] = {**current, "path": output}
     return from_dict(raw, source=path)
 
 

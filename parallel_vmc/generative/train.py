@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import optimizers
+from ..config import ConfigError
 from ..rng import chain_states
 from .gibbs import sweeps
 from .model import RBM, p_hidden
@@ -40,8 +41,9 @@ SHUFFLE_KEY = (0, 1)      # SeedSequence spawn key prefix of the epochs' row ord
 CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
 
 
-class TrainError(ValueError):
-    """The training set-up does not fit (batch or chains vs ranks, batch vs data)."""
+class TrainError(ConfigError):
+    """The training set-up does not fit (batch or chains vs ranks, batch vs data); a
+    ConfigError, so ``pvmc train`` exits with code 2 naming the key."""
 
 
 @dataclass
