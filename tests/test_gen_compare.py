@@ -22,11 +22,14 @@ def test_conversion_keeps_the_free_energy():
 
 
 def test_compare_runs_both_sides():
-    r = C.compare(hidden=6, batch_size=10, learning_rate=0.05, epochs=1, repeats=1)
+    r = C.compare(hidden=6, batch_size=10, learning_rate=0.05, epochs=1, repeats=2)
     for side in ("ours", "sklearn"):
         x = r[side]
-        assert len(x["seconds"]) == 1 and x["median_seconds"] > 0
-        assert -64 * np.log(2) < x["held_out_log_likelihood"] < 0
+        assert len(x["seconds"]) == 2 and x["median_seconds"] > 0
+        held = x["held_out_log_likelihood"]
+        assert len(held) == 2 and held[0] != held[1]          # two seeds
+        assert all(-64 * np.log(2) < v < 0 for v in held)
+        assert x["held_out_mean"] == pytest.approx(np.mean(held))
     assert r["time_ratio_sklearn_over_ours"] == pytest.approx(
         r["sklearn"]["median_seconds"] / r["ours"]["median_seconds"])
     assert "held-out LL" in C.format_result(r)

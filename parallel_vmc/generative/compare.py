@@ -7,9 +7,9 @@ Normal(0, 0.01^2), biases at 0. (Differences that remain: scikit-learn visits th
 in one fixed order every epoch and keeps a last partial mini-batch; ours draws a new
 order per epoch and drops the partial batch; their chains start from random hidden
 states, ours from data rows.) The score is the exact mean log-likelihood of the
-held-out rows (log Z by enumerating the 2^n_hidden hidden states), and the training
-time of each, measured in the same process with BLAS limited to one thread,
-alternating the two sides ``repeats`` times and taking the medians.
+held-out rows (log Z by enumerating the 2^n_hidden hidden states), averaged over
+``repeats`` seeds, and the training time of each, measured in the same process with
+BLAS limited to one thread, alternating the two sides and taking the medians.
 
     python -m parallel_vmc.generative.compare [--hidden 16] [--epochs 20] [--json] ...
 
@@ -75,16 +75,31 @@ def train_sklearn(data, hidden, batch_size, learning_rate, epochs, seed) -> tupl
 
 def _scores(rbm: RBM, train_rows, held_rows) -> dict:
     log_z = evaluate.log_z_exact(rbm)
-    return {"log_z": log_z, "train_log_likelihood": evaluate.log_likelihood(rbm, train_rows, log_z),
+    return {"log_z": log_z,
+            "train_log_likelihood": evaluate.log_likelihood(rbm, train_rows, log_z),
             "held_out_log_likelihood": evaluate.log_likelihood(rbm, held_rows, log_z)}
+
+
+def _summary(runs: list) -> dict:
+    """Per-repeat scores and times -> lists, means, the standard error of the held-out
+    log-likelihood over the seeds, and the median time."""
+    out = {k: [r[k] for r in runs] for k in runs[0]}
+    held = np.array(out["held_out_log_likelihood"])
+    out["held_out_mean"] = float(held.mean())
+    out["held_out_error"] = (float(held.std(ddof=1) / np.sqrt(len(held)))
+                             if len(held) > 1 else float("nan"))
+    out["median_seconds"] = statistics.median(out["seconds"])
+    return out
 
 
 def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
             held_out=0.2, threshold=0.5, seed=2026) -> dict:
-    """Train both sides ``repeats`` times each (alternating, same seed every time),
-    after one untimed warm-up epoch each (imports, numba's cache); return the settings,
-    each side's scores (from its last repeat: the runs are seeded, so repeats differ
-    only in time), its times and median time, and the ratio sklearn / ours."""
+    """Train both sides ``repeats`` times, alternating, repeat r with seed + r on both
+    sides (initial weights and chains), after one untimed warm-up epoch each (imports,
+    numba's cache); the data split is the same throughout (``seed``). Returns the
+    settings, each side's per-repeat scores and times with the mean held-out
+    log-likelihood, its standard error over the seeds and the median time, and the
+    ratio of the median times sklearn / ours."""
     if hidden > MAX_EXACT_HIDDEN:
         raise ValueError(f"hidden = {hidden}: the exact log-likelihood needs <= "
                          f"{MAX_EXACT_HIDDEN} hidden units")
@@ -92,25 +107,23 @@ def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
     train_rows, held_rows = datasets.split(data, held_out, seed)
     args = (hidden, batch_size, learning_rate)
     sides = {"ours": train_ours, "sklearn": train_sklearn}
+    runs = {name: [] for name in sides}
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):           # one core: no multithreaded BLAS
         for fit in sides.values():
             fit(train_rows, *args, 1, seed)
-        times = {name: [] for name in sides}
-        models = {}
-        for _ in range(repeats):
+        for r in range(repeats):
             for name, fit in sides.items():
-                models[name], seconds = fit(train_rows, *args, epochs, seed)
-                times[name].append(seconds)
+                rbm, seconds = fit(train_rows, *args, epochs, seed + r)
+                runs[name].append({**_scores(rbm, train_rows, held_rows),
+                                   "seconds": seconds})
     result = {"settings": {"hidden": hidden, "batch_size": batch_size,
                            "learning_rate": learning_rate, "epochs": epochs,
                            "repeats": repeats, "held_out": held_out, "threshold": threshold,
                            "seed": seed, "train_rows": len(train_rows),
                            "held_out_rows": len(held_rows)}}
     for name in sides:
-        result[name] = {**_scores(models[name], train_rows, held_rows),
-                        "seconds": times[name],
-                        "median_seconds": statistics.median(times[name])}
+        result[name] = _summary(runs[name])
     result["time_ratio_sklearn_over_ours"] = (result["sklearn"]["median_seconds"]
                                               / result["ours"]["median_seconds"])
     return result
@@ -120,17 +133,17 @@ def format_result(r: dict) -> str:
     s = r["settings"]
     lines = [f"binarised 8x8 digits: {s['train_rows']} training, {s['held_out_rows']} "
              f"held-out rows; {s['hidden']} hidden, batch {s['batch_size']}, lr "
-             f"{s['learning_rate']}, {s['epochs']} epochs, PCD-1 + SGD; one BLAS thread",
-             f"{'':8s} {'held-out LL':>12s} {'train LL':>10s} {'log Z':>10s} "
-             f"{'median s':>9s}  times (s)"]
+             f"{s['learning_rate']}, {s['epochs']} epochs, PCD-1 + SGD; one BLAS thread; "
+             f"{s['repeats']} seeds",
+             f"{'':8s} {'held-out LL (mean +- se)':>25s} {'per seed':>30s} "
+             f"{'median s':>9s}"]
     for name in ("ours", "sklearn"):
         x = r[name]
-        lines.append(f"{name:8s} {x['held_out_log_likelihood']:12.4f} "
-                     f"{x['train_log_likelihood']:10.4f} {x['log_z']:10.4f} "
-                     f"{x['median_seconds']:9.3f}  "
-                     + " ".join(f"{t:.3f}" for t in x["seconds"]))
+        per = " ".join(f"{v:.3f}" for v in x["held_out_log_likelihood"])
+        lines.append(f"{name:8s} {x['held_out_mean']:14.4f} +- {x['held_out_error']:6.4f} "
+                     f"{per:>30s} {x['median_seconds']:9.3f}")
     lines.append(f"time ratio sklearn / ours: {r['time_ratio_sklearn_over_ours']:.2f} "
-                 f"(median of {s['repeats']} alternating repeats)")
+                 "(median times of the alternating repeats)")
     return "\n".join(lines)
 
 
