@@ -121,6 +121,9 @@ def training_report(run: TrainingRun) -> dict:
               "epochs_recorded": int(len(run.history.get("epoch", []))),
               "last": {k: float(v[-1]) for k, v in run.history.items() if len(v)},
               "evaluation": run.evaluation}
+    optimum = optimum_log_likelihood(run.config)
+    if optimum is not None:
+        report["optimum_log_likelihood"] = optimum
     side = rbm.n_hidden if rbm.kind == "gaussian" else min(rbm.n_visible, rbm.n_hidden)
     if side <= EXACT_RECHECK:
         log_z = evaluate.log_z_exact(rbm)
@@ -138,20 +141,50 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
+EVALUATION_ORDER = ("method", "log_z", "log_z_error", "log_likelihood",
+                    "held_out_log_likelihood", "kl", "train_seconds")
+LAST_ORDER = ("reconstruction_error", "pseudo_likelihood", "log_likelihood",
+              "learning_rate", "wall_time")
+
+
+def _rows(values: dict, order: tuple) -> list:
+    """(key, text) in the given order, then any other keys; NaN shown as n/a."""
+    keys = [k for k in order if k in values] + sorted(set(values) - set(order))
+    return [(k, "n/a" if isinstance(values[k], float) and math.isnan(values[k])
+             else _fmt(values[k])) for k in keys]
+
+
 def format_training_report(r: dict) -> str:
     lines = [f"training file {r['file']}  (status {r['status']})",
-             f"  model      {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
+             f"  model       {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
              f"hidden" + (f", sigma {r['sigma']:g}" if r["kind"] == "gaussian" else ""),
-             f"  data       {r['data']}   history rows: {r['epochs_recorded']}"]
-    for key, value in r["last"].items():
-        lines.append(f"  last {key:<22s} {_fmt(value)}")
-    for key, value in r["evaluation"].items():
-        lines.append(f"  evaluation {key:<22s} {_fmt(value)}")
+             f"  data        {r['data']}   history rows: {r['epochs_recorded']}"]
+    last = dict(r["last"])
+    layer = last.pop("layer", 0)
+    if "epoch" in last:
+        where = f"layer {int(layer)}, " if layer else ""
+        lines.append(f"  last history row ({where}epoch {int(last.pop('epoch'))}):")
+    lines += [f"    {k:<26s} {v}" for k, v in _rows(last, LAST_ORDER)]
+    if r["evaluation"]:
+        lines.append("  evaluation (/evaluation):")
+        lines += [f"    {k:<26s} {v}" for k, v in _rows(r["evaluation"], EVALUATION_ORDER)]
+    if "optimum_log_likelihood" in r:
+        lines.append(f"    {'optimum (-ln patterns)':<26s} {r['optimum_log_likelihood']:.6g}")
     if "log_z_recomputed" in r:
-        lines.append(f"  exact log Z recomputed            {r['log_z_recomputed']:.10g}")
+        lines.append(f"    {'log_z recomputed (exact)':<26s} {r['log_z_recomputed']:.10g}")
     if "log_z_mismatch" in r:
         lines.append(f"  LOG Z MISMATCH: {r['log_z_mismatch']}")
     return "\n".join(lines)
+
+
+def optimum_log_likelihood(config: dict) -> float | None:
+    """-ln K for bars-and-stripes with each of its K patterns once (the data's own mean
+    log-probability, the best any model can reach); None otherwise."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if data.get("name") != "bars_stripes" or data.get("samples") is not None:
+        return None
+    n = int(data.get("size", 3))
+    return -math.log(2 ** (n + 1) - 2 if n > 1 else 2)
 
 
 # ------------------------------------------------------------------------------- plots
@@ -177,8 +210,10 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str) -> str:
     return _save(fig, path)
 
 
-def plot_learning(history: dict, path: str, title: str = "") -> str:
-    """The history's curves against the epoch, one line per layer."""
+def plot_learning(history: dict, path: str, title: str = "",
+                  optimum: float | None = None) -> str:
+    """The history's curves against the epoch, one line per layer; ``optimum``: the
+    best reachable log-likelihood, drawn as a dashed line."""
     from .plots import _figure, _save
     curves = [(k, label) for k, label in HISTORY_CURVES
               if k in history and np.any(np.isfinite(history[k]))]
@@ -192,7 +227,10 @@ def plot_learning(history: dict, path: str, title: str = "") -> str:
             ax.plot(epoch[sel], history[key][sel], "o-", ms=2.5, lw=1,
                     label=f"layer {int(L)}" if len(np.unique(layer)) > 1 else None)
         ax.set_ylabel(label, fontsize=8)
-        if len(np.unique(layer)) > 1:
+        if key == "log_likelihood" and optimum is not None:
+            ax.axhline(optimum, color="C3", ls="--", lw=1, label=f"optimum {optimum:.3f}")
+            ax.legend(fontsize=7)
+        elif len(np.unique(layer)) > 1:
             ax.legend(fontsize=7)
     axes[0].set_title(title or "learning curves")
     axes[-1].set_xlabel("epoch")
@@ -260,7 +298,8 @@ def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
     stem = os.path.join(directory, run.name)
     rbm, shape, paths = run.rbm, run.image_shape, []
     if run.history and len(run.history.get("epoch", [])):
-        paths.append(plot_learning(run.history, f"{stem}_learning.png", run.name))
+        paths.append(plot_learning(run.history, f"{stem}_learning.png", run.name,
+                                   optimum_log_likelihood(run.config)))
     paths.append(plot_filters(rbm, shape, f"{stem}_filters.png"))
     if rbm.kind == "gaussian" and rbm.n_visible == 2:
         paths.append(plot_density(rbm, f"{stem}_density.png", seed))

@@ -42,7 +42,8 @@ def test_report_of_a_training_file(bas_file, capsys):
     assert main([bas_file]) == 0
     out = capsys.readouterr().out
     assert "binary RBM, 9 visible x 6 hidden" in out
-    assert "exact log Z recomputed" in out and "MISMATCH" not in out
+    assert "log_z recomputed (exact)" in out and "MISMATCH" not in out
+    assert f"optimum (-ln patterns)     {-np.log(14):.6g}" in out
     assert read_training(bas_file).image_shape == (3, 3)
 
 
