@@ -42,19 +42,21 @@ def from_sklearn(model) -> RBM:
                np.ascontiguousarray(np.asarray(model.components_, dtype=np.float64).T))
 
 
-def _training_section(hidden, batch_size, learning_rate, epochs):
-    """The training section of a train config doing PCD-1 with plain SGD."""
+def _training_section(hidden, batch_size, learning_rate, epochs, chains, momentum):
+    """The training section of a train config doing PCD-1 with SGD."""
     raw = {"data": {"name": "digits"}, "model": {"kind": "binary", "hidden": hidden},
-           "training": {"method": "pcd", "k": 1, "chains": batch_size,
+           "training": {"method": "pcd", "k": 1, "chains": chains or batch_size,
                         "batch_size": batch_size, "epochs": epochs, "optimizer": "sgd",
-                        "learning_rate": learning_rate, "momentum": 0.0,
+                        "learning_rate": learning_rate, "momentum": momentum,
                         "weight_decay": 0.0, "schedule": "constant"}}
     return gconfig.from_dict(raw).training
 
 
-def train_ours(data, hidden, batch_size, learning_rate, epochs, seed) -> tuple[RBM, float]:
-    """Our PCD-1 training on one rank: (trained RBM, seconds)."""
-    tr = _training_section(hidden, batch_size, learning_rate, epochs)
+def train_ours(data, hidden, batch_size, learning_rate, epochs, seed, chains=None,
+               momentum=0.0) -> tuple[RBM, float]:
+    """Our PCD-1 training on one rank: (trained RBM, seconds); chains None: as many
+    persistent chains as rows in a mini-batch (scikit-learn's choice)."""
+    tr = _training_section(hidden, batch_size, learning_rate, epochs, chains, momentum)
     rbm = RBM.init("binary", data.shape[1], hidden, params_generator(seed), 0.01)
     start = time.perf_counter()
     state = train(rbm, tr, data, seed, SerialComm())
@@ -93,20 +95,23 @@ def _summary(runs: list) -> dict:
 
 
 def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
-            held_out=0.2, threshold=0.5, seed=2026) -> dict:
+            held_out=0.2, threshold=0.5, seed=2026, chains=None, momentum=0.0) -> dict:
     """Train both sides ``repeats`` times, alternating, repeat r with seed + r on both
     sides (initial weights and chains), after one untimed warm-up epoch each (imports,
     numba's cache); the data split is the same throughout (``seed``). Returns the
     settings, each side's per-repeat scores and times with the mean held-out
     log-likelihood, its standard error over the seeds and the median time, and the
-    ratio of the median times sklearn / ours."""
+    ratio of the median times sklearn / ours. ``chains`` and ``momentum`` change our
+    side only (not among the settings the comparison keeps equal): None and 0 run the
+    same algorithm as scikit-learn."""
     if hidden > MAX_EXACT_HIDDEN:
         raise ValueError(f"hidden = {hidden}: the exact log-likelihood needs <= "
                          f"{MAX_EXACT_HIDDEN} hidden units")
     data, _ = datasets.digits(threshold)
     train_rows, held_rows = datasets.split(data, held_out, seed)
     args = (hidden, batch_size, learning_rate)
-    sides = {"ours": train_ours, "sklearn": train_sklearn}
+    sides = {"ours": lambda *a: train_ours(*a, chains=chains, momentum=momentum),
+             "sklearn": train_sklearn}
     runs = {name: [] for name in sides}
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):           # one core: no multithreaded BLAS
@@ -120,7 +125,8 @@ def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
     result = {"settings": {"hidden": hidden, "batch_size": batch_size,
                            "learning_rate": learning_rate, "epochs": epochs,
                            "repeats": repeats, "held_out": held_out, "threshold": threshold,
-                           "seed": seed, "train_rows": len(train_rows),
+                           "seed": seed, "ours_chains": chains or batch_size,
+                           "ours_momentum": momentum, "train_rows": len(train_rows),
                            "held_out_rows": len(held_rows)}}
     for name in sides:
         result[name] = _summary(runs[name])
@@ -135,6 +141,8 @@ def format_result(r: dict) -> str:
              f"held-out rows; {s['hidden']} hidden, batch {s['batch_size']}, lr "
              f"{s['learning_rate']}, {s['epochs']} epochs, PCD-1 + SGD; one BLAS thread; "
              f"{s['repeats']} seeds",
+             f"ours: {s['ours_chains']} persistent chains, momentum {s['ours_momentum']}; "
+             f"sklearn: {s['batch_size']} chains, no momentum",
              f"{'':8s} {'held-out LL (mean +- se)':>25s} {'per seed':>30s} "
              f"{'median s':>9s}"]
     for name in ("ours", "sklearn"):
@@ -158,11 +166,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--held-out", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--chains", type=int, default=None,
+                   help="our persistent chains (default: the batch size, as sklearn)")
+    p.add_argument("--momentum", type=float, default=0.0, help="our SGD momentum (0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     a = p.parse_args(argv)
     try:
         r = compare(a.hidden, a.batch_size, a.learning_rate, a.epochs, a.repeats,
-                    a.held_out, seed=a.seed)
+                    a.held_out, seed=a.seed, chains=a.chains, momentum=a.momentum)
     except (datasets.DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
