@@ -51,6 +51,7 @@ class TrainingRun:
     history: dict = field(default_factory=dict)     # name -> (n_rows,) array
     evaluation: dict = field(default_factory=dict)
     image_shape: tuple | None = None
+    layers: list = field(default_factory=list)      # a DBN's RBMs, bottom (= rbm) first
 
 
 def is_training_file(path: str) -> bool:
@@ -85,14 +86,14 @@ def _image_shape(model_attrs: dict, config: dict, n_visible: int) -> tuple | Non
 
 def read_training(path: str) -> TrainingRun:
     """Read a training file (RunFileError naming what is missing or damaged)."""
-    from parallel_vmc.generative.model import RBM
+    from parallel_vmc.generative.gio import read_rbm
     try:
         with h5py.File(path, "r", locking=False) as h5:
-            g = h5["model"]
-            model_attrs = {k: _plain(v) for k, v in g.attrs.items()}
-            rbm = RBM(str(model_attrs.get("kind", "binary")), g["a"][()].astype(float),
-                      g["b"][()].astype(float), g["W"][()].astype(float),
-                      float(model_attrs.get("sigma", 1.0)))
+            model_attrs = {k: _plain(v) for k, v in h5["model"].attrs.items()}
+            layers = [read_rbm(h5["model"])]
+            while f"dbn/layer_{len(layers)}" in h5:
+                layers.append(read_rbm(h5[f"dbn/layer_{len(layers)}"]))
+            rbm = layers[0]
             attrs = {k: _plain(v) for k, v in h5.attrs.items()}
             history = ({k: np.asarray(v[()], dtype=float) for k, v in h5["history"].items()}
                        if "history" in h5 else {})
@@ -107,7 +108,7 @@ def read_training(path: str) -> TrainingRun:
     config = config if isinstance(config, dict) else {}
     name = os.path.splitext(os.path.basename(path))[0]
     return TrainingRun(path, name, rbm, attrs, config, history, evaluation,
-                       _image_shape(model_attrs, config, rbm.n_visible))
+                       _image_shape(model_attrs, config, rbm.n_visible), layers)
 
 
 # --------------------------------------------------------------------------- the report
@@ -117,6 +118,7 @@ def training_report(run: TrainingRun) -> dict:
     rbm = run.rbm
     report = {"file": run.path, "kind": rbm.kind, "n_visible": rbm.n_visible,
               "n_hidden": rbm.n_hidden, "sigma": rbm.sigma, "status": run.attrs.get("status"),
+              "layers": [r.n_hidden for r in run.layers],
               "data": (run.config.get("data") or {}).get("name"),
               "epochs_recorded": int(len(run.history.get("epoch", []))),
               "last": {k: float(v[-1]) for k, v in run.history.items() if len(v)},
@@ -159,6 +161,9 @@ def format_training_report(r: dict) -> str:
              f"  model       {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
              f"hidden" + (f", sigma {r['sigma']:g}" if r["kind"] == "gaussian" else ""),
              f"  data        {r['data']}   history rows: {r['epochs_recorded']}"]
+    if len(r["layers"]) > 1:
+        lines.insert(2, "  deep belief net, hidden sizes bottom up: "
+                     + " -> ".join(str(n) for n in [r["n_visible"]] + r["layers"]))
     last = dict(r["last"])
     layer = last.pop("layer", 0)
     if "epoch" in last:
@@ -188,25 +193,26 @@ def optimum_log_likelihood(config: dict) -> float | None:
 
 
 # ------------------------------------------------------------------------------- plots
-def _tiles(ax_grid, images, shape, title):
-    """Draw up to len(ax_grid) images (rows of length prod(shape)) in grey."""
-    for ax, img in zip(ax_grid, images):
-        ax.imshow(np.asarray(img).reshape(shape), cmap="gray_r", interpolation="nearest")
-    for ax in ax_grid:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if len(ax_grid):
-        ax_grid[0].set_title(title, loc="left", fontsize=9)
-
-
-def _image_grid(rows_of_images: list, shape, titles: list, path: str) -> str:
-    """One figure, one row of tiles per list of images."""
+def _image_grid(rows_of_images: list, shape, titles: list, path: str,
+                weights: bool = False) -> str:
+    """One figure, one titled row of tiles per list of images (rows of length
+    prod(shape)): grey on [0, 1], or (weights) red-blue symmetric about 0 per tile."""
     from .plots import _figure, _save
     n = max(len(r) for r in rows_of_images)
-    fig = _figure(1.0 * n + 0.4, 1.1 * len(rows_of_images) + 0.3)
-    axes = np.atleast_2d(fig.subplots(len(rows_of_images), n))
-    for row, images, title in zip(axes, rows_of_images, titles):
-        _tiles(row, images, shape, title)
+    fig = _figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
+    subfigs = np.atleast_1d(fig.subfigures(len(rows_of_images), 1))
+    for sub, images, title in zip(subfigs, rows_of_images, titles):
+        sub.suptitle(title, x=0.01, ha="left", fontsize=9)
+        for ax, img in zip(np.atleast_1d(sub.subplots(1, n)), list(images) + [None] * n):
+            if img is not None:
+                img = np.asarray(img, dtype=float).reshape(shape)
+                top = max(float(np.abs(img).max()), 1e-12) if weights else 1.0
+                ax.imshow(img, cmap="RdBu_r" if weights else "gray_r",
+                          vmin=-top if weights else 0.0, vmax=top, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.set_axis_off()
     return _save(fig, path)
 
 
@@ -241,8 +247,8 @@ def plot_filters(rbm, shape, path: str) -> str:
     """The columns of W as images; a heat map of W when there is no image shape."""
     if shape is not None:
         cols = rbm.W.T[:N_SHOWN]
-        return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)})"],
-                           path)
+        return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)}; "
+                                           "red > 0 > blue)"], path, weights=True)
     from .plots import _figure, _save
     fig = _figure()
     ax = fig.subplots()
@@ -305,9 +311,14 @@ def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
         paths.append(plot_density(rbm, f"{stem}_density.png", seed))
     if shape is None:
         return paths
-    samples = sampling.gibbs_chains(rbm, N_SHOWN, 1, thin=1, burn_in=1000, seed=seed)[:, 0]
-    paths.append(_image_grid([samples], shape, ["Gibbs samples (1000 sweeps)"],
-                             f"{stem}_samples.png"))
+    rows = [sampling.gibbs_chains(rbm, N_SHOWN, 1, thin=1, burn_in=1000, seed=seed)[:, 0]]
+    titles = ["Gibbs samples of the bottom RBM (1000 sweeps)"]
+    if len(run.layers) > 1:
+        from parallel_vmc.generative import dbn
+        from parallel_vmc.rng import chain_states
+        rows.append(dbn.sample(run.layers, chain_states(seed, 0, N_SHOWN), 1000)[1])
+        titles.append("deep belief net, top-down: p(v = 1 | h) (1000 top sweeps)")
+    paths.append(_image_grid(rows, shape, titles, f"{stem}_samples.png"))
     data = _data_rows(run)
     if data is not None and data.shape[1] == rbm.n_visible:
         shown = data[:N_SHOWN]

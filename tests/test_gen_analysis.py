@@ -13,8 +13,10 @@ from parallel_vmc.generative import evaluate, gconfig, gio
 from parallel_vmc.generative.model import RBM
 
 
-def _write(path, data: dict, model: dict, rbm: RBM, epochs: int = 4) -> str:
-    cfg = gconfig.from_dict({"data": data, "model": model, "training": {"epochs": epochs}})
+def _write(path, data: dict, model: dict, rbm: RBM, epochs: int = 4, upper=()) -> str:
+    """A completed training file of rbm (and the DBN layers `upper` above it)."""
+    cfg = gconfig.from_dict({"data": data, "model": model, "training": {"epochs": epochs},
+                             "dbn": {"layers": [r.n_hidden for r in upper]}})
     history = {"layer": [0] * epochs, "epoch": list(range(1, epochs + 1)),
                "reconstruction_error": list(np.linspace(2.0, 1.0, epochs)),
                "pseudo_likelihood": list(np.linspace(-6.0, -4.0, epochs)),
@@ -26,7 +28,7 @@ def _write(path, data: dict, model: dict, rbm: RBM, epochs: int = 4) -> str:
                   "kl": 0.5, "train_seconds": 1.0}
     attrs = gio.root_attrs(cfg, 1)
     attrs["status"] = gio.COMPLETED
-    gio.write(str(path), attrs, [rbm], history, evaluation, None)
+    gio.write(str(path), attrs, [rbm, *upper], history, evaluation, None)
     return str(path)
 
 
@@ -66,6 +68,20 @@ def test_plots_of_an_image_model(bas_file, tmp_path, capsys):
         path = out_dir / f"bas_{name}.png"
         assert path.stat().st_size > 1000, name
         assert f"wrote {path}" in out
+
+
+def test_deep_belief_net_file(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(1)
+    bottom, top = RBM.init("binary", 9, 6, rng, 1.0), RBM.init("binary", 6, 4, rng, 1.0)
+    path = _write(tmp_path / "dbn.h5", {"name": "bars_stripes", "size": 3}, {"hidden": 6},
+                  bottom, upper=[top])
+    run = read_training(path)
+    assert [r.n_hidden for r in run.layers] == [6, 4]
+    np.testing.assert_array_equal(run.layers[1].W, top.W)
+    assert main([path, "--plots", str(tmp_path)]) == 0
+    assert "deep belief net, hidden sizes bottom up: 9 -> 6 -> 4" in capsys.readouterr().out
+    assert os.path.getsize(tmp_path / "dbn_samples.png") > 1000
 
 
 def test_density_plot_of_a_2d_gaussian_model(tmp_path):
