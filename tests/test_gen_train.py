@@ -146,3 +146,33 @@ def test_layout_errors_name_the_key():
         train.check_layout(tr, 100, 2)
     with pytest.raises(train.TrainError, match="training.chains: 9"):
         train.check_layout(tr_section(batch_size=4, chains=9), 100, 2)
+
+
+def trained_evaluation(config, tmp_path):
+    """Train a shipped config in-process; its /evaluation attributes."""
+    import os
+
+    import h5py
+
+    from parallel_vmc.cli import main
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "out.h5"
+    assert main(["train", os.path.join(root, "configs", config), "-o", str(out),
+                 "--quiet"]) == 0
+    with h5py.File(out, "r") as h5:
+        return dict(h5["evaluation"].attrs)
+
+
+@pytest.mark.slow
+def test_bars3x3_pcd_reaches_kl_below_0_1(tmp_path):
+    ev = trained_evaluation("train_bars3x3.yaml", tmp_path)
+    print(f"3x3: KL {ev['kl']:.4f} nats in {ev['train_seconds']:.1f} s")
+    assert ev["method"] == "exact" and ev["kl"] < 0.1
+
+
+@pytest.mark.slow
+def test_bars4x4_loglik_within_half_a_nat_of_the_optimum(tmp_path):
+    ev = trained_evaluation("train_bars4x4.yaml", tmp_path)
+    print(f"4x4: mean log-likelihood {ev['log_likelihood']:.4f} (optimum "
+          f"{-np.log(30):.4f}) in {ev['train_seconds']:.1f} s")
+    assert ev["method"] == "exact" and ev["log_likelihood"] > -np.log(30) - 0.5
