@@ -38,3 +38,15 @@ def test_compare_runs_both_sides():
 def test_compare_refuses_what_it_cannot_enumerate():
     with pytest.raises(ValueError, match="hidden"):
         C.compare(hidden=C.MAX_EXACT_HIDDEN + 1)
+
+
+@pytest.mark.slow
+def test_same_algorithm_same_quality_as_sklearn():
+    """Running scikit-learn's algorithm (PCD-1, batch-size chains, plain SGD), our
+    trainer reaches the same held-out log-likelihood within 3 combined standard errors
+    over 5 seeds (measured: -20.56 +- 0.36 vs -20.11 +- 0.37 at 20 epochs)."""
+    r = C.compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=5)
+    ours, theirs = r["ours"], r["sklearn"]
+    combined = np.hypot(ours["held_out_error"], theirs["held_out_error"])
+    assert abs(ours["held_out_mean"] - theirs["held_out_mean"]) < 3 * combined
+    assert ours["held_out_mean"] > -24.0        # far above the untrained ~ -44
