@@ -42,9 +42,20 @@ def _prepare(comm, load):
 
 
 def _stop_problem(args) -> str | None:
+    """Why --stop-after or --max-walltime is wrong, or None."""
+    from ..cli import _check_walltime
     if args.stop_after is not None and args.stop_after < 1:
         return f"--stop-after: {args.stop_after} is out of range; allowed: integer >= 1"
+    try:
+        _check_walltime(args.max_walltime)
+    except ConfigError as exc:
+        return str(exc)
     return None
+
+
+def _walltime(args) -> float | None:
+    from ..config import walltime_seconds
+    return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
 
 
 def cmd_train(args) -> int:
@@ -67,16 +78,15 @@ def cmd_train(args) -> int:
     cfg, data, held, _ = prepared
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
-    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after), comm)
+    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                            max_walltime=_walltime(args)), comm)
 
 
 def cmd_resume(args) -> int:
     """Continue the training file args.run_file from its checkpoint."""
     comm = _world()
     path = args.run_file
-    problem = _stop_problem(args) or (
-        "--max-walltime: not supported for training files; allowed: --stop-after EPOCHS"
-        if getattr(args, "max_walltime", None) else None)
+    problem = _stop_problem(args)
     if problem:
         return bad_input(problem, comm.rank)
 
@@ -93,7 +103,7 @@ def cmd_resume(args) -> int:
         return code
     cfg, data, held, payload = prepared
     return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                            resume=payload), comm)
+                            resume=payload, max_walltime=_walltime(args)), comm)
 
 
 def _execute(session: Session, comm) -> int:

@@ -237,12 +237,15 @@ def add_train_parser(sub) -> None:
     p.add_argument("-o", "--output", help="output HDF5 file (overrides output.path)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (never done without this flag)")
+    p.add_argument("--max-walltime", metavar="HH:MM:SS",
+                   help="stop cleanly, checkpointed, before this wall time; exit code 75")
     stop_option(p)
 
 
 def stop_option(p) -> None:
     p.add_argument("--stop-after", type=int, metavar="EPOCHS",
                    help="(train) stop cleanly after this many epochs of this launch, "
-                   "checkpointed; exit code 75, continue with pvmc resume")
+                   "checkpointed; exit code 75, continue with pvmc resume. A stop signal "
+                   "(SIGTERM, SIGUSR1, SIGINT) stops it after the current mini-batch")
     if not any("--quiet" in a.option_strings for a in p._actions):
         p.add_argument("--quiet", action="store_true", help="no progress lines")

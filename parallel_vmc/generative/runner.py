@@ -19,7 +19,7 @@ from ..rng import params_generator
 from . import datasets, evaluate, gio
 from .model import RBM, p_hidden
 from .dbn import propagate_up
-from .train import TrainState, check_layout, local_slice, train
+from .train import Interrupted, TrainState, check_layout, local_slice, train
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
 
@@ -139,11 +139,15 @@ def progress_line(row: dict, epochs: int, n_layers: int) -> str:
 class Session:
     """A training run on one communicator, new or resumed (resume: the payload of
     ``gio.read_resumable``). stop_after: epochs this launch may train before it stops,
-    checkpointed (None: no limit)."""
+    checkpointed (None: no limit); max_walltime: seconds this launch may run. A stop
+    signal (SIGTERM, SIGUSR1, SIGINT) or the wall time stops every rank after the same
+    mini-batch, checkpointed (``control.Control`` flags in its one Allreduce)."""
 
     def __init__(self, cfg, comm, data, held, progress=True, stop_after=None,
-                 resume=None):
+                 resume=None, max_walltime=None):
+        from ..control import Control
         self.cfg, self.comm, self.data, self.held = cfg, comm, data, held
+        self.control = Control(comm.rank, math.inf, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
         self.n_layers = len(layer_sizes(cfg))
@@ -174,7 +178,8 @@ class Session:
                   else None)
         state = TrainState(np.array(ck["theta"], dtype=np.float64), opt,
                            int(ck["attrs"]["epoch"]),
-                           np.ascontiguousarray(ck["streams"][mine]), chains)
+                           np.ascontiguousarray(ck["streams"][mine]), chains,
+                           int(ck["attrs"]["batch"]))
         return layer, state
 
     def run(self) -> list:
@@ -182,13 +187,26 @@ class Session:
         when the launch's epoch budget ends first."""
         start, state = self._resumed_state()
         V = propagate_up(self.layers, self.data, start)
+        self.control.install()
+        try:
+            return self._layers(start, state, V)
+        finally:
+            self.control.uninstall()
+
+    def _layers(self, start, state, V) -> list:
         for layer in range(start, self.n_layers):
             rbm = new_layer(self.cfg, layer, V.shape[1])
             if state is not None:
                 rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
                                      rbm.sigma)
-            state = train(rbm, self.cfg.training, V, layer_seed(self.cfg.seed, layer),
-                          self.comm, state, self._after_epoch(rbm, layer, V))
+            try:
+                state = train(rbm, self.cfg.training, V, layer_seed(self.cfg.seed, layer),
+                              self.comm, state, self._after_epoch(rbm, layer, V),
+                              self.control)
+            except Interrupted as exc:
+                self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
+                raise StopRequested(f"{exc} at layer {layer}, epoch {exc.state.epoch}, "
+                                    f"mini-batch {exc.state.batch}") from None
             self.layers.append(self._rbm(rbm, state.theta))
             if layer + 1 < self.n_layers:
                 V = p_hidden(self.layers[layer], V)
@@ -224,17 +242,20 @@ class Session:
 
     def checkpoint(self, like: RBM, layer: int, state: TrainState, status=None) -> None:
         """Gather the state to rank 0 and write the file (collective)."""
+        begin = time.perf_counter()
         streams = self.comm.gather_rows(state.streams)
         chains = None if state.chains is None else self.comm.gather_rows(state.chains)
         if self.comm.rank != 0:
             return
         ck = {"theta": state.theta, "streams": streams,
-              "attrs": {"layer": layer, "epoch": state.epoch, "train_seconds":
+              "attrs": {"layer": layer, "epoch": state.epoch, "batch": state.batch,
+                        "train_seconds":
                         self.elapsed(), "opt_step": int(state.opt["step"])}}
         ck.update({f"opt_{k}": v for k, v in state.opt.items() if k != "step"})
         if chains is not None:
             ck["chains"] = chains
         self.write(self.layers[:layer] + [self._rbm(like, state.theta)], None, ck, status)
+        self.control.checkpoint_written(time.perf_counter() - begin)
 
     def write(self, layers, evaluation, checkpoint, status=None) -> None:
         """Rank 0: the whole file, atomically."""

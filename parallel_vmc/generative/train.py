@@ -52,13 +52,23 @@ class TrainState:
 
     theta (n_params,); opt: optimiser state; epoch: epochs done; streams (n_local, 4):
     this rank's chain streams; chains (n_local, n_v): this rank's persistent chains
-    (PCD; None for CD)."""
+    (PCD; None for CD); batch: mini-batches done of the current epoch."""
 
     theta: np.ndarray
     opt: dict
     epoch: int
     streams: np.ndarray
     chains: np.ndarray | None
+    batch: int = 0
+
+
+class Interrupted(Exception):
+    """Every rank agreed to stop (a signal, the wall-time limit) after a mini-batch;
+    ``state`` is consistent there and can be checkpointed."""
+
+    def __init__(self, reason: str, state: TrainState | None = None):
+        super().__init__(reason)
+        self.state = state
 
 
 def local_slice(n: int, rank: int, size: int) -> slice:
@@ -154,35 +164,51 @@ def negative_chains(rbm: RBM, tr, state: TrainState, batch: np.ndarray) -> np.nd
 
 
 def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm,
-                n_steps_total: int) -> float:
-    """One epoch of mini-batches; updates state in place (theta, opt, streams, chains,
-    epoch). rbm_of(theta) -> RBM. Returns the last learning rate used."""
+                n_steps_total: int, control=None) -> float:
+    """The rest of the current epoch's mini-batches (from state.batch); updates state in
+    place. rbm_of(theta) -> RBM. control: a ``control.Control`` whose flags ride in the
+    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns the
+    learning rate of the epoch's last mini-batch."""
     order = epoch_order(seed, state.epoch, len(data))
     per_epoch = len(data) // tr.batch_size
     mine = local_slice(tr.batch_size, comm.rank, comm.size)
-    lr = tr.learning_rate
-    for t in range(per_epoch):
+    while state.batch < per_epoch:
+        t = state.batch
+        if control is not None:
+            control.begin_unit()
         rbm = rbm_of(state.theta)
-        rows = order[t * tr.batch_size:(t + 1) * tr.batch_size][mine]
-        batch = data[rows]
+        batch = data[order[t * tr.batch_size:(t + 1) * tr.batch_size][mine]]
         V = negative_chains(rbm, tr, state, batch)
         local = np.concatenate([phase_sums(rbm, batch), phase_sums(rbm, V)])
+        n = local.shape[0]
+        if control is not None:
+            local = np.concatenate([local, control.flags()])
         total = comm.allreduce_sum(local)
-        step = state.epoch * per_epoch + t
-        lr = optimizers.scheduled_rate(tr.schedule, tr.learning_rate, step, n_steps_total,
-                                       tr.lr_final_fraction)
         state.theta, state.opt = optimizers.update(
-            tr.optimizer, state.theta, loss_gradient(rbm, total, tr.weight_decay),
-            state.opt, lr, momentum=tr.momentum)
-    state.epoch += 1
-    return lr
+            tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
+            state.opt, _rate(tr, state.epoch * per_epoch + t, n_steps_total),
+            momentum=tr.momentum)
+        state.batch += 1
+        if control is not None:
+            decision = control.decide(total[n:])
+            if decision.stop:
+                raise Interrupted(f"stopped by {decision.stop}")
+    state.epoch, state.batch = state.epoch + 1, 0
+    return _rate(tr, state.epoch * per_epoch - 1, n_steps_total)
+
+
+def _rate(tr, step: int, n_steps_total: int) -> float:
+    """The scheduled learning rate of mini-batch `step` (0-based) of the whole run."""
+    return optimizers.scheduled_rate(tr.schedule, tr.learning_rate, step, n_steps_total,
+                                     tr.lr_final_fraction)
 
 
 def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | None = None,
-          after_epoch=None) -> TrainState:
+          after_epoch=None, control=None) -> TrainState:
     """Train rbm's parameters (kind, shape, sigma from rbm) on data (n, n_v) for
     tr.epochs epochs from state (None: a fresh start). after_epoch(state, lr) is called
-    after every epoch (history, checkpoints, progress); it may raise to stop."""
+    after every epoch (history, checkpoints, progress); it may raise to stop. control:
+    see ``train_epoch``; its Interrupted carries the state."""
     check_layout(tr, len(data), comm.size)
     if state is None:
         state = initial_state(rbm, tr, data, seed, comm.rank, comm.size)
@@ -193,7 +219,11 @@ def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | N
 
     total_steps = tr.epochs * (len(data) // tr.batch_size)
     while state.epoch < tr.epochs:
-        lr = train_epoch(rbm_of, tr, state, data, seed, comm, total_steps)
+        try:
+            lr = train_epoch(rbm_of, tr, state, data, seed, comm, total_steps, control)
+        except Interrupted as exc:
+            exc.state = state
+            raise
         if after_epoch is not None:
             after_epoch(state, lr)
     return state
