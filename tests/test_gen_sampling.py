@@ -8,9 +8,13 @@ import pytest
 from scipy import stats
 
 from analysis.autocorr import integrated_time
+from parallel_vmc.generative import datasets, gconfig
 from parallel_vmc.generative import evaluate as E
 from parallel_vmc.generative import sampling as S
 from parallel_vmc.generative.model import RBM
+from parallel_vmc.generative.train import train
+from parallel_vmc.parallel import SerialComm
+from parallel_vmc.rng import params_generator
 
 P_MIN = 1e-3        # a correct sampler passes at this level (fixed seeds: no flakes) ...
 P_WRONG = 1e-8      # ... a wrong one is rejected far below it
@@ -25,11 +29,11 @@ def bimodal_rbm(sigma=0.8) -> RBM:
                np.array([[1.5, -1.5], [0.6, 0.6]]), sigma)
 
 
-def _bin_probabilities(rbm) -> np.ndarray:
-    """Exact probability of each bin of EDGES x EDGES: exp(log p) integrated by 12 x 12
+def _bin_probabilities(rbm, edges=EDGES) -> np.ndarray:
+    """Exact probability of each bin of edges x edges: exp(log p) integrated by 12 x 12
     Gauss-Legendre points per bin (p is smooth on a bin: error far below 1e-8)."""
     x, w = np.polynomial.legendre.leggauss(12)
-    lo, hi = EDGES[:-1], EDGES[1:]
+    lo, hi = edges[:-1], edges[1:]
     pts = 0.5 * (hi - lo)[:, None] * x + 0.5 * (hi + lo)[:, None]        # (nb, 12)
     wts = 0.5 * (hi - lo)[:, None] * w
     nb = len(lo)
@@ -142,3 +146,37 @@ def test_sampler_arguments():
     assert out.shape == (3, 4, 2)
     assert np.array_equal(out, S.gibbs_chains(rbm, 3, 4, thin=2, seed=5))   # seeded
     assert S.reconstructions(binary, np.ones((5, 2))).shape == (5, 2)
+
+
+@pytest.fixture(scope="module")
+def trained_on_mixture():
+    """A Gaussian-binary RBM (sigma 0.5, 4 hidden) trained briefly by PCD on the 2D
+    mixture of datasets.gaussian_mixture (modes at (+-1.5, 0)), and its bin
+    probabilities on [-4, 4]^2."""
+    data = datasets.gaussian_mixture(2000, seed=3)
+    tr = gconfig.from_dict({"data": {"name": "mixture2d"},
+                            "model": {"kind": "gaussian", "hidden": 4, "sigma": 0.5},
+                            "training": {"method": "pcd", "epochs": 30, "batch_size": 20,
+                                         "chains": 100, "learning_rate": 0.01,
+                                         "optimizer": "adam"}}).training
+    rbm = RBM.init("gaussian", 2, 4, params_generator(1), 0.01, 0.5)
+    theta = train(rbm, tr, data, 1, SerialComm()).theta
+    model = RBM.from_theta("gaussian", theta, 2, 4, 0.5)
+    edges = np.linspace(-4.0, 4.0, 21)
+    return model, edges, _bin_probabilities(model, edges)
+
+
+def test_gibbs_and_mala_on_a_model_trained_on_the_mixture(trained_on_mixture):
+    """The trained model is bimodal with a barrier (thinning ~100-300 steps): both
+    samplers still match its exact marginal; unadjusted Langevin does not."""
+    rbm, edges, probs = trained_on_mixture
+    assert E.log_likelihood(rbm, datasets.gaussian_mixture(500, seed=4)) > -5.0
+    thin = _thin(S.gibbs_chains(rbm, 20, 4000, seed=11))
+    gibbs = S.gibbs_chains(rbm, 500, 20, thin=thin, burn_in=200, seed=1)
+    assert chi_square(gibbs, probs, edges) > P_MIN
+    thin = _thin(S.mala(rbm, 20, 4000, step=0.5, seed=11).samples)
+    mala = S.mala(rbm, 500, 20, step=0.5, thin=thin, burn_in=200, seed=1)
+    assert 0.6 < mala.acceptance < 0.99
+    assert chi_square(mala.samples, probs, edges) > P_MIN
+    ula = S.mala(rbm, 500, 20, step=0.5, thin=thin, burn_in=200, seed=1, metropolis=False)
+    assert chi_square(ula.samples, probs, edges) < P_WRONG
