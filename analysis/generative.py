@@ -55,8 +55,12 @@ class TrainingRun:
 
 
 def is_training_file(path: str) -> bool:
-    """An HDF5 file with a /model group holding a, b and W."""
+    """A regular HDF5 file with a /model group holding a, b and W. (Only regular files
+    are opened: opening a FIFO would block; everything else is left to the run-file
+    reader, which reports it.)"""
     try:
+        if not os.path.isfile(path) or not h5py.is_hdf5(path):
+            return False
         with h5py.File(path, "r", locking=False) as h5:
             return isinstance(h5.get("model"), h5py.Group) and all(
                 k in h5["model"] for k in ("a", "b", "W"))

@@ -107,3 +107,7 @@ def test_bad_input(bas_file, tmp_path, capsys):
         h5.create_group("model").create_dataset("a", data=np.zeros(2))
     assert not is_training_file(str(broken))
     assert main([str(broken)]) == 2
+    fifo = tmp_path / "fifo"                        # must not block on opening it
+    os.mkfifo(fifo)
+    assert not is_training_file(str(fifo))
+    assert main([str(fifo)]) == 2
