@@ -92,6 +92,8 @@ def test_idx_errors(mnist_like):
     tmp, images, labels = mnist_like
     with pytest.raises(D.DataError, match="no such file"):
         D.read_mnist(str(tmp / "missing.idx"))
+    with pytest.raises(D.DataError, match="not a regular file"):
+        D.read_mnist(str(tmp))
     bad = _write_idx(tmp / "bad.idx", images, magic=0x12345678)
     with pytest.raises(D.DataError, match="bad magic"):
         D.read_mnist(bad)

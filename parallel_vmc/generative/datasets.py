@@ -113,8 +113,10 @@ def gaussian_mixture(n_samples: int, seed, centers=((-1.5, 0.0), (1.5, 0.0)),
 # ------------------------------------------------------------------------------ IDX files
 def _read_bytes(path: str) -> bytes:
     """The file's content, gunzipped when it starts with gzip's magic bytes."""
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataError(f"IDX file {path}: no such file")
+    if not os.path.isfile(path):          # a directory, a FIFO (reading could block)
+        raise DataError(f"IDX file {path}: not a regular file")
     try:
         with open(path, "rb") as f:
             raw = f.read()
