@@ -447,6 +447,10 @@ def _execute(cfg, comm, args, resume) -> int:
 
 
 def cmd_info(args) -> int:
+    from .generative.gio import is_training_file
+    if is_training_file(args.run_file):
+        from .generative.command import cmd_info as training_info
+        return training_info(args)
     import h5py
     from .hdf5io import one_line
     path = args.run_file

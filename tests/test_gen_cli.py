@@ -125,6 +125,9 @@ def test_resume_continues_bit_identically(tmp_path):
     code, _, err = run_cli(["train", cfg, "-o", parts, "--quiet", "--stop-after", "3"])
     assert code == 75 and f"pvmc resume {parts}" in err
     assert model_arrays(parts)[1]["status"] == "interrupted"
+    assert run_cli(["info", "--status", parts])[1] == "interrupted\n"
+    assert run_cli(["info", "--progress", parts])[1] == "layer 0 epoch 3 mini-batch 0\n"
+    assert f"continue with: pvmc resume {parts}" in run_cli(["info", parts])[1]
     assert run_cli(["resume", parts, "--quiet", "--stop-after", "1"])[0] == 75
     assert run_cli(["resume", parts, "--quiet"])[0] == 0
     (a, attrs_a), (b, attrs_b) = model_arrays(whole), model_arrays(parts)

@@ -136,3 +136,41 @@ def _execute(session: Session, comm) -> int:
 
 
 __all__ = ["cmd_train", "cmd_resume", "EXIT_BAD_INPUT"]
+
+
+def cmd_info(args) -> int:
+    """`pvmc info TRAINING.h5` (--status, --progress): what a training file holds."""
+    import h5py
+    path = args.run_file
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            a = dict(h5.attrs)
+            hist = {k: h5["history"][k][()] for k in ("layer", "epoch")}
+            ck = dict(h5["checkpoint"].attrs) if "checkpoint" in h5 else None
+            ev = dict(h5["evaluation"].attrs) if "evaluation" in h5 else None
+            shapes = [h5["model"]["W"].shape] + [
+                h5[f"dbn/layer_{k}"]["W"].shape for k in range(1, 1 + len(h5.get("dbn", {})))]
+    except Exception as exc:  # noqa: BLE001 - any damage: one message
+        return bad_input(f"{path}: incomplete or damaged training file "
+                         f"({' '.join(str(exc).split())[:200]})")
+    status = str(a["status"])
+    where = (gio.COMPLETED if status == gio.COMPLETED else "none" if ck is None else
+             f"layer {ck['layer']} epoch {ck['epoch']} mini-batch {ck['batch']}")
+    if args.status or args.progress:
+        print(status if args.status else where)
+        return EXIT_OK
+    cfg = gconfig.from_yaml_text(str(a["config"]))
+    print(f"file          {path} (pvmc train)")
+    print(f"status        {status}")
+    print(f"created       {a['created']} on {a['hostname']}, {a['mpi_size']} rank(s), "
+          f"seed {a['seed']}")
+    print(f"model         {cfg.model.kind} RBM, layers (visible, hidden) "
+          f"{', '.join(map(str, shapes))}; data {cfg.data.name}")
+    print(f"history       {len(hist['epoch'])} rows, last epoch "
+          f"{int(hist['epoch'][-1]) if len(hist['epoch']) else 0} of "
+          f"{cfg.training.epochs}")
+    if ev is not None:
+        print("\n".join(summary_lines(ev)))
+    if ck is not None and status != gio.COMPLETED:
+        print(f"checkpoint    {where}; continue with: pvmc resume {path}")
+    return EXIT_OK
