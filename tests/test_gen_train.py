@@ -130,11 +130,18 @@ def test_short_training_on_bars_and_stripes_learns(method, opt):
     assert state.epoch == 1500 and kl < 0.5 * kl0
 
 
-def test_one_allreduce_per_mini_batch():
+@pytest.mark.parametrize("with_control", [False, True])
+def test_one_allreduce_per_mini_batch(with_control):
+    """Also with the stop flags of control.Control: they ride in the same buffer."""
+    import math
+
+    from parallel_vmc.control import Control
     comm = SerialComm()
     data = np.repeat(datasets.bars_and_stripes(2)[0], 5, axis=0)   # 30 rows
     tr = tr_section(batch_size=4, epochs=3, chains=8)
-    train.train(RBM.init("binary", 4, 3, np.random.default_rng(0)), tr, data, 1, comm)
+    control = Control(0, math.inf, None) if with_control else None
+    train.train(RBM.init("binary", 4, 3, np.random.default_rng(0)), tr, data, 1, comm,
+                control=control)
     assert comm.allreduce_calls == 3 * (30 // 4)
 
 
