@@ -242,3 +242,21 @@ def test_sigterm_stops_after_a_mini_batch_and_resume_matches(tmp_path):
     assert run_cli(["resume", parts, "--quiet"])[0] == 0
     a, b = model_arrays(whole)[0], model_arrays(parts)[0]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_final_evaluation_uses_ais_beyond_the_exact_limit(tmp_path):
+    """With evaluation.exact_limit below the model's size the file gets AIS's log Z and
+    error bar, which must agree with the exact log Z of the stored model."""
+    from parallel_vmc.generative import evaluate, gio
+    out = tmp_path / "ais.h5"
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet",
+                            "--set", "evaluation.exact_limit=1",
+                            "--set", "evaluation.ais_runs=200",
+                            "--set", "evaluation.ais_steps=300"])
+    assert code == 0, err
+    with h5py.File(out, "r") as h5:
+        ev = dict(h5["evaluation"].attrs)
+        exact = evaluate.log_z_exact(gio.read_rbm(h5["model"]))
+        assert np.all(np.isnan(h5["history"]["log_likelihood"][()]))
+    assert ev["method"] == "ais" and 0 < ev["log_z_error"] < 0.1
+    assert abs(ev["log_z"] - exact) < 4 * ev["log_z_error"] + 1e-3
