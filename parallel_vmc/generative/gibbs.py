@@ -18,7 +18,7 @@ from .model import RBM, sigmoid_scalar
 
 
 @njit(cache=True)
-def _sweeps(V, W, WT, a, b, inv_s2, sigma, binary, k, states, H):
+def sweep_kernel(V, W, WT, a, b, inv_s2, sigma, binary, k, states, H):
     """k block Gibbs sweeps of the chains V (n, n_v), in place; H (n, n_h) ends as the
     last hidden draw. W (n_v, n_h), WT its contiguous transpose; states (n, 4)."""
     n, n_v = V.shape
@@ -50,7 +50,7 @@ def sweeps(rbm: RBM, V: np.ndarray, k: int, states: np.ndarray) -> np.ndarray:
     H = np.zeros((V.shape[0], rbm.n_hidden))
     if V.shape[0] and k > 0:
         W = np.ascontiguousarray(rbm.W)
-        _sweeps(V, W, np.ascontiguousarray(W.T), rbm.a, rbm.b, rbm.inv_s2, rbm.sigma,
+        sweep_kernel(V, W, np.ascontiguousarray(W.T), rbm.a, rbm.b, rbm.inv_s2, rbm.sigma,
                 rbm.kind == "binary", int(k), states, H)
     return H
 

@@ -30,12 +30,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .. import optimizers
 from ..config import ConfigError
 from ..rng import chain_states
-from .gibbs import sweeps
-from .model import RBM, p_hidden
+from .gibbs import sweep_kernel
+from .model import RBM, sigmoid_scalar
 
 SHUFFLE_KEY = (0, 1)      # SeedSequence spawn key prefix of the epochs' row orders
 CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
@@ -121,31 +122,74 @@ def initial_state(rbm: RBM, tr, data: np.ndarray, seed: int, rank: int,
 
 # ------------------------------------------------------------------ the gradient
 
+@njit(cache=True)
+def _add_phase(V, w, b, W, inv_s2, out):
+    """out (n_v + n_h + n_v n_h + 1,) += the w-weighted sums over the rows of V (n, n_v)
+    of [v, p(h|v), v p(h|v)^T (row-major), 1]; p(h|v) from b (n_h,), W (n_v, n_h)."""
+    n, n_v = V.shape
+    n_h = W.shape[1]
+    P = V @ W                                  # BLAS; becomes p(h|v) in place
+    for r in range(n):
+        wr = w[r]
+        out[n_v + n_h + n_v * n_h] += wr
+        for j in range(n_h):
+            P[r, j] = sigmoid_scalar(b[j] + P[r, j] * inv_s2)
+            out[n_v + j] += wr * P[r, j]
+        for i in range(n_v):
+            vi = wr * V[r, i]
+            out[i] += vi
+            if vi != 0.0:                      # binary data: most pixels are 0
+                base = n_v + n_h + i * n_h
+                for j in range(n_h):
+                    out[base + j] += vi * P[r, j]
+
+
 def phase_sums(rbm: RBM, V: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Sums over the rows of V (n, n_v), each with its weight (default 1), of
     [v (n_v), p(h|v) (n_h), v p(h|v)^T (n_v n_h), 1]: one phase's statistics."""
-    P = p_hidden(rbm, V)
-    w = np.ones(V.shape[0]) if weights is None else weights
-    Vw = V * w[:, None]
-    return np.concatenate([Vw.sum(axis=0), w @ P, (Vw.T @ P).ravel(), [w.sum()]])
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    w = np.ones(V.shape[0]) if weights is None else np.ascontiguousarray(weights, float)
+    out = np.zeros(rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1)
+    _add_phase(V, w, rbm.b, np.ascontiguousarray(rbm.W), rbm.inv_s2, out)
+    return out
+
+
+@njit(cache=True)
+def _minibatch(batch, V, a, b, W, inv_s2, sigma, binary, k, states, out):
+    """One mini-batch's local work in one call: k Gibbs sweeps of the chains V, then
+    the positive sums of batch into out[:m] and the negative sums of V into out[m:2m]."""
+    m = V.shape[1] + W.shape[1] + V.shape[1] * W.shape[1] + 1
+    if k > 0 and V.shape[0] > 0:
+        H = np.zeros((V.shape[0], W.shape[1]))
+        sweep_kernel(V, W, np.ascontiguousarray(W.T), a, b, inv_s2, sigma, binary, k,
+                     states, H)
+    _add_phase(batch, np.ones(batch.shape[0]), b, W, inv_s2, out[:m])
+    _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m:2 * m])
+
+
+@njit(cache=True)
+def _gradient(positive, negative, n_v, n_h, inv_s2, out):
+    """out (n_params,) = data averages - model averages from the phases' sums, the
+    a and W entries over s2."""
+    for q in range(out.shape[0]):
+        g = positive[q] / positive[-1] - negative[q] / negative[-1]
+        out[q] = g if n_v <= q < n_v + n_h else g * inv_s2
 
 
 def loglik_gradient(rbm: RBM, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """d mean log-likelihood / d theta (n_params,) from the two phases' sums
-    (``phase_sums``): the data averages minus the model averages, over s2."""
-    mean_pos = positive[:-1] / positive[-1]
-    mean_neg = negative[:-1] / negative[-1]
-    g = mean_pos - mean_neg
-    n_v, n_h = rbm.n_visible, rbm.n_hidden
-    g[:n_v] *= rbm.inv_s2
-    g[n_v + n_h:] *= rbm.inv_s2
-    return g
+    (``phase_sums``): the data averages minus the model averages, over s2 (a, W)."""
+    out = np.empty(positive.shape[0] - 1)
+    _gradient(positive, negative, rbm.n_visible, rbm.n_hidden, rbm.inv_s2, out)
+    return out
 
 
 def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarray:
-    """The minimised loss's gradient from the Allreduced buffer [positive, negative]."""
+    """The minimised loss's gradient from the Allreduced buffer [positive, negative]:
+    -d loglik / d theta + weight_decay W."""
     half = total.shape[0] // 2
-    g = -loglik_gradient(rbm, total[:half], total[half:])
+    g = loglik_gradient(rbm, total[:half], total[half:])
+    np.negative(g, out=g)
     if weight_decay:
         g[rbm.n_visible + rbm.n_hidden:] += weight_decay * rbm.W.ravel()
     return g
@@ -153,14 +197,18 @@ def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarra
 
 # ------------------------------------------------------------------ the loop
 
-def negative_chains(rbm: RBM, tr, state: TrainState, batch: np.ndarray) -> np.ndarray:
-    """This rank's negative-phase chains after k sweeps: CD restarts them at its rows
-    of the batch, PCD advances its persistent chains (both in place of the state's
-    streams)."""
-    V = (np.array(batch, dtype=np.float64, order="C") if tr.method == "cd"
-         else state.chains)
-    sweeps(rbm, V, tr.k, state.streams)
-    return V
+def minibatch_sums(rbm: RBM, tr, state: TrainState, batch: np.ndarray,
+                   extra: int = 0) -> np.ndarray:
+    """This rank's packed sums [positive, negative, extra zeros] of one mini-batch
+    (batch: its rows, (n, n_v), C-contiguous): the negative chains are restarted at
+    the batch (CD) or are the persistent ones (PCD), advanced k sweeps in place with
+    the state's streams."""
+    V = batch.copy() if tr.method == "cd" else state.chains
+    m = rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1
+    out = np.zeros(2 * m + extra)
+    _minibatch(batch, V, rbm.a, rbm.b, rbm.W, rbm.inv_s2, rbm.sigma,
+               rbm.kind == "binary", tr.k, state.streams, out)
+    return out
 
 
 def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm,
@@ -169,20 +217,20 @@ def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm
     place. rbm_of(theta) -> RBM. control: a ``control.Control`` whose flags ride in the
     mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns the
     learning rate of the epoch's last mini-batch."""
-    order = epoch_order(seed, state.epoch, len(data))
     per_epoch = len(data) // tr.batch_size
     mine = local_slice(tr.batch_size, comm.rank, comm.size)
+    rows = epoch_order(seed, state.epoch, len(data))[:per_epoch * tr.batch_size]
+    rows = rows.reshape(per_epoch, tr.batch_size)[:, mine]      # this rank's rows
     while state.batch < per_epoch:
         t = state.batch
         if control is not None:
             control.begin_unit()
         rbm = rbm_of(state.theta)
-        batch = data[order[t * tr.batch_size:(t + 1) * tr.batch_size][mine]]
-        V = negative_chains(rbm, tr, state, batch)
-        local = np.concatenate([phase_sums(rbm, batch), phase_sums(rbm, V)])
-        n = local.shape[0]
-        if control is not None:
-            local = np.concatenate([local, control.flags()])
+        batch = data[rows[t]]
+        flags = control.flags() if control is not None else np.zeros(0)
+        local = minibatch_sums(rbm, tr, state, batch, flags.shape[0])
+        n = local.shape[0] - flags.shape[0]
+        local[n:] = flags
         total = comm.allreduce_sum(local)
         state.theta, state.opt = optimizers.update(
             tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
@@ -214,8 +262,9 @@ def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | N
         state = initial_state(rbm, tr, data, seed, comm.rank, comm.size)
     n_v, n_h = rbm.n_visible, rbm.n_hidden
 
-    def rbm_of(theta):
-        return RBM.from_theta(rbm.kind, theta, n_v, n_h, rbm.sigma)
+    def rbm_of(theta):      # views of theta (never modified: updates make new arrays)
+        return RBM(rbm.kind, theta[:n_v], theta[n_v:n_v + n_h],
+                   theta[n_v + n_h:].reshape(n_v, n_h), rbm.sigma)
 
     total_steps = tr.epochs * (len(data) // tr.batch_size)
     while state.epoch < tr.epochs:
