@@ -20,7 +20,7 @@ from .model import RBM, sigmoid_scalar
 @njit(cache=True)
 def sweep_kernel(V, W, WT, a, b, inv_s2, sigma, binary, k, states, H):
     """k block Gibbs sweeps of the chains V (n, n_v), in place; H (n, n_h) ends as the
-    last hidden draw. W (n_v, n_h), WT its contiguous transpose; states (n, 4)."""
+    last hidden draw. W (n_v, n_h), WT its transpose (C or F order); states (n, 4)."""
     n, n_v = V.shape
     n_h = W.shape[1]
     for _ in range(k):

@@ -161,7 +161,7 @@ def _minibatch(batch, V, a, b, W, inv_s2, sigma, binary, k, states, out):
     m = V.shape[1] + W.shape[1] + V.shape[1] * W.shape[1] + 1
     if k > 0 and V.shape[0] > 0:
         H = np.zeros((V.shape[0], W.shape[1]))
-        sweep_kernel(V, W, np.ascontiguousarray(W.T), a, b, inv_s2, sigma, binary, k,
+        sweep_kernel(V, W, W.T, a, b, inv_s2, sigma, binary, k,     # W.T: F-order, no copy
                      states, H)
     _add_phase(batch, np.ones(batch.shape[0]), b, W, inv_s2, out[:m])
     _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m:2 * m])
