@@ -138,6 +138,10 @@ def _load(args):
 def cmd_validate(args) -> int:
     """The config check, and every check ``run`` makes before any work (output path,
     samples per chain, memory, disk) for the rank count validate itself runs on."""
+    from .generative.gconfig import is_train_config
+    if is_train_config(args.config):
+        from .generative.command import cmd_validate as validate_training
+        return validate_training(args)
     from .config import ConfigError
     from .preflight import all_problems
     comm = _world()

@@ -260,3 +260,12 @@ def test_final_evaluation_uses_ais_beyond_the_exact_limit(tmp_path):
         assert np.all(np.isnan(h5["history"]["log_likelihood"][()]))
     assert ev["method"] == "ais" and 0 < ev["log_z_error"] < 0.1
     assert abs(ev["log_z"] - exact) < 4 * ev["log_z_error"] + 1e-3
+
+
+def test_validate_checks_train_configs_and_their_data(tmp_path):
+    code, out, err = run_cli(["validate", write_config(tmp_path, TINY)])
+    assert code == 0 and "valid train config for 1 rank(s); 6 training rows" in err
+    assert gconfig.from_yaml_text(out).model.hidden == 3
+    code, _, err = run_cli(["validate", write_config(tmp_path, TINY), "--set",
+                            "training.batch_size=7"])
+    assert code == 2 and "training.batch_size: 7 is larger than the 6" in err

@@ -174,3 +174,22 @@ def cmd_info(args) -> int:
     if ck is not None and status != gio.COMPLETED:
         print(f"checkpoint    {where}; continue with: pvmc resume {path}")
     return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    """`pvmc validate TRAIN_CONFIG`: the train config's checks, the data and the batch
+    layout for the rank count it runs on; prints the resolved config. No work."""
+    comm = _world()
+
+    def load():
+        return gconfig.load(args.config, args.overrides, args.output), None
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, _, _ = prepared
+    if comm.rank == 0:
+        print(cfg.to_yaml(), end="")
+        print(f"# {args.config}: valid train config for {comm.size} rank(s); "
+              f"{len(data)} training rows of {data.shape[1]} values", file=sys.stderr)
+    return EXIT_OK

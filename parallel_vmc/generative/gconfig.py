@@ -249,3 +249,13 @@ def stop_option(p) -> None:
                    "(SIGTERM, SIGUSR1, SIGINT) stops it after the current mini-batch")
     if not any("--quiet" in a.option_strings for a in p._actions):
         p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def is_train_config(path: str) -> bool:
+    """Does the YAML file at path look like a train config (a data section and no
+    system section)? False for anything unreadable: the VMC loader then reports it."""
+    try:
+        raw = parse_yaml(_read_config_file(path), path)
+    except ConfigError:
+        return False
+    return isinstance(raw, dict) and "data" in raw and "system" not in raw
