@@ -15,9 +15,10 @@ Layout (names below are the contract with ``analysis``)::
     /evaluation     attrs: method ("exact" | "ais" | "none"), log_z, log_z_error,
                     log_likelihood (training rows), held_out_log_likelihood, kl
                     (bars_stripes: KL(data || model)), train_seconds
-    /checkpoint     the training state after its epoch: theta, optimiser arrays,
-                    streams, chains (all ranks, in chain order); attrs layer, epoch,
-                    opt_step, method
+    /checkpoint     the training state after a mini-batch: theta, optimiser arrays
+                    (opt_velocity | opt_m, opt_v), streams, chains (all ranks, in chain
+                    order); attrs layer, epoch, batch (mini-batches done of that
+                    epoch), opt_step, train_seconds
 
 The file is small, so rank 0 writes it whole each time (model, history, checkpoint) to
 a temporary sibling and renames it over the old one: a kill at any moment leaves

@@ -19,8 +19,10 @@ Parallel layout (chosen so that R ranks reproduce one rank up to round-off):
 * a chain has a global index (CD: its position in the batch; PCD: its number) and always
   draws from the random stream of that index; rank r runs the slice
   ``r n/R .. (r+1) n/R`` of the chains;
-* per mini-batch each rank packs its positive and negative sums into one buffer and
-  joins one Allreduce; every rank then makes the same update.
+* per mini-batch each rank packs its positive and negative sums (one jitted call: the
+  Gibbs sweeps and both phases' sums) into one buffer, with the stop flags of
+  ``control.Control`` appended, and joins one Allreduce; every rank then makes the
+  same update.
 
 Only the order of the floating-point additions depends on R (each rank sums its rows,
 then the Allreduce adds the ranks), so R ranks agree with one rank to round-off.
