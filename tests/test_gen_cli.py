@@ -269,3 +269,17 @@ def test_validate_checks_train_configs_and_their_data(tmp_path):
     code, _, err = run_cli(["validate", write_config(tmp_path, TINY), "--set",
                             "training.batch_size=7"])
     assert code == 2 and "training.batch_size: 7 is larger than the 6" in err
+
+
+def test_divergence_fails_cleanly_and_is_recorded(tmp_path):
+    """Weights that blow up: exit 1 with one line and no traceback; a file written
+    before says why in its status."""
+    raw = copy.deepcopy(TINY)
+    raw["training"].update(optimizer="sgd", learning_rate=1e10, weight_decay=1e300,
+                           momentum=0.0, epochs=4)
+    raw["output"] = {"checkpoint_every": 1}
+    out = tmp_path / "d.h5"
+    code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", out, "--quiet"])
+    assert code == 1 and "non-finite" in err and "Traceback" not in err
+    if out.exists():                      # diverged after a checkpoint
+        assert model_arrays(out)[1]["status"].startswith("failed: non-finite")

@@ -11,6 +11,7 @@ from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world
 from ..config import ConfigError
 from . import gconfig, gio
 from .runner import Session, StopRequested, preflight, summary_lines
+from .train import Diverged
 
 
 def _output_problem(path: str, overwrite: bool) -> str | None:
@@ -122,6 +123,12 @@ def _execute(session: Session, comm) -> int:
                   flush=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Diverged as exc:          # seen by every rank at the same mini-batch
+        if comm.rank == 0:
+            print(f"pvmc: training failed: {exc}", file=sys.stderr, flush=True)
+            if os.path.exists(path):
+                gio.mark_failed(path, str(exc))
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - report, mark the file, stop every rank
         print(f"pvmc: rank {comm.rank}: training failed:", file=sys.stderr)

@@ -65,6 +65,11 @@ class TrainState:
     batch: int = 0
 
 
+class Diverged(RuntimeError):
+    """The statistics or the parameters stopped being finite (decided from the
+    Allreduced numbers, so on every rank at once)."""
+
+
 class Interrupted(Exception):
     """Every rank agreed to stop (a signal, the wall-time limit) after a mini-batch;
     ``state`` is consistent there and can be checkpointed."""
@@ -234,10 +239,14 @@ def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm
         n = local.shape[0] - flags.shape[0]
         local[n:] = flags
         total = comm.allreduce_sum(local)
-        state.theta, state.opt = optimizers.update(
-            tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
-            state.opt, _rate(tr, state.epoch * per_epoch + t, n_steps_total),
-            momentum=tr.momentum)
+        with np.errstate(over="ignore", invalid="ignore"):   # checked just below
+            state.theta, state.opt = optimizers.update(
+                tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
+                state.opt, _rate(tr, state.epoch * per_epoch + t, n_steps_total),
+                momentum=tr.momentum)
+        if not (np.all(np.isfinite(total[:n])) and np.all(np.isfinite(state.theta))):
+            raise Diverged(f"non-finite statistics or parameters at epoch {state.epoch + 1}"
+                           f", mini-batch {t + 1} (learning rate too large?)")
         state.batch += 1
         if control is not None:
             decision = control.decide(total[n:])
