@@ -4,7 +4,6 @@ configs that load or name the key."""
 import contextlib
 import copy
 import io
-import os
 import struct
 
 import h5py

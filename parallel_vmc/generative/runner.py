@@ -9,23 +9,22 @@ below for the training rows.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 
 import numpy as np
 
 from ..rng import params_generator
 from . import datasets, evaluate, gio
-from .model import RBM, p_hidden
 from .dbn import propagate_up
+from .model import RBM, p_hidden
 from .train import Interrupted, TrainState, check_layout, local_slice, train
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
 
 
 class StopRequested(Exception):
-    """The launch's epoch budget (--stop-after) is used up; checkpoint written."""
+    """The launch stops cleanly (--stop-after used up, a stop signal, the wall time);
+    the checkpoint is written."""
 
 
 # ------------------------------------------------------------------ data and layers
