@@ -282,3 +282,13 @@ def test_divergence_fails_cleanly_and_is_recorded(tmp_path):
     assert code == 1 and "non-finite" in err and "Traceback" not in err
     if out.exists():                      # diverged after a checkpoint
         assert model_arrays(out)[1]["status"].startswith("failed: non-finite")
+
+
+@pytest.mark.parametrize("output,named", [("", "output.path: empty"),
+                                          (".", "is a directory"),
+                                          ("FILE/sub/o.h5", "is not a directory")])
+def test_unusable_output_paths_exit_2(tmp_path, output, named):
+    (tmp_path / "FILE").write_text("x")
+    output = str(tmp_path / output) if output.startswith("FILE") else output
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", output])
+    assert code == 2 and named in err and "Traceback" not in err

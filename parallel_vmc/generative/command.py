@@ -16,13 +16,19 @@ from .train import Diverged
 
 def _output_problem(path: str, overwrite: bool) -> str | None:
     """Why the output path cannot be (re)written, or None."""
+    if not path.strip():
+        return "output.path: empty; allowed: a file name"
     if os.path.isdir(path):
         return f"output.path {path}: is a directory; give a file name"
     if os.path.exists(path) and not overwrite:
         return (f"output file {path} exists; choose another path (-o), continue it "
                 f"(pvmc resume {path}) or replace it (--overwrite)")
     parent = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(parent) and not os.access(parent, os.W_OK):
+    while not os.path.exists(parent):          # the nearest existing ancestor
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"output.path {path}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK):
         return f"output.path {path}: directory {parent} is not writable"
     return None
 
