@@ -2,6 +2,7 @@
 
     python -m analysis RUN.h5 [RUN2.h5 ...] [--json] [--plots DIR]
     python -m analysis table RUN.h5 ... --by system.omega [--json] [--plot FILE.png]
+    python -m analysis TRAIN.h5 [--json] [--plots DIR]     (pvmc train files: generative)
 
 Exit codes: 0 success; 2 bad input (missing file, not HDF5, not a run file, a damaged
 file, missing datasets or config keys, bad command line, a plot destination that cannot
@@ -26,6 +27,7 @@ from parallel_vmc import schema as S
 from parallel_vmc.schema import shell_volumes
 
 from .blocking import SHORT_BATCHES, batches_too_short
+from .generative import is_training_file
 from .plots import PlotError
 from .runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
 
@@ -708,6 +710,8 @@ def cmd_summary(argv) -> int:
             raise UsageError(f"--plots {args.plots}: exists and is not a directory")
         from .plots import require_matplotlib
         require_matplotlib()
+    if any(is_training_file(path) for path in args.files):
+        return _training_summary(args)
     series = args.series or S.LOCAL_ENERGY
     require = (S.path(S.PRODUCTION, series),) if args.series else ()
     stems = {}
@@ -740,6 +744,36 @@ def cmd_summary(argv) -> int:
             for path in r.get("plots", []):
                 print(f"wrote {path}")
         print("\n".join(lines), end="\n" if lines else "")
+    return EXIT_OK
+
+
+def _training_summary(args) -> int:
+    """Training files of ``pvmc train`` (a /model group): report, JSON, plots."""
+    from .generative import (format_training_report, read_training, training_plots,
+                             training_report)
+    others = [p for p in args.files if not is_training_file(p)]
+    if others:
+        raise UsageError(f"{others[0]} is not a training file; analyse training files "
+                         "and VMC run files in separate calls")
+    runs = [read_training(path) for path in args.files]
+    if args.plots:
+        if len({r.name for r in runs}) < len(runs):
+            raise UsageError("two training files have the same name; their plots would "
+                             "overwrite each other")
+        _probe_directory(args.plots, f"--plots {args.plots}")
+    reports = []
+    for run in runs:
+        report = training_report(run)
+        if args.plots:
+            report["plots"] = training_plots(run, args.plots, seed=args.seed or 0)
+        reports.append(report)
+    if args.json:
+        print(json.dumps(_clean(reports[0] if len(reports) == 1 else reports), indent=2))
+        return EXIT_OK
+    print("\n\n".join(format_training_report(r) for r in reports))
+    for r in reports:
+        for path in r.get("plots", []):
+            print(f"wrote {path}")
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""`pvmc run | resume | validate | info | bench`.
+"""`pvmc run | resume | validate | info | bench | train`.
 
 Exit codes (job scripts test them):
 
@@ -73,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(nothing to do if it is completed); otherwise start it")
     _run_options(p)
 
-    p = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    p = sub.add_parser("resume", help="continue an interrupted run (or training) from "
+                       "its checkpoint")
     p.add_argument("run_file", help="HDF5 file of the run (its config is stored in it)")
     _run_options(p)
+    from .generative.gconfig import add_train_parser, stop_option
+    stop_option(p)
 
     p = sub.add_parser("validate", help="check a config and print it resolved; no work")
     _config_args(p)
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--srun-option", action="store_true",
                    help="print only srun's --mpi option for this library (nothing "
                    "when unknown), for job scripts")
+
+    add_train_parser(sub)
 
     from .bench import add_arguments
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
@@ -133,6 +138,10 @@ def _load(args):
 def cmd_validate(args) -> int:
     """The config check, and every check ``run`` makes before any work (output path,
     samples per chain, memory, disk) for the rank count validate itself runs on."""
+    from .generative.gconfig import is_train_config
+    if is_train_config(args.config):
+        from .generative.command import cmd_validate as validate_training
+        return validate_training(args)
     from .config import ConfigError
     from .preflight import all_problems
     comm = _world()
@@ -234,6 +243,10 @@ def _nothing_done(path: str) -> bool:
 
 
 def cmd_resume(args) -> int:
+    from .generative.gio import is_training_file
+    if is_training_file(args.run_file):
+        from .generative.command import cmd_resume as resume_training
+        return resume_training(args)
     from .config import ConfigError, config_from_yaml_text
     from .preflight import resources_problem, samples_problem
     comm = _world()
@@ -438,6 +451,10 @@ def _execute(cfg, comm, args, resume) -> int:
 
 
 def cmd_info(args) -> int:
+    from .generative.gio import is_training_file
+    if is_training_file(args.run_file):
+        from .generative.command import cmd_info as training_info
+        return training_info(args)
     import h5py
     from .hdf5io import one_line
     path = args.run_file
@@ -575,10 +592,15 @@ def _print_info(path, h5) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args) -> int:
+    from .generative.command import cmd_train
+    return cmd_train(args)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
-               "info": cmd_info, "mpi": cmd_mpi}.get(args.command)
+               "info": cmd_info, "mpi": cmd_mpi, "train": _cmd_train}.get(args.command)
     if handler is None:
         from .bench import cmd_bench
         handler = cmd_bench

@@ -1,0 +1,208 @@
+"""`pvmc train CONFIG` and `pvmc resume TRAINING.h5`: checks before any work, then the
+run on every rank, with the exit codes of ``cli.py`` (0 done, 1 failed, 2 bad input,
+75 stopped with a checkpoint)."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world, bad_input
+from ..config import ConfigError
+from . import gconfig, gio
+from .runner import Session, StopRequested, preflight, summary_lines
+from .train import Diverged
+
+
+def _output_problem(path: str, overwrite: bool) -> str | None:
+    """Why the output path cannot be (re)written, or None."""
+    if not path.strip():
+        return "output.path: empty; allowed: a file name"
+    if os.path.isdir(path):
+        return f"output.path {path}: is a directory; give a file name"
+    if os.path.exists(path) and not overwrite:
+        return (f"output file {path} exists; choose another path (-o), continue it "
+                f"(pvmc resume {path}) or replace it (--overwrite)")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):          # the nearest existing ancestor
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"output.path {path}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK):
+        return f"output.path {path}: directory {parent} is not writable"
+    return None
+
+
+def _prepare(comm, load):
+    """Every rank: (cfg, data, held) from load(), with problems found on rank 0 first
+    (files) and on every rank (data) reported once; (None, exit code) on bad input."""
+    problem = None
+    try:
+        cfg, extra = load()
+        data, held = preflight(cfg, comm.size)
+    except ConfigError as exc:
+        problem = str(exc)
+    problem = comm.bcast(problem)
+    if problem:
+        return None, bad_input(problem, comm.rank)
+    return (cfg, data, held, extra), None
+
+
+def _stop_problem(args) -> str | None:
+    """Why --stop-after or --max-walltime is wrong, or None."""
+    from ..cli import _check_walltime
+    if args.stop_after is not None and args.stop_after < 1:
+        return f"--stop-after: {args.stop_after} is out of range; allowed: integer >= 1"
+    try:
+        _check_walltime(args.max_walltime)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _walltime(args) -> float | None:
+    from ..config import walltime_seconds
+    return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
+
+
+def cmd_train(args) -> int:
+    comm = _world()
+    problem = _stop_problem(args)
+    if problem:
+        return bad_input(problem, comm.rank)
+
+    def load():
+        cfg = gconfig.load(args.config, args.overrides, args.output)
+        if comm.rank == 0:
+            problem = _output_problem(cfg.output.path, args.overwrite)
+            if problem:
+                raise ConfigError(problem)
+        return cfg, None
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, held, _ = prepared
+    if comm.rank == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
+    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                            max_walltime=_walltime(args)), comm)
+
+
+def cmd_resume(args) -> int:
+    """Continue the training file args.run_file from its checkpoint."""
+    comm = _world()
+    path = args.run_file
+    problem = _stop_problem(args)
+    if problem:
+        return bad_input(problem, comm.rank)
+
+    def load():
+        try:
+            payload = gio.read_resumable(path)
+        except gio.TrainFileError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg = gconfig.from_yaml_text(payload["config"], f"{path} (stored config)")
+        return cfg.replace_output(path), payload
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, held, payload = prepared
+    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                            resume=payload, max_walltime=_walltime(args)), comm)
+
+
+def _execute(session: Session, comm) -> int:
+    """Run the session on every rank; the exit code."""
+    path = session.cfg.output.path
+    try:
+        layers = session.run()
+        if comm.rank == 0:
+            evaluation = session.finish(layers)
+            if session.progress:
+                print("\n".join(summary_lines(evaluation)), flush=True)
+                print(f"train: wrote {path}", flush=True)
+    except StopRequested as exc:
+        if comm.rank == 0:
+            print(f"pvmc: {exc}; continue with: pvmc resume {path}", file=sys.stderr,
+                  flush=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Diverged as exc:          # seen by every rank at the same mini-batch
+        if comm.rank == 0:
+            print(f"pvmc: training failed: {exc}", file=sys.stderr, flush=True)
+            if os.path.exists(path):
+                gio.mark_failed(path, str(exc))
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - report, mark the file, stop every rank
+        print(f"pvmc: rank {comm.rank}: training failed:", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        if comm.rank == 0 and os.path.exists(path):
+            gio.mark_failed(path, f"{type(exc).__name__}: {exc}")
+        if comm.size > 1:
+            comm.abort(EXIT_FAILED)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+__all__ = ["cmd_train", "cmd_resume", "EXIT_BAD_INPUT"]
+
+
+def cmd_info(args) -> int:
+    """`pvmc info TRAINING.h5` (--status, --progress): what a training file holds."""
+    import h5py
+    path = args.run_file
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            a = dict(h5.attrs)
+            hist = {k: h5["history"][k][()] for k in ("layer", "epoch")}
+            ck = dict(h5["checkpoint"].attrs) if "checkpoint" in h5 else None
+            ev = dict(h5["evaluation"].attrs) if "evaluation" in h5 else None
+            shapes = [h5["model"]["W"].shape] + [
+                h5[f"dbn/layer_{k}"]["W"].shape for k in range(1, 1 + len(h5.get("dbn", {})))]
+    except Exception as exc:  # noqa: BLE001 - any damage: one message
+        return bad_input(f"{path}: incomplete or damaged training file "
+                         f"({' '.join(str(exc).split())[:200]})")
+    status = str(a["status"])
+    where = (gio.COMPLETED if status == gio.COMPLETED else "none" if ck is None else
+             f"layer {ck['layer']} epoch {ck['epoch']} mini-batch {ck['batch']}")
+    if args.status or args.progress:
+        print(status if args.status else where)
+        return EXIT_OK
+    cfg = gconfig.from_yaml_text(str(a["config"]))
+    print(f"file          {path} (pvmc train)")
+    print(f"status        {status}")
+    print(f"created       {a['created']} on {a['hostname']}, {a['mpi_size']} rank(s), "
+          f"seed {a['seed']}")
+    print(f"model         {cfg.model.kind} RBM, layers (visible, hidden) "
+          f"{', '.join(map(str, shapes))}; data {cfg.data.name}")
+    print(f"history       {len(hist['epoch'])} rows, last epoch "
+          f"{int(hist['epoch'][-1]) if len(hist['epoch']) else 0} of "
+          f"{cfg.training.epochs}")
+    if ev is not None:
+        print("\n".join(summary_lines(ev)))
+    if ck is not None and status != gio.COMPLETED:
+        print(f"checkpoint    {where}; continue with: pvmc resume {path}")
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    """`pvmc validate TRAIN_CONFIG`: the train config's checks, the data and the batch
+    layout for the rank count it runs on; prints the resolved config. No work."""
+    comm = _world()
+
+    def load():
+        return gconfig.load(args.config, args.overrides, args.output), None
+
+    prepared, code = _prepare(comm, load)
+    if prepared is None:
+        return code
+    cfg, data, _, _ = prepared
+    if comm.rank == 0:
+        print(cfg.to_yaml(), end="")
+        print(f"# {args.config}: valid train config for {comm.size} rank(s); "
+              f"{len(data)} training rows of {data.shape[1]} values", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,285 @@
+"""One ``pvmc train`` run: data, the layers' training, history, checkpoints, evaluation.
+
+Every rank loads the same data (the data sets are generated or read from one file)
+and trains on its slice of each mini-batch (``train.py``); rank 0 evaluates, prints
+the progress lines and writes the file (``gio.py``). A deep belief net trains its
+layers one after the other, each on the hidden probabilities p(h | v) of the layer
+below for the training rows.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..rng import params_generator
+from . import datasets, evaluate, gio
+from .dbn import propagate_up
+from .model import RBM, p_hidden
+from .train import Interrupted, TrainState, check_layout, local_slice, train
+
+LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
+
+
+class StopRequested(Exception):
+    """The launch stops cleanly (--stop-after used up, a stop signal, the wall time);
+    the checkpoint is written."""
+
+
+# ------------------------------------------------------------------ data and layers
+
+def load_data(cfg) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training rows, held-out rows or None) as (n, n_v) float64; DataError (exit 2)
+    naming what is wrong."""
+    d = cfg.data
+    if d.name == "bars_stripes":
+        patterns, probs = datasets.bars_and_stripes(d.size)
+        data = patterns if d.samples is None else datasets.sample_patterns(
+            patterns, probs, d.samples, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4)))
+    elif d.name == "digits":
+        data, _ = datasets.digits(d.threshold)
+    elif d.name == "mixture2d":
+        data = datasets.gaussian_mixture(d.samples or 2000,
+                                         np.random.SeedSequence(cfg.seed, spawn_key=(0, 4)))
+    else:
+        data, _ = datasets.read_mnist(d.path, None, d.threshold)
+        data = data[:d.limit] if d.limit else data
+    data = datasets.check_data(data, binary=cfg.model.kind == "binary", name=f"data "
+                               f"{d.name}")
+    if d.held_out > 0:
+        return datasets.split(data, d.held_out, np.random.SeedSequence(cfg.seed,
+                                                                       spawn_key=(0, 5)))
+    return data, None
+
+
+def layer_sizes(cfg) -> list:
+    return [cfg.model.hidden] + list(cfg.dbn_layers)
+
+
+def layer_seed(seed: int, layer: int) -> int:
+    """The root seed of layer `layer` (the run's seed for the bottom one)."""
+    if layer == 0:
+        return seed
+    state = np.random.SeedSequence(seed, spawn_key=LAYER_SEED_KEY + (layer,))
+    return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def new_layer(cfg, layer: int, n_v: int) -> RBM:
+    """The initial RBM of a layer (binary above the bottom one)."""
+    kind = cfg.model.kind if layer == 0 else "binary"
+    return RBM.init(kind, n_v, layer_sizes(cfg)[layer],
+                    params_generator(layer_seed(cfg.seed, layer)),
+                    cfg.model.init_scale, cfg.model.sigma)
+
+
+def preflight(cfg, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load and check the data and the batch / chain layout for `size` ranks before
+    any work; ConfigError (DataError, TrainError) naming the problem."""
+    data, held = load_data(cfg)
+    check_layout(cfg.training, len(data), size)
+    return data, held
+
+
+# ------------------------------------------------------------------ evaluation
+
+def history_row(rbm: RBM, V: np.ndarray, cfg, layer: int, epoch: int, lr: float,
+                wall: float) -> dict:
+    """One history row of an RBM on its evaluation rows V."""
+    ll = math.nan
+    if min(rbm.n_visible, rbm.n_hidden) <= cfg.evaluation.exact_limit and (
+            rbm.kind == "binary" or rbm.n_hidden <= cfg.evaluation.exact_limit):
+        ll = evaluate.log_likelihood(rbm, V)
+    pl = math.nan
+    if rbm.kind == "binary":
+        rng = (None if V.shape[1] <= 100 else
+               np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch))))
+        pl = evaluate.pseudo_likelihood(rbm, V, rng)
+    return {"layer": layer, "epoch": epoch, "reconstruction_error":
+            evaluate.reconstruction_error(rbm, V), "pseudo_likelihood": pl,
+            "log_likelihood": ll, "learning_rate": lr, "wall_time": wall}
+
+
+def final_evaluation(rbm: RBM, cfg, data: np.ndarray, held: np.ndarray | None,
+                     seconds: float) -> dict:
+    """The /evaluation attributes of the bottom RBM: exact log Z when enumerable,
+    else AIS with its error; KL(data || model) for bars-and-stripes."""
+    limit = cfg.evaluation.exact_limit
+    side = rbm.n_hidden if rbm.kind == "gaussian" else min(rbm.n_visible, rbm.n_hidden)
+    if side <= limit:
+        method, log_z, err = "exact", evaluate.log_z_exact(rbm), 0.0
+    else:
+        res = evaluate.ais_log_z(rbm, cfg.evaluation.ais_runs, cfg.evaluation.ais_steps,
+                                 data=data, seed=np.random.SeedSequence(cfg.seed,
+                                                                        spawn_key=(0, 7)))
+        method, log_z, err = "ais", res.log_z, res.error
+    out = {"method": method, "log_z": log_z, "log_z_error": err,
+           "log_likelihood": evaluate.log_likelihood(rbm, data, log_z),
+           "held_out_log_likelihood": (math.nan if held is None else
+                                       evaluate.log_likelihood(rbm, held, log_z)),
+           "kl": math.nan, "train_seconds": seconds}
+    if cfg.data.name == "bars_stripes":
+        patterns, probs = datasets.bars_and_stripes(cfg.data.size)
+        out["kl"] = evaluate.kl_divergence(rbm, patterns, probs, log_z)
+    return out
+
+
+def progress_line(row: dict, epochs: int, n_layers: int) -> str:
+    layer = f"layer {int(row['layer'])} " if n_layers > 1 else ""
+    ll = row["log_likelihood"]
+    return (f"train: {layer}epoch {int(row['epoch'])}/{epochs}  recon "
+            f"{row['reconstruction_error']:.4f}  pseudo-LL {row['pseudo_likelihood']:.4f}"
+            + ("" if math.isnan(ll) else f"  LL {ll:.4f}")
+            + f"  lr {row['learning_rate']:.3g}  {row['wall_time']:.1f} s")
+
+
+# ------------------------------------------------------------------ the run
+
+class Session:
+    """A training run on one communicator, new or resumed (resume: the payload of
+    ``gio.read_resumable``). stop_after: epochs this launch may train before it stops,
+    checkpointed (None: no limit); max_walltime: seconds this launch may run. A stop
+    signal (SIGTERM, SIGUSR1, SIGINT) or the wall time stops every rank after the same
+    mini-batch, checkpointed (``control.Control`` flags in its one Allreduce)."""
+
+    def __init__(self, cfg, comm, data, held, progress=True, stop_after=None,
+                 resume=None, max_walltime=None):
+        from ..control import Control
+        self.cfg, self.comm, self.data, self.held = cfg, comm, data, held
+        self.control = Control(comm.rank, math.inf, max_walltime)
+        self.progress = progress and comm.rank == 0
+        self.stop_after, self.trained = stop_after, 0
+        self.n_layers = len(layer_sizes(cfg))
+        self.history = {name: [] for name in gio.HISTORY_FIELDS}
+        self.attrs = gio.root_attrs(cfg, comm.size)
+        self.layers, self.seconds, self.resume = [], 0.0, resume
+        if resume is not None:
+            self.attrs.update(created=resume["attrs"]["created"])
+            self.history = {k: list(v) for k, v in resume["history"].items()}
+            self.seconds = float(resume["checkpoint"]["attrs"]["train_seconds"])
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.seconds + time.perf_counter() - self.t0
+
+    def _resumed_state(self):
+        """(start layer, TrainState of it or None) from the resume payload."""
+        if self.resume is None:
+            return 0, None
+        ck = self.resume["checkpoint"]
+        layer, tr = int(ck["attrs"]["layer"]), self.cfg.training
+        self.layers = self.resume["layers"][:layer]
+        from .train import n_streams
+        mine = local_slice(n_streams(tr), self.comm.rank, self.comm.size)
+        opt = {k[4:]: ck[k] for k in ck if k.startswith("opt_")}
+        opt["step"] = int(ck["attrs"]["opt_step"])
+        chains = (np.ascontiguousarray(ck["chains"][mine]) if tr.method == "pcd"
+                  else None)
+        state = TrainState(np.array(ck["theta"], dtype=np.float64), opt,
+                           int(ck["attrs"]["epoch"]),
+                           np.ascontiguousarray(ck["streams"][mine]), chains,
+                           int(ck["attrs"]["batch"]))
+        return layer, state
+
+    def run(self) -> list:
+        """Train every layer; returns the RBMs (bottom first). Raises StopRequested
+        when the launch's epoch budget ends first."""
+        start, state = self._resumed_state()
+        V = propagate_up(self.layers, self.data, start)
+        self.control.install()
+        try:
+            return self._layers(start, state, V)
+        finally:
+            self.control.uninstall()
+
+    def _layers(self, start, state, V) -> list:
+        for layer in range(start, self.n_layers):
+            rbm = new_layer(self.cfg, layer, V.shape[1])
+            if state is not None:
+                rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
+                                     rbm.sigma)
+            try:
+                state = train(rbm, self.cfg.training, V, layer_seed(self.cfg.seed, layer),
+                              self.comm, state, self._after_epoch(rbm, layer, V),
+                              self.control)
+            except Interrupted as exc:
+                self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
+                raise StopRequested(f"{exc} at layer {layer}, epoch {exc.state.epoch}, "
+                                    f"mini-batch {exc.state.batch}") from None
+            self.layers.append(self._rbm(rbm, state.theta))
+            if layer + 1 < self.n_layers:
+                V = p_hidden(self.layers[layer], V)
+                state = None
+        return self.layers
+
+    @staticmethod
+    def _rbm(like: RBM, theta) -> RBM:
+        return RBM.from_theta(like.kind, theta, like.n_visible, like.n_hidden, like.sigma)
+
+    def _after_epoch(self, like: RBM, layer: int, V: np.ndarray):
+        cfg, epochs = self.cfg, self.cfg.training.epochs
+
+        def after(state: TrainState, lr: float) -> None:
+            self.trained += 1
+            last = state.epoch == epochs
+            if self.comm.rank == 0 and (state.epoch % cfg.evaluation.every == 0 or last):
+                row = history_row(self._rbm(like, state.theta), V, cfg, layer,
+                                  state.epoch, lr, self.elapsed())
+                for k, v in row.items():
+                    self.history[k].append(v)
+                if self.progress:
+                    print(progress_line(row, epochs, self.n_layers), flush=True)
+            every = cfg.output.checkpoint_every
+            stop = (self.stop_after is not None and self.trained >= self.stop_after
+                    and not (last and layer + 1 == self.n_layers))
+            if last or stop or (every and state.epoch % every == 0):
+                self.checkpoint(like, layer, state, gio.INTERRUPTED if stop else None)
+            if stop:
+                raise StopRequested(f"stopped after {self.trained} epoch(s) of this "
+                                    f"launch at layer {layer}, epoch {state.epoch}")
+        return after
+
+    def checkpoint(self, like: RBM, layer: int, state: TrainState, status=None) -> None:
+        """Gather the state to rank 0 and write the file (collective)."""
+        begin = time.perf_counter()
+        streams = self.comm.gather_rows(state.streams)
+        chains = None if state.chains is None else self.comm.gather_rows(state.chains)
+        if self.comm.rank != 0:
+            return
+        ck = {"theta": state.theta, "streams": streams,
+              "attrs": {"layer": layer, "epoch": state.epoch, "batch": state.batch,
+                        "train_seconds":
+                        self.elapsed(), "opt_step": int(state.opt["step"])}}
+        ck.update({f"opt_{k}": v for k, v in state.opt.items() if k != "step"})
+        if chains is not None:
+            ck["chains"] = chains
+        self.write(self.layers[:layer] + [self._rbm(like, state.theta)], None, ck, status)
+        self.control.checkpoint_written(time.perf_counter() - begin)
+
+    def write(self, layers, evaluation, checkpoint, status=None) -> None:
+        """Rank 0: the whole file, atomically."""
+        attrs = dict(self.attrs, status=status or gio.RUNNING, mpi_size=self.comm.size)
+        gio.write(self.cfg.output.path, attrs, layers, self.history, evaluation,
+                  checkpoint)
+
+    def finish(self, layers) -> dict:
+        """Rank 0: the final evaluation of the bottom RBM, the completed file."""
+        evaluation = final_evaluation(layers[0], self.cfg, self.data, self.held,
+                                      self.elapsed())
+        self.write(layers, evaluation, None, gio.COMPLETED)
+        return evaluation
+
+
+def summary_lines(evaluation: dict) -> list:
+    """The end-of-run lines of an evaluation."""
+    e = evaluation
+    lines = [f"train: log Z {e['log_z']:.4f}" + (f" +- {e['log_z_error']:.4f} (AIS)"
+                                                 if e["method"] == "ais" else " (exact)"),
+             f"train: mean log-likelihood {e['log_likelihood']:.4f} (training rows)"]
+    if not math.isnan(e["held_out_log_likelihood"]):
+        lines.append(f"train: mean log-likelihood {e['held_out_log_likelihood']:.4f} "
+                     "(held-out rows)")
+    if not math.isnan(e["kl"]):
+        lines.append(f"train: KL(data || model) {e['kl']:.4f} nats")
+    lines.append(f"train: training time {e['train_seconds']:.1f} s")
+    return lines

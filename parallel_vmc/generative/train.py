@@ -1,0 +1,289 @@
+"""Training an RBM on data by CD-k or PCD, data-parallel over MPI ranks.
+
+Log-likelihood gradient (mean over the data, ascent direction), with ``ph = p(h | v)``
+(the hidden units summed out exactly in both phases) and ``s2 = sigma^2`` (1 for binary):
+
+    d/dW = (<v ph^T>_data - <v ph^T>_model) / s2
+    d/da = (<v>_data - <v>_model) / s2,        d/db = <ph>_data - <ph>_model
+
+The model averages come from block Gibbs chains (``gibbs.py``): CD-k restarts one chain
+at each row of the mini-batch and runs k sweeps; PCD keeps ``chains`` persistent chains
+and advances them k sweeps per mini-batch. The optimisers of ``optimizers.py`` minimise
+the loss ``-log-likelihood + weight_decay/2 |W|^2``.
+
+Parallel layout (chosen so that R ranks reproduce one rank up to round-off):
+
+* every epoch's order of the rows is one permutation from the root seed (the same on
+  every rank); mini-batch t is rows ``order[t B : (t+1) B]`` (the last partial batch is
+  dropped), and rank r takes the contiguous slice ``r B/R .. (r+1) B/R`` of it;
+* a chain has a global index (CD: its position in the batch; PCD: its number) and always
+  draws from the random stream of that index; rank r runs the slice
+  ``r n/R .. (r+1) n/R`` of the chains;
+* per mini-batch each rank packs its positive and negative sums (one jitted call: the
+  Gibbs sweeps and both phases' sums) into one buffer, with the stop flags of
+  ``control.Control`` appended, and joins one Allreduce; every rank then makes the
+  same update.
+
+Only the order of the floating-point additions depends on R (each rank sums its rows,
+then the Allreduce adds the ranks), so R ranks agree with one rank to round-off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .. import optimizers
+from ..config import ConfigError
+from ..rng import chain_states
+from .gibbs import sweep_kernel
+from .model import RBM, sigmoid_scalar
+
+SHUFFLE_KEY = (0, 1)      # SeedSequence spawn key prefix of the epochs' row orders
+CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
+
+
+class TrainError(ConfigError):
+    """The training set-up does not fit (batch or chains vs ranks, batch vs data); a
+    ConfigError, so ``pvmc train`` exits with code 2 naming the key."""
+
+
+@dataclass
+class TrainState:
+    """Everything that evolves during training (what a checkpoint holds).
+
+    theta (n_params,); opt: optimiser state; epoch: epochs done; streams (n_local, 4):
+    this rank's chain streams; chains (n_local, n_v): this rank's persistent chains
+    (PCD; None for CD); batch: mini-batches done of the current epoch."""
+
+    theta: np.ndarray
+    opt: dict
+    epoch: int
+    streams: np.ndarray
+    chains: np.ndarray | None
+    batch: int = 0
+
+
+class Diverged(RuntimeError):
+    """The statistics or the parameters stopped being finite (decided from the
+    Allreduced numbers, so on every rank at once)."""
+
+
+class Interrupted(Exception):
+    """Every rank agreed to stop (a signal, the wall-time limit) after a mini-batch;
+    ``state`` is consistent there and can be checkpointed."""
+
+    def __init__(self, reason: str, state: TrainState | None = None):
+        super().__init__(reason)
+        self.state = state
+
+
+def local_slice(n: int, rank: int, size: int) -> slice:
+    """Rank's contiguous share of n items (n a multiple of size)."""
+    per = n // size
+    return slice(rank * per, (rank + 1) * per)
+
+
+def check_layout(tr, n_rows: int, size: int) -> None:
+    """TrainError naming the key unless the batch and chain counts fit the data and the
+    rank count (tr: the training section)."""
+    if tr.batch_size > n_rows:
+        raise TrainError(f"training.batch_size: {tr.batch_size} is larger than the "
+                         f"{n_rows} training rows; allowed: 1 .. {n_rows}")
+    if tr.batch_size % size:
+        raise TrainError(f"training.batch_size: {tr.batch_size} is not a multiple of the "
+                         f"{size} ranks; allowed: a multiple of {size}")
+    if tr.method == "pcd" and tr.chains % size:
+        raise TrainError(f"training.chains: {tr.chains} is not a multiple of the {size} "
+                         f"ranks; allowed: a multiple of {size}")
+
+
+def n_streams(tr) -> int:
+    """Global chain count: one per batch position (CD) or per persistent chain (PCD)."""
+    return tr.batch_size if tr.method == "cd" else tr.chains
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The row order of epoch (0-based): a permutation of n, the same on every rank."""
+    ss = np.random.SeedSequence(seed, spawn_key=SHUFFLE_KEY + (epoch,))
+    return np.random.default_rng(ss).permutation(n)
+
+
+def initial_state(rbm: RBM, tr, data: np.ndarray, seed: int, rank: int,
+                  size: int) -> TrainState:
+    """Fresh state: the RBM's theta, a new optimiser, this rank's streams and (PCD) its
+    persistent chains, started at data rows chosen from the seed."""
+    n = n_streams(tr)
+    part = local_slice(n, rank, size)
+    streams = chain_states(seed, part.start, part.stop - part.start)
+    chains = None
+    if tr.method == "pcd":
+        ss = np.random.SeedSequence(seed, spawn_key=CHAIN_START_KEY)
+        rows = np.random.default_rng(ss).integers(0, len(data), size=n)
+        chains = np.ascontiguousarray(data[rows[part]], dtype=np.float64)
+    theta = rbm.theta()
+    return TrainState(theta, optimizers.initial_state(tr.optimizer, theta.size), 0,
+                      streams, chains)
+
+
+# ------------------------------------------------------------------ the gradient
+
+@njit(cache=True)
+def _add_phase(V, w, b, W, inv_s2, out):
+    """out (n_v + n_h + n_v n_h + 1,) += the w-weighted sums over the rows of V (n, n_v)
+    of [v, p(h|v), v p(h|v)^T (row-major), 1]; p(h|v) from b (n_h,), W (n_v, n_h)."""
+    n, n_v = V.shape
+    n_h = W.shape[1]
+    P = V @ W                                  # BLAS; becomes p(h|v) in place
+    for r in range(n):
+        wr = w[r]
+        out[n_v + n_h + n_v * n_h] += wr
+        for j in range(n_h):
+            P[r, j] = sigmoid_scalar(b[j] + P[r, j] * inv_s2)
+            out[n_v + j] += wr * P[r, j]
+        for i in range(n_v):
+            vi = wr * V[r, i]
+            out[i] += vi
+            if vi != 0.0:                      # binary data: most pixels are 0
+                base = n_v + n_h + i * n_h
+                for j in range(n_h):
+                    out[base + j] += vi * P[r, j]
+
+
+def phase_sums(rbm: RBM, V: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Sums over the rows of V (n, n_v), each with its weight (default 1), of
+    [v (n_v), p(h|v) (n_h), v p(h|v)^T (n_v n_h), 1]: one phase's statistics."""
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    w = np.ones(V.shape[0]) if weights is None else np.ascontiguousarray(weights, float)
+    out = np.zeros(rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1)
+    _add_phase(V, w, rbm.b, np.ascontiguousarray(rbm.W), rbm.inv_s2, out)
+    return out
+
+
+@njit(cache=True)
+def _minibatch(batch, V, a, b, W, inv_s2, sigma, binary, k, states, out):
+    """One mini-batch's local work in one call: k Gibbs sweeps of the chains V, then
+    the positive sums of batch into out[:m] and the negative sums of V into out[m:2m]."""
+    m = V.shape[1] + W.shape[1] + V.shape[1] * W.shape[1] + 1
+    if k > 0 and V.shape[0] > 0:
+        H = np.zeros((V.shape[0], W.shape[1]))
+        sweep_kernel(V, W, W.T, a, b, inv_s2, sigma, binary, k,     # W.T: F-order, no copy
+                     states, H)
+    _add_phase(batch, np.ones(batch.shape[0]), b, W, inv_s2, out[:m])
+    _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m:2 * m])
+
+
+@njit(cache=True)
+def _gradient(positive, negative, n_v, n_h, inv_s2, out):
+    """out (n_params,) = data averages - model averages from the phases' sums, the
+    a and W entries over s2."""
+    for q in range(out.shape[0]):
+        g = positive[q] / positive[-1] - negative[q] / negative[-1]
+        out[q] = g if n_v <= q < n_v + n_h else g * inv_s2
+
+
+def loglik_gradient(rbm: RBM, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """d mean log-likelihood / d theta (n_params,) from the two phases' sums
+    (``phase_sums``): the data averages minus the model averages, over s2 (a, W)."""
+    out = np.empty(positive.shape[0] - 1)
+    _gradient(positive, negative, rbm.n_visible, rbm.n_hidden, rbm.inv_s2, out)
+    return out
+
+
+def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarray:
+    """The minimised loss's gradient from the Allreduced buffer [positive, negative]:
+    -d loglik / d theta + weight_decay W."""
+    half = total.shape[0] // 2
+    g = loglik_gradient(rbm, total[:half], total[half:])
+    np.negative(g, out=g)
+    if weight_decay:
+        g[rbm.n_visible + rbm.n_hidden:] += weight_decay * rbm.W.ravel()
+    return g
+
+
+# ------------------------------------------------------------------ the loop
+
+def minibatch_sums(rbm: RBM, tr, state: TrainState, batch: np.ndarray,
+                   extra: int = 0) -> np.ndarray:
+    """This rank's packed sums [positive, negative, extra zeros] of one mini-batch
+    (batch: its rows, (n, n_v), C-contiguous): the negative chains are restarted at
+    the batch (CD) or are the persistent ones (PCD), advanced k sweeps in place with
+    the state's streams."""
+    V = batch.copy() if tr.method == "cd" else state.chains
+    m = rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1
+    out = np.zeros(2 * m + extra)
+    _minibatch(batch, V, rbm.a, rbm.b, rbm.W, rbm.inv_s2, rbm.sigma,
+               rbm.kind == "binary", tr.k, state.streams, out)
+    return out
+
+
+def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm,
+                n_steps_total: int, control=None) -> float:
+    """The rest of the current epoch's mini-batches (from state.batch); updates state in
+    place. rbm_of(theta) -> RBM. control: a ``control.Control`` whose flags ride in the
+    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns the
+    learning rate of the epoch's last mini-batch."""
+    per_epoch = len(data) // tr.batch_size
+    mine = local_slice(tr.batch_size, comm.rank, comm.size)
+    rows = epoch_order(seed, state.epoch, len(data))[:per_epoch * tr.batch_size]
+    rows = rows.reshape(per_epoch, tr.batch_size)[:, mine]      # this rank's rows
+    while state.batch < per_epoch:
+        t = state.batch
+        if control is not None:
+            control.begin_unit()
+        rbm = rbm_of(state.theta)
+        batch = data[rows[t]]
+        flags = control.flags() if control is not None else np.zeros(0)
+        local = minibatch_sums(rbm, tr, state, batch, flags.shape[0])
+        n = local.shape[0] - flags.shape[0]
+        local[n:] = flags
+        total = comm.allreduce_sum(local)
+        with np.errstate(over="ignore", invalid="ignore"):   # checked just below
+            state.theta, state.opt = optimizers.update(
+                tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
+                state.opt, _rate(tr, state.epoch * per_epoch + t, n_steps_total),
+                momentum=tr.momentum)
+        if not (np.all(np.isfinite(total[:n])) and np.all(np.isfinite(state.theta))):
+            raise Diverged(f"non-finite statistics or parameters at epoch {state.epoch + 1}"
+                           f", mini-batch {t + 1} (learning rate too large?)")
+        state.batch += 1
+        if control is not None:
+            decision = control.decide(total[n:])
+            if decision.stop:
+                raise Interrupted(f"stopped by {decision.stop}")
+    state.epoch, state.batch = state.epoch + 1, 0
+    return _rate(tr, state.epoch * per_epoch - 1, n_steps_total)
+
+
+def _rate(tr, step: int, n_steps_total: int) -> float:
+    """The scheduled learning rate of mini-batch `step` (0-based) of the whole run."""
+    return optimizers.scheduled_rate(tr.schedule, tr.learning_rate, step, n_steps_total,
+                                     tr.lr_final_fraction)
+
+
+def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | None = None,
+          after_epoch=None, control=None) -> TrainState:
+    """Train rbm's parameters (kind, shape, sigma from rbm) on data (n, n_v) for
+    tr.epochs epochs from state (None: a fresh start). after_epoch(state, lr) is called
+    after every epoch (history, checkpoints, progress); it may raise to stop. control:
+    see ``train_epoch``; its Interrupted carries the state."""
+    check_layout(tr, len(data), comm.size)
+    if state is None:
+        state = initial_state(rbm, tr, data, seed, comm.rank, comm.size)
+    n_v, n_h = rbm.n_visible, rbm.n_hidden
+
+    def rbm_of(theta):      # views of theta (never modified: updates make new arrays)
+        return RBM(rbm.kind, theta[:n_v], theta[n_v:n_v + n_h],
+                   theta[n_v + n_h:].reshape(n_v, n_h), rbm.sigma)
+
+    total_steps = tr.epochs * (len(data) // tr.batch_size)
+    while state.epoch < tr.epochs:
+        try:
+            lr = train_epoch(rbm_of, tr, state, data, seed, comm, total_steps, control)
+        except Interrupted as exc:
+            exc.state = state
+            raise
+        if after_epoch is not None:
+            after_epoch(state, lr)
+    return state

@@ -1,0 +1,294 @@
+"""`pvmc train` and `pvmc resume` of training files: the HDF5 file, bad input (exit 2
+naming the key or file, nothing written or lost), bit-identical resume, and fuzzed
+configs that load or name the key."""
+import contextlib
+import copy
+import io
+import struct
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parallel_vmc.cli import main
+from parallel_vmc.config import ConfigError
+from parallel_vmc.generative import gconfig
+
+TINY = {"data": {"name": "bars_stripes", "size": 2},
+        "model": {"hidden": 3},
+        "training": {"method": "pcd", "k": 2, "batch_size": 2, "epochs": 6, "chains": 4,
+                     "optimizer": "adam", "learning_rate": 0.05},
+        "output": {"checkpoint_every": 2},
+        "seed": 3}
+
+
+def run_cli(argv):
+    """pvmc in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:          # argparse
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def write_config(tmp_path, raw, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def model_arrays(path):
+    with h5py.File(path, "r") as h5:
+        return {k: h5["model"][k][()] for k in ("a", "b", "W")}, dict(h5.attrs)
+
+
+def test_train_writes_model_history_and_evaluation(tmp_path):
+    out = tmp_path / "t.h5"
+    code, stdout, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out])
+    assert code == 0, err
+    assert "epoch 6/6" in stdout and "KL(data || model)" in stdout
+    with h5py.File(out, "r") as h5:
+        assert h5.attrs["status"] == "completed" and h5.attrs["run_type"] == "train"
+        assert h5["model"]["W"].shape == (4, 3) and h5["model"].attrs["kind"] == "binary"
+        assert h5["model"].attrs["sigma"] == 1.0
+        assert list(h5["history"]["epoch"][()]) == [1, 2, 3, 4, 5, 6]
+        assert np.all(np.isfinite(h5["history"]["log_likelihood"][()]))
+        ev = h5["evaluation"].attrs
+        assert ev["method"] == "exact" and ev["kl"] > 0
+        assert gconfig.from_yaml_text(h5.attrs["config"]).training.k == 2
+
+
+def test_existing_output_is_never_overwritten(tmp_path):
+    out = tmp_path / "t.h5"
+    out.write_bytes(b"precious")
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet"])
+    assert code == 2 and "exists" in err and out.read_bytes() == b"precious"
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet",
+                            "--overwrite"])
+    assert code == 0, err
+
+
+def write_idx(path, array, magic):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">I", magic))
+        fh.write(struct.pack(f">{array.ndim}I", *array.shape))
+        fh.write(array.astype(">u1").tobytes())
+
+
+def test_trains_on_a_small_idx_file(tmp_path):
+    images = (np.random.default_rng(0).random((20, 3, 3)) < 0.5) * 255
+    write_idx(tmp_path / "img.idx", images, 0x803)
+    raw = copy.deepcopy(TINY)
+    raw["data"] = {"name": "idx", "path": str(tmp_path / "img.idx"), "limit": 12}
+    raw["training"].update(batch_size=4)
+    code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", tmp_path / "o.h5",
+                            "--quiet"])
+    assert code == 0, err
+    assert model_arrays(tmp_path / "o.h5")[0]["W"].shape == (9, 3)
+
+
+@pytest.mark.parametrize("change,named", [
+    ({"training": {"k": 0}}, "training.k: 0 is out of range"),
+    ({"data": {"name": "idx", "path": "/nonexistent/x.idx"}}, "/nonexistent/x.idx"),
+    ({"data": {"name": "mixture2d"}}, "binary model needs 0/1 data"),
+    ({"data": {"name": "idx", "path": "LABELS"}}, "magic number"),
+    ({"training": {"batch_size": 100}}, "training.batch_size: 100 is larger"),
+    ({"model": {"kind": "gaussian"}, "dbn": {"layers": [2]}}, "dbn.layers"),
+    ({"dbn": {"layers": [0]}}, "dbn.layers[0]: 0 is out of range"),
+    ({"model": {"hiden": 3}}, "model.hiden: unknown key"),
+    ({"data": {"path": "x"}}, "data.path: used only with data.name idx"),
+])
+def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, change, named):
+    write_idx(tmp_path / "labels.idx", np.arange(5), 0x801)     # 1D: not images
+    raw = copy.deepcopy(TINY)
+    for section, keys in change.items():
+        keys = {k: (str(tmp_path / "labels.idx") if v == "LABELS" else v)
+                for k, v in keys.items()}
+        raw[section] = {**raw.get(section, {}), **keys}
+    out = tmp_path / "o.h5"
+    code, stdout, err = run_cli(["train", write_config(tmp_path, raw), "-o", out])
+    assert code == 2 and named in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and stdout == ""
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
+    assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
+    code, _, err = run_cli(["train", cfg, "-o", parts, "--quiet", "--stop-after", "3"])
+    assert code == 75 and f"pvmc resume {parts}" in err
+    assert model_arrays(parts)[1]["status"] == "interrupted"
+    assert run_cli(["info", "--status", parts])[1] == "interrupted\n"
+    assert run_cli(["info", "--progress", parts])[1] == "layer 0 epoch 3 mini-batch 0\n"
+    assert f"continue with: pvmc resume {parts}" in run_cli(["info", parts])[1]
+    assert run_cli(["resume", parts, "--quiet", "--stop-after", "1"])[0] == 75
+    assert run_cli(["resume", parts, "--quiet"])[0] == 0
+    (a, attrs_a), (b, attrs_b) = model_arrays(whole), model_arrays(parts)
+    assert attrs_b["status"] == "completed"
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    with h5py.File(whole, "r") as h1, h5py.File(parts, "r") as h2:
+        for name in ("epoch", "log_likelihood", "pseudo_likelihood"):
+            assert np.array_equal(h1["history"][name][()], h2["history"][name][()])
+    code, _, err = run_cli(["resume", parts])
+    assert code == 2 and "already completed" in err
+
+
+def test_resume_of_a_deep_belief_net_between_layers(tmp_path):
+    raw = copy.deepcopy(TINY)
+    raw["dbn"] = {"layers": [2]}
+    cfg = write_config(tmp_path, raw)
+    whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
+    assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
+    assert run_cli(["train", cfg, "-o", parts, "--quiet", "--stop-after", "8"])[0] == 75
+    assert run_cli(["resume", parts, "--quiet"])[0] == 0
+    with h5py.File(whole, "r") as h1, h5py.File(parts, "r") as h2:
+        for group in ("model", "dbn/layer_1"):
+            assert np.array_equal(h1[group]["W"][()], h2[group]["W"][()])
+
+
+# --------------------------------------------------------------------------- fuzzing
+FUZZ = dict(deadline=None, derandomize=True, database=None,
+            suppress_health_check=[HealthCheck.too_slow])
+KEYS = [(s, k) for s in gconfig.SPEC for k in gconfig.SPEC[s]] + [("dbn", "layers"),
+                                                                   ("seed", None)]
+NAMES = {f"{s}.{k}" for s, k in KEYS if k} | set(gconfig.SECTIONS)
+ODD = [0, -1, 1.5, -0.0, float("nan"), float("inf"), 10**30, True, None, "", "x", "yes",
+       [], [1, 0], [1, -2], {}, {"a": 1}, "1e-3", 2**63]
+
+
+@st.composite
+def mutated(draw):
+    raw = copy.deepcopy(TINY)
+    for _ in range(draw(st.integers(1, 3))):
+        section, key = draw(st.sampled_from(KEYS))
+        value = draw(st.one_of(st.sampled_from(ODD), st.integers(), st.text(max_size=6)))
+        if section == "seed":
+            raw["seed"] = value
+        elif draw(st.booleans()) and draw(st.booleans()):
+            raw[section] = value                          # a section that is not a map
+        else:
+            target = raw.setdefault(section, {})
+            if isinstance(target, dict):
+                target[draw(st.sampled_from([key, key, "zz"]))] = value
+    return raw
+
+
+def names_something(message):
+    subject = message.partition(": ")[0]
+    return (subject in NAMES or subject.split(".")[0] in NAMES
+            or subject.split("[")[0] in NAMES or subject.startswith(("config", "data ")))
+
+
+@settings(max_examples=150, **FUZZ)
+@given(raw=mutated())
+def test_fuzzed_configs_load_or_name_the_key(raw):
+    try:
+        cfg = gconfig.from_dict(raw)
+    except ConfigError as exc:
+        assert len(str(exc).splitlines()) == 1 and names_something(str(exc)), str(exc)
+        return
+    assert gconfig.from_yaml_text(cfg.to_yaml()) == cfg
+
+
+@settings(max_examples=12, **FUZZ)
+@given(raw=mutated())
+def test_fuzzed_cli_runs_complete_or_exit_2(raw, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    if isinstance(raw.get("training"), dict):   # keep the runs that do start short
+        raw["training"]["epochs"] = 1
+        raw["training"].pop("k", None)
+    code, _, err = run_cli(["train", write_config(tmp, raw), "-o", tmp / "o.h5",
+                            "--quiet"])
+    assert code in (0, 2), err
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and not (tmp / "o.h5").exists()
+
+
+def test_sigterm_stops_after_a_mini_batch_and_resume_matches(tmp_path):
+    """A stop signal mid-run: exit 75, checkpoint at a mini-batch (maybe mid-epoch);
+    resumed, the result equals the uninterrupted run's bit for bit."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import pvmc_argv, subprocess_env
+    raw = copy.deepcopy(TINY)
+    raw["data"]["size"] = 3
+    raw["model"]["hidden"] = 8
+    raw["training"].update(epochs=600, batch_size=7, chains=50, k=5)
+    raw["output"] = {"checkpoint_every": 50}
+    cfg = write_config(tmp_path, raw)
+    whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
+    assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
+    proc = subprocess.Popen(pvmc_argv(1, "train", cfg, "-o", parts, "--quiet"),
+                            env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not parts.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err
+    assert "stopped by SIGTERM" in err
+    assert model_arrays(parts)[1]["status"] == "interrupted"
+    assert run_cli(["resume", parts, "--quiet"])[0] == 0
+    a, b = model_arrays(whole)[0], model_arrays(parts)[0]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_final_evaluation_uses_ais_beyond_the_exact_limit(tmp_path):
+    """With evaluation.exact_limit below the model's size the file gets AIS's log Z and
+    error bar, which must agree with the exact log Z of the stored model."""
+    from parallel_vmc.generative import evaluate, gio
+    out = tmp_path / "ais.h5"
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet",
+                            "--set", "evaluation.exact_limit=1",
+                            "--set", "evaluation.ais_runs=200",
+                            "--set", "evaluation.ais_steps=300"])
+    assert code == 0, err
+    with h5py.File(out, "r") as h5:
+        ev = dict(h5["evaluation"].attrs)
+        exact = evaluate.log_z_exact(gio.read_rbm(h5["model"]))
+        assert np.all(np.isnan(h5["history"]["log_likelihood"][()]))
+    assert ev["method"] == "ais" and 0 < ev["log_z_error"] < 0.1
+    assert abs(ev["log_z"] - exact) < 4 * ev["log_z_error"] + 1e-3
+
+
+def test_validate_checks_train_configs_and_their_data(tmp_path):
+    code, out, err = run_cli(["validate", write_config(tmp_path, TINY)])
+    assert code == 0 and "valid train config for 1 rank(s); 6 training rows" in err
+    assert gconfig.from_yaml_text(out).model.hidden == 3
+    code, _, err = run_cli(["validate", write_config(tmp_path, TINY), "--set",
+                            "training.batch_size=7"])
+    assert code == 2 and "training.batch_size: 7 is larger than the 6" in err
+
+
+def test_divergence_fails_cleanly_and_is_recorded(tmp_path):
+    """Weights that blow up: exit 1 with one line and no traceback; a file written
+    before says why in its status."""
+    raw = copy.deepcopy(TINY)
+    raw["training"].update(optimizer="sgd", learning_rate=1e10, weight_decay=1e300,
+                           momentum=0.0, epochs=4)
+    raw["output"] = {"checkpoint_every": 1}
+    out = tmp_path / "d.h5"
+    code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", out, "--quiet"])
+    assert code == 1 and "non-finite" in err and "Traceback" not in err
+    if out.exists():                      # diverged after a checkpoint
+        assert model_arrays(out)[1]["status"].startswith("failed: non-finite")
+
+
+@pytest.mark.parametrize("output,named", [("", "output.path: empty"),
+                                          (".", "is a directory"),
+                                          ("FILE/sub/o.h5", "is not a directory")])
+def test_unusable_output_paths_exit_2(tmp_path, output, named):
+    (tmp_path / "FILE").write_text("x")
+    output = str(tmp_path / output) if output.startswith("FILE") else output
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", output])
+    assert code == 2 and named in err and "Traceback" not in err
