@@ -119,12 +119,14 @@ def init_positions(X, rng, width, D=1, hard_core=0.0):
 def langevin_log_green(log_q, dx, g_old, g_new, step, D):
     """log_q plus ln G(x|x')/G(x'|x) of the Langevin proposal x' = x + dx with
     G(x'|x) ~ exp(-|x' - x - step grad ln psi(x)|^2 / (2 step)); g_old, g_new: the
-    gradients at x and x' (D,)."""
+    gradients at x and x' (D,). The sum is scaled once, not divided per coordinate:
+    divisions on the path to the acceptance test cost ~10 ns each (pvmc bench)."""
+    t = 0.0
     for d in range(D):
         fwd = dx[d] - step * g_old[d]
         bwd = dx[d] + step * g_new[d]
-        log_q += (fwd * fwd - bwd * bwd) / (2.0 * step)
-    return log_q
+        t += fwd * fwd - bwd * bwd
+    return log_q + t * (0.5 / step)
 
 
 @njit(cache=True, inline="always")

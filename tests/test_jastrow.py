@@ -152,9 +152,9 @@ def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
 @pytest.mark.parametrize("law", ["pade", "hard_sphere"])
 def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
     """The pair part's distance and slope tables after 2000 committed moves, half of
-    them Metropolis-style (slopes left stale) and half with the proposal's gradient,
-    equal a table rebuilt from the final positions; so do the drift and the kinetic
-    energy read from them."""
+    them Metropolis-style (slopes computed at the commit) and half with the proposal's
+    gradient, equal the tables rebuilt from the final positions (the distances, and
+    the drift read from the slopes)."""
     from numba import njit
     from parallel_vmc.wavefunction import pair_jastrow as pj
     P, D = 5, 2

@@ -292,9 +292,10 @@ def log_psi(theta, prm, x, D):
 # proposal's u'(r'_pq)/r'_pq (P). A move then computes P-1 distances instead of
 # 2(P-1), and the drift at x costs no square root and no division. A cached distance
 # is the very number a fresh computation gives (same operands, same order), so the
-# table changes no result. Only the drift of importance sampling reads the slope table:
-# a commit without the proposal's slopes (Metropolis) marks it stale (last slot, 1.0)
-# instead of paying P-1 divisions, and the next drift rebuilds it.
+# table changes no result. A commit without the proposal's slopes (Metropolis) computes
+# them after the acceptance, off the move's critical path. (Marking the table stale
+# instead cost importance sampling more: the branch that rebuilt it kept numba's
+# reference counts on every move, +35 ns for P = 2.)
 
 @njit(cache=True, inline="always")
 def _table(prm, D):
@@ -322,23 +323,22 @@ def _proposed_slopes(prm, D):
 
 @njit(cache=True, inline="always")
 def new_cache(prm, D):
-    """Per-walker cache (D + 2 P^2 + 2 P + 1,): see above; empty without the part (prm
+    """Per-walker cache (D + 2 P^2 + 2 P,): see above; empty without the part (prm
     None: the kernel still allocates every part's cache)."""
     if prm is None:
         return np.empty(0)
-    return np.empty(D + 2 * prm.n_particles * (prm.n_particles + 1) + 1)
+    return np.empty(D + 2 * prm.n_particles * (prm.n_particles + 1))
 
 
 @njit(cache=True, inline="always")
 def _rebuild_slopes(theta, prm, cache, D):
-    """The u'(r)/r table from the distance table; no longer stale."""
+    """The u'(r)/r table from the distance table."""
     P = prm.n_particles
     rt, ft = _table(prm, D), _slope_table(prm, D)
     for p in range(P):
         for q in range(p + 1, P):
             fr, _ = pair_slopes(theta, prm, p, q, cache[rt + p * P + q])
             cache[ft + p * P + q] = cache[ft + q * P + p] = fr
-    cache[cache.shape[0] - 1] = 0.0
 
 
 @njit(cache=True, inline="always")
@@ -382,8 +382,6 @@ def add_gradient(theta, prm, cache, x, p, D, out):
     """Add nabla_p J at the current position to out (D,), from the slope table (so this
     may come before or after ``move_ratio``)."""
     P = prm.n_particles
-    if cache[cache.shape[0] - 1] != 0.0:
-        _rebuild_slopes(theta, prm, cache, D)
     ft = _slope_table(prm, D) + p * P
     for q in range(P):
         if q == p:
@@ -410,19 +408,21 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
 
 @njit(cache=True, inline="always")
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
-    """Take the proposal's distances into the table (row and column p), and its slopes
-    if ``add_proposed_gradient`` computed them; else the slope table is now stale."""
+    """Take the proposal's distances and slopes into the tables (row and column p);
+    the slopes are computed here unless ``add_proposed_gradient`` did."""
     P = prm.n_particles
     rt, rn = _table(prm, D), _proposed(prm, D)
     ft, fn = _slope_table(prm, D), _proposed_slopes(prm, D)
     for q in range(P):
         if q == p:
             continue
-        cache[rt + p * P + q] = cache[rt + q * P + p] = cache[rn + q]
+        r = cache[rn + q]
         if proposed_gradient_done:
-            cache[ft + p * P + q] = cache[ft + q * P + p] = cache[fn + q]
-    if not proposed_gradient_done:
-        cache[cache.shape[0] - 1] = 1.0
+            fr = cache[fn + q]
+        else:
+            fr, _ = pair_slopes(theta, prm, p, q, r)
+        cache[rt + p * P + q] = cache[rt + q * P + p] = r
+        cache[ft + p * P + q] = cache[ft + q * P + p] = fr
 
 
 @njit(cache=True, inline="always")

@@ -30,10 +30,10 @@ variance ``2 c / sigma_i^2 + 2 delta_i`` per coordinate; both start at 0. It add
 
 It lives here (not in a part of its own) because it is the RBM's Gaussian; without it
 (``width_offset`` -1) every branch below is skipped and the arithmetic is unchanged. Cache per walker
-(``new_cache``, (6, N)): rows ``u``, ``exp(u)`` and ``s`` of the current position, and
-the same three of the last proposed move. Moving one particle changes ``u`` by O(D*N),
+(``new_cache``, (8, N)): rows ``u``, ``exp(u)``, ``s`` and ``1/(1+exp(u))`` of the current
+position, and the same four of the last proposed move. Moving one particle changes ``u`` by O(D*N),
 and the hidden factor of the ratio, ``prod_j (1 + exp(u'_j)) / (1 + exp(u_j))``, costs
-one exponential per unit.
+one exponential per unit and no division (the reciprocals are kept).
 
 The operations follow the part contract of ``compose.py``; as the first part, the RBM
 sets the gradient and Laplacian outputs that the other parts add to.
@@ -63,7 +63,8 @@ class RBMParams(NamedTuple):
     width_offset: int    # [delta_xy, delta_z] = theta[width_offset:+2]; -1: fixed widths
 
 
-U, EU, S, UN, EUN, SN = range(6)      # rows of the cache
+U, EU, S, UN, EUN, SN, R, RN = range(8)   # rows of the cache (see new_cache)
+SATURATED = 1e300   # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
 def psi_exponent(psi: str) -> float:
@@ -108,9 +109,21 @@ def blocks(n_visible: int, n_hidden: int) -> tuple:
 @njit(cache=True, inline="always")
 def sigmoid_from_exp(e):
     """sigmoid(u) from e = exp(u), exact also when e overflowed to inf."""
-    if e < 1e300:
+    if e < SATURATED:
         return e / (1.0 + e)
     return 1.0
+
+
+@njit(cache=True, inline="always")
+def inverse_and_sigmoid(cache, row_e, row_r, row_s, j):
+    """From e = cache[row_e, j] = exp(u_j): 1 / (1 + e) into cache[row_r, j] and the
+    sigmoid e / (1 + e) into cache[row_s, j], with one division and no branch (e
+    clamped to SATURATED, where both are exact: 1e-300 and 1.0). The reciprocal turns
+    the next move's hidden ratio (1 + e') / (1 + e) into a product."""
+    e = min(cache[row_e, j], SATURATED)
+    inv = 1.0 / (1.0 + e)
+    cache[row_r, j] = inv
+    cache[row_s, j] = e * inv
 
 
 @njit(cache=True)
@@ -225,8 +238,9 @@ def log_psi(theta, prm, x, D):
 
 @njit(cache=True, inline="always")
 def new_cache(prm, D):
-    """Per-walker cache (6, N): rows U, EU, S of the position, UN, EUN, SN of a move."""
-    return np.empty((6, prm.n_hidden))
+    """Per-walker cache (8, N): rows U (u), EU (exp u), S (sigmoid u), R (1 / (1 +
+    exp u)) of the position, and UN, EUN, SN, RN the same of a proposed move."""
+    return np.empty((8, prm.n_hidden))
 
 
 @njit(cache=True, inline="always")
@@ -235,7 +249,7 @@ def refresh(theta, prm, cache, x):
     hidden_preactivations(theta, prm, x, cache, U)
     for j in range(prm.n_hidden):
         cache[EU, j] = np.exp(cache[U, j])
-        cache[S, j] = sigmoid_from_exp(cache[EU, j])
+        inverse_and_sigmoid(cache, EU, R, S, j)
 
 
 @njit(cache=True, inline="always")
@@ -263,7 +277,7 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
             du += step * weight(theta, prm, p * D + d, j)
         cache[UN, j] = cache[U, j] + du * inv_s2
         cache[EUN, j] = np.exp(cache[UN, j])
-        ratio *= (1.0 + cache[EUN, j]) / (1.0 + cache[EU, j])
+        ratio *= (1.0 + cache[EUN, j]) * cache[R, j]   # no division on this path
     if c != 0.5:
         ratio = ratio ** (2.0 * c)
     return log_q, ratio
@@ -285,7 +299,7 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """d ln psi / d x_p at the proposed position x_p + dx into out (D,); call after
     ``move_ratio`` (it fills s' of the proposal, which ``commit`` may then reuse)."""
     for j in range(prm.n_hidden):
-        cache[SN, j] = sigmoid_from_exp(cache[EUN, j])
+        inverse_and_sigmoid(cache, EUN, RN, SN, j)
     for d in range(D):
         i = p * D + d
         g, _ = coordinate_slopes(theta, prm, cache, SN, i, x[i] + dx[d])
@@ -299,10 +313,12 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
     caller). proposed_gradient_done: s' is already filled."""
     for j in range(prm.n_hidden):
+        if not proposed_gradient_done:
+            inverse_and_sigmoid(cache, EUN, RN, SN, j)
         cache[U, j] = cache[UN, j]
         cache[EU, j] = cache[EUN, j]
-        cache[S, j] = (cache[SN, j] if proposed_gradient_done
-                       else sigmoid_from_exp(cache[EUN, j]))
+        cache[S, j] = cache[SN, j]
+        cache[R, j] = cache[RN, j]
 
 
 @njit(cache=True, inline="always")
