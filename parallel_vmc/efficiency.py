@@ -16,7 +16,10 @@ ranks, with the config's observables. Each repeat gives
   where the local energy has a heavy tail (2D without a Jastrow factor).
 
 Printed per sampler: the mean of each figure over the repeats with its standard error
-(spread over the repeats / sqrt(repeats)).
+(spread over the repeats / sqrt(repeats)), the mean energy (the samplers must agree),
+and the production kernel's ns per move without and with the observables, from
+alternating runs of ``--moves`` moves (medians), with the importance / Metropolis
+ratio of the cost of a move.
 """
 from __future__ import annotations
 
@@ -90,27 +93,82 @@ def _one_repeat(comm, sampler, theta, walkers, n_sweeps, layout, every) -> Repea
                   tau, error, 1.0 / (error ** 2 * seconds), n / (tau * seconds))
 
 
-def measure(args, comm, cfg, say) -> list:
-    """[(sampler name, step, acceptance, [Repeat, ...])] for every sampler of
-    ``args.samplers`` that cfg allows (the others are named with the reason)."""
+class Setup(NamedTuple):
+    """One sampler ready to produce: its name, config, parameters, Sampler, Walkers, the
+    sweeps per chain of a repeat, the observables' layout (None: off) and the
+    acceptance of its thermalisation."""
+
+    name: str
+    cfg: object
+    theta: np.ndarray
+    sampler: object
+    walkers: object
+    n_sweeps: int
+    layout: object
+    acceptance: float
+
+
+def prepare(args, comm, cfg, say) -> list:
+    """A thermalised, step-tuned :class:`Setup` for every sampler of ``args.samplers``
+    that cfg allows (the others are named with the reason)."""
     from . import bench
     usable, refused = sampler_configs(cfg, args.samplers)
     for name, why in refused:
         say(f"{name}: not measured ({why})")
-    rows = []
+    setups = []
     for name, c in usable:
         fermion = bench._fermion_setup(c, False, False)
         theta, sampler, walkers = bench._setup(args, comm, c, fermion)
         n_sweeps = sweeps_per_chain(args.samples, comm.size * args.walkers)
-        layout = (observables.Layout.from_config(c.production, sampler.system, n_sweeps)
-                  if c.production.observables else None)
-        sampler.produce(theta, walkers, 2, False)                  # compile, warm up
+        layout = observables.Layout.from_config(c.production, sampler.system, n_sweeps)
+        sampler.produce(theta, walkers, 2, False, layout.zeros(), layout.spec(), 0,
+                        n_sweeps)                                  # compile, warm up
         acceptance = sampler.thermalize(theta, walkers, c.sampler.thermalization, comm)
-        repeats = [_one_repeat(comm, sampler, theta, walkers, n_sweeps, layout,
-                               c.production.observables_every)
-                   for _ in range(args.repeats)]
-        rows.append((name, sampler.step, acceptance, repeats))
-    return rows
+        setups.append(Setup(name, c, theta, sampler, walkers, n_sweeps,
+                            layout if c.production.observables else None, acceptance))
+    return setups
+
+
+def measure(args, comm, setups) -> list:
+    """[(sampler name, step, acceptance, [Repeat, ...])] of the prepared samplers."""
+    return [(u.name, u.sampler.step, u.acceptance,
+             [_one_repeat(comm, u.sampler, u.theta, u.walkers, u.n_sweeps, u.layout,
+                          u.cfg.production.observables_every)
+              for _ in range(args.repeats)]) for u in setups]
+
+
+def kernel_costs(args, comm, setups) -> dict:
+    """{name: (ns/move without observables, with them)}: medians of --repeats runs of
+    --moves moves per rank, the samplers and both variants alternating, so that a slow
+    spell of the machine hits all of them alike."""
+    from . import bench
+    from . import kernels as K
+    times = {u.name: ([], []) for u in setups}
+    for _ in range(args.repeats):
+        for u in setups:
+            P = u.sampler.system.particles
+            sweeps = max(1, int(args.moves / (P * args.walkers)))
+            layout = observables.Layout.from_config(u.cfg.production, u.sampler.system,
+                                                    sweeps)
+            for k, lay in enumerate((None, layout)):
+                comm.barrier()
+                seconds = bench._time_kernel(u.sampler, u.theta, u.walkers, sweeps,
+                                             K.PRODUCE, lay)
+                times[u.name][k].append(1e9 * seconds / (sweeps * P * args.walkers))
+    return {name: (statistics.median(a), statistics.median(b))
+            for name, (a, b) in times.items()}
+
+
+def cost_lines(costs: dict) -> list:
+    """The printed lines of :func:`kernel_costs` (rank 0)."""
+    lines = ["production kernel, ns per move (median of alternating runs of --moves):"]
+    for name, (bare, with_obs) in costs.items():
+        lines.append(f"  {name:<11} {bare:8.1f}   with observables {with_obs:8.1f} "
+                     f"({100 * (with_obs / bare - 1):+.1f} %)")
+    if "metropolis" in costs and "importance" in costs:
+        lines.append(f"  importance / metropolis move: "
+                     f"{costs['importance'][0] / costs['metropolis'][0]:.2f}")
+    return lines
 
 
 def _mean_error(values) -> str:
@@ -147,8 +205,10 @@ def run(args, comm, cfg, say) -> int:
         f"D={cfg.system.dimensions} H={cfg.wavefunction.hidden}, {comm.size} rank(s) x "
         f"{args.walkers} walkers, {samples} samples per repeat, observables "
         f"{'on' if cfg.production.observables else 'off'}")
-    rows = measure(args, comm, cfg, say)
+    setups = prepare(args, comm, cfg, say)
+    rows = measure(args, comm, setups)
+    costs = kernel_costs(args, comm, setups)
     if comm.rank == 0:
-        for line in table(rows, samples):
+        for line in table(rows, samples) + cost_lines(costs):
             say(line)
     return 0

@@ -5,6 +5,7 @@ import argparse
 import pathlib
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,7 +65,7 @@ def test_sweeps_per_chain_cover_the_samples():
 
 def test_efficiency_run_prints_every_sampler_and_gibbs_draws_are_independent():
     res = pvmc("bench", CONFIGS / "quickstart.yaml", "--efficiency", "--samples", "65536",
-               "--repeats", "2", "--walkers", "8")
+               "--repeats", "2", "--walkers", "8", "--moves", "2e4")
     assert res.returncode == 0, res.stderr
     rows = {}
     for line in res.stdout.splitlines():
@@ -78,3 +79,14 @@ def test_efficiency_run_prints_every_sampler_and_gibbs_draws_are_independent():
         assert ns > 0 and tau > 0 and kappa > 0 and ess > 0
     assert rows["gibbs"][2] == pytest.approx(1.0, abs=0.1)
     assert rows["metropolis"][2] > rows["gibbs"][2]     # local moves: correlated
+    energies = re.findall(r"(metropolis|importance|gibbs)\s+E = ([\d.]+) \+- ([\d.]+)",
+                          res.stdout)
+    assert len(energies) == 3
+    exact = 2.0 + (np.pi / 2) ** 0.5      # a = b = 0, |W| <= 0.005: the Gaussian ground state
+    for _, e, err in energies:            # with Coulomb, <1/r12> = sqrt(pi/2); 0.01:
+        assert abs(float(e) - exact) < 5 * float(err) + 0.01   # <1/r12^2> diverges in 2D,
+    # so E_L's blocking error is only indicative
+    costs = re.findall(r"^\s+(metropolis|importance|gibbs)\s+([\d.]+)\s+with observables\s+"
+                       r"([\d.]+)", res.stdout, re.M)
+    assert len(costs) == 3 and all(float(a) > 0 and float(b) > 0 for _, a, b in costs)
+    assert "importance / metropolis move:" in res.stdout
