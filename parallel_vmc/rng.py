@@ -114,22 +114,6 @@ ZIG_R, _, ZIG_X, ZIG_F = ziggurat_tables()
 ZIG_INNER = ZIG_X[1:] / ZIG_X[:-1]    # |u| below this: inside layer i's sure part
 
 
-@njit(cache=True)
-def _normal_slow(s, i, u, x):
-    """The rare branches of ``normal``: the tail beyond r (layer 0, Marsaglia's
-    exponential method) or the wedge of layer i between X[i+1] and X[i]; returns
-    NaN when the draw is rejected (the caller draws again)."""
-    if i == 0:
-        while True:
-            t = -np.log(1.0 - uniform(s)) / ZIG_R
-            y = -np.log(1.0 - uniform(s))
-            if 2.0 * y > t * t:
-                return ZIG_R + t if u > 0.0 else -ZIG_R - t
-    if ZIG_F[i + 1] + uniform(s) * (ZIG_F[i] - ZIG_F[i + 1]) < np.exp(-0.5 * x * x):
-        return x
-    return np.nan
-
-
 @njit(cache=True, inline="always")
 def normal(s):
     """Standard normal deviate by the ziggurat method (see ``ziggurat_tables``)."""
@@ -140,8 +124,16 @@ def normal(s):
         x = u * ZIG_X[i]
         if abs(u) < ZIG_INNER[i]:
             return x
-        x = _normal_slow(s, i, u, x)
-        if x == x:
+        # the rare branches, written out (as a function call they kept numba's
+        # reference counts on the stream in the move loop: +13 ns per Langevin move)
+        if i == 0:        # the tail beyond r: Marsaglia's exponential method
+            while True:
+                t = -np.log(1.0 - uniform(s)) / ZIG_R
+                y = -np.log(1.0 - uniform(s))
+                if 2.0 * y > t * t:
+                    return ZIG_R + t if u > 0.0 else -ZIG_R - t
+        # the wedge of layer i between X[i+1] and X[i]: under f, or draw again
+        if ZIG_F[i + 1] + uniform(s) * (ZIG_F[i] - ZIG_F[i + 1]) < np.exp(-0.5 * x * x):
             return x
 
 
