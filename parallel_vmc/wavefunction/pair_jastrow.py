@@ -37,15 +37,23 @@ The operations follow the part contract of ``compose.py``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from ..system import distance, pair_distance
 
 N_PAIR_KINDS = 2       # antiparallel, parallel
+
+# Inlining the pair laws' overloads makes numba's SSA pass print a "pedantic" internal
+# warning per compiled kernel (variables of the inlined overloads "not in scope"); the
+# compiled code is right (the parts' tests check it against ln psi), and a user
+# compiling a kernel should not see pages of it.
+warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
 
 
 class PadeParams(NamedTuple):
