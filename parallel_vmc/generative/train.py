@@ -162,15 +162,27 @@ def phase_sums(rbm: RBM, V: np.ndarray, weights: np.ndarray | None = None) -> np
 
 
 @njit(cache=True)
-def _minibatch(batch, V, a, b, W, inv_s2, sigma, binary, k, states, out):
-    """One mini-batch's local work in one call: k Gibbs sweeps of the chains V, then
-    the positive sums of batch into out[:m] and the negative sums of V into out[m:2m]."""
-    m = V.shape[1] + W.shape[1] + V.shape[1] * W.shape[1] + 1
+def _minibatch(data, rows, V, restart, a, b, W, inv_s2, sigma, binary, k, states, out):
+    """One mini-batch's local work in one call. The batch is the rows ``rows`` (n_b,)
+    of data (n, n_v); restart (CD): the chains V (n_b, n_v) start at the batch, else
+    (PCD) V (n_c, n_v) are the persistent chains. k Gibbs sweeps of V in place (chain r
+    draws from states[r]); then out[:m] = the positive sums of the batch and
+    out[m:2m] = the negative sums of V (``_add_phase``; m = n_v + n_h + n_v n_h + 1);
+    out[2m:] is left alone."""
+    n_b, n_v = rows.shape[0], data.shape[1]
+    m = n_v + W.shape[1] + n_v * W.shape[1] + 1
+    batch = np.empty((n_b, n_v))
+    for r in range(n_b):
+        for i in range(n_v):
+            batch[r, i] = data[rows[r], i]
+    if restart:
+        V[:, :] = batch
+    out[:2 * m] = 0.0
     if k > 0 and V.shape[0] > 0:
         H = np.zeros((V.shape[0], W.shape[1]))
         sweep_kernel(V, W, W.T, a, b, inv_s2, sigma, binary, k,     # W.T: F-order, no copy
                      states, H)
-    _add_phase(batch, np.ones(batch.shape[0]), b, W, inv_s2, out[:m])
+    _add_phase(batch, np.ones(n_b), b, W, inv_s2, out[:m])
     _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m:2 * m])
 
 
@@ -191,65 +203,109 @@ def loglik_gradient(rbm: RBM, positive: np.ndarray, negative: np.ndarray) -> np.
     return out
 
 
-def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarray:
-    """The minimised loss's gradient from the Allreduced buffer [positive, negative]:
-    -d loglik / d theta + weight_decay W."""
+@njit(cache=True)
+def _loss_gradient(total, n_v, n_h, inv_s2, weight_decay, W, out):
+    """out (n_params,) = the minimised loss's gradient from the Allreduced sums total
+    [positive, negative] (2m,): -(data - model averages) + weight_decay W on the W
+    entries (W (n_v, n_h))."""
     half = total.shape[0] // 2
-    g = loglik_gradient(rbm, total[:half], total[half:])
-    np.negative(g, out=g)
-    if weight_decay:
-        g[rbm.n_visible + rbm.n_hidden:] += weight_decay * rbm.W.ravel()
-    return g
+    _gradient(total[:half], total[half:], n_v, n_h, inv_s2, out)
+    for q in range(out.shape[0]):
+        out[q] = -out[q]
+    if weight_decay != 0.0:
+        base = n_v + n_h
+        for i in range(n_v):
+            for j in range(n_h):
+                out[base + i * n_h + j] += weight_decay * W[i, j]
+
+
+def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarray:
+    """The minimised loss's gradient (n_params,) from the Allreduced buffer [positive,
+    negative] (2m,): -d loglik / d theta + weight_decay W."""
+    out = np.empty(total.shape[0] // 2 - 1)
+    _loss_gradient(np.ascontiguousarray(total, dtype=np.float64), rbm.n_visible,
+                   rbm.n_hidden, rbm.inv_s2, float(weight_decay),
+                   np.ascontiguousarray(rbm.W), out)
+    return out
+
+
+@njit(cache=True)
+def _update(total, theta, W, n_v, n_h, inv_s2, weight_decay, adam, lr, momentum, c1,
+            c2, s1, s2, grad):
+    """One mini-batch's parameter update, in place: grad (n_params,) = the loss
+    gradient of the Allreduced sums total (2m,) (``_loss_gradient``; W (n_v, n_h) a
+    view of theta), then ``optimizers.adam_step`` (s1, s2 = m, v; c1, c2 its bias
+    corrections) or ``optimizers.sgd_step`` (s1 = velocity) on theta (n_params,).
+    Returns whether the sums and the new theta are all finite."""
+    finite = True
+    for q in range(total.shape[0]):
+        if not np.isfinite(total[q]):
+            finite = False
+    _loss_gradient(total, n_v, n_h, inv_s2, weight_decay, W, grad)
+    if adam:
+        optimizers.adam_step(theta, grad, s1, s2, lr, c1, c2)
+    else:
+        optimizers.sgd_step(theta, grad, s1, lr, momentum)
+    for q in range(theta.shape[0]):
+        if not np.isfinite(theta[q]):
+            finite = False
+    return finite
 
 
 # ------------------------------------------------------------------ the loop
 
-def minibatch_sums(rbm: RBM, tr, state: TrainState, batch: np.ndarray,
-                   extra: int = 0) -> np.ndarray:
-    """This rank's packed sums [positive, negative, extra zeros] of one mini-batch
-    (batch: its rows, (n, n_v), C-contiguous): the negative chains are restarted at
-    the batch (CD) or are the persistent ones (PCD), advanced k sweeps in place with
-    the state's streams."""
-    V = batch.copy() if tr.method == "cd" else state.chains
-    m = rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1
-    out = np.zeros(2 * m + extra)
-    _minibatch(batch, V, rbm.a, rbm.b, rbm.W, rbm.inv_s2, rbm.sigma,
-               rbm.kind == "binary", tr.k, state.streams, out)
-    return out
+def _optimizer_arrays(tr, state: TrainState) -> tuple:
+    """The optimiser's arrays, made C-contiguous float64 in state.opt (the jitted
+    update changes them in place): (velocity, velocity) for sgd, (m, v) for adam."""
+    keys = ("m", "v") if tr.optimizer == "adam" else ("velocity", "velocity")
+    for key in set(keys):
+        state.opt[key] = np.ascontiguousarray(state.opt[key], dtype=np.float64)
+    return state.opt[keys[0]], state.opt[keys[1]]
 
 
 def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm,
                 n_steps_total: int, control=None) -> float:
     """The rest of the current epoch's mini-batches (from state.batch); updates state in
-    place. rbm_of(theta) -> RBM. control: a ``control.Control`` whose flags ride in the
-    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns the
-    learning rate of the epoch's last mini-batch."""
+    place (theta and the optimiser's arrays in place too). rbm_of(theta) -> RBM whose
+    arrays are views of theta. control: a ``control.Control`` whose flags ride in the
+    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns
+    the learning rate of the epoch's last mini-batch.
+
+    Per mini-batch: one jitted call (``_minibatch``: the rows, the Gibbs sweeps, both
+    phases' sums into the buffer), the one Allreduce, one jitted call (``_update``)."""
     per_epoch = len(data) // tr.batch_size
     mine = local_slice(tr.batch_size, comm.rank, comm.size)
     rows = epoch_order(seed, state.epoch, len(data))[:per_epoch * tr.batch_size]
-    rows = rows.reshape(per_epoch, tr.batch_size)[:, mine]      # this rank's rows
+    rows = np.ascontiguousarray(rows.reshape(per_epoch, tr.batch_size)[:, mine])
+    data = np.ascontiguousarray(data, dtype=np.float64)
+    state.theta = np.ascontiguousarray(state.theta, dtype=np.float64)
+    rbm = rbm_of(state.theta)
+    restart = tr.method == "cd"
+    V = np.empty((rows.shape[1], data.shape[1])) if restart else state.chains
+    s1, s2 = _optimizer_arrays(tr, state)
+    adam, binary, wd = tr.optimizer == "adam", rbm.kind == "binary", float(tr.weight_decay)
+    m = rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1
+    n_flags = control.flags().shape[0] if control is not None else 0
+    local, grad = np.zeros(2 * m + n_flags), np.empty(m - 1)
     while state.batch < per_epoch:
         t = state.batch
         if control is not None:
             control.begin_unit()
-        rbm = rbm_of(state.theta)
-        batch = data[rows[t]]
-        flags = control.flags() if control is not None else np.zeros(0)
-        local = minibatch_sums(rbm, tr, state, batch, flags.shape[0])
-        n = local.shape[0] - flags.shape[0]
-        local[n:] = flags
+            local[2 * m:] = control.flags()
+        _minibatch(data, rows[t], V, restart, rbm.a, rbm.b, rbm.W, rbm.inv_s2, rbm.sigma,
+                   binary, tr.k, state.streams, local)
         total = comm.allreduce_sum(local)
-        with np.errstate(over="ignore", invalid="ignore"):   # checked just below
-            state.theta, state.opt = optimizers.update(
-                tr.optimizer, state.theta, loss_gradient(rbm, total[:n], tr.weight_decay),
-                state.opt, _rate(tr, state.epoch * per_epoch + t, n_steps_total),
-                momentum=tr.momentum)
-        if not (np.all(np.isfinite(total[:n])) and np.all(np.isfinite(state.theta))):
+        lr = _rate(tr, state.epoch * per_epoch + t, n_steps_total)
+        c1, c2 = optimizers.adam_corrections(state.opt["step"] + 1) if adam else (1.0, 1.0)
+        finite = _update(total[:2 * m], state.theta, rbm.W, rbm.n_visible, rbm.n_hidden,
+                         rbm.inv_s2, wd, adam, lr, tr.momentum, c1, c2, s1, s2, grad)
+        state.opt["step"] += 1
+        if not finite:
             raise Diverged(f"non-finite statistics or parameters at epoch {state.epoch + 1}"
                            f", mini-batch {t + 1} (learning rate too large?)")
         state.batch += 1
         if control is not None:
-            decision = control.decide(total[n:])
+            decision = control.decide(total[2 * m:])
             if decision.stop:
                 raise Interrupted(f"stopped by {decision.stop}")
     state.epoch, state.batch = state.epoch + 1, 0
@@ -273,7 +329,7 @@ def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | N
         state = initial_state(rbm, tr, data, seed, comm.rank, comm.size)
     n_v, n_h = rbm.n_visible, rbm.n_hidden
 
-    def rbm_of(theta):      # views of theta (never modified: updates make new arrays)
+    def rbm_of(theta):      # views of theta (the jitted update changes it in place)
         return RBM(rbm.kind, theta[:n_v], theta[n_v:n_v + n_h],
                    theta[n_v + n_h:].reshape(n_v, n_h), rbm.sigma)
 
