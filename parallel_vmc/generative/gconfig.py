@@ -41,7 +41,8 @@ SPEC: dict[str, dict[str, Field]] = {
         "limit": Field("int", None, "idx: use only the first this many images",
                        minimum=1, nullable=True),
         "threshold": Field("float", 0.5, "digits, idx: a pixel is 1 above this fraction "
-                           "of full intensity", minimum=0.0, maximum=1.0),
+                           "of full intensity", minimum=0.0, maximum=1.0,
+                           max_exclusive=True),
         "held_out": Field("float", 0.0, "fraction of the rows held out for evaluation "
                           "(0: evaluate on the training data)", minimum=0.0, maximum=0.9),
     },
