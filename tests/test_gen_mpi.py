@@ -20,7 +20,7 @@ from parallel_vmc.generative.model import RBM
 from parallel_vmc.parallel import SerialComm
 
 RAW = {"data": {"name": "bars_stripes", "size": 3},
-       "model": {"hidden": 8},
+       "model": {"hidden": 8, "visible_bias": "data"},
        "training": {"method": "pcd", "k": 3, "batch_size": 4, "epochs": 5, "chains": 6,
                     "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.5,
                     "weight_decay": 1e-3},

@@ -85,8 +85,10 @@ def cmd_train(args) -> int:
     cfg, data, held, _ = prepared
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
-    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                            max_walltime=_walltime(args)), comm)
+    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                      max_walltime=_walltime(args))
+    del prepared, data, held        # ranks other than 0 keep only their shard
+    return _execute(session, comm)
 
 
 def cmd_resume(args) -> int:
@@ -109,8 +111,10 @@ def cmd_resume(args) -> int:
     if prepared is None:
         return code
     cfg, data, held, payload = prepared
-    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                            resume=payload, max_walltime=_walltime(args)), comm)
+    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                      resume=payload, max_walltime=_walltime(args))
+    del prepared, data, held        # ranks other than 0 keep only their shard
+    return _execute(session, comm)
 
 
 def _execute(session: Session, comm) -> int:

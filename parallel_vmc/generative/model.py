@@ -24,6 +24,7 @@ Signatures (V: (n, n_v) visible rows; H: (n, n_h) hidden rows; all float64):
     RBM(kind, a, b, W, sigma); RBM.init(kind, n_v, n_h, rng, scale=0.01, sigma=1.0)
     rbm.n_visible, rbm.n_hidden, rbm.copy(), rbm.theta() -> (n_v + n_h + n_v n_h,)
     RBM.from_theta(kind, theta, n_v, n_h, sigma)
+    visible_bias_from_mean(kind, mean) -> (n_v,)   a matching the data's mean
     hidden_input(rbm, V) -> (n, n_h)         u = b + V W / s2
     p_hidden(rbm, V) -> (n, n_h)             sigmoid(u)
     visible_mean(rbm, H) -> (n, n_v)         binary sigmoid(a + H W^T); gaussian a + H W^T
@@ -98,6 +99,21 @@ class RBM:
         W = scale * rng.standard_normal((n_v, n_h))
         return cls(kind, np.zeros(n_v), np.zeros(n_h), W,
                    float(sigma) if kind == "gaussian" else 1.0)
+
+
+VISIBLE_PROB_FLOOR = 1e-3   # the data's mean is clipped to [floor, 1 - floor] (binary)
+
+
+def visible_bias_from_mean(kind: str, mean: np.ndarray) -> np.ndarray:
+    """Visible biases (n_v,) under which a model with W = 0 has the data's mean (n_v,)
+    as its mean: binary the log-odds ln(p / (1 - p)), p clipped to [1e-3, 1 - 1e-3]
+    (a pixel never or always on would need an infinite bias); gaussian the mean itself.
+    (Hinton, "A practical guide to training RBMs", 2010, section 8.)"""
+    mean = np.asarray(mean, dtype=np.float64)
+    if kind == "gaussian":
+        return mean.copy()
+    p = np.clip(mean, VISIBLE_PROB_FLOOR, 1.0 - VISIBLE_PROB_FLOOR)
+    return np.log(p / (1.0 - p))
 
 
 # ------------------------------------------------------------------ array kernels

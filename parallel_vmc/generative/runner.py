@@ -1,23 +1,27 @@
 """One ``pvmc train`` run: data, the layers' training, history, checkpoints, evaluation.
 
-Every rank loads the same data (the data sets are generated or read from one file)
-and trains on its slice of each mini-batch (``train.py``); rank 0 evaluates, prints
-the progress lines and writes the file (``gio.py``). A deep belief net trains its
-layers one after the other, each on the hidden probabilities p(h | v) of the layer
-below for the training rows.
+Every rank loads the data (the data sets are generated or read from one file), keeps
+its shard of the training rows (``train.make_shard``: the rows of its mini-batch
+positions) and drops the rest; rank 0 alone also keeps all rows, because it alone
+evaluates (history rows, the final evaluation), prints the progress lines and writes
+the file (``gio.py``). A deep belief net trains its layers one after the other, each
+on the hidden probabilities p(h | v) of the layer below for the training rows (each
+rank for its shard; rank 0 also for all rows).
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..rng import params_generator
 from . import datasets, evaluate, gio
 from .dbn import propagate_up
-from .model import RBM, p_hidden
-from .train import Interrupted, TrainState, check_layout, local_slice, train
+from .model import RBM, p_hidden, visible_bias_from_mean
+from .train import (Interrupted, Shard, TrainState, check_layout, local_slice, make_shard,
+                    train)
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
 
@@ -66,11 +70,20 @@ def layer_seed(seed: int, layer: int) -> int:
 
 
 def new_layer(cfg, layer: int, n_v: int) -> RBM:
-    """The initial RBM of a layer (binary above the bottom one)."""
+    """The initial RBM of a layer (binary above the bottom one), visible biases 0."""
     kind = cfg.model.kind if layer == 0 else "binary"
     return RBM.init(kind, n_v, layer_sizes(cfg)[layer],
                     params_generator(layer_seed(cfg.seed, layer)),
                     cfg.model.init_scale, cfg.model.sigma)
+
+
+def training_mean(shard: Shard, comm) -> np.ndarray:
+    """The mean (n_v,) of all training rows from every rank's shard (one Allreduce of
+    the shards' column sums and row counts; at the start of a layer, not per
+    mini-batch)."""
+    n_v = shard.rows.shape[1]
+    total = comm.allreduce_sum(np.concatenate([shard.rows.sum(axis=0), [len(shard.rows)]]))
+    return total[:n_v] / total[n_v]
 
 
 def preflight(cfg, size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -145,7 +158,11 @@ class Session:
     def __init__(self, cfg, comm, data, held, progress=True, stop_after=None,
                  resume=None, max_walltime=None):
         from ..control import Control
-        self.cfg, self.comm, self.data, self.held = cfg, comm, data, held
+        self.cfg, self.comm = cfg, comm
+        self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank,
+                                comm.size)
+        # rank 0 evaluates: it alone keeps all training rows and the held-out rows
+        self.data, self.held = (data, held) if comm.rank == 0 else (None, None)
         self.control = Control(comm.rank, math.inf, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
@@ -185,21 +202,26 @@ class Session:
         """Train every layer; returns the RBMs (bottom first). Raises StopRequested
         when the launch's epoch budget ends first."""
         start, state = self._resumed_state()
-        V = propagate_up(self.layers, self.data, start)
+        shard = replace(self.shard, rows=propagate_up(self.layers, self.shard.rows, start))
+        V = None if self.data is None else propagate_up(self.layers, self.data, start)
         self.control.install()
         try:
-            return self._layers(start, state, V)
+            return self._layers(start, state, shard, V)
         finally:
             self.control.uninstall()
 
-    def _layers(self, start, state, V) -> list:
+    def _layers(self, start, state, shard: Shard, V) -> list:
+        """Train layers start.. on this rank's shard (its rows propagated up); V: all
+        training rows propagated up (rank 0, for the evaluation; None elsewhere)."""
         for layer in range(start, self.n_layers):
-            rbm = new_layer(self.cfg, layer, V.shape[1])
+            rbm = new_layer(self.cfg, layer, shard.rows.shape[1])
             if state is not None:
                 rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
                                      rbm.sigma)
+            elif self.cfg.model.visible_bias == "data":
+                rbm.a[:] = visible_bias_from_mean(rbm.kind, training_mean(shard, self.comm))
             try:
-                state = train(rbm, self.cfg.training, V, layer_seed(self.cfg.seed, layer),
+                state = train(rbm, self.cfg.training, shard, layer_seed(self.cfg.seed, layer),
                               self.comm, state, self._after_epoch(rbm, layer, V),
                               self.control)
             except Interrupted as exc:
@@ -208,7 +230,8 @@ class Session:
                                     f"mini-batch {exc.state.batch}") from None
             self.layers.append(self._rbm(rbm, state.theta))
             if layer + 1 < self.n_layers:
-                V = p_hidden(self.layers[layer], V)
+                shard = replace(shard, rows=p_hidden(self.layers[layer], shard.rows))
+                V = None if V is None else p_hidden(self.layers[layer], V)
                 state = None
         return self.layers
 

@@ -42,6 +42,7 @@ from .model import RBM, sigmoid_scalar
 
 SHUFFLE_KEY = (0, 1)      # SeedSequence spawn key prefix of the epochs' row orders
 CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
+DEAL_KEY = (0, 9)         # ... of the rows' deal to the mini-batch positions (shards)
 
 
 class TrainError(ConfigError):
@@ -104,24 +105,71 @@ def n_streams(tr) -> int:
     return tr.batch_size if tr.method == "cd" else tr.chains
 
 
-def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The row order of epoch (0-based): a permutation of n, the same on every rank."""
-    ss = np.random.SeedSequence(seed, spawn_key=SHUFFLE_KEY + (epoch,))
-    return np.random.default_rng(ss).permutation(n)
+@dataclass
+class Shard:
+    """The training rows one rank holds: those of its mini-batch positions.
+
+    The n training rows are dealt once (a permutation from the seed) to the B =
+    batch_size positions of a mini-batch, position p getting rows ``deal[p::B]``
+    (n // B or n // B + 1 of them); rank r holds the positions ``local_slice(B, r,
+    R)``. rows (n_local, n_v): their rows, position after position; start
+    (B_local + 1,): where each local position's rows begin in ``rows``; index
+    (n_local,): their global row numbers; positions: the local positions; n_total: n.
+    """
+
+    rows: np.ndarray
+    start: np.ndarray
+    index: np.ndarray
+    positions: slice
+    n_total: int
 
 
-def initial_state(rbm: RBM, tr, data: np.ndarray, seed: int, rank: int,
+def make_shard(data: np.ndarray, batch_size: int, seed: int, rank: int,
+               size: int) -> Shard:
+    """Rank's shard of all training rows data (n, n_v) (a copy: the caller may drop
+    data). The deal depends on the seed, n and batch_size only, not on the ranks."""
+    n = len(data)
+    deal = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=DEAL_KEY)
+                                 ).permutation(n)
+    positions = local_slice(batch_size, rank, size)
+    parts = [deal[p::batch_size] for p in range(positions.start, positions.stop)]
+    index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum([len(q) for q in parts])]).astype(np.int64)
+    return Shard(np.ascontiguousarray(data[index], dtype=np.float64), start, index,
+                 positions, n)
+
+
+def epoch_rows(shard: Shard, seed: int, epoch: int, batch_size: int) -> np.ndarray:
+    """This rank's rows of every mini-batch of the epoch (0-based): (n // B, B_local)
+    indices into shard.rows. Every position's rows are visited in the order of one
+    random key per global row (drawn from the seed and the epoch, the same on every
+    rank); a position's row beyond n // B sits the epoch out."""
+    per_epoch = shard.n_total // batch_size
+    keys = np.random.default_rng(np.random.SeedSequence(
+        seed, spawn_key=SHUFFLE_KEY + (epoch,))).random(shard.n_total)[shard.index]
+    out = np.empty((per_epoch, len(shard.start) - 1), dtype=np.int64)
+    for j in range(out.shape[1]):
+        lo, hi = shard.start[j], shard.start[j + 1]
+        out[:, j] = lo + np.argsort(keys[lo:hi], kind="stable")[:per_epoch]
+    return out
+
+
+def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int,
                   size: int) -> TrainState:
     """Fresh state: the RBM's theta, a new optimiser, this rank's streams and (PCD) its
-    persistent chains, started at data rows chosen from the seed."""
+    persistent chains. Chain c (of C) starts at a row of position c B // C (so on the
+    rank that holds that position), chosen within it from the seed."""
     n = n_streams(tr)
     part = local_slice(n, rank, size)
     streams = chain_states(seed, part.start, part.stop - part.start)
     chains = None
     if tr.method == "pcd":
         ss = np.random.SeedSequence(seed, spawn_key=CHAIN_START_KEY)
-        rows = np.random.default_rng(ss).integers(0, len(data), size=n)
-        chains = np.ascontiguousarray(data[rows[part]], dtype=np.float64)
+        u = np.random.default_rng(ss).random(n)[part]
+        pos = np.arange(part.start, part.stop) * tr.batch_size // n - shard.positions.start
+        sizes = shard.start[pos + 1] - shard.start[pos]
+        rows = shard.start[pos] + (u * sizes).astype(np.int64)
+        chains = np.ascontiguousarray(shard.rows[rows], dtype=np.float64)
     theta = rbm.theta()
     return TrainState(theta, optimizers.initial_state(tr.optimizer, theta.size), 0,
                       streams, chains)
@@ -263,7 +311,7 @@ def _optimizer_arrays(tr, state: TrainState) -> tuple:
     return state.opt[keys[0]], state.opt[keys[1]]
 
 
-def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm,
+def train_epoch(rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm,
                 n_steps_total: int, control=None) -> float:
     """The rest of the current epoch's mini-batches (from state.batch); updates state in
     place (theta and the optimiser's arrays in place too). rbm_of(theta) -> RBM whose
@@ -273,11 +321,9 @@ def train_epoch(rbm_of, tr, state: TrainState, data: np.ndarray, seed: int, comm
 
     Per mini-batch: one jitted call (``_minibatch``: the rows, the Gibbs sweeps, both
     phases' sums into the buffer), the one Allreduce, one jitted call (``_update``)."""
-    per_epoch = len(data) // tr.batch_size
-    mine = local_slice(tr.batch_size, comm.rank, comm.size)
-    rows = epoch_order(seed, state.epoch, len(data))[:per_epoch * tr.batch_size]
-    rows = np.ascontiguousarray(rows.reshape(per_epoch, tr.batch_size)[:, mine])
-    data = np.ascontiguousarray(data, dtype=np.float64)
+    per_epoch = shard.n_total // tr.batch_size
+    rows = epoch_rows(shard, seed, state.epoch, tr.batch_size)
+    data = shard.rows
     state.theta = np.ascontiguousarray(state.theta, dtype=np.float64)
     rbm = rbm_of(state.theta)
     restart = tr.method == "cd"
@@ -318,25 +364,30 @@ def _rate(tr, step: int, n_steps_total: int) -> float:
                                      tr.lr_final_fraction)
 
 
-def train(rbm: RBM, tr, data: np.ndarray, seed: int, comm, state: TrainState | None = None,
+def train(rbm: RBM, tr, data, seed: int, comm, state: TrainState | None = None,
           after_epoch=None, control=None) -> TrainState:
-    """Train rbm's parameters (kind, shape, sigma from rbm) on data (n, n_v) for
-    tr.epochs epochs from state (None: a fresh start). after_epoch(state, lr) is called
-    after every epoch (history, checkpoints, progress); it may raise to stop. control:
-    see ``train_epoch``; its Interrupted carries the state."""
-    check_layout(tr, len(data), comm.size)
+    """Train rbm's parameters (kind, shape, sigma from rbm) on data for tr.epochs
+    epochs from state (None: a fresh start). data: this rank's ``Shard``, or all
+    training rows (n, n_v), of which the rank then takes its shard (``make_shard``
+    with this seed). after_epoch(state, lr) is called after every epoch (history,
+    checkpoints, progress); it may raise to stop. control: see ``train_epoch``; its
+    Interrupted carries the state."""
+    shard = data if isinstance(data, Shard) else None
+    check_layout(tr, shard.n_total if shard else len(data), comm.size)
+    if shard is None:
+        shard = make_shard(data, tr.batch_size, seed, comm.rank, comm.size)
     if state is None:
-        state = initial_state(rbm, tr, data, seed, comm.rank, comm.size)
+        state = initial_state(rbm, tr, shard, seed, comm.rank, comm.size)
     n_v, n_h = rbm.n_visible, rbm.n_hidden
 
     def rbm_of(theta):      # views of theta (the jitted update changes it in place)
         return RBM(rbm.kind, theta[:n_v], theta[n_v:n_v + n_h],
                    theta[n_v + n_h:].reshape(n_v, n_h), rbm.sigma)
 
-    total_steps = tr.epochs * (len(data) // tr.batch_size)
+    total_steps = tr.epochs * (shard.n_total // tr.batch_size)
     while state.epoch < tr.epochs:
         try:
-            lr = train_epoch(rbm_of, tr, state, data, seed, comm, total_steps, control)
+            lr = train_epoch(rbm_of, tr, state, shard, seed, comm, total_steps, control)
         except Interrupted as exc:
             exc.state = state
             raise
