@@ -180,23 +180,25 @@ def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int,
 @njit(cache=True)
 def _add_phase(V, w, b, W, inv_s2, out):
     """out (n_v + n_h + n_v n_h + 1,) += the w-weighted sums over the rows of V (n, n_v)
-    of [v, p(h|v), v p(h|v)^T (row-major), 1]; p(h|v) from b (n_h,), W (n_v, n_h)."""
+    of [v, p(h|v), v p(h|v)^T (row-major), 1]; p(h|v) from b (n_h,), W (n_v, n_h).
+    Two BLAS products: V W, and V^T (w p(h|v)) for the n_v n_h block."""
     n, n_v = V.shape
     n_h = W.shape[1]
-    P = V @ W                                  # BLAS; becomes p(h|v) in place
+    P = V @ W                                  # BLAS; becomes w p(h|v) in place
     for r in range(n):
         wr = w[r]
         out[n_v + n_h + n_v * n_h] += wr
         for j in range(n_h):
-            P[r, j] = sigmoid_scalar(b[j] + P[r, j] * inv_s2)
-            out[n_v + j] += wr * P[r, j]
+            p = sigmoid_scalar(b[j] + P[r, j] * inv_s2)
+            out[n_v + j] += wr * p
+            P[r, j] = wr * p
         for i in range(n_v):
-            vi = wr * V[r, i]
-            out[i] += vi
-            if vi != 0.0:                      # binary data: most pixels are 0
-                base = n_v + n_h + i * n_h
-                for j in range(n_h):
-                    out[base + j] += vi * P[r, j]
+            out[i] += wr * V[r, i]
+    G = V.T @ P                                # BLAS: sum_r V[r, i] w_r p(h_j | v_r)
+    base = n_v + n_h
+    for i in range(n_v):
+        for j in range(n_h):
+            out[base + i * n_h + j] += G[i, j]
 
 
 def phase_sums(rbm: RBM, V: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -330,21 +332,26 @@ def train_epoch(rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm,
     V = np.empty((rows.shape[1], data.shape[1])) if restart else state.chains
     s1, s2 = _optimizer_arrays(tr, state)
     adam, binary, wd = tr.optimizer == "adam", rbm.kind == "binary", float(tr.weight_decay)
-    m = rbm.n_visible + rbm.n_hidden + rbm.n_visible * rbm.n_hidden + 1
+    n_v, n_h, inv_s2, sigma, k = rbm.n_visible, rbm.n_hidden, rbm.inv_s2, rbm.sigma, tr.k
+    a, b, W, streams, momentum = rbm.a, rbm.b, rbm.W, state.streams, float(tr.momentum)
+    m = n_v + n_h + n_v * n_h + 1
     n_flags = control.flags().shape[0] if control is not None else 0
     local, grad = np.zeros(2 * m + n_flags), np.empty(m - 1)
-    while state.batch < per_epoch:
+    first_step = state.epoch * per_epoch
+    c1 = c2 = 1.0
+    while state.batch < per_epoch:             # as little Python as possible in here
         t = state.batch
         if control is not None:
             control.begin_unit()
             local[2 * m:] = control.flags()
-        _minibatch(data, rows[t], V, restart, rbm.a, rbm.b, rbm.W, rbm.inv_s2, rbm.sigma,
-                   binary, tr.k, state.streams, local)
+        _minibatch(data, rows[t], V, restart, a, b, W, inv_s2, sigma, binary, k, streams,
+                   local)
         total = comm.allreduce_sum(local)
-        lr = _rate(tr, state.epoch * per_epoch + t, n_steps_total)
-        c1, c2 = optimizers.adam_corrections(state.opt["step"] + 1) if adam else (1.0, 1.0)
-        finite = _update(total[:2 * m], state.theta, rbm.W, rbm.n_visible, rbm.n_hidden,
-                         rbm.inv_s2, wd, adam, lr, tr.momentum, c1, c2, s1, s2, grad)
+        lr = _rate(tr, first_step + t, n_steps_total)
+        if adam:
+            c1, c2 = optimizers.adam_corrections(state.opt["step"] + 1)
+        finite = _update(total[:2 * m] if n_flags else total, state.theta, W, n_v, n_h,
+                         inv_s2, wd, adam, lr, momentum, c1, c2, s1, s2, grad)
         state.opt["step"] += 1
         if not finite:
             raise Diverged(f"non-finite statistics or parameters at epoch {state.epoch + 1}"
