@@ -13,16 +13,21 @@ the loss ``-log-likelihood + weight_decay/2 |W|^2``.
 
 Parallel layout (chosen so that R ranks reproduce one rank up to round-off):
 
-* every epoch's order of the rows is one permutation from the root seed (the same on
-  every rank); mini-batch t is rows ``order[t B : (t+1) B]`` (the last partial batch is
-  dropped), and rank r takes the contiguous slice ``r B/R .. (r+1) B/R`` of it;
+* the n training rows are dealt once (a permutation from the root seed) to the B
+  positions of a mini-batch, position p getting every B-th row; rank r holds only the
+  rows of its positions ``r B/R .. (r+1) B/R`` (its ``Shard``);
+* every epoch visits each position's rows in the order of one random key per row (from
+  the seed and the epoch, the same for any R); mini-batch t takes the t-th row of every
+  position (n // B mini-batches; a position's extra row sits the epoch out);
 * a chain has a global index (CD: its position in the batch; PCD: its number) and always
   draws from the random stream of that index; rank r runs the slice
-  ``r n/R .. (r+1) n/R`` of the chains;
-* per mini-batch each rank packs its positive and negative sums (one jitted call: the
-  Gibbs sweeps and both phases' sums) into one buffer, with the stop flags of
-  ``control.Control`` appended, and joins one Allreduce; every rank then makes the
-  same update.
+  ``r n_c/R .. (r+1) n_c/R`` of the chains; PCD chain c starts at a row of position
+  ``c B / n_c`` (held by the rank that runs it);
+* per mini-batch each rank makes one jitted call (``_minibatch``: its rows, the Gibbs
+  sweeps, both phases' sums into one buffer, the stop flags of ``control.Control``
+  appended), joins one Allreduce, and makes the same update (one jitted call,
+  ``_update``: the loss gradient, then ``optimizers.sgd_step`` or ``adam_step`` in
+  place).
 
 Only the order of the floating-point additions depends on R (each rank sums its rows,
 then the Allreduce adds the ranks), so R ranks agree with one rank to round-off.
