@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
     session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
                       max_walltime=_walltime(args))
-    del prepared, data, held        # ranks other than 0 keep only their shard
+    del prepared, data, held        # every rank keeps only its shard
     return _execute(session, comm)
 
 
@@ -113,7 +113,7 @@ def cmd_resume(args) -> int:
     cfg, data, held, payload = prepared
     session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
                       resume=payload, max_walltime=_walltime(args))
-    del prepared, data, held        # ranks other than 0 keep only their shard
+    del prepared, data, held        # every rank keeps only its shard
     return _execute(session, comm)
 
 
@@ -122,8 +122,8 @@ def _execute(session: Session, comm) -> int:
     path = session.cfg.output.path
     try:
         layers = session.run()
+        evaluation = session.finish(layers)            # collective
         if comm.rank == 0:
-            evaluation = session.finish(layers)
             if session.progress:
                 print("\n".join(summary_lines(evaluation)), flush=True)
                 print(f"train: wrote {path}", flush=True)

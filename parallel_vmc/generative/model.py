@@ -113,7 +113,7 @@ def visible_bias_from_mean(kind: str, mean: np.ndarray) -> np.ndarray:
     if kind == "gaussian":
         return mean.copy()
     p = np.clip(mean, VISIBLE_PROB_FLOOR, 1.0 - VISIBLE_PROB_FLOOR)
-    return np.log(p / (1.0 - p))
+    return np.log(p) - np.log1p(-p)
 
 
 # ------------------------------------------------------------------ array kernels
