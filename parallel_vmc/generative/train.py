@@ -245,9 +245,14 @@ def _minibatch(data, rows, V, restart, a, b, W, inv_s2, sigma, binary, k, states
 def _gradient(positive, negative, n_v, n_h, inv_s2, out):
     """out (n_params,) = data averages - model averages from the phases' sums, the
     a and W entries over s2."""
+    wp, wn = 1.0 / positive[-1], 1.0 / negative[-1]     # the phases' total weights
     for q in range(out.shape[0]):
-        g = positive[q] / positive[-1] - negative[q] / negative[-1]
-        out[q] = g if n_v <= q < n_v + n_h else g * inv_s2
+        out[q] = positive[q] * wp - negative[q] * wn
+    if inv_s2 != 1.0:
+        for q in range(n_v):
+            out[q] *= inv_s2
+        for q in range(n_v + n_h, out.shape[0]):
+            out[q] *= inv_s2
 
 
 def loglik_gradient(rbm: RBM, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
