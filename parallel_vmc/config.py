@@ -194,6 +194,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     min_exclusive: bool = False   # minimum itself not allowed (omega > 0)
+    max_exclusive: bool = False   # maximum itself not allowed (a threshold < 1)
     nullable: bool = False
 
     def allowed(self) -> str:
@@ -210,7 +211,8 @@ class Field:
             text = "integer" if self.kind == "int" else "number"
             lo = "" if self.minimum is None else (
                 f" {'>' if self.min_exclusive else '>='} {self.minimum:g}")
-            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            hi = "" if self.maximum is None else (
+                f" {'<' if self.max_exclusive else '<='} {self.maximum:g}")
             text += lo + ("," if lo and hi else "") + hi
         return text + (" or null" if self.nullable else "")
 
@@ -501,7 +503,8 @@ def _check_range(key: str, field: Field, value: float) -> float:
     """value itself if it lies within the field's minimum and maximum."""
     low = field.minimum is not None and (
         value <= field.minimum if field.min_exclusive else value < field.minimum)
-    high = field.maximum is not None and value > field.maximum
+    high = field.maximum is not None and (
+        value >= field.maximum if field.max_exclusive else value > field.maximum)
     if low or high:
         raise ConfigError(f"{key}: {_show(value)} is out of range; allowed: {field.allowed()}")
     return value

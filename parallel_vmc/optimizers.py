@@ -7,6 +7,7 @@ so parameters stay identical without a broadcast.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
@@ -24,20 +25,56 @@ def initial_state(method: str, n_params: int) -> dict:
     raise ValueError(f"unknown optimizer {method!r}")
 
 
+@njit(cache=True)
+def sgd_step(theta, grad, velocity, lr, momentum):
+    """The SGD-with-momentum arithmetic, in place on theta and velocity (all (n,)):
+    v <- mu v - lr g; theta <- theta + v. The one home of the formula (``sgd`` and
+    the generative trainer's jitted update both call it)."""
+    for q in range(theta.shape[0]):
+        velocity[q] = momentum * velocity[q] - lr * grad[q]
+        theta[q] = theta[q] + velocity[q]
+
+
+def adam_corrections(step: int) -> tuple:
+    """Adam's bias corrections (1 - beta1^t, 1 - beta2^t) of update t (1-based)."""
+    return 1.0 - ADAM_BETA1 ** step, 1.0 - ADAM_BETA2 ** step
+
+
+@njit(cache=True)
+def adam_step(theta, grad, m, v, lr, c1, c2):
+    """The Adam arithmetic, in place on theta, m, v (all (n,)), with the bias
+    corrections c1, c2 of ``adam_corrections``: m <- b1 m + (1-b1) g, v <- b2 v +
+    (1-b2) g^2, theta <- theta - lr (m/c1) / (sqrt(v/c2) + eps). The one home of the
+    formula (``adam`` and the generative trainer's jitted update both call it)."""
+    for q in range(theta.shape[0]):
+        g = grad[q]
+        m[q] = ADAM_BETA1 * m[q] + (1.0 - ADAM_BETA1) * g
+        v[q] = ADAM_BETA2 * v[q] + (1.0 - ADAM_BETA2) * g * g
+        theta[q] = theta[q] - lr * (m[q] / c1) / (np.sqrt(v[q] / c2) + ADAM_EPS)
+
+
+def _vector(x) -> np.ndarray:
+    """A fresh C-contiguous float64 copy of x (n,)."""
+    return np.array(x, dtype=np.float64, order="C", copy=True)
+
+
 def sgd(theta, grad, state, lr, momentum=0.9):
-    """Gradient descent with (heavy-ball) momentum: v <- mu v - lr g; theta <- theta + v."""
-    velocity = momentum * state["velocity"] - lr * grad
-    return theta + velocity, {"velocity": velocity, "step": state["step"] + 1}
+    """Gradient descent with (heavy-ball) momentum: v <- mu v - lr g; theta <- theta + v
+    (``sgd_step`` on copies: the arguments are left alone)."""
+    theta, velocity = _vector(theta), _vector(state["velocity"])
+    sgd_step(theta, np.ascontiguousarray(grad, dtype=np.float64), velocity, float(lr),
+             float(momentum))
+    return theta, {"velocity": velocity, "step": state["step"] + 1}
 
 
 def adam(theta, grad, state, lr):
-    """Adam (Kingma & Ba) with bias-corrected first and second moments."""
+    """Adam (Kingma & Ba) with bias-corrected first and second moments (``adam_step``
+    on copies: the arguments are left alone)."""
     t = state["step"] + 1
-    m = ADAM_BETA1 * state["m"] + (1.0 - ADAM_BETA1) * grad
-    v = ADAM_BETA2 * state["v"] + (1.0 - ADAM_BETA2) * grad * grad
-    m_hat = m / (1.0 - ADAM_BETA1 ** t)
-    v_hat = v / (1.0 - ADAM_BETA2 ** t)
-    return theta - lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS), {"m": m, "v": v, "step": t}
+    theta, m, v = _vector(theta), _vector(state["m"]), _vector(state["v"])
+    c1, c2 = adam_corrections(t)
+    adam_step(theta, np.ascontiguousarray(grad, dtype=np.float64), m, v, float(lr), c1, c2)
+    return theta, {"m": m, "v": v, "step": t}
 
 
 def sr(theta, grad, state, lr, s_matrix, shift=1e-3, shift_relative=1e-2):

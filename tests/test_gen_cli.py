@@ -100,6 +100,8 @@ def test_trains_on_a_small_idx_file(tmp_path):
     ({"training": {"batch_size": 100}}, "training.batch_size: 100 is larger"),
     ({"model": {"kind": "gaussian"}, "dbn": {"layers": [2]}}, "dbn.layers"),
     ({"dbn": {"layers": [0]}}, "dbn.layers[0]: 0 is out of range"),
+    ({"data": {"name": "digits", "threshold": 1.0}},
+     "data.threshold: 1.0 is out of range; allowed: number >= 0, < 1"),
     ({"model": {"hiden": 3}}, "model.hiden: unknown key"),
     ({"data": {"path": "x"}}, "data.path: used only with data.name idx"),
 ])

@@ -41,12 +41,20 @@ def test_compare_refuses_what_it_cannot_enumerate():
 
 
 @pytest.mark.slow
-def test_same_algorithm_same_quality_as_sklearn():
-    """Running scikit-learn's algorithm (PCD-1, batch-size chains, plain SGD), our
-    trainer reaches the same held-out log-likelihood within 3 combined standard errors
-    over 5 seeds (measured: -20.56 +- 0.36 vs -20.11 +- 0.37 at 20 epochs)."""
-    r = C.compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=5)
+@pytest.mark.parametrize("visible_bias", ["zero", "data"])
+def test_held_out_log_likelihood_against_sklearn(visible_bias):
+    """Same hidden size, batch size, learning rate and epochs (16, 10, 0.05, 20), 10
+    seeds. Running scikit-learn's algorithm exactly (visible biases from 0), ours
+    reaches its held-out log-likelihood within 3 combined standard errors (measured
+    -20.56 +- 0.30 vs -19.96 +- 0.21); starting the visible biases at the data's
+    log-odds (our default), ours is at least as good within 2 (measured -19.76 +- 0.16
+    vs -19.96 +- 0.21)."""
+    r = C.compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=10,
+                  visible_bias=visible_bias)
     ours, theirs = r["ours"], r["sklearn"]
     combined = np.hypot(ours["held_out_error"], theirs["held_out_error"])
-    assert abs(ours["held_out_mean"] - theirs["held_out_mean"]) < 3 * combined
+    if visible_bias == "zero":
+        assert abs(ours["held_out_mean"] - theirs["held_out_mean"]) < 3 * combined
+    else:
+        assert ours["held_out_mean"] > theirs["held_out_mean"] - 2 * combined
     assert ours["held_out_mean"] > -24.0        # far above the untrained ~ -44

@@ -20,7 +20,7 @@ from parallel_vmc.generative.model import RBM
 from parallel_vmc.parallel import SerialComm
 
 RAW = {"data": {"name": "bars_stripes", "size": 3},
-       "model": {"hidden": 8},
+       "model": {"hidden": 8, "visible_bias": "data"},
        "training": {"method": "pcd", "k": 3, "batch_size": 4, "epochs": 5, "chains": 6,
                     "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.5,
                     "weight_decay": 1e-3},
@@ -105,3 +105,32 @@ def test_two_rank_cli_run_resumed_on_one_rank_matches_one_rank(tmp_path):
         for k in ("a", "b", "W"):
             assert np.allclose(h1["model"][k][()], h2["model"][k][()], rtol=1e-12,
                                atol=1e-13)
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="no mpiexec")
+def test_two_rank_evaluation_equals_one_rank(tmp_path):
+    """Each rank evaluates only its shard and its part of the held-out rows (one
+    Allreduce of the sums): the history rows and the final evaluation (here AIS for the
+    bottom RBM, exact for the top one of a 2-layer DBN) of a 2-rank run equal a 1-rank
+    run's up to round-off."""
+    raw = {**RAW, "data": {"name": "bars_stripes", "size": 3, "samples": 200,
+                           "held_out": 0.2},
+           "dbn": {"layers": [4]},
+           "evaluation": {"every": 2, "exact_limit": 6, "ais_runs": 20, "ais_steps": 100}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    env, files = subprocess_env(), []
+    for ranks in (1, 2):
+        files.append(tmp_path / f"r{ranks}.h5")
+        run = subprocess.run(pvmc_argv(ranks, "train", cfg, "-o", files[-1], "--quiet"),
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+    with h5py.File(files[0], "r") as h1, h5py.File(files[1], "r") as h2:
+        e1, e2 = h1["evaluation"].attrs, h2["evaluation"].attrs
+        assert e1["method"] == e2["method"] == "ais"
+        for k in ("log_z", "log_z_error", "log_likelihood", "held_out_log_likelihood"):
+            assert np.isclose(e1[k], e2[k], rtol=1e-10, atol=1e-10), k
+        for k in ("reconstruction_error", "pseudo_likelihood", "log_likelihood"):
+            x, y = h1["history"][k][()], h2["history"][k][()]
+            assert np.allclose(x, y, rtol=1e-10, atol=1e-10, equal_nan=True), k
+        assert np.isfinite(h1["history"]["log_likelihood"][-1])     # the exact top layer

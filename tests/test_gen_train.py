@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from parallel_vmc.generative import datasets, evaluate, gconfig, gibbs, train
-from parallel_vmc.generative.model import RBM
+from parallel_vmc.generative.model import RBM, visible_bias_from_mean, visible_mean
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.rng import chain_states
 
@@ -187,15 +187,51 @@ def test_bars4x4_loglik_within_half_a_nat_of_the_optimum(tmp_path):
 
 def test_gaussian_rbm_learns_the_2d_mixture():
     """Gaussian-binary, sigma fixed at the mixture's width: the exact held-out
-    log-likelihood rises towards the mixture's own (about -2.14)."""
+    log-likelihood rises to near the mixture's own (about -2.14). The learning rate
+    decays (cosine): at a constant 0.03 the final parameters still wander, and the
+    held-out value ranged from -2.2 to -4.4 over six seeds (-2.14 .. -2.21 with the
+    decay)."""
     data = datasets.gaussian_mixture(1000, 4)
     train_rows, held = data[:800], data[800:]
     rbm = RBM.init("gaussian", 2, 8, np.random.default_rng(0), 0.01, sigma=0.5)
     before = evaluate.log_likelihood(rbm, held)
     tr = tr_section(method="pcd", optimizer="adam", k=1, batch_size=20, epochs=200,
-                    chains=100, learning_rate=0.03)
+                    chains=100, learning_rate=0.03, schedule="cosine",
+                    lr_final_fraction=0.05)
     state = train.train(rbm, tr, train_rows, 7, SerialComm())
     after = evaluate.log_likelihood(RBM.from_theta("gaussian", state.theta, 2, 8, 0.5),
                                     held)
     print(f"mixture2d held-out LL: {before:.3f} -> {after:.3f}")
-    assert after > -2.6 and after > before + 1.0
+    assert after > -2.3 and after > before + 1.0
+
+
+@pytest.mark.parametrize("n,batch,size", [(28, 4, 2), (1438, 10, 2), (30, 6, 3)])
+def test_shards_partition_the_rows_and_batches_do_not_depend_on_the_ranks(n, batch, size):
+    """Each rank holds the rows of its mini-batch positions: the shards of `size` ranks
+    are disjoint, cover the data and are about n / size rows each; every epoch's
+    global mini-batches (the ranks' parts side by side) are those of one rank, and no
+    row appears twice in an epoch."""
+    data = np.arange(n, dtype=np.float64)[:, None] * np.ones((1, 3))
+    one = train.make_shard(data, batch, 5, 0, 1)
+    shards = [train.make_shard(data, batch, 5, r, size) for r in range(size)]
+    everyone = np.concatenate([s.index for s in shards])
+    assert np.array_equal(np.sort(everyone), np.arange(n))
+    assert all(abs(len(s.rows) - n / size) <= batch / size for s in shards)
+    for s in shards:
+        assert np.array_equal(s.rows[:, 0], s.index)      # the rows are the data's
+    for epoch in (0, 3):
+        whole = one.rows[train.epoch_rows(one, 9, epoch, batch), 0]
+        parts = np.hstack([s.rows[train.epoch_rows(s, 9, epoch, batch), 0] for s in shards])
+        assert whole.shape == (n // batch, batch) and np.array_equal(whole, parts)
+        assert len(np.unique(whole)) == whole.size
+    first, second = (one.rows[train.epoch_rows(one, 9, e, batch), 0] for e in (0, 1))
+    assert not np.array_equal(first, second)                 # a new order every epoch
+
+
+def test_visible_bias_from_the_data_gives_the_data_mean_at_zero_weights():
+    mean = np.array([0.0, 0.2, 0.5, 0.9, 1.0])
+    a = visible_bias_from_mean("binary", mean)
+    rbm = RBM("binary", a, np.zeros(2), np.zeros((5, 2)))
+    assert np.allclose(visible_mean(rbm, np.zeros((1, 2)))[0],
+                       np.clip(mean, 1e-3, 1 - 1e-3), rtol=1e-12)
+    assert np.array_equal(visible_bias_from_mean("gaussian", mean), mean)

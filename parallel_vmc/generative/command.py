@@ -85,8 +85,10 @@ def cmd_train(args) -> int:
     cfg, data, held, _ = prepared
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
-    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                            max_walltime=_walltime(args)), comm)
+    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                      max_walltime=_walltime(args))
+    del prepared, data, held        # every rank keeps only its shard
+    return _execute(session, comm)
 
 
 def cmd_resume(args) -> int:
@@ -109,8 +111,10 @@ def cmd_resume(args) -> int:
     if prepared is None:
         return code
     cfg, data, held, payload = prepared
-    return _execute(Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                            resume=payload, max_walltime=_walltime(args)), comm)
+    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
+                      resume=payload, max_walltime=_walltime(args))
+    del prepared, data, held        # every rank keeps only its shard
+    return _execute(session, comm)
 
 
 def _execute(session: Session, comm) -> int:
@@ -118,8 +122,8 @@ def _execute(session: Session, comm) -> int:
     path = session.cfg.output.path
     try:
         layers = session.run()
+        evaluation = session.finish(layers)            # collective
         if comm.rank == 0:
-            evaluation = session.finish(layers)
             if session.progress:
                 print("\n".join(summary_lines(evaluation)), flush=True)
                 print(f"train: wrote {path}", flush=True)

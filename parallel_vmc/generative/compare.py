@@ -3,10 +3,11 @@
 Both sides get the same data split, hidden size, mini-batch size, learning rate and
 number of epochs, and do the same algorithm: PCD-1 with as many persistent chains as
 rows in a mini-batch, plain SGD (no momentum, no weight decay), weights started at
-Normal(0, 0.01^2), biases at 0. (Differences that remain: scikit-learn visits the rows
-in one fixed order every epoch and keeps a last partial mini-batch; ours draws a new
-order per epoch and drops the partial batch; their chains start from all-zero hidden
-states, ours from data rows.) The score is the exact mean log-likelihood of the
+Normal(0, 0.01^2), hidden biases at 0. Our visible biases start at the training rows'
+log-odds (``--visible-bias data``, the default; ``zero`` is scikit-learn's start).
+(Differences that remain: scikit-learn visits the rows in one fixed order every epoch
+and keeps a last partial mini-batch; ours draws a new order per epoch and drops the
+partial batch; their chains start from all-zero hidden states, ours from data rows.) The score is the exact mean log-likelihood of the
 held-out rows (log Z by enumerating the 2^n_hidden hidden states), averaged over
 ``repeats`` seeds, and the training time of each, measured in the same process with
 BLAS limited to one thread, alternating the two sides and taking the medians.
@@ -28,7 +29,7 @@ import numpy as np
 from ..parallel import SerialComm
 from ..rng import params_generator
 from . import datasets, evaluate, gconfig
-from .model import RBM
+from .model import RBM, visible_bias_from_mean
 from .train import train
 
 MAX_EXACT_HIDDEN = 20     # exact log Z over 2^20 states x 64 visibles: a few seconds
@@ -53,11 +54,14 @@ def _training_section(hidden, batch_size, learning_rate, epochs, chains, momentu
 
 
 def train_ours(data, hidden, batch_size, learning_rate, epochs, seed, chains=None,
-               momentum=0.0) -> tuple[RBM, float]:
+               momentum=0.0, visible_bias="data") -> tuple[RBM, float]:
     """Our PCD-1 training on one rank: (trained RBM, seconds); chains None: as many
-    persistent chains as rows in a mini-batch (scikit-learn's choice)."""
+    persistent chains as rows in a mini-batch (scikit-learn's choice); visible_bias
+    "data": start the visible biases at the rows' log-odds, "zero": at 0."""
     tr = _training_section(hidden, batch_size, learning_rate, epochs, chains, momentum)
     rbm = RBM.init("binary", data.shape[1], hidden, params_generator(seed), 0.01)
+    if visible_bias == "data":
+        rbm.a[:] = visible_bias_from_mean("binary", data.mean(axis=0))
     start = time.perf_counter()
     state = train(rbm, tr, data, seed, SerialComm())
     seconds = time.perf_counter() - start
@@ -95,22 +99,24 @@ def _summary(runs: list) -> dict:
 
 
 def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
-            held_out=0.2, threshold=0.5, seed=2026, chains=None, momentum=0.0) -> dict:
+            held_out=0.2, threshold=0.5, seed=2026, chains=None, momentum=0.0,
+            visible_bias="data") -> dict:
     """Train both sides ``repeats`` times, alternating, repeat r with seed + r on both
     sides (initial weights and chains), after one untimed warm-up epoch each (imports,
     numba's cache); the data split is the same throughout (``seed``). Returns the
     settings, each side's per-repeat scores and times with the mean held-out
     log-likelihood, its standard error over the seeds and the median time, and the
-    ratio of the median times sklearn / ours. ``chains`` and ``momentum`` change our
-    side only (not among the settings the comparison keeps equal): None and 0 run the
-    same algorithm as scikit-learn."""
+    ratio of the median times sklearn / ours. ``chains``, ``momentum`` and
+    ``visible_bias`` change our side only (not among the settings the comparison keeps
+    equal): None, 0 and "zero" run the same algorithm as scikit-learn."""
     if hidden > MAX_EXACT_HIDDEN:
         raise ValueError(f"hidden = {hidden}: the exact log-likelihood needs <= "
                          f"{MAX_EXACT_HIDDEN} hidden units")
     data, _ = datasets.digits(threshold)
     train_rows, held_rows = datasets.split(data, held_out, seed)
     args = (hidden, batch_size, learning_rate)
-    sides = {"ours": lambda *a: train_ours(*a, chains=chains, momentum=momentum),
+    sides = {"ours": lambda *a: train_ours(*a, chains=chains, momentum=momentum,
+                                           visible_bias=visible_bias),
              "sklearn": train_sklearn}
     runs = {name: [] for name in sides}
     from threadpoolctl import threadpool_limits
@@ -126,7 +132,8 @@ def compare(hidden=16, batch_size=10, learning_rate=0.05, epochs=20, repeats=3,
                            "learning_rate": learning_rate, "epochs": epochs,
                            "repeats": repeats, "held_out": held_out, "threshold": threshold,
                            "seed": seed, "ours_chains": chains or batch_size,
-                           "ours_momentum": momentum, "train_rows": len(train_rows),
+                           "ours_momentum": momentum, "ours_visible_bias": visible_bias,
+                           "train_rows": len(train_rows),
                            "held_out_rows": len(held_rows)}}
     for name in sides:
         result[name] = _summary(runs[name])
@@ -141,8 +148,9 @@ def format_result(r: dict) -> str:
              f"held-out rows; {s['hidden']} hidden, batch {s['batch_size']}, lr "
              f"{s['learning_rate']}, {s['epochs']} epochs, PCD-1 + SGD; one BLAS thread; "
              f"{s['repeats']} seeds",
-             f"ours: {s['ours_chains']} persistent chains, momentum {s['ours_momentum']}; "
-             f"sklearn: {s['batch_size']} chains, no momentum",
+             f"ours: {s['ours_chains']} persistent chains, momentum {s['ours_momentum']}, "
+             f"visible biases start {s['ours_visible_bias']}; sklearn: {s['batch_size']} "
+             "chains, no momentum, visible biases start zero",
              f"{'':8s} {'held-out LL (mean +- se)':>25s} {'per seed':>30s} "
              f"{'median s':>9s}"]
     for name in ("ours", "sklearn"):
@@ -169,11 +177,14 @@ def main(argv=None) -> int:
     p.add_argument("--chains", type=int, default=None,
                    help="our persistent chains (default: the batch size, as sklearn)")
     p.add_argument("--momentum", type=float, default=0.0, help="our SGD momentum (0)")
+    p.add_argument("--visible-bias", choices=("data", "zero"), default="data",
+                   help="our initial visible biases: the data's log-odds (default) or 0")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     a = p.parse_args(argv)
     try:
         r = compare(a.hidden, a.batch_size, a.learning_rate, a.epochs, a.repeats,
-                    a.held_out, seed=a.seed, chains=a.chains, momentum=a.momentum)
+                    a.held_out, seed=a.seed, chains=a.chains, momentum=a.momentum,
+                    visible_bias=a.visible_bias)
     except (datasets.DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .model import RBM, free_energy, p_hidden, visible_mean
+from .model import RBM, free_energy, p_hidden, visible_bias_from_mean, visible_mean
 
 __all__ = ["enumerate_states", "log_z_exact", "log_prob", "log_likelihood",
            "kl_divergence",
@@ -134,16 +134,15 @@ class AISResult(tuple):
     log_weights = property(lambda self: self[2])
 
 
-def base_rate_visible_bias(rbm: RBM, data=None, eps: float = 1e-3) -> np.ndarray:
-    """The base-rate model's visible bias a0 (n_v,): binary, logit of the data's pixel
-    means clipped to [eps, 1-eps]; gaussian, the data mean. Zeros without data."""
-    if data is None:
+def base_rate_visible_bias(rbm: RBM, data=None, data_mean=None) -> np.ndarray:
+    """The base-rate model's visible bias a0 (n_v,) from the data (n, n_v) or their
+    column means data_mean (n_v,): ``model.visible_bias_from_mean`` (binary, the
+    log-odds of the clipped means; gaussian, the means). Zeros without either."""
+    if data_mean is None and data is None:
         return np.zeros(rbm.n_visible)
-    mean = np.asarray(data, dtype=np.float64).mean(axis=0)
-    if rbm.kind == "gaussian":
-        return mean
-    mean = np.clip(mean, eps, 1.0 - eps)
-    return np.log(mean) - np.log1p(-mean)
+    if data_mean is None:
+        data_mean = np.asarray(data, dtype=np.float64).mean(axis=0)
+    return visible_bias_from_mean(rbm.kind, data_mean)
 
 
 def _annealed(rbm: RBM, a0: np.ndarray, beta: float) -> RBM:
@@ -173,12 +172,13 @@ def _sample_base(rbm: RBM, a0: np.ndarray, runs: int, rng) -> np.ndarray:
     return _sample_visible(base, np.zeros((runs, rbm.n_hidden)), rng)
 
 
-def ais_log_z(rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0) -> AISResult:
+def ais_log_z(rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0,
+              data_mean=None) -> AISResult:
     """Annealed importance sampling estimate of log Z, vectorised over ``runs``
     independent runs (numpy, one Python step per temperature).
 
     ``betas``: an int K (K+1 temperatures, linear in beta) or an increasing array from 0
-    to 1. The base model is the base-rate model from ``data`` (see
+    to 1. The base model is the base-rate model from ``data`` or ``data_mean`` (see
     :func:`base_rate_visible_bias`), or a0 = 0. Each step adds
     ``F_{k-1}(v) - F_k(v)`` to the log-weight and moves v by one block Gibbs step of the
     intermediate model k (which leaves it invariant). Returns :class:`AISResult`."""
@@ -187,7 +187,7 @@ def ais_log_z(rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0) -> AIS
     if betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
         raise ValueError("betas must increase from 0 to 1")
     rng = np.random.default_rng(seed)
-    a0 = base_rate_visible_bias(rbm, data)
+    a0 = base_rate_visible_bias(rbm, data, data_mean)
     V = _sample_base(rbm, a0, runs, rng)
     logw = np.zeros(runs)
     previous = _annealed(rbm, a0, 0.0)

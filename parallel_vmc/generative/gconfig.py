@@ -26,8 +26,11 @@ SPEC: dict[str, dict[str, Field]] = {
         "hidden": Field("int", 16, "hidden units", minimum=1, maximum=100000),
         "sigma": Field("float", 1.0, "gaussian: the visibles' fixed (untrained) width",
                        minimum=0.0, min_exclusive=True),
-        "init_scale": Field("float", 0.01, "std of the random initial weights (biases "
-                            "start at 0)", minimum=0.0),
+        "init_scale": Field("float", 0.01, "std of the random initial weights",
+                            minimum=0.0),
+        "visible_bias": Field("str", "zero", "initial visible biases: zero, or data (the "
+                              "training rows' log-odds, binary; their mean, gaussian); "
+                              "hidden biases start at 0", choices=("zero", "data")),
     },
     "data": {
         "name": Field("str", REQUIRED, "data set", choices=DATA_NAMES),
@@ -41,7 +44,8 @@ SPEC: dict[str, dict[str, Field]] = {
         "limit": Field("int", None, "idx: use only the first this many images",
                        minimum=1, nullable=True),
         "threshold": Field("float", 0.5, "digits, idx: a pixel is 1 above this fraction "
-                           "of full intensity", minimum=0.0, maximum=1.0),
+                           "of full intensity", minimum=0.0, maximum=1.0,
+                           max_exclusive=True),
         "held_out": Field("float", 0.0, "fraction of the rows held out for evaluation "
                           "(0: evaluate on the training data)", minimum=0.0, maximum=0.9),
     },

@@ -16,14 +16,15 @@ them out gives the free energy ``F(v)``, ``p(v) = exp(-F(v)) / Z``:
 
 Given h, the visibles are independent: binary ``p(v_i = 1 | h) = sigmoid(a_i + W_i.h)``;
 gaussian ``v_i | h ~ Normal(a_i + W_i.h, sigma^2)`` (the same conditionals as the VMC
-side's Gibbs sampler, ``wavefunction/rbm.py``, whose scalar ``softplus`` and
-``sigmoid_from_exp`` are used here).
+side's Gibbs sampler, ``wavefunction/rbm.py``, whose scalar ``softplus`` is used
+here).
 
 Signatures (V: (n, n_v) visible rows; H: (n, n_h) hidden rows; all float64):
 
     RBM(kind, a, b, W, sigma); RBM.init(kind, n_v, n_h, rng, scale=0.01, sigma=1.0)
     rbm.n_visible, rbm.n_hidden, rbm.copy(), rbm.theta() -> (n_v + n_h + n_v n_h,)
     RBM.from_theta(kind, theta, n_v, n_h, sigma)
+    visible_bias_from_mean(kind, mean) -> (n_v,)   a matching the data's mean
     hidden_input(rbm, V) -> (n, n_h)         u = b + V W / s2
     p_hidden(rbm, V) -> (n, n_h)             sigmoid(u)
     visible_mean(rbm, H) -> (n, n_v)         binary sigmoid(a + H W^T); gaussian a + H W^T
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..wavefunction.rbm import sigmoid_from_exp, softplus
+from ..wavefunction.rbm import softplus
 
 KINDS = ("binary", "gaussian")
 
@@ -100,13 +101,30 @@ class RBM:
                    float(sigma) if kind == "gaussian" else 1.0)
 
 
+VISIBLE_PROB_FLOOR = 1e-3   # the data's mean is clipped to [floor, 1 - floor] (binary)
+
+
+def visible_bias_from_mean(kind: str, mean: np.ndarray) -> np.ndarray:
+    """Visible biases (n_v,) under which a model with W = 0 has the data's mean (n_v,)
+    as its mean: binary the log-odds ln(p / (1 - p)), p clipped to [1e-3, 1 - 1e-3]
+    (a pixel never or always on would need an infinite bias); gaussian the mean itself.
+    (Hinton, "A practical guide to training RBMs", 2010, section 8.)"""
+    mean = np.asarray(mean, dtype=np.float64)
+    if kind == "gaussian":
+        return mean.copy()
+    p = np.clip(mean, VISIBLE_PROB_FLOOR, 1.0 - VISIBLE_PROB_FLOOR)
+    return np.log(p) - np.log1p(-p)
+
+
 # ------------------------------------------------------------------ array kernels
 
 @njit(cache=True, inline="always")
 def sigmoid_scalar(u):
-    """The logistic function of one number, safe for any finite u."""
-    s = sigmoid_from_exp(np.exp(-abs(u)))   # exp(-|u|) never overflows
-    return 1.0 - s if u >= 0.0 else s       # sigmoid(u) = 1 - sigmoid(-u)
+    """The logistic function of one number, safe for any u: where exp(-u) overflows
+    (u < -709.78) the result is 0 instead of a number below 1e-308. One exp and one
+    division, no branch: the Gibbs sweeps' and the phases' inner loops spend most of
+    their time here."""
+    return 1.0 / (1.0 + np.exp(-u))
 
 
 @njit(cache=True)

@@ -1,23 +1,28 @@
 """One ``pvmc train`` run: data, the layers' training, history, checkpoints, evaluation.
 
-Every rank loads the same data (the data sets are generated or read from one file)
-and trains on its slice of each mini-batch (``train.py``); rank 0 evaluates, prints
-the progress lines and writes the file (``gio.py``). A deep belief net trains its
-layers one after the other, each on the hidden probabilities p(h | v) of the layer
-below for the training rows.
+Every rank loads the data (the data sets are generated or read from one file), keeps
+its shard of the training rows (``train.make_shard``: the rows of its mini-batch
+positions) and its part of the held-out rows (every R-th) and drops the rest. The
+evaluation is collective: every rank evaluates its rows and one Allreduce per history
+row (and per final evaluation) makes the means over all rows; rank 0 prints the
+progress lines and writes the file (``gio.py``). A deep belief net trains its layers
+one after the other, each on the hidden probabilities p(h | v) of the layer below for
+the training rows (each rank for its shard).
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..rng import params_generator
 from . import datasets, evaluate, gio
 from .dbn import propagate_up
-from .model import RBM, p_hidden
-from .train import Interrupted, TrainState, check_layout, local_slice, train
+from .model import RBM, p_hidden, visible_bias_from_mean
+from .train import (Interrupted, Shard, TrainState, check_layout, local_slice, make_shard,
+                    train)
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
 
@@ -66,11 +71,20 @@ def layer_seed(seed: int, layer: int) -> int:
 
 
 def new_layer(cfg, layer: int, n_v: int) -> RBM:
-    """The initial RBM of a layer (binary above the bottom one)."""
+    """The initial RBM of a layer (binary above the bottom one), visible biases 0."""
     kind = cfg.model.kind if layer == 0 else "binary"
     return RBM.init(kind, n_v, layer_sizes(cfg)[layer],
                     params_generator(layer_seed(cfg.seed, layer)),
                     cfg.model.init_scale, cfg.model.sigma)
+
+
+def rows_mean(rows: np.ndarray, comm) -> np.ndarray:
+    """The mean (n_v,) of all ranks' rows, rows (n, n_v) being this rank's (one
+    Allreduce of the column sums and row counts; at the start of a layer or in the
+    final evaluation, not per mini-batch)."""
+    n_v = rows.shape[1]
+    total = comm.allreduce_sum(np.concatenate([rows.sum(axis=0), [len(rows)]]))
+    return total[:n_v] / total[n_v]
 
 
 def preflight(cfg, size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -83,40 +97,58 @@ def preflight(cfg, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 # ------------------------------------------------------------------ evaluation
 
+def _exact_ll_possible(rbm: RBM, limit: int) -> bool:
+    """Is log Z enumerable within 2^limit terms (binary: the smaller side; gaussian:
+    the hidden side)?"""
+    side = rbm.n_hidden if rbm.kind == "gaussian" else min(rbm.n_visible, rbm.n_hidden)
+    return side <= limit
+
+
 def history_row(rbm: RBM, V: np.ndarray, cfg, layer: int, epoch: int, lr: float,
-                wall: float) -> dict:
-    """One history row of an RBM on its evaluation rows V."""
+                wall: float, comm) -> dict:
+    """One history row of an RBM on all ranks' training rows, V (n, n_v) being this
+    rank's shard of them (collective: one Allreduce of the shards' sums, so every rank
+    gets the means over all rows). The stochastic pseudo-likelihood (n_v > 100) draws
+    its bits per rank (seed, epoch, rank)."""
+    n = V.shape[0]
     ll = math.nan
-    if min(rbm.n_visible, rbm.n_hidden) <= cfg.evaluation.exact_limit and (
-            rbm.kind == "binary" or rbm.n_hidden <= cfg.evaluation.exact_limit):
-        ll = evaluate.log_likelihood(rbm, V)
+    if _exact_ll_possible(rbm, cfg.evaluation.exact_limit):
+        ll = float(np.sum(evaluate.log_prob(rbm, V, evaluate.log_z_exact(rbm))))
     pl = math.nan
     if rbm.kind == "binary":
-        rng = (None if V.shape[1] <= 100 else
-               np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch))))
-        pl = evaluate.pseudo_likelihood(rbm, V, rng)
-    return {"layer": layer, "epoch": epoch, "reconstruction_error":
-            evaluate.reconstruction_error(rbm, V), "pseudo_likelihood": pl,
-            "log_likelihood": ll, "learning_rate": lr, "wall_time": wall}
+        rng = (None if V.shape[1] <= 100 else np.random.default_rng(
+            np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch, comm.rank))))
+        pl = n * evaluate.pseudo_likelihood(rbm, V, rng)
+    rec = n * evaluate.reconstruction_error(rbm, V)
+    total = comm.allreduce_sum(np.array([rec, pl, ll, n], dtype=np.float64))
+    rec, pl, ll = total[:3] / total[3]
+    return {"layer": layer, "epoch": epoch, "reconstruction_error": float(rec),
+            "pseudo_likelihood": float(pl), "log_likelihood": float(ll),
+            "learning_rate": lr, "wall_time": wall}
 
 
-def final_evaluation(rbm: RBM, cfg, data: np.ndarray, held: np.ndarray | None,
-                     seconds: float) -> dict:
-    """The /evaluation attributes of the bottom RBM: exact log Z when enumerable,
-    else AIS with its error; KL(data || model) for bars-and-stripes."""
-    limit = cfg.evaluation.exact_limit
-    side = rbm.n_hidden if rbm.kind == "gaussian" else min(rbm.n_visible, rbm.n_hidden)
-    if side <= limit:
+def final_evaluation(rbm: RBM, cfg, rows: np.ndarray, held: np.ndarray | None,
+                     seconds: float, comm) -> dict:
+    """The /evaluation attributes of the bottom RBM (collective): exact log Z when
+    enumerable, else AIS (the same runs on every rank, its base rate from the mean of
+    all training rows) with its error; the mean log-likelihoods of all training rows
+    and all held-out rows from this rank's parts, rows (n, n_v) and held (m, n_v) or
+    None, in one Allreduce; KL(data || model) for bars-and-stripes."""
+    if _exact_ll_possible(rbm, cfg.evaluation.exact_limit):
         method, log_z, err = "exact", evaluate.log_z_exact(rbm), 0.0
     else:
         res = evaluate.ais_log_z(rbm, cfg.evaluation.ais_runs, cfg.evaluation.ais_steps,
-                                 data=data, seed=np.random.SeedSequence(cfg.seed,
-                                                                        spawn_key=(0, 7)))
+                                 data_mean=rows_mean(rows, comm),
+                                 seed=np.random.SeedSequence(cfg.seed, spawn_key=(0, 7)))
         method, log_z, err = "ais", res.log_z, res.error
+    sums = [np.sum(evaluate.log_prob(rbm, X, log_z)) if X is not None and len(X) else 0.0
+            for X in (rows, held)]
+    total = comm.allreduce_sum(np.array([sums[0], len(rows), sums[1],
+                                         0 if held is None else len(held)], dtype=float))
     out = {"method": method, "log_z": log_z, "log_z_error": err,
-           "log_likelihood": evaluate.log_likelihood(rbm, data, log_z),
+           "log_likelihood": float(total[0] / total[1]),
            "held_out_log_likelihood": (math.nan if held is None else
-                                       evaluate.log_likelihood(rbm, held, log_z)),
+                                       float(total[2] / total[3])),
            "kl": math.nan, "train_seconds": seconds}
     if cfg.data.name == "bars_stripes":
         patterns, probs = datasets.bars_and_stripes(cfg.data.size)
@@ -145,7 +177,11 @@ class Session:
     def __init__(self, cfg, comm, data, held, progress=True, stop_after=None,
                  resume=None, max_walltime=None):
         from ..control import Control
-        self.cfg, self.comm, self.data, self.held = cfg, comm, data, held
+        self.cfg, self.comm = cfg, comm
+        self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank,
+                                comm.size)
+        # the evaluation is collective too: each rank keeps its part of the held-out rows
+        self.held = None if held is None else np.ascontiguousarray(held[comm.rank::comm.size])
         self.control = Control(comm.rank, math.inf, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
@@ -185,22 +221,25 @@ class Session:
         """Train every layer; returns the RBMs (bottom first). Raises StopRequested
         when the launch's epoch budget ends first."""
         start, state = self._resumed_state()
-        V = propagate_up(self.layers, self.data, start)
+        shard = replace(self.shard, rows=propagate_up(self.layers, self.shard.rows, start))
         self.control.install()
         try:
-            return self._layers(start, state, V)
+            return self._layers(start, state, shard)
         finally:
             self.control.uninstall()
 
-    def _layers(self, start, state, V) -> list:
+    def _layers(self, start, state, shard: Shard) -> list:
+        """Train layers start.. on this rank's shard (its rows propagated up)."""
         for layer in range(start, self.n_layers):
-            rbm = new_layer(self.cfg, layer, V.shape[1])
+            rbm = new_layer(self.cfg, layer, shard.rows.shape[1])
             if state is not None:
                 rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
                                      rbm.sigma)
+            elif self.cfg.model.visible_bias == "data":
+                rbm.a[:] = visible_bias_from_mean(rbm.kind, rows_mean(shard.rows, self.comm))
             try:
-                state = train(rbm, self.cfg.training, V, layer_seed(self.cfg.seed, layer),
-                              self.comm, state, self._after_epoch(rbm, layer, V),
+                state = train(rbm, self.cfg.training, shard, layer_seed(self.cfg.seed, layer),
+                              self.comm, state, self._after_epoch(rbm, layer, shard.rows),
                               self.control)
             except Interrupted as exc:
                 self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
@@ -208,7 +247,7 @@ class Session:
                                     f"mini-batch {exc.state.batch}") from None
             self.layers.append(self._rbm(rbm, state.theta))
             if layer + 1 < self.n_layers:
-                V = p_hidden(self.layers[layer], V)
+                shard = replace(shard, rows=p_hidden(self.layers[layer], shard.rows))
                 state = None
         return self.layers
 
@@ -222,9 +261,9 @@ class Session:
         def after(state: TrainState, lr: float) -> None:
             self.trained += 1
             last = state.epoch == epochs
-            if self.comm.rank == 0 and (state.epoch % cfg.evaluation.every == 0 or last):
+            if state.epoch % cfg.evaluation.every == 0 or last:     # collective
                 row = history_row(self._rbm(like, state.theta), V, cfg, layer,
-                                  state.epoch, lr, self.elapsed())
+                                  state.epoch, lr, self.elapsed(), self.comm)
                 for k, v in row.items():
                     self.history[k].append(v)
                 if self.progress:
@@ -263,10 +302,12 @@ class Session:
                   checkpoint)
 
     def finish(self, layers) -> dict:
-        """Rank 0: the final evaluation of the bottom RBM, the completed file."""
-        evaluation = final_evaluation(layers[0], self.cfg, self.data, self.held,
-                                      self.elapsed())
-        self.write(layers, evaluation, None, gio.COMPLETED)
+        """Every rank: the final evaluation of the bottom RBM (collective); rank 0
+        writes the completed file."""
+        evaluation = final_evaluation(layers[0], self.cfg, self.shard.rows, self.held,
+                                      self.elapsed(), self.comm)
+        if self.comm.rank == 0:
+            self.write(layers, evaluation, None, gio.COMPLETED)
         return evaluation
 
 
