@@ -418,12 +418,16 @@ def _text(value) -> str:
 
 def _execute(cfg, comm, args, resume) -> int:
     """Run or resume on every rank; the exit code."""
+    from .control import Control
     from .driver import Run, RunFailed, RunInterrupted, RunRefused
     from .hdf5io import one_line
     try:
         run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
                   progress=not args.quiet, resume=resume)
-        run.execute()
+        try:
+            run.execute()
+        finally:                          # the run is over; the process only exits
+            Control.ignore_stop_signals()
     except RunInterrupted:
         return EXIT_INTERRUPTED
     except RunRefused as exc:        # decided on every rank together, nothing touched

@@ -373,10 +373,10 @@ class Run:
         except BaseException as exc:
             status = f"{S.FAILED}: {type(exc).__name__}: {exc}"
             raise
-        finally:
-            self.control.uninstall()
+        finally:      # closed while still catching: a signal now only sets a flag
             self.segment.close(status, self.state.iteration, self.where(),
                                self.control.elapsed())
+            self.control.uninstall()
 
     def _announce_ready(self) -> None:
         """Create the file PVMC_READY_FILE names (if set) once every rank takes stop
