@@ -1,6 +1,6 @@
 """`python -m parallel_vmc` is the same as the `pvmc` command."""
 import sys
 
-from .cli import main
+from .cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -418,7 +418,6 @@ def _text(value) -> str:
 
 def _execute(cfg, comm, args, resume) -> int:
     """Run or resume on every rank; the exit code."""
-    from .control import Control
     from .driver import Run, RunFailed, RunInterrupted, RunRefused
     from .hdf5io import one_line
     try:
@@ -426,8 +425,9 @@ def _execute(cfg, comm, args, resume) -> int:
                   progress=not args.quiet, resume=resume)
         try:
             run.execute()
-        finally:                          # the run is over; the process only exits
-            Control.ignore_stop_signals()
+        finally:
+            if _AS_PROCESS:      # the run is over: see entry()
+                _ignore_stop_signals()
     except RunInterrupted:
         return EXIT_INTERRUPTED
     except RunRefused as exc:        # decided on every rank together, nothing touched
@@ -599,6 +599,27 @@ def _print_info(path, h5) -> int:
 def _cmd_train(args) -> int:
     from .generative.command import cmd_train
     return cmd_train(args)
+
+
+_AS_PROCESS = False
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore TERM, USR1 and INT for the rest of this process."""
+    import signal
+    for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def entry() -> int:
+    """The `pvmc` command and `python -m parallel_vmc`: main() in a process of its own.
+    Once its run is over, the process ignores stop signals: a late copy (srun
+    forwarding one to every task) would otherwise kill a rank that has restored the
+    default handlers while the others wait for it in MPI's finalize. (Not in main():
+    called in-process, e.g. by tests, it must leave the caller's handlers alone.)"""
+    global _AS_PROCESS
+    _AS_PROCESS = True
+    return main()
 
 
 def main(argv=None) -> int:

@@ -89,16 +89,6 @@ class Control:
             if sig is not None:
                 self._previous[sig] = signal.signal(sig, self._handler)
 
-    @staticmethod
-    def ignore_stop_signals() -> None:
-        """For a process about to exit after its run: a late copy of a stop signal (a
-        launcher forwarding the one it got to every task) must not kill it with its
-        default action and turn a clean, checkpointed exit into a launcher error."""
-        for name in STOP_SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                signal.signal(sig, signal.SIG_IGN)
-
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

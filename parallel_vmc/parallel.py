@@ -134,7 +134,7 @@ def launch_problem(size: int, env) -> str | None:
         return None
     for name, launcher in LAUNCHER_SIZES:
         value = env.get(name, "")
-        if value.isdigit() and int(value) > 1:
+        if value.isascii() and value.isdigit() and int(value) > 1:
             option = srun_mpi_option() or "--mpi=<the plugin of the cluster's MPI>"
             return (f"{launcher} started this process as one of {value} tasks "
                     f"({name}={value}), but MPI connected only 1 process: each task "

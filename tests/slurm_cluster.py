@@ -103,7 +103,7 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=600
 FirstJobId={first_job_id}
-KillWait=10
+KillWait=30
 InactiveLimit=0
 Waittime=0
 NodeName={node} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
