@@ -373,10 +373,13 @@ def _setup(args, comm, cfg, fermion: bool):
 
 def _target(cfg, fermion: bool) -> float:
     """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
-    else the sampler's default."""
+    else the config's sampler.target_acceptance, else the sampler's default."""
     from .samplers import DEFAULT_TARGET
     method = cfg.sampler.method
-    return FERMION_TARGET if fermion and method == "metropolis" else DEFAULT_TARGET[method]
+    if fermion and method == "metropolis":
+        return FERMION_TARGET
+    target = cfg.sampler.target_acceptance
+    return DEFAULT_TARGET[method] if target is None else target
 
 
 def _thermalize(args, comm, sampler, theta, walkers, fermion: bool) -> None:
