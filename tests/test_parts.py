@@ -40,6 +40,9 @@ P_FERMIONS = {1: 4, 2: 6, 3: 8}
 # The config that selects each optional part (the registry says it in words).
 HARD_SPHERE_RADIUS = 0.05
 CLEARANCE = 3     # random configurations keep pairs beyond CLEARANCE radii (see fd_step)
+# Hidden units by seed parity: a narrow layer and a wide one (rbm.WIDE_LAYER: the
+# vectorised move ratio), not a multiple of its four partial products.
+HIDDEN = (3, 9)
 SELECT = {"widths": {"wavefunction": {"variational_widths": True}},
           "pade": {"wavefunction": {"jastrow": "pade"}},
           "hard_sphere": {"wavefunction": {"jastrow": "hard_sphere"},
@@ -153,7 +156,7 @@ def make(D, psi, parts, seed):
     P = n_particles(D, parts)
     raw = {"system": {"particles": P, "dimensions": D, "omega": 1.3,
                       "statistics": "bosons"},
-           "wavefunction": {"hidden": 3, "psi": psi, "sigma": 0.9}}
+           "wavefunction": {"hidden": HIDDEN[seed % 2], "psi": psi, "sigma": 0.9}}
     if D == 3 and seed % 2 == 1 and "slater" not in parts:    # elliptical trap
         raw["system"]["omega_z"] = 2.1
         raw["wavefunction"]["sigma_z"] = 0.6

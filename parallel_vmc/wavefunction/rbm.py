@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..fastexp import exp as fast_exp
 from ..rng import normal, uniform
 
 
@@ -61,9 +62,13 @@ class RBMParams(NamedTuple):
     inv_s2_z: float      # 1 / sigma_z^2 (the third axis; = inv_s2 for D < 3)
     z_ratio: float       # inv_s2_z / inv_s2 (exactly 1.0 in a round trap)
     width_offset: int    # [delta_xy, delta_z] = theta[width_offset:+2]; -1: fixed widths
+    wide: object = None  # True for a wide layer (n_hidden >= WIDE_LAYER), else None: a
+                         # type, so numba compiles one move ratio or the other (the wide
+                         # one's code alone slowed a narrow kernel by 15-25 %)
 
 
 U, EU, S, UN, EUN, SN, R, RN = range(8)   # rows of the cache (see new_cache)
+WIDE_LAYER = 8      # hidden units from which the vectorised ratio is faster (pvmc bench)
 SATURATED = 1e300   # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
@@ -79,7 +84,7 @@ def params(offset: int, n_visible: int, n_hidden: int, sigma: float, sigma_z: fl
     inv_s2 = 1.0 / (sigma * sigma)
     inv_s2_z = 1.0 / (sigma_z * sigma_z) if D == 3 else inv_s2
     return RBMParams(offset, n_visible, n_hidden, inv_s2, psi_exponent(psi), D, inv_s2_z,
-                     inv_s2_z / inv_s2, width_offset)
+                     inv_s2_z / inv_s2, width_offset, True if n_hidden >= WIDE_LAYER else None)
 
 
 WIDTH_AXES = 2        # [delta_xy, delta_z]
@@ -178,7 +183,10 @@ def coordinate_slopes(theta, prm, cache, row, i, xi):
     ``g = -(x_i - a_i) + sum_j W_ij s_j`` and ``l = sum_j W_ij^2 s_j (1 - s_j)``, so that
     ``d_i ln psi = c g / sigma^2`` and ``d_i^2 ln psi = c (-1/sigma^2 + l / sigma^4)``.
     The one home of the RBM's coordinate derivatives (l is dropped by the compiler
-    where unused)."""
+    where unused). A wide layer sums in four interleaved partial sums (``lane_sums``)."""
+    if prm.wide is not None:
+        g, l = lane_sums(theta, prm, cache, row, i)
+        return -(xi - visible_bias(theta, prm, i)) + g, l
     g = -(xi - visible_bias(theta, prm, i))
     l = 0.0
     for j in range(prm.n_hidden):
@@ -188,6 +196,39 @@ def coordinate_slopes(theta, prm, cache, row, i, xi):
         g += ws
         l += ws * w * (1.0 - sj)
     return g, l
+
+
+@njit(cache=True, inline="always")
+def lane_sums(theta, prm, cache, row, i):
+    """(sum_j W_ij s_j, sum_j W_ij^2 s_j (1 - s_j)) with s in cache[row] (N,), summed
+    in four partial sums over j mod 4 that LLVM keeps in one vector register: a
+    running sum is a chain of dependent additions, which the compiler may not reorder
+    (this changes the rounding by a few ulp)."""
+    N = np.uint64(prm.n_hidden)
+    base = np.uint64(prm.offset + prm.n_visible + prm.n_hidden + i * prm.n_hidden)
+    g0, g1, g2, g3 = 0.0, 0.0, 0.0, 0.0
+    l0, l1, l2, l3 = 0.0, 0.0, 0.0, 0.0
+    j = np.uint64(0)
+    while j + np.uint64(4) <= N:
+        w0, w1 = theta[base + j], theta[base + j + np.uint64(1)]
+        w2, w3 = theta[base + j + np.uint64(2)], theta[base + j + np.uint64(3)]
+        s0, s1 = cache[row, j], cache[row, j + np.uint64(1)]
+        s2, s3 = cache[row, j + np.uint64(2)], cache[row, j + np.uint64(3)]
+        g0 += w0 * s0
+        g1 += w1 * s1
+        g2 += w2 * s2
+        g3 += w3 * s3
+        l0 += w0 * s0 * w0 * (1.0 - s0)
+        l1 += w1 * s1 * w1 * (1.0 - s1)
+        l2 += w2 * s2 * w2 * (1.0 - s2)
+        l3 += w3 * s3 * w3 * (1.0 - s3)
+        j += np.uint64(4)
+    while j < N:
+        w0, s0 = theta[base + j], cache[row, j]
+        g0 += w0 * s0
+        l0 += w0 * s0 * w0 * (1.0 - s0)
+        j += np.uint64(1)
+    return (g0 + g1) + (g2 + g3), (l0 + l1) + (l2 + l3)
 
 
 @njit(cache=True, inline="always")
@@ -253,6 +294,40 @@ def refresh(theta, prm, cache, x):
 
 
 @njit(cache=True, inline="always")
+def wide_hidden_ratio(theta, prm, cache, p, dx, D):
+    """The hidden factor of ``move_ratio`` for a wide layer (N >= WIDE_LAYER), with u'
+    and exp(u') of the proposal left in the cache: the same u' (the same sums in the
+    same order), built in loops over j that LLVM vectorises, ``fastexp.exp`` instead of
+    the C library's call, and the product in four interleaved partial products (their
+    rounding differs from one running product by a few ulp). Unsigned indices: with
+    numba's wrap-around of negative ones, the loops became gathers and scatters."""
+    N = np.uint64(prm.n_hidden)
+    for j in range(N):
+        cache[UN, j] = 0.0                  # du_j, summed over the particle's axes
+    for d in range(D):
+        step = dx[d] * prm.z_ratio if d == 2 else dx[d]
+        row = np.uint64(prm.offset + prm.n_visible + prm.n_hidden + (p * D + d) * prm.n_hidden)
+        for j in range(N):
+            cache[UN, j] += step * theta[row + j]
+    for j in range(N):
+        un = cache[U, j] + cache[UN, j] * prm.inv_s2
+        cache[UN, j] = un
+        cache[EUN, j] = fast_exp(un)
+    r0, r1, r2, r3 = 1.0, 1.0, 1.0, 1.0
+    j = np.uint64(0)
+    while j + np.uint64(4) <= N:
+        r0 *= (1.0 + cache[EUN, j]) * cache[R, j]
+        r1 *= (1.0 + cache[EUN, j + np.uint64(1)]) * cache[R, j + np.uint64(1)]
+        r2 *= (1.0 + cache[EUN, j + np.uint64(2)]) * cache[R, j + np.uint64(2)]
+        r3 *= (1.0 + cache[EUN, j + np.uint64(3)]) * cache[R, j + np.uint64(3)]
+        j += np.uint64(4)
+    while j < N:
+        r0 *= (1.0 + cache[EUN, j]) * cache[R, j]
+        j += np.uint64(1)
+    return (r0 * r1) * (r2 * r3)
+
+
+@njit(cache=True, inline="always")
 def move_ratio(theta, prm, cache, x, p, dx, D):
     """|psi(x')/psi(x)|^2 of this part for particle p moved by dx (D,), as
     (log_q, factor) with the ratio ``exp(log_q) * factor``: the Gaussian in log form,
@@ -269,15 +344,18 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
         if prm.width_offset >= 0:
             xa = x[i] + dx[d]
             log_q -= width_shift(theta, prm, d) * (xa * xa - x[i] * x[i])
-    ratio = 1.0
-    for j in range(prm.n_hidden):
-        du = 0.0
-        for d in range(D):
-            step = dx[d] * prm.z_ratio if d == 2 else dx[d]
-            du += step * weight(theta, prm, p * D + d, j)
-        cache[UN, j] = cache[U, j] + du * inv_s2
-        cache[EUN, j] = np.exp(cache[UN, j])
-        ratio *= (1.0 + cache[EUN, j]) * cache[R, j]   # no division on this path
+    if prm.wide is None:
+        ratio = 1.0
+        for j in range(prm.n_hidden):
+            du = 0.0
+            for d in range(D):
+                step = dx[d] * prm.z_ratio if d == 2 else dx[d]
+                du += step * weight(theta, prm, p * D + d, j)
+            cache[UN, j] = cache[U, j] + du * inv_s2
+            cache[EUN, j] = np.exp(cache[UN, j])
+            ratio *= (1.0 + cache[EUN, j]) * cache[R, j]   # no division on this path
+    else:
+        ratio = wide_hidden_ratio(theta, prm, cache, p, dx, D)
     if c != 0.5:
         ratio = ratio ** (2.0 * c)
     return log_q, ratio
@@ -298,7 +376,7 @@ def set_gradient(theta, prm, cache, x, p, D, out):
 def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """d ln psi / d x_p at the proposed position x_p + dx into out (D,); call after
     ``move_ratio`` (it fills s' of the proposal, which ``commit`` may then reuse)."""
-    for j in range(prm.n_hidden):
+    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
         inverse_and_sigmoid(cache, EUN, RN, SN, j)
     for d in range(D):
         i = p * D + d
@@ -312,7 +390,7 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
     caller). proposed_gradient_done: s' is already filled."""
-    for j in range(prm.n_hidden):
+    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
         if not proposed_gradient_done:
             inverse_and_sigmoid(cache, EUN, RN, SN, j)
         cache[U, j] = cache[UN, j]
