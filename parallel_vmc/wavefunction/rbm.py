@@ -187,9 +187,15 @@ def coordinate_slopes(theta, prm, cache, row, i, xi):
     if prm.wide is not None:
         g, l = lane_sums(theta, prm, cache, row, i)
         return -(xi - visible_bias(theta, prm, i)) + g, l
-    g = -(xi - visible_bias(theta, prm, i))
+    return running_sums(theta, prm, cache, row, i, -(xi - visible_bias(theta, prm, i)))
+
+
+@njit(cache=True, inline="always")
+def running_sums(theta, prm, cache, row, i, g):
+    """(g + sum_j W_ij s_j, sum_j W_ij^2 s_j (1 - s_j)) with s in cache[row] (N,),
+    summed in the order of j."""
     l = 0.0
-    for j in range(prm.n_hidden):
+    for j in range(np.uint64(prm.n_hidden)):
         w = weight(theta, prm, i, j)
         sj = cache[row, j]
         ws = w * sj
@@ -229,6 +235,18 @@ def lane_sums(theta, prm, cache, row, i):
         l0 += w0 * s0 * w0 * (1.0 - s0)
         j += np.uint64(1)
     return (g0 + g1) + (g2 + g3), (l0 + l1) + (l2 + l3)
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def wide_slopes(theta, prm, cache, x, g_out, l_out):
+    """The (g, l) of ``coordinate_slopes`` of every coordinate at the current position
+    into g_out and l_out (M,), for a wide layer: a call of its own (once per local
+    energy; its arguments' reference counts are nothing next to M*N terms) whose
+    sums LLVM may reorder, and so vectorise (one running sum is a chain of dependent
+    additions)."""
+    for i in range(prm.n_visible):
+        g_out[i], l_out[i] = running_sums(theta, prm, cache, S, i, 0.0)
+        g_out[i] += -(x[i] - visible_bias(theta, prm, i))
 
 
 @njit(cache=True, inline="always")
@@ -404,10 +422,15 @@ def set_grad_lap(theta, prm, cache, x, D, grad, lap):
     """d_i ln psi into grad (M,) and d_i^2 ln psi into lap (M,); returns 0.0 (this
     part's Laplacian is all in lap)."""
     c = prm.c
+    if prm.wide is not None:
+        wide_slopes(theta, prm, cache, x, grad, lap)
     for i in range(prm.n_visible):
         inv_s2 = coordinate_inv_s2(prm, i)
         scale = c * inv_s2   # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
-        g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])   # rounding as before
+        if prm.wide is None:                                      # rounding as before
+            g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])
+        else:
+            g, l = grad[i], lap[i]
         grad[i] = g * scale
         lap[i] = c * (-inv_s2 + l * inv_s2 * inv_s2)
         if prm.width_offset >= 0:

@@ -155,6 +155,14 @@ def slots(prm, D):
 
 
 @njit(cache=True, inline="always")
+def u(i):
+    """A cache index as unsigned: numba then skips its wrap-around of negative indices,
+    a compare and select per access that also kept LLVM from vectorising the loops
+    of a move (see rbm.weight)."""
+    return np.uint64(i)
+
+
+@njit(cache=True, inline="always")
 def orbital_scale(theta, prm):
     return theta[np.uint64(prm.offset)]          # unsigned: see rbm.weight
 
@@ -168,24 +176,24 @@ def fill_hermite(prm, cache, y, i, D, derivatives):
     s^2 4m(m-1) H_{m-2}."""
     sl = slots(prm, D)
     nt = prm.n_table
-    s = cache[sl[SCALARS] + S_SLOT]
+    s = cache[u(sl[SCALARS] + S_SLOT)]
     for d in range(D):
         h = sl[HERM] + d * nt
         t = s * y[i + d]
-        cache[h] = 1.0
-        cache[h + 1] = 2.0 * t
+        cache[u(h)] = 1.0
+        cache[u(h + 1)] = 2.0 * t
         for m in range(1, nt - 1):
-            cache[h + m + 1] = 2.0 * t * cache[h + m] - 2.0 * m * cache[h + m - 1]
+            cache[u(h + m + 1)] = 2.0 * t * cache[u(h + m)] - 2.0 * m * cache[u(h + m - 1)]
         if derivatives:
             h1 = h + D * nt
             h2 = h1 + D * nt
-            cache[h1] = 0.0
-            cache[h2] = 0.0
-            cache[h2 + 1] = 0.0
+            cache[u(h1)] = 0.0
+            cache[u(h2)] = 0.0
+            cache[u(h2 + 1)] = 0.0
             for m in range(1, nt):
-                cache[h1 + m] = 2.0 * m * s * cache[h + m - 1]
+                cache[u(h1 + m)] = 2.0 * m * s * cache[u(h + m - 1)]
             for m in range(2, nt):
-                cache[h2 + m] = 4.0 * m * (m - 1) * s * s * cache[h + m - 2]
+                cache[u(h2 + m)] = 4.0 * m * (m - 1) * s * s * cache[u(h + m - 2)]
 
 
 @njit(cache=True, inline="always")
@@ -193,7 +201,7 @@ def quantum_number(cache, sl, j, d, D):
     """n_jd, the quantum number of orbital j along dimension d (0 for d >= D)."""
     if d >= D:
         return 0
-    return np.int64(cache[sl[QN] + j * D + d])
+    return np.int64(cache[u(sl[QN] + j * D + d)])
 
 
 @njit(cache=True, inline="always")
@@ -202,7 +210,7 @@ def table(prm, cache, sl, kind, d, m, D):
     0 for d >= D (so that the formulas below serve D = 1, 2, 3 alike)."""
     if d >= D:
         return 1.0 if kind == 0 else 0.0
-    return cache[sl[HERM] + (kind * D + d) * prm.n_table + m]
+    return cache[u(sl[HERM] + (kind * D + d) * prm.n_table + m)]
 
 
 @njit(cache=True, inline="always")
@@ -342,7 +350,7 @@ def refresh_checked(theta, prm, cache, x, D):
 @njit(cache=True, inline="always")
 def gaussian_coefficient(prm, cache, D):
     """c = (alpha - 1) omega of ln G = -c sum_p |r_p|^2 / 2."""
-    return (cache[slots(prm, D)[SCALARS] + ALPHA_SLOT] - 1.0) * prm.omega
+    return (cache[u(slots(prm, D)[SCALARS] + ALPHA_SLOT)] - 1.0) * prm.omega
 
 
 @njit(cache=True, inline="always")
@@ -362,7 +370,7 @@ def det_gradient(prm, cache, y, i, t, D):
     fill_hermite(prm, cache, y, i, D, True)
     g0, g1, g2, lap = 0.0, 0.0, 0.0, 0.0
     for j in range(prm.n_orbitals):
-        w = cache[t + j]
+        w = cache[u(t + j)]
         e0, e1, e2, el = orbital_derivatives(prm, cache, sl, j, D)
         g0 += w * e0
         g1 += w * e1
@@ -428,16 +436,16 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
     for d in range(D):
         xo = x[p * D + d]
         yn = xo + dx[d]
-        cache[sl[Y] + d] = yn
+        cache[u(sl[Y] + d)] = yn
         r2_old += xo * xo
         r2_new += yn * yn
     fill_hermite(prm, cache, cache, sl[Y], D, False)
     R = 0.0
     for j in range(prm.n_orbitals):
         v = orbital_value(prm, cache, sl, j, D)
-        cache[sl[PHI] + j] = v
-        R += v * cache[t + j]
-    cache[sl[SCALARS] + R_SLOT] = R
+        cache[u(sl[PHI] + j)] = v
+        R += v * cache[u(t + j)]
+    cache[u(sl[SCALARS] + R_SLOT)] = R
     return -gaussian_coefficient(prm, cache, D) * (r2_new - r2_old), R * R
 
 
@@ -458,10 +466,10 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     sl = slots(prm, D)
     _, t = spin_row(prm, p, D)
     g0, g1, g2, _ = det_gradient(prm, cache, cache, sl[Y], t, D)
-    inv_r = 1.0 / cache[sl[SCALARS] + R_SLOT]
+    inv_r = 1.0 / cache[u(sl[SCALARS] + R_SLOT)]
     c = gaussian_coefficient(prm, cache, D)
     for d in range(D):
-        out[d] += component(g0, g1, g2, d) * inv_r - c * cache[sl[Y] + d]
+        out[d] += component(g0, g1, g2, d) * inv_r - c * cache[u(sl[Y] + d)]
 
 
 @njit(cache=True, inline="always")
@@ -478,17 +486,17 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     for q in range(n):
         v = 0.0
         for j in range(n):
-            v += cache[phi + j] * cache[base + q * n + j]
-        cache[sm + q] = v
-    R = cache[sl[SCALARS] + R_SLOT]
+            v += cache[u(phi + j)] * cache[u(base + q * n + j)]
+        cache[u(sm + q)] = v
+    R = cache[u(sl[SCALARS] + R_SLOT)]
     inv_r = 1.0 / R
     for j in range(n):
-        cache[t + j] *= inv_r
+        cache[u(t + j)] *= inv_r
     for q in range(n):
         if q != k:
-            f = cache[sm + q]
+            f = cache[u(sm + q)]
             for j in range(n):
-                cache[base + q * n + j] -= f * cache[t + j]
+                cache[u(base + q * n + j)] -= f * cache[u(t + j)]
 
 
 @njit(cache=True, error_model="numpy")
