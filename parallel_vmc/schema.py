@@ -84,6 +84,7 @@ COMPONENTS = (KINETIC, TRAP, INTERACTION)     # stored with production.store_com
 PRODUCTION_SERIES = (LOCAL_ENERGY,) + COMPONENTS   # each (n_chains, n_samples)
 POTENTIAL = "potential"                       # formats 1-2: trap + interaction
 SAMPLES_WRITTEN = "samples_written"           # (1,): columns filled so far
+WRITER = "writer"       # attr: who wrote the samples, "gather" | "mpio" (in order, comma-joined)
 PRODUCTION_ATTRS = ("samples_per_chain", "acceptance", "step", "sampler",
                     "energy_allreduced", "variance_allreduced", "stuck_walkers")
 
