@@ -183,7 +183,9 @@ def library_name(initialize: bool = True) -> str:
         from mpi4py import MPI
     except ImportError:
         return "no MPI"
-    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
+    # Open MPI's version text ends in a NUL, which HDF5's text attributes refuse
+    text = MPI.Get_library_version().replace("\x00", "")
+    return " ".join(text.strip().splitlines()[0].split())
 
 
 # srun's PMI plugin for each MPI family (first match in the library's version line):
