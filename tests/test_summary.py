@@ -169,6 +169,50 @@ def test_mpi_run_summary_equals_the_old_formula_on_its_file():
     assert_same({k: result.summary[k] for k in old}, old)
 
 
+@pytest.mark.mpi(min_size=2)
+def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
+    """A stop signal in the middle of production (checkpoint: the file flushed by every
+    rank that holds it; the MPI-IO handle, if any, closed on the way out), then a
+    resume: the same series, bit for bit, and the same summary as without the stop,
+    with either writer."""
+    import io
+    import signal
+
+    from parallel_vmc import checkpoint as ckpt
+    from parallel_vmc import samplers
+    from parallel_vmc.driver import Run, RunInterrupted
+    comm = _world()
+    d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None)
+    sections = {"production": {"samples": 80000}}     # 3 units of work per chain
+    ref = run_config(make_config(os.path.join(d, "ref.h5"), **sections), comm)
+    cfg = make_config(os.path.join(d, "stop.h5"), **sections)
+    original, calls = samplers.Sampler.produce, []
+
+    def produce(self, *args):
+        calls.append(1)
+        if len(calls) == 2 and comm.rank == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+    monkeypatch.setattr(samplers.Sampler, "produce", produce)
+    with pytest.raises(RunInterrupted):
+        Run(cfg, comm, stream=io.StringIO(), progress=False).execute()
+    monkeypatch.undo()
+    comm.barrier()
+    attrs, arrays, _ = ckpt.read_latest(ckpt.path_for(cfg.output.path))
+    assert attrs["phase"] == "produce"
+    result = Run(cfg, comm, progress=False, resume=(attrs, arrays)).execute()
+    comm.barrier()
+    if comm.rank != 0:
+        return
+    with h5py.File(os.path.join(d, "ref.h5")) as a, h5py.File(cfg.output.path) as b:
+        assert b.attrs["status"].decode() == "completed"
+        assert b["production"].attrs["writer"] == writer.production_writer(comm.size)
+        assert np.array_equal(a["production/local_energy"][...],
+                              b["production/local_energy"][...])
+    assert result.summary["energy"] == ref.summary["energy"]
+    assert result.summary["error"] == ref.summary["error"]
+
+
 # --------------------------------------------------------------------- the writer
 def test_writer_choice(monkeypatch):
     monkeypatch.setattr(writer, "h5py_has_mpi", lambda: False)
