@@ -186,8 +186,7 @@ class RunFile:
     def _production_datasets(prod, n_chains, n_samples, chunk, components,
                              rows) -> None:
         """The (n_chains, n_samples) series in chunks of (rows, chunk)."""
-        names = PRODUCTION_SERIES if components else PRODUCTION_SERIES[:1]
-        for name in names:
+        for name in S.stored_series(components):
             preallocated(prod, name, (n_chains, n_samples), "f8", chunks=(rows, chunk))
 
     @classmethod

@@ -206,7 +206,8 @@ def srun_mpi_option(initialize: bool = True) -> str:
 
 def row_counts(n_rows: int, size: int) -> list:
     """Consecutive rows of n_rows per rank, as even as can be: rank r has rows
-    r*n_rows//size .. (r+1)*n_rows//size - 1 (rank*W .. rank*W+W-1 for n_rows = size*W)."""
+    r*n_rows//size .. (r+1)*n_rows//size - 1 (so rank*W .. rank*W+W-1 when n_rows is
+    size*W)."""
     return [(r + 1) * n_rows // size - r * n_rows // size for r in range(size)]
 
 

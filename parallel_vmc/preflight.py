@@ -4,8 +4,9 @@ rank and the disk space of the run file exist? Every message gives the numbers.
 The sizes follow from the config and the rank count alone. The estimates count every
 array that grows with a size in the config (parameters, walkers, production blocks,
 the observables, the P x P pair tables, SR's stored O rows, each rank's own chains for
-the summary and rank 0's column block of them) plus a fixed allowance for the interpreter and the compiled kernels; they
-are upper bounds within a small factor, not measurements.
+the summary and rank 0's column block of them) plus a fixed allowance for the
+interpreter and the compiled kernels; they are upper bounds within a small factor, not
+measurements.
 """
 from __future__ import annotations
 

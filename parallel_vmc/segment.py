@@ -177,11 +177,10 @@ class Segment:
             self.file.close()
             self.file = None
         self.comm.barrier()
-        names = S.PRODUCTION_SERIES if self.cfg.production.store_components else \
-            S.PRODUCTION_SERIES[:1]
         W = self.cfg.sampler.walkers_per_rank
         rows = slice(self.comm.rank * W, (self.comm.rank + 1) * W)
         try:
+            names = S.stored_series(self.cfg.production.store_components)
             self.parallel = ParallelSeries(self.path, self.comm, names, rows)
             yield
         finally:

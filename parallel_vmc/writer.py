@@ -46,9 +46,11 @@ def chunk_rows(writer: str, n_chains: int, walkers_per_rank: int) -> int:
 def writers_used(recorded: str | None, writer: str, samples_written: int) -> str:
     """The /production/writer attribute once ``writer`` writes on: the writers in the
     order they wrote ("gather,mpio" when a resumed run changed writer); the recorded
-    one is dropped when no sample of it is left."""
-    if not recorded or samples_written == 0:
+    one is dropped when no sample of it is left. A file without the attribute was
+    written by the gather (the only writer before there was a choice)."""
+    if samples_written == 0:
         return writer
+    recorded = recorded or GATHER
     used = recorded.split(",")
     return recorded if used[-1] == writer else ",".join(used + [writer])
 

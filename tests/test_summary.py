@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from analysis import summarize_chains
-from analysis.autocorr import autocovariance_sums, integrated_time, time_from_autocovariance
+from analysis.autocorr import (autocovariance_sums, integrated_time,
+                               time_from_autocovariance)
 from analysis.chains import rhat_from_half_sums, split_half_sums, split_rhat
 from parallel_vmc import summary, writer
 from parallel_vmc.parallel import SerialComm, row_counts
@@ -235,6 +236,7 @@ def test_writers_used_lists_each_writer_that_left_samples():
     assert writer.writers_used("gather", "mpio", 0) == "mpio"
     assert writer.writers_used("gather", "mpio", 64) == "gather,mpio"
     assert writer.writers_used("gather,mpio", "mpio", 64) == "gather,mpio"
+    assert writer.writers_used(None, "mpio", 64) == "gather,mpio"    # an older file
 
 
 @pytest.mark.mpi(min_size=2)
