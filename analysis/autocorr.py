@@ -31,7 +31,8 @@ import numpy as np
 
 MIN_LENGTH_IN_TAU = 50   # chains shorter than this many tau: estimate marked not converged
 
-__all__ = ["AutocorrResult", "autocovariance", "autocorrelation", "integrated_time"]
+__all__ = ["AutocorrResult", "autocovariance", "autocovariance_sums", "autocorrelation",
+           "integrated_time", "time_from_autocovariance"]
 
 
 def _as_chains(x) -> np.ndarray:
@@ -56,16 +57,38 @@ def autocovariance(x) -> np.ndarray:
     """
     x = _as_chains(x)
     n = x.shape[1]
-    d = x - x.mean(axis=1, keepdims=True)
+    return _lag_products(x - x.mean(axis=1, keepdims=True)).mean(axis=0) / n
+
+
+def _lag_products(d: np.ndarray) -> np.ndarray:
+    """``sum_i d_i d_{i+t}``, t = 0 .. n-1, of each row of centred d (..., n), by FFT."""
+    n = d.shape[-1]
     n_fft = 1 << int(2 * n - 1).bit_length()
-    f = np.fft.rfft(d, n=n_fft, axis=1)
-    acov = np.fft.irfft(f.real ** 2 + f.imag ** 2, n=n_fft, axis=1)[:, :n]
-    return acov.mean(axis=0) / n
+    f = np.fft.rfft(d, n=n_fft, axis=-1)
+    return np.fft.irfft(f.real ** 2 + f.imag ** 2, n=n_fft, axis=-1)[..., :n]
+
+
+def autocovariance_sums(x) -> np.ndarray:
+    """Sum over the chains of x (n_chains, n) of each chain's lag products
+    ``sum_i d_i d_{i+t}``, ``t = 0 .. n-1`` (d: the chain less its own mean): (n,).
+
+    One chain at a time, so the work space is that of one chain whatever their number;
+    sums of groups of chains add up, and ``autocovariance`` of all of them is the total
+    over ``n_chains * n`` (to round-off: the sum is taken in another order)."""
+    x = _as_chains(x)
+    total = np.zeros(x.shape[1])
+    for row in x:
+        total += _lag_products(row - row.mean())
+    return total
 
 
 def autocorrelation(x) -> np.ndarray:
     """Normalised autocorrelation ``rho(t) = c(t) / c(0)`` (all zeros but rho(0)=1 if constant)."""
-    c = autocovariance(x)
+    return _normalised(autocovariance(x))
+
+
+def _normalised(c: np.ndarray) -> np.ndarray:
+    """rho (n,) of the chain-averaged autocovariance c (n,)."""
     if c[0] <= 0.0:
         rho = np.zeros_like(c)
         rho[0] = 1.0
@@ -98,12 +121,27 @@ def integrated_time(x, c: float = 5.0) -> AutocorrResult:
     x : 1-D series or 2-D (n_chains, n_samples); c : window factor (default 5).
     ``n_eff = n_chains * n_samples / tau``.
     """
+    _check_window(c)
+    x = _as_chains(x)
+    return time_from_autocovariance(autocovariance(x), x.shape[0], c)
+
+
+def _check_window(c: float) -> None:
     if c <= 0:
         raise ValueError(f"window factor c must be positive, got {c}")
-    x = _as_chains(x)
-    n_total = x.size
-    rho = autocorrelation(x)
-    if rho.size > 1 and np.all(rho[1:] == 0.0) and autocovariance(x)[0] <= 0.0:
+
+
+def time_from_autocovariance(acov: np.ndarray, n_chains: int,
+                             c: float = 5.0) -> AutocorrResult:
+    """:func:`integrated_time` of chains whose chain-averaged autocovariance (n,) is
+    acov (``autocovariance``, or ``autocovariance_sums`` of all chains over
+    ``n_chains * n``): what chains summed over groups (MPI ranks) need."""
+    _check_window(c)
+    acov = np.asarray(acov, dtype=np.float64)
+    n = acov.size
+    n_total = n_chains * n
+    rho = _normalised(acov)
+    if rho.size > 1 and np.all(rho[1:] == 0.0) and acov[0] <= 0.0:
         return AutocorrResult(1.0, 0, float(n_total), n_total, True, rho)
     taus = 2.0 * np.cumsum(rho) - 1.0           # tau(M) = 1 + 2 sum_{t=1}^{M} rho(t)
     lags = np.arange(rho.size)
@@ -113,7 +151,7 @@ def integrated_time(x, c: float = 5.0) -> AutocorrResult:
     else:
         window, converged = int(rho.size - 1), False
     tau = float(taus[window])
-    if x.shape[1] < MIN_LENGTH_IN_TAU * tau:
+    if n < MIN_LENGTH_IN_TAU * tau:
         # The estimated rho of a short series is pulled to zero (the mean is subtracted),
         # so a window is always found; below ~50 tau per chain tau is underestimated.
         converged = False

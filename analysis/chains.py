@@ -56,7 +56,8 @@ from .autocorr import AutocorrResult, integrated_time
 from .blocking import BlockingResult, blocking, chi2_quantile
 from .bootstrap import DEFAULT_SEED, BootstrapResult, bootstrap_mean
 
-__all__ = ["ChainCheck", "ChainSummary", "split_rhat", "check_chains", "summarize_chains"]
+__all__ = ["ChainCheck", "ChainSummary", "split_rhat", "split_half_sums",
+           "rhat_from_half_sums", "check_chains", "summarize_chains"]
 
 
 def _as_2d(samples) -> np.ndarray:
@@ -80,11 +81,40 @@ def split_rhat(samples) -> float:
         return float("nan")
     h = x.shape[1] // 2
     halves = np.concatenate([x[:, :h], x[:, x.shape[1] - h:]], axis=0)
-    w = halves.var(axis=1, ddof=1).mean()
+    return _rhat(halves.var(axis=1, ddof=1).mean(), halves.mean(axis=1).var(ddof=1), h)
+
+
+def _rhat(w: float, b_over_h: float, h: int) -> float:
+    """R-hat of half-chains of length h: mean within variance w, variance of the
+    half-chain means b_over_h; nan when w is not positive."""
     if not w > 0.0:
         return float("nan")
-    b_over_h = halves.mean(axis=1).var(ddof=1)
     return float(math.sqrt(((h - 1) / h * w + b_over_h) / w))
+
+
+def split_half_sums(samples, shift: float) -> np.ndarray:
+    """What split R-hat needs of (n_chains, n) samples, as sums over half-chains that
+    add up over groups of chains (MPI ranks): (3,) = [sum of the half-chains'
+    variances (ddof=1), sum of (half mean - shift), sum of (half mean - shift)^2].
+    shift: any number near the mean (the grand mean), against round-off."""
+    x = _as_2d(samples)
+    n = x.shape[1]
+    h = n // 2
+    sums = np.zeros(3)
+    for half in (x[:, :h], x[:, n - h:]):
+        dev = half.mean(axis=1) - shift
+        sums += (half.var(axis=1, ddof=1).sum(), dev.sum(), (dev * dev).sum())
+    return sums
+
+
+def rhat_from_half_sums(sums, n_chains: int, n: int) -> float:
+    """:func:`split_rhat` of n_chains chains of n samples from the total over all chains
+    of :func:`split_half_sums` (with one shift); nan for one chain."""
+    if n_chains < 2:
+        return float("nan")
+    m = 2 * n_chains
+    var_sum, dev, dev2 = sums
+    return _rhat(var_sum / m, (dev2 - dev * dev / m) / (m - 1), n // 2)
 
 
 def _z_scores(means, se2, active):

@@ -308,7 +308,8 @@ def cmd_production_at(args, cfg, ns_per_move: list, say) -> int:
         f"{cfg.production.samples} (a total) gives {s.n_samples} samples per chain, "
         f"{s.series} series, units of {s.chunk} sweeps")
     say(f"rank 0 memory (preflight): {rank0 / 1e9:.3f} GB, of which the gathered unit "
-        f"{s.gathered_bytes() / 1e9:.3f} GB and the series read back for the summary "
+        f"{s.gathered_bytes() / 1e9:.3f} GB, the summary's own chains "
+        f"{s.summary_rank_bytes() / 1e9:.3f} GB (every rank) and its column block "
         f"{s.summary_bytes() / 1e9:.3f} GB; other ranks {other / 1e6:.1f} MB")
     say(f"run file and checkpoints: {s.file_bytes() / 1e9:.3f} GB")
     say(f"write rate rank 0 must take in and write: {per_rank / 1e6:.2f} MB/s per rank, "

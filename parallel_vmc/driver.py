@@ -14,8 +14,9 @@ run repeats the uninterrupted one bit for bit on the same number of ranks.
 This module owns the phases and :meth:`Run.execute`; the run state and its
 checkpoints are in :mod:`runstate`, the run file's life through a segment in
 :mod:`segment`, the rewind and plateau policy in :mod:`recovery`, the agreement
-protocol in :mod:`collective`, the decoding of the reduced sums in :mod:`estimators`
-and what is printed in :mod:`report`.
+protocol in :mod:`collective`, the decoding of the reduced sums in :mod:`estimators`,
+the production summary from per-rank reductions in :mod:`summary` and what is printed
+in :mod:`report`.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .output import now_iso
 from .runstate import per_walker, production_chunk
 from .samplers import Sampler
 from .segment import RunRefused, Segment
+from .summary import summarize as production_summary
 from .system import System
 from .wavefunction import WaveFunction
 
@@ -135,8 +137,8 @@ class Run:
         counts is on disk before the checkpoint that counts it exists."""
         t = time.monotonic()
         payload = self._checkpoint_payload()
+        self.segment.sync()
         if self.comm.rank == 0:
-            self.segment.sync()
             ckpt.write(self.ckpt_path, *payload)
         seconds = time.monotonic() - t
         self.control.checkpoint_written(seconds)
@@ -262,8 +264,9 @@ class Run:
                                    self.stream, self.progress)
         spec = (None if self.obs_layout is None
                 else self.obs_layout.spec(self.cfg.production.observables_every))
-        while st.prod_done < n:
-            self._production_unit(min(chunk, n - st.prod_done), spec, progress)
+        with self.segment.production():
+            while st.prod_done < n:
+                self._production_unit(min(chunk, n - st.prod_done), spec, progress)
         progress.close()
 
     def _production_unit(self, k: int, spec, progress) -> None:
@@ -314,18 +317,20 @@ class Run:
 
     def _finish(self) -> dict | None:
         """The results into the file and the summary printed; the summary on rank 0,
-        None elsewhere."""
+        None elsewhere. Collective: every rank reduces its own chains' samples."""
         st = self.state
         payload = self._checkpoint_payload()     # collective: before ranks part
         drift = self.comm.allreduce_max(
             self.walkers.inverse_drift.max(initial=S.NOT_MEASURED))
+        est = estimators.production_estimates(st.prod_totals)
+        if self.segment.held:
+            self.segment.write_results(st, est, payload, self.sampler, self.n_samples,
+                                       drift)
+        t = time.monotonic()
+        rows = self.segment.local_series(self.n_samples)        # collective
+        summary = production_summary(self.comm, rows, est["acceptance"])
         if not self.segment.held:
             return None
-        est = estimators.production_estimates(st.prod_totals)
-        self.segment.write_results(st, est, payload, self.sampler, self.n_samples, drift)
-        t = time.monotonic()
-        summary = report.summarize(self.segment.series(), self.n_samples,
-                                   est["acceptance"])
         self.segment.write_summary(summary)
         if self.obs_layout is not None:
             obs = report.observables_summary(st.obs_totals, self.obs_layout,

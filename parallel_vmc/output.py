@@ -1,4 +1,5 @@
-"""The HDF5 run file (DESIGN section 4), written by rank 0 only.
+"""The HDF5 run file (DESIGN section 4), written by rank 0 only (but for the production
+samples with the MPI-IO writer, see ``writer``).
 
 Layout (format_version 4; the names live in ``schema``)::
 
@@ -10,7 +11,8 @@ Layout (format_version 4; the names live in ``schema``)::
                      learning_rate, wall_time: (iterations,); params: (iterations,
                      n_params); rows_written: (1,) -- rows 0..rows_written-1 are valid
     /production/     local_energy (+ kinetic, trap, interaction): (n_chains, n_samples);
-                     samples_written: (1,) -- columns filled so far; attrs (at the end)
+                     samples_written: (1,) -- columns filled so far; attr writer
+                     ("gather" | "mpio", see ``writer``); attrs (at the end)
                      samples_per_chain, acceptance, step, sampler, energy_allreduced,
                      variance_allreduced, stuck_walkers
       observables/   (at the end) local_energy, kinetic, trap, interaction, r12: batch
@@ -41,8 +43,9 @@ in its superblock, and a killed run's file would then refuse to open.)
 
 Checksums. The production series and the parameters are chunked with Fletcher32
 checksums (``hdf5io``). A production unit of work writes exactly one chunk (all chains
-x the unit's sweeps) and an iteration one row-chunk of parameters, so no write reads
-a chunk back and a write torn by a kill only hits data after the last checkpoint.
+x the unit's sweeps; with the MPI-IO writer one chunk per rank, its walkers x the
+unit's sweeps) and an iteration one row-chunk of parameters, so no write reads a chunk
+back and a write torn by a kill only hits data after the last checkpoint.
 
 Ownership. While a segment runs, rank 0 holds the file open for writing, and HDF5
 holds an exclusive lock on it; ``--overwrite`` replaces a file only while holding that
@@ -109,7 +112,8 @@ class RunFile:
     def create(cls, path: str, cfg, mpi_size: int, mpi_library: str, n_params: int,
                n_chains: int, samples_per_chain: int, sample_chunk: int,
                overwrite: bool = False, checkpoint_file: str = "",
-               run_id: str = "", stale=()) -> "RunFile":
+               run_id: str = "", stale=(), chunk_rows: int | None = None,
+               writer: str = "gather") -> "RunFile":
         """Create the file with its root attributes and every growing dataset allocated.
 
         The file is built under a temporary name beside ``path`` and moved into place
@@ -117,7 +121,9 @@ class RunFile:
         replaced only with ``overwrite`` (FileExistsError otherwise), a file that a live
         run holds never (FileInUse), and nothing is deleted before that. ``stale``:
         files (old checkpoints) to delete at that moment, under the lock.
-        sample_chunk: the columns of one production unit of work (one chunk).
+        sample_chunk: the columns of one production unit of work (one chunk);
+        chunk_rows: the rows of one chunk (all chains when None); writer: the
+        production writer (``writer.production_writer``), recorded in /production.
         """
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
@@ -125,7 +131,8 @@ class RunFile:
         h5 = h5py.File(tmp, "w")
         try:
             cls._populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains,
-                          samples_per_chain, sample_chunk, checkpoint_file, run_id)
+                          samples_per_chain, sample_chunk, checkpoint_file, run_id,
+                          chunk_rows or n_chains, writer)
             h5.flush()
             with exclusive(path):
                 if os.path.exists(path) and not overwrite:
@@ -143,7 +150,7 @@ class RunFile:
 
     @staticmethod
     def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
-                  sample_chunk, checkpoint_file, run_id) -> None:
+                  sample_chunk, checkpoint_file, run_id, chunk_rows, writer) -> None:
         attrs = h5.attrs
         attrs[S.FORMAT] = FORMAT_VERSION
         attrs["created"] = now_iso()
@@ -167,18 +174,20 @@ class RunFile:
         _allocated(opt, S.ROWS_WRITTEN, (1,), "i8", fill=0)
         prod = h5.create_group(S.PRODUCTION)
         _allocated(prod, S.SAMPLES_WRITTEN, (1,), "i8", fill=0)
+        prod.attrs[S.WRITER] = writer
         RunFile._production_datasets(prod, n_chains, samples_per_chain, sample_chunk,
-                                     cfg.production.store_components)
+                                     cfg.production.store_components, chunk_rows)
         seg = h5.create_group(S.SEGMENTS)
         for name, dtype in SEGMENT_FIELDS.items():
             dt = TEXT_DTYPE if dtype == "str" else dtype
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
 
     @staticmethod
-    def _production_datasets(prod, n_chains, n_samples, chunk, components) -> None:
-        names = PRODUCTION_SERIES if components else PRODUCTION_SERIES[:1]
-        for name in names:
-            preallocated(prod, name, (n_chains, n_samples), "f8", chunks=(n_chains, chunk))
+    def _production_datasets(prod, n_chains, n_samples, chunk, components,
+                             rows) -> None:
+        """The (n_chains, n_samples) series in chunks of (rows, chunk)."""
+        for name in S.stored_series(components):
+            preallocated(prod, name, (n_chains, n_samples), "f8", chunks=(rows, chunk))
 
     @classmethod
     def open(cls, path: str) -> "RunFile":
@@ -258,14 +267,15 @@ class RunFile:
             self.flush(force=True)
 
     def replace_production(self, n_chains: int, n_samples: int, chunk: int,
-                           components: bool) -> None:
+                           components: bool, rows: int) -> None:
         """New empty production datasets for another chain count (resume on a different
-        number of ranks; the old chains' samples cannot continue)."""
+        number of ranks; the old chains' samples cannot continue), in chunks of (rows,
+        chunk)."""
         prod = self.h5[S.PRODUCTION]
         for name in PRODUCTION_SERIES:
             if name in prod:
                 del prod[name]
-        self._production_datasets(prod, n_chains, n_samples, chunk, components)
+        self._production_datasets(prod, n_chains, n_samples, chunk, components, rows)
         prod[S.SAMPLES_WRITTEN][0] = 0
         self.flush(force=True)
 

@@ -34,6 +34,11 @@ class SerialComm:
         """Stack (rows, cols) blocks of all ranks on rank 0 (None elsewhere)."""
         return block.copy()
 
+    def scatter_rows(self, block, counts, cols: int):
+        """Rank 0's (sum(counts), cols) block cut into consecutive rows: counts[r] rows
+        to rank r (the serial stand-in: the block itself)."""
+        return block
+
     def bcast(self, obj):
         return obj
 
@@ -84,6 +89,20 @@ class MPIComm(SerialComm):
         out = (np.empty((self.size * block.shape[0], block.shape[1]), dtype=block.dtype)
                if self.rank == 0 else None)
         self.comm.Gather(block, out, root=0)
+        return out
+
+    def scatter_rows(self, block, counts, cols: int):
+        """Rank 0's (sum(counts), cols) float64 block cut into consecutive rows: counts[r]
+        rows to rank r, who gets them as (counts[r], cols); block is None elsewhere."""
+        from mpi4py import MPI
+        out = np.empty((counts[self.rank], cols))
+        send = None
+        if self.rank == 0:
+            sizes = np.asarray(counts) * cols
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            send = [np.ascontiguousarray(block, dtype=np.float64), sizes, offsets,
+                    MPI.DOUBLE]
+        self.comm.Scatterv(send, out, root=0)
         return out
 
     def bcast(self, obj):
@@ -164,7 +183,9 @@ def library_name(initialize: bool = True) -> str:
         from mpi4py import MPI
     except ImportError:
         return "no MPI"
-    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
+    # Open MPI's version text ends in a NUL, which HDF5's text attributes refuse
+    text = MPI.Get_library_version().replace("\x00", "")
+    return " ".join(text.strip().splitlines()[0].split())
 
 
 # srun's PMI plugin for each MPI family (first match in the library's version line):
@@ -181,6 +202,13 @@ def srun_mpi_option(initialize: bool = True) -> str:
         if family in library:
             return f"--mpi={plugin}"
     return ""
+
+
+def row_counts(n_rows: int, size: int) -> list:
+    """Consecutive rows of n_rows per rank, as even as can be: rank r has rows
+    r*n_rows//size .. (r+1)*n_rows//size - 1 (so rank*W .. rank*W+W-1 when n_rows is
+    size*W)."""
+    return [(r + 1) * n_rows // size - r * n_rows // size for r in range(size)]
 
 
 def world() -> SerialComm:

@@ -3,9 +3,10 @@ rank and the disk space of the run file exist? Every message gives the numbers.
 
 The sizes follow from the config and the rank count alone. The estimates count every
 array that grows with a size in the config (parameters, walkers, production blocks,
-the observables, the P x P pair tables, SR's stored O rows, the series read back for
-the summary) plus a fixed allowance for the interpreter and the compiled kernels; they
-are upper bounds within a small factor, not measurements.
+the observables, the P x P pair tables, SR's stored O rows, each rank's own chains for
+the summary and rank 0's column block of them) plus a fixed allowance for the
+interpreter and the compiled kernels; they are upper bounds within a small factor, not
+measurements.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from . import checkpoint as ckpt
 BASE_BYTES = 400 * 2**20        # interpreter, numpy, numba and its kernels, h5py, MPI
 TEMP_PREFIX = ".{}.new-0000000"  # the run file's temporary name while it is created
 DISK_MARGIN = 1.05               # HDF5 metadata, chunk indices, checksums
+SUMMARY_VECTORS = 24             # n-double vectors of a rank's summary: one chain's FFT
+                                 # (up to 4 n doubles each way), the reductions, y blocked
+BOOTSTRAP_BYTES = 2 * 8 * 2**22  # rank 0: the bootstrap's index array and its gather
 
 
 def _human(n: float) -> str:
@@ -130,7 +134,7 @@ class Sizes:
         walkers = 8 * self.W * (self.M + self.N + 8) * 4    # positions, streams, caches
         block = 8 * self.W * self.chunk * 2 * (4 if self.series > 1 else 1)
         rank = (BASE_BYTES + params + walkers + block + 5 * self.obs + self.pair_tables
-                + self.o_rows)
+                + self.o_rows + self.summary_rank_bytes())
         return rank + self.gathered_bytes() + self.summary_bytes(), rank
 
     def gathered_bytes(self) -> int:
@@ -138,9 +142,16 @@ class Sizes:
         receive buffer and the write) and the gathered walkers of a checkpoint."""
         return 8 * self.n_chains * (self.chunk * self.series * 2 + 2 * self.M + 8)
 
+    def summary_rank_bytes(self) -> int:
+        """Every rank's part of the summary (``summary``): its own chains (W, n) and a
+        few vectors of n doubles; independent of the number of chains."""
+        return 8 * self.n_samples * (self.W + SUMMARY_VECTORS)
+
     def summary_bytes(self) -> int:
-        """Rank 0's whole local-energy series read back for the summary, blocked."""
-        return 3 * 8 * self.n_chains * self.n_samples
+        """Rank 0's extra for the summary: the column block of the series it reads and
+        scatters (all chains x one unit's columns; twice: HDF5's read and the array)
+        and the bootstrap of the chain-averaged series."""
+        return 2 * 8 * self.n_chains * self.chunk + BOOTSTRAP_BYTES
 
     def checkpoint_bytes(self) -> int:
         return 8 * (self.n_chains * (2 * self.M + 8) + 6 * self.n_params) + self.obs
@@ -201,10 +212,9 @@ def resources_problem(cfg, n_ranks: int, ranks_on_node: int = 1,
     have, source = memory_available()
     if need > have:
         return (f"memory: this run needs about {_human(need)} on this node ({ranks_on_node} "
-                f"rank(s): {_human(rank0)} for rank 0, which also reads the "
-                f"{s.n_chains} chains x {s.n_samples} samples of production for the "
-                "summary, "
-                f"{_human(other)} for each other rank), but {source} is {_human(have)}; "
+                f"rank(s): {_human(rank0)} for rank 0, {_human(other)} for each other "
+                f"rank, each holding its {s.W} chains x {s.n_samples} samples of "
+                f"production for the summary), but {source} is {_human(have)}; "
                 "reduce production.samples, sampler.walkers_per_rank, "
                 "system.particles or wavefunction.hidden, or use more nodes")
     return None

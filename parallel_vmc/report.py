@@ -1,6 +1,7 @@
 """What a run tells its user: the progress bar or lines, the one-line messages of the
-phases, and the final summary (its numbers from the production series and the
-observable sums, and its text). Rank 0 prints; nothing here is collective.
+phases, and the final summary (its numbers of the observable sums, and its text; those
+of the production series are ``summary``'s). Rank 0 prints; nothing here is
+collective.
 """
 from __future__ import annotations
 
@@ -94,19 +95,6 @@ def iteration_text(est: dict) -> str:
 
 
 # ---------------------------------------------------------------------- summary
-def summarize(series, n_samples: int, acceptance: float) -> dict:
-    """The summary numbers of the production series (n_chains, >= n_samples) of local
-    energies (an HDF5 dataset or an array): mean with blocking and bootstrap errors,
-    variance, tau_int, n_eff, R-hat, ..."""
-    from analysis import summarize_chains
-    s = summarize_chains(series[:, :n_samples])
-    return {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
-            "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
-            "n_samples": s.n_samples, "rhat": s.rhat,
-            "blocking_level": s.blocking.level, "n_chains": series.shape[0],
-            "acceptance": acceptance}
-
-
 def observables_summary(totals, layout, blocking_error: float) -> dict:
     """``observables.summarize`` of the sums totals (n_batches, width), with the
     batch-means and the blocking error of the energy side by side in its attrs."""
@@ -196,7 +184,7 @@ def determinant_lines(wf, theta, inverse_drift: float) -> list:
 
 def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str, theta,
                  inverse_drift: float) -> str:
-    """The summary block printed at the end of a run: s from :func:`summarize`
+    """The summary block printed at the end of a run: s from ``summary.summarize``
     (with "observables" when kept); sampler: ``samplers.Sampler`` of the run; theta:
     (n_params,) its final parameters; inverse_drift: see :func:`determinant_lines`."""
     sy, wf = sampler.system, sampler.wf

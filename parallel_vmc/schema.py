@@ -84,6 +84,7 @@ COMPONENTS = (KINETIC, TRAP, INTERACTION)     # stored with production.store_com
 PRODUCTION_SERIES = (LOCAL_ENERGY,) + COMPONENTS   # each (n_chains, n_samples)
 POTENTIAL = "potential"                       # formats 1-2: trap + interaction
 SAMPLES_WRITTEN = "samples_written"           # (1,): columns filled so far
+WRITER = "writer"     # attr: who wrote the samples, "gather" | "mpio" (comma-joined, in order)
 PRODUCTION_ATTRS = ("samples_per_chain", "acceptance", "step", "sampler",
                     "energy_allreduced", "variance_allreduced", "stuck_walkers")
 
@@ -123,6 +124,12 @@ SUMMARY_ATTRS = ("energy", "error", "variance", "tau_int", "n_samples")
 # ----------------------------------------------------------------------------- formulas
 NOT_MEASURED = -1.0    # inverse_drift when no rebuild was checked (kernel calls shorter
                        # than determinant_refresh sweeps)
+
+
+def stored_series(components: bool) -> tuple:
+    """The production series a run stores: local_energy, and its parts with
+    production.store_components."""
+    return PRODUCTION_SERIES if components else PRODUCTION_SERIES[:1]
 
 
 def inverse_drift_text(drift: float) -> str:

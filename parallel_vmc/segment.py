@@ -8,11 +8,16 @@ production samples, the cut of a rewind), the results at the end, and
 file: the records and the close do nothing there, so the driver calls them on every rank
 alike; the results are written where :attr:`Segment.held` is true.
 
+During production with the MPI-IO writer (``writer``) every rank holds the file
+instead (:meth:`Segment.production`). At the end each rank gets its own chains' rows
+for the summary (:meth:`Segment.local_series`).
+
 How the file is laid out and written is ``output.RunFile``'s; its names are
 ``schema``'s; when each record is due is the driver's.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -22,7 +27,9 @@ from . import schema as S
 from .collective import RunFailed
 from .hdf5io import FileInUse
 from .output import RunFile
+from .parallel import row_counts
 from .runstate import production_chunk
+from .writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
 
 SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)
 
@@ -48,6 +55,8 @@ class Segment:
         self.n_params = n_params
         self.n_chains = n_chains
         self.file: RunFile | None = None
+        self.writer = production_writer(comm.size)
+        self.parallel: ParallelSeries | None = None    # MPIO, during production
 
     @property
     def held(self) -> bool:
@@ -83,7 +92,11 @@ class Segment:
                                    self.n_params, self.n_chains, n_samples,
                                    production_chunk(n_samples, self.n_chains), overwrite,
                                    os.path.basename(self.ckpt_path), self.run_id,
-                                   stale=ckpt.siblings(self.ckpt_path))
+                                   stale=ckpt.siblings(self.ckpt_path),
+                                   chunk_rows=self._chunk_rows(), writer=self.writer)
+
+    def _chunk_rows(self) -> int:
+        return chunk_rows(self.writer, self.n_chains, self.cfg.sampler.walkers_per_rank)
 
     def _reopen(self, state, n_samples: int) -> int:
         """The file of a resumed run, cut back to the checkpoint; the samples per
@@ -102,14 +115,22 @@ class Segment:
                 raise RunFailed("internal: production samples of another chain count")
             self.file.replace_production(self.n_chains, n_samples,
                                          production_chunk(n_samples, self.n_chains),
-                                         self.cfg.production.store_components)
+                                         self.cfg.production.store_components,
+                                         self._chunk_rows())
+        if state.phase != "finish":
+            prod = self.file.h5[S.PRODUCTION]
+            prod.attrs[S.WRITER] = writers_used(prod.attrs.get(S.WRITER), self.writer,
+                                                state.prod_done)
         self.file.set_status(S.RUNNING, flush=False)
         return n_samples
 
     # ------------------------------------------------------------------ records
     def sync(self) -> None:
-        """Everything written so far on disk (before a checkpoint that counts it)."""
-        if self.file is not None:
+        """Everything written so far on disk (before a checkpoint that counts it).
+        Collective: every rank calls it (during production with MPIO all flush)."""
+        if self.parallel is not None:
+            self.parallel.flush()
+        elif self.file is not None:
             self.file.sync()
 
     def truncate(self, rows: int, samples: int) -> None:
@@ -130,14 +151,44 @@ class Segment:
                                            wall_time=wall_time), theta)
 
     def write_samples(self, start: int, e: np.ndarray, parts) -> None:
-        """Gather a unit's (W, k) local energies (and parts (3, W, k)) of every rank
-        and write them at column start (collective)."""
+        """Write a unit's (W, k) local energies (and parts (3, W, k)) of every rank at
+        column start (collective): each rank its rows with MPIO, else gathered to rank
+        0, which writes them."""
         blocks = {S.LOCAL_ENERGY: e}
         if self.cfg.production.store_components:
             blocks.update(zip(S.COMPONENTS, parts))
+        if self.parallel is not None:
+            self.parallel.write(start, blocks)
+            return
         gathered = {name: self.comm.gather_rows(b) for name, b in blocks.items()}
         if self.file is not None:
             self.file.write_production(start, gathered)
+
+    @contextlib.contextmanager
+    def production(self):
+        """The production phase's hold on the file (collective). With MPIO rank 0 puts
+        its serial handle down (flushed) and every rank opens the file through MPI-IO
+        for the phase's writes and flushes; on the way out, however it ends, all close
+        it and rank 0 takes its serial handle up again. With GATHER nothing changes."""
+        if self.writer != MPIO:
+            yield
+            return
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.comm.barrier()
+        W = self.cfg.sampler.walkers_per_rank
+        rows = slice(self.comm.rank * W, (self.comm.rank + 1) * W)
+        try:
+            names = S.stored_series(self.cfg.production.store_components)
+            self.parallel = ParallelSeries(self.path, self.comm, names, rows)
+            yield
+        finally:
+            if self.parallel is not None:
+                self.parallel.close()
+                self.parallel = None
+            if self.comm.rank == 0:
+                self.file = RunFile.open(self.path)
 
     def write_wavefunction(self, wf, theta: np.ndarray, statistics: str) -> None:
         """The parameters theta (n_params,) into /wavefunction (after a failure: the
@@ -167,9 +218,24 @@ class Segment:
         if state.converged:
             f.set_attrs(S.OPTIMIZATION, {"stopped_on_plateau": state.iteration})
 
-    def series(self):
-        """Rank 0: the production series of local energies (an HDF5 dataset)."""
-        return self.file.h5[SERIES]
+    def local_series(self, n_samples: int) -> np.ndarray:
+        """This rank's rows (r, n) of the local-energy series, r of ``row_counts`` over
+        the file's chains (rank*W .. rank*W+W-1 when they are this launch's), n:
+        rank 0's n_samples (collective). Rank 0 reads the series in column blocks of
+        one chunk width (every chain x at most the columns of one unit of work) and
+        scatters each rank its rows: its memory holds one block, however many chains."""
+        shape = None
+        if self.file is not None:
+            ds = self.file.h5[SERIES]
+            shape = (ds.shape[0], n_samples, ds.chunks[1] if ds.chunks else n_samples)
+        n_rows, n, width = self.comm.bcast(shape)
+        counts = row_counts(n_rows, self.comm.size)
+        rows = np.empty((counts[self.comm.rank], n))
+        for start in range(0, n, width):
+            stop = min(n, start + width)
+            block = ds[:, start:stop] if self.file is not None else None
+            rows[:, start:stop] = self.comm.scatter_rows(block, counts, stop - start)
+        return rows
 
     def write_summary(self, summary: dict) -> None:
         self.file.set_attrs(S.SUMMARY, summary)

@@ -168,8 +168,7 @@ def test_production_at_prints_rank0_memory_file_and_write_rate():
     s = Sizes(load_config(config, ["production.samples=16777216000"]), 1000)
     assert f"{s.n_chains} chains" in res.stdout and f"{s.n_samples} samples per chain" \
         in res.stdout
-    assert f"the series read back for the summary {s.summary_bytes() / 1e9:.3f} GB" \
-        in res.stdout
+    assert f"its column block {s.summary_bytes() / 1e9:.3f} GB" in res.stdout
     ns = float(re.search(r"here: ([0-9.]+) ns/move", res.stdout).group(1))
     per_rank = float(re.search(r"([0-9.]+) MB/s per rank", res.stdout).group(1))
     assert per_rank == pytest.approx(8 / (2 * ns * 1e-9) / 1e6, rel=0.02)
@@ -183,4 +182,6 @@ def test_preflight_rank0_parts_add_up():
     s = Sizes(cfg, 4)
     rank0, other = s.memory_per_rank()
     assert rank0 - other == s.gathered_bytes() + s.summary_bytes()
-    assert s.summary_bytes() == 3 * 8 * 64 * 2**14                # 64 chains x 2^14
+    # rank 0's extra: one column block of the 64 chains, not their 2^14-sample series
+    assert s.summary_bytes() == 2 * 8 * 64 * s.chunk + 2 * 8 * 2**22
+    assert s.summary_rank_bytes() == 8 * 2**14 * (16 + 24)

@@ -1,0 +1,299 @@
+"""The production summary from per-rank reductions (``parallel_vmc.summary``) gives the
+numbers of the formula it replaced (``analysis.summarize_chains`` of the whole series on
+rank 0): serially, for chains split over groups, under `mpiexec -n 2`, and for a run
+whose summary is made by a resumed process from the file. Plus the production
+writer's choice (``parallel_vmc.writer``) and, where h5py has MPI, the MPI-IO writer."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis import summarize_chains
+from analysis.autocorr import (autocovariance_sums, integrated_time,
+                               time_from_autocovariance)
+from analysis.chains import rhat_from_half_sums, split_half_sums, split_rhat
+from parallel_vmc import summary, writer
+from parallel_vmc.parallel import SerialComm, row_counts
+
+from analysis_fixtures import ar1
+from conftest import make_config, run_config
+
+RTOL = 1e-12
+
+
+def old_summary(x: np.ndarray, acceptance: float) -> dict:
+    """The summary as the driver made it before (rank 0 read the whole series)."""
+    s = summarize_chains(x)
+    return {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
+            "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
+            "n_samples": s.n_samples, "rhat": s.rhat,
+            "blocking_level": s.blocking.level, "n_chains": x.shape[0],
+            "acceptance": acceptance}
+
+
+def assert_same(new: dict, old: dict) -> None:
+    assert new.keys() == old.keys()
+    for key in old:
+        if isinstance(old[key], (int, np.integer)):
+            assert new[key] == old[key], key
+        elif np.isnan(old[key]):
+            assert np.isnan(new[key]), key
+        else:
+            assert new[key] == pytest.approx(old[key], rel=RTOL, abs=0), key
+
+
+def chains(n_chains=6, n=3001, seed=3) -> np.ndarray:
+    """Correlated chains of unequal means (n not a power of two)."""
+    x = ar1(0.9, n, seed, chains=n_chains) + 3.0
+    return x + 1e-3 * np.arange(n_chains)[:, None]
+
+
+@pytest.mark.parametrize("n_chains", [1, 2, 7])
+def test_serial_summary_equals_the_old_formula(n_chains):
+    x = chains(n_chains)
+    new = summary.summarize(SerialComm(), x, 0.5)
+    assert_same(new, old_summary(x, 0.5))
+    # one rank: the same sums in the same order, so the run's fingerprints hold
+    assert new["energy"] == old_summary(x, 0.5)["energy"]
+    assert new["error"] == old_summary(x, 0.5)["error"]
+
+
+def test_reductions_add_up_over_groups_of_chains():
+    """What ranks reduce: the sums of groups of chains add up to those of all."""
+    x = chains(7)
+    e = x.mean()
+    parts = [x[:3], x[3:4], x[4:]]
+    assert np.allclose(sum(summary.mean_sums(p) for p in parts), summary.mean_sums(x),
+                       rtol=1e-13, atol=0)
+    assert np.allclose(sum(summary.chain_sums(p, e) for p in parts),
+                       summary.chain_sums(x, e), rtol=1e-11, atol=1e-9)
+
+
+def test_pieces_equal_the_analysis_functions():
+    x = chains(5)
+    n = x.shape[1]
+    ac = time_from_autocovariance(autocovariance_sums(x) / x.size, x.shape[0])
+    assert ac.tau == pytest.approx(integrated_time(x).tau, rel=RTOL)
+    assert rhat_from_half_sums(split_half_sums(x, x.mean()), 5, n) == \
+        pytest.approx(split_rhat(x), rel=RTOL)
+    assert np.isnan(rhat_from_half_sums(split_half_sums(x[:1], 3.0), 1, n))
+
+
+def test_row_counts_cover_the_rows_in_rank_order():
+    assert row_counts(64, 4) == [16] * 4           # rank*W .. rank*W+W-1
+    assert row_counts(5, 2) == [2, 3] and sum(row_counts(7, 3)) == 7
+    assert row_counts(1, 3) == [0, 0, 1]
+
+
+def test_run_summary_equals_the_old_formula_on_its_file(tmp_path):
+    cfg = make_config(tmp_path / "run.h5")
+    result = run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        x = h5["production/local_energy"][...]
+        assert h5["production"].attrs["writer"] == writer.GATHER
+        stored = dict(h5["summary"].attrs)
+    old = old_summary(x, result.summary["acceptance"])
+    assert_same({k: result.summary[k] for k in old}, old)
+    assert stored["energy"] == old["energy"] and stored["error"] == old["error"]
+
+
+def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
+    """A process that fails in the summary leaves a checkpoint at 'finish'; the one that
+    resumes makes the summary from the series an earlier process wrote."""
+    from parallel_vmc import checkpoint as ckpt
+    from parallel_vmc import driver
+    from parallel_vmc.driver import Run
+
+    cfg = make_config(tmp_path / "run.h5")
+
+    def broken(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(driver, "production_summary", broken)
+    with pytest.raises(MemoryError):
+        run_config(cfg)
+    monkeypatch.undo()
+    attrs, arrays, _ = ckpt.read_latest(ckpt.path_for(cfg.output.path))
+    assert attrs["phase"] == "finish"
+    result = Run(cfg, SerialComm(), progress=False, resume=(attrs, arrays)).execute()
+    with h5py.File(cfg.output.path) as h5:
+        x = h5["production/local_energy"][...]
+        assert h5.attrs["status"].decode().startswith("completed")
+    assert_same({k: result.summary[k] for k in old_summary(x, 0.0)},
+                old_summary(x, result.summary["acceptance"]))
+
+
+# --------------------------------------------------------------------- under MPI
+def _world():
+    from parallel_vmc.parallel import world
+    comm = world()
+    assert comm.size >= 2, "run these tests with mpiexec -n 2"
+    return comm
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("n_chains", [2 * 4, 5])
+def test_mpi_summary_equals_the_old_formula(n_chains):
+    """Each rank reduces its rows only (uneven when 5 chains meet 2 ranks)."""
+    comm = _world()
+    x = chains(n_chains)
+    counts = row_counts(n_chains, comm.size)
+    first = sum(counts[:comm.rank])
+    new = summary.summarize(comm, x[first:first + counts[comm.rank]], 0.25)
+    if comm.rank == 0:
+        assert_same(new, old_summary(x, 0.25))
+    else:
+        assert new is None
+
+
+@pytest.mark.mpi(min_size=2)
+def test_mpi_run_summary_equals_the_old_formula_on_its_file():
+    """A whole run: rank 0 reads the file in column blocks and scatters each rank its
+    rows; the reduced summary equals the old formula on the file's series."""
+    comm = _world()
+    d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None)
+    cfg = make_config(os.path.join(d, "s.h5"), production={"samples": 8192})
+    result = run_config(cfg, comm)
+    comm.barrier()
+    if comm.rank != 0:
+        assert result.summary is None
+        return
+    with h5py.File(cfg.output.path) as h5:
+        x = h5["production/local_energy"][...]
+        assert h5["production"].attrs["writer"] == writer.production_writer(comm.size)
+    assert x.shape[0] == comm.size * cfg.sampler.walkers_per_rank
+    old = old_summary(x, result.summary["acceptance"])
+    assert_same({k: result.summary[k] for k in old}, old)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
+    """A stop signal in the middle of production (checkpoint: the file flushed by every
+    rank that holds it; the MPI-IO handle, if any, closed on the way out), then a
+    resume: the same series, bit for bit, and the same summary as without the stop,
+    with either writer."""
+    import io
+    import signal
+
+    from parallel_vmc import checkpoint as ckpt
+    from parallel_vmc import samplers
+    from parallel_vmc.driver import Run, RunInterrupted
+    comm = _world()
+    d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None)
+    sections = {"production": {"samples": 80000}}     # 3 units of work per chain
+    ref = run_config(make_config(os.path.join(d, "ref.h5"), **sections), comm)
+    cfg = make_config(os.path.join(d, "stop.h5"), **sections)
+    original, calls = samplers.Sampler.produce, []
+
+    def produce(self, *args):
+        calls.append(1)
+        if len(calls) == 2 and comm.rank == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+    monkeypatch.setattr(samplers.Sampler, "produce", produce)
+    with pytest.raises(RunInterrupted):
+        Run(cfg, comm, stream=io.StringIO(), progress=False).execute()
+    monkeypatch.undo()
+    comm.barrier()
+    attrs, arrays, _ = ckpt.read_latest(ckpt.path_for(cfg.output.path))
+    assert attrs["phase"] == "produce"
+    result = Run(cfg, comm, progress=False, resume=(attrs, arrays)).execute()
+    comm.barrier()
+    if comm.rank != 0:
+        return
+    with h5py.File(os.path.join(d, "ref.h5")) as a, h5py.File(cfg.output.path) as b:
+        assert b.attrs["status"].decode() == "completed"
+        assert b["production"].attrs["writer"] == writer.production_writer(comm.size)
+        assert np.array_equal(a["production/local_energy"][...],
+                              b["production/local_energy"][...])
+    assert result.summary["energy"] == ref.summary["energy"]
+    assert result.summary["error"] == ref.summary["error"]
+
+
+# --------------------------------------------------------------------- the writer
+def test_writer_choice(monkeypatch):
+    monkeypatch.setattr(writer, "h5py_has_mpi", lambda: False)
+    assert writer.production_writer(1) == writer.production_writer(64) == writer.GATHER
+    monkeypatch.setattr(writer, "h5py_has_mpi", lambda: True)
+    assert writer.production_writer(1) == writer.GATHER
+    assert writer.production_writer(2) == writer.MPIO
+    assert writer.chunk_rows(writer.MPIO, 64, 16) == 16
+    assert writer.chunk_rows(writer.GATHER, 64, 16) == 64
+
+
+def test_pypi_h5py_writes_with_the_gather():
+    if h5py.get_config().mpi:
+        pytest.skip("this h5py is built with MPI")
+    assert writer.production_writer(1000) == writer.GATHER
+
+
+def test_writers_used_lists_each_writer_that_left_samples():
+    assert writer.writers_used(None, "mpio", 0) == "mpio"
+    assert writer.writers_used("gather", "mpio", 0) == "mpio"
+    assert writer.writers_used("gather", "mpio", 64) == "gather,mpio"
+    assert writer.writers_used("gather,mpio", "mpio", 64) == "gather,mpio"
+    assert writer.writers_used(None, "mpio", 64) == "gather,mpio"    # an older file
+
+
+@pytest.mark.mpi(min_size=2)
+def test_mpio_writer_run_reads_back_with_checksums():
+    """Only where h5py is built with MPI: a 2-rank run writes production through
+    MPI-IO in chunks of one rank's walkers; the file reads back (checksums) and says
+    which writer wrote it."""
+    if not h5py.get_config().mpi:
+        pytest.skip("h5py is not built with MPI (PyPI's wheels): the gather writes")
+    comm = _world()
+    d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpio-") if comm.rank == 0 else None)
+    cfg = make_config(os.path.join(d, "m.h5"), production={"samples": 8192,
+                                                           "store_components": True})
+    result = run_config(cfg, comm)
+    comm.barrier()
+    if comm.rank == 0:
+        with h5py.File(cfg.output.path) as h5:
+            ds = h5["production/local_energy"]
+            assert h5["production"].attrs["writer"] == writer.MPIO
+            assert ds.chunks[0] == cfg.sampler.walkers_per_rank and ds.fletcher32
+            x = ds[...]
+            assert h5["production/samples_written"][0] == x.shape[1]
+        assert result.summary["energy"] == pytest.approx(x.mean(), rel=1e-13)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_parallel_series_writes_each_ranks_rows_collectively(tmp_path_factory):
+    """Only where h5py is built with MPI: ParallelSeries alone, units written by every
+    rank into its rows of Fletcher32 chunks of (W, unit) read back exact, the counter
+    follows, and the file is in use (locked) while the MPI-IO handle is open."""
+    if not h5py.get_config().mpi:
+        pytest.skip("h5py is not built with MPI (PyPI's wheels): the gather writes")
+    from parallel_vmc import schema as S
+    from parallel_vmc.hdf5io import in_use, preallocated
+    from parallel_vmc.output import _allocated
+    comm = _world()
+    W, n, unit = 4, 200, 64
+    path = comm.bcast(str(tmp_path_factory.mktemp("ps") / "p.h5") if comm.rank == 0
+                      else None)
+    if comm.rank == 0:
+        with h5py.File(path, "w") as h5:
+            prod = h5.create_group(S.PRODUCTION)
+            _allocated(prod, S.SAMPLES_WRITTEN, (1,), "i8", fill=0)
+            preallocated(prod, S.LOCAL_ENERGY, (comm.size * W, n), "f8", chunks=(W, unit))
+    comm.barrier()
+    ps = writer.ParallelSeries(path, comm, (S.LOCAL_ENERGY,),
+                               slice(comm.rank * W, (comm.rank + 1) * W))
+    if comm.rank == 0:
+        assert in_use(path)
+    expected = np.arange(comm.size * W * n, dtype=float).reshape(comm.size * W, n)
+    for start in range(0, n, unit):
+        mine = expected[comm.rank * W:(comm.rank + 1) * W, start:start + unit]
+        ps.write(start, {S.LOCAL_ENERGY: mine})
+        ps.flush()
+    ps.close()
+    comm.barrier()
+    if comm.rank == 0:
+        with h5py.File(path, "r") as h5:
+            assert np.array_equal(h5["production/local_energy"][...], expected)
+            assert h5["production/samples_written"][0] == n
