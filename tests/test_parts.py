@@ -40,9 +40,11 @@ P_FERMIONS = {1: 4, 2: 6, 3: 8}
 # The config that selects each optional part (the registry says it in words).
 HARD_SPHERE_RADIUS = 0.05
 CLEARANCE = 3     # random configurations keep pairs beyond CLEARANCE radii (see fd_step)
-# Hidden units by seed parity: a narrow layer and a wide one (rbm.WIDE_LAYER: the
-# vectorised move ratio), not a multiple of its four partial products.
-HIDDEN = (3, 9)
+# Hidden units: 3 (a narrow layer) in every combination, and 9 (a wide one, see
+# rbm.WIDE_LAYER: its own vectorised code, not a multiple of its four partial sums) in
+# the plain RBM and in the fullest combinations of each dimension (each width is a
+# kernel of its own to compile).
+NARROW, WIDE = 3, 9
 SELECT = {"widths": {"wavefunction": {"variational_widths": True}},
           "pade": {"wavefunction": {"jastrow": "pade"}},
           "hard_sphere": {"wavefunction": {"jastrow": "hard_sphere"},
@@ -147,16 +149,25 @@ def combinations():
                     yield D, psi, ("rbm",) + names
 
 
-COMBOS = list(combinations())
+def with_widths(combos):
+    """(D, psi, parts, hidden): every combination narrow, a few also wide."""
+    fullest = {D: max(len(parts) for d, _, parts in combos if d == D) for D in (1, 2, 3)}
+    out = [(D, psi, parts, NARROW) for D, psi, parts in combos]
+    out += [(D, psi, parts, WIDE) for D, psi, parts in combos
+            if psi == "sqrt" and (len(parts) == fullest[D] or parts == ("rbm",))]
+    return out
 
 
-def make(D, psi, parts, seed):
+COMBOS = with_widths(list(combinations()))
+
+
+def make(D, psi, parts, seed, hidden=NARROW):
     """(wf, theta, x, rng) at random parameters and positions for one combination."""
     rng = np.random.default_rng(seed)
     P = n_particles(D, parts)
     raw = {"system": {"particles": P, "dimensions": D, "omega": 1.3,
                       "statistics": "bosons"},
-           "wavefunction": {"hidden": HIDDEN[seed % 2], "psi": psi, "sigma": 0.9}}
+           "wavefunction": {"hidden": hidden, "psi": psi, "sigma": 0.9}}
     if D == 3 and seed % 2 == 1 and "slater" not in parts:    # elliptical trap
         raw["system"]["omega_z"] = 2.1
         raw["wavefunction"]["sigma_z"] = 0.6
@@ -200,21 +211,22 @@ def d2(f, x, i, h=1e-3):
     return (-at(-2 * h) + 16 * at(-h) - 30 * at(0.0) + 16 * at(h) - at(2 * h)) / (12 * h * h)
 
 
-IDS = [f"D{D}-{psi}-{'x'.join(parts)}" for D, psi, parts in COMBOS]
+IDS = [f"D{D}-{psi}-{'x'.join(parts)}" + ("" if hidden == NARROW else f"-H{hidden}")
+       for D, psi, parts, hidden in COMBOS]
 
 
-@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
-def test_log_psi_is_the_product_of_the_parts(D, psi, parts):
+@pytest.mark.parametrize("D,psi,parts,hidden", COMBOS, ids=IDS)
+def test_log_psi_is_the_product_of_the_parts(D, psi, parts, hidden):
     for seed in range(5):
-        wf, theta, x, _ = make(D, psi, parts, seed)
+        wf, theta, x, _ = make(D, psi, parts, seed, hidden)
         expected = sum(REFERENCE[name](wf, theta, x, D) for name in parts)
         assert log_psi(wf, theta, x, D) == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
-def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts):
+@pytest.mark.parametrize("D,psi,parts,hidden", COMBOS, ids=IDS)
+def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts, hidden):
     for seed in range(5):
-        wf, theta, x, rng = make(D, psi, parts, seed)
+        wf, theta, x, rng = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
         for p in range(n_particles(D, parts)):
             dx = 0.7 * rng.standard_normal(D)
@@ -225,10 +237,10 @@ def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts):
             assert got == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
-def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
+@pytest.mark.parametrize("D,psi,parts,hidden", COMBOS, ids=IDS)
+def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts, hidden):
     for seed in range(3):
-        wf, theta, x, _ = make(D, psi, parts, seed)
+        wf, theta, x, _ = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
         kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D, n)
@@ -243,11 +255,11 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts):
         np.testing.assert_allclose(O, O_fd, rtol=1e-8, atol=1e-8)
 
 
-@pytest.mark.parametrize("D,psi,parts", COMBOS, ids=IDS)
+@pytest.mark.parametrize("D,psi,parts,hidden", COMBOS, ids=IDS)
 @pytest.mark.parametrize("with_drift", [True, False], ids=["importance", "metropolis"])
-def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, with_drift):
+def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden, with_drift):
     for seed in range(3):
-        wf, theta, x, rng = make(D, psi, parts, seed)
+        wf, theta, x, rng = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
         f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
@@ -296,7 +308,7 @@ def test_green_function_ratio_is_the_ratio_of_proposal_densities(D):
 def test_every_registered_part_is_combined_and_has_a_reference():
     names = {p.name for p in PARTS}
     assert names == set(REFERENCE)
-    assert names == {name for _, _, parts in COMBOS for name in parts}
+    assert names == {name for _, _, parts, _ in COMBOS for name in parts}
 
 
 def test_a_broken_formula_fails_these_tests(tmp_path):

@@ -46,6 +46,7 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from ..system import distance, pair_distance
+from .unsigned import u
 
 N_PAIR_KINDS = 2       # antiparallel, parallel
 
@@ -345,8 +346,8 @@ def _rebuild_slopes(theta, prm, cache, D):
     rt, ft = _table(prm, D), _slope_table(prm, D)
     for p in range(P):
         for q in range(p + 1, P):
-            fr, _ = pair_slopes(theta, prm, p, q, cache[rt + p * P + q])
-            cache[ft + p * P + q] = cache[ft + q * P + p] = fr
+            fr, _ = pair_slopes(theta, prm, p, q, cache[u(rt + p * P + q)])
+            cache[u(ft + p * P + q)] = cache[u(ft + q * P + p)] = fr
 
 
 @njit(cache=True, inline="always")
@@ -356,10 +357,10 @@ def refresh(theta, prm, cache, x):
     D = x.shape[0] // P
     rt, ft = _table(prm, D), _slope_table(prm, D)
     for p in range(P):
-        cache[rt + p * P + p] = 0.0
-        cache[ft + p * P + p] = 0.0
+        cache[u(rt + p * P + p)] = 0.0
+        cache[u(ft + p * P + p)] = 0.0
         for q in range(p + 1, P):
-            cache[rt + p * P + q] = cache[rt + q * P + p] = pair_distance(x, p, q, D)
+            cache[u(rt + p * P + q)] = cache[u(rt + q * P + p)] = pair_distance(x, p, q, D)
     _rebuild_slopes(theta, prm, cache, D)
 
 
@@ -378,8 +379,8 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
         if q == p:
             continue
         r_new = distance(cache, 0, x, q, D)
-        cache[rn + q] = r_new
-        lj, fj = pair_ratio(theta, prm, p, q, r_new, cache[rt + p * P + q])
+        cache[u(rn + q)] = r_new
+        lj, fj = pair_ratio(theta, prm, p, q, r_new, cache[u(rt + p * P + q)])
         dJ += lj
         factor *= fj
     return 2.0 * dJ, factor * factor
@@ -394,7 +395,7 @@ def add_gradient(theta, prm, cache, x, p, D, out):
     for q in range(P):
         if q == p:
             continue
-        fr = cache[ft + q]
+        fr = cache[u(ft + q)]
         for d in range(D):
             out[d] += fr * (x[p * D + d] - x[q * D + d])
 
@@ -408,8 +409,8 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     for q in range(P):
         if q == p:
             continue
-        fr, _ = pair_slopes(theta, prm, p, q, cache[rn + q])
-        cache[fn + q] = fr
+        fr, _ = pair_slopes(theta, prm, p, q, cache[u(rn + q)])
+        cache[u(fn + q)] = fr
         for d in range(D):
             out[d] += fr * (cache[d] - x[q * D + d])
 
@@ -424,13 +425,13 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     for q in range(P):
         if q == p:
             continue
-        r = cache[rn + q]
+        r = cache[u(rn + q)]
         if proposed_gradient_done:
-            fr = cache[fn + q]
+            fr = cache[u(fn + q)]
         else:
             fr, _ = pair_slopes(theta, prm, p, q, r)
-        cache[rt + p * P + q] = cache[rt + q * P + p] = r
-        cache[ft + p * P + q] = cache[ft + q * P + p] = fr
+        cache[u(rt + p * P + q)] = cache[u(rt + q * P + p)] = r
+        cache[u(ft + p * P + q)] = cache[u(ft + q * P + p)] = fr
 
 
 @njit(cache=True, inline="always")
@@ -441,7 +442,7 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     rt = _table(prm, D)
     for p in range(P):
         for q in range(p + 1, P):
-            fr, f2 = pair_slopes(theta, prm, p, q, cache[rt + p * P + q])
+            fr, f2 = pair_slopes(theta, prm, p, q, cache[u(rt + p * P + q)])
             for d in range(D):
                 g = fr * (x[p * D + d] - x[q * D + d])
                 grad[p * D + d] += g
@@ -462,5 +463,5 @@ def parameter_derivatives(theta, prm, cache, x, D, out):
     rt = _table(prm, D)
     for p in range(P):
         for q in range(p + 1, P):
-            k, value = pair_dparam(theta, prm, p, q, cache[rt + p * P + q])
+            k, value = pair_dparam(theta, prm, p, q, cache[u(rt + p * P + q)])
             out[prm.offset + k] += value

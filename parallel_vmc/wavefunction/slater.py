@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from ..schema import orbitals_text
+from .unsigned import u
 
 R_SLOT, S_SLOT, ALPHA_SLOT = range(3)     # scalars at slots()[SCALARS]
 N_SCALARS = 3
@@ -152,14 +153,6 @@ def slots(prm, D):
     sc = y + D                    # scalars
     work = sc + N_SCALARS         # a rebuild's matrix and inverse: 2 n^2
     return inv, phi, sm, herm, qn, y, sc, work, work + 2 * n * n
-
-
-@njit(cache=True, inline="always")
-def u(i):
-    """A cache index as unsigned: numba then skips its wrap-around of negative indices,
-    a compare and select per access that also kept LLVM from vectorising the loops
-    of a move (see rbm.weight)."""
-    return np.uint64(i)
 
 
 @njit(cache=True, inline="always")
