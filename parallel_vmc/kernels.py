@@ -26,7 +26,8 @@ from numba import njit
 from . import estimators as S
 from .observables import accumulate, batch_of, batch_start
 from .rng import normal, uniform
-from .system import coulomb_potential, overlaps, trap_potential_axes
+from .system import coulomb_from_table, coulomb_potential, overlaps, \
+    trap_potential_axes
 from .wavefunction import compose, pair_jastrow, rbm, slater
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
@@ -154,7 +155,11 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     trap = trap_potential_axes(x, sy.omega, sy.omega_z, sy.dimensions)
     inter = 0.0
     if sy.coulomb:
-        inter = coulomb_potential(x, sy.particles, sy.dimensions)
+        if j is not None:        # the pair part keeps every r_pq: no square roots here
+            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, sy.dimensions),
+                                       sy.particles)
+        else:
+            inter = coulomb_potential(x, sy.particles, sy.dimensions)
     return kin, trap, inter
 
 
@@ -162,7 +167,10 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
 # instead of a Python exception. The exception checks blocked LLVM's optimisation of
 # the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
 # ~3x cheaper (pvmc bench). A non-finite E_L in production stops the run (driver).
-@njit(cache=True, error_model="numpy")
+# fastmath={"contract"} only fuses a * b + c into one FMA (one rounding, no reordering,
+# no assumption about inf or nan): the inlined exponential of a wide hidden layer
+# (fastexp.py) became 30 % cheaper, the fermion move at P = 20 about 7 %.
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     """Advance every walker by sw.n_sweeps sweeps; accumulate or record estimators.
 

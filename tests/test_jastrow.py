@@ -10,7 +10,9 @@ import pytest
 
 from conftest import make_config
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.system import coulomb_potential, trap_potential
+from parallel_vmc.config import from_dict
+from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.system import System, coulomb_potential, trap_potential
 from parallel_vmc.driver import Run
 from parallel_vmc.parallel import SerialComm
 
@@ -201,3 +203,22 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
     np.testing.assert_array_equal(cache[D:D + n], fresh[D:D + n])           # distances
     np.testing.assert_array_equal(drift_of_every_particle(theta, j, cache, x),
                                   drift_of_every_particle(theta, j, fresh, x))
+
+
+@pytest.mark.parametrize("method", ["metropolis", "importance"])
+def test_coulomb_energy_from_the_pair_table_is_that_of_the_positions(method):
+    """With a pair part the kernel sums 1/r_pq from the part's table of distances (no
+    square roots of its own): after hundreds of moves, updated move by move, that sum
+    must still be the Coulomb energy of the walkers' positions."""
+    cfg = from_dict({"system": {"particles": 3, "dimensions": 3, "omega": 1.0,
+                                "interaction": "coulomb", "statistics": "bosons"},
+                     "wavefunction": {"hidden": 4, "jastrow": "pade"}})
+    system = System.from_config(cfg.system)
+    wave = wfm.WaveFunction.from_config(cfg.wavefunction, system)
+    theta = wave.layout.initial(0.1, np.random.default_rng(0), beta=0.7)
+    walkers = Walkers.start(3, 0, 8, 9, 1.0)
+    sampler = Sampler(method, 0.5 if method == "importance" else 1.5, system, wave)
+    _, parts, accepted, _ = sampler.produce(theta, walkers, 200, components=True)
+    assert accepted > 1000
+    expected = [coulomb_potential(x, 3, 3) for x in walkers.positions]
+    np.testing.assert_allclose(parts[2, :, -1], expected, rtol=1e-13)

@@ -313,6 +313,13 @@ def _table(prm, D):
 
 
 @njit(cache=True, inline="always")
+def distance_table(prm, D):
+    """Offset of the table of current pair distances in the cache: r_pq at
+    ``distance_table(prm, D) + p P + q`` (kept up to date by ``commit``)."""
+    return _table(prm, D)
+
+
+@njit(cache=True, inline="always")
 def _proposed(prm, D):
     """Offset of the proposal's distances."""
     return D + prm.n_particles * prm.n_particles

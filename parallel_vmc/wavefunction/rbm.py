@@ -237,7 +237,7 @@ def lane_sums(theta, prm, cache, row, i):
     return (g0 + g1) + (g2 + g3), (l0 + l1) + (l2 + l3)
 
 
-@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def wide_slopes(theta, prm, cache, x, g_out, l_out):
     """The (g, l) of ``coordinate_slopes`` of every coordinate at the current position
     into g_out and l_out (M,), for a wide layer: a call of its own (once per local

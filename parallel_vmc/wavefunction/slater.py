@@ -492,7 +492,7 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
                 cache[u(base + q * n + j)] -= f * cache[u(t + j)]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})   # as the kernel
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
     alone)."""
