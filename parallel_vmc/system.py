@@ -158,12 +158,13 @@ def coulomb_from_table(table, offset, P):
     """sum_{p<q} 1/r_pq from a table of the current pair distances, r_pq at
     table[offset + p P + q] (the pair part's cache): the kernel's Coulomb energy where
     the table is kept anyway, with no square roots. The same sum as
-    ``coulomb_potential``, reordered (and vectorised) as that one may be."""
+    ``coulomb_potential``, reordered (and vectorised) as that one may be; unsigned
+    indices, as the part's own loops (``wavefunction/unsigned.py``)."""
     v = 0.0
     for p in range(P):
         row = offset + p * P
         for q in range(p + 1, P):
-            v += 1.0 / table[row + q]
+            v += 1.0 / table[np.uint64(row + q)]
     return v
 
 
