@@ -153,7 +153,7 @@ WIDE_COMBOS = ((2, "sqrt", ("rbm",)), (3, "sqrt", ("rbm",)),
                (2, "sqrt", ("rbm", "widths", "pade", "slater")))
 
 
-def with_widths(combos):
+def with_layer_sizes(combos):
     """(D, psi, parts, hidden): every combination narrow, WIDE_COMBOS also wide (each
     is a kernel of its own to compile: all of them wide took 14 more minutes)."""
     return ([(D, psi, parts, NARROW) for D, psi, parts in combos]
@@ -161,7 +161,7 @@ def with_widths(combos):
                if (D, psi, parts) in WIDE_COMBOS])
 
 
-COMBOS = with_widths(list(combinations()))
+COMBOS = with_layer_sizes(list(combinations()))
 
 
 def make(D, psi, parts, seed, hidden=NARROW):
