@@ -28,6 +28,7 @@ from .observables import accumulate, batch_of, batch_start
 from .rng import normal, uniform
 from .system import coulomb_from_table, coulomb_potential, overlaps, \
     trap_potential_axes
+from .vector_width import prefer_wide_vectors
 from .wavefunction import compose, pair_jastrow, rbm, slater
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
@@ -182,6 +183,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     ``WalkerArrays``; out: ``Outputs``. The arrays are taken out of the tuples once,
     here: each array taken out of a tuple is reference-counted (see ``compose.py``).
     """
+    prefer_wide_vectors(r.widest)
     X, rng, accepted, inverse_drift = walkers.positions, walkers.rng, walkers.accepted, \
         walkers.inverse_drift
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, \

@@ -65,10 +65,15 @@ class RBMParams(NamedTuple):
     wide: object = None  # True for a wide layer (n_hidden >= WIDE_LAYER), else None: a
                          # type, so numba compiles one move ratio or the other (the wide
                          # one's code alone slowed a narrow kernel by 15-25 %)
+    widest: object = None  # True from WIDEST_LAYER hidden units, else None: the kernel
+                         # is then compiled for 512-bit vectors (vector_width.py)
 
 
 U, EU, S, UN, EUN, SN, R, RN = range(8)   # rows of the cache (see new_cache)
 WIDE_LAYER = 8      # hidden units from which the vectorised ratio is faster (pvmc bench)
+WIDEST_LAYER = 32   # from here 512-bit vectors pay (fermions, P = 20, H = 40: 6-8 % less
+                    # time per move; H = 12, 20: 4-13 % more, a 4-unit remainder then
+                    # runs scalar)
 SATURATED = 1e300   # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
@@ -84,7 +89,8 @@ def params(offset: int, n_visible: int, n_hidden: int, sigma: float, sigma_z: fl
     inv_s2 = 1.0 / (sigma * sigma)
     inv_s2_z = 1.0 / (sigma_z * sigma_z) if D == 3 else inv_s2
     return RBMParams(offset, n_visible, n_hidden, inv_s2, psi_exponent(psi), D, inv_s2_z,
-                     inv_s2_z / inv_s2, width_offset, True if n_hidden >= WIDE_LAYER else None)
+                     inv_s2_z / inv_s2, width_offset, True if n_hidden >= WIDE_LAYER else None,
+                     True if n_hidden >= WIDEST_LAYER else None)
 
 
 WIDTH_AXES = 2        # [delta_xy, delta_z]
