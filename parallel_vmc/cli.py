@@ -423,11 +423,7 @@ def _execute(cfg, comm, args, resume) -> int:
     try:
         run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
                   progress=not args.quiet, resume=resume)
-        try:
-            run.execute()
-        finally:
-            if _AS_PROCESS:      # the run is over: see entry()
-                _ignore_stop_signals()
+        run.execute()
     except RunInterrupted:
         return EXIT_INTERRUPTED
     except RunRefused as exc:        # decided on every rank together, nothing touched
@@ -601,24 +597,12 @@ def _cmd_train(args) -> int:
     return cmd_train(args)
 
 
-_AS_PROCESS = False
-
-
-def _ignore_stop_signals() -> None:
-    """Ignore TERM, USR1 and INT for the rest of this process."""
-    import signal
-    for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
-
-
 def entry() -> int:
-    """The `pvmc` command and `python -m parallel_vmc`: main() in a process of its own.
-    Once its run is over, the process ignores stop signals: a late copy (srun
-    forwarding one to every task) would otherwise kill a rank that has restored the
-    default handlers while the others wait for it in MPI's finalize. (Not in main():
-    called in-process, e.g. by tests, it must leave the caller's handlers alone.)"""
-    global _AS_PROCESS
-    _AS_PROCESS = True
+    """The `pvmc` command and `python -m parallel_vmc`: main() in a process of its own,
+    which ignores stop signals once a run is over (see
+    control.ignore_signals_after_runs; not in main(), which tests call in-process)."""
+    from .control import ignore_signals_after_runs
+    ignore_signals_after_runs()
     return main()
 
 

@@ -33,6 +33,18 @@ RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
 # Environment variable naming a file that rank 0 creates once every rank catches the
 # stop signals (job scripts hold a signal until it exists).
 READY_FILE_VARIABLE = "PVMC_READY_FILE"
+# Set by the `pvmc` process entry: a run that ends leaves its stop signals ignored.
+_IGNORE_AFTER_RUNS = [False]
+
+
+def ignore_signals_after_runs() -> None:
+    """Make :meth:`Control.uninstall` ignore the stop signals instead of restoring the
+    previous handlers, for the rest of this process. For `pvmc` as a process of its
+    own: a late copy of a stop signal (srun forwarding one to every task, SLURM's TERM)
+    must not kill a rank whose run is over while the others wait for it in MPI's
+    finalize. Restoring the default first, even briefly, leaves that window open.
+    Called in-process (tests), a run leaves the caller's handlers as they were."""
+    _IGNORE_AFTER_RUNS[0] = True
 
 
 def _process_start() -> float:
@@ -90,8 +102,10 @@ class Control:
                 self._previous[sig] = signal.signal(sig, self._handler)
 
     def uninstall(self) -> None:
+        """Restore the handlers :meth:`install` replaced (or ignore the signals: see
+        :func:`ignore_signals_after_runs`)."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if _IGNORE_AFTER_RUNS[0] else handler)
         self._previous = {}
 
     def _handler(self, signum, frame) -> None:     # noqa: ARG002 - signal API

@@ -66,6 +66,33 @@ def test_healthy_run_has_no_stuck_walkers(tiny_config):
         assert h5["production"].attrs["stuck_walkers"] == 0
 
 
+def test_pvmc_process_ignores_stop_signals_once_its_run_is_over(tmp_path, monkeypatch):
+    """As its own process (cli.entry), a run that ends goes straight from catching the
+    stop signals to ignoring them: a late copy forwarded by srun must find no moment
+    with the default handler, which kills. In-process the caller's handlers return."""
+    import signal
+
+    from parallel_vmc import control
+    names = [getattr(signal, n) for n in control.STOP_SIGNALS]
+    before = {s: signal.getsignal(s) for s in names}
+    seen = []
+    monkeypatch.setattr(signal, "signal",
+                        lambda s, h, real=signal.signal: seen.append((s, h)) or real(s, h))
+    try:
+        monkeypatch.setattr(control, "_IGNORE_AFTER_RUNS", [True])
+        Run(make_config(tmp_path / "a.h5"), SerialComm(), stream=io.StringIO(),
+            progress=False).execute()
+        assert all(signal.getsignal(s) is signal.SIG_IGN for s in names)
+        assert all(h is not signal.SIG_DFL for _, h in seen), seen
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+    monkeypatch.setattr(control, "_IGNORE_AFTER_RUNS", [False])
+    Run(make_config(tmp_path / "b.h5"), SerialComm(), stream=io.StringIO(),
+        progress=False).execute()
+    assert {s: signal.getsignal(s) for s in names} == before
+
+
 def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
                                                                      monkeypatch):
     """One rank, in-process: Ctrl-C during optimisation -> RunInterrupted, status
