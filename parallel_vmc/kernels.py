@@ -28,6 +28,7 @@ from .observables import accumulate, batch_of, batch_start
 from .rng import normal, uniform
 from .system import coulomb_from_table, coulomb_potential, overlaps, \
     trap_potential_axes
+from .borrow import borrowed, release
 from .vector_width import prefer_wide_vectors
 from .wavefunction import compose, pair_jastrow, rbm, slater
 
@@ -194,19 +195,23 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     # The shape check keeps a mis-sized buffer from being written out of bounds.
     store_o = (o_rows.shape[0] == X.shape[0] * sw.n_sweeps and o_rows.shape[0] > 0
                and o_rows.shape[1] == n_params)
-    rc = rbm.new_cache(r, D)
-    jc = pair_jastrow.new_cache(j, D)
-    sc = slater.new_cache(s, D)
-    g_old, g_new, dx, trial = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
-    work_g, work_l = np.empty(X.shape[1]), np.empty(X.shape[1])
-    h = np.empty(r.n_hidden)
-    O = np.empty(n_params)
+    # The per-move code uses borrowed views (see borrow.py): no atomic reference
+    # counts however the inlined parts branch. The owners are released at the end.
+    owners = (rbm.new_cache(r, D), pair_jastrow.new_cache(j, D), slater.new_cache(s, D),
+              np.empty(4 * D), np.empty(2 * X.shape[1]), np.empty(r.n_hidden),
+              np.empty(n_params))
+    rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
+    work = borrowed(owners[3])
+    g_old, g_new, dx, trial = work[:D], work[D:2 * D], work[2 * D:3 * D], work[3 * D:]
+    work_g, work_l = borrowed(owners[4][:X.shape[1]]), borrowed(owners[4][X.shape[1]:])
+    h, O = borrowed(owners[5]), borrowed(owners[6])
+    theta = borrowed(theta)
     sqrt_dt = np.sqrt(step)
     store_parts = parts.shape[2] == sw.n_sweeps
     n_batches = obs.shape[0]
     for w in range(X.shape[0]):
-        x = X[w]
-        st = rng[w]
+        x = borrowed(X[w])
+        st = borrowed(rng[w])
         compose.refresh(theta, r, rc, j, jc, s, sc, x)   # parameters may have changed
         n_acc = 0                                        # since the last call
         e_sum = 0.0
@@ -291,6 +296,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
         sums[S.S_PROP] += sw.n_sweeps * P
         if mode == OPTIMIZE and sw.n_sweeps > 0:
             add_walker_mean(sums, e_sum, sw.n_sweeps)
+    release(owners)
 
 
 @njit(cache=True, inline="always")

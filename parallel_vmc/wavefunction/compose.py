@@ -13,7 +13,9 @@ block), its parameter tuple ``prm``, its per-walker ``cache`` (one array) and a 
 position vector ``x`` (P*D,). Parameter tuples hold scalars only (offsets, sizes, fixed
 numbers) and caches are single arrays: numba reference-counts every array taken out of
 a tuple, and in the move loop those atomic counts cost more than the move itself
-(measured 2.4x); arrays passed as arguments to inlined functions cost nothing.
+(measured 2.4x). Arrays passed to inlined functions are counted too, and LLVM
+removes those counts only around simple code, so the kernel passes borrowed views
+(``borrow.py``) of its arrays.
 
 * ``log_psi(theta, prm, x, D)``: ln |part| at x (for tests and tools);
 * ``new_cache(prm, D)``, ``refresh(theta, prm, cache, x)``: the cache for a walker;
