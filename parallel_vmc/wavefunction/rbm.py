@@ -414,9 +414,10 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
     caller). proposed_gradient_done: s' is already filled."""
-    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
-        if not proposed_gradient_done:
+    if not proposed_gradient_done:    # a loop of its own: the copies below vectorise
+        for j in range(np.uint64(prm.n_hidden)):
             inverse_and_sigmoid(cache, EUN, RN, SN, j)
+    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
         cache[U, j] = cache[UN, j]
         cache[EU, j] = cache[EUN, j]
         cache[S, j] = cache[SN, j]
