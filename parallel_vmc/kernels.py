@@ -153,15 +153,16 @@ def limit_drift(g, step, a, D):
 @njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
 def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
-    kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, sy.dimensions, grad, lap)
-    trap = trap_potential_axes(x, sy.omega, sy.omega_z, sy.dimensions)
+    D = len(sy.axis_omegas)                  # a constant (see SystemParams)
+    kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
+    trap = trap_potential_axes(x, sy.omega, sy.omega_z, D)
     inter = 0.0
     if sy.coulomb:
         if j is not None:        # the pair part keeps every r_pq: no square roots here
-            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, sy.dimensions),
+            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, D),
                                        sy.particles)
         else:
-            inter = coulomb_potential(x, sy.particles, sy.dimensions)
+            inter = coulomb_potential(x, sy.particles, D)
     return kin, trap, inter
 
 
@@ -190,7 +191,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, \
         out.obs_spec
     o_rows = out.o_rows
-    P, D = sy.particles, sy.dimensions
+    P, D = sy.particles, len(sy.axis_omegas)   # D a constant: see SystemParams
     method, mode, step, n_params = sw.method, sw.mode, sw.step, sw.n_params
     # The shape check keeps a mis-sized buffer from being written out of bounds.
     store_o = (o_rows.shape[0] == X.shape[0] * sw.n_sweeps and o_rows.shape[0] > 0

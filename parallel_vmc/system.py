@@ -25,6 +25,11 @@ class SystemParams(NamedTuple):
     coulomb: bool
     omega_z: float      # = omega in a round trap (and for D < 3)
     hard_core: float    # hard-sphere radius a; 0: no hard core
+    # The trap frequency of each axis: D entries. numba knows a tuple's length when it
+    # compiles, so a kernel that takes D = len(axis_omegas) has D as a constant: its
+    # loops over the axes unroll and tests of d against D fold away (as for a C code
+    # compiled per dimension); one kernel is compiled, and cached, per D.
+    axis_omegas: tuple
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,9 @@ class System:
         """The Hamiltonian as the kernels take it."""
         return SystemParams(self.particles, self.dimensions, self.omega, self.coulomb,
                             float(self.trap_z),
-                            float(self.hard_sphere_radius) if self.hard_core else 0.0)
+                            float(self.hard_sphere_radius) if self.hard_core else 0.0,
+                            tuple(float(self.omega) if d < 2 else float(self.trap_z)
+                                  for d in range(self.dimensions)))
 
     @classmethod
     def from_config(cls, cfg) -> "System":

@@ -496,6 +496,16 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
     alone)."""
+    if D == 2:       # the dimension as a constant: the tests of d >= D fold away
+        return _add_grad_lap(prm, cache, x, 2, grad)
+    if D == 3:
+        return _add_grad_lap(prm, cache, x, 3, grad)
+    return _add_grad_lap(prm, cache, x, D, grad)
+
+
+@njit(cache=True, inline="always")
+def _add_grad_lap(prm, cache, x, D, grad):
+    """``add_grad_lap`` for one dimension D."""
     c = gaussian_coefficient(prm, cache, D)
     total = 0.0
     for p in range(prm.n_particles):
