@@ -38,11 +38,13 @@ _IGNORE_AFTER_RUNS = [False]
 
 
 def ignore_signals_after_runs() -> None:
-    """Make :meth:`Control.uninstall` ignore the stop signals instead of restoring the
-    previous handlers, for the rest of this process. For `pvmc` as a process of its
-    own: a late copy of a stop signal (srun forwarding one to every task, SLURM's TERM)
-    must not kill a rank whose run is over while the others wait for it in MPI's
-    finalize. Restoring the default first, even briefly, leaves that window open.
+    """Make :meth:`Control.uninstall` at the end of a VMC run ignore the stop signals
+    instead of restoring the previous handlers, for the rest of this process (other
+    users, such as the generative training, still get theirs back). For `pvmc` as a
+    process of its own: a late copy of a stop signal (srun forwarding one to every
+    task, SLURM's TERM) must not kill a rank whose run is over while the others wait
+    for it in MPI's finalize. Restoring the default first, even briefly, leaves that
+    window open.
     Called in-process (tests), a run leaves the caller's handlers as they were."""
     _IGNORE_AFTER_RUNS[0] = True
 
@@ -101,11 +103,13 @@ class Control:
             if sig is not None:
                 self._previous[sig] = signal.signal(sig, self._handler)
 
-    def uninstall(self) -> None:
-        """Restore the handlers :meth:`install` replaced (or ignore the signals: see
+    def uninstall(self, run_over: bool = False) -> None:
+        """Restore the handlers :meth:`install` replaced; with run_over (a VMC run that
+        has ended) ignore the signals instead if this process asked for it (see
         :func:`ignore_signals_after_runs`)."""
+        ignore = run_over and _IGNORE_AFTER_RUNS[0]
         for sig, handler in self._previous.items():
-            signal.signal(sig, signal.SIG_IGN if _IGNORE_AFTER_RUNS[0] else handler)
+            signal.signal(sig, signal.SIG_IGN if ignore else handler)
         self._previous = {}
 
     def _handler(self, signum, frame) -> None:     # noqa: ARG002 - signal API

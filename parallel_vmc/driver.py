@@ -356,7 +356,7 @@ class Run:
         try:
             self.open_file()
         except BaseException:
-            self.control.uninstall()
+            self.control.uninstall(run_over=True)
             raise
         self._announce_ready()
         status = f"{S.FAILED}: unknown"
@@ -381,7 +381,7 @@ class Run:
         finally:      # closed while still catching: a signal now only sets a flag
             self.segment.close(status, self.state.iteration, self.where(),
                                self.control.elapsed())
-            self.control.uninstall()
+            self.control.uninstall(run_over=True)
 
     def _announce_ready(self) -> None:
         """Create the file PVMC_READY_FILE names (if set) once every rank takes stop

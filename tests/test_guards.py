@@ -84,6 +84,15 @@ def test_pvmc_process_ignores_stop_signals_once_its_run_is_over(tmp_path, monkey
             progress=False).execute()
         assert all(signal.getsignal(s) is signal.SIG_IGN for s in names)
         assert all(h is not signal.SIG_DFL for _, h in seen), seen
+        other = control.Control(0, 1e9, None)     # not a VMC run (training): restored
+        other.install()
+        other.uninstall()
+        assert all(signal.getsignal(s) is signal.SIG_IGN for s in names)
+        for s in names:
+            signal.signal(s, before[s])
+        other.install()
+        other.uninstall()
+        assert {s: signal.getsignal(s) for s in names} == before
     finally:
         for s, h in before.items():
             signal.signal(s, h)
