@@ -23,13 +23,13 @@ import tempfile
 
 import numpy as np
 
-from parallel_vmc import schema as S
-from parallel_vmc.schema import shell_volumes
+from parallel_vmc.runfile import schema as S
+from parallel_vmc.runfile.schema import shell_volumes
 
-from .blocking import SHORT_BATCHES, batches_too_short
-from .generative import is_training_file
-from .plots import PlotError
-from .runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
+from parallel_vmc.stats.blocking import SHORT_BATCHES, batches_too_short
+from analysis.generative import is_training_file
+from analysis.plots import PlotError
+from analysis.runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)                       # potential: format <= 2
@@ -233,7 +233,7 @@ def chain_verdict(p: dict, walkers_per_rank=None) -> tuple:
 def _production_report(run, series, n_boot, seed, report) -> tuple:
     """(production dict or None, ChainSummary or None) of one series, with its warnings
     and notes added to the report."""
-    from .chains import summarize_chains
+    from parallel_vmc.stats.chains import summarize_chains
     if series not in run.production:
         return None, None
     x = run.production[series]
@@ -277,7 +277,7 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
 
 def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | None = None):
     """(report dict, ChainSummary or None) of one RunData."""
-    from .bootstrap import DEFAULT_SEED
+    from parallel_vmc.stats.bootstrap import DEFAULT_SEED
 
     seed = DEFAULT_SEED if seed is None else seed
     a = run.attrs
@@ -708,7 +708,7 @@ def cmd_summary(argv) -> int:
     if args.plots:
         if os.path.exists(args.plots) and not os.path.isdir(args.plots):
             raise UsageError(f"--plots {args.plots}: exists and is not a directory")
-        from .plots import require_matplotlib
+        from analysis.plots import require_matplotlib
         require_matplotlib()
     if any(is_training_file(path) for path in args.files):
         return _training_summary(args)
@@ -729,7 +729,7 @@ def cmd_summary(argv) -> int:
     for run in runs:
         report, summary = analyse(run, series=series, n_boot=args.n_boot, seed=args.seed)
         if args.plots:
-            from .plots import run_plots
+            from analysis.plots import run_plots
             report["plots"] = run_plots(run, summary, args.plots)
         reports.append(report)
     lines = []
@@ -749,8 +749,7 @@ def cmd_summary(argv) -> int:
 
 def _training_summary(args) -> int:
     """Training files of ``pvmc train`` (a /model group): report, JSON, plots."""
-    from .generative import (format_training_report, read_training, training_plots,
-                             training_report)
+    from analysis.generative import (format_training_report, read_training, training_plots, training_report)
     others = [p for p in args.files if not is_training_file(p)]
     if others:
         raise UsageError(f"{others[0]} is not a training file; analyse training files "
@@ -809,7 +808,7 @@ def density_comparison(runs: list, reports: list, directory: str) -> list:
     """One figure of the radial densities per particle of every run that has one
     (sorted by D, then N) into directory; each report gets its path (None when left
     out). Returns the lines to print."""
-    from .plots import COMPARISON, plot_density_comparison
+    from analysis.plots import COMPARISON, plot_density_comparison
     curves = [_density_curve(run, r) for run, r in zip(runs, reports)]
     shown = sorted((c for c in curves if c), key=lambda c: (c["dimensions"], c["particles"]))
     path = None
@@ -831,7 +830,7 @@ def density_comparison(runs: list, reports: list, directory: str) -> list:
 def axial_comparison(runs: list, reports: list, directory: str) -> list:
     """The densities along x-y and along z of every 3D run that has them, on one figure
     (with and without interaction: the repulsion widens the cloud). Lines to print."""
-    from .plots import AXES_COMPARISON, axial_curve, plot_axial_densities
+    from analysis.plots import AXES_COMPARISON, axial_curve, plot_axial_densities
     curves = [axial_curve(run.observables, _section(run.config, "system").get("particles"),
                           f"{_section(run.config, 'system').get('interaction')}: "
                           f"{_energy_label(r)} ({run.name})")
@@ -900,7 +899,7 @@ def cmd_table(argv) -> int:
             raise UsageError(f"--plot {args.plot} is one of the input files")
         if os.path.isdir(args.plot):
             raise UsageError(f"--plot {args.plot} is a directory")
-        from .plots import require_matplotlib
+        from analysis.plots import require_matplotlib
         require_matplotlib()
     runs, problems = [], []
     for path in args.files:
@@ -922,7 +921,7 @@ def cmd_table(argv) -> int:
     for msg in problems:
         print(f"warning: skipped {msg}", file=sys.stderr)
     if args.plot:
-        from .plots import plot_scan
+        from analysis.plots import plot_scan
         plot_scan(rows, args.by, args.plot)
     if args.json:
         print(json.dumps(_clean({"by": args.by, "rows": rows}), indent=2))
@@ -945,5 +944,5 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:          # `python -m analysis RUN.h5 | head`
-        from parallel_vmc.cli import closed_output
+        from parallel_vmc.cli.main import closed_output
         return closed_output()

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import yaml
 
-from .runfile import RunFileError
+from analysis.runfile import RunFileError
 
 HISTORY_CURVES = (("reconstruction_error", "reconstruction error"),
                   ("pseudo_likelihood", "pseudo-log-likelihood / row"),
@@ -201,7 +201,7 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str,
                 weights: bool = False) -> str:
     """One figure, one titled row of tiles per list of images (rows of length
     prod(shape)): grey on [0, 1], or (weights) red-blue symmetric about 0 per tile."""
-    from .plots import _figure, _save
+    from analysis.plots import _figure, _save
     n = max(len(r) for r in rows_of_images)
     fig = _figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
     subfigs = np.atleast_1d(fig.subfigures(len(rows_of_images), 1))
@@ -224,7 +224,7 @@ def plot_learning(history: dict, path: str, title: str = "",
                   optimum: float | None = None) -> str:
     """The history's curves against the epoch, one line per layer; ``optimum``: the
     best reachable log-likelihood, drawn as a dashed line."""
-    from .plots import _figure, _save
+    from analysis.plots import _figure, _save
     curves = [(k, label) for k, label in HISTORY_CURVES
               if k in history and np.any(np.isfinite(history[k]))]
     fig = _figure(6.4, 2.0 + 1.6 * max(len(curves), 1))
@@ -253,7 +253,7 @@ def plot_filters(rbm, shape, path: str) -> str:
         cols = rbm.W.T[:N_SHOWN]
         return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)}; "
                                            "red > 0 > blue)"], path, weights=True)
-    from .plots import _figure, _save
+    from analysis.plots import _figure, _save
     fig = _figure()
     ax = fig.subplots()
     im = ax.imshow(rbm.W, cmap="RdBu_r", aspect="auto", interpolation="nearest")
@@ -268,7 +268,7 @@ def plot_density(rbm, path: str, seed: int = 0) -> str:
     """2 Gaussian visibles: the exact marginal p(v) = exp(-F(v))/Z as an image, with
     MALA and Gibbs samples of the model overlaid."""
     from parallel_vmc.generative import evaluate, sampling
-    from .plots import _figure, _save
+    from analysis.plots import _figure, _save
     gibbs = sampling.gibbs_chains(rbm, 200, 5, thin=20, burn_in=100, seed=seed)
     mala = sampling.mala(rbm, 200, 5, step=0.8 * rbm.sigma, thin=20, burn_in=100,
                          seed=seed)
@@ -295,7 +295,7 @@ def _data_rows(run: TrainingRun):
     """The training rows, from the file's config (None when they cannot be loaded:
     scikit-learn missing, the IDX file moved, a config from another version)."""
     try:
-        from parallel_vmc.generative import gconfig, runner
+        from parallel_vmc.generative import config as gconfig, runner
         data, _ = runner.load_data(gconfig.from_dict(run.config))
         return data
     except Exception:  # noqa: BLE001 - reconstructions are optional

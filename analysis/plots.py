@@ -34,8 +34,8 @@ import os
 
 import numpy as np
 
-from parallel_vmc import schema as S
-from parallel_vmc.schema import shell_volumes
+from parallel_vmc.runfile import schema as S
+from parallel_vmc.runfile.schema import shell_volumes
 
 __all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
            "plot_histogram", "histogram_range", "plot_density", "plot_radial_density",

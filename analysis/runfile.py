@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parallel_vmc import schema as S
-from parallel_vmc.schema import shell_volumes   # re-exported: the one formula
+from parallel_vmc.runfile import schema as S
+from parallel_vmc.runfile.schema import shell_volumes   # re-exported: the one formula
 
 __all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes",
            "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",

@@ -1,7 +1,7 @@
 """parallel_vmc: MPI-parallel variational Monte Carlo with an RBM trial wave function."""
 import os as _os
 
-from .jit_cache import configure as _configure_jit_cache
+from .jit.cache import configure as _configure_jit_cache
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """`python -m parallel_vmc` is the same as the `pvmc` command."""
 import sys
 
-from .cli import entry
+from .cli.main import entry
 
 sys.exit(entry())

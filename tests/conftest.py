@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from parallel_vmc.config import from_dict
-from parallel_vmc.driver import Run
+from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.run.driver import Run
 from parallel_vmc.parallel import SerialComm
 
 TINY = {
@@ -44,8 +44,8 @@ def interrupted_run(cfg, monkeypatch, at_call: int, match: str | None = None) ->
     import os
     import signal
 
-    from parallel_vmc import samplers
-    from parallel_vmc.driver import RunInterrupted
+    from parallel_vmc.sampling import samplers
+    from parallel_vmc.run.driver import RunInterrupted
     original, calls = samplers.Sampler.accumulate, []
 
     def interrupted(self, *args):

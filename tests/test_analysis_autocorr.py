@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from analysis.autocorr import autocorrelation, autocovariance, integrated_time
+from parallel_vmc.stats.autocorr import autocorrelation, autocovariance, integrated_time
 from analysis_fixtures import ar1, ar1_tau
 
 N = 2 ** 18

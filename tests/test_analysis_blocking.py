@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.blocking import blocking, blocking_levels, chi2_quantile
+from parallel_vmc.stats.blocking import blocking, blocking_levels, chi2_quantile
 from analysis_fixtures import ar1, ar1_exact_sem
 
 N = 2 ** 18

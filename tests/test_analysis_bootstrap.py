@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from analysis.blocking import blocking
-from analysis.bootstrap import (block_bootstrap, bootstrap_mean, bootstrap_ratio,
-                                bootstrap_variance)
+from parallel_vmc.stats.blocking import blocking
+from parallel_vmc.stats.bootstrap import (block_bootstrap, bootstrap_mean, bootstrap_ratio, bootstrap_variance)
 from analysis_fixtures import ar1, ar1_exact_sem
 
 

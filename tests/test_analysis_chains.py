@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis import summarize_chains
-from analysis.chains import check_chains, split_rhat
+from parallel_vmc.stats.chains import check_chains, split_rhat
 from analysis_fixtures import ar1, ar1_exact_sem, ar1_tau
 
 N = 2 ** 14

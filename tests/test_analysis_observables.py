@@ -325,7 +325,8 @@ def test_reader_and_writer_share_the_schema_and_the_shell_volumes():
     """One home for the file's names and for the radial density's normalisation
     (parallel_vmc.schema); the reader knows the format the writer writes."""
     from analysis import runfile
-    from parallel_vmc import observables, schema
+    from parallel_vmc.sampling import observables
+    from parallel_vmc.runfile import schema
     assert schema.FORMAT_VERSION in runfile.SUPPORTED_FORMATS
     assert runfile.shell_volumes is schema.shell_volumes is observables.shell_volumes
     assert set(schema.PRODUCTION_SERIES) <= set(runfile.PRODUCTION_SERIES)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from parallel_vmc import scaling
-from parallel_vmc.bench_scaling import parse_sizes
+from parallel_vmc.bench import scaling_model as scaling
+from parallel_vmc.bench.scaling_run import parse_sizes
 
 
 def pvmc(*args):
@@ -119,7 +119,7 @@ def test_weak_scaling_bad_input_exits_2(args, says):
 def test_weak_scaling_runs_pairs_and_reports_their_median(tmp_path):
     """The runs are real (mpiexec -n 2); only the form of the report is checked."""
     import os
-    from parallel_vmc.bench_scaling import _launcher
+    from parallel_vmc.bench.scaling_run import _launcher
     if not os.path.exists(_launcher()) and not __import__("shutil").which(_launcher()):
         pytest.skip("no mpiexec")
     from conftest import ROOT
@@ -140,7 +140,7 @@ def test_weak_scaling_runs_pairs_and_reports_their_median(tmp_path):
 def test_allreduce_times_are_the_slowest_ranks_on_every_rank():
     from mpi4py import MPI
 
-    from parallel_vmc.bench_scaling import time_allreduce
+    from parallel_vmc.bench.scaling_run import time_allreduce
     from parallel_vmc.parallel import world
     times = time_allreduce(world(), 100, 5)
     everyone = MPI.COMM_WORLD.allgather(times)
@@ -159,8 +159,8 @@ def test_production_at_prints_rank0_memory_file_and_write_rate():
     import os
     import re
     from conftest import ROOT
-    from parallel_vmc.config import load_config
-    from parallel_vmc.preflight import Sizes
+    from parallel_vmc.config.vmc import load_config
+    from parallel_vmc.run.preflight import Sizes
     config = os.path.join(ROOT, "configs", "quickstart.yaml")
     res = pvmc("bench", config, "--production-at", "1000", "--moves", "2e4", "--repeats",
                "2", "--set", "production.samples=16777216000")
@@ -175,8 +175,8 @@ def test_production_at_prints_rank0_memory_file_and_write_rate():
 
 
 def test_preflight_rank0_parts_add_up():
-    from parallel_vmc.config import from_dict
-    from parallel_vmc.preflight import Sizes
+    from parallel_vmc.config.vmc import from_dict
+    from parallel_vmc.run.preflight import Sizes
     cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0},
                      "production": {"samples": 2**20, "store_components": True}})
     s = Sizes(cfg, 4)

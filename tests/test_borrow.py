@@ -4,7 +4,7 @@ import pytest
 from numba import njit
 from numba.core.runtime import _nrt_python, rtsys
 
-from parallel_vmc.borrow import borrowed, release
+from parallel_vmc.jit.borrow import borrowed, release
 
 
 @njit
@@ -63,9 +63,9 @@ def test_owners_live_until_release_and_are_freed_then(nrt_stats):
 
 def test_a_kernel_call_frees_all_it_allocates(nrt_stats):
     """run_walkers borrows its caches and work arrays: each is freed once at the end."""
-    from parallel_vmc import bench as B
-    from parallel_vmc import kernels as K
-    from parallel_vmc.cli import build_parser
+    from parallel_vmc.bench import kernel as B
+    from parallel_vmc.sampling import kernels as K
+    from parallel_vmc.cli.main import build_parser
     from parallel_vmc.parallel import SerialComm
     args = build_parser().parse_args(["bench", "--scan-particles", "6", "--jastrow",
                                       "pade", "--walkers", "2"])

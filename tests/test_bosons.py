@@ -19,9 +19,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parallel_vmc import kernels as K
-from parallel_vmc.config import ConfigError, from_dict
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.sampling import kernels as K
+from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System, min_pair_distance, potential_energy
 from parallel_vmc.wavefunction import WaveFunction, compose, pair_jastrow
 
@@ -265,8 +265,8 @@ def run_shipped(name: str, path, overrides=()) -> dict:
     import io
     import pathlib
 
-    from parallel_vmc.config import load_config
-    from parallel_vmc.driver import Run
+    from parallel_vmc.config.vmc import load_config
+    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
     config = pathlib.Path(__file__).resolve().parent.parent / "configs" / name
     cfg = load_config(config, [f"output.path={path}", *overrides])
@@ -302,8 +302,8 @@ def test_hard_sphere_bosons_reach_the_gaussian_optimum(P, tmp_path):
 def test_axial_densities_integrate_to_the_particles_and_bin_by_hand():
     """production.axial_density (3D): rho = sqrt(x^2 + y^2) and z histograms, in the
     accumulator and as summarised (integral over the plane / over z = P)."""
-    from parallel_vmc import observables as ob
-    from parallel_vmc.schema import DENSITY_XY, DENSITY_Z, shell_volumes
+    from parallel_vmc.sampling import observables as ob
+    from parallel_vmc.runfile.schema import DENSITY_XY, DENSITY_Z, shell_volumes
     cfg = from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
                                 "interaction": "none", "statistics": "bosons"},
                      "production": {"axial_density": True, "density_bins": 4,

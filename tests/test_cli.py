@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from parallel_vmc.config import SPEC, ConfigError, from_dict, load_config
+from parallel_vmc.config.vmc import SPEC, ConfigError, from_dict, load_config
 
 GOOD = {"system": {"particles": 2, "dimensions": 2, "omega": 1.0}}
 
@@ -121,7 +121,7 @@ def test_shipped_configs_are_valid():
     root = os.path.join(os.path.dirname(__file__), "..", "configs")
     names = [n for n in os.listdir(root) if n.endswith(".yaml")]
     assert "quickstart.yaml" in names
-    from parallel_vmc.generative import gconfig
+    from parallel_vmc.generative import config as gconfig
     for name in names:      # train_*.yaml: the generative side's configs (pvmc train)
         (gconfig.load if name.startswith("train_") else load_config)(os.path.join(root, name))
 
@@ -134,7 +134,7 @@ def test_readme_documents_every_key():
 
 
 def test_readme_config_table_is_generated_from_the_spec():
-    from parallel_vmc.config import reference_table
+    from parallel_vmc.config.vmc import reference_table
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     block = readme.split("<!-- config-table")[1].split("-->", 1)[1].split("<!-- /config-table")[0]
     assert block.strip() == reference_table().strip()
@@ -183,8 +183,8 @@ def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
         h5["x"] = 1
     # A run interrupted by a stop signal, then its checkpoint deleted.
     cut = make_config(tmp_path / "cut.h5", optimizer={"iterations": 200})
-    cmd = ("import os, signal, conftest, parallel_vmc.driver as d\n"
-           "from parallel_vmc.config import load_config\n"
+    cmd = ("import os, signal, conftest, parallel_vmc.run.driver as d\n"
+           "from parallel_vmc.config.vmc import load_config\n"
            "cfg = load_config(os.environ['CFG'])\n"
            "orig = d.Run.optimize\n"
            "def opt(self):\n"
@@ -330,8 +330,8 @@ def test_a_checkpoint_left_by_another_run_is_never_used(tmp_path, monkeypatch):
     import shutil
 
     from conftest import make_config
-    from parallel_vmc import checkpoint
-    from parallel_vmc.driver import Run
+    from parallel_vmc.runfile import checkpoint
+    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
     first = make_config(tmp_path / "a.h5", optimizer={"iterations": 3})
     Run(first, SerialComm(), stream=io.StringIO(), progress=False).execute()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parallel_vmc import bench, efficiency
+from parallel_vmc.bench import kernel as bench, efficiency
 
 from test_config_input import pvmc
 
@@ -51,7 +51,7 @@ def test_sample_counts_outside_the_range_are_refused(samples):
 
 
 def test_samplers_a_config_forbids_are_named_with_the_reason():
-    from parallel_vmc.config import load_config
+    from parallel_vmc.config.vmc import load_config
     cfg = load_config(str(CONFIGS / "dot2d_omega1.0.yaml"), [])      # Padé-Jastrow: no Gibbs
     usable, refused = efficiency.sampler_configs(cfg, efficiency.SAMPLERS)
     assert [n for n, _ in usable] == ["metropolis", "importance"]

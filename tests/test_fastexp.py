@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from parallel_vmc.fastexp import exp as fast_exp
+from parallel_vmc.jit.fastexp import exp as fast_exp
 
 MAX_ULP = 2          # measured: 2 (mean 0.4) over 2e6 draws in [-745, 710]
 SMALLEST_NORMAL = np.finfo(np.float64).tiny

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 from conftest import interrupted_run, make_config
-from parallel_vmc import cli, report
-from parallel_vmc import schema as S
-from parallel_vmc.config import from_dict
-from parallel_vmc.driver import Run
+from parallel_vmc.cli import main as cli
+from parallel_vmc.run import report
+from parallel_vmc.runfile import schema as S
+from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.run.driver import Run
 from parallel_vmc.parallel import SerialComm
-from parallel_vmc.samplers import Sampler
+from parallel_vmc.sampling.samplers import Sampler
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import WaveFunction
 
@@ -208,7 +209,7 @@ def test_analysis_compares_the_densities_per_particle(six, tmp_path, capsys, mon
     from analysis import plots
     from analysis.cli import main
     from conftest import run_config
-    from parallel_vmc.schema import shell_volumes
+    from parallel_vmc.runfile.schema import shell_volumes
     bare = make_config(tmp_path / "bare.h5", production={"samples": 4096,
                                                           "observables": False})
     run_config(bare)
@@ -262,7 +263,7 @@ def test_a_run_from_before_fermions_resumes_as_bosons(tmp_path, monkeypatch, cap
     an orbital scale and completes. A checkpoint whose theta does not fit its stored
     config (here edited to fermions) is refused, exit 2 naming both counts, instead of
     sampling out of bounds."""
-    from parallel_vmc import checkpoint
+    from parallel_vmc.runfile import checkpoint
     cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4},
                       system={"particles": 6, "dimensions": 2, "omega": 1.0,
                               "statistics": "bosons"})
@@ -295,7 +296,7 @@ def test_a_drift_never_checked_says_so():
                      "wavefunction": {"hidden": 2, "determinant_refresh": 1000}})
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
-    from parallel_vmc.samplers import Walkers
+    from parallel_vmc.sampling.samplers import Walkers
     walkers = Walkers.start(1, 0, 2, 12, 1.0)
     theta = wf.layout.initial(0.0, np.random.default_rng(0))
     Sampler("metropolis", 1.0, system, wf).produce(theta, walkers, 999, False)

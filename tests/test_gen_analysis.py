@@ -9,7 +9,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.generative import is_training_file, read_training
-from parallel_vmc.generative import evaluate, gconfig, gio
+from parallel_vmc.generative import evaluate, config as gconfig, gio
 from parallel_vmc.generative.model import RBM
 
 

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parallel_vmc.cli import main
-from parallel_vmc.config import ConfigError
-from parallel_vmc.generative import gconfig
+from parallel_vmc.cli.main import main
+from parallel_vmc.config.vmc import ConfigError
+from parallel_vmc.generative import config as gconfig
 
 TINY = {"data": {"name": "bars_stripes", "size": 2},
         "model": {"hidden": 3},

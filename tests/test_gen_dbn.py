@@ -2,7 +2,7 @@
 bars-and-stripes, and top-down samples that are mostly valid patterns."""
 import numpy as np
 
-from parallel_vmc.generative import datasets, dbn, gconfig
+from parallel_vmc.generative import datasets, dbn, config as gconfig
 from parallel_vmc.generative.model import RBM, p_hidden
 from parallel_vmc.generative.runner import Session, preflight
 from parallel_vmc.parallel import SerialComm

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from parallel_vmc.generative import gibbs
-from parallel_vmc.generative.model import (RBM, energy, free_energy, free_energy_grad_v,
-                                           hidden_input, p_hidden, sigmoid, visible_mean)
+from parallel_vmc.generative.model import (RBM, energy, free_energy, free_energy_grad_v, hidden_input, p_hidden, sigmoid, visible_mean)
 from parallel_vmc.rng import chain_states
 
 

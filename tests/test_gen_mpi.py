@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import pvmc_argv, subprocess_env
-from parallel_vmc.generative import datasets, gconfig, train
+from parallel_vmc.generative import datasets, config as gconfig, train
 from parallel_vmc.generative.model import RBM
 from parallel_vmc.parallel import SerialComm
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.autocorr import integrated_time
-from parallel_vmc.generative import datasets, gconfig
+from parallel_vmc.stats.autocorr import integrated_time
+from parallel_vmc.generative import datasets, config as gconfig
 from parallel_vmc.generative import evaluate as E
 from parallel_vmc.generative import sampling as S
 from parallel_vmc.generative.model import RBM

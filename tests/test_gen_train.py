@@ -3,7 +3,7 @@ CD-k's bias shrinking with k, PCD's below CD-1's, and short trainings that learn
 import numpy as np
 import pytest
 
-from parallel_vmc.generative import datasets, evaluate, gconfig, gibbs, train
+from parallel_vmc.generative import datasets, evaluate, config as gconfig, gibbs, train
 from parallel_vmc.generative.model import RBM, visible_bias_from_mean, visible_mean
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.rng import chain_states
@@ -161,7 +161,7 @@ def trained_evaluation(config, tmp_path):
 
     import h5py
 
-    from parallel_vmc.cli import main
+    from parallel_vmc.cli.main import main
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = tmp_path / "out.h5"
     assert main(["train", os.path.join(root, "configs", config), "-o", str(out),

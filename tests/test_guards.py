@@ -8,7 +8,7 @@ import pytest
 
 from analysis.runfile import read_run
 from conftest import interrupted_run, make_config
-from parallel_vmc.driver import Run, RunFailed
+from parallel_vmc.run.driver import Run, RunFailed
 from parallel_vmc.parallel import SerialComm
 
 
@@ -108,7 +108,7 @@ def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path,
     'interrupted'; the checkpoint resumes to exactly the uninterrupted result."""
     import signal
 
-    from parallel_vmc import checkpoint
+    from parallel_vmc.runfile import checkpoint
     ref = make_config(tmp_path / "ref.h5", optimizer={"iterations": 12})
     Run(ref, SerialComm(), stream=io.StringIO(), progress=False).execute()
 
@@ -131,7 +131,7 @@ def test_non_finite_local_energy_in_production_fails_every_rank(tmp_path, monkey
     """The kernels turn a division by zero into inf (error_model numpy): production
     stops on it (status failed, naming the rank; chain and sample on its stderr)
     instead of writing it into the series."""
-    from parallel_vmc import samplers
+    from parallel_vmc.sampling import samplers
     cfg = make_config(tmp_path / "inf.h5", optimizer={"iterations": 3},
                       production={"samples": 4096})
     original = samplers.Sampler.produce

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from conftest import pvmc_argv, subprocess_env
-from parallel_vmc import checkpoint as ckpt
-from parallel_vmc import cli
-from parallel_vmc.hdf5io import FileInUse
-from parallel_vmc.output import RunFile
+from parallel_vmc.runfile import checkpoint as ckpt
+from parallel_vmc.cli import main as cli
+from parallel_vmc.runfile.hdf5io import FileInUse
+from parallel_vmc.runfile.output import RunFile
 
 CONFIG = {
     "system": {"particles": 2, "dimensions": 2, "omega": 1.0},

@@ -10,10 +10,10 @@ import pytest
 
 from conftest import make_config
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.config import from_dict
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System, coulomb_potential, trap_potential
-from parallel_vmc.driver import Run
+from parallel_vmc.run.driver import Run
 from parallel_vmc.parallel import SerialComm
 
 
@@ -127,7 +127,7 @@ def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
     samplers sample the same |psi|^2: their energies agree within 4 combined blocking
     errors. A Jastrow drift inconsistent with the acceptance ratio would not."""
     from analysis import summarize_chains
-    from parallel_vmc.samplers import Sampler, Walkers
+    from parallel_vmc.sampling.samplers import Sampler, Walkers
     from parallel_vmc.system import System
 
     class One:

@@ -8,7 +8,7 @@ import sys
 import numba
 
 import parallel_vmc
-from parallel_vmc import jit_cache
+from parallel_vmc.jit import cache as jit_cache
 
 PACKAGE = os.path.dirname(parallel_vmc.__file__)
 
@@ -37,7 +37,7 @@ def test_every_jitted_module_is_part_of_the_key(tmp_path):
             full = os.path.join(root, name)
             if name.endswith(".py") and "@njit" in open(full).read():
                 jitted.add(os.path.relpath(full, PACKAGE).replace(os.sep, "/"))
-    assert {"kernels.py", "rng.py", "system.py", "observables.py"} <= jitted
+    assert {"sampling/kernels.py", "rng.py", "system.py", "sampling/observables.py"} <= jitted
     d = _copy_sources(tmp_path)
     key = jit_cache.key_modules(d)
     assert jitted <= set(key)
@@ -58,8 +58,8 @@ def test_modules_imported_by_jitted_code_are_part_of_the_key():
     """Kernels freeze the constants they read from other modules (observables reads the
     schema for its shell volumes; the kernels inline observables, rng, system)."""
     key = jit_cache.key_modules(PACKAGE)
-    assert {"schema.py", "observables.py", "rng.py", "system.py"} <= set(key)
-    assert not {"output.py", "driver.py", "cli.py", "jit_cache.py"} & set(key)
+    assert {"runfile/schema.py", "sampling/observables.py", "rng.py", "system.py"} <= set(key)
+    assert not {"runfile/output.py", "run/driver.py", "cli/main.py", "jit/cache.py"} & set(key)
 
 
 def test_a_new_jitted_module_changes_the_key(tmp_path):

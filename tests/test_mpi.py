@@ -84,7 +84,7 @@ def test_one_allreduce_per_iteration(method, particles):
     fermions (Slater determinants) change nothing in that."""
     comm = _comm()
     d = _shared_dir(comm)
-    from parallel_vmc.driver import Run
+    from parallel_vmc.run.driver import Run
     cfg = make_config(os.path.join(d, f"c{method}{particles}.h5"),
                       system={"particles": particles},
                       optimizer={"iterations": 7, "method": method},
@@ -120,8 +120,8 @@ def test_exception_on_one_rank_stops_every_rank_and_is_recorded(monkeypatch):
     comm = _comm()
     d = _shared_dir(comm)
     cfg = make_config(os.path.join(d, "x.h5"), optimizer={"iterations": 10})
-    from parallel_vmc import samplers
-    from parallel_vmc.driver import Run, RunFailed
+    from parallel_vmc.sampling import samplers
+    from parallel_vmc.run.driver import Run, RunFailed
     if comm.rank == 1:
         original = samplers.Sampler.accumulate
         calls = []
@@ -147,7 +147,7 @@ def test_parameter_mismatch_between_ranks_is_named(monkeypatch):
     d = _shared_dir(comm)
     cfg = make_config(os.path.join(d, "m.h5"), optimizer={"iterations": 25})
     from parallel_vmc import optimizers
-    from parallel_vmc.driver import Run, RunFailed
+    from parallel_vmc.run.driver import Run, RunFailed
     if comm.rank == 1:
         original = optimizers.update
 
@@ -169,7 +169,7 @@ def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
     d = _shared_dir(comm)
     cfg = make_config(os.path.join(d, "n.h5"), optimizer={"iterations": 12})
     from parallel_vmc import optimizers
-    from parallel_vmc.driver import Run
+    from parallel_vmc.run.driver import Run
     if comm.rank == 1:
         original = optimizers.update
         calls = []

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from parallel_vmc import observables as ob
+from parallel_vmc.sampling import observables as ob
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 
 from conftest import make_config, run_config
@@ -282,8 +282,8 @@ def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path,
     import io
 
     from conftest import interrupted_run
-    from parallel_vmc import checkpoint
-    from parallel_vmc.driver import Run
+    from parallel_vmc.runfile import checkpoint
+    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
     sections = dict(system={"particles": 2, "dimensions": 2, "omega": 1.0},
                     optimizer={"iterations": 6, "samples_per_iteration": 512},

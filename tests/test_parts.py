@@ -27,8 +27,8 @@ import itertools
 import numpy as np
 import pytest
 
-from parallel_vmc.config import from_dict
-from parallel_vmc.kernels import langevin_log_green
+from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.sampling.kernels import langevin_log_green
 from parallel_vmc.system import System
 from parallel_vmc.system import min_pair_distance
 from parallel_vmc.wavefunction import PAIR_PARTS, PARTS, WaveFunction, compose

@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.blocking import blocking
+from parallel_vmc.stats.blocking import blocking
 from conftest import make_config, run_config, subprocess_env
-from parallel_vmc.config import load_config
+from parallel_vmc.config.vmc import load_config
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from parallel_vmc import estimators as S
+from parallel_vmc.sampling import estimators as S
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.estimators import iteration_estimates
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.sampling.estimators import iteration_estimates
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 
 SAMPLERS = [("metropolis", 1.0), ("importance", 0.3)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import make_config
-from parallel_vmc.driver import Run
+from parallel_vmc.run.driver import Run
 from parallel_vmc.optimizers import plateaued, scheduled_rate
 from parallel_vmc.parallel import SerialComm
 

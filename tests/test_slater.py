@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from parallel_vmc.config import ConfigError, from_dict
-from parallel_vmc.kernels import limit_drift
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.sampling.kernels import limit_drift
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import WaveFunction, compose, slater
 
@@ -199,7 +199,7 @@ def test_gibbs_is_refused_with_determinants():
 def test_a_stored_config_from_before_fermions_reads_as_bosons():
     """Run files written before ``system.statistics`` existed hold bosonic runs of any
     P: resuming one must not add determinants (its theta has no orbital scale)."""
-    from parallel_vmc.config import config_from_yaml_text
+    from parallel_vmc.config.vmc import config_from_yaml_text
     old = "system: {particles: 3, dimensions: 2, omega: 1.0}\n"
     assert config_from_yaml_text(old).system.statistics == "bosons"
     new = "system: {particles: 6, dimensions: 2, omega: 1.0, statistics: fermions}\n"
@@ -212,7 +212,7 @@ def test_three_fermions_exit_2_and_three_bosons_run(tmp_path):
     import contextlib
     import io
 
-    from parallel_vmc import cli
+    from parallel_vmc.cli import main as cli
     cfg = tmp_path / "three.yaml"
     cfg.write_text("system: {particles: 3, dimensions: 2, omega: 1.0}\n"
                    "sampler: {walkers_per_rank: 4, thermalization: 20}\n"
@@ -239,8 +239,8 @@ def test_six_electrons_at_omega_one_beat_slater_jastrow_vmc(tmp_path):
     import io
     import pathlib
 
-    from parallel_vmc.config import load_config
-    from parallel_vmc.driver import Run
+    from parallel_vmc.config.vmc import load_config
+    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
     path = pathlib.Path(__file__).resolve().parent.parent / "configs" / \
         "dot2d_N6_omega1.0.yaml"

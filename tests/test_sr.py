@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import make_config
-from parallel_vmc import estimators, samplers
-from parallel_vmc import kernels as K
-from parallel_vmc.config import ConfigError, from_dict
-from parallel_vmc.driver import Run
+from parallel_vmc.sampling import estimators, samplers
+from parallel_vmc.sampling import kernels as K
+from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.run.driver import Run
 from parallel_vmc.optimizers import sr
 from parallel_vmc.wavefunction import Layout
 from parallel_vmc.parallel import SerialComm
-from parallel_vmc.samplers import Sampler, Walkers
+from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import WaveFunction, compose
 
@@ -196,7 +196,7 @@ def test_preflight_counts_one_calls_o_rows_within_the_budget():
     """20 fermions, 40 hidden units: 1683 parameters (the RBM, two betas, the orbital
     scale), 2048 sweeps per walker on one rank (27.6 MB of rows a walker): rows within
     O_ROWS_BUDGET, plus O^T O."""
-    from parallel_vmc.preflight import Sizes
+    from parallel_vmc.run.preflight import Sizes
     raw = {"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
            "wavefunction": {"hidden": 40, "jastrow": "pade"}, "optimizer": {"method": "sr"}}
     sr_sizes = Sizes(from_dict(raw), 1)

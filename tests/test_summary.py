@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from analysis import summarize_chains
-from analysis.autocorr import (autocovariance_sums, integrated_time,
-                               time_from_autocovariance)
-from analysis.chains import rhat_from_half_sums, split_half_sums, split_rhat
-from parallel_vmc import summary, writer
+from parallel_vmc.stats.autocorr import (autocovariance_sums, integrated_time, time_from_autocovariance)
+from parallel_vmc.stats.chains import rhat_from_half_sums, split_half_sums, split_rhat
+from parallel_vmc.run import summary
+from parallel_vmc.runfile import writer
 from parallel_vmc.parallel import SerialComm, row_counts
 
 from analysis_fixtures import ar1
@@ -104,9 +104,9 @@ def test_run_summary_equals_the_old_formula_on_its_file(tmp_path):
 def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
     """A process that fails in the summary leaves a checkpoint at 'finish'; the one that
     resumes makes the summary from the series an earlier process wrote."""
-    from parallel_vmc import checkpoint as ckpt
-    from parallel_vmc import driver
-    from parallel_vmc.driver import Run
+    from parallel_vmc.runfile import checkpoint as ckpt
+    from parallel_vmc.run import driver
+    from parallel_vmc.run.driver import Run
 
     cfg = make_config(tmp_path / "run.h5")
 
@@ -179,9 +179,9 @@ def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
     import io
     import signal
 
-    from parallel_vmc import checkpoint as ckpt
-    from parallel_vmc import samplers
-    from parallel_vmc.driver import Run, RunInterrupted
+    from parallel_vmc.runfile import checkpoint as ckpt
+    from parallel_vmc.sampling import samplers
+    from parallel_vmc.run.driver import Run, RunInterrupted
     comm = _world()
     d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None)
     sections = {"production": {"samples": 80000}}     # 3 units of work per chain
@@ -269,9 +269,9 @@ def test_parallel_series_writes_each_ranks_rows_collectively(tmp_path_factory):
     follows, and the file is in use (locked) while the MPI-IO handle is open."""
     if not h5py.get_config().mpi:
         pytest.skip("h5py is not built with MPI (PyPI's wheels): the gather writes")
-    from parallel_vmc import schema as S
-    from parallel_vmc.hdf5io import in_use, preallocated
-    from parallel_vmc.output import _allocated
+    from parallel_vmc.runfile import schema as S
+    from parallel_vmc.runfile.hdf5io import in_use, preallocated
+    from parallel_vmc.runfile.output import _allocated
     comm = _world()
     W, n, unit = 4, 200, 64
     path = comm.bcast(str(tmp_path_factory.mktemp("ps") / "p.h5") if comm.rank == 0

@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from parallel_vmc.vector_width import WIDTH_ATTRIBUTE, prefer_wide_vectors
+from parallel_vmc.jit.vector_width import WIDTH_ATTRIBUTE, prefer_wide_vectors
 from parallel_vmc.wavefunction import rbm
 
 P, D, H = 20, 2, 40      # a fermion scan's widest case: H >= rbm.WIDEST_LAYER

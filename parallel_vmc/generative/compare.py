@@ -28,7 +28,7 @@ import numpy as np
 
 from ..parallel import SerialComm
 from ..rng import params_generator
-from . import datasets, evaluate, gconfig
+from . import datasets, evaluate, config as gconfig
 from .model import RBM, visible_bias_from_mean
 from .train import train
 

@@ -33,7 +33,7 @@ import socket
 import h5py
 import numpy as np
 
-from ..hdf5io import read_array, write_array
+from ..runfile.hdf5io import read_array, write_array
 
 RUN_TYPE = "train"
 FORMAT_VERSION = 1

@@ -21,8 +21,7 @@ from ..rng import params_generator
 from . import datasets, evaluate, gio
 from .dbn import propagate_up
 from .model import RBM, p_hidden, visible_bias_from_mean
-from .train import (Interrupted, Shard, TrainState, check_layout, local_slice, make_shard,
-                    train)
+from .train import Interrupted, Shard, TrainState, check_layout, local_slice, make_shard, train
 
 LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
 

@@ -46,7 +46,7 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from ..system import distance, pair_distance
-from .unsigned import u
+from ..jit.unsigned import u
 
 N_PAIR_KINDS = 2       # antiparallel, parallel
 

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..fastexp import exp as fast_exp
+from ..jit.fastexp import exp as fast_exp
 from ..rng import normal, uniform
 
 

@@ -46,8 +46,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..schema import orbitals_text
-from .unsigned import u
+from ..runfile.schema import orbitals_text
+from ..jit.unsigned import u
 
 R_SLOT, S_SLOT, ALPHA_SLOT = range(3)     # scalars at slots()[SCALARS]
 N_SCALARS = 3

@@ -76,8 +76,8 @@ def now_iso() -> str:
 
 def _versions() -> dict:
     import numba
-    from . import __version__
-    from .parallel import mpi4py_version
+    from .. import __version__
+    from ..parallel import mpi4py_version
     return {"package_version": __version__, "numba_version": numba.__version__,
             "numpy_version": np.__version__, "mpi4py_version": mpi4py_version()}
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import observables
+from ..sampling import observables
 
 SAMPLERS = ("metropolis", "importance", "gibbs")
 DEFAULT_SAMPLES = 2 ** 22
@@ -52,7 +52,7 @@ class Repeat(NamedTuple):
 def sampler_configs(cfg, names) -> tuple:
     """([(name, config with sampler.method = name)], [(name, why not)]): the samplers
     this config allows (e.g. no Gibbs with a Jastrow factor or determinants)."""
-    from .config import ConfigError, from_dict
+    from ..config.vmc import ConfigError, from_dict
     usable, refused = [], []
     for name in names:
         raw = cfg.to_dict()
@@ -73,8 +73,8 @@ def _one_repeat(comm, sampler, theta, walkers, n_sweeps, layout, every) -> Repea
     """Time one production of n_sweeps sweeps of every walker (with the observables of
     layout, every ``every``-th sweep; None: without); the figures on rank 0, None on
     the other ranks."""
-    from analysis.autocorr import integrated_time
-    from analysis.blocking import blocking
+    from ..stats.autocorr import integrated_time
+    from ..stats.blocking import blocking
     obs = spec = None
     if layout is not None:
         obs, spec = layout.zeros(), layout.spec(every)
@@ -111,7 +111,7 @@ class Setup(NamedTuple):
 def prepare(args, comm, cfg, say) -> list:
     """A thermalised, step-tuned :class:`Setup` for every sampler of ``args.samplers``
     that cfg allows (the others are named with the reason)."""
-    from . import bench
+    from . import kernel as bench
     usable, refused = sampler_configs(cfg, args.samplers)
     for name, why in refused:
         say(f"{name}: not measured ({why})")
@@ -141,8 +141,8 @@ def kernel_costs(args, comm, setups) -> dict:
     """{name: (ns/move without observables, with them)}: medians of --repeats runs of
     --moves moves per rank, the samplers and both variants alternating, so that a slow
     spell of the machine hits all of them alike."""
-    from . import bench
-    from . import kernels as K
+    from . import kernel as bench
+    from ..sampling import kernels as K
     times = {u.name: ([], []) for u in setups}
     for _ in range(args.repeats):
         for u in setups:

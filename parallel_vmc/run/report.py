@@ -9,9 +9,9 @@ import math
 import sys
 import time
 
-from . import observables
-from . import schema as S
-from .wavefunction import slater
+from ..sampling import observables
+from ..runfile import schema as S
+from ..wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
 INFINITE_MEAN_WARNING = (
@@ -107,7 +107,7 @@ def observables_summary(totals, layout, blocking_error: float) -> dict:
 def observable_lines(obs: dict | None) -> list:
     """Summary lines of the observables (batch-means errors), with a warning when
     the batches are too short to be independent."""
-    from analysis.blocking import batches_too_short
+    from ..stats.blocking import batches_too_short
     if obs is None:
         return []
     sc = obs["scalars"]

@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-from . import schema as S
+from ..runfile import schema as S
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
 EXIT_CLOSED_OUTPUT = 141      # 128 + SIGPIPE: what a shell tool dies with under `| head`
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pvmc", description=(
         "MPI-parallel variational Monte Carlo with an RBM trial wave function. "
         "Launch with `mpiexec -n R pvmc run CONFIG` or `srun pvmc run CONFIG`."))
-    from . import __version__
+    from .. import __version__
     parser.add_argument("--version", action="version", version=f"parallel_vmc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "its checkpoint")
     p.add_argument("run_file", help="HDF5 file of the run (its config is stored in it)")
     _run_options(p)
-    from .generative.gconfig import add_train_parser, stop_option
+    from ..generative.config import add_train_parser, stop_option
     stop_option(p)
 
     p = sub.add_parser("validate", help="check a config and print it resolved; no work")
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
 
-    from .bench import add_arguments
+    from ..bench.kernel import add_arguments
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
     add_arguments(p)
     return parser
@@ -122,7 +122,7 @@ def _world():
     launcher asked for more tasks than MPI connected."""
     import os
 
-    from .parallel import launch_problem, world
+    from ..parallel import launch_problem, world
     comm = world()
     problem = launch_problem(comm.size, os.environ)
     if problem:
@@ -131,19 +131,19 @@ def _world():
 
 
 def _load(args):
-    from .config import load_config
+    from ..config.vmc import load_config
     return load_config(args.config, args.overrides, args.output)
 
 
 def cmd_validate(args) -> int:
     """The config check, and every check ``run`` makes before any work (output path,
     samples per chain, memory, disk) for the rank count validate itself runs on."""
-    from .generative.gconfig import is_train_config
+    from ..generative.config import is_train_config
     if is_train_config(args.config):
-        from .generative.command import cmd_validate as validate_training
+        from .train import cmd_validate as validate_training
         return validate_training(args)
-    from .config import ConfigError
-    from .preflight import all_problems
+    from ..config.vmc import ConfigError
+    from ..run.preflight import all_problems
     comm = _world()
     try:
         cfg = _load(args)
@@ -171,7 +171,7 @@ def _with_output(cfg, path: str, max_walltime: str | None):
 def _check_walltime(text: str | None) -> None:
     if text is None:
         return
-    from .config import SPEC, check_value
+    from ..config.vmc import SPEC, check_value
     check_value("--max-walltime", SPEC["output"]["max_walltime"], text)
 
 
@@ -179,7 +179,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
     """Rank 0: (problem, resume) for ``pvmc run``: resume is None (a new run), a
     checkpoint payload, "completed", or "restart" (killed before its first
     checkpoint)."""
-    from .preflight import all_problems, resources_problem, samples_problem
+    from ..run.preflight import all_problems, resources_problem, samples_problem
     path = cfg.output.path
     try:
         if args.resume and os.path.exists(path):
@@ -200,7 +200,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
 
 
 def cmd_run(args) -> int:
-    from .config import ConfigError
+    from ..config.vmc import ConfigError
     comm = _world()
     ranks_on_node = comm.ranks_on_node()
     problem = resume = None
@@ -231,7 +231,7 @@ def cmd_run(args) -> int:
 def _nothing_done(path: str) -> bool:
     """A run file with no iteration and no sample recorded (safe to start again)."""
     import h5py
-    from .hdf5io import in_use
+    from ..runfile.hdf5io import in_use
     if in_use(path):
         return False
     try:
@@ -243,12 +243,12 @@ def _nothing_done(path: str) -> bool:
 
 
 def cmd_resume(args) -> int:
-    from .generative.gio import is_training_file
+    from ..generative.gio import is_training_file
     if is_training_file(args.run_file):
-        from .generative.command import cmd_resume as resume_training
+        from .train import cmd_resume as resume_training
         return resume_training(args)
-    from .config import ConfigError, config_from_yaml_text
-    from .preflight import resources_problem, samples_problem
+    from ..config.vmc import ConfigError, config_from_yaml_text
+    from ..run.preflight import resources_problem, samples_problem
     comm = _world()
     ranks_on_node = comm.ranks_on_node()
     path = args.run_file
@@ -278,7 +278,7 @@ def cmd_resume(args) -> int:
 def _read_root(path: str) -> dict:
     """The root attributes of a run file; InputError if it cannot be read."""
     import h5py
-    from .hdf5io import one_line
+    from ..runfile.hdf5io import one_line
     if not os.path.isfile(path):
         raise InputError(f"run file not found: {path}")
     try:
@@ -305,9 +305,9 @@ def _read_resumable(path: str, cfg=None):
     live checkpoint is passed over for the previous one (with a warning).
     Raises InputError naming what is wrong; never modifies anything.
     """
-    from . import checkpoint as ckpt
-    from .hdf5io import in_use, one_line
-    from .output import damaged_dataset
+    from ..runfile import checkpoint as ckpt
+    from ..runfile.hdf5io import in_use, one_line
+    from ..runfile.output import damaged_dataset
     attrs = _read_root(path)
     status = _text(attrs[S.STATUS])
     if cfg is not None:
@@ -346,7 +346,7 @@ def _read_resumable(path: str, cfg=None):
 
 
 def _stored_config(path: str, attrs: dict) -> dict:
-    from .config import ConfigError, parse_yaml
+    from ..config.vmc import ConfigError, parse_yaml
     try:
         stored = parse_yaml(_text(attrs[S.CONFIG]), f"{path} (stored config)")
     except ConfigError as exc:
@@ -358,8 +358,8 @@ def _stored_config(path: str, attrs: dict) -> dict:
 
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
     """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
-    from . import checkpoint as ckpt
-    from .runstate import REQUIRED_ARRAYS, REQUIRED_ATTRS
+    from ..runfile import checkpoint as ckpt
+    from ..run.state import REQUIRED_ARRAYS, REQUIRED_ATTRS
     if c_attrs.get("format_version") not in ckpt.READS:
         return (f"its checkpoint has format {c_attrs.get('format_version')}, this version "
                 f"reads {', '.join(map(str, ckpt.READS))}")
@@ -378,8 +378,8 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
     now, or None. A config stored before a key existed reads with the key's default,
     which may add a part: system.statistics (default fermions) adds the Slater part to
     a run of P > 2 from before fermions, whose theta has no orbital scale."""
-    from .config import ConfigError, config_from_yaml_text
-    from .wavefunction import Layout
+    from ..config.vmc import ConfigError, config_from_yaml_text
+    from ..wavefunction import Layout
     try:
         cfg = config_from_yaml_text(_text(c_attrs["config"]))
     except ConfigError:
@@ -418,8 +418,8 @@ def _text(value) -> str:
 
 def _execute(cfg, comm, args, resume) -> int:
     """Run or resume on every rank; the exit code."""
-    from .driver import Run, RunFailed, RunInterrupted, RunRefused
-    from .hdf5io import one_line
+    from ..run.driver import Run, RunFailed, RunInterrupted, RunRefused
+    from ..runfile.hdf5io import one_line
     try:
         run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
                   progress=not args.quiet, resume=resume)
@@ -451,12 +451,12 @@ def _execute(cfg, comm, args, resume) -> int:
 
 
 def cmd_info(args) -> int:
-    from .generative.gio import is_training_file
+    from ..generative.gio import is_training_file
     if is_training_file(args.run_file):
-        from .generative.command import cmd_info as training_info
+        from .train import cmd_info as training_info
         return training_info(args)
     import h5py
-    from .hdf5io import one_line
+    from ..runfile.hdf5io import one_line
     path = args.run_file
     try:
         _read_root(path)
@@ -509,20 +509,20 @@ def _system_lines(path, h5) -> list:
 def _checkpoint_progress(path: str, status: str) -> str:
     """How far the latest usable checkpoint of an unfinished run is; 'completed' for
     a completed run, 'none' without a usable checkpoint."""
-    from . import checkpoint as ckpt
+    from ..runfile import checkpoint as ckpt
     if status == S.COMPLETED:
         return S.COMPLETED
     try:
         c, _, _ = ckpt.read_latest(ckpt.path_for(path))
     except ckpt.CheckpointError:
         return "none"
-    from .hdf5io import one_line
+    from ..runfile.hdf5io import one_line
     return one_line(_text(c["progress"]))
 
 
 def cmd_mpi(args) -> int:
     """The MPI library (without initialising MPI) and the srun option it needs."""
-    from .parallel import library_name, srun_mpi_option
+    from ..parallel import library_name, srun_mpi_option
     library, option = library_name(initialize=False), srun_mpi_option(initialize=False)
     if args.srun_option:
         if option:
@@ -535,7 +535,7 @@ def cmd_mpi(args) -> int:
 
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
-    from . import checkpoint as ckpt
+    from ..runfile import checkpoint as ckpt
     a = h5.attrs
     status = _text(a[S.STATUS])
     print(f"file          {path}")
@@ -593,7 +593,7 @@ def _print_info(path, h5) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .generative.command import cmd_train
+    from .train import cmd_train
     return cmd_train(args)
 
 
@@ -601,7 +601,7 @@ def entry() -> int:
     """The `pvmc` command and `python -m parallel_vmc`: main() in a process of its own,
     which ignores stop signals once a run is over (see
     control.ignore_signals_after_runs; not in main(), which tests call in-process)."""
-    from .control import ignore_signals_after_runs
+    from ..control import ignore_signals_after_runs
     ignore_signals_after_runs()
     return main()
 
@@ -611,14 +611,14 @@ def main(argv=None) -> int:
     handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
                "info": cmd_info, "mpi": cmd_mpi, "train": _cmd_train}.get(args.command)
     if handler is None:
-        from .bench import cmd_bench
+        from ..bench.kernel import cmd_bench
         handler = cmd_bench
     try:
         return handler(args)
     except BrokenPipeError:
         return closed_output()
     except LaunchMismatch as exc:
-        from .parallel import launch_leader
+        from ..parallel import launch_leader
         return bad_input(str(exc), 0 if launch_leader(os.environ) else 1)
 
 

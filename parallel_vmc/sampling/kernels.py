@@ -25,12 +25,11 @@ from numba import njit
 
 from . import estimators as S
 from .observables import accumulate, batch_of, batch_start
-from .rng import normal, uniform
-from .system import coulomb_from_table, coulomb_potential, overlaps, \
-    trap_potential_axes
-from .borrow import borrowed, release
-from .vector_width import prefer_wide_vectors
-from .wavefunction import compose, pair_jastrow, rbm, slater
+from ..rng import normal, uniform
+from ..system import coulomb_from_table, coulomb_potential, overlaps, trap_potential_axes
+from ..jit.borrow import borrowed, release
+from ..jit.vector_width import prefer_wide_vectors
+from ..wavefunction import compose, pair_jastrow, rbm, slater
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}

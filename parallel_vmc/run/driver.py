@@ -29,18 +29,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import estimators, observables, optimizers, recovery, report, runstate
-from . import schema as S
+from ..runfile import checkpoint as ckpt
+from ..sampling import estimators, observables
+from .. import optimizers
+from . import recovery, report, state as runstate
+from ..runfile import schema as S
 from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
-from .control import READY_FILE_VARIABLE, Control
-from .output import now_iso
-from .runstate import per_walker, production_chunk
-from .samplers import Sampler
+from ..control import READY_FILE_VARIABLE, Control
+from ..runfile.output import now_iso
+from .state import per_walker, production_chunk
+from ..sampling.samplers import Sampler
 from .segment import RunRefused, Segment
 from .summary import summarize as production_summary
-from .system import System
-from .wavefunction import WaveFunction
+from ..system import System
+from ..wavefunction import WaveFunction
 
 __all__ = ["Run", "RunResult", "RunFailed", "RunInterrupted", "RunRefused"]
 
@@ -108,7 +110,7 @@ class Run:
                                self.n_chains)
 
     def _control(self, start_time: float | None) -> Control:
-        from .config import walltime_seconds
+        from ..config.vmc import walltime_seconds
         limit = self.cfg.output.max_walltime
         kwargs = {} if start_time is None else {"start": start_time}
         return Control(self.comm.rank, self.cfg.output.checkpoint_every,

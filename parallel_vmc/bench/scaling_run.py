@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-from . import estimators, scaling
-from .control import N_FLAGS
+from ..sampling import estimators
+from . import scaling_model as scaling
+from ..control import N_FLAGS
 
 MAX_DOUBLES = 2**27      # 1 GiB per buffer; the Allreduce holds two
 ALLREDUCE_ALLOWED = (f"allowed: comma-separated buffer lengths in doubles, each 1 .. "
@@ -103,8 +104,8 @@ def time_driver_iterations(cfg, comm, walkers_per_rank: int, repeats: int):
     import shutil
     import tempfile
 
-    from .driver import Run
-    from .report import Progress
+    from ..run.driver import Run
+    from ..run.report import Progress
     workdir = tempfile.mkdtemp(prefix="pvmc-bench-")
     try:
         out = dataclasses.replace(cfg.output, path=os.path.join(workdir, "bench.h5"))
@@ -147,8 +148,8 @@ def _ms(values) -> str:
 def cmd_scaling(args, comm, cfg, say) -> int:
     """Measure this config's driver iteration on one rank and print the model's weak
     and strong parallel efficiency at scaling.RANK_COUNTS."""
-    from .wavefunction import WaveFunction
-    from .system import System
+    from ..wavefunction import WaveFunction
+    from ..system import System
     opt, W = cfg.optimizer, args.walkers
     total = opt.samples_per_iteration
     sweeps = scaling.sweeps_per_walker(total, 1, W)
@@ -206,7 +207,7 @@ def _launcher() -> str:
 def _child_env() -> dict:
     """This environment without the variables of an enclosing launcher (a child would
     try to join its MPI job) and with one BLAS thread per rank."""
-    from .parallel import LAUNCHER_RANKS, LAUNCHER_SIZES
+    from ..parallel import LAUNCHER_RANKS, LAUNCHER_SIZES
     drop = {name for name, _ in LAUNCHER_SIZES} | set(LAUNCHER_RANKS)
     env = {k: v for k, v in os.environ.items()
            if k not in drop and not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
@@ -220,7 +221,7 @@ def iteration_seconds(path: str) -> list:
     sampling to its update)."""
     import h5py
 
-    from . import schema as S
+    from ..runfile import schema as S
     with h5py.File(path, "r") as h5:
         opt = h5[S.OPTIMIZATION]
         rows = int(opt[S.ROWS_WRITTEN][0])
@@ -236,7 +237,7 @@ def weak_run(args, ranks: int, workdir: str):
     import resource
     import subprocess
 
-    from .config import load_config
+    from ..config.vmc import load_config
     cfg = load_config(args.config, args.overrides)
     path = os.path.join(workdir, f"weak{ranks}.h5")
     total = ranks * cfg.optimizer.samples_per_iteration
@@ -295,7 +296,7 @@ def cmd_production_at(args, cfg, ns_per_move: list, say) -> int:
     (preflight's accounting), the run file, and the write rate it must sustain, from
     this machine's production ns/move (ns_per_move, one per timed run, with the
     observables if the config accumulates them)."""
-    from .preflight import Sizes
+    from ..run.preflight import Sizes
     R = args.production_at
     s = Sizes(cfg, R)
     t_move = 1e-9 * statistics.median(ns_per_move)

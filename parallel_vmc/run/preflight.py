@@ -15,7 +15,7 @@ import resource
 import shutil
 import tempfile
 
-from . import checkpoint as ckpt
+from ..runfile import checkpoint as ckpt
 
 BASE_BYTES = 400 * 2**20        # interpreter, numpy, numba and its kernels, h5py, MPI
 TEMP_PREFIX = ".{}.new-0000000"  # the run file's temporary name while it is created
@@ -43,7 +43,7 @@ def _nearest_existing(path: str) -> str:
 def output_problem(path: str, overwrite: bool) -> str | None:
     """Why the run file cannot be created at ``path`` (None if it can). Probes the
     directory by creating and removing a file; never touches an existing file."""
-    from .hdf5io import in_use
+    from ..runfile.hdf5io import in_use
     if not path.strip():
         return "output.path is empty; give a file name"
     if os.path.isdir(path):
@@ -85,7 +85,7 @@ def _name_max(directory: str) -> int:
 
 def samples_problem(cfg, n_ranks: int) -> str | None:
     """Production needs at least 4 samples per chain (blocking, R-hat)."""
-    from .runstate import per_walker
+    from .state import per_walker
     n_chains = n_ranks * cfg.sampler.walkers_per_rank
     if per_walker(cfg.production.samples, n_chains) < 4:
         return (f"production.samples: {cfg.production.samples} gives fewer than 4 "
@@ -97,12 +97,12 @@ class Sizes:
     """The sizes a run of ``cfg`` on ``n_ranks`` ranks works with."""
 
     def __init__(self, cfg, n_ranks: int):
-        from .estimators import iteration_size
-        from .observables import Layout as ObsLayout
-        from .runstate import per_walker, production_chunk
-        from .samplers import O_ROWS_BUDGET, walkers_per_call
-        from .system import System
-        from .wavefunction import Layout
+        from ..sampling.estimators import iteration_size
+        from ..sampling.observables import Layout as ObsLayout
+        from .state import per_walker, production_chunk
+        from ..sampling.samplers import O_ROWS_BUDGET, walkers_per_call
+        from ..system import System
+        from ..wavefunction import Layout
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
         self.P = sy.particles
         self.M = sy.particles * sy.dimensions

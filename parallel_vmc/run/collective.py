@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .samplers import STUCK_SWEEPS, Walkers
+from ..sampling.samplers import STUCK_SWEEPS, Walkers
 
 CHECKSUM_EVERY = 10            # iterations between cross-rank parameter checks
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import optimizers
+from .. import optimizers
 from .collective import RunFailed
 
 

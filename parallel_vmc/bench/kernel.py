@@ -37,8 +37,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels as K
-from . import bench_scaling, efficiency, estimators, observables
+from ..sampling import kernels as K
+from . import scaling_run as bench_scaling, efficiency
+from ..sampling import estimators, observables
 
 FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
 FERMION_TARGET = 0.5            # its target acceptance
@@ -191,7 +192,7 @@ def _config(args, scan_count: int | None = None):
     """The benchmark's Config: the config file's (else the C reference's problem) with
     the options applied; scan_count: one particle count of a scan (hidden units P*D
     unless -H). A ConfigError names the option that set the faulty key."""
-    from .config import ConfigError, load_config, from_dict
+    from ..config.vmc import ConfigError, load_config, from_dict
     if args.config:
         cfg = load_config(args.config, args.overrides)
     else:
@@ -320,7 +321,7 @@ def _run_reference(exe, argv, timeout=None) -> RefRun:
 
 def _fermion_setup(cfg, scan: bool, ref_fermions: bool) -> bool:
     """Whether ours runs the fermion reference's problem (see the module docstring)."""
-    from .wavefunction.layout import needs_determinants
+    from ..wavefunction.layout import needs_determinants
     return cfg.system.statistics == "fermions" and (
         needs_determinants(cfg.system) or scan or ref_fermions)
 
@@ -352,9 +353,9 @@ def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
 def _setup(args, comm, cfg, fermion: bool):
     """(theta, sampler, walkers) of the benchmark's problem cfg; BenchInputError if they
     do not fit in memory."""
-    from .samplers import Sampler, Walkers
-    from .system import System
-    from .wavefunction import WaveFunction
+    from ..sampling.samplers import Sampler, Walkers
+    from ..system import System
+    from ..wavefunction import WaveFunction
     try:
         system = System.from_config(cfg.system)
         wf = WaveFunction.from_config(cfg.wavefunction, system)
@@ -374,7 +375,7 @@ def _setup(args, comm, cfg, fermion: bool):
 def _target(cfg, fermion: bool) -> float:
     """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
     else the config's sampler.target_acceptance, else the sampler's default."""
-    from .samplers import DEFAULT_TARGET
+    from ..sampling.samplers import DEFAULT_TARGET
     method = cfg.sampler.method
     if fermion and method == "metropolis":
         return FERMION_TARGET
@@ -405,9 +406,9 @@ def _problem_text(cfg, fermion: bool) -> str:
 def cmd_bench(args) -> int:
     """`pvmc bench`: one problem, or a scan over particle counts; exit code 0, or 2 for
     bad input (one line naming the option, no traceback)."""
-    from .cli import bad_input
-    from .config import ConfigError
-    from .parallel import world
+    from ..cli.main import bad_input
+    from ..config.vmc import ConfigError
+    from ..parallel import world
     comm = world()
     try:
         _check_options(args)
@@ -649,7 +650,7 @@ def _measure_checkpoint(cfg, comm, walkers_per_rank, say, repeats=20) -> None:
     import dataclasses
     import shutil
 
-    from .driver import Run
+    from ..run.driver import Run
     workdir = comm.bcast(tempfile.mkdtemp(prefix="pvmc-bench-") if comm.rank == 0 else None)
     try:
         out = dataclasses.replace(cfg.output, path=os.path.join(workdir, "bench.h5"))

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import optimizers
-from . import estimators
-from .rng import chain_states, params_generator
-from .samplers import Thermalization, Walkers
+from .. import optimizers
+from ..sampling import estimators
+from ..rng import chain_states, params_generator
+from ..sampling.samplers import Thermalization, Walkers
 
 # Scalar attributes of a checkpoint that are State fields of the same name.
 SCALARS = ("phase", "iteration", "opt_seconds", "lr_scale", "rewinds", "rewind_log",

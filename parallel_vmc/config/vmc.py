@@ -579,7 +579,7 @@ def _resolve_defaults(cfg: Config) -> Config:
 def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
     if cfg.optimizer.method == "sr":
-        from .wavefunction import Layout     # numba only when SR needs the count
+        from ..wavefunction import Layout     # numba only when SR needs the count
         n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
         if n > SR_MAX_PARAMS:
             raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
@@ -660,7 +660,7 @@ def _check_hard_spheres(cfg: Config) -> None:
 
 def _check_statistics(cfg: Config) -> None:
     """Fermions come in closed shells; Gibbs sampling cannot carry determinants."""
-    from .wavefunction.slater import closed_shells
+    from ..wavefunction.slater import closed_shells
     sy = cfg.system
     if sy.statistics != "fermions":
         return
@@ -684,7 +684,7 @@ def _check_statistics(cfg: Config) -> None:
 
 def _check_parts(cfg: Config) -> None:
     """Every selected wave-function part supports the dimension (its registry entry)."""
-    from .wavefunction.layout import PARTS
+    from ..wavefunction.layout import PARTS
     D = cfg.system.dimensions
     for part in PARTS:
         if part.selects(cfg.system, cfg.wavefunction) and D < part.min_dimensions:

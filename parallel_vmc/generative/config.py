@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..config import (ConfigDumper, ConfigError, Field, REQUIRED, _got, _read_config_file,
-                      _refuse_unknown, check_value, parse_override, parse_yaml)
+from ..config.vmc import (ConfigDumper, ConfigError, Field, REQUIRED, _got, _read_config_file, _refuse_unknown, check_value, parse_override, parse_yaml)
 
 DATA_NAMES = ("bars_stripes", "digits", "mixture2d", "idx")
 MAX_LAYERS = 8

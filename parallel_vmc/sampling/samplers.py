@@ -15,8 +15,8 @@ import numpy as np
 from . import kernels as K
 from . import estimators
 from . import observables
-from . import schema
-from .rng import chain_states
+from ..runfile import schema
+from ..rng import chain_states
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
@@ -65,7 +65,7 @@ class Walkers:
         """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
         no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
         other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
-        from .config import ConfigError
+        from ..config.vmc import ConfigError
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
         failed = K.init_positions(positions, rng, width, dimensions, hard_core)

@@ -7,11 +7,11 @@ import os
 import sys
 import traceback
 
-from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world, bad_input
-from ..config import ConfigError
-from . import gconfig, gio
-from .runner import Session, StopRequested, preflight, summary_lines
-from .train import Diverged
+from .main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world, bad_input
+from ..config.vmc import ConfigError
+from ..generative import config as gconfig, gio
+from ..generative.runner import Session, StopRequested, preflight, summary_lines
+from ..generative.train import Diverged
 
 
 def _output_problem(path: str, overwrite: bool) -> str | None:
@@ -50,7 +50,7 @@ def _prepare(comm, load):
 
 def _stop_problem(args) -> str | None:
     """Why --stop-after or --max-walltime is wrong, or None."""
-    from ..cli import _check_walltime
+    from .main import _check_walltime
     if args.stop_after is not None and args.stop_after < 1:
         return f"--stop-after: {args.stop_after} is out of range; allowed: integer >= 1"
     try:
@@ -61,7 +61,7 @@ def _stop_problem(args) -> str | None:
 
 
 def _walltime(args) -> float | None:
-    from ..config import walltime_seconds
+    from ..config.vmc import walltime_seconds
     return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
 
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.autocorr import autocovariance_sums, time_from_autocovariance
-from analysis.blocking import blocking
-from analysis.bootstrap import bootstrap_mean
-from analysis.chains import rhat_from_half_sums, split_half_sums
+from ..stats.autocorr import autocovariance_sums, time_from_autocovariance
+from ..stats.blocking import blocking
+from ..stats.bootstrap import bootstrap_mean
+from ..stats.chains import rhat_from_half_sums, split_half_sums
 
 SHIFTED = 5     # sum (x-E)^2, sum (x-E), the three half-chain sums
 

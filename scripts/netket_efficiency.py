@@ -30,7 +30,7 @@ local energies stored per chain, shape (n_chains, n_steps):
 
 Usage (one core, quiet machine; NetKet in a venv of its own, never the project's):
     python3 -m venv /tmp/netket && /tmp/netket/bin/pip install netket
-    taskset -c 0 /tmp/netket/bin/python analysis/compare/netket_efficiency.py
+    taskset -c 0 /tmp/netket/bin/python scripts/netket_efficiency.py
     ... --log2-samples 16                   (quick check)
     ... --log2-samples 20 --chains 64 256 1024 --sigma 0.3 0.4 0.6   (scan)
 """
@@ -89,8 +89,8 @@ def main():
     import netket as nk
 
     sys.path.insert(0, PROJECT)
-    from analysis.autocorr import integrated_time
-    from analysis.blocking import blocking
+    from parallel_vmc.stats.autocorr import integrated_time
+    from parallel_vmc.stats.blocking import blocking
 
     omega = float(args.omega)
     n_particles, dim = 2, 2

@@ -36,9 +36,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from . import schema as S
-from .schema import shell_volumes
-from .system import pair_distance
+from ..runfile import schema as S
+from ..runfile.schema import shell_volumes
+from ..system import pair_distance
 
 COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
 N_SCALARS = 7

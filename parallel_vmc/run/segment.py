@@ -22,14 +22,14 @@ import os
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import schema as S
+from ..runfile import checkpoint as ckpt
+from ..runfile import schema as S
 from .collective import RunFailed
-from .hdf5io import FileInUse
-from .output import RunFile
-from .parallel import row_counts
-from .runstate import production_chunk
-from .writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
+from ..runfile.hdf5io import FileInUse
+from ..runfile.output import RunFile
+from ..parallel import row_counts
+from .state import production_chunk
+from ..runfile.writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
 
 SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)
 
