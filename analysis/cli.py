@@ -944,5 +944,5 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:          # `python -m analysis RUN.h5 | head`
-        from parallel_vmc.cli.main import closed_output
+        from parallel_vmc.cli.common import closed_output
         return closed_output()

@@ -201,9 +201,9 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str,
                 weights: bool = False) -> str:
     """One figure, one titled row of tiles per list of images (rows of length
     prod(shape)): grey on [0, 1], or (weights) red-blue symmetric about 0 per tile."""
-    from analysis.plots import _figure, _save
+    from analysis.plots import figure, save
     n = max(len(r) for r in rows_of_images)
-    fig = _figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
+    fig = figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
     subfigs = np.atleast_1d(fig.subfigures(len(rows_of_images), 1))
     for sub, images, title in zip(subfigs, rows_of_images, titles):
         sub.suptitle(title, x=0.01, ha="left", fontsize=9)
@@ -217,17 +217,17 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str,
                 ax.set_yticks([])
             else:
                 ax.set_axis_off()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_learning(history: dict, path: str, title: str = "",
                   optimum: float | None = None) -> str:
     """The history's curves against the epoch, one line per layer; ``optimum``: the
     best reachable log-likelihood, drawn as a dashed line."""
-    from analysis.plots import _figure, _save
+    from analysis.plots import figure, save
     curves = [(k, label) for k, label in HISTORY_CURVES
               if k in history and np.any(np.isfinite(history[k]))]
-    fig = _figure(6.4, 2.0 + 1.6 * max(len(curves), 1))
+    fig = figure(6.4, 2.0 + 1.6 * max(len(curves), 1))
     axes = np.atleast_1d(fig.subplots(max(len(curves), 1), 1, sharex=True))
     epoch = history.get("epoch", np.arange(len(next(iter(history.values()), []))))
     layer = history.get("layer", np.zeros_like(epoch))
@@ -244,7 +244,7 @@ def plot_learning(history: dict, path: str, title: str = "",
             ax.legend(fontsize=7)
     axes[0].set_title(title or "learning curves")
     axes[-1].set_xlabel("epoch")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_filters(rbm, shape, path: str) -> str:
@@ -253,22 +253,22 @@ def plot_filters(rbm, shape, path: str) -> str:
         cols = rbm.W.T[:N_SHOWN]
         return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)}; "
                                            "red > 0 > blue)"], path, weights=True)
-    from analysis.plots import _figure, _save
-    fig = _figure()
+    from analysis.plots import figure, save
+    fig = figure()
     ax = fig.subplots()
     im = ax.imshow(rbm.W, cmap="RdBu_r", aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax)
     ax.set_xlabel("hidden unit j")
     ax.set_ylabel("visible unit i")
     ax.set_title("weights W_ij")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_density(rbm, path: str, seed: int = 0) -> str:
     """2 Gaussian visibles: the exact marginal p(v) = exp(-F(v))/Z as an image, with
     MALA and Gibbs samples of the model overlaid."""
     from parallel_vmc.generative import evaluate, sampling
-    from analysis.plots import _figure, _save
+    from analysis.plots import figure, save
     gibbs = sampling.gibbs_chains(rbm, 200, 5, thin=20, burn_in=100, seed=seed)
     mala = sampling.mala(rbm, 200, 5, step=0.8 * rbm.sigma, thin=20, burn_in=100,
                          seed=seed)
@@ -277,7 +277,7 @@ def plot_density(rbm, path: str, seed: int = 0) -> str:
     x, y = np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200)
     X, Y = np.meshgrid(x, y)
     p = np.exp(evaluate.log_prob(rbm, np.stack([X.ravel(), Y.ravel()], 1))).reshape(X.shape)
-    fig = _figure(6.0, 5.0)
+    fig = figure(6.0, 5.0)
     ax = fig.subplots()
     im = ax.pcolormesh(X, Y, p, shading="auto", cmap="viridis")
     fig.colorbar(im, ax=ax, label="exact p(v)")
@@ -288,7 +288,7 @@ def plot_density(rbm, path: str, seed: int = 0) -> str:
     ax.set_ylabel("v_2")
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title("model marginal and samples")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _data_rows(run: TrainingRun):

@@ -64,12 +64,12 @@ def require_matplotlib():
     return Figure
 
 
-def _figure(width=6.4, height=4.2):
+def figure(width=6.4, height=4.2):
     Figure = require_matplotlib()
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str) -> str:
     try:
         fig.savefig(path, format="png")
     except OSError as exc:
@@ -82,7 +82,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
     it = np.asarray(optimization["iteration"])
     e = np.asarray(optimization["energy"])
     err = np.asarray(optimization.get("energy_error", np.zeros_like(e)))
-    fig = _figure(6.4, 5.2)
+    fig = figure(6.4, 5.2)
     ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     ax.plot(it, e, lw=1.2, color="C0", label="energy")
     ax.fill_between(it, e - err, e + err, color="C0", alpha=0.3, lw=0, label="± error")
@@ -97,7 +97,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
             ax2.plot(it, var, color="C1", lw=1.0)
         ax2.set_ylabel(f"variance of E_L (({E_UNIT})$^2$)")
     ax2.set_xlabel("iteration")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_blocking(result, path: str, title: str = "") -> str:
@@ -105,7 +105,7 @@ def plot_blocking(result, path: str, title: str = "") -> str:
     levels = np.arange(result.errors.size)
     nb = np.asarray(result.n_blocks, dtype=float)
     spread = result.errors / np.sqrt(2.0 * np.maximum(nb - 1.0, 1.0))
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     ax.errorbar(levels, result.errors, yerr=spread, fmt="o-", ms=4, lw=1, capsize=2,
                 color="C0", label="standard error at level k")
@@ -119,7 +119,7 @@ def plot_blocking(result, path: str, title: str = "") -> str:
     ax.set_ylabel(f"standard error of the mean ({E_UNIT})")
     ax.set_title(title or "automated blocking")
     ax.legend(loc="lower right", fontsize="small")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def histogram_range(x) -> tuple:
@@ -143,7 +143,7 @@ def plot_histogram(samples, path: str, title: str = "", mean: float | None = Non
     that the tails show, with the number of samples outside the range."""
     x = np.asarray(samples, dtype=float).ravel()
     x = x[np.isfinite(x)]
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     if x.size:
         lo, hi = histogram_range(x)
@@ -161,7 +161,7 @@ def plot_histogram(samples, path: str, title: str = "", mean: float | None = Non
     ax.set_xlabel(f"local energy E_L ({E_UNIT})")
     ax.set_ylabel(f"probability density (1/{E_UNIT}), log scale")
     ax.set_title(title or "local energy")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int = 1,
@@ -185,7 +185,7 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = particles * counts / (total * shell) if total > 0 else counts * 0
         radial = counts / (total * width) if total > 0 else counts * 0
-    fig = _figure(6.4, 5.2)
+    fig = figure(6.4, 5.2)
     ax, ax2 = fig.subplots(2, 1, sharex=True)
     ax.plot(centres, rho, "-", color="C0", lw=1.4)
     ax.set_ylabel(f"one-body density rho(r) ({L_UNIT}$^{{-{dimensions}}}$)")
@@ -193,7 +193,7 @@ def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int =
     ax2.plot(centres, radial, "-", color="C1", lw=1.4)
     ax2.set_ylabel(f"radial distribution P(r) (1/{L_UNIT})")
     ax2.set_xlabel(f"r ({L_UNIT})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _with_error_bars(ax, edges, values, errors, color, label):
@@ -209,7 +209,7 @@ def plot_radial_density(edges, density, error, path: str, title: str = "",
                         dimensions: int | None = None) -> str:
     """rho(r) as stored by pvmc (integral over space = P) with its error bars."""
     edges = np.asarray(edges, float)
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
                      "C0", "rho(r) ± error (batch means)")
@@ -219,7 +219,7 @@ def plot_radial_density(edges, density, error, path: str, title: str = "",
     ax.set_ylabel(f"one-body density rho(r) ({L_UNIT}{power})")
     ax.set_title(title or "one-body density")
     ax.legend(loc="upper right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
@@ -232,7 +232,7 @@ def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
     (integral over space = N), particles N, dimensions D and the legend's label.
     """
     dims = sorted({c["dimensions"] for c in curves})
-    fig = _figure(6.4 * len(dims), 4.6)
+    fig = figure(6.4 * len(dims), 4.6)
     axes = np.atleast_1d(fig.subplots(1, len(dims)))
     for ax, d in zip(axes, dims):
         for k, c in enumerate(x for x in curves if x["dimensions"] == d):
@@ -248,7 +248,7 @@ def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
                   title="error bars: batch means", title_fontsize="small")
     if len(dims) > 1:
         fig.suptitle(title or "one-body density per particle")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_axial_densities(curves: list, path: str, title: str = "") -> str:
@@ -259,7 +259,7 @@ def plot_axial_densities(curves: list, path: str, title: str = "") -> str:
     curves: dicts with "xy" and "z", each (edges (n + 1,), density (n,), error (n,)) as
     stored (integrals = N), particles N and the legend's label.
     """
-    fig = _figure(12.8, 4.6)
+    fig = figure(12.8, 4.6)
     axes = fig.subplots(1, 2)
     for k, c in enumerate(curves):
         n = c["particles"]
@@ -277,7 +277,7 @@ def plot_axial_densities(curves: list, path: str, title: str = "") -> str:
         ax.legend(loc="upper right", fontsize="small",
                   title="error bars: batch means", title_fontsize="small")
     fig.suptitle(title or "one-body density per particle along the axes")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def axial_curve(obs: dict, particles, label: str) -> dict | None:
@@ -295,7 +295,7 @@ def axial_curve(obs: dict, particles, label: str) -> dict | None:
 def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") -> str:
     """rho(x, y) of a 2D system (density[ix, iy]) as an image with a colour bar."""
     x_edges, y_edges = np.asarray(x_edges, float), np.asarray(y_edges, float)
-    fig = _figure(6.4, 5.2)
+    fig = figure(6.4, 5.2)
     ax = fig.subplots()
     im = ax.imshow(np.asarray(density, float).T, origin="lower", cmap="viridis",
                    interpolation="nearest",
@@ -305,13 +305,13 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
     ax.set_ylabel(f"y ({L_UNIT})")
     ax.set_title(title or "one-body density rho(x, y)")
     fig.colorbar(im, ax=ax, label=f"rho(x, y) ({L_UNIT}$^{{-2}}$)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") -> str:
     """Probability density of the pair distance r_pq with its error bars; <r12> marked."""
     edges = np.asarray(edges, float)
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
                      "C1", "P(r12) ± error (batch means)")
@@ -322,7 +322,7 @@ def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") 
     ax.set_ylabel(f"pair-distance density (1/{L_UNIT})")
     ax.set_title(title or "pair distance")
     ax.legend(loc="upper right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
@@ -331,7 +331,7 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     (1D Coulomb) are crosses without error bars."""
     pts = [r for r in rows if r.get("energy") is not None
            and (r.get("error") is not None or r.get("mean_is_infinite"))]
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     if pts:
         numeric = all(isinstance(r["key"], (int, float)) and not isinstance(r["key"], bool)
@@ -354,7 +354,7 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     ax.set_xlabel(f"{key} ({unit})" if unit else key)
     ax.set_ylabel(f"energy E ({E_UNIT})")
     ax.set_title(title or f"energy vs {key}")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_names(stem: str) -> dict:

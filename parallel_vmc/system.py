@@ -63,9 +63,9 @@ class System:
 
     def non_interacting_energy(self) -> float:
         """Exact ground-state energy without interaction: P*D*omega/2 for bosons, the
-        closed-shell sum for fermions (``wavefunction.slater``)."""
+        closed-shell sum for fermions (``shells``)."""
         if self.statistics == "fermions":
-            from .wavefunction.slater import non_interacting_energy
+            from .shells import non_interacting_energy
             return non_interacting_energy(self.particles, self.dimensions, self.omega)
         if self.dimensions == 3 and self.trap_z != self.omega:
             return 0.5 * self.particles * (2.0 * self.omega + self.trap_z)

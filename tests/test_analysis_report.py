@@ -309,7 +309,7 @@ def figures(monkeypatch):
         saved[os.path.basename(path)] = fig
         return path
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save", keep)
     return saved
 
 

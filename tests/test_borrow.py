@@ -63,17 +63,17 @@ def test_owners_live_until_release_and_are_freed_then(nrt_stats):
 
 def test_a_kernel_call_frees_all_it_allocates(nrt_stats):
     """run_walkers borrows its caches and work arrays: each is freed once at the end."""
-    from parallel_vmc.bench import kernel as B
+    from parallel_vmc.bench import kernel as B, problem as P
     from parallel_vmc.sampling import kernels as K
     from parallel_vmc.cli.main import build_parser
     from parallel_vmc.parallel import SerialComm
     args = build_parser().parse_args(["bench", "--scan-particles", "6", "--jastrow",
                                       "pade", "--walkers", "2"])
     cfg = B._config(args, 6)
-    theta, sampler, walkers = B._setup(args, SerialComm(), cfg,
-                                       B._fermion_setup(cfg, True, True))
+    theta, sampler, walkers = P.setup(args, SerialComm(), cfg,
+                                       P.fermion_setup(cfg, True, True))
     sampler.produce(theta, walkers, 2, components=False)
     before = nrt_stats()
-    B._time_kernel(sampler, theta, walkers, 50, K.PRODUCE)
+    P.time_kernel(sampler, theta, walkers, 50, K.PRODUCE)
     after = nrt_stats()
     assert after.alloc - before.alloc == after.free - before.free > 0

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parallel_vmc.sampling import kernels as K
-from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import from_dict
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System, min_pair_distance, potential_energy
 from parallel_vmc.wavefunction import WaveFunction, compose, pair_jastrow

@@ -8,7 +8,8 @@ import sys
 import pytest
 import yaml
 
-from parallel_vmc.config.vmc import SPEC, ConfigError, from_dict, load_config
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import SPEC, from_dict, load_config
 
 GOOD = {"system": {"particles": 2, "dimensions": 2, "omega": 1.0}}
 

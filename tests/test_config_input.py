@@ -8,7 +8,8 @@ import time
 import pytest
 import yaml
 
-from parallel_vmc.config.vmc import (ConfigError, ConfigLoader, config_from_yaml_text, from_dict, load_config)
+from parallel_vmc.config.fields import ConfigError, ConfigLoader
+from parallel_vmc.config.vmc import config_from_yaml_text, from_dict, load_config
 
 GOOD = "system:\n  particles: 2\n  dimensions: 2\n  omega: 1.0\n"
 # The "billion laughs": 10^9 strings from 9 nested lists of 10 aliases (a hang before).

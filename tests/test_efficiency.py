@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parallel_vmc.bench import kernel as bench, efficiency
+from parallel_vmc.bench import efficiency, options
 
 from test_config_input import pvmc
 
@@ -28,13 +28,13 @@ def options(samplers="metropolis", samples=1000.0, efficiency_flag=True):
 def test_sampler_lists_are_accepted_or_refused_naming_the_choices(text):
     args = options(samplers=text)
     names = [n.strip() for n in text.split(",") if n.strip()]
-    if names and all(n in efficiency.SAMPLERS for n in names):
-        bench._check_efficiency_options(args)
+    if names and all(n in options.SAMPLERS for n in names):
+        options.check_efficiency_options(args)
         assert args.samplers == tuple(names)
     else:
-        with pytest.raises(bench.BenchInputError,
+        with pytest.raises(options.BenchInputError,
                            match=r"--samplers .*allowed: .*metropolis, importance, gibbs"):
-            bench._check_efficiency_options(args)
+            options.check_efficiency_options(args)
 
 
 @given(samples=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
@@ -43,17 +43,17 @@ def test_sampler_lists_are_accepted_or_refused_naming_the_choices(text):
 def test_sample_counts_outside_the_range_are_refused(samples):
     args = options(samples=samples)
     if 1 <= samples < 1e12:
-        bench._check_efficiency_options(args)
+        options.check_efficiency_options(args)
         assert args.samples == int(samples)
     else:
-        with pytest.raises(bench.BenchInputError, match="--samples"):
-            bench._check_efficiency_options(args)
+        with pytest.raises(options.BenchInputError, match="--samples"):
+            options.check_efficiency_options(args)
 
 
 def test_samplers_a_config_forbids_are_named_with_the_reason():
     from parallel_vmc.config.vmc import load_config
     cfg = load_config(str(CONFIGS / "dot2d_omega1.0.yaml"), [])      # Padé-Jastrow: no Gibbs
-    usable, refused = efficiency.sampler_configs(cfg, efficiency.SAMPLERS)
+    usable, refused = efficiency.sampler_configs(cfg, options.SAMPLERS)
     assert [n for n, _ in usable] == ["metropolis", "importance"]
     assert refused[0][0] == "gibbs" and "jastrow" in refused[0][1]
 

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parallel_vmc.cli.main import main
-from parallel_vmc.config.vmc import (SPEC, ConfigError, config_from_yaml_text, from_dict, load_config)
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import SPEC, config_from_yaml_text, from_dict, load_config
 
 FUZZ = dict(deadline=None, derandomize=True, database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

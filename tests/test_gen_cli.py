@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parallel_vmc.cli.main import main
-from parallel_vmc.config.vmc import ConfigError
+from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.generative import config as gconfig
 
 TINY = {"data": {"name": "bars_stripes", "size": 2},

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from parallel_vmc.config.vmc import ConfigError
+from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.generative import datasets as D
 
 

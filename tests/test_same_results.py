@@ -52,7 +52,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from parallel_vmc.config.vmc import from_dict, parse_yaml
+from parallel_vmc.config.fields import parse_yaml
+from parallel_vmc.config.vmc import from_dict
 
 from conftest import run_config
 

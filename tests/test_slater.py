@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import from_dict
 from parallel_vmc.sampling.kernels import limit_drift
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System

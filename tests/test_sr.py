@@ -11,7 +11,8 @@ import pytest
 from conftest import make_config
 from parallel_vmc.sampling import estimators, samplers
 from parallel_vmc.sampling import kernels as K
-from parallel_vmc.config.vmc import ConfigError, from_dict
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import from_dict
 from parallel_vmc.run.driver import Run
 from parallel_vmc.optimizers import sr
 from parallel_vmc.wavefunction import Layout

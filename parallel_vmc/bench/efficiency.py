@@ -1,7 +1,7 @@
 """`pvmc bench --efficiency`: what each sampler buys per second of production.
 
 A user pays for statistical error per core-hour. For every sampler the config allows,
-production runs at fixed parameters (the benchmark's, ``bench._theta``) with the step
+production runs at fixed parameters (the benchmark's, ``problem.theta_for``) with the step
 tuned as a run tunes it (``sampler.thermalization`` sweeps towards the target
 acceptance), ``--repeats`` times, each of ``--samples`` samples in total over all
 ranks, with the config's observables. Each repeat gives
@@ -31,9 +31,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..sampling import observables
+from .options import DEFAULT_SAMPLES, SAMPLERS
+from .problem import fermion_setup, setup, time_kernel
 
-SAMPLERS = ("metropolis", "importance", "gibbs")
-DEFAULT_SAMPLES = 2 ** 22
 MIN_SWEEPS = 256     # per chain and repeat: fewer give no meaningful tau_int
 
 
@@ -52,7 +52,8 @@ class Repeat(NamedTuple):
 def sampler_configs(cfg, names) -> tuple:
     """([(name, config with sampler.method = name)], [(name, why not)]): the samplers
     this config allows (e.g. no Gibbs with a Jastrow factor or determinants)."""
-    from ..config.vmc import ConfigError, from_dict
+    from ..config.fields import ConfigError
+    from ..config.vmc import from_dict
     usable, refused = [], []
     for name in names:
         raw = cfg.to_dict()
@@ -111,14 +112,13 @@ class Setup(NamedTuple):
 def prepare(args, comm, cfg, say) -> list:
     """A thermalised, step-tuned :class:`Setup` for every sampler of ``args.samplers``
     that cfg allows (the others are named with the reason)."""
-    from . import kernel as bench
     usable, refused = sampler_configs(cfg, args.samplers)
     for name, why in refused:
         say(f"{name}: not measured ({why})")
     setups = []
     for name, c in usable:
-        fermion = bench._fermion_setup(c, False, False)
-        theta, sampler, walkers = bench._setup(args, comm, c, fermion)
+        fermion = fermion_setup(c, False, False)
+        theta, sampler, walkers = setup(args, comm, c, fermion)
         n_sweeps = sweeps_per_chain(args.samples, comm.size * args.walkers)
         layout = observables.Layout.from_config(c.production, sampler.system, n_sweeps)
         sampler.produce(theta, walkers, 2, False, layout.zeros(), layout.spec(), 0,
@@ -141,7 +141,6 @@ def kernel_costs(args, comm, setups) -> dict:
     """{name: (ns/move without observables, with them)}: medians of --repeats runs of
     --moves moves per rank, the samplers and both variants alternating, so that a slow
     spell of the machine hits all of them alike."""
-    from . import kernel as bench
     from ..sampling import kernels as K
     times = {u.name: ([], []) for u in setups}
     for _ in range(args.repeats):
@@ -152,7 +151,7 @@ def kernel_costs(args, comm, setups) -> dict:
                                                     sweeps)
             for k, lay in enumerate((None, layout)):
                 comm.barrier()
-                seconds = bench._time_kernel(u.sampler, u.theta, u.walkers, sweeps,
+                seconds = time_kernel(u.sampler, u.theta, u.walkers, sweeps,
                                              K.PRODUCE, lay)
                 times[u.name][k].append(1e9 * seconds / (sweeps * P * args.walkers))
     return {name: (statistics.median(a), statistics.median(b))

@@ -39,160 +39,17 @@ import numpy as np
 
 from ..sampling import kernels as K
 from . import scaling_run as bench_scaling, efficiency
+from .options import OPTION_KEYS, BenchInputError, check_options, scan_counts
+from .problem import (FERMION_THERMALIZATION, fermion_setup, setup, target_acceptance,
+                      thermalize, time_kernel)
 from ..sampling import estimators, observables
-
-FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
-FERMION_TARGET = 0.5            # its target acceptance
-REF_PARAM_SCALE = 0.01          # its RBM parameters ~ N(0, 0.01^2)
-REF_JASTROW_BETA = 0.5          # its Padé-Jastrow beta (both pair kinds)
-
-
-def add_arguments(p) -> None:
-    p.add_argument("config", nargs="?", help="take system/wave function/sampler from this "
-                   "config (default: the C reference's problem)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override a config key")
-    p.add_argument("-P", "--particles", type=int, help="particles (default 2)")
-    p.add_argument("-D", "--dimensions", type=int, help="dimensions (default 2)")
-    p.add_argument("-H", "--hidden", type=int, help="hidden units (default 4; P*D in a "
-                   "scan)")
-    p.add_argument("--statistics", choices=("fermions", "bosons"),
-                   help="particle statistics (default: the config's, else fermions)")
-    p.add_argument("--sampler", choices=("metropolis", "importance", "gibbs"),
-                   help="sampler (default metropolis)")
-    p.add_argument("--jastrow", choices=("none", "pade", "hard_sphere"),
-                   help="correlation factor (default: the config's, else none)")
-    p.add_argument("--walkers", type=int, default=16, help="walkers per rank (default 16)")
-    p.add_argument("--moves", type=float, default=4e6,
-                   help="Monte Carlo moves per timed run and rank (default 4e6)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
-    p.add_argument("--reference", metavar="FILE.c",
-                   help="compile this C reference and compare alternately")
-    p.add_argument("--scan-particles", metavar="P1,P2,...",
-                   help="time the kernel for each particle count (H = P*D unless -H) and "
-                   "fit the growth exponent of ns/move with P, e.g. 2,6,12,20")
-    p.add_argument("--efficiency", action="store_true",
-                   help="production at fixed parameters per sampler: tau_int, kappa = "
-                   "1/(err^2 T) and effective samples per second, each with its error "
-                   "over --repeats")
-    p.add_argument("--samplers", default=",".join(efficiency.SAMPLERS),
-                   metavar="S1,S2,...", help="with --efficiency: the samplers compared "
-                   "(default: every one the config allows)")
-    p.add_argument("--samples", type=float, default=efficiency.DEFAULT_SAMPLES,
-                   help="with --efficiency: production samples per repeat, all ranks "
-                   "(default 2^22)")
-    p.add_argument("--allreduce", metavar="N1,N2,...",
-                   help="only time the Allreduce of buffers of these lengths (doubles) "
-                   "on the running ranks, e.g. 63,2835870; no kernel")
-    p.add_argument("--allreduce-repeats", type=int, default=100,
-                   help="timed Allreduces per length (default 100)")
-    p.add_argument("--weak-scaling", type=int, metavar="R",
-                   help="alternate runs of CONFIG on 1 and on R ranks (mpiexec) at the "
-                   "config's samples_per_iteration per rank; --repeats pairs")
-    p.add_argument("--production-at", type=int, metavar="R",
-                   help="time the config's production kernel here and print rank 0's "
-                   "memory, the file size and the write rate of production on R ranks")
-    p.add_argument("--scaling", action="store_true",
-                   help="time the config's optimisation iteration on one rank and print "
-                   "the modelled parallel efficiency on 100, 1000, 10000 ranks")
-
-
-class BenchInputError(Exception):
-    """Bad bench input (options, the C reference); exit code 2 with this message."""
-
-
-# Bench options that set a config key: (argument, flag, section, key).
-_OPTION_KEYS = (("particles", "-P", "system", "particles"),
-                ("dimensions", "-D", "system", "dimensions"),
-                ("hidden", "-H", "wavefunction", "hidden"),
-                ("statistics", "--statistics", "system", "statistics"),
-                ("sampler", "--sampler", "sampler", "method"),
-                ("jastrow", "--jastrow", "wavefunction", "jastrow"))
-_SCAN_ALLOWED = ("allowed: comma-separated particle counts, at least two different ones, "
-                 "closed shells for fermions (2D: 2,6,12,20,...; 3D: 2,8,20,...), e.g. "
-                 "2,6,12,20")
-
-
-def _check_options(args) -> None:
-    """Options the config cannot check, before any work."""
-    if args.overrides and not args.config:
-        raise BenchInputError("--set needs a CONFIG to override (pvmc bench CONFIG --set "
-                              "section.key=value); without one the C reference's problem "
-                              "is used, set with -P, -D, -H, --statistics, --sampler, "
-                              "--jastrow")
-    for flag, value in (("--walkers", args.walkers), ("--repeats", args.repeats),
-                        ("--allreduce-repeats", args.allreduce_repeats)):
-        if value < 1:
-            raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
-    if not 1 <= args.moves < 1e15:
-        raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
-    _check_efficiency_options(args)
-    modes = [flag for flag, on in (("--efficiency", args.efficiency),
-                                   ("--allreduce", args.allreduce is not None),
-                                   ("--scaling", args.scaling),
-                                   ("--weak-scaling", args.weak_scaling is not None),
-                                   ("--production-at", args.production_at is not None),
-                                   ("--scan-particles", args.scan_particles is not None),
-                                   ("--reference", bool(args.reference))) if on]
-    # each parallel figure is a mode of its own; only a scan may have a reference
-    if len(modes) > 1 and modes != ["--scan-particles", "--reference"]:
-        raise BenchInputError(f"{' and '.join(modes)}: allowed: one of them")
-    if args.weak_scaling is not None:
-        if not args.config:
-            raise BenchInputError("--weak-scaling needs a CONFIG to run, e.g. pvmc bench "
-                                  "configs/quickstart.yaml --weak-scaling 2")
-        if args.weak_scaling < 2:
-            raise BenchInputError(f"--weak-scaling {args.weak_scaling}: allowed: a rank "
-                                  "count >= 2")
-    if args.production_at is not None and not 1 <= args.production_at <= 10**7:
-        raise BenchInputError(f"--production-at {args.production_at}: allowed: a rank "
-                              "count 1 .. 10000000")
-    if args.allreduce is not None:
-        try:
-            bench_scaling.parse_sizes(args.allreduce)
-        except ValueError as exc:
-            raise BenchInputError(str(exc)) from None
-    if args.scan_particles is not None and args.particles is not None:
-        raise BenchInputError(f"--scan-particles {args.scan_particles} and -P "
-                              f"{args.particles}: allowed: one of them")
-    if args.reference:
-        path = args.reference
-        if not os.path.isfile(path):
-            raise BenchInputError(f"--reference {path!r}: file not found")
-        if not path.endswith(".c"):
-            raise BenchInputError(f"--reference {path!r}: allowed: a C source file "
-                                  "(FILE.c), such as rbm_vmc_ref.c")
-
-
-def _check_efficiency_options(args) -> None:
-    """--efficiency's options; args.samplers becomes a tuple of names."""
-    names = tuple(n.strip() for n in args.samplers.split(",") if n.strip())
-    if not names or any(n not in efficiency.SAMPLERS for n in names):
-        raise BenchInputError(f"--samplers {args.samplers!r}: allowed: a comma-separated "
-                              f"list of {', '.join(efficiency.SAMPLERS)}")
-    args.samplers = names
-    if not 1 <= args.samples < 1e12:
-        raise BenchInputError(f"--samples {args.samples:g}: allowed: a number >= 1, < 1e12")
-    args.samples = int(args.samples)
-
-
-def _scan_counts(text: str) -> list:
-    """The particle counts of ``--scan-particles``, ascending; BenchInputError unless at
-    least two different positive integers (the config checks closed shells)."""
-    try:
-        counts = sorted({int(value) for value in text.split(",")})
-    except ValueError:
-        counts = []
-    if len(counts) < 2 or counts[0] < 1:
-        raise BenchInputError(f"--scan-particles {text!r}: {_SCAN_ALLOWED}")
-    return counts
-
 
 def _config(args, scan_count: int | None = None):
     """The benchmark's Config: the config file's (else the C reference's problem) with
     the options applied; scan_count: one particle count of a scan (hidden units P*D
     unless -H). A ConfigError names the option that set the faulty key."""
-    from ..config.vmc import ConfigError, load_config, from_dict
+    from ..config.fields import ConfigError
+    from ..config.vmc import load_config, from_dict
     if args.config:
         cfg = load_config(args.config, args.overrides)
     else:
@@ -200,7 +57,7 @@ def _config(args, scan_count: int | None = None):
                          "sampler": {"method": "metropolis", "step": 1.0}})
     raw = cfg.to_dict()
     given = {}
-    for name, flag, section, key in _OPTION_KEYS:
+    for name, flag, section, key in OPTION_KEYS:
         value = getattr(args, name)
         if value is not None:
             raw[section][key] = value
@@ -216,34 +73,6 @@ def _config(args, scan_count: int | None = None):
     except ConfigError as exc:   # name the option that set the key
         flags = [flag for key, flag in given.items() if str(exc).startswith(key + ":")]
         raise ConfigError(f"{flags[0]}: {exc}" if flags else str(exc)) from None
-
-
-def _theta(cfg, wf, fermion: bool) -> np.ndarray:
-    """The benchmark's parameters (n_params,): the fermion reference's (RBM ~ N(0,
-    0.01^2), betas 0.5) if fermion, else rbm_vmc_ref.c's (a = b = 0, W ~ U(-0.005,
-    0.005)); the orbital scale 1."""
-    rng = np.random.default_rng(cfg.seed)
-    if fermion:
-        return wf.layout.initial(REF_PARAM_SCALE, rng, REF_JASTROW_BETA)
-    theta = wf.layout.initial(0.0, rng, cfg.wavefunction.jastrow_beta)
-    M, N = wf.layout.n_visible, wf.layout.n_hidden
-    wf.layout.block(theta, "W")[:] = 0.01 * (rng.random((M, N)) - 0.5)
-    return theta
-
-
-def _time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> float:
-    """Seconds for one call of `sweeps` sweeps of all walkers in the given mode (with
-    obs_layout: production that also accumulates the observables, as a run does)."""
-    if mode == K.PRODUCE:
-        obs = spec = None
-        if obs_layout is not None:
-            obs, spec = obs_layout.zeros(), obs_layout.spec()
-        t = time.perf_counter()
-        sampler.produce(theta, walkers, sweeps, False, obs, spec, 0, sweeps)
-        return time.perf_counter() - t
-    t = time.perf_counter()
-    sampler.accumulate(theta, walkers, sweeps)
-    return time.perf_counter() - t
 
 
 class RefRun(NamedTuple):
@@ -319,13 +148,6 @@ def _run_reference(exe, argv, timeout=None) -> RefRun:
     return RefRun(value["ns/move"], value["acc"], value["step"], value["cpu"])
 
 
-def _fermion_setup(cfg, scan: bool, ref_fermions: bool) -> bool:
-    """Whether ours runs the fermion reference's problem (see the module docstring)."""
-    from ..wavefunction.layout import needs_determinants
-    return cfg.system.statistics == "fermions" and (
-        needs_determinants(cfg.system) or scan or ref_fermions)
-
-
 def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
     """BenchInputError if the C reference runs another problem than ours."""
     name = f"--reference {ref.name!r}"
@@ -350,50 +172,10 @@ def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
                               f"config psi sqrt, sigma null, interaction coulomb)")
 
 
-def _setup(args, comm, cfg, fermion: bool):
-    """(theta, sampler, walkers) of the benchmark's problem cfg; BenchInputError if they
-    do not fit in memory."""
-    from ..sampling.samplers import Sampler, Walkers
-    from ..system import System
-    from ..wavefunction import WaveFunction
-    try:
-        system = System.from_config(cfg.system)
-        wf = WaveFunction.from_config(cfg.wavefunction, system)
-        theta = _theta(cfg, wf, fermion)
-        sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf,
-                          target=_target(cfg, fermion),
-                          drift_limit=cfg.sampler.drift_limit)
-        walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
-                                system.n_coords, wf.sigma, system.dimensions,
-                                system.kernel_params().hard_core)
-    except (MemoryError, ValueError) as exc:   # ValueError: numpy's 'array is too big'
-        raise BenchInputError(f"the problem (particles, hidden units, --walkers "
-                              f"{args.walkers}) is too large for this machine ({exc})") from None
-    return theta, sampler, walkers
-
-
-def _target(cfg, fermion: bool) -> float:
-    """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
-    else the config's sampler.target_acceptance, else the sampler's default."""
-    from ..sampling.samplers import DEFAULT_TARGET
-    method = cfg.sampler.method
-    if fermion and method == "metropolis":
-        return FERMION_TARGET
-    target = cfg.sampler.target_acceptance
-    return DEFAULT_TARGET[method] if target is None else target
-
-
-def _thermalize(args, comm, sampler, theta, walkers, fermion: bool) -> None:
-    """Untimed sweeps before timing: the fermion reference's tuning of the step, else
-    200 tuning sweeps with a config and none for rbm_vmc_ref.c's fixed step."""
-    n = FERMION_THERMALIZATION if fermion else (200 if args.config else 0)
-    sampler.thermalize(theta, walkers, n, comm)
-
-
 def _problem_text(cfg, fermion: bool) -> str:
     """What is timed, but the particle and hidden unit counts."""
     sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
-    step = (f"step tuned to acceptance {_target(cfg, fermion):g} in "
+    step = (f"step tuned to acceptance {target_acceptance(cfg, fermion):g} in "
             f"{FERMION_THERMALIZATION} sweeps" if fermion else f"step={sa.step:g}")
     interaction = {"coulomb": "coulomb", "none": "no interaction",
                    "hard_sphere": f"hard spheres a={sy.hard_sphere_radius}"}[sy.interaction]
@@ -403,24 +185,18 @@ def _problem_text(cfg, fermion: bool) -> str:
             f"jastrow={wf.jastrow} {interaction} {trap}")
 
 
-def cmd_bench(args) -> int:
-    """`pvmc bench`: one problem, or a scan over particle counts; exit code 0, or 2 for
-    bad input (one line naming the option, no traceback)."""
-    from ..cli.main import bad_input
-    from ..config.vmc import ConfigError
-    from ..parallel import world
-    comm = world()
-    try:
-        _check_options(args)
-        scan = args.scan_particles is not None
-        counts = _scan_counts(args.scan_particles) if scan else [None]
-        configs = [_config(args, count) for count in counts]   # all checked before work
-        if (args.scaling or args.weak_scaling) and comm.size > 1:
-            flag = "--scaling" if args.scaling else "--weak-scaling"
-            raise BenchInputError(f"{flag} on {comm.size} ranks: allowed: one rank (it "
-                                  "models or launches the ranks itself)")
-    except (BenchInputError, ConfigError) as exc:
-        return bad_input(str(exc), comm.rank)
+def run_bench(args, comm) -> int:
+    """`pvmc bench`: one problem, or a scan over particle counts; exit code 0. Bad input
+    raises ConfigError or BenchInputError (one line naming the option); its
+    ``one_rank`` is True where only this rank found it after the work began."""
+    check_options(args)
+    scan = args.scan_particles is not None
+    counts = scan_counts(args.scan_particles) if scan else [None]
+    configs = [_config(args, count) for count in counts]   # all checked before work
+    if (args.scaling or args.weak_scaling) and comm.size > 1:
+        flag = "--scaling" if args.scaling else "--weak-scaling"
+        raise BenchInputError(f"{flag} on {comm.size} ranks: allowed: one rank (it "
+                              "models or launches the ranks itself)")
     say = (lambda text: print(text, flush=True)) if comm.rank == 0 else (lambda text: None)
     if args.allreduce is not None:
         return bench_scaling.cmd_allreduce(args, comm, say)
@@ -432,13 +208,13 @@ def cmd_bench(args) -> int:
             try:
                 ref = _compile_reference(args.reference, workdir, configs[0])
                 for cfg in configs:
-                    _check_reference_fits(cfg, ref, _fermion_setup(cfg, scan, ref.fermions))
+                    _check_reference_fits(cfg, ref, fermion_setup(cfg, scan, ref.fermions))
             except BenchInputError as exc:
                 problem = str(exc)
         problem, ref_fermions = comm.bcast((problem, ref is not None and ref.fermions))
         if problem:
-            return bad_input(problem, comm.rank)
-        fermion = [_fermion_setup(cfg, scan, ref_fermions) for cfg in configs]
+            raise BenchInputError(problem)
+        fermion = [fermion_setup(cfg, scan, ref_fermions) for cfg in configs]
         try:
             if args.efficiency:
                 return efficiency.run(args, comm, configs[0], say)
@@ -451,39 +227,37 @@ def cmd_bench(args) -> int:
                     args, comm, configs[0], fermion[0]), say)
             return _single(args, comm, configs[0], fermion[0], ref, say)
         except BenchInputError as exc:   # setup, or the reference failed after its check
-            bad_input(str(exc), comm.rank)
-            if comm.size > 1:
-                comm.abort(2)
-            return 2
+            exc.one_rank = True
+            raise
 
 
 def _production_ns(args, comm, cfg, fermion: bool) -> list:
     """ns/move of the config's production (with its observables, as a run does), one
     per timed run."""
-    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    theta, sampler, walkers = setup(args, comm, cfg, fermion)
     P = sampler.system.particles
     sweeps = max(1, int(args.moves / (P * args.walkers)))
     layout = (observables.Layout.from_config(cfg.production, sampler.system, sweeps)
               if cfg.production.observables else None)
-    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE, layout)      # compile, warm up
-    _thermalize(args, comm, sampler, theta, walkers, fermion)
-    return [1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE, layout)
+    time_kernel(sampler, theta, walkers, 2, K.PRODUCE, layout)      # compile, warm up
+    thermalize(args, comm, sampler, theta, walkers, fermion)
+    return [1e9 * time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE, layout)
             / (sweeps * P * args.walkers) for _ in range(args.repeats)]
 
 
 def _single(args, comm, cfg, fermion, ref, say) -> int:
     """The benchmark of one problem: every figure of the module docstring."""
-    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    theta, sampler, walkers = setup(args, comm, cfg, fermion)
     P = sampler.system.particles
     sweeps = max(1, int(args.moves / (P * args.walkers)))
     say(f"problem: P={P} D={cfg.system.dimensions} H={sampler.wf.layout.n_hidden} "
         f"{_problem_text(cfg, fermion)}; {comm.size} rank(s) x {args.walkers} walkers, "
         f"{sweeps} sweeps per walker per timed run")
     sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
-    _time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
+    time_kernel(sampler, theta, walkers, 2, K.PRODUCE,
                  observables.Layout.from_config(cfg.production, sampler.system, 2))
     sampler.accumulate(theta, walkers, 2)
-    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    thermalize(args, comm, sampler, theta, walkers, fermion)
     return _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say)
 
 
@@ -507,7 +281,7 @@ def _alternate(args, comm, sampler, theta, walkers, sweeps, ref) -> Timed:
     for _ in range(args.repeats):
         comm.barrier()
         start = time.process_time()
-        seconds = _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE)
+        seconds = time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE)
         cpu, wall = cpu + time.process_time() - start, wall + seconds
         ours.append(1e9 * seconds / moves)
         if ref is not None:
@@ -527,8 +301,8 @@ def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
     obs_layout = observables.Layout.from_config(cfg.production, sampler.system, sweeps)
     opt, with_obs = [], []
     for _ in range(max(1, args.repeats // 2)):
-        opt.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.OPTIMIZE) / moves)
-        with_obs.append(1e9 * _time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE,
+        opt.append(1e9 * time_kernel(sampler, theta, walkers, sweeps, K.OPTIMIZE) / moves)
+        with_obs.append(1e9 * time_kernel(sampler, theta, walkers, sweeps, K.PRODUCE,
                                            obs_layout) / moves)
     med = statistics.median(ours)
     say(f"kernel, production (E_L per sweep):   {med:8.1f} ns/move  "
@@ -604,11 +378,11 @@ def _scan(args, comm, configs, fermion, ref, say) -> int:
 
 def _scan_count(args, comm, cfg, fermion, ref) -> dict:
     """One count of the scan: set up, compile, thermalise, alternate; its table row."""
-    theta, sampler, walkers = _setup(args, comm, cfg, fermion)
+    theta, sampler, walkers = setup(args, comm, cfg, fermion)
     P = sampler.system.particles
     sweeps = max(1, int(args.moves / (P * args.walkers)))
     sampler.produce(theta, walkers, 2, components=False)        # compile + warm up
-    _thermalize(args, comm, sampler, theta, walkers, fermion)
+    thermalize(args, comm, sampler, theta, walkers, fermion)
     timed = _alternate(args, comm, sampler, theta, walkers, sweeps, ref)
     row = {"P": P, "H": sampler.wf.layout.n_hidden, "ours": statistics.median(timed.ours),
            "cpu": timed.cpu, "acc": timed.acceptance, "step": sampler.step}

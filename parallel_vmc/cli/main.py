@@ -18,21 +18,8 @@ import sys
 import traceback
 
 from ..runfile import schema as S
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
-EXIT_CLOSED_OUTPUT = 141      # 128 + SIGPIPE: what a shell tool dies with under `| head`
-
-
-def closed_output() -> int:
-    """The reader of stdout went away (``pvmc info RUN.h5 | head``): stop quietly, as
-    a shell tool does, with stdout pointed at /dev/null so that Python's final flush
-    does not fail again."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return EXIT_CLOSED_OUTPUT
-
+from .common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
+                     LaunchMismatch, bad_input, check_walltime, closed_output, world)
 
 class InputError(Exception):
     """Bad input that is not a config key (files, paths)."""
@@ -100,39 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
 
-    from ..bench.kernel import add_arguments
+    from ..bench.options import add_arguments
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
     add_arguments(p)
     return parser
 
 
-def bad_input(text: str, rank: int = 0) -> int:
-    """Report bad input on rank 0 as one 'pvmc: error:' line; the exit code (2)."""
-    if rank == 0:
-        print(f"pvmc: error: {text}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
-
-
-class LaunchMismatch(Exception):
-    """The launcher started more tasks than MPI connected (message in args[0])."""
-
-
-def _world():
-    """The communicator; LaunchMismatch before anything is read or written when the
-    launcher asked for more tasks than MPI connected."""
-    import os
-
-    from ..parallel import launch_problem, world
-    comm = world()
-    problem = launch_problem(comm.size, os.environ)
-    if problem:
-        raise LaunchMismatch(problem)
-    return comm
-
-
 def _load(args):
     from ..config.vmc import load_config
     return load_config(args.config, args.overrides, args.output)
+
+
+def cmd_bench(args) -> int:
+    """`pvmc bench` (``bench.kernel.run_bench``) with its bad input as exit code 2."""
+    from ..bench.kernel import run_bench
+    from ..bench.options import BenchInputError
+    from ..config.fields import ConfigError
+    comm = world()
+    try:
+        return run_bench(args, comm)
+    except (BenchInputError, ConfigError) as exc:
+        bad_input(str(exc), comm.rank)
+        if getattr(exc, "one_rank", False) and comm.size > 1:
+            comm.abort(EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
 
 
 def cmd_validate(args) -> int:
@@ -142,9 +120,9 @@ def cmd_validate(args) -> int:
     if is_train_config(args.config):
         from .train import cmd_validate as validate_training
         return validate_training(args)
-    from ..config.vmc import ConfigError
+    from ..config.fields import ConfigError
     from ..run.preflight import all_problems
-    comm = _world()
+    comm = world()
     try:
         cfg = _load(args)
     except ConfigError as exc:
@@ -166,13 +144,6 @@ def _with_output(cfg, path: str, max_walltime: str | None):
     if max_walltime is not None:
         changes["max_walltime"] = max_walltime
     return cfg.replace(output=dataclasses.replace(cfg.output, **changes))
-
-
-def _check_walltime(text: str | None) -> None:
-    if text is None:
-        return
-    from ..config.vmc import SPEC, check_value
-    check_value("--max-walltime", SPEC["output"]["max_walltime"], text)
 
 
 def _run_problem(args, cfg, comm, ranks_on_node):
@@ -200,12 +171,12 @@ def _run_problem(args, cfg, comm, ranks_on_node):
 
 
 def cmd_run(args) -> int:
-    from ..config.vmc import ConfigError
-    comm = _world()
+    from ..config.fields import ConfigError
+    comm = world()
     ranks_on_node = comm.ranks_on_node()
     problem = resume = None
     try:
-        _check_walltime(args.max_walltime)
+        check_walltime(args.max_walltime)
         cfg = _load(args)
         if args.max_walltime is not None:
             cfg = _with_output(cfg, cfg.output.path, args.max_walltime)
@@ -247,14 +218,15 @@ def cmd_resume(args) -> int:
     if is_training_file(args.run_file):
         from .train import cmd_resume as resume_training
         return resume_training(args)
-    from ..config.vmc import ConfigError, config_from_yaml_text
+    from ..config.fields import ConfigError
+    from ..config.vmc import config_from_yaml_text
     from ..run.preflight import resources_problem, samples_problem
-    comm = _world()
+    comm = world()
     ranks_on_node = comm.ranks_on_node()
     path = args.run_file
     problem = payload = None
     try:
-        _check_walltime(args.max_walltime)
+        check_walltime(args.max_walltime)
         if comm.rank == 0:
             payload = _read_resumable(path)
             if payload == "completed":
@@ -346,7 +318,7 @@ def _read_resumable(path: str, cfg=None):
 
 
 def _stored_config(path: str, attrs: dict) -> dict:
-    from ..config.vmc import ConfigError, parse_yaml
+    from ..config.fields import ConfigError, parse_yaml
     try:
         stored = parse_yaml(_text(attrs[S.CONFIG]), f"{path} (stored config)")
     except ConfigError as exc:
@@ -378,7 +350,8 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
     now, or None. A config stored before a key existed reads with the key's default,
     which may add a part: system.statistics (default fermions) adds the Slater part to
     a run of P > 2 from before fermions, whose theta has no orbital scale."""
-    from ..config.vmc import ConfigError, config_from_yaml_text
+    from ..config.fields import ConfigError
+    from ..config.vmc import config_from_yaml_text
     from ..wavefunction import Layout
     try:
         cfg = config_from_yaml_text(_text(c_attrs["config"]))
@@ -611,7 +584,6 @@ def main(argv=None) -> int:
     handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
                "info": cmd_info, "mpi": cmd_mpi, "train": _cmd_train}.get(args.command)
     if handler is None:
-        from ..bench.kernel import cmd_bench
         handler = cmd_bench
     try:
         return handler(args)

@@ -1,5 +1,5 @@
 """`pvmc train CONFIG` and `pvmc resume TRAINING.h5`: checks before any work, then the
-run on every rank, with the exit codes of ``cli.py`` (0 done, 1 failed, 2 bad input,
+run on every rank, with the exit codes of ``common.py`` (0 done, 1 failed, 2 bad input,
 75 stopped with a checkpoint)."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 import sys
 import traceback
 
-from .main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _world, bad_input
-from ..config.vmc import ConfigError
+from .common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, bad_input,
+                     check_walltime, world)
+from ..config.fields import ConfigError
 from ..generative import config as gconfig, gio
 from ..generative.runner import Session, StopRequested, preflight, summary_lines
 from ..generative.train import Diverged
@@ -50,23 +51,22 @@ def _prepare(comm, load):
 
 def _stop_problem(args) -> str | None:
     """Why --stop-after or --max-walltime is wrong, or None."""
-    from .main import _check_walltime
     if args.stop_after is not None and args.stop_after < 1:
         return f"--stop-after: {args.stop_after} is out of range; allowed: integer >= 1"
     try:
-        _check_walltime(args.max_walltime)
+        check_walltime(args.max_walltime)
     except ConfigError as exc:
         return str(exc)
     return None
 
 
 def _walltime(args) -> float | None:
-    from ..config.vmc import walltime_seconds
+    from ..config.fields import walltime_seconds
     return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
 
 
 def cmd_train(args) -> int:
-    comm = _world()
+    comm = world()
     problem = _stop_problem(args)
     if problem:
         return bad_input(problem, comm.rank)
@@ -93,7 +93,7 @@ def cmd_train(args) -> int:
 
 def cmd_resume(args) -> int:
     """Continue the training file args.run_file from its checkpoint."""
-    comm = _world()
+    comm = world()
     path = args.run_file
     problem = _stop_problem(args)
     if problem:
@@ -196,7 +196,7 @@ def cmd_info(args) -> int:
 def cmd_validate(args) -> int:
     """`pvmc validate TRAIN_CONFIG`: the train config's checks, the data and the batch
     layout for the rank count it runs on; prints the resolved config. No work."""
-    comm = _world()
+    comm = world()
 
     def load():
         return gconfig.load(args.config, args.overrides, args.output), None

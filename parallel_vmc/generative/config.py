@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from ..config.vmc import (ConfigDumper, ConfigError, Field, REQUIRED, _got, _read_config_file, _refuse_unknown, check_value, parse_override, parse_yaml)
+from ..config.fields import (REQUIRED, ConfigDumper, ConfigError, Field, check_value, got,
+                             parse_override, parse_yaml, read_config_file, refuse_unknown)
 
 DATA_NAMES = ("bars_stripes", "digits", "mixture2d", "idx")
 MAX_LAYERS = 8
@@ -128,8 +129,8 @@ def _section(name: str, given: Any):
     """The frozen section ``name`` from its raw mapping (None: all defaults)."""
     given = {} if given is None else given
     if not isinstance(given, dict):
-        raise ConfigError(f"{name}: expected a mapping of keys, {_got(given)}")
-    _refuse_unknown(given, list(SPEC[name]), name)
+        raise ConfigError(f"{name}: expected a mapping of keys, {got(given)}")
+    refuse_unknown(given, list(SPEC[name]), name)
     values = {}
     for key, field in SPEC[name].items():
         if key in given:
@@ -146,12 +147,12 @@ def _layers(given: Any) -> tuple:
     """dbn.layers as a tuple of positive ints."""
     given = {} if given is None else given
     if not isinstance(given, dict):
-        raise ConfigError(f"dbn: expected a mapping of keys, {_got(given)}")
-    _refuse_unknown(given, ["layers"], "dbn")
+        raise ConfigError(f"dbn: expected a mapping of keys, {got(given)}")
+    refuse_unknown(given, ["layers"], "dbn")
     layers = given.get("layers") or []
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
         raise ConfigError(f"dbn.layers: expected a list of at most {MAX_LAYERS} hidden "
-                          f"sizes, {_got(layers)}")
+                          f"sizes, {got(layers)}")
     field = Field("int", None, LAYERS_DOC, minimum=1, maximum=100000)
     return tuple(check_value(f"dbn.layers[{i}]", field, n) for i, n in enumerate(layers))
 
@@ -160,8 +161,8 @@ def from_dict(raw: Any, source: str = "config") -> TrainConfig:
     """Validate a parsed YAML mapping; ConfigError naming the key otherwise."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), {_got(raw)}")
-    _refuse_unknown(raw, SECTIONS, "")
+                          f"({', '.join(SECTIONS)}), {got(raw)}")
+    refuse_unknown(raw, SECTIONS, "")
     if "data" not in raw:
         raise ConfigError("data: section is required (name: "
                           f"{', '.join(DATA_NAMES)})")
@@ -202,7 +203,7 @@ def apply_overrides(raw: dict, overrides: list) -> dict:
                               f"{', '.join(SECTIONS)}")
         current = raw.get(section) or {}
         if not isinstance(current, dict):
-            raise ConfigError(f"{section}: expected a mapping of keys, {_got(current)}")
+            raise ConfigError(f"{section}: expected a mapping of keys, {got(current)}")
         raw[section] = {**current, key: value}
     return raw
 
@@ -210,16 +211,16 @@ def apply_overrides(raw: dict, overrides: list) -> dict:
 def load(path: str, overrides: list = (), output: str | None = None) -> TrainConfig:
     """Read, override and validate a train config file."""
     source = f"config file {path}"
-    raw = parse_yaml(_read_config_file(path), source)
+    raw = parse_yaml(read_config_file(path), source)
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), {_got(raw)}")
+                          f"({', '.join(SECTIONS)}), {got(raw)}")
     raw = apply_overrides(raw, list(overrides))
     if output is not None:
         current = raw.get("output") or {}
         if not isinstance(current, dict):
-            raise ConfigError(f"output: expected a mapping of keys, {_got(current)}")
+            raise ConfigError(f"output: expected a mapping of keys, {got(current)}")
         raw["output"] = {**current, "path": output}
     return from_dict(raw, source=path)
 
@@ -258,7 +259,7 @@ def is_train_config(path: str) -> bool:
     """Does the YAML file at path look like a train config (a data section and no
     system section)? False for anything unreadable: the VMC loader then reports it."""
     try:
-        raw = parse_yaml(_read_config_file(path), path)
+        raw = parse_yaml(read_config_file(path), path)
     except ConfigError:
         return False
     return isinstance(raw, dict) and "data" in raw and "system" not in raw

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-from ..config.vmc import ConfigError
+from ..config.fields import ConfigError
 
 __all__ = ["DataError", "bars_and_stripes", "sample_patterns", "digits",
            "gaussian_mixture", "read_idx", "read_mnist", "split", "check_data",

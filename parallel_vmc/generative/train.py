@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 
 from .. import optimizers
-from ..config.vmc import ConfigError
+from ..config.fields import ConfigError
 from ..rng import chain_states
 from .gibbs import sweep_kernel
 from .model import RBM, sigmoid_scalar

@@ -37,7 +37,7 @@ from ..runfile import schema as S
 from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
 from ..control import READY_FILE_VARIABLE, Control
 from ..runfile.output import now_iso
-from .state import per_walker, production_chunk
+from ..sizes import per_walker, production_chunk
 from ..sampling.samplers import Sampler
 from .segment import RunRefused, Segment
 from .summary import summarize as production_summary
@@ -110,7 +110,7 @@ class Run:
                                self.n_chains)
 
     def _control(self, start_time: float | None) -> Control:
-        from ..config.vmc import walltime_seconds
+        from ..config.fields import walltime_seconds
         limit = self.cfg.output.max_walltime
         kwargs = {} if start_time is None else {"start": start_time}
         return Control(self.comm.rank, self.cfg.output.checkpoint_every,

@@ -85,7 +85,7 @@ def _name_max(directory: str) -> int:
 
 def samples_problem(cfg, n_ranks: int) -> str | None:
     """Production needs at least 4 samples per chain (blocking, R-hat)."""
-    from .state import per_walker
+    from ..sizes import per_walker
     n_chains = n_ranks * cfg.sampler.walkers_per_rank
     if per_walker(cfg.production.samples, n_chains) < 4:
         return (f"production.samples: {cfg.production.samples} gives fewer than 4 "
@@ -98,10 +98,8 @@ class Sizes:
 
     def __init__(self, cfg, n_ranks: int):
         from ..sampling.estimators import iteration_size
-        from ..sampling.observables import Layout as ObsLayout
-        from .state import per_walker, production_chunk
-        from ..sampling.samplers import O_ROWS_BUDGET, walkers_per_call
-        from ..system import System
+        from ..sampling.obs_layout import Layout as ObsLayout
+        from ..sizes import O_ROWS_BUDGET, per_walker, production_chunk, walkers_per_call
         from ..wavefunction import Layout
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
         self.P = sy.particles
@@ -124,8 +122,7 @@ class Sizes:
         self.pair_tables = 16 * self.P * self.P if wf.jastrow == "pade" else 0
         self.obs = 0
         if cfg.production.observables:
-            layout = ObsLayout.from_config(cfg.production, System.from_config(sy),
-                                           self.n_samples)
+            layout = ObsLayout.from_config(cfg.production, sy, self.n_samples)
             self.obs = 8 * layout.n_batches * layout.width
 
     def memory_per_rank(self) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from .collective import RunFailed
 from ..runfile.hdf5io import FileInUse
 from ..runfile.output import RunFile
 from ..parallel import row_counts
-from .state import production_chunk
+from ..sizes import production_chunk
 from ..runfile.writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
 
 SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)

@@ -2,7 +2,7 @@
 (:class:`State`), the checkpoint payload it makes with the walkers of every rank, and
 its restoration from a checkpoint: exactly on the same chain count, or re-seeded on
 another one (new chain streams from the saved configurations). Also how the work
-divides over the chains (:class:`Chains`, :func:`per_walker`, :func:`production_chunk`),
+divides over the chains (:class:`Chains`; the sweeps per walker: ``sizes.py``),
 which ``preflight`` uses for its sizes without starting a run.
 
 The sampler's step lives in ``samplers.Sampler.step`` alone; the payload stores it as
@@ -28,8 +28,6 @@ REQUIRED_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "therm_don
                   "tune_k") + SCALARS + ("progress", "written")
 REQUIRED_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "therm_acc",
                    "prod_totals", "recent")
-PRODUCTION_GATHER_BYTES = 32 * 2**20   # bound on one gathered production block
-PRODUCTION_CHUNK_SWEEPS = 4096         # bound on one production unit of work
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,6 @@ class Chains:
     def rows(self) -> slice:
         """This rank's rows of an (n_chains, ...) array."""
         return slice(self.first, self.first + self.per_rank)
-
-
-def per_walker(total: int, n_chains: int) -> int:
-    """Sweeps per walker so that all chains together give at least ``total``."""
-    return max(1, math.ceil(total / n_chains))
-
-
-def production_chunk(n: int, n_chains: int) -> int:
-    """Sweeps per production unit: bounded in time and in gathered bytes; fixed by the
-    config and the chain count alone."""
-    return max(16, min(n, PRODUCTION_CHUNK_SWEEPS, PRODUCTION_GATHER_BYTES // (8 * n_chains)))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from . import estimators
 from . import observables
 from ..runfile import schema
 from ..rng import chain_states
+from ..sizes import O_ROWS_BUDGET, walkers_per_call
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
@@ -24,17 +25,6 @@ TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) pe
 TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
                          # step settles instead of following the noise of the last chunk
 STUCK_SWEEPS = 1000      # a walker without an accepted move this long is stuck
-# Bytes of the O rows one SR kernel call may store. O^T O by BLAS is as fast in blocks of
-# >= 4096 rows as in one (1683 parameters: 4096 rows are 55 MB), so more, smaller calls
-# cost nothing and the budget can be small: it is per rank, and nodes run many ranks.
-O_ROWS_BUDGET = 64 * 2**20
-
-
-def walkers_per_call(n_walkers: int, n_sweeps: int, n_params: int, budget: int) -> int:
-    """Walkers per SR kernel call so that their O rows, (walkers * n_sweeps, n_params)
-    float64, fit in ``budget`` bytes; at least one, as a walker's iteration is never
-    split (see :meth:`Sampler.accumulate`)."""
-    return max(1, min(n_walkers, budget // max(8 * n_sweeps * n_params, 1)))
 
 
 class Walkers:
@@ -65,7 +55,7 @@ class Walkers:
         """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
         no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
         other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
-        from ..config.vmc import ConfigError
+        from ..config.fields import ConfigError
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
         failed = K.init_positions(positions, rng, width, dimensions, hard_core)

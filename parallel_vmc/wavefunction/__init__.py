@@ -17,14 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compose, pair_jastrow, rbm, slater
-from .layout import PAIR_PARTS, PARTS, Block, Layout, Part
-from .pair_jastrow import N_PAIR_KINDS, pade_cusps
-from .rbm import RBMParams, exact_sigma, psi_exponent
+from .layout import N_PAIR_KINDS, PAIR_PARTS, PARTS, Block, Layout, Part
 
-__all__ = ["PARTS", "Part", "Block", "Layout", "WaveFunction", "compose", "rbm",
-           "pair_jastrow", "slater", "N_PAIR_KINDS", "exact_sigma", "psi_exponent",
-           "pade_cusps"]
+# The jitted part modules are imported where they are used, not here: the registry and
+# the layout serve config validation, which runs without numba.
+__all__ = ["PARTS", "PAIR_PARTS", "Part", "Block", "Layout", "WaveFunction",
+           "N_PAIR_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,8 @@ class WaveFunction:
     def orbitals(self) -> np.ndarray:
         """(P/2, D) int64: the oscillator quantum numbers of the orbitals each spin
         occupies (the Slater part's columns)."""
-        return slater.quantum_numbers(self.particles // 2, self.dimensions)
+        from ..shells import quantum_numbers
+        return quantum_numbers(self.particles // 2, self.dimensions)
 
     def orbital_scale(self, theta: np.ndarray) -> float:
         """The orbital scale alpha in theta (Slater part)."""
@@ -66,6 +65,7 @@ class WaveFunction:
 
     @property
     def c(self) -> float:
+        from .rbm import psi_exponent
         return psi_exponent(self.psi)
 
     @property
@@ -75,10 +75,12 @@ class WaveFunction:
     @property
     def cusp(self) -> np.ndarray:
         """(P, P) Padé-Jastrow cusps A_pq (0 on the diagonal), for the run file."""
+        from .pair_jastrow import pade_cusps
         return pade_cusps(self.particles, self.dimensions)[0]
 
     @classmethod
     def from_config(cls, wf_cfg, system) -> "WaveFunction":
+        from .rbm import exact_sigma
         sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega,
                                                                          wf_cfg.psi)
         omega_z = system.omega if system.omega_z is None else system.omega_z
@@ -95,6 +97,7 @@ class WaveFunction:
         """(RBMParams, the pair part's (PadeParams or HardSphereParams) or None,
         SlaterParams or None): where the parts find their blocks in theta and their fixed
         numbers, as the kernels take them."""
+        from . import pair_jastrow, rbm, slater
         lay = self.layout
         r = rbm.params(lay.part_offset("rbm"), lay.n_visible, lay.n_hidden, self.sigma,
                        self.width_z, self.psi, self.dimensions,

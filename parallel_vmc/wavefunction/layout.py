@@ -4,7 +4,7 @@ The variational parameters form one flat vector theta: the blocks of the present
 in the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti,
 beta_para]`` with the Padé-Jastrow factor (the hard-sphere factor has no parameters),
 then ``[alpha]`` with the Slater determinants). :class:`Layout` is the one home of the blocks' names, offsets and sizes
-(and so of ``n_params``).
+(and so of ``n_params``). Numba-free: config validation reads the registry.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import pair_jastrow, rbm, slater
 
 
 @dataclass(frozen=True)
@@ -29,23 +28,28 @@ class Part:
     blocks: object
 
 
+# Block sizes the part modules read too (one home: here, numba-free)
+N_PAIR_KINDS = 2       # Padé betas: antiparallel, parallel
+WIDTH_AXES = 2         # variational widths: [delta_xy, delta_z]
+
+
 def needs_determinants(system) -> bool:
     """Fermions beyond two: for P = 2 the determinants of one orbital are constants."""
     return system.statistics == "fermions" and system.particles > 2
 
 
-PARTS = (
-    Part("rbm", lambda sy, wf: True, "always", 1, rbm.blocks),                # rbm.py
-    Part("widths", lambda sy, wf: wf.variational_widths,                     # rbm.py:
-         "wavefunction.variational_widths: true", 1,                         # the RBM's
-         lambda M, N: rbm.width_blocks()),                                   # Gaussian
+PARTS = (   # each part's blocks: (name, shape) of its parameters, given (M, N)
+    Part("rbm", lambda sy, wf: True, "always", 1,                          # rbm.py
+         lambda M, N: (("a", (M,)), ("b", (N,)), ("W", (M, N)))),
+    Part("widths", lambda sy, wf: wf.variational_widths,                   # rbm.py: the
+         "wavefunction.variational_widths: true", 1,                       # RBM's Gaussian
+         lambda M, N: (("width_shift", (WIDTH_AXES,)),)),
     Part("pade", lambda sy, wf: wf.jastrow == "pade", "wavefunction.jastrow: pade", 2,
-         lambda M, N: pair_jastrow.blocks()),                                # pair_jastrow.py
+         lambda M, N: (("jastrow_beta", (N_PAIR_KINDS,)),)),               # pair_jastrow.py
     Part("hard_sphere", lambda sy, wf: wf.jastrow == "hard_sphere",
-         "wavefunction.jastrow: hard_sphere", 1,
-         lambda M, N: pair_jastrow.hard_sphere_blocks()),                    # pair_jastrow.py
+         "wavefunction.jastrow: hard_sphere", 1, lambda M, N: ()),         # pair_jastrow.py
     Part("slater", lambda sy, wf: needs_determinants(sy), "system.statistics: fermions",
-         1, lambda M, N: slater.blocks()),                                   # slater.py
+         1, lambda M, N: (("orbital_scale", (1,)),)),                      # slater.py
 )
 
 

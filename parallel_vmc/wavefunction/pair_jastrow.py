@@ -47,8 +47,8 @@ from numba.extending import overload
 
 from ..system import distance, pair_distance
 from ..jit.unsigned import u
+from .layout import N_PAIR_KINDS   # antiparallel, parallel
 
-N_PAIR_KINDS = 2       # antiparallel, parallel
 
 # Inlining the pair laws' overloads makes numba's SSA pass print a "pedantic" internal
 # warning per compiled kernel (variables of the inlined overloads "not in scope"); the
@@ -74,16 +74,6 @@ class HardSphereParams(NamedTuple):
     offset: int          # where its (empty) block would sit in theta
     n_particles: int     # P
     radius: float        # a: f = 1 - a/r for r > a, else 0
-
-
-def blocks() -> tuple:
-    """The named sub-blocks of the Padé parameter block: ((name, shape), ...)."""
-    return (("jastrow_beta", (N_PAIR_KINDS,)),)
-
-
-def hard_sphere_blocks() -> tuple:
-    """The hard-sphere factor has no parameters."""
-    return ()
 
 
 def hard_sphere_params(offset: int, P: int, radius: float) -> HardSphereParams:

@@ -93,14 +93,6 @@ def params(offset: int, n_visible: int, n_hidden: int, sigma: float, sigma_z: fl
                      True if n_hidden >= WIDEST_LAYER else None)
 
 
-WIDTH_AXES = 2        # [delta_xy, delta_z]
-
-
-def width_blocks() -> tuple:
-    """The named sub-blocks of the variational widths: ((name, shape),)."""
-    return (("width_shift", (WIDTH_AXES,)),)
-
-
 def exact_sigma(omega: float, psi: str) -> float:
     """The width that makes a = W = 0 the exact non-interacting ground state.
 
@@ -108,11 +100,6 @@ def exact_sigma(omega: float, psi: str) -> float:
     sigma^2 = c / omega: 1/(2 omega) for sqrt, 1/omega for full.
     """
     return float(np.sqrt(psi_exponent(psi) / omega))
-
-
-def blocks(n_visible: int, n_hidden: int) -> tuple:
-    """The named sub-blocks of the parameter block: ((name, shape), ...)."""
-    return (("a", (n_visible,)), ("b", (n_hidden,)), ("W", (n_visible, n_hidden)))
 
 
 # --------------------------------------------------------------------------- scalar math
