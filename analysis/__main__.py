@@ -1,4 +1,5 @@
 """``python -m analysis``: see analysis.cli."""
+
 import sys
 
 from analysis.cli import main

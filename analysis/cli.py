@@ -12,6 +12,7 @@ opened read-only. A file whose samples no longer give the energy its /summary st
 ``SUMMARY MISMATCH`` row (JSON: ``summary_mismatch``): the numbers shown are those of
 the samples as they are now, and the report says they are not the run's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,23 +24,23 @@ import tempfile
 
 import numpy as np
 
-from parallel_vmc.runfile import schema as S
-from parallel_vmc.runfile.schema import shell_volumes
-
-from parallel_vmc.stats.blocking import SHORT_BATCHES, batches_too_short
 from analysis.generative import is_training_file
 from analysis.plots import PlotError
 from analysis.runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
+from parallel_vmc.runfile import schema as S
+from parallel_vmc.runfile.schema import shell_volumes
+from parallel_vmc.stats.blocking import SHORT_BATCHES, batches_too_short
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
-ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)                       # potential: format <= 2
-SCALAR_ORDER = S.COMPONENTS + (S.LOCAL_ENERGY, S.R12)             # in the table
+ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)  # potential: format <= 2
+SCALAR_ORDER = S.COMPONENTS + (S.LOCAL_ENERGY, S.R12)  # in the table
 HISTOGRAM_NAMES = tuple(S.HISTOGRAMS)
-UNITS = ("hbar = m = e = 1; E in units of hbar*omega_0, lengths in "
-         "sqrt(hbar/(m*omega_0)), omega_0 = 1")
-MAX_N_BOOT = 100_000   # replicates: the bootstrap's precision ~1/sqrt(2 n_boot) is ample
-MAX_SEED = 2 ** 32 - 1
-SUMMARY_RTOL = 1e-9    # /summary vs the same samples' mean: round-off only
+UNITS = (
+    "hbar = m = e = 1; E in units of hbar*omega_0, lengths in sqrt(hbar/(m*omega_0)), omega_0 = 1"
+)
+MAX_N_BOOT = 100_000  # replicates: the bootstrap's precision ~1/sqrt(2 n_boot) is ample
+MAX_SEED = 2**32 - 1
+SUMMARY_RTOL = 1e-9  # /summary vs the same samples' mean: round-off only
 # series whose mean is infinite in a 1D Coulomb run (the bare 1/|x| at contact)
 INFINITE_MEAN_SERIES = (S.LOCAL_ENERGY, S.INTERACTION, S.POTENTIAL)
 
@@ -94,8 +95,11 @@ def sampler_used(run) -> dict:
     step, source = run.production_attrs.get("step"), "tuned"
     if not is_number(step):
         step, source = config.get("step"), "initial, from the config"
-    return {"method": method, "step": step if is_number(step) else None,
-            "step_source": source if is_number(step) else None}
+    return {
+        "method": method,
+        "step": step if is_number(step) else None,
+        "step_source": source if is_number(step) else None,
+    }
 
 
 def sigma_used(run) -> dict:
@@ -112,8 +116,7 @@ def statistics_used(run) -> str | None:
     """fermions | bosons: /wavefunction's attribute (format 4), else the config's; None
     for a file from before fermions (its RBM had no determinants)."""
     stored = run.wavefunction_attrs.get(S.STATISTICS)
-    return stored if isinstance(stored, str) else _section(run.config, "system").get(
-        S.STATISTICS)
+    return stored if isinstance(stored, str) else _section(run.config, "system").get(S.STATISTICS)
 
 
 def orbitals_used(run) -> dict | None:
@@ -124,9 +127,12 @@ def orbitals_used(run) -> dict | None:
     if q is None:
         return None
     scale = run.wavefunction.get(S.ORBITAL_SCALE)
-    return {"quantum_numbers": q.tolist(), "text": S.orbitals_text(q),
-            "orbital_scale": None if scale is None else float(scale.ravel()[0]),
-            "inverse_drift": run.wavefunction_attrs.get(S.INVERSE_DRIFT)}
+    return {
+        "quantum_numbers": q.tolist(),
+        "text": S.orbitals_text(q),
+        "orbital_scale": None if scale is None else float(scale.ravel()[0]),
+        "inverse_drift": run.wavefunction_attrs.get(S.INVERSE_DRIFT),
+    }
 
 
 def infinite_mean_reason(config) -> str | None:
@@ -138,12 +144,18 @@ def infinite_mean_reason(config) -> str | None:
     nothing."""
     system = _section(config, "system")
     particles = system.get("particles")
-    if (system.get("dimensions") == 1 and system.get("interaction", "coulomb") == "coulomb"
-            and is_number(particles) and particles > 1):
-        return ("1D Coulomb: the bare 1/|x| is not integrable at contact and the RBM has no "
-                "node there, so the mean local energy (and interaction) is INFINITE: the "
-                "printed mean is not an estimate of anything and its error bar is "
-                "meaningless")
+    if (
+        system.get("dimensions") == 1
+        and system.get("interaction", "coulomb") == "coulomb"
+        and is_number(particles)
+        and particles > 1
+    ):
+        return (
+            "1D Coulomb: the bare 1/|x| is not integrable at contact and the RBM has no "
+            "node there, so the mean local energy (and interaction) is INFINITE: the "
+            "printed mean is not an estimate of anything and its error bar is "
+            "meaningless"
+        )
     return None
 
 
@@ -161,10 +173,15 @@ def summary_mismatch(run) -> dict | None:
     error = float(error) if is_number(error) else float("nan")
     x = run.production.get(S.LOCAL_ENERGY)
     if x is None or x.size == 0:
-        return {"recomputed": None, "file": energy, "error": error, "in_errors": None,
-                "message": f"the file's /summary states E = {energy:.6f}, but "
-                           "/production/local_energy holds no samples: the file was changed "
-                           "after the run summarised them (damaged or edited)"}
+        return {
+            "recomputed": None,
+            "file": energy,
+            "error": error,
+            "in_errors": None,
+            "message": f"the file's /summary states E = {energy:.6f}, but "
+            "/production/local_energy holds no samples: the file was changed "
+            "after the run summarised them (damaged or edited)",
+        }
     mean = float(np.mean(x))
     n_file = s.get("n_samples")
     scale = max(abs(energy), abs(error) if math.isfinite(error) else 0.0)
@@ -173,16 +190,26 @@ def summary_mismatch(run) -> dict | None:
         return None
     diff = mean - energy
     sigmas = diff / error if math.isfinite(diff) and error > 0 else None
-    by = (f"by {diff:+.3g} = {sigmas:+.3g} x its error {error:.3g}" if sigmas is not None
-          else f"by {diff:+.3g}")
-    count = ("" if same_count
-             else f"; /summary counts {int(n_file)} samples, the file holds {x.size}")
-    return {"recomputed": mean, "file": energy, "error": error, "difference": diff,
-            "in_errors": sigmas, "n_samples": int(x.size),
-            "n_samples_file": int(n_file) if is_number(n_file) else None,
-            "message": f"the energy recomputed from the samples ({mean:.6f}) and the file's "
-                       f"/summary ({energy:.6f}) disagree {by}{count}: the samples were "
-                       "changed after the run summarised them (damaged or edited)"}
+    by = (
+        f"by {diff:+.3g} = {sigmas:+.3g} x its error {error:.3g}"
+        if sigmas is not None
+        else f"by {diff:+.3g}"
+    )
+    count = (
+        "" if same_count else f"; /summary counts {int(n_file)} samples, the file holds {x.size}"
+    )
+    return {
+        "recomputed": mean,
+        "file": energy,
+        "error": error,
+        "difference": diff,
+        "in_errors": sigmas,
+        "n_samples": int(x.size),
+        "n_samples_file": int(n_file) if is_number(n_file) else None,
+        "message": f"the energy recomputed from the samples ({mean:.6f}) and the file's "
+        f"/summary ({energy:.6f}) disagree {by}{count}: the samples were "
+        "changed after the run summarised them (damaged or edited)",
+    }
 
 
 def _finite(v) -> bool:
@@ -215,18 +242,26 @@ def chain_verdict(p: dict, walkers_per_rank=None) -> tuple:
     outliers = "; ".join(
         f"chain {c}{_rank(c, walkers_per_rank)}: its mean is {abs(z):.1f} standard errors "
         f"from the other chains' mean (limit {p.get('z_limit', float('nan')):.1f})"
-        for c, z in zip(flagged, zs))
+        for c, z in zip(flagged, zs)
+    )
     rhat, limit = p.get("rhat"), p.get("rhat_limit")
     if not p.get("rhat_ok", True):
         r, lim = _distinct(rhat, limit)
-        return "disagree", (f"split R-hat {r} is above its limit {lim} (its 99 % point for "
-                            "agreeing chains): the chain means scatter more than their "
-                            "errors allow; " + (outliers or "no single chain stands out"))
+        return "disagree", (
+            f"split R-hat {r} is above its limit {lim} (its 99 % point for "
+            "agreeing chains): the chain means scatter more than their "
+            "errors allow; " + (outliers or "no single chain stands out")
+        )
     if flagged:
-        within = ("R-hat {} within its limit {}".format(*_distinct(rhat, limit))
-                  if _finite(rhat) and _finite(limit) else "R-hat within its limit")
-        return "note", (f"the chains agree as a whole ({within}), but {outliers}: a rare "
-                        "run of large local energies (a heavy tail) or a stuck walker")
+        within = (
+            "R-hat {} within its limit {}".format(*_distinct(rhat, limit))
+            if _finite(rhat) and _finite(limit)
+            else "R-hat within its limit"
+        )
+        return "note", (
+            f"the chains agree as a whole ({within}), but {outliers}: a rare "
+            "run of large local energies (a heavy tail) or a stuck walker"
+        )
     return "agree", "chains agree"
 
 
@@ -234,17 +269,24 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
     """(production dict or None, ChainSummary or None) of one series, with its warnings
     and notes added to the report."""
     from parallel_vmc.stats.chains import summarize_chains
+
     if series not in run.production:
         return None, None
     x = run.production[series]
     pa = run.production_attrs
-    prod = {"series": series, "samples_per_chain_filled": int(x.shape[1]),
-            "n_chains": int(x.shape[0]), "acceptance": pa.get("acceptance"),
-            "step": pa.get("step"), "sampler": pa.get("sampler")}
+    prod = {
+        "series": series,
+        "samples_per_chain_filled": int(x.shape[1]),
+        "n_chains": int(x.shape[0]),
+        "acceptance": pa.get("acceptance"),
+        "step": pa.get("step"),
+        "sampler": pa.get("sampler"),
+    }
     summary = None
     if x.shape[1] < 4:
         report["warnings"].append(
-            f"production has only {x.shape[1]} sample(s) per chain so far; not analysed")
+            f"production has only {x.shape[1]} sample(s) per chain so far; not analysed"
+        )
     else:
         try:
             summary = summarize_chains(x, n_boot=n_boot, seed=seed)
@@ -255,10 +297,10 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
         if not summary.blocking.converged:
             report["warnings"].append(
                 "blocking found no level with uncorrelated blocks: the error is a "
-                "lower bound, the chains are too short for their correlation time")
+                "lower bound, the chains are too short for their correlation time"
+            )
         if not summary.autocorr.converged:
-            report["warnings"].append(
-                "no self-consistent window for tau_int: chains too short")
+            report["warnings"].append("no self-consistent window for tau_int: chains too short")
         verdict, message = chain_verdict(prod, run.attrs.get("walkers_per_rank"))
         prod["chains_verdict"] = verdict
         if verdict == "disagree":
@@ -312,8 +354,9 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
     prod, summary = _production_report(run, series, n_boot, seed, report)
     report["production"] = prod
     reason = infinite_mean_reason(run.config)
-    report["infinite_mean"] = ({"series": list(INFINITE_MEAN_SERIES), "reason": reason}
-                               if reason else None)
+    report["infinite_mean"] = (
+        {"series": list(INFINITE_MEAN_SERIES), "reason": reason} if reason else None
+    )
     if reason:
         report["warnings"].append(reason)
         if prod is not None:
@@ -324,9 +367,10 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         report["warnings"].append(report["summary_mismatch"]["message"])
     report["segments"] = run.segments
     report["observables"] = _observables_report(
-        run, report["warnings"],
-        blocking_error=summary.error if summary is not None and series == S.LOCAL_ENERGY
-        else None)
+        run,
+        report["warnings"],
+        blocking_error=summary.error if summary is not None and series == S.LOCAL_ENERGY else None,
+    )
     if not run.status.startswith(S.COMPLETED):
         report["warnings"].append(f"run status is '{run.status}': partial data analysed")
     return report, summary
@@ -341,7 +385,7 @@ def _integral(name: str, h: dict, dimensions) -> float | None:
         if not isinstance(dimensions, int) or not 1 <= dimensions <= 3:
             return None
         return float(np.sum(h["density"] * shell_volumes(h["edges"], dimensions)))
-    if name == S.DENSITY_XY:                   # column density over the plane's rings
+    if name == S.DENSITY_XY:  # column density over the plane's rings
         return float(np.sum(h["density"] * shell_volumes(h["edges"], 2)))
     return float(np.sum(h["density"] * np.diff(h["edges"])))
 
@@ -357,7 +401,7 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     obs = run.observables
     if not obs:
         return None
-    if not any(isinstance(v, dict) for v in obs.values()):   # formats 1-2: flat arrays
+    if not any(isinstance(v, dict) for v in obs.values()):  # formats 1-2: flat arrays
         return {"datasets": sorted(obs)}
     attrs = run.observables_attrs
     system = run.config.get("system")
@@ -366,8 +410,12 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     if isinstance(obs.get(S.DENSITY), dict):
         particles = obs[S.DENSITY]["attrs"].get("particles", particles)
     samples = attrs.get("samples")
-    out = {"n_batches": attrs.get("n_batches"), "samples": samples,
-           "error_method": attrs.get("error_method"), "scalars": {}}
+    out = {
+        "n_batches": attrs.get("n_batches"),
+        "samples": samples,
+        "error_method": attrs.get("error_method"),
+        "scalars": {},
+    }
     for name in SCALAR_OBSERVABLES:
         if isinstance(obs.get(name), dict):
             out["scalars"][name] = {"mean": obs[name]["mean"], "error": obs[name]["error"]}
@@ -378,34 +426,43 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
         overflow = h["attrs"].get("overflow")
         counted = float(h["counts"].sum()) + float(overflow or 0.0)
         dims = h["attrs"].get("dimensions", system.get("dimensions"))
-        entry = {"bins": list(h["counts"].shape), "overflow": overflow,
-                 "overflow_fraction": (float(overflow) / counted
-                                       if overflow is not None and counted else None),
-                 "integral": _integral(name, h, dims)}
+        entry = {
+            "bins": list(h["counts"].shape),
+            "overflow": overflow,
+            "overflow_fraction": (
+                float(overflow) / counted if overflow is not None and counted else None
+            ),
+            "integral": _integral(name, h, dims),
+        }
         out[name] = entry
         # expected: P particles (densities) or 1 (pair distance), less what overflowed
         if name == S.PAIR_DISTANCE:
-            per_sample = (particles * (particles - 1) // 2
-                          if isinstance(particles, int) else None)
+            per_sample = particles * (particles - 1) // 2 if isinstance(particles, int) else None
             target = 1.0
         else:
             per_sample = particles if isinstance(particles, int) else None
             target = per_sample
-        if (entry["integral"] is not None and per_sample
-                and isinstance(samples, (int, float)) and samples > 0
-                and overflow is not None):
-            missing = float(overflow) / samples / (1 if name != S.PAIR_DISTANCE
-                                                   else per_sample)
+        if (
+            entry["integral"] is not None
+            and per_sample
+            and isinstance(samples, (int, float))
+            and samples > 0
+            and overflow is not None
+        ):
+            missing = float(overflow) / samples / (1 if name != S.PAIR_DISTANCE else per_sample)
             if abs(entry["integral"] + missing - target) > 1e-6 * target:
                 warnings.append(
                     f"observables: {name} integrates to {entry['integral']:.6g} over its "
                     f"range (+ {missing:.3g} beyond it), not {target}: the file's "
-                    "normalisation is not that of format 3")
+                    "normalisation is not that of format 3"
+                )
         if entry["overflow_fraction"] is not None and entry["overflow_fraction"] > 1e-3:
             key = "pair_rmax" if name == S.PAIR_DISTANCE else "density_rmax"
-            warnings.append(f"observables: {100 * entry['overflow_fraction']:.2g} % of the "
-                            f"{name} counts lie beyond the histogram (raise "
-                            f"production.{key})")
+            warnings.append(
+                f"observables: {100 * entry['overflow_fraction']:.2g} % of the "
+                f"{name} counts lie beyond the histogram (raise "
+                f"production.{key})"
+            )
 
     batch = attrs.get("energy_error_batch_means")
     if batch is None and isinstance(obs.get(S.LOCAL_ENERGY), dict):
@@ -414,17 +471,27 @@ def _observables_report(run, warnings: list, blocking_error=None) -> dict | None
     source = "file"
     if blocking is None and blocking_error is not None:
         blocking, source = blocking_error, "this analysis"
-    ratio = (batch / blocking if isinstance(batch, (int, float)) and
-             isinstance(blocking, (int, float)) and blocking > 0 and math.isfinite(batch)
-             else None)
-    out.update(energy_error_batch_means=batch, energy_error_blocking=blocking,
-               energy_error_blocking_from=source if blocking is not None else None,
-               energy_error_ratio=ratio)
+    ratio = (
+        batch / blocking
+        if isinstance(batch, (int, float))
+        and isinstance(blocking, (int, float))
+        and blocking > 0
+        and math.isfinite(batch)
+        else None
+    )
+    out.update(
+        energy_error_batch_means=batch,
+        energy_error_blocking=blocking,
+        energy_error_blocking_from=source if blocking is not None else None,
+        energy_error_ratio=ratio,
+    )
     if ratio is not None and batches_too_short(batch, blocking):
-        warnings.append(f"observables: the batch-means error of E ({batch:.3g}) is below "
-                        f"{SHORT_BATCHES} x its blocking error ({blocking:.3g}): batches too "
-                        "short for the autocorrelation time, so the observables' errors are "
-                        "underestimated (fewer production.batches or more samples)")
+        warnings.append(
+            f"observables: the batch-means error of E ({batch:.3g}) is below "
+            f"{SHORT_BATCHES} x its blocking error ({blocking:.3g}): batches too "
+            "short for the autocorrelation time, so the observables' errors are "
+            "underestimated (fewer production.batches or more samples)"
+        )
     return out
 
 
@@ -434,35 +501,61 @@ def _observable_rows(r: dict) -> list:
         return []
     if "scalars" not in o:
         return [("observables", "datasets " + ", ".join(o.get("datasets", [])))]
-    rows = [("observables", f"{_g(o['n_batches'])} batch means of {_g(o['samples'])} "
-             "samples (mean +- batch-means error)")]
+    rows = [
+        (
+            "observables",
+            f"{_g(o['n_batches'])} batch means of {_g(o['samples'])} "
+            "samples (mean +- batch-means error)",
+        )
+    ]
     labels = {S.LOCAL_ENERGY: "E", S.R12: "<r12>"}
     for name in SCALAR_ORDER:
         v = o["scalars"].get(name)
         if v is not None:
-            rows.append((f"  {labels.get(name, name)}", _pm(v["mean"], v["error"])
-                         + _infinite(r, name)))
+            rows.append(
+                (f"  {labels.get(name, name)}", _pm(v["mean"], v["error"]) + _infinite(r, name))
+            )
     batch, blocking = o.get("energy_error_batch_means"), o.get("energy_error_blocking")
     if batch is not None and blocking is not None:
         ratio = o.get("energy_error_ratio")
-        rows.append(("  E error", f"batch means {_g(batch, '.4g')} vs blocking "
-                     f"{_g(blocking, '.4g')}"
-                     + (" (this analysis)" if o.get("energy_error_blocking_from")
-                        == "this analysis" else "")
-                     + (f": ratio {ratio:.3f}" if ratio is not None else "")
-                     + (" (batches too short)"
-                        if ratio is not None and batches_too_short(batch, blocking) else "")))
-    labels = {S.DENSITY: "rho(r)", S.DENSITY_IMAGE: "rho(x,y)", S.PAIR_DISTANCE: "P(r12)",
-              S.DENSITY_XY: "n(rho)", S.DENSITY_Z: "n(z)"}
+        rows.append(
+            (
+                "  E error",
+                f"batch means {_g(batch, '.4g')} vs blocking "
+                f"{_g(blocking, '.4g')}"
+                + (
+                    " (this analysis)"
+                    if o.get("energy_error_blocking_from") == "this analysis"
+                    else ""
+                )
+                + (f": ratio {ratio:.3f}" if ratio is not None else "")
+                + (
+                    " (batches too short)"
+                    if ratio is not None and batches_too_short(batch, blocking)
+                    else ""
+                ),
+            )
+        )
+    labels = {
+        S.DENSITY: "rho(r)",
+        S.DENSITY_IMAGE: "rho(x,y)",
+        S.PAIR_DISTANCE: "P(r12)",
+        S.DENSITY_XY: "n(rho)",
+        S.DENSITY_Z: "n(z)",
+    }
     for name in HISTOGRAM_NAMES:
         h = o.get(name)
         if h is None:
             continue
         frac = h.get("overflow_fraction")
-        rows.append((f"  {labels[name]}",
-                     f"{'x'.join(map(str, h['bins']))} bins, integral "
-                     f"{_g(h.get('integral'), '.6g')}, overflow {_g(h['overflow'], '.0f')}"
-                     + (f" ({100 * frac:.2g} %)" if frac else "")))
+        rows.append(
+            (
+                f"  {labels[name]}",
+                f"{'x'.join(map(str, h['bins']))} bins, integral "
+                f"{_g(h.get('integral'), '.6g')}, overflow {_g(h['overflow'], '.0f')}"
+                + (f" ({100 * frac:.2g} %)" if frac else ""),
+            )
+        )
     return rows
 
 
@@ -504,30 +597,45 @@ def _header_rows(r: dict) -> list:
     return [
         ("file", r["file"]),
         ("status", r["status"]),
-        ("created", f"{r.get('created')} on {r.get('hostname')}, pvmc "
-                    f"{r.get('package_version')}, format {r.get('format_version')}"),
-        ("parallel", f"{r.get('mpi_size')} rank(s) x {r.get('walkers_per_rank')} walkers, "
-                     f"seed {r.get('seed')}"),
-        ("system", f"P={sy.get('particles')} D={sy.get('dimensions')} "
-                   f"omega={sy.get('omega')} interaction={sy.get('interaction')}"
-                   + (f" statistics={r['statistics']}" if r.get("statistics") else "")),
+        (
+            "created",
+            f"{r.get('created')} on {r.get('hostname')}, pvmc "
+            f"{r.get('package_version')}, format {r.get('format_version')}",
+        ),
+        (
+            "parallel",
+            f"{r.get('mpi_size')} rank(s) x {r.get('walkers_per_rank')} walkers, "
+            f"seed {r.get('seed')}",
+        ),
+        (
+            "system",
+            f"P={sy.get('particles')} D={sy.get('dimensions')} "
+            f"omega={sy.get('omega')} interaction={sy.get('interaction')}"
+            + (f" statistics={r['statistics']}" if r.get("statistics") else ""),
+        ),
         ("units", r.get("units", UNITS)),
-        ("wavefunction", f"{'Slater x ' if _has_determinants(r) else ''}RBM "
-                         f"hidden={wf.get('hidden')} psi={wf.get('psi')} "
-                         f"{_sigma_text(r.get('sigma') or {})} "
-                         f"jastrow={wf.get('jastrow', 'none')}"),
+        (
+            "wavefunction",
+            f"{'Slater x ' if _has_determinants(r) else ''}RBM "
+            f"hidden={wf.get('hidden')} psi={wf.get('psi')} "
+            f"{_sigma_text(r.get('sigma') or {})} "
+            f"jastrow={wf.get('jastrow', 'none')}",
+        ),
         *_orbital_rows(r.get("orbitals")),
         ("sampler", f"{sampler.get('method')}, {_step_text(sampler)}"),
-        ("optimizer", f"{op.get('method')} lr={op.get('learning_rate')} "
-                      f"iterations={op.get('iterations')}"),
+        (
+            "optimizer",
+            f"{op.get('method')} lr={op.get('learning_rate')} iterations={op.get('iterations')}",
+        ),
     ]
 
 
 def _has_determinants(r: dict) -> bool:
     """Slater determinants: orbitals stored, or fermions beyond two (not stored yet)."""
     particles = _section(r.get("config") or {}, "system").get("particles")
-    return bool(r.get("orbitals")) or (r.get("statistics") == "fermions"
-                                       and is_number(particles) and particles > 2)
+    return bool(r.get("orbitals")) or (
+        r.get("statistics") == "fermions" and is_number(particles) and particles > 2
+    )
 
 
 def _orbital_rows(o: dict | None) -> list:
@@ -535,8 +643,13 @@ def _orbital_rows(o: dict | None) -> list:
     if not o:
         return []
     drift = o.get("inverse_drift")
-    return [("orbitals", f"{o['text']}; orbital scale alpha={_g(o['orbital_scale'], '.6g')}"
-             + ("" if drift is None else f"; inverse drift {_g(drift, '.3g')}"))]
+    return [
+        (
+            "orbitals",
+            f"{o['text']}; orbital scale alpha={_g(o['orbital_scale'], '.6g')}"
+            + ("" if drift is None else f"; inverse drift {_g(drift, '.3g')}"),
+        )
+    ]
 
 
 def _infinite(r: dict, name: str) -> str:
@@ -554,12 +667,18 @@ def _production_rows(r: dict) -> list:
     if p is None:
         return [("production", "no production data yet")] + flag
     if "mean" not in p:
-        return [("production", f"{p['n_chains']} chains x "
-                 f"{p['samples_per_chain_filled']} samples: not analysed")] + flag
+        return [
+            (
+                "production",
+                f"{p['n_chains']} chains x {p['samples_per_chain_filled']} samples: not analysed",
+            )
+        ] + flag
     name = "energy" if p["series"] == S.LOCAL_ENERGY else p["series"]
-    verdict = {"agree": "chains agree",
-               "note": "chains agree as a whole; one chain stands out (see note)",
-               "disagree": "CHAINS DISAGREE (R-hat above its limit, see warning)"}
+    verdict = {
+        "agree": "chains agree",
+        "note": "chains agree as a whole; one chain stands out (see note)",
+        "disagree": "CHAINS DISAGREE (R-hat above its limit, see warning)",
+    }
     rhat, limit = p["rhat"], p["rhat_limit"]
     if _finite(rhat) and _finite(limit):
         rhat, limit = _distinct(rhat, limit)
@@ -568,23 +687,35 @@ def _production_rows(r: dict) -> list:
     rows = [(name, _pm(p["mean"], p["error"]) + "  (blocking)" + _infinite(r, p["series"]))]
     rows += flag
     rows += [
-        ("  bootstrap", f"+- {p['error_bootstrap']:.6f}   between chains +- "
-                        f"{_g(p['error_chains'], '.6f')}"),
+        (
+            "  bootstrap",
+            f"+- {p['error_bootstrap']:.6f}   between chains +- {_g(p['error_chains'], '.6f')}",
+        ),
         ("variance", _g(p["variance"], ".6g")),
-        ("tau_int", f"{_g(p['tau_int'], '.4g')} samples (blocking implies "
-                    f"{_g(p['tau_blocking'], '.4g')}); level {p['blocking_level']}, "
-                    f"blocks of {p['block_size']}"),
-        ("samples", f"{p['n_samples']} = {p['n_chains']} chains x "
-                    f"{p['samples_per_chain']}; effective {p['n_eff']:.4g}"),
+        (
+            "tau_int",
+            f"{_g(p['tau_int'], '.4g')} samples (blocking implies "
+            f"{_g(p['tau_blocking'], '.4g')}); level {p['blocking_level']}, "
+            f"blocks of {p['block_size']}",
+        ),
+        (
+            "samples",
+            f"{p['n_samples']} = {p['n_chains']} chains x "
+            f"{p['samples_per_chain']}; effective {p['n_eff']:.4g}",
+        ),
         ("R-hat", f"{rhat} (limit {limit}): {verdict[p.get('chains_verdict', 'agree')]}"),
-        ("acceptance", f"{_g(p.get('acceptance'), '.4f')}  "
-                       f"({(r.get('sampler') or {}).get('method')}, "
-                       f"{_step_text(r.get('sampler') or {})})"),
+        (
+            "acceptance",
+            f"{_g(p.get('acceptance'), '.4f')}  "
+            f"({(r.get('sampler') or {}).get('method')}, "
+            f"{_step_text(r.get('sampler') or {})})",
+        ),
     ]
     for part in ENERGY_PARTS:
         if isinstance(p.get(part), dict):
-            rows.append((part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)"
-                         + _infinite(r, part)))
+            rows.append(
+                (part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)" + _infinite(r, part))
+            )
     return rows
 
 
@@ -593,25 +724,36 @@ def format_report(r: dict) -> str:
     rows = _header_rows(r)
     o = r.get("optimization")
     if o:
-        rows.append(("optimisation", f"{o['iterations']} iterations, last energy "
-                     + _pm(o.get("final_energy"), o.get("final_energy_error"))))
+        rows.append(
+            (
+                "optimisation",
+                f"{o['iterations']} iterations, last energy "
+                + _pm(o.get("final_energy"), o.get("final_energy_error")),
+            )
+        )
     else:
         rows.append(("optimisation", "no iterations recorded"))
     rows += _production_rows(r)
     rows += _observable_rows(r)
     s = r.get("summary_in_file")
     if s and "energy" in s:
-        rows.append(("pvmc summary", _pm(s.get("energy"), s.get("error"))
-                     + _infinite(r, S.LOCAL_ENERGY)))
+        rows.append(
+            ("pvmc summary", _pm(s.get("energy"), s.get("error")) + _infinite(r, S.LOCAL_ENERGY))
+        )
     for k, seg in enumerate(r.get("segments") or []):
-        rows.append((f"segment {k}", f"{seg.get('mpi_size')} rank(s) on {seg.get('hostname')}, "
-                     f"{seg.get('start_time')} -> {seg.get('end_time') or '...'}: "
-                     f"{seg.get('ended')}"))
+        rows.append(
+            (
+                f"segment {k}",
+                f"{seg.get('mpi_size')} rank(s) on {seg.get('hostname')}, "
+                f"{seg.get('start_time')} -> {seg.get('end_time') or '...'}: "
+                f"{seg.get('ended')}",
+            )
+        )
     for note in r.get("notes", []):
         rows.append(("note", note))
     shown = (r.get("summary_mismatch") or {}).get("message")
     for w in r.get("warnings", []):
-        if w != shown:                     # the mismatch has its own row above
+        if w != shown:  # the mismatch has its own row above
             rows.append(("warning", w))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -619,39 +761,55 @@ def format_report(r: dict) -> str:
 
 # ----------------------------------------------------------------------------- commands
 def _summary_parser():
-    p = _Parser(prog="python -m analysis", description=(
-        "Statistics of pvmc run files: automated blocking, bootstrap, autocorrelation "
-        "time, split R-hat, plots. For a table over many runs: "
-        "python -m analysis table RUN.h5 ... --by KEY"))
+    p = _Parser(
+        prog="python -m analysis",
+        description=(
+            "Statistics of pvmc run files: automated blocking, bootstrap, autocorrelation "
+            "time, split R-hat, plots. For a table over many runs: "
+            "python -m analysis table RUN.h5 ... --by KEY"
+        ),
+    )
     p.add_argument("files", nargs="+", metavar="RUN.h5", help="run file(s) written by pvmc")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--plots", metavar="DIR",
-                   help="write PNG figures into DIR (created if needed)")
-    p.add_argument("--series", default=None, metavar="NAME",
-                   help="production series to analyse: local_energy (default), kinetic, "
-                        "trap, interaction (potential in format <= 2); an explicitly "
-                        "named series must exist")
+    p.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR (created if needed)")
+    p.add_argument(
+        "--series",
+        default=None,
+        metavar="NAME",
+        help="production series to analyse: local_energy (default), kinetic, "
+        "trap, interaction (potential in format <= 2); an explicitly "
+        "named series must exist",
+    )
     _n_boot_option(p)
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"bootstrap seed, 0 to {MAX_SEED} (default: fixed)")
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"bootstrap seed, 0 to {MAX_SEED} (default: fixed)"
+    )
     return p
 
 
 def _n_boot_option(p) -> None:
-    p.add_argument("--n-boot", type=int, default=1000,
-                   help=f"bootstrap replicates, 2 to {MAX_N_BOOT} (1000)")
+    p.add_argument(
+        "--n-boot", type=int, default=1000, help=f"bootstrap replicates, 2 to {MAX_N_BOOT} (1000)"
+    )
 
 
 def _table_parser():
-    p = _Parser(prog="python -m analysis table", description=(
-        "One table (and optionally one figure) across many runs, keyed by a config value "
-        "such as system.omega or a root attribute such as mpi_size."))
+    p = _Parser(
+        prog="python -m analysis table",
+        description=(
+            "One table (and optionally one figure) across many runs, keyed by a config value "
+            "such as system.omega or a root attribute such as mpi_size."
+        ),
+    )
     p.add_argument("files", nargs="+", metavar="RUN.h5")
     p.add_argument("--by", required=True, metavar="KEY", help="dotted config key")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.add_argument("--plot", metavar="FILE.png", help="write energy vs KEY to FILE.png")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="report bad files as warnings and go on (exit code still 0)")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="report bad files as warnings and go on (exit code still 0)",
+    )
     _n_boot_option(p)
     return p
 
@@ -709,6 +867,7 @@ def cmd_summary(argv) -> int:
         if os.path.exists(args.plots) and not os.path.isdir(args.plots):
             raise UsageError(f"--plots {args.plots}: exists and is not a directory")
         from analysis.plots import require_matplotlib
+
         require_matplotlib()
     if any(is_training_file(path) for path in args.files):
         return _training_summary(args)
@@ -716,11 +875,13 @@ def cmd_summary(argv) -> int:
     require = (S.path(S.PRODUCTION, series),) if args.series else ()
     stems = {}
     runs = []
-    for path in args.files:          # validate everything before any output is written
+    for path in args.files:  # validate everything before any output is written
         run = read_run(path, require=require)
         if args.plots and run.name in stems:
-            raise UsageError(f"{path} and {stems[run.name]} have the same name {run.name!r}; "
-                             "their plots would overwrite each other")
+            raise UsageError(
+                f"{path} and {stems[run.name]} have the same name {run.name!r}; "
+                "their plots would overwrite each other"
+            )
         stems[run.name] = path
         runs.append(run)
     if args.plots:
@@ -730,6 +891,7 @@ def cmd_summary(argv) -> int:
         report, summary = analyse(run, series=series, n_boot=args.n_boot, seed=args.seed)
         if args.plots:
             from analysis.plots import run_plots
+
             report["plots"] = run_plots(run, summary, args.plots)
         reports.append(report)
     lines = []
@@ -749,16 +911,25 @@ def cmd_summary(argv) -> int:
 
 def _training_summary(args) -> int:
     """Training files of ``pvmc train`` (a /model group): report, JSON, plots."""
-    from analysis.generative import (format_training_report, read_training, training_plots, training_report)
+    from analysis.generative import (
+        format_training_report,
+        read_training,
+        training_plots,
+        training_report,
+    )
+
     others = [p for p in args.files if not is_training_file(p)]
     if others:
-        raise UsageError(f"{others[0]} is not a training file; analyse training files "
-                         "and VMC run files in separate calls")
+        raise UsageError(
+            f"{others[0]} is not a training file; analyse training files "
+            "and VMC run files in separate calls"
+        )
     runs = [read_training(path) for path in args.files]
     if args.plots:
         if len({r.name for r in runs}) < len(runs):
-            raise UsageError("two training files have the same name; their plots would "
-                             "overwrite each other")
+            raise UsageError(
+                "two training files have the same name; their plots would overwrite each other"
+            )
         _probe_directory(args.plots, f"--plots {args.plots}")
     reports = []
     for run in runs:
@@ -799,9 +970,14 @@ def _density_curve(run, report) -> dict | None:
     dims = d["attrs"].get("dimensions", system.get("dimensions"))
     if not (isinstance(n, int) and n > 0 and dims in (1, 2, 3)):
         return None
-    return {"edges": d["edges"], "density": d["density"], "error": d["error"],
-            "particles": n, "dimensions": dims,
-            "label": f"N = {n}: {_energy_label(report)} ({run.name})"}
+    return {
+        "edges": d["edges"],
+        "density": d["density"],
+        "error": d["error"],
+        "particles": n,
+        "dimensions": dims,
+        "label": f"N = {n}: {_energy_label(report)} ({run.name})",
+    }
 
 
 def density_comparison(runs: list, reports: list, directory: str) -> list:
@@ -809,6 +985,7 @@ def density_comparison(runs: list, reports: list, directory: str) -> list:
     (sorted by D, then N) into directory; each report gets its path (None when left
     out). Returns the lines to print."""
     from analysis.plots import COMPARISON, plot_density_comparison
+
     curves = [_density_curve(run, r) for run, r in zip(runs, reports)]
     shown = sorted((c for c in curves if c), key=lambda c: (c["dimensions"], c["particles"]))
     path = None
@@ -816,25 +993,35 @@ def density_comparison(runs: list, reports: list, directory: str) -> list:
         path = plot_density_comparison(shown, os.path.join(directory, COMPARISON))
     for r, c in zip(reports, curves):
         r["density_comparison"] = path if c else None
-    lines = [f"note: {run.name} is not in the density comparison: no radial density with "
-             "error bars (production.observables off, or a format 1-2 file)"
-             for run, c in zip(runs, curves) if c is None]
+    lines = [
+        f"note: {run.name} is not in the density comparison: no radial density with "
+        "error bars (production.observables off, or a format 1-2 file)"
+        for run, c in zip(runs, curves)
+        if c is None
+    ]
     if path is None:
-        return lines + ["note: no density comparison: fewer than two files have a radial "
-                        "density"]
+        return lines + ["note: no density comparison: fewer than two files have a radial density"]
     sizes = ", ".join(str(c["particles"]) for c in shown)
-    return ([f"wrote {path} (one-body density per particle, N = {sizes})"] + lines
-            + axial_comparison(runs, reports, directory))
+    return (
+        [f"wrote {path} (one-body density per particle, N = {sizes})"]
+        + lines
+        + axial_comparison(runs, reports, directory)
+    )
 
 
 def axial_comparison(runs: list, reports: list, directory: str) -> list:
     """The densities along x-y and along z of every 3D run that has them, on one figure
     (with and without interaction: the repulsion widens the cloud). Lines to print."""
     from analysis.plots import AXES_COMPARISON, axial_curve, plot_axial_densities
-    curves = [axial_curve(run.observables, _section(run.config, "system").get("particles"),
-                          f"{_section(run.config, 'system').get('interaction')}: "
-                          f"{_energy_label(r)} ({run.name})")
-              for run, r in zip(runs, reports)]
+
+    curves = [
+        axial_curve(
+            run.observables,
+            _section(run.config, "system").get("particles"),
+            f"{_section(run.config, 'system').get('interaction')}: {_energy_label(r)} ({run.name})",
+        )
+        for run, r in zip(runs, reports)
+    ]
     shown = [c for c in curves if c]
     if len(shown) < 2:
         return []
@@ -853,38 +1040,73 @@ def _table_row(key, run, n_boot: int) -> dict:
     report, _ = analyse(run, n_boot=n_boot)
     p = report["production"] or {}
     mismatch = report["summary_mismatch"]
-    return {"key": key, "file": run.path, "status": run.status,
-            "energy": p.get("mean"), "error": p.get("error"),
-            "error_bootstrap": p.get("error_bootstrap"),
-            "variance": p.get("variance"), "tau_int": p.get("tau_int"),
-            "n_samples": p.get("n_samples"), "rhat": p.get("rhat"),
-            "chains_ok": p.get("chains_ok"), "chains_verdict": p.get("chains_verdict"),
-            "acceptance": p.get("acceptance"),
-            "mean_is_infinite": bool(p.get("mean_is_infinite")),
-            "summary_mismatch": mismatch["message"] if mismatch else None}
+    return {
+        "key": key,
+        "file": run.path,
+        "status": run.status,
+        "energy": p.get("mean"),
+        "error": p.get("error"),
+        "error_bootstrap": p.get("error_bootstrap"),
+        "variance": p.get("variance"),
+        "tau_int": p.get("tau_int"),
+        "n_samples": p.get("n_samples"),
+        "rhat": p.get("rhat"),
+        "chains_ok": p.get("chains_ok"),
+        "chains_verdict": p.get("chains_verdict"),
+        "acceptance": p.get("acceptance"),
+        "mean_is_infinite": bool(p.get("mean_is_infinite")),
+        "summary_mismatch": mismatch["message"] if mismatch else None,
+    }
 
 
 def _print_table(rows: list, by: str) -> None:
-    head = [by, "status", "energy", "error", "err_boot", "variance", "tau_int",
-            "samples", "R-hat", "chains", "file"]
+    head = [
+        by,
+        "status",
+        "energy",
+        "error",
+        "err_boot",
+        "variance",
+        "tau_int",
+        "samples",
+        "R-hat",
+        "chains",
+        "file",
+    ]
     chains = {"agree": "ok", "note": "note", "disagree": "DISAGREE", None: "-"}
     table = [head]
     for r in rows:
-        error = ("meaningless" if r["mean_is_infinite"] and r["energy"] is not None
-                 else "-" if r["error"] is None else f"{r['error']:.6f}")
-        table.append([_g(r["key"]), r["status"],
-                      "-" if r["energy"] is None else f"{r['energy']:.6f}", error,
-                      "-" if r["error_bootstrap"] is None else f"{r['error_bootstrap']:.6f}",
-                      _g(r["variance"], ".5g"), _g(r["tau_int"], ".3g"),
-                      _g(r["n_samples"]), _g(r["rhat"], ".4f"),
-                      chains[r["chains_verdict"]], r["file"]])
+        error = (
+            "meaningless"
+            if r["mean_is_infinite"] and r["energy"] is not None
+            else "-"
+            if r["error"] is None
+            else f"{r['error']:.6f}"
+        )
+        table.append(
+            [
+                _g(r["key"]),
+                r["status"],
+                "-" if r["energy"] is None else f"{r['energy']:.6f}",
+                error,
+                "-" if r["error_bootstrap"] is None else f"{r['error_bootstrap']:.6f}",
+                _g(r["variance"], ".5g"),
+                _g(r["tau_int"], ".3g"),
+                _g(r["n_samples"]),
+                _g(r["rhat"], ".4f"),
+                chains[r["chains_verdict"]],
+                r["file"],
+            ]
+        )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths)).rstrip())
-    for r in rows:                        # what the columns cannot say
+    for r in rows:  # what the columns cannot say
         if r["mean_is_infinite"]:
-            print(f"warning: {r['file']}: the mean energy is infinite (1D Coulomb): its "
-                  "energy is not an estimate and its error bar is meaningless")
+            print(
+                f"warning: {r['file']}: the mean energy is infinite (1D Coulomb): its "
+                "energy is not an estimate and its error bar is meaningless"
+            )
         if r["summary_mismatch"]:
             print(f"warning: {r['file']}: SUMMARY MISMATCH: {r['summary_mismatch']}")
 
@@ -900,6 +1122,7 @@ def cmd_table(argv) -> int:
         if os.path.isdir(args.plot):
             raise UsageError(f"--plot {args.plot} is a directory")
         from analysis.plots import require_matplotlib
+
         require_matplotlib()
     runs, problems = [], []
     for path in args.files:
@@ -916,12 +1139,14 @@ def cmd_table(argv) -> int:
             problems.append(str(exc))
     if args.plot:
         _probe_file(args.plot, f"--plot {args.plot}")
-    rows = sorted((_table_row(key, run, args.n_boot) for key, run in runs),
-                  key=lambda r: _sort_key(r["key"]))
+    rows = sorted(
+        (_table_row(key, run, args.n_boot) for key, run in runs), key=lambda r: _sort_key(r["key"])
+    )
     for msg in problems:
         print(f"warning: skipped {msg}", file=sys.stderr)
     if args.plot:
         from analysis.plots import plot_scan
+
         plot_scan(rows, args.by, args.plot)
     if args.json:
         print(json.dumps(_clean({"by": args.by, "rows": rows}), indent=2))
@@ -938,11 +1163,12 @@ def main(argv=None) -> int:
         if argv and argv[0] == "table":
             return cmd_table(argv[1:])
         return cmd_summary(argv)
-    except SystemExit as exc:           # --help (0); argparse errors go through UsageError
+    except SystemExit as exc:  # --help (0); argparse errors go through UsageError
         return int(exc.code or 0)
     except (UsageError, RunFileError, PlotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:          # `python -m analysis RUN.h5 | head`
+    except BrokenPipeError:  # `python -m analysis RUN.h5 | head`
         from parallel_vmc.cli.common import closed_output
+
         return closed_output()

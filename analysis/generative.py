@@ -19,6 +19,7 @@ prefixed by the file's stem:
 The image shape is the ``/model`` attribute ``image_shape`` if present, else the data
 set's (bars-and-stripes n x n, digits 8 x 8), else a square side when n_visible is one.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,12 +32,14 @@ import yaml
 
 from analysis.runfile import RunFileError
 
-HISTORY_CURVES = (("reconstruction_error", "reconstruction error"),
-                  ("pseudo_likelihood", "pseudo-log-likelihood / row"),
-                  ("log_likelihood", "exact log-likelihood / row (nats)"))
-EXACT_RECHECK = 20      # recompute log Z when 2^this states or fewer
-LOG_Z_RTOL = 1e-9       # file vs recomputed log Z: round-off only
-N_SHOWN = 16            # filters, samples, reconstructions drawn
+HISTORY_CURVES = (
+    ("reconstruction_error", "reconstruction error"),
+    ("pseudo_likelihood", "pseudo-log-likelihood / row"),
+    ("log_likelihood", "exact log-likelihood / row (nats)"),
+)
+EXACT_RECHECK = 20  # recompute log Z when 2^this states or fewer
+LOG_Z_RTOL = 1e-9  # file vs recomputed log Z: round-off only
+N_SHOWN = 16  # filters, samples, reconstructions drawn
 
 
 @dataclass
@@ -45,13 +48,13 @@ class TrainingRun:
 
     path: str
     name: str
-    rbm: object                      # parallel_vmc.generative.model.RBM
+    rbm: object  # parallel_vmc.generative.model.RBM
     attrs: dict
     config: dict
-    history: dict = field(default_factory=dict)     # name -> (n_rows,) array
+    history: dict = field(default_factory=dict)  # name -> (n_rows,) array
     evaluation: dict = field(default_factory=dict)
     image_shape: tuple | None = None
-    layers: list = field(default_factory=list)      # a DBN's RBMs, bottom (= rbm) first
+    layers: list = field(default_factory=list)  # a DBN's RBMs, bottom (= rbm) first
 
 
 def is_training_file(path: str) -> bool:
@@ -63,7 +66,8 @@ def is_training_file(path: str) -> bool:
             return False
         with h5py.File(path, "r", locking=False) as h5:
             return isinstance(h5.get("model"), h5py.Group) and all(
-                k in h5["model"] for k in ("a", "b", "W"))
+                k in h5["model"] for k in ("a", "b", "W")
+            )
     except Exception:  # noqa: BLE001 - missing, not HDF5, damaged: not a training file
         return False
 
@@ -91,6 +95,7 @@ def _image_shape(model_attrs: dict, config: dict, n_visible: int) -> tuple | Non
 def read_training(path: str) -> TrainingRun:
     """Read a training file (RunFileError naming what is missing or damaged)."""
     from parallel_vmc.generative.gio import read_rbm
+
     try:
         with h5py.File(path, "r", locking=False) as h5:
             model_attrs = {k: _plain(v) for k, v in h5["model"].attrs.items()}
@@ -99,10 +104,16 @@ def read_training(path: str) -> TrainingRun:
                 layers.append(read_rbm(h5[f"dbn/layer_{len(layers)}"]))
             rbm = layers[0]
             attrs = {k: _plain(v) for k, v in h5.attrs.items()}
-            history = ({k: np.asarray(v[()], dtype=float) for k, v in h5["history"].items()}
-                       if "history" in h5 else {})
-            evaluation = ({k: _plain(v) for k, v in h5["evaluation"].attrs.items()}
-                          if "evaluation" in h5 else {})
+            history = (
+                {k: np.asarray(v[()], dtype=float) for k, v in h5["history"].items()}
+                if "history" in h5
+                else {}
+            )
+            evaluation = (
+                {k: _plain(v) for k, v in h5["evaluation"].attrs.items()}
+                if "evaluation" in h5
+                else {}
+            )
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise RunFileError(path, f"not a readable training file ({exc})") from None
     try:
@@ -111,22 +122,38 @@ def read_training(path: str) -> TrainingRun:
         config = {}
     config = config if isinstance(config, dict) else {}
     name = os.path.splitext(os.path.basename(path))[0]
-    return TrainingRun(path, name, rbm, attrs, config, history, evaluation,
-                       _image_shape(model_attrs, config, rbm.n_visible), layers)
+    return TrainingRun(
+        path,
+        name,
+        rbm,
+        attrs,
+        config,
+        history,
+        evaluation,
+        _image_shape(model_attrs, config, rbm.n_visible),
+        layers,
+    )
 
 
 # --------------------------------------------------------------------------- the report
 def training_report(run: TrainingRun) -> dict:
     """The model, the last history row, the file's evaluation and the recheck."""
     from parallel_vmc.generative import evaluate
+
     rbm = run.rbm
-    report = {"file": run.path, "kind": rbm.kind, "n_visible": rbm.n_visible,
-              "n_hidden": rbm.n_hidden, "sigma": rbm.sigma, "status": run.attrs.get("status"),
-              "layers": [r.n_hidden for r in run.layers],
-              "data": (run.config.get("data") or {}).get("name"),
-              "epochs_recorded": int(len(run.history.get("epoch", []))),
-              "last": {k: float(v[-1]) for k, v in run.history.items() if len(v)},
-              "evaluation": run.evaluation}
+    report = {
+        "file": run.path,
+        "kind": rbm.kind,
+        "n_visible": rbm.n_visible,
+        "n_hidden": rbm.n_hidden,
+        "sigma": rbm.sigma,
+        "status": run.attrs.get("status"),
+        "layers": [r.n_hidden for r in run.layers],
+        "data": (run.config.get("data") or {}).get("name"),
+        "epochs_recorded": int(len(run.history.get("epoch", []))),
+        "last": {k: float(v[-1]) for k, v in run.history.items() if len(v)},
+        "evaluation": run.evaluation,
+    }
     optimum = optimum_log_likelihood(run.config)
     if optimum is not None:
         report["optimum_log_likelihood"] = optimum
@@ -135,11 +162,16 @@ def training_report(run: TrainingRun) -> dict:
         log_z = evaluate.log_z_exact(rbm)
         stored = run.evaluation.get("log_z")
         report["log_z_recomputed"] = log_z
-        if (run.evaluation.get("method") == "exact" and isinstance(stored, float)
-                and abs(stored - log_z) > LOG_Z_RTOL * max(1.0, abs(log_z))):
-            report["log_z_mismatch"] = (f"the file's exact log Z {stored:.10g} differs from "
-                                        f"the recomputed {log_z:.10g}: /model or "
-                                        "/evaluation changed after the run")
+        if (
+            run.evaluation.get("method") == "exact"
+            and isinstance(stored, float)
+            and abs(stored - log_z) > LOG_Z_RTOL * max(1.0, abs(log_z))
+        ):
+            report["log_z_mismatch"] = (
+                f"the file's exact log Z {stored:.10g} differs from "
+                f"the recomputed {log_z:.10g}: /model or "
+                "/evaluation changed after the run"
+            )
     return report
 
 
@@ -147,27 +179,46 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-EVALUATION_ORDER = ("method", "log_z", "log_z_error", "log_likelihood",
-                    "held_out_log_likelihood", "kl", "train_seconds")
-LAST_ORDER = ("reconstruction_error", "pseudo_likelihood", "log_likelihood",
-              "learning_rate", "wall_time")
+EVALUATION_ORDER = (
+    "method",
+    "log_z",
+    "log_z_error",
+    "log_likelihood",
+    "held_out_log_likelihood",
+    "kl",
+    "train_seconds",
+)
+LAST_ORDER = (
+    "reconstruction_error",
+    "pseudo_likelihood",
+    "log_likelihood",
+    "learning_rate",
+    "wall_time",
+)
 
 
 def _rows(values: dict, order: tuple) -> list:
     """(key, text) in the given order, then any other keys; NaN shown as n/a."""
     keys = [k for k in order if k in values] + sorted(set(values) - set(order))
-    return [(k, "n/a" if isinstance(values[k], float) and math.isnan(values[k])
-             else _fmt(values[k])) for k in keys]
+    return [
+        (k, "n/a" if isinstance(values[k], float) and math.isnan(values[k]) else _fmt(values[k]))
+        for k in keys
+    ]
 
 
 def format_training_report(r: dict) -> str:
-    lines = [f"training file {r['file']}  (status {r['status']})",
-             f"  model       {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
-             f"hidden" + (f", sigma {r['sigma']:g}" if r["kind"] == "gaussian" else ""),
-             f"  data        {r['data']}   history rows: {r['epochs_recorded']}"]
+    lines = [
+        f"training file {r['file']}  (status {r['status']})",
+        f"  model       {r['kind']} RBM, {r['n_visible']} visible x {r['n_hidden']} "
+        f"hidden" + (f", sigma {r['sigma']:g}" if r["kind"] == "gaussian" else ""),
+        f"  data        {r['data']}   history rows: {r['epochs_recorded']}",
+    ]
     if len(r["layers"]) > 1:
-        lines.insert(2, "  deep belief net, hidden sizes bottom up: "
-                     + " -> ".join(str(n) for n in [r["n_visible"]] + r["layers"]))
+        lines.insert(
+            2,
+            "  deep belief net, hidden sizes bottom up: "
+            + " -> ".join(str(n) for n in [r["n_visible"]] + r["layers"]),
+        )
     last = dict(r["last"])
     layer = last.pop("layer", 0)
     if "epoch" in last:
@@ -197,11 +248,11 @@ def optimum_log_likelihood(config: dict) -> float | None:
 
 
 # ------------------------------------------------------------------------------- plots
-def _image_grid(rows_of_images: list, shape, titles: list, path: str,
-                weights: bool = False) -> str:
+def _image_grid(rows_of_images: list, shape, titles: list, path: str, weights: bool = False) -> str:
     """One figure, one titled row of tiles per list of images (rows of length
     prod(shape)): grey on [0, 1], or (weights) red-blue symmetric about 0 per tile."""
     from analysis.plots import figure, save
+
     n = max(len(r) for r in rows_of_images)
     fig = figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
     subfigs = np.atleast_1d(fig.subfigures(len(rows_of_images), 1))
@@ -211,8 +262,13 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str,
             if img is not None:
                 img = np.asarray(img, dtype=float).reshape(shape)
                 top = max(float(np.abs(img).max()), 1e-12) if weights else 1.0
-                ax.imshow(img, cmap="RdBu_r" if weights else "gray_r",
-                          vmin=-top if weights else 0.0, vmax=top, interpolation="nearest")
+                ax.imshow(
+                    img,
+                    cmap="RdBu_r" if weights else "gray_r",
+                    vmin=-top if weights else 0.0,
+                    vmax=top,
+                    interpolation="nearest",
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
@@ -220,13 +276,16 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str,
     return save(fig, path)
 
 
-def plot_learning(history: dict, path: str, title: str = "",
-                  optimum: float | None = None) -> str:
+def plot_learning(history: dict, path: str, title: str = "", optimum: float | None = None) -> str:
     """The history's curves against the epoch, one line per layer; ``optimum``: the
     best reachable log-likelihood, drawn as a dashed line."""
     from analysis.plots import figure, save
-    curves = [(k, label) for k, label in HISTORY_CURVES
-              if k in history and np.any(np.isfinite(history[k]))]
+
+    curves = [
+        (k, label)
+        for k, label in HISTORY_CURVES
+        if k in history and np.any(np.isfinite(history[k]))
+    ]
     fig = figure(6.4, 2.0 + 1.6 * max(len(curves), 1))
     axes = np.atleast_1d(fig.subplots(max(len(curves), 1), 1, sharex=True))
     epoch = history.get("epoch", np.arange(len(next(iter(history.values()), []))))
@@ -234,8 +293,14 @@ def plot_learning(history: dict, path: str, title: str = "",
     for ax, (key, label) in zip(axes, curves):
         for L in np.unique(layer):
             sel = layer == L
-            ax.plot(epoch[sel], history[key][sel], "o-", ms=2.5, lw=1,
-                    label=f"layer {int(L)}" if len(np.unique(layer)) > 1 else None)
+            ax.plot(
+                epoch[sel],
+                history[key][sel],
+                "o-",
+                ms=2.5,
+                lw=1,
+                label=f"layer {int(L)}" if len(np.unique(layer)) > 1 else None,
+            )
         ax.set_ylabel(label, fontsize=8)
         if key == "log_likelihood" and optimum is not None:
             ax.axhline(optimum, color="C3", ls="--", lw=1, label=f"optimum {optimum:.3f}")
@@ -251,9 +316,15 @@ def plot_filters(rbm, shape, path: str) -> str:
     """The columns of W as images; a heat map of W when there is no image shape."""
     if shape is not None:
         cols = rbm.W.T[:N_SHOWN]
-        return _image_grid([cols], shape, [f"filters: columns of W (first {len(cols)}; "
-                                           "red > 0 > blue)"], path, weights=True)
+        return _image_grid(
+            [cols],
+            shape,
+            [f"filters: columns of W (first {len(cols)}; red > 0 > blue)"],
+            path,
+            weights=True,
+        )
     from analysis.plots import figure, save
+
     fig = figure()
     ax = fig.subplots()
     im = ax.imshow(rbm.W, cmap="RdBu_r", aspect="auto", interpolation="nearest")
@@ -267,11 +338,11 @@ def plot_filters(rbm, shape, path: str) -> str:
 def plot_density(rbm, path: str, seed: int = 0) -> str:
     """2 Gaussian visibles: the exact marginal p(v) = exp(-F(v))/Z as an image, with
     MALA and Gibbs samples of the model overlaid."""
-    from parallel_vmc.generative import evaluate, sampling
     from analysis.plots import figure, save
+    from parallel_vmc.generative import evaluate, sampling
+
     gibbs = sampling.gibbs_chains(rbm, 200, 5, thin=20, burn_in=100, seed=seed)
-    mala = sampling.mala(rbm, 200, 5, step=0.8 * rbm.sigma, thin=20, burn_in=100,
-                         seed=seed)
+    mala = sampling.mala(rbm, 200, 5, step=0.8 * rbm.sigma, thin=20, burn_in=100, seed=seed)
     both = np.concatenate([gibbs.reshape(-1, 2), mala.samples.reshape(-1, 2)])
     lo, hi = both.min(axis=0) - rbm.sigma, both.max(axis=0) + rbm.sigma
     x, y = np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200)
@@ -282,8 +353,14 @@ def plot_density(rbm, path: str, seed: int = 0) -> str:
     im = ax.pcolormesh(X, Y, p, shading="auto", cmap="viridis")
     fig.colorbar(im, ax=ax, label="exact p(v)")
     ax.plot(*gibbs.reshape(-1, 2).T, ".", ms=2, color="w", alpha=0.6, label="Gibbs")
-    ax.plot(*mala.samples.reshape(-1, 2).T, ".", ms=2, color="C3", alpha=0.6,
-            label=f"MALA (acceptance {mala.acceptance:.2f})")
+    ax.plot(
+        *mala.samples.reshape(-1, 2).T,
+        ".",
+        ms=2,
+        color="C3",
+        alpha=0.6,
+        label=f"MALA (acceptance {mala.acceptance:.2f})",
+    )
     ax.set_xlabel("v_1")
     ax.set_ylabel("v_2")
     ax.legend(fontsize=8, loc="upper right")
@@ -295,7 +372,9 @@ def _data_rows(run: TrainingRun):
     """The training rows, from the file's config (None when they cannot be loaded:
     scikit-learn missing, the IDX file moved, a config from another version)."""
     try:
-        from parallel_vmc.generative import config as gconfig, runner
+        from parallel_vmc.generative import config as gconfig
+        from parallel_vmc.generative import runner
+
         data, _ = runner.load_data(gconfig.from_dict(run.config))
         return data
     except Exception:  # noqa: BLE001 - reconstructions are optional
@@ -305,14 +384,18 @@ def _data_rows(run: TrainingRun):
 def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
     """The standard figures of a training file into directory; returns their paths."""
     from parallel_vmc.generative import sampling
+
     stem = os.path.join(directory, run.name)
     rbm, shape, paths = run.rbm, run.image_shape, []
     if run.history and len(run.history.get("epoch", [])):
-        paths.append(plot_learning(run.history, f"{stem}_learning.png", run.name,
-                                   optimum_log_likelihood(run.config)))
+        paths.append(
+            plot_learning(
+                run.history, f"{stem}_learning.png", run.name, optimum_log_likelihood(run.config)
+            )
+        )
     paths.append(plot_filters(rbm, shape, f"{stem}_filters.png"))
     if rbm.kind == "gaussian" and rbm.n_visible == 2 and rbm.n_hidden <= EXACT_RECHECK:
-        paths.append(plot_density(rbm, f"{stem}_density.png", seed))   # needs exact log Z
+        paths.append(plot_density(rbm, f"{stem}_density.png", seed))  # needs exact log Z
     if shape is None:
         return paths
     rows = [sampling.gibbs_chains(rbm, N_SHOWN, 1, thin=1, burn_in=1000, seed=seed)[:, 0]]
@@ -320,13 +403,19 @@ def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
     if len(run.layers) > 1:
         from parallel_vmc.generative import dbn
         from parallel_vmc.rng import chain_states
+
         rows.append(dbn.sample(run.layers, chain_states(seed, 0, N_SHOWN), 1000)[1])
         titles.append("deep belief net, top-down: p(v = 1 | h) (1000 top sweeps)")
     paths.append(_image_grid(rows, shape, titles, f"{stem}_samples.png"))
     data = _data_rows(run)
     if data is not None and data.shape[1] == rbm.n_visible:
         shown = data[:N_SHOWN]
-        paths.append(_image_grid([shown, sampling.reconstructions(rbm, shown, seed)], shape,
-                                 ["data", "reconstructions (one Gibbs sweep)"],
-                                 f"{stem}_reconstructions.png"))
+        paths.append(
+            _image_grid(
+                [shown, sampling.reconstructions(rbm, shown, seed)],
+                shape,
+                ["data", "reconstructions (one Gibbs sweep)"],
+                f"{stem}_reconstructions.png",
+            )
+        )
     return paths

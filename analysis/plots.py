@@ -27,6 +27,7 @@ Units (pvmc's): hbar = m = e = 1 with the trap frequency unit omega_0 = 1, so
 energies are in hbar*omega_0 and lengths in sqrt(hbar/(m*omega_0)); every axis with
 an energy or a length says so.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,17 +38,30 @@ import numpy as np
 from parallel_vmc.runfile import schema as S
 from parallel_vmc.runfile.schema import shell_volumes
 
-__all__ = ["PlotError", "require_matplotlib", "plot_optimization", "plot_blocking",
-           "plot_histogram", "histogram_range", "plot_density", "plot_radial_density",
-           "plot_density_comparison", "plot_density_image", "plot_pair_distance",
-           "plot_scan", "run_plots", "plot_names", "COMPARISON"]
+__all__ = [
+    "PlotError",
+    "require_matplotlib",
+    "plot_optimization",
+    "plot_blocking",
+    "plot_histogram",
+    "histogram_range",
+    "plot_density",
+    "plot_radial_density",
+    "plot_density_comparison",
+    "plot_density_image",
+    "plot_pair_distance",
+    "plot_scan",
+    "run_plots",
+    "plot_names",
+    "COMPARISON",
+]
 
-E_UNIT = r"$\hbar\omega_0$"                    # energies
-L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"            # lengths
+E_UNIT = r"$\hbar\omega_0$"  # energies
+L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"  # lengths
 KEY_UNITS = {"system.omega": r"$\omega_0$", "wavefunction.sigma": L_UNIT}
-BULK_IQR = 5.0      # histogram range: median +- this many interquartile ranges
-AXES_COMPARISON = "density_axes_comparison.png"   # several runs' densities along the axes
-COMPARISON = "density_comparison.png"    # several runs' rho(r)/N (no run's stem: shared)
+BULK_IQR = 5.0  # histogram range: median +- this many interquartile ranges
+AXES_COMPARISON = "density_axes_comparison.png"  # several runs' densities along the axes
+COMPARISON = "density_comparison.png"  # several runs' rho(r)/N (no run's stem: shared)
 
 
 class PlotError(RuntimeError):
@@ -59,8 +73,10 @@ def require_matplotlib():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotError("plots need matplotlib, which is not installed "
-                        "(pip install matplotlib, or pip install 'parallel_vmc[plots]')") from None
+        raise PlotError(
+            "plots need matplotlib, which is not installed "
+            "(pip install matplotlib, or pip install 'parallel_vmc[plots]')"
+        ) from None
     return Figure
 
 
@@ -107,14 +123,30 @@ def plot_blocking(result, path: str, title: str = "") -> str:
     spread = result.errors / np.sqrt(2.0 * np.maximum(nb - 1.0, 1.0))
     fig = figure()
     ax = fig.subplots()
-    ax.errorbar(levels, result.errors, yerr=spread, fmt="o-", ms=4, lw=1, capsize=2,
-                color="C0", label="standard error at level k")
+    ax.errorbar(
+        levels,
+        result.errors,
+        yerr=spread,
+        fmt="o-",
+        ms=4,
+        lw=1,
+        capsize=2,
+        color="C0",
+        label="standard error at level k",
+    )
     k = result.level
-    ax.plot([k], [result.errors[k]], "s", ms=11, mfc="none", mew=2, color="C3",
-            label=f"chosen level {k} (blocks of {result.block_size})")
+    ax.plot(
+        [k],
+        [result.errors[k]],
+        "s",
+        ms=11,
+        mfc="none",
+        mew=2,
+        color="C3",
+        label=f"chosen level {k} (blocks of {result.block_size})",
+    )
     ax.axvline(k, color="C3", lw=0.8, ls=":")
-    ax.axhline(result.error, color="C2", lw=1, ls="--",
-               label=f"reported error {result.error:.3g}")
+    ax.axhline(result.error, color="C2", lw=1, ls="--", label=f"reported error {result.error:.3g}")
     ax.set_xlabel("blocking level k (block size 2^k)")
     ax.set_ylabel(f"standard error of the mean ({E_UNIT})")
     ax.set_title(title or "automated blocking")
@@ -133,8 +165,8 @@ def histogram_range(x) -> tuple:
     if q3 > q1:
         lo = max(lo, median - BULK_IQR * (q3 - q1))
         hi = min(hi, median + BULK_IQR * (q3 - q1))
-    if hi - lo <= 1e3 * np.spacing(max(abs(lo), abs(hi))):   # constant to round-off
-        lo, hi = lo - 0.5, hi + 0.5                            # (a zero-variance state)
+    if hi - lo <= 1e3 * np.spacing(max(abs(lo), abs(hi))):  # constant to round-off
+        lo, hi = lo - 0.5, hi + 0.5  # (a zero-variance state)
     return lo, hi
 
 
@@ -149,23 +181,35 @@ def plot_histogram(samples, path: str, title: str = "", mean: float | None = Non
         lo, hi = histogram_range(x)
         below, above = int(np.count_nonzero(x < lo)), int(np.count_nonzero(x > hi))
         bins = int(min(200, max(10, math.sqrt(x.size))))
-        ax.hist(x, bins=bins, range=(lo, hi), density=True, color="C0", alpha=0.8,
-                label=f"{x.size} samples")
+        ax.hist(
+            x,
+            bins=bins,
+            range=(lo, hi),
+            density=True,
+            color="C0",
+            alpha=0.8,
+            label=f"{x.size} samples",
+        )
         ax.set_yscale("log")
         if mean is not None and math.isfinite(mean):
             ax.axvline(mean, color="C3", lw=1.2, label=f"mean {mean:.6g}")
-        ax.legend(loc="upper right", fontsize="small", title_fontsize="small",
-                  title=f"outside the range: {below + above} of {x.size} samples\n"
-                        f"({100.0 * (below + above) / x.size:.2g} %; {below} below, "
-                        f"{above} above)")
+        ax.legend(
+            loc="upper right",
+            fontsize="small",
+            title_fontsize="small",
+            title=f"outside the range: {below + above} of {x.size} samples\n"
+            f"({100.0 * (below + above) / x.size:.2g} %; {below} below, "
+            f"{above} above)",
+        )
     ax.set_xlabel(f"local energy E_L ({E_UNIT})")
     ax.set_ylabel(f"probability density (1/{E_UNIT}), log scale")
     ax.set_title(title or "local energy")
     return save(fig, path)
 
 
-def plot_density(counts, edges, path: str, dimensions: int = 3, particles: int = 1,
-                 title: str = "") -> str:
+def plot_density(
+    counts, edges, path: str, dimensions: int = 3, particles: int = 1, title: str = ""
+) -> str:
     """Radial one-body density from histogram counts of particle distances r.
 
     Counts (summed over any leading axes, e.g. chains) are normalised so that the
@@ -201,18 +245,35 @@ def _with_error_bars(ax, edges, values, errors, color, label):
     without an error (NaN: fewer than 2 batches) are drawn without one."""
     centres = 0.5 * (edges[1:] + edges[:-1])
     errors = np.where(np.isfinite(errors), errors, 0.0)
-    ax.errorbar(centres, values, yerr=errors, fmt="o-", ms=2.5, lw=1.0, elinewidth=1.0,
-                capsize=1.5, color=color, label=label)
+    ax.errorbar(
+        centres,
+        values,
+        yerr=errors,
+        fmt="o-",
+        ms=2.5,
+        lw=1.0,
+        elinewidth=1.0,
+        capsize=1.5,
+        color=color,
+        label=label,
+    )
 
 
-def plot_radial_density(edges, density, error, path: str, title: str = "",
-                        dimensions: int | None = None) -> str:
+def plot_radial_density(
+    edges, density, error, path: str, title: str = "", dimensions: int | None = None
+) -> str:
     """rho(r) as stored by pvmc (integral over space = P) with its error bars."""
     edges = np.asarray(edges, float)
     fig = figure()
     ax = fig.subplots()
-    _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
-                     "C0", "rho(r) ± error (batch means)")
+    _with_error_bars(
+        ax,
+        edges,
+        np.asarray(density, float),
+        np.asarray(error, float),
+        "C0",
+        "rho(r) ± error (batch means)",
+    )
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel(f"r ({L_UNIT})")
     power = f"$^{{-{dimensions}}}$" if dimensions else "$^{-D}$"
@@ -237,15 +298,24 @@ def plot_density_comparison(curves: list, path: str, title: str = "") -> str:
     for ax, d in zip(axes, dims):
         for k, c in enumerate(x for x in curves if x["dimensions"] == d):
             edges, n = np.asarray(c["edges"], float), c["particles"]
-            _with_error_bars(ax, edges, np.asarray(c["density"], float) / n,
-                             np.asarray(c["error"], float) / n, f"C{k % 10}", c["label"])
+            _with_error_bars(
+                ax,
+                edges,
+                np.asarray(c["density"], float) / n,
+                np.asarray(c["error"], float) / n,
+                f"C{k % 10}",
+                c["label"],
+            )
         ax.set_xlim(left=0.0)
         ax.set_xlabel(f"r ({L_UNIT})")
         ax.set_ylabel(f"rho(r) / N ({L_UNIT}$^{{-{d}}}$)")
-        ax.set_title(f"D = {d}" if len(dims) > 1 else
-                     (title or "one-body density per particle"))
-        ax.legend(loc="upper right", fontsize="small",
-                  title="error bars: batch means", title_fontsize="small")
+        ax.set_title(f"D = {d}" if len(dims) > 1 else (title or "one-body density per particle"))
+        ax.legend(
+            loc="upper right",
+            fontsize="small",
+            title="error bars: batch means",
+            title_fontsize="small",
+        )
     if len(dims) > 1:
         fig.suptitle(title or "one-body density per particle")
     return save(fig, path)
@@ -274,8 +344,12 @@ def plot_axial_densities(curves: list, path: str, title: str = "") -> str:
     axes[1].set_ylabel(f"n(z) / N ({L_UNIT}$^{{-1}}$)")
     axes[1].set_title("along z (integrated over x, y)")
     for ax in axes:
-        ax.legend(loc="upper right", fontsize="small",
-                  title="error bars: batch means", title_fontsize="small")
+        ax.legend(
+            loc="upper right",
+            fontsize="small",
+            title="error bars: batch means",
+            title_fontsize="small",
+        )
     fig.suptitle(title or "one-body density per particle along the axes")
     return save(fig, path)
 
@@ -287,9 +361,12 @@ def axial_curve(obs: dict, particles, label: str) -> dict | None:
     if not (isinstance(xy, dict) and isinstance(z, dict)):
         return None
     n = xy["attrs"].get("particles", particles)
-    return {"xy": (xy["edges"], xy["density"], xy["error"]),
-            "z": (z["edges"], z["density"], z["error"]),
-            "particles": n if isinstance(n, int) and n > 0 else 1, "label": label}
+    return {
+        "xy": (xy["edges"], xy["density"], xy["error"]),
+        "z": (z["edges"], z["density"], z["error"]),
+        "particles": n if isinstance(n, int) and n > 0 else 1,
+        "label": label,
+    }
 
 
 def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") -> str:
@@ -297,9 +374,13 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
     x_edges, y_edges = np.asarray(x_edges, float), np.asarray(y_edges, float)
     fig = figure(6.4, 5.2)
     ax = fig.subplots()
-    im = ax.imshow(np.asarray(density, float).T, origin="lower", cmap="viridis",
-                   interpolation="nearest",
-                   extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
+    im = ax.imshow(
+        np.asarray(density, float).T,
+        origin="lower",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]),
+    )
     ax.set_aspect("equal")
     ax.set_xlabel(f"x ({L_UNIT})")
     ax.set_ylabel(f"y ({L_UNIT})")
@@ -313,8 +394,14 @@ def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") 
     edges = np.asarray(edges, float)
     fig = figure()
     ax = fig.subplots()
-    _with_error_bars(ax, edges, np.asarray(density, float), np.asarray(error, float),
-                     "C1", "P(r12) ± error (batch means)")
+    _with_error_bars(
+        ax,
+        edges,
+        np.asarray(density, float),
+        np.asarray(error, float),
+        "C1",
+        "P(r12) ± error (batch means)",
+    )
     if mean is not None and math.isfinite(mean):
         ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
     ax.set_xlim(edges[0], edges[-1])
@@ -329,24 +416,41 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     """Energy with its error bar against a config value, one point per run. Points are
     not joined: the runs may differ in more than ``key``. Runs whose mean is infinite
     (1D Coulomb) are crosses without error bars."""
-    pts = [r for r in rows if r.get("energy") is not None
-           and (r.get("error") is not None or r.get("mean_is_infinite"))]
+    pts = [
+        r
+        for r in rows
+        if r.get("energy") is not None and (r.get("error") is not None or r.get("mean_is_infinite"))
+    ]
     fig = figure()
     ax = fig.subplots()
     if pts:
-        numeric = all(isinstance(r["key"], (int, float)) and not isinstance(r["key"], bool)
-                      for r in pts)
+        numeric = all(
+            isinstance(r["key"], (int, float)) and not isinstance(r["key"], bool) for r in pts
+        )
         xs = [r["key"] for r in pts] if numeric else list(range(len(pts)))
         finite = [i for i, r in enumerate(pts) if not r.get("mean_is_infinite")]
         if finite:
-            ax.errorbar([xs[i] for i in finite], [pts[i]["energy"] for i in finite],
-                        yerr=[pts[i]["error"] for i in finite], fmt="o", ls="none", ms=5,
-                        capsize=3, label="E +- error (blocking)")
+            ax.errorbar(
+                [xs[i] for i in finite],
+                [pts[i]["energy"] for i in finite],
+                yerr=[pts[i]["error"] for i in finite],
+                fmt="o",
+                ls="none",
+                ms=5,
+                capsize=3,
+                label="E +- error (blocking)",
+            )
         infinite = [i for i, r in enumerate(pts) if r.get("mean_is_infinite")]
         if infinite:
-            ax.plot([xs[i] for i in infinite], [pts[i]["energy"] for i in infinite], "x",
-                    ls="none", color="C3", ms=7,
-                    label="infinite mean (1D Coulomb): not an estimate")
+            ax.plot(
+                [xs[i] for i in infinite],
+                [pts[i]["energy"] for i in infinite],
+                "x",
+                ls="none",
+                color="C3",
+                ms=7,
+                label="infinite mean (1D Coulomb): not an estimate",
+            )
         if not numeric:
             ax.set_xticks(xs, [str(r["key"]) for r in pts], rotation=30)
         ax.legend(loc="best", fontsize="small")
@@ -358,10 +462,18 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
 
 
 def plot_names(stem: str) -> dict:
-    names = {kind: f"{stem}_{kind}.png"
-             for kind in ("optimization", "blocking", "histogram", "density", "density_image",
-                          "pair_distance")}
-    names[S.DENSITY_XY] = names[S.DENSITY_Z] = f"{stem}_density_axes.png"   # one figure
+    names = {
+        kind: f"{stem}_{kind}.png"
+        for kind in (
+            "optimization",
+            "blocking",
+            "histogram",
+            "density",
+            "density_image",
+            "pair_distance",
+        )
+    }
+    names[S.DENSITY_XY] = names[S.DENSITY_Z] = f"{stem}_density_axes.png"  # one figure
     return names
 
 
@@ -375,50 +487,95 @@ def run_plots(run, summary, directory: str) -> list:
     written = []
     label = f"{run.name} ({run.status})"
     if run.n_iterations > 0:
-        written.append(plot_optimization(run.optimization,
-                                         os.path.join(directory, names["optimization"]),
-                                         title=f"optimisation: {label}"))
+        written.append(
+            plot_optimization(
+                run.optimization,
+                os.path.join(directory, names["optimization"]),
+                title=f"optimisation: {label}",
+            )
+        )
     if summary is not None:
-        written.append(plot_blocking(summary.blocking,
-                                     os.path.join(directory, names["blocking"]),
-                                     title=f"blocking of the chain-averaged E_L: {label}"))
-        written.append(plot_histogram(run.production[S.LOCAL_ENERGY],
-                                      os.path.join(directory, names["histogram"]),
-                                      title=f"local energy: {label}", mean=summary.mean))
+        written.append(
+            plot_blocking(
+                summary.blocking,
+                os.path.join(directory, names["blocking"]),
+                title=f"blocking of the chain-averaged E_L: {label}",
+            )
+        )
+        written.append(
+            plot_histogram(
+                run.production[S.LOCAL_ENERGY],
+                os.path.join(directory, names["histogram"]),
+                title=f"local energy: {label}",
+                mean=summary.mean,
+            )
+        )
     obs = run.observables
     out = {kind: os.path.join(directory, names[kind]) for kind in S.HISTOGRAMS}
     if isinstance(obs.get(S.DENSITY), dict):
         d = obs[S.DENSITY]
-        written.append(plot_radial_density(d["edges"], d["density"], d["error"],
-                                           out[S.DENSITY],
-                                           title=f"one-body density: {label}",
-                                           dimensions=d["attrs"].get("dimensions")))
+        written.append(
+            plot_radial_density(
+                d["edges"],
+                d["density"],
+                d["error"],
+                out[S.DENSITY],
+                title=f"one-body density: {label}",
+                dimensions=d["attrs"].get("dimensions"),
+            )
+        )
     if isinstance(obs.get(S.DENSITY_IMAGE), dict):
         d = obs[S.DENSITY_IMAGE]
-        written.append(plot_density_image(d["x_edges"], d["y_edges"], d["density"],
-                                          out[S.DENSITY_IMAGE],
-                                          title=f"one-body density: {label}"))
-    curve = axial_curve(obs, (run.config.get("system") or {}).get("particles")
-                        if isinstance(run.config, dict) else None, "per particle")
+        written.append(
+            plot_density_image(
+                d["x_edges"],
+                d["y_edges"],
+                d["density"],
+                out[S.DENSITY_IMAGE],
+                title=f"one-body density: {label}",
+            )
+        )
+    curve = axial_curve(
+        obs,
+        (run.config.get("system") or {}).get("particles") if isinstance(run.config, dict) else None,
+        "per particle",
+    )
     if curve is not None:
-        written.append(plot_axial_densities([curve], out[S.DENSITY_XY],
-                                            title=f"one-body density along the axes: "
-                                                  f"{label}"))
+        written.append(
+            plot_axial_densities(
+                [curve], out[S.DENSITY_XY], title=f"one-body density along the axes: {label}"
+            )
+        )
     if isinstance(obs.get(S.PAIR_DISTANCE), dict):
         d = obs[S.PAIR_DISTANCE]
         mean = d["attrs"].get(S.MEAN)
         if mean is None and isinstance(obs.get(S.R12), dict):
             mean = obs[S.R12]["mean"]
-        written.append(plot_pair_distance(d["edges"], d["density"], d["error"],
-                                          mean, out[S.PAIR_DISTANCE],
-                                          title=f"pair distance: {label}"))
-    if ("density_counts" in obs and "density_edges" in obs
-            and not isinstance(obs.get(S.DENSITY), dict)):      # formats 1-2
+        written.append(
+            plot_pair_distance(
+                d["edges"],
+                d["density"],
+                d["error"],
+                mean,
+                out[S.PAIR_DISTANCE],
+                title=f"pair distance: {label}",
+            )
+        )
+    if (
+        "density_counts" in obs
+        and "density_edges" in obs
+        and not isinstance(obs.get(S.DENSITY), dict)
+    ):  # formats 1-2
         system = run.config.get("system") if isinstance(run.config, dict) else None
         system = system if isinstance(system, dict) else {}
-        written.append(plot_density(obs["density_counts"], obs["density_edges"],
-                                    os.path.join(directory, names["density"]),
-                                    dimensions=int(system.get("dimensions", 3)),
-                                    particles=int(system.get("particles", 1)),
-                                    title=f"one-body density: {label}"))
+        written.append(
+            plot_density(
+                obs["density_counts"],
+                obs["density_edges"],
+                os.path.join(directory, names["density"]),
+                dimensions=int(system.get("dimensions", 3)),
+                particles=int(system.get("particles", 1)),
+                title=f"one-body density: {label}",
+            )
+        )
     return written

@@ -24,6 +24,7 @@ checked for the types and ranges the analysis relies on (counters within the dat
 numbers that are numbers, text that is UTF-8), so that damage the library does not
 notice is an error too rather than a wrong number.
 """
+
 from __future__ import annotations
 
 import gc
@@ -41,14 +42,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parallel_vmc.runfile import schema as S
-from parallel_vmc.runfile.schema import shell_volumes   # re-exported: the one formula
+from parallel_vmc.runfile.schema import shell_volumes  # re-exported: the one formula
 
-__all__ = ["RunFileError", "RunData", "read_run", "config_value", "shell_volumes",
-           "SUPPORTED_FORMATS", "PRODUCTION_SERIES", "SCALAR_OBSERVABLES", "HISTOGRAMS",
-           "READ_ERRORS", "is_number"]
+__all__ = [
+    "RunFileError",
+    "RunData",
+    "read_run",
+    "config_value",
+    "shell_volumes",
+    "SUPPORTED_FORMATS",
+    "PRODUCTION_SERIES",
+    "SCALAR_OBSERVABLES",
+    "HISTOGRAMS",
+    "READ_ERRORS",
+    "is_number",
+]
 
 SUPPORTED_FORMATS = (1, 2, 3, 4, 5)  # 4: format 3 + /wavefunction of fermions; 5: + the
-                                     # optional 3D densities along the axes
+# optional 3D densities along the axes
 OPT_FIELDS = (S.ITERATION,) + S.OPT_FIELDS
 CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
 # the names of the file: parallel_vmc.schema (the writer's); formats 1-2 had potential
@@ -56,17 +67,24 @@ CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production
 REQUIRED_ROOT = S.REQUIRED_ROOT
 PRODUCTION_SERIES = S.PRODUCTION_SERIES + (S.POTENTIAL,)
 SCALAR_OBSERVABLES = S.SCALAR_OBSERVABLES
-HISTOGRAMS = S.HISTOGRAMS             # histogram group -> its edges (one per axis)
+HISTOGRAMS = S.HISTOGRAMS  # histogram group -> its edges (one per axis)
 HISTOGRAM_ARRAYS = S.HISTOGRAM_ARRAYS
 _OBSERVABLES = f"/{S.PRODUCTION}/{S.OBSERVABLES}"
-CHILD_TIMEOUT = 60.0     # s for the child to read a file's structure (healthy: ms)
+CHILD_TIMEOUT = 60.0  # s for the child to read a file's structure (healthy: ms)
 # What h5py and HDF5 raise on damaged bytes: OSError (library errors, failed checksums,
 # reads beyond the end), RuntimeError (damaged object headers; NotImplementedError for
 # a garbled type), KeyError/IndexError (damaged links and messages), ValueError and
 # TypeError (shapes and types h5py cannot map; UnicodeDecodeError for text),
 # AttributeError, OverflowError (a garbled size).
-READ_ERRORS = (OSError, RuntimeError, LookupError, ValueError, TypeError, AttributeError,
-               ArithmeticError)
+READ_ERRORS = (
+    OSError,
+    RuntimeError,
+    LookupError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    ArithmeticError,
+)
 
 
 class RunFileError(Exception):
@@ -82,7 +100,7 @@ class RunFileError(Exception):
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     """The exception's message on one line, at most ``limit`` characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _has_fletcher32(ds) -> bool:
@@ -108,12 +126,11 @@ def _damage(path: str, where: str, exc: BaseException, ds=None) -> RunFileError:
         return RunFileError(path, f"{where}: is not valid UTF-8 text: the file is damaged")
     if _checksum_failed(exc, ds):
         return RunFileError(path, f"{where}: failed its checksum: the file is damaged")
-    return RunFileError(path, f"{where}: cannot be read, the file is damaged "
-                        f"({_one_line(exc)})")
+    return RunFileError(path, f"{where}: cannot be read, the file is damaged ({_one_line(exc)})")
 
 
-_progress = None           # in the guard's child: told each object before it is read
-_structure_only = False   # in the guard's child: bulk datasets are deferred (_bulk)
+_progress = None  # in the guard's child: told each object before it is read
+_structure_only = False  # in the guard's child: bulk datasets are deferred (_bulk)
 
 
 @contextmanager
@@ -138,11 +155,15 @@ def _decode(raw: bytes, field_size: int | None = None) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        cut = (field_size is not None and exc.reason == "unexpected end of data"
-               and exc.end == len(raw) and len(raw) >= field_size - 4)
+        cut = (
+            field_size is not None
+            and exc.reason == "unexpected end of data"
+            and exc.end == len(raw)
+            and len(raw) >= field_size - 4
+        )
         if not cut:
             raise
-        return raw[:exc.start].decode("utf-8")
+        return raw[: exc.start].decode("utf-8")
 
 
 def _field_size(dtype) -> int | None:
@@ -157,7 +178,7 @@ def _plain(value, field_size: int | None = None):
         return _decode(bytes(value), field_size)
     if isinstance(value, np.generic):
         item = value.item()
-        if isinstance(item, np.generic):       # e.g. long double: no type pvmc writes
+        if isinstance(item, np.generic):  # e.g. long double: no type pvmc writes
             raise TypeError(f"unexpected HDF5 type {value.dtype}")
         return item
     if isinstance(value, np.ndarray):
@@ -197,8 +218,9 @@ def _require_numbers(path: str, where: str, attrs: dict, names=(), whole=()) -> 
         ok = _integer(value) is not None if name in whole else is_number(value)
         if not ok:
             kind = "a whole number" if name in whole else "a number"
-            raise RunFileError(path, f"{_label(where, name)} is {value!r:.60}, not {kind}: "
-                               "the file is damaged")
+            raise RunFileError(
+                path, f"{_label(where, name)} is {value!r:.60}, not {kind}: the file is damaged"
+            )
 
 
 def _counter(path: str, where: str, value, limit: int) -> int:
@@ -206,14 +228,18 @@ def _counter(path: str, where: str, value, limit: int) -> int:
     allocated for them), else the file is damaged."""
     n = _integer(value)
     if n is None or not 0 <= n <= limit:
-        raise RunFileError(path, f"{where} is {value!r:.60}, not a whole number from 0 to "
-                           f"{limit} (the length of the data): the file is damaged")
+        raise RunFileError(
+            path,
+            f"{where} is {value!r:.60}, not a whole number from 0 to "
+            f"{limit} (the length of the data): the file is damaged",
+        )
     return n
 
 
 # ----------------------------------------------------------------------------- objects
 def _kind(item) -> str:
     import h5py
+
     if isinstance(item, h5py.Dataset):
         return "dataset"
     return "group" if isinstance(item, h5py.Group) else "named datatype"
@@ -237,6 +263,7 @@ def _child(path: str, parent, name: str, where: str):
 def _member(path: str, h5, item: str):
     """The object at the path ``item`` (e.g. "production/kinetic"), or None."""
     import h5py
+
     node, where = h5, ""
     for part in item.strip("/").split("/"):
         where += "/" + part
@@ -251,16 +278,25 @@ def _member(path: str, h5, item: str):
 def _group(path: str, parent, name: str, where: str):
     """The group parent[name], or None if absent."""
     import h5py
+
     item = _child(path, parent, name, where)
     if item is not None and not isinstance(item, h5py.Group):
         raise RunFileError(path, f"{where} is a {_kind(item)}, not a group")
     return item
 
 
-def _dataset(path: str, parent, name: str, where: str, ndim: int | None = None,
-             numeric: bool = True, shape_text: str = ""):
+def _dataset(
+    path: str,
+    parent,
+    name: str,
+    where: str,
+    ndim: int | None = None,
+    numeric: bool = True,
+    shape_text: str = "",
+):
     """The dataset parent[name] (``ndim`` dimensions, numeric unless told), or None."""
     import h5py
+
     item = _child(path, parent, name, where)
     if item is None:
         return None
@@ -269,8 +305,7 @@ def _dataset(path: str, parent, name: str, where: str, ndim: int | None = None,
     with _reading(path, where):
         shape, dtype = item.shape, item.dtype
     if ndim is not None and len(shape) != ndim:
-        raise RunFileError(path, f"{where} is not a {ndim}-D {shape_text}dataset "
-                           f"(shape {shape})")
+        raise RunFileError(path, f"{where} is not a {ndim}-D {shape_text}dataset (shape {shape})")
     if numeric and dtype.kind not in "fiu":
         raise RunFileError(path, f"{where} is not numeric (type {dtype})")
     return item
@@ -285,6 +320,7 @@ def _values(path: str, ds, where: str, selection=()):
 @dataclass(frozen=True)
 class _Deferred:
     """A bulk dataset that the guard's child leaves to the parent to read."""
+
     where: str
     selection: tuple
     float64: bool
@@ -297,7 +333,7 @@ def _bulk(path: str, ds, where: str, selection: tuple, float64: bool = False):
     parent to read."""
     if _structure_only:
         with _reading(path, where, ds):
-            if ds.chunks is not None and hasattr(ds.id, "chunk_iter"):   # HDF5 >= 1.14
+            if ds.chunks is not None and hasattr(ds.id, "chunk_iter"):  # HDF5 >= 1.14
                 ds.id.chunk_iter(lambda info: None)
             if ds.size:
                 ds[(0,) * ds.ndim]
@@ -321,7 +357,7 @@ def _attrs(path: str, obj, where: str) -> dict:
 def config_value(config: dict, key: str):
     """``config['system']['omega']`` for key ``'system.omega'``; KeyError names the key."""
     node = config
-    for i, part in enumerate(key.split(".")):
+    for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             raise KeyError(key)
         node = node[part]
@@ -395,21 +431,27 @@ def _read_scalar(path: str, where: str, ds, n_batches) -> dict:
         raise RunFileError(path, f"{where} lacks the attribute(s) {', '.join(missing)}")
     value = _values(path, ds, where)
     if value.ndim != 1 or value.dtype.kind not in "fiu":
-        raise RunFileError(path, f"{where} is not a 1-D numeric dataset of batch means "
-                           f"(shape {value.shape})")
+        raise RunFileError(
+            path, f"{where} is not a 1-D numeric dataset of batch means (shape {value.shape})"
+        )
     if n_batches is not None and value.size != n_batches:
-        raise RunFileError(path, f"{where} holds {value.size} batch means, the group's "
-                           f"n_batches is {n_batches}")
+        raise RunFileError(
+            path, f"{where} holds {value.size} batch means, the group's n_batches is {n_batches}"
+        )
     if not (is_number(attrs[S.MEAN]) and is_number(attrs[S.ERROR])):
         raise RunFileError(path, f"{where}: attributes mean and error are not numbers")
-    return {"batch_means": value.astype(np.float64), "mean": float(attrs[S.MEAN]),
-            "error": float(attrs[S.ERROR])}
+    return {
+        "batch_means": value.astype(np.float64),
+        "mean": float(attrs[S.MEAN]),
+        "error": float(attrs[S.ERROR]),
+    }
 
 
 def _edges(path: str, where: str, edges) -> None:
     if edges.ndim != 1 or edges.size < 2 or edges.dtype.kind not in "fiu":
-        raise RunFileError(path, f"{where} is not a 1-D array of at least 2 bin edges "
-                           f"(shape {edges.shape})")
+        raise RunFileError(
+            path, f"{where} is not a 1-D array of at least 2 bin edges (shape {edges.shape})"
+        )
     if not np.all(np.diff(edges) > 0):
         raise RunFileError(path, f"{where} is not strictly increasing")
 
@@ -430,13 +472,19 @@ def _read_histogram(path: str, where: str, grp) -> dict:
     shape = tuple(hist[e].size - 1 for e in HISTOGRAMS[name])
     for k in HISTOGRAM_ARRAYS:
         if hist[k].shape != shape:
-            raise RunFileError(path, f"{where}/{k} has shape {hist[k].shape}, its edges "
-                               f"give {shape}")
+            raise RunFileError(
+                path, f"{where}/{k} has shape {hist[k].shape}, its edges give {shape}"
+            )
         if hist[k].dtype.kind not in "fiu":
             raise RunFileError(path, f"{where}/{k} is not numeric")
     hist["attrs"] = _attrs(path, grp, where)
-    _require_numbers(path, where, hist["attrs"], ("overflow", "r_max", "mean", "error"),
-                     whole=("dimensions", "particles"))
+    _require_numbers(
+        path,
+        where,
+        hist["attrs"],
+        ("overflow", "r_max", "mean", "error"),
+        whole=("dimensions", "particles"),
+    )
     return hist
 
 
@@ -449,10 +497,16 @@ def _read_observables(path: str, grp, version: int) -> tuple:
     are ignored.
     """
     import h5py
+
     where = _OBSERVABLES
     attrs = _attrs(path, grp, where)
-    _require_numbers(path, where, attrs, ("samples", "energy_error_batch_means",
-                                          "energy_error_blocking"), whole=("n_batches",))
+    _require_numbers(
+        path,
+        where,
+        attrs,
+        ("samples", "energy_error_batch_means", "energy_error_blocking"),
+        whole=("n_batches",),
+    )
     n_batches = _integer(attrs.get("n_batches"))
     out = {}
     for name in _names(path, grp, where):
@@ -465,19 +519,23 @@ def _read_observables(path: str, grp, version: int) -> tuple:
                 has_attrs = S.MEAN in item.attrs and S.ERROR in item.attrs
             if (version >= 3 and name in SCALAR_OBSERVABLES) or has_attrs:
                 out[name] = _read_scalar(path, here, item, n_batches)
-            else:                                                   # formats 1-2
+            else:  # formats 1-2
                 out[name] = _values(path, item, here)
         elif name in HISTOGRAMS and isinstance(item, h5py.Group):
             out[name] = _read_histogram(path, here, item)
-    if "density_counts" in out or "density_edges" in out:          # formats 1-2
+    if "density_counts" in out or "density_edges" in out:  # formats 1-2
         if not ("density_counts" in out and "density_edges" in out):
-            raise RunFileError(path, f"{where}/density_counts and density_edges come "
-                               "in pairs; one is missing")
+            raise RunFileError(
+                path, f"{where}/density_counts and density_edges come in pairs; one is missing"
+            )
         _edges(path, f"{where}/density_edges", out["density_edges"])
         counts = out["density_counts"]
         if counts.ndim < 1 or counts.shape[-1] != out["density_edges"].size - 1:
-            raise RunFileError(path, f"{where}/density_counts has shape {counts.shape}, "
-                               f"density_edges give {out['density_edges'].size - 1} bins")
+            raise RunFileError(
+                path,
+                f"{where}/density_counts has shape {counts.shape}, "
+                f"density_edges give {out['density_edges'].size - 1} bins",
+            )
         if counts.dtype.kind not in "fiu":
             raise RunFileError(path, f"{where}/density_counts is not numeric")
     return attrs, out
@@ -485,6 +543,7 @@ def _read_observables(path: str, grp, version: int) -> tuple:
 
 def _open(path: str):
     import h5py
+
     if not os.path.exists(path):
         raise RunFileError(path, "no such file")
     if os.path.isdir(path):
@@ -498,25 +557,27 @@ def _open(path: str):
     try:
         return h5py.File(path, "r", locking=False)
     except READ_ERRORS as exc:
-        raise RunFileError(path, "cannot open the HDF5 file: it is damaged or unreadable "
-                           f"({_one_line(exc)})") from None
+        raise RunFileError(
+            path, f"cannot open the HDF5 file: it is damaged or unreadable ({_one_line(exc)})"
+        ) from None
 
 
 def _parse_config(path: str, text: str) -> dict:
     """The root attribute config: a YAML mapping whose sections are mappings."""
     import yaml
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)     # the C parser if built
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser if built
     try:
         config = yaml.load(text, Loader=loader) or {}
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        raise RunFileError(path, "root attribute config is not valid YAML "
-                           f"({_one_line(exc)})") from None
+        raise RunFileError(
+            path, f"root attribute config is not valid YAML ({_one_line(exc)})"
+        ) from None
     if not isinstance(config, dict):
         raise RunFileError(path, "root attribute config is not a YAML mapping")
     for name in CONFIG_SECTIONS:
         if config.get(name) is not None and not isinstance(config[name], dict):
-            raise RunFileError(path, f"root attribute config: section {name} is not a "
-                               "mapping")
+            raise RunFileError(path, f"root attribute config: section {name} is not a mapping")
     return config
 
 
@@ -525,15 +586,18 @@ def _read_root(path: str, h5) -> RunData:
     attrs = _attrs(path, h5, "/")
     missing = [k for k in REQUIRED_ROOT if k not in attrs]
     if missing:
-        raise RunFileError(path, "not a pvmc run file (root attribute(s) "
-                           + ", ".join(missing) + " missing)")
+        raise RunFileError(
+            path, "not a pvmc run file (root attribute(s) " + ", ".join(missing) + " missing)"
+        )
     version = _integer(attrs[S.FORMAT])
     if version is None:
-        raise RunFileError(path, f"format_version {attrs[S.FORMAT]!r:.60} is not an "
-                           "integer")
+        raise RunFileError(path, f"format_version {attrs[S.FORMAT]!r:.60} is not an integer")
     if version not in SUPPORTED_FORMATS:
-        raise RunFileError(path, f"format_version {version} is not supported by this "
-                           f"analysis (supported: {', '.join(map(str, SUPPORTED_FORMATS))})")
+        raise RunFileError(
+            path,
+            f"format_version {version} is not supported by this "
+            f"analysis (supported: {', '.join(map(str, SUPPORTED_FORMATS))})",
+        )
     for key in (S.STATUS, S.CONFIG):
         if not isinstance(attrs[key], str):
             raise RunFileError(path, f"root attribute {key} is not text: the file is damaged")
@@ -557,13 +621,11 @@ def _read_optimization(path: str, h5, run: RunData) -> None:
     if not set(fields) - {S.PARAMS}:
         return
     n_iter = min(ds.shape[0] for ds in fields.values())
-    rows = _read_counter(path, grp, S.ROWS_WRITTEN, f"/{S.OPTIMIZATION}/{S.ROWS_WRITTEN}",
-                         n_iter)
+    rows = _read_counter(path, grp, S.ROWS_WRITTEN, f"/{S.OPTIMIZATION}/{S.ROWS_WRITTEN}", n_iter)
     if rows is not None:
         n_iter = rows
     for name, ds in fields.items():
-        run.optimization[name] = _bulk(path, ds, f"/{S.OPTIMIZATION}/{name}",
-                                       np.s_[:n_iter])
+        run.optimization[name] = _bulk(path, ds, f"/{S.OPTIMIZATION}/{name}", np.s_[:n_iter])
 
 
 def _read_counter(path: str, grp, name: str, where: str, limit: int) -> int | None:
@@ -573,8 +635,7 @@ def _read_counter(path: str, grp, name: str, where: str, limit: int) -> int | No
         return None
     values = _values(path, ds, where).ravel()
     if values.size != 1:
-        raise RunFileError(path, f"{where} holds {values.size} values, not 1: the file is "
-                           "damaged")
+        raise RunFileError(path, f"{where} holds {values.size} values, not 1: the file is damaged")
     return _counter(path, where, _plain(values[0]), limit)
 
 
@@ -582,15 +643,18 @@ def _filled(path: str, grp, attrs: dict, columns: int) -> int:
     """Columns of /production that hold data: samples_written (formats 2-3, counted
     while running), the attribute samples_per_chain (set at the end; format 1's only
     count), else all. Both present must agree."""
-    written = _read_counter(path, grp, S.SAMPLES_WRITTEN,
-                            f"/{S.PRODUCTION}/{S.SAMPLES_WRITTEN}", columns)
+    written = _read_counter(
+        path, grp, S.SAMPLES_WRITTEN, f"/{S.PRODUCTION}/{S.SAMPLES_WRITTEN}", columns
+    )
     per_chain = attrs.get("samples_per_chain")
     if per_chain is not None:
-        per_chain = _counter(path, "/production attribute samples_per_chain", per_chain,
-                             columns)
+        per_chain = _counter(path, "/production attribute samples_per_chain", per_chain, columns)
     if written is not None and per_chain is not None and written != per_chain:
-        raise RunFileError(path, f"/production/samples_written ({written}) and the attribute "
-                           f"samples_per_chain ({per_chain}) disagree: the file is damaged")
+        raise RunFileError(
+            path,
+            f"/production/samples_written ({written}) and the attribute "
+            f"samples_per_chain ({per_chain}) disagree: the file is damaged",
+        )
     return next((n for n in (written, per_chain) if n is not None), columns)
 
 
@@ -604,8 +668,9 @@ def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -
     _require_numbers(path, f"/{S.PRODUCTION}", run.production_attrs, ("acceptance", "step"))
     datasets = {}
     for name in series:
-        ds = _dataset(path, grp, name, f"/{S.PRODUCTION}/{name}", ndim=2,
-                      shape_text="(n_chains, n_samples) ")
+        ds = _dataset(
+            path, grp, name, f"/{S.PRODUCTION}/{name}", ndim=2, shape_text="(n_chains, n_samples) "
+        )
         if ds is not None:
             datasets[name] = ds
     if datasets:
@@ -613,12 +678,16 @@ def _read_production(path: str, h5, run: RunData, series: tuple, version: int) -
         first = next(iter(shapes))
         odd = [name for name, shape in shapes.items() if shape != shapes[first]]
         if odd:
-            raise RunFileError(path, f"/production/{odd[0]} has shape {shapes[odd[0]]}, "
-                               f"/production/{first} {shapes[first]}: the file is damaged")
+            raise RunFileError(
+                path,
+                f"/production/{odd[0]} has shape {shapes[odd[0]]}, "
+                f"/production/{first} {shapes[first]}: the file is damaged",
+            )
         filled = _filled(path, grp, run.production_attrs, shapes[first][1])
         for name, ds in datasets.items():
-            run.production[name] = _bulk(path, ds, f"/{S.PRODUCTION}/{name}",
-                                         np.s_[:, :filled], float64=True)
+            run.production[name] = _bulk(
+                path, ds, f"/{S.PRODUCTION}/{name}", np.s_[:, :filled], float64=True
+            )
     obs = _group(path, grp, S.OBSERVABLES, _OBSERVABLES)
     if obs is not None:
         run.observables_attrs, run.observables = _read_observables(path, obs, version)
@@ -628,6 +697,7 @@ def _read_wavefunction(path: str, h5, run: RunData) -> None:
     """/wavefunction: its datasets (sigma and orbital_scale single numbers, orbitals
     (n, D) whole numbers) and attributes (inverse_drift a number)."""
     import h5py
+
     grp = _group(path, h5, S.WAVEFUNCTION, f"/{S.WAVEFUNCTION}")
     if grp is None:
         return
@@ -640,13 +710,19 @@ def _read_wavefunction(path: str, h5, run: RunData) -> None:
     for name in ("sigma", S.ORBITAL_SCALE):
         value = run.wavefunction.get(name)
         if value is not None and (value.size != 1 or value.dtype.kind not in "fiu"):
-            raise RunFileError(path, f"/wavefunction/{name} is not a single number (shape "
-                               f"{value.shape}, type {value.dtype}): the file is damaged")
+            raise RunFileError(
+                path,
+                f"/wavefunction/{name} is not a single number (shape "
+                f"{value.shape}, type {value.dtype}): the file is damaged",
+            )
     orbitals = run.wavefunction.get(S.ORBITALS)
     if orbitals is not None and (orbitals.ndim != 2 or orbitals.dtype.kind not in "iu"):
-        raise RunFileError(path, f"/wavefunction/{S.ORBITALS} is not a 2-D array of "
-                           f"quantum numbers (shape {orbitals.shape}, type "
-                           f"{orbitals.dtype}): the file is damaged")
+        raise RunFileError(
+            path,
+            f"/wavefunction/{S.ORBITALS} is not a 2-D array of "
+            f"quantum numbers (shape {orbitals.shape}, type "
+            f"{orbitals.dtype}): the file is damaged",
+        )
     _require_numbers(path, f"/{S.WAVEFUNCTION}", run.wavefunction_attrs, (S.INVERSE_DRIFT,))
 
 
@@ -654,13 +730,15 @@ def _read_summary(path: str, h5, run: RunData) -> None:
     grp = _group(path, h5, S.SUMMARY, f"/{S.SUMMARY}")
     if grp is not None:
         run.summary = _attrs(path, grp, f"/{S.SUMMARY}")
-        _require_numbers(path, f"/{S.SUMMARY}", run.summary, ("energy", "error"),
-                         whole=("n_samples",))
+        _require_numbers(
+            path, f"/{S.SUMMARY}", run.summary, ("energy", "error"), whole=("n_samples",)
+        )
 
 
 def _read_segments(path: str, h5, run: RunData) -> None:
     """/segments: one dict per launch from the 1-D datasets (columns)."""
     import h5py
+
     grp = _group(path, h5, S.SEGMENTS, f"/{S.SEGMENTS}")
     if grp is None:
         return
@@ -678,7 +756,7 @@ def _read_segments(path: str, h5, run: RunData) -> None:
 
 def _read(path: str, series: tuple, require: tuple) -> RunData:
     """read_run without the guard."""
-    with _reading(path, "/"):      # the net under the named reads below (e.g. the close)
+    with _reading(path, "/"):  # the net under the named reads below (e.g. the close)
         with _open(path) as h5:
             run = _read_root(path, h5)
             for item in require:
@@ -703,8 +781,9 @@ def _live(run: RunData):
     except RunFileError as exc:
         if run.status != S.RUNNING or "failed its checksum" not in exc.problem:
             raise
-        raise RunFileError(run.path, exc.problem + " (or it was read while the running "
-                           "run wrote it: try again)") from None
+        raise RunFileError(
+            run.path, exc.problem + " (or it was read while the running run wrote it: try again)"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- the guard
@@ -715,14 +794,13 @@ def _child_reads(fd: int, where_now, path: str, series: tuple, require: tuple) -
     global _progress, _structure_only
 
     def at(where: str) -> None:
-        text = where.encode("utf-8", "replace")[:len(where_now) - 2]
-        where_now[:2 + len(text)] = len(text).to_bytes(2, "little") + text
+        text = where.encode("utf-8", "replace")[: len(where_now) - 2]
+        where_now[: 2 + len(text)] = len(text).to_bytes(2, "little") + text
 
     def send(line: str, payload: bytes = b"") -> None:
-        data = memoryview(" ".join(line.split()).encode("utf-8", "replace") + b"\n"
-                          + payload)
+        data = memoryview(" ".join(line.split()).encode("utf-8", "replace") + b"\n" + payload)
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
 
     _progress, _structure_only = at, True
     try:
@@ -730,7 +808,7 @@ def _child_reads(fd: int, where_now, path: str, series: tuple, require: tuple) -
         send(f"ok {len(payload)}", payload)
     except RunFileError as exc:
         send("error " + exc.problem)
-    except BaseException:      # a bug, not damage: the parent's own read shows it
+    except BaseException:  # a bug, not damage: the parent's own read shows it
         send("unexpected")
 
 
@@ -742,9 +820,12 @@ def _wait_for_child(path: str, pid: int, fd: int, where_now) -> RunData | None:
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise RunFileError(path, f"{_where_now(where_now)}: reading it does not finish "
-                               f"(HDF5 still busy after {CHILD_TIMEOUT:g} s): the file is "
-                               "damaged")
+            raise RunFileError(
+                path,
+                f"{_where_now(where_now)}: reading it does not finish "
+                f"(HDF5 still busy after {CHILD_TIMEOUT:g} s): the file is "
+                "damaged",
+            )
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             break
@@ -752,8 +833,11 @@ def _wait_for_child(path: str, pid: int, fd: int, where_now) -> RunData | None:
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
-        raise RunFileError(path, f"{_where_now(where_now)}: reading it crashed the HDF5 "
-                           f"library ({name}): the file is damaged")
+        raise RunFileError(
+            path,
+            f"{_where_now(where_now)}: reading it crashed the HDF5 "
+            f"library ({name}): the file is damaged",
+        )
     line, _, payload = buffer.partition(b"\n")
     kind, _, text = line.decode("utf-8", "replace").partition(" ")
     if kind == "error":
@@ -763,13 +847,17 @@ def _wait_for_child(path: str, pid: int, fd: int, where_now) -> RunData | None:
 
 def _where_now(where_now) -> str:
     n = int.from_bytes(where_now[:2], "little")
-    return bytes(where_now[2:2 + n]).decode("utf-8", "replace") or "/"
+    return bytes(where_now[2 : 2 + n]).decode("utf-8", "replace") or "/"
 
 
 def _read_deferred(path: str, run: RunData) -> RunData:
     """Read the bulk datasets that the guard's child left as _Deferred."""
-    todo = [(group, name) for group in (run.optimization, run.production)
-            for name, value in group.items() if isinstance(value, _Deferred)]
+    todo = [
+        (group, name)
+        for group in (run.optimization, run.production)
+        for name, value in group.items()
+        if isinstance(value, _Deferred)
+    ]
     with _reading(path, "/"), _live(run):
         with _open(path) as h5:
             for group, name in todo:
@@ -790,14 +878,14 @@ def _read_in_child(path: str, series: tuple, require: tuple) -> RunData | None:
     if not hasattr(os, "fork"):
         return None
     read_end, write_end = os.pipe()
-    where_now = mmap.mmap(-1, 4096)       # shared with the child: what it is reading
-    with warnings.catch_warnings():      # 3.12+ warns about forking with threads; the
+    where_now = mmap.mmap(-1, 4096)  # shared with the child: what it is reading
+    with warnings.catch_warnings():  # 3.12+ warns about forking with threads; the
         warnings.simplefilter("ignore", DeprecationWarning)  # child runs none of them
         pid = os.fork()
-    if pid == 0:                                           # the child
+    if pid == 0:  # the child
         try:
             os.close(read_end)
-            gc.disable()    # a collection would touch (copy) every page of the parent
+            gc.disable()  # a collection would touch (copy) every page of the parent
             # an orphan (parent killed) must not loop forever: SIGALRM ends it
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(int(CHILD_TIMEOUT) + 5)
@@ -820,7 +908,7 @@ def _reap(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
     except ChildProcessError:
-        pass                                   # already reaped
+        pass  # already reaped
 
 
 def read_run(path: str, series: tuple = PRODUCTION_SERIES, require: tuple = ()) -> RunData:

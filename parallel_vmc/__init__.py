@@ -1,4 +1,5 @@
 """parallel_vmc: MPI-parallel variational Monte Carlo with an RBM trial wave function."""
+
 import os as _os
 
 from .jit.cache import configure as _configure_jit_cache

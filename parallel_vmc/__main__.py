@@ -1,4 +1,5 @@
 """`python -m parallel_vmc` is the same as the `pvmc` command."""
+
 import sys
 
 from .cli.main import entry

@@ -17,6 +17,7 @@ decision at the same point:
 The wall-time margin is measured, not guessed: twice the longest unit and the longest
 checkpoint seen so far, plus a fixed reserve for the final bookkeeping.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ import numpy as np
 F_SIGNAL, F_CKPT, F_WALLTIME, F_FAIL, F_FAILRANK, F_STUCK, F_BADTHETA = range(7)
 N_FLAGS = 7
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
-RESERVE_SECONDS = 2.0      # closing the file, the segment row, MPI finalisation
+RESERVE_SECONDS = 2.0  # closing the file, the segment row, MPI finalisation
 # Environment variable naming a file that rank 0 creates once every rank catches the
 # stop signals (job scripts hold a signal until it exists).
 READY_FILE_VARIABLE = "PVMC_READY_FILE"
@@ -54,7 +55,7 @@ def _process_start() -> float:
     wall-time limit counts from there, interpreter start-up and imports included."""
     try:
         with open("/proc/self/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22: starttime
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
         age = uptime - ticks / os.sysconf("SC_CLK_TCK")
@@ -72,18 +73,23 @@ PROCESS_START = _process_start()
 class Decision:
     """What every rank does after a unit of work (identical on all ranks)."""
 
-    stop: str | None = None        # why to stop cleanly (signal name / wall time)
+    stop: str | None = None  # why to stop cleanly (signal name / wall time)
     checkpoint: bool = False
     failed_ranks: str | None = None  # "rank 3" / "2 ranks" when a rank raised
-    stuck: int = 0                 # walkers newly stuck in this unit (all ranks)
-    bad_theta: bool = False        # some rank's parameters are not finite
+    stuck: int = 0  # walkers newly stuck in this unit (all ranks)
+    bad_theta: bool = False  # some rank's parameters are not finite
 
 
 class Control:
     """Per-rank stop/checkpoint bookkeeping around the driver's reductions."""
 
-    def __init__(self, rank: int, checkpoint_every: float, max_walltime: float | None,
-                 start: float = PROCESS_START):
+    def __init__(
+        self,
+        rank: int,
+        checkpoint_every: float,
+        max_walltime: float | None,
+        start: float = PROCESS_START,
+    ):
         self.rank = rank
         self.checkpoint_every = checkpoint_every
         self.max_walltime = max_walltime
@@ -112,15 +118,14 @@ class Control:
             signal.signal(sig, signal.SIG_IGN if ignore else handler)
         self._previous = {}
 
-    def _handler(self, signum, frame) -> None:     # noqa: ARG002 - signal API
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         self.signal_name = signal.Signals(signum).name
 
     # ------------------------------------------------------------------ flags
     def begin_unit(self) -> None:
         self.unit_start = time.monotonic()
 
-    def flags(self, failed: bool = False, stuck: int = 0, bad_theta: bool = False
-              ) -> np.ndarray:
+    def flags(self, failed: bool = False, stuck: int = 0, bad_theta: bool = False) -> np.ndarray:
         """This rank's flag vector for the reduction after a unit of work."""
         now = time.monotonic()
         self.longest_unit = max(self.longest_unit, now - self.unit_start)
@@ -148,8 +153,9 @@ class Control:
         d = Decision(stuck=int(total[F_STUCK]), bad_theta=bool(total[F_BADTHETA]))
         n_fail = int(total[F_FAIL])
         if n_fail:
-            d.failed_ranks = (f"rank {int(total[F_FAILRANK]) - 1}" if n_fail == 1
-                              else f"{n_fail} ranks")
+            d.failed_ranks = (
+                f"rank {int(total[F_FAILRANK]) - 1}" if n_fail == 1 else f"{n_fail} ranks"
+            )
         if total[F_SIGNAL]:
             d.stop = self.signal_name or "a stop signal (on another rank)"
         elif total[F_WALLTIME]:
@@ -164,4 +170,3 @@ class Control:
     def checkpoint_written(self, seconds: float) -> None:
         self.longest_checkpoint = max(self.longest_checkpoint, seconds)
         self.last_checkpoint = time.monotonic()
-

@@ -4,6 +4,7 @@ The state is a dict of numpy arrays and numbers, so it can be stored in a checkp
 as plain datasets. Every rank applies the same update to the same allreduced gradient,
 so parameters stay identical without a broadcast.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def sgd_step(theta, grad, velocity, lr, momentum):
 
 def adam_corrections(step: int) -> tuple:
     """Adam's bias corrections (1 - beta1^t, 1 - beta2^t) of update t (1-based)."""
-    return 1.0 - ADAM_BETA1 ** step, 1.0 - ADAM_BETA2 ** step
+    return 1.0 - ADAM_BETA1**step, 1.0 - ADAM_BETA2**step
 
 
 @njit(cache=True)
@@ -62,8 +63,9 @@ def sgd(theta, grad, state, lr, momentum=0.9):
     """Gradient descent with (heavy-ball) momentum: v <- mu v - lr g; theta <- theta + v
     (``sgd_step`` on copies: the arguments are left alone)."""
     theta, velocity = _vector(theta), _vector(state["velocity"])
-    sgd_step(theta, np.ascontiguousarray(grad, dtype=np.float64), velocity, float(lr),
-             float(momentum))
+    sgd_step(
+        theta, np.ascontiguousarray(grad, dtype=np.float64), velocity, float(lr), float(momentum)
+    )
     return theta, {"velocity": velocity, "step": state["step"] + 1}
 
 
@@ -100,8 +102,9 @@ def sr(theta, grad, state, lr, s_matrix, shift=1e-3, shift_relative=1e-2):
     return theta - lr * delta, {"step": state["step"] + 1, "fallbacks": fallbacks}
 
 
-def update(method, theta, grad, state, lr, momentum=0.9, s_matrix=None, shift=1e-3,
-           shift_relative=1e-2):
+def update(
+    method, theta, grad, state, lr, momentum=0.9, s_matrix=None, shift=1e-3, shift_relative=1e-2
+):
     """Dispatch to the named optimiser; returns (new theta, new state)."""
     if method == "sgd":
         return sgd(theta, grad, state, lr, momentum)
@@ -112,8 +115,7 @@ def update(method, theta, grad, state, lr, momentum=0.9, s_matrix=None, shift=1e
     raise ValueError(f"unknown optimizer {method!r}")
 
 
-def scheduled_rate(schedule: str, lr: float, t: int, n_iter: int,
-                   final_fraction: float) -> float:
+def scheduled_rate(schedule: str, lr: float, t: int, n_iter: int, final_fraction: float) -> float:
     """Learning rate of iteration t (0-based) of n_iter.
 
     constant: lr; exponential: lr * f^(t/(n_iter-1)); cosine: lr * (f + (1-f)(1 + cos(pi
@@ -123,7 +125,7 @@ def scheduled_rate(schedule: str, lr: float, t: int, n_iter: int,
         return lr
     x = t / (n_iter - 1)
     if schedule == "exponential":
-        return lr * final_fraction ** x
+        return lr * final_fraction**x
     if schedule == "cosine":
         return lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * x)))
     raise ValueError(f"unknown schedule {schedule!r}")

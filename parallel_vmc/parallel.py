@@ -6,6 +6,7 @@ With mpi4py importable and more than one process, :func:`world` wraps
 as one rank. Numerics never depend on the number of ranks except through the number
 of chains.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ class SerialComm:
 
     rank = 0
     size = 1
-    allreduce_calls = 0   # counted so tests can check 'one Allreduce per iteration'
+    allreduce_calls = 0  # counted so tests can check 'one Allreduce per iteration'
 
     def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
         self.allreduce_calls += 1
@@ -72,6 +73,7 @@ class MPIComm(SerialComm):
 
     def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
         from mpi4py import MPI
+
         self.allreduce_calls += 1
         out = np.empty_like(buf)
         self.comm.Allreduce(np.ascontiguousarray(buf), out, op=MPI.SUM)
@@ -79,6 +81,7 @@ class MPIComm(SerialComm):
 
     def allreduce_max(self, value: float) -> float:
         from mpi4py import MPI
+
         out = np.empty(1)
         self.comm.Allreduce(np.array([value], dtype=np.float64), out, op=MPI.MAX)
         return float(out[0])
@@ -86,8 +89,11 @@ class MPIComm(SerialComm):
     def gather_rows(self, block: np.ndarray):
         """Gather equally shaped (rows, cols) blocks to rank 0 in rank order."""
         block = np.ascontiguousarray(block)
-        out = (np.empty((self.size * block.shape[0], block.shape[1]), dtype=block.dtype)
-               if self.rank == 0 else None)
+        out = (
+            np.empty((self.size * block.shape[0], block.shape[1]), dtype=block.dtype)
+            if self.rank == 0
+            else None
+        )
         self.comm.Gather(block, out, root=0)
         return out
 
@@ -95,13 +101,13 @@ class MPIComm(SerialComm):
         """Rank 0's (sum(counts), cols) float64 block cut into consecutive rows: counts[r]
         rows to rank r, who gets them as (counts[r], cols); block is None elsewhere."""
         from mpi4py import MPI
+
         out = np.empty((counts[self.rank], cols))
         send = None
         if self.rank == 0:
             sizes = np.asarray(counts) * cols
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            send = [np.ascontiguousarray(block, dtype=np.float64), sizes, offsets,
-                    MPI.DOUBLE]
+            send = [np.ascontiguousarray(block, dtype=np.float64), sizes, offsets, MPI.DOUBLE]
         self.comm.Scatterv(send, out, root=0)
         return out
 
@@ -119,6 +125,7 @@ class MPIComm(SerialComm):
 
     def ranks_on_node(self) -> int:
         from mpi4py import MPI
+
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
             return node.Get_size()
@@ -136,13 +143,16 @@ class MPIComm(SerialComm):
 # Task counts that launchers put in each process's environment: (variable, launcher).
 # Any of them above 1 while MPI says one process means the launcher started N
 # unconnected copies (e.g. plain srun with MpiDefault=none, or mpirun of another MPI).
-LAUNCHER_SIZES = (("SLURM_STEP_NUM_TASKS", "srun"), ("PMI_SIZE", "a PMI launcher"),
-                  ("OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun"),
-                  ("MV2_COMM_WORLD_SIZE", "MVAPICH's launcher"))
+LAUNCHER_SIZES = (
+    ("SLURM_STEP_NUM_TASKS", "srun"),
+    ("PMI_SIZE", "a PMI launcher"),
+    ("OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun"),
+    ("MV2_COMM_WORLD_SIZE", "MVAPICH's launcher"),
+)
 LAUNCHER_RANKS = ("SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 
 
-INDEPENDENT_TASKS_VARIABLE = "PVMC_INDEPENDENT_TASKS"   # "1": a task farm, allowed
+INDEPENDENT_TASKS_VARIABLE = "PVMC_INDEPENDENT_TASKS"  # "1": a task farm, allowed
 
 
 def launch_problem(size: int, env) -> str | None:
@@ -155,13 +165,15 @@ def launch_problem(size: int, env) -> str | None:
         value = env.get(name, "")
         if value.isascii() and value.isdigit() and int(value) > 1:
             option = srun_mpi_option() or "--mpi=<the plugin of the cluster's MPI>"
-            return (f"{launcher} started this process as one of {value} tasks "
-                    f"({name}={value}), but MPI connected only 1 process: each task "
-                    f"would run alone as rank 0 of 1 on the same files. Start the ranks "
-                    f"through the MPI that mpi4py uses ({library_name()}): "
-                    f"'srun {option}', or its 'mpiexec -n {value}' (the job templates "
-                    f"in jobs/ choose by themselves). Independent runs, each on its own "
-                    f"files: set {INDEPENDENT_TASKS_VARIABLE}=1")
+            return (
+                f"{launcher} started this process as one of {value} tasks "
+                f"({name}={value}), but MPI connected only 1 process: each task "
+                f"would run alone as rank 0 of 1 on the same files. Start the ranks "
+                f"through the MPI that mpi4py uses ({library_name()}): "
+                f"'srun {option}', or its 'mpiexec -n {value}' (the job templates "
+                f"in jobs/ choose by themselves). Independent runs, each on its own "
+                f"files: set {INDEPENDENT_TASKS_VARIABLE}=1"
+            )
     return None
 
 
@@ -178,6 +190,7 @@ def library_name(initialize: bool = True) -> str:
     uninitialised in it."""
     try:
         import mpi4py
+
         if not initialize and "mpi4py.MPI" not in sys.modules:
             mpi4py.rc.initialize = False
         from mpi4py import MPI
@@ -190,8 +203,7 @@ def library_name(initialize: bool = True) -> str:
 
 # srun's PMI plugin for each MPI family (first match in the library's version line):
 # MPICH and its derivatives speak PMI-2, Open MPI PMIx.
-SRUN_MPI = (("open mpi", "pmix"), ("mpich", "pmi2"), ("intel(r) mpi", "pmi2"),
-            ("mvapich", "pmi2"))
+SRUN_MPI = (("open mpi", "pmix"), ("mpich", "pmi2"), ("intel(r) mpi", "pmi2"), ("mvapich", "pmi2"))
 
 
 def srun_mpi_option(initialize: bool = True) -> str:
@@ -226,6 +238,7 @@ def world() -> SerialComm:
 def mpi4py_version() -> str:
     try:
         import mpi4py
+
         return mpi4py.__version__
     except ImportError:
         return "not installed"

@@ -12,6 +12,7 @@ chains, so the saved streams cannot simply continue. Its chains then get fresh s
 after the r-th such change (r = 1, 2, ...) chain ``k`` uses the SeedSequence with
 spawn key ``(k + 1, r)``, which never coincides with a stream used before.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,7 @@ def ziggurat_tables(n: int = ZIGGURAT_LAYERS) -> tuple:
     f = lambda x: math.exp(-0.5 * x * x)
     area = lambda r: r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
 
-    def roof(r):   # f at the top of layer n-1 for a base abscissa r (>= 1: r too small)
+    def roof(r):  # f at the top of layer n-1 for a base abscissa r (>= 1: r too small)
         v, x = area(r), r
         for _ in range(n - 2):
             y = v / x + f(x)
@@ -111,7 +112,7 @@ def ziggurat_tables(n: int = ZIGGURAT_LAYERS) -> tuple:
 
 # Module constants: numba freezes them into the compiled code.
 ZIG_R, _, ZIG_X, ZIG_F = ziggurat_tables()
-ZIG_INNER = ZIG_X[1:] / ZIG_X[:-1]    # |u| below this: inside layer i's sure part
+ZIG_INNER = ZIG_X[1:] / ZIG_X[:-1]  # |u| below this: inside layer i's sure part
 
 
 @njit(cache=True, inline="always")
@@ -126,7 +127,7 @@ def normal(s):
             return x
         # the rare branches, written out (as a function call they kept numba's
         # reference counts on the stream in the move loop: +13 ns per Langevin move)
-        if i == 0:        # the tail beyond r: Marsaglia's exponential method
+        if i == 0:  # the tail beyond r: Marsaglia's exponential method
             while True:
                 t = -np.log(1.0 - uniform(s)) / ZIG_R
                 y = -np.log(1.0 - uniform(s))

@@ -2,6 +2,7 @@
 counts close a shell, the quantum numbers of the occupied orbitals and their energy.
 Plain numpy (config validation uses it without numba); the Slater part compiles
 :func:`quantum_numbers` for its kernels."""
+
 from __future__ import annotations
 
 import numpy as np

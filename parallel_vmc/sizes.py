@@ -1,11 +1,12 @@
 """The size arithmetic of a run, numba-free (the checks before any work use it):
 sweeps per walker, production units, and the walkers of one SR kernel call."""
+
 from __future__ import annotations
 
 import math
 
-PRODUCTION_GATHER_BYTES = 32 * 2**20   # bound on one gathered production block
-PRODUCTION_CHUNK_SWEEPS = 4096         # bound on one production unit of work
+PRODUCTION_GATHER_BYTES = 32 * 2**20  # bound on one gathered production block
+PRODUCTION_CHUNK_SWEEPS = 4096  # bound on one production unit of work
 # Bytes of the O rows one SR kernel call may store. O^T O by BLAS is as fast in blocks of
 # >= 4096 rows as in one (1683 parameters: 4096 rows are 55 MB), so more, smaller calls
 # cost nothing and the budget can be small: it is per rank, and nodes run many ranks.

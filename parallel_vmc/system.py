@@ -7,6 +7,7 @@ a move into an overlap is rejected, see ``overlaps``) or none.
 Positions are flat vectors ``x`` of length ``M = P*D``; particle ``p`` owns
 ``x[p*D:(p+1)*D]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from numba import njit
 class SystemParams(NamedTuple):
     """What the jitted kernels need of the Hamiltonian (``System.kernel_params``)."""
 
-    particles: int      # P
-    dimensions: int     # D
+    particles: int  # P
+    dimensions: int  # D
     omega: float
     coulomb: bool
-    omega_z: float      # = omega in a round trap (and for D < 3)
-    hard_core: float    # hard-sphere radius a; 0: no hard core
+    omega_z: float  # = omega in a round trap (and for D < 3)
+    hard_core: float  # hard-sphere radius a; 0: no hard core
     # The trap frequency of each axis: D entries. numba knows a tuple's length when it
     # compiles, so a kernel that takes D = len(axis_omegas) has D as a constant: its
     # loops over the axes unroll and tests of d against D fold away (as for a C code
@@ -40,10 +41,10 @@ class System:
     dimensions: int
     omega: float
     coulomb: bool
-    statistics: str = "bosons"      # "fermions" | "bosons"
-    omega_z: float | None = None    # None: omega (round trap)
+    statistics: str = "bosons"  # "fermions" | "bosons"
+    omega_z: float | None = None  # None: omega (round trap)
     hard_sphere_radius: float = 0.0  # a (system.hard_sphere_radius; 0: not given)
-    hard_core: bool = False         # interaction hard_sphere: V = inf for r <= a
+    hard_core: bool = False  # interaction hard_sphere: V = inf for r <= a
 
     @property
     def trap_z(self) -> float:
@@ -53,8 +54,7 @@ class System:
     @property
     def interaction(self) -> str:
         """'coulomb' | 'hard_sphere' | 'none', as in the config."""
-        return ("coulomb" if self.coulomb else
-                "hard_sphere" if self.hard_core else "none")
+        return "coulomb" if self.coulomb else "hard_sphere" if self.hard_core else "none"
 
     @property
     def n_coords(self) -> int:
@@ -66,6 +66,7 @@ class System:
         closed-shell sum for fermions (``shells``)."""
         if self.statistics == "fermions":
             from .shells import non_interacting_energy
+
             return non_interacting_energy(self.particles, self.dimensions, self.omega)
         if self.dimensions == 3 and self.trap_z != self.omega:
             return 0.5 * self.particles * (2.0 * self.omega + self.trap_z)
@@ -73,19 +74,32 @@ class System:
 
     def kernel_params(self) -> "SystemParams":
         """The Hamiltonian as the kernels take it."""
-        return SystemParams(self.particles, self.dimensions, self.omega, self.coulomb,
-                            float(self.trap_z),
-                            float(self.hard_sphere_radius) if self.hard_core else 0.0,
-                            tuple(float(self.omega) if d < 2 else float(self.trap_z)
-                                  for d in range(self.dimensions)))
+        return SystemParams(
+            self.particles,
+            self.dimensions,
+            self.omega,
+            self.coulomb,
+            float(self.trap_z),
+            float(self.hard_sphere_radius) if self.hard_core else 0.0,
+            tuple(
+                float(self.omega) if d < 2 else float(self.trap_z) for d in range(self.dimensions)
+            ),
+        )
 
     @classmethod
     def from_config(cls, cfg) -> "System":
         """From a ``config.SystemConfig``."""
         omega_z = None if cfg.omega_z is None else float(cfg.omega_z)
-        return cls(cfg.particles, cfg.dimensions, float(cfg.omega),
-                   cfg.interaction == "coulomb", cfg.statistics, omega_z,
-                   float(cfg.hard_sphere_radius or 0.0), cfg.interaction == "hard_sphere")
+        return cls(
+            cfg.particles,
+            cfg.dimensions,
+            float(cfg.omega),
+            cfg.interaction == "coulomb",
+            cfg.statistics,
+            omega_z,
+            float(cfg.hard_sphere_radius or 0.0),
+            cfg.interaction == "hard_sphere",
+        )
 
 
 @njit(cache=True, fastmath=False)
@@ -180,7 +194,9 @@ def potential_energy(x: np.ndarray, system: System) -> float:
     v = trap_potential_axes(x, system.omega, system.trap_z, system.dimensions)
     if system.coulomb:
         v += coulomb_potential(x, system.particles, system.dimensions)
-    if system.hard_core and min_pair_distance(
-            x, system.particles, system.dimensions) <= system.hard_sphere_radius:
+    if (
+        system.hard_core
+        and min_pair_distance(x, system.particles, system.dimensions) <= system.hard_sphere_radius
+    ):
         v = np.inf
     return v

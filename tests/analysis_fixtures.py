@@ -1,4 +1,5 @@
 """Shared helpers of the analysis tests: AR(1) series and run files in the pvmc schema."""
+
 from __future__ import annotations
 
 from math import gamma as gamma_fn
@@ -13,7 +14,7 @@ def ar1(phi: float, n: int, seed: int, chains: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     shape = (n,) if chains is None else (chains, n)
     e = rng.standard_normal(shape)
-    x0 = rng.standard_normal(shape[:-1] + (1,)) / np.sqrt(1.0 - phi ** 2)
+    x0 = rng.standard_normal(shape[:-1] + (1,)) / np.sqrt(1.0 - phi**2)
     return lfilter([1.0], [1.0, -phi], e, axis=-1, zi=phi * x0)[0]
 
 
@@ -23,8 +24,8 @@ def ar1_exact_sem(phi: float, n: int) -> float:
     Var(mean) = sigma_x^2 / n [1 + 2 sum_{k=1}^{n-1} (1 - k/n) phi^k],
     sum = phi/(1-phi) - phi (1 - phi^n) / (n (1-phi)^2), sigma_x^2 = 1/(1-phi^2).
     """
-    var_x = 1.0 / (1.0 - phi ** 2)
-    s = phi / (1.0 - phi) - phi * (1.0 - phi ** n) / (n * (1.0 - phi) ** 2)
+    var_x = 1.0 / (1.0 - phi**2)
+    s = phi / (1.0 - phi) - phi * (1.0 - phi**n) / (n * (1.0 - phi) ** 2)
     return float(np.sqrt(var_x / n * (1.0 + 2.0 * s)))
 
 
@@ -34,23 +35,52 @@ def ar1_tau(phi: float) -> float:
 
 CONFIG = {
     "system": {"particles": 2, "dimensions": 2, "omega": 1.0, "interaction": "coulomb"},
-    "wavefunction": {"hidden": 4, "psi": "sqrt", "sigma": None, "init_scale": 0.001,
-                     "jastrow": "none"},
-    "sampler": {"method": "importance", "step": 0.5, "walkers_per_rank": 4,
-                "thermalization": 100},
-    "optimizer": {"method": "adam", "learning_rate": 0.05, "iterations": 20,
-                  "samples_per_iteration": 1024},
+    "wavefunction": {
+        "hidden": 4,
+        "psi": "sqrt",
+        "sigma": None,
+        "init_scale": 0.001,
+        "jastrow": "none",
+    },
+    "sampler": {"method": "importance", "step": 0.5, "walkers_per_rank": 4, "thermalization": 100},
+    "optimizer": {
+        "method": "adam",
+        "learning_rate": 0.05,
+        "iterations": 20,
+        "samples_per_iteration": 1024,
+    },
     "production": {"samples": 16384},
     "output": {"path": "run.h5", "checkpoint_every": 300, "max_walltime": None},
     "seed": 2026,
 }
 
 
-def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_iter=20,
-                   mpi_size=2, walkers_per_rank=2, n_samples=4096, samples_per_chain=None,
-                   energy=3.0, phi=0.5, seed=1, production=True, components=True,
-                   density=True, observables=None, summary=True, shift_chain=None,
-                   shift=0.0, system=None, checksums=False, sampler=None, energies=None):
+def write_run_file(
+    path,
+    *,
+    format_version=1,
+    status="completed",
+    omega=1.0,
+    n_iter=20,
+    mpi_size=2,
+    walkers_per_rank=2,
+    n_samples=4096,
+    samples_per_chain=None,
+    energy=3.0,
+    phi=0.5,
+    seed=1,
+    production=True,
+    components=True,
+    density=True,
+    observables=None,
+    summary=True,
+    shift_chain=None,
+    shift=0.0,
+    system=None,
+    checksums=False,
+    sampler=None,
+    energies=None,
+):
     """Write a file in the pvmc schema (DESIGN section 4) with AR(1) local energies.
 
     format_version 1: datasets exactly as long as their data. 2 and 3: growing datasets
@@ -105,14 +135,17 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
         a["hostname"] = "node001"
         a["status"] = status
         opt = h5.create_group("optimization")
-        spare = 5 if counters else 0                   # allocated rows not yet written
+        spare = 5 if counters else 0  # allocated rows not yet written
         it = np.arange(n_iter)
         e_opt = energy + 0.5 * np.exp(-it / 5.0) + 0.01 * rng.standard_normal(n_iter)
 
         def rows(values):
             values = np.asarray(values)
-            pad = np.full((spare,) + values.shape[1:], np.nan if values.dtype.kind == "f"
-                          else -1, dtype=values.dtype)
+            pad = np.full(
+                (spare,) + values.shape[1:],
+                np.nan if values.dtype.kind == "f" else -1,
+                dtype=values.dtype,
+            )
             return np.concatenate([values, pad])
 
         opt["iteration"] = rows(it.astype(np.int64))
@@ -129,8 +162,11 @@ def write_run_file(path, *, format_version=1, status="completed", omega=1.0, n_i
         e = None
         if production:
             prod = h5.create_group("production")
-            e = (energy + 0.1 * ar1(phi, filled, seed + 1000, chains=n_chains)
-                 if energies is None else np.array(energies, dtype=float))
+            e = (
+                energy + 0.1 * ar1(phi, filled, seed + 1000, chains=n_chains)
+                if energies is None
+                else np.array(energies, dtype=float)
+            )
             if shift_chain is not None:
                 e[shift_chain] += shift
 
@@ -194,13 +230,26 @@ def _batch_means(per_batch_sums, per_batch_samples):
     """(mean over all samples, batch-means error) of per-batch sums (K, ...)."""
     k = per_batch_sums.shape[0]
     means = per_batch_sums / per_batch_samples
-    return (per_batch_sums.sum(axis=0) / (k * per_batch_samples),
-            means.std(axis=0, ddof=1) / np.sqrt(k))
+    return (
+        per_batch_sums.sum(axis=0) / (k * per_batch_samples),
+        means.std(axis=0, ddof=1) / np.sqrt(k),
+    )
 
 
-def gaussian_observables(*, particles=2, dimensions=2, n_batches=16, samples=16384,
-                         r_max=3.0, bins=30, image_bins=12, pair_bins=30, blocking_error=None,
-                         error_attrs=True, seed=3):
+def gaussian_observables(
+    *,
+    particles=2,
+    dimensions=2,
+    n_batches=16,
+    samples=16384,
+    r_max=3.0,
+    bins=30,
+    image_bins=12,
+    pair_bins=30,
+    blocking_error=None,
+    error_attrs=True,
+    seed=3,
+):
     """The /production/observables of format 3 from ``samples`` independent draws of P
     non-interacting particles in the D-dimensional trap with omega = 1 (|psi|^2 ~
     exp(-sum_p |r_p|^2): every coordinate is N(0, 1/2)), cut into ``n_batches``
@@ -226,48 +275,69 @@ def gaussian_observables(*, particles=2, dimensions=2, n_batches=16, samples=163
     samples = per * n_batches
     P, D, K = particles, dimensions, n_batches
     x = rng.standard_normal((K, per, P, D)) / np.sqrt(2.0)
-    r = np.linalg.norm(x, axis=-1)                                  # (K, per, P)
+    r = np.linalg.norm(x, axis=-1)  # (K, per, P)
     pairs = [(p, q) for p in range(P) for q in range(p + 1, P)]
-    rpq = (np.stack([np.linalg.norm(x[:, :, p] - x[:, :, q], axis=-1) for p, q in pairs],
-                    axis=-1) if pairs else np.zeros((K, per, 0)))  # (K, per, n_pairs)
-    trap = 0.5 * (r ** 2).sum(-1)
-    per_sample = {"kinetic": 0.5 * P * D - trap, "trap": trap,
-                  "interaction": (1.0 / np.sqrt(rpq ** 2 + 0.25)).sum(-1)}
-    per_sample["local_energy"] = (per_sample["kinetic"] + per_sample["trap"]
-                                  + per_sample["interaction"])
+    rpq = (
+        np.stack([np.linalg.norm(x[:, :, p] - x[:, :, q], axis=-1) for p, q in pairs], axis=-1)
+        if pairs
+        else np.zeros((K, per, 0))
+    )  # (K, per, n_pairs)
+    trap = 0.5 * (r**2).sum(-1)
+    per_sample = {
+        "kinetic": 0.5 * P * D - trap,
+        "trap": trap,
+        "interaction": (1.0 / np.sqrt(rpq**2 + 0.25)).sum(-1),
+    }
+    per_sample["local_energy"] = (
+        per_sample["kinetic"] + per_sample["trap"] + per_sample["interaction"]
+    )
     if pairs:
         per_sample["r12"] = rpq.mean(-1)
     out = {"scalars": {}, "exact": {}}
     for name, values in per_sample.items():
         sums = values.sum(axis=1)
         mean, error = _batch_means(sums, per)
-        out["scalars"][name] = {"batch_means": sums / per, "mean": float(mean),
-                                "error": float(error)}
+        out["scalars"][name] = {
+            "batch_means": sums / per,
+            "mean": float(mean),
+            "error": float(error),
+        }
 
     def histogram(values, edges, norm, total):
         """values (K, per, m) -> per-batch counts in the bins of edges -> schema dict."""
         counts = np.stack([np.histogram(v.ravel(), edges)[0] for v in values]).astype(float)
         density, error = _batch_means(counts / norm, per)
-        return {"edges": edges, "counts": counts.sum(0), "density": density,
-                "error": error, "attrs": {"overflow": float(total - counts.sum())}}
+        return {
+            "edges": edges,
+            "counts": counts.sum(0),
+            "density": density,
+            "error": error,
+            "attrs": {"overflow": float(total - counts.sum())},
+        }
 
     edges = np.linspace(0.0, r_max, bins + 1)
     unit_ball = np.pi ** (D / 2) / gamma_fn(D / 2 + 1)
-    shells = unit_ball * np.diff(edges ** D)
+    shells = unit_ball * np.diff(edges**D)
     dens = histogram(r, edges, shells, P * samples)
     dens["attrs"].update(r_max=r_max, dimensions=D, particles=P)
     out["density"] = dens
-    out["exact"]["density"] = P * np.diff(gammainc(D / 2, edges ** 2)) / shells
+    out["exact"]["density"] = P * np.diff(gammainc(D / 2, edges**2)) / shells
     if D == 2:
         xy = np.linspace(-r_max, r_max, image_bins + 1)
         area = (xy[1] - xy[0]) ** 2
-        img = np.stack([np.histogram2d(b[..., 0].ravel(), b[..., 1].ravel(), [xy, xy])[0]
-                        for b in x])
+        img = np.stack(
+            [np.histogram2d(b[..., 0].ravel(), b[..., 1].ravel(), [xy, xy])[0] for b in x]
+        )
         density, error = _batch_means(img / area, per)
-        out["density_image"] = {"x_edges": xy, "y_edges": xy.copy(), "counts": img.sum(0),
-                                "density": density, "error": error,
-                                "attrs": {"overflow": float(P * samples - img.sum())}}
-        cdf = np.diff(0.5 * (1.0 + erf(xy)))           # N(0, 1/2) mass per cell side
+        out["density_image"] = {
+            "x_edges": xy,
+            "y_edges": xy.copy(),
+            "counts": img.sum(0),
+            "density": density,
+            "error": error,
+            "attrs": {"overflow": float(P * samples - img.sum())},
+        }
+        cdf = np.diff(0.5 * (1.0 + erf(xy)))  # N(0, 1/2) mass per cell side
         out["exact"]["density_image"] = P * np.outer(cdf, cdf) / area
     if pairs:
         p_edges = np.linspace(0.0, 2.0 * r_max, pair_bins + 1)
@@ -275,14 +345,18 @@ def gaussian_observables(*, particles=2, dimensions=2, n_batches=16, samples=163
         r12 = out["scalars"]["r12"]
         pair["attrs"].update(mean=r12["mean"], error=r12["error"])
         out["pair_distance"] = pair
-        out["exact"]["pair_distance"] = (np.diff(gammainc(D / 2, p_edges ** 2 / 2))
-                                         / np.diff(p_edges))
-    attrs = {"n_batches": K, "samples": samples,
-             "error_method": f"batch means over {K} consecutive time batches of all chains"}
+        out["exact"]["pair_distance"] = np.diff(gammainc(D / 2, p_edges**2 / 2)) / np.diff(p_edges)
+    attrs = {
+        "n_batches": K,
+        "samples": samples,
+        "error_method": f"batch means over {K} consecutive time batches of all chains",
+    }
     if error_attrs:
         batch = out["scalars"]["local_energy"]["error"]
-        attrs.update(energy_error_batch_means=batch,
-                     energy_error_blocking=batch if blocking_error is None else blocking_error)
+        attrs.update(
+            energy_error_batch_means=batch,
+            energy_error_blocking=batch if blocking_error is None else blocking_error,
+        )
     out["attrs"] = attrs
     return out
 

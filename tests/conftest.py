@@ -1,4 +1,5 @@
 """Shared helpers: small configs and in-process runs."""
+
 from __future__ import annotations
 
 import copy
@@ -6,8 +7,8 @@ import copy
 import pytest
 
 from parallel_vmc.config.vmc import from_dict
-from parallel_vmc.run.driver import Run
 from parallel_vmc.parallel import SerialComm
+from parallel_vmc.run.driver import Run
 
 TINY = {
     "system": {"particles": 2, "dimensions": 2, "omega": 1.0, "interaction": "coulomb"},
@@ -44,8 +45,9 @@ def interrupted_run(cfg, monkeypatch, at_call: int, match: str | None = None) ->
     import os
     import signal
 
-    from parallel_vmc.sampling import samplers
     from parallel_vmc.run.driver import RunInterrupted
+    from parallel_vmc.sampling import samplers
+
     original, calls = samplers.Sampler.accumulate, []
 
     def interrupted(self, *args):
@@ -53,6 +55,7 @@ def interrupted_run(cfg, monkeypatch, at_call: int, match: str | None = None) ->
         if len(calls) == at_call:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, *args)
+
     monkeypatch.setattr(samplers.Sampler, "accumulate", interrupted)
     try:
         with pytest.raises(RunInterrupted, match=match):
@@ -67,8 +70,17 @@ def tiny_config(tmp_path):
 
 
 ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
-_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_", "MV2_",
-                      "SLURM_", "PVMC_")
+_LAUNCHER_PREFIXES = (
+    "PMI_",
+    "PMIX_",
+    "HYDRA_",
+    "MPIR_",
+    "MPI_LOCAL",
+    "OMPI_",
+    "MV2_",
+    "SLURM_",
+    "PVMC_",
+)
 
 
 def subprocess_env(**extra) -> dict:
@@ -76,6 +88,7 @@ def subprocess_env(**extra) -> dict:
     variables an enclosing mpiexec set (a child would otherwise try to join the parent's
     MPI job, e.g. under `mpiexec -n 2 python -m pytest --with-mpi`)."""
     import os
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
@@ -86,6 +99,7 @@ def pvmc_argv(ranks: int, *args) -> list:
     """argv of `mpiexec -n ranks python -m parallel_vmc ARGS` (plain python for 1 rank)."""
     import shutil
     import sys
+
     base = [sys.executable, "-m", "parallel_vmc", *map(str, args)]
     if ranks == 1:
         return base

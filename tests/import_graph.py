@@ -6,6 +6,7 @@ from a module to the module it names; ``from pkg import sub`` names the submodul
 ``sub`` when there is one, else ``pkg`` itself. The implicit import of a module's parent
 packages is not an edge.
 """
+
 from __future__ import annotations
 
 import ast
@@ -42,7 +43,7 @@ def _base(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     if node.level == 0:
         return node.module or ""
     parts = module.split(".") if is_package else module.split(".")[:-1]
-    parts = parts[:len(parts) - (node.level - 1)]
+    parts = parts[: len(parts) - (node.level - 1)]
     return ".".join(parts + ([node.module] if node.module else []))
 
 
@@ -78,9 +79,13 @@ def read(root: str, packages) -> tuple[dict, list]:
                         edges.add(base)
                         if _private(a.name) and base != module:
                             privates.append(Private(module, base, a.name))
-        for node in ast.walk(tree):       # alias._name, with alias a package module
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in aliases and _private(node.attr)):
+        for node in ast.walk(tree):  # alias._name, with alias a package module
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and _private(node.attr)
+            ):
                 privates.append(Private(module, aliases[node.value.id], node.attr))
         edges.discard(module)
         graph[module] = edges

@@ -11,6 +11,7 @@ What it needs: the packages (`slurmctld slurmd slurm-client munge`), root (slurm
 starts jobs as their owner), and a writable directory. No systemd, no cgroups
 (`proctrack/linuxproc`, `task/none`), no network but 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,17 @@ import time
 from pathlib import Path
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
-BINARIES = ("slurmctld", "slurmd", "munged", "sbatch", "srun", "squeue", "scontrol",
-            "scancel", "sacct")
+BINARIES = (
+    "slurmctld",
+    "slurmd",
+    "munged",
+    "sbatch",
+    "srun",
+    "squeue",
+    "scontrol",
+    "scancel",
+    "sacct",
+)
 NODE = "pvmcnode"
 PARTITION = "debug"
 
@@ -47,13 +57,16 @@ def install() -> None:
     if not missing_binaries():
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise Unavailable(f"SLURM is not installed ({', '.join(missing_binaries())} "
-                          f"missing) and apt-get as root is not available to install "
-                          f"{' '.join(PACKAGES)}")
+        raise Unavailable(
+            f"SLURM is not installed ({', '.join(missing_binaries())} "
+            f"missing) and apt-get as root is not available to install "
+            f"{' '.join(PACKAGES)}"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                 *PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if res.returncode != 0:
             raise Unavailable(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
@@ -132,10 +145,18 @@ class Cluster:
         # Job ids differ from one cluster to the next: MPICH names its shared memory
         # after the PMI job id ("<job>.<step>"), and a segment that a killed job left
         # in /dev/shm would be opened by the next job of the same id.
-        self.conf.write_text(SLURM_CONF.format(
-            host=socket.gethostname().split(".")[0], dir=self.dir, ctld_port=ctld_port,
-            slurmd_port=slurmd_port, node=NODE, cpus=self.cpus, partition=PARTITION,
-            first_job_id=random.randint(10_000, 9_000_000)))
+        self.conf.write_text(
+            SLURM_CONF.format(
+                host=socket.gethostname().split(".")[0],
+                dir=self.dir,
+                ctld_port=ctld_port,
+                slurmd_port=slurmd_port,
+                node=NODE,
+                cpus=self.cpus,
+                partition=PARTITION,
+                first_job_id=random.randint(10_000, 9_000_000),
+            )
+        )
 
     def env(self) -> dict:
         """What a client needs: SLURM_CONF (the munge socket is named in it)."""
@@ -144,8 +165,13 @@ class Cluster:
     def _spawn(self, name: str, cmd: list) -> None:
         log = open(self.dir / f"{name}.out", "wb")
         self.procs[name] = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, **self.env()), start_new_session=True)
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **self.env()),
+            start_new_session=True,
+        )
         log.close()
 
     def start(self, timeout: float = 60.0) -> "Cluster":
@@ -164,10 +190,19 @@ class Cluster:
     def _start_daemons(self, timeout: float) -> None:
         self._write_files()
         m = self.dir / "munge"
-        self._spawn("munged", [_which("munged"), "--foreground", "--force",
-                               f"--socket={m}/munge.socket", f"--key-file={m}/munge.key",
-                               f"--pid-file={m}/munged.pid", f"--log-file={m}/munged.log",
-                               f"--seed-file={m}/munged.seed"])
+        self._spawn(
+            "munged",
+            [
+                _which("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={m}/munge.socket",
+                f"--key-file={m}/munge.key",
+                f"--pid-file={m}/munged.pid",
+                f"--log-file={m}/munged.log",
+                f"--seed-file={m}/munged.seed",
+            ],
+        )
         self._wait(lambda: (m / "munge.socket").exists(), timeout, "munged")
         self._spawn("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._spawn("slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", str(self.conf)])
@@ -182,13 +217,14 @@ class Cluster:
         while time.monotonic() < end:
             for name, p in self.procs.items():
                 if p.poll() is not None:
-                    raise Unavailable(f"{name} exited with {p.returncode} while waiting "
-                                      f"for {what}:\n{self.logs()}")
+                    raise Unavailable(
+                        f"{name} exited with {p.returncode} while waiting "
+                        f"for {what}:\n{self.logs()}"
+                    )
             if ready():
                 return
             time.sleep(0.2)
-        raise Unavailable(f"timed out after {timeout:.0f} s waiting for {what}:\n"
-                          f"{self.logs()}")
+        raise Unavailable(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.logs()}")
 
     def logs(self, tail: int = 15) -> str:
         out = []
@@ -200,8 +236,9 @@ class Cluster:
     # --------------------------------------------------------------------- use
     def run(self, cmd: list, check: bool = True, **kw) -> subprocess.CompletedProcess:
         env = dict(kw.pop("env", None) or os.environ, **self.env())
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                             timeout=kw.pop("timeout", 30), **kw)
+        res = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=kw.pop("timeout", 30), **kw
+        )
         if check and res.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: exit {res.returncode}\n{res.stderr}")
         return res
@@ -210,8 +247,7 @@ class Cluster:
     def stop(self) -> None:
         """Cancel every job, then end the daemons this object started (by pid)."""
         if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
-            self.run(["scancel", "--full", "--signal=KILL", "--user", _user()],
-                     check=False)
+            self.run(["scancel", "--full", "--signal=KILL", "--user", _user()], check=False)
             time.sleep(0.5)
         for name in ("slurmd", "slurmctld", "munged"):
             p = self.procs.get(name)
@@ -241,6 +277,7 @@ def _which(name: str) -> str:
 
 def _user() -> str:
     import pwd
+
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
@@ -250,6 +287,7 @@ def main(argv: list) -> int:
         return 0
     if argv[1:] == ["check"]:
         import tempfile
+
         with tempfile.TemporaryDirectory() as d, Cluster(Path(d)) as c:
             jid = c.run(["sbatch", "--parsable", "--wrap", "hostname"], cwd=d).stdout
             print("submitted", jid.strip())

@@ -1,11 +1,12 @@
 """Integrated autocorrelation time (Sokal window) against AR(1): tau = (1+phi)/(1-phi)."""
+
 import numpy as np
 import pytest
-
-from parallel_vmc.stats.autocorr import autocorrelation, autocovariance, integrated_time
 from analysis_fixtures import ar1, ar1_tau
 
-N = 2 ** 18
+from parallel_vmc.stats.autocorr import autocorrelation, autocovariance, integrated_time
+
+N = 2**18
 
 
 @pytest.mark.parametrize("phi", [0.0, 0.5, 0.9, 0.99])
@@ -19,7 +20,7 @@ def test_tau_int_within_10_percent_of_exact(phi):
 def test_window_is_self_consistent_and_n_eff():
     r = integrated_time(ar1(0.9, N, 1))
     assert r.converged
-    assert r.window >= 5 * r.tau > r.window - 1 - 5 * 2   # first M with M >= 5 tau(M)
+    assert r.window >= 5 * r.tau > r.window - 1 - 5 * 2  # first M with M >= 5 tau(M)
     assert r.n_eff == pytest.approx(N / r.tau)
     assert r.n_samples == N
 
@@ -30,7 +31,7 @@ def test_autocorrelation_of_ar1():
     rho = autocorrelation(ar1(phi, N, 2))
     assert rho[0] == 1.0
     for t in (1, 2, 5, 10):
-        assert rho[t] == pytest.approx(phi ** t, abs=0.03)
+        assert rho[t] == pytest.approx(phi**t, abs=0.03)
 
 
 def test_autocovariance_matches_direct_sum():
@@ -43,7 +44,7 @@ def test_autocovariance_matches_direct_sum():
 
 def test_several_chains_share_one_estimate():
     """Chains centred on their own means: an offset chain does not change tau."""
-    x = ar1(0.9, 2 ** 14, 4, chains=8)
+    x = ar1(0.9, 2**14, 4, chains=8)
     tau = integrated_time(x).tau
     assert tau == pytest.approx(ar1_tau(0.9), rel=0.10)
     shifted = x.copy()

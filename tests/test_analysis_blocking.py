@@ -1,12 +1,13 @@
 """Automated blocking (analysis.blocking) against exact AR(1) errors and by construction."""
+
 import numpy as np
 import pytest
+from analysis_fixtures import ar1, ar1_exact_sem
 from scipy import stats
 
 from parallel_vmc.stats.blocking import blocking, blocking_levels, chi2_quantile
-from analysis_fixtures import ar1, ar1_exact_sem
 
-N = 2 ** 18
+N = 2**18
 SEEDS = range(8)
 
 
@@ -51,11 +52,11 @@ def test_chosen_level_follows_the_correlation_time(phi, level_range):
         r = blocking(ar1(phi, N, seed))
         assert lo <= r.level <= hi
         assert r.converged
-        assert r.block_size == 2 ** r.level
+        assert r.block_size == 2**r.level
 
 
 def test_curve_and_fields():
-    x = ar1(0.5, 2 ** 12, 3)
+    x = ar1(0.5, 2**12, 3)
     r = blocking(x)
     assert r.errors.shape == (12,)
     assert r.n_blocks.tolist() == [2 ** (12 - k) for k in range(12)]
@@ -66,7 +67,7 @@ def test_curve_and_fields():
     assert d["level"] == r.level and len(d["errors"]) == 12
 
 
-@pytest.mark.parametrize("n", [2 ** 16 + 12345, 1000, 7])
+@pytest.mark.parametrize("n", [2**16 + 12345, 1000, 7])
 def test_non_power_of_two_rule(n):
     """Level k uses floor(n/2^k) complete blocks from the start; the mean uses all."""
     x = ar1(0.3, n, 11) + 5.0
@@ -75,7 +76,7 @@ def test_non_power_of_two_rule(n):
     levels = int(np.floor(np.log2(n)))
     assert r.errors.size == levels
     for k in range(levels):
-        size = 2 ** k
+        size = 2**k
         nk = n // size
         assert r.n_blocks[k] == nk
         blocks = x[: nk * size].reshape(nk, size).mean(axis=1)
@@ -106,8 +107,14 @@ def test_short_series_is_flagged_not_converged():
         assert r.error < ar1_exact_sem(0.999, 1024)
 
 
-@pytest.mark.parametrize("bad,msg", [(np.zeros((4, 4)), "1-D"), (np.zeros(3), "at least 4"),
-                                     (np.array([1.0, np.nan, 2.0, 3.0]), "not finite")])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (np.zeros((4, 4)), "1-D"),
+        (np.zeros(3), "at least 4"),
+        (np.array([1.0, np.nan, 2.0, 3.0]), "not finite"),
+    ],
+)
 def test_bad_input(bad, msg):
     with pytest.raises(ValueError, match=msg):
         blocking(bad)

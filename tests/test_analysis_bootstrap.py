@@ -1,17 +1,23 @@
 """Block bootstrap: agreement with blocking and naive errors, derived quantities, seeding."""
+
 import numpy as np
 import pytest
+from analysis_fixtures import ar1, ar1_exact_sem
 
 from parallel_vmc.stats.blocking import blocking
-from parallel_vmc.stats.bootstrap import (block_bootstrap, bootstrap_mean, bootstrap_ratio, bootstrap_variance)
-from analysis_fixtures import ar1, ar1_exact_sem
+from parallel_vmc.stats.bootstrap import (
+    block_bootstrap,
+    bootstrap_mean,
+    bootstrap_ratio,
+    bootstrap_variance,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_independent_samples_blocking_bootstrap_naive_agree_within_5_percent(seed):
     """iid normal, n = 2^16. Bootstrap error of the error: sqrt(1/(2*2000) + 1/(2*4096))
     ~ 1.9 %; blocking at level 0 is the naive error (at a higher level ~ 3 %)."""
-    x = np.random.default_rng(seed).standard_normal(2 ** 16)
+    x = np.random.default_rng(seed).standard_normal(2**16)
     naive = x.std(ddof=1) / np.sqrt(x.size)
     b = blocking(x)
     boot = bootstrap_mean(x, block_size=b.block_size, n_boot=2000, seed=seed)
@@ -24,7 +30,7 @@ def test_independent_samples_blocking_bootstrap_naive_agree_within_5_percent(see
 @pytest.mark.parametrize("phi", [0.5, 0.9])
 def test_block_bootstrap_of_correlated_mean_matches_exact(phi):
     """With the blocking block size, mean over 4 seeds within 10 % of the exact error."""
-    n = 2 ** 17
+    n = 2**17
     ratios = []
     for seed in range(4):
         x = ar1(phi, n, seed)
@@ -34,7 +40,7 @@ def test_block_bootstrap_of_correlated_mean_matches_exact(phi):
 
 def test_naive_bootstrap_underestimates_correlated_error():
     """Block size 1 on AR(1) phi=0.9 misses the factor sqrt(tau) = sqrt(19)."""
-    n = 2 ** 16
+    n = 2**16
     x = ar1(0.9, n, 5)
     naive = bootstrap_mean(x, block_size=1, n_boot=500, max_blocks=n).error
     assert naive / ar1_exact_sem(0.9, n) == pytest.approx(1 / np.sqrt(19), rel=0.1)
@@ -42,7 +48,7 @@ def test_naive_bootstrap_underestimates_correlated_error():
 
 def test_variance_error_of_gaussian():
     """Var of the sample variance of iid N(0, s^2): 2 s^4 / n; n = 2^16, 2000 replicates."""
-    n = 2 ** 16
+    n = 2**16
     x = 3.0 * np.random.default_rng(7).standard_normal(n) + 10.0
     r = bootstrap_variance(x, n_boot=2000, seed=1)
     assert r.estimate == pytest.approx(x.var(), rel=1e-10)
@@ -52,7 +58,7 @@ def test_variance_error_of_gaussian():
 
 def test_ratio_error_by_delta_method():
     """<a>/<b> for independent a ~ N(2, 1), b ~ N(4, 1): error^2 ~ (1/16 + 4/256)/n."""
-    n = 2 ** 15
+    n = 2**15
     rng = np.random.default_rng(8)
     a = 2.0 + rng.standard_normal(n)
     b = 4.0 + rng.standard_normal(n)

@@ -1,16 +1,17 @@
 """Many chains: combined error, split R-hat and the between-chain check, speed."""
+
 import json
 import math
 import time
 
 import numpy as np
 import pytest
+from analysis_fixtures import ar1, ar1_exact_sem, ar1_tau
 
 from analysis import summarize_chains
 from parallel_vmc.stats.chains import check_chains, split_rhat
-from analysis_fixtures import ar1, ar1_exact_sem, ar1_tau
 
-N = 2 ** 14
+N = 2**14
 PHI = 0.5
 SEEDS = range(20)
 
@@ -44,7 +45,7 @@ def test_one_shifted_chain_is_flagged_equal_chains_pass():
 
 def test_a_broken_rank_among_many_chains_is_named():
     x = ar1(PHI, 4096, 1, chains=32)
-    x[5] += 1.0                    # ~20 standard errors of a chain mean
+    x[5] += 1.0  # ~20 standard errors of a chain mean
     s = summarize_chains(x, n_boot=10)
     assert not s.chains_ok and s.flagged_chains == (5,)
     assert s.rhat > s.rhat_limit
@@ -52,8 +53,7 @@ def test_a_broken_rank_among_many_chains_is_named():
 
 def test_split_rhat_by_hand():
     """Four chains of 6: halves of 3; formula of BDA3 written out."""
-    x = np.array([[1.0, 2, 3, 4, 5, 6], [2, 2, 2, 3, 3, 4], [0, 1, 0, 1, 0, 1],
-                  [5, 4, 3, 2, 1, 0]])
+    x = np.array([[1.0, 2, 3, 4, 5, 6], [2, 2, 2, 3, 3, 4], [0, 1, 0, 1, 0, 1], [5, 4, 3, 2, 1, 0]])
     halves = np.concatenate([x[:, :3], x[:, 3:]])
     w = halves.var(axis=1, ddof=1).mean()
     b = 3 * halves.mean(axis=1).var(ddof=1)
@@ -73,7 +73,7 @@ def test_split_rhat_detects_a_drifting_chain():
 def test_combined_error_matches_exact_for_independent_chains(phi):
     """Error of the grand mean of 16 independent chains = exact single-chain SEM / 4;
     mean over 6 seeds within 10 %; tau_int within 10 %."""
-    n = 2 ** 14
+    n = 2**14
     ratios, taus = [], []
     for seed in range(6):
         s = summarize_chains(ar1(phi, n, seed, chains=16), n_boot=200)
@@ -87,18 +87,27 @@ def test_combined_error_matches_exact_for_independent_chains(phi):
 
 
 def test_single_chain_and_fields():
-    x = ar1(0.5, 2 ** 13, 9) + 3.0
+    x = ar1(0.5, 2**13, 9) + 3.0
     s = summarize_chains(x)
     assert math.isnan(s.rhat) and s.chains_ok and s.n_chains == 1
     assert s.mean == pytest.approx(x.mean())
     assert s.variance == pytest.approx(x.var(ddof=1))
     assert s.blocking.mean == pytest.approx(x.mean())
     d = s.as_dict()
-    for key in ("mean", "error", "error_bootstrap", "variance", "tau_int", "n_eff",
-                "n_samples", "rhat", "blocking_level"):
+    for key in (
+        "mean",
+        "error",
+        "error_bootstrap",
+        "variance",
+        "tau_int",
+        "n_eff",
+        "n_samples",
+        "rhat",
+        "blocking_level",
+    ):
         assert key in d
-    json.dumps(d)                                  # JSON-able (nan as NaN)
-    assert summarize_chains(x).error_bootstrap == s.error_bootstrap   # seeded
+    json.dumps(d)  # JSON-able (nan as NaN)
+    assert summarize_chains(x).error_bootstrap == s.error_bootstrap  # seeded
 
 
 def test_constant_samples():
@@ -110,14 +119,15 @@ def test_constant_samples():
 def test_fast_on_a_production_sized_array():
     """(32, 32768): well under a second (measured ~0.06 s warm on 2 cores)."""
     x = ar1(0.9, 32768, 1, chains=32)
-    summarize_chains(x[:, :1024])                  # warm caches (chi2 quantiles)
+    summarize_chains(x[:, :1024])  # warm caches (chi2 quantiles)
     t = time.perf_counter()
     summarize_chains(x)
     assert time.perf_counter() - t < 1.0
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 2, 2)), np.zeros((3, 3)),
-                                 np.array([[1.0, 2, np.nan, 4, 5]])])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((2, 2, 2)), np.zeros((3, 3)), np.array([[1.0, 2, np.nan, 4, 5]])]
+)
 def test_bad_samples(bad):
     with pytest.raises(ValueError):
         summarize_chains(bad)

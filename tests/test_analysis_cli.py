@@ -1,4 +1,5 @@
 """`python -m analysis` on files in the pvmc schema (fixture) and on a real pvmc run."""
+
 import hashlib
 import json
 import os
@@ -9,12 +10,12 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from analysis_fixtures import write_run_file
+from conftest import subprocess_env
 
 from analysis import summarize_chains
 from analysis.cli import main
 from analysis.runfile import read_run, shell_volumes
-from analysis_fixtures import write_run_file
-from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,6 +28,7 @@ def _digest(path):
 def _png_size(path):
     """(width, height) from a PNG read back with matplotlib."""
     from matplotlib.image import imread
+
     img = imread(path)
     return img.shape[1], img.shape[0]
 
@@ -45,11 +47,23 @@ def test_summary_table(run_file, capsys):
     out = capsys.readouterr().out
     s = summarize_chains(e)
     assert f"{s.mean:.6f} +- {s.error:.6f}" in out
-    for word in ("status", "completed", "bootstrap", "variance", "tau_int", "R-hat",
-                 "acceptance", "omega=1.0", "importance", "kinetic", "potential",
-                 "segment 0", "chains agree"):
+    for word in (
+        "status",
+        "completed",
+        "bootstrap",
+        "variance",
+        "tau_int",
+        "R-hat",
+        "acceptance",
+        "omega=1.0",
+        "importance",
+        "kinetic",
+        "potential",
+        "segment 0",
+        "chains agree",
+    ):
         assert word in out, word
-    assert _digest(path) == before                 # input untouched
+    assert _digest(path) == before  # input untouched
 
 
 def test_json_fields(run_file, capsys):
@@ -75,8 +89,12 @@ def test_plots_written_and_sized(run_file, tmp_path, capsys):
     keep.write_text("mine")
     assert main([str(path), "--plots", str(out)]) == 0
     names = sorted(os.listdir(out))
-    assert names == ["omega1_blocking.png", "omega1_density.png", "omega1_histogram.png",
-                     "omega1_optimization.png"]
+    assert names == [
+        "omega1_blocking.png",
+        "omega1_density.png",
+        "omega1_histogram.png",
+        "omega1_optimization.png",
+    ]
     for name in names:
         assert os.path.getsize(out / name) > 5000
         w, h = _png_size(out / name)
@@ -87,8 +105,9 @@ def test_plots_written_and_sized(run_file, tmp_path, capsys):
 def test_running_file_uses_only_filled_columns(tmp_path, capsys):
     """A running run: columns past samples_per_chain are NaN and must be ignored."""
     path = tmp_path / "live.h5"
-    e = write_run_file(path, status="running", n_samples=4096, samples_per_chain=1000,
-                       density=False)
+    e = write_run_file(
+        path, status="running", n_samples=4096, samples_per_chain=1000, density=False
+    )
     assert main([str(path), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["status"] == "running"
@@ -123,8 +142,12 @@ def _bad_cases(tmp_path):
     write_run_file(future)
     with h5py.File(future, "a") as h5:
         h5.attrs["format_version"] = 99
-    return [(missing, "no such file"), (text, "not an HDF5 file"),
-            (other, "not a pvmc run file"), (future, "format_version 99")]
+    return [
+        (missing, "no such file"),
+        (text, "not an HDF5 file"),
+        (other, "not a pvmc run file"),
+        (future, "format_version 99"),
+    ]
 
 
 def test_bad_files_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
@@ -151,8 +174,9 @@ def test_missing_dataset_asked_for(run_file, tmp_path, capsys):
     assert main([str(run_file[0]), "--series", "kinetic"]) == 0
 
 
-@pytest.mark.parametrize("argv", [[], ["--bogus", "x.h5"], ["table", "x.h5"],
-                                  ["x.h5", "--n-boot", "zero"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["--bogus", "x.h5"], ["table", "x.h5"], ["x.h5", "--n-boot", "zero"]]
+)
 def test_bad_command_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -174,7 +198,7 @@ def test_table_across_runs(tmp_path, capsys):
     assert main(["table", *paths, "--by", "system.omega", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["key"] for r in rows] == [0.25, 0.5, 1.0]
-    for r in rows:     # AR(1) noise of amplitude 0.1, 16384 samples: error ~0.001
+    for r in rows:  # AR(1) noise of amplitude 0.1, 16384 samples: error ~0.001
         assert r["energy"] == pytest.approx(3.0 * r["key"], abs=0.01)
         assert r["status"] == "completed" and r["chains_ok"]
 
@@ -185,8 +209,7 @@ def test_table_bad_inputs(tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_text("x")
     fig = tmp_path / "t.png"
-    assert main(["table", str(good), str(bad), "--by", "system.omega",
-                 "--plot", str(fig)]) == 2
+    assert main(["table", str(good), str(bad), "--by", "system.omega", "--plot", str(fig)]) == 2
     assert "not an HDF5 file" in capsys.readouterr().err and not fig.exists()
     assert main(["table", str(good), "--by", "system.nothing"]) == 2
     assert "config has no key system.nothing" in capsys.readouterr().err
@@ -199,11 +222,21 @@ def test_table_bad_inputs(tmp_path, capsys):
 def test_module_entry_point_exit_codes(run_file, tmp_path):
     path, _ = run_file
     env = subprocess_env()
-    ok = subprocess.run([sys.executable, "-m", "analysis", str(path)], capture_output=True,
-                        text=True, env=env, cwd=tmp_path)
+    ok = subprocess.run(
+        [sys.executable, "-m", "analysis", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0 and "energy" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "x.h5")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "analysis", str(tmp_path / "x.h5")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
 
 
@@ -211,7 +244,8 @@ def test_real_pvmc_output_file(tmp_path):
     """A tiny config through `pvmc run` (a separate process), then the CLI on its file."""
     cfg = tmp_path / "tiny.yaml"
     out = tmp_path / "real.h5"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         system: {{particles: 2, dimensions: 2, omega: 1.0, interaction: coulomb}}
         wavefunction: {{hidden: 2}}
         sampler: {{method: importance, walkers_per_rank: 4, thermalization: 200}}
@@ -219,21 +253,43 @@ def test_real_pvmc_output_file(tmp_path):
         production: {{samples: 16384}}
         output: {{path: {out}}}
         seed: 7
-        """))
+        """)
+    )
     env = subprocess_env()
-    run = subprocess.run([sys.executable, "-m", "parallel_vmc", "run", str(cfg), "--quiet"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "parallel_vmc", "run", str(cfg), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     plots = tmp_path / "plots"
-    res = subprocess.run([sys.executable, "-m", "analysis", str(out), "--plots", str(plots)],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "analysis", str(out), "--plots", str(plots)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
-    for word in ("completed", "energy", "bootstrap", "tau_int", "R-hat", "pvmc summary",
-                 "kinetic", "trap", "interaction", "<r12>", "batch means"):
+    for word in (
+        "completed",
+        "energy",
+        "bootstrap",
+        "tau_int",
+        "R-hat",
+        "pvmc summary",
+        "kinetic",
+        "trap",
+        "interaction",
+        "<r12>",
+        "batch means",
+    ):
         assert word in res.stdout
     with h5py.File(out, "r") as h5:
         stored = h5["summary"].attrs["energy"]
-        e = h5["production/local_energy"][:, :h5["production"].attrs["samples_per_chain"]]
+        e = h5["production/local_energy"][:, : h5["production"].attrs["samples_per_chain"]]
     assert f"{stored:.6f}" in res.stdout
     assert summarize_chains(e).mean == pytest.approx(stored, rel=1e-12)
     # the producer's observables as this analysis reads them: normalised as format 3 says
@@ -245,12 +301,19 @@ def test_real_pvmc_output_file(tmp_path):
     assert integral + d["attrs"]["overflow"] / samples == pytest.approx(2.0, rel=1e-9)
     assert obs["local_energy"]["mean"] == pytest.approx(stored, rel=1e-9)
     assert obs["local_energy"]["mean"] == pytest.approx(
-        obs["kinetic"]["mean"] + obs["trap"]["mean"] + obs["interaction"]["mean"], rel=1e-9)
+        obs["kinetic"]["mean"] + obs["trap"]["mean"] + obs["interaction"]["mean"], rel=1e-9
+    )
     assert obs["pair_distance"]["attrs"]["mean"] == obs["r12"]["mean"]
     assert "integrates to" not in res.stdout and f"{obs['r12']['mean']:.6f}" in res.stdout
     names = sorted(os.listdir(plots))
-    assert names == ["real_blocking.png", "real_density.png", "real_density_image.png",
-                     "real_histogram.png", "real_optimization.png", "real_pair_distance.png"]
+    assert names == [
+        "real_blocking.png",
+        "real_density.png",
+        "real_density_image.png",
+        "real_histogram.png",
+        "real_optimization.png",
+        "real_pair_distance.png",
+    ]
     for name in names:
         assert os.path.getsize(plots / name) > 5000
         w, h = _png_size(plots / name)

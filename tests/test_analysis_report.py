@@ -1,5 +1,6 @@
 """What the report says: the summary cross-check, the command line's limits, units,
 the step and sigma used, the chain checks, infinite means, and the figures."""
+
 import json
 import os
 import re
@@ -7,12 +8,12 @@ import re
 import h5py
 import numpy as np
 import pytest
+from analysis_fixtures import write_run_file
 
 import analysis.plots as plots
 from analysis.cli import main
-from analysis_fixtures import write_run_file
 
-MAX_N_BOOT, MAX_SEED = 100_000, 2 ** 32 - 1       # the documented limits
+MAX_N_BOOT, MAX_SEED = 100_000, 2**32 - 1  # the documented limits
 
 
 def _run(capsys, *argv):
@@ -36,8 +37,9 @@ def _text(capsys, *argv):
 
 def _row(text: str, label: str) -> str:
     """The value of the report row with this label (exactly one)."""
-    rows = [line[len(label):].strip() for line in text.splitlines()
-            if line.startswith(label + " ")]
+    rows = [
+        line[len(label) :].strip() for line in text.splitlines() if line.startswith(label + " ")
+    ]
     assert len(rows) == 1, (label, text)
     return rows[0]
 
@@ -81,7 +83,7 @@ def test_edited_samples_disagree_with_the_summary(run_file, capsys):
     at = next(i for i, line in enumerate(lines) if line.startswith("energy "))
     assert lines[at + 1].startswith("SUMMARY MISMATCH")
     assert "disagree by" in lines[at + 1] and "x its error" in lines[at + 1]
-    assert text.count("changed after the run summarised them") == 1      # not twice
+    assert text.count("changed after the run summarised them") == 1  # not twice
 
 
 @pytest.mark.parametrize("relative,flagged", [(1e-12, False), (1e-6, True)])
@@ -105,17 +107,20 @@ def test_fewer_samples_than_the_summary_counted(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- 3: command line
-@pytest.mark.parametrize("argv,named", [
-    (["--seed", "-1"], "--seed -1: must be from 0 to 4294967295"),
-    (["--seed", str(2 ** 32)], "--seed 4294967296: must be from 0 to 4294967295"),
-    (["--n-boot", "100000000"], f"--n-boot 100000000: must be from 2 to {MAX_N_BOOT}"),
-    (["--n-boot", "1"], "--n-boot 1: must be from 2"),
-])
+@pytest.mark.parametrize(
+    "argv,named",
+    [
+        (["--seed", "-1"], "--seed -1: must be from 0 to 4294967295"),
+        (["--seed", str(2**32)], "--seed 4294967296: must be from 0 to 4294967295"),
+        (["--n-boot", "100000000"], f"--n-boot 100000000: must be from 2 to {MAX_N_BOOT}"),
+        (["--n-boot", "1"], "--n-boot 1: must be from 2"),
+    ],
+)
 def test_out_of_range_numbers_exit_2(run_file, capsys, argv, named):
     path, _ = run_file
     code, out, err = _run(capsys, path, *argv)
     assert code == 2 and out == "" and named in _one_error(err)
-    if argv[0] == "--n-boot":                                  # table takes it too
+    if argv[0] == "--n-boot":  # table takes it too
         code, out, err = _run(capsys, "table", path, "--by", "seed", *argv)
         assert code == 2 and out == "" and named in _one_error(err)
 
@@ -144,8 +149,9 @@ def test_plot_directory_that_cannot_be_written(run_file, tmp_path, capsys, where
     assert sorted(os.listdir(tmp_path)) == before
 
 
-def test_plot_probe_creates_the_directory_and_leaves_no_trace(run_file, tmp_path, capsys,
-                                                              monkeypatch):
+def test_plot_probe_creates_the_directory_and_leaves_no_trace(
+    run_file, tmp_path, capsys, monkeypatch
+):
     path, _ = run_file
     monkeypatch.setattr(plots, "run_plots", lambda run, summary, directory: [])
     out = tmp_path / "new" / "figs"
@@ -196,8 +202,7 @@ def test_header_before_the_run_resolved_them(tmp_path, capsys):
     """A running file: no tuned step yet (the config's, labelled initial), no stored
     sigma (the config's null is pvmc's default width)."""
     path = tmp_path / "live.h5"
-    write_run_file(path, format_version=3, status="running", n_samples=1024,
-                   samples_per_chain=512)
+    write_run_file(path, format_version=3, status="running", n_samples=1024, samples_per_chain=512)
     with h5py.File(path, "r+") as h5:
         del h5["wavefunction/sigma"]
     text = _text(capsys, path)
@@ -228,8 +233,9 @@ def test_disagreeing_chains_say_which_test_fired_with_numbers(tmp_path, capsys):
     warning = next(w for w in report["warnings"] if w.startswith("chains disagree"))
     rhat, limit = _numbers(re.search(r"R-hat (\S+) is above its limit (\S+)", warning)[0])
     assert rhat > limit
-    z, z_limit = _numbers(re.search(r"chain 2 \(rank 1\): its mean is .*\(limit \S+\)",
-                                    warning)[0])[-2:]
+    z, z_limit = _numbers(
+        re.search(r"chain 2 \(rank 1\): its mean is .*\(limit \S+\)", warning)[0]
+    )[-2:]
     assert z > z_limit
     assert "CHAINS DISAGREE (R-hat above its limit" in _row(_text(capsys, path), "R-hat")
 
@@ -241,8 +247,9 @@ def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, 
     rng = np.random.default_rng(12)
     energies = 3.0 + 0.3 / np.linalg.norm(rng.standard_normal((32, 4096, 2)), axis=-1)
     path = tmp_path / "tail.h5"
-    write_run_file(path, format_version=3, mpi_size=8, walkers_per_rank=4,
-                   n_samples=4096, energies=energies)
+    write_run_file(
+        path, format_version=3, mpi_size=8, walkers_per_rank=4, n_samples=4096, energies=energies
+    )
     report = _json(capsys, path)
     p = report["production"]
     assert p["rhat_ok"] and p["flagged_chains"] == [7] and not p["chains_ok"]
@@ -263,19 +270,22 @@ def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, 
 def test_rhat_and_its_limit_never_print_alike(tmp_path, capsys):
     """Two different numbers get the digits that tell them apart."""
     from analysis.cli import _distinct
+
     assert _distinct(1.000021, 1.000024) == ("1.000021", "1.000024")
-    assert _distinct(1.0000200001, 1.0000200003)[0] != _distinct(1.0000200001,
-                                                                  1.0000200003)[1]
+    assert _distinct(1.0000200001, 1.0000200003)[0] != _distinct(1.0000200001, 1.0000200003)[1]
     assert _distinct(1.5, 1.25) == ("1.50000", "1.25000")
 
 
 # ----------------------------------------------------------------------------- 4: 1D Coulomb
-@pytest.mark.parametrize("system,infinite", [
-    ({"dimensions": 1, "particles": 2, "interaction": "coulomb"}, True),
-    ({"dimensions": 1, "particles": 2, "interaction": "none"}, False),
-    ({"dimensions": 1, "particles": 1, "interaction": "coulomb"}, False),
-    ({"dimensions": 2, "particles": 2, "interaction": "coulomb"}, False),
-])
+@pytest.mark.parametrize(
+    "system,infinite",
+    [
+        ({"dimensions": 1, "particles": 2, "interaction": "coulomb"}, True),
+        ({"dimensions": 1, "particles": 2, "interaction": "none"}, False),
+        ({"dimensions": 1, "particles": 1, "interaction": "coulomb"}, False),
+        ({"dimensions": 2, "particles": 2, "interaction": "coulomb"}, False),
+    ],
+)
 def test_1d_coulomb_mean_is_infinite(tmp_path, capsys, system, infinite):
     path = tmp_path / "line.h5"
     write_run_file(path, format_version=3, n_samples=1024, system=system)
@@ -285,13 +295,12 @@ def test_1d_coulomb_mean_is_infinite(tmp_path, capsys, system, infinite):
     assert any("INFINITE" in w and "meaningless" in w for w in report["warnings"]) is infinite
     energy = _row(_text(capsys, path), "energy")
     assert ("MEAN IS INFINITE" in energy and "meaningless" in energy) is infinite
-    assert re.match(r"\d+\.\d{6} \+- \d+\.\d{6}", energy)          # the number is shown
+    assert re.match(r"\d+\.\d{6} \+- \d+\.\d{6}", energy)  # the number is shown
 
 
 def test_table_marks_an_infinite_mean(tmp_path, capsys):
     path = tmp_path / "line.h5"
-    write_run_file(path, format_version=3, n_samples=1024,
-                   system={"dimensions": 1, "particles": 2})
+    write_run_file(path, format_version=3, n_samples=1024, system={"dimensions": 1, "particles": 2})
     code, out, _ = _run(capsys, "table", path, "--by", "system.dimensions", "--n-boot", "20")
     assert code == 0
     row = out.splitlines()[1]
@@ -322,7 +331,7 @@ def test_histogram_shows_the_bulk_on_a_log_axis(figures):
     lo, hi = plots.histogram_range(x)
     q = np.quantile(x, [0.001, 0.999])
     assert x.min() <= lo < np.median(x) < hi < q[1]
-    assert hi - lo < 0.3 * (q[1] - q[0])                  # not the tail's 99.9 % point
+    assert hi - lo < 0.3 * (q[1] - q[0])  # not the tail's 99.9 % point
     assert np.mean((x >= lo) & (x <= hi)) > 0.95
     outside = int(np.count_nonzero((x < lo) | (x > hi)))
     plots.plot_histogram(x, "h.png", mean=float(x.mean()))
@@ -337,13 +346,15 @@ def test_histogram_shows_the_bulk_on_a_log_axis(figures):
 def test_histogram_range_of_constant_and_gaussian_samples():
     assert plots.histogram_range(np.full(100, 2.0)) == (1.5, 2.5)
     x = np.random.default_rng(2).standard_normal(10_000)
-    assert plots.histogram_range(x) == (x.min(), x.max())        # nothing cut
+    assert plots.histogram_range(x) == (x.min(), x.max())  # nothing cut
 
 
 def test_scan_plot_has_error_bars_and_no_lines(figures):
-    rows = [{"key": 0.5, "energy": 1.6, "error": 0.01},
-            {"key": 1.0, "energy": 3.0, "error": 0.02},
-            {"key": 2.0, "energy": 5.9, "error": 0.03, "mean_is_infinite": True}]
+    rows = [
+        {"key": 0.5, "energy": 1.6, "error": 0.01},
+        {"key": 1.0, "energy": 3.0, "error": 0.02},
+        {"key": 2.0, "energy": 5.9, "error": 0.03, "mean_is_infinite": True},
+    ]
     plots.plot_scan(rows, "system.omega", "scan.png")
     ax = figures["scan.png"].axes[0]
     assert all(line.get_linestyle() in ("None", "none", "") for line in ax.lines)
@@ -355,12 +366,18 @@ def test_scan_plot_has_error_bars_and_no_lines(figures):
 
 def test_every_run_figure_labels_its_units(tmp_path, figures, capsys):
     from analysis_fixtures import gaussian_observables
+
     path = tmp_path / "obs.h5"
-    write_run_file(path, format_version=3, n_samples=1024,
-                   observables=gaussian_observables(samples=2048, n_batches=8))
+    write_run_file(
+        path,
+        format_version=3,
+        n_samples=1024,
+        observables=gaussian_observables(samples=2048, n_batches=8),
+    )
     assert _run(capsys, path, "--plots", tmp_path / "p", "--n-boot", "20")[0] == 0
-    labels = {name: (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel())
-              for name, fig in figures.items()}
+    labels = {
+        name: (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) for name, fig in figures.items()
+    }
     assert "hbar" in labels["obs_optimization.png"][1]
     assert "hbar" in labels["obs_blocking.png"][1]
     assert "hbar" in labels["obs_histogram.png"][0]

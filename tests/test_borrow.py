@@ -1,4 +1,5 @@
 """Borrowed array views (parallel_vmc/borrow.py): same data, no reference, no leak."""
+
 import numpy as np
 import pytest
 from numba import njit
@@ -24,7 +25,7 @@ def _sum_of_own_scratch(n, rounds):
         for i in range(n):
             a[i] = r + i
             b[i] = 0.5 * a[i]
-        np.empty(n)[:] = -1.0        # allocations meanwhile must not reuse a or b
+        np.empty(n)[:] = -1.0  # allocations meanwhile must not reuse a or b
         for i in range(n):
             total += a[i] + b[i]
     release(owners)
@@ -53,7 +54,7 @@ def test_view_shares_data_shape_and_strides():
 def test_owners_live_until_release_and_are_freed_then(nrt_stats):
     n, rounds = 64, 50
     expected = sum(1.5 * (r + i) for r in range(rounds) for i in range(n))
-    _sum_of_own_scratch(n, rounds)                    # compiled before counting
+    _sum_of_own_scratch(n, rounds)  # compiled before counting
     before = nrt_stats()
     assert _sum_of_own_scratch(n, rounds) == expected
     after = nrt_stats()
@@ -63,15 +64,17 @@ def test_owners_live_until_release_and_are_freed_then(nrt_stats):
 
 def test_a_kernel_call_frees_all_it_allocates(nrt_stats):
     """run_walkers borrows its caches and work arrays: each is freed once at the end."""
-    from parallel_vmc.bench import kernel as B, problem as P
-    from parallel_vmc.sampling import kernels as K
+    from parallel_vmc.bench import kernel as B
+    from parallel_vmc.bench import problem as P
     from parallel_vmc.cli.main import build_parser
     from parallel_vmc.parallel import SerialComm
-    args = build_parser().parse_args(["bench", "--scan-particles", "6", "--jastrow",
-                                      "pade", "--walkers", "2"])
+    from parallel_vmc.sampling import kernels as K
+
+    args = build_parser().parse_args(
+        ["bench", "--scan-particles", "6", "--jastrow", "pade", "--walkers", "2"]
+    )
     cfg = B._config(args, 6)
-    theta, sampler, walkers = P.setup(args, SerialComm(), cfg,
-                                       P.fermion_setup(cfg, True, True))
+    theta, sampler, walkers = P.setup(args, SerialComm(), cfg, P.fermion_setup(cfg, True, True))
     sampler.produce(theta, walkers, 2, components=False)
     before = nrt_stats()
     P.time_kernel(sampler, theta, walkers, 50, K.PRODUCE)

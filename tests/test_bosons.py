@@ -9,6 +9,7 @@ interaction and the pair factor 1 - a/r) beyond the generic part tests
 * the factor's derivatives against finite differences close to the core;
 * bad input: exit code 2 naming the key (Hypothesis-generated values).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,24 +19,26 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fuzz_config import run_cli
 
-from parallel_vmc.sampling import kernels as K
 from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.config.vmc import from_dict
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System, min_pair_distance, potential_energy
 from parallel_vmc.wavefunction import WaveFunction, compose, pair_jastrow
 
-from test_fuzz_config import run_cli
-
 GAMMA = 2.82843
 
 
 def build(system: dict, wavefunction: dict | None = None, sampler: dict | None = None):
     """(cfg, System, WaveFunction) of a config given by its sections."""
-    cfg = from_dict({"system": {"statistics": "bosons", **system},
-                     "wavefunction": {"init_scale": 0.0, **(wavefunction or {})},
-                     "sampler": sampler or {}})
+    cfg = from_dict(
+        {
+            "system": {"statistics": "bosons", **system},
+            "wavefunction": {"init_scale": 0.0, **(wavefunction or {})},
+            "sampler": sampler or {},
+        }
+    )
     sy = System.from_config(cfg.system)
     return cfg, sy, WaveFunction.from_config(cfg.wavefunction, sy)
 
@@ -53,8 +56,10 @@ def local_energy(sy, wf, theta, x):
 def test_elliptical_trap_is_exact_without_interaction(P, psi):
     """a = b = W = 0 with the trap's own widths per axis: E_L = P (1 + gamma/2) at every
     configuration (zero variance), to round-off."""
-    _, sy, wf = build({"particles": P, "dimensions": 3, "omega": 1.0, "omega_z": GAMMA,
-                       "interaction": "none"}, {"psi": psi, "hidden": 2})
+    _, sy, wf = build(
+        {"particles": P, "dimensions": 3, "omega": 1.0, "omega_z": GAMMA, "interaction": "none"},
+        {"psi": psi, "hidden": 2},
+    )
     assert wf.sigma_z == pytest.approx(math.sqrt((0.5 if psi == "sqrt" else 1.0) / GAMMA))
     theta = np.zeros(wf.layout.n_params)
     rng = np.random.default_rng(P)
@@ -62,14 +67,14 @@ def test_elliptical_trap_is_exact_without_interaction(P, psi):
     assert sy.non_interacting_energy() == pytest.approx(exact, rel=1e-15)
     for _ in range(5):
         x = rng.standard_normal(P * 3) * 1.5
-        assert local_energy(sy, wf, theta, x) / P == pytest.approx(2.414215, abs=1e-15 * P
-                                                                   + 1e-6)
+        assert local_energy(sy, wf, theta, x) / P == pytest.approx(2.414215, abs=1e-15 * P + 1e-6)
         assert local_energy(sy, wf, theta, x) == pytest.approx(exact, rel=1e-13)
 
 
 def test_spherical_3d_hundred_bosons():
-    _, sy, wf = build({"particles": 100, "dimensions": 3, "omega": 0.7,
-                       "interaction": "none"}, {"hidden": 3})
+    _, sy, wf = build(
+        {"particles": 100, "dimensions": 3, "omega": 0.7, "interaction": "none"}, {"hidden": 3}
+    )
     assert wf.sigma_z is None
     theta = np.zeros(wf.layout.n_params)
     x = np.random.default_rng(1).standard_normal(300)
@@ -79,15 +84,26 @@ def test_spherical_3d_hundred_bosons():
 def test_elliptical_run_has_zero_variance(tmp_path):
     """The whole run (importance sampling, production, summary) at the exact widths."""
     from conftest import run_config
-    cfg = from_dict({"system": {"particles": 10, "dimensions": 3, "omega": 1.0,
-                                "omega_z": GAMMA, "interaction": "none",
-                                "statistics": "bosons"},
-                     "wavefunction": {"hidden": 2, "init_scale": 0.0},
-                     "sampler": {"walkers_per_rank": 2, "thermalization": 50},
-                     "optimizer": {"iterations": 0},
-                     "production": {"samples": 256, "observables": False},
-                     "output": {"path": str(tmp_path / "e.h5")}})
+
+    cfg = from_dict(
+        {
+            "system": {
+                "particles": 10,
+                "dimensions": 3,
+                "omega": 1.0,
+                "omega_z": GAMMA,
+                "interaction": "none",
+                "statistics": "bosons",
+            },
+            "wavefunction": {"hidden": 2, "init_scale": 0.0},
+            "sampler": {"walkers_per_rank": 2, "thermalization": 50},
+            "optimizer": {"iterations": 0},
+            "production": {"samples": 256, "observables": False},
+            "output": {"path": str(tmp_path / "e.h5")},
+        }
+    )
     import h5py
+
     run_config(cfg)
     with h5py.File(tmp_path / "e.h5", "r") as h5:
         energies = h5["production/local_energy"][...]
@@ -96,9 +112,17 @@ def test_elliptical_run_has_zero_variance(tmp_path):
 
 # ------------------------------------------------------------------ the hard core
 def hard_config(P, D, a, jastrow, method="metropolis"):
-    return build({"particles": P, "dimensions": D, "omega": 1.0, "interaction": "hard_sphere",
-                  "hard_sphere_radius": a}, {"hidden": 2, "jastrow": jastrow},
-                 {"method": method})
+    return build(
+        {
+            "particles": P,
+            "dimensions": D,
+            "omega": 1.0,
+            "interaction": "hard_sphere",
+            "hard_sphere_radius": a,
+        },
+        {"hidden": 2, "jastrow": jastrow},
+        {"method": method},
+    )
 
 
 @pytest.mark.parametrize("jastrow", ["none", "hard_sphere"])
@@ -120,7 +144,7 @@ def test_no_walker_ever_holds_an_overlap(jastrow, method):
         accepted += walkers.accepted.sum() - before
         closest = min(closest, min(min_pair_distance(x, P, D) for x in walkers.positions))
     assert closest > a
-    assert closest < 1.2 * a            # the walkers did come close to the core
+    assert closest < 1.2 * a  # the walkers did come close to the core
     assert 0 < accepted < 100 * P * 8
 
 
@@ -132,9 +156,9 @@ def test_move_into_the_core_has_ratio_zero_not_nan():
     theta = np.zeros(wf.layout.n_params)
     x = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
     for target in (0.5, 0.3, 0.0, 1.0 - 1e-12):
-        dx = np.array([1.0 - target, 0.0, 0.0])       # particle 1 moved to r = target
+        dx = np.array([1.0 - target, 0.0, 0.0])  # particle 1 moved to r = target
         if target == 1.0 - 1e-12:
-            dx = np.array([1e-12, 0.0, 0.0])           # particle 0 moves by a hair
+            dx = np.array([1e-12, 0.0, 0.0])  # particle 0 moves by a hair
             ratio = compose.move_ratio_at(theta, r, j, s, x, 0, dx, 3)
             assert 0.0 < ratio < 1.0
             continue
@@ -152,15 +176,14 @@ def test_hard_sphere_slopes_near_the_core(gap):
     a = 0.0043
     r = a * (1.0 + gap)
     h = 1e-3 * (r - a)
-    u = lambda t: pair_jastrow.hard_sphere_u(t, a)                  # noqa: E731
+    u = lambda t: pair_jastrow.hard_sphere_u(t, a)  # noqa: E731
     d1 = (u(r - 2 * h) - 8 * u(r - h) + 8 * u(r + h) - u(r + 2 * h)) / (12 * h)
-    d2 = (-u(r - 2 * h) + 16 * u(r - h) - 30 * u(r) + 16 * u(r + h) - u(r + 2 * h)) / (
-        12 * h * h)
+    d2 = (-u(r - 2 * h) + 16 * u(r - h) - 30 * u(r) + 16 * u(r + h) - u(r + 2 * h)) / (12 * h * h)
     fr, f2 = pair_jastrow.hard_sphere_slopes(r, a)
     assert fr * r == pytest.approx(d1, rel=1e-9)
     assert f2 == pytest.approx(d2, rel=1e-5)
     # the Laplacian of ln f in 3D through f itself: (f'' + 2 f'/r)/f - (f'/f)^2
-    f, f1, f2_ = 1 - a / r, a / r ** 2, -2 * a / r ** 3
+    f, f1, f2_ = 1 - a / r, a / r**2, -2 * a / r**3
     assert f2 + 2 * fr == pytest.approx((f2_ + 2 * f1 / r) / f - (f1 / f) ** 2, rel=1e-9)
 
 
@@ -175,14 +198,15 @@ def test_pair_gradient_and_laplacian_near_the_core():
     x = np.concatenate([0.1 * direction, (0.1 - a * 1.01) * direction])
     kin, grad, _ = compose.local_terms_at(theta, r, j, s, x, D, wf.layout.n_params)
     h = 2e-5
-    f = lambda y: compose.log_psi(theta, r, j, s, y, D)              # noqa: E731
+    f = lambda y: compose.log_psi(theta, r, j, s, y, D)  # noqa: E731
     g_fd, lap_fd = np.empty(6), 0.0
     for i in range(6):
         e = np.zeros(6)
         e[i] = h
         g_fd[i] = (f(x - 2 * e) - 8 * f(x - e) + 8 * f(x + e) - f(x + 2 * e)) / (12 * h)
-        lap_fd += (-f(x - 2 * e) + 16 * f(x - e) - 30 * f(x) + 16 * f(x + e)
-                   - f(x + 2 * e)) / (12 * h * h)
+        lap_fd += (-f(x - 2 * e) + 16 * f(x - e) - 30 * f(x) + 16 * f(x + e) - f(x + 2 * e)) / (
+            12 * h * h
+        )
     np.testing.assert_allclose(grad, g_fd, rtol=1e-7)
     assert kin == pytest.approx(-0.5 * (lap_fd + g_fd @ g_fd), rel=1e-5)
 
@@ -191,7 +215,7 @@ def test_initial_positions_avoid_overlaps_and_name_an_impossible_density():
     walkers = Walkers.start(1, 0, 4, 100 * 3, 0.7, 3, 0.2)
     for x in walkers.positions:
         assert min_pair_distance(x, 100, 3) > 0.2
-    plain = Walkers.start(1, 0, 4, 30, 0.7)                 # no hard core: as before
+    plain = Walkers.start(1, 0, 4, 30, 0.7)  # no hard core: as before
     again = Walkers.start(1, 0, 4, 30, 0.7, 3, 0.0)
     np.testing.assert_array_equal(plain.positions, again.positions)
     with pytest.raises(ConfigError, match="^system.hard_sphere_radius: "):
@@ -200,16 +224,34 @@ def test_initial_positions_avoid_overlaps_and_name_an_impossible_density():
 
 # ------------------------------------------------------------------ bad input
 BAD = st.one_of(
-    st.builds(lambda a: ({"interaction": "hard_sphere", "hard_sphere_radius": a},
-                         "system.hard_sphere_radius"),
-              st.one_of(st.floats(max_value=0.0, allow_nan=False, allow_infinity=False),
-                        st.integers(max_value=0))),
-    st.builds(lambda D, wz: ({"dimensions": D, "omega_z": wz}, "system.omega_z"),
-              st.integers(1, 2), st.floats(0.01, 100.0).filter(lambda w: w != 1.0)),
-    st.builds(lambda j: ({"particles": 1, "interaction": "hard_sphere",
-                          "hard_sphere_radius": 0.01, "dimensions": 3}
-                         | ({"interaction": "none"} if j else {}), "system.particles"),
-              st.booleans()),
+    st.builds(
+        lambda a: (
+            {"interaction": "hard_sphere", "hard_sphere_radius": a},
+            "system.hard_sphere_radius",
+        ),
+        st.one_of(
+            st.floats(max_value=0.0, allow_nan=False, allow_infinity=False),
+            st.integers(max_value=0),
+        ),
+    ),
+    st.builds(
+        lambda D, wz: ({"dimensions": D, "omega_z": wz}, "system.omega_z"),
+        st.integers(1, 2),
+        st.floats(0.01, 100.0).filter(lambda w: w != 1.0),
+    ),
+    st.builds(
+        lambda j: (
+            {
+                "particles": 1,
+                "interaction": "hard_sphere",
+                "hard_sphere_radius": 0.01,
+                "dimensions": 3,
+            }
+            | ({"interaction": "none"} if j else {}),
+            "system.particles",
+        ),
+        st.booleans(),
+    ),
 )
 
 
@@ -230,26 +272,67 @@ def test_bad_boson_input_exits_2_naming_the_key(bad, tmp_path_factory):
 
 def test_combinations_of_the_new_keys():
     with pytest.raises(ConfigError, match="^system.hard_sphere_radius: required"):
-        from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
-                              "interaction": "hard_sphere", "statistics": "bosons"}})
+        from_dict(
+            {
+                "system": {
+                    "particles": 2,
+                    "dimensions": 3,
+                    "omega": 1.0,
+                    "interaction": "hard_sphere",
+                    "statistics": "bosons",
+                }
+            }
+        )
     with pytest.raises(ConfigError, match="^system.hard_sphere_radius: used only"):
-        from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
-                              "hard_sphere_radius": 0.1, "statistics": "bosons"}})
+        from_dict(
+            {
+                "system": {
+                    "particles": 2,
+                    "dimensions": 3,
+                    "omega": 1.0,
+                    "hard_sphere_radius": 0.1,
+                    "statistics": "bosons",
+                }
+            }
+        )
     with pytest.raises(ConfigError, match="^wavefunction.sigma_z: "):
-        from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0},
-                   "wavefunction": {"sigma_z": 0.5}})
+        from_dict(
+            {
+                "system": {"particles": 2, "dimensions": 2, "omega": 1.0},
+                "wavefunction": {"sigma_z": 0.5},
+            }
+        )
     with pytest.raises(ConfigError, match="^system.omega_z: "):
-        from_dict({"system": {"particles": 8, "dimensions": 3, "omega": 1.0,
-                              "omega_z": 2.0}})
+        from_dict({"system": {"particles": 8, "dimensions": 3, "omega": 1.0, "omega_z": 2.0}})
     with pytest.raises(ConfigError, match="^sampler.method: gibbs"):
-        from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
-                              "interaction": "hard_sphere", "hard_sphere_radius": 0.1,
-                              "statistics": "bosons"},
-                   "wavefunction": {"jastrow": "none"}, "sampler": {"method": "gibbs"}})
+        from_dict(
+            {
+                "system": {
+                    "particles": 2,
+                    "dimensions": 3,
+                    "omega": 1.0,
+                    "interaction": "hard_sphere",
+                    "hard_sphere_radius": 0.1,
+                    "statistics": "bosons",
+                },
+                "wavefunction": {"jastrow": "none"},
+                "sampler": {"method": "gibbs"},
+            }
+        )
     # omega_z equal to omega is allowed in any dimension; the defaults resolve
-    cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.5,
-                                "omega_z": 1.5, "interaction": "hard_sphere",
-                                "hard_sphere_radius": 0.1, "statistics": "bosons"}})
+    cfg = from_dict(
+        {
+            "system": {
+                "particles": 2,
+                "dimensions": 2,
+                "omega": 1.5,
+                "omega_z": 1.5,
+                "interaction": "hard_sphere",
+                "hard_sphere_radius": 0.1,
+                "statistics": "bosons",
+            }
+        }
+    )
     assert cfg.wavefunction.jastrow == "hard_sphere"
     cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.5}})
     assert cfg.wavefunction.jastrow == "none"
@@ -267,16 +350,20 @@ def run_shipped(name: str, path, overrides=()) -> dict:
     import pathlib
 
     from parallel_vmc.config.vmc import load_config
-    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
+    from parallel_vmc.run.driver import Run
+
     config = pathlib.Path(__file__).resolve().parent.parent / "configs" / name
     cfg = load_config(config, [f"output.path={path}", *overrides])
     return Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute().summary
 
 
 def test_shipped_noninteracting_elliptic_config_is_exact(tmp_path):
-    s = run_shipped("bosons3d_elliptic_noninteracting.yaml", tmp_path / "e.h5",
-                    ["production.samples=4096", "sampler.thermalization=100"])
+    s = run_shipped(
+        "bosons3d_elliptic_noninteracting.yaml",
+        tmp_path / "e.h5",
+        ["production.samples=4096", "sampler.thermalization=100"],
+    )
     assert s["energy"] / 10 == pytest.approx(1 + GAMMA / 2, rel=1e-13)
     assert s["variance"] < 1e-20
 
@@ -288,6 +375,7 @@ def test_hard_sphere_bosons_reach_the_gaussian_optimum(P, tmp_path):
     about 10 minutes on one core): E/N at or below the optimal Gaussian x (1 - a/r)
     within 3 combined error bars, and the first pair-distance bin [0, a) empty."""
     import h5py
+
     path = tmp_path / f"n{P}.h5"
     s = run_shipped(f"bosons3d_N{P}_elliptic.yaml", path)
     reference, ref_error = GAUSSIAN_OPTIMUM[P]
@@ -303,26 +391,42 @@ def test_hard_sphere_bosons_reach_the_gaussian_optimum(P, tmp_path):
 def test_axial_densities_integrate_to_the_particles_and_bin_by_hand():
     """production.axial_density (3D): rho = sqrt(x^2 + y^2) and z histograms, in the
     accumulator and as summarised (integral over the plane / over z = P)."""
-    from parallel_vmc.sampling import observables as ob
     from parallel_vmc.runfile.schema import DENSITY_XY, DENSITY_Z, shell_volumes
-    cfg = from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0,
-                                "interaction": "none", "statistics": "bosons"},
-                     "production": {"axial_density": True, "density_bins": 4,
-                                    "density_rmax": 2.0, "batches": 2}})
+    from parallel_vmc.sampling import observables as ob
+
+    cfg = from_dict(
+        {
+            "system": {
+                "particles": 2,
+                "dimensions": 3,
+                "omega": 1.0,
+                "interaction": "none",
+                "statistics": "bosons",
+            },
+            "production": {
+                "axial_density": True,
+                "density_bins": 4,
+                "density_rmax": 2.0,
+                "batches": 2,
+            },
+        }
+    )
     layout = ob.Layout.from_config(cfg.production, System.from_config(cfg.system), 2)
     assert layout.n_axial == 4
-    plain = ob.Layout.from_config(from_dict({"system": {"particles": 2, "dimensions": 3,
-                                                        "omega": 1.0}}).production,
-                                  System.from_config(cfg.system), 2)
-    assert plain.n_axial == 0 and plain.width == plain.off_axial    # off: as before
+    plain = ob.Layout.from_config(
+        from_dict({"system": {"particles": 2, "dimensions": 3, "omega": 1.0}}).production,
+        System.from_config(cfg.system),
+        2,
+    )
+    assert plain.n_axial == 0 and plain.width == plain.off_axial  # off: as before
     acc = layout.zeros()
-    x = np.array([0.3, 0.4, -1.2, 1.2, 1.6, 0.1])        # rho 0.5, 2.0; z -1.2, 0.1
+    x = np.array([0.3, 0.4, -1.2, 1.2, 1.6, 0.1])  # rho 0.5, 2.0; z -1.2, 0.1
     for b in range(2):
         ob.accumulate(acc, b, x, 2, 3, 1.0, 0.5, 0.5, 0.0, layout.spec())
-    rho_hist = acc[0, layout.off_axial:layout.off_axial + 5]
-    z_hist = acc[0, layout.off_axial + 5:layout.off_axial + 10]
-    np.testing.assert_array_equal(rho_hist, [0, 1, 0, 0, 1])    # 2.0: overflow
-    np.testing.assert_array_equal(z_hist, [1, 0, 1, 0, 0])      # bins of width 1 from -2
+    rho_hist = acc[0, layout.off_axial : layout.off_axial + 5]
+    z_hist = acc[0, layout.off_axial + 5 : layout.off_axial + 10]
+    np.testing.assert_array_equal(rho_hist, [0, 1, 0, 0, 1])  # 2.0: overflow
+    np.testing.assert_array_equal(z_hist, [1, 0, 1, 0, 0])  # bins of width 1 from -2
     out = ob.summarize(acc, layout)
     xy, z = out[DENSITY_XY], out[DENSITY_Z]
     assert np.sum(xy["density"] * shell_volumes(xy["edges"], 2)) == pytest.approx(1.0)
@@ -334,22 +438,43 @@ def test_analysis_compares_the_axial_densities_of_two_runs(tmp_path):
     """Two 3D runs with axial densities (with and without hard spheres): python -m
     analysis --plots writes each run's figure and the comparison."""
     from conftest import run_config
+
     from analysis.cli import main as analysis_main
+
     paths = []
-    for name, system in (("free", {"interaction": "none"}),
-                         ("hard", {"interaction": "hard_sphere", "hard_sphere_radius": 0.1})):
-        cfg = from_dict({"system": {"particles": 4, "dimensions": 3, "omega": 1.0,
-                                    "omega_z": GAMMA, "statistics": "bosons", **system},
-                         "wavefunction": {"hidden": 2},
-                         "sampler": {"walkers_per_rank": 2, "thermalization": 20},
-                         "optimizer": {"iterations": 0},
-                         "production": {"samples": 512, "axial_density": True,
-                                        "density_bins": 20, "batches": 4},
-                         "output": {"path": str(tmp_path / f"{name}.h5")}})
+    for name, system in (
+        ("free", {"interaction": "none"}),
+        ("hard", {"interaction": "hard_sphere", "hard_sphere_radius": 0.1}),
+    ):
+        cfg = from_dict(
+            {
+                "system": {
+                    "particles": 4,
+                    "dimensions": 3,
+                    "omega": 1.0,
+                    "omega_z": GAMMA,
+                    "statistics": "bosons",
+                    **system,
+                },
+                "wavefunction": {"hidden": 2},
+                "sampler": {"walkers_per_rank": 2, "thermalization": 20},
+                "optimizer": {"iterations": 0},
+                "production": {
+                    "samples": 512,
+                    "axial_density": True,
+                    "density_bins": 20,
+                    "batches": 4,
+                },
+                "output": {"path": str(tmp_path / f"{name}.h5")},
+            }
+        )
         run_config(cfg)
         paths.append(str(tmp_path / f"{name}.h5"))
     code = analysis_main([*paths, "--plots", str(tmp_path / "plots")])
     assert code == 0
     names = set(p.name for p in (tmp_path / "plots").iterdir())
-    assert {"free_density_axes.png", "hard_density_axes.png",
-            "density_axes_comparison.png"} <= names
+    assert {
+        "free_density_axes.png",
+        "hard_density_axes.png",
+        "density_axes_comparison.png",
+    } <= names

@@ -1,5 +1,6 @@
 """Bad input (config files, --set, bench options) exits 2 with one line
 `pvmc: error: ...` naming the key, before any work and without a traceback."""
+
 import shutil
 import subprocess
 import sys
@@ -14,13 +15,21 @@ from parallel_vmc.config.vmc import config_from_yaml_text, from_dict, load_confi
 GOOD = "system:\n  particles: 2\n  dimensions: 2\n  omega: 1.0\n"
 # The "billion laughs": 10^9 strings from 9 nested lists of 10 aliases (a hang before).
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
 def pvmc(*args, cwd=None):
     from conftest import subprocess_env
-    return subprocess.run([sys.executable, "-m", "parallel_vmc", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, env=subprocess_env())
+
+    return subprocess.run(
+        [sys.executable, "-m", "parallel_vmc", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+    )
 
 
 def assert_bad_input(res, *names):
@@ -34,22 +43,26 @@ def assert_bad_input(res, *names):
         assert name in lines[0], (name, lines[0])
 
 
-BAD_FILES = [   # (config text, what the message names)
+BAD_FILES = [  # (config text, what the message names)
     # 1. one project loader: duplicate keys, no base 60, no aliases/tags, 1.2 booleans
     (GOOD + "system:\n  particles: 3\n", ("system:", "appears twice", "lines 1 and 5")),
-    ("system: {particles: 2, dimensions: 2, omega: 1.0, omega: 2.0}\n",
-     ("system.omega", "appears twice")),
+    (
+        "system: {particles: 2, dimensions: 2, omega: 1.0, omega: 2.0}\n",
+        ("system.omega", "appears twice"),
+    ),
     (GOOD + "sampler:\n  thermalization: 1:0\n", ("sampler.thermalization",)),
     (GOOD + "production:\n  observables: yes\n", ("production.observables",)),
     (GOOD + BOMB, ("anchor", "line 5")),
     (GOOD + "optimizer:\n  iterations: !!int x\n", ("tag", "line 6")),
     (GOOD + "wavefunction:\n  hidden: " + "[" * 3000 + "\n", ("nested deeper",)),
-    (GOOD + "output:\n  path: 'a\x00b'\n", ("line 6",)),      # NUL in the YAML text
+    (GOOD + "output:\n  path: 'a\x00b'\n", ("line 6",)),  # NUL in the YAML text
     # 2. every value checked generically; odd structures
     (GOOD.replace("1.0", "1" + "0" * 400), ("system.omega", "finite number")),
     (GOOD.replace("2\n", "1" + "0" * 5000 + "\n", 1), ("system.particles", "out of range")),
-    (GOOD + "sampler:\n  walkers_per_rank: 9223372036854775808\n",
-     ("sampler.walkers_per_rank", "out of range")),
+    (
+        GOOD + "sampler:\n  walkers_per_rank: 9223372036854775808\n",
+        ("sampler.walkers_per_rank", "out of range"),
+    ),
     (GOOD + "optimizer:\n  learning_rate: .inf\n", ("optimizer.learning_rate", "finite")),
     (GOOD + "output:\n  max_walltime: " + "9" * 5000 + ":00:00\n", ("output.max_walltime",)),
     (GOOD + 'output:\n  path: "a\\0b"\n', ("output.path", "NUL")),
@@ -76,7 +89,7 @@ def test_bad_files_exit_2(tmp_path):
 
 
 BAD_OVERRIDES = [
-    ("system.particles=1:0", ("system.particles",)),      # 60 in YAML 1.1
+    ("system.particles=1:0", ("system.particles",)),  # 60 in YAML 1.1
     ("system.omega=1" + "0" * 400, ("system.omega", "finite number")),
     ("system.particles=1" + "0" * 5000, ("system.particles", "out of range")),
     ("system.omega=!!float x", ("--set", "tag")),
@@ -96,30 +109,42 @@ def test_bad_override_exits_2_and_writes_nothing(tmp_path, override, names):
 
 def test_output_option_on_a_section_that_is_not_a_mapping(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(GOOD + "output: 0\n")       # -o used to replace it silently
+    path.write_text(GOOD + "output: 0\n")  # -o used to replace it silently
     assert_bad_input(pvmc("validate", path, "-o", tmp_path / "x.h5"), "output:")
 
 
 def test_yaml_12_spellings_are_accepted(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(GOOD + "optimizer:\n  learning_rate: 1e-3\n  iterations: 010\n"
-                    "output:\n  max_walltime: 12:00:00\n")
+    path.write_text(
+        GOOD + "optimizer:\n  learning_rate: 1e-3\n  iterations: 010\n"
+        "output:\n  max_walltime: 12:00:00\n"
+    )
     cfg = load_config(path)
     assert cfg.optimizer.learning_rate == 1e-3 and cfg.optimizer.iterations == 10
     assert cfg.output.max_walltime == "12:00:00"
     cfg = load_config(path, ["output.max_walltime=1:00:00", "production.observables=False"])
     assert cfg.output.max_walltime == "1:00:00" and cfg.production.observables is False
-    raw = {"system": {"particles": 2, "dimensions": 2, "omega": 1},
-           "output": {"max_walltime": 43200}}
-    assert from_dict(raw).output.max_walltime == "12:00:00"   # seconds, as YAML 1.1 reads
+    raw = {
+        "system": {"particles": 2, "dimensions": 2, "omega": 1},
+        "output": {"max_walltime": 43200},
+    }
+    assert from_dict(raw).output.max_walltime == "12:00:00"  # seconds, as YAML 1.1 reads
 
 
 def test_loader_resolves_only_what_configs_need():
-    assert yaml.load("a: [yes, no, on, off, y, 1:0, 0x10, 2024-01-01, '=']",
-                     Loader=ConfigLoader) == {
-        "a": ["yes", "no", "on", "off", "y", "1:0", "0x10", "2024-01-01", "="]}
-    assert yaml.load("[true, False, ~, null, 1e-3, -.5, +7, 0777]", Loader=ConfigLoader) \
-        == [True, False, None, None, 1e-3, -0.5, 7, 777]
+    assert yaml.load(
+        "a: [yes, no, on, off, y, 1:0, 0x10, 2024-01-01, '=']", Loader=ConfigLoader
+    ) == {"a": ["yes", "no", "on", "off", "y", "1:0", "0x10", "2024-01-01", "="]}
+    assert yaml.load("[true, False, ~, null, 1e-3, -.5, +7, 0777]", Loader=ConfigLoader) == [
+        True,
+        False,
+        None,
+        None,
+        1e-3,
+        -0.5,
+        7,
+        777,
+    ]
     started = time.monotonic()
     with pytest.raises(yaml.YAMLError, match="anchor"):
         yaml.load(BOMB, Loader=ConfigLoader)
@@ -130,8 +155,9 @@ def test_loader_resolves_only_what_configs_need():
 def test_stored_config_reads_back_the_same_with_either_loader(path):
     """The resolved YAML quotes text that either YAML 1.1 or ConfigLoader would read
     as something else (`pvmc resume` uses one, the analysis package the other)."""
-    cfg = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1},
-                     "output": {"path": path}})
+    cfg = from_dict(
+        {"system": {"particles": 2, "dimensions": 2, "omega": 1}, "output": {"path": path}}
+    )
     text = cfg.to_yaml()
     assert config_from_yaml_text(text) == cfg
     assert yaml.safe_load(text) == cfg.to_dict()
@@ -147,23 +173,28 @@ def test_bench_set_needs_a_config():
     assert_bad_input(pvmc("bench", "--set", "system.particles=3"), "--set", "CONFIG")
 
 
-@pytest.mark.parametrize("args,names", [
-    (("-P", "0"), ("-P 0", "system.particles")),
-    (("-D", "7"), ("-D 7", "system.dimensions")),
-    (("-H", "-1"), ("-H -1", "wavefunction.hidden")),
-    (("--walkers", "0"), ("--walkers 0",)),
-    (("--moves", "nan"), ("--moves nan",)),
-    (("no-such.yaml",), ("config file not found", "no-such.yaml")),
-    (("--scan-particles", "2,7"), ("--scan-particles 7", "closed shell", "2, 6, 12, 20")),
-    (("-D", "3", "--scan-particles", "2,6"), ("--scan-particles 6", "2, 8, 20")),
-    (("--scan-particles", "6"), ("--scan-particles '6'", "at least two", "2,6,12,20")),
-    (("--scan-particles", "2,x"), ("--scan-particles '2,x'", "allowed")),
-    (("--scan-particles", "2,6", "-P", "6"), ("--scan-particles 2,6", "-P 6", "one of them")),
-    (("--efficiency", "--samplers", "metropolis,langevin"),
-     ("--samplers 'metropolis,langevin'", "metropolis, importance, gibbs")),
-    (("--efficiency", "--samples", "0"), ("--samples 0", ">= 1")),
-    (("--efficiency", "--scan-particles", "2,6"), ("--efficiency", "one of them")),
-])
+@pytest.mark.parametrize(
+    "args,names",
+    [
+        (("-P", "0"), ("-P 0", "system.particles")),
+        (("-D", "7"), ("-D 7", "system.dimensions")),
+        (("-H", "-1"), ("-H -1", "wavefunction.hidden")),
+        (("--walkers", "0"), ("--walkers 0",)),
+        (("--moves", "nan"), ("--moves nan",)),
+        (("no-such.yaml",), ("config file not found", "no-such.yaml")),
+        (("--scan-particles", "2,7"), ("--scan-particles 7", "closed shell", "2, 6, 12, 20")),
+        (("-D", "3", "--scan-particles", "2,6"), ("--scan-particles 6", "2, 8, 20")),
+        (("--scan-particles", "6"), ("--scan-particles '6'", "at least two", "2,6,12,20")),
+        (("--scan-particles", "2,x"), ("--scan-particles '2,x'", "allowed")),
+        (("--scan-particles", "2,6", "-P", "6"), ("--scan-particles 2,6", "-P 6", "one of them")),
+        (
+            ("--efficiency", "--samplers", "metropolis,langevin"),
+            ("--samplers 'metropolis,langevin'", "metropolis, importance, gibbs"),
+        ),
+        (("--efficiency", "--samples", "0"), ("--samples 0", ">= 1")),
+        (("--efficiency", "--scan-particles", "2,6"), ("--efficiency", "one of them")),
+    ],
+)
 def test_bench_bad_options_exit_2(args, names):
     assert_bad_input(pvmc("bench", *args), *names)
 
@@ -176,33 +207,35 @@ def test_bench_bad_choice_is_argparse_exit_2():
 
 def test_bench_reference_that_is_not_c_source(tmp_path):
     (tmp_path / "some.yaml").write_text(GOOD)
-    assert_bad_input(pvmc("bench", "--reference", tmp_path / "some.yaml"), "--reference",
-                     "some.yaml")
-    assert_bad_input(pvmc("bench", "--reference", tmp_path / "none.c"), "--reference",
-                     "not found")
+    assert_bad_input(
+        pvmc("bench", "--reference", tmp_path / "some.yaml"), "--reference", "some.yaml"
+    )
+    assert_bad_input(pvmc("bench", "--reference", tmp_path / "none.c"), "--reference", "not found")
 
 
 @pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="no C compiler")
 def test_bench_reference_that_fails(tmp_path):
     (tmp_path / "bad.c").write_text("int main(void) { syntax error }\n")
     res = pvmc("bench", "--reference", tmp_path / "bad.c", "--moves", "1e3", "--repeats", "1")
-    assert_bad_input(res, "--reference", "bad.c", "error")      # the compiler's first error
+    assert_bad_input(res, "--reference", "bad.c", "error")  # the compiler's first error
     (tmp_path / "quiet.c").write_text("int main(void) { return 3; }\n")
     res = pvmc("bench", "--reference", tmp_path / "quiet.c", "--moves", "1e3", "--repeats", "1")
     assert_bad_input(res, "--reference", "exited with code 3", "ns/move")
-    assert "problem:" not in res.stdout      # refused before any work
+    assert "problem:" not in res.stdout  # refused before any work
 
 
 @pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="no C compiler")
 def test_bench_reference_for_another_problem(tmp_path):
     """A reference without determinants (no tuned step=) against 6 fermions, and a
     fermion one against bosons: exit 2 before any work."""
-    (tmp_path / "rbm.c").write_text('#include <stdio.h>\nint main(void) { '
-                                    'printf("acc=0.5  ns/move=10.0\\n"); return 0; }\n')
+    (tmp_path / "rbm.c").write_text(
+        '#include <stdio.h>\nint main(void) { printf("acc=0.5  ns/move=10.0\\n"); return 0; }\n'
+    )
     res = pvmc("bench", "-P", "6", "--reference", tmp_path / "rbm.c")
     assert_bad_input(res, "--reference 'rbm.c'", "6 fermions", "--statistics bosons")
-    (tmp_path / "fermi.c").write_text('#include <stdio.h>\nint main(void) { '
-                                      'printf("step=2.0  ns/move=10.0\\n"); return 0; }\n')
+    (tmp_path / "fermi.c").write_text(
+        '#include <stdio.h>\nint main(void) { printf("step=2.0  ns/move=10.0\\n"); return 0; }\n'
+    )
     res = pvmc("bench", "--statistics", "bosons", "--reference", tmp_path / "fermi.c")
     assert_bad_input(res, "--reference 'fermi.c'", "bosons", "rbm_vmc_ref.c")
     assert "problem:" not in res.stdout

@@ -1,13 +1,15 @@
 """fastexp.exp against numpy's exp: accuracy over the whole range, special values,
 and the wide-layer move ratio against the narrow one."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba import njit
 
 from parallel_vmc.jit.fastexp import exp as fast_exp
 
-MAX_ULP = 2          # measured: 2 (mean 0.4) over 2e6 draws in [-745, 710]
+MAX_ULP = 2  # measured: 2 (mean 0.4) over 2e6 draws in [-745, 710]
 SMALLEST_NORMAL = np.finfo(np.float64).tiny
 
 
@@ -37,8 +39,7 @@ def test_few_ulp_over_the_range(lo, hi):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-708.0,
-                 max_value=709.7))
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-708.0, max_value=709.7))
 def test_relative_error_anywhere(x):
     err, _, _ = ulp_error(np.array([x]))
     assert err.max() <= MAX_ULP
@@ -50,8 +51,8 @@ def test_special_values_and_limits():
     fill_exp(x, out)
     assert out[0] == np.inf and out[1] == 0.0
     assert out[2] == 1.0 and out[3] == 1.0
-    assert out[4] == np.inf and out[5] == np.inf      # overflow, as np.exp
-    assert out[6] == 0.0 and out[7] == 0.0            # underflow
+    assert out[4] == np.inf and out[5] == np.inf  # overflow, as np.exp
+    assert out[6] == 0.0 and out[7] == 0.0  # underflow
     assert out[8] == 1.0
     nan = np.empty(1)
     fill_exp(np.array([np.nan]), nan)

@@ -5,6 +5,7 @@ the largest inverse drift; the analysis compares the radial densities of several
 Two tiny P = 6 runs (2D, omega 1 and 0.5) are made once for the module; the first
 compiles the kernel with the Slater part (60-90 s on an empty numba cache).
 """
+
 from __future__ import annotations
 
 import io
@@ -14,14 +15,14 @@ import os
 import h5py
 import numpy as np
 import pytest
-
 from conftest import interrupted_run, make_config
+
 from parallel_vmc.cli import main as cli
-from parallel_vmc.run import report
-from parallel_vmc.runfile import schema as S
 from parallel_vmc.config.vmc import from_dict
-from parallel_vmc.run.driver import Run
 from parallel_vmc.parallel import SerialComm
+from parallel_vmc.run import report
+from parallel_vmc.run.driver import Run
+from parallel_vmc.runfile import schema as S
 from parallel_vmc.sampling.samplers import Sampler
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import WaveFunction
@@ -31,10 +32,13 @@ FILLING = "3 per spin: (0,0) (1,0) (0,1)"
 
 
 def _fermions(path, omega):
-    return make_config(path, system={"particles": 6, "dimensions": 2, "omega": omega},
-                       sampler={"walkers_per_rank": 8, "thermalization": 100},
-                       optimizer={"iterations": 3, "samples_per_iteration": 4096},
-                       production={"samples": 4096})
+    return make_config(
+        path,
+        system={"particles": 6, "dimensions": 2, "omega": omega},
+        sampler={"walkers_per_rank": 8, "thermalization": 100},
+        optimizer={"iterations": 3, "samples_per_iteration": 4096},
+        production={"samples": 4096},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +66,8 @@ def test_summary_states_statistics_filling_scale_and_drift(six):
     assert _lines(text, "system") == ["system        P=6 D=2 omega=1 coulomb, fermions"]
     [wf] = _lines(text, "wavefunction")
     assert wf.startswith("wavefunction  Slater x RBM, 2 hidden units, psi=sqrt")
-    assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale "
-                                        f"alpha={alpha:.6g}"]
-    assert alpha != 1.0               # optimised: not the start
+    assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale alpha={alpha:.6g}"]
+    assert alpha != 1.0  # optimised: not the start
     [drift] = _lines(text, "inverse drift")
     value = float(drift.split()[2])
     # round-off of thousands of Sherman-Morrison updates: small, never exactly 0
@@ -74,32 +77,46 @@ def test_summary_states_statistics_filling_scale_and_drift(six):
 def _summary_of(P, statistics, jastrow):
     """summary_text of a run that was not made: the wave-function lines only depend on
     the config and theta."""
-    cfg = from_dict({"system": {"particles": P, "dimensions": 2, "omega": 1.0,
-                                "statistics": statistics},
-                     "wavefunction": {"hidden": 3, "jastrow": jastrow}})
+    cfg = from_dict(
+        {
+            "system": {"particles": P, "dimensions": 2, "omega": 1.0, "statistics": statistics},
+            "wavefunction": {"hidden": 3, "jastrow": jastrow},
+        }
+    )
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     theta = wf.layout.initial(0.0, np.random.default_rng(0))
     if wf.has_determinants:
         wf.layout.block(theta, "orbital_scale")[:] = 0.93
-    s = dict(energy=1.0, error=0.1, error_bootstrap=0.1, variance=1.0, tau_int=1.0,
-             rhat=1.0, n_samples=8, n_chains=2, acceptance=0.5)
+    s = dict(
+        energy=1.0,
+        error=0.1,
+        error_bootstrap=0.1,
+        variance=1.0,
+        tau_int=1.0,
+        rhat=1.0,
+        n_samples=8,
+        n_chains=2,
+        acceptance=0.5,
+    )
     sampler = Sampler("metropolis", 1.0, system, wf)
     return report.summary_text(s, sampler, {}, 1, "x.h5", theta, 2.5e-14)
 
 
-@pytest.mark.parametrize("P,statistics,jastrow,product", [
-    (6, "fermions", "pade", "Slater x RBM x Pade-Jastrow"),
-    (2, "fermions", "none", "RBM"),            # two electrons: no determinant
-    (3, "bosons", "pade", "RBM x Pade-Jastrow"),
-])
+@pytest.mark.parametrize(
+    "P,statistics,jastrow,product",
+    [
+        (6, "fermions", "pade", "Slater x RBM x Pade-Jastrow"),
+        (2, "fermions", "none", "RBM"),  # two electrons: no determinant
+        (3, "bosons", "pade", "RBM x Pade-Jastrow"),
+    ],
+)
 def test_summary_names_the_parts_present(P, statistics, jastrow, product):
     text = _summary_of(P, statistics, jastrow)
     assert _lines(text, "system")[0].endswith(f"coulomb, {statistics}")
     assert _lines(text, "wavefunction")[0].startswith(f"wavefunction  {product}, 3 hidden")
     if P == 6:
-        assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale "
-                                            "alpha=0.93"]
+        assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale alpha=0.93"]
         assert _lines(text, "inverse drift")[0].startswith("inverse drift 2.5e-14 = ")
     else:
         assert not _lines(text, "orbitals") and not _lines(text, "inverse drift")
@@ -107,6 +124,7 @@ def test_summary_names_the_parts_present(P, statistics, jastrow, product):
 
 def test_every_registered_part_has_its_name_in_the_summary():
     from parallel_vmc.wavefunction import PARTS
+
     assert sorted(p.name for p in PARTS) == sorted(name for name, _ in report.PRODUCT)
 
 
@@ -120,7 +138,7 @@ def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
         assert wf["orbitals"].dtype.kind == "i"
         np.testing.assert_array_equal(wf["orbitals"][()], SIX)
         assert wf["orbital_scale"].shape == ()
-        assert wf["orbital_scale"][()] == result.theta[-1]    # the last block: alpha
+        assert wf["orbital_scale"][()] == result.theta[-1]  # the last block: alpha
         drift = wf.attrs["inverse_drift"]
         assert 0.0 < drift < 1e-9
         assert f"inverse drift {drift:.3g} = " in text
@@ -138,14 +156,14 @@ def test_a_format3_file_is_resumed_and_ends_in_the_current_format(tmp_path, monk
         if not resumes:
             with pytest.raises(cli.InputError, match="it resumes formats 3, 4, 5 only"):
                 cli._read_resumable(path)
-    state = cli._read_resumable(path)          # the checkpoint's (attrs, arrays)
+    state = cli._read_resumable(path)  # the checkpoint's (attrs, arrays)
     assert 0 < state[0]["iteration"] < 4
     Run(cfg, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
     with h5py.File(path, "r") as h5:
         assert h5.attrs["format_version"] == S.FORMAT_VERSION
         assert h5.attrs["status"] == b"completed"
         assert h5["wavefunction"].attrs["statistics"] == "fermions"
-        assert "orbitals" not in h5["wavefunction"]            # P = 2: no determinant
+        assert "orbitals" not in h5["wavefunction"]  # P = 2: no determinant
 
 
 # ----------------------------------------------------------------------------- pvmc info
@@ -161,14 +179,16 @@ def test_pvmc_info_prints_statistics_and_the_shell_filling(six, capsys):
         drift = float(h5["wavefunction"].attrs["inverse_drift"])
     lines = _info(path, capsys)
     assert "system        P=6 D=2 omega=1, coulomb, fermions" in lines
-    assert (f"orbitals      {FILLING}; orbital scale alpha={alpha:.6g}; inverse drift "
-            f"{drift:.3g}") in lines
+    assert (
+        f"orbitals      {FILLING}; orbital scale alpha={alpha:.6g}; inverse drift {drift:.3g}"
+    ) in lines
 
 
 def test_pvmc_info_without_determinants_or_statistics(tmp_path, capsys):
     """Two electrons: fermions, no orbitals line. A file from before fermions (no
     statistics anywhere) says so; an unreadable stored config does not hide the rest."""
     from conftest import run_config
+
     cfg = make_config(tmp_path / "two.h5")
     run_config(cfg)
     lines = _info(cfg.output.path, capsys)
@@ -178,8 +198,9 @@ def test_pvmc_info_without_determinants_or_statistics(tmp_path, capsys):
         del h5["wavefunction"].attrs["statistics"]
         h5.attrs["config"] = h5.attrs["config"].replace("  statistics: fermions\n", "")
     lines = _info(cfg.output.path, capsys)
-    assert any(line.startswith("system        P=2 D=2 omega=1, coulomb, not recorded")
-               for line in lines)
+    assert any(
+        line.startswith("system        P=2 D=2 omega=1, coulomb, not recorded") for line in lines
+    )
     with h5py.File(cfg.output.path, "r+") as h5:
         h5.attrs["config"] = "system: [unclosed"
     lines = _info(cfg.output.path, capsys)
@@ -189,6 +210,7 @@ def test_pvmc_info_without_determinants_or_statistics(tmp_path, capsys):
 # ----------------------------------------------------------------------------- analysis
 def test_analysis_report_states_statistics_and_orbitals(six, capsys):
     from analysis.cli import main
+
     path, _, _ = six[0]
     assert main([path, "--n-boot", "20"]) == 0
     text = capsys.readouterr().out
@@ -206,18 +228,22 @@ def test_analysis_compares_the_densities_per_particle(six, tmp_path, capsys, mon
     """Several run files and --plots: one figure of rho(r)/N with batch-means error
     bars, each curve labelled with N and the energy; a run without a density is left
     out with a note."""
+    from conftest import run_config
+
     from analysis import plots
     from analysis.cli import main
-    from conftest import run_config
     from parallel_vmc.runfile.schema import shell_volumes
-    bare = make_config(tmp_path / "bare.h5", production={"samples": 4096,
-                                                          "observables": False})
+
+    bare = make_config(tmp_path / "bare.h5", production={"samples": 4096, "observables": False})
     run_config(bare)
-    capsys.readouterr()                       # its summary
+    capsys.readouterr()  # its summary
     drawn = []
     original = plots.plot_density_comparison
-    monkeypatch.setattr(plots, "plot_density_comparison",
-                        lambda curves, path: drawn.append(curves) or original(curves, path))
+    monkeypatch.setattr(
+        plots,
+        "plot_density_comparison",
+        lambda curves, path: drawn.append(curves) or original(curves, path),
+    )
     files = [six[1][0], six[0][0], bare.output.path]
     out = tmp_path / "plots"
     assert main([*files, "--plots", str(out), "--n-boot", "20", "--json"]) == 0
@@ -229,8 +255,9 @@ def test_analysis_compares_the_densities_per_particle(six, tmp_path, capsys, mon
     assert [c["label"].split(" (")[-1] for c in curves] == ["n6_soft)", "n6)"]
     for c, r in zip(curves, reports):
         p = r["production"]
-        assert c["label"] == (f"N = 6: E = {p['mean']:.6f} +- {p['error']:.6f} "
-                              f"({os.path.basename(r['file'])[:-3]})")
+        assert c["label"] == (
+            f"N = 6: E = {p['mean']:.6f} +- {p['error']:.6f} ({os.path.basename(r['file'])[:-3]})"
+        )
         with h5py.File(r["file"], "r") as h5:
             d = h5["production/observables/density"]
             per_particle = np.sum(d["density"][()] / 6 * shell_volumes(d["edges"][()], 2))
@@ -239,22 +266,33 @@ def test_analysis_compares_the_densities_per_particle(six, tmp_path, capsys, mon
     assert main([*files, "--plots", str(out), "--n-boot", "20"]) == 0
     text = capsys.readouterr().out
     assert f"wrote {png} (one-body density per particle, N = 6, 6)" in text
-    assert ("note: bare is not in the density comparison: no radial density with error "
-            "bars") in text
+    assert (
+        "note: bare is not in the density comparison: no radial density with error bars"
+    ) in text
 
 
 def test_density_comparison_has_a_panel_per_dimension(tmp_path):
     """Densities per unit length^D of different D do not share an axis."""
     from analysis.plots import plot_density_comparison
+
     edges = np.linspace(0.0, 4.0, 41)
     r = 0.5 * (edges[1:] + edges[:-1])
-    curves = [{"edges": edges, "density": P * np.exp(-r * r) / np.pi ** (D / 2),
-               "error": 0.01 * np.ones_like(r), "particles": P, "dimensions": D,
-               "label": f"N = {P}, D = {D}"} for P, D in ((2, 2), (6, 2), (8, 3))]
+    curves = [
+        {
+            "edges": edges,
+            "density": P * np.exp(-r * r) / np.pi ** (D / 2),
+            "error": 0.01 * np.ones_like(r),
+            "particles": P,
+            "dimensions": D,
+            "label": f"N = {P}, D = {D}",
+        }
+        for P, D in ((2, 2), (6, 2), (8, 3))
+    ]
     path = plot_density_comparison(curves, str(tmp_path / "c.png"))
     from matplotlib.image import imread
+
     height, width = imread(path).shape[:2]
-    assert width > 1.8 * 640 and height < 500          # two panels side by side
+    assert width > 1.8 * 640 and height < 500  # two panels side by side
 
 
 def test_a_run_from_before_fermions_resumes_as_bosons(tmp_path, monkeypatch, capsys):
@@ -264,9 +302,12 @@ def test_a_run_from_before_fermions_resumes_as_bosons(tmp_path, monkeypatch, cap
     config (here edited to fermions) is refused, exit 2 naming both counts, instead of
     sampling out of bounds."""
     from parallel_vmc.runfile import checkpoint
-    cfg = make_config(tmp_path / "old.h5", optimizer={"iterations": 4},
-                      system={"particles": 6, "dimensions": 2, "omega": 1.0,
-                              "statistics": "bosons"})
+
+    cfg = make_config(
+        tmp_path / "old.h5",
+        optimizer={"iterations": 4},
+        system={"particles": 6, "dimensions": 2, "omega": 1.0, "statistics": "bosons"},
+    )
     interrupted_run(cfg, monkeypatch, at_call=2)
     paths = (cfg.output.path, checkpoint.path_for(cfg.output.path))
 
@@ -274,6 +315,7 @@ def test_a_run_from_before_fermions_resumes_as_bosons(tmp_path, monkeypatch, cap
         for path in paths:
             with h5py.File(path, "r+") as h5:
                 h5.attrs["config"] = h5.attrs["config"].replace(old, new)
+
     edit("  statistics: bosons\n", "  statistics: fermions\n")
     assert cli.main(["resume", cfg.output.path]) == 2
     err = capsys.readouterr().err
@@ -292,11 +334,16 @@ def test_a_drift_never_checked_says_so():
     the walkers' drift stays NOT_MEASURED and the text says so instead of a 0."""
     assert S.inverse_drift_text(S.NOT_MEASURED).startswith("not measured")
     assert S.inverse_drift_text(2.5e-15) == "2.5e-15"
-    cfg = from_dict({"system": {"particles": 6, "dimensions": 2, "omega": 1.0},
-                     "wavefunction": {"hidden": 2, "determinant_refresh": 1000}})
+    cfg = from_dict(
+        {
+            "system": {"particles": 6, "dimensions": 2, "omega": 1.0},
+            "wavefunction": {"hidden": 2, "determinant_refresh": 1000},
+        }
+    )
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     from parallel_vmc.sampling.samplers import Walkers
+
     walkers = Walkers.start(1, 0, 2, 12, 1.0)
     theta = wf.layout.initial(0.0, np.random.default_rng(0))
     Sampler("metropolis", 1.0, system, wf).produce(theta, walkers, 999, False)

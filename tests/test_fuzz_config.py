@@ -6,6 +6,7 @@ a ``section.key``, a section, ``--set`` or the file; and ``pvmc run`` exits 0
 (completed), 1 (status ``failed: ...``) or 2 (naming the key, nothing left behind),
 never with a traceback. Derandomized, so CI runs the same cases every time.
 """
+
 import contextlib
 import copy
 import io
@@ -22,8 +23,12 @@ from parallel_vmc.cli.main import main
 from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.config.vmc import SPEC, config_from_yaml_text, from_dict, load_config
 
-FUZZ = dict(deadline=None, derandomize=True, database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 KEYS = [(section, key) for section in SPEC for key in SPEC[section]] + [("seed", None)]
 NAMES = {f"{s}.{k}" for s, k in KEYS if k} | set(SPEC) | {"seed"}
 BASE = {  # small and valid: mutations start here
@@ -36,19 +41,90 @@ BASE = {  # small and valid: mutations start here
 }
 # Values that are wrong (or borderline) for some kind of key. Ints beyond int64 and
 # huge floats only: a valid but huge count would make a run take forever.
-ODD_VALUES = [0, -1, 1.5, -0.0, math.nan, math.inf, -math.inf, 1e308, 5e-324, 2**63,
-              -2**63 - 1, 10**30, 10**400, True, False, None, "", "x", "yes", "on", "1:0",
-              "12:00:00", "1e-3", "\x00", [], [1, 2], {}, {"a": 1}]
-ODD_TEXT = ["1:0", "12:00:00", "yes", "off", "1e-3", "", "~", "&a 1", "*a", "!!int x",
-            "!!python/object:os.system x", "{a: 1, a: 2}", "[", "1" + "0" * 400,
-            "1" + "0" * 5000, ".nan", "-.inf", "0777", "0x10", "'quoted'", '"\\0"',
-            "[" * 100, "2024-01-01", "=", "<<: {a: 1}"]
-FRAGMENTS = ["system:", "  omega: 2.0", "  particles: 1:0", "a: &a [1, 2]", "b: [*a, *a]",
-             "output:", "  max_walltime: 12:00:00", "  path: !!binary aGVsbG8=",
-             "seed: 0777", "production: {observables: yes}", "? [1, 2]\n: 3", "{", "- 1",
-             "\t", "null: 1", "1: 2", "<<: {a: 1}", "system: [1]", "%YAML 1.1", "---",
-             "...", "'", "sampler: {method: gibbs}", "wavefunction: {psi: full}",
-             "optimizer: {method: sr, sr_shift: 0, sr_shift_relative: 0}"]
+ODD_VALUES = [
+    0,
+    -1,
+    1.5,
+    -0.0,
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e308,
+    5e-324,
+    2**63,
+    -(2**63) - 1,
+    10**30,
+    10**400,
+    True,
+    False,
+    None,
+    "",
+    "x",
+    "yes",
+    "on",
+    "1:0",
+    "12:00:00",
+    "1e-3",
+    "\x00",
+    [],
+    [1, 2],
+    {},
+    {"a": 1},
+]
+ODD_TEXT = [
+    "1:0",
+    "12:00:00",
+    "yes",
+    "off",
+    "1e-3",
+    "",
+    "~",
+    "&a 1",
+    "*a",
+    "!!int x",
+    "!!python/object:os.system x",
+    "{a: 1, a: 2}",
+    "[",
+    "1" + "0" * 400,
+    "1" + "0" * 5000,
+    ".nan",
+    "-.inf",
+    "0777",
+    "0x10",
+    "'quoted'",
+    '"\\0"',
+    "[" * 100,
+    "2024-01-01",
+    "=",
+    "<<: {a: 1}",
+]
+FRAGMENTS = [
+    "system:",
+    "  omega: 2.0",
+    "  particles: 1:0",
+    "a: &a [1, 2]",
+    "b: [*a, *a]",
+    "output:",
+    "  max_walltime: 12:00:00",
+    "  path: !!binary aGVsbG8=",
+    "seed: 0777",
+    "production: {observables: yes}",
+    "? [1, 2]\n: 3",
+    "{",
+    "- 1",
+    "\t",
+    "null: 1",
+    "1: 2",
+    "<<: {a: 1}",
+    "system: [1]",
+    "%YAML 1.1",
+    "---",
+    "...",
+    "'",
+    "sampler: {method: gibbs}",
+    "wavefunction: {psi: full}",
+    "optimizer: {method: sr, sr_shift: 0, sr_shift_relative: 0}",
+]
 
 
 def assert_names_something(message: str) -> None:
@@ -56,10 +132,14 @@ def assert_names_something(message: str) -> None:
     key the input gave, ``--set ...``, ``-o`` or the config file."""
     assert len(message.splitlines()) == 1 and "Traceback" not in message, message
     subject, sep, detail = message.partition(": ")
-    named = (subject in NAMES or subject.split(".")[0] in SPEC
-             or subject.startswith(("config file", "--set", "-o"))
-             or "unknown section" in detail or "appears twice" in detail
-             or any(message.startswith(name + " ") for name in NAMES))
+    named = (
+        subject in NAMES
+        or subject.split(".")[0] in SPEC
+        or subject.startswith(("config file", "--set", "-o"))
+        or "unknown section" in detail
+        or "appears twice" in detail
+        or any(message.startswith(name + " ") for name in NAMES)
+    )
     assert named and (detail.strip() or not sep), message
 
 
@@ -95,16 +175,30 @@ def config_file(data):
         yield tmp, path
 
 
-odd_values = st.one_of(st.sampled_from(ODD_VALUES), st.integers(), st.floats(),
-                       st.text(max_size=12), st.lists(st.integers(), max_size=3))
+odd_values = st.one_of(
+    st.sampled_from(ODD_VALUES),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=3),
+)
 odd_keys = st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans())
 override_strings = st.one_of(
-    st.builds("{}={}".format,
-              st.sampled_from([f"{s}.{k}" if k else s for s, k in KEYS]
-                              + ["nosuch.key", "system", "a.b.c", "seed", ""]),
-              st.one_of(st.sampled_from(ODD_TEXT), st.text(max_size=12),
-                        st.integers().map(str), st.floats().map(repr))),
-    st.text(max_size=30))
+    st.builds(
+        "{}={}".format,
+        st.sampled_from(
+            [f"{s}.{k}" if k else s for s, k in KEYS]
+            + ["nosuch.key", "system", "a.b.c", "seed", ""]
+        ),
+        st.one_of(
+            st.sampled_from(ODD_TEXT),
+            st.text(max_size=12),
+            st.integers().map(str),
+            st.floats().map(repr),
+        ),
+    ),
+    st.text(max_size=30),
+)
 
 
 @st.composite
@@ -114,8 +208,11 @@ def mutate(draw, raw: dict, values, keys=odd_keys) -> dict:
     raw = copy.deepcopy(raw)
     for _ in range(draw(st.integers(0, 4))):
         section, key = draw(st.sampled_from(KEYS))
-        kind = draw(st.sampled_from(["value", "value", "value", "unknown key",
-                                     "unknown section", "drop", "section"]))
+        kind = draw(
+            st.sampled_from(
+                ["value", "value", "value", "unknown key", "unknown section", "drop", "section"]
+            )
+        )
         if kind == "unknown section":
             target, key = raw, draw(keys)
         elif section == "seed":
@@ -136,8 +233,10 @@ def mutate(draw, raw: dict, values, keys=odd_keys) -> dict:
 
 
 @settings(max_examples=1300, **FUZZ)
-@given(raw=mutate(BASE, odd_values),
-       overrides=st.one_of(st.just([]), st.lists(override_strings, min_size=1, max_size=2)))
+@given(
+    raw=mutate(BASE, odd_values),
+    overrides=st.one_of(st.just([]), st.lists(override_strings, min_size=1, max_size=2)),
+)
 def test_mutated_configs_load_or_name_the_key(raw, overrides):
     with config_file(dump(raw)) as (_, path):
         check_load(path, overrides)
@@ -184,33 +283,48 @@ def test_set_strings_apply_or_name_the_key(overrides):
 def tiny_configs(draw) -> dict:
     """A valid config of a run that takes a fraction of a second, with a random
     sampler, optimizer, psi and Jastrow factor (only the combinations allowed)."""
-    dims, psi, jastrow = (draw(st.integers(1, 3)), draw(st.sampled_from(["sqrt", "full"])),
-                          draw(st.sampled_from(["none", "pade"])))
+    dims, psi, jastrow = (
+        draw(st.integers(1, 3)),
+        draw(st.sampled_from(["sqrt", "full"])),
+        draw(st.sampled_from(["none", "pade"])),
+    )
     jastrow = "none" if dims == 1 else jastrow
     gibbs = ["gibbs"] if (psi, jastrow) == ("sqrt", "none") else []
     walkers = draw(st.integers(1, 4))
     return {
-        "system": {"particles": draw(st.integers(1, 3)), "dimensions": dims,
-                   "omega": draw(st.sampled_from([0.5, 1.0, 2.0])),
-                   "interaction": draw(st.sampled_from(["coulomb", "none"]))},
+        "system": {
+            "particles": draw(st.integers(1, 3)),
+            "dimensions": dims,
+            "omega": draw(st.sampled_from([0.5, 1.0, 2.0])),
+            "interaction": draw(st.sampled_from(["coulomb", "none"])),
+        },
         "wavefunction": {"hidden": draw(st.integers(1, 3)), "psi": psi, "jastrow": jastrow},
-        "sampler": {"method": draw(st.sampled_from(["metropolis", "importance"] + gibbs)),
-                    "walkers_per_rank": walkers, "thermalization": draw(st.integers(0, 20))},
-        "optimizer": {"method": draw(st.sampled_from(["sgd", "adam", "sr"])),
-                      "iterations": draw(st.integers(0, 2)),
-                      "samples_per_iteration": draw(st.integers(1, 64)),
-                      "schedule": draw(st.sampled_from(["constant", "exponential",
-                                                        "cosine"]))},
-        "production": {"samples": draw(st.integers(4 * walkers, 256)),
-                       "observables": draw(st.booleans()),
-                       "store_components": draw(st.booleans()),
-                       "batches": draw(st.integers(2, 8))},
+        "sampler": {
+            "method": draw(st.sampled_from(["metropolis", "importance"] + gibbs)),
+            "walkers_per_rank": walkers,
+            "thermalization": draw(st.integers(0, 20)),
+        },
+        "optimizer": {
+            "method": draw(st.sampled_from(["sgd", "adam", "sr"])),
+            "iterations": draw(st.integers(0, 2)),
+            "samples_per_iteration": draw(st.integers(1, 64)),
+            "schedule": draw(st.sampled_from(["constant", "exponential", "cosine"])),
+        },
+        "production": {
+            "samples": draw(st.integers(4 * walkers, 256)),
+            "observables": draw(st.booleans()),
+            "store_components": draw(st.booleans()),
+            "batches": draw(st.integers(2, 8)),
+        },
         "seed": draw(st.integers(0, 2**63 - 1)),
     }
 
 
-cli_overrides = st.builds("{}={}".format, st.sampled_from(
-    [f"{s}.{k}" if k else s for s, k in KEYS] + ["nosuch.key"]), st.sampled_from(ODD_TEXT))
+cli_overrides = st.builds(
+    "{}={}".format,
+    st.sampled_from([f"{s}.{k}" if k else s for s, k in KEYS] + ["nosuch.key"]),
+    st.sampled_from(ODD_TEXT),
+)
 
 
 def run_cli(argv: list) -> tuple[int, str]:
@@ -219,7 +333,7 @@ def run_cli(argv: list) -> tuple[int, str]:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             code = main(argv)
-        except SystemExit as exc:       # argparse
+        except SystemExit as exc:  # argparse
             code = exc.code
     return code, err.getvalue()
 
@@ -232,16 +346,24 @@ def status(path: str) -> str:
 
 
 @settings(max_examples=300, **FUZZ)
-@given(raw=st.one_of(tiny_configs(), tiny_configs(), tiny_configs(), tiny_configs().flatmap(
-           lambda r: mutate(r, st.sampled_from(ODD_VALUES), st.sampled_from(["zz", 1])))),
-       overrides=st.one_of(st.just([]), st.just([]), st.just([]),
-                           st.lists(cli_overrides, min_size=1, max_size=1)),
-       output=st.sampled_from(["out.h5"] * 18 + ["", "."]))
+@given(
+    raw=st.one_of(
+        tiny_configs(),
+        tiny_configs(),
+        tiny_configs(),
+        tiny_configs().flatmap(
+            lambda r: mutate(r, st.sampled_from(ODD_VALUES), st.sampled_from(["zz", 1]))
+        ),
+    ),
+    overrides=st.one_of(
+        st.just([]), st.just([]), st.just([]), st.lists(cli_overrides, min_size=1, max_size=1)
+    ),
+    output=st.sampled_from(["out.h5"] * 18 + ["", "."]),
+)
 def test_cli_run_completes_fails_or_names_the_key(raw, overrides, output):
     with config_file(dump(raw)) as (tmp, path):
         out = os.path.join(tmp, output) if output else ""
-        argv = ["run", path, *(a for o in overrides for a in ("--set", o)), "-o", out,
-                "--quiet"]
+        argv = ["run", path, *(a for o in overrides for a in ("--set", o)), "-o", out, "--quiet"]
         code, err = run_cli(argv)
         assert "Traceback" not in err, err
         if code == 0:

@@ -1,5 +1,6 @@
 """``python -m analysis`` on training files of ``pvmc train`` (written here through
 gio.write): the report, the exact log Z recheck, JSON, the plots, bad input."""
+
 import json
 import os
 
@@ -9,23 +10,40 @@ import pytest
 
 from analysis.cli import main
 from analysis.generative import is_training_file, read_training
-from parallel_vmc.generative import evaluate, config as gconfig, gio
+from parallel_vmc.generative import config as gconfig
+from parallel_vmc.generative import evaluate, gio
 from parallel_vmc.generative.model import RBM
 
 
 def _write(path, data: dict, model: dict, rbm: RBM, epochs: int = 4, upper=()) -> str:
     """A completed training file of rbm (and the DBN layers `upper` above it)."""
-    cfg = gconfig.from_dict({"data": data, "model": model, "training": {"epochs": epochs},
-                             "dbn": {"layers": [r.n_hidden for r in upper]}})
-    history = {"layer": [0] * epochs, "epoch": list(range(1, epochs + 1)),
-               "reconstruction_error": list(np.linspace(2.0, 1.0, epochs)),
-               "pseudo_likelihood": list(np.linspace(-6.0, -4.0, epochs)),
-               "log_likelihood": list(np.linspace(-5.0, -3.0, epochs)),
-               "learning_rate": [0.05] * epochs, "wall_time": list(range(epochs))}
+    cfg = gconfig.from_dict(
+        {
+            "data": data,
+            "model": model,
+            "training": {"epochs": epochs},
+            "dbn": {"layers": [r.n_hidden for r in upper]},
+        }
+    )
+    history = {
+        "layer": [0] * epochs,
+        "epoch": list(range(1, epochs + 1)),
+        "reconstruction_error": list(np.linspace(2.0, 1.0, epochs)),
+        "pseudo_likelihood": list(np.linspace(-6.0, -4.0, epochs)),
+        "log_likelihood": list(np.linspace(-5.0, -3.0, epochs)),
+        "learning_rate": [0.05] * epochs,
+        "wall_time": list(range(epochs)),
+    }
     log_z = evaluate.log_z_exact(rbm)
-    evaluation = {"method": "exact", "log_z": log_z, "log_z_error": 0.0,
-                  "log_likelihood": -3.0, "held_out_log_likelihood": float("nan"),
-                  "kl": 0.5, "train_seconds": 1.0}
+    evaluation = {
+        "method": "exact",
+        "log_z": log_z,
+        "log_z_error": 0.0,
+        "log_likelihood": -3.0,
+        "held_out_log_likelihood": float("nan"),
+        "kl": 0.5,
+        "train_seconds": 1.0,
+    }
     attrs = gio.root_attrs(cfg, 1)
     attrs["status"] = gio.COMPLETED
     gio.write(str(path), attrs, [rbm, *upper], history, evaluation, None)
@@ -35,8 +53,7 @@ def _write(path, data: dict, model: dict, rbm: RBM, epochs: int = 4, upper=()) -
 @pytest.fixture
 def bas_file(tmp_path):
     rbm = RBM.init("binary", 9, 6, np.random.default_rng(0), scale=1.0)
-    return _write(tmp_path / "bas.h5", {"name": "bars_stripes", "size": 3},
-                  {"hidden": 6}, rbm)
+    return _write(tmp_path / "bas.h5", {"name": "bars_stripes", "size": 3}, {"hidden": 6}, rbm)
 
 
 def test_report_of_a_training_file(bas_file, capsys):
@@ -53,7 +70,7 @@ def test_json_and_log_z_recheck(bas_file, capsys):
     assert main([bas_file, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["evaluation"]["log_z"] == pytest.approx(report["log_z_recomputed"])
-    with h5py.File(bas_file, "r+") as h5:          # an edited file is flagged
+    with h5py.File(bas_file, "r+") as h5:  # an edited file is flagged
         h5["evaluation"].attrs["log_z"] += 0.01
     assert main([bas_file]) == 0
     assert "LOG Z MISMATCH" in capsys.readouterr().out
@@ -74,8 +91,9 @@ def test_deep_belief_net_file(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     rng = np.random.default_rng(1)
     bottom, top = RBM.init("binary", 9, 6, rng, 1.0), RBM.init("binary", 6, 4, rng, 1.0)
-    path = _write(tmp_path / "dbn.h5", {"name": "bars_stripes", "size": 3}, {"hidden": 6},
-                  bottom, upper=[top])
+    path = _write(
+        tmp_path / "dbn.h5", {"name": "bars_stripes", "size": 3}, {"hidden": 6}, bottom, upper=[top]
+    )
     run = read_training(path)
     assert [r.n_hidden for r in run.layers] == [6, 4]
     np.testing.assert_array_equal(run.layers[1].W, top.W)
@@ -86,14 +104,19 @@ def test_deep_belief_net_file(tmp_path, capsys):
 
 def test_density_plot_of_a_2d_gaussian_model(tmp_path):
     pytest.importorskip("matplotlib")
-    rbm = RBM("gaussian", np.zeros(2), np.array([-1.0, -0.3]),
-              np.array([[1.5, -1.5], [0.6, 0.6]]), 0.8)
-    path = _write(tmp_path / "mix.h5", {"name": "mixture2d", "samples": 50},
-                  {"kind": "gaussian", "hidden": 2, "sigma": 0.8}, rbm)
+    rbm = RBM(
+        "gaussian", np.zeros(2), np.array([-1.0, -0.3]), np.array([[1.5, -1.5], [0.6, 0.6]]), 0.8
+    )
+    path = _write(
+        tmp_path / "mix.h5",
+        {"name": "mixture2d", "samples": 50},
+        {"kind": "gaussian", "hidden": 2, "sigma": 0.8},
+        rbm,
+    )
     assert main([path, "--plots", str(tmp_path)]) == 0
     assert os.path.getsize(tmp_path / "mix_density.png") > 1000
-    assert os.path.getsize(tmp_path / "mix_filters.png") > 1000     # W as a heat map
-    assert not (tmp_path / "mix_samples.png").exists()              # no image shape
+    assert os.path.getsize(tmp_path / "mix_filters.png") > 1000  # W as a heat map
+    assert not (tmp_path / "mix_samples.png").exists()  # no image shape
 
 
 def test_bad_input(bas_file, tmp_path, capsys):
@@ -103,11 +126,11 @@ def test_bad_input(bas_file, tmp_path, capsys):
     assert main([bas_file, str(other)]) == 2
     assert "not a training file" in capsys.readouterr().err
     broken = tmp_path / "broken.h5"
-    with h5py.File(broken, "w") as h5:                # /model without W: no training file
+    with h5py.File(broken, "w") as h5:  # /model without W: no training file
         h5.create_group("model").create_dataset("a", data=np.zeros(2))
     assert not is_training_file(str(broken))
     assert main([str(broken)]) == 2
-    fifo = tmp_path / "fifo"                        # must not block on opening it
+    fifo = tmp_path / "fifo"  # must not block on opening it
     os.mkfifo(fifo)
     assert not is_training_file(str(fifo))
     assert main([str(fifo)]) == 2

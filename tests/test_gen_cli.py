@@ -1,6 +1,7 @@
 """`pvmc train` and `pvmc resume` of training files: the HDF5 file, bad input (exit 2
 naming the key or file, nothing written or lost), bit-identical resume, and fuzzed
 configs that load or name the key."""
+
 import contextlib
 import copy
 import io
@@ -17,12 +18,21 @@ from parallel_vmc.cli.main import main
 from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.generative import config as gconfig
 
-TINY = {"data": {"name": "bars_stripes", "size": 2},
-        "model": {"hidden": 3},
-        "training": {"method": "pcd", "k": 2, "batch_size": 2, "epochs": 6, "chains": 4,
-                     "optimizer": "adam", "learning_rate": 0.05},
-        "output": {"checkpoint_every": 2},
-        "seed": 3}
+TINY = {
+    "data": {"name": "bars_stripes", "size": 2},
+    "model": {"hidden": 3},
+    "training": {
+        "method": "pcd",
+        "k": 2,
+        "batch_size": 2,
+        "epochs": 6,
+        "chains": 4,
+        "optimizer": "adam",
+        "learning_rate": 0.05,
+    },
+    "output": {"checkpoint_every": 2},
+    "seed": 3,
+}
 
 
 def run_cli(argv):
@@ -31,7 +41,7 @@ def run_cli(argv):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             code = main([str(a) for a in argv])
-        except SystemExit as exc:          # argparse
+        except SystemExit as exc:  # argparse
             code = exc.code
     return code, out.getvalue(), err.getvalue()
 
@@ -68,8 +78,9 @@ def test_existing_output_is_never_overwritten(tmp_path):
     out.write_bytes(b"precious")
     code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet"])
     assert code == 2 and "exists" in err and out.read_bytes() == b"precious"
-    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet",
-                            "--overwrite"])
+    code, _, err = run_cli(
+        ["train", write_config(tmp_path, TINY), "-o", out, "--quiet", "--overwrite"]
+    )
     assert code == 0, err
 
 
@@ -86,31 +97,36 @@ def test_trains_on_a_small_idx_file(tmp_path):
     raw = copy.deepcopy(TINY)
     raw["data"] = {"name": "idx", "path": str(tmp_path / "img.idx"), "limit": 12}
     raw["training"].update(batch_size=4)
-    code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", tmp_path / "o.h5",
-                            "--quiet"])
+    code, _, err = run_cli(
+        ["train", write_config(tmp_path, raw), "-o", tmp_path / "o.h5", "--quiet"]
+    )
     assert code == 0, err
     assert model_arrays(tmp_path / "o.h5")[0]["W"].shape == (9, 3)
 
 
-@pytest.mark.parametrize("change,named", [
-    ({"training": {"k": 0}}, "training.k: 0 is out of range"),
-    ({"data": {"name": "idx", "path": "/nonexistent/x.idx"}}, "/nonexistent/x.idx"),
-    ({"data": {"name": "mixture2d"}}, "binary model needs 0/1 data"),
-    ({"data": {"name": "idx", "path": "LABELS"}}, "magic number"),
-    ({"training": {"batch_size": 100}}, "training.batch_size: 100 is larger"),
-    ({"model": {"kind": "gaussian"}, "dbn": {"layers": [2]}}, "dbn.layers"),
-    ({"dbn": {"layers": [0]}}, "dbn.layers[0]: 0 is out of range"),
-    ({"data": {"name": "digits", "threshold": 1.0}},
-     "data.threshold: 1.0 is out of range; allowed: number >= 0, < 1"),
-    ({"model": {"hiden": 3}}, "model.hiden: unknown key"),
-    ({"data": {"path": "x"}}, "data.path: used only with data.name idx"),
-])
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        ({"training": {"k": 0}}, "training.k: 0 is out of range"),
+        ({"data": {"name": "idx", "path": "/nonexistent/x.idx"}}, "/nonexistent/x.idx"),
+        ({"data": {"name": "mixture2d"}}, "binary model needs 0/1 data"),
+        ({"data": {"name": "idx", "path": "LABELS"}}, "magic number"),
+        ({"training": {"batch_size": 100}}, "training.batch_size: 100 is larger"),
+        ({"model": {"kind": "gaussian"}, "dbn": {"layers": [2]}}, "dbn.layers"),
+        ({"dbn": {"layers": [0]}}, "dbn.layers[0]: 0 is out of range"),
+        (
+            {"data": {"name": "digits", "threshold": 1.0}},
+            "data.threshold: 1.0 is out of range; allowed: number >= 0, < 1",
+        ),
+        ({"model": {"hiden": 3}}, "model.hiden: unknown key"),
+        ({"data": {"path": "x"}}, "data.path: used only with data.name idx"),
+    ],
+)
 def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, change, named):
-    write_idx(tmp_path / "labels.idx", np.arange(5), 0x801)     # 1D: not images
+    write_idx(tmp_path / "labels.idx", np.arange(5), 0x801)  # 1D: not images
     raw = copy.deepcopy(TINY)
     for section, keys in change.items():
-        keys = {k: (str(tmp_path / "labels.idx") if v == "LABELS" else v)
-                for k, v in keys.items()}
+        keys = {k: (str(tmp_path / "labels.idx") if v == "LABELS" else v) for k, v in keys.items()}
         raw[section] = {**raw.get(section, {}), **keys}
     out = tmp_path / "o.h5"
     code, stdout, err = run_cli(["train", write_config(tmp_path, raw), "-o", out])
@@ -131,7 +147,7 @@ def test_resume_continues_bit_identically(tmp_path):
     assert f"continue with: pvmc resume {parts}" in run_cli(["info", parts])[1]
     assert run_cli(["resume", parts, "--quiet", "--stop-after", "1"])[0] == 75
     assert run_cli(["resume", parts, "--quiet"])[0] == 0
-    (a, attrs_a), (b, attrs_b) = model_arrays(whole), model_arrays(parts)
+    (a, _), (b, attrs_b) = model_arrays(whole), model_arrays(parts)
     assert attrs_b["status"] == "completed"
     for k in a:
         assert np.array_equal(a[k], b[k]), k
@@ -156,13 +172,32 @@ def test_resume_of_a_deep_belief_net_between_layers(tmp_path):
 
 
 # --------------------------------------------------------------------------- fuzzing
-FUZZ = dict(deadline=None, derandomize=True, database=None,
-            suppress_health_check=[HealthCheck.too_slow])
-KEYS = [(s, k) for s in gconfig.SPEC for k in gconfig.SPEC[s]] + [("dbn", "layers"),
-                                                                   ("seed", None)]
+FUZZ = dict(
+    deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+KEYS = [(s, k) for s in gconfig.SPEC for k in gconfig.SPEC[s]] + [("dbn", "layers"), ("seed", None)]
 NAMES = {f"{s}.{k}" for s, k in KEYS if k} | set(gconfig.SECTIONS)
-ODD = [0, -1, 1.5, -0.0, float("nan"), float("inf"), 10**30, True, None, "", "x", "yes",
-       [], [1, 0], [1, -2], {}, {"a": 1}, "1e-3", 2**63]
+ODD = [
+    0,
+    -1,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    10**30,
+    True,
+    None,
+    "",
+    "x",
+    "yes",
+    [],
+    [1, 0],
+    [1, -2],
+    {},
+    {"a": 1},
+    "1e-3",
+    2**63,
+]
 
 
 @st.composite
@@ -174,7 +209,7 @@ def mutated(draw):
         if section == "seed":
             raw["seed"] = value
         elif draw(st.booleans()) and draw(st.booleans()):
-            raw[section] = value                          # a section that is not a map
+            raw[section] = value  # a section that is not a map
         else:
             target = raw.setdefault(section, {})
             if isinstance(target, dict):
@@ -184,8 +219,12 @@ def mutated(draw):
 
 def names_something(message):
     subject = message.partition(": ")[0]
-    return (subject in NAMES or subject.split(".")[0] in NAMES
-            or subject.split("[")[0] in NAMES or subject.startswith(("config", "data ")))
+    return (
+        subject in NAMES
+        or subject.split(".")[0] in NAMES
+        or subject.split("[")[0] in NAMES
+        or subject.startswith(("config", "data "))
+    )
 
 
 @settings(max_examples=150, **FUZZ)
@@ -203,11 +242,10 @@ def test_fuzzed_configs_load_or_name_the_key(raw):
 @given(raw=mutated())
 def test_fuzzed_cli_runs_complete_or_exit_2(raw, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    if isinstance(raw.get("training"), dict):   # keep the runs that do start short
+    if isinstance(raw.get("training"), dict):  # keep the runs that do start short
         raw["training"]["epochs"] = 1
         raw["training"].pop("k", None)
-    code, _, err = run_cli(["train", write_config(tmp, raw), "-o", tmp / "o.h5",
-                            "--quiet"])
+    code, _, err = run_cli(["train", write_config(tmp, raw), "-o", tmp / "o.h5", "--quiet"])
     assert code in (0, 2), err
     assert "Traceback" not in err
     if code == 2:
@@ -222,6 +260,7 @@ def test_sigterm_stops_after_a_mini_batch_and_resume_matches(tmp_path):
     import time
 
     from conftest import pvmc_argv, subprocess_env
+
     raw = copy.deepcopy(TINY)
     raw["data"]["size"] = 3
     raw["model"]["hidden"] = 8
@@ -230,8 +269,12 @@ def test_sigterm_stops_after_a_mini_batch_and_resume_matches(tmp_path):
     cfg = write_config(tmp_path, raw)
     whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
     assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
-    proc = subprocess.Popen(pvmc_argv(1, "train", cfg, "-o", parts, "--quiet"),
-                            env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        pvmc_argv(1, "train", cfg, "-o", parts, "--quiet"),
+        env=subprocess_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not parts.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -249,11 +292,23 @@ def test_final_evaluation_uses_ais_beyond_the_exact_limit(tmp_path):
     """With evaluation.exact_limit below the model's size the file gets AIS's log Z and
     error bar, which must agree with the exact log Z of the stored model."""
     from parallel_vmc.generative import evaluate, gio
+
     out = tmp_path / "ais.h5"
-    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", out, "--quiet",
-                            "--set", "evaluation.exact_limit=1",
-                            "--set", "evaluation.ais_runs=200",
-                            "--set", "evaluation.ais_steps=300"])
+    code, _, err = run_cli(
+        [
+            "train",
+            write_config(tmp_path, TINY),
+            "-o",
+            out,
+            "--quiet",
+            "--set",
+            "evaluation.exact_limit=1",
+            "--set",
+            "evaluation.ais_runs=200",
+            "--set",
+            "evaluation.ais_steps=300",
+        ]
+    )
     assert code == 0, err
     with h5py.File(out, "r") as h5:
         ev = dict(h5["evaluation"].attrs)
@@ -267,8 +322,9 @@ def test_validate_checks_train_configs_and_their_data(tmp_path):
     code, out, err = run_cli(["validate", write_config(tmp_path, TINY)])
     assert code == 0 and "valid train config for 1 rank(s); 6 training rows" in err
     assert gconfig.from_yaml_text(out).model.hidden == 3
-    code, _, err = run_cli(["validate", write_config(tmp_path, TINY), "--set",
-                            "training.batch_size=7"])
+    code, _, err = run_cli(
+        ["validate", write_config(tmp_path, TINY), "--set", "training.batch_size=7"]
+    )
     assert code == 2 and "training.batch_size: 7 is larger than the 6" in err
 
 
@@ -276,19 +332,21 @@ def test_divergence_fails_cleanly_and_is_recorded(tmp_path):
     """Weights that blow up: exit 1 with one line and no traceback; a file written
     before says why in its status."""
     raw = copy.deepcopy(TINY)
-    raw["training"].update(optimizer="sgd", learning_rate=1e10, weight_decay=1e300,
-                           momentum=0.0, epochs=4)
+    raw["training"].update(
+        optimizer="sgd", learning_rate=1e10, weight_decay=1e300, momentum=0.0, epochs=4
+    )
     raw["output"] = {"checkpoint_every": 1}
     out = tmp_path / "d.h5"
     code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", out, "--quiet"])
     assert code == 1 and "non-finite" in err and "Traceback" not in err
-    if out.exists():                      # diverged after a checkpoint
+    if out.exists():  # diverged after a checkpoint
         assert model_arrays(out)[1]["status"].startswith("failed: non-finite")
 
 
-@pytest.mark.parametrize("output,named", [("", "output.path: empty"),
-                                          (".", "is a directory"),
-                                          ("FILE/sub/o.h5", "is not a directory")])
+@pytest.mark.parametrize(
+    "output,named",
+    [("", "output.path: empty"), (".", "is a directory"), ("FILE/sub/o.h5", "is not a directory")],
+)
 def test_unusable_output_paths_exit_2(tmp_path, output, named):
     (tmp_path / "FILE").write_text("x")
     output = str(tmp_path / output) if output.startswith("FILE") else output

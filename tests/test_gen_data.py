@@ -1,5 +1,6 @@
 """Data sets of the generative RBMs: bars-and-stripes counts and validity, the IDX
 reader on files the test writes (plain, gzipped, corrupted), digits, mixture, split."""
+
 import gzip
 import struct
 
@@ -20,7 +21,7 @@ def _is_bas(image: np.ndarray) -> bool:
 def test_bars_and_stripes_counts_and_validity(n, count):
     patterns, probs = D.bars_and_stripes(n)
     assert patterns.shape == (count, n * n)
-    assert len(np.unique(patterns, axis=0)) == count           # distinct
+    assert len(np.unique(patterns, axis=0)) == count  # distinct
     assert set(np.unique(patterns)) <= {0.0, 1.0}
     assert all(_is_bas(p.reshape(n, n)) for p in patterns)
     np.testing.assert_allclose(probs, 1.0 / count)
@@ -29,7 +30,7 @@ def test_bars_and_stripes_counts_and_validity(n, count):
 def test_bars_and_stripes_is_every_valid_pattern():
     """3x3 by brute force over all 512 images: the valid ones are exactly the set."""
     n = 3
-    images = ((np.arange(2 ** 9)[:, None] >> np.arange(9)) & 1).astype(float)
+    images = ((np.arange(2**9)[:, None] >> np.arange(9)) & 1).astype(float)
     valid = {tuple(im) for im in images if _is_bas(im.reshape(n, n))}
     assert valid == {tuple(p) for p in D.bars_and_stripes(n)[0]}
 
@@ -55,7 +56,7 @@ def _write_idx(path, array, type_code=0x08, gz=False, cut=0, magic=None):
     magic = (type_code << 8) | array.ndim if magic is None else magic
     raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
     raw += array.astype(dtype).tobytes()
-    raw = raw[:len(raw) - cut]
+    raw = raw[: len(raw) - cut]
     path.write_bytes(gzip.compress(raw) if gz else raw)
     return str(path)
 
@@ -97,11 +98,15 @@ def test_idx_errors(mnist_like):
     bad = _write_idx(tmp / "bad.idx", images, magic=0x12345678)
     with pytest.raises(D.DataError, match="bad magic"):
         D.read_mnist(bad)
-    wrong = _write_idx(tmp / "lab_as_img.idx", labels)            # 0x801 given as images
+    wrong = _write_idx(tmp / "lab_as_img.idx", labels)  # 0x801 given as images
     with pytest.raises(D.DataError, match="expected 0x00000803"):
         D.read_mnist(wrong)
-    for cut, what in [(1, "truncated"), (60, "truncated"), (62, "truncated header"),
-                      (73, "no header")]:
+    for cut, what in [
+        (1, "truncated"),
+        (60, "truncated"),
+        (62, "truncated header"),
+        (73, "no header"),
+    ]:
         path = _write_idx(tmp / f"cut{cut}.idx", images, cut=cut)
         with pytest.raises(D.DataError, match=what):
             D.read_mnist(path)
@@ -128,17 +133,19 @@ def test_digits_binarised():
     data, labels = D.digits()
     assert data.shape == (1797, 64) and labels.shape == (1797,)
     assert set(np.unique(data)) == {0.0, 1.0}
-    assert 0.2 < data.mean() < 0.5             # about a third of the pixels are on
+    assert 0.2 < data.mean() < 0.5  # about a third of the pixels are on
 
 
 def test_digits_without_sklearn(monkeypatch):
     import builtins
+
     real = builtins.__import__
 
     def no_sklearn(name, *args, **kwargs):
         if name.startswith("sklearn"):
             raise ImportError(name)
         return real(name, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "__import__", no_sklearn)
     with pytest.raises(D.DataError, match="scikit-learn"):
         D.digits()
@@ -146,8 +153,7 @@ def test_digits_without_sklearn(monkeypatch):
 
 def test_gaussian_mixture_seeded_and_moments():
     a = D.gaussian_mixture(20_000, seed=5, centers=((-2, 0), (2, 1)), std=0.3)
-    assert np.array_equal(a, D.gaussian_mixture(20_000, seed=5, centers=((-2, 0), (2, 1)),
-                                                std=0.3))
+    assert np.array_equal(a, D.gaussian_mixture(20_000, seed=5, centers=((-2, 0), (2, 1)), std=0.3))
     left = a[a[:, 0] < 0]
     assert abs(len(left) / len(a) - 0.5) < 5 * 0.5 / np.sqrt(len(a))
     np.testing.assert_allclose(left.mean(axis=0), [-2, 0], atol=5 * 0.3 / np.sqrt(len(left)))

@@ -2,6 +2,7 @@
 (both enumeration sides) and against numerical quadrature (Gaussian visibles), AIS
 against the exact log Z on three models with tolerances from its error bar, and the
 progress numbers against their definitions."""
+
 import math
 
 import numpy as np
@@ -14,8 +15,13 @@ from parallel_vmc.generative.model import RBM, energy, free_energy
 
 def _random_rbm(kind, n_v, n_h, seed, scale=1.0, sigma=1.0):
     rng = np.random.default_rng(seed)
-    return RBM(kind, rng.normal(0, 0.5, n_v), rng.normal(0, 0.5, n_h),
-               rng.normal(0, scale, (n_v, n_h)), sigma if kind == "gaussian" else 1.0)
+    return RBM(
+        kind,
+        rng.normal(0, 0.5, n_v),
+        rng.normal(0, 0.5, n_h),
+        rng.normal(0, scale, (n_v, n_h)),
+        sigma if kind == "gaussian" else 1.0,
+    )
 
 
 def _brute_log_z(rbm):
@@ -91,21 +97,25 @@ def test_model_expectations_match_joint_enumeration():
 
 # three binary models (different sizes, one with strong weights) and a Gaussian one;
 # base model: zeros, or the base rate of data drawn from the model's own marginal
-AIS_MODELS = [("binary", 10, 8, 0.5, False), ("binary", 16, 12, 1.0, True),
-              ("binary", 20, 10, 3.0, False), ("gaussian", 3, 8, 0.7, True)]
+AIS_MODELS = [
+    ("binary", 10, 8, 0.5, False),
+    ("binary", 16, 12, 1.0, True),
+    ("binary", 20, 10, 3.0, False),
+    ("gaussian", 3, 8, 0.7, True),
+]
 
 
 @pytest.mark.parametrize("kind,n_v,n_h,scale,with_data", AIS_MODELS)
 def test_ais_agrees_with_exact_log_z(kind, n_v, n_h, scale, with_data):
     rbm = _random_rbm(kind, n_v, n_h, seed=n_v + n_h, scale=scale, sigma=1.0)
     data = None
-    if with_data:   # rows roughly like the model's: means of p(v|h) for random h
+    if with_data:  # rows roughly like the model's: means of p(v|h) for random h
         h = np.random.default_rng(1).integers(0, 2, (200, n_h)).astype(float)
         data = (h @ rbm.W.T + rbm.a > 0).astype(float) if kind == "binary" else h @ rbm.W.T
     exact = E.log_z_exact(rbm)
     result = E.ais_log_z(rbm, runs=200, betas=2000, data=data, seed=3)
-    assert 0 < result.error < 0.05            # a useful error bar ...
-    assert abs(result.log_z - exact) < 4 * result.error   # ... that covers the truth
+    assert 0 < result.error < 0.05  # a useful error bar ...
+    assert abs(result.log_z - exact) < 4 * result.error  # ... that covers the truth
 
 
 def test_ais_error_bar_matches_the_spread_of_estimates():
@@ -114,8 +124,10 @@ def test_ais_error_bar_matches_the_spread_of_estimates():
     much too large."""
     rbm = _random_rbm("binary", 12, 8, seed=5, scale=1.0)
     exact = E.log_z_exact(rbm)
-    z = [(r.log_z - exact) / r.error for r in
-         (E.ais_log_z(rbm, runs=100, betas=300, seed=s) for s in range(20))]
+    z = [
+        (r.log_z - exact) / r.error
+        for r in (E.ais_log_z(rbm, runs=100, betas=300, seed=s) for s in range(20))
+    ]
     assert abs(np.mean(z)) < 3 / math.sqrt(20) + 0.3
     assert 0.4 < np.std(z, ddof=1) < 2.0
 
@@ -134,7 +146,7 @@ def test_pseudo_likelihood_full_and_stochastic():
     logp = -free_energy(rbm, states)
     rows = [3, 17, 30]
     expected = 0.0
-    for r in rows:                     # log p(v_i | v_-i) from the enumerated p(v)
+    for r in rows:  # log p(v_i | v_-i) from the enumerated p(v)
         for i in range(5):
             partner = r ^ (1 << i)
             expected += logp[r] - np.logaddexp(logp[r], logp[partner])
@@ -164,6 +176,7 @@ def test_ais_on_a_trained_digits_model():
     and 53.070 +- 0.037 against 53.089)."""
     pytest.importorskip("sklearn")
     from parallel_vmc.generative import compare, datasets
+
     train_rows, _ = datasets.split(datasets.digits()[0], 0.2, 2026)
     rbm, _ = compare.train_ours(train_rows, 16, 10, 0.05, 20, 2026)
     exact = E.log_z_exact(rbm)

@@ -1,19 +1,34 @@
 """The generative RBM's math (model.py) against enumeration and finite differences, and
 the block Gibbs sampler (gibbs.py) against the exact distribution of a small model."""
+
 import itertools
 
 import numpy as np
 import pytest
 
 from parallel_vmc.generative import gibbs
-from parallel_vmc.generative.model import (RBM, energy, free_energy, free_energy_grad_v, hidden_input, p_hidden, sigmoid, visible_mean)
+from parallel_vmc.generative.model import (
+    RBM,
+    energy,
+    free_energy,
+    free_energy_grad_v,
+    hidden_input,
+    p_hidden,
+    sigmoid,
+    visible_mean,
+)
 from parallel_vmc.rng import chain_states
 
 
 def random_rbm(kind, n_v=4, n_h=3, seed=1, sigma=0.8):
     rng = np.random.default_rng(seed)
-    return RBM(kind, rng.normal(size=n_v), rng.normal(size=n_h),
-               rng.normal(size=(n_v, n_h)), sigma if kind == "gaussian" else 1.0)
+    return RBM(
+        kind,
+        rng.normal(size=n_v),
+        rng.normal(size=n_h),
+        rng.normal(size=(n_v, n_h)),
+        sigma if kind == "gaussian" else 1.0,
+    )
 
 
 def all_states(n):
@@ -38,7 +53,7 @@ def test_hidden_conditional_against_enumeration(kind):
     H = all_states(rbm.n_hidden)
     v = np.random.default_rng(3).normal(size=rbm.n_visible)
     w = np.exp(-energy(rbm, np.repeat(v[None], len(H), 0), H))
-    exact = (w @ H) / w.sum()                       # p(h_j = 1 | v)
+    exact = (w @ H) / w.sum()  # p(h_j = 1 | v)
     assert np.allclose(p_hidden(rbm, v)[0], exact, atol=1e-13)
 
 
@@ -61,7 +76,7 @@ def test_gaussian_visible_conditional_is_the_completed_square():
         slope = (energy(rbm, m + e, h) - energy(rbm, m - e, h)) / 2e-3
         curv = (energy(rbm, m + e, h) - 2 * energy(rbm, m, h) + energy(rbm, m - e, h)) / 1e-6
         assert slope[0] == pytest.approx(0.0, abs=1e-8)
-        assert curv[0] == pytest.approx(1.0 / rbm.sigma ** 2, rel=1e-5)
+        assert curv[0] == pytest.approx(1.0 / rbm.sigma**2, rel=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
@@ -107,7 +122,7 @@ def test_gibbs_samples_the_exact_binary_distribution():
     p = np.exp(-free_energy(rbm, S))
     p /= p.sum()
     chi2 = np.sum((counts - n * p) ** 2 / (n * p))
-    assert chi2 < 24.3        # 7 degrees of freedom, p-value 0.001
+    assert chi2 < 24.3  # 7 degrees of freedom, p-value 0.001
 
 
 def test_gibbs_gaussian_marginal_mean_and_variance():
@@ -119,7 +134,7 @@ def test_gibbs_gaussian_marginal_mean_and_variance():
     logw = H @ rbm.b + ((rbm.a[0] + H @ rbm.W[0]) ** 2 - rbm.a[0] ** 2) / (2 * 0.49)
     w = np.exp(logw - logw.max())
     w /= w.sum()
-    mean, var = w @ m, w @ (m ** 2 + 0.49) - (w @ m) ** 2
+    mean, var = w @ m, w @ (m**2 + 0.49) - (w @ m) ** 2
     n = 40000
     V = np.zeros((n, 1))
     gibbs.sweeps(rbm, V, 40, chain_states(8, 0, n))

@@ -1,32 +1,35 @@
 """Samplers of trained RBMs against the model's exact marginal p(v) = exp(-F(v)) / Z:
 block Gibbs (binary and Gaussian-binary) and MALA, by chi-square tests on histograms of
 thinned samples at fixed seeds; deliberately wrong samplers fail the same tests."""
+
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from parallel_vmc.stats.autocorr import integrated_time
-from parallel_vmc.generative import datasets, config as gconfig
+from parallel_vmc.generative import config as gconfig
+from parallel_vmc.generative import datasets
 from parallel_vmc.generative import evaluate as E
 from parallel_vmc.generative import sampling as S
 from parallel_vmc.generative.model import RBM
 from parallel_vmc.generative.train import train
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.rng import params_generator
+from parallel_vmc.stats.autocorr import integrated_time
 
-P_MIN = 1e-3        # a correct sampler passes at this level (fixed seeds: no flakes) ...
-P_WRONG = 1e-8      # ... a wrong one is rejected far below it
-EDGES = np.linspace(-4.5, 4.5, 19)      # 18 x 18 bins, plus the outside as one bin
+P_MIN = 1e-3  # a correct sampler passes at this level (fixed seeds: no flakes) ...
+P_WRONG = 1e-8  # ... a wrong one is rejected far below it
+EDGES = np.linspace(-4.5, 4.5, 19)  # 18 x 18 bins, plus the outside as one bin
 N_CHAINS, PER_CHAIN, BURN_IN = 1000, 20, 200
 
 
 def bimodal_rbm(sigma=0.8) -> RBM:
     """2 visibles, 2 hiddens: p(v) is a mixture of four Gaussians whose two heavy ones sit
     at (+-1.5, 0.6) with unequal weights (b differs), so chains must cross between modes."""
-    return RBM("gaussian", np.zeros(2), np.array([-1.0, -0.3]),
-               np.array([[1.5, -1.5], [0.6, 0.6]]), sigma)
+    return RBM(
+        "gaussian", np.zeros(2), np.array([-1.0, -0.3]), np.array([[1.5, -1.5], [0.6, 0.6]]), sigma
+    )
 
 
 def _bin_probabilities(rbm, edges=EDGES) -> np.ndarray:
@@ -34,7 +37,7 @@ def _bin_probabilities(rbm, edges=EDGES) -> np.ndarray:
     Gauss-Legendre points per bin (p is smooth on a bin: error far below 1e-8)."""
     x, w = np.polynomial.legendre.leggauss(12)
     lo, hi = edges[:-1], edges[1:]
-    pts = 0.5 * (hi - lo)[:, None] * x + 0.5 * (hi + lo)[:, None]        # (nb, 12)
+    pts = 0.5 * (hi - lo)[:, None] * x + 0.5 * (hi + lo)[:, None]  # (nb, 12)
     wts = 0.5 * (hi - lo)[:, None] * w
     nb = len(lo)
     X = np.broadcast_to(pts[:, None, :, None], (nb, nb, 12, 12))
@@ -115,8 +118,9 @@ def test_mala_without_hastings_correction_fails(model, monkeypatch):
 def test_unadjusted_langevin_fails(model):
     """Every proposal accepted (no Metropolis step): biased at this step size."""
     rbm, probs = model
-    result = S.mala(rbm, N_CHAINS, PER_CHAIN, step=0.8, thin=20, burn_in=BURN_IN, seed=1,
-                    metropolis=False)
+    result = S.mala(
+        rbm, N_CHAINS, PER_CHAIN, step=0.8, thin=20, burn_in=BURN_IN, seed=1, metropolis=False
+    )
     assert result.acceptance == 1.0
     assert chi_square(result.samples, probs, EDGES) < P_WRONG
 
@@ -129,8 +133,7 @@ def test_binary_gibbs_matches_enumerated_distribution():
     assert chi_square(samples, probs) > P_MIN
     wrong = rbm.copy()
     wrong.W = wrong.W * 0.8
-    assert chi_square(S.gibbs_chains(wrong, 500, 20, thin=10, burn_in=100, seed=2),
-                      probs) < P_WRONG
+    assert chi_square(S.gibbs_chains(wrong, 500, 20, thin=10, burn_in=100, seed=2), probs) < P_WRONG
 
 
 def test_sampler_arguments():
@@ -144,7 +147,7 @@ def test_sampler_arguments():
         S.gibbs_chains(rbm, 2, 2, start=np.zeros((3, 2)))
     out = S.gibbs_chains(rbm, 3, 4, thin=2, seed=5)
     assert out.shape == (3, 4, 2)
-    assert np.array_equal(out, S.gibbs_chains(rbm, 3, 4, thin=2, seed=5))   # seeded
+    assert np.array_equal(out, S.gibbs_chains(rbm, 3, 4, thin=2, seed=5))  # seeded
     assert S.reconstructions(binary, np.ones((5, 2))).shape == (5, 2)
 
 
@@ -154,11 +157,20 @@ def trained_on_mixture():
     mixture of datasets.gaussian_mixture (modes at (+-1.5, 0)), and its bin
     probabilities on [-4, 4]^2."""
     data = datasets.gaussian_mixture(2000, seed=3)
-    tr = gconfig.from_dict({"data": {"name": "mixture2d"},
-                            "model": {"kind": "gaussian", "hidden": 4, "sigma": 0.5},
-                            "training": {"method": "pcd", "epochs": 30, "batch_size": 20,
-                                         "chains": 100, "learning_rate": 0.01,
-                                         "optimizer": "adam"}}).training
+    tr = gconfig.from_dict(
+        {
+            "data": {"name": "mixture2d"},
+            "model": {"kind": "gaussian", "hidden": 4, "sigma": 0.5},
+            "training": {
+                "method": "pcd",
+                "epochs": 30,
+                "batch_size": 20,
+                "chains": 100,
+                "learning_rate": 0.01,
+                "optimizer": "adam",
+            },
+        }
+    ).training
     rbm = RBM.init("gaussian", 2, 4, params_generator(1), 0.01, 0.5)
     theta = train(rbm, tr, data, 1, SerialComm()).theta
     model = RBM.from_theta("gaussian", theta, 2, 4, 0.5)

@@ -1,6 +1,7 @@
 """The package's import structure: no cycles, no private names taken across modules,
 ``analysis`` above ``parallel_vmc`` and never below it, and config validation without
 numba. The checker itself is tested on small trees with each defect planted."""
+
 from __future__ import annotations
 
 import subprocess
@@ -34,43 +35,60 @@ def test_no_private_names_across_modules():
 
 def test_analysis_is_above_the_package():
     graph, _ = import_graph.read(ROOT, PACKAGES)
-    below = {m: sorted(e for e in edges if e.split(".")[0] == "analysis")
-             for m, edges in graph.items() if m.split(".")[0] == "parallel_vmc"}
+    below = {
+        m: sorted(e for e in edges if e.split(".")[0] == "analysis")
+        for m, edges in graph.items()
+        if m.split(".")[0] == "parallel_vmc"
+    }
     assert {m: e for m, e in below.items() if e} == {}
 
 
 def test_checker_finds_a_lazy_cycle(tmp_path):
-    graph, _ = _tree(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from . import b\n",
-        "pkg/sub/__init__.py": "",
-        "pkg/b.py": "def f():\n    from .sub.c import g\n",
-        "pkg/sub/c.py": "def g():\n    from ..a import x\n",
-    })
+    graph, _ = _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from . import b\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/b.py": "def f():\n    from .sub.c import g\n",
+            "pkg/sub/c.py": "def g():\n    from ..a import x\n",
+        },
+    )
     assert import_graph.cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
 
 
 def test_checker_finds_private_names(tmp_path):
-    _, privates = _tree(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "_hidden = 1\ndef _f():\n    return _hidden\n",
-        "pkg/b.py": "from .a import _f\n",
-        "pkg/c.py": "from . import a as mod\nX = mod._hidden\n",
-        "pkg/d.py": "from .a import __doc__\nimport pkg.a\n",
-    })
+    _, privates = _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "_hidden = 1\ndef _f():\n    return _hidden\n",
+            "pkg/b.py": "from .a import _f\n",
+            "pkg/c.py": "from . import a as mod\nX = mod._hidden\n",
+            "pkg/d.py": "from .a import __doc__\nimport pkg.a\n",
+        },
+    )
     assert sorted(privates) == [("pkg.b", "pkg.a", "_f"), ("pkg.c", "pkg.a", "_hidden")]
 
 
 def test_validate_imports_no_numba():
     """``pvmc validate`` (config loading, the checks, the preflight sizes) runs without
     numba: a config is checked in a fraction of a second, on a login node too."""
-    code = ("import sys\n"
-            "from parallel_vmc.cli.main import main\n"
-            "code = main(['validate', 'configs/quickstart.yaml'])\n"
-            "assert code == 0, code\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('numba', 'llvmlite'))\n"
-            "assert not bad, bad[:5]\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\n"
+        "from parallel_vmc.cli.main import main\n"
+        "code = main(['validate', 'configs/quickstart.yaml'])\n"
+        "assert code == 0, code\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numba', 'llvmlite'))\n"
+        "assert not bad, bad[:5]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]

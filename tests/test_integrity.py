@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: a live run's file is never replaced, damaged files are
 reported (or a good checkpoint is used), sizes are checked before any work, and a
 fault during a run leaves a one-line status and no temporary files."""
+
 import contextlib
 import io
 import os
@@ -16,10 +17,10 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from conftest import pvmc_argv, subprocess_env
-from parallel_vmc.runfile import checkpoint as ckpt
+
 from parallel_vmc.cli import main as cli
+from parallel_vmc.runfile import checkpoint as ckpt
 from parallel_vmc.runfile.hdf5io import FileInUse
 from parallel_vmc.runfile.output import RunFile
 
@@ -44,8 +45,15 @@ def write_config(directory, **sections):
 
 
 def pvmc(directory, *args, **kwargs):
-    return subprocess.run(pvmc_argv(1, *args), cwd=directory, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=300, **kwargs)
+    return subprocess.run(
+        pvmc_argv(1, *args),
+        cwd=directory,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def in_process(*argv):
@@ -83,13 +91,21 @@ def test_a_live_runs_file_is_never_replaced_resumed_or_truncated(tmp_path):
     refused (exit 2, "in use") and the live run ends with an intact file."""
     cfg = write_config(tmp_path, production={"samples": 2**22})
     live = tmp_path / "live.h5"
-    proc = subprocess.Popen(pvmc_argv(1, "run", cfg, "-o", live, "--quiet"), cwd=tmp_path,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        pvmc_argv(1, "run", cfg, "-o", live, "--quiet"),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_for(lambda: progress(live).startswith("produce"), proc)
-        for args in (("run", cfg, "-o", live, "--overwrite"),
-                     ("run", cfg, "-o", live, "--resume"), ("resume", live)):
+        for args in (
+            ("run", cfg, "-o", live, "--overwrite"),
+            ("run", cfg, "-o", live, "--resume"),
+            ("resume", live),
+        ):
             res = pvmc(tmp_path, *args)
             assert res.returncode == 2, (args, res.stderr)
             assert "in use" in res.stderr and "Traceback" not in res.stderr, res.stderr
@@ -101,15 +117,16 @@ def test_a_live_runs_file_is_never_replaced_resumed_or_truncated(tmp_path):
     code, out, _ = in_process("info", "--status", live)
     assert (code, out.strip()) == (0, "completed")
     from analysis.runfile import read_run
+
     run = read_run(str(live))
-    assert np.mean(run.production["local_energy"]) == pytest.approx(summary_energy(live),
-                                                                    rel=1e-12)
+    assert np.mean(run.production["local_energy"]) == pytest.approx(summary_energy(live), rel=1e-12)
 
 
 def test_create_refuses_a_held_file_before_touching_anything(tmp_path):
     """The lock is taken before anything is deleted: even when the early check was
     passed (a run started in between), the held file and its checkpoint stay."""
     from conftest import make_config
+
     path = tmp_path / "held.h5"
     cfg = make_config(path)
     with h5py.File(path, "w") as holder:
@@ -118,8 +135,18 @@ def test_create_refuses_a_held_file_before_touching_anything(tmp_path):
         ckpt.write(ckpt.path_for(str(path)), {"progress": "x"}, {"a": np.ones(3)})
         before = path.read_bytes()
         with pytest.raises(FileInUse):
-            RunFile.create(str(path), cfg, 1, "serial", 4, 4, 16, 16, overwrite=True,
-                           stale=ckpt.siblings(ckpt.path_for(str(path))))
+            RunFile.create(
+                str(path),
+                cfg,
+                1,
+                "serial",
+                4,
+                4,
+                16,
+                16,
+                overwrite=True,
+                stale=ckpt.siblings(ckpt.path_for(str(path))),
+            )
         assert path.read_bytes() == before
         assert os.path.exists(ckpt.path_for(str(path)))
     assert sorted(os.listdir(tmp_path)) == ["held.h5", "held.h5.ckpt"]
@@ -133,9 +160,13 @@ def interrupted(tmp_path_factory):
     d = tmp_path_factory.mktemp("interrupted")
     cfg = write_config(d)
     path = d / "run.h5"
-    proc = subprocess.Popen(pvmc_argv(1, "run", cfg, "-o", path, "--quiet"), cwd=d,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        pvmc_argv(1, "run", cfg, "-o", path, "--quiet"),
+        cwd=d,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert wait_for(lambda: progress(path).startswith("produce 4096"), proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 75
@@ -163,7 +194,7 @@ def damage(path, rnd: random.Random) -> str:
         open(path, "wb").write(data[:cut])
         return f"truncated at {cut}"
     n = rnd.choice([1, 4, 50, 200])
-    header = rnd.random() < 0.4        # the first 4 KB: superblock, root object header
+    header = rnd.random() < 0.4  # the first 4 KB: superblock, root object header
     for _ in range(n):
         k = rnd.randrange(min(size, 4096)) if header else rnd.randrange(size)
         data[k] ^= 1 << rnd.randrange(8)
@@ -204,8 +235,9 @@ def test_info_of_damaged_files_is_a_message_or_the_truth(interrupted, tmp_path):
     change it: README, "Checksums".)"""
     src, _ = interrupted
     codes = {0: 0, 2: 0}
-    for case, target, what in damaged_copies(src, tmp_path, N_INFO_CASES, 12,
-                                             ["run.h5", "run.h5", "run.h5.ckpt"]):
+    for case, target, what in damaged_copies(
+        src, tmp_path, N_INFO_CASES, 12, ["run.h5", "run.h5", "run.h5.ckpt"]
+    ):
         for args in (("info", case / "run.h5"), ("info", "--status", case / "run.h5")):
             code, out, err = in_process(*args)
             assert code in (0, 2), (what, err)
@@ -223,8 +255,9 @@ def test_resume_of_damaged_files_is_refused_or_bit_identical(interrupted, tmp_pa
     previous one, which continues to the same bits)."""
     src, energy = interrupted
     outcomes = {0: 0, 2: 0}
-    for case, _, what in damaged_copies(src, tmp_path, N_RESUME_CASES, 34,
-                                        ["run.h5", "run.h5.ckpt", "run.h5.ckpt"]):
+    for case, _, what in damaged_copies(
+        src, tmp_path, N_RESUME_CASES, 34, ["run.h5", "run.h5.ckpt", "run.h5.ckpt"]
+    ):
         code, _, err = in_process("resume", case / "run.h5", "--quiet")
         assert code in (0, 2), (what, err)
         one_message(code, err)
@@ -239,8 +272,11 @@ def test_damaged_live_checkpoint_falls_back_to_the_previous(interrupted, tmp_pat
     copy_run(src, tmp_path)
     live = tmp_path / "run.h5.ckpt"
     with h5py.File(live, "r", locking=False) as h5:
-        offset = h5["positions"].id.get_offset() if h5["positions"].chunks is None else \
-            h5["positions"].id.get_chunk_info(0).byte_offset
+        offset = (
+            h5["positions"].id.get_offset()
+            if h5["positions"].chunks is None
+            else h5["positions"].id.get_chunk_info(0).byte_offset
+        )
     data = bytearray(live.read_bytes())
     data[offset + 3] ^= 0xFF
     live.write_bytes(data)
@@ -255,16 +291,22 @@ def _limited_file_size(limit):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
-@pytest.mark.parametrize("override,words", [
-    ("production.samples=10000000000000", ("disk", "free", "TB")),
-    ("sampler.walkers_per_rank=1000000000 production.samples=4000000000",
-     ("GB", "1000000000 chains")),
-    ("system.particles=1000000 system.statistics=bosons wavefunction.jastrow=pade",
-     ("memory",)),
-    ("wavefunction.hidden=10000000 optimizer.iterations=300", ("disk", "free")),
-])
-def test_sizes_beyond_the_machine_exit_2_at_once_naming_the_numbers(tmp_path, override,
-                                                                    words):
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("production.samples=10000000000000", ("disk", "free", "TB")),
+        (
+            "sampler.walkers_per_rank=1000000000 production.samples=4000000000",
+            ("GB", "1000000000 chains"),
+        ),
+        (
+            "system.particles=1000000 system.statistics=bosons wavefunction.jastrow=pade",
+            ("memory",),
+        ),
+        ("wavefunction.hidden=10000000 optimizer.iterations=300", ("disk", "free")),
+    ],
+)
+def test_sizes_beyond_the_machine_exit_2_at_once_naming_the_numbers(tmp_path, override, words):
     cfg = write_config(tmp_path)
     out = tmp_path / "big.h5"
     for command in ("run", "validate"):
@@ -282,10 +324,15 @@ def test_a_file_size_limit_is_checked_before_any_work(tmp_path):
     100 MB the run is refused at once, naming the size and the limit."""
     cfg = write_config(tmp_path)
     t = time.monotonic()
-    res = subprocess.run(pvmc_argv(1, "run", cfg, "--set", "optimizer.iterations=10000000",
-                                   "-o", "big.h5"),
-                         cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True,
-                         timeout=120, preexec_fn=_limited_file_size(100 * 2**20))
+    res = subprocess.run(
+        pvmc_argv(1, "run", cfg, "--set", "optimizer.iterations=10000000", "-o", "big.h5"),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited_file_size(100 * 2**20),
+    )
     assert res.returncode == 2, res.stderr
     assert "ulimit -f" in res.stderr and "GB" in res.stderr, res.stderr
     assert os.listdir(tmp_path) == ["run.yaml"]
@@ -297,8 +344,11 @@ def small_disk(tmp_path):
     """A 24 MB tmpfs (needs the right to mount, as root in CI)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     yield mnt
@@ -307,22 +357,26 @@ def small_disk(tmp_path):
 
 def test_a_run_larger_than_the_free_space_is_refused(tmp_path, small_disk):
     cfg = write_config(tmp_path)
-    code, _, err = in_process("run", cfg, "--set", "optimizer.iterations=10000000",
-                              "-o", small_disk / "big.h5")
+    code, _, err = in_process(
+        "run", cfg, "--set", "optimizer.iterations=10000000", "-o", small_disk / "big.h5"
+    )
     assert code == 2 and "disk" in err and "free" in err, err
     assert os.listdir(small_disk) == []
 
 
-def test_disk_full_during_a_run_leaves_a_one_line_status_and_no_temporary(tmp_path,
-                                                                         small_disk):
-    cfg = write_config(tmp_path, production={"samples": 2**20},
-                       optimizer={"iterations": 200})
+def test_disk_full_during_a_run_leaves_a_one_line_status_and_no_temporary(tmp_path, small_disk):
+    cfg = write_config(tmp_path, production={"samples": 2**20}, optimizer={"iterations": 200})
     out = small_disk / "run.h5"
-    proc = subprocess.Popen(pvmc_argv(1, "run", cfg, "-o", out, "--quiet"), cwd=tmp_path,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        pvmc_argv(1, "run", cfg, "-o", out, "--quiet"),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert wait_for(lambda: progress(out).startswith("optimize"), proc)
-    with open(small_disk / "filler", "wb") as fh:        # someone else fills the disk
+    with open(small_disk / "filler", "wb") as fh:  # someone else fills the disk
         try:
             while True:
                 fh.write(b"\0" * 2**20)
@@ -333,14 +387,16 @@ def test_disk_full_during_a_run_leaves_a_one_line_status_and_no_temporary(tmp_pa
     err = proc.stderr.read()
     assert code == 1 and "Traceback" not in err, err
     os.remove(small_disk / "filler")
-    status = subprocess.run(pvmc_argv(1, "info", "--status", out), env=subprocess_env(),
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        pvmc_argv(1, "info", "--status", out), env=subprocess_env(), capture_output=True, text=True
+    ).stdout
     assert status.startswith("failed: ") and status.count("\n") == 1, status
     assert not os.path.exists(str(out) + ".ckpt.tmp")
 
 
 def test_status_is_one_line(tmp_path):
     from conftest import make_config
+
     path = tmp_path / "s.h5"
     f = RunFile.create(str(path), make_config(path), 1, "serial", 4, 4, 16, 16)
     f.set_status("failed: OSError: Can't write data\n  #000: H5Dio.c line 1\n  #001: x")
@@ -350,8 +406,10 @@ def test_status_is_one_line(tmp_path):
 
 
 def test_numba_cache_is_not_in_the_package():
-    import parallel_vmc
     import numba
+
+    import parallel_vmc
+
     assert not numba.config.CACHE_DIR.startswith(os.path.dirname(parallel_vmc.__file__))
 
 

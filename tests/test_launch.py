@@ -1,5 +1,6 @@
 """The launcher check (N tasks started, MPI connected 1), `pvmc mpi` and
 `pvmc info --progress`: the program side of the job templates."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,9 +16,14 @@ NAMES = [name for name, _ in LAUNCHER_SIZES]
 
 def pvmc(*args, **env):
     from conftest import subprocess_env
-    return subprocess.run([sys.executable, "-m", "parallel_vmc", *map(str, args)],
-                          capture_output=True, text=True, timeout=120,
-                          env=subprocess_env(**env))
+
+    return subprocess.run(
+        [sys.executable, "-m", "parallel_vmc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(**env),
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -31,8 +37,7 @@ def test_a_task_count_above_one_with_one_mpi_process_is_refused(name, value, siz
 
 
 def test_a_task_farm_may_opt_out():
-    assert launch_problem(1, {"SLURM_STEP_NUM_TASKS": "8",
-                              "PVMC_INDEPENDENT_TASKS": "1"}) is None
+    assert launch_problem(1, {"SLURM_STEP_NUM_TASKS": "8", "PVMC_INDEPENDENT_TASKS": "1"}) is None
 
 
 def test_only_task_zero_reports():
@@ -44,6 +49,7 @@ def test_only_task_zero_reports():
 
 def test_run_under_a_mismatched_launcher_exits_2_and_writes_nothing(tmp_path):
     from conftest import make_config
+
     cfg = make_config(tmp_path / "r.h5")
     (tmp_path / "c.yaml").write_text(cfg.to_yaml())
     for command in (["run", tmp_path / "c.yaml"], ["validate", tmp_path / "c.yaml"]):
@@ -63,6 +69,7 @@ def test_mpi_names_the_library_and_the_srun_option():
     assert res.stdout.startswith("library ")
     option = pvmc("mpi", "--srun-option").stdout.strip()
     from parallel_vmc.parallel import library_name
+
     if "MPICH" in library_name():
         assert option == "--mpi=pmi2"
     assert option in ("", "--mpi=pmi2", "--mpi=pmix")
@@ -70,6 +77,7 @@ def test_mpi_names_the_library_and_the_srun_option():
 
 def test_info_progress_follows_the_checkpoint(tmp_path, monkeypatch):
     from conftest import interrupted_run, make_config, run_config
+
     cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 6})
     interrupted_run(cfg, monkeypatch, at_call=3)
     res = pvmc("info", "--progress", cfg.output.path)

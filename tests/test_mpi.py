@@ -1,18 +1,19 @@
 """Under `mpiexec -n 2 python -m pytest --with-mpi`: parameters bit-identical on all
 ranks, the allreduced energy equals the mean of the gathered samples, one Allreduce per
 optimisation iteration, and bit-for-bit reproducibility for a fixed seed and rank count."""
+
 import os
 import tempfile
 
 import h5py
 import numpy as np
 import pytest
-
 from conftest import make_config, run_config
 
 
 def _comm():
     from parallel_vmc.parallel import world
+
     comm = world()
     assert comm.size >= 2, "run these tests with mpiexec -n 2"
     return comm
@@ -60,8 +61,9 @@ def test_observables_count_every_sample_of_every_rank():
     the gathered series of all chains, and every particle of every sample is counted."""
     comm = _comm()
     d = _shared_dir(comm)
-    cfg, _ = _run(comm, os.path.join(d, "o.h5"),
-                  production={"samples": 2**14, "store_components": True})
+    cfg, _ = _run(
+        comm, os.path.join(d, "o.h5"), production={"samples": 2**14, "store_components": True}
+    )
     if comm.rank == 0:
         with h5py.File(cfg.output.path) as h5:
             prod = h5["production"]
@@ -77,21 +79,23 @@ def test_observables_count_every_sample_of_every_rank():
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("method,particles", [("adam", 2), ("sr", 2), ("adam", 6),
-                                              ("sr", 6)])
+@pytest.mark.parametrize("method,particles", [("adam", 2), ("sr", 2), ("adam", 6), ("sr", 6)])
 def test_one_allreduce_per_iteration(method, particles):
     """SR's S matrix rides in the same buffer as the energy and the gradient; six
     fermions (Slater determinants) change nothing in that."""
     comm = _comm()
     d = _shared_dir(comm)
     from parallel_vmc.run.driver import Run
-    cfg = make_config(os.path.join(d, f"c{method}{particles}.h5"),
-                      system={"particles": particles},
-                      optimizer={"iterations": 7, "method": method},
-                      sampler={"thermalization": 0})
+
+    cfg = make_config(
+        os.path.join(d, f"c{method}{particles}.h5"),
+        system={"particles": particles},
+        optimizer={"iterations": 7, "method": method},
+        sampler={"thermalization": 0},
+    )
     run = Run(cfg, comm, progress=False)
     before = comm.allreduce_calls
-    run.optimize()       # no file: the stop/checkpoint flags ride in the same buffer
+    run.optimize()  # no file: the stop/checkpoint flags ride in the same buffer
     assert run.state.iteration == 7
     # One per iteration, plus one at the end of the phase that checks that the last
     # update left finite parameters on every rank.
@@ -107,8 +111,7 @@ def test_fixed_seed_is_reproducible_bit_for_bit():
     assert res_a.theta.tobytes() == res_b.theta.tobytes()
     if comm.rank == 0:
         with h5py.File(cfg_a.output.path) as fa, h5py.File(cfg_b.output.path) as fb:
-            for name in ("optimization/energy", "optimization/params",
-                         "production/local_energy"):
+            for name in ("optimization/energy", "optimization/params", "production/local_energy"):
                 np.testing.assert_array_equal(fa[name][:], fb[name][:])
             assert fa["summary"].attrs["energy"] == fb["summary"].attrs["energy"]
 
@@ -120,8 +123,9 @@ def test_exception_on_one_rank_stops_every_rank_and_is_recorded(monkeypatch):
     comm = _comm()
     d = _shared_dir(comm)
     cfg = make_config(os.path.join(d, "x.h5"), optimizer={"iterations": 10})
-    from parallel_vmc.sampling import samplers
     from parallel_vmc.run.driver import Run, RunFailed
+    from parallel_vmc.sampling import samplers
+
     if comm.rank == 1:
         original = samplers.Sampler.accumulate
         calls = []
@@ -131,6 +135,7 @@ def test_exception_on_one_rank_stops_every_rank_and_is_recorded(monkeypatch):
             if len(calls) == 4:
                 raise FloatingPointError("injected")
             return original(self, *args)
+
         monkeypatch.setattr(samplers.Sampler, "accumulate", broken)
     with pytest.raises(RunFailed, match="an exception on rank 1 in optimize 3/10"):
         Run(cfg, comm, progress=False).execute()
@@ -148,15 +153,20 @@ def test_parameter_mismatch_between_ranks_is_named(monkeypatch):
     cfg = make_config(os.path.join(d, "m.h5"), optimizer={"iterations": 25})
     from parallel_vmc import optimizers
     from parallel_vmc.run.driver import Run, RunFailed
+
     if comm.rank == 1:
         original = optimizers.update
 
         def drifting(*args, **kwargs):
             theta, state = original(*args, **kwargs)
             return theta + 1e-15 * (1 + np.abs(theta)), state
+
         monkeypatch.setattr(optimizers, "update", drifting)
-    with pytest.raises(RunFailed, match=r"parameters on rank\(s\) 1 differ from rank 0 "
-                                        "after iteration 9"):
+    with pytest.raises(
+        RunFailed,
+        match=r"parameters on rank\(s\) 1 differ from rank 0 "
+        "after iteration 9",
+    ):
         Run(cfg, comm, progress=False).execute()
 
 
@@ -170,6 +180,7 @@ def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
     cfg = make_config(os.path.join(d, "n.h5"), optimizer={"iterations": 12})
     from parallel_vmc import optimizers
     from parallel_vmc.run.driver import Run
+
     if comm.rank == 1:
         original = optimizers.update
         calls = []
@@ -178,6 +189,7 @@ def test_non_finite_update_on_one_rank_rewinds_every_rank(monkeypatch):
             theta, state = original(*args, **kwargs)
             calls.append(1)
             return (theta * np.inf if len(calls) == 5 else theta), state
+
         monkeypatch.setattr(optimizers, "update", spoiled)
     run = Run(cfg, comm, progress=False)
     result = run.execute()

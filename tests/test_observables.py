@@ -1,22 +1,29 @@
 """Production observables: binning, the exact non-interacting density and pair
 distribution, the virial theorem, the energy parts against quadrature, and the parts
 adding up to the local energy sample by sample in a full run."""
+
 import math
 from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
+from conftest import make_config, run_config
 from scipy import special, stats
+from test_sampling import (
+    XCHECK_A,
+    XCHECK_B,
+    XCHECK_ENERGY,
+    XCHECK_INTERACTION,
+    XCHECK_KINETIC,
+    XCHECK_TRAP,
+    XCHECK_W,
+)
 
-from parallel_vmc.sampling import observables as ob
 from parallel_vmc import wavefunction as wfm
+from parallel_vmc.sampling import observables as ob
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
-
-from conftest import make_config, run_config
-from test_sampling import (XCHECK_A, XCHECK_B, XCHECK_ENERGY, XCHECK_INTERACTION,
-                           XCHECK_KINETIC, XCHECK_TRAP, XCHECK_W)
 
 
 class _Serial:
@@ -25,14 +32,27 @@ class _Serial:
 
 
 def make_layout(system, n_samples, **overrides):
-    prod = dict(batches=32, density_bins=40, density_rmax=None, image_bins=16,
-                pair_bins=40, pair_rmax=None)
+    prod = dict(
+        batches=32, density_bins=40, density_rmax=None, image_bins=16, pair_bins=40, pair_rmax=None
+    )
     prod.update(overrides)
     return ob.Layout.from_config(SimpleNamespace(**prod), system, n_samples)
 
 
-def sample(method, step, P, D, omega, coulomb=False, theta=None, N=2, n_samples=4000,
-           walkers=32, seed=3, chunk=1000):
+def sample(
+    method,
+    step,
+    P,
+    D,
+    omega,
+    coulomb=False,
+    theta=None,
+    N=2,
+    n_samples=4000,
+    walkers=32,
+    seed=3,
+    chunk=1000,
+):
     """Produce n_samples sweeps per walker (psi = sqrt(F), exact non-interacting sigma)
     and return (layout, summarize(...)) of the accumulated observables."""
     system = System(P, D, omega, coulomb)
@@ -44,9 +64,10 @@ def sample(method, step, P, D, omega, coulomb=False, theta=None, N=2, n_samples=
     sampler.thermalize(theta, w, 500, _Serial())
     layout = make_layout(system, n_samples)
     acc = layout.zeros()
-    for t0 in range(0, n_samples, chunk):     # in chunks, as the driver calls it
-        sampler.produce(theta, w, min(chunk, n_samples - t0), False, acc, layout.spec(),
-                        t0, n_samples)
+    for t0 in range(0, n_samples, chunk):  # in chunks, as the driver calls it
+        sampler.produce(
+            theta, w, min(chunk, n_samples - t0), False, acc, layout.spec(), t0, n_samples
+        )
     return layout, ob.summarize(acc, layout)
 
 
@@ -83,13 +104,24 @@ def test_binning_matches_numpy_histograms():
     rng = np.random.default_rng(0)
     P, D = 3, 2
     system = System(P, D, 1.0, True)
-    layout = make_layout(system, 100, density_bins=10, image_bins=6, pair_bins=8,
-                         density_rmax=2.0, pair_rmax=3.0)
+    layout = make_layout(
+        system, 100, density_bins=10, image_bins=6, pair_bins=8, density_rmax=2.0, pair_rmax=3.0
+    )
     X = 1.2 * rng.standard_normal((500, P * D))
     acc = layout.zeros()
     for t, x in enumerate(X):
-        ob.accumulate(acc, ob.batch_of(t % 100, layout.n_batches, 100), x, P, D, 1.0, 0.5,
-                      0.25, 0.25, layout.spec())
+        ob.accumulate(
+            acc,
+            ob.batch_of(t % 100, layout.n_batches, 100),
+            x,
+            P,
+            D,
+            1.0,
+            0.5,
+            0.25,
+            0.25,
+            layout.spec(),
+        )
     s = ob.summarize(acc, layout)
     pts = X.reshape(-1, D)
     r = np.linalg.norm(pts, axis=1)
@@ -100,8 +132,9 @@ def test_binning_matches_numpy_histograms():
     np.testing.assert_array_equal(s["density_image"]["counts"], img)
     assert s["density_image"]["attrs"]["overflow"] == pts.shape[0] - img.sum()
     xyz = X.reshape(-1, P, D)
-    pairs = np.stack([np.linalg.norm(xyz[:, p] - xyz[:, q], axis=1)
-                      for p in range(P) for q in range(p + 1, P)])      # (pairs, samples)
+    pairs = np.stack(
+        [np.linalg.norm(xyz[:, p] - xyz[:, q], axis=1) for p in range(P) for q in range(p + 1, P)]
+    )  # (pairs, samples)
     pc, _ = np.histogram(pairs, np.linspace(0, 3.0, 9))
     np.testing.assert_array_equal(s["pair_distance"]["counts"], pc)
     assert s["scalars"]["r12"]["mean"] == pytest.approx(pairs.mean(), rel=1e-12)
@@ -113,7 +146,7 @@ def test_binning_matches_numpy_histograms():
     bad = ob.summarize(nan_acc, layout)
     assert bad["density"]["attrs"]["overflow"] >= 1
     assert bad["density"]["counts"].sum() + bad["density"]["attrs"]["overflow"] == P
-    assert bad["pair_distance"]["attrs"]["overflow"] == 2     # the pairs of particle 0
+    assert bad["pair_distance"]["attrs"]["overflow"] == 2  # the pairs of particle 0
     assert s["attrs"]["samples"] == 500
     assert s["scalars"]["kinetic"]["mean"] == pytest.approx(0.5)
 
@@ -157,8 +190,7 @@ def test_correlated_samplers_density_within_batch_errors(method, step):
     nu = layout.n_batches - 1
 
     def chi2_pvalue(om):
-        exact = 2 * np.diff(radial_cdf(d["edges"], D, om)) / (
-            math.pi * np.diff(d["edges"] ** 2))
+        exact = 2 * np.diff(radial_cdf(d["edges"], D, om)) / (math.pi * np.diff(d["edges"] ** 2))
         z2 = ((d["density"][ok] - exact[ok]) / d["error"][ok]) ** 2
         # Each z^2 uses an error estimated from nu + 1 batches: t^2 with nu degrees of
         # freedom, not chi^2(1). Their sum is matched to a scaled chi-square by its
@@ -172,8 +204,9 @@ def test_correlated_samplers_density_within_batch_errors(method, step):
     assert chi2_pvalue(1.03 * omega) < 1e-6
 
 
-@pytest.mark.parametrize("method,step,D", [("gibbs", 1.0, 2), ("metropolis", 1.5, 3),
-                                           ("importance", 0.4, 2)])
+@pytest.mark.parametrize(
+    "method,step,D", [("gibbs", 1.0, 2), ("metropolis", 1.5, 3), ("importance", 0.4, 2)]
+)
 def test_virial_theorem_noninteracting(method, step, D):
     """Harmonic trap, exact ground state: <T> = <V_trap> = E/2 = P D omega / 4, within
     the batch-means error (T - V_trap has its own batch means; T + V is constant)."""
@@ -210,11 +243,14 @@ def test_energy_parts_of_a_fixed_rbm_match_quadrature(method, step):
     P, D, N = 2, 2, 3
     wf_layout = wfm.Layout(P * D, N)
     theta = wf_layout.join(XCHECK_A, XCHECK_B, XCHECK_W)
-    _, s = sample(method, step, P, D, 1.0, coulomb=True, theta=theta, N=N,
-                  n_samples=2**13, seed=5)
+    _, s = sample(method, step, P, D, 1.0, coulomb=True, theta=theta, N=N, n_samples=2**13, seed=5)
     sc = s["scalars"]
-    for name, exact in (("kinetic", XCHECK_KINETIC), ("trap", XCHECK_TRAP),
-                        ("interaction", XCHECK_INTERACTION), ("local_energy", XCHECK_ENERGY)):
+    for name, exact in (
+        ("kinetic", XCHECK_KINETIC),
+        ("trap", XCHECK_TRAP),
+        ("interaction", XCHECK_INTERACTION),
+        ("local_energy", XCHECK_ENERGY),
+    ):
         assert abs(sc[name]["mean"] - exact) < 4 * sc[name]["error"], (name, sc[name], exact)
         assert sc[name]["error"] < 0.01
 
@@ -224,14 +260,14 @@ def test_run_writes_observables_and_parts_add_up(tmp_path):
     interaction = E_L sample by sample, the observables' means are those of the stored
     series, and every particle and pair is counted once."""
     P = 3
-    cfg = make_config(tmp_path / "obs.h5",
-                      system={"particles": P, "dimensions": 2, "omega": 0.5,
-                              "statistics": "bosons"},
-                      wavefunction={"hidden": 3, "jastrow": "pade"},
-                      sampler={"walkers_per_rank": 8, "thermalization": 200},
-                      optimizer={"iterations": 5, "samples_per_iteration": 2048},
-                      production={"samples": 2**15, "store_components": True,
-                                  "batches": 16})
+    cfg = make_config(
+        tmp_path / "obs.h5",
+        system={"particles": P, "dimensions": 2, "omega": 0.5, "statistics": "bosons"},
+        wavefunction={"hidden": 3, "jastrow": "pade"},
+        sampler={"walkers_per_rank": 8, "thermalization": 200},
+        optimizer={"iterations": 5, "samples_per_iteration": 2048},
+        production={"samples": 2**15, "store_components": True, "batches": 16},
+    )
     run_config(cfg)
     with h5py.File(tmp_path / "obs.h5", "r") as h5:
         prod = h5["production"]
@@ -242,14 +278,19 @@ def test_run_writes_observables_and_parts_add_up(tmp_path):
         obs = prod["observables"]
         n = e.size
         assert obs.attrs["samples"] == n and obs.attrs["n_batches"] == 16
-        for name, series in (("local_energy", e), ("kinetic", kin), ("trap", trap),
-                             ("interaction", inter)):
+        for name, series in (
+            ("local_energy", e),
+            ("kinetic", kin),
+            ("trap", trap),
+            ("interaction", inter),
+        ):
             assert obs[name].attrs["mean"] == pytest.approx(series.mean(), rel=1e-12)
             assert obs[name].shape == (16,)
             # batch k = sweeps [k n/16, (k+1) n/16) of every chain
             length = e.shape[1] // 16
-            assert obs[name][3] == pytest.approx(series[:, 3 * length:4 * length].mean(),
-                                                 rel=1e-12)
+            assert obs[name][3] == pytest.approx(
+                series[:, 3 * length : 4 * length].mean(), rel=1e-12
+            )
         assert prod.attrs["energy_allreduced"] == pytest.approx(e.mean(), rel=1e-12)
         dens = obs["density"]
         assert dens["counts"][()].sum() + dens.attrs["overflow"] == P * n
@@ -263,35 +304,40 @@ def test_run_writes_observables_and_parts_add_up(tmp_path):
 
 
 def test_observables_can_be_switched_off(tmp_path):
-    cfg = make_config(tmp_path / "off.h5",
-                      system={"particles": 2, "dimensions": 3, "omega": 1.0},
-                      sampler={"walkers_per_rank": 4, "thermalization": 100},
-                      optimizer={"iterations": 2, "samples_per_iteration": 512},
-                      production={"samples": 4096, "observables": False})
+    cfg = make_config(
+        tmp_path / "off.h5",
+        system={"particles": 2, "dimensions": 3, "omega": 1.0},
+        sampler={"walkers_per_rank": 4, "thermalization": 100},
+        optimizer={"iterations": 2, "samples_per_iteration": 512},
+        production={"samples": 4096, "observables": False},
+    )
     run_config(cfg)
     with h5py.File(tmp_path / "off.h5", "r") as h5:
         assert "observables" not in h5["production"]
         assert "obs_totals" not in h5["checkpoint"]
 
 
-def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path,
-                                                                      monkeypatch):
+def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path, monkeypatch):
     """Stopped while optimising, resumed with another chain count (as on another rank
     count) whose samples per chain give another number of batches: production still
     runs and the observables count every sample of the new chains."""
     import io
 
     from conftest import interrupted_run
-    from parallel_vmc.runfile import checkpoint
-    from parallel_vmc.run.driver import Run
+
     from parallel_vmc.parallel import SerialComm
-    sections = dict(system={"particles": 2, "dimensions": 2, "omega": 1.0},
-                    optimizer={"iterations": 6, "samples_per_iteration": 512},
-                    production={"samples": 128, "batches": 32})
+    from parallel_vmc.run.driver import Run
+    from parallel_vmc.runfile import checkpoint
+
+    sections = dict(
+        system={"particles": 2, "dimensions": 2, "omega": 1.0},
+        optimizer={"iterations": 6, "samples_per_iteration": 512},
+        production={"samples": 128, "batches": 32},
+    )
     cfg = make_config(tmp_path / "r.h5", sampler={"walkers_per_rank": 8}, **sections)
     interrupted_run(cfg, monkeypatch, at_call=3)
     state = checkpoint.read(checkpoint.path_for(cfg.output.path))
-    assert state[1]["obs_totals"].shape[0] == 16          # 128 / 8 chains per chain
+    assert state[1]["obs_totals"].shape[0] == 16  # 128 / 8 chains per chain
     fewer = make_config(tmp_path / "r.h5", sampler={"walkers_per_rank": 2}, **sections)
     Run(fewer, SerialComm(), stream=io.StringIO(), progress=False, resume=state).execute()
     with h5py.File(tmp_path / "r.h5", "r") as h5:
@@ -320,12 +366,11 @@ def test_batches_and_every_kth_sweep_match_the_energy_series(every):
         e, _, _, _ = sampler.produce(theta, w, chunk, False, acc, layout.spec(every), t0, n)
         energies.append(e)
         t0 += chunk
-    e = np.concatenate(energies, axis=1)              # (walkers, n)
+    e = np.concatenate(energies, axis=1)  # (walkers, n)
     t = np.arange(n)
     batch = t * layout.n_batches // n
     seen = t % every == 0
     count = np.bincount(batch[seen], minlength=layout.n_batches) * walkers
     np.testing.assert_array_equal(acc[:, ob.COUNT], count)
-    e_sum = np.bincount(batch[seen], weights=e[:, seen].sum(axis=0),
-                        minlength=layout.n_batches)
+    e_sum = np.bincount(batch[seen], weights=e[:, seen].sum(axis=0), minlength=layout.n_batches)
     np.testing.assert_allclose(acc[:, ob.E], e_sum, rtol=1e-12)

@@ -20,6 +20,7 @@ hard-sphere factor: no pair closer than three times its radius):
 A new part is tested here by being registered in ``PARTS`` and by adding its numpy
 ln psi to ``REFERENCE``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,8 +30,7 @@ import pytest
 
 from parallel_vmc.config.vmc import from_dict
 from parallel_vmc.sampling.kernels import langevin_log_green
-from parallel_vmc.system import System
-from parallel_vmc.system import min_pair_distance
+from parallel_vmc.system import System, min_pair_distance
 from parallel_vmc.wavefunction import PAIR_PARTS, PARTS, WaveFunction, compose
 
 # 3 bosons (up, up, down for the Jastrow cusps): both kinds of spin pairs; fermions
@@ -39,18 +39,21 @@ P_BOSONS = 3
 P_FERMIONS = {1: 4, 2: 6, 3: 8}
 # The config that selects each optional part (the registry says it in words).
 HARD_SPHERE_RADIUS = 0.05
-CLEARANCE = 3     # random configurations keep pairs beyond CLEARANCE radii (see fd_step)
+CLEARANCE = 3  # random configurations keep pairs beyond CLEARANCE radii (see fd_step)
 # Hidden units: 3 (a narrow layer) in every combination, and 9 (a wide one, see
 # rbm.WIDE_LAYER: its own vectorised code, not a multiple of its four partial sums) in
 # the plain RBM (2D, 3D, so the z axis's scaling too) and with widths, the Padé factor
 # and determinants in 2D.
 NARROW, WIDE = 3, 9
-SELECT = {"widths": {"wavefunction": {"variational_widths": True}},
-          "pade": {"wavefunction": {"jastrow": "pade"}},
-          "hard_sphere": {"wavefunction": {"jastrow": "hard_sphere"},
-                          "system": {"interaction": "hard_sphere",
-                                     "hard_sphere_radius": HARD_SPHERE_RADIUS}},
-          "slater": {"system": {"statistics": "fermions"}}}
+SELECT = {
+    "widths": {"wavefunction": {"variational_widths": True}},
+    "pade": {"wavefunction": {"jastrow": "pade"}},
+    "hard_sphere": {
+        "wavefunction": {"jastrow": "hard_sphere"},
+        "system": {"interaction": "hard_sphere", "hard_sphere_radius": HARD_SPHERE_RADIUS},
+    },
+    "slater": {"system": {"statistics": "fermions"}},
+}
 
 
 def n_particles(D, parts):
@@ -72,9 +75,12 @@ def rbm_reference(wf, theta, x, D):
     """ln F^c with F the RBM marginal, summed over the hidden units in numpy; each
     coordinate with its axis' width (sigma along x, y; sigma_z along z)."""
     a, b, W = wf.layout.split(theta)
-    widths = np.array([wf.sigma, wf.sigma, wf.width_z][:D] * (x.size // D)) if D == 3 \
+    widths = (
+        np.array([wf.sigma, wf.sigma, wf.width_z][:D] * (x.size // D))
+        if D == 3
         else np.full(x.size, wf.sigma)
-    inv_s2 = 1.0 / widths ** 2
+    )
+    inv_s2 = 1.0 / widths**2
     u = b + (x * inv_s2) @ W
     return wf.c * (-0.5 * np.sum((x - a) ** 2 * inv_s2) + np.sum(np.logaddexp(0.0, u)))
 
@@ -91,8 +97,7 @@ def widths_reference(wf, theta, x, D):
 def hard_sphere_reference(wf, theta, x, D):
     """sum_{p<q} ln(1 - a/r_pq) in numpy (all pairs apart: r > a)."""
     pos = x.reshape(-1, D)
-    r = [np.linalg.norm(pos[p] - pos[q])
-         for p, q in itertools.combinations(range(pos.shape[0]), 2)]
+    r = [np.linalg.norm(pos[p] - pos[q]) for p, q in itertools.combinations(range(pos.shape[0]), 2)]
     return float(np.sum(np.log(1.0 - HARD_SPHERE_RADIUS / np.array(r))))
 
 
@@ -115,9 +120,11 @@ def slater_reference(wf, theta, x, D):
     """ln|det D_up det D_down| - (alpha - 1) omega |x|^2 / 2 with numpy's physicists'
     Hermite series and slogdet; the orbitals' quantum numbers written out shell by
     shell."""
-    shells = {1: [(0,), (1,), (2,), (3,)],
-              2: [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)],
-              3: [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]}[D]
+    shells = {
+        1: [(0,), (1,), (2,), (3,)],
+        2: [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)],
+        3: [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)],
+    }[D]
     alpha = wf.layout.block(theta, "orbital_scale")[0]
     pos = x.reshape(-1, D) * np.sqrt(alpha * wf.omega)
     n = pos.shape[0] // 2
@@ -127,14 +134,20 @@ def slater_reference(wf, theta, x, D):
 
     total = -0.5 * (alpha - 1.0) * wf.omega * np.sum(x * x)
     for rows in (pos[:n], pos[n:]):
-        mat = np.array([[np.prod([hermite(q[d], r[d]) for d in range(D)])
-                         for q in shells[:n]] for r in rows])
+        mat = np.array(
+            [[np.prod([hermite(q[d], r[d]) for d in range(D)]) for q in shells[:n]] for r in rows]
+        )
         total += np.linalg.slogdet(mat)[1]
     return total
 
 
-REFERENCE = {"rbm": rbm_reference, "widths": widths_reference, "pade": pade_reference,
-             "hard_sphere": hard_sphere_reference, "slater": slater_reference}
+REFERENCE = {
+    "rbm": rbm_reference,
+    "widths": widths_reference,
+    "pade": pade_reference,
+    "hard_sphere": hard_sphere_reference,
+    "slater": slater_reference,
+}
 
 
 def combinations():
@@ -145,20 +158,23 @@ def combinations():
         for k in range(len(usable) + 1):
             for chosen in itertools.combinations(usable, k):
                 names = tuple(p.name for p in chosen)
-                if sum(name in PAIR_PARTS for name in names) <= 1:   # one pair part
+                if sum(name in PAIR_PARTS for name in names) <= 1:  # one pair part
                     yield D, psi, ("rbm",) + names
 
 
-WIDE_COMBOS = ((2, "sqrt", ("rbm",)), (3, "sqrt", ("rbm",)),
-               (2, "sqrt", ("rbm", "widths", "pade", "slater")))
+WIDE_COMBOS = (
+    (2, "sqrt", ("rbm",)),
+    (3, "sqrt", ("rbm",)),
+    (2, "sqrt", ("rbm", "widths", "pade", "slater")),
+)
 
 
 def with_layer_sizes(combos):
     """(D, psi, parts, hidden): every combination narrow, WIDE_COMBOS also wide (each
     is a kernel of its own to compile: all of them wide took 14 more minutes)."""
-    return ([(D, psi, parts, NARROW) for D, psi, parts in combos]
-            + [(D, psi, parts, WIDE) for D, psi, parts in combos
-               if (D, psi, parts) in WIDE_COMBOS])
+    return [(D, psi, parts, NARROW) for D, psi, parts in combos] + [
+        (D, psi, parts, WIDE) for D, psi, parts in combos if (D, psi, parts) in WIDE_COMBOS
+    ]
 
 
 COMBOS = with_layer_sizes(list(combinations()))
@@ -168,10 +184,11 @@ def make(D, psi, parts, seed, hidden=NARROW):
     """(wf, theta, x, rng) at random parameters and positions for one combination."""
     rng = np.random.default_rng(seed)
     P = n_particles(D, parts)
-    raw = {"system": {"particles": P, "dimensions": D, "omega": 1.3,
-                      "statistics": "bosons"},
-           "wavefunction": {"hidden": hidden, "psi": psi, "sigma": 0.9}}
-    if D == 3 and seed % 2 == 1 and "slater" not in parts:    # elliptical trap
+    raw = {
+        "system": {"particles": P, "dimensions": D, "omega": 1.3, "statistics": "bosons"},
+        "wavefunction": {"hidden": hidden, "psi": psi, "sigma": 0.9},
+    }
+    if D == 3 and seed % 2 == 1 and "slater" not in parts:  # elliptical trap
         raw["system"]["omega_z"] = 2.1
         raw["wavefunction"]["sigma_z"] = 0.6
     for name in parts[1:]:
@@ -198,24 +215,30 @@ def log_psi(wf, theta, x, D):
 
 def d1(f, x, i, h=1e-3):
     """Fourth-order central first derivative of f along coordinate i."""
+
     def at(t):
         y = x.copy()
         y[i] += t
         return f(y)
+
     return (at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / (12 * h)
 
 
 def d2(f, x, i, h=1e-3):
     """Fourth-order central second derivative of f along coordinate i."""
+
     def at(t):
         y = x.copy()
         y[i] += t
         return f(y)
+
     return (-at(-2 * h) + 16 * at(-h) - 30 * at(0.0) + 16 * at(h) - at(2 * h)) / (12 * h * h)
 
 
-IDS = [f"D{D}-{psi}-{'x'.join(parts)}" + ("" if hidden == NARROW else f"-H{hidden}")
-       for D, psi, parts, hidden in COMBOS]
+IDS = [
+    f"D{D}-{psi}-{'x'.join(parts)}" + ("" if hidden == NARROW else f"-H{hidden}")
+    for D, psi, parts, hidden in COMBOS
+]
 
 
 @pytest.mark.parametrize("D,psi,parts,hidden", COMBOS, ids=IDS)
@@ -234,7 +257,7 @@ def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts, hidden):
         for p in range(n_particles(D, parts)):
             dx = 0.7 * rng.standard_normal(D)
             y = x.copy()
-            y[p * D:(p + 1) * D] += dx
+            y[p * D : (p + 1) * D] += dx
             expected = np.exp(2.0 * (log_psi(wf, theta, y, D) - log_psi(wf, theta, x, D)))
             got = compose.move_ratio_at(theta, r, j, s, x, p, dx, D)
             assert got == pytest.approx(expected, rel=1e-10)
@@ -247,13 +270,13 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts, hidden
         r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
         kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D, n)
-        f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
+        f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         g_fd = np.array([d1(f, x, i, fd_step(parts)[0]) for i in range(x.size)])
         h, tol = fd_step(parts)
         lap_fd = sum(d2(f, x, i, h) for i in range(x.size))
         np.testing.assert_allclose(grad, g_fd, rtol=1e-8, atol=1e-8)
         assert kin == pytest.approx(-0.5 * (lap_fd + g_fd @ g_fd), rel=tol, abs=tol)
-        fp = lambda th: log_psi(wf, th, x, D)                        # noqa: E731
+        fp = lambda th: log_psi(wf, th, x, D)  # noqa: E731
         O_fd = np.array([d1(fp, theta, k, fd_step(parts)[0]) for k in range(n)])
         np.testing.assert_allclose(O, O_fd, rtol=1e-8, atol=1e-8)
 
@@ -265,17 +288,22 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden,
         wf, theta, x, rng = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
-        f = lambda y: log_psi(wf, theta, y, D)                       # noqa: E731
+        f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         for p in range(n_particles(D, parts)):
             dx = 0.5 * rng.standard_normal(D)
-            while "hard_sphere" in parts and min_pair_distance(
-                    x + np.eye(len(x) // D)[p].repeat(D) * np.tile(dx, len(x) // D),
-                    len(x) // D, D) <= CLEARANCE * HARD_SPHERE_RADIUS:   # no accepted overlap
+            while (
+                "hard_sphere" in parts
+                and min_pair_distance(
+                    x + np.eye(len(x) // D)[p].repeat(D) * np.tile(dx, len(x) // D), len(x) // D, D
+                )
+                <= CLEARANCE * HARD_SPHERE_RADIUS
+            ):  # no accepted overlap
                 dx = 0.5 * rng.standard_normal(D)
-            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, r, j, s, x, p, dx,
-                                                                 D, n, with_drift)
+            g_old, g_new, y, kin, O = compose.move_and_commit_at(
+                theta, r, j, s, x, p, dx, D, n, with_drift
+            )
             moved = x.copy()
-            moved[p * D:(p + 1) * D] += dx
+            moved[p * D : (p + 1) * D] += dx
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
             kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D, n)
@@ -290,8 +318,9 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden,
             # 1/|grad|: the step shrinks with it (round-off ~1e-16 |ln psi| / h).
             for g, at in ((g_old, x), (g_new, moved)):
                 h = fd_step(parts)[0] / max(1.0, np.abs(g).max() / 20.0)
-                np.testing.assert_allclose(g, [d1(f, at, i, h) for i in coords],
-                                           rtol=1e-8, atol=1e-8)
+                np.testing.assert_allclose(
+                    g, [d1(f, at, i, h) for i in coords], rtol=1e-8, atol=1e-8
+                )
 
 
 @pytest.mark.parametrize("D", [1, 2, 3])
@@ -323,9 +352,13 @@ def test_a_broken_formula_fails_these_tests(tmp_path):
     import sys
 
     from conftest import ROOT, subprocess_env
+
     root = pathlib.Path(ROOT)
-    shutil.copytree(root / "parallel_vmc", tmp_path / "parallel_vmc",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        root / "parallel_vmc",
+        tmp_path / "parallel_vmc",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(root / "tests" / "test_parts.py", tmp_path / "test_parts.py")
     shutil.copy(root / "tests" / "conftest.py", tmp_path / "conftest.py")
     module = tmp_path / "parallel_vmc" / "wavefunction" / "pair_jastrow.py"
@@ -336,8 +369,22 @@ def test_a_broken_formula_fails_these_tests(tmp_path):
     env = subprocess_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     env["PYTHONPATH"] = str(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_parts.py",
-         "-k", "D2-sqrt-rbmxpade and not slater and not broken"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_parts.py",
+            "-k",
+            "D2-sqrt-rbmxpade and not slater and not broken",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 1, out.stdout[-2000:]
     assert "2 failed, 3 passed" in out.stdout, out.stdout[-2000:]

@@ -1,5 +1,6 @@
 """Runs that are killed, stopped or resumed: `pvmc` under `mpiexec -n 2` as separate
 process groups, compared bit for bit with an uninterrupted run of the same seed."""
+
 import os
 import random
 import shutil
@@ -11,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from conftest import pvmc_argv, subprocess_env
 
-pytestmark = pytest.mark.skipif(shutil.which("mpiexec") is None,
-                                reason="no mpiexec on PATH (install the 'mpi' extra)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("mpiexec") is None, reason="no mpiexec on PATH (install the 'mpi' extra)"
+)
 
 # Thermalisation, optimisation and production each take a good fraction of a second
 # with a checkpoint after every unit of work, so kills can be aimed at each of them.
@@ -30,18 +31,34 @@ CONFIG = {
 EVERY_UNIT = ("--set", "output.checkpoint_every=0")
 EXIT_INTERRUPTED = 75
 # Everything a result is made of; wall_time and the timestamps are not results.
-DATASETS = ("optimization/energy", "optimization/energy_error", "optimization/variance",
-            "optimization/acceptance", "optimization/grad_norm", "optimization/params",
-            "optimization/learning_rate", "production/local_energy", "wavefunction/a",
-            "wavefunction/b", "wavefunction/W", "checkpoint/theta", "checkpoint/positions",
-            "checkpoint/rng_states", "checkpoint/optimizer/m", "checkpoint/optimizer/v",
-            "checkpoint/obs_totals", "production/observables/kinetic",
-            "production/observables/trap", "production/observables/interaction",
-            "production/observables/r12", "production/observables/density/counts",
-            "production/observables/density/error",
-            "production/observables/density_image/counts",
-            "production/observables/pair_distance/counts",
-            "production/observables/pair_distance/error")
+DATASETS = (
+    "optimization/energy",
+    "optimization/energy_error",
+    "optimization/variance",
+    "optimization/acceptance",
+    "optimization/grad_norm",
+    "optimization/params",
+    "optimization/learning_rate",
+    "production/local_energy",
+    "wavefunction/a",
+    "wavefunction/b",
+    "wavefunction/W",
+    "checkpoint/theta",
+    "checkpoint/positions",
+    "checkpoint/rng_states",
+    "checkpoint/optimizer/m",
+    "checkpoint/optimizer/v",
+    "checkpoint/obs_totals",
+    "production/observables/kinetic",
+    "production/observables/trap",
+    "production/observables/interaction",
+    "production/observables/r12",
+    "production/observables/density/counts",
+    "production/observables/density/error",
+    "production/observables/density_image/counts",
+    "production/observables/pair_distance/counts",
+    "production/observables/pair_distance/error",
+)
 
 
 def write_config(tmp_path, name="run.yaml", **sections):
@@ -56,8 +73,14 @@ def write_config(tmp_path, name="run.yaml", **sections):
 def launch(tmp_path, *args, ranks=2):
     """Start pvmc in its own process group (so the whole MPI job can be killed)."""
     log = open(tmp_path / f"log-{time.monotonic_ns()}.txt", "w")
-    return subprocess.Popen(pvmc_argv(ranks, *args), cwd=tmp_path, env=subprocess_env(),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        pvmc_argv(ranks, *args),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def finish(proc, timeout=120):
@@ -65,8 +88,14 @@ def finish(proc, timeout=120):
 
 
 def pvmc(tmp_path, *args, ranks=2, timeout=120):
-    res = subprocess.run(pvmc_argv(ranks, *args), cwd=tmp_path, env=subprocess_env(),
-                         capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(
+        pvmc_argv(ranks, *args),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return res
 
 
@@ -121,25 +150,34 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
     uninterrupted run bit for bit."""
     rnd = random.Random(20261123)
     cfg = write_config(tmp_path)
-    trials = ["thermalize", "optimize", "produce", "write", "write", "optimize", "produce",
-              "optimize+produce"]
+    trials = [
+        "thermalize",
+        "optimize",
+        "produce",
+        "write",
+        "write",
+        "optimize",
+        "produce",
+        "optimize+produce",
+    ]
     hit_write = 0
     for k, target in enumerate(trials):
         out = tmp_path / f"t{k}.h5"
         tmp = tmp_path / f"t{k}.h5.ckpt.tmp"
         proc = launch(tmp_path, "run", cfg, "-o", out, "--quiet", *EVERY_UNIT)
         for n, phase in enumerate(target.split("+")):
-            if phase == "write":      # a later checkpoint's write, not the very first
+            if phase == "write":  # a later checkpoint's write, not the very first
                 assert wait_until(lambda: progress_of(out), proc)
                 assert wait_until(tmp.exists, proc), f"trial {k}: no checkpoint write seen"
             else:
-                assert wait_until(lambda: progress_of(out).startswith(phase), proc), \
+                assert wait_until(lambda: progress_of(out).startswith(phase), proc), (
                     f"trial {k}: never reached {phase}"
+                )
                 time.sleep(rnd.uniform(0.0, 0.05))
             kill_job(proc)
             assert progress_of(out), f"trial {k}: no checkpoint survived the kill"
             hit_write += phase == "write" and tmp.exists()
-            if n + 1 < len(target.split("+")):      # killed again while resuming
+            if n + 1 < len(target.split("+")):  # killed again while resuming
                 proc = launch(tmp_path, "resume", out, "--quiet")
         res = pvmc(tmp_path, "resume", out, "--quiet")
         assert res.returncode == 0, f"trial {k} ({target}): " + res.stdout + res.stderr
@@ -152,10 +190,10 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
     assert hit_write >= 1, "no kill landed inside a checkpoint write"
 
 
-@pytest.mark.parametrize("signame,target", [("SIGUSR1", "every process"),
-                                             ("SIGTERM", "mpiexec only")])
-def test_stop_signal_checkpoints_and_resumes_identically(tmp_path, reference, signame,
-                                                         target):
+@pytest.mark.parametrize(
+    "signame,target", [("SIGUSR1", "every process"), ("SIGTERM", "mpiexec only")]
+)
+def test_stop_signal_checkpoints_and_resumes_identically(tmp_path, reference, signame, target):
     """SLURM signals every task; a user or a site script may signal only the launcher,
     which forwards it to the ranks."""
     cfg = write_config(tmp_path)
@@ -195,15 +233,16 @@ def test_resume_on_one_rank_of_a_two_rank_run(tmp_path, reference):
         assert list(b["segments/mpi_size"][:]) == [2, 1]
         assert list(b["segments/ended"].asstr()[:]) == ["interrupted", "completed"]
         assert list(b["segments/reseeded"][:]) == [0, 1]
-        assert b["production/local_energy"].shape[0] == 8       # 1 rank x 8 walkers
+        assert b["production/local_energy"].shape[0] == 8  # 1 rank x 8 walkers
         ea, eb = a["summary"].attrs["energy"], b["summary"].attrs["energy"]
         err = np.hypot(a["summary"].attrs["error"], b["summary"].attrs["error"])
         # The first 100 iterations are shared, so the two energies are correlated
         # and 4 combined errors is a conservative bound.
         assert abs(ea - eb) < 4 * err, (ea, eb, err)
         # The iterations before the stop are the 2-rank run's, bit for bit.
-        np.testing.assert_array_equal(b["optimization/params"][:100],
-                                      a["optimization/params"][:100])
+        np.testing.assert_array_equal(
+            b["optimization/params"][:100], a["optimization/params"][:100]
+        )
 
 
 def test_max_walltime_stops_cleanly_and_resumes(tmp_path, reference):
@@ -211,8 +250,9 @@ def test_max_walltime_stops_cleanly_and_resumes(tmp_path, reference):
     A short thermalisation and 8 s: the limit must fall inside the optimisation also
     when the machine runs slowly (with 4000 sweeps and 4 s, the margin the control keeps
     once ended the run inside the thermalisation)."""
-    cfg = write_config(tmp_path, sampler={"thermalization": 200},
-                       optimizer={"iterations": 20000})   # well over 8 s of work
+    cfg = write_config(
+        tmp_path, sampler={"thermalization": 200}, optimizer={"iterations": 20000}
+    )  # well over 8 s of work
     out = tmp_path / "w.h5"
     limit = 8
     t0 = time.monotonic()
@@ -254,8 +294,10 @@ def test_run_resume_flag_starts_continues_and_is_idempotent(tmp_path, reference)
 def _production_written(path):
     try:
         with h5py.File(path, "r", locking=False) as h5:
-            return (h5["production/local_energy"].shape[0],
-                    int(h5["production/samples_written"][0]))
+            return (
+                h5["production/local_energy"].shape[0],
+                int(h5["production/samples_written"][0]),
+            )
     except (OSError, KeyError):
         return (0, 0)
 
@@ -271,9 +313,14 @@ def test_rank_count_changes_during_production_even_if_killed(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert finish(proc) == EXIT_INTERRUPTED
     proc = launch(tmp_path, "resume", out, "--quiet", ranks=2)
-    assert wait_until(lambda: _production_written(out) == (16, 4096) or
-                      _production_written(out)[0] == 16 and _production_written(out)[1] > 0,
-                      proc)
+    assert wait_until(
+        lambda: (
+            _production_written(out) == (16, 4096)
+            or _production_written(out)[0] == 16
+            and _production_written(out)[1] > 0
+        ),
+        proc,
+    )
     kill_job(proc)
     res = pvmc(tmp_path, "resume", out, "--quiet", ranks=1)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -281,8 +328,6 @@ def test_rank_count_changes_during_production_even_if_killed(tmp_path):
         e = h5["production/local_energy"][()]
         assert e.shape == (8, 2**22 // 8) and np.all(np.isfinite(e))
         # The allreduced sums were accumulated with the samples in the file.
-        assert h5["production"].attrs["energy_allreduced"] == pytest.approx(e.mean(),
-                                                                            rel=1e-12)
-        assert list(h5["segments/ended"].asstr()[:]) == ["interrupted", "killed",
-                                                          "completed"]
+        assert h5["production"].attrs["energy_allreduced"] == pytest.approx(e.mean(), rel=1e-12)
+        assert list(h5["segments/ended"].asstr()[:]) == ["interrupted", "killed", "completed"]
         assert list(h5["segments/reseeded"][:]) == [0, 1, 1]

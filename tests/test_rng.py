@@ -1,5 +1,6 @@
 """The per-walker xoshiro256** streams: bit-exact against a plain-Python transcription,
 uniform and normal deviates against their distributions, seeding by chain index."""
+
 import numpy as np
 import pytest
 from scipy import special, stats
@@ -50,10 +51,10 @@ def test_uniform_and_normal_distributions():
 def test_ziggurat_layers_have_equal_area_and_reach_the_peak():
     r, v, X, F = R.ziggurat_tables()
     n = R.ZIGGURAT_LAYERS
-    assert r == pytest.approx(3.6541528853610088, rel=1e-13)   # Marsaglia-Tsang, n = 256
+    assert r == pytest.approx(3.6541528853610088, rel=1e-13)  # Marsaglia-Tsang, n = 256
     base = r * F[1] + np.sqrt(np.pi / 2) * special.erfc(r / np.sqrt(2))
     assert base == pytest.approx(v, rel=1e-14) and X[0] * F[1] == pytest.approx(v)
-    areas = X[1:n] * (F[2:n + 1] - F[1:n])          # layers 1 .. n-1
+    areas = X[1:n] * (F[2 : n + 1] - F[1:n])  # layers 1 .. n-1
     np.testing.assert_allclose(areas, v, rtol=1e-9)
     assert X[n] == 0.0 and np.all(np.diff(X[1:]) < 0)
 
@@ -72,7 +73,7 @@ def test_normal_deviates_chi_square_with_both_tails():
     for tail in (np.count_nonzero(z > R.ZIG_R), np.count_nonzero(z < -R.ZIG_R)):
         mean = z.size * p_tail
         assert abs(tail - mean) < 5 * np.sqrt(mean)
-    assert np.count_nonzero(z > R.ZIG_R + 1.0) > 0   # the tail reaches past r
+    assert np.count_nonzero(z > R.ZIG_R + 1.0) > 0  # the tail reaches past r
 
 
 def test_chain_streams_depend_only_on_global_index():

@@ -41,6 +41,7 @@ round differently in the last bit and flip an acceptance, and a CPU without FMA 
 the kernel's multiply-adds twice. The platform is fingerprinted too
 (``libm_fingerprint``); elsewhere the test is skipped with that reason.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,30 +51,36 @@ import pathlib
 import h5py
 import numpy as np
 import pytest
+from conftest import run_config
 from numba import njit
 
 from parallel_vmc.config.fields import parse_yaml
 from parallel_vmc.config.vmc import from_dict
 
-from conftest import run_config
-
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
-SHORT = {"sampler": {"thermalization": 200},
-         "optimizer": {"iterations": 12, "samples_per_iteration": 4096},
-         "production": {"samples": 16384}}
+SHORT = {
+    "sampler": {"thermalization": 200},
+    "optimizer": {"iterations": 12, "samples_per_iteration": 4096},
+    "production": {"samples": 16384},
+}
 
-CASES = {   # name: (config file, overrides)
+CASES = {  # name: (config file, overrides)
     "quickstart": ("quickstart.yaml", {}),
     "dot2d_omega1.0": ("dot2d_omega1.0.yaml", {}),
     "gibbs": ("quickstart.yaml", {"sampler": {"method": "gibbs"}}),
     "metropolis": ("quickstart.yaml", {"sampler": {"method": "metropolis"}}),
     "sr": ("quickstart.yaml", {"optimizer": {"method": "sr", "learning_rate": 0.1}}),
-    "pade_p3_d3_metropolis": ("dot2d_omega1.0.yaml", {
-        "system": {"particles": 3, "dimensions": 3, "statistics": "bosons"},
-        "sampler": {"method": "metropolis"}}),
-    "full_d1_importance": ("quickstart.yaml", {
-        "system": {"dimensions": 1, "interaction": "none"},
-        "wavefunction": {"psi": "full"}}),
+    "pade_p3_d3_metropolis": (
+        "dot2d_omega1.0.yaml",
+        {
+            "system": {"particles": 3, "dimensions": 3, "statistics": "bosons"},
+            "sampler": {"method": "metropolis"},
+        },
+    ),
+    "full_d1_importance": (
+        "quickstart.yaml",
+        {"system": {"dimensions": 1, "interaction": "none"}, "wavefunction": {"psi": "full"}},
+    ),
 }
 
 
@@ -110,7 +117,7 @@ def libm_fingerprint() -> str:
     """The libm's values, plus whether the kernel's multiply-adds are fused here (a CPU
     without FMA rounds them twice: other bits)."""
     third = 1.0 / 3.0
-    fused = _fused(third, 3.0, -1.0) != 0.0          # 3 * fl(1/3) - 1 exactly: -2^-54
+    fused = _fused(third, 3.0, -1.0) != 0.0  # 3 * fl(1/3) - 1 exactly: -2^-54
     digest = hashlib.sha256(_libm_values().tobytes()).hexdigest()[:16]
     return digest if fused else digest + "-nofma"
 
@@ -120,51 +127,98 @@ def fingerprint(name: str, path) -> tuple:
     result = run_config(short_config(name, path))
     with h5py.File(path, "r") as f:
         series = np.ascontiguousarray(f["production/local_energy"][...])
-    return (float(result.summary["energy"]).hex(), float(result.summary["error"]).hex(),
-            hashlib.sha256(series.tobytes()).hexdigest())
+    return (
+        float(result.summary["energy"]).hex(),
+        float(result.summary["error"]).hex(),
+        hashlib.sha256(series.tobytes()).hexdigest(),
+    )
 
 
-RECORDED = {   # at commit 591eaad, before the split
-    "dot2d_omega1.0": ("0x1.806d7cef82a74p+1", "0x1.b98198f8f0e4ep-11",
-        "7331fbada1c14bbaec9a9da743926daf9895c88bb02d49b7cb06067f4cbe6b80"),
-    "full_d1_importance": ("0x1.004ccea849729p+0", "0x1.d04a924c59e8ep-12",
-        "5e123c210ec75ed28a4ccf3039c896f16c934a571d65e15969613047065b4bd3"),
-    "gibbs": ("0x1.9d92a183507fcp+1", "0x1.acd2e3645d2c5p-7",
-        "37764965bb482d7659a08122ed8dfafc8062199f35bd36f65aba74c776098acb"),
-    "metropolis": ("0x1.9c6602dae9b14p+1", "0x1.e3bd9a946da38p-7",
-        "b2d3f0a7362d38c4deb248b03a7641706ec2d5fb073c9c611c75e05c089f4b15"),
-    "pade_p3_d3_metropolis": ("0x1.a93bebf46042ap+2", "0x1.5b579e578c40fp-8",
-        "c690eaaa8bca65f560b56460fc50a8c45d34758d2ec2578d5c20d7bc54b5fd99"),
-    "quickstart": ("0x1.9bd3ee4f1fad3p+1", "0x1.c7a313ada4b2dp-7",
-        "5052a523b0cc517fad6d50710e4b77106de478f6faaf87ad6e90019ed5b24b64"),
-    "sr": ("0x1.8bcd9e19c211ep+1", "0x1.acde8752f93e4p-7",
-        "6a4405cd6b2d50a6947aeade96e52e02ba20876cd0b330bfb46460a8d4c56784"),
+RECORDED = {  # at commit 591eaad, before the split
+    "dot2d_omega1.0": (
+        "0x1.806d7cef82a74p+1",
+        "0x1.b98198f8f0e4ep-11",
+        "7331fbada1c14bbaec9a9da743926daf9895c88bb02d49b7cb06067f4cbe6b80",
+    ),
+    "full_d1_importance": (
+        "0x1.004ccea849729p+0",
+        "0x1.d04a924c59e8ep-12",
+        "5e123c210ec75ed28a4ccf3039c896f16c934a571d65e15969613047065b4bd3",
+    ),
+    "gibbs": (
+        "0x1.9d92a183507fcp+1",
+        "0x1.acd2e3645d2c5p-7",
+        "37764965bb482d7659a08122ed8dfafc8062199f35bd36f65aba74c776098acb",
+    ),
+    "metropolis": (
+        "0x1.9c6602dae9b14p+1",
+        "0x1.e3bd9a946da38p-7",
+        "b2d3f0a7362d38c4deb248b03a7641706ec2d5fb073c9c611c75e05c089f4b15",
+    ),
+    "pade_p3_d3_metropolis": (
+        "0x1.a93bebf46042ap+2",
+        "0x1.5b579e578c40fp-8",
+        "c690eaaa8bca65f560b56460fc50a8c45d34758d2ec2578d5c20d7bc54b5fd99",
+    ),
+    "quickstart": (
+        "0x1.9bd3ee4f1fad3p+1",
+        "0x1.c7a313ada4b2dp-7",
+        "5052a523b0cc517fad6d50710e4b77106de478f6faaf87ad6e90019ed5b24b64",
+    ),
+    "sr": (
+        "0x1.8bcd9e19c211ep+1",
+        "0x1.acde8752f93e4p-7",
+        "6a4405cd6b2d50a6947aeade96e52e02ba20876cd0b330bfb46460a8d4c56784",
+    ),
 }
 
 
-PLATFORM = "938c61fffafc9a80"   # libm_fingerprint() where RECORDED and CURRENT were taken
+PLATFORM = "938c61fffafc9a80"  # libm_fingerprint() where RECORDED and CURRENT were taken
 
-CURRENT = {   # since fused multiply-adds in the kernel (issue 16; history above)
-    "dot2d_omega1.0": ("0x1.80673d74a814ap+1", "0x1.b9f607b212f06p-11",
-        "5ad271ac9a3ef6cc5322bbf102d4e8abd680ab3306120f304d021da7531c9d6f"),
-    "full_d1_importance": ("0x1.002b4654e8813p+0", "0x1.1054cc8e2bacfp-11",
-        "5922f1d6f7f421b30baa0461b287cab6980c186bd485afcf2a56a81cc259dc6c"),
-    "gibbs": ("0x1.9996efa6b883ep+1", "0x1.82391a57ee00dp-7",
-        "9f3dc2b3aae6be85be01c8cf6f6edd0821b2b789016a09fee149634bc91a0a34"),
-    "metropolis": ("0x1.9e9700e9ab445p+1", "0x1.0d3b0f89e7ce0p-6",
-        "92e411b2cf46b9405ceced3970caf4f6871a65583d13876834916095e666cc65"),
-    "pade_p3_d3_metropolis": ("0x1.a9677bc137148p+2", "0x1.ff57cf6fe83cbp-9",
-        "2cc852386b68035bcc028c3900a4afc472c9346e0a31f428e6392e8669efff20"),
-    "quickstart": ("0x1.a6a0c3e8f92cep+1", "0x1.c2ac2044df943p-7",
-        "e7972138b0448e59dedc434ef26e2173a190cfc1329c7d0e3f61117067fd32a2"),
-    "sr": ("0x1.8a74d82f49ab2p+1", "0x1.767056070acf3p-7",
-        "541aeb81f86543fa567b52cac726f3f80e659b91f392602e98e6364cd2844f9f"),
+CURRENT = {  # since fused multiply-adds in the kernel (issue 16; history above)
+    "dot2d_omega1.0": (
+        "0x1.80673d74a814ap+1",
+        "0x1.b9f607b212f06p-11",
+        "5ad271ac9a3ef6cc5322bbf102d4e8abd680ab3306120f304d021da7531c9d6f",
+    ),
+    "full_d1_importance": (
+        "0x1.002b4654e8813p+0",
+        "0x1.1054cc8e2bacfp-11",
+        "5922f1d6f7f421b30baa0461b287cab6980c186bd485afcf2a56a81cc259dc6c",
+    ),
+    "gibbs": (
+        "0x1.9996efa6b883ep+1",
+        "0x1.82391a57ee00dp-7",
+        "9f3dc2b3aae6be85be01c8cf6f6edd0821b2b789016a09fee149634bc91a0a34",
+    ),
+    "metropolis": (
+        "0x1.9e9700e9ab445p+1",
+        "0x1.0d3b0f89e7ce0p-6",
+        "92e411b2cf46b9405ceced3970caf4f6871a65583d13876834916095e666cc65",
+    ),
+    "pade_p3_d3_metropolis": (
+        "0x1.a9677bc137148p+2",
+        "0x1.ff57cf6fe83cbp-9",
+        "2cc852386b68035bcc028c3900a4afc472c9346e0a31f428e6392e8669efff20",
+    ),
+    "quickstart": (
+        "0x1.a6a0c3e8f92cep+1",
+        "0x1.c2ac2044df943p-7",
+        "e7972138b0448e59dedc434ef26e2173a190cfc1329c7d0e3f61117067fd32a2",
+    ),
+    "sr": (
+        "0x1.8a74d82f49ab2p+1",
+        "0x1.767056070acf3p-7",
+        "541aeb81f86543fa567b52cac726f3f80e659b91f392602e98e6364cd2844f9f",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_bits_as_recorded(tmp_path, name):
     if libm_fingerprint() != PLATFORM:
-        pytest.skip(f"fingerprints recorded on another floating-point platform (libm "
-                    f"{PLATFORM}, here {libm_fingerprint()})")
+        pytest.skip(
+            f"fingerprints recorded on another floating-point platform (libm "
+            f"{PLATFORM}, here {libm_fingerprint()})"
+        )
     assert fingerprint(name, tmp_path / "run.h5") == CURRENT[name]

@@ -1,10 +1,11 @@
 """Samplers against known distributions and exact energies (kernel level)."""
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from parallel_vmc.sampling import estimators as S
 from parallel_vmc import wavefunction as wfm
+from parallel_vmc.sampling import estimators as S
 from parallel_vmc.sampling.estimators import iteration_estimates
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
@@ -12,8 +13,9 @@ from parallel_vmc.system import System
 SAMPLERS = [("metropolis", 1.0), ("importance", 0.3)]
 # Gibbs sampling is exact for psi = sqrt(F) without a Jastrow factor only (config rule).
 SQRT_SAMPLERS = SAMPLERS + [("gibbs", 1.0)]
-ZERO_VARIANCE_CASES = [(m, step, psi) for m, step in SAMPLERS for psi in ("sqrt", "full")] \
-    + [("gibbs", 1.0, "sqrt")]
+ZERO_VARIANCE_CASES = [(m, step, psi) for m, step in SAMPLERS for psi in ("sqrt", "full")] + [
+    ("gibbs", 1.0, "sqrt")
+]
 
 
 def setup(P, D, N, omega, coulomb, psi, theta=None, sigma=None, walkers=16, seed=1):
@@ -79,8 +81,12 @@ def test_rbm_density_of_two_particles_in_1d(method, step):
     theta[:] = 0.6 * rng.standard_normal(theta.size)
     r, j, s = wf.kernel_parts()
     grid = np.linspace(-6, 6, 601)
-    dens = np.array([[np.exp(2 * wfm.compose.log_psi(theta, r, j, s, np.array([x0, x1]), 1))
-                      for x1 in grid] for x0 in grid])
+    dens = np.array(
+        [
+            [np.exp(2 * wfm.compose.log_psi(theta, r, j, s, np.array([x0, x1]), 1)) for x1 in grid]
+            for x0 in grid
+        ]
+    )
     sampler = Sampler(method, step, system, wf)
     sampler.thermalize(theta, w, 400, _Serial())
     x = _positions(sampler, theta, w, 150, 20)
@@ -112,29 +118,35 @@ def test_optimize_sums_match_recorded_samples():
 # Fixed RBM (P=2, D=2, N=3, sigma^2 = 1/2, psi = sqrt(F)) and its exact expectation
 # values, computed independently of this code by deterministic quadrature in
 # centre-of-mass and polar relative coordinates (converged to ~1e-9).
-XCHECK_A = [0.09994521166415575, 0.12107754721710406, 0.016547988284980747,
-            0.3478372515206548]
+XCHECK_A = [0.09994521166415575, 0.12107754721710406, 0.016547988284980747, 0.3478372515206548]
 XCHECK_B = [-0.01590606605404354, -0.37397562862295264, 0.25266558851510734]
-XCHECK_W = [[0.35799055911652927, 0.2825050239771711, 0.12797663756951064],
-            [0.5556865557886365, -0.369381554817075, -0.3307135817687384],
-            [0.2876651193131988, -0.40722360083515446, -0.04457616723511049],
-            [-0.1536968313403745, 0.26510832583017596, -0.2706498084572468]]
+XCHECK_W = [
+    [0.35799055911652927, 0.2825050239771711, 0.12797663756951064],
+    [0.5556865557886365, -0.369381554817075, -0.3307135817687384],
+    [0.2876651193131988, -0.40722360083515446, -0.04457616723511049],
+    [-0.1536968313403745, 0.26510832583017596, -0.2706498084572468],
+]
 XCHECK_KINETIC = 0.880869415
 XCHECK_TRAP = 1.326791446
-XCHECK_INTERACTION = 1.064702016      # Coulomb
+XCHECK_INTERACTION = 1.064702016  # Coulomb
 XCHECK_ENERGY = 3.272362877
 
 
 @pytest.mark.parametrize("method,step", SQRT_SAMPLERS)
 def test_energy_of_a_fixed_rbm_matches_quadrature(method, step):
     from analysis import summarize_chains
+
     system, wf, theta, w = setup(2, 2, 3, 1.0, True, "sqrt", walkers=32, seed=5)
     theta[:] = wf.layout.join(XCHECK_A, XCHECK_B, XCHECK_W)
     sampler = Sampler(method, step, system, wf)
     sampler.thermalize(theta, w, 1000, _Serial())
     e, (kin, trap, inter), *_ = sampler.produce(theta, w, 2**15, components=True)
-    for series, exact in ((e, XCHECK_ENERGY), (kin, XCHECK_KINETIC), (trap, XCHECK_TRAP),
-                          (inter, XCHECK_INTERACTION)):
+    for series, exact in (
+        (e, XCHECK_ENERGY),
+        (kin, XCHECK_KINETIC),
+        (trap, XCHECK_TRAP),
+        (inter, XCHECK_INTERACTION),
+    ):
         s = summarize_chains(series)
         assert abs(s.mean - exact) < 4 * s.error, (s.mean, s.error, exact)
     assert summarize_chains(e).error < 0.005
@@ -144,6 +156,7 @@ def test_gibbs_and_metropolis_agree_at_fixed_random_parameters():
     """Three interacting electrons in 2D, random a, b, W: the two samplers of the same
     |psi|^2 give the same energy within the combined blocking error."""
     from analysis import summarize_chains
+
     results = []
     for method, step in (("gibbs", 1.0), ("metropolis", 1.0)):
         system, wf, theta, w = setup(3, 2, 4, 1.0, True, "sqrt", walkers=32, seed=7)

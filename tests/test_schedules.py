@@ -1,14 +1,15 @@
 """Learning-rate schedules and the plateau stopping rule."""
+
 import io
 
 import h5py
 import numpy as np
 import pytest
-
 from conftest import make_config
-from parallel_vmc.run.driver import Run
+
 from parallel_vmc.optimizers import plateaued, scheduled_rate
 from parallel_vmc.parallel import SerialComm
+from parallel_vmc.run.driver import Run
 
 
 @pytest.mark.parametrize("schedule", ["exponential", "cosine"])
@@ -27,13 +28,19 @@ def test_plateau_rule_sees_a_trend_and_a_flat_series():
     flat = 3.0 + 0.01 * rng.standard_normal(k)
     assert not plateaued(falling, err)
     assert plateaued(flat, err)
-    assert not plateaued(flat, np.zeros(k))      # no error estimate: never decide
+    assert not plateaued(flat, np.zeros(k))  # no error estimate: never decide
 
 
 def test_schedule_is_recorded_and_plateau_stops_the_optimisation(tmp_path):
-    cfg = make_config(tmp_path / "p.h5",
-                      optimizer={"iterations": 400, "schedule": "cosine",
-                                 "plateau_window": 30, "learning_rate": 0.05})
+    cfg = make_config(
+        tmp_path / "p.h5",
+        optimizer={
+            "iterations": 400,
+            "schedule": "cosine",
+            "plateau_window": 30,
+            "learning_rate": 0.05,
+        },
+    )
     log = io.StringIO()
     Run(cfg, SerialComm(), stream=log, progress=False).execute()
     assert "energy plateau over the last 30 iterations" in log.getvalue()

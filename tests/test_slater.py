@@ -9,11 +9,13 @@ d/d alpha against numpy and finite differences).
 * drift-limited importance sampling samples |psi|^2 (virial: <V_trap> = E/2);
 * config: closed shells only for fermions, Gibbs refused with determinants.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba import njit
 
 from parallel_vmc.config.fields import ConfigError
@@ -23,7 +25,7 @@ from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
 from parallel_vmc.wavefunction import WaveFunction, compose, slater
 
-SHELLS = {(6, 2): 10, (12, 2): 28, (20, 2): 60, (8, 3): 18, (20, 3): 60}   # E / omega
+SHELLS = {(6, 2): 10, (12, 2): 28, (20, 2): 60, (8, 3): 18, (20, 3): 60}  # E / omega
 
 
 class _Serial:
@@ -33,9 +35,12 @@ class _Serial:
 
 def fermions(P, D, omega=1.0, interaction="none", hidden=None, **wf):
     """(system, wf, theta at a = b = W = 0, alpha = 1) for P fermions."""
-    cfg = from_dict({"system": {"particles": P, "dimensions": D, "omega": omega,
-                                "interaction": interaction},
-                     "wavefunction": {"hidden": hidden or P * D, **wf}})
+    cfg = from_dict(
+        {
+            "system": {"particles": P, "dimensions": D, "omega": omega, "interaction": interaction},
+            "wavefunction": {"hidden": hidden or P * D, **wf},
+        }
+    )
     system = System.from_config(cfg.system)
     wave = WaveFunction.from_config(cfg.wavefunction, system)
     theta = wave.layout.initial(0.0, np.random.default_rng(0))
@@ -83,11 +88,15 @@ def _numpy_inverse(wave, theta, x, spin):
     P, D = wave.particles, wave.dimensions
     n = P // 2
     alpha = wave.layout.block(theta, "orbital_scale")[0]
-    pos = x.reshape(P, D)[spin * n:(spin + 1) * n] * np.sqrt(alpha * wave.omega)
+    pos = x.reshape(P, D)[spin * n : (spin + 1) * n] * np.sqrt(alpha * wave.omega)
     q = slater.quantum_numbers(n, D)
     H = np.polynomial.hermite.hermval
-    mat = np.array([[np.prod([H(r[d], np.eye(q[j, d] + 1)[q[j, d]]) for d in range(D)])
-                     for j in range(n)] for r in pos])
+    mat = np.array(
+        [
+            [np.prod([H(r[d], np.eye(q[j, d] + 1)[q[j, d]]) for d in range(D)]) for j in range(n)]
+            for r in pos
+        ]
+    )
     return np.linalg.inv(mat)
 
 
@@ -101,7 +110,7 @@ def test_sherman_morrison_inverse_after_ten_thousand_accepted_moves(P, D):
     n = P // 2
     sl = slater.slots(s, D)
     for spin in (0, 1):
-        T = sc[sl[slater.INV] + spin * n * n:][:n * n].reshape(n, n)   # T[k, j] = Dinv[j, k]
+        T = sc[sl[slater.INV] + spin * n * n :][: n * n].reshape(n, n)  # T[k, j] = Dinv[j, k]
         assert np.max(np.abs(T.T - _numpy_inverse(wave, theta, x, spin))) < 1e-9
 
 
@@ -114,7 +123,7 @@ def test_same_spin_exchange_flips_the_sign(P, D):
     for _ in range(5):
         x = rng.standard_normal(P * D)
         ln0, sign0 = slater.signed_log_psi(theta, s, x, D)
-        for p, q in ((0, 1), (n, P - 1)):          # up-up, down-down
+        for p, q in ((0, 1), (n, P - 1)):  # up-up, down-down
             y = x.reshape(P, D).copy()
             y[[p, q]] = y[[q, p]]
             ln1, sign1 = slater.signed_log_psi(theta, s, y.ravel(), D)
@@ -163,21 +172,26 @@ def test_limited_drift_formula():
         expected = (np.sqrt(1 + 2 * t) - 1) / t if t > 1e-3 else 1 - t / 2 + t * t / 2
         np.testing.assert_allclose(v, g * expected, rtol=1e-9)
         assert np.linalg.norm(v) <= np.sqrt(2.0 / (a * tau)) * (1 + 1e-12)
-    v = np.array([1e200, -1e200])       # near a node the drift is bounded, not NaN
+    v = np.array([1e200, -1e200])  # near a node the drift is bounded, not NaN
     limit_drift(v, 0.1, 1.0, 2)
     assert np.all(np.isfinite(v)) and np.linalg.norm(v) <= np.sqrt(2.0 / 0.1)
 
 
 def _raw(P, D, statistics="fermions", **sampler):
-    return {"system": {"particles": P, "dimensions": D, "omega": 1.0,
-                       "statistics": statistics}, "sampler": sampler}
+    return {
+        "system": {"particles": P, "dimensions": D, "omega": 1.0, "statistics": statistics},
+        "sampler": sampler,
+    }
 
 
 @settings(max_examples=60, deadline=None)
 @given(P=st.integers(1, 80), D=st.integers(1, 3))
 def test_fermion_counts_are_closed_shells(P, D):
-    allowed = {1: [p for p in range(2, 61, 2)], 2: [2, 6, 12, 20, 30, 42, 56],
-               3: [2, 8, 20, 40, 70]}[D]
+    allowed = {
+        1: [p for p in range(2, 61, 2)],
+        2: [2, 6, 12, 20, 30, 42, 56],
+        3: [2, 8, 20, 40, 70],
+    }[D]
     if P in allowed:
         assert from_dict(_raw(P, D)).system.particles == P
         return
@@ -201,6 +215,7 @@ def test_a_stored_config_from_before_fermions_reads_as_bosons():
     """Run files written before ``system.statistics`` existed hold bosonic runs of any
     P: resuming one must not add determinants (its theta has no orbital scale)."""
     from parallel_vmc.config.vmc import config_from_yaml_text
+
     old = "system: {particles: 3, dimensions: 2, omega: 1.0}\n"
     assert config_from_yaml_text(old).system.statistics == "bosons"
     new = "system: {particles: 6, dimensions: 2, omega: 1.0, statistics: fermions}\n"
@@ -214,11 +229,14 @@ def test_three_fermions_exit_2_and_three_bosons_run(tmp_path):
     import io
 
     from parallel_vmc.cli import main as cli
+
     cfg = tmp_path / "three.yaml"
-    cfg.write_text("system: {particles: 3, dimensions: 2, omega: 1.0}\n"
-                   "sampler: {walkers_per_rank: 4, thermalization: 20}\n"
-                   "optimizer: {iterations: 2, samples_per_iteration: 256}\n"
-                   "production: {samples: 512}\n")
+    cfg.write_text(
+        "system: {particles: 3, dimensions: 2, omega: 1.0}\n"
+        "sampler: {walkers_per_rank: 4, thermalization: 20}\n"
+        "optimizer: {iterations: 2, samples_per_iteration: 256}\n"
+        "production: {samples: 512}\n"
+    )
     out = tmp_path / "three.h5"
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -227,8 +245,9 @@ def test_three_fermions_exit_2_and_three_bosons_run(tmp_path):
     assert "system.particles: 3" in err.getvalue() and "2, 6, 12, 20" in err.getvalue()
     assert "Traceback" not in err.getvalue()
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        code = cli.main(["run", str(cfg), "-o", str(out), "--quiet",
-                         "--set", "system.statistics=bosons"])
+        code = cli.main(
+            ["run", str(cfg), "-o", str(out), "--quiet", "--set", "system.statistics=bosons"]
+        )
     assert code == 0 and out.exists()
 
 
@@ -241,10 +260,10 @@ def test_six_electrons_at_omega_one_beat_slater_jastrow_vmc(tmp_path):
     import pathlib
 
     from parallel_vmc.config.vmc import load_config
-    from parallel_vmc.run.driver import Run
     from parallel_vmc.parallel import SerialComm
-    path = pathlib.Path(__file__).resolve().parent.parent / "configs" / \
-        "dot2d_N6_omega1.0.yaml"
+    from parallel_vmc.run.driver import Run
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "configs" / "dot2d_N6_omega1.0.yaml"
     cfg = load_config(path, [f"output.path={tmp_path / 'n6.h5'}"])
     s = Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute().summary
     assert s["error"] < 1e-3
@@ -258,8 +277,9 @@ def test_the_periodic_rebuild_keeps_the_local_energy():
     to 1e-9 relative, and the rebuilds saw a drift at round-off level."""
     out = []
     for every in (1, 10_000):
-        system, wave, theta = fermions(12, 2, interaction="coulomb", jastrow="pade",
-                                       determinant_refresh=every)
+        system, wave, theta = fermions(
+            12, 2, interaction="coulomb", jastrow="pade", determinant_refresh=every
+        )
         theta += 0.02 * np.random.default_rng(3).standard_normal(theta.size)
         w = Walkers.start(4, 0, 4, 24, 1.5)
         e, *_ = Sampler("importance", 0.1, system, wave).produce(theta, w, 300, False)
@@ -267,4 +287,4 @@ def test_the_periodic_rebuild_keeps_the_local_energy():
     (e1, x1, d1), (e2, x2, d2) = out
     np.testing.assert_allclose(x1, x2, rtol=0, atol=1e-10)
     np.testing.assert_allclose(e1, e2, rtol=1e-9)
-    assert (0 < d1).all() and (d1 < 1e-9).all() and (d2 < 0).all()   # d2: not measured
+    assert (0 < d1).all() and (d1 < 1e-9).all() and (d2 < 0).all()  # d2: not measured

@@ -6,6 +6,7 @@ skipped with the reason. Each test submits the real templates from a copy of job
 and configs/ with sbatch, as a user would, and reads the job's log, exit code and run
 file. The runs are the quick-start system, sized to last a few seconds to a minute.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from slurm_cluster import Cluster, Unavailable
 
 pytestmark = pytest.mark.slurm
@@ -27,14 +27,34 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 RANKS = 2
-SMALL = ("optimizer.iterations=5 optimizer.samples_per_iteration=2048 "
-         "production.samples=8192 sampler.thermalization=100")
+SMALL = (
+    "optimizer.iterations=5 optimizer.samples_per_iteration=2048 "
+    "production.samples=8192 sampler.thermalization=100"
+)
 # About 12 ms per iteration on 2 ranks here: ITERATIONS(n) lasts n * 12 ms.
 LONG = "optimizer.samples_per_iteration=32768 production.samples=65536 "
-DONE_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-               "PREEMPTED", "BOOT_FAIL", "DEADLINE")
-_DROPPED_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPIR_", "OMPI_", "SLURM_", "SBATCH_",
-                     "PVMC_", "SCAN_")
+DONE_STATES = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
+_DROPPED_PREFIXES = (
+    "PMI_",
+    "PMIX_",
+    "HYDRA_",
+    "MPIR_",
+    "OMPI_",
+    "SLURM_",
+    "SBATCH_",
+    "PVMC_",
+    "SCAN_",
+)
 
 
 def long_run(iterations: int) -> str:
@@ -63,9 +83,13 @@ class Site:
         (path / "runs").mkdir()
 
     def env(self, **settings) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES)
-               and k not in ("CONFIG", "OUTPUT", "OVERRIDES", "RESUME", "MAX_SEGMENTS",
-                             "CHAIN_SBATCH_ARGS")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_DROPPED_PREFIXES)
+            and k
+            not in ("CONFIG", "OUTPUT", "OVERRIDES", "RESUME", "MAX_SEGMENTS", "CHAIN_SBATCH_ARGS")
+        }
         env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
         if not (VENV_BIN / "pvmc").exists():
             env["PVMC_CMD"] = f"{sys.executable} -m parallel_vmc"
@@ -75,13 +99,13 @@ class Site:
         return env
 
     def sbatch(self, *args, **settings) -> str:
-        res = self.cluster.run(["sbatch", "--parsable", *args], cwd=self.work,
-                               env=self.env(**settings))
+        res = self.cluster.run(
+            ["sbatch", "--parsable", *args], cwd=self.work, env=self.env(**settings)
+        )
         return res.stdout.strip().split(";")[0]
 
     def slurm(self, *cmd, check=True) -> str:
-        return self.cluster.run(list(cmd), cwd=self.work, env=self.env(),
-                                check=check).stdout
+        return self.cluster.run(list(cmd), cwd=self.work, env=self.env(), check=check).stdout
 
     def job(self, ref: str) -> dict:
         """scontrol's fields of one job (JobState, ExitCode, Restarts, ...)."""
@@ -95,8 +119,9 @@ class Site:
             if info["JobState"] in DONE_STATES:
                 return info
             time.sleep(0.5)
-        raise AssertionError(f"job {ref} not done after {timeout} s: {self.job(ref)}\n"
-                             f"{self.cluster.logs()}")
+        raise AssertionError(
+            f"job {ref} not done after {timeout} s: {self.job(ref)}\n{self.cluster.logs()}"
+        )
 
     def wait_running(self, ref: str, timeout: float = 60) -> float:
         """Wait until the job runs; time.monotonic() when it was seen running."""
@@ -144,8 +169,7 @@ class Site:
 def site(cluster, tmp_path):
     s = Site(cluster, tmp_path)
     yield s
-    cluster.run(["scancel", "--full", "--user", os.environ.get("USER", "root")],
-                check=False)
+    cluster.run(["scancel", "--full", "--user", os.environ.get("USER", "root")], check=False)
 
 
 def exit_code(info: dict) -> int:
@@ -168,8 +192,13 @@ def read(path: Path, name: str) -> np.ndarray:
 
 def test_single_runs_on_every_task_with_the_mpi_the_template_chooses(site):
     """Defect 1: with MpiDefault=none plain srun gave two 'rank 0 of 1' copies."""
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:10:00", "jobs/single.sbatch",
-                      OUTPUT="runs/single.h5", OVERRIDES=SMALL)
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:10:00",
+        "jobs/single.sbatch",
+        OUTPUT="runs/single.h5",
+        OVERRIDES=SMALL,
+    )
     info = site.wait(job)
     log = site.log(f"slurm-pvmc-{job}.out")
     assert exit_code(info) == 0, log
@@ -180,13 +209,19 @@ def test_single_runs_on_every_task_with_the_mpi_the_template_chooses(site):
 
 
 def test_plain_srun_is_refused_before_any_file_is_written(site):
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:10:00", "jobs/single.sbatch",
-                      OUTPUT="runs/plain.h5", OVERRIDES=SMALL, PVMC_LAUNCH="srun")
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:10:00",
+        "jobs/single.sbatch",
+        OUTPUT="runs/plain.h5",
+        OVERRIDES=SMALL,
+        PVMC_LAUNCH="srun",
+    )
     info = site.wait(job)
     log = site.log(f"slurm-pvmc-{job}.out")
     assert exit_code(info) == 2, log
     assert "started this process as one of 2 tasks" in log and "srun --mpi=pmi2" in log
-    assert log.count("pvmc: error:") == 1, log         # one message, not one per task
+    assert log.count("pvmc: error:") == 1, log  # one message, not one per task
     assert "Traceback" not in log
     assert not (site.work / "runs" / "plain.h5").exists()
 
@@ -196,14 +231,20 @@ def test_plain_srun_is_refused_before_any_file_is_written(site):
 
 def test_every_array_task_gets_its_own_wall_time(site):
     """Defect 2: task 0 (job id = array id) asked squeue for the whole array."""
-    array = site.sbatch("--array=0-1", "--ntasks=1", "--time=00:10:00", "jobs/scan.sbatch",
-                        SCAN_VALUES="0.75 1.5", OVERRIDES=SMALL)
+    array = site.sbatch(
+        "--array=0-1",
+        "--ntasks=1",
+        "--time=00:10:00",
+        "jobs/scan.sbatch",
+        SCAN_VALUES="0.75 1.5",
+        OVERRIDES=SMALL,
+    )
     for task in (0, 1):
         info = site.wait(f"{array}_{task}")
         log = site.log(f"slurm-pvmc-scan-{array}_{task}.out")
         assert exit_code(info) == 0, log
         assert re.search(r"--max-walltime 00:0[6-7]:\d\d", log), log
-        assert f"job {array}_{task}," in log, log        # defect 7: not the task's job id
+        assert f"job {array}_{task}," in log, log  # defect 7: not the task's job id
     for value in ("0.75", "1.5"):
         assert status(site.work / "runs" / f"scan_system.omega_{value}.h5") == "completed"
 
@@ -218,24 +259,45 @@ def test_chain_over_segments_equals_an_uninterrupted_run(site):
     overrides = long_run(2500)
     ref = site.work / "runs" / "reference.h5"
     reference = subprocess.Popen(
-        ["mpiexec", "-n", str(RANKS), *site.env().get("PVMC_CMD", "pvmc").split(), "run",
-         "configs/quickstart.yaml", "-o", str(ref), "--quiet",
-         *[a for kv in overrides.split() for a in ("--set", kv)]],
-        cwd=site.work, env={k: v for k, v in site.env().items()
-                            if not k.startswith("SLURM_")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            "mpiexec",
+            "-n",
+            str(RANKS),
+            *site.env().get("PVMC_CMD", "pvmc").split(),
+            "run",
+            "configs/quickstart.yaml",
+            "-o",
+            str(ref),
+            "--quiet",
+            *[a for kv in overrides.split() for a in ("--set", kv)],
+        ],
+        cwd=site.work,
+        env={k: v for k, v in site.env().items() if not k.startswith("SLURM_")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     short = "--time=00:01:00 --signal=B:USR1@20"
-    first = site.sbatch(f"--ntasks={RANKS}", *short.split(), "jobs/chain.sbatch",
-                        OUTPUT="runs/chain.h5", OVERRIDES=overrides,
-                        CHAIN_SBATCH_ARGS=f"--ntasks={RANKS} {short}",
-                        PVMC_SIGNAL_LEAD=20, PVMC_MIN_WORK=20)
+    first = site.sbatch(
+        f"--ntasks={RANKS}",
+        *short.split(),
+        "jobs/chain.sbatch",
+        OUTPUT="runs/chain.h5",
+        OVERRIDES=overrides,
+        CHAIN_SBATCH_ARGS=f"--ntasks={RANKS} {short}",
+        PVMC_SIGNAL_LEAD=20,
+        PVMC_MIN_WORK=20,
+    )
     out = site.work / "runs" / "chain.h5"
     end = time.monotonic() + 420
     while time.monotonic() < end:
         jobs = site.jobs_named("pvmc-chain", first)
         infos = [site.job(j) for j in jobs]
-        if all(i["JobState"] in DONE_STATES for i in infos) and out.exists() \
-                and status(out) != "running":
+        if (
+            all(i["JobState"] in DONE_STATES for i in infos)
+            and out.exists()
+            and status(out) != "running"
+        ):
             break
         time.sleep(1)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
@@ -252,8 +314,13 @@ def test_chain_over_segments_equals_an_uninterrupted_run(site):
 
 def test_plain_scancel_stops_a_chain(site):
     """Defect 3: a cancelled segment checkpointed and submitted its successor."""
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:10:00", "jobs/chain.sbatch",
-                      OUTPUT="runs/cancel.h5", OVERRIDES=long_run(3000))
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:10:00",
+        "jobs/chain.sbatch",
+        OUTPUT="runs/cancel.h5",
+        OVERRIDES=long_run(3000),
+    )
     site.wait_for(site.work / "runs" / "cancel.h5.ckpt", job)
     time.sleep(1)
     site.slurm("scancel", job)
@@ -263,15 +330,20 @@ def test_plain_scancel_stops_a_chain(site):
     time.sleep(2)
     assert site.jobs_named("pvmc-chain", job) == [job], log
     assert "cancelled (scancel): the chain stops here" in log, log
-    assert "before the time limit" not in log                      # defect 7
+    assert "before the time limit" not in log  # defect 7
     assert status(site.work / "runs" / "cancel.h5") == "interrupted", log
 
 
 def requeued_mid_run(site: Site, template: str, output: str):
     """Submit jobs/TEMPLATE.sbatch on a run of ~10 s, requeue it once its first
     checkpoint exists, wait for the second attempt; (job id, scontrol fields, log)."""
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:10:00", f"jobs/{template}.sbatch",
-                      OUTPUT=output, OVERRIDES=long_run(800))
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:10:00",
+        f"jobs/{template}.sbatch",
+        OUTPUT=output,
+        OVERRIDES=long_run(800),
+    )
     site.wait_for(site.work / f"{output}.ckpt", job)
     time.sleep(1)
     info = site.requeue(job)
@@ -283,7 +355,7 @@ def test_requeued_chain_segment_runs_again_without_a_second_chain(site):
     """Defect 4: the requeued segment submitted a successor and then ran again."""
     job, info, log = requeued_mid_run(site, "chain", "runs/requeue.h5")
     assert exit_code(info) == 0, log
-    assert site.jobs_named("pvmc-chain", job) == [job], log        # no second chain
+    assert site.jobs_named("pvmc-chain", job) == [job], log  # no second chain
     assert "being requeued" in log and "attempt 2 of this job" in log, log
     assert "segment 1 completed the run (requeued: attempt 2" in log, log
     assert status(site.work / "runs" / "requeue.h5") == "completed"
@@ -294,7 +366,7 @@ def test_requeued_single_job_resumes_and_keeps_both_logs(site):
     its own file; the first attempt's log was overwritten."""
     job, info, log = requeued_mid_run(site, "single", "runs/req1.h5")
     assert exit_code(info) == 0, log
-    assert "restart 0:" in log and "restart 1:" in log, log        # both attempts kept
+    assert "restart 0:" in log and "restart 1:" in log, log  # both attempts kept
     assert "continuing the run with --resume" in log
     assert status(site.work / "runs" / "req1.h5") == "completed"
 
@@ -302,8 +374,13 @@ def test_requeued_single_job_resumes_and_keeps_both_logs(site):
 def test_chain_refuses_a_time_limit_that_leaves_no_work(site):
     """Defect 5: with --time=00:02:00 and the shipped @300 / 180 s the chain set
     --max-walltime 00:00:01 and went through 20 segments."""
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:02:00", "jobs/chain.sbatch",
-                      OUTPUT="runs/short.h5", OVERRIDES=SMALL)
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:02:00",
+        "jobs/chain.sbatch",
+        OUTPUT="runs/short.h5",
+        OVERRIDES=SMALL,
+    )
     info = site.wait(job)
     log = site.log(f"slurm-pvmc-chain-{job}.out")
     assert exit_code(info) == 2, log
@@ -322,9 +399,15 @@ def test_a_stop_signal_in_the_first_second_is_held_until_the_run_takes_it(site):
     the log shows the launch. The launcher is given (the one the template would
     choose), so that this test needs nothing but the signal handling."""
     from parallel_vmc.parallel import srun_mpi_option
-    job = site.sbatch(f"--ntasks={RANKS}", "--time=00:10:00", "jobs/single.sbatch",
-                      OUTPUT="runs/early.h5", OVERRIDES=long_run(800),
-                      PVMC_LAUNCH=f"srun {srun_mpi_option()}")
+
+    job = site.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=00:10:00",
+        "jobs/single.sbatch",
+        OUTPUT="runs/early.h5",
+        OVERRIDES=long_run(800),
+        PVMC_LAUNCH=f"srun {srun_mpi_option()}",
+    )
     log_path = site.work / f"slurm-pvmc-{job}.out"
     end = time.monotonic() + 60
     while not (log_path.exists() and " task(s)" in log_path.read_text()):
@@ -337,4 +420,4 @@ def test_a_stop_signal_in_the_first_second_is_held_until_the_run_takes_it(site):
     assert "held until it does" in log and "passed on to the run" in log, log
     assert status(site.work / "runs" / "early.h5") == "interrupted"
     assert "stopped cleanly (SIGUSR1)" in log
-    assert "srun: error" not in log                                # defect 7
+    assert "srun: error" not in log  # defect 7

@@ -2,30 +2,30 @@
 the Jastrow factor, a clear error beyond the explicit-matrix size, a stable solve; the
 sums O O^T that BLAS forms from the kernel's O rows, in one or in several kernel calls,
 still in the iteration's single Allreduce."""
+
 import io
 
 import h5py
 import numpy as np
 import pytest
-
 from conftest import make_config
-from parallel_vmc.sampling import estimators, samplers
-from parallel_vmc.sampling import kernels as K
+
 from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.config.vmc import from_dict
-from parallel_vmc.run.driver import Run
 from parallel_vmc.optimizers import sr
-from parallel_vmc.wavefunction import Layout
 from parallel_vmc.parallel import SerialComm
+from parallel_vmc.run.driver import Run
+from parallel_vmc.sampling import estimators, samplers
+from parallel_vmc.sampling import kernels as K
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
-from parallel_vmc.wavefunction import WaveFunction, compose
+from parallel_vmc.wavefunction import Layout, WaveFunction, compose
 
 
 def iterations_to_reach(path, level=3.08, k=10):
     """First iteration at which the mean of the last k iteration energies is < level."""
     with h5py.File(path) as h5:
-        e = h5["optimization/energy"][:int(h5["optimization/rows_written"][0])]
+        e = h5["optimization/energy"][: int(h5["optimization/rows_written"][0])]
     m = np.convolve(e, np.ones(k) / k, mode="valid")
     below = np.nonzero(m < level)[0]
     return below[0] + k if below.size else None
@@ -37,11 +37,19 @@ def test_sr_reaches_the_rbm_floor_in_fewer_iterations_than_adam(tmp_path):
     (measured: 28 vs 72)."""
     reached = {}
     for method in ("adam", "sr"):
-        cfg = make_config(tmp_path / f"{method}.h5", wavefunction={"hidden": 4},
-                          sampler={"walkers_per_rank": 16, "thermalization": 500},
-                          optimizer={"method": method, "learning_rate": 0.05,
-                                     "iterations": 120, "samples_per_iteration": 32768},
-                          production={"samples": 2**14}, seed=2026)
+        cfg = make_config(
+            tmp_path / f"{method}.h5",
+            wavefunction={"hidden": 4},
+            sampler={"walkers_per_rank": 16, "thermalization": 500},
+            optimizer={
+                "method": method,
+                "learning_rate": 0.05,
+                "iterations": 120,
+                "samples_per_iteration": 32768,
+            },
+            production={"samples": 2**14},
+            seed=2026,
+        )
         Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
         reached[method] = iterations_to_reach(cfg.output.path)
     assert reached["adam"] is not None and reached["sr"] is not None, reached
@@ -60,33 +68,45 @@ def test_sr_solve_is_the_regularised_newton_step_and_survives_a_singular_s():
     # Rank-one S without any shift: Cholesky fails, the eigen-solve still gives the
     # minimal-norm step in the range of S.
     v = rng.standard_normal(5)
-    theta, state = sr(np.zeros(5), v, {"step": 0, "fallbacks": 0}, 1.0, np.outer(v, v),
-                      0.0, 0.0)
+    theta, state = sr(np.zeros(5), v, {"step": 0, "fallbacks": 0}, 1.0, np.outer(v, v), 0.0, 0.0)
     assert state["fallbacks"] == 1 and np.all(np.isfinite(theta))
     np.testing.assert_allclose(theta, -0.5 * v / (v @ v), rtol=1e-8)
 
 
 def test_sr_refuses_more_parameters_than_the_explicit_matrix_allows():
-    raw = {"system": {"particles": 10, "dimensions": 3, "omega": 1.0,
-                      "statistics": "bosons"},
-           "wavefunction": {"hidden": 80}, "optimizer": {"method": "sr"}}
+    raw = {
+        "system": {"particles": 10, "dimensions": 3, "omega": 1.0, "statistics": "bosons"},
+        "wavefunction": {"hidden": 80},
+        "optimizer": {"method": "sr"},
+    }
     with pytest.raises(ConfigError, match="optimizer.method: sr builds the explicit"):
         from_dict(raw)
     raw["optimizer"]["method"] = "adam"
     from_dict(raw)
     # 20 fermions in 2D with 40 hidden units and the Jastrow factor: 1683 parameters
-    from_dict({"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
-               "wavefunction": {"hidden": 40, "jastrow": "pade"},
-               "optimizer": {"method": "sr"}})
+    from_dict(
+        {
+            "system": {"particles": 20, "dimensions": 2, "omega": 1.0},
+            "wavefunction": {"hidden": 40, "jastrow": "pade"},
+            "optimizer": {"method": "sr"},
+        }
+    )
 
 
 @pytest.mark.slow
 def test_sr_with_the_jastrow_factor_reaches_the_exact_energy(tmp_path):
-    cfg = make_config(tmp_path / "srj.h5", wavefunction={"hidden": 4, "jastrow": "pade"},
-                      sampler={"walkers_per_rank": 16, "thermalization": 1000},
-                      optimizer={"method": "sr", "learning_rate": 0.05, "iterations": 300,
-                                 "samples_per_iteration": 32768},
-                      production={"samples": 2**21})
+    cfg = make_config(
+        tmp_path / "srj.h5",
+        wavefunction={"hidden": 4, "jastrow": "pade"},
+        sampler={"walkers_per_rank": 16, "thermalization": 1000},
+        optimizer={
+            "method": "sr",
+            "learning_rate": 0.05,
+            "iterations": 300,
+            "samples_per_iteration": 32768,
+        },
+        production={"samples": 2**21},
+    )
     s = Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute().summary
     assert s["error"] < 1e-4
     assert 3.0 - 3 * s["error"] <= s["energy"] <= 3.000343 + 3 * s["error"], s
@@ -96,10 +116,13 @@ def sr_sampler(walkers=4, thermalization=100):
     """3 electrons in 2D, 3 hidden units and the Padé-Jastrow factor (every part's
     O_k), random RBM parameters of std 0.1, importance sampling; thermalised walkers.
     Returns (sampler, theta, walkers)."""
-    cfg = from_dict({"system": {"particles": 3, "dimensions": 2, "omega": 1.0,
-                                "statistics": "bosons"},
-                     "wavefunction": {"hidden": 3, "jastrow": "pade"},
-                     "optimizer": {"method": "sr"}})
+    cfg = from_dict(
+        {
+            "system": {"particles": 3, "dimensions": 2, "omega": 1.0, "statistics": "bosons"},
+            "wavefunction": {"hidden": 3, "jastrow": "pade"},
+            "optimizer": {"method": "sr"},
+        }
+    )
     system = System.from_config(cfg.system)
     wf = WaveFunction.from_config(cfg.wavefunction, system)
     theta = wf.layout.initial(0.1, np.random.default_rng(5), cfg.wavefunction.jastrow_beta)
@@ -111,7 +134,7 @@ def sr_sampler(walkers=4, thermalization=100):
 
 def oo_block(sums, n):
     """The sum O_k O_l region of iteration sums, (n, n)."""
-    return sums[estimators.S_HEADER + 2 * n:].reshape(n, n)
+    return sums[estimators.S_HEADER + 2 * n :].reshape(n, n)
 
 
 def assert_same_sums(got, ref):
@@ -146,7 +169,7 @@ def test_s_sums_equal_a_direct_per_sample_accumulation():
             ref_o += O
     assert got[estimators.S_COUNT] == 200
     assert_same_sums(oo_block(got, n), ref_oo)
-    o_sum = got[estimators.S_HEADER:estimators.S_HEADER + n]
+    o_sum = got[estimators.S_HEADER : estimators.S_HEADER + n]
     np.testing.assert_allclose(o_sum, ref_o, rtol=0, atol=1e-12 * np.abs(ref_o).max())
     np.testing.assert_array_equal(oo_block(got, n), oo_block(got, n).T)
 
@@ -182,8 +205,11 @@ def test_sr_iteration_is_one_allreduce_also_in_walker_groups(tmp_path, monkeypat
         return call(self, mode, *args, **kwargs)
 
     monkeypatch.setattr(Sampler, "_call", counted)
-    cfg = make_config(tmp_path / "g.h5", optimizer={"iterations": 3, "method": "sr"},
-                      sampler={"thermalization": 0})
+    cfg = make_config(
+        tmp_path / "g.h5",
+        optimizer={"iterations": 3, "method": "sr"},
+        sampler={"thermalization": 0},
+    )
     comm = SerialComm()
     run = Run(cfg, comm, progress=False)
     before, modes[:] = comm.allreduce_calls, []
@@ -198,8 +224,12 @@ def test_preflight_counts_one_calls_o_rows_within_the_budget():
     scale), 2048 sweeps per walker on one rank (27.6 MB of rows a walker): rows within
     O_ROWS_BUDGET, plus O^T O."""
     from parallel_vmc.run.preflight import Sizes
-    raw = {"system": {"particles": 20, "dimensions": 2, "omega": 1.0},
-           "wavefunction": {"hidden": 40, "jastrow": "pade"}, "optimizer": {"method": "sr"}}
+
+    raw = {
+        "system": {"particles": 20, "dimensions": 2, "omega": 1.0},
+        "wavefunction": {"hidden": 40, "jastrow": "pade"},
+        "optimizer": {"method": "sr"},
+    }
     sr_sizes = Sizes(from_dict(raw), 1)
     raw["optimizer"]["method"] = "adam"
     adam_sizes = Sizes(from_dict(raw), 1)

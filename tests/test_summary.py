@@ -3,6 +3,7 @@ numbers of the formula it replaced (``analysis.summarize_chains`` of the whole s
 rank 0): serially, for chains split over groups, under `mpiexec -n 2`, and for a run
 whose summary is made by a resumed process from the file. Plus the production
 writer's choice (``parallel_vmc.writer``) and, where h5py has MPI, the MPI-IO writer."""
+
 from __future__ import annotations
 
 import os
@@ -11,16 +12,19 @@ import tempfile
 import h5py
 import numpy as np
 import pytest
-
-from analysis import summarize_chains
-from parallel_vmc.stats.autocorr import (autocovariance_sums, integrated_time, time_from_autocovariance)
-from parallel_vmc.stats.chains import rhat_from_half_sums, split_half_sums, split_rhat
-from parallel_vmc.run import summary
-from parallel_vmc.runfile import writer
-from parallel_vmc.parallel import SerialComm, row_counts
-
 from analysis_fixtures import ar1
 from conftest import make_config, run_config
+
+from analysis import summarize_chains
+from parallel_vmc.parallel import SerialComm, row_counts
+from parallel_vmc.run import summary
+from parallel_vmc.runfile import writer
+from parallel_vmc.stats.autocorr import (
+    autocovariance_sums,
+    integrated_time,
+    time_from_autocovariance,
+)
+from parallel_vmc.stats.chains import rhat_from_half_sums, split_half_sums, split_rhat
 
 RTOL = 1e-12
 
@@ -28,11 +32,19 @@ RTOL = 1e-12
 def old_summary(x: np.ndarray, acceptance: float) -> dict:
     """The summary as the driver made it before (rank 0 read the whole series)."""
     s = summarize_chains(x)
-    return {"energy": s.mean, "error": s.error, "error_bootstrap": s.error_bootstrap,
-            "variance": s.variance, "tau_int": s.tau_int, "n_eff": s.n_eff,
-            "n_samples": s.n_samples, "rhat": s.rhat,
-            "blocking_level": s.blocking.level, "n_chains": x.shape[0],
-            "acceptance": acceptance}
+    return {
+        "energy": s.mean,
+        "error": s.error,
+        "error_bootstrap": s.error_bootstrap,
+        "variance": s.variance,
+        "tau_int": s.tau_int,
+        "n_eff": s.n_eff,
+        "n_samples": s.n_samples,
+        "rhat": s.rhat,
+        "blocking_level": s.blocking.level,
+        "n_chains": x.shape[0],
+        "acceptance": acceptance,
+    }
 
 
 def assert_same(new: dict, old: dict) -> None:
@@ -67,10 +79,15 @@ def test_reductions_add_up_over_groups_of_chains():
     x = chains(7)
     e = x.mean()
     parts = [x[:3], x[3:4], x[4:]]
-    assert np.allclose(sum(summary.mean_sums(p) for p in parts), summary.mean_sums(x),
-                       rtol=1e-13, atol=0)
-    assert np.allclose(sum(summary.chain_sums(p, e) for p in parts),
-                       summary.chain_sums(x, e), rtol=1e-11, atol=1e-9)
+    assert np.allclose(
+        sum(summary.mean_sums(p) for p in parts), summary.mean_sums(x), rtol=1e-13, atol=0
+    )
+    assert np.allclose(
+        sum(summary.chain_sums(p, e) for p in parts),
+        summary.chain_sums(x, e),
+        rtol=1e-11,
+        atol=1e-9,
+    )
 
 
 def test_pieces_equal_the_analysis_functions():
@@ -78,13 +95,14 @@ def test_pieces_equal_the_analysis_functions():
     n = x.shape[1]
     ac = time_from_autocovariance(autocovariance_sums(x) / x.size, x.shape[0])
     assert ac.tau == pytest.approx(integrated_time(x).tau, rel=RTOL)
-    assert rhat_from_half_sums(split_half_sums(x, x.mean()), 5, n) == \
-        pytest.approx(split_rhat(x), rel=RTOL)
+    assert rhat_from_half_sums(split_half_sums(x, x.mean()), 5, n) == pytest.approx(
+        split_rhat(x), rel=RTOL
+    )
     assert np.isnan(rhat_from_half_sums(split_half_sums(x[:1], 3.0), 1, n))
 
 
 def test_row_counts_cover_the_rows_in_rank_order():
-    assert row_counts(64, 4) == [16] * 4           # rank*W .. rank*W+W-1
+    assert row_counts(64, 4) == [16] * 4  # rank*W .. rank*W+W-1
     assert row_counts(5, 2) == [2, 3] and sum(row_counts(7, 3)) == 7
     assert row_counts(1, 3) == [0, 0, 1]
 
@@ -104,9 +122,9 @@ def test_run_summary_equals_the_old_formula_on_its_file(tmp_path):
 def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
     """A process that fails in the summary leaves a checkpoint at 'finish'; the one that
     resumes makes the summary from the series an earlier process wrote."""
-    from parallel_vmc.runfile import checkpoint as ckpt
     from parallel_vmc.run import driver
     from parallel_vmc.run.driver import Run
+    from parallel_vmc.runfile import checkpoint as ckpt
 
     cfg = make_config(tmp_path / "run.h5")
 
@@ -123,13 +141,16 @@ def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
     with h5py.File(cfg.output.path) as h5:
         x = h5["production/local_energy"][...]
         assert h5.attrs["status"].decode().startswith("completed")
-    assert_same({k: result.summary[k] for k in old_summary(x, 0.0)},
-                old_summary(x, result.summary["acceptance"]))
+    assert_same(
+        {k: result.summary[k] for k in old_summary(x, 0.0)},
+        old_summary(x, result.summary["acceptance"]),
+    )
 
 
 # --------------------------------------------------------------------- under MPI
 def _world():
     from parallel_vmc.parallel import world
+
     comm = world()
     assert comm.size >= 2, "run these tests with mpiexec -n 2"
     return comm
@@ -142,8 +163,8 @@ def test_mpi_summary_equals_the_old_formula(n_chains):
     comm = _world()
     x = chains(n_chains)
     counts = row_counts(n_chains, comm.size)
-    first = sum(counts[:comm.rank])
-    new = summary.summarize(comm, x[first:first + counts[comm.rank]], 0.25)
+    first = sum(counts[: comm.rank])
+    new = summary.summarize(comm, x[first : first + counts[comm.rank]], 0.25)
     if comm.rank == 0:
         assert_same(new, old_summary(x, 0.25))
     else:
@@ -179,12 +200,13 @@ def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
     import io
     import signal
 
+    from parallel_vmc.run.driver import Run, RunInterrupted
     from parallel_vmc.runfile import checkpoint as ckpt
     from parallel_vmc.sampling import samplers
-    from parallel_vmc.run.driver import Run, RunInterrupted
+
     comm = _world()
     d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpi-") if comm.rank == 0 else None)
-    sections = {"production": {"samples": 80000}}     # 3 units of work per chain
+    sections = {"production": {"samples": 80000}}  # 3 units of work per chain
     ref = run_config(make_config(os.path.join(d, "ref.h5"), **sections), comm)
     cfg = make_config(os.path.join(d, "stop.h5"), **sections)
     original, calls = samplers.Sampler.produce, []
@@ -194,6 +216,7 @@ def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
         if len(calls) == 2 and comm.rank == 0:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, *args)
+
     monkeypatch.setattr(samplers.Sampler, "produce", produce)
     with pytest.raises(RunInterrupted):
         Run(cfg, comm, stream=io.StringIO(), progress=False).execute()
@@ -208,8 +231,7 @@ def test_mpi_production_stopped_and_resumed_gives_the_same_file(monkeypatch):
     with h5py.File(os.path.join(d, "ref.h5")) as a, h5py.File(cfg.output.path) as b:
         assert b.attrs["status"].decode() == "completed"
         assert b["production"].attrs["writer"] == writer.production_writer(comm.size)
-        assert np.array_equal(a["production/local_energy"][...],
-                              b["production/local_energy"][...])
+        assert np.array_equal(a["production/local_energy"][...], b["production/local_energy"][...])
     assert result.summary["energy"] == ref.summary["energy"]
     assert result.summary["error"] == ref.summary["error"]
 
@@ -236,7 +258,7 @@ def test_writers_used_lists_each_writer_that_left_samples():
     assert writer.writers_used("gather", "mpio", 0) == "mpio"
     assert writer.writers_used("gather", "mpio", 64) == "gather,mpio"
     assert writer.writers_used("gather,mpio", "mpio", 64) == "gather,mpio"
-    assert writer.writers_used(None, "mpio", 64) == "gather,mpio"    # an older file
+    assert writer.writers_used(None, "mpio", 64) == "gather,mpio"  # an older file
 
 
 @pytest.mark.mpi(min_size=2)
@@ -248,8 +270,9 @@ def test_mpio_writer_run_reads_back_with_checksums():
         pytest.skip("h5py is not built with MPI (PyPI's wheels): the gather writes")
     comm = _world()
     d = comm.bcast(tempfile.mkdtemp(prefix="pvmc-mpio-") if comm.rank == 0 else None)
-    cfg = make_config(os.path.join(d, "m.h5"), production={"samples": 8192,
-                                                           "store_components": True})
+    cfg = make_config(
+        os.path.join(d, "m.h5"), production={"samples": 8192, "store_components": True}
+    )
     result = run_config(cfg, comm)
     comm.barrier()
     if comm.rank == 0:
@@ -272,23 +295,24 @@ def test_parallel_series_writes_each_ranks_rows_collectively(tmp_path_factory):
     from parallel_vmc.runfile import schema as S
     from parallel_vmc.runfile.hdf5io import in_use, preallocated
     from parallel_vmc.runfile.output import _allocated
+
     comm = _world()
     W, n, unit = 4, 200, 64
-    path = comm.bcast(str(tmp_path_factory.mktemp("ps") / "p.h5") if comm.rank == 0
-                      else None)
+    path = comm.bcast(str(tmp_path_factory.mktemp("ps") / "p.h5") if comm.rank == 0 else None)
     if comm.rank == 0:
         with h5py.File(path, "w") as h5:
             prod = h5.create_group(S.PRODUCTION)
             _allocated(prod, S.SAMPLES_WRITTEN, (1,), "i8", fill=0)
             preallocated(prod, S.LOCAL_ENERGY, (comm.size * W, n), "f8", chunks=(W, unit))
     comm.barrier()
-    ps = writer.ParallelSeries(path, comm, (S.LOCAL_ENERGY,),
-                               slice(comm.rank * W, (comm.rank + 1) * W))
+    ps = writer.ParallelSeries(
+        path, comm, (S.LOCAL_ENERGY,), slice(comm.rank * W, (comm.rank + 1) * W)
+    )
     if comm.rank == 0:
         assert in_use(path)
     expected = np.arange(comm.size * W * n, dtype=float).reshape(comm.size * W, n)
     for start in range(0, n, unit):
-        mine = expected[comm.rank * W:(comm.rank + 1) * W, start:start + unit]
+        mine = expected[comm.rank * W : (comm.rank + 1) * W, start : start + unit]
         ps.write(start, {S.LOCAL_ENERGY: mine})
         ps.flush()
     ps.close()

@@ -1,6 +1,7 @@
 """vector_width.prefer_wide_vectors: the LLVM attribute goes on the function that asks
 for it and nowhere else, and a wide hidden layer's move ratio has the same bits with
 512-bit vectors as without (vectorising reorders no sum)."""
+
 import numpy as np
 import pytest
 from numba import njit
@@ -9,10 +10,10 @@ from numba.core.errors import TypingError
 from parallel_vmc.jit.vector_width import WIDTH_ATTRIBUTE, prefer_wide_vectors
 from parallel_vmc.wavefunction import rbm
 
-P, D, H = 20, 2, 40      # a fermion scan's widest case: H >= rbm.WIDEST_LAYER
+P, D, H = 20, 2, 40  # a fermion scan's widest case: H >= rbm.WIDEST_LAYER
 
 
-@njit(error_model="numpy", fastmath={"contract"})    # as the kernel
+@njit(error_model="numpy", fastmath={"contract"})  # as the kernel
 def ratios(theta, prm, x, steps, out):
     """(log_q, factor) of rbm.move_ratio for each step (n, D) of particle k % P from x,
     the proposal committed every third move; compiled for 512-bit vectors when
@@ -31,7 +32,7 @@ def ratios(theta, prm, x, steps, out):
 
 def wide_rbm(widest):
     prm = rbm.params(0, P * D, H, 0.7, 0.7, "sqrt", D)
-    assert prm.widest is True               # the default for H = 40
+    assert prm.widest is True  # the default for H = 40
     return prm._replace(widest=widest)
 
 
@@ -55,12 +56,12 @@ def test_same_bits_with_wide_vectors():
         out[widest] = np.empty((steps.shape[0], 2))
         ratios(theta, wide_rbm(widest), x.copy(), steps, out[widest])
     assert np.all(np.isfinite(out[True]))
-    assert np.array_equal(out[True], out[None])      # bit for bit
+    assert np.array_equal(out[True], out[None])  # bit for bit
     # and they are the ratios of psi itself (the part's full ln psi at both points)
     prm = wide_rbm(None)
     k = 0
     xn = x.copy()
-    xn[k * D:(k + 1) * D] += steps[0]
+    xn[k * D : (k + 1) * D] += steps[0]
     log_ratio = 2.0 * (rbm.log_psi(theta, prm, xn, D) - rbm.log_psi(theta, prm, x, D))
     assert np.log(out[True][0, 1]) + out[True][0, 0] == pytest.approx(log_ratio, abs=1e-10)
 

@@ -1,6 +1,7 @@
 """A second ``pvmc run`` compiles nothing: every jitted function it calls comes from
 numba's on-disk cache (the kernels take no jitted functions as arguments, which would
 defeat that cache, and the cache key follows the sources; ``jit_cache.py``)."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,16 @@ import sys
 from conftest import ROOT, subprocess_env
 
 CONFIG = pathlib.Path(ROOT) / "configs" / "quickstart.yaml"
-SHORT = ["--set", "sampler.thermalization=100", "--set", "optimizer.iterations=3",
-         "--set", "optimizer.samples_per_iteration=1024", "--set", "production.samples=4096"]
+SHORT = [
+    "--set",
+    "sampler.thermalization=100",
+    "--set",
+    "optimizer.iterations=3",
+    "--set",
+    "optimizer.samples_per_iteration=1024",
+    "--set",
+    "production.samples=4096",
+]
 
 # Runs `pvmc run` in this process and prints, at exit, the numba cache statistics of
 # every jitted function of the package: {"hits": n, "misses": n}.
@@ -39,19 +48,31 @@ sys.exit(main(sys.argv[1:]))
 
 def run_once(tmp_path, name, cache_dir) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, "run", str(CONFIG), "-o", str(tmp_path / name),
-         "--quiet", *SHORT],
-        env=subprocess_env(NUMBA_CACHE_DIR=str(cache_dir)), capture_output=True, text=True,
-        timeout=900)
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            "run",
+            str(CONFIG),
+            "-o",
+            str(tmp_path / name),
+            "--quiet",
+            *SHORT,
+        ],
+        env=subprocess_env(NUMBA_CACHE_DIR=str(cache_dir)),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     line = next(s for s in out.stdout.splitlines() if s.startswith("JIT-STATS "))
-    return json.loads(line[len("JIT-STATS "):]), out.stdout
+    return json.loads(line[len("JIT-STATS ") :]), out.stdout
 
 
 def test_second_run_loads_every_kernel_from_the_cache(tmp_path):
     cache = tmp_path / "numba-cache"
     first, _ = run_once(tmp_path, "first.h5", cache)
-    assert first["misses"] > 0            # a fresh cache: the first run compiles
+    assert first["misses"] > 0  # a fresh cache: the first run compiles
     second, text = run_once(tmp_path, "second.h5", cache)
     assert second["misses"] == 0, second
     assert second["hits"] > 0

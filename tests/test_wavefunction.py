@@ -1,12 +1,13 @@
 """The RBM part beyond the generic part tests (test_parts.py): ln psi is the log of the
 RBM marginal, the scalar helpers do not overflow, the exact width; the potential by
 hand; the parameter layout."""
+
 import numpy as np
 import pytest
 
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.wavefunction import rbm
 from parallel_vmc.system import System, potential_energy
+from parallel_vmc.wavefunction import rbm
 
 
 def test_log_psi_is_log_of_rbm_marginal():
@@ -18,9 +19,9 @@ def test_log_psi_is_log_of_rbm_marginal():
     a, b, W = layout.split(theta)
     x = rng.standard_normal(M)
     total = 0.0
-    for bits in range(2 ** N):
+    for bits in range(2**N):
         h = np.array([(bits >> j) & 1 for j in range(N)], dtype=float)
-        energy = (np.sum((x - a) ** 2) * inv_s2 / 2 - b @ h - x @ W @ h * inv_s2)
+        energy = np.sum((x - a) ** 2) * inv_s2 / 2 - b @ h - x @ W @ h * inv_s2
         total += np.exp(-energy)
     prm = rbm.params(0, M, N, 0.8, 0.8, "sqrt", 2)
     assert 2 * rbm.log_psi(theta, prm, x, 2) == pytest.approx(np.log(total), rel=1e-12)

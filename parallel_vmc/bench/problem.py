@@ -1,6 +1,7 @@
 """The benchmark's problem: its parameters and walkers, as the C references set them
 up, and the timing of one kernel call (shared by the ns-per-move and the efficiency
 benchmarks)."""
+
 from __future__ import annotations
 
 import time
@@ -10,10 +11,10 @@ import numpy as np
 from ..sampling import kernels as K
 from .options import BenchInputError
 
-FERMION_THERMALIZATION = 2000   # untimed sweeps, the first half tuning: as slater_vmc_ref.c
-FERMION_TARGET = 0.5            # its target acceptance
-REF_PARAM_SCALE = 0.01          # its RBM parameters ~ N(0, 0.01^2)
-REF_JASTROW_BETA = 0.5          # its Padé-Jastrow beta (both pair kinds)
+FERMION_THERMALIZATION = 2000  # untimed sweeps, the first half tuning: as slater_vmc_ref.c
+FERMION_TARGET = 0.5  # its target acceptance
+REF_PARAM_SCALE = 0.01  # its RBM parameters ~ N(0, 0.01^2)
+REF_JASTROW_BETA = 0.5  # its Padé-Jastrow beta (both pair kinds)
 
 
 def theta_for(cfg, wf, fermion: bool) -> np.ndarray:
@@ -47,8 +48,10 @@ def time_kernel(sampler, theta, walkers, sweeps, mode, obs_layout=None) -> float
 def fermion_setup(cfg, scan: bool, ref_fermions: bool) -> bool:
     """Whether ours runs the fermion reference's problem (see the module docstring)."""
     from ..wavefunction.layout import needs_determinants
+
     return cfg.system.statistics == "fermions" and (
-        needs_determinants(cfg.system) or scan or ref_fermions)
+        needs_determinants(cfg.system) or scan or ref_fermions
+    )
 
 
 def setup(args, comm, cfg, fermion: bool):
@@ -57,19 +60,33 @@ def setup(args, comm, cfg, fermion: bool):
     from ..sampling.samplers import Sampler, Walkers
     from ..system import System
     from ..wavefunction import WaveFunction
+
     try:
         system = System.from_config(cfg.system)
         wf = WaveFunction.from_config(cfg.wavefunction, system)
         theta = theta_for(cfg, wf, fermion)
-        sampler = Sampler(cfg.sampler.method, cfg.sampler.step, system, wf,
-                          target=target_acceptance(cfg, fermion),
-                          drift_limit=cfg.sampler.drift_limit)
-        walkers = Walkers.start(cfg.seed, comm.rank * args.walkers, args.walkers,
-                                system.n_coords, wf.sigma, system.dimensions,
-                                system.kernel_params().hard_core)
-    except (MemoryError, ValueError) as exc:   # ValueError: numpy's 'array is too big'
-        raise BenchInputError(f"the problem (particles, hidden units, --walkers "
-                              f"{args.walkers}) is too large for this machine ({exc})") from None
+        sampler = Sampler(
+            cfg.sampler.method,
+            cfg.sampler.step,
+            system,
+            wf,
+            target=target_acceptance(cfg, fermion),
+            drift_limit=cfg.sampler.drift_limit,
+        )
+        walkers = Walkers.start(
+            cfg.seed,
+            comm.rank * args.walkers,
+            args.walkers,
+            system.n_coords,
+            wf.sigma,
+            system.dimensions,
+            system.kernel_params().hard_core,
+        )
+    except (MemoryError, ValueError) as exc:  # ValueError: numpy's 'array is too big'
+        raise BenchInputError(
+            f"the problem (particles, hidden units, --walkers "
+            f"{args.walkers}) is too large for this machine ({exc})"
+        ) from None
     return theta, sampler, walkers
 
 
@@ -77,6 +94,7 @@ def target_acceptance(cfg, fermion: bool) -> float:
     """Acceptance the step is tuned to: the fermion reference's 50 % for its Metropolis,
     else the config's sampler.target_acceptance, else the sampler's default."""
     from ..sampling.samplers import DEFAULT_TARGET
+
     method = cfg.sampler.method
     if fermion and method == "metropolis":
         return FERMION_TARGET

@@ -3,9 +3,10 @@ it gives: the one home of these formulas (``pvmc bench --allreduce`` and ``pvmc 
 --scaling`` print from here, the README's table comes from them).
 
 Allreduce algorithms (Thakur, Rabenseifner & Gropp, "Optimization of Collective
-Communication Operations in MPICH", IJHPCA 19(1), 2005: MPICH's classic choice by
-message size; a given library may choose others, this is the model): with ``p = ceil(log2 R)`` steps, per-message latency alpha (s), inverse
-bandwidth beta (s/byte) and local reduction cost gamma (s/byte),
+Communication Operations in MPICH", IJHPCA 19(1), 2005: MPICH's classic choice by message
+size; a given library may choose others, this is the model): with ``p = ceil(log2 R)``
+steps, per-message latency alpha (s), inverse bandwidth beta (s/byte) and local reduction
+cost gamma (s/byte),
 
 * short messages (``n_bytes <= SHORT_MESSAGE_BYTES``): recursive doubling,
   ``t = p (alpha + n beta + n gamma)``;
@@ -23,20 +24,26 @@ adds software overhead: OSU osu_latency over HDR is about 1 us, e.g. Azure HBv3
 table takes the MPI-level 1.2 us as alpha. gamma is this machine's: ``bench``
 measures it (numpy adding two buffers).
 """
+
 from __future__ import annotations
 
 import math
 
-SHORT_MESSAGE_BYTES = 2048       # MPICH's default switch to Rabenseifner (cvar
-                                 # MPIR_CVAR_ALLREDUCE_SHORT_MSG_SIZE)
-HDR_LATENCY = 1.2e-6             # s, MPI-level osu_latency over HDR (Azure HBv3 page)
-HDR_ADAPTER_LATENCY = 0.6e-6     # s, ConnectX-6 adapter (NVIDIA manual)
-HDR_BANDWIDTH = 200e9 / 8        # bytes/s: 200 Gb/s per port (NVIDIA manual)
+SHORT_MESSAGE_BYTES = 2048  # MPICH's default switch to Rabenseifner (cvar
+# MPIR_CVAR_ALLREDUCE_SHORT_MSG_SIZE)
+HDR_LATENCY = 1.2e-6  # s, MPI-level osu_latency over HDR (Azure HBv3 page)
+HDR_ADAPTER_LATENCY = 0.6e-6  # s, ConnectX-6 adapter (NVIDIA manual)
+HDR_BANDWIDTH = 200e9 / 8  # bytes/s: 200 Gb/s per port (NVIDIA manual)
 RANK_COUNTS = (100, 1000, 10000)
 
 
-def allreduce_seconds(n_bytes: float, ranks: int, alpha: float = HDR_LATENCY,
-                      bandwidth: float = HDR_BANDWIDTH, gamma: float = 0.0) -> float:
+def allreduce_seconds(
+    n_bytes: float,
+    ranks: int,
+    alpha: float = HDR_LATENCY,
+    bandwidth: float = HDR_BANDWIDTH,
+    gamma: float = 0.0,
+) -> float:
     """Model time of one Allreduce of n_bytes over `ranks` ranks (module docstring);
     0 on one rank."""
     if ranks <= 1:
@@ -62,8 +69,9 @@ def weak_efficiency(t_sweeps: float, t_serial: float, t_allreduce: float) -> flo
     return t1 / (t1 + t_allreduce)
 
 
-def strong_efficiency(t_sweep: float, t_serial: float, t_allreduce: float, total: int,
-                      ranks: int, walkers: int) -> float:
+def strong_efficiency(
+    t_sweep: float, t_serial: float, t_allreduce: float, total: int, ranks: int, walkers: int
+) -> float:
     """E = T(1) / (R T(R)) at a fixed total of samples per iteration. t_sweep: one sweep
     of one rank's walkers (s); the sampling divides over the ranks, t_serial does not
     (Amdahl), and the Allreduce is added."""

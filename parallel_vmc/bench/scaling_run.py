@@ -9,6 +9,7 @@ measured is stored; the interconnect constants are :mod:`scaling`'s published on
 * ``CONFIG --production-at R``: the production ns/move here, and what production on R
   ranks asks of rank 0 (memory, file, write rate).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,13 +19,14 @@ import time
 
 import numpy as np
 
+from ..control import N_FLAGS
 from ..sampling import estimators
 from . import scaling_model as scaling
-from ..control import N_FLAGS
 
-MAX_DOUBLES = 2**27      # 1 GiB per buffer; the Allreduce holds two
-ALLREDUCE_ALLOWED = (f"allowed: comma-separated buffer lengths in doubles, each 1 .. "
-                     f"{MAX_DOUBLES}, e.g. 63,2835870")
+MAX_DOUBLES = 2**27  # 1 GiB per buffer; the Allreduce holds two
+ALLREDUCE_ALLOWED = (
+    f"allowed: comma-separated buffer lengths in doubles, each 1 .. {MAX_DOUBLES}, e.g. 63,2835870"
+)
 
 
 def parse_sizes(text: str) -> list:
@@ -49,7 +51,7 @@ def time_allreduce(comm, n: int, repeats: int) -> list:
     """Seconds of `repeats` Allreduces of n doubles, each the slowest rank's time
     (the collective ends for all when the last rank has its result)."""
     buf = np.ones(n)
-    comm.allreduce_sum(buf)                         # first touch, connection set-up
+    comm.allreduce_sum(buf)  # first touch, connection set-up
     times = []
     for _ in range(repeats):
         comm.barrier()
@@ -71,8 +73,10 @@ def cmd_allreduce(args, comm, say) -> int:
     ranks; median, min, max per length."""
     sizes = parse_sizes(args.allreduce)
     where = oversubscription(comm)
-    say(f"Allreduce (MPI_SUM, float64) on {comm.size} rank(s) ({comm.library}), {where}; "
-        f"{args.allreduce_repeats} timed calls per size, each the slowest rank's")
+    say(
+        f"Allreduce (MPI_SUM, float64) on {comm.size} rank(s) ({comm.library}), {where}; "
+        f"{args.allreduce_repeats} timed calls per size, each the slowest rank's"
+    )
     say(f"{'doubles':>10} {'bytes':>12}  {'median [min, max] us':>28}")
     for n in sizes:
         times = time_allreduce(comm, n, args.allreduce_repeats)
@@ -106,23 +110,26 @@ def time_driver_iterations(cfg, comm, walkers_per_rank: int, repeats: int):
 
     from ..run.driver import Run
     from ..run.report import Progress
+
     workdir = tempfile.mkdtemp(prefix="pvmc-bench-")
     try:
         out = dataclasses.replace(cfg.output, path=os.path.join(workdir, "bench.h5"))
         sampler = dataclasses.replace(cfg.sampler, walkers_per_rank=walkers_per_rank)
-        optimizer = dataclasses.replace(cfg.optimizer, iterations=max(
-            repeats + 1, cfg.optimizer.iterations))
-        run = Run(cfg.replace(output=out, sampler=sampler, optimizer=optimizer), comm,
-                  progress=False)
+        optimizer = dataclasses.replace(
+            cfg.optimizer, iterations=max(repeats + 1, cfg.optimizer.iterations)
+        )
+        run = Run(
+            cfg.replace(output=out, sampler=sampler, optimizer=optimizer), comm, progress=False
+        )
         run.open_file()
         run.sampler.load_kernel(run.state.theta, run.walkers)
         run.thermalize()
         progress = Progress(optimizer.iterations, "optimise", 1e9, enabled=False)
-        run._iteration(progress)                        # warm up: first write, caches
+        run._iteration(progress)  # warm up: first write, caches
         sampling = []
         accumulate = run.sampler.accumulate
 
-        def timed(*a, **kw):                            # the sampling, inside the driver
+        def timed(*a, **kw):  # the sampling, inside the driver
             t = time.perf_counter()
             out = accumulate(*a, **kw)
             sampling.append(time.perf_counter() - t)
@@ -141,39 +148,51 @@ def time_driver_iterations(cfg, comm, walkers_per_rank: int, repeats: int):
 
 
 def _ms(values) -> str:
-    return (f"{1e3 * statistics.median(values):8.3f} ms [{1e3 * min(values):.3f}, "
-            f"{1e3 * max(values):.3f}]")
+    return (
+        f"{1e3 * statistics.median(values):8.3f} ms [{1e3 * min(values):.3f}, "
+        f"{1e3 * max(values):.3f}]"
+    )
 
 
 def cmd_scaling(args, comm, cfg, say) -> int:
     """Measure this config's driver iteration on one rank and print the model's weak
     and strong parallel efficiency at scaling.RANK_COUNTS."""
-    from ..wavefunction import WaveFunction
     from ..system import System
+    from ..wavefunction import WaveFunction
+
     opt, W = cfg.optimizer, args.walkers
     total = opt.samples_per_iteration
     sweeps = scaling.sweeps_per_walker(total, 1, W)
     whole, sampling = time_driver_iterations(cfg, comm, W, args.repeats)
     rest = [w - s for w, s in zip(whole, sampling)]
     t_sweeps, t_serial = statistics.median(sampling), statistics.median(rest)
-    n_params = WaveFunction.from_config(cfg.wavefunction, System.from_config(
-        cfg.system)).layout.n_params
+    n_params = WaveFunction.from_config(
+        cfg.wavefunction, System.from_config(cfg.system)
+    ).layout.n_params
     n_buf = estimators.iteration_size(n_params, opt.method == "sr") + N_FLAGS
     gamma = measure_gamma(n_buf)
-    say(f"optimisation iteration: {opt.method}, {n_params} parameters, {total} samples on "
+    say(
+        f"optimisation iteration: {opt.method}, {n_params} parameters, {total} samples on "
         f"1 rank x {W} walkers ({sweeps} sweeps each); {args.repeats} iterations, median "
-        f"[min, max]:")
+        f"[min, max]:"
+    )
     say(f"  whole iteration (driver)       {_ms(whole)}")
-    say(f"  sampling{' + O^T O' if opt.method == 'sr' else '        '} (divides)     "
-        f"{_ms(sampling)}")
+    say(
+        f"  sampling{' + O^T O' if opt.method == 'sr' else '        '} (divides)     "
+        f"{_ms(sampling)}"
+    )
     say(f"  the rest (every rank, whole)   {_ms(rest)}")
-    say(f"Allreduce buffer {n_buf} doubles ({8 * n_buf / 1e6:.3f} MB, {N_FLAGS} control "
+    say(
+        f"Allreduce buffer {n_buf} doubles ({8 * n_buf / 1e6:.3f} MB, {N_FLAGS} control "
         f"flags included); model: {_model_text(8 * n_buf)}; alpha "
         f"{1e6 * scaling.HDR_LATENCY:.1f} us, {scaling.HDR_BANDWIDTH / 1e9:.0f} GB/s "
         f"(InfiniBand HDR, sources in scaling.py), gamma {1e9 * gamma:.3f} ns/byte "
-        f"(measured here)")
-    say(f"{'ranks':>6} {'t_allreduce':>12} {'weak E':>7} {'strong: sweeps':>15} "
-        f"{'samples':>9} {'t_iter':>10} {'E':>7}")
+        f"(measured here)"
+    )
+    say(
+        f"{'ranks':>6} {'t_allreduce':>12} {'weak E':>7} {'strong: sweeps':>15} "
+        f"{'samples':>9} {'t_iter':>10} {'E':>7}"
+    )
     for R in scaling.RANK_COUNTS:
         say(_row(R, 8 * n_buf, gamma, t_sweeps / sweeps, t_serial, total, W))
     return 0
@@ -188,18 +207,20 @@ def _model_text(n_bytes: float) -> str:
 def _row(R, n_bytes, gamma, t_sweep, t_serial, total, W) -> str:
     """One line of the table for R ranks (t_sweep: one sweep of one rank's walkers)."""
     t_ar = scaling.allreduce_seconds(n_bytes, R, gamma=gamma)
-    weak = scaling.weak_efficiency(t_sweep * scaling.sweeps_per_walker(total, 1, W),
-                                   t_serial, t_ar)
+    weak = scaling.weak_efficiency(t_sweep * scaling.sweeps_per_walker(total, 1, W), t_serial, t_ar)
     k = scaling.sweeps_per_walker(total, R, W)
     strong = scaling.strong_efficiency(t_sweep, t_serial, t_ar, total, R, W)
     t_iter = t_sweep * k + t_serial + t_ar
-    return (f"{R:>6} {1e6 * t_ar:>9.1f} us {100 * weak:>6.1f}% {k:>15} {k * R * W:>9} "
-            f"{1e3 * t_iter:>7.3f} ms {100 * strong:>6.3g}%")
+    return (
+        f"{R:>6} {1e6 * t_ar:>9.1f} us {100 * weak:>6.1f}% {k:>15} {k * R * W:>9} "
+        f"{1e3 * t_iter:>7.3f} ms {100 * strong:>6.3g}%"
+    )
 
 
 def _launcher() -> str:
     """The mpiexec of this Python's environment (the MPI mpi4py uses), else PATH's."""
     import shutil
+
     beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     return beside if os.path.exists(beside) else (shutil.which("mpiexec") or "mpiexec")
 
@@ -208,9 +229,13 @@ def _child_env() -> dict:
     """This environment without the variables of an enclosing launcher (a child would
     try to join its MPI job) and with one BLAS thread per rank."""
     from ..parallel import LAUNCHER_RANKS, LAUNCHER_SIZES
+
     drop = {name for name, _ in LAUNCHER_SIZES} | set(LAUNCHER_RANKS)
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))
+    }
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
 
@@ -222,6 +247,7 @@ def iteration_seconds(path: str) -> list:
     import h5py
 
     from ..runfile import schema as S
+
     with h5py.File(path, "r") as h5:
         opt = h5[S.OPTIMIZATION]
         rows = int(opt[S.ROWS_WRITTEN][0])
@@ -238,19 +264,33 @@ def weak_run(args, ranks: int, workdir: str):
     import subprocess
 
     from ..config.vmc import load_config
+
     cfg = load_config(args.config, args.overrides)
     path = os.path.join(workdir, f"weak{ranks}.h5")
     total = ranks * cfg.optimizer.samples_per_iteration
-    command = [sys.executable, "-m", "parallel_vmc", "run", args.config, "--quiet",
-               "--overwrite", "-o", path]
-    for item in [*args.overrides, f"optimizer.samples_per_iteration={total}",
-                 f"production.samples={ranks * cfg.sampler.walkers_per_rank * 16}"]:
+    command = [
+        sys.executable,
+        "-m",
+        "parallel_vmc",
+        "run",
+        args.config,
+        "--quiet",
+        "--overwrite",
+        "-o",
+        path,
+    ]
+    for item in [
+        *args.overrides,
+        f"optimizer.samples_per_iteration={total}",
+        f"production.samples={ranks * cfg.sampler.walkers_per_rank * 16}",
+    ]:
         command += ["--set", item]
     if ranks > 1:
         command = [_launcher(), "-n", str(ranks), *command]
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    res = subprocess.run(command, capture_output=True, text=True, env=_child_env(),
-                         stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        command, capture_output=True, text=True, env=_child_env(), stdin=subprocess.DEVNULL
+    )
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         tail = " ".join(res.stderr.strip().splitlines()[-3:])[:400]
@@ -268,12 +308,16 @@ def cmd_weak(args, comm, say) -> int:
 
     R = args.weak_scaling
     workdir = tempfile.mkdtemp(prefix="pvmc-weak-")
-    say(f"weak scaling 1 -> {R} ranks: {args.config}, samples_per_iteration per rank as "
+    say(
+        f"weak scaling 1 -> {R} ranks: {args.config}, samples_per_iteration per rank as "
         f"configured, {args.repeats} alternating pairs of runs; {oversubscription(comm)} "
         f"(this process); per-iteration times from /optimization/wall_time; cpu: the "
-        f"runs' CPU time over ranks x wall time")
-    say(f"{'pair':>4} {'t(1) ms':>9} {'t(' + str(R) + ') ms':>9} {'E':>7} "
-        f"{'cpu(1)':>7} {'cpu(' + str(R) + ')':>7}")
+        f"runs' CPU time over ranks x wall time"
+    )
+    say(
+        f"{'pair':>4} {'t(1) ms':>9} {'t(' + str(R) + ') ms':>9} {'E':>7} "
+        f"{'cpu(1)':>7} {'cpu(' + str(R) + ')':>7}"
+    )
     ratios = []
     try:
         for k in range(args.repeats):
@@ -281,13 +325,17 @@ def cmd_weak(args, comm, say) -> int:
             times_r, cpu_r = weak_run(args, R, workdir)
             t1, tr = statistics.median(times1), statistics.median(times_r)
             ratios.append(t1 / tr)
-            say(f"{k + 1:>4} {1e3 * t1:>9.3f} {1e3 * tr:>9.3f} {100 * t1 / tr:>6.1f}% "
-                f"{cpu1:>6.0f}% {cpu_r:>6.0f}%")
+            say(
+                f"{k + 1:>4} {1e3 * t1:>9.3f} {1e3 * tr:>9.3f} {100 * t1 / tr:>6.1f}% "
+                f"{cpu1:>6.0f}% {cpu_r:>6.0f}%"
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    say(f"weak-scaling efficiency 1 -> {R} ranks: median of pairs "
+    say(
+        f"weak-scaling efficiency 1 -> {R} ranks: median of pairs "
         f"{100 * statistics.median(ratios):.1f}% [min {100 * min(ratios):.1f}%, max "
-        f"{100 * max(ratios):.1f}%]")
+        f"{100 * max(ratios):.1f}%]"
+    )
     return 0
 
 
@@ -297,23 +345,32 @@ def cmd_production_at(args, cfg, ns_per_move: list, say) -> int:
     this machine's production ns/move (ns_per_move, one per timed run, with the
     observables if the config accumulates them)."""
     from ..run.preflight import Sizes
+
     R = args.production_at
     s = Sizes(cfg, R)
     t_move = 1e-9 * statistics.median(ns_per_move)
-    per_rank = 8 * s.series / (s.P * t_move)      # bytes/s: one sample a P moves
+    per_rank = 8 * s.series / (s.P * t_move)  # bytes/s: one sample a P moves
     rank0, other = s.memory_per_rank()
-    say(f"production kernel here: {statistics.median(ns_per_move):.1f} ns/move "
+    say(
+        f"production kernel here: {statistics.median(ns_per_move):.1f} ns/move "
         f"[{min(ns_per_move):.1f}, {max(ns_per_move):.1f}] (observables "
-        f"{'on' if cfg.production.observables else 'off'}), P = {s.P}")
-    say(f"on {R} ranks x {s.W} walkers = {s.n_chains} chains: production.samples "
+        f"{'on' if cfg.production.observables else 'off'}), P = {s.P}"
+    )
+    say(
+        f"on {R} ranks x {s.W} walkers = {s.n_chains} chains: production.samples "
         f"{cfg.production.samples} (a total) gives {s.n_samples} samples per chain, "
-        f"{s.series} series, units of {s.chunk} sweeps")
-    say(f"rank 0 memory (preflight): {rank0 / 1e9:.3f} GB, of which the gathered unit "
+        f"{s.series} series, units of {s.chunk} sweeps"
+    )
+    say(
+        f"rank 0 memory (preflight): {rank0 / 1e9:.3f} GB, of which the gathered unit "
         f"{s.gathered_bytes() / 1e9:.3f} GB, the summary's own chains "
         f"{s.summary_rank_bytes() / 1e9:.3f} GB (every rank) and its column block "
-        f"{s.summary_bytes() / 1e9:.3f} GB; other ranks {other / 1e6:.1f} MB")
+        f"{s.summary_bytes() / 1e9:.3f} GB; other ranks {other / 1e6:.1f} MB"
+    )
     say(f"run file and checkpoints: {s.file_bytes() / 1e9:.3f} GB")
-    say(f"write rate rank 0 must take in and write: {per_rank / 1e6:.2f} MB/s per rank, "
+    say(
+        f"write rate rank 0 must take in and write: {per_rank / 1e6:.2f} MB/s per rank, "
         f"{R * per_rank / 1e9:.3f} GB/s from {R} ranks (one InfiniBand HDR port: "
-        f"{scaling.HDR_BANDWIDTH / 1e9:.0f} GB/s)")
+        f"{scaling.HDR_BANDWIDTH / 1e9:.0f} GB/s)"
+    )
     return 0

@@ -1,12 +1,13 @@
 """What every command shares: the exit codes, the one-line report of bad input, the
 communicator with its launch check, and the wall-time option's check."""
+
 from __future__ import annotations
 
 import os
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 75
-EXIT_CLOSED_OUTPUT = 141      # 128 + SIGPIPE: what a shell tool dies with under `| head`
+EXIT_CLOSED_OUTPUT = 141  # 128 + SIGPIPE: what a shell tool dies with under `| head`
 
 
 def closed_output() -> int:
@@ -34,7 +35,9 @@ class LaunchMismatch(Exception):
 def world():
     """The communicator; LaunchMismatch before anything is read or written when the
     launcher asked for more tasks than MPI connected."""
-    from ..parallel import launch_problem, world as mpi_world
+    from ..parallel import launch_problem
+    from ..parallel import world as mpi_world
+
     comm = mpi_world()
     problem = launch_problem(comm.size, os.environ)
     if problem:
@@ -48,4 +51,5 @@ def check_walltime(text: str | None) -> None:
         return
     from ..config.fields import check_value
     from ..config.vmc import SPEC
+
     check_value("--max-walltime", SPEC["output"]["max_walltime"], text)

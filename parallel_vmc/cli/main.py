@@ -10,6 +10,7 @@ Exit codes (job scripts test them):
   checkpoint written: status "interrupted", continue with ``pvmc resume RUN.h5``
   (75 is EX_TEMPFAIL of sysexits.h, "try again later").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,18 @@ import sys
 import traceback
 
 from ..runfile import schema as S
-from .common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
-                     LaunchMismatch, bad_input, check_walltime, closed_output, world)
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    LaunchMismatch,
+    bad_input,
+    check_walltime,
+    closed_output,
+    world,
+)
+
 
 class InputError(Exception):
     """Bad input that is not a config key (files, paths)."""
@@ -31,40 +42,62 @@ class NoCheckpoint(InputError):
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config file")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
     p.add_argument("-o", "--output", help="output HDF5 file (overrides output.path)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-walltime", metavar="HH:MM:SS",
-                   help="stop cleanly, checkpointed, before this wall time "
-                   "(overrides output.max_walltime); exit code 75")
+    p.add_argument(
+        "--max-walltime",
+        metavar="HH:MM:SS",
+        help="stop cleanly, checkpointed, before this wall time "
+        "(overrides output.max_walltime); exit code 75",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pvmc", description=(
-        "MPI-parallel variational Monte Carlo with an RBM trial wave function. "
-        "Launch with `mpiexec -n R pvmc run CONFIG` or `srun pvmc run CONFIG`."))
+    parser = argparse.ArgumentParser(
+        prog="pvmc",
+        description=(
+            "MPI-parallel variational Monte Carlo with an RBM trial wave function. "
+            "Launch with `mpiexec -n R pvmc run CONFIG` or `srun pvmc run CONFIG`."
+        ),
+    )
     from .. import __version__
+
     parser.add_argument("--version", action="version", version=f"parallel_vmc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="thermalise, optimise, produce; write one HDF5 file")
     _config_args(p)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file (never done without this flag)")
-    p.add_argument("--resume", action="store_true",
-                   help="if the output file exists, continue it from its checkpoint "
-                   "(nothing to do if it is completed); otherwise start it")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (never done without this flag)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="if the output file exists, continue it from its checkpoint "
+        "(nothing to do if it is completed); otherwise start it",
+    )
     _run_options(p)
 
-    p = sub.add_parser("resume", help="continue an interrupted run (or training) from "
-                       "its checkpoint")
+    p = sub.add_parser(
+        "resume", help="continue an interrupted run (or training) from its checkpoint"
+    )
     p.add_argument("run_file", help="HDF5 file of the run (its config is stored in it)")
     _run_options(p)
     from ..generative.config import add_train_parser, stop_option
+
     stop_option(p)
 
     p = sub.add_parser("validate", help="check a config and print it resolved; no work")
@@ -72,22 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="status, segments, checkpoint and the resume command")
     p.add_argument("run_file", help="HDF5 file written by pvmc run")
-    p.add_argument("--status", action="store_true",
-                   help="print only the status (running | interrupted | completed | "
-                   "failed: ...), for job scripts")
-    p.add_argument("--progress", action="store_true",
-                   help="print only how far the run's latest checkpoint is (e.g. "
-                   "'optimize 3/50 iterations'; 'completed'; 'none'), for job scripts "
-                   "that check whether a segment made progress")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print only the status (running | interrupted | completed | "
+        "failed: ...), for job scripts",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="print only how far the run's latest checkpoint is (e.g. "
+        "'optimize 3/50 iterations'; 'completed'; 'none'), for job scripts "
+        "that check whether a segment made progress",
+    )
 
     p = sub.add_parser("mpi", help="the MPI library mpi4py uses and how srun must start it")
-    p.add_argument("--srun-option", action="store_true",
-                   help="print only srun's --mpi option for this library (nothing "
-                   "when unknown), for job scripts")
+    p.add_argument(
+        "--srun-option",
+        action="store_true",
+        help="print only srun's --mpi option for this library (nothing "
+        "when unknown), for job scripts",
+    )
 
     add_train_parser(sub)
 
     from ..bench.options import add_arguments
+
     p = sub.add_parser("bench", help="ns per Monte Carlo move, samples/s, Allreduce cost")
     add_arguments(p)
     return parser
@@ -95,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args):
     from ..config.vmc import load_config
+
     return load_config(args.config, args.overrides, args.output)
 
 
@@ -103,6 +147,7 @@ def cmd_bench(args) -> int:
     from ..bench.kernel import run_bench
     from ..bench.options import BenchInputError
     from ..config.fields import ConfigError
+
     comm = world()
     try:
         return run_bench(args, comm)
@@ -117,18 +162,20 @@ def cmd_validate(args) -> int:
     """The config check, and every check ``run`` makes before any work (output path,
     samples per chain, memory, disk) for the rank count validate itself runs on."""
     from ..generative.config import is_train_config
+
     if is_train_config(args.config):
         from .train import cmd_validate as validate_training
+
         return validate_training(args)
     from ..config.fields import ConfigError
     from ..run.preflight import all_problems
+
     comm = world()
     try:
         cfg = _load(args)
     except ConfigError as exc:
         return bad_input(str(exc), comm.rank)
-    problem = all_problems(cfg, comm.size, overwrite=False,
-                           ranks_on_node=comm.ranks_on_node())
+    problem = all_problems(cfg, comm.size, overwrite=False, ranks_on_node=comm.ranks_on_node())
     if problem:
         return bad_input(problem, comm.rank)
     if comm.rank == 0:
@@ -140,6 +187,7 @@ def cmd_validate(args) -> int:
 def _with_output(cfg, path: str, max_walltime: str | None):
     """cfg with output.path (and output.max_walltime, when given) replaced."""
     import dataclasses
+
     changes = {"path": path}
     if max_walltime is not None:
         changes["max_walltime"] = max_walltime
@@ -151,6 +199,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
     checkpoint payload, "completed", or "restart" (killed before its first
     checkpoint)."""
     from ..run.preflight import all_problems, resources_problem, samples_problem
+
     path = cfg.output.path
     try:
         if args.resume and os.path.exists(path):
@@ -162,9 +211,11 @@ def _run_problem(args, cfg, comm, ranks_on_node):
                 return all_problems(cfg, comm.size, True, ranks_on_node), "restart"
             if resume == "completed":
                 return None, resume
-            return (samples_problem(cfg, comm.size)
-                    or resources_problem(cfg, comm.size, ranks_on_node, new_file=False),
-                    resume)
+            return (
+                samples_problem(cfg, comm.size)
+                or resources_problem(cfg, comm.size, ranks_on_node, new_file=False),
+                resume,
+            )
         return all_problems(cfg, comm.size, args.overwrite, ranks_on_node), None
     except InputError as exc:
         return str(exc), None
@@ -172,6 +223,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
 
 def cmd_run(args) -> int:
     from ..config.fields import ConfigError
+
     comm = world()
     ranks_on_node = comm.ranks_on_node()
     problem = resume = None
@@ -193,8 +245,10 @@ def cmd_run(args) -> int:
         return EXIT_OK
     if resume == "restart":
         if comm.rank == 0:
-            print(f"pvmc: {cfg.output.path} was stopped before its first checkpoint; "
-                  "starting it again")
+            print(
+                f"pvmc: {cfg.output.path} was stopped before its first checkpoint; "
+                "starting it again"
+            )
         args.overwrite, resume = True, None
     return _execute(cfg, comm, args, resume)
 
@@ -202,25 +256,32 @@ def cmd_run(args) -> int:
 def _nothing_done(path: str) -> bool:
     """A run file with no iteration and no sample recorded (safe to start again)."""
     import h5py
+
     from ..runfile.hdf5io import in_use
+
     if in_use(path):
         return False
     try:
         with h5py.File(path, "r", locking=False) as h5:
-            return (int(h5[S.path(S.OPTIMIZATION, S.ROWS_WRITTEN)][0]) == 0
-                    and int(h5[S.path(S.PRODUCTION, S.SAMPLES_WRITTEN)][0]) == 0)
+            return (
+                int(h5[S.path(S.OPTIMIZATION, S.ROWS_WRITTEN)][0]) == 0
+                and int(h5[S.path(S.PRODUCTION, S.SAMPLES_WRITTEN)][0]) == 0
+            )
     except Exception:  # noqa: BLE001 - any damage: not known to be empty
         return False
 
 
 def cmd_resume(args) -> int:
     from ..generative.gio import is_training_file
+
     if is_training_file(args.run_file):
         from .train import cmd_resume as resume_training
+
         return resume_training(args)
     from ..config.fields import ConfigError
     from ..config.vmc import config_from_yaml_text
     from ..run.preflight import resources_problem, samples_problem
+
     comm = world()
     ranks_on_node = comm.ranks_on_node()
     path = args.run_file
@@ -230,11 +291,11 @@ def cmd_resume(args) -> int:
         if comm.rank == 0:
             payload = _read_resumable(path)
             if payload == "completed":
-                raise InputError(f"{path}: the run is already completed; nothing to "
-                                 "resume")
+                raise InputError(f"{path}: the run is already completed; nothing to resume")
             cfg = config_from_yaml_text(payload[0]["config"])
-            problem = (samples_problem(cfg, comm.size)
-                       or resources_problem(cfg, comm.size, ranks_on_node, new_file=False))
+            problem = samples_problem(cfg, comm.size) or resources_problem(
+                cfg, comm.size, ranks_on_node, new_file=False
+            )
     except InputError as exc:
         problem = str(exc)
     except ConfigError as exc:
@@ -242,15 +303,16 @@ def cmd_resume(args) -> int:
     problem, payload = comm.bcast((problem, payload))
     if problem:
         return bad_input(problem, comm.rank)
-    cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path,
-                       args.max_walltime)
+    cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path, args.max_walltime)
     return _execute(cfg, comm, args, payload)
 
 
 def _read_root(path: str) -> dict:
     """The root attributes of a run file; InputError if it cannot be read."""
     import h5py
+
     from ..runfile.hdf5io import one_line
+
     if not os.path.isfile(path):
         raise InputError(f"run file not found: {path}")
     try:
@@ -261,11 +323,11 @@ def _read_root(path: str) -> dict:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
-        raise InputError(f"{path}: not a readable HDF5 run file, or its header is "
-                         f"damaged ({one_line(exc, 200)})") from None
+        raise InputError(
+            f"{path}: not a readable HDF5 run file, or its header is damaged ({one_line(exc, 200)})"
+        ) from None
     if any(name not in attrs for name in S.REQUIRED_ROOT):
-        raise InputError(f"{path}: not a pvmc run file (no {'/'.join(S.REQUIRED_ROOT)} "
-                         "attributes)")
+        raise InputError(f"{path}: not a pvmc run file (no {'/'.join(S.REQUIRED_ROOT)} attributes)")
     return attrs
 
 
@@ -280,28 +342,35 @@ def _read_resumable(path: str, cfg=None):
     from ..runfile import checkpoint as ckpt
     from ..runfile.hdf5io import in_use, one_line
     from ..runfile.output import damaged_dataset
+
     attrs = _read_root(path)
     status = _text(attrs[S.STATUS])
     if cfg is not None:
         stored = _stored_config(path, attrs)
         keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
         if keys:
-            raise InputError(f"{path} exists and was started with a different config "
-                             f"({', '.join(keys)}); resume it with its own config "
-                             f"(pvmc resume {path}) or choose another output path")
+            raise InputError(
+                f"{path} exists and was started with a different config "
+                f"({', '.join(keys)}); resume it with its own config "
+                f"(pvmc resume {path}) or choose another output path"
+            )
     if status == S.COMPLETED:
         return "completed"
     if _text(attrs[S.FORMAT]) not in map(str, S.RESUMABLE_FORMATS):
-        raise InputError(f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
-                         f"not written by this parallel_vmc version; it resumes formats "
-                         f"{', '.join(map(str, S.RESUMABLE_FORMATS))} only")
-    if in_use(path):          # a writer holds the lock of a run that is still going
+        raise InputError(
+            f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
+            f"not written by this parallel_vmc version; it resumes formats "
+            f"{', '.join(map(str, S.RESUMABLE_FORMATS))} only"
+        )
+    if in_use(path):  # a writer holds the lock of a run that is still going
         raise InputError(f"{path} is in use by another process; is the run still going?")
     try:
         c_attrs, arrays, note = ckpt.read_latest(ckpt.path_for(path))
     except ckpt.CheckpointError as exc:
-        raise NoCheckpoint(f"{path}: status {status!r} but no usable checkpoint: {exc}. "
-                           "Start the run again (pvmc run CONFIG --overwrite)") from None
+        raise NoCheckpoint(
+            f"{path}: status {status!r} but no usable checkpoint: {exc}. "
+            "Start the run again (pvmc run CONFIG --overwrite)"
+        ) from None
     problem = _checkpoint_problem(c_attrs, arrays, attrs) or _layout_problem(c_attrs, arrays)
     if problem:
         raise InputError(f"{path}: {problem}; it cannot be resumed")
@@ -310,8 +379,10 @@ def _read_resumable(path: str, cfg=None):
     except Exception as exc:  # noqa: BLE001 - a file h5py cannot even walk
         bad = one_line(exc, 200)
     if bad:
-        raise InputError(f"{path} is damaged: {bad}; the data up to its checkpoint "
-                         "cannot be read back, so it cannot be resumed")
+        raise InputError(
+            f"{path} is damaged: {bad}; the data up to its checkpoint "
+            "cannot be read back, so it cannot be resumed"
+        )
     if note:
         print(f"pvmc: warning: {note}", file=sys.stderr, flush=True)
     return c_attrs, arrays
@@ -319,6 +390,7 @@ def _read_resumable(path: str, cfg=None):
 
 def _stored_config(path: str, attrs: dict) -> dict:
     from ..config.fields import ConfigError, parse_yaml
+
     try:
         stored = parse_yaml(_text(attrs[S.CONFIG]), f"{path} (stored config)")
     except ConfigError as exc:
@@ -330,18 +402,24 @@ def _stored_config(path: str, attrs: dict) -> dict:
 
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
     """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
-    from ..runfile import checkpoint as ckpt
     from ..run.state import REQUIRED_ARRAYS, REQUIRED_ATTRS
+    from ..runfile import checkpoint as ckpt
+
     if c_attrs.get("format_version") not in ckpt.READS:
-        return (f"its checkpoint has format {c_attrs.get('format_version')}, this version "
-                f"reads {', '.join(map(str, ckpt.READS))}")
-    missing = [k for k in REQUIRED_ATTRS if k not in c_attrs] + \
-        [k for k in REQUIRED_ARRAYS if k not in arrays]
+        return (
+            f"its checkpoint has format {c_attrs.get('format_version')}, this version "
+            f"reads {', '.join(map(str, ckpt.READS))}"
+        )
+    missing = [k for k in REQUIRED_ATTRS if k not in c_attrs] + [
+        k for k in REQUIRED_ARRAYS if k not in arrays
+    ]
     if missing:
         return f"its checkpoint is incomplete (missing {', '.join(missing)})"
     if _text(c_attrs["run_id"]) != _text(run_attrs.get(S.RUN_ID, "")):
-        return ("the checkpoint beside it belongs to another run (run_id differs); "
-                "it was left behind by an earlier run of the same name")
+        return (
+            "the checkpoint beside it belongs to another run (run_id differs); "
+            "it was left behind by an earlier run of the same name"
+        )
     return None
 
 
@@ -353,16 +431,19 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
     from ..config.fields import ConfigError
     from ..config.vmc import config_from_yaml_text
     from ..wavefunction import Layout
+
     try:
         cfg = config_from_yaml_text(_text(c_attrs["config"]))
     except ConfigError:
-        return None                       # reported where the config is read
+        return None  # reported where the config is read
     n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
     if arrays["theta"].size == n:
         return None
-    return (f"its checkpoint holds {arrays['theta'].size} parameters, but its stored "
-            f"config now gives {n} (a run from before a key whose default adds "
-            f"parameters, such as system.statistics: fermions)")
+    return (
+        f"its checkpoint holds {arrays['theta'].size} parameters, but its stored "
+        f"config now gives {n} (a run from before a key whose default adds "
+        f"parameters, such as system.statistics: fermions)"
+    )
 
 
 def _flat(raw: dict, prefix: str = "") -> dict:
@@ -378,8 +459,9 @@ def _flat(raw: dict, prefix: str = "") -> dict:
 def _differing_keys(a: dict, b: dict, ignore=()) -> list:
     """Dotted keys whose values differ between two nested config dicts."""
     fa, fb = _flat(a), _flat(b)
-    return sorted(k for k in set(fa) | set(fb)
-                  if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k))
+    return sorted(
+        k for k in set(fa) | set(fb) if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k)
+    )
 
 
 def _text(value) -> str:
@@ -393,23 +475,28 @@ def _execute(cfg, comm, args, resume) -> int:
     """Run or resume on every rank; the exit code."""
     from ..run.driver import Run, RunFailed, RunInterrupted, RunRefused
     from ..runfile.hdf5io import one_line
+
     try:
-        run = Run(cfg, comm, overwrite=getattr(args, "overwrite", False),
-                  progress=not args.quiet, resume=resume)
+        run = Run(
+            cfg,
+            comm,
+            overwrite=getattr(args, "overwrite", False),
+            progress=not args.quiet,
+            resume=resume,
+        )
         run.execute()
     except RunInterrupted:
         return EXIT_INTERRUPTED
-    except RunRefused as exc:        # decided on every rank together, nothing touched
+    except RunRefused as exc:  # decided on every rank together, nothing touched
         return bad_input(str(exc), comm.rank)
-    except RunFailed as exc:     # decided on every rank together: a normal exit
+    except RunFailed as exc:  # decided on every rank together: a normal exit
         if comm.rank == 0:
             print(f"pvmc: run failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
-    except OSError as exc:   # the machine's fault (disk full, I/O error): no traceback
-        print(f"pvmc: rank {comm.rank}: run failed: {one_line(exc)}", file=sys.stderr,
-              flush=True)
+    except OSError as exc:  # the machine's fault (disk full, I/O error): no traceback
+        print(f"pvmc: rank {comm.rank}: run failed: {one_line(exc)}", file=sys.stderr, flush=True)
         if comm.size > 1:
             comm.abort(EXIT_FAILED)
         return EXIT_FAILED
@@ -425,11 +512,15 @@ def _execute(cfg, comm, args, resume) -> int:
 
 def cmd_info(args) -> int:
     from ..generative.gio import is_training_file
+
     if is_training_file(args.run_file):
         from .train import cmd_info as training_info
+
         return training_info(args)
     import h5py
+
     from ..runfile.hdf5io import one_line
+
     path = args.run_file
     try:
         _read_root(path)
@@ -445,11 +536,12 @@ def cmd_info(args) -> int:
                 return EXIT_OK
             return _print_info(path, h5)
     except BrokenPipeError:
-        raise                 # not damage: the reader of stdout went away
+        raise  # not damage: the reader of stdout went away
     except Exception as exc:  # noqa: BLE001 - any damage becomes one message
         sys.stdout.flush()
-        return bad_input(f"{path}: incomplete or damaged run file ({type(exc).__name__}: "
-                      f"{one_line(exc, 200)})")
+        return bad_input(
+            f"{path}: incomplete or damaged run file ({type(exc).__name__}: {one_line(exc, 200)})"
+        )
 
 
 def _system_lines(path, h5) -> list:
@@ -458,24 +550,28 @@ def _system_lines(path, h5) -> list:
     each spin occupies, the orbital scale and the largest inverse drift."""
     try:
         system = _stored_config(path, h5.attrs).get("system")
-    except InputError as exc:     # info still shows the rest of the file
+    except InputError as exc:  # info still shows the rest of the file
         return [f"system        unknown: {exc}"]
     system = system if isinstance(system, dict) else {}
     wf = h5[S.WAVEFUNCTION] if S.WAVEFUNCTION in h5 else None
-    statistics = system.get("statistics", "not recorded (a run from before fermions: "
-                                          "no determinants)")
+    statistics = system.get(
+        "statistics", "not recorded (a run from before fermions: no determinants)"
+    )
     if wf is not None and S.STATISTICS in wf.attrs:
         statistics = _text(wf.attrs[S.STATISTICS])
     omega = system.get("omega")
     omega = f"{omega:g}" if isinstance(omega, (int, float)) else omega
-    lines = [f"system        P={system.get('particles')} D={system.get('dimensions')} "
-             f"omega={omega}, {system.get('interaction', 'coulomb')}, {statistics}"]
+    lines = [
+        f"system        P={system.get('particles')} D={system.get('dimensions')} "
+        f"omega={omega}, {system.get('interaction', 'coulomb')}, {statistics}"
+    ]
     if wf is not None and S.ORBITALS in wf:
         drift = wf.attrs.get(S.INVERSE_DRIFT)
-        lines.append(f"orbitals      {S.orbitals_text(wf[S.ORBITALS][()])}; orbital scale "
-                     f"alpha={float(wf[S.ORBITAL_SCALE][()]):.6g}"
-                     + ("" if drift is None else
-                        f"; inverse drift {S.inverse_drift_text(float(drift))}"))
+        lines.append(
+            f"orbitals      {S.orbitals_text(wf[S.ORBITALS][()])}; orbital scale "
+            f"alpha={float(wf[S.ORBITAL_SCALE][()]):.6g}"
+            + ("" if drift is None else f"; inverse drift {S.inverse_drift_text(float(drift))}")
+        )
     return lines
 
 
@@ -483,6 +579,7 @@ def _checkpoint_progress(path: str, status: str) -> str:
     """How far the latest usable checkpoint of an unfinished run is; 'completed' for
     a completed run, 'none' without a usable checkpoint."""
     from ..runfile import checkpoint as ckpt
+
     if status == S.COMPLETED:
         return S.COMPLETED
     try:
@@ -490,12 +587,14 @@ def _checkpoint_progress(path: str, status: str) -> str:
     except ckpt.CheckpointError:
         return "none"
     from ..runfile.hdf5io import one_line
+
     return one_line(_text(c["progress"]))
 
 
 def cmd_mpi(args) -> int:
     """The MPI library (without initialising MPI) and the srun option it needs."""
     from ..parallel import library_name, srun_mpi_option
+
     library, option = library_name(initialize=False), srun_mpi_option(initialize=False)
     if args.srun_option:
         if option:
@@ -509,37 +608,50 @@ def cmd_mpi(args) -> int:
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from ..runfile import checkpoint as ckpt
+
     a = h5.attrs
     status = _text(a[S.STATUS])
     print(f"file          {path}")
     print(f"status        {status}")
-    print(f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
-          f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}")
+    print(
+        f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
+        f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}"
+    )
     for line in _system_lines(path, h5):
         print(line)
     if S.path(S.OPTIMIZATION, "energy") in h5:
         opt = h5[S.OPTIMIZATION]
         n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]
-        last = (f", last energy {opt['energy'][n - 1]:.6f} +- "
-                f"{opt['energy_error'][n - 1]:.6f}" if n else "")
+        last = (
+            f", last energy {opt['energy'][n - 1]:.6f} +- {opt['energy_error'][n - 1]:.6f}"
+            if n
+            else ""
+        )
         print(f"iterations    {n} of {opt['energy'].shape[0]} done{last}")
     if S.path(S.PRODUCTION, S.LOCAL_ENERGY) in h5:
         prod = h5[S.PRODUCTION]
-        done = (int(prod[S.SAMPLES_WRITTEN][0]) if S.SAMPLES_WRITTEN in prod
-                else prod.attrs.get("samples_per_chain", 0))
+        done = (
+            int(prod[S.SAMPLES_WRITTEN][0])
+            if S.SAMPLES_WRITTEN in prod
+            else prod.attrs.get("samples_per_chain", 0)
+        )
         n_chains, per_chain = prod[S.LOCAL_ENERGY].shape
         print(f"production    {done} of {per_chain} samples per chain x {n_chains} chains")
     if S.SUMMARY in h5:
         s = h5[S.SUMMARY].attrs
-        print(f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
-              f"variance {s['variance']:.6g}")
+        print(
+            f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
+            f"variance {s['variance']:.6g}"
+        )
     if S.path(S.SEGMENTS, "ended") in h5:
         seg = h5[S.SEGMENTS]
         for k in range(seg["ended"].shape[0]):
-            where = (f", at {_text(seg['progress'][k])}" if "progress" in seg else "")
-            print(f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
-                  f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
-                  f"{_text(seg['end_time'][k]) or '...'}: {_text(seg['ended'][k])}{where}")
+            where = f", at {_text(seg['progress'][k])}" if "progress" in seg else ""
+            print(
+                f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
+                f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
+                f"{_text(seg['end_time'][k]) or '...'}: {_text(seg['ended'][k])}{where}"
+            )
     if S.CHECKPOINT in h5:
         print(f"checkpoint    final state in /{S.CHECKPOINT} of this file")
     if status != S.COMPLETED:
@@ -554,19 +666,26 @@ def _print_info(path, h5) -> int:
             live += ckpt.PREVIOUS
         print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
         if status.startswith(S.FAILED):
-            print("resume        possible from that checkpoint, but the run failed: "
-                  "read the status first")
+            print(
+                "resume        possible from that checkpoint, but the run failed: "
+                "read the status first"
+            )
             return EXIT_OK
         if status == S.RUNNING:
-            print("note          status 'running': the run is still going, or was killed "
-                  "without a chance to record it")
-        print(f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
-              f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)")
+            print(
+                "note          status 'running': the run is still going, or was killed "
+                "without a chance to record it"
+            )
+        print(
+            f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
+            f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)"
+        )
     return EXIT_OK
 
 
 def _cmd_train(args) -> int:
     from .train import cmd_train
+
     return cmd_train(args)
 
 
@@ -575,14 +694,21 @@ def entry() -> int:
     which ignores stop signals once a run is over (see
     control.ignore_signals_after_runs; not in main(), which tests call in-process)."""
     from ..control import ignore_signals_after_runs
+
     ignore_signals_after_runs()
     return main()
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate,
-               "info": cmd_info, "mpi": cmd_mpi, "train": _cmd_train}.get(args.command)
+    handler = {
+        "run": cmd_run,
+        "resume": cmd_resume,
+        "validate": cmd_validate,
+        "info": cmd_info,
+        "mpi": cmd_mpi,
+        "train": _cmd_train,
+    }.get(args.command)
     if handler is None:
         handler = cmd_bench
     try:
@@ -591,6 +717,7 @@ def main(argv=None) -> int:
         return closed_output()
     except LaunchMismatch as exc:
         from ..parallel import launch_leader
+
         return bad_input(str(exc), 0 if launch_leader(os.environ) else 1)
 
 

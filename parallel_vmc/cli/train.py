@@ -1,18 +1,27 @@
 """`pvmc train CONFIG` and `pvmc resume TRAINING.h5`: checks before any work, then the
 run on every rank, with the exit codes of ``common.py`` (0 done, 1 failed, 2 bad input,
 75 stopped with a checkpoint)."""
+
 from __future__ import annotations
 
 import os
 import sys
 import traceback
 
-from .common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, bad_input,
-                     check_walltime, world)
 from ..config.fields import ConfigError
-from ..generative import config as gconfig, gio
+from ..generative import config as gconfig
+from ..generative import gio
 from ..generative.runner import Session, StopRequested, preflight, summary_lines
 from ..generative.train import Diverged
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    bad_input,
+    check_walltime,
+    world,
+)
 
 
 def _output_problem(path: str, overwrite: bool) -> str | None:
@@ -22,10 +31,12 @@ def _output_problem(path: str, overwrite: bool) -> str | None:
     if os.path.isdir(path):
         return f"output.path {path}: is a directory; give a file name"
     if os.path.exists(path) and not overwrite:
-        return (f"output file {path} exists; choose another path (-o), continue it "
-                f"(pvmc resume {path}) or replace it (--overwrite)")
+        return (
+            f"output file {path} exists; choose another path (-o), continue it "
+            f"(pvmc resume {path}) or replace it (--overwrite)"
+        )
     parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):          # the nearest existing ancestor
+    while not os.path.exists(parent):  # the nearest existing ancestor
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         return f"output.path {path}: {parent} is not a directory"
@@ -62,6 +73,7 @@ def _stop_problem(args) -> str | None:
 
 def _walltime(args) -> float | None:
     from ..config.fields import walltime_seconds
+
     return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
 
 
@@ -85,9 +97,10 @@ def cmd_train(args) -> int:
     cfg, data, held, _ = prepared
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
-    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                      max_walltime=_walltime(args))
-    del prepared, data, held        # every rank keeps only its shard
+    session = Session(
+        cfg, comm, data, held, not args.quiet, args.stop_after, max_walltime=_walltime(args)
+    )
+    del prepared, data, held  # every rank keeps only its shard
     return _execute(session, comm)
 
 
@@ -111,9 +124,17 @@ def cmd_resume(args) -> int:
     if prepared is None:
         return code
     cfg, data, held, payload = prepared
-    session = Session(cfg, comm, data, held, not args.quiet, args.stop_after,
-                      resume=payload, max_walltime=_walltime(args))
-    del prepared, data, held        # every rank keeps only its shard
+    session = Session(
+        cfg,
+        comm,
+        data,
+        held,
+        not args.quiet,
+        args.stop_after,
+        resume=payload,
+        max_walltime=_walltime(args),
+    )
+    del prepared, data, held  # every rank keeps only its shard
     return _execute(session, comm)
 
 
@@ -122,19 +143,18 @@ def _execute(session: Session, comm) -> int:
     path = session.cfg.output.path
     try:
         layers = session.run()
-        evaluation = session.finish(layers)            # collective
+        evaluation = session.finish(layers)  # collective
         if comm.rank == 0:
             if session.progress:
                 print("\n".join(summary_lines(evaluation)), flush=True)
                 print(f"train: wrote {path}", flush=True)
     except StopRequested as exc:
         if comm.rank == 0:
-            print(f"pvmc: {exc}; continue with: pvmc resume {path}", file=sys.stderr,
-                  flush=True)
+            print(f"pvmc: {exc}; continue with: pvmc resume {path}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         return EXIT_FAILED
-    except Diverged as exc:          # seen by every rank at the same mini-batch
+    except Diverged as exc:  # seen by every rank at the same mini-batch
         if comm.rank == 0:
             print(f"pvmc: training failed: {exc}", file=sys.stderr, flush=True)
             if os.path.exists(path):
@@ -158,6 +178,7 @@ __all__ = ["cmd_train", "cmd_resume", "EXIT_BAD_INPUT"]
 def cmd_info(args) -> int:
     """`pvmc info TRAINING.h5` (--status, --progress): what a training file holds."""
     import h5py
+
     path = args.run_file
     try:
         with h5py.File(path, "r", locking=False) as h5:
@@ -166,26 +187,39 @@ def cmd_info(args) -> int:
             ck = dict(h5["checkpoint"].attrs) if "checkpoint" in h5 else None
             ev = dict(h5["evaluation"].attrs) if "evaluation" in h5 else None
             shapes = [h5["model"]["W"].shape] + [
-                h5[f"dbn/layer_{k}"]["W"].shape for k in range(1, 1 + len(h5.get("dbn", {})))]
+                h5[f"dbn/layer_{k}"]["W"].shape for k in range(1, 1 + len(h5.get("dbn", {})))
+            ]
     except Exception as exc:  # noqa: BLE001 - any damage: one message
-        return bad_input(f"{path}: incomplete or damaged training file "
-                         f"({' '.join(str(exc).split())[:200]})")
+        return bad_input(
+            f"{path}: incomplete or damaged training file ({' '.join(str(exc).split())[:200]})"
+        )
     status = str(a["status"])
-    where = (gio.COMPLETED if status == gio.COMPLETED else "none" if ck is None else
-             f"layer {ck['layer']} epoch {ck['epoch']} mini-batch {ck['batch']}")
+    where = (
+        gio.COMPLETED
+        if status == gio.COMPLETED
+        else "none"
+        if ck is None
+        else f"layer {ck['layer']} epoch {ck['epoch']} mini-batch {ck['batch']}"
+    )
     if args.status or args.progress:
         print(status if args.status else where)
         return EXIT_OK
     cfg = gconfig.from_yaml_text(str(a["config"]))
     print(f"file          {path} (pvmc train)")
     print(f"status        {status}")
-    print(f"created       {a['created']} on {a['hostname']}, {a['mpi_size']} rank(s), "
-          f"seed {a['seed']}")
-    print(f"model         {cfg.model.kind} RBM, layers (visible, hidden) "
-          f"{', '.join(map(str, shapes))}; data {cfg.data.name}")
-    print(f"history       {len(hist['epoch'])} rows, last epoch "
-          f"{int(hist['epoch'][-1]) if len(hist['epoch']) else 0} of "
-          f"{cfg.training.epochs}")
+    print(
+        f"created       {a['created']} on {a['hostname']}, {a['mpi_size']} rank(s), "
+        f"seed {a['seed']}"
+    )
+    print(
+        f"model         {cfg.model.kind} RBM, layers (visible, hidden) "
+        f"{', '.join(map(str, shapes))}; data {cfg.data.name}"
+    )
+    print(
+        f"history       {len(hist['epoch'])} rows, last epoch "
+        f"{int(hist['epoch'][-1]) if len(hist['epoch']) else 0} of "
+        f"{cfg.training.epochs}"
+    )
     if ev is not None:
         print("\n".join(summary_lines(ev)))
     if ck is not None and status != gio.COMPLETED:
@@ -207,6 +241,9 @@ def cmd_validate(args) -> int:
     cfg, data, _, _ = prepared
     if comm.rank == 0:
         print(cfg.to_yaml(), end="")
-        print(f"# {args.config}: valid train config for {comm.size} rank(s); "
-              f"{len(data)} training rows of {data.shape[1]} values", file=sys.stderr)
+        print(
+            f"# {args.config}: valid train config for {comm.size} rank(s); "
+            f"{len(data)} training rows of {data.shape[1]} values",
+            file=sys.stderr,
+        )
     return EXIT_OK

@@ -8,6 +8,7 @@ Config files, ``--set`` values and the configs stored in run files are all read 
 YAML loader, :class:`ConfigLoader`: YAML 1.2 scalars (``12:00:00`` and ``yes`` are
 text, ``1e-3`` is a number), and no duplicate keys, anchors, aliases or tags.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ import yaml
 
 REQUIRED = object()  # marker: the key has no default
 INT64_MAX = 2**63 - 1
-MAX_CONFIG_BYTES = 2**20   # a config is a few kB; bounds the work spent on a wrong file
+MAX_CONFIG_BYTES = 2**20  # a config is a few kB; bounds the work spent on a wrong file
 
 
 class ConfigError(ValueError):
@@ -58,21 +59,32 @@ class ConfigLoader(yaml.SafeLoader):
     """
 
     MAX_DEPTH = 16
-    yaml_implicit_resolvers: dict = {}       # rebuilt from _RESOLVERS below
+    yaml_implicit_resolvers: dict = {}  # rebuilt from _RESOLVERS below
     _depth = 0
 
     def compose_node(self, parent, index):
         event = self.peek_event()
-        refused = ("an alias" if isinstance(event, yaml.AliasEvent) else
-                   "an anchor" if event.anchor is not None else
-                   "a tag" if getattr(event, "tag", None) is not None else None)
+        refused = (
+            "an alias"
+            if isinstance(event, yaml.AliasEvent)
+            else "an anchor"
+            if event.anchor is not None
+            else "a tag"
+            if getattr(event, "tag", None) is not None
+            else None
+        )
         if refused:
             raise yaml.composer.ComposerError(
-                None, None, f"found {refused}; configs use no anchors, aliases or tags "
-                "(write each value itself, quoted to make it text)", event.start_mark)
+                None,
+                None,
+                f"found {refused}; configs use no anchors, aliases or tags "
+                "(write each value itself, quoted to make it text)",
+                event.start_mark,
+            )
         if self._depth >= self.MAX_DEPTH:
             raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {self.MAX_DEPTH} levels", event.start_mark)
+                None, None, f"nested deeper than {self.MAX_DEPTH} levels", event.start_mark
+            )
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -89,8 +101,9 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping key given twice; ``key`` is its dotted path (``system.omega``)."""
 
     def __init__(self, key: str, first: yaml.Mark, again: yaml.Mark):
-        super().__init__(None, None, f"{key} appears twice (lines {first.line + 1} and "
-                         f"{again.line + 1})", again)
+        super().__init__(
+            None, None, f"{key} appears twice (lines {first.line + 1} and {again.line + 1})", again
+        )
         self.key = key
         self.lines = (first.line + 1, again.line + 1)
 
@@ -105,7 +118,7 @@ def _refuse_duplicate_keys(node, path: str) -> None:
     seen = {}
     for key, value in node.value:
         if not isinstance(key, yaml.ScalarNode):
-            continue            # a list or mapping as a key: the constructor refuses it
+            continue  # a list or mapping as a key: the constructor refuses it
         name = f"{path}.{key.value}" if path else key.value
         if (key.tag, key.value) in seen:
             raise DuplicateKeyError(name, seen[key.tag, key.value], key.start_mark)
@@ -118,7 +131,7 @@ class ConfigDumper(yaml.SafeDumper):
     (``1e3``, ``09``), so stored configs read back the same with either loader."""
 
 
-_EXACT_DIGITS = 640   # Python's smallest int_max_str_digits: str -> int always allowed
+_EXACT_DIGITS = 640  # Python's smallest int_max_str_digits: str -> int always allowed
 
 
 def _construct_int(loader, node) -> int:
@@ -132,19 +145,22 @@ def _construct_int(loader, node) -> int:
     return -value if text.startswith("-") else value
 
 
-_RESOLVERS = (   # (tag, pattern, first characters); ints before floats
+_RESOLVERS = (  # (tag, pattern, first characters); ints before floats
     ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
     ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
     ("int", r"[-+]?[0-9]+", "-+0123456789"),
-    ("float", r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
-              r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)", "-+.0123456789"),
+    (
+        "float",
+        r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)",
+        "-+.0123456789",
+    ),
 )
 for _tag, _pattern, _first in _RESOLVERS:
     _regexp = re.compile(rf"^(?:{_pattern})\Z")
     ConfigLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp, list(_first))
-    if _tag in ("int", "float"):   # added to YAML 1.1's (whose bool and null cover ours)
-        ConfigDumper.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp,
-                                           list(_first))
+    if _tag in ("int", "float"):  # added to YAML 1.1's (whose bool and null cover ours)
+        ConfigDumper.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp, list(_first))
 ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
@@ -157,7 +173,8 @@ def _one_line(exc: yaml.YAMLError, text: str) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         mark = exc.problem_mark
         message = ", ".join(filter(None, (exc.context, exc.problem))) + (
-            f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+            f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        )
     else:
         message = str(exc)
     return " ".join(message.split())
@@ -168,11 +185,13 @@ def parse_yaml(text: str, source: str) -> Any:
     ConfigError naming the duplicated key, or else ``source``."""
     loader = None
     try:
-        loader = ConfigLoader(text)     # already checks for unprintable characters
+        loader = ConfigLoader(text)  # already checks for unprintable characters
         return loader.get_single_data()
     except DuplicateKeyError as exc:
-        raise ConfigError(f"{exc.key}: appears twice in {source} (lines {exc.lines[0]} "
-                          f"and {exc.lines[1]}); allowed: once") from None
+        raise ConfigError(
+            f"{exc.key}: appears twice in {source} (lines {exc.lines[0]} "
+            f"and {exc.lines[1]}); allowed: once"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_one_line(exc, text)}") from None
     finally:
@@ -184,14 +203,14 @@ def parse_yaml(text: str, source: str) -> Any:
 class Field:
     """One config key: how to check it and what it means."""
 
-    kind: str                     # "int" | "float" | "str" | "bool" | "walltime"
+    kind: str  # "int" | "float" | "str" | "bool" | "walltime"
     default: Any
     doc: str
-    choices: tuple = ()           # allowed values for "str"
+    choices: tuple = ()  # allowed values for "str"
     minimum: float | None = None
     maximum: float | None = None
-    min_exclusive: bool = False   # minimum itself not allowed (omega > 0)
-    max_exclusive: bool = False   # maximum itself not allowed (a threshold < 1)
+    min_exclusive: bool = False  # minimum itself not allowed (omega > 0)
+    max_exclusive: bool = False  # maximum itself not allowed (a threshold < 1)
     nullable: bool = False
 
     def allowed(self) -> str:
@@ -206,15 +225,21 @@ class Field:
             text = "text"
         else:
             text = "integer" if self.kind == "int" else "number"
-            lo = "" if self.minimum is None else (
-                f" {'>' if self.min_exclusive else '>='} {self.minimum:g}")
-            hi = "" if self.maximum is None else (
-                f" {'<' if self.max_exclusive else '<='} {self.maximum:g}")
+            lo = (
+                ""
+                if self.minimum is None
+                else (f" {'>' if self.min_exclusive else '>='} {self.minimum:g}")
+            )
+            hi = (
+                ""
+                if self.maximum is None
+                else (f" {'<' if self.max_exclusive else '<='} {self.maximum:g}")
+            )
             text += lo + ("," if lo and hi else "") + hi
         return text + (" or null" if self.nullable else "")
 
 
-_WALLTIME_HOURS = 10**6   # beyond any job; bounds the digits int() has to convert
+_WALLTIME_HOURS = 10**6  # beyond any job; bounds the digits int() has to convert
 _WALLTIME = re.compile(r"([0-9]{1,6}):([0-5][0-9]):([0-5][0-9])")
 
 
@@ -232,11 +257,11 @@ def format_walltime(seconds: int) -> str:
 
 def show(value: Any) -> str:
     """A value for a one-line message: its repr, cut to 60 characters."""
-    if isinstance(value, int) and value.bit_length() > 200:   # repr may even refuse
+    if isinstance(value, int) and value.bit_length() > 200:  # repr may even refuse
         return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     try:
         text = repr(value)
-    except ValueError:     # holds an integer of more digits than repr() converts
+    except ValueError:  # holds an integer of more digits than repr() converts
         text = f"a {type(value).__name__} holding a huge integer"
     return text if len(text) <= 60 else text[:56] + " ..."
 
@@ -266,9 +291,11 @@ def _check_int(key: str, field: Field, value: Any) -> int:
     """An int (not a bool) that fits in int64, within the field's range."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key}: expected an integer ({field.allowed()}), {got(value)}")
-    if abs(value) > INT64_MAX:     # every int ends up in numpy or HDF5 as int64
-        raise ConfigError(f"{key}: {show(value)} is out of range (not a 64-bit integer); "
-                          f"allowed: {field.allowed()}")
+    if abs(value) > INT64_MAX:  # every int ends up in numpy or HDF5 as int64
+        raise ConfigError(
+            f"{key}: {show(value)} is out of range (not a 64-bit integer); "
+            f"allowed: {field.allowed()}"
+        )
     return _check_range(key, field, value)
 
 
@@ -278,11 +305,10 @@ def _check_float(key: str, field: Field, value: Any) -> float:
         raise ConfigError(f"{key}: expected a number ({field.allowed()}), {got(value)}")
     try:
         number = float(value)
-    except OverflowError:          # an int beyond the largest double
+    except OverflowError:  # an int beyond the largest double
         number = math.inf
     if not math.isfinite(number):
-        raise ConfigError(f"{key}: must be a finite number ({field.allowed()}), "
-                          f"{got(value)}")
+        raise ConfigError(f"{key}: must be a finite number ({field.allowed()}), {got(value)}")
     return _check_range(key, field, number)
 
 
@@ -292,20 +318,23 @@ def _check_str(key: str, field: Field, value: Any) -> str:
         raise ConfigError(f"{key}: expected a string ({field.allowed()}), {got(value)}")
     if field.choices and value not in field.choices:
         raise ConfigError(f"{key}: {show(value)} is not allowed; allowed: {field.allowed()}")
-    if "\0" in value:              # no file name or C string can hold it
-        raise ConfigError(f"{key}: contains a NUL character; allowed: {field.allowed()} "
-                          "without NUL")
+    if "\0" in value:  # no file name or C string can hold it
+        raise ConfigError(
+            f"{key}: contains a NUL character; allowed: {field.allowed()} without NUL"
+        )
     return value
 
 
 def _check_walltime(key: str, field: Field, value: Any) -> str:
     """A positive "HH:MM:SS", or positive seconds (YAML 1.1, e.g. yaml.safe_load, reads
     an unquoted 12:00:00 as 43200)."""
-    if isinstance(value, int) and not isinstance(value, bool) \
-            and 0 < value < 3600 * _WALLTIME_HOURS:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 < value < 3600 * _WALLTIME_HOURS
+    ):
         return format_walltime(value)
-    if not isinstance(value, str) or not _WALLTIME.fullmatch(value) \
-            or walltime_seconds(value) == 0:
+    if not isinstance(value, str) or not _WALLTIME.fullmatch(value) or walltime_seconds(value) == 0:
         raise ConfigError(f'{key}: expected a positive "HH:MM:SS" wall time, {got(value)}')
     return value
 
@@ -313,16 +342,25 @@ def _check_walltime(key: str, field: Field, value: Any) -> str:
 def _check_range(key: str, field: Field, value: float) -> float:
     """value itself if it lies within the field's minimum and maximum."""
     low = field.minimum is not None and (
-        value <= field.minimum if field.min_exclusive else value < field.minimum)
+        value <= field.minimum if field.min_exclusive else value < field.minimum
+    )
     high = field.maximum is not None and (
-        value >= field.maximum if field.max_exclusive else value > field.maximum)
+        value >= field.maximum if field.max_exclusive else value > field.maximum
+    )
     if low or high:
         raise ConfigError(f"{key}: {show(value)} is out of range; allowed: {field.allowed()}")
     return value
 
 
-_CHECKS = {"bool": _check_bool, "int": _check_int, "float": _check_float,
-           "str": _check_str, "walltime": _check_walltime}
+_CHECKS = {
+    "bool": _check_bool,
+    "int": _check_int,
+    "float": _check_float,
+    "str": _check_str,
+    "walltime": _check_walltime,
+}
+
+
 def refuse_unknown(given: dict, allowed: list, section: str) -> None:
     """ConfigError naming the first key of given (of a section, or of the top level
     when section is empty) that is not one of allowed."""
@@ -330,8 +368,9 @@ def refuse_unknown(given: dict, allowed: list, section: str) -> None:
     if not extra:
         return
     key, prefix = extra[0], f"{section}." if section else ""
-    name = prefix + (key if isinstance(key, str) else
-                     f"{show(key)} ({type(key).__name__}, not text)")
+    name = prefix + (
+        key if isinstance(key, str) else f"{show(key)} ({type(key).__name__}, not text)"
+    )
     what = f"key; allowed keys in {section}" if section else "section; allowed"
     raise ConfigError(f"{name}: unknown {what}: {', '.join(allowed)}")
 
@@ -361,10 +400,13 @@ def read_config_file(path: str) -> str:
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path}: larger than {MAX_CONFIG_BYTES // 1024} kB; "
-                          "a config is a few kB of YAML")
+        raise ConfigError(
+            f"config file {path}: larger than {MAX_CONFIG_BYTES // 1024} kB; "
+            "a config is a few kB of YAML"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason} at byte "
-                          f"{exc.start})") from None
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None

@@ -9,155 +9,323 @@ allowed; the command line turns :class:`ConfigError` into exit code 2 before any
 The machinery under the table (the YAML loader, fields and their checks, ``--set``)
 is ``fields.py``, shared with the training config.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from .fields import (REQUIRED, ConfigDumper, ConfigError, Field, check_value, got,
-                     parse_override, parse_yaml, read_config_file, refuse_unknown, show)
+from .fields import (
+    REQUIRED,
+    ConfigDumper,
+    ConfigError,
+    Field,
+    check_value,
+    got,
+    parse_override,
+    parse_yaml,
+    read_config_file,
+    refuse_unknown,
+    show,
+)
 
 SPEC: dict[str, dict[str, Field]] = {
     "system": {
         "particles": Field("int", REQUIRED, "number of particles P", minimum=1),
         "dimensions": Field("int", REQUIRED, "spatial dimensions D", minimum=1, maximum=3),
         "omega": Field("float", REQUIRED, "trap frequency", minimum=0.0, min_exclusive=True),
-        "omega_z": Field("float", None, "trap frequency along z (3D elliptical trap "
-                         "V = 1/2 (omega^2 (x^2 + y^2) + omega_z^2 z^2)); null -> omega",
-                         minimum=0.0, min_exclusive=True, nullable=True),
-        "interaction": Field("str", "coulomb", "pair interaction: coulomb 1/r_pq, "
-                             "hard_sphere (V = inf for r_pq <= hard_sphere_radius), or none",
-                             choices=("coulomb", "hard_sphere", "none")),
-        "hard_sphere_radius": Field("float", None, "hard-sphere radius a (with interaction "
-                                    "hard_sphere or jastrow hard_sphere)", minimum=0.0,
-                                    min_exclusive=True, nullable=True),
-        "statistics": Field("str", "fermions", "fermions: Slater determinants per spin, "
-                            "closed shells only (first half spin up); bosons: symmetric, "
-                            "any count", choices=("fermions", "bosons")),
+        "omega_z": Field(
+            "float",
+            None,
+            "trap frequency along z (3D elliptical trap "
+            "V = 1/2 (omega^2 (x^2 + y^2) + omega_z^2 z^2)); null -> omega",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "interaction": Field(
+            "str",
+            "coulomb",
+            "pair interaction: coulomb 1/r_pq, "
+            "hard_sphere (V = inf for r_pq <= hard_sphere_radius), or none",
+            choices=("coulomb", "hard_sphere", "none"),
+        ),
+        "hard_sphere_radius": Field(
+            "float",
+            None,
+            "hard-sphere radius a (with interaction hard_sphere or jastrow hard_sphere)",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "statistics": Field(
+            "str",
+            "fermions",
+            "fermions: Slater determinants per spin, "
+            "closed shells only (first half spin up); bosons: symmetric, "
+            "any count",
+            choices=("fermions", "bosons"),
+        ),
     },
     "wavefunction": {
         "hidden": Field("int", 4, "RBM hidden units N", minimum=1),
-        "psi": Field("str", "sqrt", "sqrt: |psi|^2 = F (RBM marginal); full: psi = F",
-                     choices=("sqrt", "full")),
-        "sigma": Field("float", None, "RBM width (x, y); null -> exact non-interacting width",
-                       minimum=0.0, min_exclusive=True, nullable=True),
-        "sigma_z": Field("float", None, "RBM width along z (3D); null -> sigma in a round "
-                         "trap, the exact non-interacting width for omega_z in an "
-                         "elliptical one", minimum=0.0, min_exclusive=True, nullable=True),
-        "variational_widths": Field("bool", False, "optimise the RBM Gaussian's widths too: "
-                                    "exp(-1/2 sum delta x^2) with one delta for x-y and "
-                                    "one for z, starting at 0 (not with gibbs)"),
+        "psi": Field(
+            "str",
+            "sqrt",
+            "sqrt: |psi|^2 = F (RBM marginal); full: psi = F",
+            choices=("sqrt", "full"),
+        ),
+        "sigma": Field(
+            "float",
+            None,
+            "RBM width (x, y); null -> exact non-interacting width",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "sigma_z": Field(
+            "float",
+            None,
+            "RBM width along z (3D); null -> sigma in a round "
+            "trap, the exact non-interacting width for omega_z in an "
+            "elliptical one",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "variational_widths": Field(
+            "bool",
+            False,
+            "optimise the RBM Gaussian's widths too: "
+            "exp(-1/2 sum delta x^2) with one delta for x-y and "
+            "one for z, starting at 0 (not with gibbs)",
+        ),
         "init_scale": Field("float", 0.001, "std of the random initial a, b, W", minimum=0.0),
-        "jastrow": Field("str", None, "pair factor: none, the cusp-exact Padé-Jastrow "
-                         "exp(sum a r/(1 + beta r)), or hard_sphere prod (1 - a/r_pq); "
-                         "null -> hard_sphere with interaction hard_sphere, else none",
-                         choices=("none", "pade", "hard_sphere"), nullable=True),
-        "jastrow_beta": Field("float", 0.5, "initial beta of both Padé-Jastrow pair kinds",
-                              minimum=0.0, min_exclusive=True),
-        "determinant_refresh": Field("int", 100, "sweeps between Slater inverses computed "
-                                     "from scratch (fermions; updated by Sherman-Morrison "
-                                     "in between)", minimum=1),
+        "jastrow": Field(
+            "str",
+            None,
+            "pair factor: none, the cusp-exact Padé-Jastrow "
+            "exp(sum a r/(1 + beta r)), or hard_sphere prod (1 - a/r_pq); "
+            "null -> hard_sphere with interaction hard_sphere, else none",
+            choices=("none", "pade", "hard_sphere"),
+            nullable=True,
+        ),
+        "jastrow_beta": Field(
+            "float",
+            0.5,
+            "initial beta of both Padé-Jastrow pair kinds",
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+        "determinant_refresh": Field(
+            "int",
+            100,
+            "sweeps between Slater inverses computed "
+            "from scratch (fermions; updated by Sherman-Morrison "
+            "in between)",
+            minimum=1,
+        ),
     },
     "sampler": {
-        "method": Field("str", "importance", "Markov chain sampler; gibbs: alternate "
-                        "h | x and x | h draws of the RBM (psi: sqrt, jastrow: none only)",
-                        choices=("metropolis", "importance", "gibbs")),
-        "step": Field("float", 0.5, "Metropolis step / Langevin time step (initial, then "
-                      "tuned; unused by gibbs)",
-                      minimum=0.0, min_exclusive=True),
+        "method": Field(
+            "str",
+            "importance",
+            "Markov chain sampler; gibbs: alternate "
+            "h | x and x | h draws of the RBM (psi: sqrt, jastrow: none only)",
+            choices=("metropolis", "importance", "gibbs"),
+        ),
+        "step": Field(
+            "float",
+            0.5,
+            "Metropolis step / Langevin time step (initial, then tuned; unused by gibbs)",
+            minimum=0.0,
+            min_exclusive=True,
+        ),
         "walkers_per_rank": Field("int", 16, "independent chains per MPI rank", minimum=1),
-        "thermalization": Field("int", 1000, "sweeps per walker before measuring "
-                                "(first half also tunes the step)", minimum=0),
-        "target_acceptance": Field("float", None, "acceptance the step is tuned to; "
-                                   "null -> 0.5 metropolis, 0.93 importance (gibbs: "
-                                   "no step, ignored)",
-                                   minimum=0.05, maximum=0.99, nullable=True),
-        "drift_limit": Field("float", None, "importance sampling: Umrigar's drift limit a "
-                             "(drift v -> v (sqrt(1 + 2 a v^2 dt) - 1) / (a v^2 dt)); 0: "
-                             "off; null -> 1 with Slater determinants or the hard-sphere "
-                             "factor, else 0",
-                             minimum=0.0, nullable=True),
+        "thermalization": Field(
+            "int",
+            1000,
+            "sweeps per walker before measuring (first half also tunes the step)",
+            minimum=0,
+        ),
+        "target_acceptance": Field(
+            "float",
+            None,
+            "acceptance the step is tuned to; "
+            "null -> 0.5 metropolis, 0.93 importance (gibbs: "
+            "no step, ignored)",
+            minimum=0.05,
+            maximum=0.99,
+            nullable=True,
+        ),
+        "drift_limit": Field(
+            "float",
+            None,
+            "importance sampling: Umrigar's drift limit a "
+            "(drift v -> v (sqrt(1 + 2 a v^2 dt) - 1) / (a v^2 dt)); 0: "
+            "off; null -> 1 with Slater determinants or the hard-sphere "
+            "factor, else 0",
+            minimum=0.0,
+            nullable=True,
+        ),
     },
     "optimizer": {
-        "method": Field("str", "adam", "parameter update rule; sr: stochastic "
-                        "reconfiguration", choices=("sgd", "adam", "sr")),
-        "learning_rate": Field("float", 0.05, "step size of the update",
-                               minimum=0.0, min_exclusive=True),
-        "iterations": Field("int", 300, "optimisation iterations (0: production only)",
-                            minimum=0),
-        "samples_per_iteration": Field("int", 32768, "samples per iteration, total over "
-                                       "all ranks and walkers (one sample = one sweep)",
-                                       minimum=1),
-        "momentum": Field("float", 0.9, "SGD momentum (0: plain gradient descent)",
-                          minimum=0.0, maximum=0.999),
+        "method": Field(
+            "str",
+            "adam",
+            "parameter update rule; sr: stochastic reconfiguration",
+            choices=("sgd", "adam", "sr"),
+        ),
+        "learning_rate": Field(
+            "float", 0.05, "step size of the update", minimum=0.0, min_exclusive=True
+        ),
+        "iterations": Field("int", 300, "optimisation iterations (0: production only)", minimum=0),
+        "samples_per_iteration": Field(
+            "int",
+            32768,
+            "samples per iteration, total over all ranks and walkers (one sample = one sweep)",
+            minimum=1,
+        ),
+        "momentum": Field(
+            "float", 0.9, "SGD momentum (0: plain gradient descent)", minimum=0.0, maximum=0.999
+        ),
         "sr_shift": Field("float", 1e-3, "SR: absolute diagonal shift of S", minimum=0.0),
-        "sr_shift_relative": Field("float", 1e-2, "SR: diagonal shift of S relative to "
-                                   "diag(S)", minimum=0.0),
-        "schedule": Field("str", "constant", "learning-rate schedule over the iterations: "
-                          "constant, exponential or cosine decay to lr_final_fraction",
-                          choices=("constant", "exponential", "cosine")),
-        "lr_final_fraction": Field("float", 0.1, "last learning rate / first, for the "
-                                   "exponential and cosine schedules",
-                                   minimum=0.0, maximum=1.0, min_exclusive=True),
-        "plateau_window": Field("int", 0, "stop optimising when the energy of the last "
-                                "this many iterations has no significant slope (0: off)",
-                                minimum=0),
-        "max_rewinds": Field("int", 5, "rewinds to the last good parameters after a "
-                             "non-finite energy, gradient or update before failing",
-                             minimum=0),
-        "rewind_factor": Field("float", 0.5, "learning rate multiplier applied at each "
-                               "rewind", minimum=0.0, maximum=1.0, min_exclusive=True),
+        "sr_shift_relative": Field(
+            "float", 1e-2, "SR: diagonal shift of S relative to diag(S)", minimum=0.0
+        ),
+        "schedule": Field(
+            "str",
+            "constant",
+            "learning-rate schedule over the iterations: "
+            "constant, exponential or cosine decay to lr_final_fraction",
+            choices=("constant", "exponential", "cosine"),
+        ),
+        "lr_final_fraction": Field(
+            "float",
+            0.1,
+            "last learning rate / first, for the exponential and cosine schedules",
+            minimum=0.0,
+            maximum=1.0,
+            min_exclusive=True,
+        ),
+        "plateau_window": Field(
+            "int",
+            0,
+            "stop optimising when the energy of the last "
+            "this many iterations has no significant slope (0: off)",
+            minimum=0,
+        ),
+        "max_rewinds": Field(
+            "int",
+            5,
+            "rewinds to the last good parameters after a "
+            "non-finite energy, gradient or update before failing",
+            minimum=0,
+        ),
+        "rewind_factor": Field(
+            "float",
+            0.5,
+            "learning rate multiplier applied at each rewind",
+            minimum=0.0,
+            maximum=1.0,
+            min_exclusive=True,
+        ),
     },
     "production": {
-        "samples": Field("int", 1048576, "production samples, total over all ranks and "
-                         "walkers", minimum=1),
-        "store_components": Field("bool", False, "also store the kinetic, trap and "
-                                  "interaction energy of every sample"),
-        "observables": Field("bool", True, "accumulate the energy parts, one-body "
-                             "density, pair-distance histogram and <r12> (with errors)"),
-        "observables_every": Field("int", 1, "add every k-th production sweep of each "
-                                   "chain to the observables (the energy series keeps "
-                                   "every sweep); k > 1 when the histograms need fewer "
-                                   "samples than the energy", minimum=1),
-        "batches": Field("int", 32, "consecutive time batches whose spread gives the "
-                         "observables' errors (batch means); memory per rank: batches x "
-                         "(bins + image_bins^2) doubles", minimum=2, maximum=1024),
-        "density_bins": Field("int", 100, "bins of the radial one-body density",
-                              minimum=1, maximum=100000),
-        "density_rmax": Field("float", None, "outer radius of the density histograms; "
-                              "null -> 4/sqrt(omega)", minimum=0.0, min_exclusive=True,
-                              nullable=True),
-        "axial_density": Field("bool", False, "D = 3: also the one-body density along "
-                               "the x-y plane (column density vs sqrt(x^2 + y^2)) and "
-                               "along z (linear density), density_bins bins each"),
-        "image_bins": Field("int", 64, "pixels per side of the 2D density image (D = 2)",
-                            minimum=1, maximum=512),
-        "pair_bins": Field("int", 100, "bins of the pair-distance histogram", minimum=1,
-                           maximum=100000),
-        "pair_rmax": Field("float", None, "outer edge of the pair-distance histogram; "
-                           "null -> 2 density_rmax", minimum=0.0, min_exclusive=True,
-                           nullable=True),
+        "samples": Field(
+            "int", 1048576, "production samples, total over all ranks and walkers", minimum=1
+        ),
+        "store_components": Field(
+            "bool", False, "also store the kinetic, trap and interaction energy of every sample"
+        ),
+        "observables": Field(
+            "bool",
+            True,
+            "accumulate the energy parts, one-body "
+            "density, pair-distance histogram and <r12> (with errors)",
+        ),
+        "observables_every": Field(
+            "int",
+            1,
+            "add every k-th production sweep of each "
+            "chain to the observables (the energy series keeps "
+            "every sweep); k > 1 when the histograms need fewer "
+            "samples than the energy",
+            minimum=1,
+        ),
+        "batches": Field(
+            "int",
+            32,
+            "consecutive time batches whose spread gives the "
+            "observables' errors (batch means); memory per rank: batches x "
+            "(bins + image_bins^2) doubles",
+            minimum=2,
+            maximum=1024,
+        ),
+        "density_bins": Field(
+            "int", 100, "bins of the radial one-body density", minimum=1, maximum=100000
+        ),
+        "density_rmax": Field(
+            "float",
+            None,
+            "outer radius of the density histograms; null -> 4/sqrt(omega)",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "axial_density": Field(
+            "bool",
+            False,
+            "D = 3: also the one-body density along "
+            "the x-y plane (column density vs sqrt(x^2 + y^2)) and "
+            "along z (linear density), density_bins bins each",
+        ),
+        "image_bins": Field(
+            "int", 64, "pixels per side of the 2D density image (D = 2)", minimum=1, maximum=512
+        ),
+        "pair_bins": Field(
+            "int", 100, "bins of the pair-distance histogram", minimum=1, maximum=100000
+        ),
+        "pair_rmax": Field(
+            "float",
+            None,
+            "outer edge of the pair-distance histogram; null -> 2 density_rmax",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
     },
     "output": {
-        "path": Field("str", "runs/quickstart.h5", "HDF5 result file (never overwritten "
-                      "without --overwrite)"),
-        "checkpoint_every": Field("float", 300.0, "seconds of wall time between "
-                                  "checkpoints (also at phase ends and on a stop signal; "
-                                  "0: after every unit of work)", minimum=0.0),
-        "max_walltime": Field("walltime", None, "HH:MM:SS: stop cleanly, checkpointed, "
-                              "before this wall time (exit code 75)", nullable=True),
-        "progress_every": Field("float", 10.0, "seconds between plain progress lines "
-                                "when stdout is not a terminal", minimum=0.0),
+        "path": Field(
+            "str", "runs/quickstart.h5", "HDF5 result file (never overwritten without --overwrite)"
+        ),
+        "checkpoint_every": Field(
+            "float",
+            300.0,
+            "seconds of wall time between "
+            "checkpoints (also at phase ends and on a stop signal; "
+            "0: after every unit of work)",
+            minimum=0.0,
+        ),
+        "max_walltime": Field(
+            "walltime",
+            None,
+            "HH:MM:SS: stop cleanly, checkpointed, before this wall time (exit code 75)",
+            nullable=True,
+        ),
+        "progress_every": Field(
+            "float",
+            10.0,
+            "seconds between plain progress lines when stdout is not a terminal",
+            minimum=0.0,
+        ),
     },
 }
-SEED = Field("int", 2026, "root seed of every random stream", minimum=0,
-             maximum=2**63 - 1)
+SEED = Field("int", 2026, "root seed of every random stream", minimum=0, maximum=2**63 - 1)
 
 
 def _section_class(name: str) -> type:
@@ -173,8 +341,12 @@ OptimizerConfig = _section_class("optimizer")
 ProductionConfig = _section_class("production")
 OutputConfig = _section_class("output")
 _SECTION_CLASSES = {
-    "system": SystemConfig, "wavefunction": WavefunctionConfig, "sampler": SamplerConfig,
-    "optimizer": OptimizerConfig, "production": ProductionConfig, "output": OutputConfig,
+    "system": SystemConfig,
+    "wavefunction": WavefunctionConfig,
+    "sampler": SamplerConfig,
+    "optimizer": OptimizerConfig,
+    "production": ProductionConfig,
+    "output": OutputConfig,
 }
 
 
@@ -215,8 +387,9 @@ _SECTION_NAMES = ", ".join(list(SPEC) + ["seed"])
 def _require_sections(raw: Any, source: str) -> None:
     """ConfigError unless raw is a mapping of known sections (and seed)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections ({_SECTION_NAMES}), "
-                          f"{got(raw)}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections ({_SECTION_NAMES}), {got(raw)}"
+        )
     refuse_unknown(raw, list(SPEC) + ["seed"], "")
 
 
@@ -255,27 +428,33 @@ def _resolve_defaults(cfg: Config) -> Config:
     hard_sphere, else none."""
     if cfg.wavefunction.jastrow is None:
         jastrow = "hard_sphere" if cfg.system.interaction == "hard_sphere" else "none"
-        cfg = cfg.replace(wavefunction=dataclasses.replace(cfg.wavefunction,
-                                                           jastrow=jastrow))
+        cfg = cfg.replace(wavefunction=dataclasses.replace(cfg.wavefunction, jastrow=jastrow))
     return cfg
 
 
 def _check_combinations(cfg: Config) -> None:
     """Rules that involve more than one key."""
     if cfg.optimizer.method == "sr":
-        from ..wavefunction import Layout     # numba only when SR needs the count
+        from ..wavefunction import Layout  # numba only when SR needs the count
+
         n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
         if n > SR_MAX_PARAMS:
-            raise ConfigError(f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
-                              f"(Allreduced and Cholesky-solved every iteration); allowed "
-                              f"up to {SR_MAX_PARAMS} parameters: use fewer hidden units "
-                              "or adam")
+            raise ConfigError(
+                f"optimizer.method: sr builds the explicit {n} x {n} matrix S "
+                f"(Allreduced and Cholesky-solved every iteration); allowed "
+                f"up to {SR_MAX_PARAMS} parameters: use fewer hidden units "
+                "or adam"
+            )
         if cfg.optimizer.sr_shift == 0 and cfg.optimizer.sr_shift_relative == 0:
-            raise ConfigError("optimizer.sr_shift: with sr_shift_relative also 0, S may be "
-                              "singular; allowed: at least one of them > 0")
+            raise ConfigError(
+                "optimizer.sr_shift: with sr_shift_relative also 0, S may be "
+                "singular; allowed: at least one of them > 0"
+            )
     if 0 < cfg.optimizer.plateau_window < 10:
-        raise ConfigError(f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
-                          "short for a slope test; allowed: 0 (off) or >= 10")
+        raise ConfigError(
+            f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
+            "short for a slope test; allowed: 0 (off) or >= 10"
+        )
     _check_trap(cfg)
     _check_hard_spheres(cfg)
     _check_statistics(cfg)
@@ -283,23 +462,31 @@ def _check_combinations(cfg: Config) -> None:
         # x | h and h | x are the conditionals of exp(-E(x, h)), whose marginal is F:
         # Gibbs sampling draws |psi|^2 only when that is F itself.
         if cfg.wavefunction.psi != "sqrt":
-            raise ConfigError(f"sampler.method: gibbs samples F, which is |psi|^2 only for "
-                              f"wavefunction.psi: sqrt (got wavefunction.psi: "
-                              f"{cfg.wavefunction.psi}); allowed: psi sqrt with gibbs, or "
-                              f"sampler.method metropolis/importance")
+            raise ConfigError(
+                f"sampler.method: gibbs samples F, which is |psi|^2 only for "
+                f"wavefunction.psi: sqrt (got wavefunction.psi: "
+                f"{cfg.wavefunction.psi}); allowed: psi sqrt with gibbs, or "
+                f"sampler.method metropolis/importance"
+            )
         if cfg.wavefunction.jastrow != "none":
-            raise ConfigError(f"sampler.method: gibbs samples the RBM alone and cannot "
-                              f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
-                              f"allowed: jastrow none with gibbs, or sampler.method "
-                              f"metropolis/importance")
+            raise ConfigError(
+                f"sampler.method: gibbs samples the RBM alone and cannot "
+                f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
+                f"allowed: jastrow none with gibbs, or sampler.method "
+                f"metropolis/importance"
+            )
         if cfg.wavefunction.variational_widths:
-            raise ConfigError("sampler.method: gibbs draws x | h from the RBM's fixed "
-                              "widths, not with wavefunction.variational_widths: true; "
-                              "allowed: sampler.method metropolis/importance")
+            raise ConfigError(
+                "sampler.method: gibbs draws x | h from the RBM's fixed "
+                "widths, not with wavefunction.variational_widths: true; "
+                "allowed: sampler.method metropolis/importance"
+            )
         if cfg.system.interaction == "hard_sphere":
-            raise ConfigError("sampler.method: gibbs draws from the RBM alone, which "
-                              "knows no hard core of system.interaction: hard_sphere; "
-                              "allowed: sampler.method metropolis/importance")
+            raise ConfigError(
+                "sampler.method: gibbs draws from the RBM alone, which "
+                "knows no hard core of system.interaction: hard_sphere; "
+                "allowed: sampler.method metropolis/importance"
+            )
     _check_parts(cfg)
 
 
@@ -309,17 +496,23 @@ def _check_trap(cfg: Config) -> None:
     sy, wf = cfg.system, cfg.wavefunction
     elliptic = sy.omega_z is not None and sy.omega_z != sy.omega
     if elliptic and sy.dimensions != 3:
-        raise ConfigError(f"system.omega_z: {sy.omega_z:g} differs from system.omega "
-                          f"({sy.omega:g}), an elliptical trap, which needs "
-                          f"system.dimensions 3 (got {sy.dimensions}); allowed: null or "
-                          f"equal to system.omega")
+        raise ConfigError(
+            f"system.omega_z: {sy.omega_z:g} differs from system.omega "
+            f"({sy.omega:g}), an elliptical trap, which needs "
+            f"system.dimensions 3 (got {sy.dimensions}); allowed: null or "
+            f"equal to system.omega"
+        )
     if wf.sigma_z is not None and sy.dimensions != 3:
-        raise ConfigError(f"wavefunction.sigma_z: the width along z needs "
-                          f"system.dimensions 3 (got {sy.dimensions}); allowed: null")
+        raise ConfigError(
+            f"wavefunction.sigma_z: the width along z needs "
+            f"system.dimensions 3 (got {sy.dimensions}); allowed: null"
+        )
     if elliptic and sy.statistics == "fermions" and sy.particles > 2:
-        raise ConfigError(f"system.omega_z: the Slater orbitals of "
-                          f"system.statistics: fermions are those of a round trap; "
-                          f"allowed: null or equal to system.omega, or statistics bosons")
+        raise ConfigError(
+            "system.omega_z: the Slater orbitals of "
+            "system.statistics: fermions are those of a round trap; "
+            "allowed: null or equal to system.omega, or statistics bosons"
+        )
 
 
 def _check_hard_spheres(cfg: Config) -> None:
@@ -327,55 +520,71 @@ def _check_hard_spheres(cfg: Config) -> None:
     spheres need two particles and a radius."""
     sy, jastrow = cfg.system, cfg.wavefunction.jastrow
     wanted = sy.interaction == "hard_sphere" or jastrow == "hard_sphere"
-    who = ("system.interaction: hard_sphere" if sy.interaction == "hard_sphere"
-           else "wavefunction.jastrow: hard_sphere")
+    who = (
+        "system.interaction: hard_sphere"
+        if sy.interaction == "hard_sphere"
+        else "wavefunction.jastrow: hard_sphere"
+    )
     if wanted and sy.hard_sphere_radius is None:
-        raise ConfigError(f"system.hard_sphere_radius: required with {who}; allowed: a "
-                          f"number > 0")
+        raise ConfigError(f"system.hard_sphere_radius: required with {who}; allowed: a number > 0")
     if not wanted and sy.hard_sphere_radius is not None:
-        raise ConfigError(f"system.hard_sphere_radius: used only with interaction "
-                          f"hard_sphere or jastrow hard_sphere (got interaction "
-                          f"{sy.interaction}, jastrow {jastrow}); allowed: null")
+        raise ConfigError(
+            f"system.hard_sphere_radius: used only with interaction "
+            f"hard_sphere or jastrow hard_sphere (got interaction "
+            f"{sy.interaction}, jastrow {jastrow}); allowed: null"
+        )
     if wanted and sy.particles < 2:
-        raise ConfigError(f"system.particles: {who} needs at least 2 particles (got "
-                          f"{sy.particles}); allowed: particles >= 2, or interaction and "
-                          f"jastrow other than hard_sphere")
+        raise ConfigError(
+            f"system.particles: {who} needs at least 2 particles (got "
+            f"{sy.particles}); allowed: particles >= 2, or interaction and "
+            f"jastrow other than hard_sphere"
+        )
 
 
 def _check_statistics(cfg: Config) -> None:
     """Fermions come in closed shells; Gibbs sampling cannot carry determinants."""
     from ..shells import closed_shells
+
     sy = cfg.system
     if sy.statistics != "fermions":
         return
     limit = CLOSED_SHELL_LIMIT[sy.dimensions]
     if sy.dimensions == 1:
         if sy.particles % 2 or sy.particles > limit:
-            raise ConfigError(f"system.particles: {sy.particles} fermions are not offered "
-                              f"in 1D; allowed: an even count up to {limit} (one orbital "
-                              f"per shell), or system.statistics: bosons")
+            raise ConfigError(
+                f"system.particles: {sy.particles} fermions are not offered "
+                f"in 1D; allowed: an even count up to {limit} (one orbital "
+                f"per shell), or system.statistics: bosons"
+            )
     elif sy.particles not in closed_shells(sy.dimensions, limit):
         counts = ", ".join(map(str, closed_shells(sy.dimensions, limit)))
-        raise ConfigError(f"system.particles: {sy.particles} fermions are not a closed "
-                          f"shell offered in {sy.dimensions}D; allowed: {counts}, or "
-                          f"system.statistics: bosons (any count)")
+        raise ConfigError(
+            f"system.particles: {sy.particles} fermions are not a closed "
+            f"shell offered in {sy.dimensions}D; allowed: {counts}, or "
+            f"system.statistics: bosons (any count)"
+        )
     if sy.particles > 2 and cfg.sampler.method == "gibbs":
-        raise ConfigError(f"sampler.method: gibbs draws from the RBM's conditionals, which "
-                          f"do not sample |psi|^2 with the Slater determinants of "
-                          f"system.statistics: fermions (particles {sy.particles}); allowed: "
-                          f"sampler.method metropolis/importance, or statistics bosons")
+        raise ConfigError(
+            f"sampler.method: gibbs draws from the RBM's conditionals, which "
+            f"do not sample |psi|^2 with the Slater determinants of "
+            f"system.statistics: fermions (particles {sy.particles}); allowed: "
+            f"sampler.method metropolis/importance, or statistics bosons"
+        )
 
 
 def _check_parts(cfg: Config) -> None:
     """Every selected wave-function part supports the dimension (its registry entry)."""
     from ..wavefunction.layout import PARTS
+
     D = cfg.system.dimensions
     for part in PARTS:
         if part.selects(cfg.system, cfg.wavefunction) and D < part.min_dimensions:
             key = part.selected_by.split(":")[0]
-            raise ConfigError(f"{part.selected_by} needs system.dimensions >= "
-                              f"{part.min_dimensions} (got {D}); allowed with dimensions "
-                              f"{D}: another value of {key}")
+            raise ConfigError(
+                f"{part.selected_by} needs system.dimensions >= "
+                f"{part.min_dimensions} (got {D}); allowed with dimensions "
+                f"{D}: another value of {key}"
+            )
 
 
 def _set_key(raw: dict, parts: list[str], value: Any, origin: str) -> None:
@@ -385,8 +594,7 @@ def _set_key(raw: dict, parts: list[str], value: Any, origin: str) -> None:
         return
     section, key = parts
     if section not in SPEC:
-        raise ConfigError(f"{section}: unknown section in {origin}; allowed: "
-                          f"{_SECTION_NAMES}")
+        raise ConfigError(f"{section}: unknown section in {origin}; allowed: {_SECTION_NAMES}")
     current = raw.get(section)
     if current is None:
         current = {}
@@ -404,8 +612,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] = (),
-                output: str | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike, overrides: list[str] = (), output: str | None = None
+) -> Config:
     """Read, override and validate a YAML config file; raise ConfigError on any problem."""
     path = os.fspath(path)
     source = f"config file {path}"
@@ -421,7 +630,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] = (),
 
 # Keys added after run files stored configs without them, with the meaning those runs
 # had: a stored config lacking one reads with this value, not with today's default.
-STORED_BEFORE = {("system", "statistics"): "bosons"}   # runs before fermions existed
+STORED_BEFORE = {("system", "statistics"): "bosons"}  # runs before fermions existed
 
 
 def config_from_yaml_text(text: str, source: str = "config") -> Config:
@@ -441,8 +650,14 @@ def reference_table() -> str:
     for name, fields in list(SPEC.items()) + [("", {"seed": SEED})]:
         for key, field in fields.items():
             full = f"{name}.{key}" if name else key
-            default = "(required)" if field.default is REQUIRED else yaml.safe_dump(
-                field.default, default_flow_style=True).strip().removesuffix("...").strip()
+            default = (
+                "(required)"
+                if field.default is REQUIRED
+                else yaml.safe_dump(field.default, default_flow_style=True)
+                .strip()
+                .removesuffix("...")
+                .strip()
+            )
             cells = (f"`{full}`", f"`{default}`", field.allowed(), field.doc)
             rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

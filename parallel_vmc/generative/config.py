@@ -5,6 +5,7 @@ here): unknown keys, wrong types and out-of-range values raise :class:`ConfigErr
 naming ``section.key`` and what is allowed, before any work; ``--set section.key=value``
 overrides. ``dbn.layers`` (a list of hidden sizes) is the one list-valued key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,85 +14,153 @@ from typing import Any
 
 import yaml
 
-from ..config.fields import (REQUIRED, ConfigDumper, ConfigError, Field, check_value, got,
-                             parse_override, parse_yaml, read_config_file, refuse_unknown)
+from ..config.fields import (
+    REQUIRED,
+    ConfigDumper,
+    ConfigError,
+    Field,
+    check_value,
+    got,
+    parse_override,
+    parse_yaml,
+    read_config_file,
+    refuse_unknown,
+)
 
 DATA_NAMES = ("bars_stripes", "digits", "mixture2d", "idx")
 MAX_LAYERS = 8
 
 SPEC: dict[str, dict[str, Field]] = {
     "model": {
-        "kind": Field("str", "binary", "binary-binary RBM, or gaussian-binary (real "
-                      "visibles of fixed width sigma)", choices=("binary", "gaussian")),
+        "kind": Field(
+            "str",
+            "binary",
+            "binary-binary RBM, or gaussian-binary (real visibles of fixed width sigma)",
+            choices=("binary", "gaussian"),
+        ),
         "hidden": Field("int", 16, "hidden units", minimum=1, maximum=100000),
-        "sigma": Field("float", 1.0, "gaussian: the visibles' fixed (untrained) width",
-                       minimum=0.0, min_exclusive=True),
-        "init_scale": Field("float", 0.01, "std of the random initial weights",
-                            minimum=0.0),
-        "visible_bias": Field("str", "zero", "initial visible biases: zero, or data (the "
-                              "training rows' log-odds, binary; their mean, gaussian); "
-                              "hidden biases start at 0", choices=("zero", "data")),
+        "sigma": Field(
+            "float",
+            1.0,
+            "gaussian: the visibles' fixed (untrained) width",
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+        "init_scale": Field("float", 0.01, "std of the random initial weights", minimum=0.0),
+        "visible_bias": Field(
+            "str",
+            "zero",
+            "initial visible biases: zero, or data (the "
+            "training rows' log-odds, binary; their mean, gaussian); "
+            "hidden biases start at 0",
+            choices=("zero", "data"),
+        ),
     },
     "data": {
         "name": Field("str", REQUIRED, "data set", choices=DATA_NAMES),
-        "size": Field("int", 3, "bars_stripes: side n of the n x n images", minimum=1,
-                      maximum=8),
-        "samples": Field("int", None, "bars_stripes: rows drawn from the exact "
-                         "distribution (null: each distinct pattern once); mixture2d: "
-                         "points (null: 2000)", minimum=1, nullable=True),
-        "path": Field("str", None, "idx: the images file (MNIST IDX, plain or gzipped)",
-                      nullable=True),
-        "limit": Field("int", None, "idx: use only the first this many images",
-                       minimum=1, nullable=True),
-        "threshold": Field("float", 0.5, "digits, idx: a pixel is 1 above this fraction "
-                           "of full intensity", minimum=0.0, maximum=1.0,
-                           max_exclusive=True),
-        "held_out": Field("float", 0.0, "fraction of the rows held out for evaluation "
-                          "(0: evaluate on the training data)", minimum=0.0, maximum=0.9),
+        "size": Field("int", 3, "bars_stripes: side n of the n x n images", minimum=1, maximum=8),
+        "samples": Field(
+            "int",
+            None,
+            "bars_stripes: rows drawn from the exact "
+            "distribution (null: each distinct pattern once); mixture2d: "
+            "points (null: 2000)",
+            minimum=1,
+            nullable=True,
+        ),
+        "path": Field(
+            "str", None, "idx: the images file (MNIST IDX, plain or gzipped)", nullable=True
+        ),
+        "limit": Field(
+            "int", None, "idx: use only the first this many images", minimum=1, nullable=True
+        ),
+        "threshold": Field(
+            "float",
+            0.5,
+            "digits, idx: a pixel is 1 above this fraction of full intensity",
+            minimum=0.0,
+            maximum=1.0,
+            max_exclusive=True,
+        ),
+        "held_out": Field(
+            "float",
+            0.0,
+            "fraction of the rows held out for evaluation (0: evaluate on the training data)",
+            minimum=0.0,
+            maximum=0.9,
+        ),
     },
     "training": {
-        "method": Field("str", "pcd", "negative phase: cd (chains restart at the "
-                        "mini-batch) or pcd (persistent chains)", choices=("cd", "pcd")),
-        "k": Field("int", 1, "Gibbs sweeps per mini-batch (CD-k / PCD-k)", minimum=1,
-                   maximum=100000),
-        "batch_size": Field("int", 10, "rows per mini-batch, total over all ranks "
-                            "(a multiple of the rank count)", minimum=1),
+        "method": Field(
+            "str",
+            "pcd",
+            "negative phase: cd (chains restart at the mini-batch) or pcd (persistent chains)",
+            choices=("cd", "pcd"),
+        ),
+        "k": Field(
+            "int", 1, "Gibbs sweeps per mini-batch (CD-k / PCD-k)", minimum=1, maximum=100000
+        ),
+        "batch_size": Field(
+            "int",
+            10,
+            "rows per mini-batch, total over all ranks (a multiple of the rank count)",
+            minimum=1,
+        ),
         "epochs": Field("int", 100, "passes over the training data", minimum=1),
-        "chains": Field("int", 100, "pcd: persistent chains, total over all ranks (a "
-                        "multiple of the rank count)", minimum=1, maximum=10**7),
-        "optimizer": Field("str", "sgd", "update rule (sgd with momentum, or adam)",
-                           choices=("sgd", "adam")),
-        "learning_rate": Field("float", 0.05, "step size", minimum=0.0,
-                               min_exclusive=True),
+        "chains": Field(
+            "int",
+            100,
+            "pcd: persistent chains, total over all ranks (a multiple of the rank count)",
+            minimum=1,
+            maximum=10**7,
+        ),
+        "optimizer": Field(
+            "str", "sgd", "update rule (sgd with momentum, or adam)", choices=("sgd", "adam")
+        ),
+        "learning_rate": Field("float", 0.05, "step size", minimum=0.0, min_exclusive=True),
         "momentum": Field("float", 0.5, "sgd momentum", minimum=0.0, maximum=0.999),
-        "weight_decay": Field("float", 0.0, "L2 penalty on W added to the loss "
-                              "gradient (lambda W)", minimum=0.0),
-        "schedule": Field("str", "constant", "learning rate over the mini-batches: "
-                          "constant, or exponential / cosine decay to lr_final_fraction",
-                          choices=("constant", "exponential", "cosine")),
-        "lr_final_fraction": Field("float", 0.1, "last learning rate / first",
-                                   minimum=0.0, maximum=1.0, min_exclusive=True),
+        "weight_decay": Field(
+            "float", 0.0, "L2 penalty on W added to the loss gradient (lambda W)", minimum=0.0
+        ),
+        "schedule": Field(
+            "str",
+            "constant",
+            "learning rate over the mini-batches: "
+            "constant, or exponential / cosine decay to lr_final_fraction",
+            choices=("constant", "exponential", "cosine"),
+        ),
+        "lr_final_fraction": Field(
+            "float", 0.1, "last learning rate / first", minimum=0.0, maximum=1.0, min_exclusive=True
+        ),
     },
     "evaluation": {
         "every": Field("int", 1, "epochs between history rows", minimum=1),
-        "exact_limit": Field("int", 20, "exact log Z by enumeration when min(visible, "
-                             "hidden) units <= this (2^limit terms)", minimum=1,
-                             maximum=26),
-        "ais_runs": Field("int", 100, "AIS runs of the final evaluation (larger models)",
-                          minimum=2),
+        "exact_limit": Field(
+            "int",
+            20,
+            "exact log Z by enumeration when min(visible, hidden) units <= this (2^limit terms)",
+            minimum=1,
+            maximum=26,
+        ),
+        "ais_runs": Field(
+            "int", 100, "AIS runs of the final evaluation (larger models)", minimum=2
+        ),
         "ais_steps": Field("int", 1000, "AIS intermediate distributions", minimum=1),
     },
     "output": {
-        "path": Field("str", "runs/train.h5", "HDF5 result file (never overwritten "
-                      "without --overwrite)"),
-        "checkpoint_every": Field("int", 10, "epochs between checkpoints (0: only at "
-                                  "the end)", minimum=0),
+        "path": Field(
+            "str", "runs/train.h5", "HDF5 result file (never overwritten without --overwrite)"
+        ),
+        "checkpoint_every": Field(
+            "int", 10, "epochs between checkpoints (0: only at the end)", minimum=0
+        ),
     },
 }
-SEED = Field("int", 2026, "root seed of every random stream", minimum=0,
-             maximum=2**63 - 1)
-LAYERS_DOC = ("hidden sizes of further binary RBMs stacked on model.hidden (a deep "
-              "belief net trained greedily); [] or null: one RBM")
+SEED = Field("int", 2026, "root seed of every random stream", minimum=0, maximum=2**63 - 1)
+LAYERS_DOC = (
+    "hidden sizes of further binary RBMs stacked on model.hidden (a deep "
+    "belief net trained greedily); [] or null: one RBM"
+)
 SECTIONS = list(SPEC) + ["dbn", "seed"]
 
 
@@ -120,9 +189,12 @@ class TrainConfig:
         return dataclasses.replace(self, output=dataclasses.replace(self.output, path=path))
 
 
-_CLASSES = {name: dataclasses.make_dataclass(name.capitalize() + "Section",
-                                             [(k, Any) for k in SPEC[name]], frozen=True)
-            for name in SPEC}
+_CLASSES = {
+    name: dataclasses.make_dataclass(
+        name.capitalize() + "Section", [(k, Any) for k in SPEC[name]], frozen=True
+    )
+    for name in SPEC
+}
 
 
 def _section(name: str, given: Any):
@@ -136,8 +208,7 @@ def _section(name: str, given: Any):
         if key in given:
             values[key] = check_value(f"{name}.{key}", field, given[key])
         elif field.default is REQUIRED:
-            raise ConfigError(f"{name}.{key}: required key is missing; allowed: "
-                              f"{field.allowed()}")
+            raise ConfigError(f"{name}.{key}: required key is missing; allowed: {field.allowed()}")
         else:
             values[key] = field.default
     return _CLASSES[name](**values)
@@ -151,8 +222,9 @@ def _layers(given: Any) -> tuple:
     refuse_unknown(given, ["layers"], "dbn")
     layers = given.get("layers") or []
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
-        raise ConfigError(f"dbn.layers: expected a list of at most {MAX_LAYERS} hidden "
-                          f"sizes, {got(layers)}")
+        raise ConfigError(
+            f"dbn.layers: expected a list of at most {MAX_LAYERS} hidden sizes, {got(layers)}"
+        )
     field = Field("int", None, LAYERS_DOC, minimum=1, maximum=100000)
     return tuple(check_value(f"dbn.layers[{i}]", field, n) for i, n in enumerate(layers))
 
@@ -160,16 +232,18 @@ def _layers(given: Any) -> tuple:
 def from_dict(raw: Any, source: str = "config") -> TrainConfig:
     """Validate a parsed YAML mapping; ConfigError naming the key otherwise."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), {got(raw)}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), {got(raw)}"
+        )
     refuse_unknown(raw, SECTIONS, "")
     if "data" not in raw:
-        raise ConfigError("data: section is required (name: "
-                          f"{', '.join(DATA_NAMES)})")
+        raise ConfigError(f"data: section is required (name: {', '.join(DATA_NAMES)})")
     sections = {name: _section(name, raw.get(name)) for name in SPEC}
-    cfg = TrainConfig(dbn_layers=_layers(raw.get("dbn")),
-                      seed=check_value("seed", SEED, raw.get("seed", SEED.default)),
-                      **sections)
+    cfg = TrainConfig(
+        dbn_layers=_layers(raw.get("dbn")),
+        seed=check_value("seed", SEED, raw.get("seed", SEED.default)),
+        **sections,
+    )
     _check_combinations(cfg)
     return cfg
 
@@ -178,15 +252,17 @@ def _check_combinations(cfg: TrainConfig) -> None:
     """Rules that involve more than one key."""
     data = cfg.data
     if data.name == "idx" and data.path is None:
-        raise ConfigError("data.path: required with data.name idx; allowed: the path of "
-                          "an MNIST IDX images file")
+        raise ConfigError(
+            "data.path: required with data.name idx; allowed: the path of an MNIST IDX images file"
+        )
     if data.name != "idx" and (data.path is not None or data.limit is not None):
         key = "data.path" if data.path is not None else "data.limit"
-        raise ConfigError(f"{key}: used only with data.name idx (got {data.name}); "
-                          "allowed: null")
+        raise ConfigError(f"{key}: used only with data.name idx (got {data.name}); allowed: null")
     if cfg.dbn_layers and cfg.model.kind != "binary":
-        raise ConfigError("dbn.layers: a deep belief net is built of binary RBMs here; "
-                          "allowed with model.kind gaussian: [] (one RBM)")
+        raise ConfigError(
+            "dbn.layers: a deep belief net is built of binary RBMs here; "
+            "allowed with model.kind gaussian: [] (one RBM)"
+        )
 
 
 def apply_overrides(raw: dict, overrides: list) -> dict:
@@ -199,8 +275,9 @@ def apply_overrides(raw: dict, overrides: list) -> dict:
             continue
         section, key = parts
         if section not in SECTIONS or section == "seed":
-            raise ConfigError(f"{section}: unknown section in --set {text!r}; allowed: "
-                              f"{', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"{section}: unknown section in --set {text!r}; allowed: {', '.join(SECTIONS)}"
+            )
         current = raw.get(section) or {}
         if not isinstance(current, dict):
             raise ConfigError(f"{section}: expected a mapping of keys, {got(current)}")
@@ -214,8 +291,9 @@ def load(path: str, overrides: list = (), output: str | None = None) -> TrainCon
     raw = parse_yaml(read_config_file(path), source)
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), {got(raw)}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), {got(raw)}"
+        )
     raw = apply_overrides(raw, list(overrides))
     if output is not None:
         current = raw.get("output") or {}
@@ -233,24 +311,42 @@ def from_yaml_text(text: str, source: str = "stored config") -> TrainConfig:
 # ------------------------------------------------------------------ command line
 def add_train_parser(sub) -> None:
     """The `train` subcommand's arguments."""
-    p = sub.add_parser("train", help="train an RBM (or a deep belief net) on data by "
-                       "CD-k / PCD; write one HDF5 file")
+    p = sub.add_parser(
+        "train",
+        help="train an RBM (or a deep belief net) on data by CD-k / PCD; write one HDF5 file",
+    )
     p.add_argument("config", help="YAML train config (see README: pvmc train)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
     p.add_argument("-o", "--output", help="output HDF5 file (overrides output.path)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file (never done without this flag)")
-    p.add_argument("--max-walltime", metavar="HH:MM:SS",
-                   help="stop cleanly, checkpointed, before this wall time; exit code 75")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (never done without this flag)",
+    )
+    p.add_argument(
+        "--max-walltime",
+        metavar="HH:MM:SS",
+        help="stop cleanly, checkpointed, before this wall time; exit code 75",
+    )
     stop_option(p)
 
 
 def stop_option(p) -> None:
-    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
-                   help="(train) stop cleanly after this many epochs of this launch, "
-                   "checkpointed; exit code 75, continue with pvmc resume. A stop signal "
-                   "(SIGTERM, SIGUSR1, SIGINT) stops it after the current mini-batch")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="EPOCHS",
+        help="(train) stop cleanly after this many epochs of this launch, "
+        "checkpointed; exit code 75, continue with pvmc resume. A stop signal "
+        "(SIGTERM, SIGUSR1, SIGINT) stops it after the current mini-batch",
+    )
     if not any("--quiet" in a.option_strings for a in p._actions):
         p.add_argument("--quiet", action="store_true", help="no progress lines")
 

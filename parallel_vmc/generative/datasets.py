@@ -11,6 +11,7 @@ Every data set is a float64 array of shape (n_samples, n_visible), one row per s
 Bad input raises :class:`DataError`, a :class:`~parallel_vmc.config.ConfigError`, so the
 command line reports it in one line with exit code 2 before any work.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -21,14 +22,24 @@ import numpy as np
 
 from ..config.fields import ConfigError
 
-__all__ = ["DataError", "bars_and_stripes", "sample_patterns", "digits",
-           "gaussian_mixture", "read_idx", "read_mnist", "split", "check_data",
-           "IDX_IMAGES", "IDX_LABELS"]
+__all__ = [
+    "DataError",
+    "bars_and_stripes",
+    "sample_patterns",
+    "digits",
+    "gaussian_mixture",
+    "read_idx",
+    "read_mnist",
+    "split",
+    "check_data",
+    "IDX_IMAGES",
+    "IDX_LABELS",
+]
 
-IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801   # MNIST's magic numbers (ubyte, 3D / 1D)
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # MNIST's magic numbers (ubyte, 3D / 1D)
 # IDX type byte -> big-endian numpy dtype
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-DIGITS_MAX = 16.0        # the bundled digits' pixels are integers 0..16
+DIGITS_MAX = 16.0  # the bundled digits' pixels are integers 0..16
 
 
 class DataError(ConfigError):
@@ -51,16 +62,15 @@ def bars_and_stripes(n: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise DataError(f"bars-and-stripes size n = {n!r}: must be an integer >= 1")
     n = int(n)
-    subsets = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1        # (2^n, n)
-    bars = np.repeat(subsets[:, None, :], n, axis=1)                 # columns on
-    stripes = np.repeat(subsets[:, :, None], n, axis=2)              # rows on
+    subsets = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # (2^n, n)
+    bars = np.repeat(subsets[:, None, :], n, axis=1)  # columns on
+    stripes = np.repeat(subsets[:, :, None], n, axis=2)  # rows on
     images = np.concatenate([bars, stripes]).reshape(-1, n * n)
     patterns = np.unique(images, axis=0).astype(np.float64)
     return patterns, np.full(len(patterns), 1.0 / len(patterns))
 
 
-def sample_patterns(patterns: np.ndarray, probs: np.ndarray, size: int,
-                    seed) -> np.ndarray:
+def sample_patterns(patterns: np.ndarray, probs: np.ndarray, size: int, seed) -> np.ndarray:
     """``size`` rows drawn independently from a discrete distribution over ``patterns``
     (K, n) with probabilities ``probs`` (K,); returns (size, n) float64."""
     rng = np.random.default_rng(seed)
@@ -79,17 +89,19 @@ def digits(threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DataError("the 8x8 digits come with scikit-learn, which is not installed "
-                        "(pip install scikit-learn, or pip install 'parallel_vmc[data]')"
-                        ) from None
+        raise DataError(
+            "the 8x8 digits come with scikit-learn, which is not installed "
+            "(pip install scikit-learn, or pip install 'parallel_vmc[data]')"
+        ) from None
     bunch = load_digits()
-    data = (np.asarray(bunch.data, dtype=np.float64) / DIGITS_MAX > threshold)
+    data = np.asarray(bunch.data, dtype=np.float64) / DIGITS_MAX > threshold
     return data.astype(np.float64), np.asarray(bunch.target, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------ Gaussian mixture
-def gaussian_mixture(n_samples: int, seed, centers=((-1.5, 0.0), (1.5, 0.0)),
-                     std: float = 0.5, weights=None) -> np.ndarray:
+def gaussian_mixture(
+    n_samples: int, seed, centers=((-1.5, 0.0), (1.5, 0.0)), std: float = 0.5, weights=None
+) -> np.ndarray:
     """``n_samples`` points of a 2D (or len(centers[0])-D) mixture of isotropic Gaussians
     with standard deviation ``std`` around ``centers`` (K, d), drawn with ``weights`` (K,)
     (equal by default), from the seed. Returns (n_samples, d) float64."""
@@ -100,11 +112,13 @@ def gaussian_mixture(n_samples: int, seed, centers=((-1.5, 0.0), (1.5, 0.0)),
         raise DataError(f"mixture std = {std!r}: must be > 0")
     if n_samples < 1:
         raise DataError(f"mixture n_samples = {n_samples!r}: must be >= 1")
-    w = np.full(len(centers), 1.0 / len(centers)) if weights is None else np.asarray(
-        weights, dtype=np.float64)
+    w = (
+        np.full(len(centers), 1.0 / len(centers))
+        if weights is None
+        else np.asarray(weights, dtype=np.float64)
+    )
     if w.shape != (len(centers),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-        raise DataError(f"mixture weights: need {len(centers)} non-negative numbers "
-                        "summing to 1")
+        raise DataError(f"mixture weights: need {len(centers)} non-negative numbers summing to 1")
     rng = np.random.default_rng(seed)
     which = rng.choice(len(centers), size=n_samples, p=w)
     return centers[which] + std * rng.standard_normal((n_samples, centers.shape[1]))
@@ -115,7 +129,7 @@ def _read_bytes(path: str) -> bytes:
     """The file's content, gunzipped when it starts with gzip's magic bytes."""
     if not os.path.exists(path):
         raise DataError(f"IDX file {path}: no such file")
-    if not os.path.isfile(path):          # a directory, a FIFO (reading could block)
+    if not os.path.isfile(path):  # a directory, a FIFO (reading could block)
         raise DataError(f"IDX file {path}: not a regular file")
     try:
         with open(path, "rb") as f:
@@ -138,28 +152,32 @@ def read_idx(path: str, expect_magic: int | None = None) -> np.ndarray:
     (magic,) = struct.unpack(">I", raw[:4])
     type_code, ndim = (magic >> 8) & 0xFF, magic & 0xFF
     if magic >> 16 != 0 or type_code not in _IDX_TYPES or ndim == 0:
-        raise DataError(f"IDX file {path}: bad magic number 0x{magic:08x} "
-                        "(not an IDX file)")
+        raise DataError(f"IDX file {path}: bad magic number 0x{magic:08x} (not an IDX file)")
     if expect_magic is not None and magic != expect_magic:
-        raise DataError(f"IDX file {path}: magic number 0x{magic:08x}, expected "
-                        f"0x{expect_magic:08x}")
+        raise DataError(
+            f"IDX file {path}: magic number 0x{magic:08x}, expected 0x{expect_magic:08x}"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"IDX file {path}: truncated header ({len(raw)} bytes, "
-                        f"{ndim} dimensions need {header})")
+        raise DataError(
+            f"IDX file {path}: truncated header ({len(raw)} bytes, {ndim} dimensions need {header})"
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[type_code])
     need = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != need:
         what = "truncated" if len(raw) < need else "trailing bytes"
-        raise DataError(f"IDX file {path}: {what} ({len(raw)} bytes, shape {shape} of "
-                        f"{dtype.itemsize}-byte values needs {need})")
+        raise DataError(
+            f"IDX file {path}: {what} ({len(raw)} bytes, shape {shape} of "
+            f"{dtype.itemsize}-byte values needs {need})"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
 
-def read_mnist(images_path: str, labels_path: str | None = None,
-               threshold: float | None = 0.5) -> tuple[np.ndarray, np.ndarray | None]:
+def read_mnist(
+    images_path: str, labels_path: str | None = None, threshold: float | None = 0.5
+) -> tuple[np.ndarray, np.ndarray | None]:
     """MNIST images (magic 0x00000803, n x rows x cols unsigned bytes) and optionally
     labels (0x00000801, n unsigned bytes) from the user's files.
 
@@ -173,8 +191,10 @@ def read_mnist(images_path: str, labels_path: str | None = None,
     if labels_path is not None:
         labels = read_idx(labels_path, expect_magic=IDX_LABELS).astype(np.int64)
         if len(labels) != len(data):
-            raise DataError(f"MNIST labels {labels_path}: {len(labels)} labels for "
-                            f"{len(data)} images in {images_path}")
+            raise DataError(
+                f"MNIST labels {labels_path}: {len(labels)} labels for "
+                f"{len(data)} images in {images_path}"
+            )
     return data, labels
 
 
@@ -192,18 +212,19 @@ def split(data: np.ndarray, held_out: float, seed) -> tuple[np.ndarray, np.ndarr
     return data[order[n_held:]], data[order[:n_held]]
 
 
-def check_data(data, n_visible: int | None = None, binary: bool = False,
-               name: str = "data") -> np.ndarray:
+def check_data(
+    data, n_visible: int | None = None, binary: bool = False, name: str = "data"
+) -> np.ndarray:
     """``data`` as a float64 (n, n_visible) array, or a DataError naming what is wrong:
     not 2D, no rows, wrong number of columns, non-finite values, or (``binary``) values
     other than 0 and 1."""
     x = np.asarray(data, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
-        raise DataError(f"{name}: need a (n_samples, n_visible) array with n_samples >= 1, "
-                        f"got shape {x.shape}")
+        raise DataError(
+            f"{name}: need a (n_samples, n_visible) array with n_samples >= 1, got shape {x.shape}"
+        )
     if n_visible is not None and x.shape[1] != n_visible:
-        raise DataError(f"{name}: {x.shape[1]} columns, the model has {n_visible} visible "
-                        "units")
+        raise DataError(f"{name}: {x.shape[1]} columns, the model has {n_visible} visible units")
     if not np.all(np.isfinite(x)):
         raise DataError(f"{name}: contains NaN or infinite values")
     if binary and not np.all((x == 0.0) | (x == 1.0)):

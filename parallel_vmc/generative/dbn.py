@@ -7,6 +7,7 @@ training rows as its data (:func:`propagate_up`). Samples come from the top down
 top layers), then one draw per layer down through ``p(v | h)`` of the layers below,
 which act as a directed (sigmoid belief) net.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -17,6 +17,7 @@ only adds the sums over states and the annealing.
   log Z is closed-form, to the model at beta = 1; each intermediate is itself an RBM, so
   the weights are free-energy differences and the transitions are its block Gibbs steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,13 +26,23 @@ import numpy as np
 
 from .model import RBM, free_energy, p_hidden, visible_bias_from_mean, visible_mean
 
-__all__ = ["enumerate_states", "log_z_exact", "log_prob", "log_likelihood",
-           "kl_divergence",
-           "model_expectations", "AISResult", "ais_log_z", "base_rate_visible_bias",
-           "pseudo_likelihood", "reconstruction_error", "MAX_ENUMERATE"]
+__all__ = [
+    "enumerate_states",
+    "log_z_exact",
+    "log_prob",
+    "log_likelihood",
+    "kl_divergence",
+    "model_expectations",
+    "AISResult",
+    "ais_log_z",
+    "base_rate_visible_bias",
+    "pseudo_likelihood",
+    "reconstruction_error",
+    "MAX_ENUMERATE",
+]
 
-MAX_ENUMERATE = 26      # 2^26 states ~ 67M: a few seconds to a minute; beyond, use AIS
-CHUNK = 1 << 15         # states per block of the enumeration (bounded memory)
+MAX_ENUMERATE = 26  # 2^26 states ~ 67M: a few seconds to a minute; beyond, use AIS
+CHUNK = 1 << 15  # states per block of the enumeration (bounded memory)
 LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -39,7 +50,7 @@ LOG2PI = math.log(2.0 * math.pi)
 def enumerate_states(n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Binary states number start..stop-1 of n units as rows: (stop-start, n) float64,
     bit i of the state number is unit i."""
-    stop = 2 ** n if stop is None else stop
+    stop = 2**n if stop is None else stop
     idx = np.arange(start, stop, dtype=np.int64)[:, None]
     return ((idx >> np.arange(n, dtype=np.int64)) & 1).astype(np.float64)
 
@@ -48,11 +59,12 @@ def _logsumexp_chunks(n: int, log_weight) -> float:
     """log sum over all 2^n binary states s of exp(log_weight(S)), S a chunk (m, n) of
     states -> (m,), in chunks with a running maximum (no overflow, bounded memory)."""
     if n > MAX_ENUMERATE:
-        raise ValueError(f"2^{n} states is too many to enumerate (max 2^{MAX_ENUMERATE}); "
-                         "use ais_log_z")
+        raise ValueError(
+            f"2^{n} states is too many to enumerate (max 2^{MAX_ENUMERATE}); use ais_log_z"
+        )
     top, acc = -np.inf, 0.0
-    for start in range(0, 2 ** n, CHUNK):
-        lw = log_weight(enumerate_states(n, start, min(start + CHUNK, 2 ** n)))
+    for start in range(0, 2**n, CHUNK):
+        lw = log_weight(enumerate_states(n, start, min(start + CHUNK, 2**n)))
         m = float(np.max(lw))
         if m > top:
             acc, top = acc * math.exp(top - m) if np.isfinite(top) else 0.0, m
@@ -67,7 +79,7 @@ def _transposed(rbm: RBM) -> RBM:
 
 def _gaussian_hidden_log_weight(rbm: RBM, H: np.ndarray) -> np.ndarray:
     """log of int dv exp(-E(v, h)) without the (2 pi s2)^(n_v/2): (m, n_h) -> (m,)."""
-    shifted = rbm.a + H @ rbm.W.T                     # a + W h, (m, n_v)
+    shifted = rbm.a + H @ rbm.W.T  # a + W h, (m, n_v)
     quad = np.einsum("ij,ij->i", shifted, shifted) - rbm.a @ rbm.a
     return H @ rbm.b + 0.5 * rbm.inv_s2 * quad
 
@@ -147,8 +159,7 @@ def base_rate_visible_bias(rbm: RBM, data=None, data_mean=None) -> np.ndarray:
 
 def _annealed(rbm: RBM, a0: np.ndarray, beta: float) -> RBM:
     """The intermediate RBM at inverse temperature beta between base and model."""
-    return RBM(rbm.kind, (1.0 - beta) * a0 + beta * rbm.a, beta * rbm.b, beta * rbm.W,
-               rbm.sigma)
+    return RBM(rbm.kind, (1.0 - beta) * a0 + beta * rbm.a, beta * rbm.b, beta * rbm.W, rbm.sigma)
 
 
 def _base_log_z(rbm: RBM, a0: np.ndarray) -> float:
@@ -172,8 +183,9 @@ def _sample_base(rbm: RBM, a0: np.ndarray, runs: int, rng) -> np.ndarray:
     return _sample_visible(base, np.zeros((runs, rbm.n_hidden)), rng)
 
 
-def ais_log_z(rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0,
-              data_mean=None) -> AISResult:
+def ais_log_z(
+    rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0, data_mean=None
+) -> AISResult:
     """Annealed importance sampling estimate of log Z, vectorised over ``runs``
     independent runs (numpy, one Python step per temperature).
 
@@ -182,8 +194,11 @@ def ais_log_z(rbm: RBM, runs: int = 100, betas=10_000, data=None, seed=0,
     :func:`base_rate_visible_bias`), or a0 = 0. Each step adds
     ``F_{k-1}(v) - F_k(v)`` to the log-weight and moves v by one block Gibbs step of the
     intermediate model k (which leaves it invariant). Returns :class:`AISResult`."""
-    betas = np.linspace(0.0, 1.0, int(betas) + 1) if np.ndim(betas) == 0 else np.asarray(
-        betas, dtype=np.float64)
+    betas = (
+        np.linspace(0.0, 1.0, int(betas) + 1)
+        if np.ndim(betas) == 0
+        else np.asarray(betas, dtype=np.float64)
+    )
     if betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
         raise ValueError("betas must increase from 0 to 1")
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ xoshiro256** stream (``rng.py``): row c of ``states`` belongs to chain c and not
 so a chain's trajectory does not depend on which rank runs it or on how many chains
 run beside it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,19 @@ def sweeps(rbm: RBM, V: np.ndarray, k: int, states: np.ndarray) -> np.ndarray:
     H = np.zeros((V.shape[0], rbm.n_hidden))
     if V.shape[0] and k > 0:
         W = np.ascontiguousarray(rbm.W)
-        sweep_kernel(V, W, np.ascontiguousarray(W.T), rbm.a, rbm.b, rbm.inv_s2, rbm.sigma,
-                rbm.kind == "binary", int(k), states, H)
+        sweep_kernel(
+            V,
+            W,
+            np.ascontiguousarray(W.T),
+            rbm.a,
+            rbm.b,
+            rbm.inv_s2,
+            rbm.sigma,
+            rbm.kind == "binary",
+            int(k),
+            states,
+            H,
+        )
     return H
 
 

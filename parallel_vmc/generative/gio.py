@@ -24,6 +24,7 @@ The file is small, so rank 0 writes it whole each time (model, history, checkpoi
 a temporary sibling and renames it over the old one: a kill at any moment leaves
 either the previous complete file or the new one, never a half-written one.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -37,10 +38,24 @@ from ..runfile.hdf5io import read_array, write_array
 
 RUN_TYPE = "train"
 FORMAT_VERSION = 1
-HISTORY_FIELDS = ("layer", "epoch", "reconstruction_error", "pseudo_likelihood",
-                  "log_likelihood", "learning_rate", "wall_time")
-EVALUATION_ATTRS = ("method", "log_z", "log_z_error", "log_likelihood",
-                    "held_out_log_likelihood", "kl", "train_seconds")
+HISTORY_FIELDS = (
+    "layer",
+    "epoch",
+    "reconstruction_error",
+    "pseudo_likelihood",
+    "log_likelihood",
+    "learning_rate",
+    "wall_time",
+)
+EVALUATION_ATTRS = (
+    "method",
+    "log_z",
+    "log_z_error",
+    "log_likelihood",
+    "held_out_log_likelihood",
+    "kl",
+    "train_seconds",
+)
 RUNNING, COMPLETED, INTERRUPTED = "running", "completed", "interrupted"
 
 
@@ -67,8 +82,14 @@ def _write_rbm(group, rbm) -> None:
 def read_rbm(group):
     """The RBM stored in a /model or /dbn/layer_L group."""
     from .model import RBM
-    return RBM(str(group.attrs["kind"]), read_array(group["a"]), read_array(group["b"]),
-               read_array(group["W"]), float(group.attrs["sigma"]))
+
+    return RBM(
+        str(group.attrs["kind"]),
+        read_array(group["a"]),
+        read_array(group["b"]),
+        read_array(group["W"]),
+        float(group.attrs["sigma"]),
+    )
 
 
 def root_attrs(cfg, mpi_size: int) -> dict:
@@ -76,16 +97,30 @@ def root_attrs(cfg, mpi_size: int) -> dict:
     import numba
 
     from .. import __version__
-    return {"run_type": RUN_TYPE, "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": cfg.to_yaml(), "mpi_size": mpi_size, "seed": cfg.seed,
-            "hostname": socket.gethostname(), "numpy_version": np.__version__,
-            "numba_version": numba.__version__, "status": RUNNING}
+
+    return {
+        "run_type": RUN_TYPE,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.to_yaml(),
+        "mpi_size": mpi_size,
+        "seed": cfg.seed,
+        "hostname": socket.gethostname(),
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "status": RUNNING,
+    }
 
 
-def write(path: str, attrs: dict, layers: list, history: dict, evaluation: dict | None,
-          checkpoint: dict | None) -> None:
+def write(
+    path: str,
+    attrs: dict,
+    layers: list,
+    history: dict,
+    evaluation: dict | None,
+    checkpoint: dict | None,
+) -> None:
     """Write the whole file atomically (tmp + fsync + rename). layers: the RBMs done or
     in training, bottom first; history: field -> list; checkpoint: arrays and attrs
     (``attrs`` key) of the state, or None."""
@@ -97,8 +132,7 @@ def write(path: str, attrs: dict, layers: list, history: dict, evaluation: dict 
                 _write_rbm(h5.create_group("model" if k == 0 else f"dbn/layer_{k}"), rbm)
             hist = h5.create_group("history")
             for name in HISTORY_FIELDS:
-                hist.create_dataset(name, data=np.asarray(history.get(name, []),
-                                                          dtype=np.float64))
+                hist.create_dataset(name, data=np.asarray(history.get(name, []), dtype=np.float64))
             if evaluation is not None:
                 h5.create_group("evaluation").attrs.update(evaluation)
             if checkpoint is not None:
@@ -133,14 +167,18 @@ def read_resumable(path: str) -> dict:
             attrs = dict(h5.attrs)
             status = str(attrs.get("status", ""))
             if status == COMPLETED:
-                raise TrainFileError(f"{path}: the training is already completed; "
-                                     "nothing to resume")
+                raise TrainFileError(
+                    f"{path}: the training is already completed; nothing to resume"
+                )
             if "checkpoint" not in h5:
-                raise TrainFileError(f"{path}: no checkpoint in the file (stopped before "
-                                     "its first one); start it again with pvmc train "
-                                     "CONFIG --overwrite")
+                raise TrainFileError(
+                    f"{path}: no checkpoint in the file (stopped before "
+                    "its first one); start it again with pvmc train "
+                    "CONFIG --overwrite"
+                )
             layers = [read_rbm(h5["model"])] + [
-                read_rbm(h5[f"dbn/layer_{k}"]) for k in range(1, 1 + len(h5.get("dbn", {})))]
+                read_rbm(h5[f"dbn/layer_{k}"]) for k in range(1, 1 + len(h5.get("dbn", {})))
+            ]
             history = {name: list(h5["history"][name][()]) for name in HISTORY_FIELDS}
             group = h5["checkpoint"]
             checkpoint = {name: read_array(group[name]) for name in group}
@@ -148,7 +186,13 @@ def read_resumable(path: str) -> dict:
     except TrainFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any damage: one message
-        raise TrainFileError(f"{path}: not a readable training file "
-                             f"({' '.join(str(exc).split())[:200]})") from None
-    return {"config": str(attrs["config"]), "attrs": attrs, "layers": layers,
-            "history": history, "checkpoint": checkpoint}
+        raise TrainFileError(
+            f"{path}: not a readable training file ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    return {
+        "config": str(attrs["config"]),
+        "attrs": attrs,
+        "layers": layers,
+        "history": history,
+        "checkpoint": checkpoint,
+    }

@@ -37,6 +37,7 @@ Signatures (V: (n, n_v) visible rows; H: (n, n_h) hidden rows; all float64):
 The parameter vector ``theta = [a, b, W.ravel()]`` (W row-major) is what the optimisers
 update.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,23 +86,37 @@ class RBM:
         return np.concatenate([self.a, self.b, self.W.ravel()])
 
     @classmethod
-    def from_theta(cls, kind: str, theta: np.ndarray, n_v: int, n_h: int,
-                   sigma: float = 1.0) -> "RBM":
+    def from_theta(
+        cls, kind: str, theta: np.ndarray, n_v: int, n_h: int, sigma: float = 1.0
+    ) -> "RBM":
         """The RBM whose parameter vector is theta (copied)."""
         theta = np.asarray(theta, dtype=np.float64)
-        return cls(kind, theta[:n_v].copy(), theta[n_v:n_v + n_h].copy(),
-                   theta[n_v + n_h:].reshape(n_v, n_h).copy(), float(sigma))
+        return cls(
+            kind,
+            theta[:n_v].copy(),
+            theta[n_v : n_v + n_h].copy(),
+            theta[n_v + n_h :].reshape(n_v, n_h).copy(),
+            float(sigma),
+        )
 
     @classmethod
-    def init(cls, kind: str, n_v: int, n_h: int, rng: np.random.Generator,
-             scale: float = 0.01, sigma: float = 1.0) -> "RBM":
+    def init(
+        cls,
+        kind: str,
+        n_v: int,
+        n_h: int,
+        rng: np.random.Generator,
+        scale: float = 0.01,
+        sigma: float = 1.0,
+    ) -> "RBM":
         """Small random weights Normal(0, scale^2), zero biases."""
         W = scale * rng.standard_normal((n_v, n_h))
-        return cls(kind, np.zeros(n_v), np.zeros(n_h), W,
-                   float(sigma) if kind == "gaussian" else 1.0)
+        return cls(
+            kind, np.zeros(n_v), np.zeros(n_h), W, float(sigma) if kind == "gaussian" else 1.0
+        )
 
 
-VISIBLE_PROB_FLOOR = 1e-3   # the data's mean is clipped to [floor, 1 - floor] (binary)
+VISIBLE_PROB_FLOOR = 1e-3  # the data's mean is clipped to [floor, 1 - floor] (binary)
 
 
 def visible_bias_from_mean(kind: str, mean: np.ndarray) -> np.ndarray:
@@ -117,6 +132,7 @@ def visible_bias_from_mean(kind: str, mean: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ array kernels
+
 
 @njit(cache=True, inline="always")
 def sigmoid_scalar(u):
@@ -160,6 +176,7 @@ def _rows(X, n: int, name: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the model's math
+
 
 def hidden_input(rbm: RBM, V) -> np.ndarray:
     """u = b + V W / s2: (n, n_v) -> (n, n_h) (one BLAS product)."""

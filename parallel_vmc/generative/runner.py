@@ -9,6 +9,7 @@ progress lines and writes the file (``gio.py``). A deep belief net trains its la
 one after the other, each on the hidden probabilities p(h | v) of the layer below for
 the training rows (each rank for its shard).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ from .dbn import propagate_up
 from .model import RBM, p_hidden, visible_bias_from_mean
 from .train import Interrupted, Shard, TrainState, check_layout, local_slice, make_shard, train
 
-LAYER_SEED_KEY = (0, 3)     # SeedSequence spawn key prefix of the upper layers' seeds
+LAYER_SEED_KEY = (0, 3)  # SeedSequence spawn key prefix of the upper layers' seeds
 
 
 class StopRequested(Exception):
@@ -33,27 +34,32 @@ class StopRequested(Exception):
 
 # ------------------------------------------------------------------ data and layers
 
+
 def load_data(cfg) -> tuple[np.ndarray, np.ndarray | None]:
     """(training rows, held-out rows or None) as (n, n_v) float64; DataError (exit 2)
     naming what is wrong."""
     d = cfg.data
     if d.name == "bars_stripes":
         patterns, probs = datasets.bars_and_stripes(d.size)
-        data = patterns if d.samples is None else datasets.sample_patterns(
-            patterns, probs, d.samples, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4)))
+        data = (
+            patterns
+            if d.samples is None
+            else datasets.sample_patterns(
+                patterns, probs, d.samples, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4))
+            )
+        )
     elif d.name == "digits":
         data, _ = datasets.digits(d.threshold)
     elif d.name == "mixture2d":
-        data = datasets.gaussian_mixture(d.samples or 2000,
-                                         np.random.SeedSequence(cfg.seed, spawn_key=(0, 4)))
+        data = datasets.gaussian_mixture(
+            d.samples or 2000, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4))
+        )
     else:
         data, _ = datasets.read_mnist(d.path, None, d.threshold)
-        data = data[:d.limit] if d.limit else data
-    data = datasets.check_data(data, binary=cfg.model.kind == "binary", name=f"data "
-                               f"{d.name}")
+        data = data[: d.limit] if d.limit else data
+    data = datasets.check_data(data, binary=cfg.model.kind == "binary", name=f"data {d.name}")
     if d.held_out > 0:
-        return datasets.split(data, d.held_out, np.random.SeedSequence(cfg.seed,
-                                                                       spawn_key=(0, 5)))
+        return datasets.split(data, d.held_out, np.random.SeedSequence(cfg.seed, spawn_key=(0, 5)))
     return data, None
 
 
@@ -72,9 +78,14 @@ def layer_seed(seed: int, layer: int) -> int:
 def new_layer(cfg, layer: int, n_v: int) -> RBM:
     """The initial RBM of a layer (binary above the bottom one), visible biases 0."""
     kind = cfg.model.kind if layer == 0 else "binary"
-    return RBM.init(kind, n_v, layer_sizes(cfg)[layer],
-                    params_generator(layer_seed(cfg.seed, layer)),
-                    cfg.model.init_scale, cfg.model.sigma)
+    return RBM.init(
+        kind,
+        n_v,
+        layer_sizes(cfg)[layer],
+        params_generator(layer_seed(cfg.seed, layer)),
+        cfg.model.init_scale,
+        cfg.model.sigma,
+    )
 
 
 def rows_mean(rows: np.ndarray, comm) -> np.ndarray:
@@ -96,6 +107,7 @@ def preflight(cfg, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 # ------------------------------------------------------------------ evaluation
 
+
 def _exact_ll_possible(rbm: RBM, limit: int) -> bool:
     """Is log Z enumerable within 2^limit terms (binary: the smaller side; gaussian:
     the hidden side)?"""
@@ -103,8 +115,9 @@ def _exact_ll_possible(rbm: RBM, limit: int) -> bool:
     return side <= limit
 
 
-def history_row(rbm: RBM, V: np.ndarray, cfg, layer: int, epoch: int, lr: float,
-                wall: float, comm) -> dict:
+def history_row(
+    rbm: RBM, V: np.ndarray, cfg, layer: int, epoch: int, lr: float, wall: float, comm
+) -> dict:
     """One history row of an RBM on all ranks' training rows, V (n, n_v) being this
     rank's shard of them (collective: one Allreduce of the shards' sums, so every rank
     gets the means over all rows). The stochastic pseudo-likelihood (n_v > 100) draws
@@ -115,19 +128,31 @@ def history_row(rbm: RBM, V: np.ndarray, cfg, layer: int, epoch: int, lr: float,
         ll = float(np.sum(evaluate.log_prob(rbm, V, evaluate.log_z_exact(rbm))))
     pl = math.nan
     if rbm.kind == "binary":
-        rng = (None if V.shape[1] <= 100 else np.random.default_rng(
-            np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch, comm.rank))))
+        rng = (
+            None
+            if V.shape[1] <= 100
+            else np.random.default_rng(
+                np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch, comm.rank))
+            )
+        )
         pl = n * evaluate.pseudo_likelihood(rbm, V, rng)
     rec = n * evaluate.reconstruction_error(rbm, V)
     total = comm.allreduce_sum(np.array([rec, pl, ll, n], dtype=np.float64))
     rec, pl, ll = total[:3] / total[3]
-    return {"layer": layer, "epoch": epoch, "reconstruction_error": float(rec),
-            "pseudo_likelihood": float(pl), "log_likelihood": float(ll),
-            "learning_rate": lr, "wall_time": wall}
+    return {
+        "layer": layer,
+        "epoch": epoch,
+        "reconstruction_error": float(rec),
+        "pseudo_likelihood": float(pl),
+        "log_likelihood": float(ll),
+        "learning_rate": lr,
+        "wall_time": wall,
+    }
 
 
-def final_evaluation(rbm: RBM, cfg, rows: np.ndarray, held: np.ndarray | None,
-                     seconds: float, comm) -> dict:
+def final_evaluation(
+    rbm: RBM, cfg, rows: np.ndarray, held: np.ndarray | None, seconds: float, comm
+) -> dict:
     """The /evaluation attributes of the bottom RBM (collective): exact log Z when
     enumerable, else AIS (the same runs on every rank, its base rate from the mean of
     all training rows) with its error; the mean log-likelihoods of all training rows
@@ -136,19 +161,30 @@ def final_evaluation(rbm: RBM, cfg, rows: np.ndarray, held: np.ndarray | None,
     if _exact_ll_possible(rbm, cfg.evaluation.exact_limit):
         method, log_z, err = "exact", evaluate.log_z_exact(rbm), 0.0
     else:
-        res = evaluate.ais_log_z(rbm, cfg.evaluation.ais_runs, cfg.evaluation.ais_steps,
-                                 data_mean=rows_mean(rows, comm),
-                                 seed=np.random.SeedSequence(cfg.seed, spawn_key=(0, 7)))
+        res = evaluate.ais_log_z(
+            rbm,
+            cfg.evaluation.ais_runs,
+            cfg.evaluation.ais_steps,
+            data_mean=rows_mean(rows, comm),
+            seed=np.random.SeedSequence(cfg.seed, spawn_key=(0, 7)),
+        )
         method, log_z, err = "ais", res.log_z, res.error
-    sums = [np.sum(evaluate.log_prob(rbm, X, log_z)) if X is not None and len(X) else 0.0
-            for X in (rows, held)]
-    total = comm.allreduce_sum(np.array([sums[0], len(rows), sums[1],
-                                         0 if held is None else len(held)], dtype=float))
-    out = {"method": method, "log_z": log_z, "log_z_error": err,
-           "log_likelihood": float(total[0] / total[1]),
-           "held_out_log_likelihood": (math.nan if held is None else
-                                       float(total[2] / total[3])),
-           "kl": math.nan, "train_seconds": seconds}
+    sums = [
+        np.sum(evaluate.log_prob(rbm, X, log_z)) if X is not None and len(X) else 0.0
+        for X in (rows, held)
+    ]
+    total = comm.allreduce_sum(
+        np.array([sums[0], len(rows), sums[1], 0 if held is None else len(held)], dtype=float)
+    )
+    out = {
+        "method": method,
+        "log_z": log_z,
+        "log_z_error": err,
+        "log_likelihood": float(total[0] / total[1]),
+        "held_out_log_likelihood": (math.nan if held is None else float(total[2] / total[3])),
+        "kl": math.nan,
+        "train_seconds": seconds,
+    }
     if cfg.data.name == "bars_stripes":
         patterns, probs = datasets.bars_and_stripes(cfg.data.size)
         out["kl"] = evaluate.kl_divergence(rbm, patterns, probs, log_z)
@@ -158,13 +194,16 @@ def final_evaluation(rbm: RBM, cfg, rows: np.ndarray, held: np.ndarray | None,
 def progress_line(row: dict, epochs: int, n_layers: int) -> str:
     layer = f"layer {int(row['layer'])} " if n_layers > 1 else ""
     ll = row["log_likelihood"]
-    return (f"train: {layer}epoch {int(row['epoch'])}/{epochs}  recon "
-            f"{row['reconstruction_error']:.4f}  pseudo-LL {row['pseudo_likelihood']:.4f}"
-            + ("" if math.isnan(ll) else f"  LL {ll:.4f}")
-            + f"  lr {row['learning_rate']:.3g}  {row['wall_time']:.1f} s")
+    return (
+        f"train: {layer}epoch {int(row['epoch'])}/{epochs}  recon "
+        f"{row['reconstruction_error']:.4f}  pseudo-LL {row['pseudo_likelihood']:.4f}"
+        + ("" if math.isnan(ll) else f"  LL {ll:.4f}")
+        + f"  lr {row['learning_rate']:.3g}  {row['wall_time']:.1f} s"
+    )
 
 
 # ------------------------------------------------------------------ the run
+
 
 class Session:
     """A training run on one communicator, new or resumed (resume: the payload of
@@ -173,14 +212,15 @@ class Session:
     signal (SIGTERM, SIGUSR1, SIGINT) or the wall time stops every rank after the same
     mini-batch, checkpointed (``control.Control`` flags in its one Allreduce)."""
 
-    def __init__(self, cfg, comm, data, held, progress=True, stop_after=None,
-                 resume=None, max_walltime=None):
+    def __init__(
+        self, cfg, comm, data, held, progress=True, stop_after=None, resume=None, max_walltime=None
+    ):
         from ..control import Control
+
         self.cfg, self.comm = cfg, comm
-        self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank,
-                                comm.size)
+        self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank, comm.size)
         # the evaluation is collective too: each rank keeps its part of the held-out rows
-        self.held = None if held is None else np.ascontiguousarray(held[comm.rank::comm.size])
+        self.held = None if held is None else np.ascontiguousarray(held[comm.rank :: comm.size])
         self.control = Control(comm.rank, math.inf, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
@@ -205,15 +245,19 @@ class Session:
         layer, tr = int(ck["attrs"]["layer"]), self.cfg.training
         self.layers = self.resume["layers"][:layer]
         from .train import n_streams
+
         mine = local_slice(n_streams(tr), self.comm.rank, self.comm.size)
         opt = {k[4:]: ck[k] for k in ck if k.startswith("opt_")}
         opt["step"] = int(ck["attrs"]["opt_step"])
-        chains = (np.ascontiguousarray(ck["chains"][mine]) if tr.method == "pcd"
-                  else None)
-        state = TrainState(np.array(ck["theta"], dtype=np.float64), opt,
-                           int(ck["attrs"]["epoch"]),
-                           np.ascontiguousarray(ck["streams"][mine]), chains,
-                           int(ck["attrs"]["batch"]))
+        chains = np.ascontiguousarray(ck["chains"][mine]) if tr.method == "pcd" else None
+        state = TrainState(
+            np.array(ck["theta"], dtype=np.float64),
+            opt,
+            int(ck["attrs"]["epoch"]),
+            np.ascontiguousarray(ck["streams"][mine]),
+            chains,
+            int(ck["attrs"]["batch"]),
+        )
         return layer, state
 
     def run(self) -> list:
@@ -232,18 +276,25 @@ class Session:
         for layer in range(start, self.n_layers):
             rbm = new_layer(self.cfg, layer, shard.rows.shape[1])
             if state is not None:
-                rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden,
-                                     rbm.sigma)
+                rbm = RBM.from_theta(rbm.kind, state.theta, rbm.n_visible, rbm.n_hidden, rbm.sigma)
             elif self.cfg.model.visible_bias == "data":
                 rbm.a[:] = visible_bias_from_mean(rbm.kind, rows_mean(shard.rows, self.comm))
             try:
-                state = train(rbm, self.cfg.training, shard, layer_seed(self.cfg.seed, layer),
-                              self.comm, state, self._after_epoch(rbm, layer, shard.rows),
-                              self.control)
+                state = train(
+                    rbm,
+                    self.cfg.training,
+                    shard,
+                    layer_seed(self.cfg.seed, layer),
+                    self.comm,
+                    state,
+                    self._after_epoch(rbm, layer, shard.rows),
+                    self.control,
+                )
             except Interrupted as exc:
                 self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
-                raise StopRequested(f"{exc} at layer {layer}, epoch {exc.state.epoch}, "
-                                    f"mini-batch {exc.state.batch}") from None
+                raise StopRequested(
+                    f"{exc} at layer {layer}, epoch {exc.state.epoch}, mini-batch {exc.state.batch}"
+                ) from None
             self.layers.append(self._rbm(rbm, state.theta))
             if layer + 1 < self.n_layers:
                 shard = replace(shard, rows=p_hidden(self.layers[layer], shard.rows))
@@ -260,21 +311,35 @@ class Session:
         def after(state: TrainState, lr: float) -> None:
             self.trained += 1
             last = state.epoch == epochs
-            if state.epoch % cfg.evaluation.every == 0 or last:     # collective
-                row = history_row(self._rbm(like, state.theta), V, cfg, layer,
-                                  state.epoch, lr, self.elapsed(), self.comm)
+            if state.epoch % cfg.evaluation.every == 0 or last:  # collective
+                row = history_row(
+                    self._rbm(like, state.theta),
+                    V,
+                    cfg,
+                    layer,
+                    state.epoch,
+                    lr,
+                    self.elapsed(),
+                    self.comm,
+                )
                 for k, v in row.items():
                     self.history[k].append(v)
                 if self.progress:
                     print(progress_line(row, epochs, self.n_layers), flush=True)
             every = cfg.output.checkpoint_every
-            stop = (self.stop_after is not None and self.trained >= self.stop_after
-                    and not (last and layer + 1 == self.n_layers))
+            stop = (
+                self.stop_after is not None
+                and self.trained >= self.stop_after
+                and not (last and layer + 1 == self.n_layers)
+            )
             if last or stop or (every and state.epoch % every == 0):
                 self.checkpoint(like, layer, state, gio.INTERRUPTED if stop else None)
             if stop:
-                raise StopRequested(f"stopped after {self.trained} epoch(s) of this "
-                                    f"launch at layer {layer}, epoch {state.epoch}")
+                raise StopRequested(
+                    f"stopped after {self.trained} epoch(s) of this "
+                    f"launch at layer {layer}, epoch {state.epoch}"
+                )
+
         return after
 
     def checkpoint(self, like: RBM, layer: int, state: TrainState, status=None) -> None:
@@ -284,10 +349,17 @@ class Session:
         chains = None if state.chains is None else self.comm.gather_rows(state.chains)
         if self.comm.rank != 0:
             return
-        ck = {"theta": state.theta, "streams": streams,
-              "attrs": {"layer": layer, "epoch": state.epoch, "batch": state.batch,
-                        "train_seconds":
-                        self.elapsed(), "opt_step": int(state.opt["step"])}}
+        ck = {
+            "theta": state.theta,
+            "streams": streams,
+            "attrs": {
+                "layer": layer,
+                "epoch": state.epoch,
+                "batch": state.batch,
+                "train_seconds": self.elapsed(),
+                "opt_step": int(state.opt["step"]),
+            },
+        }
         ck.update({f"opt_{k}": v for k, v in state.opt.items() if k != "step"})
         if chains is not None:
             ck["chains"] = chains
@@ -297,14 +369,14 @@ class Session:
     def write(self, layers, evaluation, checkpoint, status=None) -> None:
         """Rank 0: the whole file, atomically."""
         attrs = dict(self.attrs, status=status or gio.RUNNING, mpi_size=self.comm.size)
-        gio.write(self.cfg.output.path, attrs, layers, self.history, evaluation,
-                  checkpoint)
+        gio.write(self.cfg.output.path, attrs, layers, self.history, evaluation, checkpoint)
 
     def finish(self, layers) -> dict:
         """Every rank: the final evaluation of the bottom RBM (collective); rank 0
         writes the completed file."""
-        evaluation = final_evaluation(layers[0], self.cfg, self.shard.rows, self.held,
-                                      self.elapsed(), self.comm)
+        evaluation = final_evaluation(
+            layers[0], self.cfg, self.shard.rows, self.held, self.elapsed(), self.comm
+        )
         if self.comm.rank == 0:
             self.write(layers, evaluation, None, gio.COMPLETED)
         return evaluation
@@ -313,12 +385,15 @@ class Session:
 def summary_lines(evaluation: dict) -> list:
     """The end-of-run lines of an evaluation."""
     e = evaluation
-    lines = [f"train: log Z {e['log_z']:.4f}" + (f" +- {e['log_z_error']:.4f} (AIS)"
-                                                 if e["method"] == "ais" else " (exact)"),
-             f"train: mean log-likelihood {e['log_likelihood']:.4f} (training rows)"]
+    lines = [
+        f"train: log Z {e['log_z']:.4f}"
+        + (f" +- {e['log_z_error']:.4f} (AIS)" if e["method"] == "ais" else " (exact)"),
+        f"train: mean log-likelihood {e['log_likelihood']:.4f} (training rows)",
+    ]
     if not math.isnan(e["held_out_log_likelihood"]):
-        lines.append(f"train: mean log-likelihood {e['held_out_log_likelihood']:.4f} "
-                     "(held-out rows)")
+        lines.append(
+            f"train: mean log-likelihood {e['held_out_log_likelihood']:.4f} (held-out rows)"
+        )
     if not math.isnan(e["kl"]):
         lines.append(f"train: KL(data || model) {e['kl']:.4f} nats")
     lines.append(f"train: training time {e['train_seconds']:.1f} s")

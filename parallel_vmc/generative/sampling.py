@@ -13,6 +13,7 @@ Langevin) for the continuous visibles of the Gaussian-binary model.
   (their one home), evaluated for all chains at once, so each step is a few array
   operations over the chains (vectorised numpy, no Python per chain).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,7 @@ def _start(rbm: RBM, n_chains: int, start, rng: np.random.Generator) -> np.ndarr
     if start is not None:
         V = np.array(start, dtype=np.float64, order="C")
         if V.shape != (n_chains, rbm.n_visible):
-            raise ValueError(f"start: expected shape ({n_chains}, {rbm.n_visible}), "
-                             f"got {V.shape}")
+            raise ValueError(f"start: expected shape ({n_chains}, {rbm.n_visible}), got {V.shape}")
         return V
     if rbm.kind == "binary":
         return (rng.random((n_chains, rbm.n_visible)) < 0.5).astype(np.float64)
@@ -42,12 +42,21 @@ def _start(rbm: RBM, n_chains: int, start, rng: np.random.Generator) -> np.ndarr
 
 def _check_counts(n_chains: int, n_samples: int, thin: int, burn_in: int) -> None:
     if n_chains < 1 or n_samples < 1 or thin < 1 or burn_in < 0:
-        raise ValueError(f"need n_chains, n_samples, thin >= 1 and burn_in >= 0, got "
-                         f"{n_chains}, {n_samples}, {thin}, {burn_in}")
+        raise ValueError(
+            f"need n_chains, n_samples, thin >= 1 and burn_in >= 0, got "
+            f"{n_chains}, {n_samples}, {thin}, {burn_in}"
+        )
 
 
-def gibbs_chains(rbm: RBM, n_chains: int, n_samples: int, thin: int = 1,
-                 burn_in: int = 0, seed: int = 0, start=None) -> np.ndarray:
+def gibbs_chains(
+    rbm: RBM,
+    n_chains: int,
+    n_samples: int,
+    thin: int = 1,
+    burn_in: int = 0,
+    seed: int = 0,
+    start=None,
+) -> np.ndarray:
     """``n_samples`` states of each of ``n_chains`` independent block Gibbs chains, every
     ``thin``-th sweep after ``burn_in`` sweeps: (n_chains, n_samples, n_v) float64.
     Chain c draws from stream c of ``seed`` (the training's stream convention)."""
@@ -86,8 +95,9 @@ def _proposal_log_ratio(v, v_new, g, g_new, step):
     half = 0.5 * step * step
     forward = v_new - v + half * g
     backward = v - v_new + half * g_new
-    return (np.einsum("ij,ij->i", forward, forward)
-            - np.einsum("ij,ij->i", backward, backward)) / (2.0 * step * step)
+    return (np.einsum("ij,ij->i", forward, forward) - np.einsum("ij,ij->i", backward, backward)) / (
+        2.0 * step * step
+    )
 
 
 def _mala_step(rbm, V, F, G, step, rng, metropolis):
@@ -105,9 +115,17 @@ def _mala_step(rbm, V, F, G, step, rng, metropolis):
     return int(np.count_nonzero(accept))
 
 
-def mala(rbm: RBM, n_chains: int, n_samples: int, step: float, thin: int = 1,
-         burn_in: int = 0, seed: int = 0, start=None, metropolis: bool = True
-         ) -> MALAResult:
+def mala(
+    rbm: RBM,
+    n_chains: int,
+    n_samples: int,
+    step: float,
+    thin: int = 1,
+    burn_in: int = 0,
+    seed: int = 0,
+    start=None,
+    metropolis: bool = True,
+) -> MALAResult:
     """MALA sampling of the visibles of a Gaussian-binary RBM from p(v) = exp(-F(v))/Z:
     ``n_chains`` independent chains, ``burn_in`` steps, then ``n_samples`` states each
     ``thin`` steps apart. Returns :class:`MALAResult`."""

@@ -32,6 +32,7 @@ Parallel layout (chosen so that R ranks reproduce one rank up to round-off):
 Only the order of the floating-point additions depends on R (each rank sums its rows,
 then the Allreduce adds the ranks), so R ranks agree with one rank to round-off.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,9 +46,9 @@ from ..rng import chain_states
 from .gibbs import sweep_kernel
 from .model import RBM, sigmoid_scalar
 
-SHUFFLE_KEY = (0, 1)      # SeedSequence spawn key prefix of the epochs' row orders
+SHUFFLE_KEY = (0, 1)  # SeedSequence spawn key prefix of the epochs' row orders
 CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
-DEAL_KEY = (0, 9)         # ... of the rows' deal to the mini-batch positions (shards)
+DEAL_KEY = (0, 9)  # ... of the rows' deal to the mini-batch positions (shards)
 
 
 class TrainError(ConfigError):
@@ -95,14 +96,20 @@ def check_layout(tr, n_rows: int, size: int) -> None:
     """TrainError naming the key unless the batch and chain counts fit the data and the
     rank count (tr: the training section)."""
     if tr.batch_size > n_rows:
-        raise TrainError(f"training.batch_size: {tr.batch_size} is larger than the "
-                         f"{n_rows} training rows; allowed: 1 .. {n_rows}")
+        raise TrainError(
+            f"training.batch_size: {tr.batch_size} is larger than the "
+            f"{n_rows} training rows; allowed: 1 .. {n_rows}"
+        )
     if tr.batch_size % size:
-        raise TrainError(f"training.batch_size: {tr.batch_size} is not a multiple of the "
-                         f"{size} ranks; allowed: a multiple of {size}")
+        raise TrainError(
+            f"training.batch_size: {tr.batch_size} is not a multiple of the "
+            f"{size} ranks; allowed: a multiple of {size}"
+        )
     if tr.method == "pcd" and tr.chains % size:
-        raise TrainError(f"training.chains: {tr.chains} is not a multiple of the {size} "
-                         f"ranks; allowed: a multiple of {size}")
+        raise TrainError(
+            f"training.chains: {tr.chains} is not a multiple of the {size} "
+            f"ranks; allowed: a multiple of {size}"
+        )
 
 
 def n_streams(tr) -> int:
@@ -129,19 +136,16 @@ class Shard:
     n_total: int
 
 
-def make_shard(data: np.ndarray, batch_size: int, seed: int, rank: int,
-               size: int) -> Shard:
+def make_shard(data: np.ndarray, batch_size: int, seed: int, rank: int, size: int) -> Shard:
     """Rank's shard of all training rows data (n, n_v) (a copy: the caller may drop
     data). The deal depends on the seed, n and batch_size only, not on the ranks."""
     n = len(data)
-    deal = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=DEAL_KEY)
-                                 ).permutation(n)
+    deal = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=DEAL_KEY)).permutation(n)
     positions = local_slice(batch_size, rank, size)
     parts = [deal[p::batch_size] for p in range(positions.start, positions.stop)]
     index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     start = np.concatenate([[0], np.cumsum([len(q) for q in parts])]).astype(np.int64)
-    return Shard(np.ascontiguousarray(data[index], dtype=np.float64), start, index,
-                 positions, n)
+    return Shard(np.ascontiguousarray(data[index], dtype=np.float64), start, index, positions, n)
 
 
 def epoch_rows(shard: Shard, seed: int, epoch: int, batch_size: int) -> np.ndarray:
@@ -150,8 +154,9 @@ def epoch_rows(shard: Shard, seed: int, epoch: int, batch_size: int) -> np.ndarr
     random key per global row (drawn from the seed and the epoch, the same on every
     rank); a position's row beyond n // B sits the epoch out."""
     per_epoch = shard.n_total // batch_size
-    keys = np.random.default_rng(np.random.SeedSequence(
-        seed, spawn_key=SHUFFLE_KEY + (epoch,))).random(shard.n_total)[shard.index]
+    keys = np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=SHUFFLE_KEY + (epoch,))
+    ).random(shard.n_total)[shard.index]
     out = np.empty((per_epoch, len(shard.start) - 1), dtype=np.int64)
     for j in range(out.shape[1]):
         lo, hi = shard.start[j], shard.start[j + 1]
@@ -159,8 +164,7 @@ def epoch_rows(shard: Shard, seed: int, epoch: int, batch_size: int) -> np.ndarr
     return out
 
 
-def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int,
-                  size: int) -> TrainState:
+def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int, size: int) -> TrainState:
     """Fresh state: the RBM's theta, a new optimiser, this rank's streams and (PCD) its
     persistent chains. Chain c (of C) starts at a row of position c B // C (so on the
     rank that holds that position), chosen within it from the seed."""
@@ -176,11 +180,11 @@ def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int,
         rows = shard.start[pos] + (u * sizes).astype(np.int64)
         chains = np.ascontiguousarray(shard.rows[rows], dtype=np.float64)
     theta = rbm.theta()
-    return TrainState(theta, optimizers.initial_state(tr.optimizer, theta.size), 0,
-                      streams, chains)
+    return TrainState(theta, optimizers.initial_state(tr.optimizer, theta.size), 0, streams, chains)
 
 
 # ------------------------------------------------------------------ the gradient
+
 
 @njit(cache=True)
 def _add_phase(V, w, b, W, inv_s2, out):
@@ -189,7 +193,7 @@ def _add_phase(V, w, b, W, inv_s2, out):
     Two BLAS products: V W, and V^T (w p(h|v)) for the n_v n_h block."""
     n, n_v = V.shape
     n_h = W.shape[1]
-    P = V @ W                                  # BLAS; becomes w p(h|v) in place
+    P = V @ W  # BLAS; becomes w p(h|v) in place
     for r in range(n):
         wr = w[r]
         out[n_v + n_h + n_v * n_h] += wr
@@ -199,7 +203,7 @@ def _add_phase(V, w, b, W, inv_s2, out):
             P[r, j] = wr * p
         for i in range(n_v):
             out[i] += wr * V[r, i]
-    G = V.T @ P                                # BLAS: sum_r V[r, i] w_r p(h_j | v_r)
+    G = V.T @ P  # BLAS: sum_r V[r, i] w_r p(h_j | v_r)
     base = n_v + n_h
     for i in range(n_v):
         for j in range(n_h):
@@ -232,20 +236,31 @@ def _minibatch(data, rows, V, restart, a, b, W, inv_s2, sigma, binary, k, states
             batch[r, i] = data[rows[r], i]
     if restart:
         V[:, :] = batch
-    out[:2 * m] = 0.0
+    out[: 2 * m] = 0.0
     if k > 0 and V.shape[0] > 0:
         H = np.zeros((V.shape[0], W.shape[1]))
-        sweep_kernel(V, W, W.T, a, b, inv_s2, sigma, binary, k,     # W.T: F-order, no copy
-                     states, H)
+        sweep_kernel(
+            V,
+            W,
+            W.T,
+            a,
+            b,
+            inv_s2,
+            sigma,
+            binary,
+            k,  # W.T: F-order, no copy
+            states,
+            H,
+        )
     _add_phase(batch, np.ones(n_b), b, W, inv_s2, out[:m])
-    _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m:2 * m])
+    _add_phase(V, np.ones(V.shape[0]), b, W, inv_s2, out[m : 2 * m])
 
 
 @njit(cache=True)
 def _gradient(positive, negative, n_v, n_h, inv_s2, out):
     """out (n_params,) = data averages - model averages from the phases' sums, the
     a and W entries over s2."""
-    wp, wn = 1.0 / positive[-1], 1.0 / negative[-1]     # the phases' total weights
+    wp, wn = 1.0 / positive[-1], 1.0 / negative[-1]  # the phases' total weights
     for q in range(out.shape[0]):
         out[q] = positive[q] * wp - negative[q] * wn
     if inv_s2 != 1.0:
@@ -283,15 +298,22 @@ def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarra
     """The minimised loss's gradient (n_params,) from the Allreduced buffer [positive,
     negative] (2m,): -d loglik / d theta + weight_decay W."""
     out = np.empty(total.shape[0] // 2 - 1)
-    _loss_gradient(np.ascontiguousarray(total, dtype=np.float64), rbm.n_visible,
-                   rbm.n_hidden, rbm.inv_s2, float(weight_decay),
-                   np.ascontiguousarray(rbm.W), out)
+    _loss_gradient(
+        np.ascontiguousarray(total, dtype=np.float64),
+        rbm.n_visible,
+        rbm.n_hidden,
+        rbm.inv_s2,
+        float(weight_decay),
+        np.ascontiguousarray(rbm.W),
+        out,
+    )
     return out
 
 
 @njit(cache=True)
-def _update(total, theta, W, n_v, n_h, inv_s2, weight_decay, adam, lr, momentum, c1,
-            c2, s1, s2, grad):
+def _update(
+    total, theta, W, n_v, n_h, inv_s2, weight_decay, adam, lr, momentum, c1, c2, s1, s2, grad
+):
     """One mini-batch's parameter update, in place: grad (n_params,) = the loss
     gradient of the Allreduced sums total (2m,) (``_loss_gradient``; W (n_v, n_h) a
     view of theta), then ``optimizers.adam_step`` (s1, s2 = m, v; c1, c2 its bias
@@ -314,6 +336,7 @@ def _update(total, theta, W, n_v, n_h, inv_s2, weight_decay, adam, lr, momentum,
 
 # ------------------------------------------------------------------ the loop
 
+
 def _optimizer_arrays(tr, state: TrainState) -> tuple:
     """The optimiser's arrays, made C-contiguous float64 in state.opt (the jitted
     update changes them in place): (velocity, velocity) for sgd, (m, v) for adam."""
@@ -323,8 +346,9 @@ def _optimizer_arrays(tr, state: TrainState) -> tuple:
     return state.opt[keys[0]], state.opt[keys[1]]
 
 
-def train_epoch(rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm,
-                n_steps_total: int, control=None) -> float:
+def train_epoch(
+    rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm, n_steps_total: int, control=None
+) -> float:
     """The rest of the current epoch's mini-batches (from state.batch); updates state in
     place (theta and the optimiser's arrays in place too). rbm_of(theta) -> RBM whose
     arrays are views of theta. control: a ``control.Control`` whose flags ride in the
@@ -349,26 +373,42 @@ def train_epoch(rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm,
     local, grad = np.zeros(2 * m + n_flags), np.empty(m - 1)
     first_step = state.epoch * per_epoch
     c1 = c2 = 1.0
-    while state.batch < per_epoch:             # as little Python as possible in here
+    while state.batch < per_epoch:  # as little Python as possible in here
         t = state.batch
         if control is not None:
             control.begin_unit()
-            local[2 * m:] = control.flags()
-        _minibatch(data, rows[t], V, restart, a, b, W, inv_s2, sigma, binary, k, streams,
-                   local)
+            local[2 * m :] = control.flags()
+        _minibatch(data, rows[t], V, restart, a, b, W, inv_s2, sigma, binary, k, streams, local)
         total = comm.allreduce_sum(local)
         lr = _rate(tr, first_step + t, n_steps_total)
         if adam:
             c1, c2 = optimizers.adam_corrections(state.opt["step"] + 1)
-        finite = _update(total[:2 * m] if n_flags else total, state.theta, W, n_v, n_h,
-                         inv_s2, wd, adam, lr, momentum, c1, c2, s1, s2, grad)
+        finite = _update(
+            total[: 2 * m] if n_flags else total,
+            state.theta,
+            W,
+            n_v,
+            n_h,
+            inv_s2,
+            wd,
+            adam,
+            lr,
+            momentum,
+            c1,
+            c2,
+            s1,
+            s2,
+            grad,
+        )
         state.opt["step"] += 1
         if not finite:
-            raise Diverged(f"non-finite statistics or parameters at epoch {state.epoch + 1}"
-                           f", mini-batch {t + 1} (learning rate too large?)")
+            raise Diverged(
+                f"non-finite statistics or parameters at epoch {state.epoch + 1}"
+                f", mini-batch {t + 1} (learning rate too large?)"
+            )
         state.batch += 1
         if control is not None:
-            decision = control.decide(total[2 * m:])
+            decision = control.decide(total[2 * m :])
             if decision.stop:
                 raise Interrupted(f"stopped by {decision.stop}")
     state.epoch, state.batch = state.epoch + 1, 0
@@ -377,12 +417,21 @@ def train_epoch(rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm,
 
 def _rate(tr, step: int, n_steps_total: int) -> float:
     """The scheduled learning rate of mini-batch `step` (0-based) of the whole run."""
-    return optimizers.scheduled_rate(tr.schedule, tr.learning_rate, step, n_steps_total,
-                                     tr.lr_final_fraction)
+    return optimizers.scheduled_rate(
+        tr.schedule, tr.learning_rate, step, n_steps_total, tr.lr_final_fraction
+    )
 
 
-def train(rbm: RBM, tr, data, seed: int, comm, state: TrainState | None = None,
-          after_epoch=None, control=None) -> TrainState:
+def train(
+    rbm: RBM,
+    tr,
+    data,
+    seed: int,
+    comm,
+    state: TrainState | None = None,
+    after_epoch=None,
+    control=None,
+) -> TrainState:
     """Train rbm's parameters (kind, shape, sigma from rbm) on data for tr.epochs
     epochs from state (None: a fresh start). data: this rank's ``Shard``, or all
     training rows (n, n_v), of which the rank then takes its shard (``make_shard``
@@ -397,9 +446,14 @@ def train(rbm: RBM, tr, data, seed: int, comm, state: TrainState | None = None,
         state = initial_state(rbm, tr, shard, seed, comm.rank, comm.size)
     n_v, n_h = rbm.n_visible, rbm.n_hidden
 
-    def rbm_of(theta):      # views of theta (the jitted update changes it in place)
-        return RBM(rbm.kind, theta[:n_v], theta[n_v:n_v + n_h],
-                   theta[n_v + n_h:].reshape(n_v, n_h), rbm.sigma)
+    def rbm_of(theta):  # views of theta (the jitted update changes it in place)
+        return RBM(
+            rbm.kind,
+            theta[:n_v],
+            theta[n_v : n_v + n_h],
+            theta[n_v + n_h :].reshape(n_v, n_h),
+            rbm.sigma,
+        )
 
     total_steps = tr.epochs * (shard.n_total // tr.batch_size)
     while state.epoch < tr.epochs:

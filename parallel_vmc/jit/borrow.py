@@ -13,6 +13,7 @@ atomic. The view must not outlive ``a``: take it in the function that holds ``a`
 use it only there (a kernel's own caches and work arrays, its arguments). Nothing is
 copied; the view shares ``a``'s data, shape and strides.
 """
+
 from __future__ import annotations
 
 from numba import types
@@ -32,6 +33,7 @@ def borrowed(typingctx, a):
         view.meminfo = null
         view.parent = cgutils.get_null_value(view.parent.type)
         return view._getvalue()
+
     return a(a), codegen
 
 
@@ -45,4 +47,5 @@ def release(typingctx, owners):
 
     def codegen(context, builder, signature, args):
         return context.get_dummy_value()
+
     return types.none(owners), codegen

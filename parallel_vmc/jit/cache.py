@@ -24,6 +24,7 @@ into the installed package: a cache folder left in ``site-packages/parallel_vmc`
 ``pip uninstall`` becomes a namespace package that shadows a later editable install.
 This must run before the first jitted module is imported (``parallel_vmc/__init__``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,9 +37,21 @@ import tempfile
 PREFIX = "pvmc-sources-"
 # numba's compiling decorators and functions; a module naming one of them (and
 # importing numba) holds jitted code
-JIT_NAMES = frozenset({"njit", "jit", "vectorize", "guvectorize", "cfunc", "stencil",
-                       "jitclass", "generated_jit", "overload", "overload_method",
-                       "register_jitable"})
+JIT_NAMES = frozenset(
+    {
+        "njit",
+        "jit",
+        "vectorize",
+        "guvectorize",
+        "cfunc",
+        "stencil",
+        "jitclass",
+        "generated_jit",
+        "overload",
+        "overload_method",
+        "register_jitable",
+    }
+)
 # cheap screen before a module is parsed (parsing is most of the time taken): a jitted
 # module mentions numba and one of JIT_NAMES
 _NAMES_JIT = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in sorted(JIT_NAMES)) + rb")\b")
@@ -73,8 +86,9 @@ def _jit_head(expr) -> bool:
     ``njit(cache=True)``, ``nb.vectorize([...])``?"""
     while isinstance(expr, ast.Call):
         expr = expr.func
-    return ((isinstance(expr, ast.Name) and expr.id in JIT_NAMES)
-            or (isinstance(expr, ast.Attribute) and expr.attr in JIT_NAMES))
+    return (isinstance(expr, ast.Name) and expr.id in JIT_NAMES) or (
+        isinstance(expr, ast.Attribute) and expr.attr in JIT_NAMES
+    )
 
 
 def _is_jitted(tree: ast.Module) -> bool:
@@ -95,7 +109,7 @@ def _is_jitted(tree: ast.Module) -> bool:
 
 def _imported_modules(tree: ast.Module, rel: str, package: str, sources: dict) -> set:
     """The package modules (keys of ``sources``) that module ``rel`` imports."""
-    here = rel.split("/")[:-1]           # the package the module lives in, as parts
+    here = rel.split("/")[:-1]  # the package the module lives in, as parts
 
     def module_file(parts):
         """'a/b.py' or 'a/b/__init__.py' for the dotted module parts, or None."""
@@ -122,12 +136,12 @@ def _imported_modules(tree: ast.Module, rel: str, package: str, sources: dict) -
                 if parts[0] == package:
                     add(parts[1:])
         elif isinstance(node, ast.ImportFrom):
-            names = [a.name for a in node.names]          # "*": the module itself
+            names = [a.name for a in node.names]  # "*": the module itself
             mod = (node.module or "").split(".") if node.module else []
             if node.level:
                 if node.level - 1 > len(here):
-                    continue                              # above the package
-                base = here[:len(here) - (node.level - 1)]
+                    continue  # above the package
+                base = here[: len(here) - (node.level - 1)]
             elif mod and mod[0] == package:
                 base, mod = [], mod[1:]
             else:
@@ -154,8 +168,13 @@ def key_modules(package_dir: str) -> dict:
                 trees[rel] = None
         return trees[rel]
 
-    todo = [rel for rel, src in sources.items() if b"numba" in src and _NAMES_JIT.search(src)
-            and (tree(rel) is None or _is_jitted(tree(rel)))]
+    todo = [
+        rel
+        for rel, src in sources.items()
+        if b"numba" in src
+        and _NAMES_JIT.search(src)
+        and (tree(rel) is None or _is_jitted(tree(rel)))
+    ]
     key = set()
     while todo:
         rel = todo.pop()
@@ -171,7 +190,7 @@ def source_hash(package_dir: str) -> str:
     h = hashlib.sha256()
     for rel, src in key_modules(package_dir).items():
         h.update(rel.encode() + b"\0")
-        h.update(hashlib.sha256(src).digest())   # fixed length: no ambiguous joins
+        h.update(hashlib.sha256(src).digest())  # fixed length: no ambiguous joins
     return h.hexdigest()[:16]
 
 
@@ -180,11 +199,10 @@ def cache_dir(package_dir: str, environ=os.environ) -> str:
     base = environ.get("NUMBA_CACHE_DIR")
     if base:
         base = os.path.abspath(base)
-        if os.path.basename(base).startswith(PREFIX):     # inherited from a parent pvmc
+        if os.path.basename(base).startswith(PREFIX):  # inherited from a parent pvmc
             base = os.path.dirname(base)
     else:
-        xdg = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                            ".cache")
+        xdg = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "parallel_vmc")
     return os.path.join(base, PREFIX + source_hash(package_dir))
 
@@ -210,11 +228,13 @@ def configure(package_dir: str) -> str:
     if not _usable(path):
         # not named parallel_vmc: a process started in the temporary directory would
         # import that folder as a namespace package in place of the real one
-        path = os.path.join(tempfile.gettempdir(), "pvmc-numba-cache",
-                            PREFIX + source_hash(package_dir))
+        path = os.path.join(
+            tempfile.gettempdir(), "pvmc-numba-cache", PREFIX + source_hash(package_dir)
+        )
         _usable(path)
-    os.environ["NUMBA_CACHE_DIR"] = path          # read by numba when it is imported
-    if "numba" in sys.modules:                     # already imported: set it directly
+    os.environ["NUMBA_CACHE_DIR"] = path  # read by numba when it is imported
+    if "numba" in sys.modules:  # already imported: set it directly
         import numba
+
         numba.config.CACHE_DIR = path
     return path

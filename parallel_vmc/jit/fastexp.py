@@ -13,6 +13,7 @@ exponent bits, in two factors so that every ``n`` from overflow to underflow is
 exact. The error is a few units in the last place (``tests/test_fastexp.py`` measures
 it against ``np.exp``); ``exp(+inf) = inf``, ``exp(-inf) = 0``, ``exp(nan) = nan``.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,10 +36,10 @@ def _ln2_split() -> tuple:
 
 LN2_HI, LN2_LO = _ln2_split()
 INV_LN2 = 1.0 / math.log(2.0)
-ROUND_SHIFT = 6755399441055744.0    # 1.5 * 2^52: x + this rounds x to an integer
-X_MAX, X_MIN = 710.0, -746.0        # beyond: inf and 0 (exp(709.79) overflows,
-                                    # exp(-745.14) underflows); keeps n in range
-C = tuple(1.0 / math.factorial(k) for k in range(14))   # a tuple: numba freezes it
+ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2^52: x + this rounds x to an integer
+X_MAX, X_MIN = 710.0, -746.0  # beyond: inf and 0 (exp(709.79) overflows,
+# exp(-745.14) underflows); keeps n in range
+C = tuple(1.0 / math.factorial(k) for k in range(14))  # a tuple: numba freezes it
 
 
 @intrinsic
@@ -49,6 +50,7 @@ def _double_from_bits(typingctx, bits):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
+
     return types.float64(types.int64), codegen
 
 
@@ -61,9 +63,9 @@ def pow2(n):
 @njit(cache=True, inline="always")
 def exp(x):
     """e^x for a float64 x (see the module docstring)."""
-    x = max(min(x, X_MAX), X_MIN)            # nan stays nan
+    x = max(min(x, X_MAX), X_MIN)  # nan stays nan
     t = x * INV_LN2 + ROUND_SHIFT
-    nf = t - ROUND_SHIFT                     # round(x / ln2), as a double
+    nf = t - ROUND_SHIFT  # round(x / ln2), as a double
     r = (x - nf * LN2_HI) - nf * LN2_LO
     r2 = r * r
     r4 = r2 * r2
@@ -82,5 +84,5 @@ def exp(x):
     p813 = p811 + p1213 * r4
     p = p07 + p813 * r8
     n = int(nf)
-    half = n >> 1                            # 2^n = 2^half * 2^(n - half): both in
-    return p * pow2(half) * pow2(n - half)   # range for every clamped x
+    half = n >> 1  # 2^n = 2^half * 2^(n - half): both in
+    return p * pow2(half) * pow2(n - half)  # range for every clamped x

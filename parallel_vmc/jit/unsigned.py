@@ -1,4 +1,5 @@
 """Unsigned cache indices for the parts' hot loops."""
+
 import numpy as np
 from numba import njit
 

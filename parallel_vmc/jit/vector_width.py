@@ -13,6 +13,7 @@ is ``None``: the choice is by type, so numba compiles (and caches) one kernel fo
 Vectorising changes no result: loops without ``fastmath`` reassociation keep their
 order of operations. On a machine without AVX-512 the attribute changes nothing.
 """
+
 from __future__ import annotations
 
 from numba import types
@@ -36,4 +37,5 @@ def prefer_wide_vectors(typingctx, flag):
             # attribute goes in through the set's own add (printed as given).
             set.add(builder.function.attributes, WIDTH_ATTRIBUTE)
         return context.get_dummy_value()
+
     return types.none(flag), codegen

@@ -9,6 +9,7 @@ sums). The reduced flags give the same :class:`control.Decision` on every rank, 
 :meth:`Collective.after_unit` carries out: fail, warn about stuck walkers, checkpoint,
 stop cleanly. This module also owns the cross-rank checks of the parameters.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..sampling.samplers import STUCK_SWEEPS, Walkers
 
-CHECKSUM_EVERY = 10            # iterations between cross-rank parameter checks
+CHECKSUM_EVERY = 10  # iterations between cross-rank parameter checks
 
 
 class RunFailed(RuntimeError):
@@ -38,8 +39,14 @@ class Collective:
     checkpoint(): write a checkpoint (collective).
     """
 
-    def __init__(self, comm, control, where: Callable[[], str],
-                 say: Callable[[str], None], checkpoint: Callable[[], None]):
+    def __init__(
+        self,
+        comm,
+        control,
+        where: Callable[[], str],
+        say: Callable[[str], None],
+        checkpoint: Callable[[], None],
+    ):
         self.comm = comm
         self.control = control
         self.where = where
@@ -53,14 +60,14 @@ class Collective:
         try:
             return work(), False
         except Exception:  # noqa: BLE001 - reported here, decided collectively
-            print(f"pvmc: rank {self.comm.rank}: exception in {self.where()}:",
-                  file=sys.stderr)
+            print(f"pvmc: rank {self.comm.rank}: exception in {self.where()}:", file=sys.stderr)
             traceback.print_exc()
             sys.stderr.flush()
             return fallback, True
 
-    def reduce(self, local: np.ndarray, failed: bool = False, stuck: int = 0,
-               bad_theta: bool = False):
+    def reduce(
+        self, local: np.ndarray, failed: bool = False, stuck: int = 0, bad_theta: bool = False
+    ):
         """The one reduction of a unit: local sums (n,) with the control flags
         appended. Returns (global sums (n,), Decision)."""
         n = local.shape[0]
@@ -68,8 +75,7 @@ class Collective:
         total = self.comm.allreduce_sum(np.concatenate([local, flags]))
         return total[:n], self.control.decide(total[n:])
 
-    def unit(self, walkers: Walkers, sweeps: int, work: Callable, size: int,
-             skip: bool = False):
+    def unit(self, walkers: Walkers, sweeps: int, work: Callable, size: int, skip: bool = False):
         """One unit of work of ``sweeps`` sweeps of this rank's walkers and its one
         reduction.
 
@@ -84,11 +90,12 @@ class Collective:
             (local, out), failed = (np.zeros(size), None), False
         else:
             (local, out), failed = self.guarded(work, (np.full(size, np.nan), None))
-        total, decision = self.reduce(local, failed, walkers.count_stuck(before, sweeps),
-                                      skip)
+        total, decision = self.reduce(local, failed, walkers.count_stuck(before, sweeps), skip)
         if decision.failed_ranks:
-            raise RunFailed(f"an exception on {decision.failed_ranks} in {self.where()} "
-                            "(traceback on that rank's stderr)")
+            raise RunFailed(
+                f"an exception on {decision.failed_ranks} in {self.where()} "
+                "(traceback on that rank's stderr)"
+            )
         return total, decision, out
 
     def after_unit(self, decision, state) -> None:
@@ -96,9 +103,11 @@ class Collective:
         ``state`` (a ``runstate.State``; its stuck_total counts the stuck walkers)."""
         if decision.stuck:
             state.stuck_total += decision.stuck
-            self.say(f"warning: {decision.stuck} walker(s) had no accepted move in "
-                     f"{STUCK_SWEEPS} sweeps ({self.where()}); "
-                     f"{state.stuck_total} so far")
+            self.say(
+                f"warning: {decision.stuck} walker(s) had no accepted move in "
+                f"{STUCK_SWEEPS} sweeps ({self.where()}); "
+                f"{state.stuck_total} so far"
+            )
         if decision.checkpoint:
             self.checkpoint()
         if decision.stop:
@@ -114,5 +123,7 @@ class Collective:
         given iteration (collective)."""
         bad = self.comm.ranks_differing(theta)
         if bad:
-            raise RunFailed(f"parameters on rank(s) {', '.join(map(str, bad))} differ from "
-                            f"rank 0 after iteration {iteration}")
+            raise RunFailed(
+                f"parameters on rank(s) {', '.join(map(str, bad))} differ from "
+                f"rank 0 after iteration {iteration}"
+            )

@@ -18,6 +18,7 @@ protocol in :mod:`collective`, the decoding of the reduced sums in :mod:`estimat
 the production summary from per-rank reductions in :mod:`summary` and what is printed
 in :mod:`report`.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,25 +30,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runfile import checkpoint as ckpt
-from ..sampling import estimators, observables
 from .. import optimizers
-from . import recovery, report, state as runstate
-from ..runfile import schema as S
-from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
 from ..control import READY_FILE_VARIABLE, Control
+from ..runfile import checkpoint as ckpt
+from ..runfile import schema as S
 from ..runfile.output import now_iso
-from ..sizes import per_walker, production_chunk
+from ..sampling import estimators, observables
 from ..sampling.samplers import Sampler
-from .segment import RunRefused, Segment
-from .summary import summarize as production_summary
+from ..sizes import per_walker, production_chunk
 from ..system import System
 from ..wavefunction import WaveFunction
+from . import recovery, report
+from . import state as runstate
+from .collective import CHECKSUM_EVERY, Collective, RunFailed, RunInterrupted
+from .segment import RunRefused, Segment
+from .summary import summarize as production_summary
 
 __all__ = ["Run", "RunResult", "RunFailed", "RunInterrupted", "RunRefused"]
 
-NEXT_PHASE = {"thermalize": "optimize", "optimize": "produce", "produce": "finish",
-              "finish": "done"}
+NEXT_PHASE = {
+    "thermalize": "optimize",
+    "optimize": "produce",
+    "produce": "finish",
+    "finish": "done",
+}
 
 
 @dataclass
@@ -68,8 +74,16 @@ class Run:
     rank, or None for a fresh run.
     """
 
-    def __init__(self, cfg, comm, overwrite: bool = False, stream=None, progress=True,
-                 resume=None, start_time: float | None = None):
+    def __init__(
+        self,
+        cfg,
+        comm,
+        overwrite: bool = False,
+        stream=None,
+        progress=True,
+        resume=None,
+        start_time: float | None = None,
+    ):
         self.cfg = cfg
         self.comm = comm
         self.overwrite = overwrite
@@ -80,41 +94,52 @@ class Run:
         self.n_params = self.wf.layout.n_params
         self.chains = runstate.Chains.of(comm, cfg.sampler.walkers_per_rank)
         self.n_samples = per_walker(cfg.production.samples, self.n_chains)
-        self.sampler = Sampler(cfg.sampler.method, cfg.sampler.step, self.system, self.wf,
-                               cfg.sampler.target_acceptance, cfg.sampler.drift_limit)
-        self.obs_layout = (observables.Layout.from_config(cfg.production, self.system,
-                                                          self.n_samples)
-                           if cfg.production.observables else None)
+        self.sampler = Sampler(
+            cfg.sampler.method,
+            cfg.sampler.step,
+            self.system,
+            self.wf,
+            cfg.sampler.target_acceptance,
+            cfg.sampler.drift_limit,
+        )
+        self.obs_layout = (
+            observables.Layout.from_config(cfg.production, self.system, self.n_samples)
+            if cfg.production.observables
+            else None
+        )
         self.control = self._control(start_time)
-        self.collective = Collective(comm, self.control, self.where, self._say,
-                                     self.checkpoint)
+        self.collective = Collective(comm, self.control, self.where, self._say, self.checkpoint)
         self.path = cfg.output.path
         self.ckpt_path = ckpt.path_for(self.path)
         self.timings: dict = {}
         self.n_checkpoints = 0
         self.resumed = resume is not None
-        self.reseeded = False            # this segment gave the chains new streams
-        self.production_reset = False    # ... and production, begun, starts again
+        self.reseeded = False  # this segment gave the chains new streams
+        self.production_reset = False  # ... and production, begun, starts again
         if resume is None:
             self.run_id = uuid.uuid4().hex
-            self.state, self.walkers = runstate.fresh(cfg, self.system, self.wf,
-                                                      self.chains, self.obs_layout)
+            self.state, self.walkers = runstate.fresh(
+                cfg, self.system, self.wf, self.chains, self.obs_layout
+            )
         else:
             self.run_id = str(resume[0]["run_id"])
-            restored = runstate.restore(*resume, cfg, self.chains, self.sampler,
-                                        self.obs_layout)
+            restored = runstate.restore(*resume, cfg, self.chains, self.sampler, self.obs_layout)
             self.state, self.walkers = restored.state, restored.walkers
             self.reseeded = restored.reseeded
             self.production_reset = restored.production_reset
-        self.segment = Segment(cfg, comm, self.ckpt_path, self.run_id, self.n_params,
-                               self.n_chains)
+        self.segment = Segment(cfg, comm, self.ckpt_path, self.run_id, self.n_params, self.n_chains)
 
     def _control(self, start_time: float | None) -> Control:
         from ..config.fields import walltime_seconds
+
         limit = self.cfg.output.max_walltime
         kwargs = {} if start_time is None else {"start": start_time}
-        return Control(self.comm.rank, self.cfg.output.checkpoint_every,
-                       None if limit is None else walltime_seconds(limit), **kwargs)
+        return Control(
+            self.comm.rank,
+            self.cfg.output.checkpoint_every,
+            None if limit is None else walltime_seconds(limit),
+            **kwargs,
+        )
 
     @property
     def n_chains(self) -> int:
@@ -127,12 +152,17 @@ class Run:
         gathered = runstate.gather_walkers(self.state, self.walkers, self.comm)
         if self.comm.rank != 0:
             return None
-        run_attrs = dict(mpi_size=self.comm.size, n_params=self.n_params,
-                         seed=self.cfg.seed, config=self.cfg.to_yaml(),
-                         run_file=os.path.basename(self.path), run_id=self.run_id,
-                         written=now_iso(), progress=self.where())
-        return runstate.payload(self.state, gathered, self.sampler.step, self.chains,
-                                run_attrs)
+        run_attrs = dict(
+            mpi_size=self.comm.size,
+            n_params=self.n_params,
+            seed=self.cfg.seed,
+            config=self.cfg.to_yaml(),
+            run_file=os.path.basename(self.path),
+            run_id=self.run_id,
+            written=now_iso(),
+            progress=self.where(),
+        )
+        return runstate.payload(self.state, gathered, self.sampler.step, self.chains, run_attrs)
 
     def checkpoint(self) -> None:
         """Write a checkpoint (collective). The run file is synced first, so that all it
@@ -170,26 +200,33 @@ class Run:
         while not schedule.finished:
             chunk, tuning = schedule.next_chunk()
             total, decision, _ = self.collective.unit(
-                self.walkers, chunk,
-                lambda: (self.sampler.sweep(st.theta, self.walkers, chunk), None), 2)
+                self.walkers,
+                chunk,
+                lambda: (self.sampler.sweep(st.theta, self.walkers, chunk), None),
+                2,
+            )
             schedule.record(self.sampler, chunk, tuning, total)
             self.collective.after_unit(decision, st)
-        self._say(report.thermalized_line(self.cfg, self.n_chains, self.sampler,
-                                          schedule.acceptance()))
+        self._say(
+            report.thermalized_line(self.cfg, self.n_chains, self.sampler, schedule.acceptance())
+        )
 
     def optimize(self) -> None:
         """Iterations until the configured number or a plateau; a last update that
         left non-finite parameters on any rank is rewound first."""
         st, cfg = self.state, self.cfg.optimizer
-        progress = report.Progress(cfg.iterations, "optimise",
-                                   self.cfg.output.progress_every, self.stream,
-                                   self.progress)
+        progress = report.Progress(
+            cfg.iterations, "optimise", self.cfg.output.progress_every, self.stream, self.progress
+        )
         if st.iteration:
             progress.update(st.iteration, "resumed")
         # The finiteness check is a reduction of its own, made only when the loop
         # would otherwise end.
-        while (st.iteration < cfg.iterations and not st.converged
-               or not self.collective.parameters_finite(st.theta)):
+        while (
+            st.iteration < cfg.iterations
+            and not st.converged
+            or not self.collective.parameters_finite(st.theta)
+        ):
             if st.iteration == cfg.iterations or st.converged:
                 st.converged = False
                 self._rewind("non-finite parameters after the update", st.iteration - 1)
@@ -210,9 +247,12 @@ class Run:
         # with everything else, so no rank ever rewinds or fails alone.
         bad_theta = not np.all(np.isfinite(st.theta))
         total, decision, _ = self.collective.unit(
-            self.walkers, sweeps,
+            self.walkers,
+            sweeps,
             lambda: (self.sampler.accumulate(st.theta, self.walkers, sweeps, sr), None),
-            estimators.iteration_size(self.n_params, sr), skip=bad_theta)
+            estimators.iteration_size(self.n_params, sr),
+            skip=bad_theta,
+        )
         est = estimators.iteration_estimates(total, self.n_params)
         if decision.bad_theta:
             self._rewind("non-finite parameters after the update", it - 1)
@@ -228,29 +268,37 @@ class Run:
         st, cfg = self.state, self.cfg.optimizer
         it = st.iteration
         lr = st.lr_scale * optimizers.scheduled_rate(
-            cfg.schedule, cfg.learning_rate, it, cfg.iterations, cfg.lr_final_fraction)
+            cfg.schedule, cfg.learning_rate, it, cfg.iterations, cfg.lr_final_fraction
+        )
         theta, opt_state = optimizers.update(
-            cfg.method, st.theta, est["gradient"], st.opt_state, lr, cfg.momentum,
-            s_matrix=est["s_matrix"], shift=cfg.sr_shift,
-            shift_relative=cfg.sr_shift_relative)
+            cfg.method,
+            st.theta,
+            est["gradient"],
+            st.opt_state,
+            lr,
+            cfg.momentum,
+            s_matrix=est["s_matrix"],
+            shift=cfg.sr_shift,
+            shift_relative=cfg.sr_shift_relative,
+        )
         recovery.mark_good(st, it, start_positions)
         st.opt_seconds += time.monotonic() - t0
         self.segment.write_iteration(it, est, lr, st.opt_seconds, st.theta)
         st.theta, st.opt_state = theta, opt_state
         st.iteration += 1
-        if recovery.plateau_reached(st, est["energy"], est["energy_error"],
-                                    cfg.plateau_window):
+        if recovery.plateau_reached(st, est["energy"], est["energy_error"], cfg.plateau_window):
             st.converged = True
-            self._say(f"energy plateau over the last {cfg.plateau_window} iterations: "
-                      f"optimisation stops after iteration {st.iteration - 1}")
+            self._say(
+                f"energy plateau over the last {cfg.plateau_window} iterations: "
+                f"optimisation stops after iteration {st.iteration - 1}"
+            )
         if st.iteration % CHECKSUM_EVERY == 0:
             self.collective.check_identical(st.theta, st.iteration - 1)
 
     def _rewind(self, problem: str, it: int) -> None:
         """Back to the last good parameters with a smaller learning rate, or fail."""
         try:
-            line = recovery.rewind(self.state, self.walkers, self.cfg.optimizer, problem,
-                                   it)
+            line = recovery.rewind(self.state, self.walkers, self.cfg.optimizer, problem, it)
         except recovery.OutOfRewinds:
             # the good row stays valid
             self.segment.truncate(self.state.iteration + 1, self.state.prod_done)
@@ -262,10 +310,14 @@ class Run:
         """The production series, one unit of work per chunk of sweeps."""
         st, n = self.state, self.n_samples
         chunk = production_chunk(n, self.n_chains)
-        progress = report.Progress(n, "produce", self.cfg.output.progress_every,
-                                   self.stream, self.progress)
-        spec = (None if self.obs_layout is None
-                else self.obs_layout.spec(self.cfg.production.observables_every))
+        progress = report.Progress(
+            n, "produce", self.cfg.output.progress_every, self.stream, self.progress
+        )
+        spec = (
+            None
+            if self.obs_layout is None
+            else self.obs_layout.spec(self.cfg.production.observables_every)
+        )
         with self.segment.production():
             while st.prod_done < n:
                 self._production_unit(min(chunk, n - st.prod_done), spec, progress)
@@ -279,8 +331,10 @@ class Run:
         # one reduction; their totals are then the same on every rank.
         rows, width = slice(0, 0), 0
         if layout is not None:
-            rows = slice(observables.batch_of(st.prod_done, layout.n_batches, n),
-                         observables.batch_of(st.prod_done + k - 1, layout.n_batches, n) + 1)
+            rows = slice(
+                observables.batch_of(st.prod_done, layout.n_batches, n),
+                observables.batch_of(st.prod_done + k - 1, layout.n_batches, n) + 1,
+            )
             width = layout.width
 
         def work():
@@ -294,9 +348,9 @@ class Run:
         size = estimators.PRODUCTION_SIZE + (rows.stop - rows.start) * width
         total, decision, (e, parts) = self.collective.unit(self.walkers, k, work, size)
         self.segment.write_samples(st.prod_done, e, parts)
-        st.prod_totals += total[:estimators.PRODUCTION_SIZE]
+        st.prod_totals += total[: estimators.PRODUCTION_SIZE]
         if layout is not None:
-            st.obs_totals[rows] += total[estimators.PRODUCTION_SIZE:].reshape(-1, width)
+            st.obs_totals[rows] += total[estimators.PRODUCTION_SIZE :].reshape(-1, width)
         st.prod_done += k
         progress.update(st.prod_done, f"E(last block, rank 0) = {e.mean():.5f}")
         self.collective.after_unit(decision, st)
@@ -306,55 +360,71 @@ class Run:
         zero in the kernel gives inf, not an exception) stops the run on every rank
         instead of entering the series."""
         st = self.state
-        out = self.sampler.produce(st.theta, self.walkers, k,
-                                   self.cfg.production.store_components, obs, spec,
-                                   st.prod_done, self.n_samples)
+        out = self.sampler.produce(
+            st.theta,
+            self.walkers,
+            k,
+            self.cfg.production.store_components,
+            obs,
+            spec,
+            st.prod_done,
+            self.n_samples,
+        )
         bad = ~np.isfinite(out[0])
         if bad.any():
             w, t = np.argwhere(bad)[0]
-            raise FloatingPointError(f"non-finite local energy {out[0][w, t]} of chain "
-                                     f"{self.chains.first + w} at production sample "
-                                     f"{st.prod_done + t}")
+            raise FloatingPointError(
+                f"non-finite local energy {out[0][w, t]} of chain "
+                f"{self.chains.first + w} at production sample "
+                f"{st.prod_done + t}"
+            )
         return out
 
     def _finish(self) -> dict | None:
         """The results into the file and the summary printed; the summary on rank 0,
         None elsewhere. Collective: every rank reduces its own chains' samples."""
         st = self.state
-        payload = self._checkpoint_payload()     # collective: before ranks part
-        drift = self.comm.allreduce_max(
-            self.walkers.inverse_drift.max(initial=S.NOT_MEASURED))
+        payload = self._checkpoint_payload()  # collective: before ranks part
+        drift = self.comm.allreduce_max(self.walkers.inverse_drift.max(initial=S.NOT_MEASURED))
         est = estimators.production_estimates(st.prod_totals)
         if self.segment.held:
-            self.segment.write_results(st, est, payload, self.sampler, self.n_samples,
-                                       drift)
+            self.segment.write_results(st, est, payload, self.sampler, self.n_samples, drift)
         t = time.monotonic()
-        rows = self.segment.local_series(self.n_samples)        # collective
+        rows = self.segment.local_series(self.n_samples)  # collective
         summary = production_summary(self.comm, rows, est["acceptance"])
         if not self.segment.held:
             return None
         self.segment.write_summary(summary)
         if self.obs_layout is not None:
-            obs = report.observables_summary(st.obs_totals, self.obs_layout,
-                                             summary["error"])
+            obs = report.observables_summary(st.obs_totals, self.obs_layout, summary["error"])
             self.segment.write_observables(obs)
             summary["observables"] = obs
         self.timings["analyse"] = time.monotonic() - t
-        self._say(report.summary_text(summary, self.sampler, self.timings, self.comm.size,
-                                      self.cfg.output.path, st.theta, drift))
+        self._say(
+            report.summary_text(
+                summary,
+                self.sampler,
+                self.timings,
+                self.comm.size,
+                self.cfg.output.path,
+                st.theta,
+                drift,
+            )
+        )
         return summary
 
     # ------------------------------------------------------------------ the run
     def open_file(self) -> None:
         """Open the run file and begin this segment (collective; RunRefused on every
         rank if rank 0 cannot take the file)."""
-        self.n_samples = self.segment.open(self.state, self.n_samples, self.resumed,
-                                           self.overwrite, self.where(), self.reseeded)
+        self.n_samples = self.segment.open(
+            self.state, self.n_samples, self.resumed, self.overwrite, self.where(), self.reseeded
+        )
 
     def execute(self) -> RunResult:
         """Run (or continue) to the end. Raises RunInterrupted after a clean stop,
         RunFailed (or the original exception) on failure; the file records either."""
-        self.control.install()        # a signal from now on stops at the first unit
+        self.control.install()  # a signal from now on stops at the first unit
         try:
             self.open_file()
         except BaseException:
@@ -368,21 +438,18 @@ class Run:
             return RunResult(self.path, status, self.state.theta, summary, self.timings)
         except RunInterrupted as exc:
             status = S.INTERRUPTED
-            self._say(f"pvmc: {exc}; checkpoint written, resume with: "
-                      f"pvmc resume {self.path}")
+            self._say(f"pvmc: {exc}; checkpoint written, resume with: pvmc resume {self.path}")
             raise
         except RunFailed as exc:
             status = f"{S.FAILED}: {exc}"
             # the last good parameters (after a rewind)
-            self.segment.write_wavefunction(self.wf, self.state.theta,
-                                            self.system.statistics)
+            self.segment.write_wavefunction(self.wf, self.state.theta, self.system.statistics)
             raise
         except BaseException as exc:
             status = f"{S.FAILED}: {type(exc).__name__}: {exc}"
             raise
-        finally:      # closed while still catching: a signal now only sets a flag
-            self.segment.close(status, self.state.iteration, self.where(),
-                               self.control.elapsed())
+        finally:  # closed while still catching: a signal now only sets a flag
+            self.segment.close(status, self.state.iteration, self.where(), self.control.elapsed())
             self.control.uninstall(run_over=True)
 
     def _announce_ready(self) -> None:
@@ -398,8 +465,7 @@ class Run:
             try:
                 open(path, "a").close()
             except OSError as exc:
-                self._say(f"pvmc: warning: cannot create {READY_FILE_VARIABLE} "
-                          f"{path}: {exc}")
+                self._say(f"pvmc: warning: cannot create {READY_FILE_VARIABLE} {path}: {exc}")
 
     def _phases(self) -> dict | None:
         """The phases from where the state is to the end; the summary (rank 0)."""
@@ -407,8 +473,11 @@ class Run:
         if report.infinite_mean(self.system):
             self._say(report.INFINITE_MEAN_WARNING)
         if self.resumed:
-            self._say(report.resume_line(self.path, self.where(), self.comm.size,
-                                         self.reseeded, self.production_reset))
+            self._say(
+                report.resume_line(
+                    self.path, self.where(), self.comm.size, self.reseeded, self.production_reset
+                )
+            )
         if not self.resumed or self.reseeded:
             # From here on the run can always be resumed, and a re-seeded resume
             # never falls back to a checkpoint of the old chains.
@@ -423,8 +492,9 @@ class Run:
             if phase == "finish":
                 summary = self._finish()
             else:
-                {"thermalize": self.thermalize, "optimize": self.optimize,
-                 "produce": self.produce}[phase]()
+                {"thermalize": self.thermalize, "optimize": self.optimize, "produce": self.produce}[
+                    phase
+                ]()
             st.phase = NEXT_PHASE[phase]
             self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - t
             if st.phase != "done":

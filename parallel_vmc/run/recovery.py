@@ -5,6 +5,7 @@ up), and the energy-plateau test that stops the optimisation early.
 These are decisions on the run state (``runstate.State``) and the walkers alone; the
 driver applies them to the run file and the log.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,12 @@ class OutOfRewinds(RunFailed):
 def mark_good(state, iteration: int, positions: np.ndarray) -> None:
     """Remember iteration ``iteration`` as good: its parameters and optimiser state
     (those it started from) and this rank's walker positions (W, M) at its start."""
-    state.good = {"iteration": iteration, "theta": state.theta,
-                  "opt_state": state.opt_state, "positions": positions}
+    state.good = {
+        "iteration": iteration,
+        "theta": state.theta,
+        "opt_state": state.opt_state,
+        "positions": positions,
+    }
 
 
 def rewind(state, walkers, opt_cfg, problem: str, iteration: int) -> str:
@@ -38,14 +43,18 @@ def rewind(state, walkers, opt_cfg, problem: str, iteration: int) -> str:
         raise RunFailed(f"{where} (no earlier good parameters to return to)")
     _back_to_good(state, walkers)
     if state.rewinds >= opt_cfg.max_rewinds:
-        raise OutOfRewinds(f"{where} after {state.rewinds} rewind(s); the parameters of "
-                           f"iteration {state.good['iteration']} are kept")
+        raise OutOfRewinds(
+            f"{where} after {state.rewinds} rewind(s); the parameters of "
+            f"iteration {state.good['iteration']} are kept"
+        )
     state.rewinds += 1
     state.lr_scale *= opt_cfg.rewind_factor
-    state.recent = np.zeros((0, 2))     # the plateau test starts again
-    line = (f"rewind {state.rewinds}/{opt_cfg.max_rewinds}: {where}; back to iteration "
-            f"{state.iteration}, learning rate "
-            f"{opt_cfg.learning_rate * state.lr_scale:.4g}")
+    state.recent = np.zeros((0, 2))  # the plateau test starts again
+    line = (
+        f"rewind {state.rewinds}/{opt_cfg.max_rewinds}: {where}; back to iteration "
+        f"{state.iteration}, learning rate "
+        f"{opt_cfg.learning_rate * state.lr_scale:.4g}"
+    )
     state.rewind_log += line + "\n"
     return line
 
@@ -63,5 +72,6 @@ def plateau_reached(state, energy: float, error: float, window: int) -> bool:
     if not window:
         return False
     state.recent = np.vstack([state.recent, [energy, error]])[-window:]
-    return (state.recent.shape[0] == window
-            and optimizers.plateaued(state.recent[:, 0], state.recent[:, 1]))
+    return state.recent.shape[0] == window and optimizers.plateaued(
+        state.recent[:, 0], state.recent[:, 1]
+    )

@@ -3,21 +3,23 @@ phases, and the final summary (its numbers of the observable sums, and its text;
 of the production series are ``summary``'s). Rank 0 prints; nothing here is
 collective.
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
 
-from ..sampling import observables
 from ..runfile import schema as S
+from ..sampling import observables
 from ..wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
 INFINITE_MEAN_WARNING = (
     "warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable singularity, and "
     "the RBM trial function has no node at contact, so <E> is infinite; use interaction: "
-    "none or D >= 2")
+    "none or D >= 2"
+)
 
 
 class Progress:
@@ -34,8 +36,10 @@ class Progress:
         self.bar = None
         if self.enabled and self.stream.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=label, file=self.stream, dynamic_ncols=True,
-                            smoothing=0.1)
+
+            self.bar = tqdm(
+                total=total, desc=label, file=self.stream, dynamic_ncols=True, smoothing=0.1
+            )
 
     def update(self, done: int, text: str) -> None:
         if not self.enabled:
@@ -50,8 +54,11 @@ class Progress:
         self.last = now
         elapsed = now - self.start
         eta = elapsed / done * (self.total - done) if done else float("nan")
-        print(f"{self.label} {done}/{self.total}  {text}  elapsed {hms(elapsed)}"
-              f"  eta {hms(eta)}", file=self.stream, flush=True)
+        print(
+            f"{self.label} {done}/{self.total}  {text}  elapsed {hms(elapsed)}  eta {hms(eta)}",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -74,12 +81,13 @@ def infinite_mean(system) -> bool:
 # ---------------------------------------------------------------------- messages
 def thermalized_line(cfg, n_chains: int, sampler, acceptance: float) -> str:
     step = "no step" if sampler.method == "gibbs" else f"step {sampler.step:.4g}"
-    return (f"thermalised {cfg.sampler.thermalization} sweeps x {n_chains} chains: "
-            f"{cfg.sampler.method} {step}, acceptance {acceptance:.3f}")
+    return (
+        f"thermalised {cfg.sampler.thermalization} sweeps x {n_chains} chains: "
+        f"{cfg.sampler.method} {step}, acceptance {acceptance:.3f}"
+    )
 
 
-def resume_line(path: str, where: str, ranks: int, reseeded: bool,
-                production_reset: bool) -> str:
+def resume_line(path: str, where: str, ranks: int, reseeded: bool, production_reset: bool) -> str:
     line = f"resuming {path} at {where} on {ranks} rank(s)"
     if reseeded:
         line += "; the chain count changed, so the chains get new streams"
@@ -90,8 +98,10 @@ def resume_line(path: str, where: str, ranks: int, reseeded: bool,
 
 def iteration_text(est: dict) -> str:
     """Progress text of an optimisation iteration (``estimators.iteration_estimates``)."""
-    return (f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
-            f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}")
+    return (
+        f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
+        f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}"
+    )
 
 
 # ---------------------------------------------------------------------- summary
@@ -99,8 +109,10 @@ def observables_summary(totals, layout, blocking_error: float) -> dict:
     """``observables.summarize`` of the sums totals (n_batches, width), with the
     batch-means and the blocking error of the energy side by side in its attrs."""
     obs = observables.summarize(totals, layout)
-    obs["attrs"].update(energy_error_batch_means=obs["scalars"][S.LOCAL_ENERGY]["error"],
-                        energy_error_blocking=blocking_error)
+    obs["attrs"].update(
+        energy_error_batch_means=obs["scalars"][S.LOCAL_ENERGY]["error"],
+        energy_error_blocking=blocking_error,
+    )
     return obs
 
 
@@ -108,65 +120,91 @@ def observable_lines(obs: dict | None) -> list:
     """Summary lines of the observables (batch-means errors), with a warning when
     the batches are too short to be independent."""
     from ..stats.blocking import batches_too_short
+
     if obs is None:
         return []
     sc = obs["scalars"]
-    names = [(S.KINETIC, "kinetic"), (S.TRAP, "trap"), (S.INTERACTION, "interaction"),
-             (S.R12, "<r12>")]
-    lines = [f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
-             + ("   (batch means)" if name == S.KINETIC else "")
-             for name, label in names if name in sc]
+    names = [
+        (S.KINETIC, "kinetic"),
+        (S.TRAP, "trap"),
+        (S.INTERACTION, "interaction"),
+        (S.R12, "<r12>"),
+    ]
+    lines = [
+        f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
+        + ("   (batch means)" if name == S.KINETIC else "")
+        for name, label in names
+        if name in sc
+    ]
     a = obs["attrs"]
     if batches_too_short(a["energy_error_batch_means"], a["energy_error_blocking"]):
-        lines.append(f"warning       the batch-means error of E ("
-                     f"{a['energy_error_batch_means']:.3g}) is below the blocking "
-                     f"error ({a['energy_error_blocking']:.3g}): the batches are too "
-                     f"short, the observables' errors are underestimated; use fewer "
-                     f"production.batches or more samples")
+        lines.append(
+            f"warning       the batch-means error of E ("
+            f"{a['energy_error_batch_means']:.3g}) is below the blocking "
+            f"error ({a['energy_error_blocking']:.3g}): the batches are too "
+            f"short, the observables' errors are underestimated; use fewer "
+            f"production.batches or more samples"
+        )
     return lines
 
 
 def energy_line(s: dict, system) -> str:
     if infinite_mean(system):
-        return (f"infinite: the 1D Coulomb mean diverges (sample mean {s['energy']:.6g} "
-                "is not an estimate, and has no error bar)")
-    return (f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
-            f"   +- {s['error_bootstrap']:.6f} (bootstrap)")
+        return (
+            f"infinite: the 1D Coulomb mean diverges (sample mean {s['energy']:.6g} "
+            "is not an estimate, and has no error bar)"
+        )
+    return (
+        f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
+        f"   +- {s['error_bootstrap']:.6f} (bootstrap)"
+    )
 
 
 def sampler_line(s: dict, sampler) -> str:
     if sampler.method == "gibbs":
         return f"gibbs (exact conditional draws, no step), acceptance {s['acceptance']:.3f}"
-    return (f"{sampler.method}, step {sampler.step:.4g} (tuned), acceptance "
-            f"{s['acceptance']:.3f}")
+    return f"{sampler.method}, step {sampler.step:.4g} (tuned), acceptance {s['acceptance']:.3f}"
 
 
 def time_line(timings: dict) -> str:
     """Seconds per part of this segment, checkpoints last."""
     parts = sorted(timings.items(), key=lambda kv: kv[0] == "checkpoint")
-    return (", ".join(f"{k} {v:.1f} s" for k, v in parts)
-            + f"; total {sum(timings.values()):.1f} s (this segment)")
+    return (
+        ", ".join(f"{k} {v:.1f} s" for k, v in parts)
+        + f"; total {sum(timings.values()):.1f} s (this segment)"
+    )
 
 
 # the parts of psi as the product is written (Slater-Jastrow order), by registry name
-PRODUCT = (("slater", "Slater"), ("rbm", "RBM"), ("widths", "variational widths"),
-           ("pade", "Pade-Jastrow"), ("hard_sphere", "hard-sphere (1 - a/r)"))
+PRODUCT = (
+    ("slater", "Slater"),
+    ("rbm", "RBM"),
+    ("widths", "variational widths"),
+    ("pade", "Pade-Jastrow"),
+    ("hard_sphere", "hard-sphere (1 - a/r)"),
+)
 
 
 def wavefunction_line(wf) -> str:
     """'Slater x RBM x Pade-Jastrow, 4 hidden units, psi=sqrt, ...': the parts present."""
     product = " x ".join(label for name, label in PRODUCT if name in wf.layout.parts)
     sigma_z = f", sigma_z={wf.sigma_z:.6g}" if wf.sigma_z is not None else ""
-    return (f"{product}, {wf.layout.n_hidden} hidden units, psi={wf.psi}, "
-            f"sigma={wf.sigma:.6g}{sigma_z}, {wf.layout.n_params} parameters")
+    return (
+        f"{product}, {wf.layout.n_hidden} hidden units, psi={wf.psi}, "
+        f"sigma={wf.sigma:.6g}{sigma_z}, {wf.layout.n_params} parameters"
+    )
 
 
 def system_line(sy) -> str:
     """'P=10 D=3 omega=1 omega_z=2.83 hard spheres a=0.0043, bosons'."""
-    trap = f"omega={sy.omega:g}" + (f" omega_z={sy.omega_z:g}" if sy.omega_z is not None
-                                    and sy.omega_z != sy.omega else "")
-    inter = {"coulomb": "coulomb", "none": "no interaction",
-             "hard_sphere": f"hard spheres a={sy.hard_sphere_radius:g}"}[sy.interaction]
+    trap = f"omega={sy.omega:g}" + (
+        f" omega_z={sy.omega_z:g}" if sy.omega_z is not None and sy.omega_z != sy.omega else ""
+    )
+    inter = {
+        "coulomb": "coulomb",
+        "none": "no interaction",
+        "hard_sphere": f"hard spheres a={sy.hard_sphere_radius:g}",
+    }[sy.interaction]
     return f"P={sy.particles} D={sy.dimensions} {trap} {inter}, {sy.statistics}"
 
 
@@ -176,14 +214,17 @@ def determinant_lines(wf, theta, inverse_drift: float) -> list:
     (inverse_drift: the largest over all ranks, ``Walkers.inverse_drift``)."""
     if not wf.has_determinants:
         return []
-    return [f"orbitals      {slater.shell_filling(wf.particles, wf.dimensions)}; "
-            f"orbital scale alpha={wf.orbital_scale(theta):.6g}",
-            f"inverse drift {S.inverse_drift_text(inverse_drift)} = max|D Dinv - I| at "
-            f"rebuilds (every {wf.determinant_refresh} sweeps, all ranks)"]
+    return [
+        f"orbitals      {slater.shell_filling(wf.particles, wf.dimensions)}; "
+        f"orbital scale alpha={wf.orbital_scale(theta):.6g}",
+        f"inverse drift {S.inverse_drift_text(inverse_drift)} = max|D Dinv - I| at "
+        f"rebuilds (every {wf.determinant_refresh} sweeps, all ranks)",
+    ]
 
 
-def summary_text(s: dict, sampler, timings: dict, ranks: int, path: str, theta,
-                 inverse_drift: float) -> str:
+def summary_text(
+    s: dict, sampler, timings: dict, ranks: int, path: str, theta, inverse_drift: float
+) -> str:
     """The summary block printed at the end of a run: s from ``summary.summarize``
     (with "observables" when kept); sampler: ``samplers.Sampler`` of the run; theta:
     (n_params,) its final parameters; inverse_drift: see :func:`determinant_lines`."""

@@ -15,6 +15,7 @@ for the summary (:meth:`Segment.local_series`).
 How the file is laid out and written is ``output.RunFile``'s; its names are
 ``schema``'s; when each record is due is the driver's.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,14 +23,14 @@ import os
 
 import numpy as np
 
+from ..parallel import row_counts
 from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
-from .collective import RunFailed
 from ..runfile.hdf5io import FileInUse
 from ..runfile.output import RunFile
-from ..parallel import row_counts
-from ..sizes import production_chunk
 from ..runfile.writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
+from ..sizes import production_chunk
+from .collective import RunFailed
 
 SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)
 
@@ -45,8 +46,7 @@ class Segment:
     ckpt_path: the run's live checkpoint; n_params, n_chains: of this launch.
     """
 
-    def __init__(self, cfg, comm, ckpt_path: str, run_id: str, n_params: int,
-                 n_chains: int):
+    def __init__(self, cfg, comm, ckpt_path: str, run_id: str, n_params: int, n_chains: int):
         self.cfg = cfg
         self.comm = comm
         self.path = cfg.output.path
@@ -56,15 +56,16 @@ class Segment:
         self.n_chains = n_chains
         self.file: RunFile | None = None
         self.writer = production_writer(comm.size)
-        self.parallel: ParallelSeries | None = None    # MPIO, during production
+        self.parallel: ParallelSeries | None = None  # MPIO, during production
 
     @property
     def held(self) -> bool:
         return self.file is not None
 
     # ------------------------------------------------------------------ open
-    def open(self, state, n_samples: int, resumed: bool, overwrite: bool, progress: str,
-             reseeded: bool) -> int:
+    def open(
+        self, state, n_samples: int, resumed: bool, overwrite: bool, progress: str, reseeded: bool
+    ) -> int:
         """Open the file on rank 0 (create it, or reopen it and cut it back to the
         checkpoint of ``state``) and begin this segment. Collective: every rank learns
         whether that worked, so a file that another process holds stops all ranks
@@ -77,8 +78,7 @@ class Segment:
                     n_samples = self._reopen(state, n_samples)
                 else:
                     self._create(n_samples, overwrite)
-                self.file.begin_segment(self.comm.size, state.iteration, progress,
-                                        reseeded)
+                self.file.begin_segment(self.comm.size, state.iteration, progress, reseeded)
         except (FileInUse, FileExistsError) as exc:
             problem = str(exc)
         problem = self.comm.bcast(problem)
@@ -88,12 +88,22 @@ class Segment:
 
     def _create(self, n_samples: int, overwrite: bool) -> None:
         # Another run's leftover checkpoints go, but only once the file is held.
-        self.file = RunFile.create(self.path, self.cfg, self.comm.size, self.comm.library,
-                                   self.n_params, self.n_chains, n_samples,
-                                   production_chunk(n_samples, self.n_chains), overwrite,
-                                   os.path.basename(self.ckpt_path), self.run_id,
-                                   stale=ckpt.siblings(self.ckpt_path),
-                                   chunk_rows=self._chunk_rows(), writer=self.writer)
+        self.file = RunFile.create(
+            self.path,
+            self.cfg,
+            self.comm.size,
+            self.comm.library,
+            self.n_params,
+            self.n_chains,
+            n_samples,
+            production_chunk(n_samples, self.n_chains),
+            overwrite,
+            os.path.basename(self.ckpt_path),
+            self.run_id,
+            stale=ckpt.siblings(self.ckpt_path),
+            chunk_rows=self._chunk_rows(),
+            writer=self.writer,
+        )
 
     def _chunk_rows(self) -> int:
         return chunk_rows(self.writer, self.n_chains, self.cfg.sampler.walkers_per_rank)
@@ -107,20 +117,24 @@ class Segment:
         self.file.truncate(state.iteration, state.prod_done, flush=False)
         shape = self.file.h5[SERIES].shape
         if state.phase == "finish":
-            n_samples = shape[1]     # complete series of whichever chains
+            n_samples = shape[1]  # complete series of whichever chains
         elif shape[0] != self.n_chains:
             # Another chain count before production is complete: new, empty series
             # (the restore dropped any samples of the old chains).
             if state.prod_done:
                 raise RunFailed("internal: production samples of another chain count")
-            self.file.replace_production(self.n_chains, n_samples,
-                                         production_chunk(n_samples, self.n_chains),
-                                         self.cfg.production.store_components,
-                                         self._chunk_rows())
+            self.file.replace_production(
+                self.n_chains,
+                n_samples,
+                production_chunk(n_samples, self.n_chains),
+                self.cfg.production.store_components,
+                self._chunk_rows(),
+            )
         if state.phase != "finish":
             prod = self.file.h5[S.PRODUCTION]
-            prod.attrs[S.WRITER] = writers_used(prod.attrs.get(S.WRITER), self.writer,
-                                                state.prod_done)
+            prod.attrs[S.WRITER] = writers_used(
+                prod.attrs.get(S.WRITER), self.writer, state.prod_done
+            )
         self.file.set_status(S.RUNNING, flush=False)
         return n_samples
 
@@ -138,17 +152,19 @@ class Segment:
         if self.file is not None:
             self.file.truncate(rows, samples)
 
-    def write_iteration(self, it: int, est: dict, lr: float, wall_time: float,
-                        theta: np.ndarray) -> None:
+    def write_iteration(
+        self, it: int, est: dict, lr: float, wall_time: float, theta: np.ndarray
+    ) -> None:
         """Row it of /optimization: the estimates est (``estimators.
         iteration_estimates``) with the learning rate, and the parameters theta."""
         if self.file is None:
             return
-        with np.errstate(over="ignore"):      # a huge gradient: inf is fine
+        with np.errstate(over="ignore"):  # a huge gradient: inf is fine
             grad_norm = float(np.linalg.norm(est["gradient"]))
         record = {k: v for k, v in est.items() if k not in ("gradient", "s_matrix")}
-        self.file.write_iteration(it, dict(record, grad_norm=grad_norm, learning_rate=lr,
-                                           wall_time=wall_time), theta)
+        self.file.write_iteration(
+            it, dict(record, grad_norm=grad_norm, learning_rate=lr, wall_time=wall_time), theta
+        )
 
     def write_samples(self, start: int, e: np.ndarray, parts) -> None:
         """Write a unit's (W, k) local energies (and parts (3, W, k)) of every rank at
@@ -197,24 +213,30 @@ class Segment:
             self.file.write_wavefunction(wf, theta, statistics)
 
     # ------------------------------------------------------------------ results
-    def write_results(self, state, est: dict, payload, sampler, n_samples: int,
-                      inverse_drift: float) -> None:
+    def write_results(
+        self, state, est: dict, payload, sampler, n_samples: int, inverse_drift: float
+    ) -> None:
         """Rank 0: production attributes (est: ``estimators.production_estimates``), the
         final parameters and state (payload: the checkpoint's), how the optimisation
         ended; inverse_drift: the largest over all ranks (``Walkers.inverse_drift``)."""
         f = self.file
-        f.set_attrs(S.PRODUCTION, {
-            "samples_per_chain": n_samples, "step": sampler.step,
-            "sampler": sampler.method, "energy_allreduced": est["energy"],
-            "variance_allreduced": est["variance"], "acceptance": est["acceptance"],
-            "stuck_walkers": state.stuck_total})
-        f.write_wavefunction(sampler.wf, state.theta, sampler.system.statistics,
-                             inverse_drift)
+        f.set_attrs(
+            S.PRODUCTION,
+            {
+                "samples_per_chain": n_samples,
+                "step": sampler.step,
+                "sampler": sampler.method,
+                "energy_allreduced": est["energy"],
+                "variance_allreduced": est["variance"],
+                "acceptance": est["acceptance"],
+                "stuck_walkers": state.stuck_total,
+            },
+        )
+        f.write_wavefunction(sampler.wf, state.theta, sampler.system.statistics, inverse_drift)
         attrs, arrays = payload
         f.write_checkpoint(dict(attrs, phase="completed"), arrays)
         if state.rewind_log:
-            f.set_attrs(S.OPTIMIZATION, {"rewinds": state.rewinds,
-                                         "rewind_log": state.rewind_log})
+            f.set_attrs(S.OPTIMIZATION, {"rewinds": state.rewinds, "rewind_log": state.rewind_log})
         if state.converged:
             f.set_attrs(S.OPTIMIZATION, {"stopped_on_plateau": state.iteration})
 
@@ -244,8 +266,7 @@ class Segment:
         self.file.write_observables(obs)
 
     # ------------------------------------------------------------------ close
-    def close(self, status: str, last_iteration: int, progress: str,
-              seconds: float) -> None:
+    def close(self, status: str, last_iteration: int, progress: str, seconds: float) -> None:
         """Rank 0: end the segment's row and close the file with its status; a
         completed run's checkpoint goes."""
         if self.file is None:

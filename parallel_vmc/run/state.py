@@ -8,6 +8,7 @@ which ``preflight`` uses for its sizes without starting a run.
 The sampler's step lives in ``samplers.Sampler.step`` alone; the payload stores it as
 the attribute ``step`` and a restore sets it back.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,18 +17,39 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import optimizers
-from ..sampling import estimators
 from ..rng import chain_states, params_generator
+from ..sampling import estimators
 from ..sampling.samplers import Thermalization, Walkers
 
 # Scalar attributes of a checkpoint that are State fields of the same name.
-SCALARS = ("phase", "iteration", "opt_seconds", "lr_scale", "rewinds", "rewind_log",
-           "prod_done", "reseeds", "stuck_total", "converged")
+SCALARS = (
+    "phase",
+    "iteration",
+    "opt_seconds",
+    "lr_scale",
+    "rewinds",
+    "rewind_log",
+    "prod_done",
+    "reseeds",
+    "stuck_total",
+    "converged",
+)
 # What a checkpoint must have to be resumed (``pvmc resume`` checks before it starts).
-REQUIRED_ATTRS = ("run_id", "config", "n_chains", "mpi_size", "step", "therm_done",
-                  "tune_k") + SCALARS + ("progress", "written")
-REQUIRED_ARRAYS = ("theta", "positions", "rng_states", "accepted", "stuck", "therm_acc",
-                   "prod_totals", "recent")
+REQUIRED_ATTRS = (
+    ("run_id", "config", "n_chains", "mpi_size", "step", "therm_done", "tune_k")
+    + SCALARS
+    + ("progress", "written")
+)
+REQUIRED_ARRAYS = (
+    "theta",
+    "positions",
+    "rng_states",
+    "accepted",
+    "stuck",
+    "therm_acc",
+    "prod_totals",
+    "recent",
+)
 
 
 @dataclass(frozen=True)
@@ -63,21 +85,22 @@ class State:
     opt_state: dict
     therm: Thermalization
     phase: str = "thermalize"
-    iteration: int = 0               # optimisation iterations done
-    opt_seconds: float = 0.0         # wall time spent optimising, all segments
-    lr_scale: float = 1.0            # product of the rewind factors applied so far
+    iteration: int = 0  # optimisation iterations done
+    opt_seconds: float = 0.0  # wall time spent optimising, all segments
+    lr_scale: float = 1.0  # product of the rewind factors applied so far
     rewinds: int = 0
     rewind_log: str = ""
     good: dict | None = None
-    prod_done: int = 0               # production samples per chain written
-    prod_totals: np.ndarray = field(   # production sums (estimators.P_*), all ranks
-        default_factory=lambda: np.zeros(estimators.PRODUCTION_SIZE))
-    obs_totals: np.ndarray | None = None   # (n_batches, width) observable sums, all ranks
-    reseeds: int = 0                 # times the chain count changed on resume
-    stuck_total: int = 0             # walkers that passed the stuck limit, all ranks
-    converged: bool = False          # optimisation stopped on a plateau
+    prod_done: int = 0  # production samples per chain written
+    prod_totals: np.ndarray = field(  # production sums (estimators.P_*), all ranks
+        default_factory=lambda: np.zeros(estimators.PRODUCTION_SIZE)
+    )
+    obs_totals: np.ndarray | None = None  # (n_batches, width) observable sums, all ranks
+    reseeds: int = 0  # times the chain count changed on resume
+    stuck_total: int = 0  # walkers that passed the stuck limit, all ranks
+    converged: bool = False  # optimisation stopped on a plateau
     recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (k, 2) last
-                                     # energies and errors, for the plateau test
+    # energies and errors, for the plateau test
 
     def restart_production(self, obs_layout) -> None:
         """Production from its start: no samples, zero sums."""
@@ -93,16 +116,27 @@ def no_observables(obs_layout):
 
 def fresh(cfg, system, wf, chains: Chains, obs_layout):
     """(State, this rank's Walkers) of a new run."""
-    theta = wf.layout.initial(cfg.wavefunction.init_scale, params_generator(cfg.seed),
-                              cfg.wavefunction.jastrow_beta)
+    theta = wf.layout.initial(
+        cfg.wavefunction.init_scale, params_generator(cfg.seed), cfg.wavefunction.jastrow_beta
+    )
     # Start where |psi|^2 of the Gaussian part lives: std = sigma / sqrt(2c).
     width = wf.sigma / math.sqrt(2.0 * wf.c)
-    walkers = Walkers.start(cfg.seed, chains.first, chains.per_rank, system.n_coords, width,
-                            system.dimensions, system.kernel_params().hard_core)
+    walkers = Walkers.start(
+        cfg.seed,
+        chains.first,
+        chains.per_rank,
+        system.n_coords,
+        width,
+        system.dimensions,
+        system.kernel_params().hard_core,
+    )
     opt = optimizers.initial_state(cfg.optimizer.method, wf.layout.n_params)
-    state = State(theta=theta, opt_state=opt,
-                  therm=Thermalization(cfg.sampler.thermalization),
-                  obs_totals=no_observables(obs_layout))
+    state = State(
+        theta=theta,
+        opt_state=opt,
+        therm=Thermalization(cfg.sampler.thermalization),
+        obs_totals=no_observables(obs_layout),
+    )
     return state, walkers
 
 
@@ -110,8 +144,12 @@ def fresh(cfg, system, wf, chains: Chains, obs_layout):
 def gather_walkers(state: State, walkers: Walkers, comm) -> dict:
     """The walkers of every rank as (n_chains, ...) arrays on rank 0 (collective;
     other ranks get what ``comm.gather_rows`` gives them there)."""
-    per_rank = {"positions": walkers.positions, "rng_states": walkers.rng,
-                "accepted": walkers.accepted[:, None], "stuck": walkers.stuck[:, None]}
+    per_rank = {
+        "positions": walkers.positions,
+        "rng_states": walkers.rng,
+        "accepted": walkers.accepted[:, None],
+        "stuck": walkers.stuck[:, None],
+    }
     if state.good is not None:
         per_rank["good/positions"] = state.good["positions"]
     return {k: comm.gather_rows(v) for k, v in per_rank.items()}
@@ -122,11 +160,22 @@ def payload(state: State, gathered: dict, step: float, chains: Chains, run_attrs
     :func:`gather_walkers`, the sampler's step and the run's own attrs (run_id,
     config, ...)."""
     attrs = {name: getattr(state, name) for name in SCALARS}
-    attrs.update(therm_done=state.therm.done, tune_k=state.therm.tuned, step=step,
-                 walkers_per_rank=chains.per_rank, n_chains=chains.n_chains, **run_attrs)
-    arrays = dict(gathered, theta=state.theta, therm_acc=state.therm.frozen,
-                  recent=state.recent, prod_totals=state.prod_totals,
-                  **_opt_arrays("optimizer", state.opt_state))
+    attrs.update(
+        therm_done=state.therm.done,
+        tune_k=state.therm.tuned,
+        step=step,
+        walkers_per_rank=chains.per_rank,
+        n_chains=chains.n_chains,
+        **run_attrs,
+    )
+    arrays = dict(
+        gathered,
+        theta=state.theta,
+        therm_acc=state.therm.frozen,
+        recent=state.recent,
+        prod_totals=state.prod_totals,
+        **_opt_arrays("optimizer", state.opt_state),
+    )
     if state.obs_totals is not None:
         arrays["obs_totals"] = state.obs_totals
     if state.good is not None:
@@ -147,7 +196,7 @@ def _opt_state(arrays: dict, prefix: str) -> dict:
     for key, value in arrays.items():
         if key.startswith(prefix + "/"):
             value = np.asarray(value)
-            out[key[len(prefix) + 1:]] = value.item() if value.ndim == 0 else value.copy()
+            out[key[len(prefix) + 1 :]] = value.item() if value.ndim == 0 else value.copy()
     return out
 
 
@@ -166,8 +215,7 @@ class Restored:
     production_reset: bool = False
 
 
-def restore(attrs: dict, arrays: dict, cfg, chains: Chains, sampler, obs_layout
-            ) -> Restored:
+def restore(attrs: dict, arrays: dict, cfg, chains: Chains, sampler, obs_layout) -> Restored:
     """The state of checkpoint (attrs, arrays) for this rank's chains; sets the
     sampler's step. The same chain count continues every walker exactly; on another
     one the chains get fresh streams (rng.py) and start from the saved configurations,
@@ -182,36 +230,51 @@ def restore(attrs: dict, arrays: dict, cfg, chains: Chains, sampler, obs_layout
     reseeded = production_reset = False
     if n_old == chains.n_chains:
         rows = chains.rows
-        walkers = Walkers(arrays["positions"][rows], arrays["rng_states"][rows],
-                          arrays["accepted"][rows, 0], arrays["stuck"][rows, 0])
+        walkers = Walkers(
+            arrays["positions"][rows],
+            arrays["rng_states"][rows],
+            arrays["accepted"][rows, 0],
+            arrays["stuck"][rows, 0],
+        )
     else:
         reseeded = True
         st.reseeds += 1
         rows = (chains.first + np.arange(chains.per_rank)) % n_old
-        walkers = Walkers(arrays["positions"][rows],
-                          chain_states(cfg.seed, chains.first, chains.per_rank, st.reseeds))
+        walkers = Walkers(
+            arrays["positions"][rows],
+            chain_states(cfg.seed, chains.first, chains.per_rank, st.reseeds),
+        )
         if st.phase == "produce":
             # Production series are per chain: the old chains' samples cannot be
             # continued by other chains, so production starts again.
             st.restart_production(obs_layout)
             production_reset = True
     if "good/theta" in arrays:
-        st.good = {"iteration": int(attrs["good_iteration"]),
-                   "theta": np.array(arrays["good/theta"]),
-                   "opt_state": _opt_state(arrays, "good/optimizer"),
-                   "positions": np.array(arrays["good/positions"][rows])}
+        st.good = {
+            "iteration": int(attrs["good_iteration"]),
+            "theta": np.array(arrays["good/theta"]),
+            "opt_state": _opt_state(arrays, "good/optimizer"),
+            "positions": np.array(arrays["good/positions"][rows]),
+        }
     return Restored(st, walkers, reseeded, production_reset)
 
 
 def _state_from(attrs: dict, arrays: dict, cfg) -> State:
     """The State fields stored in a checkpoint (not yet ``good``)."""
-    therm = Thermalization(cfg.sampler.thermalization, int(attrs["therm_done"]),
-                           int(attrs["tune_k"]), np.array(arrays["therm_acc"]))
-    st = State(theta=np.array(arrays["theta"]), opt_state=_opt_state(arrays, "optimizer"),
-               therm=therm, prod_totals=np.array(arrays["prod_totals"]),
-               obs_totals=(np.array(arrays["obs_totals"]) if "obs_totals" in arrays
-                           else None),
-               recent=np.array(arrays.get("recent", np.zeros((0, 2)))).reshape(-1, 2))
+    therm = Thermalization(
+        cfg.sampler.thermalization,
+        int(attrs["therm_done"]),
+        int(attrs["tune_k"]),
+        np.array(arrays["therm_acc"]),
+    )
+    st = State(
+        theta=np.array(arrays["theta"]),
+        opt_state=_opt_state(arrays, "optimizer"),
+        therm=therm,
+        prod_totals=np.array(arrays["prod_totals"]),
+        obs_totals=(np.array(arrays["obs_totals"]) if "obs_totals" in arrays else None),
+        recent=np.array(arrays.get("recent", np.zeros((0, 2)))).reshape(-1, 2),
+    )
     for name in SCALARS:
         setattr(st, name, type(getattr(st, name))(attrs[name]))
     return st

@@ -17,6 +17,7 @@ whatever the number of chains. On one rank the energy and the blocking error are
 bits of ``summarize_chains`` (the same sums in the same order); elsewhere every figure
 equals it to round-off.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..stats.blocking import blocking
 from ..stats.bootstrap import bootstrap_mean
 from ..stats.chains import rhat_from_half_sums, split_half_sums
 
-SHIFTED = 5     # sum (x-E)^2, sum (x-E), the three half-chain sums
+SHIFTED = 5  # sum (x-E)^2, sum (x-E), the three half-chain sums
 
 
 def mean_sums(rows: np.ndarray) -> np.ndarray:
@@ -45,8 +46,8 @@ def chain_sums(rows: np.ndarray, energy: float) -> np.ndarray:
         chain = row[None, :]
         dev = row - energy
         out[:n] += autocovariance_sums(chain)
-        out[n:n + 2] += (dev @ dev, dev.sum())
-        out[n + 2:] += split_half_sums(chain, energy)
+        out[n : n + 2] += (dev @ dev, dev.sum())
+        out[n + 2 :] += split_half_sums(chain, energy)
     return out
 
 
@@ -63,8 +64,9 @@ def summarize(comm, rows: np.ndarray, acceptance: float) -> dict | None:
     return figures(first[:n] / n_chains, energy, second, n_chains, acceptance)
 
 
-def figures(y: np.ndarray, energy: float, sums: np.ndarray, n_chains: int,
-            acceptance: float) -> dict:
+def figures(
+    y: np.ndarray, energy: float, sums: np.ndarray, n_chains: int, acceptance: float
+) -> dict:
     """The summary's numbers: y (n,) the chain-averaged series, energy the mean of all
     samples, sums (n + 5,) reduction 2 of all chains (:func:`chain_sums`)."""
     n = y.size
@@ -72,9 +74,17 @@ def figures(y: np.ndarray, energy: float, sums: np.ndarray, n_chains: int,
     b = blocking(y)
     boot = bootstrap_mean(y, block_size=b.block_size)
     ac = time_from_autocovariance(sums[:n] / n_total, n_chains)
-    dev2, dev = sums[n:n + 2]
-    return {"energy": float(energy), "error": b.error, "error_bootstrap": boot.error,
-            "variance": float((dev2 - dev * dev / n_total) / (n_total - 1)),
-            "tau_int": ac.tau, "n_eff": ac.n_eff, "n_samples": n_total,
-            "rhat": rhat_from_half_sums(sums[n + 2:], n_chains, n),
-            "blocking_level": b.level, "n_chains": n_chains, "acceptance": acceptance}
+    dev2, dev = sums[n : n + 2]
+    return {
+        "energy": float(energy),
+        "error": b.error,
+        "error_bootstrap": boot.error,
+        "variance": float((dev2 - dev * dev / n_total) / (n_total - 1)),
+        "tau_int": ac.tau,
+        "n_eff": ac.n_eff,
+        "n_samples": n_total,
+        "rhat": rhat_from_half_sums(sums[n + 2 :], n_chains, n),
+        "blocking_level": b.level,
+        "n_chains": n_chains,
+        "acceptance": acceptance,
+    }

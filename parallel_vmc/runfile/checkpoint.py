@@ -19,6 +19,7 @@ format, whose object headers (the attributes) carry checksums too, so a damaged
 checkpoint is reported (:class:`CheckpointError` naming the dataset), never resumed
 from. :func:`read_latest` then falls back to the previous checkpoint.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,11 +31,11 @@ import numpy as np
 from .hdf5io import one_line, read_array, write_array
 
 KIND = "pvmc checkpoint"
-FORMAT_VERSION = 3     # 2: with the observable accumulators (obs_totals); 3: checksums
-READS = (2, 3)         # format 2 reads the same (no checksums, 0-d arrays as they are)
+FORMAT_VERSION = 3  # 2: with the observable accumulators (obs_totals); 3: checksums
+READS = (2, 3)  # format 2 reads the same (no checksums, 0-d arrays as they are)
 SUFFIX = ".ckpt"
-PREVIOUS = ".prev"     # the checkpoint before the live one
-LIBVER = ("v110", "latest")   # checksummed object headers; files are closed when done
+PREVIOUS = ".prev"  # the checkpoint before the live one
+LIBVER = ("v110", "latest")  # checksummed object headers; files are closed when done
 
 
 class CheckpointError(Exception):
@@ -53,7 +54,7 @@ def _fsync_dir(path: str) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:       # some file systems do not support fsync on directories
+    except OSError:  # some file systems do not support fsync on directories
         pass
     finally:
         os.close(fd)
@@ -74,7 +75,7 @@ def write(path: str, attrs: dict, arrays: dict) -> None:
         try:
             view = memoryview(image)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -128,16 +129,18 @@ def read(path: str) -> tuple[dict, dict]:
                 raise CheckpointError(f"{path!r} is not a pvmc checkpoint")
             attrs = {k: _plain(v) for k, v in h5.attrs.items()}
             names = []
-            h5.visititems(lambda name, obj: names.append(name)
-                          if isinstance(obj, h5py.Dataset) else None)
+            h5.visititems(
+                lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
             for name in names:
                 where = f"dataset {name}"
                 arrays[name] = read_array(h5[name])
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
-        raise CheckpointError(f"checkpoint {path!r} is damaged: {where} cannot be read "
-                              f"({one_line(exc, 200)})") from None
+        raise CheckpointError(
+            f"checkpoint {path!r} is damaged: {where} cannot be read ({one_line(exc, 200)})"
+        ) from None
     return attrs, arrays
 
 
@@ -153,8 +156,14 @@ def read_latest(path: str) -> tuple[dict, dict, str | None]:
             attrs, arrays = read(path + PREVIOUS)
         except CheckpointError:
             raise live from None
-        return attrs, arrays, (f"{live}; using the previous checkpoint "
-                               f"{path + PREVIOUS!r} written {attrs.get('written')}")
+        return (
+            attrs,
+            arrays,
+            (
+                f"{live}; using the previous checkpoint "
+                f"{path + PREVIOUS!r} written {attrs.get('written')}"
+            ),
+        )
 
 
 def _remove(name: str) -> None:

@@ -13,6 +13,7 @@ existing file, so a second process cannot replace, truncate or delete a file tha
 live run holds. On file systems without ``flock`` (some parallel file systems) the
 lock is skipped, as HDF5's own "best-effort" locking does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,7 @@ import os
 import h5py
 import numpy as np
 
-CHUNK_BYTES_MAX = 2**31   # HDF5 refuses chunks of 4 GiB and more; stay well below
+CHUNK_BYTES_MAX = 2**31  # HDF5 refuses chunks of 4 GiB and more; stay well below
 _NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 
@@ -47,8 +48,10 @@ def exclusive(path: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FileInUse(f"{path} is in use by another process (a run that is still "
-                            "going holds it); wait for it to end or stop it first") from None
+            raise FileInUse(
+                f"{path} is in use by another process (a run that is still "
+                "going holds it); wait for it to end or stop it first"
+            ) from None
         except OSError as exc:
             if exc.errno not in _NO_LOCKS:
                 raise
@@ -70,7 +73,7 @@ def one_line(text: str, limit: int = 400) -> str:
     """``text`` with all whitespace runs (newlines of HDF5 error stacks) made single
     spaces, cut to ``limit`` characters."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _dcpl(shape: tuple, chunks: tuple, fill) -> h5py.h5p.PropDCID:
@@ -108,7 +111,7 @@ def write_array(group, name: str, value) -> None:
         value = value.reshape(1)
     if value.dtype.kind in "OU":
         value = value.astype("S")
-    if value.size == 0:          # nothing to checksum (and HDF5 cannot chunk it)
+    if value.size == 0:  # nothing to checksum (and HDF5 cannot chunk it)
         group.create_dataset(name, data=value)
         return
     chunks = list(value.shape)

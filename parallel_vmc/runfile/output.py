@@ -51,6 +51,7 @@ Ownership. While a segment runs, rank 0 holds the file open for writing, and HDF
 holds an exclusive lock on it; ``--overwrite`` replaces a file only while holding that
 lock itself (``hdf5io.exclusive``), so a live run's file is never touched.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -65,9 +66,9 @@ from . import schema as S
 from .hdf5io import FileInUse, exclusive, one_line, preallocated, write_array
 from .schema import FORMAT_VERSION, OPT_FIELDS, PRODUCTION_SERIES, SEGMENT_FIELDS
 
-TEXT_DTYPE = "S512"    # fixed-length text: no HDF5 global heap, which a kill mid-flush
-                       # can leave pointing at objects that never reached the disk
-FLUSH_INTERVAL = 5.0   # seconds between flushes of the open file
+TEXT_DTYPE = "S512"  # fixed-length text: no HDF5 global heap, which a kill mid-flush
+# can leave pointing at objects that never reached the disk
+FLUSH_INTERVAL = 5.0  # seconds between flushes of the open file
 
 
 def now_iso() -> str:
@@ -76,15 +77,21 @@ def now_iso() -> str:
 
 def _versions() -> dict:
     import numba
+
     from .. import __version__
     from ..parallel import mpi4py_version
-    return {"package_version": __version__, "numba_version": numba.__version__,
-            "numpy_version": np.__version__, "mpi4py_version": mpi4py_version()}
+
+    return {
+        "package_version": __version__,
+        "numba_version": numba.__version__,
+        "numpy_version": np.__version__,
+        "mpi4py_version": mpi4py_version(),
+    }
 
 
 def _fixed(text: str) -> np.ndarray:
     """text as a fixed-length TEXT_DTYPE value (cut to fit)."""
-    return np.array(text.encode()[:int(TEXT_DTYPE[1:]) - 1], dtype=TEXT_DTYPE)
+    return np.array(text.encode()[: int(TEXT_DTYPE[1:]) - 1], dtype=TEXT_DTYPE)
 
 
 def _allocated(group, name: str, shape: tuple, dtype, fill=None):
@@ -105,15 +112,27 @@ class RunFile:
         self.path = path
         self.h5 = h5
         self._last_flush = time.monotonic()
-        self._records = None     # /optimization's datasets, opened once (see _record)
+        self._records = None  # /optimization's datasets, opened once (see _record)
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path: str, cfg, mpi_size: int, mpi_library: str, n_params: int,
-               n_chains: int, samples_per_chain: int, sample_chunk: int,
-               overwrite: bool = False, checkpoint_file: str = "",
-               run_id: str = "", stale=(), chunk_rows: int | None = None,
-               writer: str = "gather") -> "RunFile":
+    def create(
+        cls,
+        path: str,
+        cfg,
+        mpi_size: int,
+        mpi_library: str,
+        n_params: int,
+        n_chains: int,
+        samples_per_chain: int,
+        sample_chunk: int,
+        overwrite: bool = False,
+        checkpoint_file: str = "",
+        run_id: str = "",
+        stale=(),
+        chunk_rows: int | None = None,
+        writer: str = "gather",
+    ) -> "RunFile":
         """Create the file with its root attributes and every growing dataset allocated.
 
         The file is built under a temporary name beside ``path`` and moved into place
@@ -130,9 +149,20 @@ class RunFile:
         tmp = os.path.join(parent, f".{os.path.basename(path)}.new-{os.getpid()}")
         h5 = h5py.File(tmp, "w")
         try:
-            cls._populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains,
-                          samples_per_chain, sample_chunk, checkpoint_file, run_id,
-                          chunk_rows or n_chains, writer)
+            cls._populate(
+                h5,
+                cfg,
+                mpi_size,
+                mpi_library,
+                n_params,
+                n_chains,
+                samples_per_chain,
+                sample_chunk,
+                checkpoint_file,
+                run_id,
+                chunk_rows or n_chains,
+                writer,
+            )
             h5.flush()
             with exclusive(path):
                 if os.path.exists(path) and not overwrite:
@@ -149,8 +179,20 @@ class RunFile:
         return cls(path, h5)
 
     @staticmethod
-    def _populate(h5, cfg, mpi_size, mpi_library, n_params, n_chains, samples_per_chain,
-                  sample_chunk, checkpoint_file, run_id, chunk_rows, writer) -> None:
+    def _populate(
+        h5,
+        cfg,
+        mpi_size,
+        mpi_library,
+        n_params,
+        n_chains,
+        samples_per_chain,
+        sample_chunk,
+        checkpoint_file,
+        run_id,
+        chunk_rows,
+        writer,
+    ) -> None:
         attrs = h5.attrs
         attrs[S.FORMAT] = FORMAT_VERSION
         attrs["created"] = now_iso()
@@ -175,16 +217,21 @@ class RunFile:
         prod = h5.create_group(S.PRODUCTION)
         _allocated(prod, S.SAMPLES_WRITTEN, (1,), "i8", fill=0)
         prod.attrs[S.WRITER] = writer
-        RunFile._production_datasets(prod, n_chains, samples_per_chain, sample_chunk,
-                                     cfg.production.store_components, chunk_rows)
+        RunFile._production_datasets(
+            prod,
+            n_chains,
+            samples_per_chain,
+            sample_chunk,
+            cfg.production.store_components,
+            chunk_rows,
+        )
         seg = h5.create_group(S.SEGMENTS)
         for name, dtype in SEGMENT_FIELDS.items():
             dt = TEXT_DTYPE if dtype == "str" else dtype
             seg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16,))
 
     @staticmethod
-    def _production_datasets(prod, n_chains, n_samples, chunk, components,
-                             rows) -> None:
+    def _production_datasets(prod, n_chains, n_samples, chunk, components, rows) -> None:
         """The (n_chains, n_samples) series in chunks of (rows, chunk)."""
         for name in S.stored_series(components):
             preallocated(prod, name, (n_chains, n_samples), "f8", chunks=(rows, chunk))
@@ -193,7 +240,7 @@ class RunFile:
     def open(cls, path: str) -> "RunFile":
         """Reopen an existing run file for a resumed segment (FileInUse if a live run
         holds it)."""
-        try:      # HDF5 takes the writer's lock; held elsewhere, it fails at once
+        try:  # HDF5 takes the writer's lock; held elsewhere, it fails at once
             return cls(path, h5py.File(path, "r+"))
         except BlockingIOError:
             raise FileInUse(f"{path} is in use by another process") from None
@@ -212,7 +259,7 @@ class RunFile:
         try:
             os.fsync(self.h5.id.get_vfd_handle())
         except (OSError, TypeError, ValueError):
-            pass   # drivers without a plain file descriptor
+            pass  # drivers without a plain file descriptor
 
     def upgrade_format(self) -> None:
         """A resumed file of an older format (``schema.RESUMABLE_FORMATS``) is written
@@ -244,8 +291,9 @@ class RunFile:
         millisecond instead of milliseconds (rank 0 writes it while the others wait)."""
         if self._records is None:
             opt = self.h5[S.OPTIMIZATION]
-            self._records = {name: opt[name] for name in
-                             (S.ITERATION, *OPT_FIELDS, S.PARAMS, S.ROWS_WRITTEN)}
+            self._records = {
+                name: opt[name] for name in (S.ITERATION, *OPT_FIELDS, S.PARAMS, S.ROWS_WRITTEN)
+            }
         return self._records
 
     def write_iteration(self, iteration: int, record: dict, theta: np.ndarray) -> None:
@@ -266,8 +314,9 @@ class RunFile:
         if flush:
             self.flush(force=True)
 
-    def replace_production(self, n_chains: int, n_samples: int, chunk: int,
-                           components: bool, rows: int) -> None:
+    def replace_production(
+        self, n_chains: int, n_samples: int, chunk: int, components: bool, rows: int
+    ) -> None:
         """New empty production datasets for another chain count (resume on a different
         number of ranks; the old chains' samples cannot continue), in chunks of (rows,
         chunk)."""
@@ -283,17 +332,26 @@ class RunFile:
         """Write columns start.. of each named (n_chains, k) block."""
         prod = self.h5[S.PRODUCTION]
         for name, block in blocks.items():
-            prod[name][:, start:start + block.shape[1]] = block
+            prod[name][:, start : start + block.shape[1]] = block
         prod[S.SAMPLES_WRITTEN][0] = start + blocks[S.LOCAL_ENERGY].shape[1]
         self.flush()
 
-    def begin_segment(self, mpi_size: int, first_iteration: int, progress: str,
-                      reseeded: bool) -> None:
+    def begin_segment(
+        self, mpi_size: int, first_iteration: int, progress: str, reseeded: bool
+    ) -> None:
         seg = self.h5[S.SEGMENTS]
-        row = {"mpi_size": mpi_size, "first_iteration": first_iteration,
-               "last_iteration": first_iteration, "hostname": socket.gethostname(),
-               "start_time": now_iso(), "end_time": "", "ended": S.RUNNING,
-               "progress": progress, "reseeded": int(reseeded), "seconds": np.nan}
+        row = {
+            "mpi_size": mpi_size,
+            "first_iteration": first_iteration,
+            "last_iteration": first_iteration,
+            "hostname": socket.gethostname(),
+            "start_time": now_iso(),
+            "end_time": "",
+            "ended": S.RUNNING,
+            "progress": progress,
+            "reseeded": int(reseeded),
+            "seconds": np.nan,
+        }
         for name, value in row.items():
             self._append(seg[name], value.encode() if isinstance(value, str) else value)
         self.flush(force=True)
@@ -305,8 +363,7 @@ class RunFile:
         if k >= 0 and seg["ended"].asstr()[k] == S.RUNNING:
             seg["ended"][k] = b"killed"
 
-    def end_segment(self, last_iteration: int, ended: str, progress: str,
-                    seconds: float) -> None:
+    def end_segment(self, last_iteration: int, ended: str, progress: str, seconds: float) -> None:
         """Close the current segment; seconds: the process's wall time at its end."""
         seg = self.h5[S.SEGMENTS]
         k = seg["ended"].shape[0] - 1
@@ -323,8 +380,9 @@ class RunFile:
             grp.attrs[key] = value
         self.flush(force=True)
 
-    def write_wavefunction(self, wf, theta: np.ndarray, statistics: str,
-                           inverse_drift: float | None = None) -> None:
+    def write_wavefunction(
+        self, wf, theta: np.ndarray, statistics: str, inverse_drift: float | None = None
+    ) -> None:
         """/wavefunction: the parts' parameters in theta (n_params,) and what is fixed;
         with the Slater part its orbitals (P/2, D), orbital scale and, when known (not
         after a failure), the largest inverse drift over all ranks."""
@@ -391,8 +449,9 @@ def damaged_dataset(path: str, rows: int, samples: int) -> str | None:
 
     A resumed run would otherwise meet the damage only when it reads the series for
     its summary, after all its work."""
-    names = ([S.path(S.OPTIMIZATION, S.PARAMS)]
-             + [S.path(S.PRODUCTION, s) for s in PRODUCTION_SERIES])
+    names = [S.path(S.OPTIMIZATION, S.PARAMS)] + [
+        S.path(S.PRODUCTION, s) for s in PRODUCTION_SERIES
+    ]
     with h5py.File(path, "r", locking=False) as h5:
         for name in names:
             if name not in h5:
@@ -404,9 +463,9 @@ def damaged_dataset(path: str, rows: int, samples: int) -> str | None:
             try:
                 for start in range(0, n, step):
                     if opt:
-                        ds[start:min(n, start + step)]
+                        ds[start : min(n, start + step)]
                     else:
-                        ds[:, start:min(n, start + step)]
+                        ds[:, start : min(n, start + step)]
             except Exception as exc:  # noqa: BLE001 - any read failure is damage
                 return f"/{name}: {one_line(exc, 200)}"
     return None

@@ -21,15 +21,16 @@ Layout of format 4 (see ``output`` for what each dataset holds and when)::
 Names of datasets are given relative to their group (they are also the keys of the
 dicts that carry their data, e.g. ``observables.summarize``); :func:`path` joins them.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-FORMAT_VERSION = 5     # bumped with every change of this schema; 4: /wavefunction
-                       # statistics, orbitals, orbital_scale, inverse_drift; 5: the
-                       # optional 3D densities along the axes, density_xy and density_z
+FORMAT_VERSION = 5  # bumped with every change of this schema; 4: /wavefunction
+# statistics, orbitals, orbital_scale, inverse_drift; 5: the
+# optional 3D densities along the axes, density_xy and density_z
 # Formats ``pvmc resume`` continues: a format 3 file differs only in what /wavefunction
 # gets at the end, a format 4 file in the optional axial densities (off in its config),
 # so they are resumed and end as a format 5 file.
@@ -47,11 +48,21 @@ STATUS = "status"
 CONFIG = "config"
 CHECKPOINT_FILE = "checkpoint_file"
 RUN_ID = "run_id"
-REQUIRED_ROOT = (FORMAT, STATUS, CONFIG)      # what makes an HDF5 file a run file
+REQUIRED_ROOT = (FORMAT, STATUS, CONFIG)  # what makes an HDF5 file a run file
 ROOT_ATTRS = REQUIRED_ROOT + (
-    "package_version", "created", "mpi_size", "walkers_per_rank", "seed", "hostname",
-    "mpi_library", "numba_version", "numpy_version", "mpi4py_version", CHECKPOINT_FILE,
-    RUN_ID)
+    "package_version",
+    "created",
+    "mpi_size",
+    "walkers_per_rank",
+    "seed",
+    "hostname",
+    "mpi_library",
+    "numba_version",
+    "numpy_version",
+    "mpi4py_version",
+    CHECKPOINT_FILE,
+    RUN_ID,
+)
 
 # values of the status attribute; a failure is FAILED + ": " + reason
 RUNNING = "running"
@@ -62,7 +73,7 @@ FAILED = "failed"
 # ----------------------------------------------------------------------------- groups
 OPTIMIZATION = "optimization"
 PRODUCTION = "production"
-OBSERVABLES = "observables"                   # inside PRODUCTION
+OBSERVABLES = "observables"  # inside PRODUCTION
 WAVEFUNCTION = "wavefunction"
 CHECKPOINT = "checkpoint"
 SEGMENTS = "segments"
@@ -70,60 +81,88 @@ SUMMARY = "summary"
 
 # ----------------------------------------------------------------------------- /optimization
 ITERATION = "iteration"
-OPT_FIELDS = ("energy", "energy_error", "variance", "acceptance", "grad_norm",
-              "learning_rate", "wall_time")  # float64 (iterations,), beside ITERATION
-PARAMS = "params"                             # (iterations, n_params)
-ROWS_WRITTEN = "rows_written"                 # (1,): rows 0..rows_written-1 are valid
+OPT_FIELDS = (
+    "energy",
+    "energy_error",
+    "variance",
+    "acceptance",
+    "grad_norm",
+    "learning_rate",
+    "wall_time",
+)  # float64 (iterations,), beside ITERATION
+PARAMS = "params"  # (iterations, n_params)
+ROWS_WRITTEN = "rows_written"  # (1,): rows 0..rows_written-1 are valid
 
 # ----------------------------------------------------------------------------- /production
 LOCAL_ENERGY = "local_energy"
 KINETIC = "kinetic"
 TRAP = "trap"
 INTERACTION = "interaction"
-COMPONENTS = (KINETIC, TRAP, INTERACTION)     # stored with production.store_components
-PRODUCTION_SERIES = (LOCAL_ENERGY,) + COMPONENTS   # each (n_chains, n_samples)
-POTENTIAL = "potential"                       # formats 1-2: trap + interaction
-SAMPLES_WRITTEN = "samples_written"           # (1,): columns filled so far
-WRITER = "writer"     # attr: who wrote the samples, "gather" | "mpio" (comma-joined, in order)
-PRODUCTION_ATTRS = ("samples_per_chain", "acceptance", "step", "sampler",
-                    "energy_allreduced", "variance_allreduced", "stuck_walkers")
+COMPONENTS = (KINETIC, TRAP, INTERACTION)  # stored with production.store_components
+PRODUCTION_SERIES = (LOCAL_ENERGY,) + COMPONENTS  # each (n_chains, n_samples)
+POTENTIAL = "potential"  # formats 1-2: trap + interaction
+SAMPLES_WRITTEN = "samples_written"  # (1,): columns filled so far
+WRITER = "writer"  # attr: who wrote the samples, "gather" | "mpio" (comma-joined, in order)
+PRODUCTION_ATTRS = (
+    "samples_per_chain",
+    "acceptance",
+    "step",
+    "sampler",
+    "energy_allreduced",
+    "variance_allreduced",
+    "stuck_walkers",
+)
 
 # ----------------------------------------------------------------------------- observables
 R12 = "r12"
-SCALAR_OBSERVABLES = (LOCAL_ENERGY,) + COMPONENTS + (R12,)   # batch means (n_batches,)
-MEAN = "mean"                                 # attrs of a scalar's batch means
+SCALAR_OBSERVABLES = (LOCAL_ENERGY,) + COMPONENTS + (R12,)  # batch means (n_batches,)
+MEAN = "mean"  # attrs of a scalar's batch means
 ERROR = "error"
-DENSITY = "density"                           # radial one-body density
-DENSITY_IMAGE = "density_image"               # D = 2: rho(x, y)
-PAIR_DISTANCE = "pair_distance"               # P > 1
-DENSITY_XY = "density_xy"     # D = 3, production.axial_density: column density vs rho
-DENSITY_Z = "density_z"       # D = 3, production.axial_density: linear density vs z
+DENSITY = "density"  # radial one-body density
+DENSITY_IMAGE = "density_image"  # D = 2: rho(x, y)
+PAIR_DISTANCE = "pair_distance"  # P > 1
+DENSITY_XY = "density_xy"  # D = 3, production.axial_density: column density vs rho
+DENSITY_Z = "density_z"  # D = 3, production.axial_density: linear density vs z
 # histogram group -> its bin edges (one dataset per axis)
-HISTOGRAMS = {DENSITY: ("edges",), DENSITY_IMAGE: ("x_edges", "y_edges"),
-              PAIR_DISTANCE: ("edges",), DENSITY_XY: ("edges",), DENSITY_Z: ("edges",)}
-HISTOGRAM_ARRAYS = ("counts", "density", "error")   # bins' shape, in every histogram
+HISTOGRAMS = {
+    DENSITY: ("edges",),
+    DENSITY_IMAGE: ("x_edges", "y_edges"),
+    PAIR_DISTANCE: ("edges",),
+    DENSITY_XY: ("edges",),
+    DENSITY_Z: ("edges",),
+}
+HISTOGRAM_ARRAYS = ("counts", "density", "error")  # bins' shape, in every histogram
 
 # ----------------------------------------------------------------------------- others
 WAVEFUNCTION_ARRAYS = ("a", "b", "W", "sigma")
 JASTROW_ARRAYS = ("jastrow_beta", "jastrow_cusp")
-ORBITALS = "orbitals"              # (n, D) int64: quantum numbers of the n = P/2
-                                   # orbitals occupied by each spin, in column order
-ORBITAL_SCALE = "orbital_scale"    # (): the optimised orbital scale alpha
-SLATER_ARRAYS = (ORBITALS, ORBITAL_SCALE)     # with Slater determinants (format >= 4)
-STATISTICS = "statistics"          # "fermions" | "bosons" (format >= 4)
+ORBITALS = "orbitals"  # (n, D) int64: quantum numbers of the n = P/2
+# orbitals occupied by each spin, in column order
+ORBITAL_SCALE = "orbital_scale"  # (): the optimised orbital scale alpha
+SLATER_ARRAYS = (ORBITALS, ORBITAL_SCALE)  # with Slater determinants (format >= 4)
+STATISTICS = "statistics"  # "fermions" | "bosons" (format >= 4)
 WAVEFUNCTION_ATTRS = ("kind", "psi", "jastrow", STATISTICS)
-INVERSE_DRIFT = "inverse_drift"    # attr with the Slater part: the largest max |D Dinv -
-                                   # I| of an updated inverse at its rebuild, over all
-                                   # ranks, during the last segment (not checkpointed)
+INVERSE_DRIFT = "inverse_drift"  # attr with the Slater part: the largest max |D Dinv -
+# I| of an updated inverse at its rebuild, over all
+# ranks, during the last segment (not checkpointed)
 # one row per launch: name -> dtype ("str": fixed-length text)
-SEGMENT_FIELDS = {"mpi_size": "i8", "first_iteration": "i8", "last_iteration": "i8",
-                  "hostname": "str", "start_time": "str", "end_time": "str", "ended": "str",
-                  "progress": "str", "reseeded": "i8", "seconds": "f8"}
+SEGMENT_FIELDS = {
+    "mpi_size": "i8",
+    "first_iteration": "i8",
+    "last_iteration": "i8",
+    "hostname": "str",
+    "start_time": "str",
+    "end_time": "str",
+    "ended": "str",
+    "progress": "str",
+    "reseeded": "i8",
+    "seconds": "f8",
+}
 SUMMARY_ATTRS = ("energy", "error", "variance", "tau_int", "n_samples")
 
 # ----------------------------------------------------------------------------- formulas
-NOT_MEASURED = -1.0    # inverse_drift when no rebuild was checked (kernel calls shorter
-                       # than determinant_refresh sweeps)
+NOT_MEASURED = -1.0  # inverse_drift when no rebuild was checked (kernel calls shorter
+# than determinant_refresh sweeps)
 
 
 def stored_series(components: bool) -> tuple:
@@ -144,8 +183,8 @@ def orbitals_text(quantum_numbers) -> str:
     them: quantum_numbers (n, D) ints -> '3 per spin: (0,0) (1,0) (0,1)'."""
     rows = np.asarray(quantum_numbers).reshape(len(quantum_numbers), -1)
     return f"{len(rows)} per spin: " + " ".join(
-        "(" + ",".join(str(int(v)) for v in row) + ")" for row in rows)
-
+        "(" + ",".join(str(int(v)) for v in row) + ")" for row in rows
+    )
 
 
 # Volume of the unit ball; exact constants for the dimensions pvmc runs in (the radial

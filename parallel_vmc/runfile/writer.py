@@ -14,6 +14,7 @@ Two writers, chosen once per launch by :func:`production_writer` (the one place)
 
 The run file records the writer(s) in the attribute ``/production/writer``.
 """
+
 from __future__ import annotations
 
 import h5py
@@ -89,7 +90,7 @@ class ParallelSeries:
             k = block.shape[1]
             ds = self.series[name]
             with ds.collective:
-                ds[self.rows, start:start + k] = np.ascontiguousarray(block)
+                ds[self.rows, start : start + k] = np.ascontiguousarray(block)
         if self.rank == 0:
             self.counter[0] = start + k
 

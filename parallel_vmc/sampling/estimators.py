@@ -15,6 +15,7 @@ reconfiguration, ``sum O_k O_l`` (n_params^2, row-major). ``O_k = d ln psi / d t
 Production sums (float64, ``PRODUCTION_SIZE``): ``[count, sum E, sum E^2, accepted,
 proposed]`` of the production samples so far.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def add_o_products(sums: np.ndarray, o_rows: np.ndarray, n_params: int) -> None:
     is one BLAS symmetric rank-k update (syrk): rows * n_params^2 flops, half a
     general product's, and an exactly symmetric result.
     """
-    oo = sums[S_HEADER + 2 * n_params:].reshape(n_params, n_params)   # a view
+    oo = sums[S_HEADER + 2 * n_params :].reshape(n_params, n_params)  # a view
     oo += o_rows.T @ o_rows
 
 
@@ -73,17 +74,22 @@ def iteration_estimates(g: np.ndarray, n_params: int) -> dict:
         n_w = g[S_WALKERS]
         wmean = g[S_WMEAN] / n_w
         spread = max(g[S_WMEAN2] - n_w * wmean * wmean, 0.0) / max(n_w - 1.0, 1.0)
-        o_mean = g[S_HEADER:S_HEADER + n_params] / n
-        eo_mean = g[S_HEADER + n_params:S_HEADER + 2 * n_params] / n
+        o_mean = g[S_HEADER : S_HEADER + n_params] / n
+        eo_mean = g[S_HEADER + n_params : S_HEADER + 2 * n_params] / n
         grad = 2.0 * (eo_mean - energy * o_mean)
         s_matrix = None
-        if has_s(g, n_params):          # SR: S = <O O^T> - <O><O>^T
-            oo = g[S_HEADER + 2 * n_params:].reshape(n_params, n_params) / n
+        if has_s(g, n_params):  # SR: S = <O O^T> - <O><O>^T
+            oo = g[S_HEADER + 2 * n_params :].reshape(n_params, n_params) / n
             s_matrix = oo - np.outer(o_mean, o_mean)
-    error = math.sqrt(spread / n_w) if n_w >= 2 else float("nan")   # one walker: unknown
-    return {"energy": energy, "energy_error": error, "variance": variance,
-            "acceptance": acceptance(g[S_ACC], g[S_PROP]), "gradient": grad,
-            "s_matrix": s_matrix}
+    error = math.sqrt(spread / n_w) if n_w >= 2 else float("nan")  # one walker: unknown
+    return {
+        "energy": energy,
+        "energy_error": error,
+        "variance": variance,
+        "acceptance": acceptance(g[S_ACC], g[S_PROP]),
+        "gradient": grad,
+        "s_matrix": s_matrix,
+    }
 
 
 def production_sums(e: np.ndarray, accepted: float, proposed: float) -> np.ndarray:
@@ -94,6 +100,8 @@ def production_sums(e: np.ndarray, accepted: float, proposed: float) -> np.ndarr
 def production_estimates(g: np.ndarray) -> dict:
     """Energy, variance and acceptance from globally summed production sums."""
     energy = g[P_E] / g[P_COUNT]
-    return {"energy": energy,
-            "variance": max(g[P_E2] / g[P_COUNT] - energy * energy, 0.0),
-            "acceptance": acceptance(g[P_ACC], g[P_PROP])}
+    return {
+        "energy": energy,
+        "variance": max(g[P_E2] / g[P_COUNT] - energy * energy, 0.0),
+        "acceptance": acceptance(g[P_ACC], g[P_PROP]),
+    }

@@ -16,6 +16,7 @@ composed at compile time), the Hamiltonian through ``system.py``, the packed sum
 through ``estimators.py``. Arguments come grouped in named tuples so that two arrays of the
 same type cannot be swapped silently.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -23,13 +24,13 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from . import estimators as S
-from .observables import accumulate, batch_of, batch_start
-from ..rng import normal, uniform
-from ..system import coulomb_from_table, coulomb_potential, overlaps, trap_potential_axes
 from ..jit.borrow import borrowed, release
 from ..jit.vector_width import prefer_wide_vectors
+from ..rng import normal, uniform
+from ..system import coulomb_from_table, coulomb_potential, overlaps, trap_potential_axes
 from ..wavefunction import compose, pair_jastrow, rbm, slater
+from . import estimators as S
+from .observables import accumulate, batch_of, batch_start
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -73,7 +74,7 @@ class Outputs(NamedTuple):
     (W, n_sweeps) local energies in PRODUCE mode; parts: (3, W, n_sweeps) its kinetic,
     trap and interaction parts, or (3, W, 0): not stored; obs: the observable
     accumulator (``observables.Layout``: (n_batches, width), or 0 rows: none) with
-    obs_spec its geometry (``observables.HistogramSpec``, ``NO_HISTOGRAMS`` for none);
+    obs_spec its geometry (``obs_layout.HistogramSpec``, ``NO_HISTOGRAMS`` for none);
     o_rows: (W * n_sweeps, n_params) in OPTIMIZE mode for SR, row w * n_sweeps + sweep
     set to that sample's O = d ln psi / d theta; any other shape ((0, 0)): not stored.
     """
@@ -82,11 +83,11 @@ class Outputs(NamedTuple):
     energies: np.ndarray
     parts: np.ndarray
     obs: np.ndarray
-    obs_spec: object      # observables.HistogramSpec
+    obs_spec: object  # obs_layout.HistogramSpec
     o_rows: np.ndarray
 
 
-MAX_PLACEMENTS = 1000    # draws of one particle's start before the density is refused
+MAX_PLACEMENTS = 1000  # draws of one particle's start before the density is refused
 
 
 @njit(cache=True)
@@ -105,7 +106,7 @@ def init_positions(X, rng, width, D=1, hard_core=0.0):
         x = X[w]
         for p in range(P):
             placed = False
-            for attempt in range(MAX_PLACEMENTS):
+            for _ in range(MAX_PLACEMENTS):
                 for d in range(D):
                     x[p * D + d] = width * normal(rng[w])
                 if hard_core <= 0.0 or not overlaps(x, p * D, x, p, hard_core, p, D):
@@ -149,17 +150,16 @@ def limit_drift(g, step, a, D):
         g[d] *= f
 
 
-@njit(cache=True, inline="always")   # calls with many arrays cost ~100 ns each
+@njit(cache=True, inline="always")  # calls with many arrays cost ~100 ns each
 def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
-    D = len(sy.axis_omegas)                  # a constant (see SystemParams)
+    D = len(sy.axis_omegas)  # a constant (see SystemParams)
     kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
     trap = trap_potential_axes(x, sy.omega, sy.omega_z, D)
     inter = 0.0
     if sy.coulomb:
-        if j is not None:        # the pair part keeps every r_pq: no square roots here
-            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, D),
-                                       sy.particles)
+        if j is not None:  # the pair part keeps every r_pq: no square roots here
+            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, D), sy.particles)
         else:
             inter = coulomb_potential(x, sy.particles, D)
     return kin, trap, inter
@@ -185,25 +185,37 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     here: each array taken out of a tuple is reference-counted (see ``compose.py``).
     """
     prefer_wide_vectors(r.widest)
-    X, rng, accepted, inverse_drift = walkers.positions, walkers.rng, walkers.accepted, \
-        walkers.inverse_drift
-    sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, \
-        out.obs_spec
+    X, rng, accepted, inverse_drift = (
+        walkers.positions,
+        walkers.rng,
+        walkers.accepted,
+        walkers.inverse_drift,
+    )
+    sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, out.obs_spec
     o_rows = out.o_rows
-    P, D = sy.particles, len(sy.axis_omegas)   # D a constant: see SystemParams
+    P, D = sy.particles, len(sy.axis_omegas)  # D a constant: see SystemParams
     method, mode, step, n_params = sw.method, sw.mode, sw.step, sw.n_params
     # The shape check keeps a mis-sized buffer from being written out of bounds.
-    store_o = (o_rows.shape[0] == X.shape[0] * sw.n_sweeps and o_rows.shape[0] > 0
-               and o_rows.shape[1] == n_params)
+    store_o = (
+        o_rows.shape[0] == X.shape[0] * sw.n_sweeps
+        and o_rows.shape[0] > 0
+        and o_rows.shape[1] == n_params
+    )
     # The per-move code uses borrowed views (see borrow.py): no atomic reference
     # counts however the inlined parts branch. The owners are released at the end.
-    owners = (rbm.new_cache(r, D), pair_jastrow.new_cache(j, D), slater.new_cache(s, D),
-              np.empty(4 * D), np.empty(2 * X.shape[1]), np.empty(r.n_hidden),
-              np.empty(n_params))
+    owners = (
+        rbm.new_cache(r, D),
+        pair_jastrow.new_cache(j, D),
+        slater.new_cache(s, D),
+        np.empty(4 * D),
+        np.empty(2 * X.shape[1]),
+        np.empty(r.n_hidden),
+        np.empty(n_params),
+    )
     rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
     work = borrowed(owners[3])
-    g_old, g_new, dx, trial = work[:D], work[D:2 * D], work[2 * D:3 * D], work[3 * D:]
-    work_g, work_l = borrowed(owners[4][:X.shape[1]]), borrowed(owners[4][X.shape[1]:])
+    g_old, g_new, dx, trial = work[:D], work[D : 2 * D], work[2 * D : 3 * D], work[3 * D :]
+    work_g, work_l = borrowed(owners[4][: X.shape[1]]), borrowed(owners[4][X.shape[1] :])
     h, O = borrowed(owners[5]), borrowed(owners[6])
     theta = borrowed(theta)
     sqrt_dt = np.sqrt(step)
@@ -212,13 +224,13 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     for w in range(X.shape[0]):
         x = borrowed(X[w])
         st = borrowed(rng[w])
-        compose.refresh(theta, r, rc, j, jc, s, sc, x)   # parameters may have changed
-        n_acc = 0                                        # since the last call
+        compose.refresh(theta, r, rc, j, jc, s, sc, x)  # parameters may have changed
+        n_acc = 0  # since the last call
         e_sum = 0.0
         b, next_b, wait = 0, 0, 0
-        if n_batches > 0:   # the batch of sweep t0, the sweep that opens the next one,
-            b = batch_of(sw.t0, n_batches, sw.n_total)   # and the sweeps until the
-            next_b = batch_start(b + 1, n_batches, sw.n_total)   # next observed one
+        if n_batches > 0:  # the batch of sweep t0, the sweep that opens the next one,
+            b = batch_of(sw.t0, n_batches, sw.n_total)  # and the sweeps until the
+            next_b = batch_start(b + 1, n_batches, sw.n_total)  # next observed one
             wait = (obs_spec.every - sw.t0 % obs_spec.every) % obs_spec.every
         for sweep in range(sw.n_sweeps):
             if method == GIBBS:
@@ -228,41 +240,38 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                 for p in range(P):
                     # The proposal is written out here, not in a function: inlined
                     # there, its stream argument was reference-counted per move (+60 %).
-                    if method == METROPOLIS:       # uniform in a box of side step
+                    if method == METROPOLIS:  # uniform in a box of side step
                         for d in range(D):
                             dx[d] = step * (uniform(st) - 0.5)
-                    else:                          # Langevin step along the drift
+                    else:  # Langevin step along the drift
                         compose.gradient(theta, r, rc, j, jc, s, sc, x, p, D, g_old)
                         if sw.drift_limit > 0.0:
                             limit_drift(g_old, step, sw.drift_limit, D)
                         for d in range(D):
                             dx[d] = step * g_old[d] + sqrt_dt * normal(st)
-                    if sy.hard_core > 0.0:            # V = inf in an overlap: rejected
-                        for d in range(D):            # before psi is even evaluated
+                    if sy.hard_core > 0.0:  # V = inf in an overlap: rejected
+                        for d in range(D):  # before psi is even evaluated
                             trial[d] = x[p * D + d] + dx[d]
                         if overlaps(trial, 0, x, p, sy.hard_core, P, D):
                             continue
-                    log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx,
-                                                       D)
-                    if factor == 0.0:      # psi(x') = 0 (a pair factor's core): rejected
-                        continue           # here, no gradient at x' (it diverges there)
+                    log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
+                    if factor == 0.0:  # psi(x') = 0 (a pair factor's core): rejected
+                        continue  # here, no gradient at x' (it diverges there)
                     if method == IMPORTANCE:
-                        compose.proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D,
-                                                  g_new)
+                        compose.proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, g_new)
                         if sw.drift_limit > 0.0:
                             limit_drift(g_new, step, sw.drift_limit, D)
                         log_q = langevin_log_green(log_q, dx, g_old, g_new, step, D)
                     if uniform(st) < np.exp(log_q) * factor:
-                        compose.commit(theta, r, rc, j, jc, s, sc, x, p, dx, D,
-                                       method == IMPORTANCE)
+                        compose.commit(
+                            theta, r, rc, j, jc, s, sc, x, p, dx, D, method == IMPORTANCE
+                        )
                         n_acc += 1
             if s is not None and (sweep + 1) % s.refresh_every == 0:
-                inverse_drift[w] = max(inverse_drift[w],
-                                       slater.refresh_checked(theta, s, sc, x, D))
+                inverse_drift[w] = max(inverse_drift[w], slater.refresh_checked(theta, s, sc, x, D))
             if mode == THERMALIZE:
                 continue
-            kin, trap, inter = local_energy(theta, r, rc, j, jc, s, sc, x, sy, work_g,
-                                            work_l)
+            kin, trap, inter = local_energy(theta, r, rc, j, jc, s, sc, x, sy, work_g, work_l)
             e = kin + (trap + inter)
             if mode == PRODUCE:
                 energies[w, sweep] = e
@@ -287,7 +296,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                 for k in range(n_params):
                     sums[S.S_HEADER + k] += O[k]
                     sums[S.S_HEADER + n_params + k] += e * O[k]
-                if store_o:                # SR: sum O_k O_l is formed by the caller
+                if store_o:  # SR: sum O_k O_l is formed by the caller
                     row = w * sw.n_sweeps + sweep
                     for k in range(n_params):
                         o_rows[row, k] = O[k]

@@ -2,6 +2,7 @@
 the histogram geometry the kernels read (:class:`HistogramSpec`) and the
 :class:`Layout` of one run. Numba-free (the checks before any work size a run with
 it); the accumulation itself is ``observables.py``."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,14 @@ from ..runfile import schema as S
 
 COUNT, E, E2, KINETIC, TRAP, INTERACTION, R12 = range(7)
 N_SCALARS = 7
-SCALARS = {S.LOCAL_ENERGY: E, S.KINETIC: KINETIC, S.TRAP: TRAP, S.INTERACTION: INTERACTION,
-           S.R12: R12}
+SCALARS = {
+    S.LOCAL_ENERGY: E,
+    S.KINETIC: KINETIC,
+    S.TRAP: TRAP,
+    S.INTERACTION: INTERACTION,
+    S.R12: R12,
+}
+
 
 class HistogramSpec(NamedTuple):
     """The accumulator geometry as the kernels read it: scalars only, so that numba
@@ -34,7 +41,7 @@ class HistogramSpec(NamedTuple):
     n_pair: int
     off_pair: int
     p_scale: float
-    inv_pairs: float      # 1 / (P (P-1) / 2): <r12> of a sample is a mean over pairs
+    inv_pairs: float  # 1 / (P (P-1) / 2): <r12> of a sample is a mean over pairs
     n_axial: int
     off_axial: int
     z_scale: float
@@ -50,23 +57,28 @@ class Layout:
     n_batches: int
     n_radial: int
     r_max: float
-    n_image: int          # 0 unless D == 2
-    n_pair: int           # 0 unless P > 1
+    n_image: int  # 0 unless D == 2
+    n_pair: int  # 0 unless P > 1
     pair_max: float
-    n_axial: int = 0      # 0 unless D == 3 and production.axial_density
+    n_axial: int = 0  # 0 unless D == 3 and production.axial_density
 
     @classmethod
     def from_config(cls, prod, system, n_samples: int) -> "Layout":
         """prod: the ``production`` config section; n_samples: sweeps per chain."""
         r_max = prod.density_rmax or 4.0 / math.sqrt(system.omega)
-        return cls(system.particles, system.dimensions,
-                   n_batches=max(1, min(prod.batches, n_samples)),
-                   n_radial=prod.density_bins, r_max=float(r_max),
-                   n_image=prod.image_bins if system.dimensions == 2 else 0,
-                   n_pair=prod.pair_bins if system.particles > 1 else 0,
-                   pair_max=float(prod.pair_rmax or 2.0 * r_max),
-                   n_axial=prod.density_bins if system.dimensions == 3
-                   and getattr(prod, "axial_density", False) else 0)
+        return cls(
+            system.particles,
+            system.dimensions,
+            n_batches=max(1, min(prod.batches, n_samples)),
+            n_radial=prod.density_bins,
+            r_max=float(r_max),
+            n_image=prod.image_bins if system.dimensions == 2 else 0,
+            n_pair=prod.pair_bins if system.particles > 1 else 0,
+            pair_max=float(prod.pair_rmax or 2.0 * r_max),
+            n_axial=prod.density_bins
+            if system.dimensions == 3 and getattr(prod, "axial_density", False)
+            else 0,
+        )
 
     @property
     def off_radial(self) -> int:
@@ -97,11 +109,22 @@ class Layout:
         """The geometry the kernels read (every: ``production.observables_every``)."""
         n_pairs = self.particles * (self.particles - 1) // 2
         return HistogramSpec(
-            self.r_max, self.n_radial, self.off_radial, self.n_radial / self.r_max,
-            self.n_image, self.off_image, self.n_image / (2.0 * self.r_max),
-            self.n_pair, self.off_pair, self.n_pair / self.pair_max,
-            1.0 / max(n_pairs, 1), self.n_axial, self.off_axial,
-            self.n_axial / (2.0 * self.r_max), every)
+            self.r_max,
+            self.n_radial,
+            self.off_radial,
+            self.n_radial / self.r_max,
+            self.n_image,
+            self.off_image,
+            self.n_image / (2.0 * self.r_max),
+            self.n_pair,
+            self.off_pair,
+            self.n_pair / self.pair_max,
+            1.0 / max(n_pairs, 1),
+            self.n_axial,
+            self.off_axial,
+            self.n_axial / (2.0 * self.r_max),
+            every,
+        )
 
 
 NO_HISTOGRAMS = HistogramSpec(1.0, 0, 0, 1.0, 0, 0, 1.0, 0, 0, 1.0, 1.0, 0, 0, 1.0, 1)

@@ -27,11 +27,10 @@ Columns of a row (:class:`Layout`):
 Counts are integers held in float64, exact up to 2^53, so their sums do not depend on
 the order of the reduction.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -39,8 +38,17 @@ from numba import njit
 from ..runfile import schema as S
 from ..runfile.schema import shell_volumes
 from ..system import pair_distance
-from .obs_layout import (COUNT, E, E2, INTERACTION, KINETIC, N_SCALARS, NO_HISTOGRAMS, R12,
-                         SCALARS, TRAP, HistogramSpec, Layout)
+from .obs_layout import (
+    COUNT,
+    E2,
+    INTERACTION,
+    KINETIC,
+    R12,
+    SCALARS,
+    TRAP,
+    E,
+    Layout,
+)
 
 ERROR_METHOD = "batch means over n_batches consecutive time batches of all chains"
 
@@ -104,12 +112,13 @@ def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
                 obs[b, spec.off_pair + _bin(r, spec.n_pair, spec.p_scale)] += 1.0
         obs[b, R12] += total * spec.inv_pairs
     n_ax = spec.n_axial
-    if n_ax > 0:                      # D = 3: rho = sqrt(x^2 + y^2) and z
+    if n_ax > 0:  # D = 3: rho = sqrt(x^2 + y^2) and z
         for p in range(P):
             rho = np.sqrt(x[p * 3] * x[p * 3] + x[p * 3 + 1] * x[p * 3 + 1])
-            obs[b, spec.off_axial + _bin(rho, n_ax, spec.r_scale)] += 1.0   # n_ax = n_r
-            obs[b, spec.off_axial + n_ax + 1
-                + _bin(x[p * 3 + 2] + r_max, n_ax, spec.z_scale)] += 1.0
+            obs[b, spec.off_axial + _bin(rho, n_ax, spec.r_scale)] += 1.0  # n_ax = n_r
+            obs[b, spec.off_axial + n_ax + 1 + _bin(x[p * 3 + 2] + r_max, n_ax, spec.z_scale)] += (
+                1.0
+            )
 
 
 def _batch_estimate(values: np.ndarray, counts: np.ndarray):
@@ -141,17 +150,26 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
     used = n > 0
     samples = float(n.sum())
     P, D = layout.particles, layout.dimensions
-    out = {"attrs": {"n_batches": int(used.sum()), "samples": int(samples),
-                     "error_method": ERROR_METHOD}, "scalars": {}}
+    out = {
+        "attrs": {
+            "n_batches": int(used.sum()),
+            "samples": int(samples),
+            "error_method": ERROR_METHOD,
+        },
+        "scalars": {},
+    }
     for name, col in SCALARS.items():
         if name == S.R12 and P < 2:
             continue
         mean, err = _batch_estimate(totals[:, col], n)
-        out["scalars"][name] = {"batch_means": totals[used, col] / n[used],
-                                "mean": float(mean), "error": float(err)}
+        out["scalars"][name] = {
+            "batch_means": totals[used, col] / n[used],
+            "mean": float(mean),
+            "error": float(err),
+        }
 
     def histogram(offset, n_bins, norm):
-        counts = totals[:, offset:offset + n_bins]
+        counts = totals[:, offset : offset + n_bins]
         density, error = _batch_estimate(counts / norm, n)
         hist = dict(zip(S.HISTOGRAM_ARRAYS, (counts.sum(axis=0), density, error)))
         hist["attrs"] = {"overflow": float(totals[:, offset + n_bins].sum())}
@@ -160,8 +178,12 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
     edges = np.linspace(0.0, layout.r_max, layout.n_radial + 1)
     dens = histogram(layout.off_radial, layout.n_radial, shell_volumes(edges, D))
     dens.update(zip(S.HISTOGRAMS[S.DENSITY], (edges,)))
-    dens["attrs"].update(r_max=layout.r_max, dimensions=D, particles=P,
-                         normalization="integral over space = particles")
+    dens["attrs"].update(
+        r_max=layout.r_max,
+        dimensions=D,
+        particles=P,
+        normalization="integral over space = particles",
+    )
     out[S.DENSITY] = dens
     if layout.n_image:
         m = layout.n_image
@@ -170,8 +192,7 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
         for key in S.HISTOGRAM_ARRAYS:
             img[key] = img[key].reshape(m, m)
         img.update(zip(S.HISTOGRAMS[S.DENSITY_IMAGE], (xy, xy.copy())))
-        img["attrs"].update(normalization="integral over the plane = particles",
-                            index="[ix, iy]")
+        img["attrs"].update(normalization="integral over the plane = particles", index="[ix, iy]")
         out[S.DENSITY_IMAGE] = img
     if layout.n_pair:
         n_pairs = P * (P - 1) // 2
@@ -179,21 +200,24 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
         pair = histogram(layout.off_pair, layout.n_pair, n_pairs * np.diff(p_edges))
         pair.update(zip(S.HISTOGRAMS[S.PAIR_DISTANCE], (p_edges,)))
         r12 = out["scalars"][S.R12]
-        pair["attrs"].update({S.MEAN: r12["mean"], S.ERROR: r12["error"]},
-                             normalization="probability density of r_pq, integral 1")
+        pair["attrs"].update(
+            {S.MEAN: r12["mean"], S.ERROR: r12["error"]},
+            normalization="probability density of r_pq, integral 1",
+        )
         out[S.PAIR_DISTANCE] = pair
     if layout.n_axial:
         m = layout.n_axial
         rho_edges = np.linspace(0.0, layout.r_max, m + 1)
         xy = histogram(layout.off_axial, m, shell_volumes(rho_edges, 2))
         xy.update(zip(S.HISTOGRAMS[S.DENSITY_XY], (rho_edges,)))
-        xy["attrs"].update(normalization="column density: integral over the x-y plane "
-                           "= particles", axis="rho = sqrt(x^2 + y^2)")
+        xy["attrs"].update(
+            normalization="column density: integral over the x-y plane = particles",
+            axis="rho = sqrt(x^2 + y^2)",
+        )
         out[S.DENSITY_XY] = xy
         z_edges = np.linspace(-layout.r_max, layout.r_max, m + 1)
         z = histogram(layout.off_axial + m + 1, m, np.diff(z_edges))
         z.update(zip(S.HISTOGRAMS[S.DENSITY_Z], (z_edges,)))
-        z["attrs"].update(normalization="linear density: integral over z = particles",
-                          axis="z")
+        z["attrs"].update(normalization="linear density: integral over z = particles", axis="z")
         out[S.DENSITY_Z] = z
     return out

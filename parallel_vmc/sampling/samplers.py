@@ -5,6 +5,7 @@ accumulate an iteration, produce).
 Every public method is one (or a few, while tuning) jitted call for all walkers of the
 rank; Python runs only between calls.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,19 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels as K
-from . import estimators
-from . import observables
-from ..runfile import schema
 from ..rng import chain_states
+from ..runfile import schema
 from ..sizes import O_ROWS_BUDGET, walkers_per_call
+from ..system import SystemParams
+from . import estimators, obs_layout
+from . import kernels as K
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
-TUNE_CHUNK = 20          # sweeps between step-size updates while tuning
-TUNE_GAIN = 3.0          # ln(step) changes by gain_k * (acceptance - target) per chunk,
-TUNE_DECAY = 0.6         # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
-                         # step settles instead of following the noise of the last chunk
-STUCK_SWEEPS = 1000      # a walker without an accepted move this long is stuck
+TUNE_CHUNK = 20  # sweeps between step-size updates while tuning
+TUNE_GAIN = 3.0  # ln(step) changes by gain_k * (acceptance - target) per chunk,
+TUNE_DECAY = 0.6  # gain_k = TUNE_GAIN / (1 + k)^TUNE_DECAY (Robbins-Monro), so the
+# step settles instead of following the noise of the last chunk
+STUCK_SWEEPS = 1000  # a walker without an accepted move this long is stuck
 
 
 class Walkers:
@@ -43,19 +44,30 @@ class Walkers:
         self.positions = np.ascontiguousarray(positions, dtype=np.float64)
         self.rng = np.ascontiguousarray(rng, dtype=np.uint64)
         n = self.positions.shape[0]
-        self.accepted = (np.zeros(n, dtype=np.int64) if accepted is None
-                         else np.array(accepted, dtype=np.int64))
-        self.stuck = (np.zeros(n, dtype=np.int64) if stuck is None
-                      else np.array(stuck, dtype=np.int64))
+        self.accepted = (
+            np.zeros(n, dtype=np.int64) if accepted is None else np.array(accepted, dtype=np.int64)
+        )
+        self.stuck = (
+            np.zeros(n, dtype=np.int64) if stuck is None else np.array(stuck, dtype=np.int64)
+        )
         self.inverse_drift = np.full(n, schema.NOT_MEASURED)
 
     @classmethod
-    def start(cls, seed: int, first_chain: int, n_walkers: int, n_coords: int,
-              width: float, dimensions: int = 1, hard_core: float = 0.0) -> "Walkers":
+    def start(
+        cls,
+        seed: int,
+        first_chain: int,
+        n_walkers: int,
+        n_coords: int,
+        width: float,
+        dimensions: int = 1,
+        hard_core: float = 0.0,
+    ) -> "Walkers":
         """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
         no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
         other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
         from ..config.fields import ConfigError
+
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
         failed = K.init_positions(positions, rng, width, dimensions, hard_core)
@@ -65,7 +77,8 @@ class Walkers:
                 f"{n_coords // dimensions} particles without overlaps in the starting "
                 f"cloud (width {width:.3g}; {K.MAX_PLACEMENTS} draws per particle, "
                 f"{failed} of {n_walkers} walkers failed); allowed: a smaller radius or "
-                f"fewer particles")
+                f"fewer particles"
+            )
         return cls(positions, rng)
 
     @property
@@ -75,8 +88,9 @@ class Walkers:
     def kernel_arrays(self, lo: int = 0, hi: int | None = None) -> "K.WalkerArrays":
         """Walkers lo..hi-1 as the kernels take them: views, updated in place."""
         part = slice(lo, hi)
-        return K.WalkerArrays(self.positions[part], self.rng[part], self.accepted[part],
-                              self.inverse_drift[part])
+        return K.WalkerArrays(
+            self.positions[part], self.rng[part], self.accepted[part], self.inverse_drift[part]
+        )
 
     def count_stuck(self, accepted_before: np.ndarray, sweeps: int) -> int:
         """Update the sweeps-without-acceptance counters after a unit of ``sweeps``
@@ -117,8 +131,7 @@ class Thermalization:
             return min(TUNE_CHUNK, n_tune - self.done), True
         return min(TUNE_CHUNK, self.n_sweeps - self.done), False
 
-    def record(self, sampler: "Sampler", chunk: int, tuning: bool, total: np.ndarray
-               ) -> None:
+    def record(self, sampler: "Sampler", chunk: int, tuning: bool, total: np.ndarray) -> None:
         """Account for a chunk with global [accepted, proposed] moves ``total``: tune
         the sampler's step after a tuning chunk, else add to the frozen acceptance."""
         if tuning:
@@ -141,14 +154,20 @@ class Sampler:
     Slater determinants or the hard-sphere factor's zeros, else 0, off).
     """
 
-    def __init__(self, method: str, step: float, system, wf, target: float | None = None,
-                 drift_limit: float | None = None):
+    def __init__(
+        self,
+        method: str,
+        step: float,
+        system,
+        wf,
+        target: float | None = None,
+        drift_limit: float | None = None,
+    ):
         if drift_limit is None:
             # the drift diverges at a node of the determinants and at a hard core (an
             # unlimited drift there throws the proposal far off: a pair near its core
             # was seen locked for a whole production, N = 100)
-            drift_limit = 1.0 if wf.has_determinants or wf.jastrow == "hard_sphere" \
-                else 0.0
+            drift_limit = 1.0 if wf.has_determinants or wf.jastrow == "hard_sphere" else 0.0
         self.drift_limit = float(drift_limit)
         self.method = method
         self.code = K.SAMPLER_CODES[method]
@@ -167,30 +186,67 @@ class Sampler:
             sy = sy._replace(hard_core=0.0)
         return sy
 
-    def _call(self, mode, n_sweeps, theta, arrays, sums, e_out=None, parts_out=None,
-              obs=None, obs_spec=None, t0=0, n_total=1, o_rows=None):
+    def _call(
+        self,
+        mode,
+        n_sweeps,
+        theta,
+        arrays,
+        sums,
+        e_out=None,
+        parts_out=None,
+        obs=None,
+        obs_spec=None,
+        t0=0,
+        n_total=1,
+        o_rows=None,
+    ):
         """One kernel call (``kernels.run_walkers``) for the walkers ``arrays``
         (``Walkers.kernel_arrays``); the outputs left None are passed as empty arrays
         (not stored)."""
         n = arrays.positions.shape[0]
         r, j, s = self.wf.kernel_parts()
-        sweeps = K.Sweeps(self.code, mode, n_sweeps, self.step, self.wf.layout.n_params,
-                          t0, n_total, self.drift_limit)
-        outputs = K.Outputs(sums, np.empty((n, 0)) if e_out is None else e_out,
-                            np.empty((3, n, 0)) if parts_out is None else parts_out,
-                            np.empty((0, 0)) if obs is None else obs,
-                            observables.NO_HISTOGRAMS if obs_spec is None else obs_spec,
-                            np.empty((0, 0)) if o_rows is None else o_rows)
-        K.run_walkers(sweeps, np.ascontiguousarray(theta, dtype=np.float64), r, j, s,
-                      self.hamiltonian(), arrays, outputs)
+        sweeps = K.Sweeps(
+            self.code,
+            mode,
+            n_sweeps,
+            self.step,
+            self.wf.layout.n_params,
+            t0,
+            n_total,
+            self.drift_limit,
+        )
+        outputs = K.Outputs(
+            sums,
+            np.empty((n, 0)) if e_out is None else e_out,
+            np.empty((3, n, 0)) if parts_out is None else parts_out,
+            np.empty((0, 0)) if obs is None else obs,
+            obs_layout.NO_HISTOGRAMS if obs_spec is None else obs_spec,
+            np.empty((0, 0)) if o_rows is None else o_rows,
+        )
+        K.run_walkers(
+            sweeps,
+            np.ascontiguousarray(theta, dtype=np.float64),
+            r,
+            j,
+            s,
+            self.hamiltonian(),
+            arrays,
+            outputs,
+        )
 
     def load_kernel(self, theta, walkers: Walkers) -> None:
         """Compile (first run) or load from the cache the kernel this run calls, by a
         call of zero sweeps on a copy of one walker: nothing of the run changes, and
         the time is not booked as sampling."""
         one = Walkers(walkers.positions[:1].copy(), walkers.rng[:1].copy())
-        self._call(K.THERMALIZE, 0, theta, one.kernel_arrays(),
-                   np.zeros(estimators.iteration_size(self.wf.layout.n_params)))
+        self._call(
+            K.THERMALIZE,
+            0,
+            theta,
+            one.kernel_arrays(),
+            np.zeros(estimators.iteration_size(self.wf.layout.n_params)),
+        )
 
     def sweep(self, theta, walkers: Walkers, n_sweeps: int) -> np.ndarray:
         """n_sweeps moves of every walker, nothing measured; returns this rank's
@@ -222,8 +278,14 @@ class Sampler:
             schedule.record(self, chunk, tuning, total)
         return schedule.acceptance()
 
-    def accumulate(self, theta, walkers: Walkers, n_sweeps: int, with_s: bool = False,
-                   budget: int | None = None) -> np.ndarray:
+    def accumulate(
+        self,
+        theta,
+        walkers: Walkers,
+        n_sweeps: int,
+        with_s: bool = False,
+        budget: int | None = None,
+    ) -> np.ndarray:
         """One optimisation iteration's local iteration sums (``estimators`` layout).
 
         with_s (stochastic reconfiguration): also sum O O^T. The kernel stores every
@@ -243,18 +305,28 @@ class Sampler:
         if not with_s:
             self._call(K.OPTIMIZE, n_sweeps, theta, walkers.kernel_arrays(), local)
             return local
-        group = walkers_per_call(walkers.count, n_sweeps, n_params,
-                                 O_ROWS_BUDGET if budget is None else budget)
+        group = walkers_per_call(
+            walkers.count, n_sweeps, n_params, O_ROWS_BUDGET if budget is None else budget
+        )
         rows = np.empty((group * n_sweeps, n_params))
         for lo in range(0, walkers.count, group):
             arrays = walkers.kernel_arrays(lo, lo + group)
-            used = rows[:arrays.positions.shape[0] * n_sweeps]   # the last may be short
+            used = rows[: arrays.positions.shape[0] * n_sweeps]  # the last may be short
             self._call(K.OPTIMIZE, n_sweeps, theta, arrays, local, o_rows=used)
             estimators.add_o_products(local, used, n_params)
         return local
 
-    def produce(self, theta, walkers: Walkers, n_sweeps: int, components: bool,
-                obs=None, obs_spec=None, t0: int = 0, n_total: int = 1):
+    def produce(
+        self,
+        theta,
+        walkers: Walkers,
+        n_sweeps: int,
+        components: bool,
+        obs=None,
+        obs_spec=None,
+        t0: int = 0,
+        n_total: int = 1,
+    ):
         """Record n_sweeps samples per walker.
 
         Returns (local_energy, parts, accepted, proposed): local_energy (W, n_sweeps);
@@ -266,6 +338,17 @@ class Sampler:
         e = np.empty((walkers.count, n_sweeps))
         parts = np.empty((3,) + e.shape) if components else None
         local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
-        self._call(K.PRODUCE, n_sweeps, theta, walkers.kernel_arrays(), local, e, parts,
-                   obs, obs_spec, t0, n_total)
+        self._call(
+            K.PRODUCE,
+            n_sweeps,
+            theta,
+            walkers.kernel_arrays(),
+            local,
+            e,
+            parts,
+            obs,
+            obs_spec,
+            t0,
+            n_total,
+        )
         return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]

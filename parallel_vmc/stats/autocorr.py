@@ -23,16 +23,23 @@ A warning sign is kept in ``converged``: chains shorter than 50 tau_int give
 biased (too small) estimates, because subtracting the sample mean forces the
 estimated ``rho`` to sum to about zero; such results are marked not converged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_LENGTH_IN_TAU = 50   # chains shorter than this many tau: estimate marked not converged
+MIN_LENGTH_IN_TAU = 50  # chains shorter than this many tau: estimate marked not converged
 
-__all__ = ["AutocorrResult", "autocovariance", "autocovariance_sums", "autocorrelation",
-           "integrated_time", "time_from_autocovariance"]
+__all__ = [
+    "AutocorrResult",
+    "autocovariance",
+    "autocovariance_sums",
+    "autocorrelation",
+    "integrated_time",
+    "time_from_autocovariance",
+]
 
 
 def _as_chains(x) -> np.ndarray:
@@ -40,8 +47,9 @@ def _as_chains(x) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
-        raise ValueError(f"expected a 1-D series or a 2-D (chains, samples) array, "
-                         f"got shape {x.shape}")
+        raise ValueError(
+            f"expected a 1-D series or a 2-D (chains, samples) array, got shape {x.shape}"
+        )
     if x.shape[1] < 2:
         raise ValueError(f"need at least 2 samples per chain, got {x.shape[1]}")
     if not np.all(np.isfinite(x)):
@@ -65,7 +73,7 @@ def _lag_products(d: np.ndarray) -> np.ndarray:
     n = d.shape[-1]
     n_fft = 1 << int(2 * n - 1).bit_length()
     f = np.fft.rfft(d, n=n_fft, axis=-1)
-    return np.fft.irfft(f.real ** 2 + f.imag ** 2, n=n_fft, axis=-1)[..., :n]
+    return np.fft.irfft(f.real**2 + f.imag**2, n=n_fft, axis=-1)[..., :n]
 
 
 def autocovariance_sums(x) -> np.ndarray:
@@ -111,8 +119,12 @@ class AutocorrResult:
     rho: np.ndarray = field(repr=False)
 
     def as_dict(self) -> dict:
-        return {"tau_int": float(self.tau), "window": int(self.window),
-                "n_eff": float(self.n_eff), "converged": bool(self.converged)}
+        return {
+            "tau_int": float(self.tau),
+            "window": int(self.window),
+            "n_eff": float(self.n_eff),
+            "converged": bool(self.converged),
+        }
 
 
 def integrated_time(x, c: float = 5.0) -> AutocorrResult:
@@ -131,8 +143,7 @@ def _check_window(c: float) -> None:
         raise ValueError(f"window factor c must be positive, got {c}")
 
 
-def time_from_autocovariance(acov: np.ndarray, n_chains: int,
-                             c: float = 5.0) -> AutocorrResult:
+def time_from_autocovariance(acov: np.ndarray, n_chains: int, c: float = 5.0) -> AutocorrResult:
     """:func:`integrated_time` of chains whose chain-averaged autocovariance (n,) is
     acov (``autocovariance``, or ``autocovariance_sums`` of all chains over
     ``n_chains * n``): what chains summed over groups (MPI ranks) need."""
@@ -143,7 +154,7 @@ def time_from_autocovariance(acov: np.ndarray, n_chains: int,
     rho = _normalised(acov)
     if rho.size > 1 and np.all(rho[1:] == 0.0) and acov[0] <= 0.0:
         return AutocorrResult(1.0, 0, float(n_total), n_total, True, rho)
-    taus = 2.0 * np.cumsum(rho) - 1.0           # tau(M) = 1 + 2 sum_{t=1}^{M} rho(t)
+    taus = 2.0 * np.cumsum(rho) - 1.0  # tau(M) = 1 + 2 sum_{t=1}^{M} rho(t)
     lags = np.arange(rho.size)
     ok = np.nonzero(lags >= c * taus)[0]
     if ok.size:

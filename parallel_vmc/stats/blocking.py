@@ -44,6 +44,7 @@ at the end take no part in *that level's* variance and autocovariance
 dropped). Levels run while ``n_k >= 2``. The reported mean is always the mean
 of all ``n`` samples.
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,12 +53,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_BLOCKS = 16   # fewer blocks at the chosen level: result marked not converged
-SHORT_BATCHES = 0.7   # batch-means error of E below this x its blocking error: batches
-                      # shorter than the correlation time (the observables' errors too small)
+MIN_BLOCKS = 16  # fewer blocks at the chosen level: result marked not converged
+SHORT_BATCHES = 0.7  # batch-means error of E below this x its blocking error: batches
+# shorter than the correlation time (the observables' errors too small)
 
-__all__ = ["BlockingResult", "blocking", "blocking_levels", "chi2_quantile",
-           "batches_too_short", "SHORT_BATCHES"]
+__all__ = [
+    "BlockingResult",
+    "blocking",
+    "blocking_levels",
+    "chi2_quantile",
+    "batches_too_short",
+    "SHORT_BATCHES",
+]
 
 
 def batches_too_short(batch_error: float, blocking_error: float) -> bool:
@@ -167,14 +174,19 @@ class BlockingResult:
         """Integrated autocorrelation time implied by the error: n error^2 / variance."""
         if self.variance <= 0.0:
             return 1.0
-        return float(self.n * self.error ** 2 / self.variance)
+        return float(self.n * self.error**2 / self.variance)
 
     def as_dict(self) -> dict:
-        return {"mean": float(self.mean), "error": float(self.error), "level": int(self.level),
-                "block_size": self.block_size, "n": int(self.n),
-                "error_uncorrected": float(self.error_uncorrected),
-                "converged": bool(self.converged),
-                "errors": [float(e) for e in self.errors]}
+        return {
+            "mean": float(self.mean),
+            "error": float(self.error),
+            "level": int(self.level),
+            "block_size": self.block_size,
+            "n": int(self.n),
+            "error_uncorrected": float(self.error_uncorrected),
+            "converged": bool(self.converged),
+            "errors": [float(e) for e in self.errors],
+        }
 
 
 def blocking_levels(x: np.ndarray):
@@ -238,11 +250,25 @@ def blocking(x, alpha: float = 0.01, correct: bool = True) -> BlockingResult:
         # Constant data (e.g. an exact wave function): the error is zero, level 0.
         zeros = np.zeros(levels)
         err = 0.0 if s2[0] == 0.0 else float(errors[0])
-        return BlockingResult(mean, err, 0, errors, n, variance, n_blocks, block_sizes,
-                              zeros, zeros, True, alpha, err, 0.0)
+        return BlockingResult(
+            mean,
+            err,
+            0,
+            errors,
+            n,
+            variance,
+            n_blocks,
+            block_sizes,
+            zeros,
+            zeros,
+            True,
+            alpha,
+            err,
+            0.0,
+        )
 
     terms = n_blocks * (gamma / s2) ** 2
-    statistic = np.cumsum(terms[::-1])[::-1]          # M_k = sum_{j>=k} terms_j
+    statistic = np.cumsum(terms[::-1])[::-1]  # M_k = sum_{j>=k} terms_j
     thresholds = np.array([chi2_quantile(1.0 - alpha, int(levels - k)) for k in range(levels)])
     passed = np.nonzero(statistic < thresholds)[0]
     if passed.size:
@@ -257,5 +283,19 @@ def blocking(x, alpha: float = 0.01, correct: bool = True) -> BlockingResult:
     error = float(errors[level])
     if correct:
         error *= math.sqrt(min(2.0, max(0.5, 1.0 + 2.0 * r)))
-    return BlockingResult(mean, error, level, errors, n, variance, n_blocks, block_sizes,
-                          statistic, thresholds, converged, alpha, float(errors[level]), r)
+    return BlockingResult(
+        mean,
+        error,
+        level,
+        errors,
+        n,
+        variance,
+        n_blocks,
+        block_sizes,
+        statistic,
+        thresholds,
+        converged,
+        alpha,
+        float(errors[level]),
+        r,
+    )

@@ -22,6 +22,7 @@ is about ``1/sqrt(2 n_boot)`` either way); this bounds memory and time.
 
 Deterministic: the generator is ``numpy.random.default_rng(seed)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,10 +37,10 @@ DEFAULT_SEED = 20180430
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    estimate: float          # func of the means of all samples
-    error: float             # standard deviation of the replicates
-    bias: float              # mean of replicates minus estimate
-    ci_low: float            # percentile interval of the replicates
+    estimate: float  # func of the means of all samples
+    error: float  # standard deviation of the replicates
+    bias: float  # mean of replicates minus estimate
+    ci_low: float  # percentile interval of the replicates
     ci_high: float
     block_size: int
     n_blocks: int
@@ -48,11 +49,17 @@ class BootstrapResult:
     replicates: np.ndarray = field(repr=False)
 
     def as_dict(self) -> dict:
-        return {"estimate": float(self.estimate), "error": float(self.error),
-                "bias": float(self.bias), "ci_low": float(self.ci_low),
-                "ci_high": float(self.ci_high), "block_size": int(self.block_size),
-                "n_blocks": int(self.n_blocks), "n_boot": int(self.n_boot),
-                "seed": int(self.seed)}
+        return {
+            "estimate": float(self.estimate),
+            "error": float(self.error),
+            "bias": float(self.bias),
+            "ci_low": float(self.ci_low),
+            "ci_high": float(self.ci_high),
+            "block_size": int(self.block_size),
+            "n_blocks": int(self.n_blocks),
+            "n_boot": int(self.n_boot),
+            "seed": int(self.seed),
+        }
 
 
 def _stack(series) -> np.ndarray:
@@ -72,9 +79,15 @@ def _stack(series) -> np.ndarray:
     return arr
 
 
-def block_bootstrap(series, func: Callable | None = None, block_size: int | None = None,
-                    n_boot: int = 1000, seed: int = DEFAULT_SEED, ci: float = 0.68,
-                    max_blocks: int = 4096) -> BootstrapResult:
+def block_bootstrap(
+    series,
+    func: Callable | None = None,
+    block_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = DEFAULT_SEED,
+    ci: float = 0.68,
+    max_blocks: int = 4096,
+) -> BootstrapResult:
     """Block bootstrap of ``func(mean of series_1, ..., mean of series_k)``.
 
     series : one 1-D array, a 2-D array (k, n), or a sequence of k 1-D arrays of
@@ -97,6 +110,7 @@ def block_bootstrap(series, func: Callable | None = None, block_size: int | None
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     if block_size is None:
         from .blocking import blocking
+
         block_size = blocking(data[0]).block_size
     block_size = int(block_size)
     if not 1 <= block_size <= n // 2:
@@ -104,11 +118,11 @@ def block_bootstrap(series, func: Callable | None = None, block_size: int | None
     while n // block_size > max_blocks:
         block_size *= 2
     nb = n // block_size
-    block_means = data[:, :nb * block_size].reshape(k, nb, block_size).mean(axis=2)
+    block_means = data[:, : nb * block_size].reshape(k, nb, block_size).mean(axis=2)
 
     rng = np.random.default_rng(seed)
     reps = np.empty((k, n_boot))
-    chunk = max(1, (1 << 22) // nb)            # bound the index array to ~4M entries
+    chunk = max(1, (1 << 22) // nb)  # bound the index array to ~4M entries
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
         idx = rng.integers(0, nb, size=(stop - start, nb))
@@ -117,31 +131,48 @@ def block_bootstrap(series, func: Callable | None = None, block_size: int | None
     replicates = np.asarray(func(*reps), dtype=np.float64).reshape(n_boot)
     estimate = float(func(*[float(m) for m in data.mean(axis=1)]))
     lo, hi = np.quantile(replicates, [0.5 - ci / 2, 0.5 + ci / 2])
-    return BootstrapResult(estimate, float(replicates.std(ddof=1)),
-                           float(replicates.mean() - estimate), float(lo), float(hi),
-                           block_size, nb, n_boot, seed, replicates)
+    return BootstrapResult(
+        estimate,
+        float(replicates.std(ddof=1)),
+        float(replicates.mean() - estimate),
+        float(lo),
+        float(hi),
+        block_size,
+        nb,
+        n_boot,
+        seed,
+        replicates,
+    )
 
 
-def bootstrap_mean(x, block_size: int | None = None, n_boot: int = 1000,
-                   seed: int = DEFAULT_SEED, **kw) -> BootstrapResult:
+def bootstrap_mean(
+    x, block_size: int | None = None, n_boot: int = 1000, seed: int = DEFAULT_SEED, **kw
+) -> BootstrapResult:
     """Block-bootstrap error of the mean of a 1-D series."""
     return block_bootstrap(np.asarray(x, dtype=np.float64), None, block_size, n_boot, seed, **kw)
 
 
-def bootstrap_variance(x, block_size: int | None = None, n_boot: int = 1000,
-                       seed: int = DEFAULT_SEED, **kw) -> BootstrapResult:
+def bootstrap_variance(
+    x, block_size: int | None = None, n_boot: int = 1000, seed: int = DEFAULT_SEED, **kw
+) -> BootstrapResult:
     """Block-bootstrap of the (1/n) variance ``<x^2> - <x>^2`` of a 1-D series."""
     x = np.asarray(x, dtype=np.float64)
     if block_size is None:
         from .blocking import blocking
+
         block_size = blocking(x).block_size
     d = x - x.mean()
-    return block_bootstrap((d, d * d), lambda m1, m2: m2 - m1 * m1, block_size, n_boot,
-                           seed, **kw)
+    return block_bootstrap((d, d * d), lambda m1, m2: m2 - m1 * m1, block_size, n_boot, seed, **kw)
 
 
-def bootstrap_ratio(a: Sequence[float], b: Sequence[float], block_size: int | None = None,
-                    n_boot: int = 1000, seed: int = DEFAULT_SEED, **kw) -> BootstrapResult:
+def bootstrap_ratio(
+    a: Sequence[float],
+    b: Sequence[float],
+    block_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = DEFAULT_SEED,
+    **kw,
+) -> BootstrapResult:
     """Block-bootstrap of ``<a> / <b>`` (a and b sampled together)."""
     return block_bootstrap((a, b), lambda ma, mb: ma / mb, block_size, n_boot, seed, **kw)
 

@@ -45,6 +45,7 @@ fires with probability about ``alpha`` (default 0.01). ``ChainCheck.rhat_ok`` an
 flagged chain with R-hat within it is a note about that chain (a heavy-tailed local
 energy makes the per-chain variances, and so the z-scores, noisy; or one walker stuck).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,15 @@ from .autocorr import AutocorrResult, integrated_time
 from .blocking import BlockingResult, blocking, chi2_quantile
 from .bootstrap import DEFAULT_SEED, BootstrapResult, bootstrap_mean
 
-__all__ = ["ChainCheck", "ChainSummary", "split_rhat", "split_half_sums",
-           "rhat_from_half_sums", "check_chains", "summarize_chains"]
+__all__ = [
+    "ChainCheck",
+    "ChainSummary",
+    "split_rhat",
+    "split_half_sums",
+    "rhat_from_half_sums",
+    "check_chains",
+    "summarize_chains",
+]
 
 
 def _as_2d(samples) -> np.ndarray:
@@ -80,7 +88,7 @@ def split_rhat(samples) -> float:
     if x.shape[0] < 2:
         return float("nan")
     h = x.shape[1] // 2
-    halves = np.concatenate([x[:, :h], x[:, x.shape[1] - h:]], axis=0)
+    halves = np.concatenate([x[:, :h], x[:, x.shape[1] - h :]], axis=0)
     return _rhat(halves.var(axis=1, ddof=1).mean(), halves.mean(axis=1).var(ddof=1), h)
 
 
@@ -101,7 +109,7 @@ def split_half_sums(samples, shift: float) -> np.ndarray:
     n = x.shape[1]
     h = n // 2
     sums = np.zeros(3)
-    for half in (x[:, :h], x[:, n - h:]):
+    for half in (x[:, :h], x[:, n - h :]):
         dev = half.mean(axis=1) - shift
         sums += (half.var(axis=1, ddof=1).sum(), dev.sum(), (dev * dev).sum())
     return sums
@@ -133,12 +141,12 @@ def _z_scores(means, se2, active):
 class ChainCheck:
     rhat: float
     rhat_limit: float
-    z: np.ndarray                      # per-chain z-score of its mean against the others
+    z: np.ndarray  # per-chain z-score of its mean against the others
     z_limit: float
-    flagged: tuple                     # indices of chains beyond z_limit
-    ok: bool                           # False if rhat > rhat_limit or any chain flagged
+    flagged: tuple  # indices of chains beyond z_limit
+    ok: bool  # False if rhat > rhat_limit or any chain flagged
     alpha: float
-    flagged_z: tuple = ()              # z of each flagged chain when it was flagged
+    flagged_z: tuple = ()  # z of each flagged chain when it was flagged
 
     @property
     def rhat_ok(self) -> bool:
@@ -154,8 +162,9 @@ def check_chains(samples, tau: float | None = None, alpha: float = 0.01) -> Chai
     x = _as_2d(samples)
     n_chains, n = x.shape
     if n_chains < 2:
-        return ChainCheck(float("nan"), float("nan"), np.zeros(n_chains), float("nan"), (),
-                          True, alpha)
+        return ChainCheck(
+            float("nan"), float("nan"), np.zeros(n_chains), float("nan"), (), True, alpha
+        )
     if tau is None:
         tau = integrated_time(x).tau
     tau = max(float(tau), 1e-12)
@@ -183,8 +192,16 @@ def check_chains(samples, tau: float | None = None, alpha: float = 0.01) -> Chai
         zz = _z_scores(means, se2, active)
     flagged = tuple(sorted(flagged_z))
     ok = not flagged and not (rhat > rhat_limit)
-    return ChainCheck(rhat, rhat_limit, z, z_limit, flagged, ok, alpha,
-                      flagged_z=tuple(flagged_z[c] for c in flagged))
+    return ChainCheck(
+        rhat,
+        rhat_limit,
+        z,
+        z_limit,
+        flagged,
+        ok,
+        alpha,
+        flagged_z=tuple(flagged_z[c] for c in flagged),
+    )
 
 
 @dataclass(frozen=True)
@@ -192,19 +209,19 @@ class ChainSummary:
     """Summary of (n_chains, n_samples) samples; see :func:`summarize_chains`."""
 
     mean: float
-    error: float                   # blocking error of the grand mean
-    error_bootstrap: float         # block-bootstrap error of the grand mean
-    variance: float                # sample variance of all samples (ddof=1)
-    tau_int: float                 # integrated autocorrelation time, samples
-    n_eff: float                   # n_samples / tau_int
-    n_samples: int                 # total samples used
+    error: float  # blocking error of the grand mean
+    error_bootstrap: float  # block-bootstrap error of the grand mean
+    variance: float  # sample variance of all samples (ddof=1)
+    tau_int: float  # integrated autocorrelation time, samples
+    n_eff: float  # n_samples / tau_int
+    n_samples: int  # total samples used
     n_chains: int
     samples_per_chain: int
-    rhat: float                    # split R-hat (nan for a single chain)
+    rhat: float  # split R-hat (nan for a single chain)
     rhat_limit: float
     chains_ok: bool
     flagged_chains: tuple
-    error_chains: float            # std of chain means / sqrt(n_chains) (nan for one chain)
+    error_chains: float  # std of chain means / sqrt(n_chains) (nan for one chain)
     blocking: BlockingResult = field(repr=False)
     bootstrap: BootstrapResult = field(repr=False)
     autocorr: AutocorrResult = field(repr=False)
@@ -215,21 +232,27 @@ class ChainSummary:
         """Autocorrelation time implied by the blocking error: n_samples error^2 / variance."""
         if not self.variance > 0.0:
             return 1.0
-        return float(self.n_samples * self.error ** 2 / self.variance)
+        return float(self.n_samples * self.error**2 / self.variance)
 
     def as_dict(self) -> dict:
         """Plain dict of the scalar fields (JSON-able; nan stays a float nan)."""
         return {
-            "mean": float(self.mean), "error": float(self.error),
+            "mean": float(self.mean),
+            "error": float(self.error),
             "error_bootstrap": float(self.error_bootstrap),
             "error_uncorrected": float(self.blocking.error_uncorrected),
             "error_chains": float(self.error_chains),
-            "variance": float(self.variance), "tau_int": float(self.tau_int),
+            "variance": float(self.variance),
+            "tau_int": float(self.tau_int),
             "tau_blocking": self.tau_blocking,
-            "n_eff": float(self.n_eff), "n_samples": int(self.n_samples),
-            "n_chains": int(self.n_chains), "samples_per_chain": int(self.samples_per_chain),
-            "rhat": float(self.rhat), "rhat_limit": float(self.rhat_limit),
-            "chains_ok": bool(self.chains_ok), "rhat_ok": bool(self.check.rhat_ok),
+            "n_eff": float(self.n_eff),
+            "n_samples": int(self.n_samples),
+            "n_chains": int(self.n_chains),
+            "samples_per_chain": int(self.samples_per_chain),
+            "rhat": float(self.rhat),
+            "rhat_limit": float(self.rhat_limit),
+            "chains_ok": bool(self.chains_ok),
+            "rhat_ok": bool(self.check.rhat_ok),
             "flagged_chains": [int(c) for c in self.flagged_chains],
             "flagged_z": [float(z) for z in self.check.flagged_z],
             "z_limit": float(self.check.z_limit),
@@ -240,8 +263,9 @@ class ChainSummary:
         }
 
 
-def summarize_chains(samples, n_boot: int = 1000, seed: int = DEFAULT_SEED,
-                     alpha: float = 0.01) -> ChainSummary:
+def summarize_chains(
+    samples, n_boot: int = 1000, seed: int = DEFAULT_SEED, alpha: float = 0.01
+) -> ChainSummary:
     """Combined mean, errors, tau_int, n_eff and between-chain check of MCMC chains.
 
     samples : (n_chains, n_samples) array (equal-length independent chains) or a
@@ -262,12 +286,27 @@ def summarize_chains(samples, n_boot: int = 1000, seed: int = DEFAULT_SEED,
     ac = integrated_time(x)
     check = check_chains(x, tau=ac.tau, alpha=alpha)
     variance = float(x.var(ddof=1)) if x.size > 1 else 0.0
-    error_chains = (float(x.mean(axis=1).std(ddof=1) / math.sqrt(n_chains))
-                    if n_chains > 1 else float("nan"))
+    error_chains = (
+        float(x.mean(axis=1).std(ddof=1) / math.sqrt(n_chains)) if n_chains > 1 else float("nan")
+    )
     summary = ChainSummary(
-        mean=float(x.mean()), error=b.error, error_bootstrap=boot.error, variance=variance,
-        tau_int=ac.tau, n_eff=ac.n_eff, n_samples=int(x.size), n_chains=n_chains,
-        samples_per_chain=n, rhat=check.rhat, rhat_limit=check.rhat_limit,
-        chains_ok=check.ok, flagged_chains=check.flagged, error_chains=error_chains,
-        blocking=b, bootstrap=boot, autocorr=ac, check=check)
+        mean=float(x.mean()),
+        error=b.error,
+        error_bootstrap=boot.error,
+        variance=variance,
+        tau_int=ac.tau,
+        n_eff=ac.n_eff,
+        n_samples=int(x.size),
+        n_chains=n_chains,
+        samples_per_chain=n,
+        rhat=check.rhat,
+        rhat_limit=check.rhat_limit,
+        chains_ok=check.ok,
+        flagged_chains=check.flagged,
+        error_chains=error_chains,
+        blocking=b,
+        bootstrap=boot,
+        autocorr=ac,
+        check=check,
+    )
     return summary

@@ -11,6 +11,7 @@ Modules:
 * ``layout.py``: the registry of parts (``PARTS``) and the parameter layout;
 * this file: :class:`WaveFunction`, the fixed description of psi for a run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,7 @@ from .layout import N_PAIR_KINDS, PAIR_PARTS, PARTS, Block, Layout, Part
 
 # The jitted part modules are imported where they are used, not here: the registry and
 # the layout serve config validation, which runs without numba.
-__all__ = ["PARTS", "PAIR_PARTS", "Part", "Block", "Layout", "WaveFunction",
-           "N_PAIR_KINDS"]
+__all__ = ["PARTS", "PAIR_PARTS", "Part", "Block", "Layout", "WaveFunction", "N_PAIR_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class WaveFunction:
 
     layout: Layout
     sigma: float
-    psi: str                 # "sqrt" | "full"
-    particles: int           # P
-    dimensions: int          # D
-    omega: float = 1.0       # the orbitals' frequency (Slater part)
-    determinant_refresh: int = 100   # sweeps between fresh Slater inverses
-    sigma_z: float | None = None     # RBM width along z (3D); None: sigma
+    psi: str  # "sqrt" | "full"
+    particles: int  # P
+    dimensions: int  # D
+    omega: float = 1.0  # the orbitals' frequency (Slater part)
+    determinant_refresh: int = 100  # sweeps between fresh Slater inverses
+    sigma_z: float | None = None  # RBM width along z (3D); None: sigma
     hard_sphere_radius: float = 0.0  # a of the hard-sphere pair part
 
     @property
@@ -57,6 +57,7 @@ class WaveFunction:
         """(P/2, D) int64: the oscillator quantum numbers of the orbitals each spin
         occupies (the Slater part's columns)."""
         from ..shells import quantum_numbers
+
         return quantum_numbers(self.particles // 2, self.dimensions)
 
     def orbital_scale(self, theta: np.ndarray) -> float:
@@ -66,6 +67,7 @@ class WaveFunction:
     @property
     def c(self) -> float:
         from .rbm import psi_exponent
+
         return psi_exponent(self.psi)
 
     @property
@@ -76,40 +78,62 @@ class WaveFunction:
     def cusp(self) -> np.ndarray:
         """(P, P) Padé-Jastrow cusps A_pq (0 on the diagonal), for the run file."""
         from .pair_jastrow import pade_cusps
+
         return pade_cusps(self.particles, self.dimensions)[0]
 
     @classmethod
     def from_config(cls, wf_cfg, system) -> "WaveFunction":
         from .rbm import exact_sigma
-        sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega,
-                                                                         wf_cfg.psi)
+
+        sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega, wf_cfg.psi)
         omega_z = system.omega if system.omega_z is None else system.omega_z
         sigma_z = wf_cfg.sigma_z
         if sigma_z is None and system.dimensions == 3 and omega_z != system.omega:
-            sigma_z = exact_sigma(omega_z, wf_cfg.psi)     # elliptical trap: its own width
+            sigma_z = exact_sigma(omega_z, wf_cfg.psi)  # elliptical trap: its own width
         radius = system.hard_sphere_radius if wf_cfg.jastrow == "hard_sphere" else 0.0
-        return cls(Layout.from_config(system, wf_cfg), float(sigma), wf_cfg.psi,
-                   system.particles, system.dimensions, float(system.omega),
-                   wf_cfg.determinant_refresh,
-                   None if sigma_z is None else float(sigma_z), float(radius))
+        return cls(
+            Layout.from_config(system, wf_cfg),
+            float(sigma),
+            wf_cfg.psi,
+            system.particles,
+            system.dimensions,
+            float(system.omega),
+            wf_cfg.determinant_refresh,
+            None if sigma_z is None else float(sigma_z),
+            float(radius),
+        )
 
     def kernel_parts(self):
         """(RBMParams, the pair part's (PadeParams or HardSphereParams) or None,
         SlaterParams or None): where the parts find their blocks in theta and their fixed
         numbers, as the kernels take them."""
         from . import pair_jastrow, rbm, slater
+
         lay = self.layout
-        r = rbm.params(lay.part_offset("rbm"), lay.n_visible, lay.n_hidden, self.sigma,
-                       self.width_z, self.psi, self.dimensions,
-                       lay.part_offset("widths") if "widths" in lay.parts else -1)
+        r = rbm.params(
+            lay.part_offset("rbm"),
+            lay.n_visible,
+            lay.n_hidden,
+            self.sigma,
+            self.width_z,
+            self.psi,
+            self.dimensions,
+            lay.part_offset("widths") if "widths" in lay.parts else -1,
+        )
         j = None
         if "pade" in lay.parts:
             j = pair_jastrow.params(lay.part_offset("pade"), self.particles, self.dimensions)
         if "hard_sphere" in lay.parts:
-            j = pair_jastrow.hard_sphere_params(lay.part_offset("hard_sphere"),
-                                                self.particles, self.hard_sphere_radius)
+            j = pair_jastrow.hard_sphere_params(
+                lay.part_offset("hard_sphere"), self.particles, self.hard_sphere_radius
+            )
         s = None
         if "slater" in lay.parts:
-            s = slater.params(lay.part_offset("slater"), self.particles, self.dimensions,
-                              self.omega, self.determinant_refresh)
+            s = slater.params(
+                lay.part_offset("slater"),
+                self.particles,
+                self.dimensions,
+                self.omega,
+                self.determinant_refresh,
+            )
         return r, j, s

@@ -39,6 +39,7 @@ LLVM a branch to duplicate the reference counts of the arguments into, which num
 then could not prune (3 atomic pairs per move, +30 % for importance sampling with the
 Jastrow factor).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -143,6 +144,7 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
 
 # ------------------------------------------------------------- non-inlined entry points
 # For tests and tools: the same inlined operations behind one call each.
+
 
 @njit(cache=True)
 def walker_cache(theta, r, j, s, x, D):

@@ -1,17 +1,17 @@
 """The registry of wave-function parts and the layout of their parameters.
 
-The variational parameters form one flat vector theta: the blocks of the present parts
-in the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti,
-beta_para]`` with the Padé-Jastrow factor (the hard-sphere factor has no parameters),
-then ``[alpha]`` with the Slater determinants). :class:`Layout` is the one home of the blocks' names, offsets and sizes
-(and so of ``n_params``). Numba-free: config validation reads the registry.
+The variational parameters form one flat vector theta: the blocks of the present parts in
+the order of :data:`PARTS` (``[a (M), b (N), W (M*N)]``, then ``[beta_anti, beta_para]``
+with the Padé-Jastrow factor (the hard-sphere factor has no parameters), then ``[alpha]``
+with the Slater determinants). :class:`Layout` is the one home of the blocks' names, offsets
+and sizes (and so of ``n_params``). Numba-free: config validation reads the registry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Part:
 
 
 # Block sizes the part modules read too (one home: here, numba-free)
-N_PAIR_KINDS = 2       # Padé betas: antiparallel, parallel
-WIDTH_AXES = 2         # variational widths: [delta_xy, delta_z]
+N_PAIR_KINDS = 2  # Padé betas: antiparallel, parallel
+WIDTH_AXES = 2  # variational widths: [delta_xy, delta_z]
 
 
 def needs_determinants(system) -> bool:
@@ -38,18 +38,42 @@ def needs_determinants(system) -> bool:
     return system.statistics == "fermions" and system.particles > 2
 
 
-PARTS = (   # each part's blocks: (name, shape) of its parameters, given (M, N)
-    Part("rbm", lambda sy, wf: True, "always", 1,                          # rbm.py
-         lambda M, N: (("a", (M,)), ("b", (N,)), ("W", (M, N)))),
-    Part("widths", lambda sy, wf: wf.variational_widths,                   # rbm.py: the
-         "wavefunction.variational_widths: true", 1,                       # RBM's Gaussian
-         lambda M, N: (("width_shift", (WIDTH_AXES,)),)),
-    Part("pade", lambda sy, wf: wf.jastrow == "pade", "wavefunction.jastrow: pade", 2,
-         lambda M, N: (("jastrow_beta", (N_PAIR_KINDS,)),)),               # pair_jastrow.py
-    Part("hard_sphere", lambda sy, wf: wf.jastrow == "hard_sphere",
-         "wavefunction.jastrow: hard_sphere", 1, lambda M, N: ()),         # pair_jastrow.py
-    Part("slater", lambda sy, wf: needs_determinants(sy), "system.statistics: fermions",
-         1, lambda M, N: (("orbital_scale", (1,)),)),                      # slater.py
+PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
+    Part(
+        "rbm",
+        lambda sy, wf: True,
+        "always",
+        1,  # rbm.py
+        lambda M, N: (("a", (M,)), ("b", (N,)), ("W", (M, N))),
+    ),
+    Part(
+        "widths",
+        lambda sy, wf: wf.variational_widths,  # rbm.py: the
+        "wavefunction.variational_widths: true",
+        1,  # RBM's Gaussian
+        lambda M, N: (("width_shift", (WIDTH_AXES,)),),
+    ),
+    Part(
+        "pade",
+        lambda sy, wf: wf.jastrow == "pade",
+        "wavefunction.jastrow: pade",
+        2,
+        lambda M, N: (("jastrow_beta", (N_PAIR_KINDS,)),),
+    ),  # pair_jastrow.py
+    Part(
+        "hard_sphere",
+        lambda sy, wf: wf.jastrow == "hard_sphere",
+        "wavefunction.jastrow: hard_sphere",
+        1,
+        lambda M, N: (),
+    ),  # pair_jastrow.py
+    Part(
+        "slater",
+        lambda sy, wf: needs_determinants(sy),
+        "system.statistics: fermions",
+        1,
+        lambda M, N: (("orbital_scale", (1,)),),
+    ),  # slater.py
 )
 
 
@@ -76,9 +100,9 @@ class Block:
 class Layout:
     """Where every part's parameters sit in the flat vector theta."""
 
-    n_visible: int              # M = P*D
-    n_hidden: int               # N
-    parts: tuple = ("rbm",)     # names of the present parts, in PARTS order
+    n_visible: int  # M = P*D
+    n_hidden: int  # N
+    parts: tuple = ("rbm",)  # names of the present parts, in PARTS order
 
     @classmethod
     def from_config(cls, system, wf_cfg) -> "Layout":
@@ -126,7 +150,7 @@ class Layout:
     def block(self, theta: np.ndarray, name: str) -> np.ndarray:
         """View of one named block of theta (writing it writes theta)."""
         b = next(b for b in self.blocks if b.name == name)
-        return theta[b.offset:b.offset + b.size].reshape(b.shape)
+        return theta[b.offset : b.offset + b.size].reshape(b.shape)
 
     def split(self, theta: np.ndarray):
         """Views (a (M,), b (N,), W (M, N)) into theta."""
@@ -140,16 +164,14 @@ class Layout:
         """theta from its blocks, given in block order (a, b, W, jastrow_beta) or by
         name (a=..., b=..., W=..., jastrow_beta=...)."""
         named.update(zip((b.name for b in self.blocks), arrays))
-        return np.concatenate([np.ravel(named[b.name]) for b in self.blocks]).astype(
-            np.float64)
+        return np.concatenate([np.ravel(named[b.name]) for b in self.blocks]).astype(np.float64)
 
-    def initial(self, scale: float, rng: np.random.Generator,
-                beta: float = 1.0) -> np.ndarray:
+    def initial(self, scale: float, rng: np.random.Generator, beta: float = 1.0) -> np.ndarray:
         """The start: every RBM parameter ~ Normal(0, scale^2), drawn in block order;
         the Jastrow betas = beta; the orbital scale 1; the blocks of any other part 0."""
         theta = np.zeros(self.n_params)
         rbm_start = self.part_offset("rbm")
-        theta[rbm_start:rbm_start + self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
+        theta[rbm_start : rbm_start + self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
         if "pade" in self.parts:
             self.betas(theta)[:] = beta
         if "slater" in self.parts:

@@ -35,6 +35,7 @@ inlined, and no jitted function is passed as an argument.
 
 The operations follow the part contract of ``compose.py``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -45,10 +46,9 @@ from numba import njit
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
-from ..system import distance, pair_distance
 from ..jit.unsigned import u
-from .layout import N_PAIR_KINDS   # antiparallel, parallel
-
+from ..system import distance, pair_distance
+from .layout import N_PAIR_KINDS  # antiparallel, parallel
 
 # Inlining the pair laws' overloads makes numba's SSA pass print a "pedantic" internal
 # warning per compiled kernel (variables of the inlined overloads "not in scope"); the
@@ -61,19 +61,19 @@ class PadeParams(NamedTuple):
     """Where the betas sit in theta, and the fixed numbers (scalars only: see
     ``compose.py``)."""
 
-    offset: int          # beta_kind = theta[offset + kind]
-    n_particles: int     # P
-    n_up: int            # particles 0 .. n_up-1 have spin up
-    cusp_anti: float     # A of antiparallel pairs
-    cusp_para: float     # A of parallel pairs
+    offset: int  # beta_kind = theta[offset + kind]
+    n_particles: int  # P
+    n_up: int  # particles 0 .. n_up-1 have spin up
+    cusp_anti: float  # A of antiparallel pairs
+    cusp_para: float  # A of parallel pairs
 
 
 class HardSphereParams(NamedTuple):
     """The hard-sphere pair factor's fixed numbers (it has no parameters)."""
 
-    offset: int          # where its (empty) block would sit in theta
-    n_particles: int     # P
-    radius: float        # a: f = 1 - a/r for r > a, else 0
+    offset: int  # where its (empty) block would sit in theta
+    n_particles: int  # P
+    radius: float  # a: f = 1 - a/r for r > a, else 0
 
 
 def hard_sphere_params(offset: int, P: int, radius: float) -> HardSphereParams:
@@ -113,14 +113,14 @@ def pade_cusps(P: int, D: int):
     """(A, kind): cusp A_pq of every pair (0 on the diagonal) and its kind (0 for
     antiparallel, 1 for parallel spins), both (P, P); for the run file and tools."""
     prm = params(0, P, D)
-    kind = np.array([[pair_kind(prm, p, q) for q in range(P)] for p in range(P)],
-                    dtype=np.int64)
+    kind = np.array([[pair_kind(prm, p, q) for q in range(P)] for p in range(P)], dtype=np.int64)
     A = np.where(kind == 1, prm.cusp_para, prm.cusp_anti)
     np.fill_diagonal(A, 0.0)
     return A, kind
 
 
 # --------------------------------------------------------------------------- u(r)
+
 
 @njit(cache=True, inline="always")
 def pade_u(r, A, beta):
@@ -152,7 +152,7 @@ def pade_u_dbeta(r, A, beta):
 def pair_constants(theta, prm, p, q):
     """(A, beta, kind) of the pair (p, q)."""
     k = pair_kind(prm, p, q)
-    return cusp(prm, k), theta[np.uint64(prm.offset + k)], k   # unsigned: see rbm.weight
+    return cusp(prm, k), theta[np.uint64(prm.offset + k)], k  # unsigned: see rbm.weight
 
 
 @njit(cache=True, inline="always")
@@ -180,6 +180,7 @@ def hard_sphere_slopes(r, a):
 
 # --------------------------------------------------------------------------- the laws
 # Stubs for the pair laws; numba compiles the overload matching the parameter tuple.
+
 
 def pair_log(theta, prm, p, q, r):
     """u(r) of the pair (p, q)."""
@@ -252,8 +253,7 @@ _IMPLEMENTATIONS = {
     pair_ratio: {"pade": _pade_ratio, "hard_sphere": _hard_sphere_ratio},
     pair_slopes: {"pade": _pade_slopes, "hard_sphere": _hard_sphere_slopes},
     n_kinds: {"pade": lambda prm: N_PAIR_KINDS, "hard_sphere": lambda prm: 0},
-    pair_dparam: {"pade": _pade_dparam,
-                  "hard_sphere": lambda theta, prm, p, q, r: (0, 0.0)},
+    pair_dparam: {"pade": _pade_dparam, "hard_sphere": lambda theta, prm, p, q, r: (0, 0.0)},
 }
 
 
@@ -262,18 +262,21 @@ def _implementation(stub, prm):
     return _IMPLEMENTATIONS[stub].get(_law(prm))
 
 
-overload(pair_log, inline="always")(
-    lambda theta, prm, p, q, r: _implementation(pair_log, prm))
+overload(pair_log, inline="always")(lambda theta, prm, p, q, r: _implementation(pair_log, prm))
 overload(pair_ratio, inline="always")(
-    lambda theta, prm, p, q, r_new, r_old: _implementation(pair_ratio, prm))
+    lambda theta, prm, p, q, r_new, r_old: _implementation(pair_ratio, prm)
+)
 overload(pair_slopes, inline="always")(
-    lambda theta, prm, p, q, r: _implementation(pair_slopes, prm))
+    lambda theta, prm, p, q, r: _implementation(pair_slopes, prm)
+)
 overload(n_kinds, inline="always")(lambda prm: _implementation(n_kinds, prm))
 overload(pair_dparam, inline="always")(
-    lambda theta, prm, p, q, r: _implementation(pair_dparam, prm))
+    lambda theta, prm, p, q, r: _implementation(pair_dparam, prm)
+)
 
 
 # --------------------------------------------------------------------------- the contract
+
 
 @njit(cache=True)
 def log_psi(theta, prm, x, D):
@@ -295,6 +298,7 @@ def log_psi(theta, prm, x, D):
 # them after the acceptance, off the move's critical path. (Marking the table stale
 # instead cost importance sampling more: the branch that rebuilt it kept numba's
 # reference counts on every move, +35 ns for P = 2.)
+
 
 @njit(cache=True, inline="always")
 def _table(prm, D):
@@ -444,7 +448,7 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
                 g = fr * (x[p * D + d] - x[q * D + d])
                 grad[p * D + d] += g
                 grad[q * D + d] -= g
-            total += 2.0 * (f2 + (D - 1) * fr)     # the pair enters nabla_p^2 and nabla_q^2
+            total += 2.0 * (f2 + (D - 1) * fr)  # the pair enters nabla_p^2 and nabla_q^2
     return total
 
 

@@ -29,15 +29,16 @@ variance ``2 c / sigma_i^2 + 2 delta_i`` per coordinate; both start at 0. It add
 * ``d ln psi / d delta_k = -1/2 sum_{i on axes k} x_i^2``.
 
 It lives here (not in a part of its own) because it is the RBM's Gaussian; without it
-(``width_offset`` -1) every branch below is skipped and the arithmetic is unchanged. Cache per walker
-(``new_cache``, (8, N)): rows ``u``, ``exp(u)``, ``s`` and ``1/(1+exp(u))`` of the current
-position, and the same four of the last proposed move. Moving one particle changes ``u`` by O(D*N),
-and the hidden factor of the ratio, ``prod_j (1 + exp(u'_j)) / (1 + exp(u_j))``, costs
-one exponential per unit and no division (the reciprocals are kept).
+(``width_offset`` -1) every branch below is skipped and the arithmetic is unchanged. Cache
+per walker (``new_cache``, (8, N)): rows ``u``, ``exp(u)``, ``s`` and ``1/(1+exp(u))`` of
+the current position, and the same four of the last proposed move. Moving one particle
+changes ``u`` by O(D*N), and the hidden factor of the ratio, ``prod_j (1 + exp(u'_j)) / (1 +
+exp(u_j))``, costs one exponential per unit and no division (the reciprocals are kept).
 
 The operations follow the part contract of ``compose.py``; as the first part, the RBM
 sets the gradient and Laplacian outputs that the other parts add to.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -53,28 +54,28 @@ class RBMParams(NamedTuple):
     """Where the RBM block sits in theta, and the fixed numbers (scalars only: see
     ``compose.py`` on why parts take no arrays in their tuples)."""
 
-    offset: int          # a = theta[offset : offset + M], then b (N), then W (M*N)
-    n_visible: int       # M
-    n_hidden: int        # N
-    inv_s2: float        # 1 / sigma^2 (x, y)
-    c: float             # psi = F^c
-    dimensions: int      # D (coordinate i lies along axis i % D)
-    inv_s2_z: float      # 1 / sigma_z^2 (the third axis; = inv_s2 for D < 3)
-    z_ratio: float       # inv_s2_z / inv_s2 (exactly 1.0 in a round trap)
-    width_offset: int    # [delta_xy, delta_z] = theta[width_offset:+2]; -1: fixed widths
+    offset: int  # a = theta[offset : offset + M], then b (N), then W (M*N)
+    n_visible: int  # M
+    n_hidden: int  # N
+    inv_s2: float  # 1 / sigma^2 (x, y)
+    c: float  # psi = F^c
+    dimensions: int  # D (coordinate i lies along axis i % D)
+    inv_s2_z: float  # 1 / sigma_z^2 (the third axis; = inv_s2 for D < 3)
+    z_ratio: float  # inv_s2_z / inv_s2 (exactly 1.0 in a round trap)
+    width_offset: int  # [delta_xy, delta_z] = theta[width_offset:+2]; -1: fixed widths
     wide: object = None  # True for a wide layer (n_hidden >= WIDE_LAYER), else None: a
-                         # type, so numba compiles one move ratio or the other (the wide
-                         # one's code alone slowed a narrow kernel by 15-25 %)
+    # type, so numba compiles one move ratio or the other (the wide
+    # one's code alone slowed a narrow kernel by 15-25 %)
     widest: object = None  # True from WIDEST_LAYER hidden units, else None: the kernel
-                         # is then compiled for 512-bit vectors (vector_width.py)
+    # is then compiled for 512-bit vectors (vector_width.py)
 
 
-U, EU, S, UN, EUN, SN, R, RN = range(8)   # rows of the cache (see new_cache)
-WIDE_LAYER = 8      # hidden units from which the vectorised ratio is faster (pvmc bench)
-WIDEST_LAYER = 32   # from here 512-bit vectors pay (fermions, P = 20, H = 40: 6-8 % less
-                    # time per move; H = 12, 20: 4-13 % more, a 4-unit remainder then
-                    # runs scalar)
-SATURATED = 1e300   # exp(u) above this counts as infinite: the sigmoid is then 1
+U, EU, S, UN, EUN, SN, R, RN = range(8)  # rows of the cache (see new_cache)
+WIDE_LAYER = 8  # hidden units from which the vectorised ratio is faster (pvmc bench)
+WIDEST_LAYER = 32  # from here 512-bit vectors pay (fermions, P = 20, H = 40: 6-8 % less
+# time per move; H = 12, 20: 4-13 % more, a 4-unit remainder then
+# runs scalar)
+SATURATED = 1e300  # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
 def psi_exponent(psi: str) -> float:
@@ -82,15 +83,33 @@ def psi_exponent(psi: str) -> float:
     return {"sqrt": 0.5, "full": 1.0}[psi]
 
 
-def params(offset: int, n_visible: int, n_hidden: int, sigma: float, sigma_z: float,
-           psi: str, D: int, width_offset: int = -1) -> RBMParams:
+def params(
+    offset: int,
+    n_visible: int,
+    n_hidden: int,
+    sigma: float,
+    sigma_z: float,
+    psi: str,
+    D: int,
+    width_offset: int = -1,
+) -> RBMParams:
     """The RBM's parameter tuple for widths sigma (x, y) and sigma_z (z, 3D only);
     width_offset: where the variational width shifts sit in theta (-1: none)."""
     inv_s2 = 1.0 / (sigma * sigma)
     inv_s2_z = 1.0 / (sigma_z * sigma_z) if D == 3 else inv_s2
-    return RBMParams(offset, n_visible, n_hidden, inv_s2, psi_exponent(psi), D, inv_s2_z,
-                     inv_s2_z / inv_s2, width_offset, True if n_hidden >= WIDE_LAYER else None,
-                     True if n_hidden >= WIDEST_LAYER else None)
+    return RBMParams(
+        offset,
+        n_visible,
+        n_hidden,
+        inv_s2,
+        psi_exponent(psi),
+        D,
+        inv_s2_z,
+        inv_s2_z / inv_s2,
+        width_offset,
+        True if n_hidden >= WIDE_LAYER else None,
+        True if n_hidden >= WIDEST_LAYER else None,
+    )
 
 
 def exact_sigma(omega: float, psi: str) -> float:
@@ -103,6 +122,7 @@ def exact_sigma(omega: float, psi: str) -> float:
 
 
 # --------------------------------------------------------------------------- scalar math
+
 
 @njit(cache=True, inline="always")
 def sigmoid_from_exp(e):
@@ -269,6 +289,7 @@ def visible_mean_given_hidden(theta, prm, h, out):
 
 # --------------------------------------------------------------------------- the contract
 
+
 @njit(cache=True)
 def log_psi(theta, prm, x, D):
     """ln of this part at one configuration x (M,)."""
@@ -314,7 +335,7 @@ def wide_hidden_ratio(theta, prm, cache, p, dx, D):
     numba's wrap-around of negative ones, the loops became gathers and scatters."""
     N = np.uint64(prm.n_hidden)
     for j in range(N):
-        cache[UN, j] = 0.0                  # du_j, summed over the particle's axes
+        cache[UN, j] = 0.0  # du_j, summed over the particle's axes
     for d in range(D):
         step = dx[d] * prm.z_ratio if d == 2 else dx[d]
         row = np.uint64(prm.offset + prm.n_visible + prm.n_hidden + (p * D + d) * prm.n_hidden)
@@ -364,7 +385,7 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
                 du += step * weight(theta, prm, p * D + d, j)
             cache[UN, j] = cache[U, j] + du * inv_s2
             cache[EUN, j] = np.exp(cache[UN, j])
-            ratio *= (1.0 + cache[EUN, j]) * cache[R, j]   # no division on this path
+            ratio *= (1.0 + cache[EUN, j]) * cache[R, j]  # no division on this path
     else:
         ratio = wide_hidden_ratio(theta, prm, cache, p, dx, D)
     if c != 0.5:
@@ -387,7 +408,7 @@ def set_gradient(theta, prm, cache, x, p, D, out):
 def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """d ln psi / d x_p at the proposed position x_p + dx into out (D,); call after
     ``move_ratio`` (it fills s' of the proposal, which ``commit`` may then reuse)."""
-    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
+    for j in range(np.uint64(prm.n_hidden)):  # unsigned: vectorised
         inverse_and_sigmoid(cache, EUN, RN, SN, j)
     for d in range(D):
         i = p * D + d
@@ -401,10 +422,10 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
     caller). proposed_gradient_done: s' is already filled."""
-    if not proposed_gradient_done:    # a loop of its own: the copies below vectorise
+    if not proposed_gradient_done:  # a loop of its own: the copies below vectorise
         for j in range(np.uint64(prm.n_hidden)):
             inverse_and_sigmoid(cache, EUN, RN, SN, j)
-    for j in range(np.uint64(prm.n_hidden)):   # unsigned: vectorised
+    for j in range(np.uint64(prm.n_hidden)):  # unsigned: vectorised
         cache[U, j] = cache[UN, j]
         cache[EU, j] = cache[EUN, j]
         cache[S, j] = cache[SN, j]
@@ -420,8 +441,8 @@ def set_grad_lap(theta, prm, cache, x, D, grad, lap):
         wide_slopes(theta, prm, cache, x, grad, lap)
     for i in range(prm.n_visible):
         inv_s2 = coordinate_inv_s2(prm, i)
-        scale = c * inv_s2   # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
-        if prm.wide is None:                                      # rounding as before
+        scale = c * inv_s2  # g * (c/sigma^2) here, (c g)/sigma^2 in the drift: the
+        if prm.wide is None:  # rounding as before
             g, l = coordinate_slopes(theta, prm, cache, S, i, x[i])
         else:
             g, l = grad[i], lap[i]

@@ -39,6 +39,7 @@ the k-th particle of a spin needs; the orbitals at the proposal; Hermite tables;
 orbitals' quantum numbers; the proposed position; scalars (R, s, alpha); work
 space for a rebuild.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -46,25 +47,25 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..runfile.schema import orbitals_text
 from .. import shells
 from ..jit.unsigned import u
+from ..runfile.schema import orbitals_text
 
-R_SLOT, S_SLOT, ALPHA_SLOT = range(3)     # scalars at slots()[SCALARS]
+R_SLOT, S_SLOT, ALPHA_SLOT = range(3)  # scalars at slots()[SCALARS]
 N_SCALARS = 3
-(INV, PHI, SM, HERM, QN, Y, SCALARS, WORK, SIZE) = range(9)   # names of slots()
+(INV, PHI, SM, HERM, QN, Y, SCALARS, WORK, SIZE) = range(9)  # names of slots()
 
 
 class SlaterParams(NamedTuple):
     """Where alpha sits in theta, and the fixed numbers (scalars only: see
     ``compose.py``)."""
 
-    offset: int          # alpha = theta[offset]
-    n_particles: int     # P; particles 0 .. n-1 spin up, n .. P-1 down
-    n_orbitals: int      # n = P / 2 per spin
-    n_table: int         # Hermite polynomials kept per dimension: H_0 .. H_{n_table-1}
+    offset: int  # alpha = theta[offset]
+    n_particles: int  # P; particles 0 .. n-1 spin up, n .. P-1 down
+    n_orbitals: int  # n = P / 2 per spin
+    n_table: int  # Hermite polynomials kept per dimension: H_0 .. H_{n_table-1}
     omega: float
-    refresh_every: int   # sweeps between rebuilds of the inverses
+    refresh_every: int  # sweeps between rebuilds of the inverses
 
 
 # --------------------------------------------------------------------------- shells
@@ -92,27 +93,29 @@ def params(offset: int, P: int, D: int, omega: float, refresh_every: int) -> Sla
 # sweep or per rebuild are calls: inlined everywhere, they took the first compile of
 # the importance-sampling kernel from 55 s to 106 s of CPU.
 
+
 @njit(cache=True, inline="always")
 def slots(prm, D):
     """Offsets of the cache's regions (indexed by INV .. WORK) and its SIZE."""
     n, nt = prm.n_orbitals, prm.n_table
-    inv = 0                       # T_up, T_down: 2 n^2
-    phi = inv + 2 * n * n         # orbitals at the proposal: n
-    sm = phi + n                  # Sherman-Morrison scratch: n
-    herm = sm + n                 # H, H', H'' per dimension: 3 D nt
-    qn = herm + 3 * D * nt        # quantum numbers: n D
-    y = qn + n * D                # proposed position: D
-    sc = y + D                    # scalars
-    work = sc + N_SCALARS         # a rebuild's matrix and inverse: 2 n^2
+    inv = 0  # T_up, T_down: 2 n^2
+    phi = inv + 2 * n * n  # orbitals at the proposal: n
+    sm = phi + n  # Sherman-Morrison scratch: n
+    herm = sm + n  # H, H', H'' per dimension: 3 D nt
+    qn = herm + 3 * D * nt  # quantum numbers: n D
+    y = qn + n * D  # proposed position: D
+    sc = y + D  # scalars
+    work = sc + N_SCALARS  # a rebuild's matrix and inverse: 2 n^2
     return inv, phi, sm, herm, qn, y, sc, work, work + 2 * n * n
 
 
 @njit(cache=True, inline="always")
 def orbital_scale(theta, prm):
-    return theta[np.uint64(prm.offset)]          # unsigned: see rbm.weight
+    return theta[np.uint64(prm.offset)]  # unsigned: see rbm.weight
 
 
 # --------------------------------------------------------------------------- orbitals
+
 
 @njit(cache=True, inline="always")
 def fill_hermite(prm, cache, y, i, D, derivatives):
@@ -161,9 +164,11 @@ def table(prm, cache, sl, kind, d, m, D):
 @njit(cache=True, inline="always")
 def orbital_value(prm, cache, sl, j, D):
     """phi_j at the point of the last ``fill_hermite``."""
-    return (table(prm, cache, sl, 0, 0, quantum_number(cache, sl, j, 0, D), D)
-            * table(prm, cache, sl, 0, 1, quantum_number(cache, sl, j, 1, D), D)
-            * table(prm, cache, sl, 0, 2, quantum_number(cache, sl, j, 2, D), D))
+    return (
+        table(prm, cache, sl, 0, 0, quantum_number(cache, sl, j, 0, D), D)
+        * table(prm, cache, sl, 0, 1, quantum_number(cache, sl, j, 1, D), D)
+        * table(prm, cache, sl, 0, 2, quantum_number(cache, sl, j, 2, D), D)
+    )
 
 
 @njit(cache=True, inline="always")
@@ -175,17 +180,26 @@ def orbital_derivatives(prm, cache, sl, j, D):
     n0 = quantum_number(cache, sl, j, 0, D)
     n1 = quantum_number(cache, sl, j, 1, D)
     n2 = quantum_number(cache, sl, j, 2, D)
-    h0, h1, h2 = (table(prm, cache, sl, 0, 0, n0, D), table(prm, cache, sl, 0, 1, n1, D),
-                  table(prm, cache, sl, 0, 2, n2, D))
-    d0, d1, d2 = (table(prm, cache, sl, 1, 0, n0, D), table(prm, cache, sl, 1, 1, n1, D),
-                  table(prm, cache, sl, 1, 2, n2, D))
-    lap = (table(prm, cache, sl, 2, 0, n0, D) * h1 * h2
-           + h0 * table(prm, cache, sl, 2, 1, n1, D) * h2
-           + h0 * h1 * table(prm, cache, sl, 2, 2, n2, D))
+    h0, h1, h2 = (
+        table(prm, cache, sl, 0, 0, n0, D),
+        table(prm, cache, sl, 0, 1, n1, D),
+        table(prm, cache, sl, 0, 2, n2, D),
+    )
+    d0, d1, d2 = (
+        table(prm, cache, sl, 1, 0, n0, D),
+        table(prm, cache, sl, 1, 1, n1, D),
+        table(prm, cache, sl, 1, 2, n2, D),
+    )
+    lap = (
+        table(prm, cache, sl, 2, 0, n0, D) * h1 * h2
+        + h0 * table(prm, cache, sl, 2, 1, n1, D) * h2
+        + h0 * h1 * table(prm, cache, sl, 2, 2, n2, D)
+    )
     return d0 * h1 * h2, h0 * d1 * h2, h0 * h1 * d2, lap
 
 
 # --------------------------------------------------------------------------- inverses
+
 
 @njit(cache=True)
 def invert(c, a, b, n):
@@ -332,6 +346,7 @@ def component(g0, g1, g2, d):
 
 # --------------------------------------------------------------------------- the contract
 
+
 @njit(cache=True, error_model="numpy")
 def signed_log_psi(theta, prm, x, D):
     """(ln|part|, sign of the part) at one configuration x (P*D,)."""
@@ -444,11 +459,11 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
                 cache[u(base + q * n + j)] -= f * cache[u(t + j)]
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})   # as the kernel
+@njit(cache=True, error_model="numpy", fastmath={"contract"})  # as the kernel
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla ln|part| to grad (P*D,); return sum_p nabla_p^2 ln|part| (lap is left
     alone)."""
-    if D == 2:       # the dimension as a constant: the tests of d >= D fold away
+    if D == 2:  # the dimension as a constant: the tests of d >= D fold away
         return _add_grad_lap(prm, cache, x, 2, grad)
     if D == 3:
         return _add_grad_lap(prm, cache, x, 3, grad)
