@@ -104,3 +104,41 @@ def pvmc_argv(ranks: int, *args) -> list:
     if ranks == 1:
         return base
     return [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), *base]
+
+
+def compiled_signatures() -> dict:
+    """Kernel signatures of this process by the module of the jitted function:
+    {module: [compiled, loaded from numba's cache]}."""
+    import sys
+
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return {}
+    counts = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("parallel_vmc", "test_", "conftest")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, CPUDispatcher) and value.__module__ == name:
+                hits = sum(value.stats.cache_hits.values())
+                row = counts.setdefault(name, [0, 0])
+                row[0] += max(len(value.signatures) - hits, 0)
+                row[1] += hits
+    return counts
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many kernel signatures this process compiled (each one is seconds to minutes
+    of LLVM with an empty numba cache) and how many it loaded from the cache."""
+    counts = compiled_signatures()
+    if counts:
+        compiled = sum(c for c, _ in counts.values())
+        loaded = sum(h for _, h in counts.values())
+        top = ", ".join(
+            f"{m} {c}" for m, (c, _) in sorted(counts.items(), key=lambda i: -i[1][0])[:6] if c
+        )
+        terminalreporter.write_line(
+            f"numba signatures: {compiled} compiled, {loaded} loaded from the cache"
+            + (f" (compiled: {top})" if top else "")
+        )

@@ -46,7 +46,7 @@ def build(system: dict, wavefunction: dict | None = None, sampler: dict | None =
 def local_energy(sy, wf, theta, x):
     """E_L at x (M,): the kernel's kinetic energy plus the potential."""
     r, j, s = wf.kernel_parts()
-    kin, _, _ = compose.local_terms_at(theta, r, j, s, x, sy.dimensions, wf.layout.n_params)
+    kin, _, _ = compose.local_terms_at(theta, r, j, s, x, sy.dimensions)
     return kin + potential_energy(x, sy)
 
 
@@ -196,7 +196,7 @@ def test_pair_gradient_and_laplacian_near_the_core():
     theta = 0.1 * np.random.default_rng(2).standard_normal(wf.layout.n_params)
     direction = np.array([0.6, -0.48, 0.64])
     x = np.concatenate([0.1 * direction, (0.1 - a * 1.01) * direction])
-    kin, grad, _ = compose.local_terms_at(theta, r, j, s, x, D, wf.layout.n_params)
+    kin, grad, _ = compose.local_terms_at(theta, r, j, s, x, D)
     h = 2e-5
     f = lambda y: compose.log_psi(theta, r, j, s, y, D)  # noqa: E731
     g_fd, lap_fd = np.empty(6), 0.0

@@ -44,7 +44,7 @@ def test_local_energy_stays_finite_at_coalescence(D):
     energies = []
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D, wf.layout.n_params)
+        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D)
         inter = coulomb_potential(x, P, D)
         assert inter > 0.99 / r
         energies.append(kin + trap_potential(x, 1.0) + inter)

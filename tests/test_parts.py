@@ -269,7 +269,7 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts, hidden
         wf, theta, x, _ = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
         n = wf.layout.n_params
-        kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D, n)
+        kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D)
         f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         g_fd = np.array([d1(f, x, i, fd_step(parts)[0]) for i in range(x.size)])
         h, tol = fd_step(parts)
@@ -287,7 +287,6 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden,
     for seed in range(3):
         wf, theta, x, rng = make(D, psi, parts, seed, hidden)
         r, j, s = wf.kernel_parts()
-        n = wf.layout.n_params
         f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         for p in range(n_particles(D, parts)):
             dx = 0.5 * rng.standard_normal(D)
@@ -300,13 +299,13 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden,
             ):  # no accepted overlap
                 dx = 0.5 * rng.standard_normal(D)
             g_old, g_new, y, kin, O = compose.move_and_commit_at(
-                theta, r, j, s, x, p, dx, D, n, with_drift
+                theta, r, j, s, x, p, dx, D, with_drift
             )
             moved = x.copy()
             moved[p * D : (p + 1) * D] += dx
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
-            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D, n)
+            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D)
             # Sherman-Morrison's updated inverse differs from a fresh one by ~cond(D)
             # eps: 5e-12 relative seen (D3-full-rbmxwidthsxhard_spherexslater)
             tol = 1e-10 if "slater" in parts else 1e-12

@@ -62,12 +62,12 @@ def test_closed_shells_without_interaction_are_exact(P, D, omega, method, step):
     assert e.var() < 1e-12 * E * E
 
 
-@njit
+@njit(cache=True)
 def _walk(theta, r, j, s, x, D, n_accept, seed):
     """Metropolis walk under |psi|^2 through the kernel's operations, never rebuilding
     the Slater inverses, until n_accept moves were accepted; returns the cache."""
     np.random.seed(seed)
-    rc, jc, sc = compose.walker_cache(theta, r, j, s, x, D)
+    rc, jc, sc = compose.new_caches(theta, r, j, s, x, D)
     P = x.shape[0] // D
     dx = np.empty(D)
     accepted, k = 0, 0

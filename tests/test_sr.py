@@ -164,7 +164,7 @@ def test_s_sums_equal_a_direct_per_sample_accumulation():
     for _ in range(50):
         got += sampler.accumulate(theta, w, 1, with_s=True)
         for x in w.positions:
-            O = compose.local_terms_at(theta, r, j, s, x, D, n)[2]
+            O = compose.local_terms_at(theta, r, j, s, x, D)[2]
             ref_oo += np.outer(O, O)
             ref_o += O
     assert got[estimators.S_COUNT] == 200

@@ -142,12 +142,14 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
         slater.parameter_derivatives(theta, s, sc, x, D, out)
 
 
-# ------------------------------------------------------------- non-inlined entry points
-# For tests and tools: the same inlined operations behind one call each.
+# ------------------------------------------------------------- the entry points of tests
+# One compiled entry point per part signature, ``probe``: every kernel signature costs
+# seconds of LLVM with an empty cache, and four overlapping entry points per signature
+# were most of the test suite's time. The Python functions below pick from its result.
 
 
-@njit(cache=True)
-def walker_cache(theta, r, j, s, x, D):
+@njit(cache=True, inline="always")
+def new_caches(theta, r, j, s, x, D):
     """Fresh caches (rc, jc, sc) of the parts for position x."""
     rc = rbm.new_cache(r, D)
     jc = pair_jastrow.new_cache(j, D)
@@ -157,48 +159,60 @@ def walker_cache(theta, r, j, s, x, D):
 
 
 @njit(cache=True)
+def probe(theta, r, j, s, x, p, dx, D, with_drift):
+    """psi at x and after particle p moved by dx (D,), as the kernel computes them.
+
+    Stage 0 builds fresh caches at x and takes the local terms there; stage 1 builds
+    fresh caches again and makes one accepted move as the kernel does: importance
+    sampling (with_drift: the gradient at x and at the proposal, then the commit that
+    reuses the proposal's sigmoids) or Metropolis (no gradients; the commit computes
+    them), then takes the local terms from the caches after the commit.
+
+    Returns (ratio |psi(x')/psi(x)|^2, kin (2,), grad (2, M) d_i ln psi, O (2, n_params)
+    d ln psi / d theta (n_params = len(theta)), g (2, D) nabla_p ln psi at x and at the
+    proposal (NaN without the drift), y (M,) the moved x); row 0 of kin, grad, O is at x,
+    row 1 after the commit.
+    """
+    M = x.shape[0]
+    kin = np.empty(2)
+    grad = np.empty((2, M))
+    lap = np.empty(M)
+    O = np.empty((2, theta.shape[0]))
+    g = np.full((2, D), np.nan)
+    y = x.copy()
+    ratio = 0.0
+    for stage in range(2):  # one inlined copy of each operation
+        rc, jc, sc = new_caches(theta, r, j, s, x, D)
+        if stage == 1:
+            if with_drift:
+                gradient(theta, r, rc, j, jc, s, sc, y, p, D, g[0])
+            log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, y, p, dx, D)
+            ratio = np.exp(log_q) * factor
+            if with_drift:
+                proposed_gradient(theta, r, rc, j, jc, s, sc, y, p, dx, D, g[1])
+            commit(theta, r, rc, j, jc, s, sc, y, p, dx, D, with_drift)
+        kin[stage] = kinetic_energy(theta, r, rc, j, jc, s, sc, y, D, grad[stage], lap)
+        parameter_derivatives(theta, r, rc, j, jc, s, sc, y, D, O[stage])
+    return ratio, kin, grad, O, g, y
+
+
 def move_ratio_at(theta, r, j, s, x, p, dx, D):
     """|psi(x')/psi(x)|^2 for particle p moved by dx, as the kernel computes it."""
-    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
-    log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
-    return np.exp(log_q) * factor
+    return probe(theta, r, j, s, x, p, np.asarray(dx, dtype=np.float64), D, False)[0]
 
 
-@njit(cache=True)
-def move_and_commit_at(theta, r, j, s, x, p, dx, D, n_params, with_drift):
-    """One accepted move as the kernel makes it: importance sampling (with_drift: the
-    gradients at x and at the proposal, then the commit that reuses the proposal's
-    sigmoids) or Metropolis (no gradients; the commit computes them). Returns
+def move_and_commit_at(theta, r, j, s, x, p, dx, D, with_drift):
+    """One accepted move as the kernel makes it (see :func:`probe`). Returns
     (nabla_p ln psi at x, at the proposal (both (D,), NaN without the drift), the moved
     x (M,), the kinetic energy and d ln psi / d theta (n_params,) from the caches after
-    the commit)."""
-    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
-    g_old = np.full(D, np.nan)
-    g_new = np.full(D, np.nan)
-    if with_drift:
-        gradient(theta, r, rc, j, jc, s, sc, x, p, D, g_old)
-    move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
-    if with_drift:
-        proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, g_new)
-    y = x.copy()
-    commit(theta, r, rc, j, jc, s, sc, y, p, dx, D, with_drift)
-    kin, _, O = _local_terms(theta, r, rc, j, jc, s, sc, y, D, n_params)
-    return g_old, g_new, y, kin, O
+    the commit); n_params = len(theta)."""
+    dx = np.asarray(dx, dtype=np.float64)
+    _, kin, _, O, g, y = probe(theta, r, j, s, x, p, dx, D, with_drift)
+    return g[0], g[1], y, kin[1], O[1]
 
 
-@njit(cache=True, inline="always")
-def _local_terms(theta, r, rc, j, jc, s, sc, x, D, n_params):
-    """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) from caches."""
-    grad = np.empty(x.shape[0])
-    lap = np.empty(x.shape[0])
-    kin = kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
-    O = np.empty(n_params)
-    parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, O)
-    return kin, grad, O
-
-
-@njit(cache=True)
-def local_terms_at(theta, r, j, s, x, D, n_params):
-    """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) at x."""
-    rc, jc, sc = walker_cache(theta, r, j, s, x, D)
-    return _local_terms(theta, r, rc, j, jc, s, sc, x, D, n_params)
+def local_terms_at(theta, r, j, s, x, D):
+    """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) at x;
+    n_params = len(theta)."""
+    _, kin, grad, O, _, _ = probe(theta, r, j, s, x, 0, np.zeros(D), D, False)
+    return kin[0], grad[0], O[0]
