@@ -122,10 +122,10 @@ def test_summary_names_the_parts_present(P, statistics, jastrow, product):
         assert not _lines(text, "orbitals") and not _lines(text, "inverse drift")
 
 
-def test_every_registered_part_has_its_name_in_the_summary():
+def test_every_registered_part_has_its_own_name_and_place_in_the_summary():
     from parallel_vmc.wavefunction import PARTS
 
-    assert sorted(p.name for p in PARTS) == sorted(name for name, _ in report.PRODUCT)
+    assert len({p.label for p in PARTS}) == len({p.product_rank for p in PARTS}) == len(PARTS)
 
 
 # ----------------------------------------------------------------------------- run file

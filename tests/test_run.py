@@ -38,6 +38,20 @@ def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
     assert result.summary["energy"] == pytest.approx(2.0, abs=1e-10)
 
 
+def test_every_part_stores_what_its_registry_entry_names(tiny_config):
+    """/wavefunction holds each present part's arrays (``Part.stored``), the variational
+    widths too (they were left out before the registry named them), equal to theta."""
+    from parallel_vmc.runfile import schema as S
+
+    cfg = tiny_config(wavefunction={"variational_widths": True})
+    result = run_config(cfg)
+    with h5py.File(cfg.output.path) as h5:
+        wf = h5[S.WAVEFUNCTION]
+        stored = np.concatenate([np.ravel(wf[name][()]) for name in ("a", "b", "W")])
+        stored = np.concatenate([stored, wf[S.WIDTH_SHIFT][()]])
+        np.testing.assert_array_equal(stored, result.theta)
+
+
 def test_file_follows_the_schema(tiny_config):
     cfg = tiny_config()
     run_config(cfg)

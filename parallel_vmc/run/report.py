@@ -175,19 +175,9 @@ def time_line(timings: dict) -> str:
     )
 
 
-# the parts of psi as the product is written (Slater-Jastrow order), by registry name
-PRODUCT = (
-    ("slater", "Slater"),
-    ("rbm", "RBM"),
-    ("widths", "variational widths"),
-    ("pade", "Pade-Jastrow"),
-    ("hard_sphere", "hard-sphere (1 - a/r)"),
-)
-
-
 def wavefunction_line(wf) -> str:
     """'Slater x RBM x Pade-Jastrow, 4 hidden units, psi=sqrt, ...': the parts present."""
-    product = " x ".join(label for name, label in PRODUCT if name in wf.layout.parts)
+    product = wf.layout.product_label()
     sigma_z = f", sigma_z={wf.sigma_z:.6g}" if wf.sigma_z is not None else ""
     return (
         f"{product}, {wf.layout.n_hidden} hidden units, psi={wf.psi}, "

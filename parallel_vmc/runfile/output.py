@@ -383,16 +383,11 @@ class RunFile:
     def write_wavefunction(
         self, wf, theta: np.ndarray, statistics: str, inverse_drift: float | None = None
     ) -> None:
-        """/wavefunction: the parts' parameters in theta (n_params,) and what is fixed;
-        with the Slater part its orbitals (P/2, D), orbital scale and, when known (not
-        after a failure), the largest inverse drift over all ranks."""
+        """/wavefunction: what each part stores (``Part.stored``: its parameters in theta
+        (n_params,) and what is fixed) and, with determinants and when known (not after
+        a failure), the largest inverse drift over all ranks."""
         grp = self.h5.require_group(S.WAVEFUNCTION)
-        a, b, W = wf.layout.split(theta)
-        items = list(zip(S.WAVEFUNCTION_ARRAYS, (a, b, W, wf.sigma)))
-        if wf.layout.n_jastrow:
-            items += zip(S.JASTROW_ARRAYS, (wf.layout.betas(theta), wf.cusp))
-        if wf.has_determinants:
-            items += zip(S.SLATER_ARRAYS, (wf.orbitals(), wf.orbital_scale(theta)))
+        items = [item for part in wf.layout.present() for item in part.stored(wf, theta)]
         for name, value in items:
             if name in grp:
                 del grp[name]

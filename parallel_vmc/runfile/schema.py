@@ -136,6 +136,7 @@ HISTOGRAM_ARRAYS = ("counts", "density", "error")  # bins' shape, in every histo
 # ----------------------------------------------------------------------------- others
 WAVEFUNCTION_ARRAYS = ("a", "b", "W", "sigma")
 JASTROW_ARRAYS = ("jastrow_beta", "jastrow_cusp")
+WIDTH_SHIFT = "width_shift"  # variational widths [delta_xy, delta_z] (format >= 6)
 ORBITALS = "orbitals"  # (n, D) int64: quantum numbers of the n = P/2
 # orbitals occupied by each spin, in column order
 ORBITAL_SCALE = "orbital_scale"  # (): the optimised orbital scale alpha

@@ -28,7 +28,7 @@ from ..jit.borrow import borrowed, release
 from ..jit.vector_width import prefer_wide_vectors
 from ..rng import normal, uniform
 from ..system import coulomb_from_table, coulomb_potential, overlaps, trap_potential_axes
-from ..wavefunction import compose, pair_jastrow, rbm, slater
+from ..wavefunction import compose
 from . import estimators as S
 from .observables import accumulate, batch_of, batch_start
 
@@ -159,7 +159,7 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     inter = 0.0
     if sy.coulomb:
         if j is not None:  # the pair part keeps every r_pq: no square roots here
-            inter = coulomb_from_table(jc, pair_jastrow.distance_table(j, D), sy.particles)
+            inter = coulomb_from_table(jc, compose.pair_distances(j, D), sy.particles)
         else:
             inter = coulomb_potential(x, sy.particles, D)
     return kin, trap, inter
@@ -172,17 +172,26 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
 # fastmath={"contract"} only fuses a * b + c into one FMA (one rounding, no reordering,
 # no assumption about inf or nan): the inlined exponential of a wide hidden layer
 # (fastexp.py) became 30 % cheaper, the fermion move at P = 20 about 7 %.
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def run_walkers(sw, theta, r, j, s, sy, walkers, out):
+@njit(cache=True)
+def run_walkers(sw, theta, parts, sy, walkers, out):
     """Advance every walker by sw.n_sweeps sweeps; accumulate or record estimators.
 
-    sw: ``Sweeps``; theta: (n_params,) the variational parameters; r:
-    ``rbm.RBMParams``; j: the pair part's ``pair_jastrow.PadeParams`` or
-    ``HardSphereParams``, or None (numba then compiles a version with every pair-part
-    branch pruned); s: ``slater.SlaterParams`` or None (the
-    same); sy: ``system.SystemParams``; walkers:
-    ``WalkerArrays``; out: ``Outputs``. The arrays are taken out of the tuples once,
-    here: each array taken out of a tuple is reference-counted (see ``compose.py``).
+    sw: ``Sweeps``; theta: (n_params,) the variational parameters; parts: the wave
+    function's ``compose.Parts`` (one bundle, a slot per role); sy:
+    ``system.SystemParams``; walkers: ``WalkerArrays``; out: ``Outputs``. The roles are
+    handed on as arguments: numba prunes the branches of an absent (None) part only
+    where it is a function's argument.
+    """
+    sweep_walkers(sw, theta, parts.rbm, parts.pair, parts.antisymmetric, sy, walkers, out)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
+    """:func:`run_walkers` with the parts by role: r the RBM's parameters
+    (``rbm.RBMParams``), j the correlation part's (or None), s the antisymmetric
+    part's (or None); numba compiles a version per combination with the branches of
+    absent parts pruned. The arrays are taken out of the tuples once, here: each array
+    taken out of a tuple is reference-counted (see ``compose.py``).
     """
     prefer_wide_vectors(r.widest)
     X, rng, accepted, inverse_drift = (
@@ -203,10 +212,11 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
     )
     # The per-move code uses borrowed views (see borrow.py): no atomic reference
     # counts however the inlined parts branch. The owners are released at the end.
+    rc0, jc0, sc0 = compose.empty_caches(r, j, s, D)
     owners = (
-        rbm.new_cache(r, D),
-        pair_jastrow.new_cache(j, D),
-        slater.new_cache(s, D),
+        rc0,
+        jc0,
+        sc0,
         np.empty(4 * D),
         np.empty(2 * X.shape[1]),
         np.empty(r.n_hidden),
@@ -234,7 +244,7 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
             wait = (obs_spec.every - sw.t0 % obs_spec.every) % obs_spec.every
         for sweep in range(sw.n_sweeps):
             if method == GIBBS:
-                rbm.gibbs_sweep(theta, r, rc, x, h, st)
+                compose.gibbs_sweep(theta, r, rc, x, h, st)
                 n_acc += P
             else:
                 for p in range(P):
@@ -268,7 +278,9 @@ def run_walkers(sw, theta, r, j, s, sy, walkers, out):
                         )
                         n_acc += 1
             if s is not None and (sweep + 1) % s.refresh_every == 0:
-                inverse_drift[w] = max(inverse_drift[w], slater.refresh_checked(theta, s, sc, x, D))
+                inverse_drift[w] = max(
+                    inverse_drift[w], compose.refresh_inverses(theta, s, sc, x, D)
+                )
             if mode == THERMALIZE:
                 continue
             kin, trap, inter = local_energy(theta, r, rc, j, jc, s, sc, x, sy, work_g, work_l)

@@ -150,8 +150,9 @@ class Sampler:
     """One Markov-chain method with its (tuned, then frozen) step.
 
     system: ``system.System``; wf: ``wavefunction.WaveFunction``; drift_limit: Umrigar's
-    a of importance sampling (``kernels.limit_drift``; None: 1 when psi has the nodes of
-    Slater determinants or the hard-sphere factor's zeros, else 0, off).
+    a of importance sampling (``kernels.limit_drift``; None: what the parts need,
+    ``Layout.drift_limit``: 1 at the nodes of determinants or a hard-sphere factor's
+    zeros, else 0, off).
     """
 
     def __init__(
@@ -166,8 +167,8 @@ class Sampler:
         if drift_limit is None:
             # the drift diverges at a node of the determinants and at a hard core (an
             # unlimited drift there throws the proposal far off: a pair near its core
-            # was seen locked for a whole production, N = 100)
-            drift_limit = 1.0 if wf.has_determinants or wf.jastrow == "hard_sphere" else 0.0
+            # was seen locked for a whole production, N = 100): the parts say
+            drift_limit = wf.layout.drift_limit()
         self.drift_limit = float(drift_limit)
         self.method = method
         self.code = K.SAMPLER_CODES[method]
@@ -205,7 +206,6 @@ class Sampler:
         (``Walkers.kernel_arrays``); the outputs left None are passed as empty arrays
         (not stored)."""
         n = arrays.positions.shape[0]
-        r, j, s = self.wf.kernel_parts()
         sweeps = K.Sweeps(
             self.code,
             mode,
@@ -227,9 +227,7 @@ class Sampler:
         K.run_walkers(
             sweeps,
             np.ascontiguousarray(theta, dtype=np.float64),
-            r,
-            j,
-            s,
+            self.wf.kernel_parts(),
             self.hamiltonian(),
             arrays,
             outputs,

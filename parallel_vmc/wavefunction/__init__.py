@@ -104,10 +104,10 @@ class WaveFunction:
         )
 
     def kernel_parts(self):
-        """(RBMParams, the pair part's (PadeParams or HardSphereParams) or None,
-        SlaterParams or None): where the parts find their blocks in theta and their fixed
-        numbers, as the kernels take them."""
-        from . import pair_jastrow, rbm, slater
+        """``compose.Parts`` (RBMParams, the pair part's (PadeParams or HardSphereParams)
+        or None, SlaterParams or None): where the parts find their blocks in theta and
+        their fixed numbers, as the kernels take them."""
+        from . import compose, pair_jastrow, rbm, slater
 
         lay = self.layout
         r = rbm.params(
@@ -136,4 +136,4 @@ class WaveFunction:
                 self.omega,
                 self.determinant_refresh,
             )
-        return r, j, s
+        return compose.Parts(r, j, s)

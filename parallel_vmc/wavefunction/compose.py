@@ -42,10 +42,26 @@ Jastrow factor).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from . import pair_jastrow, rbm, slater
+
+
+class Parts(NamedTuple):
+    """The parts of psi as the kernels take them: one bundle, a slot per role.
+
+    rbm: the one-body RBM's ``rbm.RBMParams`` (always); pair: the correlation part's
+    parameters, ``pair_jastrow.PadeParams`` or ``HardSphereParams`` (the implementation
+    of the role is chosen by the type), or None; antisymmetric: the determinants'
+    ``slater.SlaterParams``, or None. Each holds scalars only (see above).
+    """
+
+    rbm: object
+    pair: object
+    antisymmetric: object
 
 
 @njit(cache=True)
@@ -142,6 +158,35 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
         slater.parameter_derivatives(theta, s, sc, x, D, out)
 
 
+# ------------------------------------------------------ what the kernel asks of one part
+# The kernel reaches every part through this module; these are the operations that only
+# one role has.
+
+
+@njit(cache=True, inline="always")
+def empty_caches(r, j, s, D):
+    """The parts' caches (rc, jc, sc), allocated, not yet filled (see ``refresh``)."""
+    return rbm.new_cache(r, D), pair_jastrow.new_cache(j, D), slater.new_cache(s, D)
+
+
+@njit(cache=True, inline="always")
+def gibbs_sweep(theta, r, rc, x, h, st):
+    """One Gibbs sweep of the RBM alone (see ``rbm.gibbs_sweep``)."""
+    rbm.gibbs_sweep(theta, r, rc, x, h, st)
+
+
+@njit(cache=True, inline="always")
+def refresh_inverses(theta, s, sc, x, D):
+    """Fresh inverses of the determinants; how far the updated ones had drifted."""
+    return slater.refresh_checked(theta, s, sc, x, D)
+
+
+@njit(cache=True, inline="always")
+def pair_distances(j, D):
+    """Offset of the correlation part's table of current pair distances in its cache."""
+    return pair_jastrow.distance_table(j, D)
+
+
 # ------------------------------------------------------------- the entry points of tests
 # One compiled entry point per part signature, ``probe``: every kernel signature costs
 # seconds of LLVM with an empty cache, and four overlapping entry points per signature
@@ -151,9 +196,7 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
 @njit(cache=True, inline="always")
 def new_caches(theta, r, j, s, x, D):
     """Fresh caches (rc, jc, sc) of the parts for position x."""
-    rc = rbm.new_cache(r, D)
-    jc = pair_jastrow.new_cache(j, D)
-    sc = slater.new_cache(s, D)
+    rc, jc, sc = empty_caches(r, j, s, D)
     refresh(theta, r, rc, j, jc, s, sc, x)
     return rc, jc, sc
 

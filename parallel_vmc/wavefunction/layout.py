@@ -13,19 +13,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..runfile import schema as S
+
 
 @dataclass(frozen=True)
 class Part:
-    """A registered part: its name, what selects it (``selects(system, wf)`` of the
-    system and wavefunction config sections, or of ``System`` and the wavefunction
-    section; ``selected_by`` says it in config words for messages), the smallest
-    dimension it supports, and its blocks (a function of (n_visible, n_hidden))."""
+    """A registered part: everything the rest of the program needs to know of it.
+
+    name: its registry name; selects(system, wf): whether a run has it (of the system
+    and wavefunction config sections, or of ``System`` and the wavefunction section),
+    ``selected_by`` saying it in config words for messages; min_dimensions: the smallest
+    dimension it supports; blocks(M, N): the (name, shape) of its parameters; label: its
+    name in the summary's product (``product_rank`` orders that product); start(theta,
+    layout, scale, rng, beta): sets its block of a fresh theta; stored(wf, theta): the
+    (name, value) pairs it stores in the run file's /wavefunction; drift_limit: Umrigar's
+    drift limit it needs (the drift diverges at its nodes or cores; 0: none).
+    """
 
     name: str
     selects: object
     selected_by: str
     min_dimensions: int
     blocks: object
+    label: str
+    product_rank: int
+    start: object
+    stored: object
+    drift_limit: float = 0.0
 
 
 # Block sizes the part modules read too (one home: here, numba-free)
@@ -38,6 +52,30 @@ def needs_determinants(system) -> bool:
     return system.statistics == "fermions" and system.particles > 2
 
 
+def _rbm_start(theta, layout, scale, rng, beta):
+    """Every RBM parameter ~ Normal(0, scale^2), drawn in block order."""
+    start = layout.part_offset("rbm")
+    theta[start : start + layout.n_rbm] = scale * rng.standard_normal(layout.n_rbm)
+
+
+def _set_block(name, value):
+    """start(): the block ``name`` set to value (a number, or "beta" for beta)."""
+
+    def start(theta, layout, scale, rng, beta):
+        layout.block(theta, name)[:] = beta if value == "beta" else value
+
+    return start
+
+
+def _no_start(theta, layout, scale, rng, beta):
+    """A part without parameters, or whose block starts at 0."""
+
+
+def _rbm_stored(wf, theta):
+    a, b, W = wf.layout.split(theta)
+    return list(zip(S.WAVEFUNCTION_ARRAYS, (a, b, W, wf.sigma)))
+
+
 PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
     Part(
         "rbm",
@@ -45,35 +83,57 @@ PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
         "always",
         1,  # rbm.py
         lambda M, N: (("a", (M,)), ("b", (N,)), ("W", (M, N))),
+        "RBM",
+        1,
+        _rbm_start,
+        _rbm_stored,
     ),
     Part(
         "widths",
-        lambda sy, wf: wf.variational_widths,  # rbm.py: the
+        lambda sy, wf: wf.variational_widths,  # rbm.py: the RBM's Gaussian
         "wavefunction.variational_widths: true",
-        1,  # RBM's Gaussian
-        lambda M, N: (("width_shift", (WIDTH_AXES,)),),
+        1,
+        lambda M, N: ((S.WIDTH_SHIFT, (WIDTH_AXES,)),),
+        "variational widths",
+        2,
+        _no_start,
+        lambda wf, theta: [(S.WIDTH_SHIFT, wf.layout.block(theta, S.WIDTH_SHIFT))],
     ),
     Part(
         "pade",
         lambda sy, wf: wf.jastrow == "pade",
         "wavefunction.jastrow: pade",
         2,
-        lambda M, N: (("jastrow_beta", (N_PAIR_KINDS,)),),
-    ),  # pair_jastrow.py
+        lambda M, N: (("jastrow_beta", (N_PAIR_KINDS,)),),  # pair_jastrow.py
+        "Pade-Jastrow",
+        3,
+        _set_block("jastrow_beta", "beta"),
+        lambda wf, theta: list(zip(S.JASTROW_ARRAYS, (wf.layout.betas(theta), wf.cusp))),
+    ),
     Part(
         "hard_sphere",
         lambda sy, wf: wf.jastrow == "hard_sphere",
         "wavefunction.jastrow: hard_sphere",
         1,
-        lambda M, N: (),
-    ),  # pair_jastrow.py
+        lambda M, N: (),  # pair_jastrow.py
+        "hard-sphere (1 - a/r)",
+        4,
+        _no_start,
+        lambda wf, theta: [],
+        drift_limit=1.0,
+    ),
     Part(
         "slater",
         lambda sy, wf: needs_determinants(sy),
         "system.statistics: fermions",
         1,
-        lambda M, N: (("orbital_scale", (1,)),),
-    ),  # slater.py
+        lambda M, N: ((S.ORBITAL_SCALE, (1,)),),  # slater.py
+        "Slater",
+        0,
+        _set_block(S.ORBITAL_SCALE, 1.0),
+        lambda wf, theta: list(zip(S.SLATER_ARRAYS, (wf.orbitals(), wf.orbital_scale(theta)))),
+        drift_limit=1.0,
+    ),
 )
 
 
@@ -167,13 +227,23 @@ class Layout:
         return np.concatenate([np.ravel(named[b.name]) for b in self.blocks]).astype(np.float64)
 
     def initial(self, scale: float, rng: np.random.Generator, beta: float = 1.0) -> np.ndarray:
-        """The start: every RBM parameter ~ Normal(0, scale^2), drawn in block order;
-        the Jastrow betas = beta; the orbital scale 1; the blocks of any other part 0."""
+        """The start: every part sets its block (``Part.start``): the RBM's parameters
+        ~ Normal(0, scale^2) in block order, the Jastrow betas = beta, the orbital scale
+        1, any other block 0."""
         theta = np.zeros(self.n_params)
-        rbm_start = self.part_offset("rbm")
-        theta[rbm_start : rbm_start + self.n_rbm] = scale * rng.standard_normal(self.n_rbm)
-        if "pade" in self.parts:
-            self.betas(theta)[:] = beta
-        if "slater" in self.parts:
-            self.block(theta, "orbital_scale")[:] = 1.0
+        for part in self.present():
+            part.start(theta, self, scale, rng, beta)
         return theta
+
+    def present(self) -> tuple:
+        """The registered parts of this layout, in PARTS order."""
+        return tuple(p for p in PARTS if p.name in self.parts)
+
+    def product_label(self) -> str:
+        """'Slater x RBM x Pade-Jastrow': the present parts as the product is written."""
+        ordered = sorted(self.present(), key=lambda p: p.product_rank)
+        return " x ".join(p.label for p in ordered)
+
+    def drift_limit(self) -> float:
+        """The drift limit the present parts need (0: none; see ``Part.drift_limit``)."""
+        return max(p.drift_limit for p in self.present())
