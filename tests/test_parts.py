@@ -342,6 +342,7 @@ def test_every_registered_part_is_combined_and_has_a_reference():
     assert names == {name for _, _, parts, _ in COMBOS for name in parts}
 
 
+@pytest.mark.coldcache
 def test_a_broken_formula_fails_these_tests(tmp_path):
     """The tests above can fail: flip the sign of the Padé u'(r) in a copy of the
     package and run them on it (a fresh numba cache, so the copy is compiled)."""

@@ -9,7 +9,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, subprocess_env
+
+pytestmark = pytest.mark.coldcache  # the first run compiles with an empty cache
 
 CONFIG = pathlib.Path(ROOT) / "configs" / "quickstart.yaml"
 SHORT = [
@@ -41,7 +44,7 @@ def report():
     print("JIT-STATS " + json.dumps({"hits": hits, "misses": misses}))
 
 atexit.register(report)
-from parallel_vmc.cli import main
+from parallel_vmc.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ..wavefunction.layout import PAIR_PARTS
+
 SAMPLERS = ("metropolis", "importance", "gibbs")
 DEFAULT_SAMPLES = 2**22
 
@@ -46,7 +48,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--jastrow",
-        choices=("none", "pade", "hard_sphere"),
+        choices=("none",) + PAIR_PARTS,
         help="correlation factor (default: the config's, else none)",
     )
     p.add_argument("--walkers", type=int, default=16, help="walkers per rank (default 16)")

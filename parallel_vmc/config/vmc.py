@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..wavefunction.layout import PAIR_PARTS
 from .fields import (
     REQUIRED,
     ConfigDumper,
@@ -111,7 +112,7 @@ SPEC: dict[str, dict[str, Field]] = {
             "pair factor: none, the cusp-exact Padé-Jastrow "
             "exp(sum a r/(1 + beta r)), or hard_sphere prod (1 - a/r_pq); "
             "null -> hard_sphere with interaction hard_sphere, else none",
-            choices=("none", "pade", "hard_sphere"),
+            choices=("none",) + PAIR_PARTS,  # the registry's pair parts
             nullable=True,
         ),
         "jastrow_beta": Field(
