@@ -23,8 +23,9 @@ from test_fuzz_config import run_cli
 
 from parallel_vmc.config.fields import ConfigError
 from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.hamiltonian.geometry import min_pair_distance
 from parallel_vmc.sampling.samplers import Sampler, Walkers
-from parallel_vmc.system import System, min_pair_distance, potential_energy
+from parallel_vmc.system import System, potential_energy
 from parallel_vmc.wavefunction import WaveFunction, compose, pair_jastrow
 
 GAMMA = 2.82843

@@ -12,10 +12,12 @@ from conftest import make_config
 
 from parallel_vmc import wavefunction as wfm
 from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.hamiltonian.coulomb import coulomb_potential
+from parallel_vmc.hamiltonian.trap import trap_potential
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.run.driver import Run
 from parallel_vmc.sampling.samplers import Sampler, Walkers
-from parallel_vmc.system import System, coulomb_potential, trap_potential
+from parallel_vmc.system import System
 
 
 def test_cusps_follow_dimension_and_spins():

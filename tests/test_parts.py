@@ -29,8 +29,9 @@ import numpy as np
 import pytest
 
 from parallel_vmc.config.vmc import from_dict
+from parallel_vmc.hamiltonian.geometry import min_pair_distance
 from parallel_vmc.sampling.kernels import langevin_log_green
-from parallel_vmc.system import System, min_pair_distance
+from parallel_vmc.system import System
 from parallel_vmc.wavefunction import PAIR_PARTS, PARTS, WaveFunction, compose
 
 # 3 bosons (up, up, down for the Jastrow cusps): both kinds of spin pairs; fermions

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..hamiltonian import terms
 from ..wavefunction.layout import PAIR_PARTS
 from .fields import (
     REQUIRED,
@@ -48,12 +49,19 @@ SPEC: dict[str, dict[str, Field]] = {
             min_exclusive=True,
             nullable=True,
         ),
+        "trap": Field(
+            "str",
+            "harmonic",
+            "the external potential (a registered term of hamiltonian/terms.py): "
+            "harmonic, with omega and omega_z",
+            choices=terms.names("external"),
+        ),
         "interaction": Field(
             "str",
             "coulomb",
             "pair interaction: coulomb 1/r_pq, "
             "hard_sphere (V = inf for r_pq <= hard_sphere_radius), or none",
-            choices=("coulomb", "hard_sphere", "none"),
+            choices=terms.names("interaction"),
         ),
         "hard_sphere_radius": Field(
             "float",

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 
+from ..hamiltonian.terms import term
 from ..runfile import schema as S
 from ..sampling import observables
 from ..wavefunction import slater
@@ -186,15 +187,10 @@ def wavefunction_line(wf) -> str:
 
 
 def system_line(sy) -> str:
-    """'P=10 D=3 omega=1 omega_z=2.83 hard spheres a=0.0043, bosons'."""
-    trap = f"omega={sy.omega:g}" + (
-        f" omega_z={sy.omega_z:g}" if sy.omega_z is not None and sy.omega_z != sy.omega else ""
-    )
-    inter = {
-        "coulomb": "coulomb",
-        "none": "no interaction",
-        "hard_sphere": f"hard spheres a={sy.hard_sphere_radius:g}",
-    }[sy.interaction]
+    """'P=10 D=3 omega=1 omega_z=2.83 hard spheres a=0.0043, bosons': the terms' labels
+    (``hamiltonian/terms.py``)."""
+    trap = term("external", sy.trap).label(sy)
+    inter = term("interaction", sy.interaction).label(sy)
     return f"P={sy.particles} D={sy.dimensions} {trap} {inter}, {sy.statistics}"
 
 

@@ -24,10 +24,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..hamiltonian.compose import external_energy
+from ..hamiltonian.coulomb import coulomb_from_table, coulomb_potential
+from ..hamiltonian.hard_core import overlaps
 from ..jit.borrow import borrowed, release
 from ..jit.vector_width import prefer_wide_vectors
 from ..rng import normal, uniform
-from ..system import coulomb_from_table, coulomb_potential, overlaps, trap_potential_axes
 from ..wavefunction import compose
 from . import estimators as S
 from .observables import accumulate, batch_of, batch_start
@@ -155,7 +157,7 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
     D = len(sy.axis_omegas)  # a constant (see SystemParams)
     kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
-    trap = trap_potential_axes(x, sy.omega, sy.omega_z, D)
+    trap = external_energy(sy.external, x, D)
     inter = 0.0
     if sy.coulomb:
         if j is not None:  # the pair part keeps every r_pq: no square roots here

@@ -35,9 +35,9 @@ import math
 import numpy as np
 from numba import njit
 
+from ..hamiltonian.geometry import pair_distance
 from ..runfile import schema as S
 from ..runfile.schema import shell_volumes
-from ..system import pair_distance
 from .obs_layout import (
     COUNT,
     E2,

@@ -21,7 +21,30 @@ import numpy as np
 from .layout import N_PAIR_KINDS, PAIR_PARTS, PARTS, Block, Layout, Part
 
 # The jitted part modules are imported where they are used, not here: the registry and
-# the layout serve config validation, which runs without numba.
+# the layout serve config validation, which runs without numba. Their names are still
+# attributes of the package, imported on first use (PEP 562).
+_LAZY = {
+    "compose": ("compose", None),
+    "rbm": ("rbm", None),
+    "pair_jastrow": ("pair_jastrow", None),
+    "slater": ("slater", None),
+    "exact_sigma": ("rbm", "exact_sigma"),
+    "psi_exponent": ("rbm", "psi_exponent"),
+    "pade_cusps": ("pair_jastrow", "pade_cusps"),
+}
+
+
+def __getattr__(name):
+    """The part modules and their names, imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = importlib.import_module(f"{__name__}.{module}")
+    return value if attr is None else getattr(value, attr)
+
+
 __all__ = ["PARTS", "PAIR_PARTS", "Part", "Block", "Layout", "WaveFunction", "N_PAIR_KINDS"]
 
 

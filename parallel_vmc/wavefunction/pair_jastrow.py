@@ -46,8 +46,8 @@ from numba import njit
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
+from ..hamiltonian.geometry import distance, pair_distance
 from ..jit.unsigned import u
-from ..system import distance, pair_distance
 from .layout import N_PAIR_KINDS  # antiparallel, parallel
 
 # Inlining the pair laws' overloads makes numba's SSA pass print a "pedantic" internal
