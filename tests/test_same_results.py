@@ -214,6 +214,28 @@ CURRENT = {  # since fused multiply-adds in the kernel (issue 16; history above)
 }
 
 
+def blas_kernel() -> str:
+    """'Haswell/2': the kernel family OpenBLAS chose on this CPU and its thread count
+    (they fix the summation order of the SR case's O^T O)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ",".join(f"{i.get('architecture')}/{i.get('num_threads')}" for i in blas)
+
+
+# The SR case where OpenBLAS sums O^T O in another order than on the machine CURRENT
+# was taken on (its kernel family there is not known): the same moves, the summary
+# energy 6e-14 relative from CURRENT's (seen on an AMD EPYC, numpy 2.4 with OpenBLAS
+# 0.3.31 choosing its Haswell kernels, 2 threads).
+SR_BY_BLAS = {
+    "Haswell/2": (
+        "0x1.8a74d82f49b08p+1",
+        "0x1.767056070c622p-7",
+        "915832fd21d0c4f65e6223617f9d3a2226e60a2e88c73dbd5218d3d3a15e59e6",
+    ),
+}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_bits_as_recorded(tmp_path, name):
     if libm_fingerprint() != PLATFORM:
@@ -221,4 +243,7 @@ def test_same_bits_as_recorded(tmp_path, name):
             f"fingerprints recorded on another floating-point platform (libm "
             f"{PLATFORM}, here {libm_fingerprint()})"
         )
-    assert fingerprint(name, tmp_path / "run.h5") == CURRENT[name]
+    expected = CURRENT[name]
+    if name == "sr":
+        expected = SR_BY_BLAS.get(blas_kernel(), expected)
+    assert fingerprint(name, tmp_path / "run.h5") == expected
