@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -216,7 +217,10 @@ class Session:
     ``gio.read_resumable``). stop_after: epochs this launch may train before it stops,
     checkpointed (None: no limit); max_walltime: seconds this launch may run. A stop
     signal (SIGTERM, SIGUSR1, SIGINT) or the wall time stops every rank after the same
-    mini-batch, checkpointed (``control.Control`` flags in its one Allreduce)."""
+    mini-batch, checkpointed, and output.checkpoint_every seconds after the last
+    checkpoint every rank checkpoints after the same mini-batch, as a VMC run does
+    after a unit of work (``control.Control`` flags in the mini-batch's one Allreduce);
+    output.checkpoint_epochs checkpoints at the end of every so many epochs."""
 
     def __init__(
         self, cfg, comm, data, held, progress=True, stop_after=None, resume=None, max_walltime=None
@@ -227,7 +231,8 @@ class Session:
         self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank, comm.size)
         # the evaluation is collective too: each rank keeps its part of the held-out rows
         self.held = None if held is None else np.ascontiguousarray(held[comm.rank :: comm.size])
-        self.control = Control(comm.rank, math.inf, max_walltime)
+        every = cfg.output.checkpoint_every  # seconds; None: no checkpoints by time
+        self.control = Control(comm.rank, math.inf if every is None else every, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
         self.n_layers = len(layer_sizes(cfg))
@@ -295,6 +300,7 @@ class Session:
                     state,
                     self._after_epoch(rbm, layer, shard.rows),
                     self.control,
+                    partial(self.checkpoint, rbm, layer),  # by the clock
                 )
             except Interrupted as exc:
                 self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
@@ -332,7 +338,7 @@ class Session:
                     self.history[k].append(v)
                 if self.progress:
                     print(progress_line(row, epochs, self.n_layers), flush=True)
-            every = cfg.output.checkpoint_every
+            every = cfg.output.checkpoint_epochs
             stop = (
                 self.stop_after is not None
                 and self.trained >= self.stop_after

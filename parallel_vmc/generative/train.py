@@ -343,12 +343,21 @@ def _optimizer_arrays(tr, state: TrainState) -> tuple:
 
 
 def train_epoch(
-    rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm, n_steps_total: int, control=None
+    rbm_of,
+    tr,
+    state: TrainState,
+    shard: Shard,
+    seed: int,
+    comm,
+    n_steps_total: int,
+    control=None,
+    checkpoint=None,
 ) -> float:
     """The rest of the current epoch's mini-batches (from state.batch); updates state in
     place (theta and the optimiser's arrays in place too). rbm_of(theta) -> RBM whose
     arrays are views of theta. control: a ``control.Control`` whose flags ride in the
-    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns
+    mini-batch's one Allreduce; Interrupted when every rank agrees to stop, and
+    checkpoint(state) (collective) when its clock says a checkpoint is due. Returns
     the learning rate of the epoch's last mini-batch.
 
     Per mini-batch: one jitted call (``_minibatch``: the rows, the Gibbs sweeps, both
@@ -407,6 +416,8 @@ def train_epoch(
             decision = control.decide(total[2 * m :])
             if decision.stop:
                 raise Interrupted(f"stopped by {decision.stop}")
+            if decision.checkpoint and checkpoint is not None:  # same on every rank
+                checkpoint(state)
     state.epoch, state.batch = state.epoch + 1, 0
     return _rate(tr, state.epoch * per_epoch - 1, n_steps_total)
 
@@ -427,13 +438,14 @@ def train(
     state: TrainState | None = None,
     after_epoch=None,
     control=None,
+    checkpoint=None,
 ) -> TrainState:
     """Train rbm's parameters (kind, shape, sigma from rbm) on data for tr.epochs
     epochs from state (None: a fresh start). data: this rank's ``Shard``, or all
     training rows (n, n_v), of which the rank then takes its shard (``make_shard``
     with this seed). after_epoch(state, lr) is called after every epoch (history,
-    checkpoints, progress); it may raise to stop. control: see ``train_epoch``; its
-    Interrupted carries the state."""
+    checkpoints, progress); it may raise to stop. control, checkpoint: see
+    ``train_epoch`` (checkpoints by the clock); its Interrupted carries the state."""
     shard = data if isinstance(data, Shard) else None
     check_layout(tr, shard.n_total if shard else len(data), comm.size)
     if shard is None:
@@ -454,7 +466,7 @@ def train(
     total_steps = tr.epochs * (shard.n_total // tr.batch_size)
     while state.epoch < tr.epochs:
         try:
-            lr = train_epoch(rbm_of, tr, state, shard, seed, comm, total_steps, control)
+            lr = train_epoch(rbm_of, tr, state, shard, seed, comm, total_steps, control, checkpoint)
         except Interrupted as exc:
             exc.state = state
             raise
