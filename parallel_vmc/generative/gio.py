@@ -25,8 +25,8 @@ The file is small, so rank 0 writes it whole each time (model, history, checkpoi
 with the checkpoints' atomic writer (``hdf5io.write_atomically``: built in memory,
 written to ``PATH.tmp``, renamed over the old file): a kill at any moment leaves either
 the previous complete file or the new one, never a half-written one, and a failed write
-leaves the previous file as it was. Files of format 1 written before that (plain HDF5
-format, no mpi4py_version) read the same.
+leaves the previous file as it was. Files written before that (HDF5's default format,
+no mpi4py_version; the same layout and format_version) read the same.
 """
 
 from __future__ import annotations
