@@ -375,7 +375,7 @@ def _data_rows(run: TrainingRun):
         from parallel_vmc.generative import config as gconfig
         from parallel_vmc.generative import runner
 
-        data, _ = runner.load_data(gconfig.from_dict(run.config))
+        data, _ = runner.load_data(gconfig.from_dict(gconfig.upgrade_stored(run.config)))
         return data
     except Exception:  # noqa: BLE001 - reconstructions are optional
         return None

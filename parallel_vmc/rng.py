@@ -5,7 +5,8 @@ in an array of shape ``(n_walkers, 4)``, so checkpoints store plain integers and
 resumed run continues the very same streams. Seeds come from one root seed through
 ``numpy.random.SeedSequence``: chain ``k`` (``k = rank*W + walker``) uses the spawned
 child ``k + 1`` and the initial parameters use child 0, so a chain's stream depends on
-its global index only, not on how chains are spread over ranks.
+its global index only, not on how chains are spread over ranks. Every spawn key of the
+program (these and the training's) is in one table below.
 
 Re-seeding. A run resumed on a different number of ranks has a different number of
 chains, so the saved streams cannot simply continue. Its chains then get fresh streams:
@@ -20,7 +21,39 @@ import math
 import numpy as np
 from numba import njit
 
-PARAMS_STREAM = 0  # SeedSequence child used for the initial parameters
+# ------------------------------------------------------------------ seed spawn keys
+# Every random stream of a run (``pvmc run``, ``pvmc train``) is ``SeedSequence(seed,
+# spawn_key=key)`` of its root seed (see :func:`seed_sequence`) for one key of this
+# table: a fixed key, or a prefix followed by the indices its comment names. Streams
+# with equal keys are the same stream, so no two entries may produce equal keys
+# (tests/test_rng_keys.py checks it). Changing a value changes that stream and every
+# result drawn from it: add new entries, never renumber old ones. (The empty key,
+# ``default_rng(seed)``, belongs to tools that take a seed of their own: the samplers
+# of a trained model, the bootstrap.)
+PARAMS_KEY = (0,)  # the initial parameters: VMC's theta, an RBM layer's weights
+CHAIN_KEY_BASE = 1  # chain k: (k + 1,); after the r-th reseed (k + 1, r), r >= 1
+SHUFFLE_KEY = (0, 1)  # + (epoch,): the order of each batch position's rows in an epoch
+CHAIN_START_KEY = (0, 2)  # the rows the persistent (PCD) chains start from
+LAYER_SEED_KEY = (0, 3)  # + (layer,): the root seed of a deep belief net's layer >= 1
+DATA_SAMPLE_KEY = (0, 4)  # the drawn data set (bars_stripes rows, mixture2d points)
+HELD_OUT_KEY = (0, 5)  # the split of the data into training and held-out rows
+PSEUDO_LIKELIHOOD_KEY = (0, 6)  # + (epoch, rank): the bits the stochastic PL flips
+AIS_KEY = (0, 7)  # the AIS runs of the final evaluation (log Z)
+# (0, 8): never used
+DEAL_KEY = (0, 9)  # the deal of the training rows to the mini-batch positions
+
+
+def seed_sequence(seed: int, key: tuple, *indices: int) -> np.random.SeedSequence:
+    """The SeedSequence of the stream ``key`` (an entry of the table above) of the
+    root seed; indices: those the key's entry names (epoch, layer, ...)."""
+    return np.random.SeedSequence(seed, spawn_key=tuple(key) + indices)
+
+
+def chain_key(chain: int, reseed: int = 0) -> tuple:
+    """The spawn key of global chain ``chain`` (reseed > 0: after the reseed-th change
+    of the chain count)."""
+    first = chain + CHAIN_KEY_BASE
+    return (first,) if reseed == 0 else (first, reseed)
 
 
 def chain_states(seed: int, first_chain: int, n_chains: int, reseed: int = 0) -> np.ndarray:
@@ -31,15 +64,14 @@ def chain_states(seed: int, first_chain: int, n_chains: int, reseed: int = 0) ->
     """
     states = np.empty((n_chains, 4), dtype=np.uint64)
     for k in range(n_chains):
-        key = (first_chain + k + 1,) if reseed == 0 else (first_chain + k + 1, reseed)
-        child = np.random.SeedSequence(seed, spawn_key=key)
+        child = seed_sequence(seed, chain_key(first_chain + k, reseed))
         states[k] = child.generate_state(4, dtype=np.uint64)
     return states
 
 
 def params_generator(seed: int) -> np.random.Generator:
     """numpy Generator for the random initial parameters (identical on every rank)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PARAMS_STREAM,)))
+    return np.random.default_rng(seed_sequence(seed, PARAMS_KEY))
 
 
 @njit(cache=True, inline="always")

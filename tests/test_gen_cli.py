@@ -30,7 +30,7 @@ TINY = {
         "optimizer": "adam",
         "learning_rate": 0.05,
     },
-    "output": {"checkpoint_every": 2},
+    "output": {"checkpoint_epochs": 2},
     "seed": 3,
 }
 
@@ -265,7 +265,7 @@ def test_sigterm_stops_after_a_mini_batch_and_resume_matches(tmp_path):
     raw["data"]["size"] = 3
     raw["model"]["hidden"] = 8
     raw["training"].update(epochs=600, batch_size=7, chains=50, k=5)
-    raw["output"] = {"checkpoint_every": 50}
+    raw["output"] = {"checkpoint_epochs": 50}
     cfg = write_config(tmp_path, raw)
     whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
     assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
@@ -335,7 +335,7 @@ def test_divergence_fails_cleanly_and_is_recorded(tmp_path):
     raw["training"].update(
         optimizer="sgd", learning_rate=1e10, weight_decay=1e300, momentum=0.0, epochs=4
     )
-    raw["output"] = {"checkpoint_every": 1}
+    raw["output"] = {"checkpoint_epochs": 1}
     out = tmp_path / "d.h5"
     code, _, err = run_cli(["train", write_config(tmp_path, raw), "-o", out, "--quiet"])
     assert code == 1 and "non-finite" in err and "Traceback" not in err
@@ -352,3 +352,79 @@ def test_unusable_output_paths_exit_2(tmp_path, output, named):
     output = str(tmp_path / output) if output.startswith("FILE") else output
     code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", output])
     assert code == 2 and named in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ checkpoint_every
+@pytest.mark.parametrize("how", ["file", "set"])
+def test_an_epoch_count_in_checkpoint_every_exits_2_naming_both_meanings(tmp_path, how):
+    """An integer checkpoint_every is the epoch count of train configs before it
+    counted seconds: refused, never read as seconds."""
+    raw = copy.deepcopy(TINY)
+    extra = []
+    if how == "file":
+        raw["output"] = {"checkpoint_every": 10}
+    else:
+        extra = ["--set", "output.checkpoint_every=10"]
+    out = tmp_path / "o.h5"
+    for command in (["train", "-o", out], ["validate"]):
+        code, _, err = run_cli(command[:1] + [write_config(tmp_path, raw)] + command[1:] + extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("pvmc: error: output.checkpoint_every: 10 is an integer"), err
+        assert "seconds" in err and "output.checkpoint_epochs" in err
+    assert not out.exists()
+    assert (
+        gconfig.from_dict({**TINY, "output": {"checkpoint_every": 10.0}}).output.checkpoint_every
+        == 10.0
+    )
+
+
+def count_writes(monkeypatch) -> list:
+    """The statuses of every training-file write from now on."""
+    from parallel_vmc.generative import gio
+
+    real, statuses = gio.write, []
+
+    def write(path, attrs, *args):
+        statuses.append(attrs["status"])
+        return real(path, attrs, *args)
+
+    monkeypatch.setattr(gio, "write", write)
+    return statuses
+
+
+def test_checkpoints_by_the_clock_come_after_mini_batches_and_change_nothing(tmp_path, monkeypatch):
+    """checkpoint_every 0.0: one after every mini-batch (6 patterns / batch 2 = 3 per
+    epoch, 6 epochs), the one of the last epoch and the completed file; null: those
+    two only. The models are the same bits."""
+    models = {}
+    for every, expected in ((0.0, 18 + 2), (None, 2)):
+        raw = copy.deepcopy(TINY)
+        raw["output"] = {"checkpoint_every": every, "checkpoint_epochs": 0}
+        statuses = count_writes(monkeypatch)
+        out = tmp_path / f"{every}.h5"
+        assert run_cli(["train", write_config(tmp_path, raw), "-o", out, "--quiet"])[0] == 0
+        assert len(statuses) == expected and statuses[-1] == "completed", statuses
+        monkeypatch.undo()
+        models[every] = model_arrays(out)[0]
+    for k in models[None]:
+        assert np.array_equal(models[0.0][k], models[None][k]), k
+
+
+def test_a_training_file_from_before_resumes_with_its_epoch_count(tmp_path):
+    """A stored config from before checkpoint_every counted seconds (an integer count
+    of epochs, no checkpoint_epochs) reads as that count of epochs, no checkpoints by
+    time: info shows it and resume continues to the same bits."""
+    cfg = write_config(tmp_path, TINY)
+    whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
+    assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
+    assert run_cli(["train", cfg, "-o", parts, "--quiet", "--stop-after", "3"])[0] == 75
+    with h5py.File(parts, "r+") as h5:
+        stored = yaml.safe_load(h5.attrs["config"])
+        stored["output"] = {"path": str(parts), "checkpoint_every": 2}
+        h5.attrs["config"] = yaml.safe_dump(stored, sort_keys=False)
+    old = gconfig.from_yaml_text(yaml.safe_dump(stored))
+    assert (old.output.checkpoint_every, old.output.checkpoint_epochs) == (None, 2)
+    assert run_cli(["info", parts])[0] == 0
+    assert run_cli(["resume", parts, "--quiet"])[0] == 0
+    a, b = model_arrays(whole)[0], model_arrays(parts)[0]
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -41,7 +41,7 @@ def test_two_layer_dbn_on_bars_and_stripes_samples_valid_patterns(tmp_path):
                 "schedule": "cosine",
             },
             "evaluation": {"every": 500},
-            "output": {"path": str(tmp_path / "dbn.h5"), "checkpoint_every": 0},
+            "output": {"path": str(tmp_path / "dbn.h5"), "checkpoint_every": None},
         }
     )
     data, held = preflight(cfg, 1)

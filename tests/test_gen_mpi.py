@@ -93,7 +93,7 @@ def test_one_allreduce_per_mini_batch_under_mpi():
 
 def _config(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({**RAW, "output": {"checkpoint_every": 1}}))
+    path.write_text(yaml.safe_dump({**RAW, "output": {"checkpoint_epochs": 1}}))
     return path
 
 

@@ -4,6 +4,12 @@ The same rules as ``config.py`` (whose YAML loader, ``Field`` and value checks a
 here): unknown keys, wrong types and out-of-range values raise :class:`ConfigError`
 naming ``section.key`` and what is allowed, before any work; ``--set section.key=value``
 overrides. ``dbn.layers`` (a list of hidden sizes) is the one list-valued key.
+
+``output.checkpoint_every`` counts seconds of wall time, as in the VMC config; train
+configs before counted epochs with it (an integer). An integer there is refused with a
+ConfigError that names both meanings, so an old config never silently changes meaning;
+``output.checkpoint_epochs`` is the epoch count. A config stored in an older training
+file is read in its own meaning (:func:`upgrade_stored`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..config.fields import (
     parse_yaml,
     read_config_file,
     refuse_unknown,
+    show,
 )
 
 DATA_NAMES = ("bars_stripes", "digits", "mixture2d", "idx")
@@ -152,7 +159,17 @@ SPEC: dict[str, dict[str, Field]] = {
             "str", "runs/train.h5", "HDF5 result file (never overwritten without --overwrite)"
         ),
         "checkpoint_every": Field(
-            "int", 10, "epochs between checkpoints (0: only at the end)", minimum=0
+            "float",
+            300.0,
+            "seconds of wall time between checkpoints, checked after every "
+            "mini-batch (also at the end and on a stop; 0: after every mini-batch; "
+            "null: none by time); written with a decimal point (an integer is the old "
+            "epoch count, refused)",
+            minimum=0.0,
+            nullable=True,
+        ),
+        "checkpoint_epochs": Field(
+            "int", 0, "epochs between checkpoints, at an epoch's end (0: none by count)", minimum=0
         ),
     },
 }
@@ -238,6 +255,7 @@ def from_dict(raw: Any, source: str = "config") -> TrainConfig:
     refuse_unknown(raw, SECTIONS, "")
     if "data" not in raw:
         raise ConfigError(f"data: section is required (name: {', '.join(DATA_NAMES)})")
+    _refuse_epoch_count(raw.get("output"))
     sections = {name: _section(name, raw.get(name)) for name in SPEC}
     cfg = TrainConfig(
         dbn_layers=_layers(raw.get("dbn")),
@@ -246,6 +264,36 @@ def from_dict(raw: Any, source: str = "config") -> TrainConfig:
     )
     _check_combinations(cfg)
     return cfg
+
+
+def _is_epoch_count(value: Any) -> bool:
+    """Is value what train configs gave output.checkpoint_every when it counted epochs
+    (an integer; seconds are written with a decimal point)?"""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse_epoch_count(output: Any) -> None:
+    """ConfigError if the output section gives checkpoint_every as an integer: the old
+    epoch count, which read as seconds would silently change meaning."""
+    value = output.get("checkpoint_every") if isinstance(output, dict) else None
+    if _is_epoch_count(value):
+        raise ConfigError(
+            f"output.checkpoint_every: {show(value)} is an integer, which counted epochs "
+            "in train configs before; it now counts seconds of wall time, as in VMC "
+            "configs; allowed: seconds with a decimal point (e.g. 300.0) or null, or "
+            "output.checkpoint_epochs: N for a checkpoint every N epochs"
+        )
+
+
+def upgrade_stored(raw: Any) -> Any:
+    """A config stored in a training file, in today's keys: a file from before
+    checkpoint_every counted seconds has it as an integer count of epochs, which
+    becomes checkpoint_epochs (with no checkpoints by time, as that run had)."""
+    output = raw.get("output") if isinstance(raw, dict) else None
+    if not isinstance(output, dict) or not _is_epoch_count(output.get("checkpoint_every")):
+        return raw
+    epochs = output["checkpoint_every"]
+    return {**raw, "output": {**output, "checkpoint_every": None, "checkpoint_epochs": epochs}}
 
 
 def _check_combinations(cfg: TrainConfig) -> None:
@@ -304,8 +352,8 @@ def load(path: str, overrides: list = (), output: str | None = None) -> TrainCon
 
 
 def from_yaml_text(text: str, source: str = "stored config") -> TrainConfig:
-    """The config stored in a training file."""
-    return from_dict(parse_yaml(text, source), source)
+    """The config stored in a training file (of any version: :func:`upgrade_stored`)."""
+    return from_dict(upgrade_stored(parse_yaml(text, source)), source)
 
 
 # ------------------------------------------------------------------ command line

@@ -2,10 +2,11 @@
 
 Layout (names below are the contract with ``analysis``)::
 
-    /               attrs: run_type "train", format_version, package_version, created,
-                    config (resolved YAML), mpi_size, seed, hostname, status
-                    ("running" | "interrupted" | "completed" | "failed: ..."),
-                    numpy/numba versions
+    /               attrs: run_type "train", format_version, config (resolved YAML),
+                    mpi_size, seed, status ("running" | "interrupted" | "completed" |
+                    "failed: ..."), and the provenance every file of the program
+                    has (``hdf5io.provenance``): created, hostname, package_version,
+                    numba/numpy/mpi4py versions
     /model          a (n_v,), b (n_h,), W (n_v, n_h); attrs kind, sigma  (the RBM on
                     the data: the bottom layer of a deep belief net)
     /dbn/layer_L    a, b, W; attrs kind, sigma (L = 1, 2, ...: the stacked layers)
@@ -20,21 +21,27 @@ Layout (names below are the contract with ``analysis``)::
                     order); attrs layer, epoch, batch (mini-batches done of that
                     epoch), opt_step, train_seconds
 
-The file is small, so rank 0 writes it whole each time (model, history, checkpoint) to
-a temporary sibling and renames it over the old one: a kill at any moment leaves
-either the previous complete file or the new one, never a half-written one.
+The file is small, so rank 0 writes it whole each time (model, history, checkpoint)
+with the checkpoints' atomic writer (``hdf5io.write_atomically``: built in memory,
+written to ``PATH.tmp``, renamed over the old file): a kill at any moment leaves either
+the previous complete file or the new one, never a half-written one, and a failed write
+leaves the previous file as it was. Files written before that (HDF5's default format,
+no mpi4py_version; the same layout and format_version) read the same.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import socket
-
 import h5py
 import numpy as np
 
-from ..runfile.hdf5io import read_array, write_array
+from ..runfile.hdf5io import (
+    edited_image,
+    image,
+    provenance,
+    read_array,
+    write_array,
+    write_atomically,
+)
 
 RUN_TYPE = "train"
 FORMAT_VERSION = 1
@@ -93,22 +100,14 @@ def read_rbm(group):
 
 
 def root_attrs(cfg, mpi_size: int) -> dict:
-    """The root attributes of a new training file."""
-    import numba
-
-    from .. import __version__
-
+    """The root attributes of a new training file (with the run file's provenance)."""
     return {
         "run_type": RUN_TYPE,
         "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
         "config": cfg.to_yaml(),
         "mpi_size": mpi_size,
         "seed": cfg.seed,
-        "hostname": socket.gethostname(),
-        "numpy_version": np.__version__,
-        "numba_version": numba.__version__,
         "status": RUNNING,
     }
 
@@ -121,40 +120,38 @@ def write(
     evaluation: dict | None,
     checkpoint: dict | None,
 ) -> None:
-    """Write the whole file atomically (tmp + fsync + rename). layers: the RBMs done or
-    in training, bottom first; history: field -> list; checkpoint: arrays and attrs
-    (``attrs`` key) of the state, or None."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs.update(attrs)
-            for k, rbm in enumerate(layers):
-                _write_rbm(h5.create_group("model" if k == 0 else f"dbn/layer_{k}"), rbm)
-            hist = h5.create_group("history")
-            for name in HISTORY_FIELDS:
-                hist.create_dataset(name, data=np.asarray(history.get(name, []), dtype=np.float64))
-            if evaluation is not None:
-                h5.create_group("evaluation").attrs.update(evaluation)
-            if checkpoint is not None:
-                group = h5.create_group("checkpoint")
-                group.attrs.update(checkpoint["attrs"])
-                for name, value in checkpoint.items():
-                    if name != "attrs":
-                        write_array(group, name, value)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write the whole file atomically (``hdf5io.write_atomically``). layers: the RBMs
+    done or in training, bottom first; history: field -> list; checkpoint: arrays and
+    attrs (``attrs`` key) of the state, or None."""
+
+    def fill(h5) -> None:
+        h5.attrs.update(attrs)
+        for k, rbm in enumerate(layers):
+            _write_rbm(h5.create_group("model" if k == 0 else f"dbn/layer_{k}"), rbm)
+        hist = h5.create_group("history")
+        for name in HISTORY_FIELDS:
+            hist.create_dataset(name, data=np.asarray(history.get(name, []), dtype=np.float64))
+        if evaluation is not None:
+            h5.create_group("evaluation").attrs.update(evaluation)
+        if checkpoint is not None:
+            group = h5.create_group("checkpoint")
+            group.attrs.update(checkpoint["attrs"])
+            for name, value in checkpoint.items():
+                if name != "attrs":
+                    write_array(group, name, value)
+
+    write_atomically(path, image(fill))
 
 
 def mark_failed(path: str, reason: str) -> None:
-    """Record a failure in the status of an existing training file (best effort: the
-    run is failing already)."""
+    """Record a failure in the status of an existing training file, atomically like
+    every write of it (best effort: the run is failing already)."""
+
+    def edit(h5) -> None:
+        h5.attrs["status"] = f"failed: {' '.join(reason.split())[:300]}"
+
     try:
-        with h5py.File(path, "r+") as h5:
-            h5.attrs["status"] = f"failed: {' '.join(reason.split())[:300]}"
+        write_atomically(path, edited_image(path, edit))
     except Exception:  # noqa: BLE001 - nothing more can be done
         pass
 

@@ -15,16 +15,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
-from ..rng import params_generator
+from ..rng import (
+    AIS_KEY,
+    DATA_SAMPLE_KEY,
+    HELD_OUT_KEY,
+    LAYER_SEED_KEY,
+    PSEUDO_LIKELIHOOD_KEY,
+    params_generator,
+    seed_sequence,
+)
 from . import datasets, evaluate, gio
 from .dbn import propagate_up
 from .model import RBM, p_hidden, visible_bias_from_mean
 from .train import Interrupted, Shard, TrainState, check_layout, local_slice, make_shard, train
-
-LAYER_SEED_KEY = (0, 3)  # SeedSequence spawn key prefix of the upper layers' seeds
 
 
 class StopRequested(Exception):
@@ -45,21 +52,21 @@ def load_data(cfg) -> tuple[np.ndarray, np.ndarray | None]:
             patterns
             if d.samples is None
             else datasets.sample_patterns(
-                patterns, probs, d.samples, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4))
+                patterns, probs, d.samples, seed_sequence(cfg.seed, DATA_SAMPLE_KEY)
             )
         )
     elif d.name == "digits":
         data, _ = datasets.digits(d.threshold)
     elif d.name == "mixture2d":
         data = datasets.gaussian_mixture(
-            d.samples or 2000, np.random.SeedSequence(cfg.seed, spawn_key=(0, 4))
+            d.samples or 2000, seed_sequence(cfg.seed, DATA_SAMPLE_KEY)
         )
     else:
         data, _ = datasets.read_mnist(d.path, None, d.threshold)
         data = data[: d.limit] if d.limit else data
     data = datasets.check_data(data, binary=cfg.model.kind == "binary", name=f"data {d.name}")
     if d.held_out > 0:
-        return datasets.split(data, d.held_out, np.random.SeedSequence(cfg.seed, spawn_key=(0, 5)))
+        return datasets.split(data, d.held_out, seed_sequence(cfg.seed, HELD_OUT_KEY))
     return data, None
 
 
@@ -71,7 +78,7 @@ def layer_seed(seed: int, layer: int) -> int:
     """The root seed of layer `layer` (the run's seed for the bottom one)."""
     if layer == 0:
         return seed
-    state = np.random.SeedSequence(seed, spawn_key=LAYER_SEED_KEY + (layer,))
+    state = seed_sequence(seed, LAYER_SEED_KEY, layer)
     return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
@@ -132,7 +139,7 @@ def history_row(
             None
             if V.shape[1] <= 100
             else np.random.default_rng(
-                np.random.SeedSequence(cfg.seed, spawn_key=(0, 6, epoch, comm.rank))
+                seed_sequence(cfg.seed, PSEUDO_LIKELIHOOD_KEY, epoch, comm.rank)
             )
         )
         pl = n * evaluate.pseudo_likelihood(rbm, V, rng)
@@ -166,7 +173,7 @@ def final_evaluation(
             cfg.evaluation.ais_runs,
             cfg.evaluation.ais_steps,
             data_mean=rows_mean(rows, comm),
-            seed=np.random.SeedSequence(cfg.seed, spawn_key=(0, 7)),
+            seed=seed_sequence(cfg.seed, AIS_KEY),
         )
         method, log_z, err = "ais", res.log_z, res.error
     sums = [
@@ -210,7 +217,10 @@ class Session:
     ``gio.read_resumable``). stop_after: epochs this launch may train before it stops,
     checkpointed (None: no limit); max_walltime: seconds this launch may run. A stop
     signal (SIGTERM, SIGUSR1, SIGINT) or the wall time stops every rank after the same
-    mini-batch, checkpointed (``control.Control`` flags in its one Allreduce)."""
+    mini-batch, checkpointed, and output.checkpoint_every seconds after the last
+    checkpoint every rank checkpoints after the same mini-batch, as a VMC run does
+    after a unit of work (``control.Control`` flags in the mini-batch's one Allreduce);
+    output.checkpoint_epochs checkpoints at the end of every so many epochs."""
 
     def __init__(
         self, cfg, comm, data, held, progress=True, stop_after=None, resume=None, max_walltime=None
@@ -221,7 +231,8 @@ class Session:
         self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank, comm.size)
         # the evaluation is collective too: each rank keeps its part of the held-out rows
         self.held = None if held is None else np.ascontiguousarray(held[comm.rank :: comm.size])
-        self.control = Control(comm.rank, math.inf, max_walltime)
+        every = cfg.output.checkpoint_every  # seconds; None: no checkpoints by time
+        self.control = Control(comm.rank, math.inf if every is None else every, max_walltime)
         self.progress = progress and comm.rank == 0
         self.stop_after, self.trained = stop_after, 0
         self.n_layers = len(layer_sizes(cfg))
@@ -289,6 +300,7 @@ class Session:
                     state,
                     self._after_epoch(rbm, layer, shard.rows),
                     self.control,
+                    partial(self.checkpoint, rbm, layer),  # by the clock
                 )
             except Interrupted as exc:
                 self.checkpoint(rbm, layer, exc.state, gio.INTERRUPTED)
@@ -326,7 +338,7 @@ class Session:
                     self.history[k].append(v)
                 if self.progress:
                     print(progress_line(row, epochs, self.n_layers), flush=True)
-            every = cfg.output.checkpoint_every
+            every = cfg.output.checkpoint_epochs
             stop = (
                 self.stop_after is not None
                 and self.trained >= self.stop_after

@@ -42,13 +42,9 @@ from numba import njit
 
 from .. import optimizers
 from ..config.fields import ConfigError
-from ..rng import chain_states
+from ..rng import CHAIN_START_KEY, DEAL_KEY, SHUFFLE_KEY, chain_states, seed_sequence
 from .gibbs import sweep_kernel
 from .model import RBM, sigmoid_scalar
-
-SHUFFLE_KEY = (0, 1)  # SeedSequence spawn key prefix of the epochs' row orders
-CHAIN_START_KEY = (0, 2)  # ... of the rows the persistent chains start from
-DEAL_KEY = (0, 9)  # ... of the rows' deal to the mini-batch positions (shards)
 
 
 class TrainError(ConfigError):
@@ -140,7 +136,7 @@ def make_shard(data: np.ndarray, batch_size: int, seed: int, rank: int, size: in
     """Rank's shard of all training rows data (n, n_v) (a copy: the caller may drop
     data). The deal depends on the seed, n and batch_size only, not on the ranks."""
     n = len(data)
-    deal = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=DEAL_KEY)).permutation(n)
+    deal = np.random.default_rng(seed_sequence(seed, DEAL_KEY)).permutation(n)
     positions = local_slice(batch_size, rank, size)
     parts = [deal[p::batch_size] for p in range(positions.start, positions.stop)]
     index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -154,9 +150,9 @@ def epoch_rows(shard: Shard, seed: int, epoch: int, batch_size: int) -> np.ndarr
     random key per global row (drawn from the seed and the epoch, the same on every
     rank); a position's row beyond n // B sits the epoch out."""
     per_epoch = shard.n_total // batch_size
-    keys = np.random.default_rng(
-        np.random.SeedSequence(seed, spawn_key=SHUFFLE_KEY + (epoch,))
-    ).random(shard.n_total)[shard.index]
+    keys = np.random.default_rng(seed_sequence(seed, SHUFFLE_KEY, epoch)).random(shard.n_total)[
+        shard.index
+    ]
     out = np.empty((per_epoch, len(shard.start) - 1), dtype=np.int64)
     for j in range(out.shape[1]):
         lo, hi = shard.start[j], shard.start[j + 1]
@@ -173,7 +169,7 @@ def initial_state(rbm: RBM, tr, shard: Shard, seed: int, rank: int, size: int) -
     streams = chain_states(seed, part.start, part.stop - part.start)
     chains = None
     if tr.method == "pcd":
-        ss = np.random.SeedSequence(seed, spawn_key=CHAIN_START_KEY)
+        ss = seed_sequence(seed, CHAIN_START_KEY)
         u = np.random.default_rng(ss).random(n)[part]
         pos = np.arange(part.start, part.stop) * tr.batch_size // n - shard.positions.start
         sizes = shard.start[pos + 1] - shard.start[pos]
@@ -347,12 +343,21 @@ def _optimizer_arrays(tr, state: TrainState) -> tuple:
 
 
 def train_epoch(
-    rbm_of, tr, state: TrainState, shard: Shard, seed: int, comm, n_steps_total: int, control=None
+    rbm_of,
+    tr,
+    state: TrainState,
+    shard: Shard,
+    seed: int,
+    comm,
+    n_steps_total: int,
+    control=None,
+    checkpoint=None,
 ) -> float:
     """The rest of the current epoch's mini-batches (from state.batch); updates state in
     place (theta and the optimiser's arrays in place too). rbm_of(theta) -> RBM whose
     arrays are views of theta. control: a ``control.Control`` whose flags ride in the
-    mini-batch's one Allreduce; Interrupted when every rank agrees to stop. Returns
+    mini-batch's one Allreduce; Interrupted when every rank agrees to stop, and
+    checkpoint(state) (collective) when its clock says a checkpoint is due. Returns
     the learning rate of the epoch's last mini-batch.
 
     Per mini-batch: one jitted call (``_minibatch``: the rows, the Gibbs sweeps, both
@@ -411,6 +416,8 @@ def train_epoch(
             decision = control.decide(total[2 * m :])
             if decision.stop:
                 raise Interrupted(f"stopped by {decision.stop}")
+            if decision.checkpoint and checkpoint is not None:  # same on every rank
+                checkpoint(state)
     state.epoch, state.batch = state.epoch + 1, 0
     return _rate(tr, state.epoch * per_epoch - 1, n_steps_total)
 
@@ -431,13 +438,14 @@ def train(
     state: TrainState | None = None,
     after_epoch=None,
     control=None,
+    checkpoint=None,
 ) -> TrainState:
     """Train rbm's parameters (kind, shape, sigma from rbm) on data for tr.epochs
     epochs from state (None: a fresh start). data: this rank's ``Shard``, or all
     training rows (n, n_v), of which the rank then takes its shard (``make_shard``
     with this seed). after_epoch(state, lr) is called after every epoch (history,
-    checkpoints, progress); it may raise to stop. control: see ``train_epoch``; its
-    Interrupted carries the state."""
+    checkpoints, progress); it may raise to stop. control, checkpoint: see
+    ``train_epoch`` (checkpoints by the clock); its Interrupted carries the state."""
     shard = data if isinstance(data, Shard) else None
     check_layout(tr, shard.n_total if shard else len(data), comm.size)
     if shard is None:
@@ -458,7 +466,7 @@ def train(
     total_steps = tr.epochs * (shard.n_total // tr.batch_size)
     while state.epoch < tr.epochs:
         try:
-            lr = train_epoch(rbm_of, tr, state, shard, seed, comm, total_steps, control)
+            lr = train_epoch(rbm_of, tr, state, shard, seed, comm, total_steps, control, checkpoint)
         except Interrupted as exc:
             exc.state = state
             raise

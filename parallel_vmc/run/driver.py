@@ -34,7 +34,7 @@ from .. import optimizers
 from ..control import READY_FILE_VARIABLE, Control
 from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
-from ..runfile.output import now_iso
+from ..runfile.hdf5io import now_iso
 from ..sampling import estimators, observables
 from ..sampling.samplers import Sampler
 from ..sizes import per_walker, production_chunk

@@ -1,5 +1,7 @@
-"""HDF5 helpers shared by the run file and the checkpoints: checksummed datasets, the
-lock that says a file is being written, and one-line error text.
+"""HDF5 helpers shared by every file the program writes (the run file, the checkpoints,
+the training file): checksummed datasets, the one atomic writer of whole files, the
+provenance attributes, the lock that says a file is being written, and one-line error
+text.
 
 Checksums. Samples, parameters and checkpoint arrays are chunked datasets with HDF5's
 Fletcher32 filter: a damaged chunk fails to read with an error that names the dataset,
@@ -12,20 +14,34 @@ Locking. A file that a run writes is held with an exclusive ``flock`` by HDF5 it
 existing file, so a second process cannot replace, truncate or delete a file that a
 live run holds. On file systems without ``flock`` (some parallel file systems) the
 lock is skipped, as HDF5's own "best-effort" locking does.
+
+Atomic files. A file written whole (a checkpoint, the training file) is built in
+memory (:func:`image`), written to the sibling ``PATH.tmp`` with plain system calls and
+fsynced, then renamed over ``PATH`` and the directory fsynced (:func:`write_atomically`).
+A kill at any instant leaves the previous complete file or the new one; a failure
+(a full disk, an error while building) removes the temporary and leaves the previous
+file as it was. Building in memory keeps HDF5's own error path on a failed write
+(which can crash the process) out of the way, and the HDF5 1.10 format of such files
+(``LIBVER``) checksums the object headers (the attributes) too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import errno
 import fcntl
+import io
 import os
+import socket
 
 import h5py
 import numpy as np
 
 CHUNK_BYTES_MAX = 2**31  # HDF5 refuses chunks of 4 GiB and more; stay well below
 _NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
+LIBVER = ("v110", "latest")  # atomic files: checksummed object headers; closed when done
+TMP_SUFFIX = ".tmp"  # the temporary sibling of an atomic file while it is written
 
 
 class FileInUse(Exception):
@@ -129,3 +145,105 @@ def read_array(ds) -> np.ndarray:
     if ds.attrs.get("scalar", False):
         value = np.asarray(value).reshape(())
     return value
+
+
+# ------------------------------------------------------------------ provenance
+def now_iso() -> str:
+    """The local time now, ISO 8601 with its UTC offset, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def provenance() -> dict:
+    """The root attributes saying when, where and by what a file was written: created,
+    hostname and the versions of this package, numba, numpy and mpi4py."""
+    import numba
+
+    from .. import __version__
+    from ..parallel import mpi4py_version
+
+    return {
+        "created": now_iso(),
+        "hostname": socket.gethostname(),
+        "package_version": __version__,
+        "numba_version": numba.__version__,
+        "numpy_version": np.__version__,
+        "mpi4py_version": mpi4py_version(),
+    }
+
+
+# ------------------------------------------------------------------ atomic files
+def image(fill, libver=LIBVER) -> bytes:
+    """The bytes of an HDF5 file that ``fill(h5)`` builds in memory."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver=libver) as h5:
+        fill(h5)
+    return buffer.getvalue()
+
+
+def edited_image(path: str, edit) -> bytes:
+    """The bytes of the HDF5 file at path after ``edit(h5)`` on a copy in memory (the
+    file itself is not touched)."""
+    with open(path, "rb") as fh:
+        buffer = io.BytesIO(fh.read())
+    with h5py.File(buffer, "r+") as h5:
+        edit(h5)
+    return buffer.getvalue()
+
+
+def write_atomically(path: str, data: bytes, previous: str | None = None) -> None:
+    """Replace the file at path by one holding data (see "Atomic files" above). previous:
+    where the replaced file is kept (:func:`keep_previous`), or None. On any failure the
+    temporary is removed and path keeps its previous content."""
+    tmp = path + TMP_SUFFIX
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if previous is not None:
+            keep_previous(path, previous)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    fsync_dir(path)
+
+
+def keep_previous(path: str, previous: str) -> None:
+    """Make the file at path (if any) also the file at previous; by a hard link where
+    the file system has them, so that path never disappears, not even for an instant."""
+    if not os.path.exists(path):
+        return
+    link = previous + TMP_SUFFIX
+    try:
+        remove_quietly(link)
+        os.link(path, link)
+        os.replace(link, previous)
+    except OSError:
+        os.replace(path, previous)
+
+
+def fsync_dir(path: str) -> None:
+    """Flush the directory entry of path (its rename) to disk, where that is possible."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not support fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: str) -> None:
+    """Delete path if it exists."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -54,7 +54,6 @@ lock itself (``hdf5io.exclusive``), so a live run's file is never touched.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import socket
 import time
@@ -63,30 +62,20 @@ import h5py
 import numpy as np
 
 from . import schema as S
-from .hdf5io import FileInUse, exclusive, one_line, preallocated, write_array
+from .hdf5io import (
+    FileInUse,
+    exclusive,
+    now_iso,
+    one_line,
+    preallocated,
+    provenance,
+    write_array,
+)
 from .schema import FORMAT_VERSION, OPT_FIELDS, PRODUCTION_SERIES, SEGMENT_FIELDS
 
 TEXT_DTYPE = "S512"  # fixed-length text: no HDF5 global heap, which a kill mid-flush
 # can leave pointing at objects that never reached the disk
 FLUSH_INTERVAL = 5.0  # seconds between flushes of the open file
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def _versions() -> dict:
-    import numba
-
-    from .. import __version__
-    from ..parallel import mpi4py_version
-
-    return {
-        "package_version": __version__,
-        "numba_version": numba.__version__,
-        "numpy_version": np.__version__,
-        "mpi4py_version": mpi4py_version(),
-    }
 
 
 def _fixed(text: str) -> np.ndarray:
@@ -195,15 +184,13 @@ class RunFile:
     ) -> None:
         attrs = h5.attrs
         attrs[S.FORMAT] = FORMAT_VERSION
-        attrs["created"] = now_iso()
+        for key, value in provenance().items():  # created, hostname, versions
+            attrs[key] = value
         attrs[S.CONFIG] = cfg.to_yaml()
         attrs["mpi_size"] = mpi_size
         attrs["walkers_per_rank"] = cfg.sampler.walkers_per_rank
         attrs["seed"] = cfg.seed
-        attrs["hostname"] = socket.gethostname()
         attrs["mpi_library"] = mpi_library
-        for key, value in _versions().items():
-            attrs[key] = value
         attrs.create(S.STATUS, _fixed(S.RUNNING), dtype=TEXT_DTYPE)
         attrs[S.CHECKPOINT_FILE] = checkpoint_file
         attrs[S.RUN_ID] = run_id
