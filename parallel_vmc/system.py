@@ -18,10 +18,10 @@ from numba import njit
 
 
 class SystemParams(NamedTuple):
-    """What the jitted kernels need of the Hamiltonian (``System.kernel_params``)."""
+    """What the jitted kernels need of the Hamiltonian (``System.kernel_params``).
+    D = len(axis_omegas): the dimension is not a field of its own."""
 
     particles: int  # P
-    dimensions: int  # D
     omega: float
     coulomb: bool
     omega_z: float  # = omega in a round trap (and for D < 3)
@@ -75,13 +75,12 @@ class System:
     def kernel_params(self) -> "SystemParams":
         """The Hamiltonian as the kernels take it."""
         return SystemParams(
-            self.particles,
-            self.dimensions,
-            self.omega,
-            self.coulomb,
-            float(self.trap_z),
-            float(self.hard_sphere_radius) if self.hard_core else 0.0,
-            tuple(
+            particles=self.particles,
+            omega=self.omega,
+            coulomb=self.coulomb,
+            omega_z=float(self.trap_z),
+            hard_core=float(self.hard_sphere_radius) if self.hard_core else 0.0,
+            axis_omegas=tuple(
                 float(self.omega) if d < 2 else float(self.trap_z) for d in range(self.dimensions)
             ),
         )
