@@ -21,10 +21,10 @@ from .hamiltonian.terms import term
 
 
 class SystemParams(NamedTuple):
-    """What the jitted kernels need of the Hamiltonian (``System.kernel_params``)."""
+    """What the jitted kernels need of the Hamiltonian (``System.kernel_params``).
+    D = len(axis_omegas): the dimension is not a field of its own."""
 
     particles: int  # P
-    dimensions: int  # D
     external: object  # the external term's parameter tuple (hamiltonian/terms.py)
     coulomb: bool
     hard_core: float  # hard-sphere radius a; 0: no hard core
@@ -82,12 +82,11 @@ class System:
     def kernel_params(self) -> "SystemParams":
         """The Hamiltonian as the kernels take it."""
         return SystemParams(
-            self.particles,
-            self.dimensions,
-            self.external_term().params(self),
-            self.coulomb,
-            float(self.hard_sphere_radius) if self.hard_core else 0.0,
-            tuple(
+            particles=self.particles,
+            external=self.external_term().params(self),
+            coulomb=self.coulomb,
+            hard_core=float(self.hard_sphere_radius) if self.hard_core else 0.0,
+            axis_omegas=tuple(
                 float(self.omega) if d < 2 else float(self.trap_z) for d in range(self.dimensions)
             ),
         )

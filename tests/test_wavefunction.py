@@ -59,3 +59,21 @@ def test_layout_blocks_are_contiguous_and_named():
     np.testing.assert_array_equal(layout.join(a, b, W, layout.betas(theta)), theta)
     np.testing.assert_array_equal(layout.join(jastrow_beta=[34, 35], W=W, b=b, a=a), theta)
     assert wfm.Layout(6, 4).n_params == 34 and wfm.Layout(6, 4).betas(theta).size == 0
+
+
+def test_weight_index_is_where_the_layouts_put_w():
+    """rbm.weight_index, the one spelling of W's place, agrees with the wave function's
+    Layout (the RBM block first) and with the generative RBM's theta = [a, b, W]."""
+    from parallel_vmc.generative.model import RBM
+
+    M, N = 6, 4
+    layout = wfm.Layout(M, N, ("rbm", "pade"))
+    theta = np.arange(float(layout.n_params))
+    W = layout.block(theta, "W")
+    prm = rbm.params(layout.part_offset("rbm"), M, N, 0.8, 0.8, "sqrt", 2)
+    gen = RBM("binary", np.zeros(M), np.zeros(N), np.arange(float(M * N)).reshape(M, N))
+    for i in range(M):
+        for j in range(N):
+            assert rbm.weight(theta, prm, i, j) == W[i, j]
+            assert rbm.weight_index(5, M, N, i, j) == 5 + rbm.weight_index(0, M, N, i, j)
+            assert gen.theta()[rbm.weight_index(0, M, N, i, j)] == gen.W[i, j]

@@ -43,6 +43,7 @@ from numba import njit
 from .. import optimizers
 from ..config.fields import ConfigError
 from ..rng import CHAIN_START_KEY, DEAL_KEY, SHUFFLE_KEY, chain_states, seed_sequence
+from ..wavefunction.rbm import weight_index
 from .gibbs import sweep_kernel
 from .model import RBM, sigmoid_scalar
 
@@ -200,10 +201,9 @@ def _add_phase(V, w, b, W, inv_s2, out):
         for i in range(n_v):
             out[i] += wr * V[r, i]
     G = V.T @ P  # BLAS: sum_r V[r, i] w_r p(h_j | v_r)
-    base = n_v + n_h
     for i in range(n_v):
         for j in range(n_h):
-            out[base + i * n_h + j] += G[i, j]
+            out[weight_index(0, n_v, n_h, i, j)] += G[i, j]
 
 
 def phase_sums(rbm: RBM, V: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -284,10 +284,9 @@ def _loss_gradient(total, n_v, n_h, inv_s2, weight_decay, W, out):
     for q in range(out.shape[0]):
         out[q] = -out[q]
     if weight_decay != 0.0:
-        base = n_v + n_h
         for i in range(n_v):
             for j in range(n_h):
-                out[base + i * n_h + j] += weight_decay * W[i, j]
+                out[weight_index(0, n_v, n_h, i, j)] += weight_decay * W[i, j]
 
 
 def loss_gradient(rbm: RBM, total: np.ndarray, weight_decay: float) -> np.ndarray:

@@ -185,9 +185,18 @@ def hidden_bias(theta, prm, j):
 
 
 @njit(cache=True, inline="always")
+def weight_index(offset, n_visible, n_hidden, i, j):
+    """Where W_ij lies in a flat vector whose RBM block ``[a (M), b (N), W (M*N)]``
+    starts at offset, W row-major: the one home of this formula (the wave function's
+    theta and d ln psi / d theta, the generative RBM's theta and its gradient sums).
+    j = 0 gives the start of row i. Unsigned, as every read of theta here."""
+    return np.uint64(offset + n_visible + n_hidden + i * n_hidden + j)
+
+
+@njit(cache=True, inline="always")
 def weight(theta, prm, i, j):
     """W_ij from theta."""
-    return theta[np.uint64(prm.offset + prm.n_visible + prm.n_hidden + i * prm.n_hidden + j)]
+    return theta[weight_index(prm.offset, prm.n_visible, prm.n_hidden, i, j)]
 
 
 @njit(cache=True, inline="always")
@@ -224,7 +233,7 @@ def lane_sums(theta, prm, cache, row, i):
     running sum is a chain of dependent additions, which the compiler may not reorder
     (this changes the rounding by a few ulp)."""
     N = np.uint64(prm.n_hidden)
-    base = np.uint64(prm.offset + prm.n_visible + prm.n_hidden + i * prm.n_hidden)
+    base = weight_index(prm.offset, prm.n_visible, prm.n_hidden, i, 0)
     g0, g1, g2, g3 = 0.0, 0.0, 0.0, 0.0
     l0, l1, l2, l3 = 0.0, 0.0, 0.0, 0.0
     j = np.uint64(0)
@@ -338,7 +347,7 @@ def wide_hidden_ratio(theta, prm, cache, p, dx, D):
         cache[UN, j] = 0.0  # du_j, summed over the particle's axes
     for d in range(D):
         step = dx[d] * prm.z_ratio if d == 2 else dx[d]
-        row = np.uint64(prm.offset + prm.n_visible + prm.n_hidden + (p * D + d) * prm.n_hidden)
+        row = weight_index(prm.offset, prm.n_visible, prm.n_hidden, p * D + d, 0)
         for j in range(N):
             cache[UN, j] += step * theta[row + j]
     for j in range(N):
@@ -466,12 +475,10 @@ def parameter_derivatives(theta, prm, cache, x, D, out):
         out[k0 + i] = c * (x[i] - visible_bias(theta, prm, i)) * coordinate_inv_s2(prm, i)
     for j in range(N):
         out[k0 + M + j] = c * cache[S, j]
-    k = k0 + M + N
     for i in range(M):
         xi = c * x[i] * coordinate_inv_s2(prm, i)
         for j in range(N):
-            out[k] = xi * cache[S, j]
-            k += 1
+            out[weight_index(k0, M, N, i, j)] = xi * cache[S, j]
     if prm.width_offset >= 0:
         out[prm.width_offset] = 0.0
         out[prm.width_offset + 1] = 0.0
