@@ -215,11 +215,16 @@ CURRENT = {  # since fused multiply-adds in the kernel (issue 16; history above)
 
 
 def blas_kernel() -> str:
-    """'Haswell/2': the kernel family OpenBLAS chose on this CPU and its thread count
-    (they fix the summation order of the SR case's O^T O)."""
+    """'Haswell/2': the kernel family numpy's OpenBLAS chose on this CPU and its thread
+    count (they fix the summation order of the SR case's O^T O); scipy's own BLAS,
+    loaded too where numba multiplies matrices, is not the one numpy calls."""
     from threadpoolctl import threadpool_info
 
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    blas = [
+        i
+        for i in threadpool_info()
+        if i.get("user_api") == "blas" and "numpy" in str(i.get("filepath"))
+    ]
     return ",".join(f"{i.get('architecture')}/{i.get('num_threads')}" for i in blas)
 
 
