@@ -214,13 +214,14 @@ def probe(theta, r, j, s, x, p, dx, D, with_drift):
     Returns (ratio |psi(x')/psi(x)|^2, kin (2,), grad (2, M) d_i ln psi, O (2, n_params)
     d ln psi / d theta (n_params = len(theta)), g (2, D) nabla_p ln psi at x and at the
     proposal (NaN without the drift), y (M,) the moved x); row 0 of kin, grad, O is at x,
-    row 1 after the commit.
+    row 1 after the commit. Where psi(x') = 0 (a pair factor's core) the probe stops
+    after the ratio, as the kernel rejects such a move first: row 1 stays NaN, y = x.
     """
     M = x.shape[0]
-    kin = np.empty(2)
-    grad = np.empty((2, M))
+    kin = np.full(2, np.nan)
+    grad = np.full((2, M), np.nan)
     lap = np.empty(M)
-    O = np.empty((2, theta.shape[0]))
+    O = np.full((2, theta.shape[0]), np.nan)
     g = np.full((2, D), np.nan)
     y = x.copy()
     ratio = 0.0
@@ -231,6 +232,8 @@ def probe(theta, r, j, s, x, p, dx, D, with_drift):
                 gradient(theta, r, rc, j, jc, s, sc, y, p, D, g[0])
             log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, y, p, dx, D)
             ratio = np.exp(log_q) * factor
+            if factor == 0.0:  # psi(x') = 0: the kernel rejects it here, and so stops
+                break  # the probe (row 1 stays NaN, y stays x)
             if with_drift:
                 proposed_gradient(theta, r, rc, j, jc, s, sc, y, p, dx, D, g[1])
             commit(theta, r, rc, j, jc, s, sc, y, p, dx, D, with_drift)
