@@ -58,8 +58,8 @@ __all__ = [
     "is_number",
 ]
 
-SUPPORTED_FORMATS = (1, 2, 3, 4, 5)  # 4: format 3 + /wavefunction of fermions; 5: + the
-# optional 3D densities along the axes
+SUPPORTED_FORMATS = (1, 2, 3, 4, 5, 6)  # 4: format 3 + /wavefunction of fermions; 5: + the
+# optional 3D densities along the axes; 6: + /production/writer (not read here)
 OPT_FIELDS = (S.ITERATION,) + S.OPT_FIELDS
 CONFIG_SECTIONS = ("system", "wavefunction", "sampler", "optimizer", "production", "output")
 # the names of the file: parallel_vmc.schema (the writer's); formats 1-2 had potential

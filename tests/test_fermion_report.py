@@ -132,7 +132,7 @@ def test_every_registered_part_has_its_own_name_and_place_in_the_summary():
 def test_run_file_has_the_statistics_orbitals_scale_and_drift(six):
     path, text, result = six[0]
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["format_version"] == S.FORMAT_VERSION == 5
+        assert h5.attrs["format_version"] == S.FORMAT_VERSION == 6
         wf = h5["wavefunction"]
         assert wf.attrs["statistics"] == "fermions"
         assert wf["orbitals"].dtype.kind == "i"
@@ -154,7 +154,7 @@ def test_a_format3_file_is_resumed_and_ends_in_the_current_format(tmp_path, monk
         with h5py.File(path, "r+") as h5:
             h5.attrs.modify("format_version", version)
         if not resumes:
-            with pytest.raises(cli.InputError, match="it resumes formats 3, 4, 5 only"):
+            with pytest.raises(cli.InputError, match="it resumes formats 3, 4, 5, 6 only"):
                 cli._read_resumable(path)
     state = cli._read_resumable(path)  # the checkpoint's (attrs, arrays)
     assert 0 < state[0]["iteration"] < 4

@@ -376,3 +376,39 @@ def test_cli_run_completes_fails_or_names_the_key(raw, overrides, output):
             assert len(lines) == 1 and lines[0].startswith("pvmc: error: "), err
             assert_names_something(lines[0].removeprefix("pvmc: error: "))
             assert os.listdir(tmp) == ["c.yaml"], os.listdir(tmp)
+
+
+# ------------------------------------------------------------------ absurd sizes
+# Size keys, each with what its message says the value amounts to. Set alone to a value
+# no machine has room for (>= 1e15: petabytes of memory or disk), each is named.
+ABSURD = {
+    "sampler.walkers_per_rank": "chains",
+    "wavefunction.hidden": "parameters",
+    "system.particles": "parameters",
+    "production.samples": "samples per chain",
+    "optimizer.iterations": "iterations",
+}
+
+
+@settings(max_examples=150, **FUZZ)
+@given(
+    key=st.sampled_from(sorted(ABSURD)),
+    value=st.integers(10**15, 2**63 - 1),
+    command=st.sampled_from(["validate", "run"]),
+)
+def test_an_absurd_size_exits_2_naming_the_key_and_what_it_implies(key, value, command):
+    """One line whose subject is the key and its value, then what that amounts to, the
+    memory or disk it needs and the largest value that fits; no traceback, no file."""
+    raw = copy.deepcopy(BASE)
+    raw["system"]["statistics"] = "bosons"  # any particle count
+    with config_file(dump(raw)) as (tmp, path):
+        out = os.path.join(tmp, "out.h5")
+        code, err = run_cli([command, path, "--set", f"{key}={value}", "-o", out])
+        assert "Traceback" not in err, err
+        assert code == 2, (code, err)
+        [line] = err.splitlines()
+        message = line.removeprefix("pvmc: error: ")
+        assert message.startswith(f"{key}: {value} ("), message
+        assert ABSURD[key] in message and "memory" in message, message
+        assert "allowed: up to " in message, message
+        assert os.listdir(tmp) == ["c.yaml"], os.listdir(tmp)

@@ -294,16 +294,20 @@ def _limited_file_size(limit):
 @pytest.mark.parametrize(
     "override,words",
     [
-        ("production.samples=10000000000000", ("disk", "free", "TB")),
+        ("production.samples=10000000000000", ("production.samples: ", "disk", "free", "TB")),
         (
             "sampler.walkers_per_rank=1000000000 production.samples=4000000000",
             ("GB", "1000000000 chains"),
         ),
+        ("sampler.walkers_per_rank=1000000000", ("sampler.walkers_per_rank: ", "memory per rank")),
         (
             "system.particles=1000000 system.statistics=bosons wavefunction.jastrow=pade",
-            ("memory",),
+            ("system.particles: ", "memory"),
         ),
-        ("wavefunction.hidden=10000000 optimizer.iterations=300", ("disk", "free")),
+        (
+            "wavefunction.hidden=10000000 optimizer.iterations=300",
+            ("wavefunction.hidden: 10000000 (", "parameters", "disk", "free"),
+        ),
     ],
 )
 def test_sizes_beyond_the_machine_exit_2_at_once_naming_the_numbers(tmp_path, override, words):

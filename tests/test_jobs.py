@@ -541,6 +541,54 @@ def test_the_signal_lead_is_read_from_the_script(tmp_path):
     assert res.stdout.split()[-1] == "30"
 
 
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize(
+    "name,value,shown",
+    [
+        ("PVMC_MARGIN", "abc", "abc"),
+        ("PVMC_MIN_WORK", "-5", "-5"),
+        ("PVMC_SIGNAL_LEAD", "", "''"),
+        ("PVMC_HOLD_MAX", "1.5", "1.5"),
+        ("PVMC_MARGIN", "060", "060"),  # bash would read it as octal
+        ("PVMC_MIN_WORK", "1234567890", "1234567890"),
+        ("PVMC_HOLD_MAX", "1\n2", "$'1\\n2'"),
+    ],
+)
+def test_a_malformed_setting_stops_the_job_before_anything_runs(
+    tmp_path, template, name, value, shown
+):
+    """Exit 2 with one line naming the variable, its value (shell-quoted) and what is
+    allowed; srun, pvmc and SLURM's commands are never called (stand-ins record it)."""
+    (tmp_path / "bin").mkdir()
+    calls = tmp_path / "calls"
+    for exe in ("srun", "pvmc", "sbatch", "scontrol", "squeue", "mpiexec"):
+        record = f'echo "{exe} $*" >> {shlex.quote(str(calls))}'
+        write_exe(tmp_path / "bin" / exe, f"#!/bin/bash\n{record}\n")
+    env = clean_env(os.environ)
+    env.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        SLURM_JOB_ID="9",
+        SLURM_NTASKS="2",
+        SLURM_JOB_END_TIME=str(int(time.time()) + 3600),
+    )
+    env[name] = value
+    res = subprocess.run(
+        ["bash", str(JOBS / template)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    [line] = (res.stdout + res.stderr).splitlines()
+    assert line.endswith(
+        f"error: {name}={shown}: allowed: whole seconds from 0 to 999999999 (digits "
+        "only), or unset for the default"
+    ), line
+    assert not calls.exists(), calls.read_text()
+
+
 def test_a_stop_signal_between_runs_prevents_the_next_launch(tmp_path):
     marker = tmp_path / "launched"
     snippet = f"kill -s USR1 $$; run_forwarding touch {shlex.quote(str(marker))}; echo \"RC=$RC\""

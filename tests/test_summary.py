@@ -259,6 +259,71 @@ def test_writers_used_lists_each_writer_that_left_samples():
     assert writer.writers_used("gather", "mpio", 64) == "gather,mpio"
     assert writer.writers_used("gather,mpio", "mpio", 64) == "gather,mpio"
     assert writer.writers_used(None, "mpio", 64) == "gather,mpio"  # an older file
+    assert writer.recorded_writers(None) == "gather"  # format 5 and older
+    assert writer.recorded_writers("gather,mpio") == "gather,mpio"
+
+
+def _stopped_run(cfg, monkeypatch, stop: str) -> None:
+    """Run cfg in-process and stop it: 'produce', by SIGINT in its second unit of
+    production; 'finish', by a failure in the summary after production."""
+    import io
+    import signal
+
+    from parallel_vmc.run import driver
+    from parallel_vmc.run.driver import Run, RunInterrupted
+    from parallel_vmc.sampling import samplers
+
+    if stop == "produce":
+        original, calls = samplers.Sampler.produce, []
+
+        def produce(self, *args):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(self, *args)
+
+        monkeypatch.setattr(samplers.Sampler, "produce", produce)
+        with pytest.raises(RunInterrupted):
+            Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    else:
+
+        def broken(*args, **kwargs):
+            raise MemoryError("simulated")
+
+        monkeypatch.setattr(driver, "production_summary", broken)
+        with pytest.raises(MemoryError):
+            run_config(cfg)
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("stop", ["produce", "finish"])
+def test_a_format5_file_without_the_writer_reads_and_resumes(tmp_path, monkeypatch, stop):
+    """Format 5, the one before /production/writer was always there: a file of it
+    stopped in production or before its summary reads as it is (analysis, pvmc info),
+    and pvmc resume completes it as the current format, the writer recorded as the
+    gather, with the series and summary of a run that never stopped."""
+    from analysis.runfile import read_run
+    from parallel_vmc.cli.main import main
+    from parallel_vmc.runfile import schema as S
+
+    sections = {"production": {"samples": 40000}}  # 3 units of work per chain
+    ref = run_config(make_config(tmp_path / "ref.h5", **sections))
+    cfg = make_config(tmp_path / "old.h5", **sections)
+    _stopped_run(cfg, monkeypatch, stop)
+    path = cfg.output.path
+    with h5py.File(path, "r+") as h5:  # as format 5 wrote it
+        h5.attrs.modify(S.FORMAT, 5)
+        del h5[S.PRODUCTION].attrs[S.WRITER]
+    run = read_run(path)
+    assert run.attrs[S.FORMAT] == 5 and S.WRITER not in run.production_attrs
+    assert main(["info", path]) == 0
+    assert main(["resume", path, "--quiet"]) == 0
+    with h5py.File(path) as h5, h5py.File(ref.path) as r:
+        assert h5.attrs[S.FORMAT] == S.FORMAT_VERSION == 6
+        assert h5.attrs[S.STATUS].decode() == S.COMPLETED
+        assert h5[S.PRODUCTION].attrs[S.WRITER] == writer.GATHER
+        assert np.array_equal(h5["production/local_energy"][...], r["production/local_energy"][...])
+        assert h5["summary"].attrs["energy"] == ref.summary["energy"]
 
 
 @pytest.mark.mpi(min_size=2)

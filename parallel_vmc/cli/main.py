@@ -198,7 +198,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
     """Rank 0: (problem, resume) for ``pvmc run``: resume is None (a new run), a
     checkpoint payload, "completed", or "restart" (killed before its first
     checkpoint)."""
-    from ..run.preflight import all_problems, resources_problem, samples_problem
+    from ..run.preflight import all_problems, resume_problems
 
     path = cfg.output.path
     try:
@@ -211,11 +211,7 @@ def _run_problem(args, cfg, comm, ranks_on_node):
                 return all_problems(cfg, comm.size, True, ranks_on_node), "restart"
             if resume == "completed":
                 return None, resume
-            return (
-                samples_problem(cfg, comm.size)
-                or resources_problem(cfg, comm.size, ranks_on_node, new_file=False),
-                resume,
-            )
+            return resume_problems(cfg, comm.size, ranks_on_node), resume
         return all_problems(cfg, comm.size, args.overwrite, ranks_on_node), None
     except InputError as exc:
         return str(exc), None
@@ -280,7 +276,7 @@ def cmd_resume(args) -> int:
         return resume_training(args)
     from ..config.fields import ConfigError
     from ..config.vmc import config_from_yaml_text
-    from ..run.preflight import resources_problem, samples_problem
+    from ..run.preflight import resume_problems
 
     comm = world()
     ranks_on_node = comm.ranks_on_node()
@@ -293,9 +289,7 @@ def cmd_resume(args) -> int:
             if payload == "completed":
                 raise InputError(f"{path}: the run is already completed; nothing to resume")
             cfg = config_from_yaml_text(payload[0]["config"])
-            problem = samples_problem(cfg, comm.size) or resources_problem(
-                cfg, comm.size, ranks_on_node, new_file=False
-            )
+            problem = resume_problems(cfg, comm.size, ranks_on_node)
     except InputError as exc:
         problem = str(exc)
     except ConfigError as exc:

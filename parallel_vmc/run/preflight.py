@@ -1,5 +1,7 @@
 """Checks made before any work: can the output be written, and do the memory of each
-rank and the disk space of the run file exist? Every message gives the numbers.
+rank and the disk space of the run file exist? Every message gives the numbers; where
+one size key of the config alone asks for more than the machine has, the message names
+that key, its value, what it amounts to and the largest value that fits.
 
 The sizes follow from the config and the rank count alone. The estimates count every
 array that grows with a size in the config (parameters, walkers, production blocks,
@@ -11,6 +13,7 @@ measurements.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import shutil
@@ -24,6 +27,16 @@ DISK_MARGIN = 1.05  # HDF5 metadata, chunk indices, checksums
 SUMMARY_VECTORS = 24  # n-double vectors of a rank's summary: one chain's FFT
 # (up to 4 n doubles each way), the reductions, y blocked
 BOOTSTRAP_BYTES = 2 * 8 * 2**22  # rank 0: the bootstrap's index array and its gather
+# The config keys the sizes grow with, each with what its value amounts to: a size
+# beyond the machine is reported under the key the user set, not only as a total.
+SIZE_KEYS = {
+    "sampler.walkers_per_rank": lambda s: f"{s.n_chains} chains",
+    "wavefunction.hidden": lambda s: f"{s.n_params} parameters",
+    "system.particles": lambda s: f"{s.M} coordinates, {s.n_params} parameters",
+    "production.samples": lambda s: f"{s.n_samples} samples per chain",
+    "optimizer.iterations": lambda s: f"{s.iterations} iterations of {s.n_params} parameters",
+    "optimizer.samples_per_iteration": lambda s: f"{s.sweeps} sweeps per walker and iteration",
+}
 
 
 def _human(n: float) -> str:
@@ -114,6 +127,7 @@ class Sizes:
         from ..wavefunction import Layout
 
         sy, wf, sa = cfg.system, cfg.wavefunction, cfg.sampler
+        self.n_ranks = n_ranks
         self.P = sy.particles
         self.M = sy.particles * sy.dimensions
         self.N = wf.hidden
@@ -125,11 +139,11 @@ class Sizes:
         self.series = 4 if cfg.production.store_components else 1
         self.iterations = cfg.optimizer.iterations
         self.sums = 8 * iteration_size(self.n_params, cfg.optimizer.method == "sr")
+        self.sweeps = per_walker(cfg.optimizer.samples_per_iteration, self.n_chains)
         self.o_rows = 0
         if cfg.optimizer.method == "sr":  # one kernel call's O rows, and O^T O
-            sweeps = per_walker(cfg.optimizer.samples_per_iteration, self.n_chains)
-            group = walkers_per_call(self.W, sweeps, self.n_params, O_ROWS_BUDGET)
-            self.o_rows = 8 * self.n_params * (group * sweeps + self.n_params)
+            group = walkers_per_call(self.W, self.sweeps, self.n_params, O_ROWS_BUDGET)
+            self.o_rows = 8 * self.n_params * (group * self.sweeps + self.n_params)
         # The (P, P) Padé cusps and pair kinds (float64 + int64) for the run file.
         self.pair_tables = 16 * self.P * self.P if wf.jastrow == "pade" else 0
         self.obs = 0
@@ -170,6 +184,11 @@ class Sizes:
         and the bootstrap of the chain-averaged series."""
         return 2 * 8 * self.n_chains * self.chunk + BOOTSTRAP_BYTES
 
+    def node_memory(self, ranks_on_node: int) -> int:
+        """Bytes of the ranks_on_node ranks of rank 0's node."""
+        rank0, other = self.memory_per_rank()
+        return rank0 + (ranks_on_node - 1) * other
+
     def checkpoint_bytes(self) -> int:
         return 8 * (self.n_chains * (2 * self.M + 8) + 6 * self.n_params) + self.obs
 
@@ -180,6 +199,69 @@ class Sizes:
         history = self.iterations * (8 * self.n_params + 64 + 8 * 8)
         run_file = series + history + 4 * self.obs + self.checkpoint_bytes() + 2**20
         return int(DISK_MARGIN * (run_file + 3 * self.checkpoint_bytes()))
+
+    def largest_file_bytes(self) -> int:
+        """The run file alone (what ``ulimit -f`` bounds)."""
+        return self.file_bytes() - 3 * self.checkpoint_bytes()
+
+
+def _key_value(cfg, key: str) -> int:
+    """The value of the key ``section.name`` in cfg."""
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _with_value(cfg, key: str, value: int):
+    """cfg with the key ``section.name`` set to value (no other check: sizes only)."""
+    section, name = key.split(".")
+    return cfg.replace(**{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
+
+
+def _lowest(key: str) -> int:
+    """The smallest allowed value of the size key ``section.name`` (its SPEC minimum)."""
+    from ..config.vmc import SPEC
+
+    section, name = key.split(".")
+    return int(SPEC[section][name].minimum)
+
+
+def largest_fitting(cfg, n_ranks: int, key: str, fits) -> int:
+    """The largest value of key with which ``fits(Sizes)`` holds, the rest of cfg kept,
+    given that its smallest allowed value fits and the value in cfg does not: by
+    bisection (Sizes is arithmetic only, ~50 us; 63 steps at most)."""
+    low, high = _lowest(key), _key_value(cfg, key)
+    while high - low > 1:  # fits at low, not at high
+        mid = (low + high) // 2
+        if fits(Sizes(_with_value(cfg, key, mid), n_ranks)):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def culprit(cfg, n_ranks: int, fits, need) -> tuple[str, int] | None:
+    """(key, largest value that fits) of the size key that alone keeps cfg from
+    fitting (``fits(Sizes)`` false): of the keys whose smallest allowed value would
+    make it fit, the one that lowers ``need(Sizes)`` (the short resource) most there;
+    None if no one key would."""
+    best = None
+    for key in SIZE_KEYS:
+        if _key_value(cfg, key) <= _lowest(key):
+            continue
+        t = Sizes(_with_value(cfg, key, _lowest(key)), n_ranks)
+        if fits(t) and (best is None or need(t) < best[0]):
+            best = (need(t), key)
+    if best is None:
+        return None
+    return best[1], largest_fitting(cfg, n_ranks, best[1], fits)
+
+
+def _subject(cfg, s: Sizes, key: str, memory: bool) -> str:
+    """'key: value (what it amounts to[, its memory per rank])': a message's subject."""
+    amounts = SIZE_KEYS[key](s)
+    if memory:
+        amounts += f", up to {_human(s.memory_per_rank()[0])} of memory per rank"
+    return f"{key}: {_key_value(cfg, key)} ({amounts})"
 
 
 def memory_available() -> tuple[int, str]:
@@ -217,60 +299,146 @@ def _cgroup_limit() -> int | None:
     return None if text == "max" else int(text)
 
 
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What this node offers a run: the memory available (and where that number comes
+    from) to its ranks_on_node ranks; for a new run file the free disk where it goes
+    and this shell's file size limit (None: not checked, or no limit)."""
+
+    memory: int
+    memory_source: str
+    ranks_on_node: int
+    disk: int | None = None
+    disk_where: str = ""
+    file_limit: int | None = None
+
+    @classmethod
+    def here(cls, path: str, ranks_on_node: int, new_file: bool) -> "Machine":
+        """This node, for a run file at path (new_file: it is still to be created)."""
+        memory, source = memory_available()
+        if not new_file:
+            return cls(memory, source, ranks_on_node)
+        where = _nearest_existing(path)
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        limit = None if soft == resource.RLIM_INFINITY else soft
+        return cls(memory, source, ranks_on_node, shutil.disk_usage(where).free, where, limit)
+
+    def disk_short(self, s: Sizes) -> bool:
+        """The run file and its checkpoints need more than the free disk."""
+        return self.disk is not None and s.file_bytes() > self.disk
+
+    def file_too_large(self, s: Sizes) -> bool:
+        """The run file would exceed the file size limit (``ulimit -f``)."""
+        return self.file_limit is not None and s.largest_file_bytes() > self.file_limit
+
+    def memory_short(self, s: Sizes) -> bool:
+        """The ranks on this node need more memory than it has available."""
+        return s.node_memory(self.ranks_on_node) > self.memory
+
+    def short_need(self, s: Sizes):
+        """The need (a function of Sizes) of the first short resource of s: the disk,
+        the file size limit, the memory (the order of the messages)."""
+        if self.disk_short(s):
+            return Sizes.file_bytes
+        if self.file_too_large(s):
+            return Sizes.largest_file_bytes
+        return lambda t: t.node_memory(self.ranks_on_node)
+
+    def fits(self, s: Sizes) -> bool:
+        """Nothing is short."""
+        return not (self.disk_short(s) or self.file_too_large(s) or self.memory_short(s))
+
+
 def resources_problem(
     cfg, n_ranks: int, ranks_on_node: int = 1, new_file: bool = True
 ) -> str | None:
     """Is there memory for the ranks on this node and (new_file) disk space for the run
-    file? A resumed run's file is allocated already."""
+    file? A resumed run's file is allocated already. Where one size key alone is the
+    cause, the message is about that key, with the largest value that fits all."""
     s = Sizes(cfg, n_ranks)
-    problem = disk_problem(cfg.output.path, s) if new_file else None
-    if problem:
-        return problem
-    rank0, other = s.memory_per_rank()
-    need = rank0 + (ranks_on_node - 1) * other
-    have, source = memory_available()
-    if need > have:
-        return (
-            f"memory: this run needs about {_human(need)} on this node ({ranks_on_node} "
-            f"rank(s): {_human(rank0)} for rank 0, {_human(other)} for each other "
-            f"rank, each holding its {s.W} chains x {s.n_samples} samples of "
-            f"production for the summary), but {source} is {_human(have)}; "
-            "reduce production.samples, sampler.walkers_per_rank, "
-            "system.particles or wavefunction.hidden, or use more nodes"
-        )
-    return None
+    machine = Machine.here(cfg.output.path, ranks_on_node, new_file)
+    if machine.fits(s):
+        return None
+    named = culprit(cfg, n_ranks, machine.fits, machine.short_need(s))
+    if named is None:
+        return _unnamed_problem(cfg.output.path, s, machine)
+    key, value = named
+    disk = machine.disk_short(s) or machine.file_too_large(s)
+    other = ", or another output.path" if machine.disk_short(s) else ""
+    if not disk and machine.ranks_on_node > 1:
+        other = ", or fewer ranks per node"
+    return (
+        f"{_subject(cfg, s, key, memory=disk)} makes "
+        f"{_shortfall(cfg.output.path, s, machine)}; allowed: up to {value} with the rest "
+        f"of this config{other}"
+    )
 
 
-def disk_problem(path: str, s: Sizes) -> str | None:
-    need = s.file_bytes()
-    where = _nearest_existing(path)
-    free = shutil.disk_usage(where).free
+def _shortfall(path: str, s: Sizes, m: Machine) -> str:
+    """What is short, with the numbers: the disk, the file size limit or the memory (the
+    first of them that is)."""
     detail = (
         f"{s.n_chains} chains x {s.n_samples} samples x {s.series} series, "
         f"{s.iterations} iterations x {s.n_params} parameters"
     )
-    if need > free:
+    if m.disk_short(s):
         return (
-            f"disk: the run file {path!r} and its checkpoints need about "
-            f"{_human(need)} ({detail}), but {where!r} has {_human(free)} free; "
-            "reduce production.samples or optimizer.iterations, or choose another "
-            "output.path"
+            f"the run file {path!r} and its checkpoints need about "
+            f"{_human(s.file_bytes())} of disk ({detail}), but {m.disk_where!r} has "
+            f"{_human(m.disk)} free"
         )
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    largest = need - 3 * s.checkpoint_bytes()
-    if soft != resource.RLIM_INFINITY and largest > soft:
+    if m.file_too_large(s):
         return (
-            f"disk: the run file {path!r} would be about {_human(largest)} "
-            f"({detail}), above the file size limit of this shell (ulimit -f: "
-            f"{_human(soft)}); reduce production.samples or optimizer.iterations"
+            f"the run file {path!r} about {_human(s.largest_file_bytes())} ({detail}), "
+            f"above the file size limit of this shell (ulimit -f: {_human(m.file_limit)})"
         )
-    return None
+    return f"this run need {_memory_detail(s, m)}"
+
+
+def _memory_detail(s: Sizes, m: Machine) -> str:
+    """The memory the ranks on this node need, and what the node has."""
+    rank0, other = s.memory_per_rank()
+    return (
+        f"about {_human(s.node_memory(m.ranks_on_node))} of memory on this node "
+        f"({m.ranks_on_node} rank(s): {_human(rank0)} for rank 0, {_human(other)} for "
+        f"each other rank), but {m.memory_source} is {_human(m.memory)}"
+    )
+
+
+def _unnamed_problem(path: str, s: Sizes, m: Machine) -> str:
+    """The problem when no one key is the cause: the total and the keys to reduce."""
+    if m.disk_short(s):
+        return (
+            f"disk: {_shortfall(path, s, m)}; reduce production.samples or "
+            "optimizer.iterations, or choose another output.path"
+        )
+    if m.file_too_large(s):
+        return (
+            f"disk: this run makes {_shortfall(path, s, m)}; reduce production.samples "
+            "or optimizer.iterations"
+        )
+    return (
+        f"memory: this run needs {_memory_detail(s, m)}, each rank holding its {s.W} "
+        f"chains x {s.n_samples} samples of production for the summary; reduce "
+        "production.samples, sampler.walkers_per_rank, system.particles or "
+        "wavefunction.hidden, or use more nodes"
+    )
 
 
 def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> str | None:
-    """The first reason a new run of cfg cannot start, or None."""
+    """The first reason a new run of cfg cannot start, or None. Sizes beyond the
+    machine come first: they name the key the user set, which the too few samples per
+    chain of an absurd walker count would not."""
     return (
-        samples_problem(cfg, n_ranks)
+        resources_problem(cfg, n_ranks, ranks_on_node)
+        or samples_problem(cfg, n_ranks)
         or output_problem(cfg.output.path, overwrite)
-        or resources_problem(cfg, n_ranks, ranks_on_node)
+    )
+
+
+def resume_problems(cfg, n_ranks: int, ranks_on_node: int = 1) -> str | None:
+    """The first reason a resumed run of cfg cannot go on, or None: as for a new run
+    (``all_problems``), but its file exists and is allocated already."""
+    return resources_problem(cfg, n_ranks, ranks_on_node, new_file=False) or samples_problem(
+        cfg, n_ranks
     )

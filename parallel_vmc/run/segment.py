@@ -28,7 +28,14 @@ from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import FileInUse
 from ..runfile.output import RunFile
-from ..runfile.writer import MPIO, ParallelSeries, chunk_rows, production_writer, writers_used
+from ..runfile.writer import (
+    MPIO,
+    ParallelSeries,
+    chunk_rows,
+    production_writer,
+    recorded_writers,
+    writers_used,
+)
 from ..sizes import production_chunk
 from .collective import RunFailed
 
@@ -130,11 +137,12 @@ class Segment:
                 self.cfg.production.store_components,
                 self._chunk_rows(),
             )
+        prod = self.file.h5[S.PRODUCTION]
+        recorded = prod.attrs.get(S.WRITER)
         if state.phase != "finish":
-            prod = self.file.h5[S.PRODUCTION]
-            prod.attrs[S.WRITER] = writers_used(
-                prod.attrs.get(S.WRITER), self.writer, state.prod_done
-            )
+            prod.attrs[S.WRITER] = writers_used(recorded, self.writer, state.prod_done)
+        elif recorded is None:  # an older format's complete series: now it says who
+            prod.attrs[S.WRITER] = recorded_writers(recorded)
         self.file.set_status(S.RUNNING, flush=False)
         return n_samples
 

@@ -1,7 +1,7 @@
 """The HDF5 run file (DESIGN section 4), written by rank 0 only (but for the production
 samples with the MPI-IO writer, see ``writer``).
 
-Layout (format_version 4; the names live in ``schema``)::
+Layout (format_version 6; the names live in ``schema``)::
 
     /                root attrs: format_version, package_version, created, config,
                      mpi_size, walkers_per_rank, seed, numba/numpy/mpi4py versions,

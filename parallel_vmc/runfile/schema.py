@@ -5,11 +5,11 @@ Pure constants and three small helpers; imports only the standard library and nu
 never numba, so ``analysis`` can use it (importing ``parallel_vmc`` itself only points
 numba's cache directory, see ``jit_cache``).
 
-Layout of format 4 (see ``output`` for what each dataset holds and when)::
+Layout of format 6 (see ``output`` for what each dataset holds and when)::
 
     /                root attrs ROOT_ATTRS (REQUIRED_ROOT always present)
     /optimization/   ITERATION, OPT_FIELDS, PARAMS, ROWS_WRITTEN
-    /production/     PRODUCTION_SERIES, SAMPLES_WRITTEN; attrs PRODUCTION_ATTRS
+    /production/     PRODUCTION_SERIES, SAMPLES_WRITTEN; attrs WRITER, PRODUCTION_ATTRS
       observables/   SCALAR_OBSERVABLES (batch means, attrs MEAN, ERROR), the
                      histogram groups HISTOGRAMS (edges + HISTOGRAM_ARRAYS)
     /wavefunction/   WAVEFUNCTION_ARRAYS (+ JASTROW_ARRAYS, + SLATER_ARRAYS); attrs
@@ -28,13 +28,16 @@ import math
 
 import numpy as np
 
-FORMAT_VERSION = 5  # bumped with every change of this schema; 4: /wavefunction
+FORMAT_VERSION = 6  # bumped with every change of this schema; 4: /wavefunction
 # statistics, orbitals, orbital_scale, inverse_drift; 5: the
-# optional 3D densities along the axes, density_xy and density_z
+# optional 3D densities along the axes, density_xy and density_z; 6: the attribute
+# /production/writer, always there (some format 5 files have it too; a file without it
+# was written by the gather, see ``writer.recorded_writers``)
 # Formats ``pvmc resume`` continues: a format 3 file differs only in what /wavefunction
 # gets at the end, a format 4 file in the optional axial densities (off in its config),
-# so they are resumed and end as a format 5 file.
-RESUMABLE_FORMATS = (3, 4, FORMAT_VERSION)
+# a format 5 file in the writer's attribute, so they are resumed and end as a format 6
+# file.
+RESUMABLE_FORMATS = (3, 4, 5, FORMAT_VERSION)
 
 
 def path(*parts: str) -> str:

@@ -12,7 +12,8 @@ Two writers, chosen once per launch by :func:`production_writer` (the one place)
   are then ``(W, unit)``, so every Fletcher32 chunk has one writer (HDF5 writes
   filtered datasets in parallel only collectively).
 
-The run file records the writer(s) in the attribute ``/production/writer``.
+The run file records the writer(s) in the attribute ``/production/writer`` (format 6 on;
+a file without it was written by the gather: :func:`recorded_writers`).
 """
 
 from __future__ import annotations
@@ -44,14 +45,20 @@ def chunk_rows(writer: str, n_chains: int, walkers_per_rank: int) -> int:
     return walkers_per_rank if writer == MPIO else n_chains
 
 
+def recorded_writers(recorded: str | None) -> str:
+    """The writers a /production/writer attribute names (None: the file has none). A
+    file without it (format 5 and older) was written by the gather, the only writer
+    before there was a choice."""
+    return recorded or GATHER
+
+
 def writers_used(recorded: str | None, writer: str, samples_written: int) -> str:
     """The /production/writer attribute once ``writer`` writes on: the writers in the
     order they wrote ("gather,mpio" when a resumed run changed writer); the recorded
-    one is dropped when no sample of it is left. A file without the attribute was
-    written by the gather (the only writer before there was a choice)."""
+    one is dropped when no sample of it is left."""
     if samples_written == 0:
         return writer
-    recorded = recorded or GATHER
+    recorded = recorded_writers(recorded)
     used = recorded.split(",")
     return recorded if used[-1] == writer else ",".join(used + [writer])
 

@@ -9,6 +9,7 @@ and sizes (and so of ``n_params``). Numba-free: config validation reads the regi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,7 +154,7 @@ class Block:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)  # exact: no int64 wrap for an absurd config
 
 
 @dataclass(frozen=True)
