@@ -4,6 +4,7 @@ numba. The checker itself is tested on small trees with each defect planted."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,13 +72,17 @@ def test_checker_finds_private_names(tmp_path):
     assert sorted(privates) == [("pkg.b", "pkg.a", "_f"), ("pkg.c", "pkg.a", "_hidden")]
 
 
-def test_validate_imports_no_numba():
+def test_validate_imports_no_numba(tmp_path):
     """``pvmc validate`` (config loading, the checks, the preflight sizes) runs without
-    numba: a config is checked in a fraction of a second, on a login node too."""
+    numba: a config is checked in a fraction of a second, on a login node too.
+
+    It runs in an empty directory: the quick start's output path is relative, and a
+    ``runs/quickstart.h5`` left by the README's first command would (rightly) be refused."""
+    config = os.path.join(ROOT, "configs", "quickstart.yaml")
     code = (
         "import sys\n"
         "from parallel_vmc.cli.main import main\n"
-        "code = main(['validate', 'configs/quickstart.yaml'])\n"
+        f"code = main(['validate', {str(config)!r}])\n"
         "assert code == 0, code\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('numba', 'llvmlite'))\n"
@@ -85,7 +90,7 @@ def test_validate_imports_no_numba():
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=ROOT,
+        cwd=tmp_path,
         env=subprocess_env(),
         capture_output=True,
         text=True,
