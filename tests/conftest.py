@@ -142,3 +142,50 @@ def pytest_terminal_summary(terminalreporter):
             f"numba signatures: {compiled} compiled, {loaded} loaded from the cache"
             + (f" (compiled: {top})" if top else "")
         )
+
+
+_SEEN_SIGNATURES: set = set()
+
+
+def _new_signatures() -> list:
+    """(function, 'compiled'|'cached', signature) of every kernel signature this process
+    gained since the last call."""
+    import sys
+
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return []
+    new = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("parallel_vmc", "test_", "conftest")):
+            continue
+        for value in list(vars(module).values()):
+            if not (isinstance(value, CPUDispatcher) and value.__module__ == name):
+                continue
+            cached = {str(sig) for sig in value.stats.cache_hits}
+            for sig in value.signatures:
+                key = (id(value), sig)
+                if key not in _SEEN_SIGNATURES:
+                    _SEEN_SIGNATURES.add(key)
+                    how = "cached" if str(sig) in cached else "compiled"
+                    new.append((f"{name}.{value.__name__}", how, str(sig)))
+    return new
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """With PVMC_SIGNATURE_LOG=FILE, append one line per kernel signature a test made
+    this process compile or load (test id, seconds of the test, function, how,
+    signature): where the compile minutes of a cold run go."""
+    import os
+    import time
+
+    path = os.environ.get("PVMC_SIGNATURE_LOG")
+    start = time.perf_counter()
+    yield
+    if path:
+        seconds = time.perf_counter() - start
+        with open(path, "a") as fh:
+            for function, how, sig in _new_signatures():
+                fh.write(f"{item.nodeid}\t{seconds:.1f}\t{function}\t{how}\t{sig[:400]}\n")
