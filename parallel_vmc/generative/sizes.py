@@ -19,14 +19,15 @@ import math
 from ..run.preflight import BASE_BYTES, DISK_MARGIN
 from .config import SPEC
 from .evaluate import CHUNK
+from .gio import HISTORY_FIELDS
+from .runner import layer_sizes
 
 FILE_OVERHEAD = 64 * 1024  # HDF5 headers, the config text, the attributes (measured ~10 KB)
-HISTORY_FIELDS = 7  # doubles per history row (``gio.HISTORY_FIELDS``)
 
 
 def _layers(cfg, n_visible: int) -> list:
     """(n_v, n_h) of every layer, bottom first."""
-    dims = [n_visible, cfg.model.hidden, *cfg.dbn_layers]
+    dims = [n_visible, *layer_sizes(cfg)]
     return list(zip(dims[:-1], dims[1:]))
 
 
@@ -104,7 +105,7 @@ class TrainSizes:
         checkpoint = 8 * self.largest * (1 + self.n_opt) + 32 * self.n_streams
         if self.cfg.training.method == "pcd":
             checkpoint += chains
-        history = 8 * HISTORY_FIELDS * self.history_rows()
+        history = 8 * len(HISTORY_FIELDS) * self.history_rows()
         return int(DISK_MARGIN * (layers + checkpoint + history + FILE_OVERHEAD))
 
     def file_bytes(self) -> int:
