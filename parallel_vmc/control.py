@@ -16,12 +16,20 @@ decision at the same point:
 
 The wall-time margin is measured, not guessed: twice the longest unit and the longest
 checkpoint seen so far, plus a fixed reserve for the final bookkeeping.
+
+The first compile of the kernels is no unit of work and takes a minute or more with
+an empty numba cache; a stop signal then still takes effect after the next unit, but
+rank 0 says at once that it is noted (:meth:`Control.compiling`). Stopping inside the
+compile would not be clean: the other ranks would wait in the first reduction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -120,6 +128,71 @@ class Control:
 
     def _handler(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         self.signal_name = signal.Signals(signum).name
+
+    @contextlib.contextmanager
+    def compiling(self, stream=None):
+        """The block compiles (or loads) the kernels, between units of work: a stop
+        signal that arrives during it, or came before it and waits for the next unit,
+        is noted at once by one line on rank 0's stderr (stream), saying that the stop
+        comes after compiling.
+
+        The line comes from a thread woken by the signal's byte on a wakeup fd
+        (``signal.set_wakeup_fd``, written by the C-level handler the moment the signal
+        arrives): Python runs its own handler only between bytecodes of the main
+        thread, which can sit in one LLVM pass for seconds. Off the main thread (no
+        wakeup fd possible) the block runs without the note."""
+        stream = sys.stderr if stream is None else stream
+        noted = [self.signal_name is not None]
+        if self.rank != 0:
+            yield
+            return
+        if noted[0]:
+            self._note(self.signal_name, stream)
+        read, write = os.pipe()
+        os.set_blocking(write, False)  # the C handler must never block
+        try:
+            previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            os.close(read)
+            os.close(write)
+            yield
+            return
+        watcher = threading.Thread(
+            target=self._watch, args=(read, noted, stream), name="pvmc-stop-note", daemon=True
+        )
+        watcher.start()
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
+            os.write(write, b"\0")  # no signal has number 0: the watcher's end
+            watcher.join()
+            os.close(read)
+            os.close(write)
+
+    def _watch(self, fd: int, noted: list, stream) -> None:
+        """The watcher thread of :meth:`compiling`: the first stop signal's note, until
+        the byte 0."""
+        names = {getattr(signal, n) for n in STOP_SIGNALS if hasattr(signal, n)}
+        while True:
+            data = os.read(fd, 64)
+            if not data:  # cannot happen while the write end is open
+                return
+            for signum in data:
+                if signum == 0:
+                    return
+                if signum in names and not noted[0]:
+                    noted[0] = True
+                    self._note(signal.Signals(signum).name, stream)
+
+    @staticmethod
+    def _note(name: str, stream) -> None:
+        print(
+            f"pvmc: {name} noted while the kernels compile (a minute or more with an "
+            "empty numba cache); the run stops with a checkpoint once they are compiled",
+            file=stream,
+            flush=True,
+        )
 
     # ------------------------------------------------------------------ flags
     def begin_unit(self) -> None:

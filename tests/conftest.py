@@ -69,6 +69,50 @@ def tiny_config(tmp_path):
     return lambda **sections: make_config(tmp_path / "run.h5", **sections)
 
 
+@pytest.fixture
+def small_disk_of(tmp_path):
+    """mount(size) -> a new directory on a tmpfs of that size ("2m", "24m"), unmounted
+    at the end: a real file system that fills up. Needs the right to mount (root, as
+    in CI); the test is skipped with the reason otherwise."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str):
+        mnt = tmp_path / f"disk{len(mounted)}"
+        mnt.mkdir()
+        res = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_disk(directory) -> str:
+    """Fill the file system of directory with one file (someone else filling the
+    disk); its path."""
+    import os
+
+    path = os.path.join(str(directory), "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\0" * 2**16)  # unbuffered: nothing left to flush at close
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return path
+
+
 ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
 _LAUNCHER_PREFIXES = (
     "PMI_",

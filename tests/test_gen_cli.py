@@ -4,7 +4,9 @@ configs that load or name the key."""
 
 import contextlib
 import copy
+import gzip
 import io
+import math
 import struct
 
 import h5py
@@ -33,6 +35,9 @@ TINY = {
     "output": {"checkpoint_epochs": 2},
     "seed": 3,
 }
+FUZZ = dict(
+    deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def run_cli(argv):
@@ -104,6 +109,98 @@ def test_trains_on_a_small_idx_file(tmp_path):
     assert model_arrays(tmp_path / "o.h5")[0]["W"].shape == (9, 3)
 
 
+def idx_config(tmp_path, idx_path):
+    """TINY on the IDX file idx_path, laid out for any row count >= 1."""
+    raw = copy.deepcopy(TINY)
+    raw["data"] = {"name": "idx", "path": str(idx_path)}
+    raw["training"].update(batch_size=1, chains=1)
+    return write_config(tmp_path, raw)
+
+
+def test_an_idx_file_of_zero_images_exits_2_saying_so(tmp_path):
+    (tmp_path / "empty.idx").write_bytes(struct.pack(">4I", 0x803, 0, 28, 28))
+    out = tmp_path / "o.h5"
+    code, stdout, err = run_cli(["train", idx_config(tmp_path, tmp_path / "empty.idx"), "-o", out])
+    assert code == 2 and stdout == "" and not out.exists(), err
+    assert err.strip().splitlines() == [
+        f"pvmc: error: IDX file {tmp_path / 'empty.idx'}: no images (its header gives 0 "
+        "images of 28 x 28 pixels); allowed: a file of at least one image"
+    ]
+
+
+def _idx_well_formed(raw: bytes) -> bool:
+    """Is raw (the file's bytes) an IDX file of unsigned-byte images with at least one
+    image of at least one pixel? An oracle of its own, from the format: magic 0x803,
+    three big-endian sizes, then exactly their product of bytes."""
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except Exception:  # noqa: BLE001 - any damage: not well formed
+            return False
+    if len(raw) < 16 or struct.unpack(">I", raw[:4])[0] != 0x803:
+        return False
+    n, rows, cols = struct.unpack(">3I", raw[4:16])
+    return n >= 1 and rows * cols >= 1 and len(raw) == 16 + n * rows * cols
+
+
+SIZES = st.one_of(st.integers(0, 4), st.sampled_from([2**31, 2**32 - 1]))
+DEFECTS = ("none", "magic", "sizes", "cut", "extra", "damaged gzip")
+
+
+@st.composite
+def idx_files(draw) -> bytes:
+    """The bytes of IDX-like files: an images file of n x rows x cols sizes (0-4, or at
+    the uint32 limit) with one defect or none: another magic number, 0-5 other sizes,
+    cut anywhere, trailing bytes, a damaged gzip stream; plain or gzipped."""
+    sizes, magic = draw(st.lists(SIZES, min_size=3, max_size=3)), 0x803
+    defect = draw(st.sampled_from(DEFECTS))
+    if defect == "magic":
+        magic = draw(
+            st.one_of(
+                st.sampled_from([0x801, 0x802, 0x804, 0xC03, 0xD03, 0x10803, 0x800, 0]),
+                st.integers(0, 2**32 - 1),
+            )
+        )
+    if defect == "sizes":
+        sizes = draw(st.lists(SIZES, min_size=0, max_size=5))
+    need = math.prod(sizes[:3])
+    raw = struct.pack(f">I{len(sizes)}I", magic, *sizes) + bytes(range(256)) * 16
+    raw = raw[: 4 + 4 * len(sizes) + min(need, 4096)]
+    if defect == "cut":
+        raw = raw[: draw(st.integers(0, len(raw) - 1))]
+    if defect == "extra":
+        raw += bytes(draw(st.integers(1, 8)))
+    if defect == "damaged gzip" or draw(st.booleans()):
+        raw = bytearray(gzip.compress(raw, mtime=0))
+        if defect == "damaged gzip":
+            at = draw(st.integers(10, len(raw) - 1))  # past the gzip header
+            raw[at] ^= draw(st.integers(1, 255))
+        raw = bytes(raw)
+    return raw
+
+
+@settings(
+    max_examples=300,
+    **{
+        **FUZZ,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    },
+)
+@given(raw=idx_files())
+def test_malformed_idx_files_exit_2_with_one_line(tmp_path, raw):
+    """Every IDX file the oracle calls malformed gets exit 2 and one line naming the
+    file (never a traceback); a well-formed one validates."""
+    idx = tmp_path / "x.idx"
+    idx.write_bytes(raw)
+    code, _, err = run_cli(["validate", idx_config(tmp_path, idx), "-o", tmp_path / "o.h5"])
+    if _idx_well_formed(raw):
+        assert code == 0, err
+        return
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"pvmc: error: IDX file {idx}: "), err
+
+
 @pytest.mark.parametrize(
     "change,named",
     [
@@ -172,9 +269,6 @@ def test_resume_of_a_deep_belief_net_between_layers(tmp_path):
 
 
 # --------------------------------------------------------------------------- fuzzing
-FUZZ = dict(
-    deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
 KEYS = [(s, k) for s in gconfig.SPEC for k in gconfig.SPEC[s]] + [("dbn", "layers"), ("seed", None)]
 NAMES = {f"{s}.{k}" for s, k in KEYS if k} | set(gconfig.SECTIONS)
 ODD = [

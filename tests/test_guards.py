@@ -171,3 +171,43 @@ def test_non_finite_local_energy_in_production_fails_every_rank(tmp_path, monkey
     with h5py.File(cfg.output.path) as h5:
         assert h5.attrs["status"].decode().startswith("failed: an exception on rank 0")
         assert h5["production/samples_written"][0] == 0
+
+
+def test_a_stop_while_compiling_is_noted_at_once_once_and_on_rank_0_only():
+    """Control.compiling: a stop signal during the block (or one that came before and
+    waits for the next unit) gets one line at once on rank 0; the flag is still set,
+    so the stop itself comes after the next unit, as always."""
+    import os
+    import signal
+    import time
+
+    from parallel_vmc.control import Control
+
+    def notes(rank: int, before: bool) -> tuple[list, str | None]:
+        control, stream = Control(rank, 1e9, None), io.StringIO()
+        control.install()
+        try:
+            if before:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            with control.compiling(stream):
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGUSR1)
+                end = time.monotonic() + 1.0
+                while time.monotonic() < end and not stream.getvalue():
+                    time.sleep(0.001)  # the note comes while the block still runs
+                time.sleep(0.05)
+                lines = stream.getvalue().splitlines()
+        finally:
+            control.uninstall()
+        return lines, control.signal_name
+
+    lines, flag = notes(0, before=False)
+    assert lines == [
+        "pvmc: SIGTERM noted while the kernels compile (a minute or more with an empty "
+        "numba cache); the run stops with a checkpoint once they are compiled"
+    ]
+    assert flag is not None  # the stop flag for the next unit
+    lines, _ = notes(0, before=True)
+    assert len(lines) == 1 and lines[0].startswith("pvmc: SIGUSR1 noted"), lines
+    lines, flag = notes(1, before=False)
+    assert lines == [] and flag is not None

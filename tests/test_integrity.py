@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import pvmc_argv, subprocess_env
+from conftest import fill_disk, pvmc_argv, subprocess_env
 
 from parallel_vmc.cli import main as cli
 from parallel_vmc.runfile import checkpoint as ckpt
@@ -344,19 +344,9 @@ def test_a_file_size_limit_is_checked_before_any_work(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(small_disk_of):
     """A 24 MB tmpfs (needs the right to mount, as root in CI)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return small_disk_of("24m")
 
 
 def test_a_run_larger_than_the_free_space_is_refused(tmp_path, small_disk):
@@ -380,13 +370,7 @@ def test_disk_full_during_a_run_leaves_a_one_line_status_and_no_temporary(tmp_pa
         text=True,
     )
     assert wait_for(lambda: progress(out).startswith("optimize"), proc)
-    with open(small_disk / "filler", "wb") as fh:  # someone else fills the disk
-        try:
-            while True:
-                fh.write(b"\0" * 2**20)
-                fh.flush()
-        except OSError:
-            pass
+    fill_disk(small_disk)  # someone else fills the disk
     code = proc.wait(timeout=120)
     err = proc.stderr.read()
     assert code == 1 and "Traceback" not in err, err

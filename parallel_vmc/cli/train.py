@@ -11,7 +11,7 @@ import traceback
 from ..config.fields import ConfigError
 from ..generative import config as gconfig
 from ..generative import gio
-from ..generative.runner import Session, StopRequested, preflight, summary_lines
+from ..generative.runner import Session, StopRequested, WriteFailed, preflight, summary_lines
 from ..generative.train import Diverged
 from .common import (
     EXIT_BAD_INPUT,
@@ -47,17 +47,35 @@ def _output_problem(path: str, overwrite: bool) -> str | None:
 
 def _prepare(comm, load):
     """Every rank: (cfg, data, held) from load(), with problems found on rank 0 first
-    (files) and on every rank (data) reported once; (None, exit code) on bad input."""
+    (files) and on every rank (data) reported once, then the memory of the ranks on
+    rank 0's node and the disk of the file (``run.preflight``, as for a VMC run);
+    (None, exit code) on bad input."""
     problem = None
+    ranks_on_node = comm.ranks_on_node()  # collective
     try:
         cfg, extra = load()
         data, held = preflight(cfg, comm.size)
+        if comm.rank == 0:
+            problem = _resources_problem(cfg, data, held, comm.size, ranks_on_node)
     except ConfigError as exc:
         problem = str(exc)
     problem = comm.bcast(problem)
     if problem:
         return None, bad_input(problem, comm.rank)
     return (cfg, data, held, extra), None
+
+
+def _resources_problem(cfg, data, held, n_ranks: int, ranks_on_node: int) -> str | None:
+    """Why this node's memory or the output's disk cannot hold the training, or None.
+    The file it replaces (--overwrite, resume) frees its space at the first rewrite."""
+    from ..generative.sizes import TrainSizes
+    from ..run.preflight import resources_problem
+
+    path = cfg.output.path
+    existing = os.path.getsize(path) if os.path.isfile(path) else 0
+    n_held = 0 if held is None else len(held)
+    sizes = TrainSizes(cfg, n_ranks, len(data), n_held, data.shape[1], existing)
+    return resources_problem(cfg, n_ranks, ranks_on_node, new_file=True, sizes=sizes)
 
 
 def _stop_problem(args) -> str | None:
@@ -138,6 +156,21 @@ def cmd_resume(args) -> int:
     return _execute(session, comm)
 
 
+def _write_failed_line(path: str, exc: WriteFailed) -> str:
+    """The one line of a training stopped by a failed write: why, what the file on disk
+    holds, and how to go on."""
+    if exc.kept is None:
+        return (
+            f"training failed: cannot write {path}: {exc}; nothing of this training was "
+            "written; start it again once the cause (e.g. a full disk) is removed"
+        )
+    return (
+        f"training failed: cannot write {path}: {exc}; the file keeps its checkpoint at "
+        f"{exc.kept}; once the cause (e.g. a full disk) is removed, continue with: "
+        f"pvmc resume {path}"
+    )
+
+
 def _execute(session: Session, comm) -> int:
     """Run the session on every rank; the exit code."""
     path = session.cfg.output.path
@@ -153,6 +186,12 @@ def _execute(session: Session, comm) -> int:
             print(f"pvmc: {exc}; continue with: pvmc resume {path}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except WriteFailed as exc:  # seen by every rank at the same write
+        if comm.rank == 0:
+            print(f"pvmc: {_write_failed_line(path, exc)}", file=sys.stderr, flush=True)
+            if exc.kept is not None:
+                gio.mark_failed(path, f"cannot write the file: {exc}")  # if there is room
         return EXIT_FAILED
     except Diverged as exc:  # seen by every rank at the same mini-batch
         if comm.rank == 0:

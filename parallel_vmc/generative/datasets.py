@@ -15,8 +15,10 @@ command line reports it in one line with exit code 2 before any work.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -135,7 +137,7 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             raw = f.read()
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: damaged gzip
         raise DataError(f"IDX file {path}: cannot read it ({exc})") from None
 
 
@@ -164,13 +166,16 @@ def read_idx(path: str, expect_magic: int | None = None) -> np.ndarray:
         )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[type_code])
-    need = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    need = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != need:
         what = "truncated" if len(raw) < need else "trailing bytes"
         raise DataError(
             f"IDX file {path}: {what} ({len(raw)} bytes, shape {shape} of "
             f"{dtype.itemsize}-byte values needs {need})"
         )
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        # a size 0 besides sizes no array can have (numpy refuses even the empty one)
+        raise DataError(f"IDX file {path}: shape {shape} is beyond any array (no data)")
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -184,7 +189,18 @@ def read_mnist(
     Returns ``data`` (n, rows*cols) float64 - binarised (intensity/255 > threshold) unless
     ``threshold`` is None, then scaled to [0, 1] - and ``labels`` (n,) int64 or None."""
     images = read_idx(images_path, expect_magic=IDX_IMAGES)
-    data = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    n, rows, cols = images.shape
+    if n == 0:
+        raise DataError(
+            f"IDX file {images_path}: no images (its header gives 0 images of "
+            f"{rows} x {cols} pixels); allowed: a file of at least one image"
+        )
+    if rows * cols == 0:
+        raise DataError(
+            f"IDX file {images_path}: images of {rows} x {cols} pixels, no pixels; "
+            "allowed: images of at least 1 x 1 pixels"
+        )
+    data = images.reshape(n, rows * cols).astype(np.float64) / 255.0
     if threshold is not None:
         data = (data > threshold).astype(np.float64)
     labels = None

@@ -28,6 +28,7 @@ from ..rng import (
     params_generator,
     seed_sequence,
 )
+from ..runfile.hdf5io import one_line
 from . import datasets, evaluate, gio
 from .dbn import propagate_up
 from .model import RBM, p_hidden, visible_bias_from_mean
@@ -37,6 +38,17 @@ from .train import Interrupted, Shard, TrainState, check_layout, local_slice, ma
 class StopRequested(Exception):
     """The launch stops cleanly (--stop-after used up, a stop signal, the wall time);
     the checkpoint is written."""
+
+
+class WriteFailed(Exception):
+    """Rank 0 could not write the training file (a full disk, an I/O error, the file
+    size limit); raised on every rank together. The file is as it was before that
+    write (the atomic writer); ``kept``: where its checkpoint is, or None if there is
+    no file yet."""
+
+    def __init__(self, reason: str, kept: str | None):
+        super().__init__(reason)
+        self.kept = kept
 
 
 # ------------------------------------------------------------------ data and layers
@@ -239,10 +251,12 @@ class Session:
         self.history = {name: [] for name in gio.HISTORY_FIELDS}
         self.attrs = gio.root_attrs(cfg, comm.size)
         self.layers, self.seconds, self.resume = [], 0.0, resume
+        self.kept = None  # where the file on disk stands (for a failed write's message)
         if resume is not None:
             self.attrs.update(created=resume["attrs"]["created"])
             self.history = {k: list(v) for k, v in resume["history"].items()}
             self.seconds = float(resume["checkpoint"]["attrs"]["train_seconds"])
+            self.kept = _where(resume["checkpoint"]["attrs"])
         self.t0 = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -355,33 +369,48 @@ class Session:
         return after
 
     def checkpoint(self, like: RBM, layer: int, state: TrainState, status=None) -> None:
-        """Gather the state to rank 0 and write the file (collective)."""
+        """Gather the state to rank 0 and write the file (collective; WriteFailed on
+        every rank if the write fails)."""
         begin = time.perf_counter()
         streams = self.comm.gather_rows(state.streams)
         chains = None if state.chains is None else self.comm.gather_rows(state.chains)
-        if self.comm.rank != 0:
-            return
-        ck = {
-            "theta": state.theta,
-            "streams": streams,
-            "attrs": {
-                "layer": layer,
-                "epoch": state.epoch,
-                "batch": state.batch,
-                "train_seconds": self.elapsed(),
-                "opt_step": int(state.opt["step"]),
-            },
-        }
-        ck.update({f"opt_{k}": v for k, v in state.opt.items() if k != "step"})
-        if chains is not None:
-            ck["chains"] = chains
-        self.write(self.layers[:layer] + [self._rbm(like, state.theta)], None, ck, status)
+        ck = layers = None
+        if self.comm.rank == 0:
+            ck = {
+                "theta": state.theta,
+                "streams": streams,
+                "attrs": {
+                    "layer": layer,
+                    "epoch": state.epoch,
+                    "batch": state.batch,
+                    "train_seconds": self.elapsed(),
+                    "opt_step": int(state.opt["step"]),
+                },
+            }
+            ck.update({f"opt_{k}": v for k, v in state.opt.items() if k != "step"})
+            if chains is not None:
+                ck["chains"] = chains
+            layers = self.layers[:layer] + [self._rbm(like, state.theta)]
+        self.write(layers, None, ck, status)
         self.control.checkpoint_written(time.perf_counter() - begin)
 
     def write(self, layers, evaluation, checkpoint, status=None) -> None:
-        """Rank 0: the whole file, atomically."""
-        attrs = dict(self.attrs, status=status or gio.RUNNING, mpi_size=self.comm.size)
-        gio.write(self.cfg.output.path, attrs, layers, self.history, evaluation, checkpoint)
+        """Rank 0 writes the whole file, atomically (the arguments matter on rank 0
+        only). Collective: a write that fails (``OSError``: a full disk, an I/O error,
+        the file size limit) raises WriteFailed on every rank, the file left as it
+        was; nothing else touches HDF5 after it (the file is built in memory)."""
+        error = None
+        if self.comm.rank == 0:
+            attrs = dict(self.attrs, status=status or gio.RUNNING, mpi_size=self.comm.size)
+            try:
+                gio.write(self.cfg.output.path, attrs, layers, self.history, evaluation, checkpoint)
+            except OSError as exc:
+                error = one_line(exc)
+            else:
+                self.kept = gio.COMPLETED if checkpoint is None else _where(checkpoint["attrs"])
+        error = self.comm.bcast(error)
+        if error is not None:
+            raise WriteFailed(error, self.comm.bcast(self.kept))
 
     def finish(self, layers) -> dict:
         """Every rank: the final evaluation of the bottom RBM (collective); rank 0
@@ -389,9 +418,13 @@ class Session:
         evaluation = final_evaluation(
             layers[0], self.cfg, self.shard.rows, self.held, self.elapsed(), self.comm
         )
-        if self.comm.rank == 0:
-            self.write(layers, evaluation, None, gio.COMPLETED)
+        self.write(layers, evaluation, None, gio.COMPLETED)  # collective
         return evaluation
+
+
+def _where(attrs: dict) -> str:
+    """How far a checkpoint (its attributes) is: 'layer L, epoch E, mini-batch B'."""
+    return f"layer {attrs['layer']}, epoch {attrs['epoch']}, mini-batch {attrs['batch']}"
 
 
 def summary_lines(evaluation: dict) -> list:

@@ -484,7 +484,8 @@ class Run:
             self.checkpoint()
         if st.phase != "finish":
             t = time.monotonic()
-            self.sampler.load_kernel(st.theta, self.walkers)
+            with self.control.compiling():  # a stop now is noted at once, acted on after
+                self.sampler.load_kernel(st.theta, self.walkers)
             self.timings["compile"] = time.monotonic() - t
         summary = None
         while st.phase != "done":

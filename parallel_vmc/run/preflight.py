@@ -3,6 +3,13 @@ rank and the disk space of the run file exist? Every message gives the numbers; 
 one size key of the config alone asks for more than the machine has, the message names
 that key, its value, what it amounts to and the largest value that fits.
 
+That rule (:func:`resources_problem`, :class:`Machine`) is the one home of the check for
+every command that writes a file: it works on an accounting object, :class:`Sizes` for
+a VMC run here, ``generative.sizes.TrainSizes`` for ``pvmc train``, which gives the
+bytes (``file_bytes``, ``largest_file_bytes``, ``memory_per_rank``, ``node_memory``),
+its size keys (``KEYS``, ``lowest``), the words of the messages and ``of(cfg)``: the
+same accounting for another value of a key.
+
 The sizes follow from the config and the rank count alone. The estimates count every
 array that grows with a size in the config (parameters, walkers, production blocks,
 the observables, the P x P pair tables, SR's stored O rows, each rank's own chains for
@@ -120,6 +127,11 @@ def samples_problem(cfg, n_ranks: int) -> str | None:
 class Sizes:
     """The sizes a run of ``cfg`` on ``n_ranks`` ranks works with."""
 
+    KEYS = SIZE_KEYS
+    FILE = "the run file {path!r}"
+    FILE_AND_COPIES = "the run file {path!r} and its checkpoints"
+    DISK_ADVICE = "reduce production.samples or optimizer.iterations"
+
     def __init__(self, cfg, n_ranks: int):
         from ..sampling.estimators import iteration_size
         from ..sampling.obs_layout import Layout as ObsLayout
@@ -150,6 +162,34 @@ class Sizes:
         if cfg.production.observables:
             layout = ObsLayout.from_config(cfg.production, sy, self.n_samples)
             self.obs = 8 * layout.n_batches * layout.width
+
+    def of(self, cfg) -> "Sizes":
+        """The sizes of cfg (another value of a size key) on the same ranks."""
+        return Sizes(cfg, self.n_ranks)
+
+    @staticmethod
+    def lowest(key: str) -> int:
+        """The smallest allowed value of the size key ``section.name`` (its SPEC minimum)."""
+        from ..config.vmc import SPEC
+
+        section, name = key.split(".")
+        return int(SPEC[section][name].minimum)
+
+    def detail(self) -> str:
+        """What the file's size is made of, for the messages."""
+        return (
+            f"{self.n_chains} chains x {self.n_samples} samples x {self.series} series, "
+            f"{self.iterations} iterations x {self.n_params} parameters"
+        )
+
+    def memory_advice(self) -> str:
+        """What holds the memory and what to reduce, when no one key is the cause."""
+        return (
+            f"each rank holding its {self.W} chains x {self.n_samples} samples of "
+            "production for the summary; reduce production.samples, "
+            "sampler.walkers_per_rank, system.particles or wavefunction.hidden, or use "
+            "more nodes"
+        )
 
     def memory_per_rank(self) -> tuple[int, int]:
         """(bytes of rank 0, bytes of every other rank)."""
@@ -214,51 +254,46 @@ def _key_value(cfg, key: str) -> int:
 def _with_value(cfg, key: str, value: int):
     """cfg with the key ``section.name`` set to value (no other check: sizes only)."""
     section, name = key.split(".")
-    return cfg.replace(**{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})}
+    )
 
 
-def _lowest(key: str) -> int:
-    """The smallest allowed value of the size key ``section.name`` (its SPEC minimum)."""
-    from ..config.vmc import SPEC
-
-    section, name = key.split(".")
-    return int(SPEC[section][name].minimum)
-
-
-def largest_fitting(cfg, n_ranks: int, key: str, fits) -> int:
-    """The largest value of key with which ``fits(Sizes)`` holds, the rest of cfg kept,
+def largest_fitting(cfg, s, key: str, fits) -> int:
+    """The largest value of key with which ``fits(sizes)`` holds, the rest of cfg kept,
     given that its smallest allowed value fits and the value in cfg does not: by
-    bisection (Sizes is arithmetic only, ~50 us; 63 steps at most)."""
-    low, high = _lowest(key), _key_value(cfg, key)
+    bisection (s: the accounting of cfg, e.g. :class:`Sizes`, arithmetic only, ~50 us;
+    63 steps at most)."""
+    low, high = s.lowest(key), _key_value(cfg, key)
     while high - low > 1:  # fits at low, not at high
         mid = (low + high) // 2
-        if fits(Sizes(_with_value(cfg, key, mid), n_ranks)):
+        if fits(s.of(_with_value(cfg, key, mid))):
             low = mid
         else:
             high = mid
     return low
 
 
-def culprit(cfg, n_ranks: int, fits, need) -> tuple[str, int] | None:
-    """(key, largest value that fits) of the size key that alone keeps cfg from
-    fitting (``fits(Sizes)`` false): of the keys whose smallest allowed value would
-    make it fit, the one that lowers ``need(Sizes)`` (the short resource) most there;
-    None if no one key would."""
+def culprit(cfg, s, fits, need) -> tuple[str, int] | None:
+    """(key, largest value that fits) of the size key (of ``s.KEYS``) that alone keeps
+    cfg from fitting (``fits(sizes)`` false; s: the accounting of cfg): of the keys
+    whose smallest allowed value would make it fit, the one that lowers
+    ``need(sizes)`` (the short resource) most there; None if no one key would."""
     best = None
-    for key in SIZE_KEYS:
-        if _key_value(cfg, key) <= _lowest(key):
+    for key in s.KEYS:
+        if _key_value(cfg, key) <= s.lowest(key):
             continue
-        t = Sizes(_with_value(cfg, key, _lowest(key)), n_ranks)
+        t = s.of(_with_value(cfg, key, s.lowest(key)))
         if fits(t) and (best is None or need(t) < best[0]):
             best = (need(t), key)
     if best is None:
         return None
-    return best[1], largest_fitting(cfg, n_ranks, best[1], fits)
+    return best[1], largest_fitting(cfg, s, best[1], fits)
 
 
-def _subject(cfg, s: Sizes, key: str, memory: bool) -> str:
+def _subject(cfg, s, key: str, memory: bool) -> str:
     """'key: value (what it amounts to[, its memory per rank])': a message's subject."""
-    amounts = SIZE_KEYS[key](s)
+    amounts = s.KEYS[key](s)
     if memory:
         amounts += f", up to {_human(s.memory_per_rank()[0])} of memory per rank"
     return f"{key}: {_key_value(cfg, key)} ({amounts})"
@@ -336,12 +371,12 @@ class Machine:
         return s.node_memory(self.ranks_on_node) > self.memory
 
     def short_need(self, s: Sizes):
-        """The need (a function of Sizes) of the first short resource of s: the disk,
-        the file size limit, the memory (the order of the messages)."""
+        """The need (a function of the accounting) of the first short resource of s:
+        the disk, the file size limit, the memory (the order of the messages)."""
         if self.disk_short(s):
-            return Sizes.file_bytes
+            return lambda t: t.file_bytes()
         if self.file_too_large(s):
-            return Sizes.largest_file_bytes
+            return lambda t: t.largest_file_bytes()
         return lambda t: t.node_memory(self.ranks_on_node)
 
     def fits(self, s: Sizes) -> bool:
@@ -350,16 +385,17 @@ class Machine:
 
 
 def resources_problem(
-    cfg, n_ranks: int, ranks_on_node: int = 1, new_file: bool = True
+    cfg, n_ranks: int, ranks_on_node: int = 1, new_file: bool = True, sizes=None
 ) -> str | None:
-    """Is there memory for the ranks on this node and (new_file) disk space for the run
-    file? A resumed run's file is allocated already. Where one size key alone is the
-    cause, the message is about that key, with the largest value that fits all."""
-    s = Sizes(cfg, n_ranks)
+    """Is there memory for the ranks on this node and (new_file) disk space for the
+    output file? A resumed run's file is allocated already. Where one size key alone is
+    the cause, the message is about that key, with the largest value that fits all.
+    sizes: the accounting of cfg (default: a VMC run's, :class:`Sizes`)."""
+    s = Sizes(cfg, n_ranks) if sizes is None else sizes
     machine = Machine.here(cfg.output.path, ranks_on_node, new_file)
     if machine.fits(s):
         return None
-    named = culprit(cfg, n_ranks, machine.fits, machine.short_need(s))
+    named = culprit(cfg, s, machine.fits, machine.short_need(s))
     if named is None:
         return _unnamed_problem(cfg.output.path, s, machine)
     key, value = named
@@ -377,19 +413,16 @@ def resources_problem(
 def _shortfall(path: str, s: Sizes, m: Machine) -> str:
     """What is short, with the numbers: the disk, the file size limit or the memory (the
     first of them that is)."""
-    detail = (
-        f"{s.n_chains} chains x {s.n_samples} samples x {s.series} series, "
-        f"{s.iterations} iterations x {s.n_params} parameters"
-    )
+    detail = s.detail()
     if m.disk_short(s):
         return (
-            f"the run file {path!r} and its checkpoints need about "
+            f"{s.FILE_AND_COPIES.format(path=path)} need about "
             f"{_human(s.file_bytes())} of disk ({detail}), but {m.disk_where!r} has "
             f"{_human(m.disk)} free"
         )
     if m.file_too_large(s):
         return (
-            f"the run file {path!r} about {_human(s.largest_file_bytes())} ({detail}), "
+            f"{s.FILE.format(path=path)} about {_human(s.largest_file_bytes())} ({detail}), "
             f"above the file size limit of this shell (ulimit -f: {_human(m.file_limit)})"
         )
     return f"this run need {_memory_detail(s, m)}"
@@ -408,21 +441,10 @@ def _memory_detail(s: Sizes, m: Machine) -> str:
 def _unnamed_problem(path: str, s: Sizes, m: Machine) -> str:
     """The problem when no one key is the cause: the total and the keys to reduce."""
     if m.disk_short(s):
-        return (
-            f"disk: {_shortfall(path, s, m)}; reduce production.samples or "
-            "optimizer.iterations, or choose another output.path"
-        )
+        return f"disk: {_shortfall(path, s, m)}; {s.DISK_ADVICE}, or choose another output.path"
     if m.file_too_large(s):
-        return (
-            f"disk: this run makes {_shortfall(path, s, m)}; reduce production.samples "
-            "or optimizer.iterations"
-        )
-    return (
-        f"memory: this run needs {_memory_detail(s, m)}, each rank holding its {s.W} "
-        f"chains x {s.n_samples} samples of production for the summary; reduce "
-        "production.samples, sampler.walkers_per_rank, system.particles or "
-        "wavefunction.hidden, or use more nodes"
-    )
+        return f"disk: this run makes {_shortfall(path, s, m)}; {s.DISK_ADVICE}"
+    return f"memory: this run needs {_memory_detail(s, m)}, {s.memory_advice()}"
 
 
 def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> str | None:
