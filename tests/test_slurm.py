@@ -252,6 +252,25 @@ def test_every_array_task_gets_its_own_wall_time(site):
 # ----------------------------------------------------------------------------- 3-5: chain
 
 
+def wait_for_chain(site: Site, first: str, out: Path, timeout: float = 420):
+    """Wait until the chain begun by job `first` has ended: every segment done, none
+    submitted meanwhile (a segment submits its successor just before it ends, so the
+    list is read again after the states), and `out` no longer 'running'; (job ids,
+    their scontrol fields), as they are at the timeout at the latest."""
+    end = time.monotonic() + timeout
+    while True:
+        jobs = site.jobs_named("pvmc-chain", first)
+        infos = [site.job(j) for j in jobs]
+        if (
+            all(i["JobState"] in DONE_STATES for i in infos)
+            and site.jobs_named("pvmc-chain", first) == jobs
+            and out.exists()
+            and status(out) != "running"
+        ) or time.monotonic() > end:
+            return jobs, infos
+        time.sleep(1)
+
+
 def test_chain_over_segments_equals_an_uninterrupted_run(site):
     """Short --time with an early USR1 (--signal=B:USR1@20): segment after segment,
     each resubmitting the next, until the run completes; the result is bit-identical
@@ -289,17 +308,7 @@ def test_chain_over_segments_equals_an_uninterrupted_run(site):
         PVMC_MIN_WORK=20,
     )
     out = site.work / "runs" / "chain.h5"
-    end = time.monotonic() + 420
-    while time.monotonic() < end:
-        jobs = site.jobs_named("pvmc-chain", first)
-        infos = [site.job(j) for j in jobs]
-        if (
-            all(i["JobState"] in DONE_STATES for i in infos)
-            and out.exists()
-            and status(out) != "running"
-        ):
-            break
-        time.sleep(1)
+    jobs, infos = wait_for_chain(site, first, out)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
     logs = "\n".join(site.log(f"slurm-pvmc-chain-{j}.out") for j in jobs)
     assert jobs[0] == first
@@ -369,13 +378,7 @@ def test_training_chain_over_segments_equals_an_uninterrupted_training(site):
     out = site.work / "runs" / "train_chain.h5"
     site.wait_for(out, first)
     site.slurm("scancel", "--batch", "--signal=USR1", first)
-    end = time.monotonic() + 420
-    while time.monotonic() < end:
-        jobs = site.jobs_named("pvmc-chain", first)
-        infos = [site.job(j) for j in jobs]
-        if all(i["JobState"] in DONE_STATES for i in infos) and status(out) != "running":
-            break
-        time.sleep(1)
+    jobs, infos = wait_for_chain(site, first, out)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
     logs = "\n".join(site.log(f"slurm-pvmc-chain-{j}.out") for j in jobs)
     assert jobs[0] == first
