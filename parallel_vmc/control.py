@@ -47,15 +47,38 @@ _IGNORE_AFTER_RUNS = [False]
 
 
 def ignore_signals_after_runs() -> None:
-    """Make :meth:`Control.uninstall` at the end of a VMC run ignore the stop signals
-    instead of restoring the previous handlers, for the rest of this process (other
-    users, such as the generative training, still get theirs back). For `pvmc` as a
+    """Make :meth:`Control.uninstall` at the end of a run (VMC or training) ignore the
+    stop signals instead of restoring the previous handlers, for the rest of this
+    process (other users still get theirs back). For `pvmc` as a
     process of its own: a late copy of a stop signal (srun forwarding one to every
     task, SLURM's TERM) must not kill a rank whose run is over while the others wait
     for it in MPI's finalize. Restoring the default first, even briefly, leaves that
     window open.
     Called in-process (tests), a run leaves the caller's handlers as they were."""
     _IGNORE_AFTER_RUNS[0] = True
+
+
+def announce_ready(comm, stream=None) -> None:
+    """Create the file PVMC_READY_FILE names (if set) once every rank of comm takes
+    stop signals (call it collectively after :meth:`Control.install`): a job script
+    holds a signal until then, because one that arrives earlier would kill a rank (or
+    the launcher) instead of stopping the run. A file that cannot be created is a
+    warning on stream (default stderr): the script then holds the signal for at most
+    PVMC_HOLD_MAX seconds."""
+    # rank 0's environment decides for all: a launcher may not export it to all
+    path = comm.bcast(os.environ.get(READY_FILE_VARIABLE))
+    if not path:
+        return
+    comm.barrier()
+    if comm.rank == 0:
+        try:
+            open(path, "a").close()
+        except OSError as exc:
+            print(
+                f"pvmc: warning: cannot create {READY_FILE_VARIABLE} {path}: {exc}",
+                file=stream or sys.stderr,
+                flush=True,
+            )
 
 
 def _process_start() -> float:

@@ -255,6 +255,65 @@ def test_resume_continues_bit_identically(tmp_path):
     assert code == 2 and "already completed" in err
 
 
+def test_train_resume_starts_continues_and_leaves_other_files_alone(tmp_path):
+    """`pvmc train CONFIG -o OUT --resume` (what the job templates run): starts OUT when
+    it does not exist, continues it when it does (to the bits of one uninterrupted
+    run; an output setting may change), exits 0 when it is completed, and refuses
+    (exit 2, one line, the file untouched) one started with another config or not a
+    training file at all."""
+    cfg = write_config(tmp_path, TINY)
+    whole, parts = tmp_path / "whole.h5", tmp_path / "parts.h5"
+    assert run_cli(["train", cfg, "-o", whole, "--quiet"])[0] == 0
+    resume = ["train", cfg, "-o", parts, "--quiet", "--resume"]
+    assert run_cli([*resume, "--stop-after", "2"])[0] == 75
+    kept = parts.read_bytes()
+    code, _, err = run_cli([*resume, "--set", "model.hidden=4", "--set", "seed=4"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "started with a different config (model.hidden, seed)" in err
+    assert parts.read_bytes() == kept
+    assert run_cli([*resume, "--stop-after", "2", "--set", "output.checkpoint_epochs=1"])[0] == 75
+    assert run_cli(resume)[0] == 0
+    (a, _), (b, attrs) = model_arrays(whole), model_arrays(parts)
+    assert attrs["status"] == "completed" and all(np.array_equal(a[k], b[k]) for k in a)
+    kept = parts.read_bytes()
+    code, out, _ = run_cli(resume)
+    assert code == 0 and "already completed; nothing to do" in out
+    assert parts.read_bytes() == kept
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"precious")
+    code, _, err = run_cli(["train", cfg, "-o", other, "--resume"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "another output path" in err
+    assert other.read_bytes() == b"precious"
+
+
+def test_signals_are_taken_from_the_ready_file_to_the_end_of_the_evaluation(tmp_path, monkeypatch):
+    """PVMC_READY_FILE (the job templates hold a stop signal until it exists) is
+    created once the training catches stop signals, and the final evaluation still
+    catches them (a signal there sets a flag; with the default action it killed the
+    process, leaving the file 'running'). Afterwards, in-process, the caller's
+    handlers are back."""
+    import signal
+
+    from parallel_vmc.control import Control
+    from parallel_vmc.generative import runner
+
+    ready, seen = tmp_path / "ready", {}
+    monkeypatch.setenv("PVMC_READY_FILE", str(ready))
+    evaluate = runner.final_evaluation
+
+    def watched(*args, **kwargs):
+        seen.update(ready=ready.exists(), handler=signal.getsignal(signal.SIGUSR1))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "final_evaluation", watched)
+    before = signal.getsignal(signal.SIGUSR1)
+    code, _, err = run_cli(["train", write_config(tmp_path, TINY), "-o", tmp_path / "t.h5"])
+    assert code == 0, err
+    assert seen["ready"]
+    assert isinstance(getattr(seen["handler"], "__self__", None), Control), seen["handler"]
+    assert signal.getsignal(signal.SIGUSR1) == before
+
+
 def test_resume_of_a_deep_belief_net_between_layers(tmp_path):
     raw = copy.deepcopy(TINY)
     raw["dbn"] = {"layers": [2]}

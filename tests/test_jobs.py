@@ -18,11 +18,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = ROOT / "jobs"
@@ -541,6 +546,35 @@ def test_the_signal_lead_is_read_from_the_script(tmp_path):
     assert res.stdout.split()[-1] == "30"
 
 
+def _template_with_recorders(workdir: Path, template: str, **settings):
+    """jobs/TEMPLATE run by bash in workdir with settings, as SLURM would start it, but
+    with srun, pvmc, mpiexec and SLURM's commands as stand-ins that only record a call:
+    (exit code, the output's lines, the calls recorded)."""
+    (workdir / "bin").mkdir()
+    calls = workdir / "calls"
+    for exe in ("srun", "pvmc", "sbatch", "scontrol", "squeue", "mpiexec"):
+        record = f'echo "{exe} $*" >> {shlex.quote(str(calls))}'
+        write_exe(workdir / "bin" / exe, f"#!/bin/bash\n{record}\n")
+    env = clean_env(os.environ)
+    env.update(
+        PATH=f"{workdir / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        SLURM_JOB_ID="9",
+        SLURM_NTASKS="2",
+        SLURM_JOB_END_TIME=str(int(time.time()) + 3600),
+    )
+    env.update(settings)
+    res = subprocess.run(
+        ["bash", str(JOBS / template)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = (res.stdout + res.stderr).split("\n")[:-1]
+    return res.returncode, lines, calls.read_text() if calls.exists() else ""
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize(
     "name,value,shown",
@@ -559,34 +593,60 @@ def test_a_malformed_setting_stops_the_job_before_anything_runs(
 ):
     """Exit 2 with one line naming the variable, its value (shell-quoted) and what is
     allowed; srun, pvmc and SLURM's commands are never called (stand-ins record it)."""
-    (tmp_path / "bin").mkdir()
-    calls = tmp_path / "calls"
-    for exe in ("srun", "pvmc", "sbatch", "scontrol", "squeue", "mpiexec"):
-        record = f'echo "{exe} $*" >> {shlex.quote(str(calls))}'
-        write_exe(tmp_path / "bin" / exe, f"#!/bin/bash\n{record}\n")
-    env = clean_env(os.environ)
-    env.update(
-        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        SLURM_JOB_ID="9",
-        SLURM_NTASKS="2",
-        SLURM_JOB_END_TIME=str(int(time.time()) + 3600),
-    )
-    env[name] = value
-    res = subprocess.run(
-        ["bash", str(JOBS / template)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert res.returncode == 2, res.stdout + res.stderr
-    [line] = (res.stdout + res.stderr).splitlines()
+    rc, lines, calls = _template_with_recorders(tmp_path, template, **{name: value})
+    assert rc == 2, lines
+    [line] = lines
     assert line.endswith(
         f"error: {name}={shown}: allowed: whole seconds from 0 to 999999999 (digits "
         "only), or unset for the default"
     ), line
-    assert not calls.exists(), calls.read_text()
+    assert not calls, calls
+
+
+COMMAND_ALLOWED = (
+    "allowed: run (pvmc run, a VMC config) or train (pvmc train, a train config), or unset for run"
+)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize(
+    "value,shown",
+    [
+        ("", "''"),
+        ("RUN", "RUN"),
+        ("resume", "resume"),
+        ("dmc", "dmc"),  # the DMC phase, not built yet
+        ("train --x", "train\\ --x"),
+    ],
+)
+def test_an_unknown_command_stops_the_job_before_anything_runs(tmp_path, template, value, shown):
+    """PVMC_COMMAND other than run or train: exit 2, one line naming it, its value
+    (shell-quoted) and what is allowed; nothing is called."""
+    rc, lines, calls = _template_with_recorders(tmp_path, template, PVMC_COMMAND=value)
+    assert rc == 2, lines
+    [line] = lines
+    assert line.endswith(f"error: PVMC_COMMAND={shown}: {COMMAND_ALLOWED}"), line
+    assert not calls, calls
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    template=st.sampled_from(TEMPLATES),
+    value=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+    ).filter(lambda v: v not in ("run", "train")),
+)
+def test_any_other_command_is_refused_in_one_line(tmp_path, template, value):
+    """Generated PVMC_COMMAND values (any text an environment can hold): the same."""
+    rc, lines, calls = _template_with_recorders(
+        Path(tempfile.mkdtemp(dir=tmp_path)), template, PVMC_COMMAND=value
+    )
+    assert rc == 2, lines
+    [line] = lines
+    assert "error: PVMC_COMMAND=" in line and line.endswith(COMMAND_ALLOWED), line
+    assert not calls, calls
 
 
 def test_a_stop_signal_between_runs_prevents_the_next_launch(tmp_path):
@@ -774,6 +834,62 @@ def test_chain_resubmits_until_completed(tmp_path):
     out = slurm.work / "runs" / "chain.h5"
     assert status(out) == "completed"
     assert segments_ended(out) == ["interrupted", "completed"]
+
+
+# A training small enough for seconds on 2 ranks (the sizes tests/test_gen_cli.py uses).
+TRAIN = {
+    "data": {"name": "bars_stripes", "size": 2},
+    "model": {"hidden": 3},
+    "training": {
+        "method": "pcd",
+        "k": 2,
+        "batch_size": 2,
+        "epochs": 30,
+        "chains": 4,
+        "optimizer": "adam",
+        "learning_rate": 0.05,
+    },
+    "seed": 3,
+}
+
+
+def model_arrays(path: Path) -> dict:
+    with h5py.File(path, "r", locking=False) as f:
+        return {k: f["model"][k][()] for k in ("a", "b", "W")}
+
+
+@needs_mpiexec
+def test_chain_trains_over_segments_to_the_bits_of_one_job(tmp_path):
+    """PVMC_COMMAND=train: single.sbatch trains in one job; the chain's segment 1 gets
+    one second (as in test_chain_resubmits_until_completed), stops after a mini-batch
+    with exit 75 and submits segment 2, which continues the training file with pvmc
+    train --resume to the same parameters, bit for bit."""
+    slurm = Slurm(tmp_path)
+    (slurm.work / "configs" / "train.yaml").write_text(yaml.safe_dump(TRAIN))
+    common = dict(PVMC_COMMAND="train", CONFIG="configs/train.yaml")
+    slurm.sbatch(f"--ntasks={RANKS}", "jobs/single.sbatch", OUTPUT="runs/whole.h5", **common)
+    slurm.sbatch(
+        f"--ntasks={RANKS}",
+        "--time=0:01",
+        "jobs/chain.sbatch",
+        OUTPUT="runs/parts.h5",
+        PVMC_MARGIN=0,
+        PVMC_MIN_WORK=0,
+        CHAIN_SBATCH_ARGS=f"--ntasks={RANKS}",
+        **common,
+    )
+    tasks = slurm.drain()
+    assert [t["rc"] for t in tasks] == [0, 0, 0], show(tasks)
+    one, seg1, seg2 = tasks
+    assert "pvmc train configs/train.yaml -o runs/whole.h5 --max-walltime" in one["log"]
+    assert "pvmc train configs/train.yaml -o runs/parts.h5 --resume" in seg1["log"]
+    assert "exit 75" in seg1["log"] and "segment 2 submitted" in seg1["log"], seg1["log"]
+    assert seg2["env"]["PVMC_COMMAND"] == "train"
+    assert "chain is done: segment 2 completed the run" in seg2["log"], seg2["log"]
+    whole, parts = slurm.work / "runs" / "whole.h5", slurm.work / "runs" / "parts.h5"
+    assert status(whole) == status(parts) == "completed"
+    a, b = model_arrays(whole), model_arrays(parts)
+    assert all(np.array_equal(a[k], b[k]) for k in a), show(tasks)
 
 
 @needs_mpiexec

@@ -252,6 +252,25 @@ def test_every_array_task_gets_its_own_wall_time(site):
 # ----------------------------------------------------------------------------- 3-5: chain
 
 
+def wait_for_chain(site: Site, first: str, out: Path, timeout: float = 420):
+    """Wait until the chain begun by job `first` has ended: every segment done, none
+    submitted meanwhile (a segment submits its successor just before it ends, so the
+    list is read again after the states), and `out` no longer 'running'; (job ids,
+    their scontrol fields), as they are at the timeout at the latest."""
+    end = time.monotonic() + timeout
+    while True:
+        jobs = site.jobs_named("pvmc-chain", first)
+        infos = [site.job(j) for j in jobs]
+        if (
+            all(i["JobState"] in DONE_STATES for i in infos)
+            and site.jobs_named("pvmc-chain", first) == jobs
+            and out.exists()
+            and status(out) != "running"
+        ) or time.monotonic() > end:
+            return jobs, infos
+        time.sleep(1)
+
+
 def test_chain_over_segments_equals_an_uninterrupted_run(site):
     """Short --time with an early USR1 (--signal=B:USR1@20): segment after segment,
     each resubmitting the next, until the run completes; the result is bit-identical
@@ -289,17 +308,7 @@ def test_chain_over_segments_equals_an_uninterrupted_run(site):
         PVMC_MIN_WORK=20,
     )
     out = site.work / "runs" / "chain.h5"
-    end = time.monotonic() + 420
-    while time.monotonic() < end:
-        jobs = site.jobs_named("pvmc-chain", first)
-        infos = [site.job(j) for j in jobs]
-        if (
-            all(i["JobState"] in DONE_STATES for i in infos)
-            and out.exists()
-            and status(out) != "running"
-        ):
-            break
-        time.sleep(1)
+    jobs, infos = wait_for_chain(site, first, out)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
     logs = "\n".join(site.log(f"slurm-pvmc-chain-{j}.out") for j in jobs)
     assert jobs[0] == first
@@ -310,6 +319,78 @@ def test_chain_over_segments_equals_an_uninterrupted_run(site):
     for name in ("production/local_energy", "optimization/params", "checkpoint/theta"):
         assert np.array_equal(read(out, name), read(ref, name)), name
     print(f"chain: {len(jobs)} segments, bit-identical to the uninterrupted run")
+
+
+# A small training (bars-and-stripes 3x3, 8 hidden units, binary PCD with Adam: the
+# kernel types tests/test_gen_cli.py compiles) of 2500 epochs, about 15 s on 2 ranks
+# here (30 s beside the reference run; 2 to 3 short segments, 8 on a machine loaded
+# 3 times over), with a checkpoint by the clock every 2 s.
+TRAIN = """\
+data: {name: bars_stripes, size: 3}
+model: {hidden: 8}
+training: {method: pcd, k: 10, chains: 1000, batch_size: 14, epochs: 2500,
+           optimizer: adam, learning_rate: 0.01}
+evaluation: {every: 100}
+output: {checkpoint_every: 2.0}
+seed: 5
+"""
+
+
+def test_training_chain_over_segments_equals_an_uninterrupted_training(site):
+    """PVMC_COMMAND=train with the chain of test_chain_over_segments_equals_an_
+    uninterrupted_run (--time=00:01:00, USR1 20 s before the limit), and a USR1 to the
+    first segment's batch shell once its training file exists, so that it takes two
+    segments or more on any machine: each segment continues the training file with
+    pvmc train --resume; the final parameters and the history equal, bit for bit,
+    those of one uninterrupted training on as many ranks (started alongside)."""
+    (site.work / "configs" / "train_chain.yaml").write_text(TRAIN)
+    ref = site.work / "runs" / "train_reference.h5"
+    reference = subprocess.Popen(
+        [
+            "mpiexec",
+            "-n",
+            str(RANKS),
+            *site.env().get("PVMC_CMD", "pvmc").split(),
+            "train",
+            "configs/train_chain.yaml",
+            "-o",
+            str(ref),
+            "--quiet",
+        ],
+        cwd=site.work,
+        env={k: v for k, v in site.env().items() if not k.startswith("SLURM_")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    short = "--time=00:01:00 --signal=B:USR1@20"
+    first = site.sbatch(
+        f"--ntasks={RANKS}",
+        *short.split(),
+        "jobs/chain.sbatch",
+        PVMC_COMMAND="train",
+        CONFIG="configs/train_chain.yaml",
+        OUTPUT="runs/train_chain.h5",
+        CHAIN_SBATCH_ARGS=f"--ntasks={RANKS} {short}",
+        PVMC_SIGNAL_LEAD=20,
+        PVMC_MIN_WORK=20,
+    )
+    out = site.work / "runs" / "train_chain.h5"
+    site.wait_for(out, first)
+    site.slurm("scancel", "--batch", "--signal=USR1", first)
+    jobs, infos = wait_for_chain(site, first, out)
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    logs = "\n".join(site.log(f"slurm-pvmc-chain-{j}.out") for j in jobs)
+    assert jobs[0] == first
+    assert len(jobs) >= 2, logs
+    assert [exit_code(i) for i in infos] == [0] * len(jobs), logs
+    assert status(out) == "completed", logs
+    assert "pvmc train configs/train_chain.yaml -o runs/train_chain.h5 --resume" in logs
+    assert "stopped cleanly (SIGUSR1)" in logs, logs
+    assert f"segment {len(jobs)} completed the run" in logs, logs
+    for name in ("model/a", "model/b", "model/W", "history/epoch", "history/log_likelihood"):
+        assert np.array_equal(read(out, name), read(ref, name)), name
+    print(f"training chain: {len(jobs)} segments, bit-identical to the uninterrupted run")
 
 
 def test_plain_scancel_stops_a_chain(site):
@@ -334,17 +415,18 @@ def test_plain_scancel_stops_a_chain(site):
     assert status(site.work / "runs" / "cancel.h5") == "interrupted", log
 
 
-def requeued_mid_run(site: Site, template: str, output: str):
-    """Submit jobs/TEMPLATE.sbatch on a run of ~10 s, requeue it once its first
-    checkpoint exists, wait for the second attempt; (job id, scontrol fields, log)."""
+def requeued_mid_run(site: Site, template: str, output: str, checkpoint=None, **settings):
+    """Submit jobs/TEMPLATE.sbatch on a run of ~10 s (settings: other than the
+    quick-start run's), requeue it once its first checkpoint (file) exists, wait for
+    the second attempt; (job id, scontrol fields, log)."""
     job = site.sbatch(
         f"--ntasks={RANKS}",
         "--time=00:10:00",
         f"jobs/{template}.sbatch",
         OUTPUT=output,
-        OVERRIDES=long_run(800),
+        **{"OVERRIDES": long_run(800), **settings},
     )
-    site.wait_for(site.work / f"{output}.ckpt", job)
+    site.wait_for(site.work / (checkpoint or f"{output}.ckpt"), job)
     time.sleep(1)
     info = site.requeue(job)
     name = "pvmc" if template == "single" else f"pvmc-{template}"
@@ -369,6 +451,27 @@ def test_requeued_single_job_resumes_and_keeps_both_logs(site):
     assert "restart 0:" in log and "restart 1:" in log, log  # both attempts kept
     assert "continuing the run with --resume" in log
     assert status(site.work / "runs" / "req1.h5") == "completed"
+
+
+def test_requeued_training_job_continues_its_file(site):
+    """PVMC_COMMAND=train: the requeued single job continues its training file with
+    pvmc train --resume (the file is the checkpoint) and completes it."""
+    (site.work / "configs" / "train_chain.yaml").write_text(TRAIN)
+    job, info, log = requeued_mid_run(
+        site,
+        "single",
+        "runs/req_train.h5",
+        checkpoint="runs/req_train.h5",
+        PVMC_COMMAND="train",
+        CONFIG="configs/train_chain.yaml",
+        OVERRIDES="training.epochs=1500",
+    )
+    assert exit_code(info) == 0, log
+    assert "restart 0:" in log and "restart 1:" in log, log
+    assert "stopped cleanly (requeue)" in log, log
+    assert "pvmc train configs/train_chain.yaml -o runs/req_train.h5 --set" in log, log
+    assert "continuing the run with --resume" in log, log
+    assert status(site.work / "runs" / "req_train.h5") == "completed"
 
 
 def test_chain_refuses_a_time_limit_that_leaves_no_work(site):

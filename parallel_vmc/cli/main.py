@@ -333,6 +333,7 @@ def _read_resumable(path: str, cfg=None):
     live checkpoint is passed over for the previous one (with a warning).
     Raises InputError naming what is wrong; never modifies anything.
     """
+    from ..config.fields import differing_keys
     from ..runfile import checkpoint as ckpt
     from ..runfile.hdf5io import in_use, one_line
     from ..runfile.output import damaged_dataset
@@ -341,7 +342,7 @@ def _read_resumable(path: str, cfg=None):
     status = _text(attrs[S.STATUS])
     if cfg is not None:
         stored = _stored_config(path, attrs)
-        keys = _differing_keys(stored, cfg.to_dict(), ignore=("output",))
+        keys = differing_keys(stored, cfg.to_dict(), ignore=("output",))
         if keys:
             raise InputError(
                 f"{path} exists and was started with a different config "
@@ -437,24 +438,6 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
         f"its checkpoint holds {arrays['theta'].size} parameters, but its stored "
         f"config now gives {n} (a run from before a key whose default adds "
         f"parameters, such as system.statistics: fermions)"
-    )
-
-
-def _flat(raw: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def _differing_keys(a: dict, b: dict, ignore=()) -> list:
-    """Dotted keys whose values differ between two nested config dicts."""
-    fa, fb = _flat(a), _flat(b)
-    return sorted(
-        k for k in set(fa) | set(fb) if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k)
     )
 
 

@@ -46,16 +46,18 @@ def _output_problem(path: str, overwrite: bool) -> str | None:
 
 
 def _prepare(comm, load):
-    """Every rank: (cfg, data, held) from load(), with problems found on rank 0 first
-    (files) and on every rank (data) reported once, then the memory of the ranks on
-    rank 0's node and the disk of the file (``run.preflight``, as for a VMC run);
-    (None, exit code) on bad input."""
+    """Every rank: (cfg, data, held, extra) from load() -> (cfg, extra), with problems
+    found on rank 0 first (files) and on every rank (data) reported once, then the
+    memory of the ranks on rank 0's node and the disk of the file (``run.preflight``,
+    as for a VMC run); (None, exit code) on bad input. No data and no resource check
+    for a completed training (extra "completed")."""
     problem = None
     ranks_on_node = comm.ranks_on_node()  # collective
     try:
         cfg, extra = load()
-        data, held = preflight(cfg, comm.size)
-        if comm.rank == 0:
+        done = extra == gio.COMPLETED
+        data, held = (None, None) if done else preflight(cfg, comm.size)
+        if comm.rank == 0 and not done:
             problem = _resources_problem(cfg, data, held, comm.size, ranks_on_node)
     except ConfigError as exc:
         problem = str(exc)
@@ -103,6 +105,8 @@ def cmd_train(args) -> int:
 
     def load():
         cfg = gconfig.load(args.config, args.overrides, args.output)
+        if args.resume and os.path.isfile(cfg.output.path):
+            return cfg, _continued(cfg)  # read on every rank, as pvmc resume does
         if comm.rank == 0:
             problem = _output_problem(cfg.output.path, args.overwrite)
             if problem:
@@ -112,14 +116,53 @@ def cmd_train(args) -> int:
     prepared, code = _prepare(comm, load)
     if prepared is None:
         return code
-    cfg, data, held, _ = prepared
+    cfg, data, held, resume = prepared
+    if resume == gio.COMPLETED:
+        if comm.rank == 0:
+            print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
+        return EXIT_OK
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
     session = Session(
-        cfg, comm, data, held, not args.quiet, args.stop_after, max_walltime=_walltime(args)
+        cfg,
+        comm,
+        data,
+        held,
+        not args.quiet,
+        args.stop_after,
+        resume=resume,
+        max_walltime=_walltime(args),
     )
     del prepared, data, held  # every rank keeps only its shard
     return _execute(session, comm)
+
+
+def _continued(cfg):
+    """For ``pvmc train --resume`` on an existing output file: "completed", or the
+    payload of ``gio.read_resumable`` to continue; ConfigError when the file is not a
+    resumable training file or was started with another config (``output`` aside),
+    as ``pvmc run --resume`` refuses it."""
+    from ..config.fields import differing_keys
+
+    path = cfg.output.path
+    try:
+        attrs = gio.read_root(path)
+    except gio.TrainFileError as exc:
+        raise ConfigError(f"{exc}; choose another output path (-o)") from None
+    stored = gconfig.from_yaml_text(str(attrs["config"]), f"{path} (stored config)")
+    keys = differing_keys(stored.to_dict(), cfg.to_dict(), ignore=("output",))
+    if keys:
+        raise ConfigError(
+            f"{path} exists and was started with a different config "
+            f"({', '.join(keys)}); resume it with its own config "
+            f"(pvmc resume {path}) or choose another output path"
+        )
+    if str(attrs["status"]) == gio.COMPLETED:
+        return gio.COMPLETED
+    try:
+        return gio.read_resumable(path)
+    except gio.TrainFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def cmd_resume(args) -> int:
@@ -175,8 +218,7 @@ def _execute(session: Session, comm) -> int:
     """Run the session on every rank; the exit code."""
     path = session.cfg.output.path
     try:
-        layers = session.run()
-        evaluation = session.finish(layers)  # collective
+        evaluation = session.execute()  # collective
         if comm.rank == 0:
             if session.progress:
                 print("\n".join(summary_lines(evaluation)), flush=True)

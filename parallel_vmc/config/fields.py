@@ -410,3 +410,21 @@ def read_config_file(path: str) -> str:
         raise ConfigError(
             f"config file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
+
+
+def flat_keys(raw: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def differing_keys(a: dict, b: dict, ignore=()) -> list:
+    """Dotted keys whose values differ between two nested config dicts."""
+    fa, fb = flat_keys(a), flat_keys(b)
+    return sorted(
+        k for k in set(fa) | set(fb) if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k)
+    )

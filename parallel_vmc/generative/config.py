@@ -379,6 +379,12 @@ def add_train_parser(sub) -> None:
         help="replace an existing output file (never done without this flag)",
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="if the output file exists, continue it from its checkpoint (nothing to "
+        "do if it is completed; its config must be this one); otherwise start it",
+    )
+    p.add_argument(
         "--max-walltime",
         metavar="HH:MM:SS",
         help="stop cleanly, checkpointed, before this wall time; exit code 75",

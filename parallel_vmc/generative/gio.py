@@ -156,6 +156,21 @@ def mark_failed(path: str, reason: str) -> None:
         pass
 
 
+def read_root(path: str) -> dict:
+    """The root attributes of the training file at path; TrainFileError naming what is
+    wrong when it is not one (not HDF5, damaged, another kind of file)."""
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            attrs = dict(h5.attrs)
+    except Exception as exc:  # noqa: BLE001 - any damage: one message
+        raise TrainFileError(
+            f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    if str(attrs.get("run_type", "")) != RUN_TYPE or "config" not in attrs:
+        raise TrainFileError(f"{path} exists and is not a training file of pvmc train")
+    return attrs
+
+
 def read_resumable(path: str) -> dict:
     """What ``pvmc resume`` needs from a training file: {config (text), attrs, layers
     (finished RBMs), history, checkpoint}; TrainFileError naming what is wrong."""

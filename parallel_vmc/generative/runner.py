@@ -19,6 +19,7 @@ from functools import partial
 
 import numpy as np
 
+from ..control import Control, announce_ready
 from ..rng import (
     AIS_KEY,
     DATA_SAMPLE_KEY,
@@ -237,8 +238,6 @@ class Session:
     def __init__(
         self, cfg, comm, data, held, progress=True, stop_after=None, resume=None, max_walltime=None
     ):
-        from ..control import Control
-
         self.cfg, self.comm = cfg, comm
         self.shard = make_shard(data, cfg.training.batch_size, cfg.seed, comm.rank, comm.size)
         # the evaluation is collective too: each rank keeps its part of the held-out rows
@@ -285,16 +284,36 @@ class Session:
         )
         return layer, state
 
-    def run(self) -> list:
-        """Train every layer; returns the RBMs (bottom first). Raises StopRequested
-        when the launch's epoch budget ends first."""
-        start, state = self._resumed_state()
-        shard = replace(self.shard, rows=propagate_up(self.layers, self.shard.rows, start))
+    def execute(self) -> dict:
+        """The whole launch on every rank (collective): train every layer, then the
+        final evaluation, which writes the completed file; returns the evaluation.
+        Raises StopRequested as :meth:`run` does. The stop signals are caught from
+        the start to the end, so one that comes during the final evaluation only
+        sets a flag (the evaluation finishes), and the file PVMC_READY_FILE names is
+        created once every rank catches them (``control.announce_ready``); after the
+        launch the `pvmc` process ignores them (``control.ignore_signals_after_runs``)."""
         self.control.install()
         try:
-            return self._layers(start, state, shard)
+            announce_ready(self.comm)
+            return self.finish(self._train())
+        finally:
+            self.control.uninstall(run_over=True)
+
+    def run(self) -> list:
+        """Train every layer, the stop signals caught meanwhile; returns the RBMs
+        (bottom first). Raises StopRequested when the launch's epoch budget, a stop
+        signal or the wall time ends it first."""
+        self.control.install()
+        try:
+            return self._train()
         finally:
             self.control.uninstall()
+
+    def _train(self) -> list:
+        """Train every layer from where the resume payload (if any) left off."""
+        start, state = self._resumed_state()
+        shard = replace(self.shard, rows=propagate_up(self.layers, self.shard.rows, start))
+        return self._layers(start, state, shard)
 
     def _layers(self, start, state, shard: Shard) -> list:
         """Train layers start.. on this rank's shard (its rows propagated up)."""

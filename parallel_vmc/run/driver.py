@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import optimizers
-from ..control import READY_FILE_VARIABLE, Control
+from ..control import Control, announce_ready
 from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import now_iso
@@ -430,7 +430,7 @@ class Run:
         except BaseException:
             self.control.uninstall(run_over=True)
             raise
-        self._announce_ready()
+        announce_ready(self.comm, self.stream)
         status = f"{S.FAILED}: unknown"
         try:
             summary = self._phases()
@@ -451,21 +451,6 @@ class Run:
         finally:  # closed while still catching: a signal now only sets a flag
             self.segment.close(status, self.state.iteration, self.where(), self.control.elapsed())
             self.control.uninstall(run_over=True)
-
-    def _announce_ready(self) -> None:
-        """Create the file PVMC_READY_FILE names (if set) once every rank takes stop
-        signals: a job script holds a signal until then, because one that arrives
-        earlier would kill a rank (or the launcher) instead of stopping the run."""
-        # rank 0's environment decides for all: a launcher may not export it to all
-        path = self.comm.bcast(os.environ.get(READY_FILE_VARIABLE))
-        if not path:
-            return
-        self.comm.barrier()
-        if self.comm.rank == 0:
-            try:
-                open(path, "a").close()
-            except OSError as exc:
-                self._say(f"pvmc: warning: cannot create {READY_FILE_VARIABLE} {path}: {exc}")
 
     def _phases(self) -> dict | None:
         """The phases from where the state is to the end; the summary (rank 0)."""
