@@ -726,13 +726,13 @@ def format_report(r: dict) -> str:
     if o:
         rows.append(
             (
-                "optimisation",
+                "optimization",
                 f"{o['iterations']} iterations, last energy "
                 + _pm(o.get("final_energy"), o.get("final_energy_error")),
             )
         )
     else:
-        rows.append(("optimisation", "no iterations recorded"))
+        rows.append(("optimization", "no iterations recorded"))
     rows += _production_rows(r)
     rows += _observable_rows(r)
     s = r.get("summary_in_file")

@@ -6,7 +6,7 @@ the path. :func:`run_plots` writes the standard set for one run file into a
 directory, each name prefixed by the run file's stem so that several runs can
 share a directory:
 
-    <stem>_optimization.png   energy vs optimisation iteration, error band
+    <stem>_optimization.png   energy vs optimization iteration, error band
     <stem>_blocking.png       standard error vs blocking level, chosen level marked
     <stem>_histogram.png      local-energy histogram of the production samples
     <stem>_density.png        radial one-body density rho(r) with error bars
@@ -94,7 +94,7 @@ def save(fig, path: str) -> str:
 
 
 def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
-    """Energy (with its error as a band) and variance per optimisation iteration."""
+    """Energy (with its error as a band) and variance per optimization iteration."""
     it = np.asarray(optimization["iteration"])
     e = np.asarray(optimization["energy"])
     err = np.asarray(optimization.get("energy_error", np.zeros_like(e)))
@@ -104,7 +104,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
     ax.fill_between(it, e - err, e + err, color="C0", alpha=0.3, lw=0, label="± error")
     ax.set_ylabel(f"energy ({E_UNIT})")
     ax.legend(loc="upper right")
-    ax.set_title(title or "optimisation")
+    ax.set_title(title or "optimization")
     if "variance" in optimization:
         var = np.asarray(optimization["variance"])
         if np.all(var > 0) and var.max() > 20 * var.min():
@@ -491,7 +491,7 @@ def run_plots(run, summary, directory: str) -> list:
             plot_optimization(
                 run.optimization,
                 os.path.join(directory, names["optimization"]),
-                title=f"optimisation: {label}",
+                title=f"optimization: {label}",
             )
         )
     if summary is not None:

@@ -109,7 +109,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "variational_widths": Field(
             "bool",
             False,
-            "optimise the RBM Gaussian's widths too: "
+            "optimize the RBM Gaussian's widths too: "
             "exp(-1/2 sum delta x^2) with one delta for x-y and "
             "one for z, starting at 0 (not with gibbs)",
         ),
@@ -192,7 +192,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "learning_rate": Field(
             "float", 0.05, "step size of the update", minimum=0.0, min_exclusive=True
         ),
-        "iterations": Field("int", 300, "optimisation iterations (0: production only)", minimum=0),
+        "iterations": Field("int", 300, "optimization iterations (0: production only)", minimum=0),
         "samples_per_iteration": Field(
             "int",
             32768,
@@ -224,7 +224,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "plateau_window": Field(
             "int",
             0,
-            "stop optimising when the energy of the last "
+            "stop optimizing when the energy of the last "
             "this many iterations has no significant slope (0: off)",
             minimum=0,
         ),

@@ -153,7 +153,7 @@ class Sizes:
 
     def memory_per_rank(self) -> tuple[int, int]:
         """(bytes of rank 0, bytes of every other rank)."""
-        params = 8 * self.n_params * 12 + 3 * self.sums  # theta, optimiser, copies
+        params = 8 * self.n_params * 12 + 3 * self.sums  # theta, optimizer, copies
         walkers = 8 * self.W * (self.M + self.N + 8) * 4  # positions, streams, caches
         block = 8 * self.W * self.chunk * 2 * (4 if self.series > 1 else 1)
         rank = (

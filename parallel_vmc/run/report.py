@@ -98,7 +98,7 @@ def resume_line(path: str, where: str, ranks: int, reseeded: bool, production_re
 
 
 def iteration_text(est: dict) -> str:
-    """Progress text of an optimisation iteration (``estimators.iteration_estimates``)."""
+    """Progress text of an optimization iteration (``estimators.iteration_estimates``)."""
     return (
         f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
         f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}"
@@ -196,7 +196,7 @@ def system_line(sy) -> str:
 
 def determinant_lines(wf, theta, inverse_drift: float) -> list:
     """Summary lines of the Slater part (none without it): the orbitals each spin
-    occupies with the optimised orbital scale, and how far the updated inverses drifted
+    occupies with the optimized orbital scale, and how far the updated inverses drifted
     (inverse_drift: the largest over all ranks, ``Walkers.inverse_drift``)."""
     if not wf.has_determinants:
         return []
