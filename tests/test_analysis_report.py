@@ -230,20 +230,22 @@ def test_disagreeing_chains_say_which_test_fired_with_numbers(tmp_path, capsys):
     report = _json(capsys, path)
     p = report["production"]
     assert p["chains_verdict"] == "disagree" and p["flagged_chains"] == [2]
+    assert not p["chains_ok"]
     warning = next(w for w in report["warnings"] if w.startswith("chains disagree"))
-    rhat, limit = _numbers(re.search(r"R-hat (\S+) is above its limit (\S+)", warning)[0])
+    rhat, limit = _numbers(re.search(r"R-hat (\S+) above its limit (\S+)", warning)[0])
     assert rhat > limit
-    z, z_limit = _numbers(
-        re.search(r"chain 2 \(rank 1\): its mean is .*\(limit \S+\)", warning)[0]
-    )[-2:]
+    z, z_limit = _numbers(re.search(r"chain 2 \(rank 1\) at .*\(limit \S+\)", warning)[0])[-2:]
     assert z > z_limit
-    assert "CHAINS DISAGREE (R-hat above its limit" in _row(_text(capsys, path), "R-hat")
+    assert "sampler.thermalization" in warning  # what to do
+    text = _text(capsys, path)
+    assert _row(text, "chains").startswith("CHAINS DISAGREE")
+    assert _row(text, "warning") == warning
 
 
 def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, capsys):
     """32 chains of a 1/r-type local energy without a cusp (infinite variance): chain 7
-    of this seed lies beyond the z limit while split R-hat is well within its own. The
-    chains are consistent; the report says so and notes the chain."""
+    of this seed lies beyond the plain z limit, low (it drew few of the large values);
+    winsorised, the chains agree. The report says so in a note, with the numbers."""
     rng = np.random.default_rng(12)
     energies = 3.0 + 0.3 / np.linalg.norm(rng.standard_normal((32, 4096, 2)), axis=-1)
     path = tmp_path / "tail.h5"
@@ -252,28 +254,27 @@ def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, 
     )
     report = _json(capsys, path)
     p = report["production"]
-    assert p["rhat_ok"] and p["flagged_chains"] == [7] and not p["chains_ok"]
-    assert p["chains_verdict"] == "note"
+    assert p["plain_flagged_chains"] == [7] and p["flagged_chains"] == [] and p["chains_ok"]
+    assert p["chains_verdict"] == "heavy_tail"
+    assert p["rhat_winsorised"] <= p["rhat_winsorised_limit"]
     assert not any("disagree" in w for w in report["warnings"])
     note = report["notes"][0]
-    assert "chain 7 (rank 1): its mean is" in note and "heavy tail" in note
-    z, z_limit = _numbers(re.search(r"its mean is .*\(limit \S+\)", note)[0])[-2:]
+    assert note.startswith("heavy tail of E_L") and "chain 7 (rank 1) at -3.7" in note
+    z, z_limit = _numbers(re.search(r"at -(\S+) standard errors .*\(limit \S+\)", note)[0])[-2:]
     assert z > z_limit
-    rhat, limit = _numbers(re.search(r"R-hat (\S+) within its limit (\S+)", note)[0])
-    assert rhat <= limit
     text = _text(capsys, path)
     assert "DISAGREE" not in text
-    assert "one chain stands out" in _row(text, "R-hat")
+    assert _row(text, "chains").startswith("agree") and "heavy tail" in _row(text, "chains")
     assert _row(text, "note") == note
 
 
 def test_rhat_and_its_limit_never_print_alike(tmp_path, capsys):
     """Two different numbers get the digits that tell them apart."""
-    from analysis.cli import _distinct
+    from parallel_vmc.stats.chains import distinct
 
-    assert _distinct(1.000021, 1.000024) == ("1.000021", "1.000024")
-    assert _distinct(1.0000200001, 1.0000200003)[0] != _distinct(1.0000200001, 1.0000200003)[1]
-    assert _distinct(1.5, 1.25) == ("1.50000", "1.25000")
+    assert distinct(1.000021, 1.000024) == ("1.000021", "1.000024")
+    assert distinct(1.0000200001, 1.0000200003)[0] != distinct(1.0000200001, 1.0000200003)[1]
+    assert distinct(1.5, 1.25) == ("1.50000", "1.25000")
 
 
 # ----------------------------------------------------------------------------- 4: 1D Coulomb

@@ -391,7 +391,7 @@ class Run:
             self.segment.write_results(st, est, payload, self.sampler, self.n_samples, drift)
         t = time.monotonic()
         rows = self.segment.local_series(self.n_samples)  # collective
-        summary = production_summary(self.comm, rows, est["acceptance"])
+        summary = production_summary(self.comm, rows, est["acceptance"], self.cfg.to_dict())
         if not self.segment.held:
             return None
         self.segment.write_summary(summary)

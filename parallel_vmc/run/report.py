@@ -13,6 +13,7 @@ import time
 from ..hamiltonian.terms import term
 from ..runfile import schema as S
 from ..sampling import observables
+from ..stats.chains import DISAGREE
 from ..wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
@@ -149,6 +150,18 @@ def observable_lines(obs: dict | None) -> list:
     return lines
 
 
+def chain_lines(s: dict) -> list:
+    """The verdict on the chains (``stats.chains.chain_verdict``, as ``python -m
+    analysis`` gives it): its headline, then the note or warning that says why."""
+    if "chains" not in s:
+        return []
+    lines = [f"chains        {s['chains']}"]
+    if s.get("chains_explanation"):
+        label = "warning" if s["chains_verdict"] == DISAGREE else "note"
+        lines.append(f"{label:<14}{s['chains_explanation']}")
+    return lines
+
+
 def energy_line(s: dict, system) -> str:
     if infinite_mean(system):
         return (
@@ -225,6 +238,7 @@ def summary_text(
         f"energy        {energy_line(s, sy)}",
         f"variance      {s['variance']:.6g}",
         f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
+        *chain_lines(s),
         *observable_lines(s.get("observables")),
         f"samples       {s['n_samples']} ({s['n_chains']} chains x "
         f"{s['n_samples'] // s['n_chains']}), {ranks} rank(s)",
