@@ -115,6 +115,52 @@ def sigma_used(run) -> dict:
     return {"value": value if is_number(value) else None, "source": "config"}
 
 
+def sigma_z_used(run) -> dict | None:
+    """The RBM's own width along z: /wavefunction's attribute, else the config's value,
+    else, in an elliptical trap, pvmc's default (not stored: value None); None when the
+    width along z is sigma's."""
+    stored = run.wavefunction_attrs.get(S.SIGMA_Z)
+    if is_number(stored):
+        return {"value": float(stored), "source": f"/wavefunction attribute {S.SIGMA_Z}"}
+    value = _section(run.config, "wavefunction").get("sigma_z")
+    if is_number(value):
+        return {"value": value, "source": "config"}
+    system = _section(run.config, "system")
+    omega_z = system.get("omega_z")
+    if system.get("dimensions") == 3 and is_number(omega_z) and omega_z != system.get("omega"):
+        return {"value": None, "source": "config"}
+    return None
+
+
+def widths_used(run) -> dict | None:
+    """The variational widths of a run with them (config wavefunction.variational_widths):
+    their optimized values from /wavefunction/width_shift (format 6), else None."""
+    if not _section(run.config, "wavefunction").get("variational_widths"):
+        return None
+    shift = run.wavefunction.get(S.WIDTH_SHIFT)
+    return {"values": None if shift is None else [float(v) for v in np.ravel(shift)]}
+
+
+def per_particle(run, prod: dict | None) -> dict | None:
+    """E/N and its error for bosons, as the literature on trapped bosons quotes it;
+    None for fermions, another series or an infinite mean."""
+    particles = _section(run.config, "system").get("particles")
+    if (
+        statistics_used(run) != "bosons"
+        or not prod
+        or prod.get("series") != S.LOCAL_ENERGY
+        or "mean" not in prod
+        or prod.get("mean_is_infinite")
+        or not (isinstance(particles, int) and particles > 0)
+    ):
+        return None
+    return {
+        "particles": particles,
+        "mean": prod["mean"] / particles,
+        "error": prod["error"] / particles,
+    }
+
+
 def statistics_used(run) -> str | None:
     """fermions | bosons: /wavefunction's attribute (format 4), else the config's; None
     for a file from before fermions (its RBM had no determinants)."""
@@ -293,6 +339,8 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         "config": run.config,
         "sampler": sampler_used(run),
         "sigma": sigma_used(run),
+        "sigma_z": sigma_z_used(run),
+        "widths": widths_used(run),
         "statistics": statistics_used(run),
         "orbitals": orbitals_used(run),
         "warnings": [],
@@ -321,6 +369,7 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
     report["summary_mismatch"] = summary_mismatch(run)
     if report["summary_mismatch"]:
         report["warnings"].append(report["summary_mismatch"]["message"])
+    report["energy_per_particle"] = per_particle(run, prod)
     report["segments"] = run.segments
     report["observables"] = _observables_report(
         run,
@@ -539,10 +588,31 @@ def _step_text(sampler: dict) -> str:
     return f"step {_g(sampler['step'], '.4g')} ({sampler['step_source']})"
 
 
-def _sigma_text(sigma: dict) -> str:
+def _sigma_text(sigma: dict, name: str = "sigma") -> str:
     if sigma.get("value") is None:
-        return "sigma=default (not stored yet)"
-    return f"sigma={sigma['value']:.6g}" + (" (config)" if sigma["source"] == "config" else "")
+        return f"{name}=default (not stored yet)"
+    return f"{name}={sigma['value']:.6g}" + (" (config)" if sigma["source"] == "config" else "")
+
+
+def _wavefunction_text(r: dict, wf: dict) -> str:
+    """The wavefunction row: the product present, as the run's summary names it, and
+    the widths."""
+    product = ("Slater x " if _has_determinants(r) else "") + "RBM"
+    product += " x variational widths" if r.get("widths") else ""
+    sigma_z = " " + _sigma_text(r["sigma_z"], "sigma_z") if r.get("sigma_z") else ""
+    return (
+        f"{product} hidden={wf.get('hidden')} psi={wf.get('psi')} "
+        f"{_sigma_text(r.get('sigma') or {})}{sigma_z} jastrow={wf.get('jastrow', 'none')}"
+    )
+
+
+def _width_rows(widths: dict | None) -> list:
+    """The optimized variational widths (none without them)."""
+    if not widths:
+        return []
+    values = widths.get("values")
+    text = S.widths_text(values) if values else "not stored yet"
+    return [("widths", f"{text} (variational: exp(-1/2 delta x^2) on the RBM's Gaussian)")]
 
 
 def _header_rows(r: dict) -> list:
@@ -570,13 +640,8 @@ def _header_rows(r: dict) -> list:
             + (f" statistics={r['statistics']}" if r.get("statistics") else ""),
         ),
         ("units", r.get("units", UNITS)),
-        (
-            "wavefunction",
-            f"{'Slater x ' if _has_determinants(r) else ''}RBM "
-            f"hidden={wf.get('hidden')} psi={wf.get('psi')} "
-            f"{_sigma_text(r.get('sigma') or {})} "
-            f"jastrow={wf.get('jastrow', 'none')}",
-        ),
+        ("wavefunction", _wavefunction_text(r, wf)),
+        *_width_rows(r.get("widths")),
         *_orbital_rows(r.get("orbitals")),
         ("sampler", f"{sampler.get('method')}, {_step_text(sampler)}"),
         (
@@ -636,6 +701,11 @@ def _production_rows(r: dict) -> list:
     else:
         rhat, limit = _g(rhat, ".5f"), _g(limit, ".5f")
     rows = [(name, _pm(p["mean"], p["error"]) + "  (blocking)" + _infinite(r, p["series"]))]
+    e_n = r.get("energy_per_particle")
+    if e_n:
+        rows.append(
+            ("E/N", _pm(e_n["mean"], e_n["error"], 7) + f"  (blocking, N = {e_n['particles']})")
+        )
     rows += flag
     rows += [
         (

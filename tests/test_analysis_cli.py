@@ -61,8 +61,10 @@ def test_summary_table(run_file, capsys):
         "potential",
         "segment 0",
         "agree: E_L winsorised",
+        "pvmc summary",
     ):
         assert word in out, word
+    assert "E/N" not in out  # fermions: the energy alone
     assert _digest(path) == before  # input untouched
 
 

@@ -384,3 +384,21 @@ def test_every_run_figure_labels_its_units(tmp_path, figures, capsys):
     assert "hbar" in labels["obs_histogram.png"][0]
     for name in ("obs_density.png", "obs_pair_distance.png", "obs_density_image.png"):
         assert "sqrt{\\hbar/m\\omega_0}" in labels[name][0], name
+
+
+def test_pair_distance_plot_shows_the_hard_core(figures):
+    """With a hard-sphere radius a: a second panel near r12 = a, the core shaded, and
+    whether the bins resolve it (an edge at a)."""
+    a, width = 0.1, 0.025
+    edges = np.arange(0, 321) * width  # an edge at a = 4 widths
+    density = np.where(edges[1:] <= a + 1e-12, 0.0, 1.0)
+    plots.plot_pair_distance(edges, density, 0.01 * density, 1.5, "core.png", core=a)
+    near = figures["core.png"].axes[1]
+    assert "a bin edge at a" in near.get_title() and "NO" not in near.get_title()
+    assert near.get_xlim() == (0.0, pytest.approx(12 * a))
+    assert any(f"a = {a:g}" in t.get_text() for t in near.get_legend().get_texts())
+    coarse = np.arange(0, 101) * 0.08  # no edge at 0.1
+    plots.plot_pair_distance(coarse, np.ones(100), np.zeros(100), 1.5, "c.png", core=a)
+    assert "NO bin edge at a" in figures["c.png"].axes[1].get_title()
+    plots.plot_pair_distance(coarse, np.ones(100), np.zeros(100), 1.5, "plain.png")
+    assert len(figures["plain.png"].axes) == 1  # no hard core: one panel

@@ -393,3 +393,32 @@ def test_parallel_series_writes_each_ranks_rows_collectively(tmp_path_factory):
         with h5py.File(path, "r") as h5:
             assert np.array_equal(h5["production/local_energy"][...], expected)
             assert h5["production/samples_written"][0] == n
+
+
+def test_a_checkpoint_with_histograms_of_another_geometry_restarts_production(
+    tmp_path, monkeypatch
+):
+    """A production checkpoint whose observable sums have another width (an earlier
+    pvmc's histogram geometry, e.g. pair_bins before null matched a hard core): resume
+    starts production again and says so; the kernels never see the old rows."""
+    import io
+
+    from parallel_vmc.run.driver import Run
+    from parallel_vmc.runfile import checkpoint as ckpt
+
+    cfg = make_config(tmp_path / "g.h5", production={"samples": 40000})
+    _stopped_run(cfg, monkeypatch, "produce")
+    live = ckpt.path_for(cfg.output.path)
+    attrs, arrays, _ = ckpt.read_latest(live)
+    assert attrs["phase"] == "produce" and attrs["prod_done"] > 0
+    arrays["obs_totals"] = arrays["obs_totals"][:, :-7]  # fewer pair bins
+    ckpt.write(live, attrs, arrays)
+    out = io.StringIO()
+    attrs, arrays, _ = ckpt.read_latest(live)
+    result = Run(cfg, SerialComm(), stream=out, progress=False, resume=(attrs, arrays)).execute()
+    assert "another geometry (an earlier pvmc), so production starts again" in out.getvalue()
+    with h5py.File(cfg.output.path) as h5:
+        pair = h5["production/observables/pair_distance"]
+        assert pair["counts"].shape == (100,)
+        assert pair["counts"][...].sum() + pair.attrs["overflow"] == 40000
+    assert result.summary["n_samples"] == 40000

@@ -281,7 +281,8 @@ SPEC: dict[str, dict[str, Field]] = {
         "density_rmax": Field(
             "float",
             None,
-            "outer radius of the density histograms; null -> 4/sqrt(omega)",
+            "outer radius of the density histograms; null -> 4/sqrt(omega) (along z "
+            "in 3D: times sqrt(omega/omega_z))",
             minimum=0.0,
             min_exclusive=True,
             nullable=True,
@@ -297,7 +298,14 @@ SPEC: dict[str, dict[str, Field]] = {
             "int", 64, "pixels per side of the 2D density image (D = 2)", minimum=1, maximum=512
         ),
         "pair_bins": Field(
-            "int", 100, "bins of the pair-distance histogram", minimum=1, maximum=100000
+            "int",
+            None,
+            "bins of the pair-distance histogram; null -> 100, or with a hard-sphere "
+            "radius a bins whose width divides a (an edge at a: the core's hole shows), "
+            "the outer edge rounded up to a whole bin, up to 20000 bins",
+            minimum=1,
+            maximum=100000,
+            nullable=True,
         ),
         "pair_rmax": Field(
             "float",

@@ -95,6 +95,11 @@ def resume_line(path: str, where: str, ranks: int, reseeded: bool, production_re
         line += "; the chain count changed, so the chains get new streams"
         if production_reset:
             line += " and production starts again"
+    elif production_reset:
+        line += (
+            "; the checkpoint's histograms have another geometry (an earlier pvmc), "
+            "so production starts again"
+        )
     return line
 
 
@@ -174,6 +179,15 @@ def energy_line(s: dict, system) -> str:
     )
 
 
+def per_particle_lines(s: dict, system) -> list:
+    """E/N of bosons, as the literature on trapped bosons quotes it (none for fermions
+    and for an infinite mean)."""
+    if system.statistics != "bosons" or infinite_mean(system):
+        return []
+    n = system.particles
+    return [f"E/N           {s['energy'] / n:.7f} +- {s['error'] / n:.7f} (blocking, N = {n})"]
+
+
 def sampler_line(s: dict, sampler) -> str:
     if sampler.method == "gibbs":
         return f"gibbs (exact conditional draws, no step), acceptance {s['acceptance']:.3f}"
@@ -207,6 +221,14 @@ def system_line(sy) -> str:
     return f"P={sy.particles} D={sy.dimensions} {trap} {inter}, {sy.statistics}"
 
 
+def width_lines(wf, theta) -> list:
+    """The optimized variational widths (none without them)."""
+    if "widths" not in wf.layout.parts:
+        return []
+    shift = S.widths_text(wf.layout.block(theta, S.WIDTH_SHIFT))
+    return [f"widths        {shift} (variational: exp(-1/2 delta x^2) on the RBM's Gaussian)"]
+
+
 def determinant_lines(wf, theta, inverse_drift: float) -> list:
     """Summary lines of the Slater part (none without it): the orbitals each spin
     occupies with the optimized orbital scale, and how far the updated inverses drifted
@@ -233,9 +255,11 @@ def summary_text(
         "==================== parallel_vmc summary ====================",
         f"system        {system_line(sy)}",
         f"wavefunction  {wavefunction_line(wf)}",
+        *width_lines(wf, theta),
         *determinant_lines(wf, theta, inverse_drift),
         f"sampler       {sampler_line(s, sampler)}",
         f"energy        {energy_line(s, sy)}",
+        *per_particle_lines(s, sy),
         f"variance      {s['variance']:.6g}",
         f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
         *chain_lines(s),

@@ -249,6 +249,16 @@ def restore(attrs: dict, arrays: dict, cfg, chains: Chains, sampler, obs_layout)
             # continued by other chains, so production starts again.
             st.restart_production(obs_layout)
             production_reset = True
+    if (
+        st.phase == "produce"
+        and obs_layout is not None
+        and st.obs_totals.shape != obs_layout.zeros().shape
+    ):
+        # Histograms of another geometry (a checkpoint of an earlier pvmc, e.g. before
+        # production.pair_bins null matched a hard core): their sums cannot be
+        # continued, and the kernels would write past the rows.
+        st.restart_production(obs_layout)
+        production_reset = True
     if "good/theta" in arrays:
         st.good = {
             "iteration": int(attrs["good_iteration"]),

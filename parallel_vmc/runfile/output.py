@@ -380,6 +380,8 @@ class RunFile:
                 del grp[name]
             grp[name] = value
         grp.attrs.update(zip(S.WAVEFUNCTION_ATTRS, ("rbm", wf.psi, wf.jastrow, statistics)))
+        if wf.sigma_z is not None:
+            grp.attrs[S.SIGMA_Z] = wf.sigma_z
         if wf.has_determinants and inverse_drift is not None:
             grp.attrs[S.INVERSE_DRIFT] = inverse_drift
         self.flush(force=True)
