@@ -6,7 +6,9 @@
 
 Exit codes: 0 success; 2 bad input (missing file, not HDF5, not a run file, a damaged
 file, missing datasets or config keys, bad command line, a plot destination that cannot
-be written), with one line ``error: ...`` on stderr and nothing written. Input files are
+be written), with one line ``error: ...`` on stderr and nothing written. Plots asked for
+where matplotlib cannot be imported: the report (or table) is printed as without them,
+then ``error: plots skipped: ...``, exit code 2, nothing written. Input files are
 opened read-only. A file whose samples no longer give the energy its /summary states
 (damaged or edited after the run) is analysed with exit code 0 and a prominent
 ``SUMMARY MISMATCH`` row (JSON: ``summary_mismatch``): the numbers shown are those of
@@ -30,6 +32,7 @@ from analysis.runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_r
 from parallel_vmc.runfile import schema as S
 from parallel_vmc.runfile.schema import shell_volumes
 from parallel_vmc.stats.blocking import SHORT_BATCHES, batches_too_short
+from parallel_vmc.stats.chains import AGREE, DISAGREE, HEAVY_TAIL, distinct
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)  # potential: format <= 2
@@ -110,6 +113,52 @@ def sigma_used(run) -> dict:
         return {"value": float(stored.ravel()[0]), "source": "/wavefunction/sigma"}
     value = _section(run.config, "wavefunction").get("sigma")
     return {"value": value if is_number(value) else None, "source": "config"}
+
+
+def sigma_z_used(run) -> dict | None:
+    """The RBM's own width along z: /wavefunction's attribute, else the config's value,
+    else, in an elliptical trap, pvmc's default (not stored: value None); None when the
+    width along z is sigma's."""
+    stored = run.wavefunction_attrs.get(S.SIGMA_Z)
+    if is_number(stored):
+        return {"value": float(stored), "source": f"/wavefunction attribute {S.SIGMA_Z}"}
+    value = _section(run.config, "wavefunction").get("sigma_z")
+    if is_number(value):
+        return {"value": value, "source": "config"}
+    system = _section(run.config, "system")
+    omega_z = system.get("omega_z")
+    if system.get("dimensions") == 3 and is_number(omega_z) and omega_z != system.get("omega"):
+        return {"value": None, "source": "config"}
+    return None
+
+
+def widths_used(run) -> dict | None:
+    """The variational widths of a run with them (config wavefunction.variational_widths):
+    their optimized values from /wavefunction/width_shift (format 6), else None."""
+    if not _section(run.config, "wavefunction").get("variational_widths"):
+        return None
+    shift = run.wavefunction.get(S.WIDTH_SHIFT)
+    return {"values": None if shift is None else [float(v) for v in np.ravel(shift)]}
+
+
+def per_particle(run, prod: dict | None) -> dict | None:
+    """E/N and its error for bosons, as the literature on trapped bosons quotes it;
+    None for fermions, another series or an infinite mean."""
+    particles = _section(run.config, "system").get("particles")
+    if (
+        statistics_used(run) != "bosons"
+        or not prod
+        or prod.get("series") != S.LOCAL_ENERGY
+        or "mean" not in prod
+        or prod.get("mean_is_infinite")
+        or not (isinstance(particles, int) and particles > 0)
+    ):
+        return None
+    return {
+        "particles": particles,
+        "mean": prod["mean"] / particles,
+        "error": prod["error"] / particles,
+    }
 
 
 def statistics_used(run) -> str | None:
@@ -216,59 +265,10 @@ def _finite(v) -> bool:
     return is_number(v) and math.isfinite(v)
 
 
-def _rank(chain: int, walkers_per_rank) -> str:
-    if isinstance(walkers_per_rank, int) and walkers_per_rank > 0:
-        return f" (rank {chain // walkers_per_rank})"
-    return ""
-
-
-def _distinct(a: float, b: float, digits: int = 5) -> tuple:
-    """a and b with enough decimals to show that they differ (up to 12)."""
-    while digits < 12 and f"{a:.{digits}f}" == f"{b:.{digits}f}" and a != b:
-        digits += 1
-    return f"{a:.{digits}f}", f"{b:.{digits}f}"
-
-
-def chain_verdict(p: dict, walkers_per_rank=None) -> tuple:
-    """("agree" | "note" | "disagree", message) from the between-chain checks of a
-    production report (analysis.chains).
-
-    The chains disagree when split R-hat is beyond its limit. A chain flagged by the
-    z-test alone (R-hat within its limit) is a note about that chain: heavy tails of the
-    local energy make the per-chain variances, and so the z-scores, noisy; it may also
-    be one stuck walker."""
-    flagged = p.get("flagged_chains") or []
-    zs = p.get("flagged_z") or [float("nan")] * len(flagged)
-    outliers = "; ".join(
-        f"chain {c}{_rank(c, walkers_per_rank)}: its mean is {abs(z):.1f} standard errors "
-        f"from the other chains' mean (limit {p.get('z_limit', float('nan')):.1f})"
-        for c, z in zip(flagged, zs)
-    )
-    rhat, limit = p.get("rhat"), p.get("rhat_limit")
-    if not p.get("rhat_ok", True):
-        r, lim = _distinct(rhat, limit)
-        return "disagree", (
-            f"split R-hat {r} is above its limit {lim} (its 99 % point for "
-            "agreeing chains): the chain means scatter more than their "
-            "errors allow; " + (outliers or "no single chain stands out")
-        )
-    if flagged:
-        within = (
-            "R-hat {} within its limit {}".format(*_distinct(rhat, limit))
-            if _finite(rhat) and _finite(limit)
-            else "R-hat within its limit"
-        )
-        return "note", (
-            f"the chains agree as a whole ({within}), but {outliers}: a rare "
-            "run of large local energies (a heavy tail) or a stuck walker"
-        )
-    return "agree", "chains agree"
-
-
 def _production_report(run, series, n_boot, seed, report) -> tuple:
     """(production dict or None, ChainSummary or None) of one series, with its warnings
     and notes added to the report."""
-    from parallel_vmc.stats.chains import summarize_chains
+    from parallel_vmc.stats.chains import summarize_chains, tail_cause
 
     if series not in run.production:
         return None, None
@@ -301,11 +301,13 @@ def _production_report(run, series, n_boot, seed, report) -> tuple:
             )
         if not summary.autocorr.converged:
             report["warnings"].append("no self-consistent window for tau_int: chains too short")
-        verdict, message = chain_verdict(prod, run.attrs.get("walkers_per_rank"))
-        prod["chains_verdict"] = verdict
-        if verdict == "disagree":
-            report["warnings"].append("chains disagree: " + message)
-        elif verdict == "note":
+        # the verdict of the run's own summary, from the same function
+        verdict = summary.verdict
+        prod["chains"] = verdict.headline()
+        message = verdict.explanation(tail_cause(run.config), run.attrs.get("walkers_per_rank"))
+        if verdict.level == DISAGREE:
+            report["warnings"].append(message)
+        elif message:
             report["notes"].append(message)
     for part in ENERGY_PARTS:
         if part != series and part in run.production and run.production[part].shape[1] >= 4:
@@ -337,6 +339,8 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         "config": run.config,
         "sampler": sampler_used(run),
         "sigma": sigma_used(run),
+        "sigma_z": sigma_z_used(run),
+        "widths": widths_used(run),
         "statistics": statistics_used(run),
         "orbitals": orbitals_used(run),
         "warnings": [],
@@ -365,6 +369,7 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
     report["summary_mismatch"] = summary_mismatch(run)
     if report["summary_mismatch"]:
         report["warnings"].append(report["summary_mismatch"]["message"])
+    report["energy_per_particle"] = per_particle(run, prod)
     report["segments"] = run.segments
     report["observables"] = _observables_report(
         run,
@@ -583,10 +588,31 @@ def _step_text(sampler: dict) -> str:
     return f"step {_g(sampler['step'], '.4g')} ({sampler['step_source']})"
 
 
-def _sigma_text(sigma: dict) -> str:
+def _sigma_text(sigma: dict, name: str = "sigma") -> str:
     if sigma.get("value") is None:
-        return "sigma=default (not stored yet)"
-    return f"sigma={sigma['value']:.6g}" + (" (config)" if sigma["source"] == "config" else "")
+        return f"{name}=default (not stored yet)"
+    return f"{name}={sigma['value']:.6g}" + (" (config)" if sigma["source"] == "config" else "")
+
+
+def _wavefunction_text(r: dict, wf: dict) -> str:
+    """The wavefunction row: the product present, as the run's summary names it, and
+    the widths."""
+    product = ("Slater x " if _has_determinants(r) else "") + "RBM"
+    product += " x variational widths" if r.get("widths") else ""
+    sigma_z = " " + _sigma_text(r["sigma_z"], "sigma_z") if r.get("sigma_z") else ""
+    return (
+        f"{product} hidden={wf.get('hidden')} psi={wf.get('psi')} "
+        f"{_sigma_text(r.get('sigma') or {})}{sigma_z} jastrow={wf.get('jastrow', 'none')}"
+    )
+
+
+def _width_rows(widths: dict | None) -> list:
+    """The optimized variational widths (none without them)."""
+    if not widths:
+        return []
+    values = widths.get("values")
+    text = S.widths_text(values) if values else "not stored yet"
+    return [("widths", f"{text} (variational: exp(-1/2 delta x^2) on the RBM's Gaussian)")]
 
 
 def _header_rows(r: dict) -> list:
@@ -614,13 +640,8 @@ def _header_rows(r: dict) -> list:
             + (f" statistics={r['statistics']}" if r.get("statistics") else ""),
         ),
         ("units", r.get("units", UNITS)),
-        (
-            "wavefunction",
-            f"{'Slater x ' if _has_determinants(r) else ''}RBM "
-            f"hidden={wf.get('hidden')} psi={wf.get('psi')} "
-            f"{_sigma_text(r.get('sigma') or {})} "
-            f"jastrow={wf.get('jastrow', 'none')}",
-        ),
+        ("wavefunction", _wavefunction_text(r, wf)),
+        *_width_rows(r.get("widths")),
         *_orbital_rows(r.get("orbitals")),
         ("sampler", f"{sampler.get('method')}, {_step_text(sampler)}"),
         (
@@ -674,17 +695,17 @@ def _production_rows(r: dict) -> list:
             )
         ] + flag
     name = "energy" if p["series"] == S.LOCAL_ENERGY else p["series"]
-    verdict = {
-        "agree": "chains agree",
-        "note": "chains agree as a whole; one chain stands out (see note)",
-        "disagree": "CHAINS DISAGREE (R-hat above its limit, see warning)",
-    }
     rhat, limit = p["rhat"], p["rhat_limit"]
     if _finite(rhat) and _finite(limit):
-        rhat, limit = _distinct(rhat, limit)
+        rhat, limit = distinct(rhat, limit)
     else:
         rhat, limit = _g(rhat, ".5f"), _g(limit, ".5f")
     rows = [(name, _pm(p["mean"], p["error"]) + "  (blocking)" + _infinite(r, p["series"]))]
+    e_n = r.get("energy_per_particle")
+    if e_n:
+        rows.append(
+            ("E/N", _pm(e_n["mean"], e_n["error"], 7) + f"  (blocking, N = {e_n['particles']})")
+        )
     rows += flag
     rows += [
         (
@@ -703,7 +724,8 @@ def _production_rows(r: dict) -> list:
             f"{p['n_samples']} = {p['n_chains']} chains x "
             f"{p['samples_per_chain']}; effective {p['n_eff']:.4g}",
         ),
-        ("R-hat", f"{rhat} (limit {limit}): {verdict[p.get('chains_verdict', 'agree')]}"),
+        ("R-hat", f"{rhat} (its limit for a finite variance {limit})"),
+        ("chains", p["chains"]),
         (
             "acceptance",
             f"{_g(p.get('acceptance'), '.4f')}  "
@@ -726,19 +748,24 @@ def format_report(r: dict) -> str:
     if o:
         rows.append(
             (
-                "optimisation",
+                "optimization",
                 f"{o['iterations']} iterations, last energy "
                 + _pm(o.get("final_energy"), o.get("final_energy_error")),
             )
         )
     else:
-        rows.append(("optimisation", "no iterations recorded"))
+        rows.append(("optimization", "no iterations recorded"))
     rows += _production_rows(r)
     rows += _observable_rows(r)
     s = r.get("summary_in_file")
     if s and "energy" in s:
+        verdict = s.get("chains_verdict")
+        said = f"; chains: {verdict}" if isinstance(verdict, str) else ""
         rows.append(
-            ("pvmc summary", _pm(s.get("energy"), s.get("error")) + _infinite(r, S.LOCAL_ENERGY))
+            (
+                "pvmc summary",
+                _pm(s.get("energy"), s.get("error")) + _infinite(r, S.LOCAL_ENERGY) + said,
+            )
         )
     for k, seg in enumerate(r.get("segments") or []):
         rows.append(
@@ -860,17 +887,45 @@ def _probe_file(path: str, what: str) -> None:
             raise UsageError(f"{what}: cannot write it ({exc.strerror or exc})") from None
 
 
+class PlotsSkipped(Exception):
+    """The report is printed, but the figures asked for cannot be drawn (matplotlib
+    missing): one line after the report says why, exit code 2."""
+
+
+def _plots_skipped(wanted) -> str | None:
+    """Why the figures asked for (wanted: --plots / --plot, or None) cannot be drawn:
+    None when they can or none are asked for. Checked before anything is written, so
+    that nothing (no directory either) is left behind."""
+    from analysis.plots import require_matplotlib
+
+    if not wanted:
+        return None
+    try:
+        require_matplotlib()
+    except PlotError as exc:
+        return f"plots skipped: {exc}"
+    return None
+
+
 def cmd_summary(argv) -> int:
     args = _summary_parser().parse_args(argv)
     _check_numbers(args)
-    if args.plots:
-        if os.path.exists(args.plots) and not os.path.isdir(args.plots):
-            raise UsageError(f"--plots {args.plots}: exists and is not a directory")
-        from analysis.plots import require_matplotlib
-
-        require_matplotlib()
+    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+        raise UsageError(f"--plots {args.plots}: exists and is not a directory")
+    skipped = _plots_skipped(args.plots)
+    if skipped:
+        args.plots = None  # the report without the figures, then the reason
     if any(is_training_file(path) for path in args.files):
-        return _training_summary(args)
+        _training_summary(args)
+    else:
+        _run_summary(args)
+    if skipped:
+        raise PlotsSkipped(skipped)
+    return EXIT_OK
+
+
+def _run_summary(args) -> None:
+    """Report (text or JSON) and figures of VMC run files."""
     series = args.series or S.LOCAL_ENERGY
     require = (S.path(S.PRODUCTION, series),) if args.series else ()
     stems = {}
@@ -906,10 +961,9 @@ def cmd_summary(argv) -> int:
             for path in r.get("plots", []):
                 print(f"wrote {path}")
         print("\n".join(lines), end="\n" if lines else "")
-    return EXIT_OK
 
 
-def _training_summary(args) -> int:
+def _training_summary(args) -> None:
     """Training files of ``pvmc train`` (a /model group): report, JSON, plots."""
     from analysis.generative import (
         format_training_report,
@@ -939,12 +993,11 @@ def _training_summary(args) -> int:
         reports.append(report)
     if args.json:
         print(json.dumps(_clean(reports[0] if len(reports) == 1 else reports), indent=2))
-        return EXIT_OK
+        return
     print("\n\n".join(format_training_report(r) for r in reports))
     for r in reports:
         for path in r.get("plots", []):
             print(f"wrote {path}")
-    return EXIT_OK
 
 
 def _energy_label(report: dict) -> str:
@@ -1073,7 +1126,7 @@ def _print_table(rows: list, by: str) -> None:
         "chains",
         "file",
     ]
-    chains = {"agree": "ok", "note": "note", "disagree": "DISAGREE", None: "-"}
+    chains = {AGREE: "ok", HEAVY_TAIL: "ok (tail)", DISAGREE: "DISAGREE", None: "-"}
     table = [head]
     for r in rows:
         error = (
@@ -1121,9 +1174,9 @@ def cmd_table(argv) -> int:
             raise UsageError(f"--plot {args.plot} is one of the input files")
         if os.path.isdir(args.plot):
             raise UsageError(f"--plot {args.plot} is a directory")
-        from analysis.plots import require_matplotlib
-
-        require_matplotlib()
+    skipped = _plots_skipped(args.plot)
+    if skipped:
+        args.plot = None  # the table without the figure, then the reason
     runs, problems = [], []
     for path in args.files:
         try:
@@ -1154,6 +1207,8 @@ def cmd_table(argv) -> int:
         _print_table(rows, args.by)
         if args.plot:
             print(f"wrote {args.plot}")
+    if skipped:
+        raise PlotsSkipped(skipped)
     return EXIT_OK
 
 
@@ -1165,7 +1220,8 @@ def main(argv=None) -> int:
         return cmd_summary(argv)
     except SystemExit as exc:  # --help (0); argparse errors go through UsageError
         return int(exc.code or 0)
-    except (UsageError, RunFileError, PlotError) as exc:
+    except (UsageError, RunFileError, PlotError, PlotsSkipped) as exc:
+        sys.stdout.flush()  # the report first, then the one line
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `python -m analysis RUN.h5 | head`

@@ -40,6 +40,7 @@ HISTORY_CURVES = (
 EXACT_RECHECK = 20  # recompute log Z when 2^this states or fewer
 LOG_Z_RTOL = 1e-9  # file vs recomputed log Z: round-off only
 N_SHOWN = 16  # filters, samples, reconstructions drawn
+N_JUDGED = 1000  # Gibbs samples checked against the bars-and-stripes patterns
 
 
 @dataclass
@@ -241,29 +242,32 @@ def optimum_log_likelihood(config: dict) -> float | None:
     """-ln K for bars-and-stripes with each of its K patterns once (the data's own mean
     log-probability, the best any model can reach); None otherwise."""
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    if data.get("name") != "bars_stripes" or data.get("samples") is not None:
+    n = bars_stripes_size(config)
+    if n is None or data.get("samples") is not None:
         return None
-    n = int(data.get("size", 3))
     return -math.log(2 ** (n + 1) - 2 if n > 1 else 2)
 
 
 # ------------------------------------------------------------------------------- plots
 def _image_grid(rows_of_images: list, shape, titles: list, path: str, weights: bool = False) -> str:
     """One figure, one titled row of tiles per list of images (rows of length
-    prod(shape)): grey on [0, 1], or (weights) red-blue symmetric about 0 per tile."""
+    prod(shape)): grey on [0, 1], or (weights) red-blue on one scale symmetric about 0
+    for all tiles, with its colour bar (one scale: the tiles' strengths compare)."""
     from analysis.plots import figure, save
 
     n = max(len(r) for r in rows_of_images)
-    fig = figure(0.9 * n + 0.4, 1.2 * len(rows_of_images) + 0.2)
+    fig = figure(0.9 * n + (1.4 if weights else 0.4), 1.2 * len(rows_of_images) + 0.2)
     subfigs = np.atleast_1d(fig.subfigures(len(rows_of_images), 1))
+    top = 1.0
+    if weights:
+        top = max(max(float(np.abs(np.asarray(r, float)).max()) for r in rows_of_images), 1e-12)
     for sub, images, title in zip(subfigs, rows_of_images, titles):
         sub.suptitle(title, x=0.01, ha="left", fontsize=9)
-        for ax, img in zip(np.atleast_1d(sub.subplots(1, n)), list(images) + [None] * n):
+        axes = np.atleast_1d(sub.subplots(1, n))
+        for ax, img in zip(axes, list(images) + [None] * n):
             if img is not None:
-                img = np.asarray(img, dtype=float).reshape(shape)
-                top = max(float(np.abs(img).max()), 1e-12) if weights else 1.0
-                ax.imshow(
-                    img,
+                shown = ax.imshow(
+                    np.asarray(img, dtype=float).reshape(shape),
                     cmap="RdBu_r" if weights else "gray_r",
                     vmin=-top if weights else 0.0,
                     vmax=top,
@@ -273,6 +277,8 @@ def _image_grid(rows_of_images: list, shape, titles: list, path: str, weights: b
                 ax.set_yticks([])
             else:
                 ax.set_axis_off()
+        if weights:
+            sub.colorbar(shown, ax=list(axes), label="W_ij", fraction=0.05, pad=0.02)
     return save(fig, path)
 
 
@@ -319,7 +325,7 @@ def plot_filters(rbm, shape, path: str) -> str:
         return _image_grid(
             [cols],
             shape,
-            [f"filters: columns of W (first {len(cols)}; red > 0 > blue)"],
+            [f"filters: columns of W (first {len(cols)}; red > 0 > blue, one scale)"],
             path,
             weights=True,
         )
@@ -328,7 +334,7 @@ def plot_filters(rbm, shape, path: str) -> str:
     fig = figure()
     ax = fig.subplots()
     im = ax.imshow(rbm.W, cmap="RdBu_r", aspect="auto", interpolation="nearest")
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax, label="W_ij")
     ax.set_xlabel("hidden unit j")
     ax.set_ylabel("visible unit i")
     ax.set_title("weights W_ij")
@@ -368,6 +374,25 @@ def plot_density(rbm, path: str, seed: int = 0) -> str:
     return save(fig, path)
 
 
+def bars_stripes_size(config: dict) -> int | None:
+    """n of a bars-and-stripes training config (its patterns are n x n); None for
+    other data."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if data.get("name") != "bars_stripes":
+        return None
+    return int(data.get("size", 3))
+
+
+def valid_patterns(samples, size: int) -> int:
+    """How many rows of samples (binary visibles, (n, size^2)) are size x size
+    bars-and-stripes patterns."""
+    from parallel_vmc.generative.datasets import bars_and_stripes
+
+    patterns = {tuple(p) for p in bars_and_stripes(size)[0].astype(np.int8)}
+    rows = np.rint(np.asarray(samples)).astype(np.int8)
+    return sum(tuple(r) in patterns for r in rows)
+
+
 def _data_rows(run: TrainingRun):
     """The training rows, from the file's config (None when they cannot be loaded:
     scikit-learn missing, the IDX file moved, a config from another version)."""
@@ -398,8 +423,17 @@ def training_plots(run: TrainingRun, directory: str, seed: int = 0) -> list:
         paths.append(plot_density(rbm, f"{stem}_density.png", seed))  # needs exact log Z
     if shape is None:
         return paths
-    rows = [sampling.gibbs_chains(rbm, N_SHOWN, 1, thin=1, burn_in=1000, seed=seed)[:, 0]]
+    size = bars_stripes_size(run.config)
+    n_drawn = N_JUDGED if size is not None and rbm.kind == "binary" else N_SHOWN
+    drawn = sampling.gibbs_chains(rbm, n_drawn, 1, thin=1, burn_in=1000, seed=seed)[:, 0]
+    rows = [drawn[:N_SHOWN]]
     titles = ["Gibbs samples of the bottom RBM (1000 sweeps)"]
+    if n_drawn == N_JUDGED:
+        valid = valid_patterns(drawn, size)
+        titles[0] += (
+            f": {valid} of {n_drawn} samples ({100.0 * valid / n_drawn:.3g} %) are "
+            f"{size}x{size} bars-and-stripes patterns; the first {N_SHOWN} shown"
+        )
     if len(run.layers) > 1:
         from parallel_vmc.generative import dbn
         from parallel_vmc.rng import chain_states

@@ -6,12 +6,13 @@ the path. :func:`run_plots` writes the standard set for one run file into a
 directory, each name prefixed by the run file's stem so that several runs can
 share a directory:
 
-    <stem>_optimization.png   energy vs optimisation iteration, error band
+    <stem>_optimization.png   energy vs optimization iteration, error band
     <stem>_blocking.png       standard error vs blocking level, chosen level marked
     <stem>_histogram.png      local-energy histogram of the production samples
     <stem>_density.png        radial one-body density rho(r) with error bars
     <stem>_density_image.png  2D one-body density rho(x, y) (D = 2 runs)
-    <stem>_pair_distance.png  pair-distance density with error bars, <r12> marked (P > 1)
+    <stem>_pair_distance.png  pair-distance density with error bars, <r12> marked (P > 1);
+                              with hard spheres a second panel near r12 = a
     <stem>_density_axes.png   3D: the densities along the x-y plane and along z
                               (production.axial_density)
 
@@ -94,7 +95,7 @@ def save(fig, path: str) -> str:
 
 
 def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
-    """Energy (with its error as a band) and variance per optimisation iteration."""
+    """Energy (with its error as a band) and variance per optimization iteration."""
     it = np.asarray(optimization["iteration"])
     e = np.asarray(optimization["energy"])
     err = np.asarray(optimization.get("energy_error", np.zeros_like(e)))
@@ -104,7 +105,7 @@ def plot_optimization(optimization: dict, path: str, title: str = "") -> str:
     ax.fill_between(it, e - err, e + err, color="C0", alpha=0.3, lw=0, label="± error")
     ax.set_ylabel(f"energy ({E_UNIT})")
     ax.legend(loc="upper right")
-    ax.set_title(title or "optimisation")
+    ax.set_title(title or "optimization")
     if "variance" in optimization:
         var = np.asarray(optimization["variance"])
         if np.all(var > 0) and var.max() > 20 * var.min():
@@ -389,19 +390,19 @@ def plot_density_image(x_edges, y_edges, density, path: str, title: str = "") ->
     return save(fig, path)
 
 
-def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") -> str:
-    """Probability density of the pair distance r_pq with its error bars; <r12> marked."""
+def plot_pair_distance(
+    edges, density, error, mean, path: str, title: str = "", core: float | None = None
+) -> str:
+    """Probability density of the pair distance r_pq with its error bars; <r12> marked.
+    core: the hard-sphere radius a, if any: a second panel shows r12 up to a few a, the
+    core r < a shaded, with whether a bin edge lies at a (pvmc's default bins put one
+    there; coarser bins hide the hole)."""
     edges = np.asarray(edges, float)
-    fig = figure()
-    ax = fig.subplots()
-    _with_error_bars(
-        ax,
-        edges,
-        np.asarray(density, float),
-        np.asarray(error, float),
-        "C1",
-        "P(r12) ± error (batch means)",
-    )
+    density, error = np.asarray(density, float), np.asarray(error, float)
+    fig = figure(6.4, 7.2) if core else figure()
+    axes = fig.subplots(2, 1) if core else [fig.subplots()]
+    ax = axes[0]
+    _with_error_bars(ax, edges, density, error, "C1", "P(r12) ± error (batch means)")
     if mean is not None and math.isfinite(mean):
         ax.axvline(mean, color="k", ls="--", lw=1, label=f"<r12> = {mean:.4f}")
     ax.set_xlim(edges[0], edges[-1])
@@ -409,7 +410,31 @@ def plot_pair_distance(edges, density, error, mean, path: str, title: str = "") 
     ax.set_ylabel(f"pair-distance density (1/{L_UNIT})")
     ax.set_title(title or "pair distance")
     ax.legend(loc="upper right")
+    if core:
+        _hard_core_panel(axes[1], edges, density, error, core)
     return save(fig, path)
+
+
+def _hard_core_panel(ax, edges, density, error, a: float) -> None:
+    """P(r12) near r12 = a: the core [0, a) shaded, a marked, and whether the bins
+    resolve it (a bin edge at a)."""
+    width = float(edges[1] - edges[0])
+    at_a = bool(np.any(np.isclose(edges, a, rtol=1e-9, atol=1e-12 * max(a, width))))
+    upper = min(float(edges[-1]), max(12.0 * a, 12.0 * width))
+    k = max(int(np.count_nonzero(edges[1:] <= upper + 0.5 * width)), 1)  # bins shown
+    _with_error_bars(
+        ax, edges[: k + 1], density[:k], error[:k], "C1", "P(r12) ± error (batch means)"
+    )
+    ax.axvspan(0.0, a, color="0.85", label=f"hard core r12 < a = {a:g}")
+    ax.axvline(a, color="k", lw=1)
+    ax.set_xlim(0.0, upper)
+    ax.set_xlabel(f"r12 ({L_UNIT})")
+    ax.set_ylabel(f"pair-distance density (1/{L_UNIT})")
+    ax.set_title(
+        f"near the hard core: bins of {width:.3g}, "
+        + ("a bin edge at a" if at_a else "NO bin edge at a: the hole is not resolved")
+    )
+    ax.legend(loc="lower right", fontsize="small")
 
 
 def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
@@ -461,6 +486,14 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     return save(fig, path)
 
 
+def hard_core_radius(config) -> float | None:
+    """The hard-sphere radius a of a run's config (system.hard_sphere_radius), None
+    without one."""
+    system = config.get("system") if isinstance(config, dict) else None
+    a = system.get("hard_sphere_radius") if isinstance(system, dict) else None
+    return float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0 else None
+
+
 def plot_names(stem: str) -> dict:
     names = {
         kind: f"{stem}_{kind}.png"
@@ -491,7 +524,7 @@ def run_plots(run, summary, directory: str) -> list:
             plot_optimization(
                 run.optimization,
                 os.path.join(directory, names["optimization"]),
-                title=f"optimisation: {label}",
+                title=f"optimization: {label}",
             )
         )
     if summary is not None:
@@ -559,6 +592,7 @@ def run_plots(run, summary, directory: str) -> list:
                 mean,
                 out[S.PAIR_DISTANCE],
                 title=f"pair distance: {label}",
+                core=hard_core_radius(run.config),
             )
         )
     if (

@@ -327,7 +327,7 @@ class _Deferred:
 
 
 def _bulk(path: str, ds, where: str, selection: tuple, float64: bool = False):
-    """A large dataset (the samples, the optimisation rows) as an array (float64 if
+    """A large dataset (the samples, the optimization rows) as an array (float64 if
     asked). The guard's child walks its chunk index and reads one element (what can
     crash HDF5 is the layout, not the data bytes) and returns a _Deferred for the
     parent to read."""

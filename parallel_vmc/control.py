@@ -2,7 +2,7 @@
 
 Every rank catches SIGTERM, SIGUSR1 and SIGINT and only raises a flag; nothing is
 decided inside a handler. After each unit of work (a thermalisation chunk, an
-optimisation iteration, a production chunk) every rank contributes a short vector of
+optimization iteration, a production chunk) every rank contributes a short vector of
 flags to a reduction the driver performs anyway, so that all ranks take the same
 decision at the same point:
 

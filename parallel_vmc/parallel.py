@@ -40,6 +40,11 @@ class SerialComm:
         to rank r (the serial stand-in: the block itself)."""
         return block
 
+    def gather_uneven_rows(self, block: np.ndarray):
+        """Stack (rows_r, cols) float64 blocks of all ranks, rows_r any number (0
+        too), on rank 0 in rank order (None elsewhere)."""
+        return np.array(block, dtype=np.float64)
+
     def bcast(self, obj):
         return obj
 
@@ -95,6 +100,21 @@ class MPIComm(SerialComm):
             else None
         )
         self.comm.Gather(block, out, root=0)
+        return out
+
+    def gather_uneven_rows(self, block: np.ndarray):
+        """Stack (rows_r, cols) float64 blocks of all ranks, rows_r any number (0
+        too), on rank 0 in rank order (None elsewhere)."""
+        from mpi4py import MPI
+
+        block = np.ascontiguousarray(block, dtype=np.float64)
+        sizes = np.array(self.comm.allgather(block.size))
+        out = recv = None
+        if self.rank == 0:
+            out = np.empty((int(sizes.sum()) // max(block.shape[1], 1), block.shape[1]))
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            recv = [out, sizes, offsets, MPI.DOUBLE]
+        self.comm.Gatherv(block, recv, root=0)
         return out
 
     def scatter_rows(self, block, counts, cols: int):

@@ -94,7 +94,7 @@ def write_run_file(
     of CONFIG["system"] (particles, dimensions, ...); ``sampler`` likewise for
     CONFIG["sampler"]. ``energies``: (n_chains, samples) local energies to store
     instead of the AR(1) ones (with n_samples = samples). ``checksums``: the
-    production series and the optimisation parameters chunked with HDF5's Fletcher32
+    production series and the optimization parameters chunked with HDF5's Fletcher32
     checksum filter (as pvmc is to write them).
 
     Columns beyond samples_per_chain (a running run) are filled with NaN, which an

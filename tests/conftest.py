@@ -38,7 +38,7 @@ def run_config(cfg, comm=None):
 
 
 def interrupted_run(cfg, monkeypatch, at_call: int, match: str | None = None) -> None:
-    """Run cfg in-process and stop it with SIGINT (as Ctrl-C) during the optimisation
+    """Run cfg in-process and stop it with SIGINT (as Ctrl-C) during the optimization
     call number at_call: RunInterrupted (its message matching match), status
     interrupted, a checkpoint written."""
     import io

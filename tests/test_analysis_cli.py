@@ -60,9 +60,11 @@ def test_summary_table(run_file, capsys):
         "kinetic",
         "potential",
         "segment 0",
-        "chains agree",
+        "agree: E_L winsorised",
+        "pvmc summary",
     ):
         assert word in out, word
+    assert "E/N" not in out  # fermions: the energy alone
     assert _digest(path) == before  # input untouched
 
 
@@ -318,3 +320,75 @@ def test_real_pvmc_output_file(tmp_path):
         assert os.path.getsize(plots / name) > 5000
         w, h = _png_size(plots / name)
         assert w >= 600 and h >= 400
+
+
+# ------------------------------------------------------------- without matplotlib
+NO_MATPLOTLIB = (
+    "import sys\n"
+    "sys.modules['matplotlib'] = None  # import matplotlib -> ImportError\n"
+    "from analysis.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_the_report_prints_when_plots_cannot_be_drawn(tmp_path, json_out):
+    """matplotlib not importable: the report (text or JSON) as without --plots, then
+    one line saying why the plots were skipped, exit code 2, no plot directory made."""
+    path = tmp_path / "run.h5"
+    write_run_file(path, format_version=3)
+    plots = tmp_path / "plots"
+    extra = ["--json"] if json_out else []
+    res = subprocess.run(
+        [sys.executable, "-c", NO_MATPLOTLIB, str(path), "--plots", str(plots), *extra],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert res.stderr.startswith("error: plots skipped: plots need matplotlib")
+    assert res.stderr.count("\n") == 1
+    alone = subprocess.run(
+        [sys.executable, "-m", "analysis", str(path), *extra],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert res.stdout == alone.stdout and "energy" in res.stdout
+    assert not plots.exists()
+
+
+def test_the_table_prints_when_its_plot_cannot_be_drawn(tmp_path):
+    paths = []
+    for omega in (0.5, 1.0):
+        paths.append(str(tmp_path / f"w{omega}.h5"))
+        write_run_file(paths[-1], format_version=3, omega=omega)
+    figure = tmp_path / "scan.png"
+    res = subprocess.run(
+        [sys.executable, "-c", NO_MATPLOTLIB, "table", *paths, "--by", "system.omega"]
+        + ["--plot", str(figure)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert res.returncode == 2 and res.stderr.startswith("error: plots skipped")
+    assert res.stdout.startswith("system.omega") and len(res.stdout.splitlines()) == 3
+    assert not figure.exists()
+
+
+def test_the_first_install_line_gives_what_the_next_steps_use():
+    """The README's quick-start line installs matplotlib (a plain dependency: plots)
+    and the data extra (scikit-learn: the digits of pvmc train)."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    assert any(d.split(">")[0].strip() == "matplotlib" for d in project["dependencies"])
+    with open(os.path.join(ROOT, "README.md")) as fh:
+        first = next(line for line in fh if "pip install '.[" in line)
+    extras = first.split("pip install '.[")[1].split("]")[0].split(",")
+    assert "data" in extras and "mpi" in extras
+    assert "scikit-learn" in project["optional-dependencies"]["data"][0]

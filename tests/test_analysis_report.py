@@ -230,20 +230,22 @@ def test_disagreeing_chains_say_which_test_fired_with_numbers(tmp_path, capsys):
     report = _json(capsys, path)
     p = report["production"]
     assert p["chains_verdict"] == "disagree" and p["flagged_chains"] == [2]
+    assert not p["chains_ok"]
     warning = next(w for w in report["warnings"] if w.startswith("chains disagree"))
-    rhat, limit = _numbers(re.search(r"R-hat (\S+) is above its limit (\S+)", warning)[0])
+    rhat, limit = _numbers(re.search(r"R-hat (\S+) above its limit (\S+)", warning)[0])
     assert rhat > limit
-    z, z_limit = _numbers(
-        re.search(r"chain 2 \(rank 1\): its mean is .*\(limit \S+\)", warning)[0]
-    )[-2:]
+    z, z_limit = _numbers(re.search(r"chain 2 \(rank 1\) at .*\(limit \S+\)", warning)[0])[-2:]
     assert z > z_limit
-    assert "CHAINS DISAGREE (R-hat above its limit" in _row(_text(capsys, path), "R-hat")
+    assert "sampler.thermalization" in warning  # what to do
+    text = _text(capsys, path)
+    assert _row(text, "chains").startswith("CHAINS DISAGREE")
+    assert _row(text, "warning") == warning
 
 
 def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, capsys):
     """32 chains of a 1/r-type local energy without a cusp (infinite variance): chain 7
-    of this seed lies beyond the z limit while split R-hat is well within its own. The
-    chains are consistent; the report says so and notes the chain."""
+    of this seed lies beyond the plain z limit, low (it drew few of the large values);
+    winsorised, the chains agree. The report says so in a note, with the numbers."""
     rng = np.random.default_rng(12)
     energies = 3.0 + 0.3 / np.linalg.norm(rng.standard_normal((32, 4096, 2)), axis=-1)
     path = tmp_path / "tail.h5"
@@ -252,28 +254,27 @@ def test_one_outlying_heavy_tailed_chain_is_a_note_not_a_disagreement(tmp_path, 
     )
     report = _json(capsys, path)
     p = report["production"]
-    assert p["rhat_ok"] and p["flagged_chains"] == [7] and not p["chains_ok"]
-    assert p["chains_verdict"] == "note"
+    assert p["plain_flagged_chains"] == [7] and p["flagged_chains"] == [] and p["chains_ok"]
+    assert p["chains_verdict"] == "heavy_tail"
+    assert p["rhat_winsorised"] <= p["rhat_winsorised_limit"]
     assert not any("disagree" in w for w in report["warnings"])
     note = report["notes"][0]
-    assert "chain 7 (rank 1): its mean is" in note and "heavy tail" in note
-    z, z_limit = _numbers(re.search(r"its mean is .*\(limit \S+\)", note)[0])[-2:]
+    assert note.startswith("heavy tail of E_L") and "chain 7 (rank 1) at -3.7" in note
+    z, z_limit = _numbers(re.search(r"at -(\S+) standard errors .*\(limit \S+\)", note)[0])[-2:]
     assert z > z_limit
-    rhat, limit = _numbers(re.search(r"R-hat (\S+) within its limit (\S+)", note)[0])
-    assert rhat <= limit
     text = _text(capsys, path)
     assert "DISAGREE" not in text
-    assert "one chain stands out" in _row(text, "R-hat")
+    assert _row(text, "chains").startswith("agree") and "heavy tail" in _row(text, "chains")
     assert _row(text, "note") == note
 
 
 def test_rhat_and_its_limit_never_print_alike(tmp_path, capsys):
     """Two different numbers get the digits that tell them apart."""
-    from analysis.cli import _distinct
+    from parallel_vmc.stats.chains import distinct
 
-    assert _distinct(1.000021, 1.000024) == ("1.000021", "1.000024")
-    assert _distinct(1.0000200001, 1.0000200003)[0] != _distinct(1.0000200001, 1.0000200003)[1]
-    assert _distinct(1.5, 1.25) == ("1.50000", "1.25000")
+    assert distinct(1.000021, 1.000024) == ("1.000021", "1.000024")
+    assert distinct(1.0000200001, 1.0000200003)[0] != distinct(1.0000200001, 1.0000200003)[1]
+    assert distinct(1.5, 1.25) == ("1.50000", "1.25000")
 
 
 # ----------------------------------------------------------------------------- 4: 1D Coulomb
@@ -383,3 +384,21 @@ def test_every_run_figure_labels_its_units(tmp_path, figures, capsys):
     assert "hbar" in labels["obs_histogram.png"][0]
     for name in ("obs_density.png", "obs_pair_distance.png", "obs_density_image.png"):
         assert "sqrt{\\hbar/m\\omega_0}" in labels[name][0], name
+
+
+def test_pair_distance_plot_shows_the_hard_core(figures):
+    """With a hard-sphere radius a: a second panel near r12 = a, the core shaded, and
+    whether the bins resolve it (an edge at a)."""
+    a, width = 0.1, 0.025
+    edges = np.arange(0, 321) * width  # an edge at a = 4 widths
+    density = np.where(edges[1:] <= a + 1e-12, 0.0, 1.0)
+    plots.plot_pair_distance(edges, density, 0.01 * density, 1.5, "core.png", core=a)
+    near = figures["core.png"].axes[1]
+    assert "a bin edge at a" in near.get_title() and "NO" not in near.get_title()
+    assert near.get_xlim() == (0.0, pytest.approx(12 * a))
+    assert any(f"a = {a:g}" in t.get_text() for t in near.get_legend().get_texts())
+    coarse = np.arange(0, 101) * 0.08  # no edge at 0.1
+    plots.plot_pair_distance(coarse, np.ones(100), np.zeros(100), 1.5, "c.png", core=a)
+    assert "NO bin edge at a" in figures["c.png"].axes[1].get_title()
+    plots.plot_pair_distance(coarse, np.ones(100), np.zeros(100), 1.5, "plain.png")
+    assert len(figures["plain.png"].axes) == 1  # no hard core: one panel

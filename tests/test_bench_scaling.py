@@ -253,5 +253,6 @@ def test_preflight_rank0_parts_add_up():
     rank0, other = s.memory_per_rank()
     assert rank0 - other == s.gathered_bytes() + s.summary_bytes()
     # rank 0's extra: one column block of the 64 chains, not their 2^14-sample series
-    assert s.summary_bytes() == 2 * 8 * 64 * s.chunk + 2 * 8 * 2**22
-    assert s.summary_rank_bytes() == 8 * 2**14 * (16 + 24)
+    # and the verdict's 8 moments of each chain
+    assert s.summary_bytes() == 2 * 8 * 64 * s.chunk + 2 * 8 * 2**22 + 8 * 8 * 64
+    assert s.summary_rank_bytes() == 8 * 2**14 * (16 + 25)

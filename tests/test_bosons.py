@@ -13,7 +13,9 @@ interaction and the pair factor 1 - a/r) beyond the generic part tests
 from __future__ import annotations
 
 import math
+import os
 
+import h5py
 import numpy as np
 import pytest
 import yaml
@@ -435,6 +437,70 @@ def test_axial_densities_integrate_to_the_particles_and_bin_by_hand():
     assert xy["attrs"]["overflow"] == 2.0
 
 
+def test_the_z_histogram_follows_omega_z():
+    """omega_z = 4 omega: the cloud is half as wide along z, and so is the z histogram:
+    [-1, 1) for density_rmax 2 (bins of 0.5 by hand, the kernel's binning)."""
+    from parallel_vmc.runfile.schema import DENSITY_Z
+    from parallel_vmc.sampling import observables as ob
+
+    cfg = from_dict(
+        {
+            "system": {"particles": 2, "dimensions": 3, "omega": 1.0, "omega_z": 4.0},
+            "production": {
+                "axial_density": True,
+                "density_bins": 4,
+                "density_rmax": 2.0,
+                "batches": 2,
+            },
+        }
+    )
+    layout = ob.Layout.from_config(cfg.production, System.from_config(cfg.system), 2)
+    assert layout.z_half == 1.0 and layout.r_max == 2.0
+    acc = layout.zeros()
+    x = np.array([0.3, 0.4, -0.8, 1.2, 1.6, 0.1])  # z -0.8, 0.1
+    ob.accumulate(acc, 0, x, 2, 3, 1.0, 0.5, 0.5, 0.0, layout.spec())
+    z_hist = acc[0, layout.off_axial + 5 : layout.off_axial + 10]
+    np.testing.assert_array_equal(z_hist, [1, 0, 1, 0, 0])
+    z = ob.summarize(acc, layout)[DENSITY_Z]
+    np.testing.assert_allclose(z["edges"], [-1.0, -0.5, 0.0, 0.5, 1.0])
+    assert np.sum(z["density"] * np.diff(z["edges"])) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "a,bins,width",
+    [
+        (0.0043, 1861, 0.0043),  # a narrower than the default bins: bins of a
+        (0.5, 112, 0.5 / 7),  # wider: the widest bins below 0.08 that divide a
+        (1e-5, 100, 0.08),  # too narrow to resolve in 20000 bins: the default
+    ],
+)
+def test_default_pair_bins_put_an_edge_at_the_hard_core(a, bins, width):
+    from parallel_vmc.sampling.obs_layout import pair_geometry
+
+    cfg = from_dict(
+        {
+            "system": {
+                "particles": 4,
+                "dimensions": 3,
+                "omega": 1.0,
+                "interaction": "hard_sphere",
+                "hard_sphere_radius": a,
+                "statistics": "bosons",
+            }
+        }
+    )
+    n, outer = pair_geometry(cfg.production, cfg.system, 4.0)  # default reach 8
+    assert n == bins and outer / n == pytest.approx(width)
+    assert 8.0 <= outer < 8.0 + width * (1 + 1e-9)
+    edges = np.linspace(0.0, outer, n + 1)
+    assert (np.min(np.abs(edges - a)) < 1e-9 * a) == (bins != 100)
+    # set by hand: as given
+    given_bins = from_dict({**cfg.to_dict(), "production": {"pair_bins": 30}}).production
+    assert pair_geometry(given_bins, cfg.system, 4.0) == (30, 8.0)
+    plain = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0}})
+    assert pair_geometry(plain.production, plain.system, 4.0) == (100, 8.0)
+
+
 def test_analysis_compares_the_axial_densities_of_two_runs(tmp_path):
     """Two 3D runs with axial densities (with and without hard spheres): python -m
     analysis --plots writes each run's figure and the comparison."""
@@ -479,3 +545,75 @@ def test_analysis_compares_the_axial_densities_of_two_runs(tmp_path):
         "hard_density_axes.png",
         "density_axes_comparison.png",
     } <= names
+    import h5py
+
+    from parallel_vmc.runfile import schema as S
+
+    with h5py.File(paths[1]) as h5:
+        obs = h5["production/observables"]
+        z_edges, pair_edges = obs["density_z/edges"][...], obs["pair_distance/edges"][...]
+        sigma_z = h5["wavefunction"].attrs[S.SIGMA_Z]
+    r_max = 4.0  # density_rmax null: 4 / sqrt(omega)
+    assert z_edges[0] == pytest.approx(-r_max / math.sqrt(GAMMA))  # the range follows omega_z
+    assert np.min(np.abs(pair_edges - 0.1)) < 1e-12  # pair_bins null: an edge at a
+    assert sigma_z == pytest.approx(math.sqrt(0.5 / GAMMA))  # exact width along z
+
+
+def test_bosons_are_reported_per_particle_with_their_widths(tmp_path, capsys):
+    """The summary and python -m analysis give E/N beside E for bosons (as the
+    literature on trapped bosons quotes it), and sigma_z, the variational widths and
+    their values; the pair-distance plot gets its panel near the hard core."""
+    import json
+
+    from conftest import run_config
+
+    from analysis.cli import main as analysis_main
+    from parallel_vmc.run import report
+    from parallel_vmc.runfile import schema as S
+
+    system = {
+        "particles": 4,
+        "dimensions": 3,
+        "omega": 1.0,
+        "omega_z": GAMMA,
+        "statistics": "bosons",
+        "interaction": "hard_sphere",
+        "hard_sphere_radius": 0.1,
+    }
+    cfg = from_dict(
+        {
+            "system": system,
+            "wavefunction": {"hidden": 2},
+            "sampler": {"walkers_per_rank": 2, "thermalization": 20},
+            "optimizer": {"iterations": 0},
+            "production": {"samples": 512, "axial_density": True, "density_bins": 20},
+            "output": {"path": str(tmp_path / "b.h5")},
+        }
+    )
+    result = run_config(cfg)
+    s = result.summary
+    sy = System.from_config(cfg.system)
+    line = report.per_particle_lines(s, sy)
+    per_particle = f"{s['energy'] / 4:.7f} +- {s['error'] / 4:.7f}"
+    assert line == [f"E/N           {per_particle} (blocking, N = 4)"]
+    dot = from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 1.0}}).system
+    assert report.per_particle_lines(s, System.from_config(dot)) == []  # fermions: E
+    # the analysis: E/N, sigma_z and, once the file has them, the variational widths
+    with h5py.File(tmp_path / "b.h5", "r+") as h5:
+        config = yaml.safe_load(h5.attrs["config"])
+        config["wavefunction"]["variational_widths"] = True
+        h5.attrs["config"] = yaml.safe_dump(config)
+        h5["wavefunction"][S.WIDTH_SHIFT] = np.array([0.0125, -0.25])
+    capsys.readouterr()  # the run's own summary
+    assert analysis_main([str(tmp_path / "b.h5"), "--plots", str(tmp_path / "p")]) == 0
+    text = capsys.readouterr().out
+    rows = dict(line.split(None, 1) for line in text.splitlines() if len(line.split()) > 1)
+    e_n = rows["E/N"]
+    assert e_n.startswith(per_particle) and "N = 4" in e_n
+    assert "RBM x variational widths" in rows["wavefunction"]
+    assert f"sigma_z={math.sqrt(0.5 / GAMMA):.6g}" in rows["wavefunction"]
+    assert rows["widths"].startswith("delta_xy=0.0125, delta_z=-0.25")
+    assert analysis_main([str(tmp_path / "b.h5"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["energy_per_particle"]["mean"] == pytest.approx(s["energy"] / 4)
+    assert os.path.getsize(tmp_path / "p" / "b_pair_distance.png") > 1000

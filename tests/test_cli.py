@@ -170,6 +170,8 @@ def test_info_on_a_run_file_and_on_bad_files(tmp_path):
     res = pvmc("info", cfg.output.path)
     assert res.returncode == 0, res.stderr
     assert "completed" in res.stdout and "segment 0" in res.stdout
+    segment = next(line for line in res.stdout.splitlines() if line.startswith("segment 0"))
+    assert segment.endswith(": completed")  # not "completed, at completed"
     assert pvmc("info", str(tmp_path / "missing.h5")).returncode == 2
     (tmp_path / "text.h5").write_text("not hdf5")
     res = pvmc("info", str(tmp_path / "text.h5"))

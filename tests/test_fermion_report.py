@@ -67,7 +67,7 @@ def test_summary_states_statistics_filling_scale_and_drift(six):
     [wf] = _lines(text, "wavefunction")
     assert wf.startswith("wavefunction  Slater x RBM, 2 hidden units, psi=sqrt")
     assert _lines(text, "orbitals") == [f"orbitals      {FILLING}; orbital scale alpha={alpha:.6g}"]
-    assert alpha != 1.0  # optimised: not the start
+    assert alpha != 1.0  # optimized: not the start
     [drift] = _lines(text, "inverse drift")
     value = float(drift.split()[2])
     # round-off of thousands of Sherman-Morrison updates: small, never exactly 0

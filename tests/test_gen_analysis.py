@@ -134,3 +134,55 @@ def test_bad_input(bas_file, tmp_path, capsys):
     os.mkfifo(fifo)
     assert not is_training_file(str(fifo))
     assert main([str(fifo)]) == 2
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions would save, by file name."""
+    from analysis import plots
+
+    saved = {}
+
+    def keep(fig, path):
+        saved[os.path.basename(path)] = fig
+        return path
+
+    monkeypatch.setattr(plots, "save", keep)
+    return saved
+
+
+def _texts(fig) -> list:
+    """Every text of a figure and its subfigures (titles included)."""
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+
+
+def test_filters_share_one_colour_scale_with_its_bar(bas_file, tmp_path, capsys, figures):
+    pytest.importorskip("matplotlib")
+    assert main([bas_file, "--plots", str(tmp_path)]) == 0
+    fig = figures["bas_filters.png"]
+    images = [
+        im for ax in fig.findobj(lambda a: hasattr(a, "get_images")) for im in ax.get_images()
+    ]
+    assert len(images) == 6  # the 6 hidden units' columns of W
+    W = read_training(bas_file).rbm.W
+    top = float(np.abs(W).max())
+    assert {im.get_clim() for im in images} == {(-top, top)}  # one scale for all
+    bars = [a for a in fig.findobj(lambda a: hasattr(a, "get_ylabel")) if a.get_ylabel() == "W_ij"]
+    assert len(bars) == 1  # the colour bar, labelled
+
+
+def test_the_sample_plot_counts_the_valid_patterns(bas_file, tmp_path, capsys, figures):
+    pytest.importorskip("matplotlib")
+    from analysis.generative import N_JUDGED, valid_patterns
+    from parallel_vmc.generative import sampling
+    from parallel_vmc.generative.datasets import bars_and_stripes
+
+    assert main([bas_file, "--plots", str(tmp_path)]) == 0
+    title = next(t for t in _texts(figures["bas_samples.png"]) if t.startswith("Gibbs samples"))
+    rbm = read_training(bas_file).rbm
+    drawn = sampling.gibbs_chains(rbm, N_JUDGED, 1, thin=1, burn_in=1000, seed=0)[:, 0]
+    valid = valid_patterns(drawn, 3)
+    assert f": {valid} of {N_JUDGED} samples" in title and "3x3 bars-and-stripes" in title
+    patterns = bars_and_stripes(3)[0]
+    assert valid_patterns(patterns, 3) == 14
+    assert valid_patterns(np.eye(9)[:3], 3) == 0  # single pixels are no pattern

@@ -120,7 +120,7 @@ def test_pvmc_process_ignores_stop_signals_once_its_run_is_over(tmp_path, monkey
 
 
 def test_sigint_in_process_stops_cleanly_and_resumes_bit_identically(tmp_path, monkeypatch):
-    """One rank, in-process: Ctrl-C during optimisation -> RunInterrupted, status
+    """One rank, in-process: Ctrl-C during optimization -> RunInterrupted, status
     'interrupted'; the checkpoint resumes to exactly the uninterrupted result."""
     import signal
 

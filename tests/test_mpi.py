@@ -1,6 +1,6 @@
 """Under `mpiexec -n 2 python -m pytest --with-mpi`: parameters bit-identical on all
 ranks, the allreduced energy equals the mean of the gathered samples, one Allreduce per
-optimisation iteration, and bit-for-bit reproducibility for a fixed seed and rank count."""
+optimization iteration, and bit-for-bit reproducibility for a fixed seed and rank count."""
 
 import os
 import tempfile

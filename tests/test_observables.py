@@ -318,7 +318,7 @@ def test_observables_can_be_switched_off(tmp_path):
 
 
 def test_chain_count_change_before_production_resizes_the_accumulators(tmp_path, monkeypatch):
-    """Stopped while optimising, resumed with another chain count (as on another rank
+    """Stopped while optimizing, resumed with another chain count (as on another rank
     count) whose samples per chain give another number of batches: production still
     runs and the observables count every sample of the new chains."""
     import io

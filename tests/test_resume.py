@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
     shutil.which("mpiexec") is None, reason="no mpiexec on PATH (install the 'mpi' extra)"
 )
 
-# Thermalisation, optimisation and production each take a good fraction of a second
+# Thermalisation, optimization and production each take a good fraction of a second
 # with a checkpoint after every unit of work, so kills can be aimed at each of them.
 CONFIG = {
     "system": {"particles": 2, "dimensions": 2, "omega": 1.0},
@@ -247,7 +247,7 @@ def test_resume_on_one_rank_of_a_two_rank_run(tmp_path, reference):
 
 def test_max_walltime_stops_cleanly_and_resumes(tmp_path, reference):
     """(reference: the kernels are compiled and cached before the clock matters.)
-    A short thermalisation and 8 s: the limit must fall inside the optimisation also
+    A short thermalisation and 8 s: the limit must fall inside the optimization also
     when the machine runs slowly (with 4000 sweeps and 4 s, the margin the control keeps
     once ended the run inside the thermalisation)."""
     cfg = write_config(

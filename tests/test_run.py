@@ -1,4 +1,4 @@
-"""Whole runs in-process: file schema, exact limits, optimisation toward exact energies."""
+"""Whole runs in-process: file schema, exact limits, optimization toward exact energies."""
 
 import pathlib
 import shutil
@@ -17,7 +17,7 @@ CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_exact_parameters_give_exact_energy_in_the_file(tiny_config):
-    """init_scale 0, non-interacting, no optimisation: every stored sample is 2."""
+    """init_scale 0, non-interacting, no optimization: every stored sample is 2."""
     cfg = tiny_config(
         system={"interaction": "none"},
         wavefunction={"init_scale": 0.0},
@@ -111,7 +111,7 @@ def test_file_follows_the_schema(tiny_config):
 
 @pytest.mark.parametrize("D", [1, 2, 3])
 @pytest.mark.parametrize("omega", [0.5, 1.0, 2.0])
-def test_noninteracting_optimisation_reaches_exact_energy(tmp_path, D, omega):
+def test_noninteracting_optimization_reaches_exact_energy(tmp_path, D, omega):
     """configs/noninteracting.yaml, started visibly off (init_scale 0.5)."""
     cfg = load_config(
         CONFIGS / "noninteracting.yaml",
@@ -259,7 +259,7 @@ def test_command_line_run_under_mpiexec(tmp_path):
         env=subprocess_env(),
     )
     assert res.returncode == 0, res.stderr
-    assert "optimise 20/20" in res.stdout
+    assert "optimize 20/20" in res.stdout
     assert "parallel_vmc summary" in res.stdout and "(blocking)" in res.stdout
     with h5py.File(out) as h5:
         assert h5.attrs["status"].decode() == "completed"

@@ -21,7 +21,7 @@ positions and every Langevin and Gibbs draw differ, so every case has new bits
 (``CURRENT``); ``RECORDED`` is kept as the history. The samplers still sample the same
 |psi|^2: at fixed parameters (quick start, 4 x 10^6 samples each) Metropolis,
 importance sampling and Gibbs gave 3.2505(16), 3.2496(12), 3.2530(12) against the
-exact 2 + sqrt(pi/2) = 3.2533 of a = b = W = 0, and the short optimised runs here end
+exact 2 + sqrt(pi/2) = 3.2533 of a = b = W = 0, and the short optimized runs here end
 within the spread of 12 noisy Adam iterations of the recorded ones. The RBM then kept
 1/(1 + exp(u_j)) per hidden unit, its sigmoid became exp(u) * that reciprocal and the
 move ratio a product instead of N divisions: the same moves, energies equal to ~1e-13,

@@ -98,7 +98,7 @@ def test_rbm_density_of_two_particles_in_1d(method, step):
 
 
 def test_optimize_sums_match_recorded_samples():
-    """The packed sums of an optimisation call hold exactly the samples that a
+    """The packed sums of an optimization call hold exactly the samples that a
     production call records from the same state (same streams, same moves)."""
     rng = np.random.default_rng(2)
     system, wf, theta, w = setup(2, 2, 4, 1.0, True, "sqrt")

@@ -31,7 +31,7 @@ def test_plateau_rule_sees_a_trend_and_a_flat_series():
     assert not plateaued(flat, np.zeros(k))  # no error estimate: never decide
 
 
-def test_schedule_is_recorded_and_plateau_stops_the_optimisation(tmp_path):
+def test_schedule_is_recorded_and_plateau_stops_the_optimization(tmp_path):
     cfg = make_config(
         tmp_path / "p.h5",
         optimizer={

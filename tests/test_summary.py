@@ -24,14 +24,16 @@ from parallel_vmc.stats.autocorr import (
     integrated_time,
     time_from_autocovariance,
 )
-from parallel_vmc.stats.chains import rhat_from_half_sums, split_half_sums, split_rhat
+from parallel_vmc.stats.chains import rhat_from_half_sums, split_half_sums, split_rhat, tail_cause
 
 RTOL = 1e-12
 
 
-def old_summary(x: np.ndarray, acceptance: float) -> dict:
-    """The summary as the driver made it before (rank 0 read the whole series)."""
+def old_summary(x: np.ndarray, acceptance: float, config: dict | None = None) -> dict:
+    """The summary as the driver made it before (rank 0 read the whole series), with
+    the verdict on the chains as ``python -m analysis`` gives it (config: the run's)."""
     s = summarize_chains(x)
+    walkers = ((config or {}).get("sampler") or {}).get("walkers_per_rank")
     return {
         "energy": s.mean,
         "error": s.error,
@@ -44,14 +46,19 @@ def old_summary(x: np.ndarray, acceptance: float) -> dict:
         "blocking_level": s.blocking.level,
         "n_chains": x.shape[0],
         "acceptance": acceptance,
+        **s.verdict.as_dict(),
+        "chains": s.verdict.headline(),
+        "chains_explanation": s.verdict.explanation(tail_cause(config), walkers) or "",
     }
 
 
 def assert_same(new: dict, old: dict) -> None:
     assert new.keys() == old.keys()
     for key in old:
-        if isinstance(old[key], (int, np.integer)):
+        if isinstance(old[key], (int, np.integer, str)):
             assert new[key] == old[key], key
+        elif isinstance(old[key], list):
+            assert np.allclose(new[key], old[key], rtol=RTOL, atol=0), key
         elif np.isnan(old[key]):
             assert np.isnan(new[key]), key
         else:
@@ -114,9 +121,11 @@ def test_run_summary_equals_the_old_formula_on_its_file(tmp_path):
         x = h5["production/local_energy"][...]
         assert h5["production"].attrs["writer"] == writer.GATHER
         stored = dict(h5["summary"].attrs)
-    old = old_summary(x, result.summary["acceptance"])
+    old = old_summary(x, result.summary["acceptance"], cfg.to_dict())
     assert_same({k: result.summary[k] for k in old}, old)
     assert stored["energy"] == old["energy"] and stored["error"] == old["error"]
+    # the file records the verdict that python -m analysis gives on it
+    assert stored["chains_verdict"] == old["chains_verdict"] and stored["chains"] == old["chains"]
 
 
 def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
@@ -141,10 +150,8 @@ def test_summary_of_a_resumed_run_reads_the_file(tmp_path, monkeypatch):
     with h5py.File(cfg.output.path) as h5:
         x = h5["production/local_energy"][...]
         assert h5.attrs["status"].decode().startswith("completed")
-    assert_same(
-        {k: result.summary[k] for k in old_summary(x, 0.0)},
-        old_summary(x, result.summary["acceptance"]),
-    )
+    old = old_summary(x, result.summary["acceptance"], cfg.to_dict())
+    assert_same({k: result.summary[k] for k in old}, old)
 
 
 # --------------------------------------------------------------------- under MPI
@@ -187,7 +194,7 @@ def test_mpi_run_summary_equals_the_old_formula_on_its_file():
         x = h5["production/local_energy"][...]
         assert h5["production"].attrs["writer"] == writer.production_writer(comm.size)
     assert x.shape[0] == comm.size * cfg.sampler.walkers_per_rank
-    old = old_summary(x, result.summary["acceptance"])
+    old = old_summary(x, result.summary["acceptance"], cfg.to_dict())
     assert_same({k: result.summary[k] for k in old}, old)
 
 
@@ -386,3 +393,32 @@ def test_parallel_series_writes_each_ranks_rows_collectively(tmp_path_factory):
         with h5py.File(path, "r") as h5:
             assert np.array_equal(h5["production/local_energy"][...], expected)
             assert h5["production/samples_written"][0] == n
+
+
+def test_a_checkpoint_with_histograms_of_another_geometry_restarts_production(
+    tmp_path, monkeypatch
+):
+    """A production checkpoint whose observable sums have another width (an earlier
+    pvmc's histogram geometry, e.g. pair_bins before null matched a hard core): resume
+    starts production again and says so; the kernels never see the old rows."""
+    import io
+
+    from parallel_vmc.run.driver import Run
+    from parallel_vmc.runfile import checkpoint as ckpt
+
+    cfg = make_config(tmp_path / "g.h5", production={"samples": 40000})
+    _stopped_run(cfg, monkeypatch, "produce")
+    live = ckpt.path_for(cfg.output.path)
+    attrs, arrays, _ = ckpt.read_latest(live)
+    assert attrs["phase"] == "produce" and attrs["prod_done"] > 0
+    arrays["obs_totals"] = arrays["obs_totals"][:, :-7]  # fewer pair bins
+    ckpt.write(live, attrs, arrays)
+    out = io.StringIO()
+    attrs, arrays, _ = ckpt.read_latest(live)
+    result = Run(cfg, SerialComm(), stream=out, progress=False, resume=(attrs, arrays)).execute()
+    assert "another geometry (an earlier pvmc), so production starts again" in out.getvalue()
+    with h5py.File(cfg.output.path) as h5:
+        pair = h5["production/observables/pair_distance"]
+        assert pair["counts"].shape == (100,)
+        assert pair["counts"][...].sum() + pair.attrs["overflow"] == 40000
+    assert result.summary["n_samples"] == 40000

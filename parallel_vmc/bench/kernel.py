@@ -3,7 +3,7 @@
 The default problem is the one of ``shared/bench/rbm_vmc_ref.c``: P=2, D=2, H=4,
 brute-force Metropolis with a fixed step of 1.0, ``psi = sqrt(F)``, ``sigma^2 =
 1/(2 omega)``, ``a = b = 0``, ``W ~ U(-0.005, 0.005)``, Coulomb on, the local energy once
-per sweep, no optimisation. With ``--reference FILE.c`` the C program is compiled
+per sweep, no optimization. With ``--reference FILE.c`` the C program is compiled
 (gcc -O3 -march=native -ffast-math) and run alternately with ours on the same number of
 moves; the medians and the median of the per-pair ratios are printed.
 
@@ -20,7 +20,7 @@ exponent of ns/move with P.
 
 ``--allreduce N1,N2``, ``--scaling`` and ``--weak-scaling R`` measure the parallel
 figures instead (:mod:`bench_scaling`): Allreduces of the given lengths on the running
-ranks; the config's optimisation iteration on one rank with the modelled efficiency at
+ranks; the config's optimization iteration on one rank with the modelled efficiency at
 100 to 10,000 ranks (:mod:`scaling`); alternating runs on 1 and R ranks.
 """
 
@@ -380,13 +380,13 @@ def _measure(args, comm, cfg, sampler, theta, walkers, sweeps, ref, say) -> int:
         f"kernel, production + observables:     {statistics.median(with_obs):8.1f} ns/move  "
         f"(energy parts, densities, pair histogram)"
     )
-    say(f"kernel, optimisation (E_L, O, E*O):   {statistics.median(opt):8.1f} ns/move")
+    say(f"kernel, optimization (E_L, O, E*O):   {statistics.median(opt):8.1f} ns/move")
     say(
         f"samples (sweeps) per second:          {1e9 / (med * P):10.3e} per rank, "
         f"{comm.size * 1e9 / (med * P):10.3e} total"
     )
 
-    # The Allreduce of one packed buffer, as made once per optimisation iteration.
+    # The Allreduce of one packed buffer, as made once per optimization iteration.
     buf = np.zeros(estimators.iteration_size(wf.layout.n_params))
     times = []
     for _ in range(200):

@@ -116,7 +116,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--scaling",
         action="store_true",
-        help="time the config's optimisation iteration on one rank and print "
+        help="time the config's optimization iteration on one rank and print "
         "the modelled parallel efficiency on 100, 1000, 10000 ranks",
     )
 

@@ -99,7 +99,7 @@ def measure_gamma(n: int, repeats: int = 20) -> float:
 
 
 def time_driver_iterations(cfg, comm, walkers_per_rank: int, repeats: int):
-    """Seconds of `repeats` whole optimisation iterations of the driver on one rank
+    """Seconds of `repeats` whole optimization iterations of the driver on one rank
     (after its thermalisation), and of the sampling inside each (incl. O^T O for SR):
     (whole, sampling), lists of repeats. whole - sampling is what every rank repeats
     however many ranks there are: decoding, the update (SR solve), the record written
@@ -124,7 +124,7 @@ def time_driver_iterations(cfg, comm, walkers_per_rank: int, repeats: int):
         run.open_file()
         run.sampler.load_kernel(run.state.theta, run.walkers)
         run.thermalize()
-        progress = Progress(optimizer.iterations, "optimise", 1e9, enabled=False)
+        progress = Progress(optimizer.iterations, "optimize", 1e9, enabled=False)
         run._iteration(progress)  # warm up: first write, caches
         sampling = []
         accumulate = run.sampler.accumulate
@@ -172,7 +172,7 @@ def cmd_scaling(args, comm, cfg, say) -> int:
     n_buf = estimators.iteration_size(n_params, opt.method == "sr") + N_FLAGS
     gamma = measure_gamma(n_buf)
     say(
-        f"optimisation iteration: {opt.method}, {n_params} parameters, {total} samples on "
+        f"optimization iteration: {opt.method}, {n_params} parameters, {total} samples on "
         f"1 rank x {W} walkers ({sweeps} sweeps each); {args.repeats} iterations, median "
         f"[min, max]:"
     )
@@ -241,7 +241,7 @@ def _child_env() -> dict:
 
 
 def iteration_seconds(path: str) -> list:
-    """Seconds of each optimisation iteration of a run file but the first (differences
+    """Seconds of each optimization iteration of a run file but the first (differences
     of /optimization/wall_time, rank 0's clock from the start of an iteration's
     sampling to its update)."""
     import h5py

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"parallel_vmc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="thermalise, optimise, produce; write one HDF5 file")
+    p = sub.add_parser("run", help="thermalise, optimize, produce; write one HDF5 file")
     _config_args(p)
     p.add_argument(
         "--overwrite",
@@ -623,11 +623,14 @@ def _print_info(path, h5) -> int:
     if S.path(S.SEGMENTS, "ended") in h5:
         seg = h5[S.SEGMENTS]
         for k in range(seg["ended"].shape[0]):
-            where = f", at {_text(seg['progress'][k])}" if "progress" in seg else ""
+            ended = _text(seg["ended"][k])
+            at = _text(seg["progress"][k]) if "progress" in seg else ""
+            # a completed segment's progress is "completed" too: say it once
+            where = f", at {at}" if at and at != ended else ""
             print(
                 f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
                 f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
-                f"{_text(seg['end_time'][k]) or '...'}: {_text(seg['ended'][k])}{where}"
+                f"{_text(seg['end_time'][k]) or '...'}: {ended}{where}"
             )
     if S.CHECKPOINT in h5:
         print(f"checkpoint    final state in /{S.CHECKPOINT} of this file")

@@ -109,7 +109,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "variational_widths": Field(
             "bool",
             False,
-            "optimise the RBM Gaussian's widths too: "
+            "optimize the RBM Gaussian's widths too: "
             "exp(-1/2 sum delta x^2) with one delta for x-y and "
             "one for z, starting at 0 (not with gibbs)",
         ),
@@ -192,7 +192,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "learning_rate": Field(
             "float", 0.05, "step size of the update", minimum=0.0, min_exclusive=True
         ),
-        "iterations": Field("int", 300, "optimisation iterations (0: production only)", minimum=0),
+        "iterations": Field("int", 300, "optimization iterations (0: production only)", minimum=0),
         "samples_per_iteration": Field(
             "int",
             32768,
@@ -224,7 +224,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "plateau_window": Field(
             "int",
             0,
-            "stop optimising when the energy of the last "
+            "stop optimizing when the energy of the last "
             "this many iterations has no significant slope (0: off)",
             minimum=0,
         ),
@@ -281,7 +281,8 @@ SPEC: dict[str, dict[str, Field]] = {
         "density_rmax": Field(
             "float",
             None,
-            "outer radius of the density histograms; null -> 4/sqrt(omega)",
+            "outer radius of the density histograms; null -> 4/sqrt(omega) (along z "
+            "in 3D: times sqrt(omega/omega_z))",
             minimum=0.0,
             min_exclusive=True,
             nullable=True,
@@ -297,7 +298,14 @@ SPEC: dict[str, dict[str, Field]] = {
             "int", 64, "pixels per side of the 2D density image (D = 2)", minimum=1, maximum=512
         ),
         "pair_bins": Field(
-            "int", 100, "bins of the pair-distance histogram", minimum=1, maximum=100000
+            "int",
+            None,
+            "bins of the pair-distance histogram; null -> 100, or with a hard-sphere "
+            "radius a bins whose width divides a (an edge at a: the core's hole shows), "
+            "the outer edge rounded up to a whole bin, up to 20000 bins",
+            minimum=1,
+            maximum=100000,
+            nullable=True,
         ),
         "pair_rmax": Field(
             "float",

@@ -16,7 +16,7 @@ Layout (names below are the contract with ``analysis``)::
     /evaluation     attrs: method ("exact" | "ais" | "none"), log_z, log_z_error,
                     log_likelihood (training rows), held_out_log_likelihood, kl
                     (bars_stripes: KL(data || model)), train_seconds
-    /checkpoint     the training state after a mini-batch: theta, optimiser arrays
+    /checkpoint     the training state after a mini-batch: theta, optimizer arrays
                     (opt_velocity | opt_m, opt_v), streams, chains (all ranks, in chain
                     order); attrs layer, epoch, batch (mini-batches done of that
                     epoch), opt_step, train_seconds

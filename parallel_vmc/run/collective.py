@@ -1,7 +1,7 @@
 """The collective failure protocol: how all ranks of a run agree after every unit of
 work, so that no rank ever stops, rewinds or fails alone.
 
-A unit of work (a thermalisation chunk, an optimisation iteration, a production chunk)
+A unit of work (a thermalisation chunk, an optimization iteration, a production chunk)
 runs guarded on every rank: an exception becomes a flag, not a crash. Then every rank
 joins *one* reduction: the unit's local sums with the flags of :mod:`control` appended
 (for an iteration, the same single Allreduce that carries the energy and gradient

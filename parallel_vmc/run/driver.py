@@ -1,11 +1,11 @@
-"""One run: thermalise, optimise (one Allreduce per iteration), produce, summarise.
+"""One run: thermalise, optimize (one Allreduce per iteration), produce, summarise.
 
 Every rank executes the same code on its own walkers; rank 0 alone writes the file and
 prints. Sample counts in the config are totals over all ranks and walkers, so each
 walker does ``ceil(total / n_chains)`` sweeps.
 
 A run is a sequence of *units of work* whose boundaries depend only on the config:
-thermalisation chunks, optimisation iterations, production chunks. After each unit all
+thermalisation chunks, optimization iterations, production chunks. After each unit all
 ranks decide together whether to checkpoint, stop or fail (:mod:`collective`). The
 complete state (:mod:`runstate` plus every walker) can be checkpointed at any unit
 boundary, and because checkpoints never change which jitted calls are made, a resumed
@@ -216,7 +216,7 @@ class Run:
         left non-finite parameters on any rank is rewound first."""
         st, cfg = self.state, self.cfg.optimizer
         progress = report.Progress(
-            cfg.iterations, "optimise", self.cfg.output.progress_every, self.stream, self.progress
+            cfg.iterations, "optimize", self.cfg.output.progress_every, self.stream, self.progress
         )
         if st.iteration:
             progress.update(st.iteration, "resumed")
@@ -235,7 +235,7 @@ class Run:
         progress.close()
 
     def _iteration(self, progress) -> None:
-        """One optimisation iteration: a unit of work whose one reduction carries the
+        """One optimization iteration: a unit of work whose one reduction carries the
         energy, gradient (and SR) sums; then an update, or a rewind."""
         st, cfg = self.state, self.cfg.optimizer
         it = st.iteration
@@ -290,7 +290,7 @@ class Run:
             st.converged = True
             self._say(
                 f"energy plateau over the last {cfg.plateau_window} iterations: "
-                f"optimisation stops after iteration {st.iteration - 1}"
+                f"optimization stops after iteration {st.iteration - 1}"
             )
         if st.iteration % CHECKSUM_EVERY == 0:
             self.collective.check_identical(st.theta, st.iteration - 1)
@@ -391,7 +391,7 @@ class Run:
             self.segment.write_results(st, est, payload, self.sampler, self.n_samples, drift)
         t = time.monotonic()
         rows = self.segment.local_series(self.n_samples)  # collective
-        summary = production_summary(self.comm, rows, est["acceptance"])
+        summary = production_summary(self.comm, rows, est["acceptance"], self.cfg.to_dict())
         if not self.segment.held:
             return None
         self.segment.write_summary(summary)

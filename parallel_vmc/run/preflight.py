@@ -27,12 +27,13 @@ import shutil
 import tempfile
 
 from ..runfile import checkpoint as ckpt
+from ..stats.chains import MOMENTS
 
 BASE_BYTES = 400 * 2**20  # interpreter, numpy, numba and its kernels, h5py, MPI
 TEMP_PREFIX = ".{}.new-0000000"  # the run file's temporary name while it is created
 DISK_MARGIN = 1.05  # HDF5 metadata, chunk indices, checksums
-SUMMARY_VECTORS = 24  # n-double vectors of a rank's summary: one chain's FFT
-# (up to 4 n doubles each way), the reductions, y blocked
+SUMMARY_VECTORS = 25  # n-double vectors of a rank's summary: one chain's FFT
+# (up to 4 n doubles each way), the reductions, y blocked, one winsorised chain
 BOOTSTRAP_BYTES = 2 * 8 * 2**22  # rank 0: the bootstrap's index array and its gather
 # The config keys the sizes grow with, each with what its value amounts to: a size
 # beyond the machine is reported under the key the user set, not only as a total.
@@ -193,7 +194,7 @@ class Sizes:
 
     def memory_per_rank(self) -> tuple[int, int]:
         """(bytes of rank 0, bytes of every other rank)."""
-        params = 8 * self.n_params * 12 + 3 * self.sums  # theta, optimiser, copies
+        params = 8 * self.n_params * 12 + 3 * self.sums  # theta, optimizer, copies
         walkers = 8 * self.W * (self.M + self.N + 8) * 4  # positions, streams, caches
         block = 8 * self.W * self.chunk * 2 * (4 if self.series > 1 else 1)
         rank = (
@@ -220,9 +221,11 @@ class Sizes:
 
     def summary_bytes(self) -> int:
         """Rank 0's extra for the summary: the column block of the series it reads and
-        scatters (all chains x one unit's columns; twice: HDF5's read and the array)
-        and the bootstrap of the chain-averaged series."""
-        return 2 * 8 * self.n_chains * self.chunk + BOOTSTRAP_BYTES
+        scatters (all chains x one unit's columns; twice: HDF5's read and the array),
+        the bootstrap of the chain-averaged series and the chains' moments gathered
+        for the verdict on them."""
+        moments = 8 * len(MOMENTS) * self.n_chains
+        return 2 * 8 * self.n_chains * self.chunk + BOOTSTRAP_BYTES + moments
 
     def node_memory(self, ranks_on_node: int) -> int:
         """Bytes of the ranks_on_node ranks of rank 0's node."""

@@ -1,6 +1,6 @@
-"""The optimisation's recovery policy: what is remembered of the last good iteration,
+"""The optimization's recovery policy: what is remembered of the last good iteration,
 the rewind to it with a smaller learning rate when an iteration goes wrong (or giving
-up), and the energy-plateau test that stops the optimisation early.
+up), and the energy-plateau test that stops the optimization early.
 
 These are decisions on the run state (``runstate.State``) and the walkers alone; the
 driver applies them to the run file and the log.
@@ -20,7 +20,7 @@ class OutOfRewinds(RunFailed):
 
 
 def mark_good(state, iteration: int, positions: np.ndarray) -> None:
-    """Remember iteration ``iteration`` as good: its parameters and optimiser state
+    """Remember iteration ``iteration`` as good: its parameters and optimizer state
     (those it started from) and this rank's walker positions (W, M) at its start."""
     state.good = {
         "iteration": iteration,
@@ -31,7 +31,7 @@ def mark_good(state, iteration: int, positions: np.ndarray) -> None:
 
 
 def rewind(state, walkers, opt_cfg, problem: str, iteration: int) -> str:
-    """Go back to the last good iteration (parameters, optimiser state, walker
+    """Go back to the last good iteration (parameters, optimizer state, walker
     positions) with the learning rate scaled by ``opt_cfg.rewind_factor``; the line
     to log.
 

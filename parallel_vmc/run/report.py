@@ -13,6 +13,7 @@ import time
 from ..hamiltonian.terms import term
 from ..runfile import schema as S
 from ..sampling import observables
+from ..stats.chains import DISAGREE
 from ..wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
@@ -94,11 +95,16 @@ def resume_line(path: str, where: str, ranks: int, reseeded: bool, production_re
         line += "; the chain count changed, so the chains get new streams"
         if production_reset:
             line += " and production starts again"
+    elif production_reset:
+        line += (
+            "; the checkpoint's histograms have another geometry (an earlier pvmc), "
+            "so production starts again"
+        )
     return line
 
 
 def iteration_text(est: dict) -> str:
-    """Progress text of an optimisation iteration (``estimators.iteration_estimates``)."""
+    """Progress text of an optimization iteration (``estimators.iteration_estimates``)."""
     return (
         f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
         f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}"
@@ -149,6 +155,18 @@ def observable_lines(obs: dict | None) -> list:
     return lines
 
 
+def chain_lines(s: dict) -> list:
+    """The verdict on the chains (``stats.chains.chain_verdict``, as ``python -m
+    analysis`` gives it): its headline, then the note or warning that says why."""
+    if "chains" not in s:
+        return []
+    lines = [f"chains        {s['chains']}"]
+    if s.get("chains_explanation"):
+        label = "warning" if s["chains_verdict"] == DISAGREE else "note"
+        lines.append(f"{label:<14}{s['chains_explanation']}")
+    return lines
+
+
 def energy_line(s: dict, system) -> str:
     if infinite_mean(system):
         return (
@@ -159,6 +177,15 @@ def energy_line(s: dict, system) -> str:
         f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
         f"   +- {s['error_bootstrap']:.6f} (bootstrap)"
     )
+
+
+def per_particle_lines(s: dict, system) -> list:
+    """E/N of bosons, as the literature on trapped bosons quotes it (none for fermions
+    and for an infinite mean)."""
+    if system.statistics != "bosons" or infinite_mean(system):
+        return []
+    n = system.particles
+    return [f"E/N           {s['energy'] / n:.7f} +- {s['error'] / n:.7f} (blocking, N = {n})"]
 
 
 def sampler_line(s: dict, sampler) -> str:
@@ -194,9 +221,17 @@ def system_line(sy) -> str:
     return f"P={sy.particles} D={sy.dimensions} {trap} {inter}, {sy.statistics}"
 
 
+def width_lines(wf, theta) -> list:
+    """The optimized variational widths (none without them)."""
+    if "widths" not in wf.layout.parts:
+        return []
+    shift = S.widths_text(wf.layout.block(theta, S.WIDTH_SHIFT))
+    return [f"widths        {shift} (variational: exp(-1/2 delta x^2) on the RBM's Gaussian)"]
+
+
 def determinant_lines(wf, theta, inverse_drift: float) -> list:
     """Summary lines of the Slater part (none without it): the orbitals each spin
-    occupies with the optimised orbital scale, and how far the updated inverses drifted
+    occupies with the optimized orbital scale, and how far the updated inverses drifted
     (inverse_drift: the largest over all ranks, ``Walkers.inverse_drift``)."""
     if not wf.has_determinants:
         return []
@@ -220,11 +255,14 @@ def summary_text(
         "==================== parallel_vmc summary ====================",
         f"system        {system_line(sy)}",
         f"wavefunction  {wavefunction_line(wf)}",
+        *width_lines(wf, theta),
         *determinant_lines(wf, theta, inverse_drift),
         f"sampler       {sampler_line(s, sampler)}",
         f"energy        {energy_line(s, sy)}",
+        *per_particle_lines(s, sy),
         f"variance      {s['variance']:.6g}",
         f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",
+        *chain_lines(s),
         *observable_lines(s.get("observables")),
         f"samples       {s['n_samples']} ({s['n_chains']} chains x "
         f"{s['n_samples'] // s['n_chains']}), {ranks} rank(s)",

@@ -225,7 +225,7 @@ class Segment:
         self, state, est: dict, payload, sampler, n_samples: int, inverse_drift: float
     ) -> None:
         """Rank 0: production attributes (est: ``estimators.production_estimates``), the
-        final parameters and state (payload: the checkpoint's), how the optimisation
+        final parameters and state (payload: the checkpoint's), how the optimization
         ended; inverse_drift: the largest over all ranks (``Walkers.inverse_drift``)."""
         f = self.file
         f.set_attrs(

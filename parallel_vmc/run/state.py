@@ -85,8 +85,8 @@ class State:
     opt_state: dict
     therm: Thermalization
     phase: str = "thermalize"
-    iteration: int = 0  # optimisation iterations done
-    opt_seconds: float = 0.0  # wall time spent optimising, all segments
+    iteration: int = 0  # optimization iterations done
+    opt_seconds: float = 0.0  # wall time spent optimizing, all segments
     lr_scale: float = 1.0  # product of the rewind factors applied so far
     rewinds: int = 0
     rewind_log: str = ""
@@ -98,7 +98,7 @@ class State:
     obs_totals: np.ndarray | None = None  # (n_batches, width) observable sums, all ranks
     reseeds: int = 0  # times the chain count changed on resume
     stuck_total: int = 0  # walkers that passed the stuck limit, all ranks
-    converged: bool = False  # optimisation stopped on a plateau
+    converged: bool = False  # optimization stopped on a plateau
     recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (k, 2) last
     # energies and errors, for the plateau test
 
@@ -190,7 +190,7 @@ def _opt_arrays(prefix: str, opt_state: dict) -> dict:
 
 
 def _opt_state(arrays: dict, prefix: str) -> dict:
-    """Optimiser state back from checkpoint arrays (0-d arrays -> Python numbers, so
+    """Optimizer state back from checkpoint arrays (0-d arrays -> Python numbers, so
     the resumed arithmetic is the uninterrupted one)."""
     out = {}
     for key, value in arrays.items():
@@ -249,6 +249,16 @@ def restore(attrs: dict, arrays: dict, cfg, chains: Chains, sampler, obs_layout)
             # continued by other chains, so production starts again.
             st.restart_production(obs_layout)
             production_reset = True
+    if (
+        st.phase == "produce"
+        and obs_layout is not None
+        and st.obs_totals.shape != obs_layout.zeros().shape
+    ):
+        # Histograms of another geometry (a checkpoint of an earlier pvmc, e.g. before
+        # production.pair_bins null matched a hard core): their sums cannot be
+        # continued, and the kernels would write past the rows.
+        st.restart_production(obs_layout)
+        production_reset = True
     if "good/theta" in arrays:
         st.good = {
             "iteration": int(attrs["good_iteration"]),

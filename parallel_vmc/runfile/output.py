@@ -33,7 +33,7 @@ Layout (format_version 6; the names live in ``schema``)::
 Crash safety. Every dataset that grows while the run works is allocated in full when
 the file is created (allocated early), and how much of it is valid lives in the
 one-element counters ``rows_written`` / ``samples_written``. So during thermalisation,
-optimisation and production rank 0 only overwrites bytes inside already allocated
+optimization and production rank 0 only overwrites bytes inside already allocated
 storage and never changes the file's structure (its metadata): a SIGKILL at any
 instant leaves a file that opens. The structure changes only when a segment starts or
 ends and when the final results are written, each followed by one flush. Resuming sets
@@ -380,6 +380,8 @@ class RunFile:
                 del grp[name]
             grp[name] = value
         grp.attrs.update(zip(S.WAVEFUNCTION_ATTRS, ("rbm", wf.psi, wf.jastrow, statistics)))
+        if wf.sigma_z is not None:
+            grp.attrs[S.SIGMA_Z] = wf.sigma_z
         if wf.has_determinants and inverse_drift is not None:
             grp.attrs[S.INVERSE_DRIFT] = inverse_drift
         self.flush(force=True)

@@ -13,7 +13,8 @@ Layout of format 6 (see ``output`` for what each dataset holds and when)::
       observables/   SCALAR_OBSERVABLES (batch means, attrs MEAN, ERROR), the
                      histogram groups HISTOGRAMS (edges + HISTOGRAM_ARRAYS)
     /wavefunction/   WAVEFUNCTION_ARRAYS (+ JASTROW_ARRAYS, + SLATER_ARRAYS); attrs
-                     WAVEFUNCTION_ATTRS (+ INVERSE_DRIFT with the Slater part)
+                     WAVEFUNCTION_ATTRS (+ INVERSE_DRIFT with the Slater part, +
+                     SIGMA_Z with a width of its own along z)
     /checkpoint/     the final state
     /segments/       SEGMENT_FIELDS, one row per launch
     /summary/        attrs SUMMARY_ATTRS, ...
@@ -143,10 +144,12 @@ JASTROW_ARRAYS = ("jastrow_beta", "jastrow_cusp")
 WIDTH_SHIFT = "width_shift"  # variational widths [delta_xy, delta_z] (format >= 6)
 ORBITALS = "orbitals"  # (n, D) int64: quantum numbers of the n = P/2
 # orbitals occupied by each spin, in column order
-ORBITAL_SCALE = "orbital_scale"  # (): the optimised orbital scale alpha
+ORBITAL_SCALE = "orbital_scale"  # (): the optimized orbital scale alpha
 SLATER_ARRAYS = (ORBITALS, ORBITAL_SCALE)  # with Slater determinants (format >= 4)
 STATISTICS = "statistics"  # "fermions" | "bosons" (format >= 4)
 WAVEFUNCTION_ATTRS = ("kind", "psi", "jastrow", STATISTICS)
+SIGMA_Z = "sigma_z"  # attr: the RBM's width along z where it has its own (3D,
+# wavefunction.sigma_z or an elliptical trap); absent in older format 6 files
 INVERSE_DRIFT = "inverse_drift"  # attr with the Slater part: the largest max |D Dinv -
 # I| of an updated inverse at its rebuild, over all
 # ranks, during the last segment (not checkpointed)
@@ -181,6 +184,13 @@ def inverse_drift_text(drift: float) -> str:
     if drift < 0:
         return "not measured (no kernel call reached determinant_refresh sweeps)"
     return f"{drift:.3g}"
+
+
+def widths_text(shift) -> str:
+    """The variational widths as the summary and the analysis show them: shift
+    [delta_xy, delta_z] (``WIDTH_SHIFT``) -> 'delta_xy=0.0123, delta_z=-0.0456'."""
+    d_xy, d_z = (float(v) for v in np.asarray(shift).ravel()[:2])
+    return f"delta_xy={d_xy:.6g}, delta_z={d_z:.6g}"
 
 
 def orbitals_text(quantum_numbers) -> str:

@@ -22,7 +22,8 @@ Columns of a row (:class:`Layout`):
   ``[0, pair_max)``, then an overflow bin);
 * for D = 3 with ``production.axial_density``, the histograms of
   ``rho_p = sqrt(x_p^2 + y_p^2)`` (``n_axial`` bins of ``[0, r_max)`` and an overflow
-  bin) and of ``z_p`` (``n_axial`` bins of ``[-r_max, r_max)`` and an overflow bin).
+  bin) and of ``z_p`` (``n_axial`` bins of ``[-z_max, z_max)`` and an overflow bin,
+  ``z_max = r_max sqrt(omega / omega_z)``: the cloud's extent along z).
 
 Counts are integers held in float64, exact up to 2^53, so their sums do not depend on
 the order of the reduction.
@@ -215,7 +216,7 @@ def summarize(totals: np.ndarray, layout: Layout) -> dict:
             axis="rho = sqrt(x^2 + y^2)",
         )
         out[S.DENSITY_XY] = xy
-        z_edges = np.linspace(-layout.r_max, layout.r_max, m + 1)
+        z_edges = np.linspace(-layout.z_half, layout.z_half, m + 1)
         z = histogram(layout.off_axial + m + 1, m, np.diff(z_edges))
         z.update(zip(S.HISTOGRAMS[S.DENSITY_Z], (z_edges,)))
         z["attrs"].update(normalization="linear density: integral over z = particles", axis="z")

@@ -284,7 +284,7 @@ class Sampler:
         with_s: bool = False,
         budget: int | None = None,
     ) -> np.ndarray:
-        """One optimisation iteration's local iteration sums (``estimators`` layout).
+        """One optimization iteration's local iteration sums (``estimators`` layout).
 
         with_s (stochastic reconfiguration): also sum O O^T. The kernel stores every
         sample's O = d ln psi / d theta as a row, and BLAS forms O^T O from the rows
