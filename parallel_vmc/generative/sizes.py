@@ -82,7 +82,7 @@ class TrainSizes:
         """What the file's size is made of, for the messages."""
         shapes = ", ".join(f"{v} x {h}" for v, h in self.layers)
         return (
-            f"layers {shapes} with {self.n_opt} optimiser array(s), "
+            f"layers {shapes} with {self.n_opt} optimizer array(s), "
             f"{self.n_streams} chains, {self.history_rows()} history rows"
         )
 
