@@ -7,7 +7,7 @@ The training file is rewritten whole at each checkpoint through a temporary besi
 (``hdf5io.write_atomically``), so a new file needs twice its size free on its disk
 while the old one stands; a resumed one needs its new size beyond what it already
 takes. The memory counts every array that grows with a size of the config or of the
-data (the data set as loaded, the layers' parameters with the optimiser and the
+data (the data set as loaded, the layers' parameters with the optimizer and the
 mini-batch's buffers, the Gibbs chains, the evaluation's blocks, rank 0's file image)
 plus the interpreter's fixed allowance; upper bounds within a small factor.
 """
@@ -99,7 +99,7 @@ class TrainSizes:
 
     def largest_file_bytes(self) -> int:
         """The training file at its largest: every layer, the checkpoint of the top one
-        (parameters, optimiser arrays, streams, persistent chains) and the history."""
+        (parameters, optimizer arrays, streams, persistent chains) and the history."""
         layers = 8 * sum(_params(v, h) for v, h in self.layers)
         chains = 8 * self.n_streams * max(v for v, _ in self.layers)
         checkpoint = 8 * self.largest * (1 + self.n_opt) + 32 * self.n_streams
@@ -122,7 +122,7 @@ class TrainSizes:
         hidden = max(h for _, h in self.layers)
         # loading: the values read, converted and checked, on every rank
         data = 3 * 8 * (self.n_rows + self.n_held) * n_v + 8 * local_rows * (n_v + 4 * hidden)
-        # theta, gradient, optimiser, the mini-batch buffer and its sum, layers done
+        # theta, gradient, optimizer, the mini-batch buffer and its sum, layers done
         params = 8 * (8 + self.n_opt) * self.largest + 8 * sum(_params(*x) for x in self.layers)
         # V, H, V W, H W^T and the negative phase's p(h|v) of the chains; the batch
         chains = 8 * (self.local_chains + self.cfg.training.batch_size) * 3 * widest
