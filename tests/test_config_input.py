@@ -96,6 +96,12 @@ BAD_OVERRIDES = [
     ("system.omega={a: 1, a: 2}", ("appears twice", "--set")),
     ("production.store_components=on", ("production.store_components",)),
     ("output=x", ("--set", "section.key")),
+    # a count given as a float: only a whole number a double holds exactly
+    ("production.samples=1.5", ("production.samples", "fractional part")),
+    ("production.samples=4096.5e0", ("production.samples", "fractional part")),
+    ("production.samples=1e400", ("production.samples", "not a finite number")),
+    ("production.samples=1e17", ("production.samples", "2^53", "digits only")),
+    ("production.samples=1e19", ("production.samples", "out of range")),
 ]
 
 
@@ -129,6 +135,27 @@ def test_yaml_12_spellings_are_accepted(tmp_path):
         "output": {"max_walltime": 43200},
     }
     assert from_dict(raw).output.max_walltime == "12:00:00"  # seconds, as YAML 1.1 reads
+
+
+def test_counts_written_as_whole_floats_are_integers(tmp_path):
+    """1e6, 1.0e6 and 4096.0 are how YAML users write counts: integer keys take them
+    (in the file, with --set, and in the train config, the same machinery)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD + "production:\n  samples: 1e6\noptimizer:\n  iterations: 4096.0\n")
+    cfg = load_config(path, ["sampler.walkers_per_rank=1.6e1"])
+    assert cfg.production.samples == 1_000_000 and type(cfg.production.samples) is int
+    assert cfg.optimizer.iterations == 4096 and type(cfg.optimizer.iterations) is int
+    assert cfg.sampler.walkers_per_rank == 16
+    assert "samples: 1000000\n" in cfg.to_yaml()
+    res = pvmc("validate", path, "--set", "production.samples=1.0e6", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "samples: 1000000\n" in res.stdout
+
+    from parallel_vmc.generative import config as gconfig
+
+    train = tmp_path / "t.yaml"
+    train.write_text("data:\n  name: bars_stripes\n  size: 3\ntraining:\n  epochs: 1e2\n")
+    assert gconfig.load(str(train)).training.epochs == 100
 
 
 def test_loader_resolves_only_what_configs_need():
