@@ -57,7 +57,7 @@ BAD = [
     ({"system": {"particles": 2, "dimensions": 2}}, "system.omega"),
     (
         {
-            "system": {"particles": 2, "dimensions": 1, "omega": 1.0},
+            "system": {"particles": 2, "dimensions": 1, "omega": 1.0, "interaction": "none"},
             "wavefunction": {"jastrow": "pade"},
         },
         "wavefunction.jastrow",
@@ -132,9 +132,9 @@ def test_config_objects_are_frozen():
 
 
 def test_int_accepted_for_float_but_not_bool_for_int():
-    assert from_dict({"system": {"particles": 2, "dimensions": 1, "omega": 2}}).system.omega == 2.0
+    assert from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 2}}).system.omega == 2.0
     with pytest.raises(ConfigError, match="system.particles"):
-        from_dict({"system": {"particles": True, "dimensions": 1, "omega": 2}})
+        from_dict({"system": {"particles": True, "dimensions": 2, "omega": 2}})
 
 
 def test_shipped_configs_are_valid():
@@ -469,3 +469,41 @@ def test_a_closed_pipe_ends_info_and_analysis_quietly(tiny_config):
         err = child.stderr.read()
         assert child.wait(timeout=120) == 141, err
         assert "Traceback" not in err and "damaged" not in err, err
+
+
+def test_a_mean_that_is_not_finite_has_no_error_bar(tmp_path):
+    """inf +- 0.13 claims a precision that does not exist: the summary's lines, the
+    progress text and `pvmc info` write such a mean alone."""
+    import math
+
+    import h5py
+    from conftest import make_config, run_config
+
+    from parallel_vmc.run import report
+    from parallel_vmc.stats.text import estimate
+
+    assert estimate(1.25, 0.5, 3) == "1.250 +- 0.500"
+    for mean in (math.inf, -math.inf, math.nan):
+        assert estimate(mean, 0.1) == str(mean)
+    assert estimate(1.0, math.nan) == "1.000000" and estimate(None, 0.1) == "-"
+    s = {"energy": math.inf, "error": 0.13, "error_bootstrap": 0.12}
+    assert "+-" not in report.energy_line(s) and "inf" in report.energy_line(s)
+    assert "+-" in report.energy_line({**s, "energy": 3.0})
+    est = {"energy": math.nan, "energy_error": 0.1, "variance": 0.0, "acceptance": 0.5}
+    assert "+-" not in report.iteration_text(est)
+    obs = {
+        "scalars": {"interaction": {"mean": math.inf, "error": 0.13}},
+        "attrs": {"energy_error_batch_means": 0.1, "energy_error_blocking": 0.1},
+    }
+    assert report.observable_lines(obs) == ["interaction   inf"]
+
+    cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 1})
+    run_config(cfg)
+    with h5py.File(cfg.output.path, "r+") as h5:
+        h5["summary"].attrs["energy"] = math.inf
+        h5["optimization/energy"][0] = math.nan
+    res = pvmc("info", cfg.output.path)
+    assert res.returncode == 0, res.stderr
+    lines = {line.split()[0]: line for line in res.stdout.splitlines()}
+    assert "last energy nan" in lines["iterations"] and "+-" not in lines["iterations"]
+    assert lines["energy"].split()[1] == "inf" and "+-" not in lines["energy"]

@@ -1,6 +1,7 @@
 """Bad input (config files, --set, bench options) exits 2 with one line
 `pvmc: error: ...` naming the key, before any work and without a traceback."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from parallel_vmc.config.fields import ConfigError, ConfigLoader
 from parallel_vmc.config.vmc import config_from_yaml_text, from_dict, load_config
@@ -266,3 +268,107 @@ def test_bench_reference_for_another_problem(tmp_path):
     res = pvmc("bench", "--statistics", "bosons", "--reference", tmp_path / "fermi.c")
     assert_bad_input(res, "--reference 'fermi.c'", "bosons", "rbm_vmc_ref.c")
     assert "problem:" not in res.stdout
+
+
+# ------------------------------------------------------------------ dimensions
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+@pytest.mark.parametrize(
+    "override,names",
+    [
+        ("system.dimensions=1", ("system.interaction", "coulomb", "not integrable in 1D")),
+        ("production.axial_density=true", ("production.axial_density", "dimensions 3")),
+    ],
+)
+def test_what_the_dimension_does_not_have_is_refused(tmp_path, override, names):
+    """1D Coulomb electrons (1/|x| is not integrable: the summary reported an infinite
+    energy with an interaction +- error) and the axial densities outside 3D were
+    accepted; validate and run refuse them, and nothing is written."""
+    out = tmp_path / "out.h5"
+    for command in ("validate", "run"):
+        res = pvmc(command, QUICKSTART, "--set", override, "-o", out, cwd=tmp_path)
+        assert_bad_input(res, *names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_every_term_is_refused_outside_the_dimensions_its_registry_entry_names():
+    """The registry says where a term is offered (a new term states it too); the
+    config refuses it elsewhere naming its key and why, and takes it where offered."""
+    from parallel_vmc.hamiltonian import terms
+
+    for t in terms.TERMS:
+        key = "trap" if t.role == "external" else "interaction"
+        for D in (1, 2, 3):
+            raw = {
+                "system": {
+                    "particles": 2,
+                    "dimensions": D,
+                    "omega": 1.0,
+                    "interaction": "none",
+                    key: t.name,
+                    "statistics": "bosons",
+                    "hard_sphere_radius": 0.01 if t.name == "hard_sphere" else None,
+                }
+            }
+            if D in t.dimensions:
+                assert getattr(from_dict(raw).system, key) == t.name
+                continue
+            with pytest.raises(ConfigError) as err:
+                from_dict(raw)
+            assert str(err.value).startswith(f"system.{key}: {t.name} is not offered")
+            assert t.why_not and t.why_not in str(err.value)
+    assert terms.offered("interaction", 1) == ("hard_sphere", "none")
+
+
+# ------------------------------------------------------------------ hard-sphere starts
+ELLIPTIC = os.path.join(ROOT, "configs", "bosons3d_N10_elliptic.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["system.hard_sphere_radius=1000"],
+        ["system.hard_sphere_radius=0.8", "system.particles=200"],
+    ],
+)
+def test_walkers_that_cannot_be_placed_are_refused_by_validate_and_run(tmp_path, overrides):
+    """Exit 1 with a traceback around the ConfigError at the start of the run, and
+    validate accepted the config: now both exit 2 in one line naming the key and the
+    packing fraction, and nothing is written."""
+    sets = [a for o in overrides for a in ("--set", o)]
+    for command in ("validate", "run"):
+        res = pvmc(command, ELLIPTIC, *sets, "-o", tmp_path / "out.h5", cwd=tmp_path)
+        assert_bad_input(res, "system.hard_sphere_radius: ", "packing fraction", "allowed: up to")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_that_fails_after_the_check_is_a_one_line_refusal(tmp_path):
+    """Should a config within the packing limit still fail to start (more particles or
+    walkers than the limit was measured with), the run is refused on every rank before
+    it writes anything, with the one line that names the key; pvmc run reports it
+    as bad input (exit 2)."""
+    import dataclasses
+
+    from conftest import make_config
+
+    from parallel_vmc.parallel import SerialComm
+    from parallel_vmc.run.driver import Run, RunRefused
+
+    cfg = make_config(
+        tmp_path / "r.h5",
+        system={
+            "particles": 10,
+            "dimensions": 3,
+            "interaction": "hard_sphere",
+            "hard_sphere_radius": 0.01,
+            "statistics": "bosons",
+        },
+    )
+    dense = cfg.replace(system=dataclasses.replace(cfg.system, hard_sphere_radius=50.0))
+    with pytest.raises(RunRefused) as refused:
+        Run(dense, SerialComm(), progress=False)
+    message = str(refused.value)
+    assert message.startswith("system.hard_sphere_radius: 50: 4 of 4 walkers could not")
+    assert "packing fraction" in message and len(message.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -602,6 +602,7 @@ def cmd_mpi(args) -> int:
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from ..runfile import checkpoint as ckpt
+    from ..stats.text import estimate
 
     a = h5.attrs
     status = _text(a[S.STATUS])
@@ -617,7 +618,7 @@ def _print_info(path, h5) -> int:
         opt = h5[S.OPTIMIZATION]
         n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]
         last = (
-            f", last energy {opt['energy'][n - 1]:.6f} +- {opt['energy_error'][n - 1]:.6f}"
+            f", last energy {estimate(opt['energy'][n - 1], opt['energy_error'][n - 1])}"
             if n
             else ""
         )
@@ -634,7 +635,7 @@ def _print_info(path, h5) -> int:
     if S.SUMMARY in h5:
         s = h5[S.SUMMARY].attrs
         print(
-            f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
+            f"energy        {estimate(s['energy'], s['error'])} (blocking), "
             f"variance {s['variance']:.6g}"
         )
     if S.path(S.SEGMENTS, "ended") in h5:
