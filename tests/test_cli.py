@@ -252,7 +252,6 @@ def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
         ("missing.h5", "not found"),
         ("text.h5", "not an HDF5 file"),
         ("other.h5", "not a pvmc run file"),
-        ("done.h5", "already completed"),
         ("cut.h5", "no usable checkpoint"),
     ]
     for name, message in cases:
@@ -507,3 +506,71 @@ def test_a_mean_that_is_not_finite_has_no_error_bar(tmp_path):
     lines = {line.split()[0]: line for line in res.stdout.splitlines()}
     assert "last energy nan" in lines["iterations"] and "+-" not in lines["iterations"]
     assert lines["energy"].split()[1] == "inf" and "+-" not in lines["energy"]
+
+
+def test_resume_and_run_resume_agree_on_a_completed_run(tmp_path):
+    """`pvmc resume` on a completed run exited 2 while `pvmc run --resume` exited 0: both
+    now say so in one line and succeed (a requeued job resuming a finished run must not
+    fail), and leave the file as it was."""
+    from conftest import make_config, run_config
+
+    cfg = make_config(tmp_path / "done.h5")
+    run_config(cfg)
+    config = write(tmp_path, {**yaml.safe_load(cfg.to_yaml())})
+    before = _snapshot(tmp_path)
+    line = f"pvmc: {cfg.output.path} is already completed; nothing to do\n"
+    for args in (("resume", cfg.output.path), ("run", config, "--resume")):
+        res = pvmc(*args)
+        assert (res.returncode, res.stdout, res.stderr) == (0, line, ""), args
+    assert _snapshot(tmp_path) == before
+
+
+def test_messages_point_the_right_way(tmp_path, monkeypatch):
+    """A directory or a checkpoint given to info (or resume) is named as such, with the
+    run file to give; a config given to the other command of run and train says which
+    command it is for; and when no one size key alone is the cause, the message names
+    the keys that account for most of the shortfall (the parameter count of a huge
+    wavefunction.hidden), not fewer samples."""
+    from conftest import interrupted_run, make_config
+
+    root = os.path.dirname(os.path.dirname(__file__))
+    cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 5})
+    interrupted_run(cfg, monkeypatch, at_call=2)
+    before = _snapshot(tmp_path)
+    for command in ("info", "resume"):
+        res = pvmc(command, tmp_path)
+        assert res.returncode == 2
+        assert res.stderr.strip() == (
+            f"pvmc: error: {tmp_path}: is a directory (it holds r.h5); give one run file"
+        )
+        res = pvmc(command, tmp_path / "r.h5.ckpt")
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert f"a checkpoint of the run file {tmp_path / 'r.h5'}, not a run file" in res.stderr
+
+    for command, config, other in (
+        ("run", "train_bars3x3.yaml", "train"),
+        ("train", "quickstart.yaml", "run"),
+    ):
+        path = os.path.join(root, "configs", config)
+        res = pvmc(command, path, cwd=tmp_path)
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert f"run it with: pvmc {other} {path}" in res.stderr
+    assert _snapshot(tmp_path) == before
+
+    # 10^15 hidden units and 10^15 samples: neither alone fits any machine
+    res = pvmc(
+        "validate",
+        write(tmp_path, GOOD),
+        "--set",
+        "wavefunction.hidden=1000000000000000",
+        "--set",
+        "production.samples=1000000000000000",
+        "-o",
+        tmp_path / "big.h5",
+    )
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "no one key alone makes it fit; most of it comes from wavefunction.hidden: " in (
+        res.stderr
+    )
+    assert "(5000000000000004 parameters: " in res.stderr
+    assert "reduce wavefunction.hidden and " in res.stderr

@@ -361,7 +361,8 @@ def resources_problem(
         return None
     named = culprit(cfg, n_ranks, machine.fits, machine.short_need(s))
     if named is None:
-        return _unnamed_problem(cfg.output.path, s, machine)
+        shares = _shares(cfg, n_ranks, machine.short_need(s))
+        return _unnamed_problem(cfg, s, machine, shares)
     key, value = named
     disk = machine.disk_short(s) or machine.file_too_large(s)
     other = ", or another output.path" if machine.disk_short(s) else ""
@@ -405,24 +406,36 @@ def _memory_detail(s: Sizes, m: Machine) -> str:
     )
 
 
-def _unnamed_problem(path: str, s: Sizes, m: Machine) -> str:
-    """The problem when no one key is the cause: the total and the keys to reduce."""
-    if m.disk_short(s):
-        return (
-            f"disk: {_shortfall(path, s, m)}; reduce production.samples or "
-            "optimizer.iterations, or choose another output.path"
-        )
-    if m.file_too_large(s):
-        return (
-            f"disk: this run makes {_shortfall(path, s, m)}; reduce production.samples "
-            "or optimizer.iterations"
-        )
-    return (
-        f"memory: this run needs {_memory_detail(s, m)}, each rank holding its {s.W} "
-        f"chains x {s.n_samples} samples of production for the summary; reduce "
-        "production.samples, sampler.walkers_per_rank, system.particles or "
-        "wavefunction.hidden, or use more nodes"
+def _shares(cfg, n_ranks: int, need) -> list:
+    """[(key, bytes)]: how much of ``need(Sizes)`` (the short resource) each size key's
+    value accounts for (what setting it alone to its smallest value saves), largest
+    first; keys that account for nothing are left out."""
+    now = need(Sizes(cfg, n_ranks))
+    shares = []
+    for key in SIZE_KEYS:
+        if _key_value(cfg, key) > _lowest(key):
+            saved = now - need(Sizes(_with_value(cfg, key, _lowest(key)), n_ranks))
+            if saved > 0:
+                shares.append((key, saved))
+    return sorted(shares, key=lambda share: -share[1])
+
+
+def _unnamed_problem(cfg, s: Sizes, m: Machine, shares: list) -> str:
+    """The problem when no one key is the cause: the total, and the two keys that
+    account for most of it (``_shares``), with their values and what they amount to."""
+    path = cfg.output.path
+    causes = "; ".join(
+        f"{key}: {_key_value(cfg, key)} ({SIZE_KEYS[key](s)}: {_human(saved)} of it)"
+        for key, saved in shares[:2]
     )
+    reduce = f"no one key alone makes it fit; most of it comes from {causes}; reduce " + (
+        " and ".join(key for key, _ in shares[:2]) if shares else "the sizes"
+    )
+    if m.disk_short(s):
+        return f"disk: {_shortfall(path, s, m)}; {reduce}, or choose another output.path"
+    if m.file_too_large(s):
+        return f"disk: this run makes {_shortfall(path, s, m)}; {reduce}"
+    return f"memory: this run needs {_memory_detail(s, m)}; {reduce}, or use more nodes"
 
 
 def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> str | None:
