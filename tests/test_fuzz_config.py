@@ -478,3 +478,35 @@ def test_validate_and_the_start_agree_on_hard_spheres(system):
         _, walkers, failed = runstate.fresh(cfg, sy, wf, chains, None)
         assert failed == 0, (P, D, a)
         assert all(min_pair_distance(x, P, D) > a for x in walkers.positions)
+
+
+# ------------------------------------------------------------------ counts as floats
+INT_KEYS = sorted(f"{s}.{k}" for s, k in KEYS if k and SPEC[s][k].kind == "int")
+
+
+@settings(max_examples=400, **FUZZ)
+@given(
+    key=st.sampled_from(INT_KEYS),
+    value=st.one_of(
+        st.integers(-(2**60), 2**60).map(float),  # whole numbers, also beyond 2^53
+        st.floats(),  # anything, inf and nan included
+        st.sampled_from([1e6, 1.0e6, 4096.0, 1.5, 1.5e-3, 1e400, -0.0, 2.0**53, 1e19]),
+    ),
+)
+def test_integer_keys_take_whole_floats_or_name_the_key(key, value):
+    """An integer key takes a float that is a whole number below 2^53 (1e6, 4096.0) as
+    that integer, and refuses any other float in one line naming the key."""
+    from parallel_vmc.config.fields import check_value
+
+    section, name = key.split(".")
+    field = SPEC[section][name]
+    whole = math.isfinite(value) and value.is_integer() and abs(value) < 2**53
+    in_range = whole and (field.minimum is None or value >= field.minimum)
+    in_range = in_range and (field.maximum is None or value <= field.maximum)
+    try:
+        got = check_value(key, field, value)
+    except ConfigError as exc:
+        assert not in_range, (key, value, str(exc))
+        assert str(exc).startswith(f"{key}: ") and len(str(exc).splitlines()) == 1
+        return
+    assert in_range and type(got) is int and got == value, (key, value, got)
