@@ -420,7 +420,7 @@ def test_an_absurd_size_exits_2_naming_the_key_and_what_it_implies(key, value, c
 def hard_sphere_systems(draw):
     """(raw config, walkers) of hard-sphere bosons: any dimension, 2-300 particles, and
     a radius anywhere from dilute to impossible, half of them near the packing limit."""
-    from parallel_vmc.sampling.placement import largest_radius, start_width
+    from parallel_vmc.sampling.packing import largest_radius, start_width
     from parallel_vmc.system import System
     from parallel_vmc.wavefunction import WaveFunction
 

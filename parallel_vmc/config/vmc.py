@@ -504,8 +504,8 @@ def _check_combinations(cfg: Config) -> None:
 
 def _check_packing(cfg: Config) -> None:
     """With a hard core the walkers must start without overlaps: the spheres must fit
-    in the cloud the starts are drawn from (``sampling.placement``'s criterion)."""
-    from ..sampling.placement import packing_problem, start_width
+    in the cloud the starts are drawn from (``sampling.packing``'s criterion)."""
+    from ..sampling.packing import packing_problem, start_width
     from ..system import System
     from ..wavefunction import WaveFunction
 

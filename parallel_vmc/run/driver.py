@@ -36,7 +36,7 @@ from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import now_iso
 from ..sampling import estimators, observables
-from ..sampling.placement import placement_failure, start_width
+from ..sampling.packing import placement_failure, start_width
 from ..sampling.samplers import Sampler
 from ..sizes import per_walker, production_chunk
 from ..system import System

@@ -18,7 +18,7 @@ import numpy as np
 from .. import optimizers
 from ..rng import chain_states, params_generator
 from ..sampling import estimators
-from ..sampling.placement import start_width
+from ..sampling.packing import start_width
 from ..sampling.samplers import Thermalization, Walkers
 
 # Scalar attributes of a checkpoint that are State fields of the same name.

@@ -19,7 +19,7 @@ from ..sizes import O_ROWS_BUDGET, walkers_per_call
 from ..system import SystemParams
 from . import estimators, obs_layout
 from . import kernels as K
-from .placement import placement_failure
+from .packing import placement_failure
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20  # sweeps between step-size updates while tuning
