@@ -464,8 +464,8 @@ def _check_combinations(cfg: Config) -> None:
             f"optimizer.plateau_window: {cfg.optimizer.plateau_window} is too "
             "short for a slope test; allowed: 0 (off) or >= 10"
         )
-    _check_terms(cfg)
     _check_trap(cfg)
+    _check_terms(cfg)
     _check_axial_density(cfg)
     _check_hard_spheres(cfg)
     _check_statistics(cfg)
