@@ -33,6 +33,7 @@ from parallel_vmc.runfile import schema as S
 from parallel_vmc.runfile.schema import shell_volumes
 from parallel_vmc.stats.blocking import SHORT_BATCHES, batches_too_short
 from parallel_vmc.stats.chains import AGREE, DISAGREE, HEAVY_TAIL, distinct
+from parallel_vmc.stats.text import estimate
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 ENERGY_PARTS = S.COMPONENTS + (S.POTENTIAL,)  # potential: format <= 2
@@ -517,9 +518,7 @@ def _observable_rows(r: dict) -> list:
     for name in SCALAR_ORDER:
         v = o["scalars"].get(name)
         if v is not None:
-            rows.append(
-                (f"  {labels.get(name, name)}", _pm(v["mean"], v["error"]) + _infinite(r, name))
-            )
+            rows.append((f"  {labels.get(name, name)}", _mean_text(r, name, v["mean"], v["error"])))
     batch, blocking = o.get("energy_error_batch_means"), o.get("energy_error_blocking")
     if batch is not None and blocking is not None:
         ratio = o.get("energy_error_ratio")
@@ -565,11 +564,8 @@ def _observable_rows(r: dict) -> list:
 
 
 def _pm(v, e, digits=6):
-    if v is None:
-        return "-"
-    if e is None or not isinstance(e, (int, float)) or not math.isfinite(e):
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} +- {e:.{digits}f}"
+    """'v +- e'; v alone without a finite error, or when v itself is not finite."""
+    return estimate(v, e if isinstance(e, (int, float)) else None, digits)
 
 
 def _g(v, fmt=".4g"):
@@ -673,12 +669,21 @@ def _orbital_rows(o: dict | None) -> list:
     ]
 
 
-def _infinite(r: dict, name: str) -> str:
-    """The tag of a row whose mean is infinite (1D Coulomb), else ''."""
+def _divergent(r: dict, name: str) -> bool:
+    """Is the mean of series name infinite (1D Coulomb), whatever its samples' mean?"""
     inf = r.get("infinite_mean")
-    if inf and name in inf["series"]:
-        return "  <- MEAN IS INFINITE (1D Coulomb): not an estimate, error bar meaningless"
-    return ""
+    return bool(inf) and name in inf["series"]
+
+
+def _mean_text(r: dict, name: str, mean, error, note: str = "") -> str:
+    """The mean of series name with its error and note; when that mean is infinite
+    (1D Coulomb), the sample mean alone (an error bar would be meaningless), tagged."""
+    if not _divergent(r, name):
+        return _pm(mean, error) + note
+    return (
+        _pm(mean, None) + note + "  <- MEAN IS INFINITE (1D Coulomb): not an estimate, "
+        "an error bar would be meaningless"
+    )
 
 
 def _production_rows(r: dict) -> list:
@@ -700,17 +705,21 @@ def _production_rows(r: dict) -> list:
         rhat, limit = distinct(rhat, limit)
     else:
         rhat, limit = _g(rhat, ".5f"), _g(limit, ".5f")
-    rows = [(name, _pm(p["mean"], p["error"]) + "  (blocking)" + _infinite(r, p["series"]))]
+    rows = [(name, _mean_text(r, p["series"], p["mean"], p["error"], "  (blocking)"))]
     e_n = r.get("energy_per_particle")
     if e_n:
         rows.append(
             ("E/N", _pm(e_n["mean"], e_n["error"], 7) + f"  (blocking, N = {e_n['particles']})")
         )
     rows += flag
+    no_error = _divergent(r, p["series"]) or not _finite(p["mean"])
     rows += [
         (
             "  bootstrap",
-            f"+- {p['error_bootstrap']:.6f}   between chains +- {_g(p['error_chains'], '.6f')}",
+            "no error bar (the mean is not finite)"
+            if no_error
+            else f"+- {p['error_bootstrap']:.6f}   between chains +- "
+            f"{_g(p['error_chains'], '.6f')}",
         ),
         ("variance", _g(p["variance"], ".6g")),
         (
@@ -736,7 +745,7 @@ def _production_rows(r: dict) -> list:
     for part in ENERGY_PARTS:
         if isinstance(p.get(part), dict):
             rows.append(
-                (part, _pm(p[part]["mean"], p[part]["error"]) + "  (blocking)" + _infinite(r, part))
+                (part, _mean_text(r, part, p[part]["mean"], p[part]["error"], "  (blocking)"))
             )
     return rows
 
@@ -764,7 +773,7 @@ def format_report(r: dict) -> str:
         rows.append(
             (
                 "pvmc summary",
-                _pm(s.get("energy"), s.get("error")) + _infinite(r, S.LOCAL_ENERGY) + said,
+                _mean_text(r, S.LOCAL_ENERGY, s.get("energy"), s.get("error")) + said,
             )
         )
     for k, seg in enumerate(r.get("segments") or []):
@@ -1142,7 +1151,9 @@ def _print_table(rows: list, by: str) -> None:
                 r["status"],
                 "-" if r["energy"] is None else f"{r['energy']:.6f}",
                 error,
-                "-" if r["error_bootstrap"] is None else f"{r['error_bootstrap']:.6f}",
+                "-"
+                if r["error_bootstrap"] is None or r["mean_is_infinite"]
+                else f"{r['error_bootstrap']:.6f}",
                 _g(r["variance"], ".5g"),
                 _g(r["tau_int"], ".3g"),
                 _g(r["n_samples"]),

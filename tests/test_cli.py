@@ -57,7 +57,7 @@ BAD = [
     ({"system": {"particles": 2, "dimensions": 2}}, "system.omega"),
     (
         {
-            "system": {"particles": 2, "dimensions": 1, "omega": 1.0},
+            "system": {"particles": 2, "dimensions": 1, "omega": 1.0, "interaction": "none"},
             "wavefunction": {"jastrow": "pade"},
         },
         "wavefunction.jastrow",
@@ -132,9 +132,9 @@ def test_config_objects_are_frozen():
 
 
 def test_int_accepted_for_float_but_not_bool_for_int():
-    assert from_dict({"system": {"particles": 2, "dimensions": 1, "omega": 2}}).system.omega == 2.0
+    assert from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 2}}).system.omega == 2.0
     with pytest.raises(ConfigError, match="system.particles"):
-        from_dict({"system": {"particles": True, "dimensions": 1, "omega": 2}})
+        from_dict({"system": {"particles": True, "dimensions": 2, "omega": 2}})
 
 
 def test_shipped_configs_are_valid():
@@ -254,7 +254,6 @@ def test_resume_bad_input_exits_2_and_modifies_nothing(tmp_path):
         ("missing.h5", "not found"),
         ("text.h5", "not an HDF5 file"),
         ("other.h5", "not a pvmc run file"),
-        ("done.h5", "already completed"),
         ("cut.h5", "no usable checkpoint"),
     ]
     for name, message in cases:
@@ -471,3 +470,109 @@ def test_a_closed_pipe_ends_info_and_analysis_quietly(tiny_config):
         err = child.stderr.read()
         assert child.wait(timeout=120) == 141, err
         assert "Traceback" not in err and "damaged" not in err, err
+
+
+def test_a_mean_that_is_not_finite_has_no_error_bar(tmp_path):
+    """inf +- 0.13 claims a precision that does not exist: the summary's lines, the
+    progress text and `pvmc info` write such a mean alone."""
+    import math
+
+    import h5py
+    from conftest import make_config, run_config
+
+    from parallel_vmc.run import report
+    from parallel_vmc.stats.text import estimate
+
+    assert estimate(1.25, 0.5, 3) == "1.250 +- 0.500"
+    for mean in (math.inf, -math.inf, math.nan):
+        assert estimate(mean, 0.1) == str(mean)
+    assert estimate(1.0, math.nan) == "1.000000" and estimate(None, 0.1) == "-"
+    s = {"energy": math.inf, "error": 0.13, "error_bootstrap": 0.12}
+    assert "+-" not in report.energy_line(s) and "inf" in report.energy_line(s)
+    assert "+-" in report.energy_line({**s, "energy": 3.0})
+    est = {"energy": math.nan, "energy_error": 0.1, "variance": 0.0, "acceptance": 0.5}
+    assert "+-" not in report.iteration_text(est)
+    obs = {
+        "scalars": {"interaction": {"mean": math.inf, "error": 0.13}},
+        "attrs": {"energy_error_batch_means": 0.1, "energy_error_blocking": 0.1},
+    }
+    assert report.observable_lines(obs) == ["interaction   inf"]
+
+    cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 1})
+    run_config(cfg)
+    with h5py.File(cfg.output.path, "r+") as h5:
+        h5["summary"].attrs["energy"] = math.inf
+        h5["optimization/energy"][0] = math.nan
+    res = pvmc("info", cfg.output.path)
+    assert res.returncode == 0, res.stderr
+    lines = {line.split()[0]: line for line in res.stdout.splitlines()}
+    assert "last energy nan" in lines["iterations"] and "+-" not in lines["iterations"]
+    assert lines["energy"].split()[1] == "inf" and "+-" not in lines["energy"]
+
+
+def test_resume_and_run_resume_agree_on_a_completed_run(tmp_path):
+    """`pvmc resume` on a completed run exited 2 while `pvmc run --resume` exited 0: both
+    now say so in one line and succeed (a requeued job resuming a finished run must not
+    fail), and leave the file as it was."""
+    from conftest import make_config, run_config
+
+    cfg = make_config(tmp_path / "done.h5")
+    run_config(cfg)
+    config = write(tmp_path, {**yaml.safe_load(cfg.to_yaml())})
+    before = _snapshot(tmp_path)
+    line = f"pvmc: {cfg.output.path} is already completed; nothing to do\n"
+    for args in (("resume", cfg.output.path), ("run", config, "--resume")):
+        res = pvmc(*args)
+        assert (res.returncode, res.stdout, res.stderr) == (0, line, ""), args
+    assert _snapshot(tmp_path) == before
+
+
+def test_messages_point_the_right_way(tmp_path, monkeypatch):
+    """A directory or a checkpoint given to info (or resume) is named as such, with the
+    run file to give; a config given to the other command of run and train says which
+    command it is for; and when no one size key alone is the cause, the message names
+    the keys that account for most of the shortfall (the parameter count of a huge
+    wavefunction.hidden), not fewer samples."""
+    from conftest import interrupted_run, make_config
+
+    root = os.path.dirname(os.path.dirname(__file__))
+    cfg = make_config(tmp_path / "r.h5", optimizer={"iterations": 5})
+    interrupted_run(cfg, monkeypatch, at_call=2)
+    before = _snapshot(tmp_path)
+    for command in ("info", "resume"):
+        res = pvmc(command, tmp_path)
+        assert res.returncode == 2
+        assert res.stderr.strip() == (
+            f"pvmc: error: {tmp_path}: is a directory (it holds r.h5); give one run file"
+        )
+        res = pvmc(command, tmp_path / "r.h5.ckpt")
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert f"a checkpoint of the run file {tmp_path / 'r.h5'}, not a run file" in res.stderr
+
+    for command, config, other in (
+        ("run", "train_bars3x3.yaml", "train"),
+        ("train", "quickstart.yaml", "run"),
+    ):
+        path = os.path.join(root, "configs", config)
+        res = pvmc(command, path, cwd=tmp_path)
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert f"run it with: pvmc {other} {path}" in res.stderr
+    assert _snapshot(tmp_path) == before
+
+    # 10^15 hidden units and 10^15 samples: neither alone fits any machine
+    res = pvmc(
+        "validate",
+        write(tmp_path, GOOD),
+        "--set",
+        "wavefunction.hidden=1000000000000000",
+        "--set",
+        "production.samples=1000000000000000",
+        "-o",
+        tmp_path / "big.h5",
+    )
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "no one key alone makes it fit; most of it comes from wavefunction.hidden: " in (
+        res.stderr
+    )
+    assert "(5000000000000004 parameters: " in res.stderr
+    assert "reduce wavefunction.hidden and " in res.stderr

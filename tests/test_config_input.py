@@ -1,6 +1,7 @@
 """Bad input (config files, --set, bench options) exits 2 with one line
 `pvmc: error: ...` naming the key, before any work and without a traceback."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from parallel_vmc.config.fields import ConfigError, ConfigLoader
 from parallel_vmc.config.vmc import config_from_yaml_text, from_dict, load_config
@@ -96,6 +98,12 @@ BAD_OVERRIDES = [
     ("system.omega={a: 1, a: 2}", ("appears twice", "--set")),
     ("production.store_components=on", ("production.store_components",)),
     ("output=x", ("--set", "section.key")),
+    # a count given as a float: only a whole number a double holds exactly
+    ("production.samples=1.5", ("production.samples", "fractional part")),
+    ("production.samples=4096.5e0", ("production.samples", "fractional part")),
+    ("production.samples=1e400", ("production.samples", "not a finite number")),
+    ("production.samples=1e17", ("production.samples", "2^53", "digits only")),
+    ("production.samples=1e19", ("production.samples", "out of range")),
 ]
 
 
@@ -129,6 +137,27 @@ def test_yaml_12_spellings_are_accepted(tmp_path):
         "output": {"max_walltime": 43200},
     }
     assert from_dict(raw).output.max_walltime == "12:00:00"  # seconds, as YAML 1.1 reads
+
+
+def test_counts_written_as_whole_floats_are_integers(tmp_path):
+    """1e6, 1.0e6 and 4096.0 are how YAML users write counts: integer keys take them
+    (in the file, with --set, and in the train config, the same machinery)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD + "production:\n  samples: 1e6\noptimizer:\n  iterations: 4096.0\n")
+    cfg = load_config(path, ["sampler.walkers_per_rank=1.6e1"])
+    assert cfg.production.samples == 1_000_000 and type(cfg.production.samples) is int
+    assert cfg.optimizer.iterations == 4096 and type(cfg.optimizer.iterations) is int
+    assert cfg.sampler.walkers_per_rank == 16
+    assert "samples: 1000000\n" in cfg.to_yaml()
+    res = pvmc("validate", path, "--set", "production.samples=1.0e6", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "samples: 1000000\n" in res.stdout
+
+    from parallel_vmc.generative import config as gconfig
+
+    train = tmp_path / "t.yaml"
+    train.write_text("data:\n  name: bars_stripes\n  size: 3\ntraining:\n  epochs: 1e2\n")
+    assert gconfig.load(str(train)).training.epochs == 100
 
 
 def test_loader_resolves_only_what_configs_need():
@@ -239,3 +268,107 @@ def test_bench_reference_for_another_problem(tmp_path):
     res = pvmc("bench", "--statistics", "bosons", "--reference", tmp_path / "fermi.c")
     assert_bad_input(res, "--reference 'fermi.c'", "bosons", "rbm_vmc_ref.c")
     assert "problem:" not in res.stdout
+
+
+# ------------------------------------------------------------------ dimensions
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+@pytest.mark.parametrize(
+    "override,names",
+    [
+        ("system.dimensions=1", ("system.interaction", "coulomb", "not integrable in 1D")),
+        ("production.axial_density=true", ("production.axial_density", "dimensions 3")),
+    ],
+)
+def test_what_the_dimension_does_not_have_is_refused(tmp_path, override, names):
+    """1D Coulomb electrons (1/|x| is not integrable: the summary reported an infinite
+    energy with an interaction +- error) and the axial densities outside 3D were
+    accepted; validate and run refuse them, and nothing is written."""
+    out = tmp_path / "out.h5"
+    for command in ("validate", "run"):
+        res = pvmc(command, QUICKSTART, "--set", override, "-o", out, cwd=tmp_path)
+        assert_bad_input(res, *names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_every_term_is_refused_outside_the_dimensions_its_registry_entry_names():
+    """The registry says where a term is offered (a new term states it too); the
+    config refuses it elsewhere naming its key and why, and takes it where offered."""
+    from parallel_vmc.hamiltonian import terms
+
+    for t in terms.TERMS:
+        key = "trap" if t.role == "external" else "interaction"
+        for D in (1, 2, 3):
+            raw = {
+                "system": {
+                    "particles": 2,
+                    "dimensions": D,
+                    "omega": 1.0,
+                    "interaction": "none",
+                    key: t.name,
+                    "statistics": "bosons",
+                    "hard_sphere_radius": 0.01 if t.name == "hard_sphere" else None,
+                }
+            }
+            if D in t.dimensions:
+                assert getattr(from_dict(raw).system, key) == t.name
+                continue
+            with pytest.raises(ConfigError) as err:
+                from_dict(raw)
+            assert str(err.value).startswith(f"system.{key}: {t.name} is not offered")
+            assert t.why_not and t.why_not in str(err.value)
+    assert terms.offered("interaction", 1) == ("hard_sphere", "none")
+
+
+# ------------------------------------------------------------------ hard-sphere starts
+ELLIPTIC = os.path.join(ROOT, "configs", "bosons3d_N10_elliptic.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["system.hard_sphere_radius=1000"],
+        ["system.hard_sphere_radius=0.8", "system.particles=200"],
+    ],
+)
+def test_walkers_that_cannot_be_placed_are_refused_by_validate_and_run(tmp_path, overrides):
+    """Exit 1 with a traceback around the ConfigError at the start of the run, and
+    validate accepted the config: now both exit 2 in one line naming the key and the
+    packing fraction, and nothing is written."""
+    sets = [a for o in overrides for a in ("--set", o)]
+    for command in ("validate", "run"):
+        res = pvmc(command, ELLIPTIC, *sets, "-o", tmp_path / "out.h5", cwd=tmp_path)
+        assert_bad_input(res, "system.hard_sphere_radius: ", "packing fraction", "allowed: up to")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_that_fails_after_the_check_is_a_one_line_refusal(tmp_path):
+    """Should a config within the packing limit still fail to start (more particles or
+    walkers than the limit was measured with), the run is refused on every rank before
+    it writes anything, with the one line that names the key; pvmc run reports it
+    as bad input (exit 2)."""
+    import dataclasses
+
+    from conftest import make_config
+
+    from parallel_vmc.parallel import SerialComm
+    from parallel_vmc.run.driver import Run, RunRefused
+
+    cfg = make_config(
+        tmp_path / "r.h5",
+        system={
+            "particles": 10,
+            "dimensions": 3,
+            "interaction": "hard_sphere",
+            "hard_sphere_radius": 0.01,
+            "statistics": "bosons",
+        },
+    )
+    dense = cfg.replace(system=dataclasses.replace(cfg.system, hard_sphere_radius=50.0))
+    with pytest.raises(RunRefused) as refused:
+        Run(dense, SerialComm(), progress=False)
+    message = str(refused.value)
+    assert message.startswith("system.hard_sphere_radius: 50: 4 of 4 walkers could not")
+    assert "packing fraction" in message and len(message.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -292,6 +292,7 @@ def tiny_configs(draw) -> dict:
         draw(st.sampled_from(["sqrt", "full"])),
         draw(st.sampled_from(["none", "pade"])),
     )
+    interactions = ["coulomb", "none"]  # (1D would have none: no 1/|x| there)
     gibbs = ["gibbs"] if (psi, jastrow) == ("sqrt", "none") else []
     walkers = draw(st.integers(1, 4))
     return {
@@ -299,7 +300,7 @@ def tiny_configs(draw) -> dict:
             "particles": draw(st.integers(1, 3)),
             "dimensions": dims,
             "omega": draw(st.sampled_from([0.5, 1.0, 2.0])),
-            "interaction": draw(st.sampled_from(["coulomb", "none"])),
+            "interaction": draw(st.sampled_from(interactions)),
         },
         "wavefunction": {"hidden": draw(st.integers(1, 3)), "psi": psi, "jastrow": jastrow},
         "sampler": {
@@ -415,3 +416,100 @@ def test_an_absurd_size_exits_2_naming_the_key_and_what_it_implies(key, value, c
         assert ABSURD[key] in message and "memory" in message, message
         assert "allowed: up to " in message, message
         assert os.listdir(tmp) == ["c.yaml"], os.listdir(tmp)
+
+
+# ------------------------------------------------------------------ hard-sphere starts
+@st.composite
+def hard_sphere_systems(draw):
+    """(raw config, walkers) of hard-sphere bosons: any dimension, 2-300 particles, and
+    a radius anywhere from dilute to impossible, half of them near the packing limit."""
+    from parallel_vmc.sampling.packing import largest_radius, start_width
+    from parallel_vmc.system import System
+    from parallel_vmc.wavefunction import WaveFunction
+
+    D, P = draw(st.integers(1, 3)), draw(st.integers(2, 300))
+    omega, psi = draw(st.sampled_from([0.5, 1.0, 4.0])), draw(st.sampled_from(["sqrt", "full"]))
+    raw = {
+        "system": {
+            "particles": P,
+            "dimensions": D,
+            "omega": omega,
+            "interaction": "hard_sphere",
+            "hard_sphere_radius": 1e-6,
+            "statistics": "bosons",
+        },
+        "wavefunction": {"psi": psi, "sigma": draw(st.sampled_from([None, 0.3, 1.5]))},
+        "sampler": {"walkers_per_rank": 16},
+    }
+    if draw(st.booleans()):
+        radius = 10 ** draw(st.floats(-3, 3))
+    else:  # within a factor 1.5 of the limit
+        cfg = from_dict(raw)
+        wf = WaveFunction.from_config(cfg.wavefunction, System.from_config(cfg.system))
+        radius = largest_radius(P, D, start_width(wf)) * draw(st.floats(1 / 1.5, 1.5))
+    raw["system"]["hard_sphere_radius"] = radius
+    return raw, draw(st.integers(1, 4))
+
+
+@settings(max_examples=200, **FUZZ)
+@given(system=hard_sphere_systems())
+def test_validate_and_the_start_agree_on_hard_spheres(system):
+    """Walkers that cannot be placed were refused only at the start of the run, with a
+    traceback, and validate accepted the config. Now: validate accepts => the run's start
+    (``state.fresh`` on every rank) places every walker without an overlap; validate
+    refuses => one line naming system.hard_sphere_radius and the packing fraction."""
+    from parallel_vmc.hamiltonian.geometry import min_pair_distance
+    from parallel_vmc.run import state as runstate
+    from parallel_vmc.system import System
+    from parallel_vmc.wavefunction import WaveFunction
+
+    raw, ranks = system
+    with config_file(dump(raw)) as (tmp, path):
+        code, err = run_cli(["validate", path, "-o", os.path.join(tmp, "out.h5")])
+    if code == 2:
+        [line] = err.splitlines()
+        assert line.startswith("pvmc: error: system.hard_sphere_radius: "), line
+        assert "packing fraction" in line and "allowed: up to " in line, line
+        return
+    assert code == 0, err
+    cfg = from_dict(raw)
+    sy = System.from_config(cfg.system)
+    wf = WaveFunction.from_config(cfg.wavefunction, sy)
+    P, D, a = sy.particles, sy.dimensions, sy.hard_sphere_radius
+    for rank in range(ranks):  # the chains of each rank of a launch on `ranks` ranks
+        chains = runstate.Chains(ranks * 16, rank * 16, 16)
+        _, walkers, failed = runstate.fresh(cfg, sy, wf, chains, None)
+        assert failed == 0, (P, D, a)
+        assert all(min_pair_distance(x, P, D) > a for x in walkers.positions)
+
+
+# ------------------------------------------------------------------ counts as floats
+INT_KEYS = sorted(f"{s}.{k}" for s, k in KEYS if k and SPEC[s][k].kind == "int")
+
+
+@settings(max_examples=400, **FUZZ)
+@given(
+    key=st.sampled_from(INT_KEYS),
+    value=st.one_of(
+        st.integers(-(2**60), 2**60).map(float),  # whole numbers, also beyond 2^53
+        st.floats(),  # anything, inf and nan included
+        st.sampled_from([1e6, 1.0e6, 4096.0, 1.5, 1.5e-3, 1e400, -0.0, 2.0**53, 1e19]),
+    ),
+)
+def test_integer_keys_take_whole_floats_or_name_the_key(key, value):
+    """An integer key takes a float that is a whole number below 2^53 (1e6, 4096.0) as
+    that integer, and refuses any other float in one line naming the key."""
+    from parallel_vmc.config.fields import check_value
+
+    section, name = key.split(".")
+    field = SPEC[section][name]
+    whole = math.isfinite(value) and value.is_integer() and abs(value) < 2**53
+    in_range = whole and (field.minimum is None or value >= field.minimum)
+    in_range = in_range and (field.maximum is None or value <= field.maximum)
+    try:
+        got = check_value(key, field, value)
+    except ConfigError as exc:
+        assert not in_range, (key, value, str(exc))
+        assert str(exc).startswith(f"{key}: ") and len(str(exc).splitlines()) == 1
+        return
+    assert in_range and type(got) is int and got == value, (key, value, got)

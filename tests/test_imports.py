@@ -74,16 +74,21 @@ def test_checker_finds_private_names(tmp_path):
 
 def test_validate_imports_no_numba(tmp_path):
     """``pvmc validate`` (config loading, the checks, the preflight sizes) runs without
-    numba: a config is checked in a fraction of a second, on a login node too.
+    numba: a config is checked in a fraction of a second, on a login node too (also
+    the packing check of hard spheres, which needs the starting cloud's width).
 
     It runs in an empty directory: the quick start's output path is relative, and a
     ``runs/quickstart.h5`` left by the README's first command would (rightly) be refused."""
-    config = os.path.join(ROOT, "configs", "quickstart.yaml")
+    configs = [
+        os.path.join(ROOT, "configs", name)
+        for name in ("quickstart.yaml", "bosons3d_N10_elliptic.yaml")
+    ]
     code = (
         "import sys\n"
         "from parallel_vmc.cli.main import main\n"
-        f"code = main(['validate', {str(config)!r}])\n"
-        "assert code == 0, code\n"
+        f"for config in {configs!r}:\n"
+        "    code = main(['validate', config])\n"
+        "    assert code == 0, code\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('numba', 'llvmlite'))\n"
         "assert not bad, bad[:5]\n"

@@ -302,6 +302,34 @@ def _production_written(path):
         return (0, 0)
 
 
+def test_info_on_a_live_run_in_production_says_where_it_is(tmp_path):
+    """During production `pvmc info` said "at thermalize 0/4000 sweeps" (the live
+    segment's row holds where the segment started) and suggested a plain srun, which
+    may start independent runs. Now the segment says where it started and how far the
+    file's records go, the checkpoint line says it is where a resume starts, and the
+    srun is the form `pvmc mpi --srun-option` gives."""
+    cfg = write_config(tmp_path)
+    out = tmp_path / "live.h5"
+    proc = launch(tmp_path, "run", cfg, "-o", out, "--quiet", ranks=1)
+    try:
+        assert wait_until(lambda: _production_written(out)[1] > 0, proc, timeout=120)
+        info = pvmc(tmp_path, "info", out, ranks=1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert finish(proc) == EXIT_INTERRUPTED
+    assert info.returncode == 0, info.stderr
+    rows = {line[:14].strip(): line[14:] for line in info.stdout.splitlines()}
+    assert rows["status"] == "running"
+    segment = rows["segment 0"]
+    assert "started at thermalize 0/4000 sweeps; the file holds produce " in segment, segment
+    assert "samples per chain" in segment
+    checkpoint = [line for line in info.stdout.splitlines() if ".ckpt, written" in line][0]
+    assert "the run at produce " in checkpoint and "where a resume starts" in checkpoint
+    assert "srun pvmc" not in info.stdout
+    resume = rows["resume with"]
+    assert "srun --mpi=" in resume or "$(pvmc mpi --srun-option)" in resume
+
+
 def test_rank_count_changes_during_production_even_if_killed(tmp_path):
     """1 rank -> stopped in production -> 2 ranks, killed before any later checkpoint
     -> 1 rank again: each change of the chain count restarts production (it is

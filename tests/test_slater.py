@@ -179,7 +179,13 @@ def test_limited_drift_formula():
 
 def _raw(P, D, statistics="fermions", **sampler):
     return {
-        "system": {"particles": P, "dimensions": D, "omega": 1.0, "statistics": statistics},
+        "system": {
+            "particles": P,
+            "dimensions": D,
+            "omega": 1.0,
+            "statistics": statistics,
+            "interaction": "none",  # the closed shells of any D (no Coulomb in 1D)
+        },
         "sampler": sampler,
     }
 

@@ -21,6 +21,15 @@ def closed_output() -> int:
     return EXIT_CLOSED_OUTPUT
 
 
+def nothing_to_do(path: str, rank: int = 0) -> int:
+    """A run or training asked to continue is already completed: one line on rank 0,
+    and success (exit 0), so that a requeued job resuming a finished run does not
+    fail; the exit code."""
+    if rank == 0:
+        print(f"pvmc: {path} is already completed; nothing to do", flush=True)
+    return EXIT_OK
+
+
 def bad_input(text: str, rank: int = 0) -> int:
     """Report bad input on rank 0 as one 'pvmc: error:' line; the exit code (2)."""
     if rank == 0:
@@ -43,6 +52,20 @@ def world():
     if problem:
         raise LaunchMismatch(problem)
     return comm
+
+
+def other_command(path: str, command: str) -> str | None:
+    """Why the config file at path is not one for ``pvmc command`` but for the other
+    of run and train (the message says which), or None."""
+    from ..generative.config import command_for
+
+    other = command_for(path)
+    if other is None or other == command:
+        return None
+    kind = "a training config (a data section, no system section)"
+    if other == "run":
+        kind = "a VMC config (a system section, no data section)"
+    return f"{path} is {kind}, not one for pvmc {command}; run it with: pvmc {other} {path}"
 
 
 def check_walltime(text: str | None) -> None:

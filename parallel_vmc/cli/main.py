@@ -2,7 +2,8 @@
 
 Exit codes (job scripts test them):
 
-* 0  completed (``pvmc run --resume`` on an already completed run: nothing to do);
+* 0  completed (``pvmc run --resume`` and ``pvmc resume`` on an already completed run:
+  nothing to do);
 * 1  the run failed while running (status "failed: ..." in the file);
 * 2  bad input (config, command line, files), reported before any work and without
   touching existing files;
@@ -28,6 +29,8 @@ from .common import (
     bad_input,
     check_walltime,
     closed_output,
+    nothing_to_do,
+    other_command,
     world,
 )
 
@@ -66,9 +69,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pvmc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the commands whole
         description=(
-            "MPI-parallel variational Monte Carlo with an RBM trial wave function. "
-            "Launch with `mpiexec -n R pvmc run CONFIG` or `srun pvmc run CONFIG`."
+            "MPI-parallel variational Monte Carlo with an RBM trial wave function.\n"
+            "Launch with\n"
+            "  mpiexec -n R pvmc run CONFIG\n"
+            "or under SLURM with the PMI plugin of this MPI library (a plain srun may\n"
+            "start R independent runs):\n"
+            "  srun $(pvmc mpi --srun-option) pvmc run CONFIG"
         ),
     )
     from .. import __version__
@@ -225,6 +233,9 @@ def cmd_run(args) -> int:
     problem = resume = None
     try:
         check_walltime(args.max_walltime)
+        problem = other_command(args.config, "run")
+        if problem:
+            return bad_input(problem, comm.rank)
         cfg = _load(args)
         if args.max_walltime is not None:
             cfg = _with_output(cfg, cfg.output.path, args.max_walltime)
@@ -236,9 +247,7 @@ def cmd_run(args) -> int:
     if problem:
         return bad_input(problem, comm.rank)
     if resume == "completed":
-        if comm.rank == 0:
-            print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
-        return EXIT_OK
+        return nothing_to_do(cfg.output.path, comm.rank)
     if resume == "restart":
         if comm.rank == 0:
             print(
@@ -286,10 +295,9 @@ def cmd_resume(args) -> int:
         check_walltime(args.max_walltime)
         if comm.rank == 0:
             payload = _read_resumable(path)
-            if payload == "completed":
-                raise InputError(f"{path}: the run is already completed; nothing to resume")
-            cfg = config_from_yaml_text(payload[0]["config"])
-            problem = resume_problems(cfg, comm.size, ranks_on_node)
+            if payload != "completed":
+                cfg = config_from_yaml_text(payload[0]["config"])
+                problem = resume_problems(cfg, comm.size, ranks_on_node)
     except InputError as exc:
         problem = str(exc)
     except ConfigError as exc:
@@ -297,6 +305,8 @@ def cmd_resume(args) -> int:
     problem, payload = comm.bcast((problem, payload))
     if problem:
         return bad_input(problem, comm.rank)
+    if payload == "completed":  # as pvmc run --resume: a requeued job must not fail
+        return nothing_to_do(path, comm.rank)
     cfg = _with_output(config_from_yaml_text(payload[0]["config"]), path, args.max_walltime)
     return _execute(cfg, comm, args, payload)
 
@@ -305,8 +315,13 @@ def _read_root(path: str) -> dict:
     """The root attributes of a run file; InputError if it cannot be read."""
     import h5py
 
+    from ..runfile import checkpoint as ckpt
     from ..runfile.hdf5io import one_line
 
+    if os.path.isdir(path):
+        runs = sorted(name for name in os.listdir(path) if name.endswith(".h5"))
+        shown = f" (it holds {', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''})"
+        raise InputError(f"{path}: is a directory{shown if runs else ''}; give one run file")
     if not os.path.isfile(path):
         raise InputError(f"run file not found: {path}")
     try:
@@ -320,6 +335,12 @@ def _read_root(path: str) -> dict:
         raise InputError(
             f"{path}: not a readable HDF5 run file, or its header is damaged ({one_line(exc, 200)})"
         ) from None
+    if _text(attrs.get("kind", "")) == ckpt.KIND:
+        run = os.path.join(os.path.dirname(path), _text(attrs.get("run_file", "RUN.h5")))
+        raise InputError(
+            f"{path}: a checkpoint of the run file {run}, not a run file; give {run} "
+            "(its checkpoint is read from beside it)"
+        )
     if any(name not in attrs for name in S.REQUIRED_ROOT):
         raise InputError(f"{path}: not a pvmc run file (no {'/'.join(S.REQUIRED_ROOT)} attributes)")
     return attrs
@@ -585,6 +606,7 @@ def cmd_mpi(args) -> int:
 def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from ..runfile import checkpoint as ckpt
+    from ..stats.text import estimate
 
     a = h5.attrs
     status = _text(a[S.STATUS])
@@ -600,7 +622,7 @@ def _print_info(path, h5) -> int:
         opt = h5[S.OPTIMIZATION]
         n = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else opt["energy"].shape[0]
         last = (
-            f", last energy {opt['energy'][n - 1]:.6f} +- {opt['energy_error'][n - 1]:.6f}"
+            f", last energy {estimate(opt['energy'][n - 1], opt['energy_error'][n - 1])}"
             if n
             else ""
         )
@@ -617,16 +639,23 @@ def _print_info(path, h5) -> int:
     if S.SUMMARY in h5:
         s = h5[S.SUMMARY].attrs
         print(
-            f"energy        {s['energy']:.6f} +- {s['error']:.6f} (blocking), "
+            f"energy        {estimate(s['energy'], s['error'])} (blocking), "
             f"variance {s['variance']:.6g}"
         )
     if S.path(S.SEGMENTS, "ended") in h5:
         seg = h5[S.SEGMENTS]
-        for k in range(seg["ended"].shape[0]):
+        n = seg["ended"].shape[0]
+        for k in range(n):
             ended = _text(seg["ended"][k])
             at = _text(seg["progress"][k]) if "progress" in seg else ""
             # a completed segment's progress is "completed" too: say it once
             where = f", at {at}" if at and at != ended else ""
+            if k == n - 1 and status == S.RUNNING and ended == S.RUNNING:
+                # a live segment's row holds where it started until it ends
+                written = _written_progress(h5)
+                where = (f", started at {at}" if at else "") + (
+                    f"; the file holds {written}" if written else ""
+                )
             print(
                 f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
                 f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
@@ -644,7 +673,10 @@ def _print_info(path, h5) -> int:
         if note:
             print(f"warning       {note}")
             live += ckpt.PREVIOUS
-        print(f"checkpoint    {live}, written {c['written']} at {c['progress']}")
+        print(
+            f"checkpoint    {live}, written {c['written']}: the run at {c['progress']}, "
+            "where a resume starts"
+        )
         if status.startswith(S.FAILED):
             print(
                 "resume        possible from that checkpoint, but the run failed: "
@@ -658,9 +690,32 @@ def _print_info(path, h5) -> int:
             )
         print(
             f"resume with   mpiexec -n {c['mpi_size']} pvmc resume {path}"
-            f"   (or: srun pvmc resume {path}; another rank count re-seeds the chains)"
+            f"   (or: {_srun()} pvmc resume {path}; another rank count re-seeds the chains)"
         )
     return EXIT_OK
+
+
+def _srun() -> str:
+    """srun as it must start pvmc with this MPI library (``pvmc mpi --srun-option``):
+    a plain srun may start independent runs."""
+    from ..parallel import srun_mpi_option
+
+    option = srun_mpi_option(initialize=False)
+    return f"srun {option}" if option else "srun $(pvmc mpi --srun-option)"
+
+
+def _written_progress(h5) -> str | None:
+    """How far what the run has written into its file goes, from the counters the
+    writer moves as it writes (in the words of the checkpoints' progress); None
+    before its first iteration."""
+    prod, opt = h5[S.PRODUCTION], h5[S.OPTIMIZATION]
+    samples = int(prod[S.SAMPLES_WRITTEN][0]) if S.SAMPLES_WRITTEN in prod else 0
+    if samples and S.LOCAL_ENERGY in prod:
+        return f"produce {samples}/{prod[S.LOCAL_ENERGY].shape[1]} samples per chain"
+    rows = int(opt[S.ROWS_WRITTEN][0]) if S.ROWS_WRITTEN in opt else 0
+    if rows and "energy" in opt:
+        return f"optimize {rows}/{opt['energy'].shape[0]} iterations"
+    return None
 
 
 def _cmd_train(args) -> int:

@@ -20,6 +20,8 @@ from .common import (
     EXIT_OK,
     bad_input,
     check_walltime,
+    nothing_to_do,
+    other_command,
     world,
 )
 
@@ -99,7 +101,7 @@ def _walltime(args) -> float | None:
 
 def cmd_train(args) -> int:
     comm = world()
-    problem = _stop_problem(args)
+    problem = _stop_problem(args) or other_command(args.config, "train")
     if problem:
         return bad_input(problem, comm.rank)
 
@@ -173,11 +175,14 @@ def cmd_resume(args) -> int:
     if problem:
         return bad_input(problem, comm.rank)
 
+    try:
+        payload = gio.read_resumable(path)  # the same file on every rank
+    except gio.TrainFileError as exc:
+        return bad_input(str(exc), comm.rank)
+    if payload == gio.COMPLETED:
+        return nothing_to_do(path, comm.rank)
+
     def load():
-        try:
-            payload = gio.read_resumable(path)
-        except gio.TrainFileError as exc:
-            raise ConfigError(str(exc)) from None
         cfg = gconfig.from_yaml_text(payload["config"], f"{path} (stored config)")
         return cfg.replace_output(path), payload
 

@@ -288,7 +288,11 @@ def _check_bool(key: str, field: Field, value: Any) -> bool:
 
 
 def _check_int(key: str, field: Field, value: Any) -> int:
-    """An int (not a bool) that fits in int64, within the field's range."""
+    """An int (not a bool) that fits in int64, within the field's range; a float
+    that is an exact integer (``1e6``, ``4096.0``: counts as YAML users write them)
+    counts as that integer."""
+    if isinstance(value, float):
+        value = _integral(key, field, value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key}: expected an integer ({field.allowed()}), {got(value)}")
     if abs(value) > INT64_MAX:  # every int ends up in numpy or HDF5 as int64
@@ -297,6 +301,30 @@ def _check_int(key: str, field: Field, value: Any) -> int:
             f"allowed: {field.allowed()}"
         )
     return _check_range(key, field, value)
+
+
+EXACT_FLOAT_INTEGERS = 2**53  # below it a double holds every integer exactly
+
+
+def _integral(key: str, field: Field, value: float) -> int:
+    """value as an int if it is a whole number a double holds exactly; else
+    ConfigError saying why it is not an integer."""
+    if not math.isfinite(value):  # also 1e400, which YAML reads as inf
+        raise ConfigError(
+            f"{key}: expected an integer ({field.allowed()}), {got(value)}: not a finite number"
+        )
+    if not value.is_integer():
+        raise ConfigError(
+            f"{key}: expected an integer ({field.allowed()}), {got(value)}: "
+            "it has a fractional part"
+        )
+    if EXACT_FLOAT_INTEGERS <= abs(value) <= INT64_MAX:  # beyond: refused as out of range
+        raise ConfigError(
+            f"{key}: {show(value)} is 2^53 or more, where a float no longer holds every "
+            f"integer, so the number written may not be the one read; write it with "
+            f"digits only ({field.allowed()})"
+        )
+    return int(value)
 
 
 def _check_float(key: str, field: Field, value: Any) -> float:

@@ -59,7 +59,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "interaction": Field(
             "str",
             "coulomb",
-            "pair interaction: coulomb 1/r_pq, "
+            "pair interaction: coulomb 1/r_pq (D >= 2: not integrable in 1D), "
             "hard_sphere (V = inf for r_pq <= hard_sphere_radius), or none",
             choices=terms.names("interaction"),
         ),
@@ -290,7 +290,7 @@ SPEC: dict[str, dict[str, Field]] = {
         "axial_density": Field(
             "bool",
             False,
-            "D = 3: also the one-body density along "
+            "D = 3 only: also the one-body density along "
             "the x-y plane (column density vs sqrt(x^2 + y^2)) and "
             "along z (linear density), density_bins bins each",
         ),
@@ -473,6 +473,8 @@ def _check_combinations(cfg: Config) -> None:
             "short for a slope test; allowed: 0 (off) or >= 10"
         )
     _check_trap(cfg)
+    _check_terms(cfg)
+    _check_axial_density(cfg)
     _check_hard_spheres(cfg)
     _check_statistics(cfg)
     if cfg.sampler.method == "gibbs":
@@ -505,6 +507,37 @@ def _check_combinations(cfg: Config) -> None:
                 "allowed: sampler.method metropolis/importance"
             )
     _check_parts(cfg)
+    _check_packing(cfg)
+
+
+def _check_packing(cfg: Config) -> None:
+    """With a hard core the walkers must start without overlaps: the spheres must fit
+    in the cloud the starts are drawn from (``sampling.packing``'s criterion)."""
+    from ..sampling.packing import packing_problem, start_width
+    from ..system import System
+    from ..wavefunction import WaveFunction
+
+    sy = cfg.system
+    if sy.interaction != "hard_sphere":  # only a hard core redraws overlapping starts
+        return
+    wf = WaveFunction.from_config(cfg.wavefunction, System.from_config(sy))
+    problem = packing_problem(sy.particles, sy.dimensions, sy.hard_sphere_radius, start_width(wf))
+    if problem:
+        raise ConfigError(problem)
+
+
+def _check_terms(cfg: Config) -> None:
+    """Every selected Hamiltonian term is offered in the dimension (its registry
+    entry says where, and why not elsewhere)."""
+    sy = cfg.system
+    for role, key in (("external", "trap"), ("interaction", "interaction")):
+        selected = terms.term(role, getattr(sy, key))
+        if not selected.offered_in(sy.dimensions):
+            raise ConfigError(
+                f"system.{key}: {selected.name} is not offered with system.dimensions "
+                f"{sy.dimensions}: {selected.why_not}; allowed with dimensions "
+                f"{sy.dimensions}: {', '.join(terms.offered(role, sy.dimensions))}"
+            )
 
 
 def _check_trap(cfg: Config) -> None:
@@ -529,6 +562,17 @@ def _check_trap(cfg: Config) -> None:
             "system.omega_z: the Slater orbitals of "
             "system.statistics: fermions are those of a round trap; "
             "allowed: null or equal to system.omega, or statistics bosons"
+        )
+
+
+def _check_axial_density(cfg: Config) -> None:
+    """The axial densities split the x-y plane from z: they exist only in 3D."""
+    D = cfg.system.dimensions
+    if cfg.production.axial_density and D != 3:
+        raise ConfigError(
+            f"production.axial_density: the densities across the x-y plane and along z "
+            f"need system.dimensions 3 (got {D}; in {D}D there is no z axis to split "
+            f"off); allowed: false"
         )
 
 

@@ -408,8 +408,17 @@ def stop_option(p) -> None:
 def is_train_config(path: str) -> bool:
     """Does the YAML file at path look like a train config (a data section and no
     system section)? False for anything unreadable: the VMC loader then reports it."""
+    return command_for(path) == "train"
+
+
+def command_for(path: str) -> str | None:
+    """The command the config file at path is for: "train" (a data section and no
+    system section), "run" (a system section and no data section), or None (neither,
+    or unreadable: the loader of the command given reports it)."""
     try:
         raw = parse_yaml(read_config_file(path), path)
     except ConfigError:
-        return False
-    return isinstance(raw, dict) and "data" in raw and "system" not in raw
+        return None
+    if not isinstance(raw, dict) or ("data" in raw) == ("system" in raw):
+        return None
+    return "train" if "data" in raw else "run"

@@ -171,17 +171,16 @@ def read_root(path: str) -> dict:
     return attrs
 
 
-def read_resumable(path: str) -> dict:
+def read_resumable(path: str) -> dict | str:
     """What ``pvmc resume`` needs from a training file: {config (text), attrs, layers
-    (finished RBMs), history, checkpoint}; TrainFileError naming what is wrong."""
+    (finished RBMs), history, checkpoint}, or COMPLETED for a completed training;
+    TrainFileError naming what is wrong."""
     try:
         with h5py.File(path, "r", locking=False) as h5:
             attrs = dict(h5.attrs)
             status = str(attrs.get("status", ""))
             if status == COMPLETED:
-                raise TrainFileError(
-                    f"{path}: the training is already completed; nothing to resume"
-                )
+                return COMPLETED
             if "checkpoint" not in h5:
                 raise TrainFileError(
                     f"{path}: no checkpoint in the file (stopped before "

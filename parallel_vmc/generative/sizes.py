@@ -48,10 +48,6 @@ class TrainSizes:
     }
     FILE = "the training file {path!r}"
     FILE_AND_COPIES = "the training file {path!r} and the copy it is rewritten through"
-    DISK_ADVICE = (
-        "reduce model.hidden, dbn.layers, training.chains or the history rows "
-        "(training.epochs / evaluation.every)"
-    )
 
     def __init__(self, cfg, n_ranks: int, n_rows: int, n_held: int, n_visible: int, existing=0):
         self.cfg, self.n_ranks = cfg, n_ranks
@@ -84,13 +80,6 @@ class TrainSizes:
         return (
             f"layers {shapes} with {self.n_opt} optimizer array(s), "
             f"{self.n_streams} chains, {self.history_rows()} history rows"
-        )
-
-    def memory_advice(self) -> str:
-        return (
-            f"each rank holding the {self.n_rows + self.n_held} rows of the data, "
-            f"{self.local_chains} chains and the parameters; reduce model.hidden, "
-            "dbn.layers, training.chains or evaluation.exact_limit"
         )
 
     def history_rows(self) -> int:

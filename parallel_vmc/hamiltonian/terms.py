@@ -24,12 +24,19 @@ from dataclasses import dataclass
 class Term:
     """A registered term: name (its config value), role ("external" |
     "interaction"), the module (under ``parallel_vmc.hamiltonian``) holding its
-    parameters and formulas, and its label in the summary given a ``System``."""
+    parameters and formulas, its label in the summary given a ``System``, and the
+    dimensions D it is offered in, with why not in the others (the config refuses
+    the term there, saying so)."""
 
     name: str
     role: str
     module: str
     label: object
+    dimensions: tuple = (1, 2, 3)
+    why_not: str = ""  # why the term is not offered in the other dimensions
+
+    def offered_in(self, dimensions: int) -> bool:
+        return dimensions in self.dimensions
 
     def implementation(self):
         """The term's module (imported on first use: it compiles with numba)."""
@@ -38,7 +45,17 @@ class Term:
 
 TERMS = (
     Term("harmonic", "external", "trap", lambda sy: _trap_label(sy)),
-    Term("coulomb", "interaction", "coulomb", lambda sy: "coulomb"),
+    Term(
+        "coulomb",
+        "interaction",
+        "coulomb",
+        lambda sy: "coulomb",
+        dimensions=(2, 3),
+        # <1/|x_p - x_q|> = int |psi|^2 / |x| dx diverges at x = 0 unless psi vanishes
+        # there, as no trial function of this program does for every pair
+        why_not="1/|x| is not integrable in 1D, so the energy of any wave function that "
+        "does not vanish at contact diverges",
+    ),
     Term(
         "hard_sphere",
         "interaction",
@@ -58,6 +75,11 @@ def _trap_label(sy) -> str:
 def names(role: str) -> tuple:
     """The config values of the terms of a role, in registry order."""
     return tuple(t.name for t in TERMS if t.role == role)
+
+
+def offered(role: str, dimensions: int) -> tuple:
+    """The config values of the terms of a role offered in that dimension."""
+    return tuple(t.name for t in TERMS if t.role == role and t.offered_in(dimensions))
 
 
 def term(role: str, name: str) -> Term:

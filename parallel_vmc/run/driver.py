@@ -36,6 +36,7 @@ from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import now_iso
 from ..sampling import estimators, observables
+from ..sampling.packing import placement_failure, start_width
 from ..sampling.samplers import Sampler
 from ..sizes import per_walker, production_chunk
 from ..system import System
@@ -118,9 +119,10 @@ class Run:
         self.production_reset = False  # ... and production, begun, starts again
         if resume is None:
             self.run_id = uuid.uuid4().hex
-            self.state, self.walkers = runstate.fresh(
+            self.state, self.walkers, failed = runstate.fresh(
                 cfg, self.system, self.wf, self.chains, self.obs_layout
             )
+            self._placed(failed)
         else:
             self.run_id = str(resume[0]["run_id"])
             restored = runstate.restore(*resume, cfg, self.chains, self.sampler, self.obs_layout)
@@ -128,6 +130,24 @@ class Run:
             self.reseeded = restored.reseeded
             self.production_reset = restored.production_reset
         self.segment = Segment(cfg, comm, self.ckpt_path, self.run_id, self.n_params, self.n_chains)
+
+    def _placed(self, failed: int) -> None:
+        """RunRefused on every rank (nothing written yet) when any rank's walkers could
+        not all be placed: a hard-core density the config check let through
+        (collective)."""
+        failed = int(self.comm.allreduce_sum(np.array([float(failed)]))[0])
+        if failed:
+            sy = self.system
+            raise RunRefused(
+                placement_failure(
+                    sy.particles,
+                    sy.dimensions,
+                    sy.hard_sphere_radius,
+                    start_width(self.wf),
+                    failed,
+                    self.n_chains,
+                )
+            )
 
     def _control(self, start_time: float | None) -> Control:
         from ..config.fields import walltime_seconds
@@ -455,8 +475,6 @@ class Run:
     def _phases(self) -> dict | None:
         """The phases from where the state is to the end; the summary (rank 0)."""
         st = self.state
-        if report.infinite_mean(self.system):
-            self._say(report.INFINITE_MEAN_WARNING)
         if self.resumed:
             self._say(
                 report.resume_line(

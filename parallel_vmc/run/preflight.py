@@ -131,7 +131,6 @@ class Sizes:
     KEYS = SIZE_KEYS
     FILE = "the run file {path!r}"
     FILE_AND_COPIES = "the run file {path!r} and its checkpoints"
-    DISK_ADVICE = "reduce production.samples or optimizer.iterations"
 
     def __init__(self, cfg, n_ranks: int):
         from ..sampling.estimators import iteration_size
@@ -181,15 +180,6 @@ class Sizes:
         return (
             f"{self.n_chains} chains x {self.n_samples} samples x {self.series} series, "
             f"{self.iterations} iterations x {self.n_params} parameters"
-        )
-
-    def memory_advice(self) -> str:
-        """What holds the memory and what to reduce, when no one key is the cause."""
-        return (
-            f"each rank holding its {self.W} chains x {self.n_samples} samples of "
-            "production for the summary; reduce production.samples, "
-            "sampler.walkers_per_rank, system.particles or wavefunction.hidden, or use "
-            "more nodes"
         )
 
     def memory_per_rank(self) -> tuple[int, int]:
@@ -400,7 +390,8 @@ def resources_problem(
         return None
     named = culprit(cfg, s, machine.fits, machine.short_need(s))
     if named is None:
-        return _unnamed_problem(cfg.output.path, s, machine)
+        shares = _shares(cfg, s, machine.short_need(s))
+        return _unnamed_problem(cfg, s, machine, shares)
     key, value = named
     disk = machine.disk_short(s) or machine.file_too_large(s)
     other = ", or another output.path" if machine.disk_short(s) else ""
@@ -441,13 +432,36 @@ def _memory_detail(s: Sizes, m: Machine) -> str:
     )
 
 
-def _unnamed_problem(path: str, s: Sizes, m: Machine) -> str:
-    """The problem when no one key is the cause: the total and the keys to reduce."""
+def _shares(cfg, s, need) -> list:
+    """[(key, bytes)]: how much of ``need(Sizes)`` (the short resource) each size key's
+    value accounts for (what setting it alone to its smallest value saves), largest
+    first; keys that account for nothing are left out."""
+    now = need(s)
+    shares = []
+    for key in s.KEYS:
+        if _key_value(cfg, key) > s.lowest(key):
+            saved = now - need(s.of(_with_value(cfg, key, s.lowest(key))))
+            if saved > 0:
+                shares.append((key, saved))
+    return sorted(shares, key=lambda share: -share[1])
+
+
+def _unnamed_problem(cfg, s: Sizes, m: Machine, shares: list) -> str:
+    """The problem when no one key is the cause: the total, and the two keys that
+    account for most of it (``_shares``), with their values and what they amount to."""
+    path = cfg.output.path
+    causes = "; ".join(
+        f"{key}: {_key_value(cfg, key)} ({s.KEYS[key](s)}: {_human(saved)} of it)"
+        for key, saved in shares[:2]
+    )
+    reduce = f"no one key alone makes it fit; most of it comes from {causes}; reduce " + (
+        " and ".join(key for key, _ in shares[:2]) if shares else "the sizes"
+    )
     if m.disk_short(s):
-        return f"disk: {_shortfall(path, s, m)}; {s.DISK_ADVICE}, or choose another output.path"
+        return f"disk: {_shortfall(path, s, m)}; {reduce}, or choose another output.path"
     if m.file_too_large(s):
-        return f"disk: this run makes {_shortfall(path, s, m)}; {s.DISK_ADVICE}"
-    return f"memory: this run needs {_memory_detail(s, m)}, {s.memory_advice()}"
+        return f"disk: this run makes {_shortfall(path, s, m)}; {reduce}"
+    return f"memory: this run needs {_memory_detail(s, m)}; {reduce}, or use more nodes"
 
 
 def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> str | None:

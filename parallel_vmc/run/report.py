@@ -14,14 +14,10 @@ from ..hamiltonian.terms import term
 from ..runfile import schema as S
 from ..sampling import observables
 from ..stats.chains import DISAGREE
+from ..stats.text import estimate
 from ..wavefunction import slater
 
 UNITS = "hbar = m = e = 1: E in hbar*w0, lengths in sqrt(hbar/(m*w0)), omega in w0"
-INFINITE_MEAN_WARNING = (
-    "warning: in 1D the bare Coulomb 1/|x_p - x_q| has a non-integrable singularity, and "
-    "the RBM trial function has no node at contact, so <E> is infinite; use interaction: "
-    "none or D >= 2"
-)
 
 
 class Progress:
@@ -75,11 +71,6 @@ def hms(seconds: float) -> str:
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def infinite_mean(system) -> bool:
-    """1D Coulomb without a node at contact: <1/|x_p - x_q|> diverges."""
-    return system.dimensions == 1 and system.coulomb and system.particles > 1
-
-
 # ---------------------------------------------------------------------- messages
 def thermalized_line(cfg, n_chains: int, sampler, acceptance: float) -> str:
     step = "no step" if sampler.method == "gibbs" else f"step {sampler.step:.4g}"
@@ -106,7 +97,7 @@ def resume_line(path: str, where: str, ranks: int, reseeded: bool, production_re
 def iteration_text(est: dict) -> str:
     """Progress text of an optimization iteration (``estimators.iteration_estimates``)."""
     return (
-        f"E = {est['energy']:.5f} +- {est['energy_error']:.5f}"
+        f"E = {estimate(est['energy'], est['energy_error'], 5)}"
         f"  var = {est['variance']:.4f}  acc = {est['acceptance']:.3f}"
     )
 
@@ -138,7 +129,7 @@ def observable_lines(obs: dict | None) -> list:
         (S.R12, "<r12>"),
     ]
     lines = [
-        f"{label:<14}{sc[name]['mean']:.6f} +- {sc[name]['error']:.6f}"
+        f"{label:<14}{estimate(sc[name]['mean'], sc[name]['error'])}"
         + ("   (batch means)" if name == S.KINETIC else "")
         for name, label in names
         if name in sc
@@ -167,25 +158,24 @@ def chain_lines(s: dict) -> list:
     return lines
 
 
-def energy_line(s: dict, system) -> str:
-    if infinite_mean(system):
-        return (
-            f"infinite: the 1D Coulomb mean diverges (sample mean {s['energy']:.6g} "
-            "is not an estimate, and has no error bar)"
-        )
+def energy_line(s: dict) -> str:
+    """The mean energy with its blocking and bootstrap errors (the mean alone when it
+    is not finite: it has no error bar)."""
+    if not math.isfinite(s["energy"]):
+        return f"{estimate(s['energy'], None)} (not a finite mean: no error bar)"
     return (
-        f"{s['energy']:.6f} +- {s['error']:.6f} (blocking)"
+        f"{estimate(s['energy'], s['error'])} (blocking)"
         f"   +- {s['error_bootstrap']:.6f} (bootstrap)"
     )
 
 
 def per_particle_lines(s: dict, system) -> list:
-    """E/N of bosons, as the literature on trapped bosons quotes it (none for fermions
-    and for an infinite mean)."""
-    if system.statistics != "bosons" or infinite_mean(system):
+    """E/N of bosons, as the literature on trapped bosons quotes it (none for fermions;
+    no error bar on a mean that is not finite)."""
+    if system.statistics != "bosons":
         return []
     n = system.particles
-    return [f"E/N           {s['energy'] / n:.7f} +- {s['error'] / n:.7f} (blocking, N = {n})"]
+    return [f"E/N           {estimate(s['energy'] / n, s['error'] / n, 7)} (blocking, N = {n})"]
 
 
 def sampler_line(s: dict, sampler) -> str:
@@ -258,7 +248,7 @@ def summary_text(
         *width_lines(wf, theta),
         *determinant_lines(wf, theta, inverse_drift),
         f"sampler       {sampler_line(s, sampler)}",
-        f"energy        {energy_line(s, sy)}",
+        f"energy        {energy_line(s)}",
         *per_particle_lines(s, sy),
         f"variance      {s['variance']:.6g}",
         f"tau_int       {s['tau_int']:.3g} samples   R-hat {s['rhat']:.4f}",

@@ -43,8 +43,8 @@ SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)
 
 
 class RunRefused(Exception):
-    """The run could not take its file (held by a live run, or it appeared meanwhile);
-    nothing was started or modified."""
+    """The run could not take its file (held by a live run, or it appeared meanwhile),
+    or its walkers could not start; nothing was started or modified."""
 
 
 class Segment:

@@ -11,7 +11,6 @@ the attribute ``step`` and a restore sets it back.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from .. import optimizers
 from ..rng import chain_states, params_generator
 from ..sampling import estimators
+from ..sampling.packing import start_width
 from ..sampling.samplers import Thermalization, Walkers
 
 # Scalar attributes of a checkpoint that are State fields of the same name.
@@ -115,18 +115,18 @@ def no_observables(obs_layout):
 
 
 def fresh(cfg, system, wf, chains: Chains, obs_layout):
-    """(State, this rank's Walkers) of a new run."""
+    """(State, this rank's Walkers, how many of them could not be placed) of a new
+    run (a walker not placed is not usable: see ``Walkers.placed``)."""
     theta = wf.layout.initial(
         cfg.wavefunction.init_scale, params_generator(cfg.seed), cfg.wavefunction.jastrow_beta
     )
-    # Start where |psi|^2 of the Gaussian part lives: std = sigma / sqrt(2c).
-    width = wf.sigma / math.sqrt(2.0 * wf.c)
-    walkers = Walkers.start(
+    # Start where |psi|^2 of the Gaussian part lives
+    walkers, failed = Walkers.placed(
         cfg.seed,
         chains.first,
         chains.per_rank,
         system.n_coords,
-        width,
+        start_width(wf),
         system.dimensions,
         system.kernel_params().hard_core,
     )
@@ -137,7 +137,7 @@ def fresh(cfg, system, wf, chains: Chains, obs_layout):
         therm=Thermalization(cfg.sampler.thermalization),
         obs_totals=no_observables(obs_layout),
     )
-    return state, walkers
+    return state, walkers, failed
 
 
 # ---------------------------------------------------------------------- payload

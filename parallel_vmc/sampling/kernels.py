@@ -33,6 +33,7 @@ from ..rng import normal, uniform
 from ..wavefunction import compose
 from . import estimators as S
 from .observables import accumulate, batch_of, batch_start
+from .placement import MAX_PLACEMENTS  # numba-free: the config's packing check reads it
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -87,9 +88,6 @@ class Outputs(NamedTuple):
     obs: np.ndarray
     obs_spec: object  # obs_layout.HistogramSpec
     o_rows: np.ndarray
-
-
-MAX_PLACEMENTS = 1000  # draws of one particle's start before the density is refused
 
 
 @njit(cache=True)

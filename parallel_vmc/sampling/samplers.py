@@ -19,6 +19,7 @@ from ..sizes import O_ROWS_BUDGET, walkers_per_call
 from ..system import SystemParams
 from . import estimators, obs_layout
 from . import kernels as K
+from .packing import placement_failure
 
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20  # sweeps between step-size updates while tuning
@@ -63,23 +64,40 @@ class Walkers:
         dimensions: int = 1,
         hard_core: float = 0.0,
     ) -> "Walkers":
-        """Fresh walkers for chains first_chain.., positions ~ Normal(0, width^2), with
-        no two particles (of ``dimensions`` coordinates) within hard_core (> 0) of each
-        other; ConfigError naming system.hard_sphere_radius if they cannot be placed."""
+        """Fresh walkers (:meth:`placed`); ConfigError naming system.hard_sphere_radius
+        if some cannot be placed."""
         from ..config.fields import ConfigError
 
+        walkers, failed = cls.placed(
+            seed, first_chain, n_walkers, n_coords, width, dimensions, hard_core
+        )
+        if failed:
+            raise ConfigError(
+                placement_failure(
+                    n_coords // dimensions, dimensions, hard_core, width, failed, n_walkers
+                )
+            )
+        return walkers
+
+    @classmethod
+    def placed(
+        cls,
+        seed: int,
+        first_chain: int,
+        n_walkers: int,
+        n_coords: int,
+        width: float,
+        dimensions: int = 1,
+        hard_core: float = 0.0,
+    ) -> tuple["Walkers", int]:
+        """(fresh walkers for chains first_chain.., the number of them whose particles
+        could not all be placed): positions ~ Normal(0, width^2), with no two particles
+        (of ``dimensions`` coordinates) within hard_core (> 0) of each other
+        (``kernels.init_positions``; a walker that failed is not usable)."""
         rng = chain_states(seed, first_chain, n_walkers)
         positions = np.empty((n_walkers, n_coords))
         failed = K.init_positions(positions, rng, width, dimensions, hard_core)
-        if failed:
-            raise ConfigError(
-                f"system.hard_sphere_radius: {hard_core:g} is too large to place "
-                f"{n_coords // dimensions} particles without overlaps in the starting "
-                f"cloud (width {width:.3g}; {K.MAX_PLACEMENTS} draws per particle, "
-                f"{failed} of {n_walkers} walkers failed); allowed: a smaller radius or "
-                f"fewer particles"
-            )
-        return cls(positions, rng)
+        return cls(positions, rng), int(failed)
 
     @property
     def count(self) -> int:

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import N_PAIR_KINDS, PAIR_PARTS, PARTS, Block, Layout, Part
+from .layout import (
+    N_PAIR_KINDS,
+    PAIR_PARTS,
+    PARTS,
+    Block,
+    Layout,
+    Part,
+    exact_sigma,
+    psi_exponent,
+)
 
 # The jitted part modules are imported where they are used, not here: the registry and
 # the layout serve config validation, which runs without numba. Their names are still
@@ -28,8 +37,6 @@ _LAZY = {
     "rbm": ("rbm", None),
     "pair_jastrow": ("pair_jastrow", None),
     "slater": ("slater", None),
-    "exact_sigma": ("rbm", "exact_sigma"),
-    "psi_exponent": ("rbm", "psi_exponent"),
     "pade_cusps": ("pair_jastrow", "pade_cusps"),
 }
 
@@ -45,7 +52,17 @@ def __getattr__(name):
     return value if attr is None else getattr(value, attr)
 
 
-__all__ = ["PARTS", "PAIR_PARTS", "Part", "Block", "Layout", "WaveFunction", "N_PAIR_KINDS"]
+__all__ = [
+    "PARTS",
+    "PAIR_PARTS",
+    "Part",
+    "Block",
+    "Layout",
+    "WaveFunction",
+    "N_PAIR_KINDS",
+    "exact_sigma",
+    "psi_exponent",
+]
 
 
 @dataclass(frozen=True)
@@ -89,8 +106,6 @@ class WaveFunction:
 
     @property
     def c(self) -> float:
-        from .rbm import psi_exponent
-
         return psi_exponent(self.psi)
 
     @property
@@ -106,8 +121,6 @@ class WaveFunction:
 
     @classmethod
     def from_config(cls, wf_cfg, system) -> "WaveFunction":
-        from .rbm import exact_sigma
-
         sigma = wf_cfg.sigma if wf_cfg.sigma is not None else exact_sigma(system.omega, wf_cfg.psi)
         omega_z = system.omega if system.omega_z is None else system.omega_z
         sigma_z = wf_cfg.sigma_z

@@ -48,6 +48,20 @@ N_PAIR_KINDS = 2  # Padé betas: antiparallel, parallel
 WIDTH_AXES = 2  # variational widths: [delta_xy, delta_z]
 
 
+def psi_exponent(psi: str) -> float:
+    """c in psi = F^c of the RBM part: 0.5 for 'sqrt', 1.0 for 'full'."""
+    return {"sqrt": 0.5, "full": 1.0}[psi]
+
+
+def exact_sigma(omega: float, psi: str) -> float:
+    """The RBM width that makes a = W = 0 the exact non-interacting ground state.
+
+    |psi|^2 = F^{2c} = exp(-c |x|^2 / sigma^2) must equal exp(-omega |x|^2), so
+    sigma^2 = c / omega: 1/(2 omega) for sqrt, 1/omega for full.
+    """
+    return math.sqrt(psi_exponent(psi) / omega)
+
+
 def needs_determinants(system) -> bool:
     """Fermions beyond two: for P = 2 the determinants of one orbital are constants."""
     return system.statistics == "fermions" and system.particles > 2

@@ -48,6 +48,7 @@ from numba import njit
 
 from ..jit.fastexp import exp as fast_exp
 from ..rng import normal, uniform
+from .layout import psi_exponent
 
 
 class RBMParams(NamedTuple):
@@ -78,11 +79,6 @@ WIDEST_LAYER = 32  # from here 512-bit vectors pay (fermions, P = 20, H = 40: 6-
 SATURATED = 1e300  # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
-def psi_exponent(psi: str) -> float:
-    """c in psi = F^c: 0.5 for 'sqrt', 1.0 for 'full'."""
-    return {"sqrt": 0.5, "full": 1.0}[psi]
-
-
 def params(
     offset: int,
     n_visible: int,
@@ -110,15 +106,6 @@ def params(
         True if n_hidden >= WIDE_LAYER else None,
         True if n_hidden >= WIDEST_LAYER else None,
     )
-
-
-def exact_sigma(omega: float, psi: str) -> float:
-    """The width that makes a = W = 0 the exact non-interacting ground state.
-
-    |psi|^2 = F^{2c} = exp(-c |x|^2 / sigma^2) must equal exp(-omega |x|^2), so
-    sigma^2 = c / omega: 1/(2 omega) for sqrt, 1/omega for full.
-    """
-    return float(np.sqrt(psi_exponent(psi) / omega))
 
 
 # --------------------------------------------------------------------------- scalar math
