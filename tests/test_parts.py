@@ -189,6 +189,8 @@ def make(D, psi, parts, seed, hidden=NARROW):
         "system": {"particles": P, "dimensions": D, "omega": 1.3, "statistics": "bosons"},
         "wavefunction": {"hidden": hidden, "psi": psi, "sigma": 0.9},
     }
+    if D == 1:  # the default Coulomb interaction has no 1D (the parts do not care)
+        raw["system"]["interaction"] = "none"
     if D == 3 and seed % 2 == 1 and "slater" not in parts:  # elliptical trap
         raw["system"]["omega_z"] = 2.1
         raw["wavefunction"]["sigma_z"] = 0.6
