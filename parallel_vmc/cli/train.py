@@ -48,7 +48,7 @@ def _output_problem(path: str, overwrite: bool) -> str | None:
 
 
 def _prepare(comm, load):
-    """Every rank: (cfg, data, held, extra) from load() -> (cfg, extra), with problems
+    """Every rank: [cfg, data, held, extra] from load() -> (cfg, extra), with problems
     found on rank 0 first (files) and on every rank (data) reported once, then the
     memory of the ranks on rank 0's node and the disk of the file (``run.preflight``,
     as for a VMC run); (None, exit code) on bad input. No data and no resource check
@@ -66,7 +66,7 @@ def _prepare(comm, load):
     problem = comm.bcast(problem)
     if problem:
         return None, bad_input(problem, comm.rank)
-    return (cfg, data, held, extra), None
+    return [cfg, data, held, extra], None
 
 
 def _resources_problem(cfg, data, held, n_ranks: int, ranks_on_node: int) -> str | None:
@@ -99,6 +99,27 @@ def _walltime(args) -> float | None:
     return None if args.max_walltime is None else float(walltime_seconds(args.max_walltime))
 
 
+def _train(prepared: list, comm, args) -> int:
+    """Train on every rank; the exit code. prepared: [cfg, data, held, resume] of
+    :func:`_prepare` (resume None, or what ``gio.read_resumable`` gave), emptied here:
+    the caller keeps no reference to the whole data, the Session only this rank's
+    shard."""
+    cfg, data, held, resume = prepared
+    prepared.clear()
+    session = Session(
+        cfg,
+        comm,
+        data,
+        held,
+        not args.quiet,
+        args.stop_after,
+        resume=resume,
+        max_walltime=_walltime(args),
+    )
+    del data, held
+    return _execute(session, comm)
+
+
 def cmd_train(args) -> int:
     comm = world()
     problem = _stop_problem(args) or other_command(args.config, "train")
@@ -118,25 +139,14 @@ def cmd_train(args) -> int:
     prepared, code = _prepare(comm, load)
     if prepared is None:
         return code
-    cfg, data, held, resume = prepared
+    cfg, resume = prepared[0], prepared[3]
     if resume == gio.COMPLETED:
         if comm.rank == 0:
             print(f"pvmc: {cfg.output.path} is already completed; nothing to do")
         return EXIT_OK
     if comm.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.output.path)), exist_ok=True)
-    session = Session(
-        cfg,
-        comm,
-        data,
-        held,
-        not args.quiet,
-        args.stop_after,
-        resume=resume,
-        max_walltime=_walltime(args),
-    )
-    del prepared, data, held  # every rank keeps only its shard
-    return _execute(session, comm)
+    return _train(prepared, comm, args)
 
 
 def _continued(cfg):
@@ -189,19 +199,7 @@ def cmd_resume(args) -> int:
     prepared, code = _prepare(comm, load)
     if prepared is None:
         return code
-    cfg, data, held, payload = prepared
-    session = Session(
-        cfg,
-        comm,
-        data,
-        held,
-        not args.quiet,
-        args.stop_after,
-        resume=payload,
-        max_walltime=_walltime(args),
-    )
-    del prepared, data, held  # every rank keeps only its shard
-    return _execute(session, comm)
+    return _train(prepared, comm, args)
 
 
 def _write_failed_line(path: str, exc: WriteFailed) -> str:
