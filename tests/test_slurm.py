@@ -464,7 +464,9 @@ def test_requeued_training_job_continues_its_file(site):
         checkpoint="runs/req_train.h5",
         PVMC_COMMAND="train",
         CONFIG="configs/train_chain.yaml",
-        OVERRIDES="training.epochs=1500",
+        # ~25 s of training with a warm cache (1500 epochs, ~4 s, once completed before
+        # the requeue reached it): the requeue must find it running on any machine
+        OVERRIDES="training.epochs=12000",
     )
     assert exit_code(info) == 0, log
     assert "restart 0:" in log and "restart 1:" in log, log
