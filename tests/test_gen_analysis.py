@@ -77,7 +77,6 @@ def test_json_and_log_z_recheck(bas_file, capsys):
 
 
 def test_plots_of_an_image_model(bas_file, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     out_dir = tmp_path / "plots"
     assert main([bas_file, "--plots", str(out_dir)]) == 0
     out = capsys.readouterr().out
@@ -88,7 +87,6 @@ def test_plots_of_an_image_model(bas_file, tmp_path, capsys):
 
 
 def test_deep_belief_net_file(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     rng = np.random.default_rng(1)
     bottom, top = RBM.init("binary", 9, 6, rng, 1.0), RBM.init("binary", 6, 4, rng, 1.0)
     path = _write(
@@ -103,7 +101,6 @@ def test_deep_belief_net_file(tmp_path, capsys):
 
 
 def test_density_plot_of_a_2d_gaussian_model(tmp_path):
-    pytest.importorskip("matplotlib")
     rbm = RBM(
         "gaussian", np.zeros(2), np.array([-1.0, -0.3]), np.array([[1.5, -1.5], [0.6, 0.6]]), 0.8
     )
@@ -157,7 +154,6 @@ def _texts(fig) -> list:
 
 
 def test_filters_share_one_colour_scale_with_its_bar(bas_file, tmp_path, capsys, figures):
-    pytest.importorskip("matplotlib")
     assert main([bas_file, "--plots", str(tmp_path)]) == 0
     fig = figures["bas_filters.png"]
     images = [
@@ -172,7 +168,6 @@ def test_filters_share_one_colour_scale_with_its_bar(bas_file, tmp_path, capsys,
 
 
 def test_the_sample_plot_counts_the_valid_patterns(bas_file, tmp_path, capsys, figures):
-    pytest.importorskip("matplotlib")
     from analysis.generative import N_JUDGED, valid_patterns
     from parallel_vmc.generative import sampling
     from parallel_vmc.generative.datasets import bars_and_stripes
