@@ -8,7 +8,7 @@ from numba.core.runtime import _nrt_python, rtsys
 from parallel_vmc.jit.borrow import borrowed, release
 
 
-@njit
+@njit(cache=True)
 def _fill_through_view(a):
     v = borrowed(a)
     for i in range(v.shape[0]):
@@ -16,7 +16,7 @@ def _fill_through_view(a):
     return v.shape[0], v.strides[0]
 
 
-@njit
+@njit(cache=True)
 def _sum_of_own_scratch(n, rounds):
     owners = (np.empty(n), np.empty(n))
     a, b = borrowed(owners[0]), borrowed(owners[1])

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import make_config
+from numba import njit
 
 from parallel_vmc import wavefunction as wfm
 from parallel_vmc.config.vmc import from_dict
@@ -18,6 +19,7 @@ from parallel_vmc.parallel import SerialComm
 from parallel_vmc.run.driver import Run
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
+from parallel_vmc.wavefunction import pair_jastrow as pj
 
 
 def test_cusps_follow_dimension_and_spins():
@@ -171,10 +173,6 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
     them Metropolis-style (slopes computed at the commit) and half with the proposal's
     gradient, equal the tables rebuilt from the final positions (the distances, and
     the drift read from the slopes)."""
-    from numba import njit
-
-    from parallel_vmc.wavefunction import pair_jastrow as pj
-
     P, D = 5, 2
     rng = np.random.default_rng(11)
     parts = ("rbm", "pade") if law == "pade" else ("rbm", "hard_sphere")
@@ -190,41 +188,51 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
     _, j, _ = wf.kernel_parts()
     x = rng.standard_normal(P * D)
 
-    @njit
-    def walk(theta, j, x, moves, with_drift):
-        cache = pj.new_cache(j, D)
-        pj.refresh(theta, j, cache, x)
-        g = np.zeros(D)
-        for k in range(moves.shape[0]):
-            p = k % P
-            dx = moves[k]
-            if with_drift[k]:
-                pj.add_gradient(theta, j, cache, x, p, D, g)
-            log_q, factor = pj.move_ratio(theta, j, cache, x, p, dx, D)
-            if factor == 0.0:
-                continue
-            if with_drift[k]:
-                pj.add_proposed_gradient(theta, j, cache, x, p, dx, D, g)
-            pj.commit(theta, j, cache, x, p, dx, D, with_drift[k])
-            for d in range(D):
-                x[p * D + d] += dx[d]
-        return cache
-
-    @njit
-    def drift_of_every_particle(theta, j, cache, x):
-        out = np.zeros((P, D))
-        for p in range(P):
-            pj.add_gradient(theta, j, cache, x, p, D, out[p])
-        return out
-
-    cache = walk(theta, j, x, 0.3 * rng.standard_normal((2000, D)), rng.random(2000) < 0.5)
-    fresh = pj.new_cache(j, D)
-    pj.refresh(theta, j, fresh, x)
+    moves, with_drift = 0.3 * rng.standard_normal((2000, D)), rng.random(2000) < 0.5
+    cache, fresh = _walk(theta, j, x, moves, with_drift, P, D)
     n = P * P
     np.testing.assert_array_equal(cache[D : D + n], fresh[D : D + n])  # distances
     np.testing.assert_array_equal(
-        drift_of_every_particle(theta, j, cache, x), drift_of_every_particle(theta, j, fresh, x)
+        _drift_of_every_particle(theta, j, cache, x, P, D),
+        _drift_of_every_particle(theta, j, fresh, x, P, D),
     )
+
+
+@njit(cache=True)
+def _walk(theta, j, x, moves, with_drift, P, D):
+    """The pair part's cache after the committed moves (k, D) of particle k % P, each
+    made with the proposal's gradient where with_drift[k], and a cache built afresh at
+    the final x (P*D,), which is moved along. Both in one compiled function: the same
+    code compiled elsewhere (called from Python, D not a constant) may fuse the
+    distances' multiply-adds in another order, a last-bit difference of no concern."""
+    cache = pj.new_cache(j, D)
+    pj.refresh(theta, j, cache, x)
+    g = np.zeros(D)
+    for k in range(moves.shape[0]):
+        p = k % P
+        dx = moves[k]
+        if with_drift[k]:
+            pj.add_gradient(theta, j, cache, x, p, D, g)
+        log_q, factor = pj.move_ratio(theta, j, cache, x, p, dx, D)
+        if factor == 0.0:
+            continue
+        if with_drift[k]:
+            pj.add_proposed_gradient(theta, j, cache, x, p, dx, D, g)
+        pj.commit(theta, j, cache, x, p, dx, D, with_drift[k])
+        for d in range(D):
+            x[p * D + d] += dx[d]
+    fresh = pj.new_cache(j, D)
+    pj.refresh(theta, j, fresh, x)
+    return cache, fresh
+
+
+@njit(cache=True)
+def _drift_of_every_particle(theta, j, cache, x, P, D):
+    """nabla_p ln psi of the pair part for every particle p, (P, D)."""
+    out = np.zeros((P, D))
+    for p in range(P):
+        pj.add_gradient(theta, j, cache, x, p, D, out[p])
+    return out
 
 
 @pytest.mark.parametrize("method", ["metropolis", "importance"])

@@ -148,6 +148,8 @@ def test_unusable_cache_dir_falls_back_to_a_keyed_temporary_one(tmp_path, monkey
     blocker.write_text("")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker / "cache"))
     monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
+    monkeypatch.setattr(numba.config, "CACHE_LOCATOR_CLASSES", numba.config.CACHE_LOCATOR_CLASSES)
+    monkeypatch.setenv("NUMBA_CACHE_LOCATOR_CLASSES", os.environ["NUMBA_CACHE_LOCATOR_CLASSES"])
     path = jit_cache.configure(d)
     assert os.path.basename(path) == jit_cache.PREFIX + jit_cache.source_hash(d)
     assert os.path.isdir(path) and not path.startswith(str(blocker))
@@ -166,3 +168,50 @@ def test_the_cache_is_never_written_into_the_package(tmp_path):
     home_default = jit_cache.cache_dir(PACKAGE, {})
     assert not os.path.abspath(home_default).startswith(os.path.abspath(PACKAGE))
     assert home_default.startswith(os.path.join(os.path.expanduser("~"), ".cache"))
+
+
+def test_an_edit_changes_the_closure_keys_of_the_modules_above_it_only(tmp_path):
+    """Per-closure keys: an edit of the training recompiles no VMC kernel, an edit of
+    the RBM recompiles the kernels but not the determinants or the random numbers."""
+    d = _copy_sources(tmp_path)
+    before = jit_cache.closure_keys(d)
+    assert set(before) == set(jit_cache.key_modules(d))
+    with open(os.path.join(d, "generative/train.py"), "a") as fh:
+        fh.write("\n# an edit\n")
+    after = jit_cache.closure_keys(d)
+    changed = {rel for rel in before if after[rel] != before[rel]}
+    assert "generative/train.py" in changed
+    assert not changed & {"sampling/kernels.py", "wavefunction/rbm.py", "rng.py"}
+    with open(os.path.join(d, "wavefunction/rbm.py"), "a") as fh:
+        fh.write("\n# an edit\n")
+    again = jit_cache.closure_keys(d)
+    changed = {rel for rel in after if again[rel] != after[rel]}
+    assert {"wavefunction/rbm.py", "wavefunction/compose.py", "sampling/kernels.py"} <= changed
+    assert not changed & {"wavefunction/pair_jastrow.py", "rng.py", "wavefunction/slater.py"}
+
+
+def test_package_kernels_are_cached_by_closure_and_other_functions_by_all_sources(tmp_path):
+    from parallel_vmc.jit import locator
+    from parallel_vmc.sampling import kernels
+
+    keys = jit_cache.closure_keys(PACKAGE)
+    base = os.path.dirname(numba.config.CACHE_DIR)
+    expected = os.path.join(base, locator.CLOSURE_PREFIX + keys["sampling/kernels.py"])
+    assert kernels.run_walkers._cache._cache_path.startswith(expected + os.sep)
+    assert numba.config.CACHE_LOCATOR_CLASSES.split(",")[0].endswith("ClosureCacheLocator")
+    # a function outside the package (a test's, a user's): numba's own locators, in the
+    # directory keyed by every jitted source
+    assert _libm_like._cache._cache_path.startswith(numba.config.CACHE_DIR + os.sep)
+
+
+@numba.njit(cache=True)
+def _libm_like(x):
+    return x + 1.0
+
+
+def test_locator_list_keeps_the_users_and_is_not_repeated():
+    ours = "parallel_vmc.jit.locator.ClosureCacheLocator"
+    default = jit_cache.locator_classes("")
+    assert default.split(",") == [ours] + jit_cache.NUMBA_LOCATORS
+    assert jit_cache.locator_classes(default) == default  # a child inherits it
+    assert jit_cache.locator_classes("my.Locator") == ours + ",my.Locator"

@@ -50,6 +50,8 @@ JIT_NAMES = frozenset(
         "overload",
         "overload_method",
         "register_jitable",
+        "inlined",  # jit/inline.py's decorators
+        "kernel",
     }
 )
 # cheap screen before a module is parsed (parsing is most of the time taken): a jitted
@@ -99,7 +101,9 @@ def _is_jitted(tree: ast.Module) -> bool:
         if isinstance(node, ast.Import):
             imports_numba |= any(a.name.split(".")[0] == "numba" for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            imports_numba |= node.level == 0 and (node.module or "").split(".")[0] == "numba"
+            module = node.module or ""
+            imports_numba |= node.level == 0 and module.split(".")[0] == "numba"
+            imports_numba |= module == "inline" or module.endswith("jit.inline")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             compiles |= any(_jit_head(d) for d in node.decorator_list)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) and node.value:
@@ -150,9 +154,9 @@ def _imported_modules(tree: ast.Module, rel: str, package: str, sources: dict) -
     return found
 
 
-def key_modules(package_dir: str) -> dict:
-    """The modules the jit cache is keyed by: relative path -> source bytes, for every
-    jitted module of the package and the package modules they import, transitively.
+def _import_graph(package_dir: str) -> tuple:
+    """(sources, edges): every module's source bytes by relative path, and for each key
+    module (jitted, or imported by one, transitively) the package modules it imports.
     Parses only the modules that pass the screen and what they reach (~15 ms; no
     module is imported). A module that does not parse is kept, conservatively, but
     not followed: the import of the package must not fail on a stray broken file."""
@@ -175,23 +179,54 @@ def key_modules(package_dir: str) -> dict:
         and _NAMES_JIT.search(src)
         and (tree(rel) is None or _is_jitted(tree(rel)))
     ]
-    key = set()
+    edges = {}
     while todo:
         rel = todo.pop()
-        if rel not in key:
-            key.add(rel)
-            if tree(rel) is not None:
-                todo.extend(_imported_modules(tree(rel), rel, package, sources) - key)
-    return {rel: sources[rel] for rel in sorted(key)}
+        if rel not in edges:
+            found = tree(rel)
+            edges[rel] = set() if found is None else _imported_modules(found, rel, package, sources)
+            todo.extend(edges[rel] - edges.keys())
+    return sources, edges
+
+
+def key_modules(package_dir: str) -> dict:
+    """The modules the jit cache is keyed by: relative path -> source bytes, for every
+    jitted module of the package and the package modules they import, transitively."""
+    sources, edges = _import_graph(package_dir)
+    return {rel: sources[rel] for rel in sorted(edges)}
+
+
+def _digest(modules) -> str:
+    """16 hex digits over the (relative path, source bytes) pairs, in path order."""
+    h = hashlib.sha256()
+    for rel, src in sorted(modules):
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(src).digest())  # fixed length: no ambiguous joins
+    return h.hexdigest()[:16]
+
+
+def closure_keys(package_dir: str) -> dict:
+    """Relative path -> key of every key module: a hash of its own source and of every
+    package module it imports, transitively (its closure). A kernel can only inline or
+    freeze what its closure holds, so an edit outside it cannot make its cached
+    machine code stale: editing ``generative/train.py`` leaves the VMC kernels' keys
+    alone, editing ``wavefunction/rbm.py`` changes the key of every module above it."""
+    sources, edges = _import_graph(package_dir)
+    keys = {}
+    for rel in edges:
+        seen, todo = set(), [rel]
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo.extend(edges.get(m, ()))
+        keys[rel] = _digest((m, sources[m]) for m in seen)
+    return keys
 
 
 def source_hash(package_dir: str) -> str:
     """Hash of the key modules' paths and sources (16 hex digits)."""
-    h = hashlib.sha256()
-    for rel, src in key_modules(package_dir).items():
-        h.update(rel.encode() + b"\0")
-        h.update(hashlib.sha256(src).digest())  # fixed length: no ambiguous joins
-    return h.hexdigest()[:16]
+    return _digest(key_modules(package_dir).items())
 
 
 def cache_dir(package_dir: str, environ=os.environ) -> str:
@@ -233,8 +268,30 @@ def configure(package_dir: str) -> str:
         )
         _usable(path)
     os.environ["NUMBA_CACHE_DIR"] = path  # read by numba when it is imported
+    locators = locator_classes(os.environ.get("NUMBA_CACHE_LOCATOR_CLASSES", ""))
+    os.environ["NUMBA_CACHE_LOCATOR_CLASSES"] = locators
     if "numba" in sys.modules:  # already imported: set it directly
         import numba
 
         numba.config.CACHE_DIR = path
+        numba.config.CACHE_LOCATOR_CLASSES = locators
     return path
+
+
+def locator_classes(current: str) -> str:
+    """numba's list of cache locators with the package's per-closure one first
+    (``locator.py``); current: the list already set (empty: numba's own, in its order).
+    numba versions before the setting existed ignore it."""
+    ours = f"{__package__}.locator.ClosureCacheLocator"
+    rest = [c.strip() for c in current.split(",") if c.strip() and c.strip() != ours]
+    return ",".join([ours] + (rest or NUMBA_LOCATORS))
+
+
+# numba's own locators, in its order (numba.core.caching._CacheImpl)
+NUMBA_LOCATORS = [
+    "UserProvidedCacheLocator",
+    "InTreeCacheLocator",
+    "UserWideCacheLocator",
+    "IPythonCacheLocator",
+    "ZipCacheLocator",
+]

@@ -28,6 +28,8 @@ from ..hamiltonian.compose import external_energy
 from ..hamiltonian.coulomb import coulomb_from_table, coulomb_potential
 from ..hamiltonian.hard_core import overlaps
 from ..jit.borrow import borrowed, release
+from ..jit.inline import kernel
+from ..jit.literal import length
 from ..jit.vector_width import prefer_wide_vectors
 from ..rng import normal, uniform
 from ..wavefunction import compose
@@ -153,7 +155,7 @@ def limit_drift(g, step, a, D):
 @njit(cache=True, inline="always")  # calls with many arrays cost ~100 ns each
 def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
-    D = len(sy.axis_omegas)  # a constant (see SystemParams)
+    D = length(sy.axis_omegas)  # a constant (see SystemParams, jit/literal.py)
     kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
     trap = external_energy(sy.external, x, D)
     inter = 0.0
@@ -165,13 +167,10 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     return kin, trap, inter
 
 
-# error_model="numpy": a division by zero gives inf/nan (which the driver's guards catch)
-# instead of a Python exception. The exception checks blocked LLVM's optimisation of
-# the inlined Jastrow and kinetic-energy code: this made the Padé-Jastrow local energy
-# ~3x cheaper (pvmc bench). A non-finite E_L in production stops the run (driver).
-# fastmath={"contract"} only fuses a * b + c into one FMA (one rounding, no reordering,
-# no assumption about inf or nan): the inlined exponential of a wide hidden layer
-# (fastexp.py) became 30 % cheaper, the fermion move at P = 20 about 7 %.
+# The kernel's flags (jit/inline.py, with their reasons): no Python exceptions
+# (error_model="numpy"; a non-finite E_L in production stops the run, see the driver)
+# and fused multiply-adds (fastmath={"contract"}). The parts' operations it reaches
+# through compose.py are compiled with the same flags and inlined by LLVM.
 @njit(cache=True)
 def run_walkers(sw, theta, parts, sy, walkers, out):
     """Advance every walker by sw.n_sweeps sweeps; accumulate or record estimators.
@@ -185,7 +184,7 @@ def run_walkers(sw, theta, parts, sy, walkers, out):
     sweep_walkers(sw, theta, parts.rbm, parts.pair, parts.antisymmetric, sy, walkers, out)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@kernel
 def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
     """:func:`run_walkers` with the parts by role: r the RBM's parameters
     (``rbm.RBMParams``), j the correlation part's (or None), s the antisymmetric
@@ -202,7 +201,7 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
     )
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, out.obs_spec
     o_rows = out.o_rows
-    P, D = sy.particles, len(sy.axis_omegas)  # D a constant: see SystemParams
+    P, D = sy.particles, length(sy.axis_omegas)  # D a constant: see jit/literal.py
     method, mode, step, n_params = sw.method, sw.mode, sw.step, sw.n_params
     # The shape check keeps a mis-sized buffer from being written out of bounds.
     store_o = (

@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 
 from ..hamiltonian.geometry import pair_distance
+from ..jit.inline import inlined
 from ..runfile import schema as S
 from ..runfile.schema import shell_volumes
 from .obs_layout import (
@@ -81,7 +82,7 @@ def batch_start(b, n_batches, n_samples):
     return (b * n_samples + n_batches - 1) // n_batches
 
 
-@njit(cache=True, inline="always")
+@inlined
 def accumulate(obs, b, x, P, D, e, kin, trap, inter, spec):
     """Add one sample (configuration x of shape (P*D,), local energy e = kin + trap +
     inter) to row b of the accumulator obs (shape (n_batches, width)); spec: a

@@ -17,6 +17,13 @@ a tuple, and in the move loop those atomic counts cost more than the move itself
 removes those counts only around simple code, so the kernel passes borrowed views
 (``borrow.py``) of its arrays.
 
+How they are compiled: the functions below are inlined into the kernel by numba
+(``inline="always"``), and they only call the parts' per-move operations. The RBM's
+and the pair part's are compiled each on its own with the kernel's flags and inlined by
+LLVM (``jit/inline.py``, the decorator ``inlined``): numba's inlining of whole parts
+through this layer was most of a kernel's compile. A new part marks its per-move
+operations so, unless its benchmark says otherwise (the Slater part's, see there).
+
 * ``log_psi(theta, prm, x, D)``: ln |part| at x (for tests and tools);
 * ``new_cache(prm, D)``, ``refresh(theta, prm, cache, x)``: the cache for a walker;
 * ``move_ratio(theta, prm, cache, x, p, dx, D) -> (log_q, factor)``: the part's

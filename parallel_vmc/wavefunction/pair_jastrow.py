@@ -47,6 +47,7 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from ..hamiltonian.geometry import distance, pair_distance
+from ..jit.inline import inlined
 from ..jit.unsigned import u
 from .layout import N_PAIR_KINDS  # antiparallel, parallel
 
@@ -351,7 +352,7 @@ def _rebuild_slopes(theta, prm, cache, D):
             cache[u(ft + p * P + q)] = cache[u(ft + q * P + p)] = fr
 
 
-@njit(cache=True, inline="always")
+@inlined
 def refresh(theta, prm, cache, x):
     """Rebuild both tables for position x (P*D,): O(P^2)."""
     P = prm.n_particles
@@ -365,7 +366,7 @@ def refresh(theta, prm, cache, x):
     _rebuild_slopes(theta, prm, cache, D)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def move_ratio(theta, prm, cache, x, p, dx, D):
     """(2 [J(x') - J(x)], prod_q (f(r'_pq) / f(r_pq))^2) for particle p moved by dx (D,):
     O(P), the old distances from the table. Each law puts its change in one of the two
@@ -387,7 +388,7 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
     return 2.0 * dJ, factor * factor
 
 
-@njit(cache=True, inline="always")
+@inlined
 def add_gradient(theta, prm, cache, x, p, D, out):
     """Add nabla_p J at the current position to out (D,), from the slope table (so this
     may come before or after ``move_ratio``)."""
@@ -401,7 +402,7 @@ def add_gradient(theta, prm, cache, x, p, D, out):
             out[d] += fr * (x[p * D + d] - x[q * D + d])
 
 
-@njit(cache=True, inline="always")
+@inlined
 def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """Add nabla_p J at the proposed position (kept by ``move_ratio``) to out (D,); keeps
     the proposal's u'/r for ``commit``."""
@@ -416,7 +417,7 @@ def add_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
             out[d] += fr * (cache[d] - x[q * D + d])
 
 
-@njit(cache=True, inline="always")
+@inlined
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal's distances and slopes into the tables (row and column p);
     the slopes are computed here unless ``add_proposed_gradient`` did."""
@@ -435,7 +436,7 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
         cache[u(ft + p * P + q)] = cache[u(ft + q * P + p)] = fr
 
 
-@njit(cache=True, inline="always")
+@inlined
 def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     """Add nabla J to grad (P*D,); return sum_p nabla_p^2 J (lap is left alone)."""
     total = 0.0
@@ -452,7 +453,7 @@ def add_grad_lap(theta, prm, cache, x, D, grad, lap):
     return total
 
 
-@njit(cache=True, inline="always")
+@inlined
 def parameter_derivatives(theta, prm, cache, x, D, out):
     """d J / d theta_k into out[offset + k] for every kind k of pair (nothing for a law
     without parameters)."""

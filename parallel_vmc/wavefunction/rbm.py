@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from ..jit.fastexp import exp as fast_exp
+from ..jit.inline import inlined
 from ..rng import normal, uniform
 from .layout import psi_exponent
 
@@ -312,7 +313,7 @@ def new_cache(prm, D):
     return np.empty((8, prm.n_hidden))
 
 
-@njit(cache=True, inline="always")
+@inlined
 def refresh(theta, prm, cache, x):
     """Rebuild the cache for position x (M,) (after a parameter change or a jump)."""
     hidden_preactivations(theta, prm, x, cache, U)
@@ -355,7 +356,7 @@ def wide_hidden_ratio(theta, prm, cache, p, dx, D):
     return (r0 * r1) * (r2 * r3)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def move_ratio(theta, prm, cache, x, p, dx, D):
     """|psi(x')/psi(x)|^2 of this part for particle p moved by dx (D,), as
     (log_q, factor) with the ratio ``exp(log_q) * factor``: the Gaussian in log form,
@@ -389,7 +390,7 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
     return log_q, ratio
 
 
-@njit(cache=True, inline="always")
+@inlined
 def set_gradient(theta, prm, cache, x, p, D, out):
     """d ln psi / d x_p at the current position into out (D,) (the first part: sets)."""
     for d in range(D):
@@ -400,7 +401,7 @@ def set_gradient(theta, prm, cache, x, p, D, out):
             out[d] -= width_shift(theta, prm, d) * x[i]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
     """d ln psi / d x_p at the proposed position x_p + dx into out (D,); call after
     ``move_ratio`` (it fills s' of the proposal, which ``commit`` may then reuse)."""
@@ -414,7 +415,7 @@ def set_proposed_gradient(theta, prm, cache, x, p, dx, D, out):
             out[d] -= width_shift(theta, prm, d) * (x[i] + dx[d])
 
 
-@njit(cache=True, inline="always")
+@inlined
 def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
     """Take the proposal of ``move_ratio`` into the cache (x itself is moved by the
     caller). proposed_gradient_done: s' is already filled."""
@@ -428,7 +429,7 @@ def commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done):
         cache[R, j] = cache[RN, j]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def set_grad_lap(theta, prm, cache, x, D, grad, lap):
     """d_i ln psi into grad (M,) and d_i^2 ln psi into lap (M,); returns 0.0 (this
     part's Laplacian is all in lap)."""
@@ -451,7 +452,7 @@ def set_grad_lap(theta, prm, cache, x, D, grad, lap):
     return 0.0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def parameter_derivatives(theta, prm, cache, x, D, out):
     """d ln psi / d theta of this block into out[offset : offset + M + N + M*N] (and of
     the width shifts into out[width_offset : width_offset + 2])."""
@@ -474,7 +475,7 @@ def parameter_derivatives(theta, prm, cache, x, D, out):
             out[k] -= 0.5 * x[i] * x[i]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def gibbs_sweep(theta, prm, cache, x, h, st):
     """One Gibbs update of all units: h_j | x ~ Bernoulli(s_j), then x | h ~
     Normal(a + W h, sigma_i^2) (``visible_mean_given_hidden``), and the cache rebuilt.
