@@ -12,7 +12,7 @@ machine code keeps the same shape, and a second kernel over the same parts reuse
 Used for the RBM's and the pair part's per-move operations (and the observables'
 accumulation). The Slater part's stay with numba's inlining: compiled on their own, a
 fermion move at P = 6 was ~8 % slower. The kernel passes D as a literal (``literal.py``)
-so that each is compiled for the kernel's dimension, as if inlined.
+so that each is compiled for the kernel's dimension, as if inlined by numba.
 
 A function compiled this way keeps its own flags wherever it is inlined, so every such
 function takes the kernel's: ``error_model="numpy"`` (a division by zero gives inf or

@@ -29,7 +29,7 @@ from ..hamiltonian.coulomb import coulomb_from_table, coulomb_potential
 from ..hamiltonian.hard_core import overlaps
 from ..jit.borrow import borrowed, release
 from ..jit.inline import kernel
-from ..jit.literal import length
+from ..jit.literal import length, plain
 from ..jit.vector_width import prefer_wide_vectors
 from ..rng import normal, uniform
 from ..wavefunction import compose
@@ -157,13 +157,15 @@ def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
     D = length(sy.axis_omegas)  # a constant (see SystemParams, jit/literal.py)
     kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
-    trap = external_energy(sy.external, x, D)
+    # The terms are compiled for any D (plain): their own fastmath flags (the Coulomb
+    # sums reassociate) would order the sums otherwise for a literal D, in the last bit.
+    trap = external_energy(sy.external, x, plain(D))
     inter = 0.0
     if sy.coulomb:
         if j is not None:  # the pair part keeps every r_pq: no square roots here
             inter = coulomb_from_table(jc, compose.pair_distances(j, D), sy.particles)
         else:
-            inter = coulomb_potential(x, sy.particles, D)
+            inter = coulomb_potential(x, sy.particles, plain(D))
     return kin, trap, inter
 
 
