@@ -172,10 +172,31 @@ def compiled_signatures() -> dict:
     return counts
 
 
+_WORKER_SIGNATURES: dict = {}  # with pytest-xdist: the workers' counts, summed
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker: hand this process's counts to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["pvmc_signatures"] = compiled_signatures()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the pytest-xdist controller: add up the counts of a worker that finished."""
+    for module, (compiled, loaded) in (
+        getattr(node, "workeroutput", {}).get("pvmc_signatures", {}).items()
+    ):
+        row = _WORKER_SIGNATURES.setdefault(module, [0, 0])
+        row[0] += compiled
+        row[1] += loaded
+
+
 def pytest_terminal_summary(terminalreporter):
-    """How many kernel signatures this process compiled (each one is seconds to minutes
-    of LLVM with an empty numba cache) and how many it loaded from the cache."""
-    counts = compiled_signatures()
+    """How many kernel signatures this process (or, with pytest-xdist, its workers
+    together) compiled, each seconds to minutes of LLVM with an empty numba cache, and
+    how many it loaded from the cache."""
+    counts = _WORKER_SIGNATURES or compiled_signatures()
     if counts:
         compiled = sum(c for c, _ in counts.values())
         loaded = sum(h for _, h in counts.values())

@@ -4,6 +4,7 @@ outside kernels.py can never bring back a kernel compiled from the old one."""
 
 import os
 import shutil
+import subprocess
 import sys
 
 import numba
@@ -215,3 +216,38 @@ def test_locator_list_keeps_the_users_and_is_not_repeated():
     assert default.split(",") == [ours] + jit_cache.NUMBA_LOCATORS
     assert jit_cache.locator_classes(default) == default  # a child inherits it
     assert jit_cache.locator_classes("my.Locator") == ours + ",my.Locator"
+
+
+def test_every_cache_names_its_data_files_by_key():
+    """The package's kernels and other functions alike (numba creates the cache files
+    through the class that the locator module installed)."""
+    from parallel_vmc.jit.cache_file import KeyedCacheFile
+    from parallel_vmc.sampling import kernels
+
+    assert isinstance(kernels.run_walkers._cache._cache_file, KeyedCacheFile)
+    assert isinstance(_libm_like._cache._cache_file, KeyedCacheFile)
+
+
+_SAVER = """
+import sys
+from parallel_vmc.jit.cache_file import KeyedCacheFile
+path, who = sys.argv[1], sys.argv[2]
+for i in range(150):
+    key = (who, i)
+    KeyedCacheFile(path, "f", "stamp").save(key, ("code of", key))
+"""
+
+
+def test_processes_saving_other_signatures_at_once_never_mix_their_code(tmp_path):
+    """Two processes add 150 signatures each to one function's cache at the same time
+    (numba's own files let one signature's entry point at the other's code): every
+    entry holds its own code, and none is lost (the index is updated under a lock)."""
+    from parallel_vmc.jit.cache_file import KeyedCacheFile
+
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path), who]) for who in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    reader = KeyedCacheFile(str(tmp_path), "f", "stamp")
+    for who in "ab":
+        for i in range(150):
+            assert reader.load((who, i)) == ("code of", (who, i))
+    assert len(list(tmp_path.glob("f.*.nbc"))) == 300

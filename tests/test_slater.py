@@ -33,12 +33,17 @@ class _Serial:
         return buf
 
 
-def fermions(P, D, omega=1.0, interaction="none", hidden=None, **wf):
+NARROW = 4  # hidden units: a narrow layer whatever P. Each layer class (rbm.WIDE_LAYER,
+# WIDEST_LAYER) is a kernel of its own to compile, and the RBM is the identity here
+# (a = b = W = 0); test_parts.py checks the wide layer's code.
+
+
+def fermions(P, D, omega=1.0, interaction="none", hidden=NARROW, **wf):
     """(system, wf, theta at a = b = W = 0, alpha = 1) for P fermions."""
     cfg = from_dict(
         {
             "system": {"particles": P, "dimensions": D, "omega": omega, "interaction": interaction},
-            "wavefunction": {"hidden": hidden or P * D, **wf},
+            "wavefunction": {"hidden": hidden, **wf},
         }
     )
     system = System.from_config(cfg.system)
@@ -283,8 +288,8 @@ def test_the_periodic_rebuild_keeps_the_local_energy():
     to 1e-9 relative, and the rebuilds saw a drift at round-off level."""
     out = []
     for every in (1, 10_000):
-        system, wave, theta = fermions(
-            12, 2, interaction="coulomb", jastrow="pade", determinant_refresh=every
+        system, wave, theta = fermions(  # wide: the kernel of test_cli's P = 6 scan
+            12, 2, interaction="coulomb", hidden=12, determinant_refresh=every
         )
         theta += 0.02 * np.random.default_rng(3).standard_normal(theta.size)
         w = Walkers.start(4, 0, 4, 24, 1.5)

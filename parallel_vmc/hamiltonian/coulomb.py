@@ -8,7 +8,8 @@ from numba import njit
 from .geometry import pair_distance
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+# forceinline: one copy of code that reorders its sums (see jit/inline.py)
+@njit(cache=True, fastmath={"reassoc", "contract"}, forceinline=True)
 def coulomb_potential(x, P, D):
     """sum_{p<q} 1/r_pq for x of shape (P*D,). The sum may be reordered (and
     vectorised); one pair's energy is exact as before."""
@@ -19,7 +20,7 @@ def coulomb_potential(x, P, D):
     return v
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy", forceinline=True)
 def coulomb_from_table(table, offset, P):
     """sum_{p<q} 1/r_pq from a table of the current pair distances, r_pq at
     table[offset + p P + q] (the pair part's cache): the kernel's Coulomb energy where

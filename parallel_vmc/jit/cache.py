@@ -35,6 +35,10 @@ import sys
 import tempfile
 
 PREFIX = "pvmc-sources-"
+# Part of every key: raised when the files in a cache directory change their meaning,
+# so that none written before is read (2: data files named by their key, cache_file.py;
+# a directory of version 1 may hold an index entry that points at another signature).
+CACHE_FORMAT = 2
 # numba's compiling decorators and functions; a module naming one of them (and
 # importing numba) holds jitted code
 JIT_NAMES = frozenset(
@@ -198,7 +202,7 @@ def key_modules(package_dir: str) -> dict:
 
 def _digest(modules) -> str:
     """16 hex digits over the (relative path, source bytes) pairs, in path order."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"format %d\0" % CACHE_FORMAT)
     for rel, src in sorted(modules):
         h.update(rel.encode() + b"\0")
         h.update(hashlib.sha256(src).digest())  # fixed length: no ambiguous joins

@@ -21,6 +21,13 @@ blocked LLVM's optimisation of the inlined Jastrow and kinetic-energy code, ~3x 
 Padé-Jastrow local energy) and ``fastmath={"contract"}`` (only the fusion of a * b + c
 into one FMA: no reordering, no assumption about inf or nan; the vectorised exponential
 of a wide hidden layer 30 % cheaper).
+
+A function that lets LLVM reorder its sums (``fastmath`` with ``"reassoc"``: the Coulomb
+sums, the wide layer's slopes) is ``forceinline`` too, with its own flags: called, it
+exists twice, compiled on its own and again inside the kernel's module, and the two
+copies may sum in other orders. Which copy a kernel called depended on whether the
+kernel had just been compiled or was loaded from the cache: the same run gave other
+last bits the first time than every later time.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ import os
 from numba.core import config
 from numba.core.caching import UserProvidedCacheLocator
 
-from . import cache
+from . import cache, cache_file
+
+cache_file.install()  # before numba creates the first cache (it imports this module then)
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLOSURE_PREFIX = "pvmc-closure-"

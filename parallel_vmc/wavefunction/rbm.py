@@ -247,13 +247,13 @@ def lane_sums(theta, prm, cache, row, i):
     return (g0 + g1) + (g2 + g3), (l0 + l1) + (l2 + l3)
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+# forceinline: one copy of code that reorders its sums (see jit/inline.py)
+@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy", forceinline=True)
 def wide_slopes(theta, prm, cache, x, g_out, l_out):
     """The (g, l) of ``coordinate_slopes`` of every coordinate at the current position
-    into g_out and l_out (M,), for a wide layer: a call of its own (once per local
-    energy; its arguments' reference counts are nothing next to M*N terms) whose
-    sums LLVM may reorder, and so vectorise (one running sum is a chain of dependent
-    additions)."""
+    into g_out and l_out (M,), for a wide layer: a function of its own, whose sums
+    LLVM may reorder, and so vectorise (one running sum is a chain of dependent
+    additions); once per local energy."""
     for i in range(prm.n_visible):
         g_out[i], l_out[i] = running_sums(theta, prm, cache, S, i, 0.0)
         g_out[i] += -(x[i] - visible_bias(theta, prm, i))
