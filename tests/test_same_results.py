@@ -46,7 +46,8 @@ a second run). The cases with the Coulomb energy from positions (quick start, Gi
 Metropolis, SR) now have the bits a cached kernel gave before: the same moves, local
 energies within 2.8e-12 (quick start), 2.6e-15 (Metropolis), 8.5e-13 (Gibbs) and
 5.6e-12 (SR) relative of the previous ones; the Padé-Jastrow and 1D cases kept theirs.
-The SR case is checked only with the BLAS kernels it was recorded with (``SR_BLAS``).
+With other BLAS kernels than it was recorded with (``SR_BLAS``) the SR case compares the
+summary energy and error to ``SR_RTOL`` relative.
 
 Bit fingerprints hold on one floating-point platform: another libm (exp, log, cos) can
 round differently in the last bit and flip an acceptance, and a CPU without FMA rounds
@@ -240,10 +241,12 @@ def blas_kernel() -> str:
     return ",".join(f"{i.get('architecture')}/{i.get('num_threads')}" for i in blas)
 
 
-# The BLAS kernel family and thread count where CURRENT's SR case was taken: OpenBLAS
-# sums O^T O in another order elsewhere (seen: the same moves, the summary energy 6e-14
-# relative from this one), so the SR fingerprint is checked only there.
+# The BLAS kernel family and thread count where CURRENT's SR case was taken. OpenBLAS
+# sums O^T O in another order elsewhere: the same moves, the summary energy 6e-14 and
+# its error 1.6e-13 relative from these (seen), so there the SR case compares those two
+# to SR_RTOL (a changed formula moves them by 1e-6 or more) and not the series' hash.
 SR_BLAS = "Haswell/2"
+SR_RTOL = 1e-11
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -253,7 +256,9 @@ def test_same_bits_as_recorded(tmp_path, name):
             f"fingerprints recorded on another floating-point platform (libm "
             f"{PLATFORM}, here {libm_fingerprint()})"
         )
-    if name == "sr" and blas_kernel() != SR_BLAS:
-        pytest.skip(f"SR fingerprint recorded with BLAS kernels {SR_BLAS}, here {blas_kernel()}")
-    expected = CURRENT[name]
-    assert fingerprint(name, tmp_path / "run.h5") == expected
+    got, expected = fingerprint(name, tmp_path / "run.h5"), CURRENT[name]
+    if name == "sr" and blas_kernel() != SR_BLAS:  # another summation order of O^T O
+        for g, e in zip(got[:2], expected[:2]):
+            assert float.fromhex(g) == pytest.approx(float.fromhex(e), rel=SR_RTOL)
+        return
+    assert got == expected

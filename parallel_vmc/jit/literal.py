@@ -33,7 +33,7 @@ def length(typingctx, t):
 @intrinsic
 def plain(typingctx, n):
     """The integer n typed as a plain intp, not a literal: a function passed it is
-    compiled once for every value (see ``compose.py`` for where this keeps bits)."""
+    compiled once for every value (``sampling/kernels.py`` says where and why)."""
     if not isinstance(n, types.Integer):
         return None
 
