@@ -48,8 +48,8 @@ def build(system: dict, wavefunction: dict | None = None, sampler: dict | None =
 
 def local_energy(sy, wf, theta, x):
     """E_L at x (M,): the kernel's kinetic energy plus the potential."""
-    r, j, s = wf.kernel_parts()
-    kin, _, _ = compose.local_terms_at(theta, r, j, s, x, sy.dimensions)
+    kp = wf.kernel_parts()
+    kin, _, _ = compose.local_terms_at(theta, kp, x, sy.dimensions)
     return kin + potential_energy(x, sy)
 
 
@@ -155,20 +155,20 @@ def test_move_into_the_core_has_ratio_zero_not_nan():
     """The pair factor's ratio of a move to r <= a is 0 (also to r = a exactly), its
     ln psi -inf: never a NaN, whatever error model."""
     _, sy, wf = hard_config(2, 3, 0.5, "hard_sphere")
-    r, j, s = wf.kernel_parts()
+    kp = wf.kernel_parts()
     theta = np.zeros(wf.layout.n_params)
     x = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
     for target in (0.5, 0.3, 0.0, 1.0 - 1e-12):
         dx = np.array([1.0 - target, 0.0, 0.0])  # particle 1 moved to r = target
         if target == 1.0 - 1e-12:
             dx = np.array([1e-12, 0.0, 0.0])  # particle 0 moves by a hair
-            ratio = compose.move_ratio_at(theta, r, j, s, x, 0, dx, 3)
+            ratio = compose.move_ratio_at(theta, kp, x, 0, dx, 3)
             assert 0.0 < ratio < 1.0
             continue
-        ratio = compose.move_ratio_at(theta, r, j, s, x, 1, -dx, 3)
+        ratio = compose.move_ratio_at(theta, kp, x, 1, -dx, 3)
         assert ratio == 0.0
     y = np.array([0.0, 0.0, 0.0, 0.5, 0.0, 0.0])
-    assert compose.log_psi(theta, r, j, s, y, 3) == -np.inf
+    assert compose.log_psi_at(theta, kp, y, 3) == -np.inf
     assert potential_energy(y, sy) == np.inf
 
 
@@ -195,13 +195,13 @@ def test_pair_gradient_and_laplacian_near_the_core():
     RBM x hard-sphere product against finite differences of its ln psi."""
     a, D = 0.2, 3
     _, sy, wf = hard_config(2, D, a, "hard_sphere")
-    r, j, s = wf.kernel_parts()
+    kp = wf.kernel_parts()
     theta = 0.1 * np.random.default_rng(2).standard_normal(wf.layout.n_params)
     direction = np.array([0.6, -0.48, 0.64])
     x = np.concatenate([0.1 * direction, (0.1 - a * 1.01) * direction])
-    kin, grad, _ = compose.local_terms_at(theta, r, j, s, x, D)
+    kin, grad, _ = compose.local_terms_at(theta, kp, x, D)
     h = 2e-5
-    f = lambda y: compose.log_psi(theta, r, j, s, y, D)  # noqa: E731
+    f = lambda y: compose.log_psi_at(theta, kp, y, D)  # noqa: E731
     g_fd, lap_fd = np.empty(6), 0.0
     for i in range(6):
         e = np.zeros(6)

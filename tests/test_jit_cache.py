@@ -191,6 +191,31 @@ def test_an_edit_changes_the_closure_keys_of_the_modules_above_it_only(tmp_path)
     assert not changed & {"wavefunction/pair_jastrow.py", "rng.py", "wavefunction/slater.py"}
 
 
+def test_a_module_that_registers_into_the_generic_slot_is_in_the_kernels_closure(tmp_path):
+    """The kernels reach a generic part through numba overloads its module registers
+    and never import it: an edit to it (or a new such part, even one that compiles
+    nothing itself) changes the kernels' keys, not the training's."""
+    d = _copy_sources(tmp_path)
+    before = jit_cache.closure_keys(d)
+    with open(os.path.join(d, "wavefunction/relative_gaussian.py"), "a") as fh:
+        fh.write("\n# an edit\n")
+    after = jit_cache.closure_keys(d)
+    changed = {rel for rel in before if after[rel] != before[rel]}
+    assert {"sampling/kernels.py", "wavefunction/compose.py"} <= changed
+    assert not changed & {"generative/train.py", "wavefunction/rbm.py"}
+    _write(d, "wavefunction/new_part.py", "from . import generic\n\nX = 1\n")
+    again = jit_cache.closure_keys(d)
+    assert "wavefunction/new_part.py" in again
+    assert again["sampling/kernels.py"] != after["sampling/kernels.py"]
+    # without the declaration in generic.py, the importers are not followed
+    path = os.path.join(d, "wavefunction/generic.py")
+    with open(path) as fh:
+        text = fh.read()
+    with open(path, "w") as fh:
+        fh.write(text.replace("EXTENDED_BY_IMPORTERS = True", "NOT_EXTENDED = True"))
+    assert "wavefunction/new_part.py" not in jit_cache.closure_keys(d)
+
+
 def test_package_kernels_are_cached_by_closure_and_other_functions_by_all_sources(tmp_path):
     from parallel_vmc.jit import locator
     from parallel_vmc.sampling import kernels

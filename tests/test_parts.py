@@ -54,6 +54,7 @@ SELECT = {
         "system": {"interaction": "hard_sphere", "hard_sphere_radius": HARD_SPHERE_RADIUS},
     },
     "slater": {"system": {"statistics": "fermions"}},
+    "relative_gaussian": {"wavefunction": {"extra_factor": "relative_gaussian"}},
 }
 
 
@@ -142,18 +143,29 @@ def slater_reference(wf, theta, x, D):
     return total
 
 
+def relative_gaussian_reference(wf, theta, x, D):
+    """-g sum_{p<q} |x_p - x_q|^2, pair by pair."""
+    g = wf.layout.block(theta, "relative_gaussian_g")[0]
+    pos = x.reshape(-1, D)
+    pairs = itertools.combinations(range(pos.shape[0]), 2)
+    return -g * float(sum(np.sum((pos[p] - pos[q]) ** 2) for p, q in pairs))
+
+
 REFERENCE = {
     "rbm": rbm_reference,
     "widths": widths_reference,
     "pade": pade_reference,
     "hard_sphere": hard_sphere_reference,
     "slater": slater_reference,
+    "relative_gaussian": relative_gaussian_reference,
 }
 
 
 def combinations():
-    """(D, psi, parts) for every registered combination."""
-    optional = [p for p in PARTS if p.name in SELECT]
+    """(D, psi, parts) for every registered combination; a part of the generic slot
+    alone with the RBM and with every other role filled (each combination of parts is a
+    kernel of its own: 25-50 s to compile)."""
+    optional = [p for p in PARTS if p.name in SELECT and p.role != "generic"]
     for D, psi in itertools.product((1, 2, 3), ("sqrt", "full")):
         usable = [p for p in optional if p.min_dimensions <= D]
         for k in range(len(usable) + 1):
@@ -161,6 +173,10 @@ def combinations():
                 names = tuple(p.name for p in chosen)
                 if sum(name in PAIR_PARTS for name in names) <= 1:  # one pair part
                     yield D, psi, ("rbm",) + names
+        for generic in (p.name for p in PARTS if p.role == "generic"):
+            yield D, psi, ("rbm", generic)
+            if D >= 2:
+                yield D, psi, ("rbm", "widths", "pade", "slater", generic)
 
 
 WIDE_COMBOS = (
@@ -212,8 +228,7 @@ def make(D, psi, parts, seed, hidden=NARROW):
 
 
 def log_psi(wf, theta, x, D):
-    r, j, s = wf.kernel_parts()
-    return compose.log_psi(theta, r, j, s, x, D)
+    return compose.log_psi_at(theta, wf.kernel_parts(), x, D)
 
 
 def d1(f, x, i, h=1e-3):
@@ -256,13 +271,13 @@ def test_log_psi_is_the_product_of_the_parts(D, psi, parts, hidden):
 def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts, hidden):
     for seed in range(5):
         wf, theta, x, rng = make(D, psi, parts, seed, hidden)
-        r, j, s = wf.kernel_parts()
+        kp = wf.kernel_parts()
         for p in range(n_particles(D, parts)):
             dx = 0.7 * rng.standard_normal(D)
             y = x.copy()
             y[p * D : (p + 1) * D] += dx
             expected = np.exp(2.0 * (log_psi(wf, theta, y, D) - log_psi(wf, theta, x, D)))
-            got = compose.move_ratio_at(theta, r, j, s, x, p, dx, D)
+            got = compose.move_ratio_at(theta, kp, x, p, dx, D)
             assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -270,9 +285,9 @@ def test_move_ratio_is_the_ratio_of_psi_squared(D, psi, parts, hidden):
 def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts, hidden):
     for seed in range(3):
         wf, theta, x, _ = make(D, psi, parts, seed, hidden)
-        r, j, s = wf.kernel_parts()
+        kp = wf.kernel_parts()
         n = wf.layout.n_params
-        kin, grad, O = compose.local_terms_at(theta, r, j, s, x, D)
+        kin, grad, O = compose.local_terms_at(theta, kp, x, D)
         f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         g_fd = np.array([d1(f, x, i, fd_step(parts)[0]) for i in range(x.size)])
         h, tol = fd_step(parts)
@@ -289,7 +304,7 @@ def test_gradient_kinetic_energy_and_parameter_derivatives(D, psi, parts, hidden
 def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden, with_drift):
     for seed in range(3):
         wf, theta, x, rng = make(D, psi, parts, seed, hidden)
-        r, j, s = wf.kernel_parts()
+        kp = wf.kernel_parts()
         f = lambda y: log_psi(wf, theta, y, D)  # noqa: E731
         for p in range(n_particles(D, parts)):
             dx = 0.5 * rng.standard_normal(D)
@@ -301,14 +316,12 @@ def test_drift_is_grad_ln_psi_and_commit_keeps_the_caches(D, psi, parts, hidden,
                 <= CLEARANCE * HARD_SPHERE_RADIUS
             ):  # no accepted overlap
                 dx = 0.5 * rng.standard_normal(D)
-            g_old, g_new, y, kin, O = compose.move_and_commit_at(
-                theta, r, j, s, x, p, dx, D, with_drift
-            )
+            g_old, g_new, y, kin, O = compose.move_and_commit_at(theta, kp, x, p, dx, D, with_drift)
             moved = x.copy()
             moved[p * D : (p + 1) * D] += dx
             np.testing.assert_array_equal(y, moved)
             coords = range(p * D, (p + 1) * D)
-            kin_fresh, _, O_fresh = compose.local_terms_at(theta, r, j, s, moved, D)
+            kin_fresh, _, O_fresh = compose.local_terms_at(theta, kp, moved, D)
             # Sherman-Morrison's updated inverse differs from a fresh one by ~cond(D)
             # eps: 5e-12 relative seen (D3-full-rbmxwidthsxhard_spherexslater)
             tol = 1e-10 if "slater" in parts else 1e-12

@@ -79,11 +79,11 @@ def test_rbm_density_of_two_particles_in_1d(method, step):
     rng = np.random.default_rng(4)
     system, wf, theta, w = setup(2, 1, 3, 1.0, False, "sqrt", walkers=64)
     theta[:] = 0.6 * rng.standard_normal(theta.size)
-    r, j, s = wf.kernel_parts()
+    kp = wf.kernel_parts()
     grid = np.linspace(-6, 6, 601)
     dens = np.array(
         [
-            [np.exp(2 * wfm.compose.log_psi(theta, r, j, s, np.array([x0, x1]), 1)) for x1 in grid]
+            [np.exp(2 * wfm.compose.log_psi_at(theta, kp, np.array([x0, x1]), 1)) for x1 in grid]
             for x0 in grid
         ]
     )

@@ -68,11 +68,11 @@ def test_closed_shells_without_interaction_are_exact(P, D, omega, method, step):
 
 
 @njit(cache=True)
-def _walk(theta, r, j, s, x, D, n_accept, seed):
+def _walk(theta, r, j, s, e, x, D, n_accept, seed):
     """Metropolis walk under |psi|^2 through the kernel's operations, never rebuilding
     the Slater inverses, until n_accept moves were accepted; returns the cache."""
     np.random.seed(seed)
-    rc, jc, sc = compose.new_caches(theta, r, j, s, x, D)
+    rc, jc, sc, ec = compose.new_caches(theta, r, j, s, e, x, D)
     P = x.shape[0] // D
     dx = np.empty(D)
     accepted, k = 0, 0
@@ -81,9 +81,9 @@ def _walk(theta, r, j, s, x, D, n_accept, seed):
         k += 1
         for d in range(D):
             dx[d] = 1.2 * (np.random.random() - 0.5)
-        log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
+        log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D)
         if np.random.random() < np.exp(log_q) * factor:
-            compose.commit(theta, r, rc, j, jc, s, sc, x, p, dx, D, False)
+            compose.commit(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, False)
             accepted += 1
     return sc
 
@@ -109,11 +109,11 @@ def _numpy_inverse(wave, theta, x, spin):
 def test_sherman_morrison_inverse_after_ten_thousand_accepted_moves(P, D):
     system, wave, theta = fermions(P, D, interaction="coulomb", jastrow="pade")
     theta += 0.02 * np.random.default_rng(P).standard_normal(theta.size)
-    r, j, s = wave.kernel_parts()
+    kp = wave.kernel_parts()
     x = np.random.default_rng(D).standard_normal(P * D) * 1.5
-    sc = _walk(theta, r, j, s, x, D, 10_000, 7)
+    sc = _walk(theta, *kp, x, D, 10_000, 7)
     n = P // 2
-    sl = slater.slots(s, D)
+    sl = slater.slots(kp.antisymmetric, D)
     for spin in (0, 1):
         T = sc[sl[slater.INV] + spin * n * n :][: n * n].reshape(n, n)  # T[k, j] = Dinv[j, k]
         assert np.max(np.abs(T.T - _numpy_inverse(wave, theta, x, spin))) < 1e-9
@@ -122,7 +122,7 @@ def test_sherman_morrison_inverse_after_ten_thousand_accepted_moves(P, D):
 @pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (8, 3)])
 def test_same_spin_exchange_flips_the_sign(P, D):
     system, wave, theta = fermions(P, D)
-    _, _, s = wave.kernel_parts()
+    s = wave.kernel_parts().antisymmetric
     rng = np.random.default_rng(P)
     n = P // 2
     for _ in range(5):
@@ -140,7 +140,7 @@ def test_opposite_spin_exchange_has_no_definite_symmetry():
     electron changes |psi| in general, so psi is neither symmetric nor antisymmetric
     under it (the spin-assigned form of the antisymmetric state)."""
     system, wave, theta = fermions(6, 2)
-    _, _, s = wave.kernel_parts()
+    s = wave.kernel_parts().antisymmetric
     x = np.random.default_rng(1).standard_normal(12)
     y = x.reshape(6, 2).copy()
     y[[0, 5]] = y[[5, 0]]

@@ -158,13 +158,13 @@ def test_s_sums_equal_a_direct_per_sample_accumulation():
     sampler, theta, w = sr_sampler()
     wf = sampler.wf
     n, D = wf.layout.n_params, wf.dimensions
-    r, j, s = wf.kernel_parts()
+    kp = wf.kernel_parts()
     got = np.zeros(estimators.iteration_size(n, True))
     ref_oo, ref_o = np.zeros((n, n)), np.zeros(n)
     for _ in range(50):
         got += sampler.accumulate(theta, w, 1, with_s=True)
         for x in w.positions:
-            O = compose.local_terms_at(theta, r, j, s, x, D)[2]
+            O = compose.local_terms_at(theta, kp, x, D)[2]
             ref_oo += np.outer(O, O)
             ref_o += O
     assert got[estimators.S_COUNT] == 200

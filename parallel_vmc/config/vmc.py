@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..hamiltonian import terms
-from ..wavefunction.layout import PAIR_PARTS
+from ..wavefunction.layout import GENERIC_PARTS, PAIR_PARTS
 from .fields import (
     REQUIRED,
     ConfigDumper,
@@ -122,6 +122,14 @@ SPEC: dict[str, dict[str, Field]] = {
             "null -> hard_sphere with interaction hard_sphere, else none",
             choices=("none",) + PAIR_PARTS,  # the registry's pair parts
             nullable=True,
+        ),
+        "extra_factor": Field(
+            "str",
+            "none",
+            "a further factor of psi beside the others (the generic slot): none, or "
+            "relative_gaussian exp(-g sum_{p<q} r_pq^2), g variational from 0 (not "
+            "with gibbs)",
+            choices=("none",) + GENERIC_PARTS,  # the registry's generic parts
         ),
         "jastrow_beta": Field(
             "float",
@@ -493,6 +501,12 @@ def _check_combinations(cfg: Config) -> None:
                 f"include wavefunction.jastrow: {cfg.wavefunction.jastrow}; "
                 f"allowed: jastrow none with gibbs, or sampler.method "
                 f"metropolis/importance"
+            )
+        if cfg.wavefunction.extra_factor != "none":
+            raise ConfigError(
+                f"sampler.method: gibbs samples the RBM alone and cannot include "
+                f"wavefunction.extra_factor: {cfg.wavefunction.extra_factor}; allowed: "
+                f"extra_factor none with gibbs, or sampler.method metropolis/importance"
             )
         if cfg.wavefunction.variational_widths:
             raise ConfigError(

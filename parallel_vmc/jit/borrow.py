@@ -23,7 +23,10 @@ from numba.extending import intrinsic
 
 @intrinsic
 def borrowed(typingctx, a):
-    """A view of the array a (same type, same data) that owns no reference."""
+    """A view of the array a (same type, same data) that owns no reference; None for
+    None (an absent part's cache)."""
+    if isinstance(a, types.NoneType):
+        return a(a), lambda context, builder, signature, args: context.get_dummy_value()
     if not isinstance(a, types.Array):
         return None
 

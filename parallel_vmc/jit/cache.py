@@ -13,7 +13,9 @@ The key modules are found from the sources, at every import, without importing t
 that holds jitted code (imports numba and decorates or wraps something with one of
 ``JIT_NAMES``), plus every package module those import, transitively (``from .x import
 y``, ``from . import x``, ``from ..x import y``, ``import parallel_vmc.x``, at any depth
-of the file; ``from pkg import sub`` counts the submodule, not ``pkg/__init__``). A
+of the file; ``from pkg import sub`` counts the submodule, not ``pkg/__init__``), and
+every module that imports one which declares ``EXTENDED_BY_IMPORTERS = True`` (it
+registers an implementation there, which kernels reach without importing it). A
 module that nothing jitted imports is not part of the key: editing it cannot change a
 kernel. Not seen: modules imported by computed names (importlib), which jitted code
 must not rely on.
@@ -58,6 +60,10 @@ JIT_NAMES = frozenset(
         "kernel",
     }
 )
+# A module that sets this name to True at its top level is extended by the modules that
+# import it (they register implementations of its functions: numba overloads): its
+# closure holds them, although it does not import them.
+EXTENDED = "EXTENDED_BY_IMPORTERS"
 # cheap screen before a module is parsed (parsing is most of the time taken): a jitted
 # module mentions numba and one of JIT_NAMES
 _NAMES_JIT = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in sorted(JIT_NAMES)) + rb")\b")
@@ -183,14 +189,48 @@ def _import_graph(package_dir: str) -> tuple:
         and _NAMES_JIT.search(src)
         and (tree(rel) is None or _is_jitted(tree(rel)))
     ]
-    edges = {}
+    edges, extended = {}, set()
     while todo:
-        rel = todo.pop()
-        if rel not in edges:
-            found = tree(rel)
-            edges[rel] = set() if found is None else _imported_modules(found, rel, package, sources)
-            todo.extend(edges[rel] - edges.keys())
+        while todo:
+            rel = todo.pop()
+            if rel not in edges:
+                found = tree(rel)
+                edges[rel] = (
+                    set() if found is None else _imported_modules(found, rel, package, sources)
+                )
+                todo.extend(edges[rel] - edges.keys())
+        for target in sorted(edges.keys() - extended):
+            if _extended_by_importers(tree(target)):
+                extended.add(target)
+                importers = _importers(target, sources, tree, package)
+                edges[target] |= importers
+                todo.extend(importers - edges.keys())
     return sources, edges
+
+
+def _extended_by_importers(tree) -> bool:
+    """Does the module set ``EXTENDED_BY_IMPORTERS = True`` at its top level (the
+    modules importing it register implementations of its functions, see
+    ``wavefunction/generic.py``)?"""
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            named = any(isinstance(t, ast.Name) and t.id == EXTENDED for t in node.targets)
+            if named and node.value.value is True:
+                return True
+    return False
+
+
+def _importers(target: str, sources: dict, tree, package: str) -> set:
+    """The package modules that import the module target."""
+    stem = target.rsplit("/", 1)[-1].removesuffix(".py").encode()
+    return {
+        rel
+        for rel, src in sources.items()
+        if rel != target
+        and stem in src  # cheap screen before parsing
+        and tree(rel) is not None
+        and target in _imported_modules(tree(rel), rel, package, sources)
+    }
 
 
 def key_modules(package_dir: str) -> dict:

@@ -153,10 +153,10 @@ def limit_drift(g, step, a, D):
 
 
 @njit(cache=True, inline="always")  # calls with many arrays cost ~100 ns each
-def local_energy(theta, r, rc, j, jc, s, sc, x, sy, grad, lap):
+def local_energy(theta, r, rc, j, jc, s, sc, e, ec, x, sy, grad, lap):
     """(kinetic, trap, interaction) energy of one configuration; E_L is their sum."""
     D = length(sy.axis_omegas)  # a constant (see SystemParams, jit/literal.py)
-    kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap)
+    kin = compose.kinetic_energy(theta, r, rc, j, jc, s, sc, e, ec, x, D, grad, lap)
     # The terms are compiled for any D (plain): their own fastmath flags (the Coulomb
     # sums reassociate) would order the sums otherwise for a literal D, in the last bit.
     trap = external_energy(sy.external, x, plain(D))
@@ -183,16 +183,19 @@ def run_walkers(sw, theta, parts, sy, walkers, out):
     handed on as arguments: numba prunes the branches of an absent (None) part only
     where it is a function's argument.
     """
-    sweep_walkers(sw, theta, parts.rbm, parts.pair, parts.antisymmetric, sy, walkers, out)
+    sweep_walkers(
+        sw, theta, parts.rbm, parts.pair, parts.antisymmetric, parts.generic, sy, walkers, out
+    )
 
 
 @kernel
-def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
+def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
     """:func:`run_walkers` with the parts by role: r the RBM's parameters
     (``rbm.RBMParams``), j the correlation part's (or None), s the antisymmetric
-    part's (or None); numba compiles a version per combination with the branches of
-    absent parts pruned. The arrays are taken out of the tuples once, here: each array
-    taken out of a tuple is reference-counted (see ``compose.py``).
+    part's (or None), e the generic part's (or None); numba compiles a version per
+    combination with the branches of absent parts pruned. The arrays are taken out of
+    the tuples once, here: each array taken out of a tuple is reference-counted (see
+    ``compose.py``).
     """
     prefer_wide_vectors(r.widest)
     X, rng, accepted, inverse_drift = (
@@ -213,21 +216,22 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
     )
     # The per-move code uses borrowed views (see borrow.py): no atomic reference
     # counts however the inlined parts branch. The owners are released at the end.
-    rc0, jc0, sc0 = compose.empty_caches(r, j, s, D)
+    rc0, jc0, sc0, ec0 = compose.empty_caches(r, j, s, e, D)
     owners = (
         rc0,
         jc0,
         sc0,
+        ec0,
         np.empty(4 * D),
         np.empty(2 * X.shape[1]),
         np.empty(r.n_hidden),
         np.empty(n_params),
     )
     rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
-    work = borrowed(owners[3])
+    ec, work = borrowed(owners[3]), borrowed(owners[4])
     g_old, g_new, dx, trial = work[:D], work[D : 2 * D], work[2 * D : 3 * D], work[3 * D :]
-    work_g, work_l = borrowed(owners[4][: X.shape[1]]), borrowed(owners[4][X.shape[1] :])
-    h, O = borrowed(owners[5]), borrowed(owners[6])
+    work_g, work_l = borrowed(owners[5][: X.shape[1]]), borrowed(owners[5][X.shape[1] :])
+    h, O = borrowed(owners[6]), borrowed(owners[7])
     theta = borrowed(theta)
     sqrt_dt = np.sqrt(step)
     store_parts = parts.shape[2] == sw.n_sweeps
@@ -235,7 +239,7 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
     for w in range(X.shape[0]):
         x = borrowed(X[w])
         st = borrowed(rng[w])
-        compose.refresh(theta, r, rc, j, jc, s, sc, x)  # parameters may have changed
+        compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)  # parameters may have changed
         n_acc = 0  # since the last call
         e_sum = 0.0
         b, next_b, wait = 0, 0, 0
@@ -255,7 +259,7 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
                         for d in range(D):
                             dx[d] = step * (uniform(st) - 0.5)
                     else:  # Langevin step along the drift
-                        compose.gradient(theta, r, rc, j, jc, s, sc, x, p, D, g_old)
+                        compose.gradient(theta, r, rc, j, jc, s, sc, e, ec, x, p, D, g_old)
                         if sw.drift_limit > 0.0:
                             limit_drift(g_old, step, sw.drift_limit, D)
                         for d in range(D):
@@ -265,17 +269,21 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
                             trial[d] = x[p * D + d] + dx[d]
                         if overlaps(trial, 0, x, p, sy.hard_core, P, D):
                             continue
-                    log_q, factor = compose.move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D)
+                    log_q, factor = compose.move_ratio(
+                        theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D
+                    )
                     if factor == 0.0:  # psi(x') = 0 (a pair factor's core): rejected
                         continue  # here, no gradient at x' (it diverges there)
                     if method == IMPORTANCE:
-                        compose.proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, g_new)
+                        compose.proposed_gradient(
+                            theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, g_new
+                        )
                         if sw.drift_limit > 0.0:
                             limit_drift(g_new, step, sw.drift_limit, D)
                         log_q = langevin_log_green(log_q, dx, g_old, g_new, step, D)
                     if uniform(st) < np.exp(log_q) * factor:
                         compose.commit(
-                            theta, r, rc, j, jc, s, sc, x, p, dx, D, method == IMPORTANCE
+                            theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, method == IMPORTANCE
                         )
                         n_acc += 1
             if s is not None and (sweep + 1) % s.refresh_every == 0:
@@ -284,10 +292,12 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
                 )
             if mode == THERMALIZE:
                 continue
-            kin, trap, inter = local_energy(theta, r, rc, j, jc, s, sc, x, sy, work_g, work_l)
-            e = kin + (trap + inter)
+            kin, trap, inter = local_energy(
+                theta, r, rc, j, jc, s, sc, e, ec, x, sy, work_g, work_l
+            )
+            e_l = kin + (trap + inter)  # E_L
             if mode == PRODUCE:
-                energies[w, sweep] = e
+                energies[w, sweep] = e_l
                 if store_parts:
                     parts[0, w, sweep] = kin
                     parts[1, w, sweep] = trap
@@ -297,18 +307,18 @@ def sweep_walkers(sw, theta, r, j, s, sy, walkers, out):
                         b += 1
                         next_b = batch_start(b + 1, n_batches, sw.n_total)
                     if wait == 0:
-                        accumulate(obs, b, x, P, D, e, kin, trap, inter, obs_spec)
+                        accumulate(obs, b, x, P, D, e_l, kin, trap, inter, obs_spec)
                         wait = obs_spec.every
                     wait -= 1
             else:
-                e_sum += e
-                compose.parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, O)
+                e_sum += e_l
+                compose.parameter_derivatives(theta, r, rc, j, jc, s, sc, e, ec, x, D, O)
                 # Written out here: as an inlined function it cost one reference
                 # count per sweep (the arrays' arguments, see compose.py).
-                sums[S.S_E2] += e * e
+                sums[S.S_E2] += e_l * e_l
                 for k in range(n_params):
                     sums[S.S_HEADER + k] += O[k]
-                    sums[S.S_HEADER + n_params + k] += e * O[k]
+                    sums[S.S_HEADER + n_params + k] += e_l * O[k]
                 if store_o:  # SR: sum O_k O_l is formed by the caller
                     row = w * sw.n_sweeps + sweep
                     for k in range(n_params):

@@ -7,6 +7,10 @@ Modules:
   hard-sphere (``wavefunction.jastrow: hard_sphere``), one skeleton with two u(r);
 * ``slater.py``: the Slater determinants of fermions (``system.statistics: fermions``,
   P > 2), with their orbital scale;
+* ``relative_gaussian.py``: exp(-g sum_{p<q} r_pq^2), a part of the generic slot
+  (``wavefunction.extra_factor: relative_gaussian``);
+* ``generic.py``: the generic slot, where a part that coexists with all the others
+  registers its operations;
 * ``compose.py``: the part contract and the jitted product of the parts;
 * ``layout.py``: the registry of parts (``PARTS``) and the parameter layout;
 * this file: :class:`WaveFunction`, the fixed description of psi for a run.
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layout import (
+    GENERIC_PARTS,
     N_PAIR_KINDS,
     PAIR_PARTS,
     PARTS,
@@ -55,6 +60,7 @@ def __getattr__(name):
 __all__ = [
     "PARTS",
     "PAIR_PARTS",
+    "GENERIC_PARTS",
     "Part",
     "Block",
     "Layout",
@@ -140,36 +146,19 @@ class WaveFunction:
         )
 
     def kernel_parts(self):
-        """``compose.Parts`` (RBMParams, the pair part's (PadeParams or HardSphereParams)
-        or None, SlaterParams or None): where the parts find their blocks in theta and
-        their fixed numbers, as the kernels take them."""
-        from . import compose, pair_jastrow, rbm, slater
+        """``compose.Parts``: every present part's parameter tuple in the slot of its
+        role (``Part.role``; None where no part fills it), built by the function its
+        registry entry names (``Part.kernel_params``): where the parts find their blocks
+        in theta and their fixed numbers, as the kernels take them. Importing a generic
+        part's module here registers its operations before a kernel is compiled."""
+        import importlib
 
-        lay = self.layout
-        r = rbm.params(
-            lay.part_offset("rbm"),
-            lay.n_visible,
-            lay.n_hidden,
-            self.sigma,
-            self.width_z,
-            self.psi,
-            self.dimensions,
-            lay.part_offset("widths") if "widths" in lay.parts else -1,
-        )
-        j = None
-        if "pade" in lay.parts:
-            j = pair_jastrow.params(lay.part_offset("pade"), self.particles, self.dimensions)
-        if "hard_sphere" in lay.parts:
-            j = pair_jastrow.hard_sphere_params(
-                lay.part_offset("hard_sphere"), self.particles, self.hard_sphere_radius
-            )
-        s = None
-        if "slater" in lay.parts:
-            s = slater.params(
-                lay.part_offset("slater"),
-                self.particles,
-                self.dimensions,
-                self.omega,
-                self.determinant_refresh,
-            )
-        return compose.Parts(r, j, s)
+        from . import compose
+
+        slots = {}
+        for part in self.layout.present():
+            if part.role:
+                module, function = part.kernel_params.rsplit(".", 1)
+                build = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+                slots[part.role] = build(self, self.layout.part_offset(part.name))
+        return compose.Parts(**slots)

@@ -1,28 +1,28 @@
 """psi as a product of parts, composed at compile time.
 
-``psi = RBM x [Padé-Jastrow] x [Slater]``: the RBM part is always there; an optional
-part is passed as its parameter tuple or as ``None``, and numba compiles one version of
+``psi = RBM x [correlation] x [Slater] x [generic]``: the RBM part is always there; an
+optional part is passed as its parameter tuple or as ``None``, and numba compiles one version of
 every function below per combination with the branches of absent parts pruned (so the
 RBM-only kernel pays nothing for the other parts' code). Jitted functions are never passed
 as arguments: that would defeat numba's on-disk cache.
 
-The part contract. Each part module (``rbm.py``, ``pair_jastrow.py``, ``slater.py``)
-provides these
-jitted operations on the flat parameter vector ``theta`` (the part reads its own
-block), its parameter tuple ``prm``, its per-walker ``cache`` (one array) and a flat
-position vector ``x`` (P*D,). Parameter tuples hold scalars only (offsets, sizes, fixed
-numbers) and caches are single arrays: numba reference-counts every array taken out of
-a tuple, and in the move loop those atomic counts cost more than the move itself
-(measured 2.4x). Arrays passed to inlined functions are counted too, and LLVM
-removes those counts only around simple code, so the kernel passes borrowed views
-(``borrow.py``) of its arrays.
+The part contract. Each part module (``rbm.py``, ``pair_jastrow.py``, ``slater.py``, and
+the generic slot's parts through ``generic.py``) provides these jitted operations on the
+flat parameter vector ``theta`` (the part reads its own block), its parameter tuple
+``prm``, its per-walker ``cache`` (one array) and a flat position vector ``x`` (P*D,).
+Parameter tuples hold scalars only (offsets, sizes, fixed numbers) and caches are single
+arrays: numba reference-counts every array taken out of a tuple, and in the move loop
+those atomic counts cost more than the move itself (measured 2.4x). Arrays passed to
+inlined functions are counted too, and LLVM removes those counts only around simple
+code, so the kernel passes borrowed views (``borrow.py``) of its arrays.
 
 How they are compiled: the functions below are inlined into the kernel by numba
 (``inline="always"``), and they only call the parts' per-move operations. The RBM's
 and the pair part's are compiled each on its own with the kernel's flags and inlined by
 LLVM (``jit/inline.py``, the decorator ``inlined``): numba's inlining of whole parts
 through this layer was most of a kernel's compile. A new part marks its per-move
-operations so, unless its benchmark says otherwise (the Slater part's, see there).
+operations so, unless its benchmark says otherwise (the Slater part's, see there). The
+generic slot's operations are numba overloads (``generic.py``), inlined by numba.
 
 * ``log_psi(theta, prm, x, D)``: ln |part| at x (for tests and tools);
 * ``new_cache(prm, D)``, ``refresh(theta, prm, cache, x)``: the cache for a walker;
@@ -39,7 +39,7 @@ operations so, unless its benchmark says otherwise (the Slater part's, see there
 * ``parameter_derivatives(theta, prm, cache, x, D, out)``: d ln psi / d theta of the part's
   block into out[prm.offset : prm.offset + block size].
 
-The parts enter every sum in a fixed order (RBM, Jastrow, Slater). The RBM, always
+The parts enter every sum in a fixed order (RBM, correlation, Slater, generic). The RBM, always
 present and first, writes the outputs (``set_gradient``, ``set_proposed_gradient``,
 ``set_grad_lap``) and every other part adds to them: zeroing the outputs first gave
 LLVM a branch to duplicate the reference counts of the arguments into, which numba
@@ -54,7 +54,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from . import pair_jastrow, rbm, slater
+from . import generic, pair_jastrow, rbm, slater
 
 
 class Parts(NamedTuple):
@@ -63,38 +63,44 @@ class Parts(NamedTuple):
     rbm: the one-body RBM's ``rbm.RBMParams`` (always); pair: the correlation part's
     parameters, ``pair_jastrow.PadeParams`` or ``HardSphereParams`` (the implementation
     of the role is chosen by the type), or None; antisymmetric: the determinants'
-    ``slater.SlaterParams``, or None. Each holds scalars only (see above).
+    ``slater.SlaterParams``, or None; generic: the parameters of a part that coexists
+    with all of these (``generic.py``; its implementation too is chosen by the type), or
+    None. Each holds scalars only (see above).
     """
 
     rbm: object
-    pair: object
-    antisymmetric: object
+    pair: object = None
+    antisymmetric: object = None
+    generic: object = None
 
 
 @njit(cache=True)
-def log_psi(theta, r, j, s, x, D):
-    """ln |psi(x)| for x (P*D,); r: RBM parameters; j: Padé-Jastrow ones or None;
-    s: Slater ones or None."""
+def log_psi(theta, r, j, s, e, x, D):
+    """ln |psi(x)| for x (P*D,); r, j, s, e: the slots of ``Parts``."""
     value = rbm.log_psi(theta, r, x, D)
     if j is not None:
         value += pair_jastrow.log_psi(theta, j, x, D)
     if s is not None:
         value += slater.log_psi(theta, s, x, D)
+    if e is not None:
+        value += generic.log_psi(theta, e, x, D)
     return value
 
 
 @njit(cache=True, inline="always")
-def refresh(theta, r, rc, j, jc, s, sc, x):
+def refresh(theta, r, rc, j, jc, s, sc, e, ec, x):
     """Rebuild every part's cache for position x."""
     rbm.refresh(theta, r, rc, x)
     if j is not None:
         pair_jastrow.refresh(theta, j, jc, x)
     if s is not None:
         slater.refresh(theta, s, sc, x)
+    if e is not None:
+        generic.refresh(theta, e, ec, x)
 
 
 @njit(cache=True, inline="always")
-def move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D):
+def move_ratio(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D):
     """(log_q, factor): |psi(x')/psi(x)|^2 = exp(log_q) * factor for particle p moved
     by dx (D,)."""
     log_q, factor = rbm.move_ratio(theta, r, rc, x, p, dx, D)
@@ -106,43 +112,53 @@ def move_ratio(theta, r, rc, j, jc, s, sc, x, p, dx, D):
         ls, fs = slater.move_ratio(theta, s, sc, x, p, dx, D)
         log_q += ls
         factor *= fs
+    if e is not None:
+        le, fe = generic.move_ratio(theta, e, ec, x, p, dx, D)
+        log_q += le
+        factor *= fe
     return log_q, factor
 
 
 @njit(cache=True, inline="always")
-def gradient(theta, r, rc, j, jc, s, sc, x, p, D, out):
+def gradient(theta, r, rc, j, jc, s, sc, e, ec, x, p, D, out):
     """nabla_p ln psi at x into out (D,): the drift of importance sampling."""
     rbm.set_gradient(theta, r, rc, x, p, D, out)
     if j is not None:
         pair_jastrow.add_gradient(theta, j, jc, x, p, D, out)
     if s is not None:
         slater.add_gradient(theta, s, sc, x, p, D, out)
+    if e is not None:
+        generic.add_gradient(theta, e, ec, x, p, D, out)
 
 
 @njit(cache=True, inline="always")
-def proposed_gradient(theta, r, rc, j, jc, s, sc, x, p, dx, D, out):
+def proposed_gradient(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, out):
     """nabla_p ln psi at the proposal of the last ``move_ratio`` into out (D,)."""
     rbm.set_proposed_gradient(theta, r, rc, x, p, dx, D, out)
     if j is not None:
         pair_jastrow.add_proposed_gradient(theta, j, jc, x, p, dx, D, out)
     if s is not None:
         slater.add_proposed_gradient(theta, s, sc, x, p, dx, D, out)
+    if e is not None:
+        generic.add_proposed_gradient(theta, e, ec, x, p, dx, D, out)
 
 
 @njit(cache=True, inline="always")
-def commit(theta, r, rc, j, jc, s, sc, x, p, dx, D, proposed_gradient_done):
+def commit(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, proposed_gradient_done):
     """Accept the last proposal: every part's cache, then x itself."""
     rbm.commit(theta, r, rc, x, p, dx, D, proposed_gradient_done)
     if j is not None:
         pair_jastrow.commit(theta, j, jc, x, p, dx, D, proposed_gradient_done)
     if s is not None:
         slater.commit(theta, s, sc, x, p, dx, D, proposed_gradient_done)
+    if e is not None:
+        generic.commit(theta, e, ec, x, p, dx, D, proposed_gradient_done)
     for d in range(D):
         x[p * D + d] += dx[d]
 
 
 @njit(cache=True, inline="always")
-def kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap):
+def kinetic_energy(theta, r, rc, j, jc, s, sc, e, ec, x, D, grad, lap):
     """-1/2 (nabla^2 psi)/psi = -1/2 sum_i [ d_i^2 ln psi + (d_i ln psi)^2 ];
     grad, lap: (M,) work arrays (left holding d_i ln psi and the parts' d_i^2 ln psi)."""
     t = rbm.set_grad_lap(theta, r, rc, x, D, grad, lap)
@@ -150,19 +166,23 @@ def kinetic_energy(theta, r, rc, j, jc, s, sc, x, D, grad, lap):
         t += pair_jastrow.add_grad_lap(theta, j, jc, x, D, grad, lap)
     if s is not None:
         t += slater.add_grad_lap(theta, s, sc, x, D, grad, lap)
+    if e is not None:
+        t += generic.add_grad_lap(theta, e, ec, x, D, grad, lap)
     for i in range(x.shape[0]):
         t += lap[i] + grad[i] * grad[i]
     return -0.5 * t
 
 
 @njit(cache=True, inline="always")
-def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
+def parameter_derivatives(theta, r, rc, j, jc, s, sc, e, ec, x, D, out):
     """O_k = d ln psi / d theta_k of every block into out (n_params,)."""
     rbm.parameter_derivatives(theta, r, rc, x, D, out)
     if j is not None:
         pair_jastrow.parameter_derivatives(theta, j, jc, x, D, out)
     if s is not None:
         slater.parameter_derivatives(theta, s, sc, x, D, out)
+    if e is not None:
+        generic.parameter_derivatives(theta, e, ec, x, D, out)
 
 
 # ------------------------------------------------------ what the kernel asks of one part
@@ -171,9 +191,25 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, x, D, out):
 
 
 @njit(cache=True, inline="always")
-def empty_caches(r, j, s, D):
-    """The parts' caches (rc, jc, sc), allocated, not yet filled (see ``refresh``)."""
-    return rbm.new_cache(r, D), pair_jastrow.new_cache(j, D), slater.new_cache(s, D)
+def empty_caches(r, j, s, e, D):
+    """The parts' caches (rc, jc, sc, ec), allocated, not yet filled (see ``refresh``);
+    an absent part's is empty (the generic part's: None, see ``generic_cache``)."""
+    return (
+        rbm.new_cache(r, D),
+        pair_jastrow.new_cache(j, D),
+        slater.new_cache(s, D),
+        generic_cache(e, D),
+    )
+
+
+@njit(cache=True, inline="always")
+def generic_cache(e, D):
+    """The generic part's cache, or None without it: an array, even an empty borrowed
+    one, passed through every inlined operation kept a call to numba's reference count
+    per operation in the fermion kernel (12 % more time per move at P = 6)."""
+    if e is None:
+        return None
+    return generic.new_cache(e, D)
 
 
 @njit(cache=True, inline="always")
@@ -201,15 +237,15 @@ def pair_distances(j, D):
 
 
 @njit(cache=True, inline="always")
-def new_caches(theta, r, j, s, x, D):
-    """Fresh caches (rc, jc, sc) of the parts for position x."""
-    rc, jc, sc = empty_caches(r, j, s, D)
-    refresh(theta, r, rc, j, jc, s, sc, x)
-    return rc, jc, sc
+def new_caches(theta, r, j, s, e, x, D):
+    """Fresh caches (rc, jc, sc, ec) of the parts for position x."""
+    rc, jc, sc, ec = empty_caches(r, j, s, e, D)
+    refresh(theta, r, rc, j, jc, s, sc, e, ec, x)
+    return rc, jc, sc, ec
 
 
 @njit(cache=True)
-def probe(theta, r, j, s, x, p, dx, D, with_drift):
+def probe(theta, r, j, s, e, x, p, dx, D, with_drift):
     """psi at x and after particle p moved by dx (D,), as the kernel computes them.
 
     Stage 0 builds fresh caches at x and takes the local terms there; stage 1 builds
@@ -233,39 +269,44 @@ def probe(theta, r, j, s, x, p, dx, D, with_drift):
     y = x.copy()
     ratio = 0.0
     for stage in range(2):  # one inlined copy of each operation
-        rc, jc, sc = new_caches(theta, r, j, s, x, D)
+        rc, jc, sc, ec = new_caches(theta, r, j, s, e, x, D)
         if stage == 1:
             if with_drift:
-                gradient(theta, r, rc, j, jc, s, sc, y, p, D, g[0])
-            log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, y, p, dx, D)
+                gradient(theta, r, rc, j, jc, s, sc, e, ec, y, p, D, g[0])
+            log_q, factor = move_ratio(theta, r, rc, j, jc, s, sc, e, ec, y, p, dx, D)
             ratio = np.exp(log_q) * factor
             if factor == 0.0:  # psi(x') = 0: the kernel rejects it here, and so stops
                 break  # the probe (row 1 stays NaN, y stays x)
             if with_drift:
-                proposed_gradient(theta, r, rc, j, jc, s, sc, y, p, dx, D, g[1])
-            commit(theta, r, rc, j, jc, s, sc, y, p, dx, D, with_drift)
-        kin[stage] = kinetic_energy(theta, r, rc, j, jc, s, sc, y, D, grad[stage], lap)
-        parameter_derivatives(theta, r, rc, j, jc, s, sc, y, D, O[stage])
+                proposed_gradient(theta, r, rc, j, jc, s, sc, e, ec, y, p, dx, D, g[1])
+            commit(theta, r, rc, j, jc, s, sc, e, ec, y, p, dx, D, with_drift)
+        kin[stage] = kinetic_energy(theta, r, rc, j, jc, s, sc, e, ec, y, D, grad[stage], lap)
+        parameter_derivatives(theta, r, rc, j, jc, s, sc, e, ec, y, D, O[stage])
     return ratio, kin, grad, O, g, y
 
 
-def move_ratio_at(theta, r, j, s, x, p, dx, D):
+def log_psi_at(theta, parts, x, D):
+    """ln |psi(x)| for x (P*D,); parts: ``Parts``."""
+    return log_psi(theta, *parts, x, D)
+
+
+def move_ratio_at(theta, parts, x, p, dx, D):
     """|psi(x')/psi(x)|^2 for particle p moved by dx, as the kernel computes it."""
-    return probe(theta, r, j, s, x, p, np.asarray(dx, dtype=np.float64), D, False)[0]
+    return probe(theta, *parts, x, p, np.asarray(dx, dtype=np.float64), D, False)[0]
 
 
-def move_and_commit_at(theta, r, j, s, x, p, dx, D, with_drift):
+def move_and_commit_at(theta, parts, x, p, dx, D, with_drift):
     """One accepted move as the kernel makes it (see :func:`probe`). Returns
     (nabla_p ln psi at x, at the proposal (both (D,), NaN without the drift), the moved
     x (M,), the kinetic energy and d ln psi / d theta (n_params,) from the caches after
     the commit); n_params = len(theta)."""
     dx = np.asarray(dx, dtype=np.float64)
-    _, kin, _, O, g, y = probe(theta, r, j, s, x, p, dx, D, with_drift)
+    _, kin, _, O, g, y = probe(theta, *parts, x, p, dx, D, with_drift)
     return g[0], g[1], y, kin[1], O[1]
 
 
-def local_terms_at(theta, r, j, s, x, D):
+def local_terms_at(theta, parts, x, D):
     """(kinetic energy, gradient (M,), parameter derivatives (n_params,)) at x;
     n_params = len(theta)."""
-    _, kin, grad, O, _, _ = probe(theta, r, j, s, x, 0, np.zeros(D), D, False)
+    _, kin, grad, O, _, _ = probe(theta, *parts, x, 0, np.zeros(D), D, False)
     return kin[0], grad[0], O[0]

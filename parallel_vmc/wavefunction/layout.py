@@ -28,7 +28,12 @@ class Part:
     name in the summary's product (``product_rank`` orders that product); start(theta,
     layout, scale, rng, beta): sets its block of a fresh theta; stored(wf, theta): the
     (name, value) pairs it stores in the run file's /wavefunction; drift_limit: Umrigar's
-    drift limit it needs (the drift diverges at its nodes or cores; 0: none).
+    drift limit it needs (the drift diverges at its nodes or cores; 0: none); role: the
+    slot of ``compose.Parts`` it fills (one of :data:`ROLES`; empty for a block that
+    another part reads, such as the RBM's widths); kernel_params: "module.function" in
+    this package that builds its parameter tuple for the kernels, called as
+    ``function(wave_function, offset of its block)`` (importing the module compiles
+    nothing).
     """
 
     name: str
@@ -41,7 +46,12 @@ class Part:
     start: object
     stored: object
     drift_limit: float = 0.0
+    role: str = ""
+    kernel_params: str = ""
 
+
+# The slots of compose.Parts: one part at most per role ("rbm" always)
+ROLES = ("rbm", "pair", "antisymmetric", "generic")
 
 # Block sizes the part modules read too (one home: here, numba-free)
 N_PAIR_KINDS = 2  # Padé betas: antiparallel, parallel
@@ -102,6 +112,8 @@ PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
         1,
         _rbm_start,
         _rbm_stored,
+        role="rbm",
+        kernel_params="rbm.kernel_params",
     ),
     Part(
         "widths",
@@ -124,6 +136,8 @@ PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
         3,
         _set_block("jastrow_beta", "beta"),
         lambda wf, theta: list(zip(S.JASTROW_ARRAYS, (wf.layout.betas(theta), wf.cusp))),
+        role="pair",
+        kernel_params="pair_jastrow.pade_kernel_params",
     ),
     Part(
         "hard_sphere",
@@ -136,6 +150,8 @@ PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
         _no_start,
         lambda wf, theta: [],
         drift_limit=1.0,
+        role="pair",
+        kernel_params="pair_jastrow.hard_sphere_kernel_params",
     ),
     Part(
         "slater",
@@ -148,13 +164,30 @@ PARTS = (  # each part's blocks: (name, shape) of its parameters, given (M, N)
         _set_block(S.ORBITAL_SCALE, 1.0),
         lambda wf, theta: list(zip(S.SLATER_ARRAYS, (wf.orbitals(), wf.orbital_scale(theta)))),
         drift_limit=1.0,
+        role="antisymmetric",
+        kernel_params="slater.kernel_params",
+    ),
+    Part(
+        "relative_gaussian",
+        lambda sy, wf: wf.extra_factor == "relative_gaussian",
+        "wavefunction.extra_factor: relative_gaussian",
+        1,
+        lambda M, N: (("relative_gaussian_g", (1,)),),  # relative_gaussian.py
+        "relative Gaussian",
+        5,
+        _no_start,  # g = 0: psi as without it
+        lambda wf, theta: [("relative_gaussian_g", wf.layout.block(theta, "relative_gaussian_g"))],
+        role="generic",
+        kernel_params="relative_gaussian.kernel_params",
     ),
 )
 
 
 # The pair parts: one of them at most (one key, wavefunction.jastrow, selects it); the
 # kernels take the present one in the same argument.
-PAIR_PARTS = ("pade", "hard_sphere")
+PAIR_PARTS = tuple(p.name for p in PARTS if p.role == "pair")
+# The parts of the generic slot: one of them at most (wavefunction.extra_factor)
+GENERIC_PARTS = tuple(p.name for p in PARTS if p.role == "generic")
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,16 @@ def params(offset: int, P: int, D: int) -> PadeParams:
     return PadeParams(offset, P, n_up(P), *cusps(D))
 
 
+def pade_kernel_params(wf, offset: int) -> PadeParams:
+    """The Padé-Jastrow tuple for a ``WaveFunction`` whose block starts at offset."""
+    return params(offset, wf.particles, wf.dimensions)
+
+
+def hard_sphere_kernel_params(wf, offset: int) -> HardSphereParams:
+    """The hard-sphere tuple for a ``WaveFunction`` (offset: where its empty block sits)."""
+    return hard_sphere_params(offset, wf.particles, wf.hard_sphere_radius)
+
+
 @njit(cache=True, inline="always")
 def pair_kind(prm, p, q):
     """0 for an antiparallel pair, 1 for a parallel one."""

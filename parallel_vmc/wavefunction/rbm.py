@@ -80,6 +80,16 @@ WIDEST_LAYER = 32  # from here 512-bit vectors pay (fermions, P = 20, H = 40: 6-
 SATURATED = 1e300  # exp(u) above this counts as infinite: the sigmoid is then 1
 
 
+def kernel_params(wf, offset: int) -> RBMParams:
+    """The RBM's tuple for a ``WaveFunction`` whose RBM block starts at offset (with its
+    variational widths, if present)."""
+    lay = wf.layout
+    widths = lay.part_offset("widths") if "widths" in lay.parts else -1
+    return params(
+        offset, lay.n_visible, lay.n_hidden, wf.sigma, wf.width_z, wf.psi, wf.dimensions, widths
+    )
+
+
 def params(
     offset: int,
     n_visible: int,

@@ -81,6 +81,11 @@ def shell_filling(P: int, D: int) -> str:
     return orbitals_text(quantum_numbers(P // 2, D))
 
 
+def kernel_params(wf, offset: int) -> SlaterParams:
+    """The determinants' tuple for a ``WaveFunction`` whose block starts at offset."""
+    return params(offset, wf.particles, wf.dimensions, wf.omega, wf.determinant_refresh)
+
+
 def params(offset: int, P: int, D: int, omega: float, refresh_every: int) -> SlaterParams:
     n = P // 2
     top = int(quantum_numbers(n, D).sum(axis=1).max())
