@@ -41,14 +41,14 @@ def test_local_energy_stays_finite_at_coalescence(D):
     rng = np.random.default_rng(D)
     wf = wfm.WaveFunction(wfm.Layout(P * D, 3, ("rbm", "pade")), 0.7, "sqrt", P, D)
     theta = wf.layout.initial(0.1, rng, beta=0.7)
-    r_prm, j_prm, s_prm = wf.kernel_parts()
+    kp = wf.kernel_parts()
     centre = rng.standard_normal(D) * 0.3
     direction = rng.standard_normal(D)
     direction /= np.linalg.norm(direction)
     energies = []
     for r in (1e-4, 1e-6, 1e-8):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        kin, _, _ = wfm.compose.local_terms_at(theta, r_prm, j_prm, s_prm, x, D)
+        kin, _, _ = wfm.compose.local_terms_at(theta, kp, x, D)
         inter = coulomb_potential(x, P, D)
         assert inter > 0.99 / r
         energies.append(kin + trap_potential(x, 1.0) + inter)
@@ -185,7 +185,7 @@ def test_pair_tables_after_many_moves_equal_a_fresh_refresh(law):
         hard_sphere_radius=0.05 if law == "hard_sphere" else 0.0,
     )
     theta = wf.layout.initial(0.1, rng, beta=0.7)
-    _, j, _ = wf.kernel_parts()
+    j = wf.kernel_parts().pair
     x = rng.standard_normal(P * D)
 
     moves, with_drift = 0.3 * rng.standard_normal((2000, D)), rng.random(2000) < 0.5

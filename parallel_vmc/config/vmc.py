@@ -126,9 +126,9 @@ SPEC: dict[str, dict[str, Field]] = {
         "extra_factor": Field(
             "str",
             "none",
-            "a further factor of psi beside the others (the generic slot): none, or "
-            "relative_gaussian exp(-g sum_{p<q} r_pq^2), g variational from 0 (not "
-            "with gibbs)",
+            "a further factor of psi in the generic slot, beside the other parts: "
+            "none or a generic part of the registry (not with gibbs; see How to add "
+            "a wave-function part)",
             choices=("none",) + GENERIC_PARTS,  # the registry's generic parts
         ),
         "jastrow_beta": Field(

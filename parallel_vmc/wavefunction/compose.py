@@ -193,23 +193,16 @@ def parameter_derivatives(theta, r, rc, j, jc, s, sc, e, ec, x, D, out):
 @njit(cache=True, inline="always")
 def empty_caches(r, j, s, e, D):
     """The parts' caches (rc, jc, sc, ec), allocated, not yet filled (see ``refresh``);
-    an absent part's is empty (the generic part's: None, see ``generic_cache``)."""
+    an absent part's is empty (the generic part's: None, see below)."""
     return (
         rbm.new_cache(r, D),
         pair_jastrow.new_cache(j, D),
         slater.new_cache(s, D),
-        generic_cache(e, D),
+        # None without a generic part: an array, even an empty borrowed one, passed
+        # through every inlined operation kept a call to numba's reference count per
+        # operation in the fermion kernel (12-16 % more time per move at P = 6)
+        generic.new_cache(e, D),
     )
-
-
-@njit(cache=True, inline="always")
-def generic_cache(e, D):
-    """The generic part's cache, or None without it: an array, even an empty borrowed
-    one, passed through every inlined operation kept a call to numba's reference count
-    per operation in the fermion kernel (12 % more time per move at P = 6)."""
-    if e is None:
-        return None
-    return generic.new_cache(e, D)
 
 
 @njit(cache=True, inline="always")

@@ -9,8 +9,8 @@ for the type of the tuple in the slot (an absent part, None, prunes every call).
 registry (``layout.PARTS``) names the module; ``WaveFunction.kernel_parts`` imports it,
 which registers it, before a kernel is compiled.
 
-The operations are those of the part contract in ``compose.py``, with one difference:
-``new_cache(prm, D)`` is never called with None (``compose`` handles the absent part).
+The operations are those of the part contract in ``compose.py``; ``new_cache(None, D)``
+is None (no part in the slot: no cache, see ``compose.empty_caches``).
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ def _pick(operation: str, prm):
     and reports the missing implementation)."""
     if isinstance(prm, types.BaseNamedTuple):
         return _IMPLEMENTATIONS.get(operation, {}).get(prm.instance_class)
+    return None
+
+
+def _no_cache(prm, D):
+    """The cache of an empty slot. By overload, not by a branch on None in one
+    function: its return type would be Optional(array) where the branch is not pruned."""
     return None
 
 
@@ -113,7 +119,9 @@ def parameter_derivatives(theta, prm, cache, x, D, out):
 # numba checks that an implementation's arguments are named as the typing function's:
 # one typing function per stub, with the stub's names.
 overload(log_psi, inline="always")(lambda theta, prm, x, D: _pick("log_psi", prm))
-overload(new_cache, inline="always")(lambda prm, D: _pick("new_cache", prm))
+overload(new_cache, inline="always")(
+    lambda prm, D: _no_cache if isinstance(prm, types.NoneType) else _pick("new_cache", prm)
+)
 overload(refresh, inline="always")(lambda theta, prm, cache, x: _pick("refresh", prm))
 overload(move_ratio, inline="always")(
     lambda theta, prm, cache, x, p, dx, D: _pick("move_ratio", prm)
