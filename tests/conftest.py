@@ -172,6 +172,30 @@ def compiled_signatures() -> dict:
     return counts
 
 
+# The files that take minutes (kernel compiles, many child processes), heaviest first,
+# run before the others: pytest-xdist's --dist loadfile hands out whole files in
+# collection order, and test_resume.py (6 minutes), collected late, kept one worker busy
+# for 5 minutes after the other had run out of files. A name missing here costs only
+# time.
+HEAVY_FIRST = (
+    "test_resume.py",
+    "test_parts.py",
+    "test_slater.py",
+    "test_cli.py",
+    "test_jobs.py",
+    "test_bosons.py",
+    "test_fuzz_config.py",
+    "test_jastrow.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The files of HEAVY_FIRST first, in that order; every file's tests stay together
+    and in their order."""
+    rank = {name: k for k, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort
+
+
 _WORKER_SIGNATURES: dict = {}  # with pytest-xdist: the workers' counts, summed
 
 

@@ -71,8 +71,8 @@ def test_a_kernel_call_frees_all_it_allocates(nrt_stats):
     from parallel_vmc.sampling import kernels as K
 
     args = build_parser().parse_args(
-        ["bench", "--scan-particles", "6", "--walkers", "2"]
-    )  # the kernel of test_cli's scan, compiled once for both
+        ["bench", "--scan-particles", "6", "-H", "4", "--walkers", "2"]
+    )  # the kernel of test_cli's scan and of test_slater, compiled once for all
     cfg = B._config(args, 6)
     theta, sampler, walkers = P.setup(args, SerialComm(), cfg, P.fermion_setup(cfg, True, True))
     sampler.produce(theta, walkers, 2, components=False)

@@ -319,7 +319,10 @@ int main(int argc, char **argv) {
   return 0;
 }
 """
-SCAN = ("bench", "--scan-particles", "2,6", "--moves", "2e4", "--repeats", "1", "--walkers", "4")
+# -H 4: the P = 6 kernel is then the narrow one that test_slater and test_fermion_report
+# compile too (H = P*D, the scan's default, was a Slater kernel of its own: 60-75 s)
+SCAN = ("bench", "--scan-particles", "2,6", "-H", "4", "--moves", "2e4", "--repeats", "1")
+SCAN += ("--walkers", "4")
 
 
 def scan_rows(stdout: str) -> dict:
@@ -332,11 +335,21 @@ def scan_rows(stdout: str) -> dict:
     return rows
 
 
+def test_bench_scan_hidden_units_default_to_p_times_d():
+    from parallel_vmc.bench import kernel as B
+    from parallel_vmc.cli.main import build_parser
+
+    args = build_parser().parse_args(["bench", "--scan-particles", "2,6,12", "-D", "2"])
+    assert [B._config(args, P).wavefunction.hidden for P in (2, 6, 12)] == [4, 12, 24]
+    args = build_parser().parse_args(["bench", "--scan-particles", "2,6", "-H", "4"])
+    assert [B._config(args, P).wavefunction.hidden for P in (2, 6)] == [4, 4]
+
+
 def test_bench_scan_prints_table_and_growth_exponent():
     res = pvmc(*SCAN)
     assert res.returncode == 0, res.stderr
     rows = scan_rows(res.stdout)
-    assert sorted(rows) == [2, 6] and [r[1] for r in rows.values()] == [4, 12]  # H = P*D
+    assert sorted(rows) == [2, 6] and [r[1] for r in rows.values()] == [4, 4]  # -H 4
     for P, (_, _, ns, cpu, acc, step) in rows.items():  # fermions: step tuned to 50 %
         assert ns > 0 and cpu > 0 and abs(acc - 0.5) < 0.05 and step > 0, (P, rows[P])
     assert "growth exponent of ns/move with P" in res.stdout and ", C " not in res.stdout

@@ -288,9 +288,7 @@ def test_the_periodic_rebuild_keeps_the_local_energy():
     to 1e-9 relative, and the rebuilds saw a drift at round-off level."""
     out = []
     for every in (1, 10_000):
-        system, wave, theta = fermions(  # wide: the kernel of test_cli's P = 6 scan
-            12, 2, interaction="coulomb", hidden=12, determinant_refresh=every
-        )
+        system, wave, theta = fermions(12, 2, interaction="coulomb", determinant_refresh=every)
         theta += 0.02 * np.random.default_rng(3).standard_normal(theta.size)
         w = Walkers.start(4, 0, 4, 24, 1.5)
         e, *_ = Sampler("importance", 0.1, system, wave).produce(theta, w, 300, False)
