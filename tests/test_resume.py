@@ -305,15 +305,19 @@ def test_info_on_a_live_run_in_production_says_where_it_is(tmp_path):
     segment's row holds where the segment started) and suggested a plain srun, which
     may start independent runs. Now the segment says where it started and how far the
     file's records go, the checkpoint line says it is where a resume starts, and the
-    srun is the form `pvmc mpi --srun-option` gives."""
+    srun is the form `pvmc mpi --srun-option` gives. The run is held (SIGSTOP) while
+    `pvmc info` reads it: once, beside another test process, it finished its production
+    before info had started and the stop signal came."""
     cfg = write_config(tmp_path)
     out = tmp_path / "live.h5"
     proc = launch(tmp_path, "run", cfg, "-o", out, "--quiet", ranks=1)
     try:
         assert wait_until(lambda: _production_written(out)[1] > 0, proc, timeout=120)
+        proc.send_signal(signal.SIGSTOP)
         info = pvmc(tmp_path, "info", out, ranks=1)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # taken when it continues
+        proc.send_signal(signal.SIGCONT)
         assert finish(proc) == EXIT_INTERRUPTED
     assert info.returncode == 0, info.stderr
     rows = {line[:14].strip(): line[14:] for line in info.stdout.splitlines()}
