@@ -249,10 +249,31 @@ def world() -> SerialComm:
         from mpi4py import MPI
     except ImportError:
         return SerialComm()
+    if not MPI.Is_initialized():  # imported uninitialised by library_name(False)
+        _initialize(MPI)
     comm = MPI.COMM_WORLD
     if comm.Get_size() == 1:
         return SerialComm()
     return MPIComm(comm)
+
+
+def _initialize(MPI) -> None:
+    """Initialise MPI as mpi4py's import would have (its thread level), and finalise it
+    at exit: in one process, `pvmc info` or `pvmc mpi` (which import mpi4py without
+    initialising MPI) followed by a run, as in-process callers of ``cli.main`` do. Any
+    MPI call before it aborted the process (MPICH: "before initializing")."""
+    import atexit
+
+    import mpi4py
+
+    level = getattr(MPI, "THREAD_" + str(mpi4py.rc.thread_level).upper(), MPI.THREAD_MULTIPLE)
+    MPI.Init_thread(level)
+
+    def finalize() -> None:
+        if not MPI.Is_finalized():
+            MPI.Finalize()
+
+    atexit.register(finalize)
 
 
 def mpi4py_version() -> str:

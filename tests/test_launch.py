@@ -75,6 +75,33 @@ def test_mpi_names_the_library_and_the_srun_option():
     assert option in ("", "--mpi=pmi2", "--mpi=pmix")
 
 
+def test_a_run_after_pvmc_info_in_one_process_initialises_mpi(tmp_path):
+    """`pvmc info` and `pvmc mpi` import mpi4py without initialising MPI; a run after
+    them in the same process (in-process callers of cli.main: info, then resume) used
+    to abort in MPI's first call. In a fresh process, as the order of tests hides it."""
+    script = (
+        "import sys\n"
+        "from parallel_vmc.parallel import library_name, world\n"
+        "library_name(initialize=False)\n"
+        "from mpi4py import MPI\n"
+        "assert not MPI.Is_initialized()\n"
+        "comm = world()\n"
+        "print(comm.size, comm.allreduce_max(2.5), MPI.Is_initialized())\n"
+    )
+    from conftest import subprocess_env
+
+    res = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1", "2.5", "True"]
+
+
 def test_info_progress_follows_the_checkpoint(tmp_path, monkeypatch):
     from conftest import interrupted_run, make_config, run_config
 
