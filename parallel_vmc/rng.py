@@ -41,6 +41,7 @@ PSEUDO_LIKELIHOOD_KEY = (0, 6)  # + (epoch, rank): the bits the stochastic PL fl
 AIS_KEY = (0, 7)  # the AIS runs of the final evaluation (log Z)
 # (0, 8): never used
 DEAL_KEY = (0, 9)  # the deal of the training rows to the mini-batch positions
+DMC_COPY_KEY = (0, 10)  # the root of the streams of the copies DMC's branching makes
 
 
 def seed_sequence(seed: int, key: tuple, *indices: int) -> np.random.SeedSequence:

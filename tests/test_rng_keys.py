@@ -19,6 +19,7 @@ EXPECTED = {
     "PSEUDO_LIKELIHOOD_KEY": ((0, 6), 2),  # + epoch, rank
     "AIS_KEY": ((0, 7), 0),
     "DEAL_KEY": ((0, 9), 0),
+    "DMC_COPY_KEY": ((0, 10), 0),
 }
 
 

@@ -7,10 +7,14 @@ the layout.
 Iteration sums (float64, ``iteration_size``): a header
 
     [count, sum E, sum E^2, walkers, sum of walker means, sum of squared walker means,
-     accepted moves, proposed moves]
+     accepted moves, proposed moves, sum |chi|^2, sum p |chi|^2]
 
 then ``sum O_k`` (n_params), ``sum E O_k`` (n_params) and, for stochastic
 reconfiguration, ``sum O_k O_l`` (n_params^2, row-major). ``O_k = d ln psi / d theta_k``.
+The last two header slots are filled in diffusion mode only:
+chi is the Gaussian part of a proposed move (its displacement less the drift) and p its
+acceptance probability (0 for a move across a node), whence the effective time step
+``tau_eff = tau sum p |chi|^2 / sum |chi|^2`` (``dmc/``).
 
 Production sums (float64, ``PRODUCTION_SIZE``): ``[count, sum E, sum E^2, accepted,
 proposed]`` of the production samples so far.
@@ -23,8 +27,8 @@ import math
 import numpy as np
 
 # Iteration sums: header slots (the kernels index them; numba freezes these globals).
-S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP = range(8)
-S_HEADER = 8
+S_COUNT, S_E, S_E2, S_WALKERS, S_WMEAN, S_WMEAN2, S_ACC, S_PROP, S_CHI2, S_CHI2_ACC = range(10)
+S_HEADER = 10
 
 # Production sums.
 P_COUNT, P_E, P_E2, P_ACC, P_PROP = range(5)

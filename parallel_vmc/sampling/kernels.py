@@ -9,7 +9,12 @@ particle) of every walker, with no Python per step, and, depending on ``mode``:
   d ln psi / d theta, whose products the caller forms with BLAS (``samplers.py``);
 * ``PRODUCE``: stores the local energy of every sweep of every walker (and optionally
   its kinetic, trap and interaction parts) for offline blocking, and adds every sample
-  to the observable accumulators (``observables.py``).
+  to the observable accumulators (``observables.py``);
+* ``DIFFUSE`` (fixed-node diffusion Monte Carlo, importance sampling only): the moves of
+  ``IMPORTANCE`` with a move across a node of psi rejected, the local energy of every
+  sweep stored as in ``PRODUCE``, and the squared Gaussian displacements proposed and
+  accepted (weighted by the acceptance probability) summed for the effective time step.
+  The walkers' weights and branching are the caller's (``dmc/``).
 
 The wave function enters only through ``wavefunction/compose.py`` (its parts are
 composed at compile time), the Hamiltonian through ``system.py``, the packed sums
@@ -39,7 +44,7 @@ from .placement import MAX_PLACEMENTS  # numba-free: the config's packing check 
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 SAMPLER_CODES = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
-THERMALIZE, OPTIMIZE, PRODUCE = 0, 1, 2
+THERMALIZE, OPTIMIZE, PRODUCE, DIFFUSE = 0, 1, 2, 3
 
 
 class Sweeps(NamedTuple):
@@ -242,6 +247,7 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
         compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)  # parameters may have changed
         n_acc = 0  # since the last call
         e_sum = 0.0
+        chi2_sum, chi2_acc = 0.0, 0.0  # DIFFUSE: proposed and accepted sum |chi|^2
         b, next_b, wait = 0, 0, 0
         if n_batches > 0:  # the batch of sweep t0, the sweep that opens the next one,
             b = batch_of(sw.t0, n_batches, sw.n_total)  # and the sweeps until the
@@ -264,6 +270,12 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                             limit_drift(g_old, step, sw.drift_limit, D)
                         for d in range(D):
                             dx[d] = step * g_old[d] + sqrt_dt * normal(st)
+                    chi2 = 0.0
+                    if mode == DIFFUSE:  # chi: the move less its drift
+                        for d in range(D):
+                            chi = dx[d] - step * g_old[d]
+                            chi2 += chi * chi
+                        chi2_sum += chi2
                     if sy.hard_core > 0.0:  # V = inf in an overlap: rejected
                         for d in range(D):  # before psi is even evaluated
                             trial[d] = x[p * D + d] + dx[d]
@@ -274,6 +286,8 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                     )
                     if factor == 0.0:  # psi(x') = 0 (a pair factor's core): rejected
                         continue  # here, no gradient at x' (it diverges there)
+                    if mode == DIFFUSE and compose.crosses_node(s, sc, D):
+                        continue  # fixed node: psi's sign is kept
                     if method == IMPORTANCE:
                         compose.proposed_gradient(
                             theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, g_new
@@ -281,7 +295,10 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                         if sw.drift_limit > 0.0:
                             limit_drift(g_new, step, sw.drift_limit, D)
                         log_q = langevin_log_green(log_q, dx, g_old, g_new, step, D)
-                    if uniform(st) < np.exp(log_q) * factor:
+                    ratio = np.exp(log_q) * factor
+                    if mode == DIFFUSE:
+                        chi2_acc += min(1.0, ratio) * chi2
+                    if uniform(st) < ratio:
                         compose.commit(
                             theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, method == IMPORTANCE
                         )
@@ -296,7 +313,7 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                 theta, r, rc, j, jc, s, sc, e, ec, x, sy, work_g, work_l
             )
             e_l = kin + (trap + inter)  # E_L
-            if mode == PRODUCE:
+            if mode != OPTIMIZE:  # PRODUCE or DIFFUSE
                 energies[w, sweep] = e_l
                 if store_parts:
                     parts[0, w, sweep] = kin
@@ -326,6 +343,8 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
         accepted[w] += n_acc
         sums[S.S_ACC] += n_acc
         sums[S.S_PROP] += sw.n_sweeps * P
+        sums[S.S_CHI2] += chi2_sum
+        sums[S.S_CHI2_ACC] += chi2_acc
         if mode == OPTIMIZE and sw.n_sweeps > 0:
             add_walker_mean(sums, e_sum, sw.n_sweeps)
     release(owners)

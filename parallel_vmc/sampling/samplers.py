@@ -368,3 +368,14 @@ class Sampler:
             n_total,
         )
         return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]
+
+    def diffuse(self, theta, walkers: Walkers, n_sweeps: int):
+        """n_sweeps fixed-node diffusion steps of every walker (``kernels.DIFFUSE``:
+        importance sampling with this sampler's step as the time step, moves across a
+        node rejected). Returns (local_energy (W, n_sweeps), the rank's [accepted,
+        proposed, sum |chi|^2, sum p |chi|^2] (4,))."""
+        e = np.empty((walkers.count, n_sweeps))
+        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
+        self._call(K.DIFFUSE, n_sweeps, theta, walkers.kernel_arrays(), local, e)
+        slots = [estimators.S_ACC, estimators.S_PROP, estimators.S_CHI2, estimators.S_CHI2_ACC]
+        return e, local[slots]

@@ -29,7 +29,11 @@ generic slot's operations are numba overloads (``generic.py``), inlined by numba
 * ``move_ratio(theta, prm, cache, x, p, dx, D) -> (log_q, factor)``: the part's
   ``|psi(x')/psi(x)|^2 = exp(log_q) * factor`` for particle p moved by dx (D,), the
   proposal kept in the cache; a part whose ratio can change sign returns its square as
-  the factor and keeps the sign in its cache;
+  the factor and keeps the sign in its cache (only the antisymmetric role may: the
+  nodes of psi are its nodes);
+* ``proposal_sign(prm, cache, D)`` (the antisymmetric role only): the sign (+1.0 or
+  -1.0) of psi(x')/psi(x) of the last ``move_ratio``; -1 is a move across a node, which
+  fixed-node diffusion rejects;
 * ``add_gradient(theta, prm, cache, x, p, D, out)``: add nabla_p ln psi at x to out (D,);
 * ``add_proposed_gradient(theta, prm, cache, x, p, dx, D, out)``: the same at the proposal;
 * ``commit(theta, prm, cache, x, p, dx, D, proposed_gradient_done)``: accept the proposal
@@ -117,6 +121,15 @@ def move_ratio(theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D):
         log_q += le
         factor *= fe
     return log_q, factor
+
+
+@njit(cache=True, inline="always")
+def crosses_node(s, sc, D):
+    """Whether the proposal of the last ``move_ratio`` changes the sign of psi: only
+    the antisymmetric part's can (the others are positive)."""
+    if s is not None:
+        return slater.proposal_sign(s, sc, D) < 0.0
+    return False
 
 
 @njit(cache=True, inline="always")

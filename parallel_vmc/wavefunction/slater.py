@@ -417,6 +417,13 @@ def move_ratio(theta, prm, cache, x, p, dx, D):
 
 
 @njit(cache=True, inline="always")
+def proposal_sign(prm, cache, D):
+    """The sign of the determinants' ratio R of the last ``move_ratio`` (+1.0 or -1.0;
+    R = 0, a proposal on a node, counts as a crossing)."""
+    return 1.0 if cache[u(slots(prm, D)[SCALARS] + R_SLOT)] > 0.0 else -1.0
+
+
+@njit(cache=True, inline="always")
 def add_gradient(theta, prm, cache, x, p, D, out):
     """Add nabla_p ln|part| at the current position to out (D,)."""
     _, t = spin_row(prm, p, D)

@@ -1,0 +1,65 @@
+"""The DMC energy of one time step, with the population-control bias removed, and its
+extrapolation to zero time step.
+
+Each step t leaves the walkers' weighted mean local energy Ebar(t), their total weight
+W(t) and the trial energy E_T(t) that step used. E_T(t) rises and falls with the
+population, and the factors exp(tau_eff E_T) it multiplied into the weights correlate
+with the energy: a bias of order 1 / population. Reweighting every step by the product
+of the last T_p of those factors undone (Umrigar, Nightingale and Runge 1993, eq. 29),
+
+    Pi(t) = prod_{k=0}^{T_p-1} exp(-tau_eff E_T(t - k)),
+    E = sum_t Pi(t) W(t) Ebar(t) / sum_t Pi(t) W(t),
+
+removes it when T_p is much longer than the energy's correlation time. The error of
+this ratio is that of the mean of its linearisation b(t) (Ebar(t) - E) / mean(b),
+b = Pi W, by blocking (``stats.blocking``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..stats.blocking import blocking
+
+
+def undo_factors(e_trial: np.ndarray, tau_eff: float, window: int, first: int) -> np.ndarray:
+    """ln Pi(t) for t = first .. len(e_trial)-1, up to a constant: minus tau_eff times
+    the sum of the last ``window`` E_T values up to t (fewer at the start of the
+    series). e_trial: (T,) every step's E_T, warm-up included."""
+    c = np.concatenate([[0.0], np.cumsum(e_trial - e_trial.mean())])
+    t = np.arange(first, e_trial.size)
+    lo = np.maximum(t + 1 - window, 0)
+    return -tau_eff * (c[t + 1] - c[lo])
+
+
+def corrected_energy(e_mean, weight, e_trial, tau_eff: float, window: int, first: int):
+    """(energy, error) of the steps first.. of a time step.
+
+    e_mean, weight, e_trial: (T,) per-step Ebar, W and E_T of the whole time step
+    (warm-up first); window: T_p steps (0: no correction); first: the first step
+    counted (the warm-up's end).
+    """
+    e_mean = np.asarray(e_mean, dtype=np.float64)[first:]
+    weight = np.asarray(weight, dtype=np.float64)[first:]
+    log_pi = np.zeros(e_mean.size)
+    if window > 0:
+        log_pi = undo_factors(np.asarray(e_trial, dtype=np.float64), tau_eff, window, first)
+    b = weight * np.exp(log_pi - log_pi.max())
+    energy = float(np.sum(b * e_mean) / np.sum(b))
+    z = b * (e_mean - energy) / b.mean()
+    return energy, float(blocking(z).error)
+
+
+def extrapolate(taus, energies, errors) -> tuple[float, float]:
+    """(E_0, its error): the weighted least-squares line E(tau) = E_0 + a tau through
+    the time steps' energies (one time step: its own energy and error; two: the line
+    through both)."""
+    taus, energies, errors = (np.asarray(v, dtype=np.float64) for v in (taus, energies, errors))
+    if taus.size == 1:
+        return float(energies[0]), float(errors[0])
+    a = np.column_stack([np.ones_like(taus), taus]) / errors[:, None]
+    coef, *_ = np.linalg.lstsq(a, energies / errors, rcond=None)
+    cov = np.linalg.inv(a.T @ a)
+    return float(coef[0]), math.sqrt(cov[0, 0])

@@ -1,0 +1,167 @@
+"""Fixed-node diffusion Monte Carlo (``parallel_vmc/dmc``): the comb against the
+distribution it must draw, the copies' streams, the estimator on series with known
+answers, the exact nodeless energy of two electrons, and walkers that never cross a
+node of the determinants."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make_config  # noqa: F401 - the conftest's path for the imports below
+
+from parallel_vmc import wavefunction as wfm
+from parallel_vmc.dmc import streams
+from parallel_vmc.dmc.estimate import corrected_energy, extrapolate
+from parallel_vmc.dmc.walk import Diffusion, DiffusionUnstable
+from parallel_vmc.dmc.weights import branching_rates, comb
+from parallel_vmc.parallel import SerialComm
+from parallel_vmc.sampling.samplers import Sampler, Walkers
+from parallel_vmc.system import System
+from parallel_vmc.wavefunction import slater
+
+
+def test_the_comb_gives_each_walker_its_weight_in_copies_on_average():
+    """Over u uniform in [0, 1), walker i's mean copy count is its weight w_i (to the
+    sampling error of the u's), the total is the number of teeth in [0, sum w), and a
+    population split over two ranks at any walker gets the copies of one piece."""
+    rng = np.random.default_rng(1)
+    w = rng.exponential(1.0, 40)
+    total = w.sum()
+    us = (np.arange(4000) + 0.5) / 4000  # u on a fine grid: the average is exact to 1/4000
+    copies = np.array([comb(w, 0.0, total, u) for u in us])
+    np.testing.assert_allclose(copies.mean(axis=0), w, atol=2.0 / 4000 * 4)
+    assert all(c.sum() == math.ceil(total - u) for c, u in zip(copies, us))
+    cut = 17
+    mid = w[:cut].sum()
+    for u in us[::97]:
+        split = np.concatenate([comb(w[:cut], 0.0, mid, u), comb(w[cut:], mid, total, u)])
+        assert split.sum() == math.ceil(total - u)
+        assert np.abs(split - comb(w, 0.0, total, u)).sum() <= 2  # a tooth on the cut
+
+
+def test_copy_streams_are_reproducible_and_distinct():
+    key = streams.root_key(7)
+    assert key == streams.root_key(7) and key != streams.root_key(8)
+    a = np.empty((50, 4), dtype=np.uint64)
+    b = np.empty((50, 4), dtype=np.uint64)
+    slots = np.arange(50, dtype=np.int64)
+    streams.fill_copy_states(a, key, np.int64(3), slots)
+    streams.fill_copy_states(b, key, np.int64(3), slots)
+    np.testing.assert_array_equal(a, b)
+    streams.fill_copy_states(b, key, np.int64(4), slots)
+    rows = {tuple(r) for r in np.concatenate([a, b]).tolist()}
+    assert len(rows) == 100  # no two copies (of two steps) share a stream
+    us = [streams.comb_offset(key, np.int64(t)) for t in range(2000)]
+    assert 0.0 <= min(us) and max(us) < 1.0 and abs(np.mean(us) - 0.5) < 4 * 0.29 / 2000**0.5
+
+
+def test_branching_rate_is_cut_at_alpha_sqrt_n_over_tau():
+    s = branching_rates(np.array([3.0, 2.0, 100.0, -100.0]), 3.1, 3.0, 4, 0.01)
+    cut = 0.2 * math.sqrt(4 / 0.01)
+    np.testing.assert_allclose(s, [0.1, 1.1, 0.1 - cut, 0.1 + cut])
+
+
+def test_the_estimator_undoes_the_trial_energy_and_fits_the_line():
+    """A constant E_T leaves the weighted mean; with E_T(t) varying, the weights are
+    multiplied by exp(-tau sum of the last T_p values); the fit recovers a line."""
+    rng = np.random.default_rng(2)
+    e, w = 3.0 + 0.1 * rng.standard_normal(4096), rng.uniform(0.5, 1.5, 4096)
+    got, err = corrected_energy(e, w, np.full(4096, 2.0), 0.01, 50, 96)
+    assert got == pytest.approx(np.sum(w[96:] * e[96:]) / np.sum(w[96:]), rel=1e-12)
+    assert 0.0 < err < 0.01
+    e_t = rng.standard_normal(4096)
+    got, _ = corrected_energy(e, w, e_t, 0.1, 3, 96)
+    pi = np.exp(-0.1 * np.array([e_t[t - 2 : t + 1].sum() for t in range(96, 4096)]))
+    assert got == pytest.approx(np.sum(pi * w[96:] * e[96:]) / np.sum(pi * w[96:]), rel=1e-12)
+    taus = np.array([0.01, 0.02, 0.04])
+    e0, err0 = extrapolate(taus, 3.0 + 0.5 * taus, np.full(3, 1e-3))
+    assert e0 == pytest.approx(3.0, abs=1e-12) and 0.0 < err0 < 3e-3
+    assert extrapolate([0.01], [3.1], [0.2]) == (3.1, 0.2)
+
+
+def two_electrons(beta: float):
+    """(system, wf, theta): P = 2 in 2D, omega = 1, Coulomb; RBM (a = b = W = 0) x
+    Pade-Jastrow with the cusp and the given beta."""
+    system = System(2, 2, 1.0, True)
+    sigma = wfm.exact_sigma(1.0, "sqrt")
+    wf = wfm.WaveFunction(wfm.Layout(4, 2, ("rbm", "pade")), sigma, "sqrt", 2, 2)
+    return system, wf, wf.layout.initial(0.0, np.random.default_rng(3), beta=beta)
+
+
+def test_two_electrons_reach_the_exact_energy_three():
+    """No nodes: DMC converges to the exact 3 (Taut 1993) as tau -> 0, from a trial
+    function whose Jastrow factor is too stiff (VMC ~ 3.07). The line through three
+    time steps must meet 3 within 3 of its error bars + 1e-4 (the issue's bound), and
+    the VMC energy must lie above it by more than 5 error bars."""
+    system, wf, theta = two_electrons(beta=1.2)
+    target = 400
+    walkers = Walkers.start(5, 0, target, 4, wf.sigma, 2)
+    vmc = Sampler("importance", 0.3, system, wf)
+    vmc.thermalize(theta, walkers, 300, SerialComm())
+    e, *_ = vmc.produce(theta, walkers, 400, components=False)
+    key, rows = streams.root_key(11), []
+    for i, tau in enumerate((0.04, 0.02, 0.01)):
+        sampler = Sampler("importance", tau, system, wf, drift_limit=1.0)
+        run = Diffusion(sampler, theta, walkers, SerialComm(), target, e.mean(), key, 1.0, i << 32)
+        run.run(2500)
+        energy, error = run.energy_summary(500, 100)
+        assert run.moves[0] / run.moves[1] > 0.99
+        assert 0.9 * tau < run.tau_eff < tau
+        rows.append((tau, energy, error))
+        walkers = run.walkers
+    e0, err0 = extrapolate(*zip(*rows))
+    assert abs(e0 - 3.0) < 3 * err0 + 1e-4, rows
+    assert err0 < 8e-3  # 400 walkers x 2000 steps; a config's run makes it 2e-4
+    assert e.mean() - 3.0 > 5 * err0, (e.mean(), rows)
+
+
+def test_fixed_node_walkers_never_change_the_sign_of_psi():
+    """Six free fermions in 2D with a large time step, where importance-sampled VMC
+    moves walkers across the nodes of the determinants: in DMC no walker's sign of the
+    Slater part ever changes (the node is rejected), and the energy is the exact 10 of
+    these nodes, the non-interacting ground state's."""
+    from parallel_vmc.config.vmc import from_dict
+    from parallel_vmc.wavefunction import WaveFunction
+
+    cfg = from_dict(
+        {
+            "system": {"particles": 6, "dimensions": 2, "omega": 1.0, "interaction": "none"},
+            "wavefunction": {"hidden": 4},
+        }
+    )
+    system = System.from_config(cfg.system)
+    wf = WaveFunction.from_config(cfg.wavefunction, system)
+    theta = wf.layout.initial(0.0, np.random.default_rng(0))
+    s = wf.kernel_parts().antisymmetric
+
+    def signs(w):
+        return np.array([slater.signed_log_psi(theta, s, x, 2)[1] for x in w.positions])
+
+    flips = {}
+    for mode in ("vmc", "dmc"):
+        w = Walkers.start(3, 0, 64, 12, 1.2)
+        sampler = Sampler("importance", 0.6, system, wf, drift_limit=1.0)
+        before, changed = signs(w), 0
+        for _ in range(40):
+            if mode == "vmc":
+                sampler.produce(theta, w, 1, components=False)
+                now = signs(w)
+            else:
+                e, _ = sampler.diffuse(theta, w, 1)
+                now = signs(w)
+                np.testing.assert_allclose(e, 10.0, rtol=1e-9)
+            changed += int(np.count_nonzero(now != before))
+            before = now
+        flips[mode] = changed
+    assert flips["vmc"] > 0 and flips["dmc"] == 0, flips
+
+
+def test_a_population_out_of_bounds_stops_with_a_clear_error():
+    system, wf, theta = two_electrons(beta=0.4)
+    walkers = Walkers.start(5, 0, 50, 4, wf.sigma, 2)
+    sampler = Sampler("importance", 0.01, system, wf, drift_limit=1.0)
+    run = Diffusion(sampler, theta, walkers, SerialComm(), 400, 3.0, streams.root_key(1))
+    with pytest.raises(DiffusionUnstable, match="left"):
+        run.step()
