@@ -45,6 +45,14 @@ class SerialComm:
         too), on rank 0 in rank order (None elsewhere)."""
         return np.array(block, dtype=np.float64)
 
+    def exchange(self, outgoing: dict, incoming: dict) -> dict:
+        """Point-to-point float64 messages: outgoing {rank: array} sent, incoming
+        {rank: number of elements} received; returns {rank: array}. One rank has no
+        one to exchange with."""
+        if outgoing or incoming:
+            raise ValueError("a single rank exchanges nothing")
+        return {}
+
     def bcast(self, obj):
         return obj
 
@@ -130,6 +138,19 @@ class MPIComm(SerialComm):
             send = [np.ascontiguousarray(block, dtype=np.float64), sizes, offsets, MPI.DOUBLE]
         self.comm.Scatterv(send, out, root=0)
         return out
+
+    def exchange(self, outgoing: dict, incoming: dict) -> dict:
+        """Point-to-point float64 messages, non-blocking, all posted before any
+        wait: outgoing {rank: array} sent, incoming {rank: number of elements}
+        received; returns {rank: array}."""
+        from mpi4py import MPI
+
+        received = {src: np.empty(n) for src, n in incoming.items()}
+        requests = [self.comm.Irecv(buf, source=src, tag=7) for src, buf in received.items()]
+        outgoing = {dst: np.ascontiguousarray(a, dtype=np.float64) for dst, a in outgoing.items()}
+        requests += [self.comm.Isend(a, dest=dst, tag=7) for dst, a in outgoing.items()]
+        MPI.Request.Waitall(requests)
+        return received
 
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0)

@@ -12,10 +12,10 @@ import pytest
 from conftest import make_config  # noqa: F401 - the conftest's path for the imports below
 
 from parallel_vmc import wavefunction as wfm
-from parallel_vmc.dmc import streams
+from parallel_vmc.dmc import balance, streams
 from parallel_vmc.dmc.estimate import corrected_energy, extrapolate
 from parallel_vmc.dmc.walk import Diffusion, DiffusionUnstable
-from parallel_vmc.dmc.weights import branching_rates, comb
+from parallel_vmc.dmc.weights import branching_rate, comb, cutoff, replicate
 from parallel_vmc.parallel import SerialComm
 from parallel_vmc.sampling.samplers import Sampler, Walkers
 from parallel_vmc.system import System
@@ -46,21 +46,60 @@ def test_copy_streams_are_reproducible_and_distinct():
     assert key == streams.root_key(7) and key != streams.root_key(8)
     a = np.empty((50, 4), dtype=np.uint64)
     b = np.empty((50, 4), dtype=np.uint64)
-    slots = np.arange(50, dtype=np.int64)
-    streams.fill_copy_states(a, key, np.int64(3), slots)
-    streams.fill_copy_states(b, key, np.int64(3), slots)
+    c = np.empty((50, 4), dtype=np.uint64)
+    for slot in range(50):
+        streams.fill_copy_state(a[slot], key, 3, slot)
+        streams.fill_copy_state(b[slot], key, 3, slot)
+        streams.fill_copy_state(c[slot], key, 4, slot)
     np.testing.assert_array_equal(a, b)
-    streams.fill_copy_states(b, key, np.int64(4), slots)
-    rows = {tuple(r) for r in np.concatenate([a, b]).tolist()}
+    rows = {tuple(r) for r in np.concatenate([a, c]).tolist()}
     assert len(rows) == 100  # no two copies (of two steps) share a stream
     us = [streams.comb_offset(key, np.int64(t)) for t in range(2000)]
     assert 0.0 <= min(us) and max(us) < 1.0 and abs(np.mean(us) - 0.5) < 4 * 0.29 / 2000**0.5
 
 
 def test_branching_rate_is_cut_at_alpha_sqrt_n_over_tau():
-    s = branching_rates(np.array([3.0, 2.0, 100.0, -100.0]), 3.1, 3.0, 4, 0.01)
-    cut = 0.2 * math.sqrt(4 / 0.01)
-    np.testing.assert_allclose(s, [0.1, 1.1, 0.1 - cut, 0.1 + cut])
+    cut = cutoff(4, 0.01)
+    assert cut == pytest.approx(0.2 * math.sqrt(4 / 0.01))
+    got = [branching_rate(e, 3.1, 3.0, cut) for e in (3.0, 2.0, 100.0, -100.0)]
+    np.testing.assert_allclose(got, [0.1, 1.1, 0.1 - cut, 0.1 + cut])
+
+
+def test_replicated_walkers_keep_their_place_and_only_first_copies_their_stream():
+    copies = np.array([0, 2, 1, 3], dtype=np.int64)
+    x = np.arange(8.0).reshape(4, 2)
+    rng = np.arange(16, dtype=np.uint64).reshape(4, 4)
+    key = streams.root_key(3)
+    nx, nrng, ne = replicate(copies, x, rng, np.array([1.0, 2.0, 3.0, 4.0]), key, 5, 10)
+    np.testing.assert_array_equal(ne, [2.0, 2.0, 3.0, 4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(nx, x[[1, 1, 2, 3, 3, 3]])
+    for j, parent in ((0, 1), (2, 2), (3, 3)):
+        np.testing.assert_array_equal(nrng[j], rng[parent])
+    fresh = np.empty((1, 4), dtype=np.uint64)
+    streams.fill_copy_state(fresh[0], key, 5, 10 + 4)  # the slot of row 4
+    np.testing.assert_array_equal(nrng[4], fresh[0])
+    assert len({tuple(r) for r in nrng.tolist()}) == 6
+
+
+@pytest.mark.parametrize("counts", [[5, 0, 9], [1, 1, 1], [0, 0, 7], [10, 3], [4]])
+def test_the_balancing_plan_evens_out_the_counts_in_global_order(counts):
+    """Every rank ends with total // size or one more walkers, and walker k of the
+    global order (rank 0's first) stays walker k."""
+    size = len(counts)
+    order = np.arange(sum(counts))
+    held = np.split(order, np.cumsum(counts)[:-1])
+    after = []
+    for r in range(size):
+        sends, receives = balance.plan(counts, r)
+        pieces = []
+        for src, n in receives:
+            mine = [(a, b) for dst, a, b in balance.plan(counts, src)[0] if dst == r]
+            assert len(mine) == 1 and mine[0][1] - mine[0][0] == n
+            pieces.append(held[src][mine[0][0] : mine[0][1]])
+        after.append(np.concatenate(pieces) if pieces else np.empty(0, dtype=int))
+    np.testing.assert_array_equal(np.concatenate(after), order)
+    sizes = [a.size for a in after]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
 def test_the_estimator_undoes_the_trial_energy_and_fits_the_line():
@@ -165,3 +204,35 @@ def test_a_population_out_of_bounds_stops_with_a_clear_error():
     run = Diffusion(sampler, theta, walkers, SerialComm(), 400, 3.0, streams.root_key(1))
     with pytest.raises(DiffusionUnstable, match="left"):
         run.step()
+
+
+@pytest.mark.mpi(min_size=2)
+def test_across_ranks_counts_stay_even_e_t_is_common_and_the_energy_agrees():
+    """2 ranks share 400 walkers: after every step the ranks hold counts within one
+    walker, E_T is the same bits on both, and the energy agrees with the exact 3 and
+    with one rank running the whole population."""
+    from parallel_vmc.parallel import world
+
+    comm = world()
+    system, wf, theta = two_electrons(beta=0.4)
+    target, steps, per_rank = 400, 600, 400 // comm.size
+    key = streams.root_key(9)
+
+    def run(c, first, n):
+        walkers = Walkers.start(5, first, n, 4, wf.sigma, 2)
+        Sampler("importance", 0.3, system, wf).thermalize(theta, walkers, 200, c)
+        sampler = Sampler("importance", 0.02, system, wf, drift_limit=1.0)
+        return Diffusion(sampler, theta, walkers, c, target, 3.0, key), walkers
+
+    parallel, _ = run(comm, comm.rank * per_rank, per_rank)
+    for _ in range(steps):
+        parallel.step()
+        counts = comm.comm.allgather(parallel.walkers.count)
+        assert max(counts) - min(counts) <= 1, counts
+        assert len(set(comm.comm.allgather(np.float64(parallel.e_trial).tobytes()))) == 1
+    serial, _ = run(SerialComm(), 0, target)
+    serial.run(steps)
+    e2, err2 = parallel.energy_summary(150, 50)
+    e1, err1 = serial.energy_summary(150, 50)
+    assert abs(e2 - 3.0) < 3 * err2 + 1e-4 and abs(e1 - 3.0) < 3 * err1 + 1e-4, (e1, e2)
+    assert abs(e1 - e2) < 3 * math.hypot(err1, err2)

@@ -1,10 +1,10 @@
-"""Fresh random streams for the copies that branching makes.
+"""Fresh random streams for the copies that branching makes, and the comb's offset.
 
 A copy must not share its parent's stream (the two would make the same moves). The
 copy's xoshiro256** state is drawn from splitmix64 (the generator the xoshiro authors
-recommend for seeding) started at a 64-bit key mixed from the run's root key, the step
-and the copy's slot in the global population: the same on any rank that makes it, so a
-resumed run draws the same streams, and at nanoseconds per copy instead of the
+recommend for seeding) started from a hash of the run's key and the step, combined
+with the copy's slot in the global population: the same on any rank that makes it, so
+a resumed run draws the same streams, and at nanoseconds per copy instead of the
 microseconds of a SeedSequence.
 """
 
@@ -34,19 +34,18 @@ def _splitmix(z):
 
 
 @njit(cache=True)
-def fill_copy_states(states, key, step, slots):
-    """states (n, 4) uint64: the stream of the copy in global slot slots[i] (n,) made
-    at step ``step``: splitmix64 from a hash of (key, step) combined with the slot."""
-    _, h = _splitmix(key ^ np.uint64(step))
-    for i in range(states.shape[0]):
-        z = h ^ np.uint64(slots[i])
-        for k in range(4):
-            z, states[i, k] = _splitmix(z)
+def fill_copy_state(state, key, step, slot):
+    """state (4,) uint64: the stream of the copy in global slot ``slot`` made at
+    ``step``: splitmix64 from a hash of (key, step) combined with the slot."""
+    _, h = _splitmix(np.uint64(key) ^ np.uint64(step))
+    z = h ^ np.uint64(slot)
+    for k in range(4):
+        z, state[k] = _splitmix(z)
 
 
 @njit(cache=True)
 def comb_offset(key, step):
     """The comb's u in [0, 1) at ``step``: the same on every rank (a hash of the key and
-    the step, apart from the copies' streams by the bit flipped in the key)."""
-    _, h = _splitmix(~key ^ np.uint64(step))
+    the step, apart from the copies' streams by the bits flipped in the key)."""
+    _, h = _splitmix(~np.uint64(key) ^ np.uint64(step))
     return np.float64(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)

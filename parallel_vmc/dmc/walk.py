@@ -4,7 +4,8 @@ step after step, with one Allreduce of a packed buffer per step.
 The buffer (float64): [sum w, sum w E_L, sum w E_L^2, walkers, accepted, proposed,
 sum |chi|^2, sum p |chi|^2] followed by every rank's total weight (its own slot filled,
 the others 0): after the Allreduce every rank knows where its walkers lie in the global
-population, which the comb needs, and computes the same E_T, E_est and tau_eff.
+population, which the comb needs, how many each rank holds after it (the balancing's
+plan), and computes the same E_T, E_est and tau_eff.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..sampling.samplers import Sampler, Walkers
-from . import streams
-from .weights import comb, step_log_weights, trial_energy
+from . import balance, streams
+from .weights import comb, cutoff, replicate, reweight, trial_energy
 
 W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC = range(8)
 HEADER = 8
@@ -29,8 +30,8 @@ class DiffusionUnstable(RuntimeError):
 
 @dataclass
 class Series:
-    """Per-step records of a time step (lists of floats): Ebar, W, E_T used, population
-    after the comb, and tau_eff after the step."""
+    """Per-step records of a time step (lists of floats): Ebar, W, the E_T the step
+    used, the global population after the comb, and tau_eff after the step."""
 
     e_mean: list = field(default_factory=list)
     weight: list = field(default_factory=list)
@@ -45,7 +46,8 @@ class Diffusion:
     sampler: an importance ``Sampler`` whose step is tau; walkers: this rank's
     ``Walkers`` (replaced after every comb); target: the total population aimed at;
     e_start: the first E_est and E_T (the VMC energy); key: ``streams.root_key`` of the
-    run; feedback: g of ``weights.trial_energy``.
+    run; feedback: g of ``weights.trial_energy``; stream_base: added to the step in the
+    copies' streams and the comb's offsets (distinct per time step).
     """
 
     def __init__(
@@ -60,17 +62,17 @@ class Diffusion:
         feedback: float = 1.0,
         stream_base: int = 0,
     ):
-        if comm.size > 1:
-            raise NotImplementedError("DMC across ranks needs the walker transfers")
-        self.sampler, self.theta, self.walkers, self.comm = sampler, theta, walkers, comm
+        self.move = sampler.diffusion(theta)
+        self.walkers, self.comm = walkers, comm
         self.tau = sampler.step
+        self.cut = cutoff(sampler.system.particles, self.tau)
         self.target = target
         self.e_est = self.e_trial = float(e_start)
         self.key, self.feedback, self.stream_base = key, feedback, stream_base
-        self.particles = sampler.system.particles
         self.e_prev = None  # (W,) E_L of every walker at its current position
         self.chi2 = np.zeros(2)  # [sum |chi|^2, sum p |chi|^2] of this time step
         self.moves = np.zeros(2)  # [accepted, proposed]
+        self.e_sum = 0.0  # of the steps' Ebar: E_est is their mean
         self.series = Series()
 
     @property
@@ -82,36 +84,34 @@ class Diffusion:
             self.step()
 
     def step(self) -> None:
-        """Diffuse, reweight, reduce, comb: one step of every walker."""
-        e, moves = self.sampler.diffuse(self.theta, self.walkers, 1)
+        """Diffuse, reweight, reduce, comb, balance: one step of every walker."""
+        e, moves = self.move(self.walkers)
+        e = e[:, 0]
         if self.e_prev is None:  # the first step: E_L before it is that after it
-            self.e_prev = e[:, 0].copy()
-        log_w = step_log_weights(
-            self.e_prev, e, self.e_trial, self.e_est, self.particles, self.tau, self.tau_eff
-        )[:, 0]
-        w = np.exp(log_w)
-        g = self.comm.allreduce_sum(self._packed(w, e[:, 0], moves))
+            self.e_prev = e
+        w = np.ones(e.size)
+        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, self.tau_eff, w)
+        g = self.comm.allreduce_sum(self._packed(w, e, moves))
         self._check(g, e)
         self.moves += g[[ACC, PROP]]
         self.chi2 += g[[CHI2, CHI2_ACC]]
-        total = g[W_SUM]
-        e_mean = g[WE_SUM] / total
         s = self.series
-        s.e_mean.append(e_mean)
-        s.weight.append(total)
+        s.e_mean.append(g[WE_SUM] / g[W_SUM])
+        s.weight.append(g[W_SUM])
         s.e_trial.append(self.e_trial)
         s.tau_eff.append(self.tau_eff)
-        self.e_est = float(np.mean(s.e_mean))  # the running estimate
-        self.e_trial = trial_energy(self.e_est, total, self.target, self.tau_eff, self.feedback)
-        self._comb(w, e[:, 0], g)
-        s.population.append(self.global_count)
+        self.e_sum += s.e_mean[-1]
+        self.e_est = self.e_sum / len(s.e_mean)  # the running estimate
+        self.e_trial = trial_energy(self.e_est, g[W_SUM], self.target, self.tau_eff, self.feedback)
+        self._branch(w, e, g)
 
     def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
-        buf[W_SUM], buf[WE_SUM], buf[WE2_SUM] = w.sum(), (w * e).sum(), (w * e * e).sum()
+        we = w * e
+        buf[W_SUM], buf[WE_SUM], buf[WE2_SUM] = w.sum(), we.sum(), (we * e).sum()
         buf[COUNT] = w.size
         buf[ACC:HEADER] = moves
-        buf[HEADER + self.comm.rank] = w.sum()
+        buf[HEADER + self.comm.rank] = buf[W_SUM]
         return buf
 
     def _check(self, g, e) -> None:
@@ -125,28 +125,40 @@ class Diffusion:
                 f"did not hold it; more walkers or a smaller time step"
             )
 
-    def _comb(self, w, e, g) -> None:
-        """Replace the walkers by the comb's copies, each of weight 1; every copy but
-        the first of a walker gets a fresh stream."""
-        weights = g[HEADER:]
-        start = float(weights[: self.comm.rank].sum())
-        end = start + float(weights[self.comm.rank])
+    def _branch(self, w, e, g) -> None:
+        """Replace the walkers by the comb's copies (each of weight 1, fresh streams
+        for all but a walker's first copy), then even out the ranks' counts."""
+        totals = g[HEADER:]
+        ends = np.cumsum(totals)  # exact sums of one nonzero each: the same everywhere
+        starts = np.concatenate([[0.0], ends[:-1]])
         step = self.stream_base + len(self.series.e_mean)
         u = streams.comb_offset(self.key, step)
-        copies = comb(w, start, end, u)
-        keep = np.repeat(np.arange(w.size), copies)
-        first_slot = math.ceil(start - u)
-        fresh = np.ones(keep.size, dtype=bool)
-        fresh[np.cumsum(copies)[copies > 0] - copies[copies > 0]] = False  # first copies
-        old = self.walkers
-        rng = old.rng[keep]
-        slots = first_slot + np.flatnonzero(fresh)
-        new_states = np.empty((slots.size, 4), dtype=np.uint64)
-        streams.fill_copy_states(new_states, self.key, np.int64(step), slots.astype(np.int64))
-        rng[fresh] = new_states
-        self.walkers = Walkers(old.positions[keep], rng, old.accepted[keep], old.stuck[keep])
-        self.e_prev = e[keep]
-        self.global_count = int(math.ceil(g[W_SUM] - u))  # teeth in [0, total)
+        r = self.comm.rank
+        copies = comb(w, starts[r], ends[r], u)
+        x, rng, e_new = replicate(
+            copies,
+            self.walkers.positions,
+            self.walkers.rng,
+            e,
+            self.key,
+            step,
+            math.ceil(starts[r] - u),
+        )
+        counts = np.ceil(ends - u) - np.ceil(starts - u)
+        self.series.population.append(int(counts.sum()))
+        if self.comm.size > 1:
+            x, rng, e_new = self._balanced(counts, x, rng, e_new)
+        self.walkers = Walkers(x, rng)
+        self.e_prev = e_new
+
+    def _balanced(self, counts, x, rng, e):
+        """(x, rng, e) after ``balance.rebalance``: a walker travels as one row of
+        float64 (its coordinates, E_L and its stream's bits)."""
+        m = x.shape[1]
+        rows = np.concatenate([x, e[:, None], rng.view(np.float64)], axis=1)
+        rows = balance.rebalance(self.comm, counts.astype(np.int64), rows)
+        rng = np.ascontiguousarray(rows[:, m + 1 :]).view(np.uint64)
+        return np.ascontiguousarray(rows[:, :m]), rng, rows[:, m].copy()
 
     def energy_summary(self, first: int, window: int) -> tuple[float, float]:
         """(energy, error) of the steps from ``first`` on (``estimate.corrected_energy``

@@ -11,6 +11,10 @@ energies near a node without a bias that grows with the particle number P. The t
 energy ``E_T = E_est - ln(W / W_target) / (g tau_eff)`` steers the total weight W back
 to its target within about g steps (g = 1: at once), and is computed from the global
 totals, so it is the same on every rank.
+
+The per-walker work of a step is jitted (one call each, no Python per walker): it runs
+every step on every walker, and in numpy its dozen temporary arrays cost as much as the
+moves of a small system.
 """
 
 from __future__ import annotations
@@ -18,25 +22,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
+
+from .streams import fill_copy_state
 
 CUTOFF_ALPHA = 0.2  # Zen et al.'s alpha
 
 
-def branching_rates(e_l, e_t: float, e_est: float, particles: int, tau: float) -> np.ndarray:
-    """S(R) for local energies e_l (any shape): see the module's docstring."""
-    cut = CUTOFF_ALPHA * math.sqrt(particles / tau)
-    d = e_est - np.asarray(e_l, dtype=np.float64)
-    return (e_t - e_est) + np.sign(d) * np.minimum(cut, np.abs(d))
+@njit(cache=True)
+def branching_rate(e_l, e_t, e_est, cut):
+    """S(R) of one local energy e_l, cut = alpha sqrt(P / tau) (the module's docstring)."""
+    d = e_est - e_l
+    return (e_t - e_est) + np.sign(d) * min(cut, abs(d))
 
 
-def step_log_weights(e_prev, e_steps, e_t, e_est, particles, tau, tau_eff) -> np.ndarray:
-    """ln of every walker's weight factor after each of k steps.
+def cutoff(particles: int, tau: float) -> float:
+    """The size-consistent cutoff alpha sqrt(P / tau)."""
+    return CUTOFF_ALPHA * math.sqrt(particles / tau)
 
-    e_prev: (W,) local energies before the first step; e_steps: (W, k) after each;
-    returns (W, k), cumulative: column t is the ln factor of steps 0..t.
-    """
-    s = branching_rates(np.column_stack([e_prev, e_steps]), e_t, e_est, particles, tau)
-    return np.cumsum(0.5 * tau_eff * (s[:, :-1] + s[:, 1:]), axis=1)
+
+@njit(cache=True)
+def reweight(e_prev, e_new, e_t, e_est, cut, tau_eff, w):
+    """Multiply the weights w (W,) by the factors of one step from local energies
+    e_prev (W,) to e_new (W,)."""
+    for i in range(w.shape[0]):
+        s = branching_rate(e_prev[i], e_t, e_est, cut) + branching_rate(e_new[i], e_t, e_est, cut)
+        w[i] *= np.exp(0.5 * tau_eff * s)
 
 
 def trial_energy(e_est: float, total_weight: float, target: float, tau_eff: float, g: float):
@@ -44,7 +55,8 @@ def trial_energy(e_est: float, total_weight: float, target: float, tau_eff: floa
     return e_est - math.log(total_weight / target) / (g * tau_eff)
 
 
-def comb(weights: np.ndarray, start: float, end: float, u: float) -> np.ndarray:
+@njit(cache=True)
+def comb(weights, start, end, u):
     """Copies of each walker (int64 (W,)) in a comb of teeth at u, u + 1, u + 2, ...
     (0 <= u < 1) over the global population's weights laid end to end: this rank's
     walkers occupy [start, end) (start: the weight of the ranks before it, end: start
@@ -53,8 +65,36 @@ def comb(weights: np.ndarray, start: float, end: float, u: float) -> np.ndarray:
     on average exactly its weight; with the same u on every rank the new population is
     the number of teeth in [0, total), each copy of weight 1.
     """
-    ends = start + np.cumsum(weights)
-    if ends.size:
-        ends[-1] = end
-    starts = np.concatenate([[start], ends[:-1]])
-    return (np.ceil(ends - u) - np.ceil(starts - u)).astype(np.int64)
+    n = weights.shape[0]
+    copies = np.empty(n, dtype=np.int64)
+    lo = start
+    for i in range(n):
+        hi = end if i == n - 1 else lo + weights[i]
+        copies[i] = np.int64(math.ceil(hi - u) - math.ceil(lo - u))
+        lo = hi
+    return copies
+
+
+@njit(cache=True)
+def replicate(copies, positions, rng, e, key, step, first_slot):
+    """The population after a comb: (positions (n, M), rng (n, 4), e (n,)), walker i
+    repeated copies[i] times in order. A copy keeps its parent's stream only the first
+    time; the others get fresh streams (``streams.fill_copy_state``) by their slot in
+    the new global population (first_slot: this rank's first)."""
+    n = 0
+    for i in range(copies.shape[0]):
+        n += copies[i]
+    new_x = np.empty((n, positions.shape[1]))
+    new_rng = np.empty((n, 4), dtype=np.uint64)
+    new_e = np.empty(n)
+    j = 0
+    for i in range(copies.shape[0]):
+        for c in range(copies[i]):
+            new_x[j] = positions[i]
+            new_e[j] = e[i]
+            if c == 0:
+                new_rng[j] = rng[i]
+            else:
+                fill_copy_state(new_rng[j], key, step, first_slot + j)
+            j += 1
+    return new_x, new_rng, new_e

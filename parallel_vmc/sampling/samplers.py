@@ -369,13 +369,30 @@ class Sampler:
         )
         return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]
 
-    def diffuse(self, theta, walkers: Walkers, n_sweeps: int):
-        """n_sweeps fixed-node diffusion steps of every walker (``kernels.DIFFUSE``:
-        importance sampling with this sampler's step as the time step, moves across a
-        node rejected). Returns (local_energy (W, n_sweeps), the rank's [accepted,
-        proposed, sum |chi|^2, sum p |chi|^2] (4,))."""
-        e = np.empty((walkers.count, n_sweeps))
-        local = np.zeros(estimators.iteration_size(self.wf.layout.n_params))
-        self._call(K.DIFFUSE, n_sweeps, theta, walkers.kernel_arrays(), local, e)
+    def diffusion(self, theta, n_sweeps: int = 1):
+        """A function walkers -> (local_energy (W, n_sweeps), the rank's [accepted,
+        proposed, sum |chi|^2, sum p |chi|^2] (4,)) that makes n_sweeps fixed-node
+        diffusion steps of every walker (``kernels.DIFFUSE``: importance sampling with
+        this sampler's step as the time step, moves across a node rejected). The
+        kernel's fixed arguments are built once: DMC calls it every step."""
+        n_params = self.wf.layout.n_params
+        sweeps = K.Sweeps(
+            self.code, K.DIFFUSE, n_sweeps, self.step, n_params, 0, 1, self.drift_limit
+        )
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        parts, system = self.wf.kernel_parts(), self.hamiltonian()
+        size = estimators.iteration_size(n_params)
+        none2, none3 = np.empty((0, 0)), np.empty((3, 0, 0))
         slots = [estimators.S_ACC, estimators.S_PROP, estimators.S_CHI2, estimators.S_CHI2_ACC]
-        return e, local[slots]
+
+        def step(walkers: Walkers):
+            e, sums = np.empty((walkers.count, n_sweeps)), np.zeros(size)
+            out = K.Outputs(sums, e, none3, none2, obs_layout.NO_HISTOGRAMS, none2)
+            K.run_walkers(sweeps, theta, parts, system, walkers.kernel_arrays(), out)
+            return e, sums[slots]
+
+        return step
+
+    def diffuse(self, theta, walkers: Walkers, n_sweeps: int):
+        """n_sweeps diffusion steps of every walker at once (see :meth:`diffusion`)."""
+        return self.diffusion(theta, n_sweeps)(walkers)
