@@ -10,6 +10,8 @@ import pytest
 
 from parallel_vmc.bench import scaling_model as scaling
 from parallel_vmc.bench.scaling_run import parse_sizes
+from parallel_vmc.control import N_FLAGS
+from parallel_vmc.sampling import estimators
 
 
 def pvmc(*args):
@@ -129,7 +131,9 @@ def test_scaling_prints_the_table_for_each_rank_count():
         weak, strong = float(cells[3].rstrip("%")), float(cells[-1].rstrip("%"))
         assert 0 < strong <= weak <= 100, cells
         assert int(cells[4]) == max(1, math.ceil(256 / (R * 4)))  # sweeps per walker
-    assert "Allreduce buffer 63 doubles" in res.stdout  # quick start: 56 + 7 flags
+    # the quick start's 24 parameters: the iteration sums (estimators.py) and the flags
+    n_buf = estimators.iteration_size(24) + N_FLAGS
+    assert n_buf == 65 and f"Allreduce buffer {n_buf} doubles" in res.stdout
 
 
 @pytest.mark.parametrize(
