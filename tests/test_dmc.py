@@ -236,3 +236,119 @@ def test_across_ranks_counts_stay_even_e_t_is_common_and_the_energy_agrees():
     e1, err1 = serial.energy_summary(150, 50)
     assert abs(e2 - 3.0) < 3 * err2 + 1e-4 and abs(e1 - 3.0) < 3 * err1 + 1e-4, (e1, e2)
     assert abs(e1 - e2) < 3 * math.hypot(err1, err2)
+
+
+DMC_RUN = {
+    "wavefunction": {"hidden": 2, "jastrow": "pade"},
+    "optimizer": {"iterations": 20, "samples_per_iteration": 4096},
+    "production": {"samples": 16384},
+    "dmc": {"time_steps": [0.04, 0.02], "walkers": 200, "warmup_steps": 200, "steps": 800},
+}
+
+
+def test_a_run_with_a_dmc_section_writes_dmc_and_reaches_three(tmp_path):
+    """pvmc run's DMC phase after VMC: /dmc holds one row per time step and the series
+    of every step, the summary has the table, and the line meets the exact 3."""
+    import io
+
+    import h5py
+
+    from parallel_vmc.parallel import SerialComm
+    from parallel_vmc.run.driver import Run
+    from parallel_vmc.runfile import schema as S
+
+    cfg = make_config(tmp_path / "d.h5", **DMC_RUN)
+    out = io.StringIO()
+    result = Run(cfg, SerialComm(), stream=out, progress=False).execute()
+    assert "dmc energy" in out.getvalue() and result.summary["dmc"]["attrs"]
+    with h5py.File(cfg.output.path) as h5:
+        g = h5[S.DMC]
+        for name in S.DMC_FIELDS:
+            assert g[name].shape == (2,), name
+        np.testing.assert_array_equal(g["time_step"][...], [0.04, 0.02])
+        assert all(0.99 < a < 1 for a in g["acceptance"][...])
+        for k in range(2):
+            for name in S.DMC_SERIES:
+                assert g[S.STEP_GROUP % k][name].shape == (1000,)
+        e0, err0 = g.attrs["energy_extrapolated"], g.attrs["error_extrapolated"]
+    assert abs(e0 - 3.0) < 3 * err0 + 1e-4 and err0 < 2e-3, (e0, err0)
+
+
+def test_a_stop_during_dmc_resumes_to_the_bits_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    """SIGINT in the middle of the second time step: the run ends interrupted, and
+    pvmc resume runs the phase again from its start to the same /dmc, bit for bit."""
+    import io
+    import os
+    import signal
+
+    import h5py
+    from conftest import run_config
+
+    from parallel_vmc.cli.main import main
+    from parallel_vmc.parallel import SerialComm
+    from parallel_vmc.run.driver import Run, RunInterrupted
+    from parallel_vmc.runfile import schema as S
+
+    sections = dict(DMC_RUN, dmc=dict(DMC_RUN["dmc"], steps=300))
+    ref = run_config(make_config(tmp_path / "ref.h5", **sections))
+    cfg = make_config(tmp_path / "stop.h5", **sections)
+    original, calls = Diffusion.step, []
+
+    def step(self):
+        calls.append(1)
+        if len(calls) == 700:  # the 200th step of the second time step
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(Diffusion, "step", step)
+    with pytest.raises(RunInterrupted, match="DMC time step 0.02"):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    monkeypatch.undo()
+    with h5py.File(cfg.output.path) as h5:
+        assert h5.attrs[S.STATUS].decode() == S.INTERRUPTED and S.DMC not in h5
+    assert main(["resume", cfg.output.path, "--quiet"]) == 0
+    with h5py.File(cfg.output.path) as h5, h5py.File(ref.path) as r:
+        for name in S.DMC_FIELDS:
+            np.testing.assert_array_equal(h5[S.DMC][name][...], r[S.DMC][name][...])
+        for name in S.DMC_SERIES:
+            a, b = h5[S.DMC]["series_1"][name][...], r[S.DMC]["series_1"][name][...]
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "dmc,key",
+    [
+        ({"time_steps": []}, "dmc.time_steps"),
+        ({"time_steps": [0.01, -0.02]}, "dmc.time_steps[1]"),
+        ({"time_steps": "0.01"}, "dmc.time_steps"),
+        ({"time_steps": [0.01], "walkers": 0}, "dmc.walkers"),
+        ({"time_steps": [0.01], "steps": 3}, "dmc.steps"),
+        ({"time_steps": [0.01], "feedback": 0}, "dmc.feedback"),
+        ({"time_steps": [0.01], "cutoff": 1}, "dmc.cutoff"),
+    ],
+)
+def test_bad_dmc_input_names_the_key(tmp_path, dmc, key):
+
+    from parallel_vmc.config.fields import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        make_config(tmp_path / "x.h5", dmc=dmc)
+
+
+def test_dmc_with_gibbs_is_refused(tmp_path):
+
+    from parallel_vmc.config.fields import ConfigError
+
+    with pytest.raises(ConfigError, match="dmc.time_steps.*gibbs"):
+        make_config(tmp_path / "x.h5", sampler={"method": "gibbs"}, dmc={"time_steps": [0.01]})
+
+
+def test_fewer_dmc_walkers_than_ranks_is_refused_before_any_work(tmp_path):
+    from conftest import make_config
+
+    from parallel_vmc.run.preflight import all_problems, resume_problems
+
+    cfg = make_config(tmp_path / "x.h5", dmc={"time_steps": [0.01], "walkers": 2})
+    for problem in (all_problems(cfg, 3, False), resume_problems(cfg, 3)):
+        assert problem.startswith("dmc.walkers: 2 ") and ">= 3" in problem
+    assert all_problems(cfg, 2, False) is None

@@ -11,6 +11,7 @@ text, ``1e-3`` is a number), and no duplicate keys, anchors, aliases or tags.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -203,7 +204,7 @@ def parse_yaml(text: str, source: str) -> Any:
 class Field:
     """One config key: how to check it and what it means."""
 
-    kind: str  # "int" | "float" | "str" | "bool" | "walltime"
+    kind: str  # "int" | "float" | "str" | "bool" | "walltime" | "floats" (a list)
     default: Any
     doc: str
     choices: tuple = ()  # allowed values for "str"
@@ -223,6 +224,9 @@ class Field:
             text = "true, false"
         elif self.kind == "str":
             text = "text"
+        elif self.kind == "floats":
+            one = dataclasses.replace(self, kind="float", nullable=False).allowed()
+            text = f"a list of 1 to {MAX_LIST} different numbers (each a {one})"
         else:
             text = "integer" if self.kind == "int" else "number"
             lo = (
@@ -367,6 +371,22 @@ def _check_walltime(key: str, field: Field, value: Any) -> str:
     return value
 
 
+MAX_LIST = 64  # numbers in a list-valued key
+
+
+def _check_floats(key: str, field: Field, value: Any) -> list:
+    """A list of 1 to MAX_LIST different numbers, each within the field's range."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list such as [0.01, 0.02], {got(value)}")
+    if not 1 <= len(value) <= MAX_LIST:
+        raise ConfigError(f"{key}: {len(value)} numbers; allowed: {field.allowed()}")
+    one = dataclasses.replace(field, kind="float", nullable=False)
+    numbers = [_check_float(f"{key}[{i}]", one, v) for i, v in enumerate(value)]
+    if len(set(numbers)) < len(numbers):
+        raise ConfigError(f"{key}: {show(value)} repeats a number; allowed: {field.allowed()}")
+    return numbers
+
+
 def _check_range(key: str, field: Field, value: float) -> float:
     """value itself if it lies within the field's minimum and maximum."""
     low = field.minimum is not None and (
@@ -386,6 +406,7 @@ _CHECKS = {
     "float": _check_float,
     "str": _check_str,
     "walltime": _check_walltime,
+    "floats": _check_floats,
 }
 
 

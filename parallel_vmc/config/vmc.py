@@ -324,6 +324,62 @@ SPEC: dict[str, dict[str, Field]] = {
             nullable=True,
         ),
     },
+    "dmc": {
+        "time_steps": Field(
+            "floats",
+            None,
+            "fixed-node diffusion Monte Carlo after VMC, one run per time step tau "
+            "(hbar/E units), starting from the VMC walkers; E(tau) is fitted by a line to "
+            "tau -> 0 (three or more time steps with acceptance >= 99 %); null: no DMC",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
+        "walkers": Field(
+            "int",
+            2000,
+            "target population, total over all ranks (at least one per rank): the "
+            "population-control bias, ~ 1/walkers, is removed (bias_window), the "
+            "error bar shrinks as 1/sqrt(walkers)",
+            minimum=1,
+            maximum=10**9,
+        ),
+        "warmup_steps": Field(
+            "int",
+            1000,
+            "steps per time step before the energy is recorded: the projection from "
+            "the trial function to the fixed-node ground state (tau x steps of a few "
+            "inverse excitation energies)",
+            minimum=0,
+            maximum=10**9,
+        ),
+        "steps": Field("int", 10000, "recorded steps per time step", minimum=16, maximum=10**9),
+        "feedback": Field(
+            "float",
+            1.0,
+            "g: E_T = E_est - ln(W / walkers) / (g tau_eff) brings the total weight W "
+            "back to its target in about g steps",
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+        "bias_window": Field(
+            "int",
+            None,
+            "T_p: steps whose E_T factors are undone in the energy (the population-"
+            "control bias; much longer than the energy's correlation time); null -> "
+            "ceil(2 / tau), a projection time of 2; 0: no correction",
+            minimum=0,
+            maximum=10**9,
+            nullable=True,
+        ),
+        "drift_limit": Field(
+            "float",
+            1.0,
+            "Umrigar's a: the drift near a node limited to sqrt(2 / (a tau)) (it diverges there)",
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+    },
     "output": {
         "path": Field(
             "str", "runs/quickstart.h5", "HDF5 result file (never overwritten without --overwrite)"
@@ -365,12 +421,14 @@ SamplerConfig = _section_class("sampler")
 OptimizerConfig = _section_class("optimizer")
 ProductionConfig = _section_class("production")
 OutputConfig = _section_class("output")
+DmcConfig = _section_class("dmc")
 _SECTION_CLASSES = {
     "system": SystemConfig,
     "wavefunction": WavefunctionConfig,
     "sampler": SamplerConfig,
     "optimizer": OptimizerConfig,
     "production": ProductionConfig,
+    "dmc": DmcConfig,
     "output": OutputConfig,
 }
 
@@ -384,6 +442,7 @@ class Config:
     sampler: Any
     optimizer: Any
     production: Any
+    dmc: Any
     output: Any
     seed: int
 
@@ -485,6 +544,13 @@ def _check_combinations(cfg: Config) -> None:
     _check_axial_density(cfg)
     _check_hard_spheres(cfg)
     _check_statistics(cfg)
+    if cfg.sampler.method == "gibbs" and cfg.dmc.time_steps is not None:
+        raise ConfigError(
+            "dmc.time_steps: DMC moves walkers along the drift grad ln psi of the "
+            "trial function VMC sampled; with sampler.method gibbs VMC samples the RBM's "
+            "joint distribution of x and h instead; allowed: dmc.time_steps null with "
+            "gibbs, or sampler.method metropolis/importance"
+        )
     if cfg.sampler.method == "gibbs":
         # x | h and h | x are the conditionals of exp(-E(x, h)), whose marginal is F:
         # Gibbs sampling draws |psi|^2 only when that is F itself.

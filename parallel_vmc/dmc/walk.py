@@ -2,10 +2,10 @@
 step after step, with one Allreduce of a packed buffer per step.
 
 The buffer (float64): [sum w, sum w E_L, sum w E_L^2, walkers, accepted, proposed,
-sum |chi|^2, sum p |chi|^2] followed by every rank's total weight (its own slot filled,
-the others 0): after the Allreduce every rank knows where its walkers lie in the global
-population, which the comb needs, how many each rank holds after it (the balancing's
-plan), and computes the same E_T, E_est and tau_eff.
+sum |chi|^2, sum p |chi|^2, non-finite local energies] followed by every rank's total
+weight (its own slot filled, the others 0): after the Allreduce every rank knows where
+its walkers lie in the global population, which the comb needs, how many each rank
+holds after it (the balancing's plan), and computes the same E_T, E_est and tau_eff.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
 from .weights import comb, cutoff, replicate, reweight, trial_energy
 
-W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC = range(8)
-HEADER = 8
+W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC, BAD = range(9)
+HEADER = 9
 POPULATION_BOUNDS = (0.5, 2.0)  # x the target: outside, the time step stops
 
 
@@ -92,7 +92,7 @@ class Diffusion:
         w = np.ones(e.size)
         reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, self.tau_eff, w)
         g = self.comm.allreduce_sum(self._packed(w, e, moves))
-        self._check(g, e)
+        self._check(g)
         self.moves += g[[ACC, PROP]]
         self.chi2 += g[[CHI2, CHI2_ACC]]
         s = self.series
@@ -107,16 +107,22 @@ class Diffusion:
 
     def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
+        bad = ~np.isfinite(e)
+        if bad.any():  # every rank learns it from the sums, and all stop together
+            w, e, buf[BAD] = np.where(bad, 0.0, w), np.where(bad, 0.0, e), bad.sum()
         we = w * e
         buf[W_SUM], buf[WE_SUM], buf[WE2_SUM] = w.sum(), we.sum(), (we * e).sum()
         buf[COUNT] = w.size
-        buf[ACC:HEADER] = moves
+        buf[ACC : CHI2_ACC + 1] = moves
         buf[HEADER + self.comm.rank] = buf[W_SUM]
         return buf
 
-    def _check(self, g, e) -> None:
-        if not np.all(np.isfinite(e)):
-            raise DiffusionUnstable(f"a local energy is not finite at tau = {self.tau}")
+    def _check(self, g) -> None:
+        """DiffusionUnstable on every rank alike (it reads only the reduced sums)."""
+        if g[BAD] > 0:
+            raise DiffusionUnstable(
+                f"{int(g[BAD])} local energies are not finite at tau = {self.tau}"
+            )
         lo, hi = (b * self.target for b in POPULATION_BOUNDS)
         if not lo <= g[COUNT] <= hi:
             raise DiffusionUnstable(

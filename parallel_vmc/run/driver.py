@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import optimizers
 from ..control import Control, announce_ready
+from ..dmc import phase as dmc_phase
 from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import now_iso
@@ -53,7 +54,8 @@ NEXT_PHASE = {
     "thermalize": "optimize",
     "optimize": "produce",
     "produce": "finish",
-    "finish": "done",
+    "finish": "dmc",  # or "done" without dmc.time_steps
+    "dmc": "done",
 }
 
 
@@ -206,7 +208,11 @@ class Run:
             return f"optimize {st.iteration}/{cfg.optimizer.iterations} iterations"
         if st.phase == "produce":
             return f"produce {st.prod_done}/{self.n_samples} samples per chain"
-        return {"finish": "writing the results", "done": "completed"}[st.phase]
+        return {
+            "finish": "writing the results",
+            "dmc": "diffusion Monte Carlo (dmc.time_steps)",
+            "done": "completed",
+        }[st.phase]
 
     def _say(self, text: str) -> None:
         if self.comm.rank == 0:
@@ -433,6 +439,48 @@ class Run:
         )
         return summary
 
+    def diffuse(self) -> dict:
+        """The DMC phase (``dmc/phase.py``) from the VMC walkers and parameters; its
+        results into /dmc and the summary's table. A stop during it ends the run as
+        interrupted (its checkpoint is the phase's start); an unstable population or a
+        non-finite local energy fails the run with the reason."""
+        st = self.state
+        e_start = estimators.production_estimates(st.prod_totals)["energy"]
+        population = dmc_phase.initial_population(
+            self.sampler,
+            st.theta,
+            self.walkers,
+            self.comm,
+            self.cfg.dmc.walkers,
+            self.cfg.seed,
+        )
+
+        def check_stop():
+            self.control.begin_unit()
+            _, decision = self.collective.reduce(np.zeros(0))
+            return decision.stop
+
+        try:
+            result = dmc_phase.run_phase(
+                self.cfg,
+                self.system,
+                self.wf,
+                st.theta,
+                population,
+                self.comm,
+                e_start,
+                check_stop,
+                self._say,
+            )
+        except dmc_phase.PhaseStopped as exc:
+            raise RunInterrupted(f"stopped by {exc}") from None
+        except dmc_phase.DiffusionUnstable as exc:
+            raise RunFailed(f"DMC: {exc}") from None
+        if self.segment.held:
+            self.segment.write_dmc(result)
+        self._say(dmc_phase.table_text(result))
+        return result
+
     # ------------------------------------------------------------------ the run
     def open_file(self) -> None:
         """Open the run file and begin this segment (collective; RunRefused on every
@@ -495,11 +543,17 @@ class Run:
             t, phase = time.monotonic(), st.phase
             if phase == "finish":
                 summary = self._finish()
+            elif phase == "dmc":
+                result = self.diffuse()
+                if summary is not None:
+                    summary["dmc"] = result
             else:
                 {"thermalize": self.thermalize, "optimize": self.optimize, "produce": self.produce}[
                     phase
                 ]()
             st.phase = NEXT_PHASE[phase]
+            if st.phase == "dmc" and self.cfg.dmc.time_steps is None:
+                st.phase = "done"
             self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - t
             if st.phase != "done":
                 self.checkpoint()

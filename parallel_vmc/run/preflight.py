@@ -464,6 +464,16 @@ def _unnamed_problem(cfg, s: Sizes, m: Machine, shares: list) -> str:
     return f"memory: this run needs {_memory_detail(s, m)}; {reduce}, or use more nodes"
 
 
+def dmc_problem(cfg, n_ranks: int) -> str | None:
+    """DMC spreads its population over the ranks: at least one walker each."""
+    if cfg.dmc.time_steps is not None and cfg.dmc.walkers < n_ranks:
+        return (
+            f"dmc.walkers: {cfg.dmc.walkers} walkers cannot be spread over {n_ranks} "
+            f"ranks; allowed: >= {n_ranks} (the number of ranks)"
+        )
+    return None
+
+
 def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> str | None:
     """The first reason a new run of cfg cannot start, or None. Sizes beyond the
     machine come first: they name the key the user set, which the too few samples per
@@ -471,6 +481,7 @@ def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> 
     return (
         resources_problem(cfg, n_ranks, ranks_on_node)
         or samples_problem(cfg, n_ranks)
+        or dmc_problem(cfg, n_ranks)
         or output_problem(cfg.output.path, overwrite)
     )
 
@@ -478,6 +489,8 @@ def all_problems(cfg, n_ranks: int, overwrite: bool, ranks_on_node: int = 1) -> 
 def resume_problems(cfg, n_ranks: int, ranks_on_node: int = 1) -> str | None:
     """The first reason a resumed run of cfg cannot go on, or None: as for a new run
     (``all_problems``), but its file exists and is allocated already."""
-    return resources_problem(cfg, n_ranks, ranks_on_node, new_file=False) or samples_problem(
-        cfg, n_ranks
+    return (
+        resources_problem(cfg, n_ranks, ranks_on_node, new_file=False)
+        or samples_problem(cfg, n_ranks)
+        or dmc_problem(cfg, n_ranks)
     )

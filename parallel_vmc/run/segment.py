@@ -42,6 +42,9 @@ from .collective import RunFailed
 SERIES = S.path(S.PRODUCTION, S.LOCAL_ENERGY)
 
 
+PRODUCTION_DONE = ("finish", "dmc")  # phases after a complete production series
+
+
 class RunRefused(Exception):
     """The run could not take its file (held by a live run, or it appeared meanwhile),
     or its walkers could not start; nothing was started or modified."""
@@ -123,7 +126,7 @@ class Segment:
         self.file.close_dangling_segment()
         self.file.truncate(state.iteration, state.prod_done, flush=False)
         shape = self.file.h5[SERIES].shape
-        if state.phase == "finish":
+        if state.phase in PRODUCTION_DONE:
             n_samples = shape[1]  # complete series of whichever chains
         elif shape[0] != self.n_chains:
             # Another chain count before production is complete: new, empty series
@@ -139,7 +142,7 @@ class Segment:
             )
         prod = self.file.h5[S.PRODUCTION]
         recorded = prod.attrs.get(S.WRITER)
-        if state.phase != "finish":
+        if state.phase not in PRODUCTION_DONE:
             prod.attrs[S.WRITER] = writers_used(recorded, self.writer, state.prod_done)
         elif recorded is None:  # an older format's complete series: now it says who
             prod.attrs[S.WRITER] = recorded_writers(recorded)
@@ -272,6 +275,10 @@ class Segment:
 
     def write_observables(self, obs: dict) -> None:
         self.file.write_observables(obs)
+
+    def write_dmc(self, result: dict) -> None:
+        """/dmc from ``dmc.phase.run_phase``'s result."""
+        self.file.write_dmc(result["table"], result["series"], result["attrs"])
 
     # ------------------------------------------------------------------ close
     def close(self, status: str, last_iteration: int, progress: str, seconds: float) -> None:

@@ -409,6 +409,22 @@ class RunFile:
                     sub.create_dataset(key, data=np.asarray(value))
         self.flush(force=True)
 
+    def write_dmc(self, table: dict, series: list, attrs: dict) -> None:
+        """/dmc: table {field: (n_steps,)} of ``schema.DMC_FIELDS``, series [{name:
+        (steps,)} of ``schema.DMC_SERIES``] per time step, attrs ``schema.DMC_ATTRS``
+        (replaced whole: a DMC phase run again leaves one consistent group)."""
+        if S.DMC in self.h5:
+            del self.h5[S.DMC]
+        grp = self.h5.create_group(S.DMC)
+        grp.attrs.update(attrs)
+        for name in S.DMC_FIELDS:
+            write_array(grp, name, np.asarray(table[name], dtype=np.float64))
+        for k, per_step in enumerate(series):
+            sub = grp.create_group(S.STEP_GROUP % k)
+            for name in S.DMC_SERIES:
+                write_array(sub, name, np.asarray(per_step[name], dtype=np.float64))
+        self.flush(force=True)
+
     def write_checkpoint(self, attrs: dict, arrays: dict) -> None:
         """Copy the final state into /checkpoint (plain arrays and attributes)."""
         if S.CHECKPOINT in self.h5:

@@ -118,6 +118,15 @@ PRODUCTION_ATTRS = (
     "stuck_walkers",
 )
 
+# ----------------------------------------------------------------------------- /dmc
+# One entry per time step of dmc.time_steps (in the config's order), and per time step
+# k a group STEP_GROUP % k with its per-step series (one value per step, warm-up first).
+DMC = "dmc"
+DMC_FIELDS = ("time_step", "energy", "error", "acceptance", "tau_eff", "population")
+DMC_SERIES = ("weighted_energy", "total_weight", "population", "trial_energy")
+DMC_ATTRS = ("energy_extrapolated", "error_extrapolated", "warmup_steps", "bias_window")
+STEP_GROUP = "series_%d"
+
 # ----------------------------------------------------------------------------- observables
 R12 = "r12"
 SCALAR_OBSERVABLES = (LOCAL_ENERGY,) + COMPONENTS + (R12,)  # batch means (n_batches,)
