@@ -352,3 +352,9 @@ def test_fewer_dmc_walkers_than_ranks_is_refused_before_any_work(tmp_path):
     for problem in (all_problems(cfg, 3, False), resume_problems(cfg, 3)):
         assert problem.startswith("dmc.walkers: 2 ") and ">= 3" in problem
     assert all_problems(cfg, 2, False) is None
+
+
+def test_diffusion_needs_the_importance_sampler():
+    system, wf, theta = two_electrons(beta=0.4)
+    with pytest.raises(ValueError, match="importance"):
+        Sampler("metropolis", 0.5, system, wf).diffusion(theta)

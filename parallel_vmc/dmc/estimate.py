@@ -7,10 +7,11 @@ population, and the factors exp(tau_eff E_T) it multiplied into the weights corr
 with the energy: a bias of order 1 / population. Reweighting every step by the product
 of the last T_p of those factors undone (Umrigar, Nightingale and Runge 1993, eq. 29),
 
-    Pi(t) = prod_{k=0}^{T_p-1} exp(-tau_eff E_T(t - k)),
+    Pi(t) = prod_{k=0}^{T_p-1} exp(-tau_eff(t - k) E_T(t - k)),
     E = sum_t Pi(t) W(t) Ebar(t) / sum_t Pi(t) W(t),
 
-removes it when T_p is much longer than the energy's correlation time. The error of
+removes it when T_p is much longer than the energy's correlation time (tau_eff(t): the
+effective time step step t reweighted with). The error of
 this ratio is that of the mean of its linearisation b(t) (Ebar(t) - E) / mean(b),
 b = Pi W, by blocking (``stats.blocking``).
 """
@@ -24,22 +25,22 @@ import numpy as np
 from ..stats.blocking import blocking
 
 
-def undo_factors(e_trial: np.ndarray, tau_eff: float, window: int, first: int) -> np.ndarray:
-    """ln Pi(t) for t = first .. len(e_trial)-1, up to a constant: minus tau_eff times
-    the sum of the last ``window`` E_T values up to t (fewer at the start of the
-    series). e_trial: (T,) every step's E_T, warm-up included."""
-    c = np.concatenate([[0.0], np.cumsum(e_trial - e_trial.mean())])
+def undo_factors(e_trial: np.ndarray, tau_eff, window: int, first: int) -> np.ndarray:
+    """ln Pi(t) for t = first .. len(e_trial)-1: minus the sum of tau_eff E_T over the
+    last ``window`` steps up to t (fewer at the start of the series). e_trial: (T,)
+    every step's E_T, warm-up included; tau_eff: (T,) each step's (or one number)."""
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(tau_eff) * e_trial)])
     t = np.arange(first, e_trial.size)
     lo = np.maximum(t + 1 - window, 0)
-    return -tau_eff * (c[t + 1] - c[lo])
+    return -(c[t + 1] - c[lo])
 
 
-def corrected_energy(e_mean, weight, e_trial, tau_eff: float, window: int, first: int):
+def corrected_energy(e_mean, weight, e_trial, tau_eff, window: int, first: int):
     """(energy, error) of the steps first.. of a time step.
 
-    e_mean, weight, e_trial: (T,) per-step Ebar, W and E_T of the whole time step
-    (warm-up first); window: T_p steps (0: no correction); first: the first step
-    counted (the warm-up's end).
+    e_mean, weight, e_trial, tau_eff: (T,) per-step Ebar, W, E_T and tau_eff of the
+    whole time step (warm-up first; tau_eff may be one number); window: T_p steps (0:
+    no correction); first: the first step counted (the warm-up's end).
     """
     e_mean = np.asarray(e_mean, dtype=np.float64)[first:]
     weight = np.asarray(weight, dtype=np.float64)[first:]

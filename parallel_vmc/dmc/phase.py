@@ -70,11 +70,20 @@ def run_phase(
     table = {
         name: [] for name in ("time_step", "energy", "error", "acceptance", "tau_eff", "population")
     }
-    series = []
+    series, e_prev = [], None
     for k, tau in enumerate(dmc.time_steps):
         sampler = Sampler("importance", tau, system, wf, drift_limit=dmc.drift_limit)
         walk = Diffusion(
-            sampler, theta, population, comm, dmc.walkers, e_start, key, dmc.feedback, k << 40
+            sampler,
+            theta,
+            population,
+            comm,
+            dmc.walkers,
+            e_start,
+            key,
+            dmc.feedback,
+            k << 40,
+            e_prev,
         )
         done, total = 0, dmc.warmup_steps + dmc.steps
         while done < total:
@@ -108,7 +117,7 @@ def run_phase(
             f"dmc tau {tau:g}: E = {energy:.6f} +- {error:.6f}, tau_eff {walk.tau_eff:.6g}, "
             f"acceptance {table['acceptance'][-1]:.4f}"
         )
-        population, e_start = walk.walkers, energy
+        population, e_start, e_prev = walk.walkers, energy, walk.e_prev
     e0, err0 = extrapolate(table["time_step"], table["energy"], table["error"])
     attrs = {
         "energy_extrapolated": e0,

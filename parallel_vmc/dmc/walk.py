@@ -30,8 +30,8 @@ class DiffusionUnstable(RuntimeError):
 
 @dataclass
 class Series:
-    """Per-step records of a time step (lists of floats): Ebar, W, the E_T the step
-    used, the global population after the comb, and tau_eff after the step."""
+    """Per-step records of a time step (lists of floats): Ebar, W, the E_T and the
+    tau_eff the step reweighted with, and the global population after the comb."""
 
     e_mean: list = field(default_factory=list)
     weight: list = field(default_factory=list)
@@ -47,7 +47,9 @@ class Diffusion:
     ``Walkers`` (replaced after every comb); target: the total population aimed at;
     e_start: the first E_est and E_T (the VMC energy); key: ``streams.root_key`` of the
     run; feedback: g of ``weights.trial_energy``; stream_base: added to the step in the
-    copies' streams and the comb's offsets (distinct per time step).
+    copies' streams and the comb's offsets (distinct per time step); e_prev: (W,) the
+    walkers' local energies where a time step before left them (None: the first step's
+    own are taken).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Diffusion:
         key,
         feedback: float = 1.0,
         stream_base: int = 0,
+        e_prev=None,
     ):
         self.move = sampler.diffusion(theta)
         self.walkers, self.comm = walkers, comm
@@ -69,7 +72,7 @@ class Diffusion:
         self.target = target
         self.e_est = self.e_trial = float(e_start)
         self.key, self.feedback, self.stream_base = key, feedback, stream_base
-        self.e_prev = None  # (W,) E_L of every walker at its current position
+        self.e_prev = e_prev  # (W,) E_L of every walker at its current position
         self.chi2 = np.zeros(2)  # [sum |chi|^2, sum p |chi|^2] of this time step
         self.moves = np.zeros(2)  # [accepted, proposed]
         self.e_sum = 0.0  # of the steps' Ebar: E_est is their mean
@@ -90,7 +93,8 @@ class Diffusion:
         if self.e_prev is None:  # the first step: E_L before it is that after it
             self.e_prev = e
         w = np.ones(e.size)
-        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, self.tau_eff, w)
+        tau_eff = self.tau_eff  # the estimate before this step's moves
+        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
         g = self.comm.allreduce_sum(self._packed(w, e, moves))
         self._check(g)
         self.moves += g[[ACC, PROP]]
@@ -99,7 +103,7 @@ class Diffusion:
         s.e_mean.append(g[WE_SUM] / g[W_SUM])
         s.weight.append(g[W_SUM])
         s.e_trial.append(self.e_trial)
-        s.tau_eff.append(self.tau_eff)
+        s.tau_eff.append(tau_eff)
         self.e_sum += s.e_mean[-1]
         self.e_est = self.e_sum / len(s.e_mean)  # the running estimate
         self.e_trial = trial_energy(self.e_est, g[W_SUM], self.target, self.tau_eff, self.feedback)
@@ -123,10 +127,14 @@ class Diffusion:
             raise DiffusionUnstable(
                 f"{int(g[BAD])} local energies are not finite at tau = {self.tau}"
             )
+        self._check_count(g[COUNT])
+
+    def _check_count(self, count: float) -> None:
+        """DiffusionUnstable (on every rank: count is global) outside the bounds."""
         lo, hi = (b * self.target for b in POPULATION_BOUNDS)
-        if not lo <= g[COUNT] <= hi:
+        if not lo <= count <= hi:
             raise DiffusionUnstable(
-                f"the population {int(g[COUNT])} left [{lo:g}, {hi:g}] "
+                f"the population {int(count)} left [{lo:g}, {hi:g}] "
                 f"(0.5 to 2 x dmc.walkers = {self.target}) at tau = {self.tau}: E_T "
                 f"did not hold it; more walkers or a smaller time step"
             )
@@ -139,6 +147,8 @@ class Diffusion:
         starts = np.concatenate([[0.0], ends[:-1]])
         step = self.stream_base + len(self.series.e_mean)
         u = streams.comb_offset(self.key, step)
+        counts = np.ceil(ends - u) - np.ceil(starts - u)  # every rank's, on every rank
+        self._check_count(counts.sum())  # before any rank allocates the copies
         r = self.comm.rank
         copies = comb(w, starts[r], ends[r], u)
         x, rng, e_new = replicate(
@@ -150,7 +160,6 @@ class Diffusion:
             step,
             math.ceil(starts[r] - u),
         )
-        counts = np.ceil(ends - u) - np.ceil(starts - u)
         self.series.population.append(int(counts.sum()))
         if self.comm.size > 1:
             x, rng, e_new = self._balanced(counts, x, rng, e_new)
@@ -172,4 +181,4 @@ class Diffusion:
         from .estimate import corrected_energy
 
         s = self.series
-        return corrected_energy(s.e_mean, s.weight, s.e_trial, self.tau_eff, window, first)
+        return corrected_energy(s.e_mean, s.weight, s.e_trial, s.tau_eff, window, first)

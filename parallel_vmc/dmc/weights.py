@@ -70,7 +70,8 @@ def comb(weights, start, end, u):
     lo = start
     for i in range(n):
         hi = end if i == n - 1 else lo + weights[i]
-        copies[i] = np.int64(math.ceil(hi - u) - math.ceil(lo - u))
+        # never negative, even where the rounding of lo passed end
+        copies[i] = max(np.int64(0), np.int64(math.ceil(hi - u) - math.ceil(lo - u)))
         lo = hi
     return copies
 

@@ -375,6 +375,8 @@ class Sampler:
         diffusion steps of every walker (``kernels.DIFFUSE``: importance sampling with
         this sampler's step as the time step, moves across a node rejected). The
         kernel's fixed arguments are built once: DMC calls it every step."""
+        if self.method != "importance":  # the drift and chi come from its proposal
+            raise ValueError(f"diffusion needs the importance sampler, not {self.method}")
         n_params = self.wf.layout.n_params
         sweeps = K.Sweeps(
             self.code, K.DIFFUSE, n_sweeps, self.step, n_params, 0, 1, self.drift_limit
