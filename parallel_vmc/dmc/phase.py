@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..runfile import schema as S
 from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
 from .estimate import extrapolate
@@ -67,9 +68,7 @@ def run_phase(
     """
     dmc = cfg.dmc
     key = streams.root_key(cfg.seed)
-    table = {
-        name: [] for name in ("time_step", "energy", "error", "acceptance", "tau_eff", "population")
-    }
+    table = {name: [] for name in S.DMC_FIELDS}
     series, e_prev = [], None
     for k, tau in enumerate(dmc.time_steps):
         sampler = Sampler("importance", tau, system, wf, drift_limit=dmc.drift_limit)
@@ -96,23 +95,18 @@ def run_phase(
         window = bias_window(dmc.bias_window, tau)
         energy, error = walk.energy_summary(dmc.warmup_steps, window)
         s = walk.series
-        for name, value in (
-            ("time_step", tau),
-            ("energy", energy),
-            ("error", error),
-            ("acceptance", walk.moves[0] / walk.moves[1]),
-            ("tau_eff", walk.tau_eff),
-            ("population", float(np.mean(s.population[dmc.warmup_steps :]))),
-        ):
-            table[name].append(value)
-        series.append(
-            {
-                "weighted_energy": s.e_mean,
-                "total_weight": s.weight,
-                "population": s.population,
-                "trial_energy": s.e_trial,
-            }
+        row = (
+            tau,
+            energy,
+            error,
+            walk.moves[0] / walk.moves[1],
+            walk.tau_eff,
+            float(np.mean(s.population[dmc.warmup_steps :])),
         )
+        for name, value in zip(S.DMC_FIELDS, row, strict=True):
+            table[name].append(value)
+        per_step = (s.e_mean, s.weight, s.population, s.e_trial)
+        series.append(dict(zip(S.DMC_SERIES, per_step, strict=True)))
         say(
             f"dmc tau {tau:g}: E = {energy:.6f} +- {error:.6f}, tau_eff {walk.tau_eff:.6g}, "
             f"acceptance {table['acceptance'][-1]:.4f}"
