@@ -275,8 +275,9 @@ def test_a_run_with_a_dmc_section_writes_dmc_and_reaches_three(tmp_path):
 
 
 def test_a_stop_during_dmc_resumes_to_the_bits_of_an_uninterrupted_run(tmp_path, monkeypatch):
-    """SIGINT in the middle of the second time step: the run ends interrupted, and
-    pvmc resume runs the phase again from its start to the same /dmc, bit for bit."""
+    """SIGINT in the middle of the second time step: the run ends interrupted with a
+    checkpoint of the phase, and pvmc resume continues the time step from that block
+    (only the 300 steps left are made) to the same /dmc, bit for bit."""
     import io
     import os
     import signal
@@ -301,12 +302,14 @@ def test_a_stop_during_dmc_resumes_to_the_bits_of_an_uninterrupted_run(tmp_path,
         return original(self)
 
     monkeypatch.setattr(Diffusion, "step", step)
-    with pytest.raises(RunInterrupted, match="DMC time step 0.02"):
+    with pytest.raises(RunInterrupted, match=r"time step 2/2 \(tau 0.02\), step 200/500"):
         Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
-    monkeypatch.undo()
     with h5py.File(cfg.output.path) as h5:
         assert h5.attrs[S.STATUS].decode() == S.INTERRUPTED and S.DMC not in h5
+    calls.clear()
+    monkeypatch.setattr(Diffusion, "step", lambda self: calls.append(1) or original(self))
     assert main(["resume", cfg.output.path, "--quiet"]) == 0
+    assert len(calls) == 300
     with h5py.File(cfg.output.path) as h5, h5py.File(ref.path) as r:
         for name in S.DMC_FIELDS:
             np.testing.assert_array_equal(h5[S.DMC][name][...], r[S.DMC][name][...])
@@ -358,3 +361,52 @@ def test_diffusion_needs_the_importance_sampler():
     system, wf, theta = two_electrons(beta=0.4)
     with pytest.raises(ValueError, match="importance"):
         Sampler("metropolis", 0.5, system, wf).diffusion(theta)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_an_exception_on_one_rank_stops_every_rank_after_the_same_step():
+    """Rank 1's moves raise: its guard turns that into a flag of the step's Allreduce,
+    and every rank raises DiffusionFailed naming rank 1 (no rank waits for ever)."""
+    from parallel_vmc.dmc.walk import DiffusionFailed
+    from parallel_vmc.parallel import world
+
+    comm = world()
+    system, wf, theta = two_electrons(beta=0.4)
+    walkers = Walkers.start(5, comm.rank * 100, 100, 4, wf.sigma, 2)
+    sampler = Sampler("importance", 0.02, system, wf, drift_limit=1.0)
+
+    def guard(work, fallback):
+        try:
+            return work(), False
+        except ZeroDivisionError:
+            return fallback, True
+
+    target = 100 * comm.size
+    run = Diffusion(sampler, theta, walkers, comm, target, 3.0, streams.root_key(2), guard=guard)
+    run.step()
+    if comm.rank == 1:
+        run.move = lambda w: 1 / 0
+    with pytest.raises(DiffusionFailed, match="exception on rank 1 at tau = 0.02, step 2"):
+        run.step()
+
+
+def test_an_exception_in_a_dmc_step_fails_the_run_with_the_reason(tmp_path, monkeypatch):
+    """In a run, the step's exception is reported (traceback on stderr) and the run
+    fails with a status that says where, rather than a bare traceback."""
+    import io
+
+    import h5py
+
+    from parallel_vmc.run.driver import Run, RunFailed
+    from parallel_vmc.runfile import schema as S
+
+    cfg = make_config(tmp_path / "f.h5", **DMC_RUN)
+
+    def broken(self, tau_eff):
+        raise ZeroDivisionError("a broken step")
+
+    monkeypatch.setattr(Diffusion, "_local", broken)
+    with pytest.raises(RunFailed, match="DMC: an exception on rank 0 at tau = 0.04, step 1"):
+        Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
+    with h5py.File(cfg.output.path) as h5:
+        assert h5.attrs[S.STATUS].decode().startswith(S.FAILED)

@@ -3,6 +3,7 @@ process groups, compared bit for bit with an uninterrupted run of the same seed.
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 from conftest import pvmc_argv, subprocess_env
+
+from parallel_vmc.runfile import schema as S
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mpiexec") is None, reason="no mpiexec on PATH (install the 'mpi' extra)"
@@ -361,3 +364,52 @@ def test_rank_count_changes_during_production_even_if_killed(tmp_path):
         assert h5["production"].attrs["energy_allreduced"] == pytest.approx(e.mean(), rel=1e-12)
         assert list(h5["segments/ended"].asstr()[:]) == ["interrupted", "killed", "completed"]
         assert list(h5["segments/reseeded"][:]) == [0, 1, 1]
+
+
+# The two-electron DMC run of test_dmc.py (the same kernels), on 2 ranks.
+DMC_CONFIG = {
+    "system": {"particles": 2, "dimensions": 2, "omega": 1.0, "interaction": "coulomb"},
+    "wavefunction": {"hidden": 2, "jastrow": "pade"},
+    "sampler": {"method": "importance", "walkers_per_rank": 4, "thermalization": 200},
+    "optimizer": {"iterations": 20, "samples_per_iteration": 4096},
+    "production": {"samples": 16384},
+    "dmc": {"time_steps": [0.04, 0.02], "walkers": 200, "warmup_steps": 200, "steps": 800},
+    "seed": 7,
+}
+
+
+def dmc_step(run_path, k: int) -> int:
+    """The step the live checkpoint reached in DMC time step k (1-based), -1 before."""
+    m = re.match(rf"dmc time step {k}/\d+ \(tau [^)]*\), step (\d+)/", progress_of(run_path))
+    return int(m.group(1)) if m else -1
+
+
+def test_kill_and_sigterm_during_dmc_then_resume_is_bit_identical(tmp_path):
+    """kill -9 of the 2-rank job in the first DMC time step, then SIGTERM to mpiexec in
+    the second: each resume continues the phase from its last checkpoint (a block of
+    steps), and /dmc equals that of an uninterrupted run bit for bit."""
+    cfg = tmp_path / "dmc.yaml"
+    cfg.write_text(yaml.safe_dump(DMC_CONFIG))
+    ref = pvmc(tmp_path, "run", cfg, "-o", "ref.h5", "--quiet")
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    out = tmp_path / "d.h5"
+    proc = launch(tmp_path, "run", cfg, "-o", out, *EVERY_UNIT)
+    assert wait_until(lambda: dmc_step(out, 1) >= 300, proc, timeout=120), progress_of(out)
+    kill_job(proc)
+    proc = launch(tmp_path, "resume", out)
+    assert wait_until(lambda: dmc_step(out, 2) >= 200, proc, timeout=120), progress_of(out)
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == EXIT_INTERRUPTED
+    info = pvmc(tmp_path, "info", out, ranks=1)
+    assert info.returncode == 0 and "dmc time step 2/2" in info.stdout, info.stdout
+    res = pvmc(tmp_path, "resume", out, "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    with h5py.File(tmp_path / "ref.h5", "r") as a, h5py.File(out, "r") as b:
+        assert list(b["segments/ended"].asstr()[:]) == ["killed", "interrupted", "completed"]
+        names = list(S.DMC_FIELDS) + [
+            f"{S.STEP_GROUP % k}/{name}" for k in range(2) for name in S.DMC_SERIES
+        ]
+        for name in names:
+            assert a[S.DMC][name][()].tobytes() == b[S.DMC][name][()].tobytes(), name
+        for key, value in a[S.DMC].attrs.items():
+            assert b[S.DMC].attrs[key] == value, key

@@ -1,19 +1,20 @@
 """The DMC phase of a run (``dmc.time_steps``): after VMC, one fixed-node DMC run per
-time step on the optimised trial function, each starting from the population the one
+time step on the optimized trial function, each starting from the population the one
 before left (the first from snapshots of the VMC walkers), then the line E(tau) to
 tau -> 0.
 
-Checkpoints. The phase leaves the run's VMC walkers and parameters as they were, so the
-checkpoint written when it begins is its start: a stop during DMC (signal, wall time)
-ends the run at the next block of steps as interrupted, and ``pvmc resume`` runs the
-phase again from that start, bit for bit on the same number of ranks. (Checkpoints of
-the DMC population itself, so that a resume continues the time step, are not built
-yet.)
+The phase advances in blocks of BLOCK steps. After each block the driver's callback
+decides, with all ranks, whether to write a checkpoint (``saved.py`` puts the whole
+phase into it: the finished time steps, the live one's walkers, streams, sums and
+series) and whether to stop; ``pvmc resume`` continues from that block, bit for bit on
+the same number of ranks. The phase leaves the run's VMC walkers and parameters as
+they were.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -21,15 +22,11 @@ from ..runfile import schema as S
 from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
 from .estimate import extrapolate
-from .walk import Diffusion, DiffusionUnstable
+from .walk import Diffusion, DiffusionFailed, DiffusionUnstable, unguarded
 
-BLOCK = 100  # steps between the checks of stop signals and wall time
+BLOCK = 100  # steps between the checks of stop signals, wall time and checkpoints
 SNAPSHOT_SWEEPS = 10  # VMC sweeps between two snapshots of a walker
 INITIAL_STEP = 2**62  # the "step" of the first population's streams (never a real one)
-
-
-class PhaseStopped(Exception):
-    """A stop signal or the wall time arrived during the phase (reason in the text)."""
 
 
 def bias_window(cfg_window, tau: float) -> int:
@@ -57,69 +54,109 @@ def initial_population(sampler: Sampler, theta, walkers: Walkers, comm, target: 
     return Walkers(np.concatenate(snaps)[:n], rng)
 
 
-def run_phase(
-    cfg, system, wf, theta, population: Walkers, comm, e_start: float, check_stop, say
-) -> dict:
-    """Every time step of cfg.dmc in turn; returns the results (the same on every rank):
-    {"table": {field: list}, "series": [per-step dict], "attrs": dict}.
+class Phase:
+    """The progress of the DMC phase on this rank: time step ``k`` of
+    cfg.dmc.time_steps is live in ``walk`` (None once all are done); ``table``
+    {field of schema.DMC_FIELDS: list} and ``series`` [{name of schema.DMC_SERIES:
+    list}] hold the finished ones. Everything but the walkers is the same on every
+    rank. guard: as ``walk.Diffusion``'s."""
 
-    check_stop() -> str | None: a reason to stop (collective; called every BLOCK steps):
-    PhaseStopped then. say(text): a line on rank 0. DiffusionUnstable propagates.
-    """
-    dmc = cfg.dmc
-    key = streams.root_key(cfg.seed)
-    table = {name: [] for name in S.DMC_FIELDS}
-    series, e_prev = [], None
-    for k, tau in enumerate(dmc.time_steps):
-        sampler = Sampler("importance", tau, system, wf, drift_limit=dmc.drift_limit)
-        walk = Diffusion(
+    def __init__(self, cfg, system, wf, theta, comm, guard=unguarded):
+        self.cfg, self.system, self.wf, self.theta, self.comm = cfg, system, wf, theta, comm
+        self.guard = guard
+        self.key = streams.root_key(cfg.seed)
+        self.k = 0
+        self.table = {name: [] for name in S.DMC_FIELDS}
+        self.series: list = []
+        self.walk: Diffusion | None = None
+
+    @property
+    def tau(self) -> float:
+        return self.cfg.dmc.time_steps[self.k]
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.dmc.warmup_steps + self.cfg.dmc.steps
+
+    def begin(self, population: Walkers, e_start: float, e_prev=None) -> None:
+        """Make time step k live from this rank's population (e_prev: (W,) their local
+        energies, None for the VMC snapshots)."""
+        dmc = self.cfg.dmc
+        sampler = Sampler("importance", self.tau, self.system, self.wf, drift_limit=dmc.drift_limit)
+        self.walk = Diffusion(
             sampler,
-            theta,
+            self.theta,
             population,
-            comm,
+            self.comm,
             dmc.walkers,
             e_start,
-            key,
+            self.key,
             dmc.feedback,
-            k << 40,
+            self.k << 40,
             e_prev,
+            self.guard,
         )
-        done, total = 0, dmc.warmup_steps + dmc.steps
-        while done < total:
-            n = min(BLOCK, total - done)
-            walk.run(n)
-            done += n
-            reason = check_stop()
-            if reason:
-                raise PhaseStopped(f"{reason} at DMC time step {tau}, step {done}/{total}")
-        window = bias_window(dmc.bias_window, tau)
+
+    def run(self, after_block: Callable[["Phase"], None], say: Callable[[str], None]) -> dict:
+        """Every remaining step of every remaining time step; after_block(self) after
+        each block (collective: it may checkpoint or raise to stop). Returns
+        :meth:`result`. DiffusionUnstable and DiffusionFailed propagate."""
+        while self.walk is not None:
+            walk = self.walk
+            walk.run(min(BLOCK, self.total_steps - walk.steps_done))
+            if walk.steps_done == self.total_steps:
+                self._close(say)
+            after_block(self)
+        return self.result()
+
+    def _close(self, say) -> None:
+        """Time step k into the table; the next one begins where it left."""
+        dmc, walk = self.cfg.dmc, self.walk
+        window = bias_window(dmc.bias_window, self.tau)
         energy, error = walk.energy_summary(dmc.warmup_steps, window)
         s = walk.series
         row = (
-            tau,
+            self.tau,
             energy,
             error,
             walk.moves[0] / walk.moves[1],
             walk.tau_eff,
             float(np.mean(s.population[dmc.warmup_steps :])),
+            window,
         )
         for name, value in zip(S.DMC_FIELDS, row, strict=True):
-            table[name].append(value)
-        per_step = (s.e_mean, s.weight, s.population, s.e_trial)
-        series.append(dict(zip(S.DMC_SERIES, per_step, strict=True)))
+            self.table[name].append(value)
+        per_step = (s.e_mean, s.weight, s.population, s.e_trial, s.tau_eff)
+        self.series.append(dict(zip(S.DMC_SERIES, per_step, strict=True)))
         say(
-            f"dmc tau {tau:g}: E = {energy:.6f} +- {error:.6f}, tau_eff {walk.tau_eff:.6g}, "
-            f"acceptance {table['acceptance'][-1]:.4f}"
+            f"dmc tau {self.tau:g}: E = {energy:.6f} +- {error:.6f}, tau_eff "
+            f"{walk.tau_eff:.6g}, acceptance {self.table['acceptance'][-1]:.4f}"
         )
-        population, e_start, e_prev = walk.walkers, energy, walk.e_prev
-    e0, err0 = extrapolate(table["time_step"], table["energy"], table["error"])
-    attrs = {
-        "energy_extrapolated": e0,
-        "error_extrapolated": err0,
-        "warmup_steps": dmc.warmup_steps,
-        "bias_window": bias_window(dmc.bias_window, dmc.time_steps[-1]),
-    }
-    return {"table": table, "series": series, "attrs": attrs}
+        self.k, self.walk = self.k + 1, None
+        if self.k < len(dmc.time_steps):
+            self.begin(walk.walkers, energy, walk.e_prev)
+
+    def where(self) -> str:
+        """How far the phase is, for the progress line and ``pvmc info``."""
+        n = len(self.cfg.dmc.time_steps)
+        if self.walk is None:
+            return f"dmc: {self.k}/{n} time steps done"
+        return (
+            f"dmc time step {self.k + 1}/{n} (tau {self.tau:g}), "
+            f"step {self.walk.steps_done}/{self.total_steps}"
+        )
+
+    def result(self) -> dict:
+        """{"table", "series", "attrs"} of the finished time steps (the same on every
+        rank), with the line to tau -> 0."""
+        t = self.table
+        e0, err0 = extrapolate(t["time_step"], t["energy"], t["error"])
+        attrs = {
+            "energy_extrapolated": e0,
+            "error_extrapolated": err0,
+            "warmup_steps": self.cfg.dmc.warmup_steps,
+        }
+        return {"table": t, "series": self.series, "attrs": attrs}
 
 
 def table_text(result: dict) -> str:
@@ -140,4 +177,10 @@ def table_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DiffusionUnstable", "PhaseStopped", "initial_population", "run_phase", "table_text"]
+__all__ = [
+    "DiffusionFailed",
+    "DiffusionUnstable",
+    "Phase",
+    "initial_population",
+    "table_text",
+]

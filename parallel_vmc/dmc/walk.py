@@ -2,10 +2,14 @@
 step after step, with one Allreduce of a packed buffer per step.
 
 The buffer (float64): [sum w, sum w E_L, sum w E_L^2, walkers, accepted, proposed,
-sum |chi|^2, sum p |chi|^2, non-finite local energies] followed by every rank's total
+sum |chi|^2, sum p |chi|^2, non-finite local energies, ranks whose step raised, 1 +
+the first such rank] followed by every rank's total
 weight (its own slot filled, the others 0): after the Allreduce every rank knows where
 its walkers lie in the global population, which the comb needs, how many each rank
 holds after it (the balancing's plan), and computes the same E_T, E_est and tau_eff.
+An exception in one rank's moves is caught (``guard``) and counted in the buffer, so
+every rank raises DiffusionFailed after the same Allreduce instead of the others
+waiting for ever in it.
 """
 
 from __future__ import annotations
@@ -19,13 +23,37 @@ from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
 from .weights import comb, cutoff, replicate, reweight, trial_energy
 
-W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC, BAD = range(9)
-HEADER = 9
+W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC, BAD, FAILED, FAIL_RANK = range(11)
+HEADER = 11
 POPULATION_BOUNDS = (0.5, 2.0)  # x the target: outside, the time step stops
 
 
 class DiffusionUnstable(RuntimeError):
     """The population left its bounds or a local energy is not finite."""
+
+
+class DiffusionFailed(RuntimeError):
+    """A step raised on some rank (its traceback is on that rank's stderr)."""
+
+
+def unguarded(work, fallback):  # noqa: ARG001 - the signature of Collective.guarded
+    """(work(), False): exceptions propagate (one process, nothing to wait for)."""
+    return work(), False
+
+
+def pack(walkers: Walkers, e: np.ndarray) -> np.ndarray:
+    """(W, M + 5) float64 rows, one walker each: its coordinates (M), its E_L and its
+    stream's four words' bits, as a walker travels between ranks or into a
+    checkpoint."""
+    rng = np.ascontiguousarray(walkers.rng).view(np.float64)
+    return np.concatenate([walkers.positions, e[:, None], rng], axis=1)
+
+
+def unpack(rows: np.ndarray) -> tuple[Walkers, np.ndarray]:
+    """(Walkers, E_L (W,)) of :func:`pack`'s rows (W, M + 5)."""
+    m = rows.shape[1] - 5
+    rng = np.ascontiguousarray(rows[:, m + 1 :]).view(np.uint64)
+    return Walkers(np.ascontiguousarray(rows[:, :m]), rng), rows[:, m].copy()
 
 
 @dataclass
@@ -49,7 +77,8 @@ class Diffusion:
     run; feedback: g of ``weights.trial_energy``; stream_base: added to the step in the
     copies' streams and the comb's offsets (distinct per time step); e_prev: (W,) the
     walkers' local energies where a time step before left them (None: the first step's
-    own are taken).
+    own are taken); guard(work, fallback) -> (result, failed): runs a rank's local work
+    (``Collective.guarded`` in a run), ``unguarded`` by default.
     """
 
     def __init__(
@@ -64,6 +93,7 @@ class Diffusion:
         feedback: float = 1.0,
         stream_base: int = 0,
         e_prev=None,
+        guard=unguarded,
     ):
         self.move = sampler.diffusion(theta)
         self.walkers, self.comm = walkers, comm
@@ -77,10 +107,15 @@ class Diffusion:
         self.moves = np.zeros(2)  # [accepted, proposed]
         self.e_sum = 0.0  # of the steps' Ebar: E_est is their mean
         self.series = Series()
+        self.guard = guard
 
     @property
     def tau_eff(self) -> float:
         return self.tau * self.chi2[1] / self.chi2[0] if self.chi2[0] > 0 else self.tau
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.series.e_mean)
 
     def run(self, n_steps: int) -> None:
         for _ in range(n_steps):
@@ -88,14 +123,12 @@ class Diffusion:
 
     def step(self) -> None:
         """Diffuse, reweight, reduce, comb, balance: one step of every walker."""
-        e, moves = self.move(self.walkers)
-        e = e[:, 0]
-        if self.e_prev is None:  # the first step: E_L before it is that after it
-            self.e_prev = e
-        w = np.ones(e.size)
         tau_eff = self.tau_eff  # the estimate before this step's moves
-        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
-        g = self.comm.allreduce_sum(self._packed(w, e, moves))
+        (buf, w, e), failed = self.guard(lambda: self._local(tau_eff), (None, None, None))
+        if failed:
+            buf = np.zeros(HEADER + self.comm.size)
+            buf[FAILED], buf[FAIL_RANK] = 1.0, self.comm.rank + 1
+        g = self.comm.allreduce_sum(buf)
         self._check(g)
         self.moves += g[[ACC, PROP]]
         self.chi2 += g[[CHI2, CHI2_ACC]]
@@ -108,6 +141,16 @@ class Diffusion:
         self.e_est = self.e_sum / len(s.e_mean)  # the running estimate
         self.e_trial = trial_energy(self.e_est, g[W_SUM], self.target, self.tau_eff, self.feedback)
         self._branch(w, e, g)
+
+    def _local(self, tau_eff: float):
+        """(this rank's buffer, weights (W,), E_L (W,)) after its walkers' moves."""
+        e, moves = self.move(self.walkers)
+        e = e[:, 0]
+        if self.e_prev is None:  # the first step: E_L before it is that after it
+            self.e_prev = e
+        w = np.ones(e.size)
+        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
+        return self._packed(w, e, moves), w, e
 
     def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
@@ -122,7 +165,15 @@ class Diffusion:
         return buf
 
     def _check(self, g) -> None:
-        """DiffusionUnstable on every rank alike (it reads only the reduced sums)."""
+        """DiffusionFailed or DiffusionUnstable on every rank alike (it reads only the
+        reduced sums)."""
+        if g[FAILED] > 0:
+            n = int(g[FAILED])
+            who = f"rank {int(g[FAIL_RANK]) - 1}" if n == 1 else f"{n} ranks"
+            raise DiffusionFailed(
+                f"an exception on {who} at tau = {self.tau}, step {self.steps_done + 1} "
+                "(traceback on that rank's stderr)"
+            )
         if g[BAD] > 0:
             raise DiffusionUnstable(
                 f"{int(g[BAD])} local energies are not finite at tau = {self.tau}"
@@ -167,13 +218,11 @@ class Diffusion:
         self.e_prev = e_new
 
     def _balanced(self, counts, x, rng, e):
-        """(x, rng, e) after ``balance.rebalance``: a walker travels as one row of
-        float64 (its coordinates, E_L and its stream's bits)."""
-        m = x.shape[1]
-        rows = np.concatenate([x, e[:, None], rng.view(np.float64)], axis=1)
-        rows = balance.rebalance(self.comm, counts.astype(np.int64), rows)
-        rng = np.ascontiguousarray(rows[:, m + 1 :]).view(np.uint64)
-        return np.ascontiguousarray(rows[:, :m]), rng, rows[:, m].copy()
+        """(x, rng, e) after ``balance.rebalance``: a walker travels as one
+        :func:`pack` row."""
+        rows = balance.rebalance(self.comm, counts.astype(np.int64), pack(Walkers(x, rng), e))
+        walkers, e = unpack(rows)
+        return walkers.positions, walkers.rng, e
 
     def energy_summary(self, first: int, window: int) -> tuple[float, float]:
         """(energy, error) of the steps from ``first`` on (``estimate.corrected_energy``

@@ -33,6 +33,7 @@ import numpy as np
 from .. import optimizers
 from ..control import Control, announce_ready
 from ..dmc import phase as dmc_phase
+from ..dmc import saved as dmc_saved
 from ..runfile import checkpoint as ckpt
 from ..runfile import schema as S
 from ..runfile.hdf5io import now_iso
@@ -119,6 +120,7 @@ class Run:
         self.resumed = resume is not None
         self.reseeded = False  # this segment gave the chains new streams
         self.production_reset = False  # ... and production, begun, starts again
+        self.dmc = None  # the DMC phase (dmc_phase.Phase) once it has begun
         if resume is None:
             self.run_id = uuid.uuid4().hex
             self.state, self.walkers, failed = runstate.fresh(
@@ -131,6 +133,9 @@ class Run:
             self.state, self.walkers = restored.state, restored.walkers
             self.reseeded = restored.reseeded
             self.production_reset = restored.production_reset
+            if dmc_saved.holds_phase(resume[0]):  # a checkpoint written during DMC
+                self.dmc = self._dmc_phase()
+                dmc_saved.restore(self.dmc, *resume)
         self.segment = Segment(cfg, comm, self.ckpt_path, self.run_id, self.n_params, self.n_chains)
 
     def _placed(self, failed: int) -> None:
@@ -169,9 +174,11 @@ class Run:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_payload(self):
-        """(attrs, arrays) of a checkpoint on rank 0, None elsewhere. Collective: every
-        rank must call it."""
+        """(attrs, arrays) of a checkpoint on rank 0, None elsewhere; during DMC with
+        the phase's state (``dmc/saved.py``). Collective: every rank must call it."""
         gathered = runstate.gather_walkers(self.state, self.walkers, self.comm)
+        in_dmc = self.state.phase == "dmc" and self.dmc is not None
+        dmc = dmc_saved.snapshot(self.dmc, self.comm) if in_dmc else None
         if self.comm.rank != 0:
             return None
         run_attrs = dict(
@@ -184,7 +191,13 @@ class Run:
             written=now_iso(),
             progress=self.where(),
         )
-        return runstate.payload(self.state, gathered, self.sampler.step, self.chains, run_attrs)
+        attrs, arrays = runstate.payload(
+            self.state, gathered, self.sampler.step, self.chains, run_attrs
+        )
+        if dmc is not None:
+            attrs.update(dmc[0])
+            arrays.update(dmc[1])
+        return attrs, arrays
 
     def checkpoint(self) -> None:
         """Write a checkpoint (collective). The run file is synced first, so that all it
@@ -208,6 +221,8 @@ class Run:
             return f"optimize {st.iteration}/{cfg.optimizer.iterations} iterations"
         if st.phase == "produce":
             return f"produce {st.prod_done}/{self.n_samples} samples per chain"
+        if st.phase == "dmc" and self.dmc is not None:
+            return self.dmc.where()
         return {
             "finish": "writing the results",
             "dmc": "diffusion Monte Carlo (dmc.time_steps)",
@@ -439,42 +454,38 @@ class Run:
         )
         return summary
 
-    def diffuse(self) -> dict:
-        """The DMC phase (``dmc/phase.py``) from the VMC walkers and parameters; its
-        results into /dmc and the summary's table. A stop during it ends the run as
-        interrupted (its checkpoint is the phase's start); an unstable population or a
-        non-finite local energy fails the run with the reason."""
-        st = self.state
-        e_start = estimators.production_estimates(st.prod_totals)["energy"]
-        population = dmc_phase.initial_population(
-            self.sampler,
-            st.theta,
-            self.walkers,
-            self.comm,
-            self.cfg.dmc.walkers,
-            self.cfg.seed,
+    def _dmc_phase(self) -> dmc_phase.Phase:
+        return dmc_phase.Phase(
+            self.cfg, self.system, self.wf, self.state.theta, self.comm, self.collective.guarded
         )
 
-        def check_stop():
-            self.control.begin_unit()
-            _, decision = self.collective.reduce(np.zeros(0))
-            return decision.stop
-
-        try:
-            result = dmc_phase.run_phase(
-                self.cfg,
-                self.system,
-                self.wf,
-                st.theta,
-                population,
-                self.comm,
-                e_start,
-                check_stop,
-                self._say,
+    def diffuse(self) -> dict:
+        """The DMC phase (``dmc/phase.py``) from the VMC walkers and parameters, or
+        from where a checkpoint left it; its results into /dmc and the summary's
+        table. After every block of steps the ranks decide together to checkpoint
+        (the whole phase) or stop; an unstable population, a non-finite local energy
+        or an exception on a rank fails the run with the reason."""
+        st = self.state
+        if self.dmc is None:
+            self.dmc = self._dmc_phase()
+            population = dmc_phase.initial_population(
+                self.sampler, st.theta, self.walkers, self.comm, self.cfg.dmc.walkers, self.cfg.seed
             )
-        except dmc_phase.PhaseStopped as exc:
-            raise RunInterrupted(f"stopped by {exc}") from None
-        except dmc_phase.DiffusionUnstable as exc:
+            e_start = estimators.production_estimates(st.prod_totals)["energy"]
+            self.dmc.begin(population, e_start)
+
+        def after_block(phase) -> None:
+            _, decision = self.collective.reduce(np.zeros(0))
+            if decision.checkpoint:
+                self.checkpoint()
+            if decision.stop:
+                raise RunInterrupted(f"stopped by {decision.stop} at {phase.where()}")
+            self.control.begin_unit()  # the next block is the unit the wall time counts
+
+        self.control.begin_unit()
+        try:
+            result = self.dmc.run(after_block, self._say)
+        except (dmc_phase.DiffusionUnstable, dmc_phase.DiffusionFailed) as exc:
             raise RunFailed(f"DMC: {exc}") from None
         if self.segment.held:
             self.segment.write_dmc(result)

@@ -277,7 +277,7 @@ class Segment:
         self.file.write_observables(obs)
 
     def write_dmc(self, result: dict) -> None:
-        """/dmc from ``dmc.phase.run_phase``'s result."""
+        """/dmc from ``dmc.phase.Phase.result()``."""
         self.file.write_dmc(result["table"], result["series"], result["attrs"])
 
     # ------------------------------------------------------------------ close

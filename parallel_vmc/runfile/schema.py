@@ -122,9 +122,20 @@ PRODUCTION_ATTRS = (
 # One entry per time step of dmc.time_steps (in the config's order), and per time step
 # k a group STEP_GROUP % k with its per-step series (one value per step, warm-up first).
 DMC = "dmc"
-DMC_FIELDS = ("time_step", "energy", "error", "acceptance", "tau_eff", "population")
-DMC_SERIES = ("weighted_energy", "total_weight", "population", "trial_energy")
-DMC_ATTRS = ("energy_extrapolated", "error_extrapolated", "warmup_steps", "bias_window")
+# bias_window: the T_p of each time step's population-control correction (steps).
+DMC_FIELDS = (
+    "time_step",
+    "energy",
+    "error",
+    "acceptance",
+    "tau_eff",
+    "population",
+    "bias_window",
+)
+# tau_eff here: the one each step reweighted with (the estimate before its moves), so
+# that the corrected energy can be recomputed from the series alone.
+DMC_SERIES = ("weighted_energy", "total_weight", "population", "trial_energy", "tau_eff")
+DMC_ATTRS = ("energy_extrapolated", "error_extrapolated", "warmup_steps")
 STEP_GROUP = "series_%d"
 
 # ----------------------------------------------------------------------------- observables
