@@ -33,14 +33,7 @@ from .common import (
     other_command,
     world,
 )
-
-
-class InputError(Exception):
-    """Bad input that is not a config key (files, paths)."""
-
-
-class NoCheckpoint(InputError):
-    """A run file without a usable checkpoint (killed before its first one)."""
+from .runfiles import InputError, NoCheckpoint, attr_text, read_root, stored_config
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -135,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "when unknown), for job scripts",
     )
 
+    from .dmc import add_parser as add_dmc_parser
+
+    add_dmc_parser(sub)
     add_train_parser(sub)
 
     from ..bench.options import add_arguments
@@ -311,41 +307,6 @@ def cmd_resume(args) -> int:
     return _execute(cfg, comm, args, payload)
 
 
-def _read_root(path: str) -> dict:
-    """The root attributes of a run file; InputError if it cannot be read."""
-    import h5py
-
-    from ..runfile import checkpoint as ckpt
-    from ..runfile.hdf5io import one_line
-
-    if os.path.isdir(path):
-        runs = sorted(name for name in os.listdir(path) if name.endswith(".h5"))
-        shown = f" (it holds {', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''})"
-        raise InputError(f"{path}: is a directory{shown if runs else ''}; give one run file")
-    if not os.path.isfile(path):
-        raise InputError(f"run file not found: {path}")
-    try:
-        if not h5py.is_hdf5(path):
-            raise InputError(f"{path}: not an HDF5 file")
-        with h5py.File(path, "r", locking=False) as h5:
-            attrs = dict(h5.attrs)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - h5py raises many kinds on damaged files
-        raise InputError(
-            f"{path}: not a readable HDF5 run file, or its header is damaged ({one_line(exc, 200)})"
-        ) from None
-    if _text(attrs.get("kind", "")) == ckpt.KIND:
-        run = os.path.join(os.path.dirname(path), _text(attrs.get("run_file", "RUN.h5")))
-        raise InputError(
-            f"{path}: a checkpoint of the run file {run}, not a run file; give {run} "
-            "(its checkpoint is read from beside it)"
-        )
-    if any(name not in attrs for name in S.REQUIRED_ROOT):
-        raise InputError(f"{path}: not a pvmc run file (no {'/'.join(S.REQUIRED_ROOT)} attributes)")
-    return attrs
-
-
 def _read_resumable(path: str, cfg=None):
     """Check that path is a run that can be continued and read its checkpoint.
 
@@ -359,10 +320,10 @@ def _read_resumable(path: str, cfg=None):
     from ..runfile.hdf5io import in_use, one_line
     from ..runfile.output import damaged_dataset
 
-    attrs = _read_root(path)
-    status = _text(attrs[S.STATUS])
+    attrs = read_root(path)
+    status = attr_text(attrs[S.STATUS])
     if cfg is not None:
-        stored = _stored_config(path, attrs)
+        stored = stored_config(path, attrs)
         keys = differing_keys(stored, cfg.to_dict(), ignore=("output",))
         if keys:
             raise InputError(
@@ -372,9 +333,9 @@ def _read_resumable(path: str, cfg=None):
             )
     if status == S.COMPLETED:
         return "completed"
-    if _text(attrs[S.FORMAT]) not in map(str, S.RESUMABLE_FORMATS):
+    if attr_text(attrs[S.FORMAT]) not in map(str, S.RESUMABLE_FORMATS):
         raise InputError(
-            f"{path}: {S.FORMAT} {_text(attrs[S.FORMAT])!r} was "
+            f"{path}: {S.FORMAT} {attr_text(attrs[S.FORMAT])!r} was "
             f"not written by this parallel_vmc version; it resumes formats "
             f"{', '.join(map(str, S.RESUMABLE_FORMATS))} only"
         )
@@ -404,18 +365,6 @@ def _read_resumable(path: str, cfg=None):
     return c_attrs, arrays
 
 
-def _stored_config(path: str, attrs: dict) -> dict:
-    from ..config.fields import ConfigError, parse_yaml
-
-    try:
-        stored = parse_yaml(_text(attrs[S.CONFIG]), f"{path} (stored config)")
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    if not isinstance(stored, dict):
-        raise InputError(f"{path}: its stored config is not a mapping")
-    return stored
-
-
 def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | None:
     """Why a checkpoint does not belong to this run file or is incomplete; None if fine."""
     from ..run.state import REQUIRED_ARRAYS, REQUIRED_ATTRS
@@ -431,7 +380,7 @@ def _checkpoint_problem(c_attrs: dict, arrays: dict, run_attrs: dict) -> str | N
     ]
     if missing:
         return f"its checkpoint is incomplete (missing {', '.join(missing)})"
-    if _text(c_attrs["run_id"]) != _text(run_attrs.get(S.RUN_ID, "")):
+    if attr_text(c_attrs["run_id"]) != attr_text(run_attrs.get(S.RUN_ID, "")):
         return (
             "the checkpoint beside it belongs to another run (run_id differs); "
             "it was left behind by an earlier run of the same name"
@@ -449,7 +398,7 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
     from ..wavefunction import Layout
 
     try:
-        cfg = config_from_yaml_text(_text(c_attrs["config"]))
+        cfg = config_from_yaml_text(attr_text(c_attrs["config"]))
     except ConfigError:
         return None  # reported where the config is read
     n = Layout.from_config(cfg.system, cfg.wavefunction).n_params
@@ -460,13 +409,6 @@ def _layout_problem(c_attrs: dict, arrays: dict) -> str | None:
         f"config now gives {n} (a run from before a key whose default adds "
         f"parameters, such as system.statistics: fermions)"
     )
-
-
-def _text(value) -> str:
-    """A text attribute; fixed-length HDF5 strings end at their first NUL."""
-    if isinstance(value, bytes):
-        return value.split(b"\0", 1)[0].decode("utf-8", "replace")
-    return str(value)
 
 
 def _execute(cfg, comm, args, resume) -> int:
@@ -521,16 +463,16 @@ def cmd_info(args) -> int:
 
     path = args.run_file
     try:
-        _read_root(path)
+        read_root(path)
     except InputError as exc:
         return bad_input(str(exc))
     try:
         with h5py.File(path, "r", locking=False) as h5:
             if args.status:
-                print(one_line(_text(h5.attrs[S.STATUS])))
+                print(one_line(attr_text(h5.attrs[S.STATUS])))
                 return EXIT_OK
             if args.progress:
-                print(_checkpoint_progress(path, _text(h5.attrs[S.STATUS])))
+                print(_checkpoint_progress(path, attr_text(h5.attrs[S.STATUS])))
                 return EXIT_OK
             return _print_info(path, h5)
     except BrokenPipeError:
@@ -547,7 +489,7 @@ def _system_lines(path, h5) -> list:
     config's) and, when the file has them (at the end of a fermion run), the orbitals
     each spin occupies, the orbital scale and the largest inverse drift."""
     try:
-        system = _stored_config(path, h5.attrs).get("system")
+        system = stored_config(path, h5.attrs).get("system")
     except InputError as exc:  # info still shows the rest of the file
         return [f"system        unknown: {exc}"]
     system = system if isinstance(system, dict) else {}
@@ -556,7 +498,7 @@ def _system_lines(path, h5) -> list:
         "statistics", "not recorded (a run from before fermions: no determinants)"
     )
     if wf is not None and S.STATISTICS in wf.attrs:
-        statistics = _text(wf.attrs[S.STATISTICS])
+        statistics = attr_text(wf.attrs[S.STATISTICS])
     omega = system.get("omega")
     omega = f"{omega:g}" if isinstance(omega, (int, float)) else omega
     lines = [
@@ -586,7 +528,7 @@ def _checkpoint_progress(path: str, status: str) -> str:
         return "none"
     from ..runfile.hdf5io import one_line
 
-    return one_line(_text(c["progress"]))
+    return one_line(attr_text(c["progress"]))
 
 
 def cmd_mpi(args) -> int:
@@ -607,13 +549,14 @@ def _print_info(path, h5) -> int:
     """Print the info table of an open run file; exit code."""
     from ..runfile import checkpoint as ckpt
     from ..stats.text import estimate
+    from .dmc import info_lines as dmc_info_lines
 
     a = h5.attrs
-    status = _text(a[S.STATUS])
+    status = attr_text(a[S.STATUS])
     print(f"file          {path}")
     print(f"status        {status}")
     print(
-        f"created       {_text(a['created'])}  on {_text(a['hostname'])}, {a['mpi_size']} "
+        f"created       {attr_text(a['created'])}  on {attr_text(a['hostname'])}, {a['mpi_size']} "
         f"rank(s) x {a['walkers_per_rank']} walkers, seed {a['seed']}"
     )
     for line in _system_lines(path, h5):
@@ -642,12 +585,14 @@ def _print_info(path, h5) -> int:
             f"energy        {estimate(s['energy'], s['error'])} (blocking), "
             f"variance {s['variance']:.6g}"
         )
+    for line in dmc_info_lines(h5):
+        print(line)
     if S.path(S.SEGMENTS, "ended") in h5:
         seg = h5[S.SEGMENTS]
         n = seg["ended"].shape[0]
         for k in range(n):
-            ended = _text(seg["ended"][k])
-            at = _text(seg["progress"][k]) if "progress" in seg else ""
+            ended = attr_text(seg["ended"][k])
+            at = attr_text(seg["progress"][k]) if "progress" in seg else ""
             # a completed segment's progress is "completed" too: say it once
             where = f", at {at}" if at and at != ended else ""
             if k == n - 1 and status == S.RUNNING and ended == S.RUNNING:
@@ -658,8 +603,8 @@ def _print_info(path, h5) -> int:
                 )
             print(
                 f"segment {k}     {seg['mpi_size'][k]} rank(s) on "
-                f"{_text(seg['hostname'][k])}, {_text(seg['start_time'][k])} -> "
-                f"{_text(seg['end_time'][k]) or '...'}: {ended}{where}"
+                f"{attr_text(seg['hostname'][k])}, {attr_text(seg['start_time'][k])} -> "
+                f"{attr_text(seg['end_time'][k]) or '...'}: {ended}{where}"
             )
     if S.CHECKPOINT in h5:
         print(f"checkpoint    final state in /{S.CHECKPOINT} of this file")
@@ -724,6 +669,14 @@ def _cmd_train(args) -> int:
     return cmd_train(args)
 
 
+def _cmd_dmc(args) -> int:
+    """pvmc dmc: the new file prepared (``cli/dmc.py``), then resumed like any run."""
+    from .dmc import prepare
+
+    code = prepare(args)
+    return cmd_resume(args) if code is None else code
+
+
 def entry() -> int:
     """The `pvmc` command and `python -m parallel_vmc`: main() in a process of its own,
     which ignores stop signals once a run is over (see
@@ -743,6 +696,7 @@ def main(argv=None) -> int:
         "info": cmd_info,
         "mpi": cmd_mpi,
         "train": _cmd_train,
+        "dmc": _cmd_dmc,
     }.get(args.command)
     if handler is None:
         handler = cmd_bench

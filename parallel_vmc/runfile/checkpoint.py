@@ -87,7 +87,7 @@ def read(path: str) -> tuple[dict, dict]:
             where = "its attributes"
             if h5.attrs.get("kind") != KIND:
                 raise CheckpointError(f"{path!r} is not a pvmc checkpoint")
-            attrs = {k: _plain(v) for k, v in h5.attrs.items()}
+            attrs = {k: plain(v) for k, v in h5.attrs.items()}
             names = []
             h5.visititems(
                 lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
@@ -138,7 +138,8 @@ def remove(path: str) -> None:
         remove_quietly(name)
 
 
-def _plain(value):
+def plain(value):
+    """An HDF5 attribute as a Python value (text decoded, numpy scalars unwrapped)."""
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):

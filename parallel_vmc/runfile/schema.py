@@ -136,6 +136,10 @@ DMC_FIELDS = (
 # that the corrected energy can be recomputed from the series alone.
 DMC_SERIES = ("weighted_energy", "total_weight", "population", "trial_energy", "tau_eff")
 DMC_ATTRS = ("energy_extrapolated", "error_extrapolated", "warmup_steps")
+# Root attributes of a file made by ``pvmc dmc`` from a completed VMC run: that file's
+# absolute path and run_id.
+DMC_SOURCE = "dmc_source"
+DMC_SOURCE_RUN_ID = "dmc_source_run_id"
 STEP_GROUP = "series_%d"
 
 # ----------------------------------------------------------------------------- observables

@@ -1,0 +1,148 @@
+"""``pvmc dmc RUN.h5``: DMC on the trial function of a completed VMC run, into a new
+file that records its source; the same bits as the DMC phase of one ``pvmc run``; and
+bad input refused (exit 2) before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import h5py
+import numpy as np
+import pytest
+from conftest import make_config, run_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parallel_vmc.cli.main import main
+from parallel_vmc.config.fields import ConfigError
+from parallel_vmc.config.vmc import apply_overrides, from_dict
+from parallel_vmc.runfile import schema as S
+
+# The two-electron run of test_dmc.py (the same kernels), with a short DMC.
+VMC = {
+    "wavefunction": {"hidden": 2, "jastrow": "pade"},
+    "optimizer": {"iterations": 20, "samples_per_iteration": 4096},
+    "production": {"samples": 16384},
+}
+DMC = {"time_steps": [0.04, 0.02], "walkers": 200, "warmup_steps": 100, "steps": 300}
+SETS = [f"dmc.{k}={v}" for k, v in DMC.items()]
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def vmc_run(tmp_path_factory):
+    """A completed VMC run without a dmc section."""
+    d = tmp_path_factory.mktemp("vmc")
+    return run_config(make_config(d / "vmc.h5", **VMC)).path
+
+
+def sets_args(sets):
+    return [a for s in sets for a in ("--set", s)]
+
+
+def test_pvmc_dmc_equals_the_dmc_phase_of_one_run_and_records_its_source(tmp_path, vmc_run):
+    """The new file holds the VMC run's data, /dmc and its source; the VMC file is not
+    touched; /dmc has the bits of one ``pvmc run`` with the same dmc section (the
+    phase starts from the same final state)."""
+    before = digest(vmc_run)
+    out = tmp_path / "from_vmc.h5"
+    assert main(["dmc", vmc_run, "-o", str(out), "--quiet", *sets_args(SETS)]) == 0
+    assert digest(vmc_run) == before
+    one = run_config(make_config(tmp_path / "one.h5", **VMC, dmc=DMC)).path
+    with h5py.File(out) as a, h5py.File(one) as b, h5py.File(vmc_run) as v:
+        assert a.attrs[S.STATUS].decode() == S.COMPLETED
+        assert a.attrs[S.DMC_SOURCE] == os.path.abspath(vmc_run)
+        assert a.attrs[S.DMC_SOURCE_RUN_ID] == v.attrs[S.RUN_ID] != a.attrs[S.RUN_ID]
+        np.testing.assert_array_equal(a["wavefunction/a"][()], v["wavefunction/a"][()])
+        names = list(S.DMC_FIELDS) + [
+            f"{S.STEP_GROUP % k}/{name}" for k in range(2) for name in S.DMC_SERIES
+        ]
+        for name in names:
+            assert a[S.DMC][name][()].tobytes() == b[S.DMC][name][()].tobytes(), name
+        assert list(a["segments/ended"].asstr()[:]) == ["completed", "completed"]
+
+
+def test_pvmc_info_shows_the_dmc_table_and_the_source(tmp_path, vmc_run, capsys):
+    out = tmp_path / "d.h5"
+    assert main(["dmc", vmc_run, "-o", str(out), "--quiet", *sets_args(SETS)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"dmc from      {os.path.abspath(vmc_run)}" in text
+    assert "dmc tau 0.04" in text and "dmc tau 0.02" in text and "(tau -> 0)" in text
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ([], "dmc.time_steps is null"),
+        (["--set", "system.omega=2", *sets_args(SETS)], "only dmc.* and output.*"),
+        (["--set", "dmc.time_steps=[0.01, -1]"], "dmc.time_steps[1]"),
+        (["--set", "dmc.bogus=1", *sets_args(SETS[:1])], "dmc.bogus"),
+    ],
+)
+def test_bad_pvmc_dmc_input_exits_2_naming_the_key_and_writes_nothing(
+    tmp_path, vmc_run, capsys, extra, message
+):
+    out = tmp_path / "never.h5"
+    assert main(["dmc", vmc_run, "-o", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_pvmc_dmc_refuses_an_unfinished_run_an_existing_output_and_itself(
+    tmp_path, vmc_run, capsys
+):
+    stopped = tmp_path / "stopped.h5"
+    with h5py.File(vmc_run) as src, h5py.File(stopped, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        dst.attrs.modify(S.STATUS, S.INTERRUPTED.encode())
+    assert main(["dmc", str(stopped), *sets_args(SETS)]) == 2
+    assert "needs a completed VMC run" in capsys.readouterr().err
+    taken = tmp_path / "taken.h5"
+    taken.write_bytes(b"keep me")
+    assert main(["dmc", vmc_run, "-o", str(taken), *sets_args(SETS)]) == 2
+    assert "exists" in capsys.readouterr().err and taken.read_bytes() == b"keep me"
+    assert main(["dmc", vmc_run, "-o", vmc_run, *sets_args(SETS)]) == 2
+    assert "not the VMC run itself" in capsys.readouterr().err
+
+
+KEYS = ("time_steps", "walkers", "warmup_steps", "steps", "feedback", "bias_window")
+VALUES = st.one_of(
+    st.integers(-10, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.floats(-1, 1), max_size=3).map(lambda v: str(v)),
+    st.just("[]"),
+    st.just("null"),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=st.sampled_from(KEYS), value=VALUES)
+def test_generated_bad_dmc_values_exit_2_before_any_file(tmp_path, vmc_run, capsys, key, value):
+    """Any value the config check refuses (the same check as pvmc run's) makes
+    pvmc dmc exit 2 naming the key, with no file written; values it accepts are not
+    run here."""
+    sets = [s for s in SETS if not s.startswith(f"dmc.{key}=")] + [f"dmc.{key}={value}"]
+    with h5py.File(vmc_run) as h5:
+        stored = h5.attrs[S.CONFIG]
+    from parallel_vmc.config.fields import parse_yaml
+
+    try:
+        from_dict(apply_overrides(parse_yaml(stored, "stored"), sets))
+    except ConfigError:
+        pass
+    else:
+        return  # a good value (possibly a long run): not this test's business
+    out = tmp_path / f"x{abs(hash((key, str(value))))}.h5"
+    assert main(["dmc", vmc_run, "-o", str(out), *sets_args(sets)]) == 2
+    assert f"dmc.{key}" in capsys.readouterr().err
+    assert not out.exists()
