@@ -26,6 +26,7 @@ import tempfile
 
 import numpy as np
 
+from analysis import dmc as dmc_analysis
 from analysis.generative import is_training_file
 from analysis.plots import PlotError
 from analysis.runfile import SCALAR_OBSERVABLES, RunFileError, is_number, read_run
@@ -377,6 +378,9 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         report["warnings"],
         blocking_error=summary.error if summary is not None and series == S.LOCAL_ENERGY else None,
     )
+    report["dmc"] = dmc_analysis.summarize(run)
+    if report["dmc"]:
+        report["warnings"] += report["dmc"].pop("warnings")
     if not run.status.startswith(S.COMPLETED):
         report["warnings"].append(f"run status is '{run.status}': partial data analysed")
     return report, summary
@@ -776,6 +780,7 @@ def format_report(r: dict) -> str:
                 _mean_text(r, S.LOCAL_ENERGY, s.get("energy"), s.get("error")) + said,
             )
         )
+    rows += dmc_analysis.rows(r.get("dmc"))
     for k, seg in enumerate(r.get("segments") or []):
         rows.append(
             (
@@ -787,9 +792,12 @@ def format_report(r: dict) -> str:
         )
     for note in r.get("notes", []):
         rows.append(("note", note))
-    shown = (r.get("summary_mismatch") or {}).get("message")
+    shown = {
+        (r.get("summary_mismatch") or {}).get("message"),
+        (r.get("dmc") or {}).get("mismatch"),
+    }
     for w in r.get("warnings", []):
-        if w != shown:  # the mismatch has its own row above
+        if w not in shown:  # the mismatches have their own rows above
             rows.append(("warning", w))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -1102,6 +1110,7 @@ def _table_row(key, run, n_boot: int) -> dict:
     report, _ = analyse(run, n_boot=n_boot)
     p = report["production"] or {}
     mismatch = report["summary_mismatch"]
+    dmc = (report["dmc"] or {}).get("extrapolated") or {}
     return {
         "key": key,
         "file": run.path,
@@ -1118,6 +1127,9 @@ def _table_row(key, run, n_boot: int) -> dict:
         "acceptance": p.get("acceptance"),
         "mean_is_infinite": bool(p.get("mean_is_infinite")),
         "summary_mismatch": mismatch["message"] if mismatch else None,
+        "dmc_energy": dmc.get("energy"),
+        "dmc_error": dmc.get("error"),
+        "dmc_mismatch": report["dmc"]["mismatch"] if report["dmc"] else None,
     }
 
 
@@ -1136,6 +1148,10 @@ def _print_table(rows: list, by: str) -> None:
         "file",
     ]
     chains = {AGREE: "ok", HEAVY_TAIL: "ok (tail)", DISAGREE: "DISAGREE", None: "-"}
+    # the DMC columns only where a run has /dmc: a table of VMC runs stays as it was
+    dmc = any(r["dmc_energy"] is not None for r in rows)
+    if dmc:
+        head[-1:-1] = ["dmc_E0", "dmc_err"]
     table = [head]
     for r in rows:
         error = (
@@ -1159,6 +1175,7 @@ def _print_table(rows: list, by: str) -> None:
                 _g(r["n_samples"]),
                 _g(r["rhat"], ".4f"),
                 chains[r["chains_verdict"]],
+                *([_g(r["dmc_energy"], ".6f"), _g(r["dmc_error"], ".6f")] if dmc else []),
                 r["file"],
             ]
         )
@@ -1173,6 +1190,8 @@ def _print_table(rows: list, by: str) -> None:
             )
         if r["summary_mismatch"]:
             print(f"warning: {r['file']}: SUMMARY MISMATCH: {r['summary_mismatch']}")
+        if r["dmc_mismatch"]:
+            print(f"warning: {r['file']}: DMC MISMATCH: {r['dmc_mismatch']}")
 
 
 def cmd_table(argv) -> int:

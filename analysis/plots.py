@@ -15,6 +15,10 @@ share a directory:
                               with hard spheres a second panel near r12 = a
     <stem>_density_axes.png   3D: the densities along the x-y plane and along z
                               (production.axial_density)
+    <stem>_dmc_energy.png     DMC: E(tau) of every time step with its error bar, the
+                              fitted line and its value at tau = 0 (/dmc)
+    <stem>_dmc_traces.png     DMC: population and trial energy E_T against the step,
+                              one line per time step, the warm-up shaded (/dmc)
 
 (each of the last three only if the file has it: /production/observables, format 3;
 older files with flat ``density_counts`` / ``density_edges`` get the density plot.)
@@ -52,12 +56,15 @@ __all__ = [
     "plot_density_image",
     "plot_pair_distance",
     "plot_scan",
+    "plot_dmc_energy",
+    "plot_dmc_traces",
     "run_plots",
     "plot_names",
     "COMPARISON",
 ]
 
 E_UNIT = r"$\hbar\omega_0$"  # energies
+T_UNIT = r"$1/\omega_0$"  # DMC time steps (hbar / energy)
 L_UNIT = r"$\sqrt{\hbar/m\omega_0}$"  # lengths
 KEY_UNITS = {"system.omega": r"$\omega_0$", "wavefunction.sigma": L_UNIT}
 BULK_IQR = 5.0  # histogram range: median +- this many interquartile ranges
@@ -486,6 +493,90 @@ def plot_scan(rows: list, key: str, path: str, title: str = "") -> str:
     return save(fig, path)
 
 
+def plot_dmc_energy(d: dict, path: str, title: str = "") -> str:
+    """E(tau) of the DMC time steps with their error bars, the weighted line E_0 + a tau
+    with its 1-sigma band (from the covariance of E_0 and a) and E_0 at tau = 0.
+
+    d: ``analysis.dmc.summarize``'s dict: "time_steps" (n,) dicts with time_step,
+    energy, error; "extrapolated" with energy, error and, for n >= 2, slope and
+    covariance (2, 2).
+    """
+    steps = [s for s in d["time_steps"] if s["energy"] is not None]
+    taus = np.array([s["time_step"] for s in steps])
+    fig = figure()
+    ax = fig.subplots()
+    ax.errorbar(
+        taus,
+        [s["energy"] for s in steps],
+        yerr=[s["error"] for s in steps],
+        fmt="o",
+        ms=5,
+        capsize=3,
+        color="C0",
+        label="E(tau) +- error (blocking)",
+    )
+    x = d["extrapolated"]
+    if x.get("covariance") is not None:
+        t = np.linspace(0.0, 1.05 * taus.max(), 200)
+        cov = np.asarray(x["covariance"])
+        e = x["energy"] + x["slope"] * t
+        spread = np.sqrt(np.maximum(cov[0, 0] + 2 * t * cov[0, 1] + t**2 * cov[1, 1], 0.0))
+        ax.plot(t, e, color="C1", lw=1.2, label=f"E_0 + a tau, a = {x['slope']:.4g}")
+        ax.fill_between(t, e - spread, e + spread, color="C1", alpha=0.2, lw=0)
+        ax.errorbar(
+            [0.0],
+            [x["energy"]],
+            yerr=[x["error"]],
+            fmt="s",
+            ms=6,
+            capsize=3,
+            color="C3",
+            label=f"tau -> 0: {x['energy']:.6f} +- {x['error']:.6f}",
+        )
+    if taus.size:  # room left of tau = 0 for E_0's marker
+        ax.set_xlim(-0.04 * taus.max(), 1.06 * taus.max())
+    ax.set_xlabel(f"time step tau ({T_UNIT})")
+    ax.set_ylabel(f"DMC energy ({E_UNIT})")
+    ax.set_title(title or "DMC energy against the time step")
+    ax.legend(loc="best", fontsize="small")
+    return save(fig, path)
+
+
+def plot_dmc_traces(
+    series: list, time_steps, warmup: int, path: str, title: str = "", target=None
+) -> str:
+    """Population and trial energy E_T against the step, one line per time step, the
+    warm-up steps (not counted in the energy) shaded.
+
+    series: per time step {"population": (T,), "trial_energy": (T,), ...} (warm-up
+    first); time_steps: (n,) their tau; target: the population aimed at (a line), or
+    None.
+    """
+    fig = figure(6.4, 5.6)
+    ax, ax2 = fig.subplots(2, 1, sharex=True)
+    for k, (s, tau) in enumerate(zip(series, time_steps)):
+        step = np.arange(np.asarray(s["population"]).size)
+        ax.plot(step, s["population"], color=f"C{k % 10}", lw=0.8, label=f"tau = {tau:g}")
+        ax2.plot(step, s["trial_energy"], color=f"C{k % 10}", lw=0.8)
+    for a in (ax, ax2):
+        if warmup > 0:
+            a.axvspan(0, warmup, color="0.9", lw=0)
+            a.axvline(warmup, color="0.4", lw=0.8, ls=":")
+    if target is not None:
+        ax.axhline(target, color="k", lw=0.8, ls="--", label=f"target {target:g}")
+    ax.set_ylabel("population (walkers)")
+    ax.set_title(title or "DMC population and trial energy")
+    ax.legend(
+        loc="best",
+        fontsize="small",
+        title=f"shaded: {warmup} warm-up steps",
+        title_fontsize="small",
+    )
+    ax2.set_ylabel(f"trial energy E_T ({E_UNIT})")
+    ax2.set_xlabel("step")
+    return save(fig, path)
+
+
 def hard_core_radius(config) -> float | None:
     """The hard-sphere radius a of a run's config (system.hard_sphere_radius), None
     without one."""
@@ -504,6 +595,8 @@ def plot_names(stem: str) -> dict:
             "density",
             "density_image",
             "pair_distance",
+            "dmc_energy",
+            "dmc_traces",
         )
     }
     names[S.DENSITY_XY] = names[S.DENSITY_Z] = f"{stem}_density_axes.png"  # one figure
@@ -612,4 +705,29 @@ def run_plots(run, summary, directory: str) -> list:
                 title=f"one-body density: {label}",
             )
         )
+    written += _dmc_plots(run, names, directory, label)
     return written
+
+
+def _dmc_plots(run, names: dict, directory: str, label: str) -> list:
+    """The DMC figures of a run with /dmc (none without)."""
+    from analysis.dmc import summarize
+
+    d = summarize(run)
+    if d is None:
+        return []
+    dmc = run.config.get("dmc") if isinstance(run.config, dict) else None
+    target = dmc.get("walkers") if isinstance(dmc, dict) else None
+    return [
+        plot_dmc_energy(
+            d, os.path.join(directory, names["dmc_energy"]), title=f"DMC energy: {label}"
+        ),
+        plot_dmc_traces(
+            run.dmc["series"],
+            run.dmc["table"][S.DMC_FIELDS[0]],
+            d["warmup_steps"],
+            os.path.join(directory, names["dmc_traces"]),
+            title=f"DMC population and trial energy: {label}",
+            target=target if isinstance(target, (int, float)) else None,
+        ),
+    ]

@@ -32,6 +32,7 @@ import mmap
 import numbers
 import os
 import pickle
+import re
 import select
 import signal
 import time
@@ -384,6 +385,10 @@ class RunData:
     observables_attrs : attrs of /production/observables (n_batches, samples,
                    error_method, energy_error_batch_means, energy_error_blocking)
     segments     : list of dicts, one per launch
+    dmc          : /dmc of a run with a DMC phase (:func:`_read_dmc`): {"table":
+                   {field: (n_time_steps,) float64} of DMC_FIELDS, "attrs": dict of
+                   DMC_ATTRS, "series": [{name: (steps,) float64} of DMC_SERIES] one
+                   per time step, warm-up steps first}; empty if the group is absent
     """
 
     path: str
@@ -399,6 +404,7 @@ class RunData:
     wavefunction_attrs: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     segments: list = field(default_factory=list)
+    dmc: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -754,6 +760,94 @@ def _read_segments(path: str, h5, run: RunData) -> None:
     run.segments = [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
 
+def _dmc_vectors(path: str, grp, where: str, names: tuple, counts: str) -> dict:
+    """The 1-D numeric datasets ``names`` of a /dmc group as float64, all of the first
+    one's length (``counts``: what one value stands for, for the message)."""
+    absent = [n for n in names if n not in _names(path, grp, where)]
+    if absent:
+        raise RunFileError(
+            path,
+            f"{where} lacks {', '.join(absent)}: the file is damaged or incomplete (the "
+            "DMC phase writes them all at once)",
+        )
+    out = {}
+    for name in names:
+        here = f"{where}/{name}"
+        ds = _dataset(path, grp, name, here, ndim=1)
+        out[name] = _values(path, ds, here).astype(np.float64)
+        n = out[names[0]].size
+        if out[name].size != n:
+            raise RunFileError(
+                path,
+                f"{here} holds {out[name].size} value(s), {where}/{names[0]} {n} (one per "
+                f"{counts}): the file is damaged",
+            )
+    return out
+
+
+def _read_dmc(path: str, h5, run: RunData) -> None:
+    """/dmc: the table DMC_FIELDS (one value per time step), the attributes DMC_ATTRS
+    and per time step k the group STEP_GROUP % k of DMC_SERIES, of equal length and
+    longer than the warm-up. Anything missing or of the wrong length is a RunFileError
+    naming it."""
+    where = f"/{S.DMC}"
+    grp = _group(path, h5, S.DMC, where)
+    if grp is None:
+        return
+    attrs = _attrs(path, grp, where)
+    absent = [a for a in S.DMC_ATTRS if a not in attrs]
+    if absent:
+        raise RunFileError(
+            path, f"{where} lacks the attribute(s) {', '.join(absent)}: the file is damaged"
+        )
+    _require_numbers(
+        path, where, attrs, ("energy_extrapolated", "error_extrapolated"), ("warmup_steps",)
+    )
+    warmup = _integer(attrs["warmup_steps"])
+    if warmup < 0:
+        raise RunFileError(path, f"{where} attribute warmup_steps is {warmup}, below 0")
+    table = _dmc_vectors(path, grp, where, S.DMC_FIELDS, "time step")
+    n = table[S.DMC_FIELDS[0]].size
+    if n == 0:
+        raise RunFileError(path, f"{where}/{S.DMC_FIELDS[0]} holds no time step")
+    windows = table["bias_window"]
+    if not np.all((windows >= 0) & (windows == np.round(windows))):
+        raise RunFileError(
+            path, f"{where}/bias_window holds values that are not whole numbers >= 0"
+        )
+    # one series group per time step, no more and no fewer
+    pattern = re.escape(S.STEP_GROUP).replace("%d", "[0-9]+")
+    groups = [S.STEP_GROUP % k for k in range(n)]
+    found = [m for m in _names(path, grp, where) if re.fullmatch(pattern, m)]
+    absent = [g for g in groups if g not in found]
+    if absent:
+        raise RunFileError(
+            path,
+            f"{where} lacks the series group(s) {', '.join(absent)} (one per time step: "
+            f"{n} in {where}/{S.DMC_FIELDS[0]}): the file is damaged or incomplete",
+        )
+    extra = sorted(set(found) - set(groups))
+    if extra:
+        raise RunFileError(
+            path,
+            f"{where}/{extra[0]} belongs to no time step ({n} in {where}/{S.DMC_FIELDS[0]}): "
+            "the file is damaged",
+        )
+    series = []
+    for name in groups:
+        here = f"{where}/{name}"
+        per_step = _dmc_vectors(path, _group(path, grp, name, here), here, S.DMC_SERIES, "step")
+        steps = per_step[S.DMC_SERIES[0]].size
+        if steps <= warmup:
+            raise RunFileError(
+                path,
+                f"{here} holds {steps} steps, not more than the {warmup} warm-up steps "
+                "(no step counted): the file is damaged",
+            )
+        series.append(per_step)
+    run.dmc = {"table": table, "attrs": attrs, "series": series}
+
+
 def _read(path: str, series: tuple, require: tuple) -> RunData:
     """read_run without the guard."""
     with _reading(path, "/"):  # the net under the named reads below (e.g. the close)
@@ -769,6 +863,7 @@ def _read(path: str, series: tuple, require: tuple) -> RunData:
                 _read_wavefunction(path, h5, run)
                 _read_summary(path, h5, run)
                 _read_segments(path, h5, run)
+                _read_dmc(path, h5, run)
     return run
 
 

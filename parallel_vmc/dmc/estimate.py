@@ -53,14 +53,25 @@ def corrected_energy(e_mean, weight, e_trial, tau_eff, window: int, first: int):
     return energy, float(blocking(z).error)
 
 
+def fit_line(taus, energies, errors) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, cov) of the weighted least-squares line E(tau) = coef[0] + coef[1] tau
+    through two or more time steps: coef (2,) = [E_0, slope], cov (2, 2) their
+    covariance (from the errors alone, not rescaled by the fit's chi-squared).
+
+    taus, energies, errors: (n,) with n >= 2 and errors > 0.
+    """
+    taus, energies, errors = (np.asarray(v, dtype=np.float64) for v in (taus, energies, errors))
+    a = np.column_stack([np.ones_like(taus), taus]) / errors[:, None]
+    coef, *_ = np.linalg.lstsq(a, energies / errors, rcond=None)
+    return coef, np.linalg.inv(a.T @ a)
+
+
 def extrapolate(taus, energies, errors) -> tuple[float, float]:
     """(E_0, its error): the weighted least-squares line E(tau) = E_0 + a tau through
-    the time steps' energies (one time step: its own energy and error; two: the line
-    through both)."""
+    the time steps' energies (``fit_line``; one time step: its own energy and error;
+    two: the line through both)."""
     taus, energies, errors = (np.asarray(v, dtype=np.float64) for v in (taus, energies, errors))
     if taus.size == 1:
         return float(energies[0]), float(errors[0])
-    a = np.column_stack([np.ones_like(taus), taus]) / errors[:, None]
-    coef, *_ = np.linalg.lstsq(a, energies / errors, rcond=None)
-    cov = np.linalg.inv(a.T @ a)
+    coef, cov = fit_line(taus, energies, errors)
     return float(coef[0]), math.sqrt(cov[0, 0])
