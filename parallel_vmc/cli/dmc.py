@@ -57,13 +57,16 @@ def prepare(args) -> int | None:
     """Prepare the new file on rank 0 (nothing is written before every check
     passed): None, and args.run_file is the new file, which ``pvmc resume`` then
     continues on every rank; or the exit code of bad input."""
+    from ..run.preflight import all_problems
+
     comm = world()
+    ranks_on_node = comm.ranks_on_node()  # collective: never inside rank 0's block
     out = args.output or default_output(args.run_file)
     problem = None
     if comm.rank == 0:
         try:
             cfg, state = _plan(args.run_file, out, args.overrides)
-            problem = _problem(cfg, comm, args.overwrite)
+            problem = all_problems(cfg, comm.size, args.overwrite, ranks_on_node)
             if problem is None:
                 _derive(args.run_file, out, cfg, state)
         except InputError as exc:
@@ -142,17 +145,11 @@ def _final_state(source: str) -> tuple[dict, dict]:
     return attrs, arrays
 
 
-def _problem(cfg, comm, overwrite: bool) -> str | None:
-    from ..run.preflight import all_problems
-
-    return all_problems(cfg, comm.size, overwrite, comm.ranks_on_node())
-
-
 def _derive(source: str, out: str, cfg, state) -> None:
     """Write the new file and its checkpoint at the start of the DMC phase: a copy of
     the source under a temporary name, edited, its checkpoint written, then renamed
     into place (an existing OUT is replaced only then, and only with --overwrite,
-    which ``_problem`` checked)."""
+    which ``all_problems`` checked)."""
     import h5py
 
     from ..runfile import checkpoint as ckpt
