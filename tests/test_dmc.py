@@ -120,6 +120,22 @@ def test_the_estimator_undoes_the_trial_energy_and_fits_the_line():
     assert extrapolate([0.01], [3.1], [0.2]) == (3.1, 0.2)
 
 
+def test_a_window_longer_than_the_warm_up_does_not_hand_the_first_steps_the_weight():
+    """T_p = 800 after 500 warm-up steps (the default window at tau = 0.0025): the first
+    counted steps have truncated windows. With factors of the absolute E_T (~24) they
+    would outweigh the rest by exp(tau E_T) per missing step, and the 'error' would
+    collapse to that of a few steps (the boson run that found this: 2e-7). E_T that
+    only fluctuates must leave the plain mean and its error."""
+    rng = np.random.default_rng(5)
+    n, first = 4500, 500
+    e = 24.3977 + 0.0013 * rng.standard_normal(n)
+    e_t = 24.3969 + 0.0012 * (-1.0) ** np.arange(n) + 1e-4 * rng.standard_normal(n)
+    w = 1000.0 + 0.003 * rng.standard_normal(n)
+    plain, plain_err = corrected_energy(e, w, e_t, 0.0025, 0, first)
+    got, err = corrected_energy(e, w, e_t, 0.0025, 800, first)
+    assert abs(got - plain) < 0.1 * plain_err and 0.9 < err / plain_err < 1.1, (got, err)
+
+
 def two_electrons(beta: float):
     """(system, wf, theta): P = 2 in 2D, omega = 1, Coulomb; RBM (a = b = W = 0) x
     Pade-Jastrow with the cusp and the given beta."""
@@ -327,7 +343,8 @@ def test_a_stop_during_dmc_resumes_to_the_bits_of_an_uninterrupted_run(tmp_path,
         ({"time_steps": [0.01], "walkers": 0}, "dmc.walkers"),
         ({"time_steps": [0.01], "steps": 3}, "dmc.steps"),
         ({"time_steps": [0.01], "feedback": 0}, "dmc.feedback"),
-        ({"time_steps": [0.01], "cutoff": 1}, "dmc.cutoff"),
+        ({"time_steps": [0.01], "cutoff": 0}, "dmc.cutoff"),
+        ({"time_steps": [0.01], "alpha": 1}, "dmc.alpha"),
     ],
 )
 def test_bad_dmc_input_names_the_key(tmp_path, dmc, key):
@@ -410,3 +427,25 @@ def test_an_exception_in_a_dmc_step_fails_the_run_with_the_reason(tmp_path, monk
         Run(cfg, SerialComm(), stream=io.StringIO(), progress=False).execute()
     with h5py.File(cfg.output.path) as h5:
         assert h5.attrs[S.STATUS].decode().startswith(S.FAILED)
+
+
+def test_hard_sphere_walkers_never_overlap_in_dmc():
+    """A dense gas of hard spheres (a = 0.35, 12 particles in 3D) under DMC: a move
+    into a core is rejected (the potential is infinite there), so after every step no
+    pair of any walker, copies included, is at r <= a; and such moves were proposed."""
+    from test_bosons import hard_config
+
+    from parallel_vmc.hamiltonian.geometry import min_pair_distance
+
+    a, P, D = 0.35, 12, 3
+    _, system, wf = hard_config(P, D, a, "hard_sphere", "importance")
+    walkers = Walkers.start(3, 0, 40, P * D, 0.8, D, a)
+    theta = np.zeros(wf.layout.n_params)
+    sampler = Sampler("importance", 0.05, system, wf, drift_limit=1.0)
+    run = Diffusion(sampler, theta, walkers, SerialComm(), 40, 40.0, streams.root_key(4))
+    closest = np.inf
+    for _ in range(60):
+        run.step()
+        closest = min(closest, min(min_pair_distance(x, P, D) for x in run.walkers.positions))
+    assert a < closest < 1.2 * a
+    assert run.moves[0] < run.moves[1]  # some moves rejected: the cores were hit

@@ -379,6 +379,18 @@ SPEC: dict[str, dict[str, Field]] = {
             minimum=0.0,
             min_exclusive=True,
         ),
+        "cutoff": Field(
+            "float",
+            1.0,
+            "alpha of the size-consistent cutoff alpha sqrt(P / tau) on |E_L - E_est| in "
+            "the weights (Zen et al.); their 0.2 assumes the electron-electron cusp, and "
+            "without it (jastrow: none) E_L ~ 1/r is cut so often that E stays 0.018 "
+            "high for two electrons at tau = 0.01; 1.0 keeps that within the error; "
+            "null: no cutoff",
+            minimum=0.0,
+            min_exclusive=True,
+            nullable=True,
+        ),
     },
     "output": {
         "path": Field(

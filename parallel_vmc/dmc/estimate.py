@@ -26,10 +26,18 @@ from ..stats.blocking import blocking
 
 
 def undo_factors(e_trial: np.ndarray, tau_eff, window: int, first: int) -> np.ndarray:
-    """ln Pi(t) for t = first .. len(e_trial)-1: minus the sum of tau_eff E_T over the
-    last ``window`` steps up to t (fewer at the start of the series). e_trial: (T,)
-    every step's E_T, warm-up included; tau_eff: (T,) each step's (or one number)."""
-    c = np.concatenate([[0.0], np.cumsum(np.asarray(tau_eff) * e_trial)])
+    """ln Pi(t) for t = first .. len(e_trial)-1: minus the sum of tau_eff (E_T - E_ref)
+    over the last ``window`` steps up to t (fewer at the start of the series).
+    e_trial: (T,) every step's E_T, warm-up included; tau_eff: (T,) each step's (or
+    one number).
+
+    E_ref, the mean E_T of the counted steps, cancels in the energy's ratio wherever
+    the window is whole; where it is not (t < window, when the warm-up is shorter than
+    the window) the factors of the absolute E_T would differ by exp(tau E_T) per
+    missing step and hand the first steps nearly all the weight."""
+    e_trial = np.asarray(e_trial, dtype=np.float64)
+    excess = e_trial - e_trial[first:].mean()
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(tau_eff) * excess)])
     t = np.arange(first, e_trial.size)
     lo = np.maximum(t + 1 - window, 0)
     return -(c[t + 1] - c[lo])

@@ -95,6 +95,8 @@ class Phase:
             self.k << 40,
             e_prev,
             self.guard,
+            dmc.warmup_steps,
+            dmc.cutoff,
         )
 
     def run(self, after_block: Callable[["Phase"], None], say: Callable[[str], None]) -> dict:

@@ -10,22 +10,30 @@ holds after it (the balancing's plan), and computes the same E_T, E_est and tau_
 An exception in one rank's moves is caught (``guard``) and counted in the buffer, so
 every rank raises DiffusionFailed after the same Allreduce instead of the others
 waiting for ever in it.
+
+Optional timings (``Diffusion.timings``, for ``pvmc bench --dmc``): a dict that each
+step adds its seconds per section to (``SECTIONS``); None, the default, costs one test
+per step and changes no result.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
-from .weights import comb, cutoff, replicate, reweight, trial_energy
+from .weights import CUTOFF_ALPHA, comb, cutoff, replicate, reweight, trial_energy
 
 W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC, BAD, FAILED, FAIL_RANK = range(11)
 HEADER = 11
 POPULATION_BOUNDS = (0.5, 2.0)  # x the target: outside, the time step stops
+# A step's parts as timed: the kernel's moves, the weights and the packed sums, the
+# Allreduce, the comb and the copies, the transfers between ranks, the rest.
+SECTIONS = ("moves", "reweight", "allreduce", "branch", "balance", "other")
 
 
 class DiffusionUnstable(RuntimeError):
@@ -39,6 +47,24 @@ class DiffusionFailed(RuntimeError):
 def unguarded(work, fallback):  # noqa: ARG001 - the signature of Collective.guarded
     """(work(), False): exceptions propagate (one process, nothing to wait for)."""
     return work(), False
+
+
+def _no_lap(section: str) -> None:
+    """The stopwatch of a step without timings: nothing."""
+
+
+def stopwatch(timings: dict):
+    """lap(section): adds the seconds since the previous lap (the first: since this
+    call) to timings[section]."""
+    last = time.perf_counter()
+
+    def lap(section: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        timings[section] = timings.get(section, 0.0) + (now - last)
+        last = now
+
+    return lap
 
 
 def pack(walkers: Walkers, e: np.ndarray) -> np.ndarray:
@@ -78,7 +104,11 @@ class Diffusion:
     copies' streams and the comb's offsets (distinct per time step); e_prev: (W,) the
     walkers' local energies where a time step before left them (None: the first step's
     own are taken); guard(work, fallback) -> (result, failed): runs a rank's local work
-    (``Collective.guarded`` in a run), ``unguarded`` by default.
+    (``Collective.guarded`` in a run), ``unguarded`` by default; warmup: the steps
+    after which E_est (the running mean of Ebar, which centres the branching and
+    steers E_T) starts again from the recorded steps alone, so that the projection
+    from the trial function does not linger in it; alpha: of ``weights.cutoff``. timings: None, or a
+    dict {section of SECTIONS: seconds} that every step adds to.
     """
 
     def __init__(
@@ -94,20 +124,25 @@ class Diffusion:
         stream_base: int = 0,
         e_prev=None,
         guard=unguarded,
+        warmup: int = 0,
+        alpha: float | None = CUTOFF_ALPHA,
     ):
         self.move = sampler.diffusion(theta)
         self.walkers, self.comm = walkers, comm
         self.tau = sampler.step
-        self.cut = cutoff(sampler.system.particles, self.tau)
+        self.cut = cutoff(sampler.system.particles, self.tau, alpha)
         self.target = target
         self.e_est = self.e_trial = float(e_start)
         self.key, self.feedback, self.stream_base = key, feedback, stream_base
         self.e_prev = e_prev  # (W,) E_L of every walker at its current position
         self.chi2 = np.zeros(2)  # [sum |chi|^2, sum p |chi|^2] of this time step
         self.moves = np.zeros(2)  # [accepted, proposed]
-        self.e_sum = 0.0  # of the steps' Ebar: E_est is their mean
+        self.warmup = warmup  # steps before E_est counts only the recorded ones
+        self.e_sum = 0.0  # of the steps' Ebar: E_est is their running mean
         self.series = Series()
         self.guard = guard
+        self.timings: dict | None = None
+        self._lap = _no_lap  # this step's stopwatch
 
     @property
     def tau_eff(self) -> float:
@@ -123,12 +158,14 @@ class Diffusion:
 
     def step(self) -> None:
         """Diffuse, reweight, reduce, comb, balance: one step of every walker."""
+        lap = self._lap = _no_lap if self.timings is None else stopwatch(self.timings)
         tau_eff = self.tau_eff  # the estimate before this step's moves
         (buf, w, e), failed = self.guard(lambda: self._local(tau_eff), (None, None, None))
         if failed:
             buf = np.zeros(HEADER + self.comm.size)
             buf[FAILED], buf[FAIL_RANK] = 1.0, self.comm.rank + 1
         g = self.comm.allreduce_sum(buf)
+        lap("allreduce")
         self._check(g)
         self.moves += g[[ACC, PROP]]
         self.chi2 += g[[CHI2, CHI2_ACC]]
@@ -137,20 +174,28 @@ class Diffusion:
         s.weight.append(g[W_SUM])
         s.e_trial.append(self.e_trial)
         s.tau_eff.append(tau_eff)
+        n = len(s.e_mean)
+        if n == self.warmup + 1:  # the first recorded step: E_est forgets the warm-up
+            self.e_sum = 0.0
         self.e_sum += s.e_mean[-1]
-        self.e_est = self.e_sum / len(s.e_mean)  # the running estimate
+        self.e_est = self.e_sum / (n - self.warmup if n > self.warmup else n)
         self.e_trial = trial_energy(self.e_est, g[W_SUM], self.target, self.tau_eff, self.feedback)
+        lap("other")
         self._branch(w, e, g)
+        lap("other")
 
     def _local(self, tau_eff: float):
         """(this rank's buffer, weights (W,), E_L (W,)) after its walkers' moves."""
         e, moves = self.move(self.walkers)
+        self._lap("moves")
         e = e[:, 0]
         if self.e_prev is None:  # the first step: E_L before it is that after it
             self.e_prev = e
         w = np.ones(e.size)
         reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
-        return self._packed(w, e, moves), w, e
+        buf = self._packed(w, e, moves)
+        self._lap("reweight")
+        return buf, w, e
 
     def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
@@ -212,8 +257,10 @@ class Diffusion:
             math.ceil(starts[r] - u),
         )
         self.series.population.append(int(counts.sum()))
+        self._lap("branch")
         if self.comm.size > 1:
             x, rng, e_new = self._balanced(counts, x, rng, e_new)
+            self._lap("balance")
         self.walkers = Walkers(x, rng)
         self.e_prev = e_new
 

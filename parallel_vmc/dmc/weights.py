@@ -6,8 +6,9 @@ A walker's weight after a step from R to R' is multiplied by
 
     S = E_T - E_est + sgn(E_est - E_L) min(alpha sqrt(P / tau), |E_est - E_L|),
 
-the size-consistent cutoff alpha sqrt(P / tau) (alpha = 0.2) taming the rare local
-energies near a node without a bias that grows with the particle number P. The trial
+the size-consistent cutoff alpha sqrt(P / tau) (Zen et al.'s alpha = 0.2; the config's
+``dmc.cutoff``) taming the rare local energies near a node without a bias that grows
+with the particle number P. The trial
 energy ``E_T = E_est - ln(W / W_target) / (g tau_eff)`` steers the total weight W back
 to its target within about g steps (g = 1: at once), and is computed from the global
 totals, so it is the same on every rank.
@@ -26,7 +27,7 @@ from numba import njit
 
 from .streams import fill_copy_state
 
-CUTOFF_ALPHA = 0.2  # Zen et al.'s alpha
+CUTOFF_ALPHA = 0.2  # Zen et al.'s alpha (the run's comes from dmc.cutoff)
 
 
 @njit(cache=True)
@@ -36,9 +37,9 @@ def branching_rate(e_l, e_t, e_est, cut):
     return (e_t - e_est) + np.sign(d) * min(cut, abs(d))
 
 
-def cutoff(particles: int, tau: float) -> float:
-    """The size-consistent cutoff alpha sqrt(P / tau)."""
-    return CUTOFF_ALPHA * math.sqrt(particles / tau)
+def cutoff(particles: int, tau: float, alpha: float | None = CUTOFF_ALPHA) -> float:
+    """The size-consistent cutoff alpha sqrt(P / tau) (alpha None: none, inf)."""
+    return math.inf if alpha is None else alpha * math.sqrt(particles / tau)
 
 
 @njit(cache=True)
