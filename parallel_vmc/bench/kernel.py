@@ -39,9 +39,9 @@ import numpy as np
 
 from ..sampling import estimators, observables
 from ..sampling import kernels as K
-from . import efficiency
+from . import dmc_run, efficiency
 from . import scaling_run as bench_scaling
-from .options import OPTION_KEYS, BenchInputError, check_options, scan_counts
+from .options import OPTION_KEYS, BenchInputError, check_options, dmc_population, scan_counts
 from .problem import (
     FERMION_THERMALIZATION,
     fermion_setup,
@@ -241,6 +241,8 @@ def run_bench(args, comm) -> int:
     scan = args.scan_particles is not None
     counts = scan_counts(args.scan_particles) if scan else [None]
     configs = [_config(args, count) for count in counts]  # all checked before work
+    if args.dmc:
+        dmc_population(args, configs[0], comm.size)
     if (args.scaling or args.weak_scaling) and comm.size > 1:
         flag = "--scaling" if args.scaling else "--weak-scaling"
         raise BenchInputError(
@@ -268,10 +270,15 @@ def run_bench(args, comm) -> int:
         try:
             if args.efficiency:
                 return efficiency.run(args, comm, configs[0], say)
+            if args.dmc:
+                return dmc_run.cmd_dmc(args, comm, configs[0], say)
             if scan:
                 return _scan(args, comm, configs, fermion, ref, say)
             if args.scaling:
-                return bench_scaling.cmd_scaling(args, comm, configs[0], say)
+                bench_scaling.cmd_scaling(args, comm, configs[0], say)
+                if configs[0].dmc.time_steps is not None:  # and a DMC step's model
+                    dmc_run.print_model(args, comm, configs[0], say)
+                return 0
             if args.production_at is not None:
                 return bench_scaling.cmd_production_at(
                     args, configs[0], _production_ns(args, comm, configs[0], fermion[0]), say

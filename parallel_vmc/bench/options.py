@@ -9,6 +9,7 @@ from ..wavefunction.layout import PAIR_PARTS
 
 SAMPLERS = ("metropolis", "importance", "gibbs")
 DEFAULT_SAMPLES = 2**22
+DEFAULT_WALKERS = 16  # per rank; --dmc: dmc.walkers over the ranks
 
 
 class BenchInputError(Exception):
@@ -51,7 +52,11 @@ def add_arguments(p) -> None:
         choices=("none",) + PAIR_PARTS,
         help="correlation factor (default: the config's, else none)",
     )
-    p.add_argument("--walkers", type=int, default=16, help="walkers per rank (default 16)")
+    p.add_argument(
+        "--walkers",
+        type=int,
+        help=f"walkers per rank (default {DEFAULT_WALKERS}; with --dmc dmc.walkers / ranks)",
+    )
     p.add_argument(
         "--moves",
         type=float,
@@ -117,7 +122,15 @@ def add_arguments(p) -> None:
         "--scaling",
         action="store_true",
         help="time the config's optimization iteration on one rank and print "
-        "the modelled parallel efficiency on 100, 1000, 10000 ranks",
+        "the modelled parallel efficiency on 100, 1000, 10000 ranks (with a dmc "
+        "section: also of a DMC step)",
+    )
+    p.add_argument(
+        "--dmc",
+        action="store_true",
+        help="alternate importance-sampling VMC sweeps and DMC steps of the config "
+        "(dmc.time_steps[0]) on the same walkers: ns per walker move of each, their "
+        "ratio and the parts of a DMC step",
     )
 
 
@@ -146,12 +159,14 @@ def check_options(args) -> None:
             "is used, set with -P, -D, -H, --statistics, --sampler, "
             "--jastrow"
         )
+    if args.walkers is None and not args.dmc:  # --dmc takes its default from the config
+        args.walkers = DEFAULT_WALKERS
     for flag, value in (
         ("--walkers", args.walkers),
         ("--repeats", args.repeats),
         ("--allreduce-repeats", args.allreduce_repeats),
     ):
-        if value < 1:
+        if value is not None and value < 1:
             raise BenchInputError(f"{flag} {value}: allowed: an integer >= 1")
     if not 1 <= args.moves < 1e15:
         raise BenchInputError(f"--moves {args.moves:g}: allowed: a number >= 1, < 1e15")
@@ -160,6 +175,7 @@ def check_options(args) -> None:
         flag
         for flag, on in (
             ("--efficiency", args.efficiency),
+            ("--dmc", args.dmc),
             ("--allreduce", args.allreduce is not None),
             ("--scaling", args.scaling),
             ("--weak-scaling", args.weak_scaling is not None),
@@ -172,6 +188,11 @@ def check_options(args) -> None:
     # each parallel figure is a mode of its own; only a scan may have a reference
     if len(modes) > 1 and modes != ["--scan-particles", "--reference"]:
         raise BenchInputError(f"{' and '.join(modes)}: allowed: one of them")
+    if args.dmc and not args.config:
+        raise BenchInputError(
+            "--dmc needs a CONFIG with a dmc section, e.g. pvmc bench "
+            "configs/dmc_dot2d_N2_omega1.0.yaml --dmc"
+        )
     if args.weak_scaling is not None:
         if not args.config:
             raise BenchInputError(
@@ -203,6 +224,25 @@ def check_options(args) -> None:
             raise BenchInputError(
                 f"--reference {path!r}: allowed: a C source file (FILE.c), such as rbm_vmc_ref.c"
             )
+
+
+def dmc_population(args, cfg, ranks: int) -> int:
+    """The DMC population of --dmc over all ranks: --walkers per rank, else the
+    config's dmc.walkers; BenchInputError without a dmc section or with fewer walkers
+    than ranks."""
+    if cfg.dmc.time_steps is None:
+        raise BenchInputError(
+            "--dmc: dmc.time_steps is null in CONFIG (no DMC); allowed: a config with a "
+            "dmc section, e.g. configs/dmc_dot2d_N2_omega1.0.yaml"
+        )
+    if args.walkers is not None:
+        return args.walkers * ranks
+    if cfg.dmc.walkers < ranks:
+        raise BenchInputError(
+            f"dmc.walkers {cfg.dmc.walkers} on {ranks} ranks: allowed: at least one "
+            f"walker per rank (or --walkers W per rank)"
+        )
+    return cfg.dmc.walkers
 
 
 def check_efficiency_options(args) -> None:
