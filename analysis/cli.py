@@ -379,6 +379,8 @@ def analyse(run, series: str = S.LOCAL_ENERGY, n_boot: int = 1000, seed: int | N
         blocking_error=summary.error if summary is not None and series == S.LOCAL_ENERGY else None,
     )
     report["dmc"] = dmc_analysis.summarize(run)
+    if run.dmc_note:
+        report["warnings"].append(run.dmc_note)
     if report["dmc"]:
         report["warnings"] += report["dmc"].pop("warnings")
     if not run.status.startswith(S.COMPLETED):

@@ -405,6 +405,7 @@ class RunData:
     summary: dict = field(default_factory=dict)
     segments: list = field(default_factory=list)
     dmc: dict = field(default_factory=dict)
+    dmc_note: str = ""  # why a /dmc group present was not read (an earlier layout)
 
     @property
     def status(self) -> str:
@@ -795,6 +796,14 @@ def _read_dmc(path: str, h5, run: RunData) -> None:
     if grp is None:
         return
     attrs = _attrs(path, grp, where)
+    if "bias_window" in attrs and "bias_window" not in _names(path, grp, where):
+        # the first layout (parallel_vmc 0e5512d..af4696c): one window for all time
+        # steps and no per-step tau_eff, so its energies cannot be recomputed
+        run.dmc_note = (
+            f"{where} has the first DMC layout (no per-step tau_eff): not recomputed; "
+            "pvmc info shows its stored table"
+        )
+        return
     absent = [a for a in S.DMC_ATTRS if a not in attrs]
     if absent:
         raise RunFileError(

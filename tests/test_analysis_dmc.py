@@ -251,3 +251,22 @@ def test_without_dmc_the_report_is_as_before(dmc_file, tmp_path, capsys):
     code, out, _ = _run(capsys, vmc, "--n-boot", "20")
     assert code == 0 and "tau -> 0" not in out and "DMC" not in out
     assert not [line for line in out.splitlines() if line.startswith("dmc")]
+
+
+def test_the_first_dmc_layout_is_a_warning_not_a_damaged_file(dmc_file, tmp_path, capsys):
+    """/dmc as the first DMC code wrote it (one bias_window attribute, no per-step
+    tau_eff): the VMC report stands, with a warning that DMC is not recomputed, and
+    pvmc info still prints the stored table."""
+    from parallel_vmc.cli.main import main as pvmc
+
+    path = _copy(dmc_file, tmp_path)
+    with h5py.File(path, "r+") as h5:
+        g = h5[S.DMC]
+        g.attrs["bias_window"] = int(g["bias_window"][-1])
+        del g["bias_window"]
+        for k in range(g["time_step"].shape[0]):
+            del g[S.STEP_GROUP % k]["tau_eff"]
+    code, out, err = _run(capsys, path)
+    assert code == 0 and "first DMC layout" in out + err, out + err
+    assert pvmc(["info", str(path)]) == 0
+    assert "dmc tau 0.04" in capsys.readouterr().out

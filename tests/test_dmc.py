@@ -449,3 +449,22 @@ def test_hard_sphere_walkers_never_overlap_in_dmc():
         closest = min(closest, min(min_pair_distance(x, P, D) for x in run.walkers.positions))
     assert a < closest < 1.2 * a
     assert run.moves[0] < run.moves[1]  # some moves rejected: the cores were hit
+
+
+def test_an_infinite_weight_stops_the_step_with_a_clear_error(monkeypatch):
+    """Without a cutoff a weight can overflow while its local energy is finite: it is
+    counted like a non-finite E_L, and the step stops with that reason (not with an
+    error formatting a count of inf)."""
+    from parallel_vmc.dmc import walk
+
+    system, wf, theta = two_electrons(beta=0.4)
+    walkers = Walkers.start(5, 0, 50, 4, wf.sigma, 2)
+    sampler = Sampler("importance", 0.01, system, wf, drift_limit=1.0)
+    run = Diffusion(sampler, theta, walkers, SerialComm(), 50, 3.0, streams.root_key(1), alpha=None)
+
+    def overflowing(e_prev, e, e_t, e_est, cut, tau_eff, w):
+        w[:] = np.inf
+
+    monkeypatch.setattr(walk, "reweight", overflowing)
+    with pytest.raises(DiffusionUnstable, match="50 walkers' local energies or weights are not"):
+        run.step()

@@ -169,3 +169,34 @@ def test_three_ranks_oversubscribed_agree_with_one(tmp_path, vmc_run):
             e1, e3 = a[S.DMC]["energy"][k], b[S.DMC]["energy"][k]
             err = math.hypot(a[S.DMC]["error"][k], b[S.DMC]["error"][k])
             assert abs(e1 - e3) < 3 * err, (k, e1, e3, err)
+
+
+def test_pvmc_dmc_makes_the_output_directory_and_drops_the_sources_own_dmc(tmp_path, vmc_run):
+    """-o into a directory that does not exist yet (as pvmc run allows); a source that
+    ran its own DMC: its /dmc is not copied as this file's result (checked on the
+    prepared file, before the phase runs)."""
+    from parallel_vmc.cli import dmc as cli_dmc
+
+    first = tmp_path / "new" / "dir" / "first.h5"
+    assert main(["dmc", vmc_run, "-o", str(first), "--quiet", *sets_args(SETS)]) == 0
+    with h5py.File(first) as h5:
+        assert S.DMC in h5
+    cfg, state = cli_dmc._plan(str(first), str(tmp_path / "second.h5"), [])
+    cli_dmc._derive(str(first), str(tmp_path / "second.h5"), cfg, state)
+    with h5py.File(tmp_path / "second.h5") as h5:
+        assert S.DMC not in h5 and h5.attrs[S.DMC_SOURCE] == str(first)
+    assert sorted(os.listdir(tmp_path)) == ["new", "second.h5", "second.h5.ckpt"]
+
+
+def test_pvmc_dmc_refuses_a_bad_walltime_and_the_source_through_a_symlink(
+    tmp_path, vmc_run, capsys
+):
+    out = tmp_path / "never.h5"
+    assert main(["dmc", vmc_run, "-o", str(out), "--max-walltime", "5 min", *sets_args(SETS)]) == 2
+    assert "--max-walltime" in capsys.readouterr().err and not out.exists()
+    link = tmp_path / "link"
+    link.symlink_to(os.path.dirname(vmc_run))
+    same = link / os.path.basename(vmc_run)
+    before = digest(vmc_run)
+    assert main(["dmc", vmc_run, "-o", str(same), "--overwrite", *sets_args(SETS)]) == 2
+    assert "not the VMC run itself" in capsys.readouterr().err and digest(vmc_run) == before

@@ -107,6 +107,8 @@ def prepare(comm, cfg, target: int) -> Problem:
         sums[0] / sums[1],
         streams.root_key(cfg.seed),
         cfg.dmc.feedback,
+        warmup=cfg.dmc.warmup_steps,
+        alpha=cfg.dmc.cutoff,  # the run's cutoff: the weights' spread feeds the model
     )
     walk.run(DMC_WARMUP)
     return Problem(theta, vmc, walkers, walk, target, system.particles)

@@ -18,7 +18,7 @@ import shutil
 import uuid
 
 from ..runfile import schema as S
-from .common import bad_input, world
+from .common import bad_input, check_walltime, world
 from .runfiles import InputError, attr_text, read_root, stored_config
 
 CHANGEABLE = ("dmc", "output")  # sections --set may change
@@ -57,20 +57,25 @@ def prepare(args) -> int | None:
     """Prepare the new file on rank 0 (nothing is written before every check
     passed): None, and args.run_file is the new file, which ``pvmc resume`` then
     continues on every rank; or the exit code of bad input."""
+    from ..config.fields import ConfigError
     from ..run.preflight import all_problems
+    from ..runfile.hdf5io import one_line
 
     comm = world()
     ranks_on_node = comm.ranks_on_node()  # collective: never inside rank 0's block
     out = args.output or default_output(args.run_file)
     problem = None
     if comm.rank == 0:
-        try:
+        try:  # every failure becomes the problem: the other ranks wait in the bcast
+            check_walltime(args.max_walltime)
             cfg, state = _plan(args.run_file, out, args.overrides)
             problem = all_problems(cfg, comm.size, args.overwrite, ranks_on_node)
             if problem is None:
                 _derive(args.run_file, out, cfg, state)
-        except InputError as exc:
+        except (InputError, ConfigError) as exc:
             problem = str(exc)
+        except OSError as exc:  # the disk's or the directory's fault; nothing left behind
+            problem = f"{out}: cannot be written ({one_line(exc, 200)})"
     problem = comm.bcast(problem)
     if problem:
         return bad_input(problem, comm.rank)
@@ -82,7 +87,7 @@ def _plan(source: str, out: str, overrides: list):
     """(the new run's Config, the VMC file's final state (attrs, arrays)); InputError
     naming what is wrong."""
     from ..config.fields import ConfigError
-    from ..config.vmc import apply_overrides, from_dict
+    from ..config.vmc import apply_overrides, from_dict, with_stored_defaults
 
     attrs = read_root(source)
     status = attr_text(attrs[S.STATUS])
@@ -96,7 +101,7 @@ def _plan(source: str, out: str, overrides: list):
             f"{source}: {S.FORMAT} {attr_text(attrs[S.FORMAT])} is not one this version "
             f"continues ({', '.join(map(str, S.RESUMABLE_FORMATS))})"
         )
-    if os.path.abspath(out) == os.path.abspath(source):
+    if os.path.realpath(out) == os.path.realpath(source):
         raise InputError(f"-o {out}: the output must be a new file, not the VMC run itself")
     for text in overrides:
         section = text.split("=", 1)[0].split(".", 1)[0].strip()
@@ -105,7 +110,7 @@ def _plan(source: str, out: str, overrides: list):
                 f"--set {text}: pvmc dmc changes only dmc.* and output.* keys (the "
                 "system and the trial function are the VMC run's)"
             )
-    stored = stored_config(source, attrs)
+    stored = with_stored_defaults(stored_config(source, attrs))
     try:
         raw = apply_overrides(stored, [*overrides, f"output.path={out}"])
         cfg = from_dict(raw, source=f"{source} (stored config) with --set")
@@ -157,11 +162,15 @@ def _derive(source: str, out: str, cfg, state) -> None:
     from ..runfile.output import RunFile
 
     run_id = uuid.uuid4().hex
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.dmc-new")
-    shutil.copyfile(source, tmp)
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = os.path.join(parent, f".{os.path.basename(out)}.dmc-new")
     try:
+        os.makedirs(parent, exist_ok=True)  # as pvmc run makes its output's directory
+        shutil.copyfile(source, tmp)
         f = RunFile(tmp, h5py.File(tmp, "r+"))
         try:
+            if S.DMC in f.h5:  # the source's own DMC: not this file's results
+                del f.h5[S.DMC]
             source_run_id = f.h5.attrs.get(S.RUN_ID, "")
             f.h5.attrs.modify(S.CONFIG, cfg.to_yaml())
             f.h5.attrs.modify(S.RUN_ID, run_id)
@@ -206,8 +215,9 @@ def info_lines(h5) -> list:
         return lines
     g = h5[S.DMC]
     try:
-        rows = zip(*(g[name][()] for name in S.DMC_FIELDS), strict=True)
-        for tau, energy, error, acceptance, tau_eff, population, _ in rows:
+        shown = ("time_step", "energy", "error", "acceptance", "tau_eff", "population")
+        rows = zip(*(g[name][()] for name in shown), strict=True)  # in every layout
+        for tau, energy, error, acceptance, tau_eff, population in rows:
             lines.append(
                 f"dmc tau {tau:<6g}{estimate(energy, error)}, tau_eff {tau_eff:.5g}, "
                 f"acceptance {acceptance:.4f}, population {population:.0f}"

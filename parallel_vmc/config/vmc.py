@@ -786,15 +786,20 @@ def load_config(
 STORED_BEFORE = {("system", "statistics"): "bosons"}  # runs before fermions existed
 
 
-def config_from_yaml_text(text: str, source: str = "config") -> Config:
-    """Rebuild a Config from the resolved YAML stored in a run file (a key the file
-    predates takes its value from ``STORED_BEFORE``)."""
-    raw = parse_yaml(text, source)
+def with_stored_defaults(raw):
+    """A config mapping stored in a run file, with every key the file predates set
+    to its value of then (``STORED_BEFORE``)."""
     if isinstance(raw, dict):
         for (section, key), value in STORED_BEFORE.items():
             if isinstance(raw.get(section), dict):
                 raw[section].setdefault(key, value)
-    return from_dict(raw, source)
+    return raw
+
+
+def config_from_yaml_text(text: str, source: str = "config") -> Config:
+    """Rebuild a Config from the resolved YAML stored in a run file (a key the file
+    predates takes its value from ``STORED_BEFORE``)."""
+    return from_dict(with_stored_defaults(parse_yaml(text, source)), source)
 
 
 def reference_table() -> str:

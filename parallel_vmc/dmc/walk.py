@@ -199,7 +199,7 @@ class Diffusion:
 
     def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
-        bad = ~np.isfinite(e)
+        bad = ~(np.isfinite(e) & np.isfinite(w))  # a weight overflows without a cutoff
         if bad.any():  # every rank learns it from the sums, and all stop together
             w, e, buf[BAD] = np.where(bad, 0.0, w), np.where(bad, 0.0, e), bad.sum()
         we = w * e
@@ -221,7 +221,8 @@ class Diffusion:
             )
         if g[BAD] > 0:
             raise DiffusionUnstable(
-                f"{int(g[BAD])} local energies are not finite at tau = {self.tau}"
+                f"{int(g[BAD])} walkers' local energies or weights are not finite at "
+                f"tau = {self.tau}"
             )
         self._check_count(g[COUNT])
 
@@ -230,7 +231,7 @@ class Diffusion:
         lo, hi = (b * self.target for b in POPULATION_BOUNDS)
         if not lo <= count <= hi:
             raise DiffusionUnstable(
-                f"the population {int(count)} left [{lo:g}, {hi:g}] "
+                f"the population {count:g} left [{lo:g}, {hi:g}] "
                 f"(0.5 to 2 x dmc.walkers = {self.target}) at tau = {self.tau}: E_T "
                 f"did not hold it; more walkers or a smaller time step"
             )
