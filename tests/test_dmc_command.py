@@ -161,7 +161,7 @@ def test_three_ranks_oversubscribed_agree_with_one(tmp_path, vmc_run):
     assert main(["dmc", vmc_run, "-o", str(one), "--quiet", *sets_args(SETS)]) == 0
     three = tmp_path / "three.h5"
     argv = pvmc_argv(3, "dmc", vmc_run, "-o", three, "--quiet", *sets_args(SETS))
-    res = subprocess.run(argv, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(argv, env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
     with h5py.File(one) as a, h5py.File(three) as b:
         assert b["segments/mpi_size"][-1] == 3
