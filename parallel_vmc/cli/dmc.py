@@ -86,7 +86,7 @@ def prepare(args) -> int | None:
 def _plan(source: str, out: str, overrides: list):
     """(the new run's Config, the VMC file's final state (attrs, arrays)); InputError
     naming what is wrong."""
-    from ..config.fields import ConfigError
+    from ..config.fields import ConfigError, parse_override
     from ..config.vmc import apply_overrides, from_dict, with_stored_defaults
 
     attrs = read_root(source)
@@ -104,8 +104,7 @@ def _plan(source: str, out: str, overrides: list):
     if os.path.realpath(out) == os.path.realpath(source):
         raise InputError(f"-o {out}: the output must be a new file, not the VMC run itself")
     for text in overrides:
-        section = text.split("=", 1)[0].split(".", 1)[0].strip()
-        if section not in CHANGEABLE:
+        if parse_override(text)[0][0] not in CHANGEABLE:
             raise InputError(
                 f"--set {text}: pvmc dmc changes only dmc.* and output.* keys (the "
                 "system and the trial function are the VMC run's)"
@@ -129,16 +128,14 @@ def _final_state(source: str) -> tuple[dict, dict]:
     import h5py
 
     from ..run.state import REQUIRED_ARRAYS, REQUIRED_ATTRS
-    from ..runfile.checkpoint import plain
+    from ..runfile.checkpoint import dataset_names, plain
     from ..runfile.hdf5io import one_line, read_array
 
     try:
         with h5py.File(source, "r", locking=False) as h5:
             grp = h5[S.CHECKPOINT]
             attrs = {k: plain(v) for k, v in grp.attrs.items()}
-            names = []
-            grp.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            arrays = {name: read_array(grp[name]) for name in names}
+            arrays = {name: read_array(grp[name]) for name in dataset_names(grp)}
     except Exception as exc:  # noqa: BLE001 - a missing group or a damaged dataset
         raise InputError(
             f"{source}: its final state (/{S.CHECKPOINT}) cannot be read ({one_line(exc, 200)})"

@@ -88,11 +88,7 @@ def read(path: str) -> tuple[dict, dict]:
             if h5.attrs.get("kind") != KIND:
                 raise CheckpointError(f"{path!r} is not a pvmc checkpoint")
             attrs = {k: plain(v) for k, v in h5.attrs.items()}
-            names = []
-            h5.visititems(
-                lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
-            )
-            for name in names:
+            for name in dataset_names(h5):
                 where = f"dataset {name}"
                 arrays[name] = read_array(h5[name])
     except CheckpointError:
@@ -102,6 +98,19 @@ def read(path: str) -> tuple[dict, dict]:
             f"checkpoint {path!r} is damaged: {where} cannot be read ({one_line(exc, 200)})"
         ) from None
     return attrs, arrays
+
+
+def dataset_names(group) -> list:
+    """The paths of every dataset under an HDF5 group ('a/b'), as a checkpoint's
+    arrays are keyed (a checkpoint file, or the final state in a run file)."""
+    names = []
+
+    def visit(name, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            names.append(name)
+
+    group.visititems(visit)
+    return names
 
 
 def read_latest(path: str) -> tuple[dict, dict, str | None]:
