@@ -70,8 +70,12 @@ def test_replicated_walkers_keep_their_place_and_only_first_copies_their_stream(
     x = np.arange(8.0).reshape(4, 2)
     rng = np.arange(16, dtype=np.uint64).reshape(4, 4)
     key = streams.root_key(3)
-    nx, nrng, ne = replicate(copies, x, rng, np.array([1.0, 2.0, 3.0, 4.0]), key, 5, 10)
+    rows = np.array([7, 4, -1, 0], dtype=np.int64)  # of kept caches: none for walker 2
+    nx, nrng, ne, nrows = replicate(
+        copies, x, rng, np.array([1.0, 2.0, 3.0, 4.0]), rows, key, 5, 10
+    )
     np.testing.assert_array_equal(ne, [2.0, 2.0, 3.0, 4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(nrows, [4, -1, -1, 0, -1, -1])  # first copies keep theirs
     np.testing.assert_array_equal(nx, x[[1, 1, 2, 3, 3, 3]])
     for j, parent in ((0, 1), (2, 2), (3, 3)):
         np.testing.assert_array_equal(nrng[j], rng[parent])
@@ -211,6 +215,43 @@ def test_fixed_node_walkers_never_change_the_sign_of_psi():
             before = now
         flips[mode] = changed
     assert flips["vmc"] > 0 and flips["dmc"] == 0, flips
+
+
+@pytest.mark.parametrize("config", ["dmc_dot2d_N2_omega1.0.yaml", "dmc_dot2d_N6_omega1.0.yaml"])
+def test_caches_kept_between_steps_give_the_moves_of_caches_rebuilt_every_step(config):
+    """The walkers keep their parts' caches from step to step (the comb's first copies
+    keep their rows, the others are rebuilt): 150 steps, across a full rebuild
+    (walk.BLOCK), move and weigh every walker as a run that rebuilds all caches before
+    every step does, to rounding. A row handed to the wrong walker, or left stale after
+    a move, would give other moves and energies."""
+    from conftest import ROOT
+
+    from parallel_vmc.config.vmc import load_config
+    from parallel_vmc.wavefunction import WaveFunction
+
+    cfg = load_config(f"{ROOT}/configs/{config}")
+    system = System.from_config(cfg.system)
+    wf = WaveFunction.from_config(cfg.wavefunction, system)
+    theta = wf.layout.initial(0.01, np.random.default_rng(0), beta=0.5)
+    start = Walkers.start(4, 0, 60, system.n_coords, wf.sigma, system.dimensions)
+    Sampler("importance", 0.3, system, wf).sweep(theta, start, 50)
+    runs = []
+    for _ in range(2):
+        walkers = Walkers(start.positions.copy(), start.rng.copy())
+        sampler = Sampler("importance", 0.02, system, wf, drift_limit=1.0)
+        e0 = 3.0 if system.particles == 2 else 20.2
+        runs.append(Diffusion(sampler, theta, walkers, SerialComm(), 60, e0, streams.root_key(2)))
+    kept, rebuilt = runs
+    shared = 0
+    for _ in range(150):
+        kept.step()
+        shared += np.count_nonzero(kept.walkers.cached)
+        rebuilt.walkers.cached[:] = False
+        rebuilt.step()
+    assert shared > 0.9 * 150 * 60  # most walkers did keep their caches
+    np.testing.assert_allclose(kept.series.e_mean, rebuilt.series.e_mean, rtol=1e-10)
+    np.testing.assert_array_equal(kept.series.population, rebuilt.series.population)
+    np.testing.assert_allclose(kept.walkers.positions, rebuilt.walkers.positions, rtol=1e-10)
 
 
 def test_a_population_out_of_bounds_stops_with_a_clear_error():
@@ -402,7 +443,7 @@ def test_an_exception_on_one_rank_stops_every_rank_after_the_same_step():
     run = Diffusion(sampler, theta, walkers, comm, target, 3.0, streams.root_key(2), guard=guard)
     run.step()
     if comm.rank == 1:
-        run.move = lambda w: 1 / 0
+        run.move = lambda w, t0: 1 / 0
     with pytest.raises(DiffusionFailed, match="exception on rank 1 at tau = 0.02, step 2"):
         run.step()
 
@@ -451,20 +492,16 @@ def test_hard_sphere_walkers_never_overlap_in_dmc():
     assert run.moves[0] < run.moves[1]  # some moves rejected: the cores were hit
 
 
-def test_an_infinite_weight_stops_the_step_with_a_clear_error(monkeypatch):
+def test_an_infinite_weight_stops_the_step_with_a_clear_error():
     """Without a cutoff a weight can overflow while its local energy is finite: it is
     counted like a non-finite E_L, and the step stops with that reason (not with an
     error formatting a count of inf)."""
-    from parallel_vmc.dmc import walk
 
     system, wf, theta = two_electrons(beta=0.4)
     walkers = Walkers.start(5, 0, 50, 4, wf.sigma, 2)
     sampler = Sampler("importance", 0.01, system, wf, drift_limit=1.0)
     run = Diffusion(sampler, theta, walkers, SerialComm(), 50, 3.0, streams.root_key(1), alpha=None)
 
-    def overflowing(e_prev, e, e_t, e_est, cut, tau_eff, w):
-        w[:] = np.inf
-
-    monkeypatch.setattr(walk, "reweight", overflowing)
+    run.e_trial = 1e6  # exp(tau (E_T - E_est)) overflows
     with pytest.raises(DiffusionUnstable, match="50 walkers' local energies or weights are not"):
         run.step()

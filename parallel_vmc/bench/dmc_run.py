@@ -17,6 +17,7 @@ import statistics
 from . import scaling_model as scaling
 from .dmc_timing import alternate, prepare, time_steps, weight_spread
 from .options import dmc_population
+from .problem import target_acceptance
 
 SMALL_POPULATION = 32  # the second population of the fit of a step's fixed cost
 SECTION_NAMES = {
@@ -34,13 +35,14 @@ def spread(values, unit: str = "ns/move") -> str:
     return f"{statistics.median(values):8.1f} {unit} [{min(values):.1f}, {max(values):.1f}]"
 
 
-def _problem_line(cfg, comm, target: int, steps: int, repeats: int) -> str:
+def _problem_line(cfg, comm, target: int, steps: int, repeats: int, vmc_step: float) -> str:
     sy, wf = cfg.system, cfg.wavefunction
     return (
         f"dmc bench: P={sy.particles} D={sy.dimensions} H={wf.hidden} {sy.statistics} "
         f"psi={wf.psi} jastrow={wf.jastrow}; {comm.size} rank(s), population {target} "
         f"({target / comm.size:g} walkers per rank, as many VMC walkers); VMC importance "
-        f"sampling at sampler.step {cfg.sampler.step:g} (untuned), DMC at "
+        f"sampling at step {vmc_step:.4g} (tuned to acceptance "
+        f"{target_acceptance(cfg, False):g}), DMC at "
         f"dmc.time_steps[0] = {cfg.dmc.time_steps[0]:g}; {steps} sweeps / steps per "
         f"timed run, {repeats} alternating runs of each"
     )
@@ -51,7 +53,7 @@ def cmd_dmc(args, comm, cfg, say) -> int:
     target = dmc_population(args, cfg, comm.size)
     prob = prepare(comm, cfg, target)
     steps = max(1, int(args.moves / (prob.particles * target / comm.size)))
-    say(_problem_line(cfg, comm, target, steps, args.repeats))
+    say(_problem_line(cfg, comm, target, steps, args.repeats, prob.vmc.step))
     timed = alternate(comm, prob, steps, args.repeats)
     sigma = weight_spread(prob.walk, comm)
     ratios = [d / v for d, v in zip(timed.dmc, timed.vmc)]

@@ -4,7 +4,9 @@
 The problem is set up as the other bench modes set it up: the benchmark's parameters
 (``problem.theta_for``), walkers started from the config's seed and thermalized with
 the config's ``sampler.thermalization`` importance-sampling sweeps at its
-``sampler.step``, untuned (so that VMC is timed at that step). The DMC population is
+``sampler.step``, the first half tuning the step to the config's target acceptance as
+a run's thermalization does (so that VMC is timed at the step its production would
+use: more moves accepted, each costlier, than at an untuned step). The DMC population is
 made from them as a run makes it (``dmc.phase.initial_population``) and diffuses at
 ``dmc.time_steps[0]``.
 
@@ -27,7 +29,7 @@ from ..dmc.weights import reweight
 from ..sampling import kernels as K
 from ..sampling.samplers import Sampler, Walkers
 from .options import BenchInputError
-from .problem import fermion_setup, theta_for, time_kernel
+from .problem import fermion_setup, target_acceptance, theta_for, time_kernel
 
 DMC_WARMUP = 20  # untimed steps: the kernel compiled or loaded, E_T settled a little
 ENERGY_SWEEPS = 20  # VMC sweeps whose mean local energy starts E_T
@@ -77,7 +79,12 @@ def prepare(comm, cfg, target: int) -> Problem:
         wf = WaveFunction.from_config(cfg.wavefunction, system)
         theta = theta_for(cfg, wf, fermion_setup(cfg, False, False))
         vmc = Sampler(
-            "importance", cfg.sampler.step, system, wf, drift_limit=cfg.sampler.drift_limit
+            "importance",
+            cfg.sampler.step,
+            system,
+            wf,
+            target=target_acceptance(cfg, False),
+            drift_limit=cfg.sampler.drift_limit,
         )
         walkers = Walkers.start(
             cfg.seed,
@@ -88,7 +95,7 @@ def prepare(comm, cfg, target: int) -> Problem:
             system.dimensions,
             system.kernel_params().hard_core,
         )
-        vmc.sweep(theta, walkers, cfg.sampler.thermalization)
+        vmc.thermalize(theta, walkers, cfg.sampler.thermalization, comm)
         e, *_ = vmc.produce(theta, walkers, ENERGY_SWEEPS, False)
         sums = comm.allreduce_sum(np.array([e.sum(), e.size], dtype=np.float64))
         population = initial_population(vmc, theta, walkers, comm, target, cfg.seed)

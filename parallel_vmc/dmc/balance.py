@@ -38,6 +38,19 @@ def plan(counts, rank: int) -> tuple[list, list]:
     return sends, receives
 
 
+def kept(counts, rank: int) -> tuple[int, int, int]:
+    """(a, b, at): the walkers a..b-1 of ``rank`` that stay there under the plan for
+    ``counts`` land at at..at + b - a of its new rows (a == b: none stays)."""
+    sends, receives = plan(counts, rank)
+    stay = next(((a, b) for dst, a, b in sends if dst == rank), (0, 0))
+    at = 0
+    for src, n in receives:
+        if src == rank:
+            break
+        at += n
+    return stay[0], stay[1], at
+
+
 def rebalance(comm, counts, rows: np.ndarray) -> np.ndarray:
     """This rank's rows (n, k) float64 (one walker's packed data per row) after the
     plan for ``counts``: the rows it keeps and those it receives, in global order."""

@@ -22,9 +22,9 @@ from ..runfile import schema as S
 from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
 from .estimate import extrapolate
-from .walk import Diffusion, DiffusionFailed, DiffusionUnstable, unguarded
+from .walk import BLOCK, Diffusion, DiffusionFailed, DiffusionUnstable, unguarded
 
-BLOCK = 100  # steps between the checks of stop signals, wall time and checkpoints
+# BLOCK (walk.py): steps between the checks of stop signals, wall time and checkpoints
 SNAPSHOT_SWEEPS = 10  # VMC sweeps between two snapshots of a walker
 INITIAL_STEP = 2**62  # the "step" of the first population's streams (never a real one)
 

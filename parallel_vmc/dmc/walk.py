@@ -26,11 +26,15 @@ import numpy as np
 
 from ..sampling.samplers import Sampler, Walkers
 from . import balance, streams
-from .weights import CUTOFF_ALPHA, comb, cutoff, replicate, reweight, trial_energy
+from .weights import CUTOFF_ALPHA, comb, cutoff, replicate, trial_energy, weigh
 
 W_SUM, WE_SUM, WE2_SUM, COUNT, ACC, PROP, CHI2, CHI2_ACC, BAD, FAILED, FAIL_RANK = range(11)
 HEADER = 11
 POPULATION_BOUNDS = (0.5, 2.0)  # x the target: outside, the time step stops
+# Steps between two rebuilds of every walker's caches (kept between steps otherwise,
+# ``Walkers.keep_caches``). The phase checkpoints only after a multiple of it, so that a
+# resumed run, whose caches are rebuilt, has the bits of an uninterrupted one.
+BLOCK = 100
 # A step's parts as timed: the kernel's moves, the weights and the packed sums, the
 # Allreduce, the comb and the copies, the transfers between ranks, the rest.
 SECTIONS = ("moves", "reweight", "allreduce", "branch", "balance", "other")
@@ -186,28 +190,24 @@ class Diffusion:
 
     def _local(self, tau_eff: float):
         """(this rank's buffer, weights (W,), E_L (W,)) after its walkers' moves."""
-        e, moves = self.move(self.walkers)
+        if self.steps_done % BLOCK == 0:
+            self.walkers.cached[:] = False
+        e, moves = self.move(self.walkers, self.steps_done)
         self._lap("moves")
         e = e[:, 0]
         if self.e_prev is None:  # the first step: E_L before it is that after it
             self.e_prev = e
         w = np.ones(e.size)
-        reweight(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
-        buf = self._packed(w, e, moves)
-        self._lap("reweight")
-        return buf, w, e
-
-    def _packed(self, w, e, moves) -> np.ndarray:
         buf = np.zeros(HEADER + self.comm.size)
-        bad = ~(np.isfinite(e) & np.isfinite(w))  # a weight overflows without a cutoff
-        if bad.any():  # every rank learns it from the sums, and all stop together
-            w, e, buf[BAD] = np.where(bad, 0.0, w), np.where(bad, 0.0, e), bad.sum()
-        we = w * e
-        buf[W_SUM], buf[WE_SUM], buf[WE2_SUM] = w.sum(), we.sum(), (we * e).sum()
+        # a non-finite E_L or weight is counted (BAD): every rank learns it from the
+        # sums, and all stop together
+        sums = weigh(self.e_prev, e, self.e_trial, self.e_est, self.cut, tau_eff, w)
+        buf[W_SUM], buf[WE_SUM], buf[WE2_SUM], buf[BAD] = sums
         buf[COUNT] = w.size
         buf[ACC : CHI2_ACC + 1] = moves
         buf[HEADER + self.comm.rank] = buf[W_SUM]
-        return buf
+        self._lap("reweight")
+        return buf, w, e
 
     def _check(self, g) -> None:
         """DiffusionFailed or DiffusionUnstable on every rank alike (it reads only the
@@ -248,29 +248,31 @@ class Diffusion:
         self._check_count(counts.sum())  # before any rank allocates the copies
         r = self.comm.rank
         copies = comb(w, starts[r], ends[r], u)
-        x, rng, e_new = replicate(
-            copies,
-            self.walkers.positions,
-            self.walkers.rng,
-            e,
-            self.key,
-            step,
-            math.ceil(starts[r] - u),
+        old = self.walkers
+        x, rng, e_new, rows = replicate(
+            copies, old.positions, old.rng, e, old.slots, self.key, step, math.ceil(starts[r] - u)
         )
         self.series.population.append(int(counts.sum()))
+        walkers = Walkers(x, rng)  # a row >= 0 was filled by this step's moves
+        walkers.inherit_caches(old, rows, rows >= 0)
         self._lap("branch")
         if self.comm.size > 1:
-            x, rng, e_new = self._balanced(counts, x, rng, e_new)
+            walkers, e_new = self._balanced(counts, walkers, e_new)
             self._lap("balance")
-        self.walkers = Walkers(x, rng)
+        self.walkers = walkers
         self.e_prev = e_new
 
-    def _balanced(self, counts, x, rng, e):
-        """(x, rng, e) after ``balance.rebalance``: a walker travels as one
-        :func:`pack` row."""
-        rows = balance.rebalance(self.comm, counts.astype(np.int64), pack(Walkers(x, rng), e))
-        walkers, e = unpack(rows)
-        return walkers.positions, walkers.rng, e
+    def _balanced(self, counts, walkers: Walkers, e):
+        """(walkers, e) after ``balance.rebalance``: a walker travels as one
+        :func:`pack` row; those that stay keep their caches, those that arrive are
+        rebuilt at the next step."""
+        counts = counts.astype(np.int64)
+        new, e = unpack(balance.rebalance(self.comm, counts, pack(walkers, e)))
+        a, b, at = balance.kept(counts, self.comm.rank)
+        slots, cached = new.slots, new.cached
+        slots[at : at + b - a], cached[at : at + b - a] = walkers.slots[a:b], walkers.cached[a:b]
+        new.inherit_caches(walkers, slots, cached)
+        return new, e
 
     def energy_summary(self, first: int, window: int) -> tuple[float, float]:
         """(energy, error) of the steps from ``first`` on (``estimate.corrected_energy``

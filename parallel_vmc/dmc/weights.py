@@ -51,6 +51,24 @@ def reweight(e_prev, e_new, e_t, e_est, cut, tau_eff, w):
         w[i] *= np.exp(0.5 * tau_eff * s)
 
 
+@njit(cache=True)
+def weigh(e_prev, e_new, e_t, e_est, cut, tau_eff, w):
+    """:func:`reweight`, then (sum w, sum w E_L, sum w E_L^2, non-finite) over the
+    walkers (E_L = e_new), a walker whose weight or E_L is not finite counted in the
+    last and left out of the sums (a weight overflows without a cutoff)."""
+    reweight(e_prev, e_new, e_t, e_est, cut, tau_eff, w)
+    s0, s1, s2, bad = 0.0, 0.0, 0.0, 0
+    for i in range(w.shape[0]):
+        if not (np.isfinite(w[i]) and np.isfinite(e_new[i])):
+            bad += 1
+            continue
+        we = w[i] * e_new[i]
+        s0 += w[i]
+        s1 += we
+        s2 += we * e_new[i]
+    return s0, s1, s2, bad
+
+
 def trial_energy(e_est: float, total_weight: float, target: float, tau_eff: float, g: float):
     """E_T that brings the total weight back to target in about g steps."""
     return e_est - math.log(total_weight / target) / (g * tau_eff)
@@ -78,17 +96,21 @@ def comb(weights, start, end, u):
 
 
 @njit(cache=True)
-def replicate(copies, positions, rng, e, key, step, first_slot):
-    """The population after a comb: (positions (n, M), rng (n, 4), e (n,)), walker i
-    repeated copies[i] times in order. A copy keeps its parent's stream only the first
-    time; the others get fresh streams (``streams.fill_copy_state``) by their slot in
-    the new global population (first_slot: this rank's first)."""
+def replicate(copies, positions, rng, e, rows, key, step, first_slot):
+    """The population after a comb: (positions (n, M), rng (n, 4), e (n,), rows (n,)),
+    walker i repeated copies[i] times in order. A copy keeps its parent's stream only
+    the first time; the others get fresh streams (``streams.fill_copy_state``) by their
+    slot in the new global population (first_slot: this rank's first). rows (W,) int64:
+    each walker's row of kept caches (``Walkers.slots``), which its first copy keeps;
+    the others get -1 (few, about as many as the walkers the comb removed: they are
+    rebuilt)."""
     n = 0
     for i in range(copies.shape[0]):
         n += copies[i]
     new_x = np.empty((n, positions.shape[1]))
     new_rng = np.empty((n, 4), dtype=np.uint64)
     new_e = np.empty(n)
+    new_rows = np.empty(n, dtype=np.int64)
     j = 0
     for i in range(copies.shape[0]):
         for c in range(copies[i]):
@@ -96,7 +118,9 @@ def replicate(copies, positions, rng, e, key, step, first_slot):
             new_e[j] = e[i]
             if c == 0:
                 new_rng[j] = rng[i]
+                new_rows[j] = rows[i]
             else:
                 fill_copy_state(new_rng[j], key, step, first_slot + j)
+                new_rows[j] = -1
             j += 1
-    return new_x, new_rng, new_e
+    return new_x, new_rng, new_e, new_rows

@@ -35,6 +35,7 @@ from ..hamiltonian.hard_core import overlaps
 from ..jit.borrow import borrowed, release
 from ..jit.inline import kernel
 from ..jit.literal import length, plain
+from ..jit.prefetch import LINE, prefetch
 from ..jit.vector_width import prefer_wide_vectors
 from ..rng import normal, uniform
 from ..wavefunction import compose
@@ -50,7 +51,8 @@ THERMALIZE, OPTIMIZE, PRODUCE, DIFFUSE = 0, 1, 2, 3
 class Sweeps(NamedTuple):
     """What one call does: method, mode, n_sweeps, the step (box side or Langevin time
     step), n_params (the length of d ln psi / d theta), where the sweeps lie in the
-    production of n_total sweeps per chain (t0: the first; this fixes their batches),
+    production of n_total sweeps per chain (t0: the first; this fixes their batches;
+    ``DIFFUSE``: the steps made in the time step, which time the inverses' rebuilds),
     and the drift limit a of importance sampling (0: the drift is not limited; see
     ``limit_drift``)."""
 
@@ -68,12 +70,20 @@ class WalkerArrays(NamedTuple):
     """This rank's walkers: positions (W, M), updated in place; rng (W, 4) uint64
     xoshiro256** states; accepted (W,) int64, accepted moves added; inverse_drift (W,)
     float64, raised to the largest max |D Dinv - I| of an updated Slater inverse seen
-    when it was rebuilt (only with the Slater part)."""
+    when it was rebuilt (only with the Slater part); caches (S, C) float64, a store of
+    the parts' caches kept with their walkers between calls (``compose.kept_views``; C
+    = ``compose.kept_cache_size``), or (0, 0): rebuilt at every call; slots (W,) int64,
+    each walker's row in it (-1: none, rebuilt and not kept); cached (W,) bool, whether
+    that row holds the walker's caches (set by the call; the caller clears it after a
+    jump or a parameter change)."""
 
     positions: np.ndarray
     rng: np.ndarray
     accepted: np.ndarray
     inverse_drift: np.ndarray
+    caches: np.ndarray
+    slots: np.ndarray
+    cached: np.ndarray
 
 
 class Outputs(NamedTuple):
@@ -209,6 +219,7 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
         walkers.accepted,
         walkers.inverse_drift,
     )
+    caches, slots, cached = walkers.caches, walkers.slots, walkers.cached
     sums, energies, parts, obs, obs_spec = out.sums, out.energies, out.parts, out.obs, out.obs_spec
     o_rows = out.o_rows
     P, D = sy.particles, length(sy.axis_omegas)  # D a constant: see jit/literal.py
@@ -232,7 +243,8 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
         np.empty(r.n_hidden),
         np.empty(n_params),
     )
-    rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
+    n_kept = compose.kept_size(rc0, jc0, sc0, e)
+    keep = n_kept > 0 and caches.shape[1] == n_kept
     ec, work = borrowed(owners[3]), borrowed(owners[4])
     g_old, g_new, dx, trial = work[:D], work[D : 2 * D], work[2 * D : 3 * D], work[3 * D :]
     work_g, work_l = borrowed(owners[5][: X.shape[1]]), borrowed(owners[5][X.shape[1] :])
@@ -244,7 +256,19 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
     for w in range(X.shape[0]):
         x = borrowed(X[w])
         st = borrowed(rng[w])
-        compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)  # parameters may have changed
+        slot = slots[w] if keep else -1
+        if keep and w + 1 < X.shape[0] and slots[w + 1] >= 0:  # while this one moves
+            for k in range(0, n_kept, LINE):
+                prefetch(caches, slots[w + 1], k)
+        if slot >= 0:  # the walker's own caches, in place (DMC: one call per step)
+            kr, kj, ks = compose.kept_views(borrowed(caches[slot]), rc0, jc0, sc0)
+            rc, jc, sc = borrowed(kr), borrowed(kj), borrowed(ks)
+            if not cached[w]:  # new: the templates' constants, then a rebuild
+                compose.copy_caches(rc0, jc0, sc0, rc, jc, sc)
+                compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)
+        else:  # parameters may have changed
+            rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
+            compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)
         n_acc = 0  # since the last call
         e_sum = 0.0
         chi2_sum, chi2_acc = 0.0, 0.0  # DIFFUSE: proposed and accepted sum |chi|^2
@@ -303,7 +327,9 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                             theta, r, rc, j, jc, s, sc, e, ec, x, p, dx, D, method == IMPORTANCE
                         )
                         n_acc += 1
-            if s is not None and (sweep + 1) % s.refresh_every == 0:
+            # DMC counts a walker's sweeps from the time step's start (sw.t0), one per call
+            done = sweep + 1 if mode != DIFFUSE else sw.t0 + sweep + 1
+            if s is not None and done % s.refresh_every == 0:
                 inverse_drift[w] = max(
                     inverse_drift[w], compose.refresh_inverses(theta, s, sc, x, D)
                 )
@@ -340,6 +366,8 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
                     row = w * sw.n_sweeps + sweep
                     for k in range(n_params):
                         o_rows[row, k] = O[k]
+        if slot >= 0:
+            cached[w] = True
         accepted[w] += n_acc
         sums[S.S_ACC] += n_acc
         sums[S.S_PROP] += sw.n_sweeps * P

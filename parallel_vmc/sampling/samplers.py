@@ -17,6 +17,7 @@ from ..rng import chain_states
 from ..runfile import schema
 from ..sizes import O_ROWS_BUDGET, walkers_per_call
 from ..system import SystemParams
+from ..wavefunction import compose
 from . import estimators, obs_layout
 from . import kernels as K
 from .packing import placement_failure
@@ -38,7 +39,10 @@ class Walkers:
     of work by :meth:`count_stuck`); inverse_drift: (W,) the largest max |D Dinv - I| of
     an updated Slater inverse seen at a rebuild since this process started
     (``schema.NOT_MEASURED`` before the first checked rebuild, and without
-    determinants; not checkpointed).
+    determinants; not checkpointed); caches (S, C) float64, slots (W,) int64 and
+    cached (W,) bool: a store of the parts' caches kept between kernel calls, each
+    walker's row in it and whether the row is filled (``kernels.WalkerArrays``); (0,
+    0), -1 and False unless a caller keeps them (DMC: :meth:`keep_caches`).
     """
 
     def __init__(self, positions: np.ndarray, rng: np.ndarray, accepted=None, stuck=None):
@@ -52,6 +56,41 @@ class Walkers:
             np.zeros(n, dtype=np.int64) if stuck is None else np.array(stuck, dtype=np.int64)
         )
         self.inverse_drift = np.full(n, schema.NOT_MEASURED)
+        self.caches = np.empty((0, 0))
+        self.slots = np.full(n, -1, dtype=np.int64)
+        self.cached = np.zeros(n, dtype=np.bool_)
+        self.cache_owner = None  # what the kept caches were made for (its theta)
+
+    def keep_caches(self, size: int, owner) -> None:
+        """Give every walker without one a free row of ``size`` doubles in the store of
+        kept caches (it grows by a quarter at least when full). owner: what they are
+        made for (``Sampler.diffusion``'s step function, which holds theta): a new
+        store for another owner or another size. A walker's row is kept by whoever
+        keeps the walker (the DMC comb and balancing, :meth:`inherit_caches`)."""
+        if self.cache_owner is not owner or self.caches.shape[1] != size:
+            self.caches, self.cache_owner = np.empty((0, size)), owner
+            self.slots[:] = -1
+        missing = np.flatnonzero(self.slots < 0)
+        if missing.size == 0:
+            return
+        used = np.zeros(self.caches.shape[0], dtype=np.bool_)
+        used[self.slots[self.slots >= 0]] = True
+        free = np.flatnonzero(~used)
+        if free.size < missing.size:
+            extra = max(missing.size - free.size, self.caches.shape[0] // 4)
+            grown = np.empty((self.caches.shape[0] + extra, size))
+            grown[: self.caches.shape[0]] = self.caches
+            free = np.concatenate([free, np.arange(self.caches.shape[0], grown.shape[0])])
+            self.caches = grown
+        self.slots[missing] = free[: missing.size]
+        self.cached[missing] = False
+
+    def inherit_caches(self, other: "Walkers", slots: np.ndarray, cached: np.ndarray) -> None:
+        """Take over the store of kept caches of ``other`` (a population these walkers
+        were made from), with each walker's row (slots (W,), -1: none) and whether it
+        is filled (cached (W,))."""
+        self.caches, self.cache_owner = other.caches, other.cache_owner
+        self.slots, self.cached = slots, cached
 
     @classmethod
     def start(
@@ -107,7 +146,13 @@ class Walkers:
         """Walkers lo..hi-1 as the kernels take them: views, updated in place."""
         part = slice(lo, hi)
         return K.WalkerArrays(
-            self.positions[part], self.rng[part], self.accepted[part], self.inverse_drift[part]
+            self.positions[part],
+            self.rng[part],
+            self.accepted[part],
+            self.inverse_drift[part],
+            self.caches,
+            self.slots[part],
+            self.cached[part],
         )
 
     def count_stuck(self, accepted_before: np.ndarray, sweeps: int) -> int:
@@ -370,11 +415,14 @@ class Sampler:
         return e, parts, local[estimators.S_ACC], local[estimators.S_PROP]
 
     def diffusion(self, theta, n_sweeps: int = 1):
-        """A function walkers -> (local_energy (W, n_sweeps), the rank's [accepted,
-        proposed, sum |chi|^2, sum p |chi|^2] (4,)) that makes n_sweeps fixed-node
-        diffusion steps of every walker (``kernels.DIFFUSE``: importance sampling with
-        this sampler's step as the time step, moves across a node rejected). The
-        kernel's fixed arguments are built once: DMC calls it every step."""
+        """A function (walkers, t0=0) -> (local_energy (W, n_sweeps), the rank's
+        [accepted, proposed, sum |chi|^2, sum p |chi|^2] (4,)) that makes n_sweeps
+        fixed-node diffusion steps of every walker (``kernels.DIFFUSE``: importance
+        sampling with this sampler's step as the time step, moves across a node
+        rejected); t0: the steps made before in the time step. The kernel's fixed
+        arguments are built once: DMC calls it every step. The walkers keep their caches
+        between calls (``Walkers.keep_caches``): a walker whose ``cached`` is False is
+        rebuilt."""
         if self.method != "importance":  # the drift and chi come from its proposal
             raise ValueError(f"diffusion needs the importance sampler, not {self.method}")
         n_params = self.wf.layout.n_params
@@ -387,10 +435,16 @@ class Sampler:
         none2, none3 = np.empty((0, 0)), np.empty((3, 0, 0))
         slots = [estimators.S_ACC, estimators.S_PROP, estimators.S_CHI2, estimators.S_CHI2_ACC]
 
-        def step(walkers: Walkers):
+        kept = compose.kept_cache_size(
+            parts.rbm, parts.pair, parts.antisymmetric, parts.generic, self.system.dimensions
+        )
+
+        def step(walkers: Walkers, t0: int = 0):
             e, sums = np.empty((walkers.count, n_sweeps)), np.zeros(size)
             out = K.Outputs(sums, e, none3, none2, obs_layout.NO_HISTOGRAMS, none2)
-            K.run_walkers(sweeps, theta, parts, system, walkers.kernel_arrays(), out)
+            walkers.keep_caches(kept, step)  # a rebuild per walker and call: +40 % at P = 6
+            arrays = walkers.kernel_arrays()
+            K.run_walkers(sweeps._replace(t0=t0), theta, parts, system, arrays, out)
             return e, sums[slots]
 
         return step

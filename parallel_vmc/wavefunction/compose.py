@@ -219,6 +219,46 @@ def empty_caches(r, j, s, e, D):
 
 
 @njit(cache=True, inline="always")
+def kept_size(rc, jc, sc, e):
+    """Length of one walker's row in a store of kept caches (``kept_views``): the RBM's,
+    the correlation part's and the Slater part's caches, flat; 0 with a generic part,
+    whose cache is rebuilt on every call."""
+    if e is not None:
+        return 0
+    return rc.size + jc.size + sc.size
+
+
+@njit(cache=True)
+def kept_cache_size(r, j, s, e, D):
+    """:func:`kept_size` of the parts (a store's row length, asked once from Python)."""
+    rc, jc, sc, ec = empty_caches(r, j, s, e, D)
+    return kept_size(rc, jc, sc, e)
+
+
+@njit(cache=True, inline="always")
+def kept_views(row, rc, jc, sc):
+    """Views (rc, jc, sc) of a walker's row of kept caches, shaped as the caches rc,
+    jc, sc: the kernel works on them in place, so that they stay with their walker
+    between calls (a cache is a function of theta and the position alone, as
+    ``refresh`` or ``commit`` leave it; its scratch is kept along, unused)."""
+    a, b = rc.size, rc.size + jc.size
+    return row[:a].reshape(rc.shape), row[a:b], row[b : b + sc.size]
+
+
+@njit(cache=True, inline="always")
+def copy_caches(rc, jc, sc, to_rc, to_jc, to_sc):
+    """Copy the caches into others of the same shapes (a template's constants, such as
+    the Slater part's quantum numbers, into a new row before its rebuild)."""
+    for a in range(rc.shape[0]):
+        for b in range(rc.shape[1]):
+            to_rc[a, b] = rc[a, b]
+    for i in range(jc.size):
+        to_jc[i] = jc[i]
+    for i in range(sc.size):
+        to_sc[i] = sc[i]
+
+
+@njit(cache=True, inline="always")
 def gibbs_sweep(theta, r, rc, x, h, st):
     """One Gibbs sweep of the RBM alone (see ``rbm.gibbs_sweep``)."""
     rbm.gibbs_sweep(theta, r, rc, x, h, st)
