@@ -1,18 +1,21 @@
 """`pvmc bench`: speed of the Monte Carlo kernel and of the per-iteration Allreduce.
 
-The default problem is the one of ``shared/bench/rbm_vmc_ref.c``: P=2, D=2, H=4,
-brute-force Metropolis with a fixed step of 1.0, ``psi = sqrt(F)``, ``sigma^2 =
-1/(2 omega)``, ``a = b = 0``, ``W ~ U(-0.005, 0.005)``, Coulomb on, the local energy once
-per sweep, no optimization. With ``--reference FILE.c`` the C program is compiled
-(gcc -O3 -march=native -ffast-math) and run alternately with ours on the same number of
-moves; the medians and the median of the per-pair ratios are printed.
+The default problem is the one of the project's C reference ``rbm``
+(``bench/reference/rbm_vmc_ref.c``): P=2, D=2, H=4, brute-force Metropolis with a fixed
+step of 1.0, ``psi = sqrt(F)``, ``sigma^2 = 1/(2 omega)``, ``a = b = 0``, ``W ~ U(-0.005,
+0.005)``, Coulomb on, the local energy once per sweep, no optimization. With
+``--reference rbm``, ``--reference slater`` (the packaged references, see
+:mod:`.reference`) or ``--reference FILE.c`` the C program is compiled (gcc -O3
+-march=native -ffast-math) and run alternately with ours on the same number of moves;
+the medians and the median of the per-pair ratios are printed.
 
-Fermions are set up as ``shared/bench/slater_vmc_ref.c`` runs them when the problem has
-Slater determinants (P > 2), in a ``--scan-particles`` scan, or when the reference is a
-fermion one: RBM parameters ~ N(0, 0.01^2), Padé-Jastrow betas 0.5, Metropolis with the
-step tuned towards 50 % acceptance in 2000 untimed sweeps (``Sampler.thermalize``). The
-reference gets ``P D H SWEEPS omega jastrow(0|1)``; both acceptances and steps are
-printed. A reference is a fermion one when its check run prints its tuned ``step=``.
+Fermions are set up as the reference ``slater`` (``bench/reference/slater_vmc_ref.c``)
+runs them when the problem has Slater determinants (P > 2), in a ``--scan-particles``
+scan, or when the reference is a fermion one: RBM parameters ~ N(0, 0.01^2),
+Padé-Jastrow betas 0.5, Metropolis with the step tuned towards 50 % acceptance in 2000
+untimed sweeps (``Sampler.thermalize``). The reference gets ``P D H SWEEPS omega
+jastrow(0|1)``; both acceptances and steps are printed. A reference is a fermion one
+when its check run prints its tuned ``step=``.
 
 ``--scan-particles 2,6,12,20`` times the production kernel for each particle count
 (H = P*D unless -H), alternating with the reference per count, and fits the growth
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -50,6 +52,7 @@ from .problem import (
     thermalize,
     time_kernel,
 )
+from .reference import compile_source
 
 
 def _config(args, scan_count: int | None = None):
@@ -120,25 +123,11 @@ class Reference:
 
 
 def _compile_reference(source: str, workdir: str, cfg) -> Reference:
-    """Compile the C reference and check with a short run of the problem of cfg that
-    it reports ns/move; BenchInputError (with the compiler's first error) if not."""
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        raise BenchInputError("--reference: no C compiler (gcc or cc) on PATH")
+    """Compile the C reference (source: a file, names resolved by check_options) and
+    check with a short run of the problem of cfg that it reports ns/move;
+    BenchInputError (no compiler, the compiler's first error, no ns/move) if not."""
     exe = os.path.join(workdir, "vmc_ref")
-    res = subprocess.run(
-        [cc, "-O3", "-march=native", "-ffast-math", "-x", "c", "-o", exe, source, "-lm"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if res.returncode != 0:
-        lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
-        first = next(
-            (line for line in lines if "error" in line),
-            lines[0] if lines else f"exit code {res.returncode}",
-        )
-        raise BenchInputError(f"--reference {source!r}: does not compile: {first}")
+    compile_source(source, exe)
     sy = cfg.system
     check = _run_reference(
         exe, [sy.particles, sy.dimensions, cfg.wavefunction.hidden, 100], timeout=60
@@ -183,13 +172,13 @@ def _check_reference_fits(cfg, ref: Reference, fermion: bool) -> None:
         raise BenchInputError(
             f"{name} has no Slater determinants (it prints no tuned step=), the problem "
             f"has {cfg.system.particles} fermions; allowed: a fermion reference such as "
-            f"slater_vmc_ref.c, or --statistics bosons"
+            f"slater_vmc_ref.c (--reference slater), or --statistics bosons"
         )
     if ref.fermions and not fermion:
         raise BenchInputError(
             f"{name} is a fermion reference (it prints its tuned step=), "
             f"the problem is bosons; allowed: --statistics fermions, or a "
-            f"reference such as rbm_vmc_ref.c"
+            f"reference such as rbm_vmc_ref.c (--reference rbm)"
         )
     wf = cfg.wavefunction
     differs = [

@@ -3,8 +3,6 @@ command line's parser is built from this module for every command."""
 
 from __future__ import annotations
 
-import os
-
 from ..wavefunction.layout import PAIR_PARTS
 
 SAMPLERS = ("metropolis", "importance", "gibbs")
@@ -65,7 +63,11 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     p.add_argument(
-        "--reference", metavar="FILE.c", help="compile this C reference and compare alternately"
+        "--reference",
+        metavar="rbm|slater|FILE.c",
+        help="compile a plain-C reference and compare alternately: rbm (the RBM alone) or "
+        "slater (Slater x RBM x Pade-Jastrow), the project's own in "
+        "parallel_vmc/bench/reference/, or the path of a C file",
     )
     p.add_argument(
         "--scan-particles",
@@ -217,13 +219,9 @@ def check_options(args) -> None:
             f"--scan-particles {args.scan_particles} and -P {args.particles}: allowed: one of them"
         )
     if args.reference:
-        path = args.reference
-        if not os.path.isfile(path):
-            raise BenchInputError(f"--reference {path!r}: file not found")
-        if not path.endswith(".c"):
-            raise BenchInputError(
-                f"--reference {path!r}: allowed: a C source file (FILE.c), such as rbm_vmc_ref.c"
-            )
+        from .reference import resolve  # here: it imports this module
+
+        args.reference = resolve(args.reference)  # a name becomes the packaged file
 
 
 def dmc_population(args, cfg, ranks: int) -> int:
