@@ -1,4 +1,4 @@
-"""Reading and validating pvmc run files (DESIGN.md section 4), read-only.
+"""Reading and validating pvmc run files (docs/runfile.md), read-only.
 
 A file is a run file iff it is HDF5 and its root has the attributes
 ``format_version``, ``status`` and ``config``. Everything else is optional, because

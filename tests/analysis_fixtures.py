@@ -81,7 +81,7 @@ def write_run_file(
     sampler=None,
     energies=None,
 ):
-    """Write a file in the pvmc schema (DESIGN section 4) with AR(1) local energies.
+    """Write a file in the pvmc schema (docs/runfile.md) with AR(1) local energies.
 
     format_version 1: datasets exactly as long as their data. 2 and 3: growing datasets
     allocated in full (NaN beyond the data) with the counters

@@ -232,7 +232,7 @@ def test_info_of_damaged_files_is_a_message_or_the_truth(interrupted, tmp_path):
     checkpoints: exit 0 or exit 2 with one message, never a traceback; the status is
     one line, and the run file's own when only the checkpoint was damaged. (The run
     file's attributes carry no checksum, so a flip inside the status text itself can
-    change it: README, "Checksums".)"""
+    change it: docs/checkpoints.md, "Checksums".)"""
     src, _ = interrupted
     codes = {0: 0, 2: 0}
     for case, target, what in damaged_copies(

@@ -1,51 +1,9 @@
-"""Fixed-seed fingerprints of short runs, recorded before the wave function was split
-into parts (issue 11): the summary energy and error, and a SHA-256 of the whole
-``production/local_energy`` series. A refactoring of the kernels must keep them bit for
-bit for the RBM-only runs; the Padé-Jastrow ones are listed too, with the note of the
-change that altered them, if any.
+"""Fixed-seed fingerprints of short runs: the summary energy and error, and a SHA-256 of
+the whole ``production/local_energy`` series. A refactoring of the kernels must keep
+them bit for bit; a change that alters them on purpose records the new ones in
+``CURRENT`` (``RECORDED``: those taken before the wave function was split into parts,
+issue 11) and says why in CHANGELOG.md, "Fingerprint history".
 
-The split changed the order of floating-point operations in the Padé-Jastrow local
-energy (one home for u'(r)/r and for the RBM's coordinate derivatives): those runs make
-the same moves, and their local energies differ from the recorded ones by at most
-6.4e-14 relative (measured on these series). Their fingerprints changed at
-the split; their summary energies still equalled the recorded ones to 1e-12.
-
-The SR case changed when sum O O^T moved from the kernel to a BLAS product of the
-stored O rows (another summation order): its parameters differ from the recorded run's
-by 1e-15 after the first update and 1e-12 after the 12th, its iteration energies by at
-most 1.6e-13 relative; the summary energy equals the recorded one to 4e-15, its error
-to 1.6e-13 (relative). That fingerprint also depends on the BLAS kernel (CPU model).
-
-Issue 16 changed the normal deviates (Box-Muller -> ziggurat, 8x cheaper): the initial
-positions and every Langevin and Gibbs draw differ, so every case has new bits
-(``CURRENT``); ``RECORDED`` is kept as the history. The samplers still sample the same
-|psi|^2: at fixed parameters (quick start, 4 x 10^6 samples each) Metropolis,
-importance sampling and Gibbs gave 3.2505(16), 3.2496(12), 3.2530(12) against the
-exact 2 + sqrt(pi/2) = 3.2533 of a = b = W = 0, and the short optimized runs here end
-within the spread of 12 noisy Adam iterations of the recorded ones. The RBM then kept
-1/(1 + exp(u_j)) per hidden unit, its sigmoid became exp(u) * that reciprocal and the
-move ratio a product instead of N divisions: the same moves, energies equal to ~1e-13,
-new last bits. Then the kernel was compiled with fused multiply-adds (numba's
-``fastmath={"contract"}``: the vectorised exponential of a wide layer 30 % cheaper), and
-with a pair part the Coulomb energy is summed from the part's table of distances: the
-same moves, local energies equal to the previous ones within 1.4e-10 relative (the
-quick start, whose 12 Adam steps carry the last-bit differences into the parameters;
-2e-15 for Metropolis), summary energies within 9e-13. Then the kernel was compiled
-per dimension (D a constant, ``SystemParams.axis_omegas``): LLVM folds the factors 1
-and 0 of the missing axes, which fuses other multiply-adds in the Padé-Jastrow local
-energy. The same moves, local energies within 6.6e-14 (dot2d) and 3.7e-15 (P = 3, 3D)
-relative, the same summary energies to the last bit; the RBM-only cases kept theirs.
-
-Then the Coulomb sums, which LLVM may reorder (``fastmath`` with ``"reassoc"``), were
-inlined into the kernel (``forceinline``, see ``jit/inline.py``). Called, they existed
-twice: a kernel just compiled ran their separately compiled copy, one loaded from
-numba's cache the copy in its own module, which sums in another order. These
-fingerprints held only for a kernel compiled in the test's own process (seen once
-pytest-xdist's workers loaded each other's kernels: the same config gave other bits on
-a second run). The cases with the Coulomb energy from positions (quick start, Gibbs,
-Metropolis, SR) now have the bits a cached kernel gave before: the same moves, local
-energies within 2.8e-12 (quick start), 2.6e-15 (Metropolis), 8.5e-13 (Gibbs) and
-5.6e-12 (SR) relative of the previous ones; the Padé-Jastrow and 1D cases kept theirs.
 With other BLAS kernels than it was recorded with (``SR_BLAS``) the SR case compares the
 summary energy and error to ``SR_RTOL`` relative.
 
@@ -188,7 +146,7 @@ RECORDED = {  # at commit 591eaad, before the split
 
 PLATFORM = "938c61fffafc9a80"  # libm_fingerprint() where RECORDED and CURRENT were taken
 
-CURRENT = {  # since fused multiply-adds in the kernel (issue 16; history above)
+CURRENT = {  # since fused multiply-adds in the kernel (issue 16; history: CHANGELOG.md)
     "dot2d_omega1.0": (
         "0x1.80673d74a814ap+1",
         "0x1.b9f607b212f06p-11",

@@ -1,11 +1,11 @@
 """One spelling in what users read: -ize, as the config's own key ``optimizer`` has it.
 
 Scanned: every string literal of the packages that is not a docstring (messages, help
-texts, progress labels, report rows, plot labels, config descriptions), the READMEs and
-the configs' comments, and the actual output of every command's ``--help``, of ``pvmc
-validate`` and of ``python -m analysis`` on a run file. A docstring is for developers
-and stays out (the jitted modules' docstrings are part of the numba cache key: an edit
-there recompiles every kernel)."""
+texts, progress labels, report rows, plot labels, config descriptions), the READMEs, the
+pages of docs/, the changelog, the configs' comments, and the actual output of every
+command's ``--help``, of ``pvmc validate`` and of ``python -m analysis`` on a run file.
+A docstring is for developers and stays out (the jitted modules' docstrings are part of
+the numba cache key: an edit there recompiles every kernel)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def test_ize_spelling_in_the_strings_of_the_code():
 
 def test_ize_spelling_in_the_documents_and_configs():
     paths = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "analysis", "README.md")]
+    paths += [os.path.join(ROOT, "jobs", "README.md"), os.path.join(ROOT, "CHANGELOG.md")]
+    paths += sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    assert len(paths) > 4, "docs/*.md not found"
     paths += sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
     found = []
     for path in paths:

@@ -1,6 +1,6 @@
 """The cost model of the per-iteration Allreduce at scale, and the parallel efficiency
 it gives: the one home of these formulas (``pvmc bench --allreduce`` and ``pvmc bench
---scaling`` print from here, the README's table comes from them). The model of a DMC
+--scaling`` print from here, the table of docs/benchmarks.md comes from them). The model of a DMC
 step at scale (its Allreduce, the transfers after the comb) is this docstring's end.
 
 Allreduce algorithms (Thakur, Rabenseifner & Gropp, "Optimization of Collective

@@ -2,7 +2,7 @@
 
 One table, ``SPEC``, is the single source of truth for every key: its type, default,
 allowed values and one-line description. Validation, the frozen section objects, the
-resolved YAML written into every output file and the README's config reference all
+resolved YAML written into every output file and the config reference (docs/config.md) all
 follow from it. Every error names the offending key (``section.key``) and what is
 allowed; the command line turns :class:`ConfigError` into exit code 2 before any work.
 
@@ -803,7 +803,7 @@ def config_from_yaml_text(text: str, source: str = "config") -> Config:
 
 
 def reference_table() -> str:
-    """Markdown table of every key (for the README's config reference)."""
+    """Markdown table of every key (for the config reference, docs/config.md)."""
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for name, fields in list(SPEC.items()) + [("", {"seed": SEED})]:
         for key, field in fields.items():

@@ -363,7 +363,7 @@ def add_train_parser(sub) -> None:
         "train",
         help="train an RBM (or a deep belief net) on data by CD-k / PCD; write one HDF5 file",
     )
-    p.add_argument("config", help="YAML train config (see README: pvmc train)")
+    p.add_argument("config", help="YAML train config (see docs/generative.md)")
     p.add_argument(
         "--set",
         dest="overrides",

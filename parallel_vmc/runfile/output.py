@@ -1,4 +1,4 @@
-"""The HDF5 run file (DESIGN section 4), written by rank 0 only (but for the production
+"""The HDF5 run file (docs/runfile.md), written by rank 0 only (but for the production
 samples with the MPI-IO writer, see ``writer``).
 
 Layout (format_version 6; the names live in ``schema``)::

@@ -1,4 +1,4 @@
-"""The names of the HDF5 run file (DESIGN section 4): one home for the writer
+"""The names of the HDF5 run file (docs/runfile.md): one home for the writer
 (``output``, ``driver``) and the reader (``analysis``).
 
 Pure constants and three small helpers; imports only the standard library and numpy,
@@ -29,12 +29,7 @@ import math
 
 import numpy as np
 
-FORMAT_VERSION = 6  # bumped with every change of this schema; 4: /wavefunction
-# statistics, orbitals, orbital_scale, inverse_drift; 5: the
-# optional 3D densities along the axes, density_xy and density_z; 6: the attribute
-# /production/writer, always there (some format 5 files have it too; a file without it
-# was written by the gather, see ``writer.recorded_writers``), and /wavefunction/
-# width_shift with variational widths
+FORMAT_VERSION = 6  # bumped with every change of this schema; history: CHANGELOG.md
 # Formats ``pvmc resume`` continues: a format 3 file differs only in what /wavefunction
 # gets at the end, a format 4 file in the optional axial densities (off in its config),
 # a format 5 file in the writer's attribute, so they are resumed and end as a format 6

@@ -4,7 +4,7 @@ The marginal of the RBM over its ``N`` binary hidden units is
 ``F(x) = exp(-|x-a|^2 / (2 sigma^2)) prod_j (1 + exp(u_j))``,
 ``u_j = b_j + sum_i x_i W_ij / sigma^2``, and the part is ``F^c``: ``c = 1/2`` for
 ``psi: sqrt`` (then ``|psi|^2 = F`` is the RBM marginal) and ``c = 1`` for ``psi: full``.
-With ``s_j = sigmoid(u_j)`` (DESIGN section 1):
+With ``s_j = sigmoid(u_j)`` (docs/design.md):
 
 * ``ln psi        = c [ -|x-a|^2/(2 sigma^2) + sum_j softplus(u_j) ]``
 * ``d_i ln psi    = c [ -(x_i-a_i) + sum_j W_ij s_j ] / sigma^2``
