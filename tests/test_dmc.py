@@ -85,7 +85,7 @@ def test_replicated_walkers_keep_their_place_and_only_first_copies_their_stream(
     assert len({tuple(r) for r in nrng.tolist()}) == 6
 
 
-@pytest.mark.parametrize("counts", [[5, 0, 9], [1, 1, 1], [0, 0, 7], [10, 3], [4]])
+@pytest.mark.parametrize("counts", [[5, 0, 9], [1, 1, 1], [0, 0, 7], [10, 3], [4], [4, 5, 3]])
 def test_the_balancing_plan_evens_out_the_counts_in_global_order(counts):
     """Every rank ends with total // size or one more walkers, and walker k of the
     global order (rank 0's first) stays walker k."""
@@ -95,6 +95,8 @@ def test_the_balancing_plan_evens_out_the_counts_in_global_order(counts):
     after = []
     for r in range(size):
         sends, receives = balance.plan(counts, r)
+        others = [d for d, _, _ in sends if d != r] + [src for src, _ in receives if src != r]
+        assert balance.untouched(counts, r) == (not others)  # then it sits the transfers out
         pieces = []
         for src, n in receives:
             mine = [(a, b) for dst, a, b in balance.plan(counts, src)[0] if dst == r]

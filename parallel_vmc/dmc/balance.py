@@ -38,6 +38,16 @@ def plan(counts, rank: int) -> tuple[list, list]:
     return sends, receives
 
 
+def untouched(counts, rank: int) -> bool:
+    """Whether the plan for ``counts`` sends no walker from ``rank`` and brings none
+    to it (its piece of the global order is the same before and after): then it
+    takes no part in the transfers (most steps, as the comb changes few counts)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    old = np.concatenate([[0], np.cumsum(counts)])
+    new = np.concatenate([[0], np.cumsum(even_counts(int(old[-1]), counts.size))])
+    return old[rank] == new[rank] and old[rank + 1] == new[rank + 1]
+
+
 def kept(counts, rank: int) -> tuple[int, int, int]:
     """(a, b, at): the walkers a..b-1 of ``rank`` that stay there under the plan for
     ``counts`` land at at..at + b - a of its new rows (a == b: none stays)."""

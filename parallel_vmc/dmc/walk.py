@@ -267,6 +267,8 @@ class Diffusion:
         :func:`pack` row; those that stay keep their caches, those that arrive are
         rebuilt at the next step."""
         counts = counts.astype(np.int64)
+        if balance.untouched(counts, self.comm.rank):
+            return walkers, e
         new, e = unpack(balance.rebalance(self.comm, counts, pack(walkers, e)))
         a, b, at = balance.kept(counts, self.comm.rank)
         slots, cached = new.slots, new.cached
