@@ -71,216 +71,14 @@
  * inv_err, cpu (CPU over wall time of the timed sweeps: well below 100% means the run was
  * crowded out), ns/move and ns/sweep.
  *
- * The random numbers, the error bars and the RBM's formulas are those of rbm_vmc_ref.c;
- * each reference is one file that compiles alone.
+ * The random numbers, the error bars, the RBM's formulas, the sweep, the thermalisation,
+ * the shared options and the timing are those of rbm_vmc_ref.c, in the header
+ * vmc_ref_common.h beside this file (the compiler finds it there: each reference still
+ * compiles as one file with the command above).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#if defined(__GNUC__)
-#define HOT static inline __attribute__((always_inline))
-#else
-#define HOT static inline
-#endif
-
+#define VMC_NAME "slater_vmc_ref"
 #define MAX_D 3
-#define SATURATED 1e300 /* exp(u) clamped here: 1/(1 + e) and e/(1 + e) stay exact */
-#define TUNE_CHUNK 20   /* sweeps between step updates while tuning (as the project) */
-
-/* ------------------------------------------------------------------ random numbers */
-
-/* xoshiro256** (Blackman and Vigna), the generator of the project's walkers. */
-typedef struct {
-    uint64_t s[4];
-} Rng;
-
-static inline uint64_t rotl64(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
-
-HOT uint64_t rng_next(Rng *g)
-{
-    uint64_t *s = g->s;
-    const uint64_t out = rotl64(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return out;
-}
-
-/* Uniform in [0, 1) from the top 53 bits. */
-HOT double uniform(Rng *g) { return (double)(rng_next(g) >> 11) * 0x1.0p-53; }
-
-/* The four state words from a 64-bit seed by splitmix64 (never all zero). */
-static void rng_seed(Rng *g, uint64_t seed)
-{
-    for (int k = 0; k < 4; k++) {
-        uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        g->s[k] = z ^ (z >> 31);
-    }
-}
-
-/* Standard normal deviates by the ziggurat method (Marsaglia and Tsang, 2000) with 256
- * layers of equal area under f(x) = exp(-x^2/2), as the project's kernel draws them:
- * one 64-bit draw per deviate but in about 1 % of the cases. Layer i > 0 is the box
- * [0, zx[i]] x [f(zx[i]), f(zx[i+1])]; layer 0 is the base strip with the tail beyond
- * zig_r, drawn as a box of width zx[0] = v / f(zig_r). */
-#define ZIG_N 256
-static double zx[ZIG_N + 1], zf[ZIG_N + 1], zinner[ZIG_N], zig_r;
-
-static double zig_gauss(double x) { return exp(-0.5 * x * x); }
-
-/* Area of each layer for a base abscissa r: the strip r f(r) plus the tail. */
-static double zig_area(double r)
-{
-    return r * zig_gauss(r) + 1.2533141373155003 /* sqrt(pi / 2) */ * erfc(r / sqrt(2.0));
-}
-
-/* The height reached by the top of the stack of layers built up from r (>= 1 when
- * r is too small, < 1 when too large). */
-static double zig_top(double r)
-{
-    const double v = zig_area(r);
-    double x = r;
-    for (int i = 1; i < ZIG_N - 1; i++) {
-        const double y = v / x + zig_gauss(x);
-        if (y >= 1.0) return y;
-        x = sqrt(-2.0 * log(y));
-    }
-    return v / x + zig_gauss(x);
-}
-
-static void zig_init(void)
-{
-    double lo = 1.0, hi = 10.0;
-    for (int it = 0; it < 200; it++) { /* r such that the top layer ends at f = 1 */
-        const double mid = 0.5 * (lo + hi);
-        if (zig_top(mid) >= 1.0) lo = mid;
-        else hi = mid;
-    }
-    zig_r = 0.5 * (lo + hi);
-    const double v = zig_area(zig_r);
-    zx[0] = v / zig_gauss(zig_r);
-    zx[1] = zig_r;
-    for (int i = 1; i < ZIG_N - 1; i++) zx[i + 1] = sqrt(-2.0 * log(v / zx[i] + zig_gauss(zx[i])));
-    zx[ZIG_N] = 0.0;
-    for (int i = 0; i <= ZIG_N; i++) zf[i] = zig_gauss(zx[i]);
-    for (int i = 0; i < ZIG_N; i++) zinner[i] = zx[i + 1] / zx[i];
-}
-
-HOT double normal(Rng *g)
-{
-    for (;;) {
-        const uint64_t bits = rng_next(g);
-        const int i = (int)(bits & (ZIG_N - 1));
-        const double v = (double)(bits >> 11) * 0x1.0p-52 - 1.0; /* [-1, 1) */
-        const double x = v * zx[i];
-        if (fabs(v) < zinner[i]) return x; /* inside the layer's sure part */
-        if (i == 0) {                      /* the tail beyond r (Marsaglia's method) */
-            double t, y;
-            do {
-                t = -log(1.0 - uniform(g)) / zig_r;
-                y = -log(1.0 - uniform(g));
-            } while (2.0 * y <= t * t);
-            return v > 0.0 ? zig_r + t : -zig_r - t;
-        }
-        if (zf[i + 1] + uniform(g) * (zf[i] - zf[i + 1]) < zig_gauss(x)) return x; /* wedge */
-    }
-}
-
-/* ------------------------------------------------------------------ error bars */
-
-/* Online blocking: the series is fed one value at a time; level k receives the means of
- * consecutive pairs of level k-1 (the complete blocks of 2^k samples from the start).
- * Each level keeps what the blocking analysis needs: count, sum, sum of squares, the sum
- * of products of neighbours, its first and last value. Values are shifted by the first
- * sample against cancellation. */
-#define MAX_LEVELS 64
-typedef struct {
-    long count;
-    double shift, total;
-    long n[MAX_LEVELS];
-    double sum[MAX_LEVELS], sq[MAX_LEVELS], cross[MAX_LEVELS], first[MAX_LEVELS],
-        last[MAX_LEVELS], held[MAX_LEVELS];
-    int pending[MAX_LEVELS];
-} Blocking;
-
-static void blocking_add(Blocking *B, double value)
-{
-    if (B->count++ == 0) B->shift = value;
-    double v = value - B->shift;
-    B->total += v;
-    for (int k = 0; k < MAX_LEVELS; k++) {
-        if (B->n[k] == 0) B->first[k] = v;
-        else B->cross[k] += B->last[k] * v;
-        B->n[k]++;
-        B->sum[k] += v;
-        B->sq[k] += v * v;
-        B->last[k] = v;
-        if (!B->pending[k]) { /* the first of a pair: wait for its partner */
-            B->pending[k] = 1;
-            B->held[k] = v;
-            return;
-        }
-        B->pending[k] = 0;
-        v = 0.5 * (B->held[k] + v);
-    }
-}
-
-/* The 1 - alpha = 0.99 quantile of chi^2 with df degrees of freedom (Wilson-Hilferty). */
-static double chi2_q99(int df)
-{
-    const double z = 2.3263478740408408, h = 2.0 / (9.0 * df);
-    const double t = 1.0 - h + z * sqrt(h);
-    return df * t * t * t;
-}
-
-typedef struct {
-    double mean, error, variance;
-} Estimate;
-
-/* Mean and standard error of the mean by Jonsson's automated blocking (Phys. Rev. E 98,
- * 043304 (2018)): the first level k from which the normalised lag-one covariances of
- * all higher levels are consistent with zero (M_k below the chi^2 quantile), its error
- * sqrt(s_k^2 / (n_k - 1)) times sqrt(1 + 2 r_k) for the remaining correlation r_k of
- * neighbouring blocks (clipped to [0.5, 2]), as parallel_vmc/stats/blocking.py does. */
-static Estimate blocking_result(const Blocking *B)
-{
-    Estimate e = {B->count ? B->shift + B->total / B->count : NAN, 0.0, 0.0};
-    double s2[MAX_LEVELS], g[MAX_LEVELS], m[MAX_LEVELS + 1];
-    int L = 0;
-    while (L < MAX_LEVELS && B->n[L] >= 2) {
-        const double n = (double)B->n[L], mu = B->sum[L] / n;
-        s2[L] = B->sq[L] / n - mu * mu;
-        g[L] = (B->cross[L] - mu * (2.0 * B->sum[L] - B->first[L] - B->last[L]) + (n - 1) * mu * mu) / n;
-        L++;
-    }
-    if (L == 0) return e;
-    e.variance = s2[0] * B->n[0] / (B->n[0] - 1.0);
-    for (int k = 0; k < L; k++)
-        if (!(s2[k] > 0.0)) return e; /* constant series: no error */
-    m[L] = 0.0;
-    for (int k = L - 1; k >= 0; k--) m[k] = m[k + 1] + B->n[k] * (g[k] / s2[k]) * (g[k] / s2[k]);
-    int level = L - 1;
-    for (int k = 0; k < L; k++)
-        if (m[k] < chi2_q99(L - k)) {
-            level = k;
-            break;
-        }
-    double f = 1.0 + 2.0 * g[level] / s2[level];
-    f = f < 0.5 ? 0.5 : f > 2.0 ? 2.0 : f;
-    e.error = sqrt(s2[level] / (B->n[level] - 1.0) * f);
-    return e;
-}
 
 /* ------------------------------------------------------------------ the state */
 
@@ -292,7 +90,7 @@ typedef struct {
     double c, inv_s2;    /* RBM: psi contains F^c; 1 / sigma^2 */
     double step, drift_limit;
     double *x;           /* positions x[p D + d] */
-    /* RBM (see rbm_vmc_ref.c) */
+    /* RBM (see rbm_vmc_ref.c and vmc_ref_common.h) */
     double *a, *b, *W;          /* visible biases (M), hidden biases (H), W[i H + j] */
     double *u, *s, *r;          /* u_j, sigmoid(u_j), 1 / (1 + exp(u_j)) */
     double *un, *eun, *sn, *rn; /* the proposal's u'_j, exp(u'_j), s'_j, r'_j */
@@ -315,97 +113,11 @@ typedef struct {
     double *grad, *lap;  /* grad ln psi (M) and per particle nabla_p^2 ln psi (P) */
 } Sys;
 
-static void *alloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "slater_vmc_ref: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-/* ------------------------------------------------------------------ RBM */
-
-HOT void swap(double **a, double **b)
-{
-    double *t = *a;
-    *a = *b;
-    *b = t;
-}
-
-
-/* 1 / (1 + e) and e / (1 + e) for e = exp(u), exact also where e overflowed. */
-HOT void sigmoid_pair(double e, double *recip, double *sig)
-{
-    const double ec = e < SATURATED ? e : SATURATED;
-    const double inv = 1.0 / (1.0 + ec);
-    *recip = inv;
-    *sig = ec * inv;
-}
-
-static void rbm_refresh(Sys *S)
-{
-    for (int j = 0; j < S->H; j++) {
-        double t = S->b[j];
-        for (int i = 0; i < S->M; i++) t += S->x[i] * S->W[(size_t)i * S->H + j] * S->inv_s2;
-        S->u[j] = t;
-        sigmoid_pair(exp(t), &S->r[j], &S->s[j]);
-    }
-}
-
-/* d ln F^c / d x_p at the particle's coordinates xp (D) with sigmoids sig, into g. */
-HOT void rbm_drift(const Sys *S, int p, const double *xp, const double *sig, double *g, const int D)
-{
-    const int H = S->H;
-    for (int d = 0; d < D; d++) {
-        const int i = p * D + d;
-        const double *Wi = S->W + (size_t)i * H;
-        double t = -(xp[d] - S->a[i]);
-        for (int j = 0; j < H; j++) t += Wi[j] * sig[j];
-        g[d] = S->c * S->inv_s2 * t;
-    }
-}
-
-/* The RBM's |F'/F|^(2c) for particle p moved by dx: the Gaussian's logarithm added to
- * *log_q, the hidden units' product returned; u' and exp(u') left in un, eun. */
-HOT double rbm_ratio(Sys *S, int p, const double *dx, double *log_q, const int D)
-{
-    const int H = S->H;
-    const double inv_s2 = S->inv_s2;
-    for (int d = 0; d < D; d++) {
-        const int i = p * D + d;
-        const double xo = S->x[i] - S->a[i], xn = xo + dx[d];
-        *log_q -= S->c * inv_s2 * (xn * xn - xo * xo);
-    }
-    const double *Wp = S->W + (size_t)p * D * H;
-    const double *u = S->u, *r = S->r;
-    double *un = S->un, *eun = S->eun;
-    double hidden = 1.0;
-    for (int j = 0; j < H; j++) {
-        double du = 0.0;
-        for (int d = 0; d < D; d++) du += dx[d] * Wp[d * H + j];
-        un[j] = u[j] + du * inv_s2;
-        eun[j] = exp(un[j]);
-        hidden *= (1.0 + eun[j]) * r[j];
-    }
-    return S->c != 0.5 ? pow(hidden, 2.0 * S->c) : hidden;
-}
-
-HOT void rbm_proposal_sigmoids(Sys *S)
-{
-    for (int j = 0; j < S->H; j++) sigmoid_pair(S->eun[j], &S->rn[j], &S->sn[j]);
-}
-
-/* Accept the proposal (sigmoids_done: s', r' are filled): the proposal's rows become the
- * current ones by swapping pointers, no copies. */
-HOT void rbm_accept(Sys *S, int sigmoids_done)
-{
-    if (!sigmoids_done) rbm_proposal_sigmoids(S);
-    swap(&S->u, &S->un);
-    swap(&S->s, &S->sn);
-    swap(&S->r, &S->rn);
-}
+/* The random numbers, the error bars, the RBM's cache, ratio and drift, the sweep and
+ * the thermalisation, the self-test's helpers, the options and the timing, shared with
+ * rbm_vmc_ref.c. */
+#define VMC_STATE Sys
+#include "vmc_ref_common.h"
 
 /* ------------------------------------------------------------------ orbitals */
 
@@ -723,15 +435,6 @@ HOT void proposal_drift(Sys *S, int p, double *g, const int D)
     for (int d = 0; d < D; d++) g[d] += gd[d] * inv_R;
 }
 
-/* Umrigar's limit of a drift g (D): g (sqrt(1 + 2 a |g|^2 tau) - 1) / (a |g|^2 tau). */
-HOT void limit_drift(double *g, double tau, double a, const int D)
-{
-    double g2 = 0.0;
-    for (int d = 0; d < D; d++) g2 += g[d] * g[d];
-    const double f = 2.0 / (1.0 + sqrt(1.0 + 2.0 * a * g2 * tau));
-    for (int d = 0; d < D; d++) g[d] *= f;
-}
-
 /* Take the last proposal of particle p (displacement dx) into every cache and x. */
 HOT void accept(Sys *S, int p, const double *dx, const int D)
 {
@@ -747,50 +450,16 @@ HOT void accept(Sys *S, int p, const double *dx, const int D)
 HOT double propose(Sys *S, Rng *g, int p, double *dx, const int D)
 {
     if (!S->importance) {
-        for (int d = 0; d < D; d++) dx[d] = S->step * (uniform(g) - 0.5);
+        box_move(S, g, dx, D);
         return move_ratio(S, p, dx, D);
     }
-    const double tau = S->step, sq = sqrt(tau);
     double g_old[MAX_D], g_new[MAX_D];
     drift(S, p, g_old, D);
-    if (S->drift_limit > 0.0) limit_drift(g_old, tau, S->drift_limit, D);
-    for (int d = 0; d < D; d++) dx[d] = tau * g_old[d] + sq * normal(g);
+    langevin_move(S, g, g_old, dx, D);
     const double ratio = move_ratio(S, p, dx, D);
     if (ratio == 0.0) return 0.0; /* on a node: no drift there */
     proposal_drift(S, p, g_new, D);
-    if (S->drift_limit > 0.0) limit_drift(g_new, tau, S->drift_limit, D);
-    double t = 0.0; /* ln G(x|x') - ln G(x'|x), G(y|x) ~ exp(-|y - x - tau g(x)|^2 / 2 tau) */
-    for (int d = 0; d < D; d++) {
-        const double fwd = dx[d] - tau * g_old[d], bwd = dx[d] + tau * g_new[d];
-        t += fwd * fwd - bwd * bwd;
-    }
-    return ratio * exp(t * (0.5 / tau));
-}
-
-HOT long sweep_d(Sys *S, Rng *rng, const int D)
-{
-    Rng g = *rng; /* the state in registers */
-    long accepted = 0;
-    for (int p = 0; p < S->P; p++) {
-        double dx[MAX_D];
-        const double q = propose(S, &g, p, dx, D);
-        if (uniform(&g) < q) {
-            accept(S, p, dx, D);
-            accepted++;
-        }
-    }
-    *rng = g;
-    return accepted;
-}
-
-/* One sweep (a proposed move per particle); the number accepted. */
-static long sweep(Sys *S, Rng *g)
-{
-    switch (S->D) { /* D a constant in each copy */
-    case 1: return sweep_d(S, g, 1);
-    case 2: return sweep_d(S, g, 2);
-    default: return sweep_d(S, g, 3);
-    }
+    return ratio * green_ratio(S, dx, g_old, g_new, D);
 }
 
 /* ------------------------------------------------------------------ local energy */
@@ -799,22 +468,15 @@ static long sweep(Sys *S, Rng *g)
  * S->grad and nabla_p^2 ln psi in S->lap. */
 HOT double local_energy_d(Sys *S, const int D)
 {
-    const int P = S->P, H = S->H, n = S->n;
-    const double c = S->c, inv_s2 = S->inv_s2;
+    const int P = S->P, n = S->n;
     double *grad = S->grad, *lap = S->lap, trap = 0.0, coulomb = 0.0;
     for (int p = 0; p < P; p++) { /* RBM, from its sigmoids */
         lap[p] = 0.0;
         for (int d = 0; d < D; d++) {
             const int i = p * D + d;
-            const double *Wi = S->W + (size_t)i * H;
-            double g = -(S->x[i] - S->a[i]), l = 0.0;
-            for (int j = 0; j < H; j++) {
-                const double ws = Wi[j] * S->s[j];
-                g += ws;
-                l += ws * Wi[j] * (1.0 - S->s[j]);
-            }
-            grad[i] = c * inv_s2 * g;
-            lap[p] += c * (-inv_s2 + l * inv_s2 * inv_s2);
+            double l;
+            grad[i] = rbm_derivatives(S, i, &l);
+            lap[p] += l;
             trap += S->x[i] * S->x[i];
         }
     }
@@ -902,13 +564,9 @@ static int fill_orbitals(Sys *S, double *exact)
 
 static void allocate(Sys *S)
 {
-    const int P = S->P, M = S->M, H = S->H, n = S->n;
+    const int P = S->P, M = S->M, n = S->n;
     S->x = alloc(M, sizeof(double));
-    S->a = alloc(M, sizeof(double));
-    S->b = alloc(H, sizeof(double));
-    S->W = alloc((size_t)M * H, sizeof(double));
-    double **hidden[] = {&S->u, &S->s, &S->r, &S->un, &S->eun, &S->sn, &S->rn};
-    for (size_t k = 0; k < sizeof hidden / sizeof hidden[0]; k++) *hidden[k] = alloc(H, sizeof(double));
+    rbm_allocate(S);
     S->qn = alloc((size_t)n * S->D, sizeof(int));
     S->T[0] = alloc((size_t)n * n, sizeof(double));
     S->T[1] = alloc((size_t)n * n, sizeof(double));
@@ -956,35 +614,10 @@ static void refresh_all(Sys *S)
     refresh_inverses(S);
 }
 
-static void random_positions(Sys *S, Rng *g)
+/* The inverses rebuilt every refresh_every sweeps (t of them done). */
+static void after_sweep(Sys *S, long t)
 {
-    for (int i = 0; i < S->M; i++) S->x[i] = normal(g) / sqrt(S->inv_s2);
-}
-
-/* Thermalisation: n sweeps, the step tuned in the first half after every TUNE_CHUNK
- * sweeps towards the acceptance target (Robbins-Monro on ln step with the gain
- * 3 / (1 + k)^0.6 of the k-th update, a factor 2 at most, as the project's sampler);
- * the inverses rebuilt every refresh_every sweeps. */
-static void thermalize(Sys *S, Rng *g, long n, double target)
-{
-    long done = 0, k = 0;
-    while (done < n) {
-        const int tuning = done < n / 2;
-        const long end = tuning ? n / 2 : n;
-        const long chunk = end - done < TUNE_CHUNK ? end - done : TUNE_CHUNK;
-        long acc = 0;
-        for (long t = 0; t < chunk; t++) {
-            acc += sweep(S, g);
-            if ((done + t + 1) % S->refresh_every == 0) refresh_inverses(S);
-        }
-        if (tuning) {
-            const double rate = (double)acc / (chunk * S->P);
-            const double f = exp(3.0 / pow(1.0 + k, 0.6) * (rate - target));
-            S->step *= f < 0.5 ? 0.5 : f > 2.0 ? 2.0 : f;
-            k++;
-        }
-        done += chunk;
-    }
+    if (t % S->refresh_every == 0) refresh_inverses(S);
 }
 
 /* ------------------------------------------------------------------ self-test */
@@ -995,14 +628,7 @@ static double log_psi(Sys *S, const double *x)
     const int P = S->P, D = S->D;
     int sign;
     double value = slater_log_det(S, x, 0, &sign) + slater_log_det(S, x, 1, &sign);
-    double gauss = 0.0, soft = 0.0;
-    for (int i = 0; i < S->M; i++) gauss += (x[i] - S->a[i]) * (x[i] - S->a[i]);
-    for (int j = 0; j < S->H; j++) {
-        double t = S->b[j];
-        for (int i = 0; i < S->M; i++) t += x[i] * S->W[(size_t)i * S->H + j] * S->inv_s2;
-        soft += t > 0.0 ? t + log1p(exp(-t)) : log1p(exp(t)); /* softplus */
-    }
-    value += S->c * (-0.5 * S->inv_s2 * gauss + soft);
+    value += rbm_log_psi(S, x);
     for (int p = 0; p < P; p++)
         for (int q = p + 1; q < P; q++) {
             const double r = distance(x + p * D, x + q * D, D), B = S->beta[p * P + q];
@@ -1011,65 +637,25 @@ static double log_psi(Sys *S, const double *x)
     return value;
 }
 
-/* Whether x is a finite number, from its bits (-ffast-math may drop isfinite). */
-static int finite(double x)
-{
-    uint64_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    return ((bits >> 52) & 0x7FF) != 0x7FF;
-}
-
-static int check(const char *what, double err, double tol)
-{
-    const int ok = finite(err) && err <= tol;
-    printf("  %-62s %.2e (tolerance %.1e) %s\n", what, err, tol, ok ? "ok" : "FAILED");
-    return !ok;
-}
-
-static double maxd(double a, double b) { return a > b ? a : b; }
-
 /* Largest errors of grad ln psi and of the per-particle Laplacians (the E_L routine's)
  * against fourth-order central differences of log_psi, relative to 1 + |value|. */
 static void derivative_errors(Sys *S, double *err_g, double *err_l)
 {
     const int P = S->P, D = S->D;
-    const double h = 1e-3, f0 = log_psi(S, S->x);
+    const double f0 = log_psi(S, S->x);
     local_energy(S);
     *err_g = *err_l = 0.0;
     for (int p = 0; p < P; p++) {
         double lap = 0.0;
         for (int d = 0; d < D; d++) {
             const int i = p * D + d;
-            const double xi = S->x[i];
-            double f[5];
-            for (int m = -2; m <= 2; m++) {
-                S->x[i] = xi + m * h;
-                f[m + 2] = m ? log_psi(S, S->x) : f0;
-            }
-            S->x[i] = xi;
-            const double g = (f[0] - 8 * f[1] + 8 * f[3] - f[4]) / (12 * h);
-            lap += (-f[0] + 16 * f[1] - 30 * f[2] + 16 * f[3] - f[4]) / (12 * h * h);
+            double g, l;
+            log_psi_differences(S, S->x, i, f0, &g, &l);
+            lap += l;
             *err_g = maxd(*err_g, fabs(g - S->grad[i]) / (1 + fabs(g)));
         }
         *err_l = maxd(*err_l, fabs(lap - S->lap[p]) / (1 + fabs(lap)));
     }
-}
-
-/* The AR(1) series x_t = phi x_{t-1} + sqrt(1 - phi^2) N(0, 1) has the error of the
- * mean sqrt((1 + phi) / ((1 - phi) n)): the relative deviation of the blocking error. */
-static double blocking_error_deviation(Rng *g)
-{
-    const double phi = 0.9;
-    const long n = 1L << 20;
-    Blocking *B = alloc(1, sizeof *B);
-    double v = normal(g);
-    for (long t = 0; t < n; t++) {
-        v = phi * v + sqrt(1 - phi * phi) * normal(g);
-        blocking_add(B, v);
-    }
-    const double dev = fabs(blocking_result(B).error / sqrt((1 + phi) / ((1 - phi) * n)) - 1);
-    free(B);
-    return dev;
 }
 
 static int selftest(Sys *S, uint64_t seed, double exact)
@@ -1080,9 +666,7 @@ static int selftest(Sys *S, uint64_t seed, double exact)
     int fail = 0;
     printf("selftest: P=%d D=%d H=%d omega=%g jastrow=%d, RBM parameters ~ N(0, 0.05^2)\n", P, D, H,
            S->omega, S->jastrow);
-    for (int i = 0; i < M; i++) S->a[i] = 0.05 * normal(&g);
-    for (int j = 0; j < H; j++) S->b[j] = 0.05 * normal(&g);
-    for (long k = 0; k < (long)M * H; k++) S->W[k] = 0.05 * normal(&g);
+    random_parameters(S, &g, 0.05);
     set_jastrow(S, S->jastrow, 0.4, 0.6); /* the two kinds of pair differ */
     random_positions(S, &g);
     refresh_all(S);
@@ -1126,16 +710,8 @@ static int selftest(Sys *S, uint64_t seed, double exact)
         const double ld1 = slater_log_det(S, x1, spin, &s1);
         er = maxd(er, fabs(ratio / exp(2 * (log_psi(S, x1) - f0)) - 1));
         eR = maxd(eR, fabs(S->R / (s0 * s1 * exp(ld1 - ld0)) - 1));
-        for (int d = 0; d < D; d++) {
-            const int i = p * D + d;
-            const double h = 1e-4, xi = x1[i];
-            x1[i] = xi + h;
-            const double fp = log_psi(S, x1);
-            x1[i] = xi - h;
-            const double fm = log_psi(S, x1);
-            x1[i] = xi;
-            ed = maxd(ed, fabs((fp - fm) / (2 * h) - gn[d]) / (1 + fabs(gn[d])));
-        }
+        for (int d = 0; d < D; d++)
+            ed = maxd(ed, fabs(log_psi_slope(S, x1, p * D + d) - gn[d]) / (1 + fabs(gn[d])));
     }
     free(x1);
     fail |= check("determinant ratio from the inverse vs two determinants", eR, 1e-9);
@@ -1149,20 +725,14 @@ static int selftest(Sys *S, uint64_t seed, double exact)
         for (int t = 0; t < 2000; t++) moved += sweep(S, &g);
     }
     double *old = alloc(3 * (size_t)H + 2 * (size_t)P * P, sizeof(double));
-    memcpy(old, S->u, H * sizeof(double));
-    memcpy(old + H, S->s, H * sizeof(double));
-    memcpy(old + 2 * H, S->r, H * sizeof(double));
+    rbm_save(S, old);
     memcpy(old + 3 * H, S->dist, (size_t)P * P * sizeof(double));
     memcpy(old + 3 * H + P * P, S->slope, (size_t)P * P * sizeof(double));
     const double drift = refresh_inverses(S);
     rbm_refresh(S);
     jastrow_refresh(S);
-    double eu = 0.0, ej = 0.0;
-    for (int j = 0; j < H; j++) {
-        eu = maxd(eu, fabs(old[j] - S->u[j]) / (1 + fabs(S->u[j])));
-        eu = maxd(eu, fabs(old[H + j] - S->s[j]));
-        eu = maxd(eu, fabs(old[2 * H + j] - S->r[j]));
-    }
+    const double eu = rbm_cache_error(S, old);
+    double ej = 0.0;
     for (int k = 0; k < P * P; k++) {
         ej = maxd(ej, fabs(old[3 * H + k] - S->dist[k]) / (1 + S->dist[k]));
         ej = maxd(ej, fabs(old[3 * H + P * P + k] - S->slope[k]) / (1 + S->slope[k]));
@@ -1175,9 +745,7 @@ static int selftest(Sys *S, uint64_t seed, double exact)
     if (S->jastrow) fail |= check("Jastrow distance and slope tables after 4000 sweeps vs fresh", ej, 1e-10);
     /* 4. the exact state: a = b = W = 0, no Jastrow, no Coulomb; E_L is the closed-shell
      * energy at every configuration */
-    memset(S->a, 0, M * sizeof(double));
-    memset(S->b, 0, H * sizeof(double));
-    memset(S->W, 0, (size_t)M * H * sizeof(double));
+    zero_parameters(S);
     const int jastrow = S->jastrow, coulomb = S->coulomb;
     set_jastrow(S, 0, 0.5, 0.5);
     S->coulomb = 0;
@@ -1188,7 +756,7 @@ static int selftest(Sys *S, uint64_t seed, double exact)
         S->step = (imp ? 0.1 : 1.0) / sqrt(S->omega);
         for (int t = 0; t < 300; t++) {
             sweep(S, &g);
-            if ((t + 1) % S->refresh_every == 0) refresh_inverses(S);
+            after_sweep(S, t + 1);
             ee = maxd(ee, fabs(local_energy(S) / exact - 1));
         }
     }
@@ -1216,93 +784,72 @@ static int usage(const char *msg)
     return 2;
 }
 
-static int read_parameters(Sys *S, const char *path)
+/* The arguments of this program alone: P D H SWEEPS omega jastrow, --non-interacting,
+ * --refresh and --beta. */
+typedef struct {
+    double pos[6];
+    int npos, free_particles;
+    long refresh;
+    double beta_anti, beta_para;
+} Own;
+
+static int own_positional(void *own, const char *arg)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return usage("--params: cannot open the file");
-    double *blocks[3] = {S->a, S->b, S->W};
-    const long sizes[3] = {S->M, S->H, (long)S->M * S->H};
-    for (int k = 0; k < 3; k++)
-        for (long i = 0; i < sizes[k]; i++)
-            if (fscanf(f, "%lf", &blocks[k][i]) != 1) {
-                fclose(f);
-                return usage("--params: fewer than M + H + M H numbers (a, b, W)");
-            }
-    double extra;
-    const int more = fscanf(f, "%lf", &extra) == 1;
-    fclose(f);
-    return more ? usage("--params: more than M + H + M H numbers (a, b, W)") : 0;
+    Own *o = own;
+    char *end = NULL;
+    if (o->npos == 6) return usage("more than six positional arguments");
+    o->pos[o->npos] = strtod(arg, &end);
+    if (*end || end == arg || (o->npos != 4 && o->pos[o->npos] != floor(o->pos[o->npos])))
+        return usage("P D H SWEEPS and jastrow must be integers, omega a number");
+    o->npos++;
+    return 0;
+}
+
+static int own_flag(void *own, const char *arg)
+{
+    if (strcmp(arg, "--non-interacting")) return 0;
+    ((Own *)own)->free_particles = 1;
+    return 1;
+}
+
+static int own_option(void *own, const char *arg, const char *val, char **end)
+{
+    Own *o = own;
+    if (!strcmp(arg, "--refresh")) o->refresh = strtol(val, end, 10);
+    else if (!strcmp(arg, "--beta")) {
+        o->beta_anti = o->beta_para = strtod(val, end);
+        if (**end == ',') o->beta_para = strtod(*end + 1, end);
+    } else return 0;
+    return 1;
 }
 
 int main(int argc, char **argv)
 {
-    double pos[6] = {6, 2, 12, 200000, 1.0, 1}; /* P D H SWEEPS omega jastrow */
-    int npos = 0, test = 0, free_particles = 0, have_sigma = 0, have_target = 0;
-    long therm = 2000, refresh = 100;
-    double c = 0.5, sigma = 0.0, step = 1.0, target = 0.0, drift_limit = 1.0;
-    double beta_anti = 0.5, beta_para = 0.5;
-    uint64_t seed = 1;
-    const char *params = NULL;
+    Own own = {{6, 2, 12, 200000, 1.0, 1}, 0, 0, 100, 0.5, 0.5}; /* P D H SWEEPS omega jastrow */
+    Options o = {.coulomb = 1, .therm = 2000, .c = 0.5, .step = 1.0, .drift_limit = 1.0, .seed = 1};
+    const int bad = parse_args(argc, argv, &o, &own);
+    if (bad) return bad;
+    const int free_particles = own.free_particles;
+    const long refresh = own.refresh;
     Sys S0 = {0}, *S = &S0;
-    S->coulomb = 1;
-    for (int k = 1; k < argc; k++) {
-        const char *arg = argv[k], *val = k + 1 < argc ? argv[k + 1] : NULL;
-        char *end = NULL;
-        if (strncmp(arg, "--", 2)) {
-            if (npos == 6) return usage("more than six positional arguments");
-            pos[npos] = strtod(arg, &end);
-            if (*end || end == arg || (npos != 4 && pos[npos] != floor(pos[npos])))
-                return usage("P D H SWEEPS and jastrow must be integers, omega a number");
-            npos++;
-            continue;
-        }
-        if (!strcmp(arg, "--selftest")) test = 1;
-        else if (!strcmp(arg, "--no-coulomb")) S->coulomb = 0;
-        else if (!strcmp(arg, "--non-interacting")) free_particles = 1;
-        else if (!val) return usage("an option without its value");
-        else {
-            k++;
-            if (!strcmp(arg, "--sampler")) {
-                if (!strcmp(val, "importance")) S->importance = 1;
-                else if (strcmp(val, "metropolis")) return usage("--sampler: metropolis or importance");
-            } else if (!strcmp(arg, "--psi")) {
-                if (!strcmp(val, "full")) c = 1.0;
-                else if (strcmp(val, "sqrt")) return usage("--psi: sqrt or full");
-            } else if (!strcmp(arg, "--params")) params = val;
-            else if (!strcmp(arg, "--seed")) seed = strtoull(val, &end, 10);
-            else if (!strcmp(arg, "--therm")) therm = strtol(val, &end, 10);
-            else if (!strcmp(arg, "--refresh")) refresh = strtol(val, &end, 10);
-            else if (!strcmp(arg, "--beta")) {
-                beta_anti = beta_para = strtod(val, &end);
-                if (*end == ',') beta_para = strtod(end + 1, &end);
-            } else {
-                const double v = strtod(val, &end);
-                if (!strcmp(arg, "--step")) step = v;
-                else if (!strcmp(arg, "--sigma")) sigma = v, have_sigma = 1;
-                else if (!strcmp(arg, "--target")) target = v, have_target = 1;
-                else if (!strcmp(arg, "--drift-limit")) drift_limit = v;
-                else return usage("unknown option");
-            }
-            if (end && (*end || end == val)) return usage("an option's value is not a number");
-        }
-    }
-    S->P = (int)pos[0];
-    S->D = (int)pos[1];
-    S->H = (int)pos[2];
-    const long sweeps = (long)pos[3];
-    S->omega = pos[4];
-    const int jastrow = (int)pos[5] && !free_particles;
+    S->coulomb = o.coulomb;
+    S->importance = o.importance;
+    S->P = (int)own.pos[0];
+    S->D = (int)own.pos[1];
+    S->H = (int)own.pos[2];
+    const long sweeps = (long)own.pos[3];
+    S->omega = own.pos[4];
+    const int jastrow = (int)own.pos[5] && !free_particles;
     S->M = S->P * S->D;
     S->n = S->P / 2;
-    if (S->D < 1 || S->D > MAX_D || S->H < 1 || (sweeps < 1 && !test))
+    if (S->D < 1 || S->D > MAX_D || S->H < 1 || (sweeps < 1 && !o.test))
         return usage("need 1 <= D <= 3, H >= 1, SWEEPS >= 1");
     if (S->P < 2 || S->P % 2) return usage("P is not a closed-shell electron count");
     if (jastrow && S->D < 2) return usage("the Pade-Jastrow cusp 1/(D-1) needs D >= 2 (jastrow 0)");
-    if (!(S->omega > 0) || !(step > 0) || therm < 0 || refresh < 1 || !(drift_limit >= 0) ||
-        (have_sigma && !(sigma > 0)) || !(beta_anti > 0) || !(beta_para > 0))
+    if (!(S->omega > 0) || !(o.step > 0) || o.therm < 0 || refresh < 1 || !(o.drift_limit >= 0) ||
+        (o.have_sigma && !(o.sigma > 0)) || !(own.beta_anti > 0) || !(own.beta_para > 0))
         return usage("need omega, step, sigma, beta > 0, therm >= 0, refresh >= 1, drift limit >= 0");
-    if (!have_target) target = S->importance ? 0.93 : 0.5;
-    if (!(target > 0 && target < 1)) return usage("need 0 < target < 1");
+    if (settle_target(&o)) return 2;
     if (free_particles) S->coulomb = 0;
     zig_init();
     allocate(S);
@@ -1310,40 +857,33 @@ int main(int argc, char **argv)
     if (!fill_orbitals(S, &exact)) return usage("P is not a closed-shell electron count");
     allocate_tables(S);
     S->sqo = sqrt(S->omega);
-    S->c = c;
-    S->inv_s2 = have_sigma ? 1.0 / (sigma * sigma) : S->omega / c; /* sigma^2 = c / omega */
+    S->c = o.c;
+    S->inv_s2 = o.have_sigma ? 1.0 / (o.sigma * o.sigma) : S->omega / o.c; /* sigma^2 = c / omega */
     S->refresh_every = (int)refresh;
-    S->drift_limit = drift_limit;
-    set_jastrow(S, jastrow, beta_anti, beta_para);
-    if (test) return selftest(S, seed, exact);
+    S->drift_limit = o.drift_limit;
+    set_jastrow(S, jastrow, own.beta_anti, own.beta_para);
+    if (o.test) return selftest(S, o.seed, exact);
 
     Rng g;
-    rng_seed(&g, seed);
-    if (params) {
-        const int bad = read_parameters(S, params);
-        if (bad) return bad;
+    rng_seed(&g, o.seed);
+    if (o.params) {
+        const int bad_params = read_parameters(S, o.params);
+        if (bad_params) return bad_params;
     } else { /* the fermion problem of pvmc bench: RBM parameters ~ N(0, 0.01^2) */
-        for (int i = 0; i < S->M; i++) S->a[i] = 0.01 * normal(&g);
-        for (int j = 0; j < S->H; j++) S->b[j] = 0.01 * normal(&g);
-        for (long k = 0; k < (long)S->M * S->H; k++) S->W[k] = 0.01 * normal(&g);
+        random_parameters(S, &g, 0.01);
     }
-    if (free_particles) {
-        memset(S->a, 0, S->M * sizeof(double));
-        memset(S->b, 0, S->H * sizeof(double));
-        memset(S->W, 0, (size_t)S->M * S->H * sizeof(double));
-    }
+    if (free_particles) zero_parameters(S);
     random_positions(S, &g);
     refresh_all(S);
-    S->step = step;
-    thermalize(S, &g, therm, target);
+    S->step = o.step;
+    thermalize(S, &g, o.therm, o.target);
     refresh_all(S);
 
     Blocking *B = alloc(1, sizeof *B);
     long accepted = 0;
     double inv_err = 0.0, worst = 0.0;
-    struct timespec w0, w1, c0, c1;
-    clock_gettime(CLOCK_MONOTONIC, &w0);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    Stopwatch clock;
+    stopwatch_start(&clock);
     for (long t = 0; t < sweeps; t++) {
         accepted += sweep(S, &g);
         if ((t + 1) % refresh == 0) inv_err = maxd(inv_err, refresh_inverses(S));
@@ -1351,19 +891,16 @@ int main(int argc, char **argv)
         blocking_add(B, e);
         if (free_particles) worst = maxd(worst, fabs(e - exact));
     }
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-    clock_gettime(CLOCK_MONOTONIC, &w1);
-    const double wall = (w1.tv_sec - w0.tv_sec) + 1e-9 * (w1.tv_nsec - w0.tv_nsec);
-    const double cpu = (c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec);
+    double wall, cpu;
+    stopwatch_read(&clock, &wall, &cpu);
     const Estimate e = blocking_result(B);
     printf("P=%d D=%d H=%d sweeps=%ld sampler=%s psi=%s omega=%g jastrow=%d coulomb=%d  <E>=%.6f "
            "err=%.6f var=%.4g acc=%.4f step=%.4f inv_err=%.1e",
            S->P, S->D, S->H, sweeps, S->importance ? "importance" : "metropolis",
-           c == 0.5 ? "sqrt" : "full", S->omega, S->jastrow, S->coulomb, e.mean, e.error,
+           o.c == 0.5 ? "sqrt" : "full", S->omega, S->jastrow, S->coulomb, e.mean, e.error,
            e.variance, (double)accepted / ((double)sweeps * S->P), S->step, inv_err);
     if (free_particles) printf(" E_exact=%g max|E_L-E_exact|=%.1e", exact, worst);
-    printf("  cpu=%.0f%% ns/move=%.2f ns/sweep=%.2f\n", 100 * cpu / wall,
-           1e9 * wall / ((double)sweeps * S->P), 1e9 * wall / sweeps);
+    print_speed(wall, cpu, sweeps, S->P);
     free(B);
     return 0;
 }
