@@ -148,26 +148,23 @@ def prepare(args, comm, cfg, say) -> list:
     return setups
 
 
+def run_once(comm, u):
+    """One timed production run (a Repeat) of the prepared sampler u."""
+    return _one_repeat(
+        comm,
+        u.sampler,
+        u.theta,
+        u.walkers,
+        u.n_sweeps,
+        u.layout,
+        u.cfg.production.observables_every,
+    )
+
+
 def measure(args, comm, setups) -> list:
     """[(sampler name, step, acceptance, [Repeat, ...])] of the prepared samplers."""
     return [
-        (
-            u.name,
-            u.sampler.step,
-            u.acceptance,
-            [
-                _one_repeat(
-                    comm,
-                    u.sampler,
-                    u.theta,
-                    u.walkers,
-                    u.n_sweeps,
-                    u.layout,
-                    u.cfg.production.observables_every,
-                )
-                for _ in range(args.repeats)
-            ],
-        )
+        (u.name, u.sampler.step, u.acceptance, [run_once(comm, u) for _ in range(args.repeats)])
         for u in setups
     ]
 
