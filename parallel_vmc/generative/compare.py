@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -202,9 +203,31 @@ def compare(
     return result
 
 
+def environment() -> str:
+    """Versions and machine of a comparison, for its printout."""
+    import platform
+    from importlib.metadata import version
+
+    import numba
+    import sklearn
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"python {platform.python_version()}, numpy {np.__version__}, numba "
+        f"{numba.__version__}, scikit-learn {sklearn.__version__}, parallel_vmc "
+        f"{version('parallel_vmc')}; {cpu}, {os.cpu_count()} cores"
+    )
+
+
 def format_result(r: dict) -> str:
     s = r["settings"]
     lines = [
+        environment(),
         f"binarised 8x8 digits: {s['train_rows']} training, {s['held_out_rows']} "
         f"held-out rows; {s['hidden']} hidden, batch {s['batch_size']}, lr "
         f"{s['learning_rate']}, {s['epochs']} epochs, PCD-1 + SGD; one BLAS thread; "
