@@ -4,17 +4,11 @@ command line's parser is built from this module for every command."""
 from __future__ import annotations
 
 from ..wavefunction.layout import PAIR_PARTS
+from .errors import BenchInputError
 
 SAMPLERS = ("metropolis", "importance", "gibbs")
 DEFAULT_SAMPLES = 2**22
 DEFAULT_WALKERS = 16  # per rank; --dmc: dmc.walkers over the ranks
-
-
-class BenchInputError(Exception):
-    """Bad bench input (options, the C reference); exit code 2 with this message.
-    one_rank: found by one rank after the ranks parted (the others must be stopped)."""
-
-    one_rank = False
 
 
 def add_arguments(p) -> None:
@@ -219,7 +213,7 @@ def check_options(args) -> None:
             f"--scan-particles {args.scan_particles} and -P {args.particles}: allowed: one of them"
         )
     if args.reference:
-        from .reference import resolve  # here: it imports this module
+        from .reference import resolve
 
         args.reference = resolve(args.reference)  # a name becomes the packaged file
 

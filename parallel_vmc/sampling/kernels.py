@@ -263,11 +263,13 @@ def sweep_walkers(sw, theta, r, j, s, e, sy, walkers, out):
         if slot >= 0:  # the walker's own caches, in place (DMC: one call per step)
             kr, kj, ks = compose.kept_views(borrowed(caches[slot]), rc0, jc0, sc0)
             rc, jc, sc = borrowed(kr), borrowed(kj), borrowed(ks)
-            if not cached[w]:  # new: the templates' constants, then a rebuild
+            rebuild = not cached[w]
+            if rebuild:  # a new row: the templates' constants first
                 compose.copy_caches(rc0, jc0, sc0, rc, jc, sc)
-                compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)
-        else:  # parameters may have changed
+        else:  # rebuilt at every call: the parameters may have changed
             rc, jc, sc = borrowed(owners[0]), borrowed(owners[1]), borrowed(owners[2])
+            rebuild = True
+        if rebuild:  # one call site: the inlined rebuild is compiled once
             compose.refresh(theta, r, rc, j, jc, s, sc, e, ec, x)
         n_acc = 0  # since the last call
         e_sum = 0.0

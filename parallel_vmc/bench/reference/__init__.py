@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 
-from ..options import BenchInputError
+from ..errors import BenchInputError
 
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 NAMES = {"rbm": "rbm_vmc_ref.c", "slater": "slater_vmc_ref.c"}
