@@ -256,6 +256,22 @@ def test_caches_kept_between_steps_give_the_moves_of_caches_rebuilt_every_step(c
     np.testing.assert_allclose(kept.walkers.positions, rebuilt.walkers.positions, rtol=1e-10)
 
 
+def test_a_vmc_call_after_dmc_rebuilds_the_caches_dmc_kept():
+    """Walkers that kept their caches through DMC steps at one theta, then sampled by
+    VMC at another, move exactly as copies that never kept any: VMC calls pass no
+    store, so they rebuild every walker's caches."""
+    system, wf, theta = two_electrons(beta=0.4)
+    other = two_electrons(beta=0.9)[2]
+    walkers = Walkers.start(5, 0, 20, 4, wf.sigma, 2)
+    Sampler("importance", 0.01, system, wf).diffusion(theta)(walkers)
+    assert walkers.cached.all()
+    fresh = Walkers(walkers.positions.copy(), walkers.rng.copy())
+    vmc = Sampler("importance", 0.3, system, wf)
+    e_kept, *_ = vmc.produce(other, walkers, 3, components=False)
+    e_fresh, *_ = vmc.produce(other, fresh, 3, components=False)
+    np.testing.assert_array_equal(e_kept, e_fresh)
+
+
 def test_a_population_out_of_bounds_stops_with_a_clear_error():
     system, wf, theta = two_electrons(beta=0.4)
     walkers = Walkers.start(5, 0, 50, 4, wf.sigma, 2)

@@ -16,7 +16,8 @@ Beside the run's own state a checkpoint written during the phase holds, under
 On the same number of ranks every rank takes back exactly the walkers it held (after
 each step the counts are ``balance.even_counts``), so the run continues bit for bit. On
 another number the population is cut anew the same way: every walker keeps its stream,
-only the order of the sums changes.
+only the order of the sums changes, and which walkers' caches are rebuilt within a
+block (walkers that change rank are), both in the last bits.
 """
 
 from __future__ import annotations

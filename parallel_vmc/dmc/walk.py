@@ -253,7 +253,7 @@ class Diffusion:
             copies, old.positions, old.rng, e, old.slots, self.key, step, math.ceil(starts[r] - u)
         )
         self.series.population.append(int(counts.sum()))
-        walkers = Walkers(x, rng)  # a row >= 0 was filled by this step's moves
+        walkers = Walkers(x, rng)  # a row >= 0 was filled by this step's moves (if kept)
         walkers.inherit_caches(old, rows, rows >= 0)
         self._lap("branch")
         if self.comm.size > 1:

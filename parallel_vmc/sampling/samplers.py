@@ -22,6 +22,8 @@ from . import estimators, obs_layout
 from . import kernels as K
 from .packing import placement_failure
 
+NO_STORE = np.empty((0, 0))  # the kernels' store of kept caches when none is passed
+
 DEFAULT_TARGET = {"metropolis": 0.5, "importance": 0.93, "gibbs": 1.0}
 TUNE_CHUNK = 20  # sweeps between step-size updates while tuning
 TUNE_GAIN = 3.0  # ln(step) changes by gain_k * (acceptance - target) per chunk,
@@ -67,6 +69,8 @@ class Walkers:
         made for (``Sampler.diffusion``'s step function, which holds theta): a new
         store for another owner or another size. A walker's row is kept by whoever
         keeps the walker (the DMC comb and balancing, :meth:`inherit_caches`)."""
+        if size == 0:  # nothing to keep (a generic part): every call rebuilds
+            return
         if self.cache_owner is not owner or self.caches.shape[1] != size:
             self.caches, self.cache_owner = np.empty((0, size)), owner
             self.slots[:] = -1
@@ -142,15 +146,17 @@ class Walkers:
     def count(self) -> int:
         return self.positions.shape[0]
 
-    def kernel_arrays(self, lo: int = 0, hi: int | None = None) -> "K.WalkerArrays":
-        """Walkers lo..hi-1 as the kernels take them: views, updated in place."""
+    def kernel_arrays(self, lo: int = 0, hi: int | None = None, kept: bool = False):
+        """Walkers lo..hi-1 as the kernels take them (``K.WalkerArrays``): views,
+        updated in place; kept: with the store of kept caches (DMC), else without it,
+        so that a VMC call rebuilds every walker's caches whatever a DMC call left."""
         part = slice(lo, hi)
         return K.WalkerArrays(
             self.positions[part],
             self.rng[part],
             self.accepted[part],
             self.inverse_drift[part],
-            self.caches,
+            self.caches if kept else NO_STORE,
             self.slots[part],
             self.cached[part],
         )
@@ -429,7 +435,7 @@ class Sampler:
         sweeps = K.Sweeps(
             self.code, K.DIFFUSE, n_sweeps, self.step, n_params, 0, 1, self.drift_limit
         )
-        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        theta = np.array(theta, dtype=np.float64)  # a copy: the kept caches are for it
         parts, system = self.wf.kernel_parts(), self.hamiltonian()
         size = estimators.iteration_size(n_params)
         none2, none3 = np.empty((0, 0)), np.empty((3, 0, 0))
@@ -442,8 +448,8 @@ class Sampler:
         def step(walkers: Walkers, t0: int = 0):
             e, sums = np.empty((walkers.count, n_sweeps)), np.zeros(size)
             out = K.Outputs(sums, e, none3, none2, obs_layout.NO_HISTOGRAMS, none2)
-            walkers.keep_caches(kept, step)  # a rebuild per walker and call: +40 % at P = 6
-            arrays = walkers.kernel_arrays()
+            walkers.keep_caches(kept, step)  # rebuilding them every call cost +40 % at P = 6
+            arrays = walkers.kernel_arrays(kept=True)
             K.run_walkers(sweeps._replace(t0=t0), theta, parts, system, arrays, out)
             return e, sums[slots]
 

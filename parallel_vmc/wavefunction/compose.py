@@ -239,8 +239,9 @@ def kept_cache_size(r, j, s, e, D):
 def kept_views(row, rc, jc, sc):
     """Views (rc, jc, sc) of a walker's row of kept caches, shaped as the caches rc,
     jc, sc: the kernel works on them in place, so that they stay with their walker
-    between calls (a cache is a function of theta and the position alone, as
-    ``refresh`` or ``commit`` leave it; its scratch is kept along, unused)."""
+    between calls (a cache as ``refresh`` or ``commit`` leave it equals, to rounding, a
+    refresh at theta and the position, plus constants of ``new_cache`` that
+    ``copy_caches`` carries into a new row; its scratch is kept along, unused)."""
     a, b = rc.size, rc.size + jc.size
     return row[:a].reshape(rc.shape), row[a:b], row[b : b + sc.size]
 
